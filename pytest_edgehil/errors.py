@@ -1,0 +1,67 @@
+"""One exception hierarchy for the whole package.
+
+Every message names what failed (device, port, resource, model) and what to do about it, because the
+person reading it is at a bench with cables in hand, not in a debugger.
+"""
+
+from __future__ import annotations
+
+
+class EdgeHILError(Exception):
+    """Base of every error pytest-edgehil raises on purpose."""
+
+
+class ConfigError(EdgeHILError):
+    """A lab file, budget table, option or model card is invalid."""
+
+
+class ProtocolError(EdgeHILError):
+    """A frame could not be decoded or a reply broke the protocol's rules."""
+
+
+class FrameCorrupt(ProtocolError):
+    """A frame failed its COBS decoding, length or CRC check (a dropped or flipped byte on the wire)."""
+
+
+class ProtocolVersionMismatch(ProtocolError):
+    """Host and device speak different protocol versions."""
+
+
+class DeviceError(EdgeHILError):
+    """A device could not be reached or reported a failure."""
+
+
+class DeviceTimeout(DeviceError):
+    """A device did not answer in time."""
+
+
+class DeviceRejected(DeviceError):
+    """The device answered with an ERROR frame (e.g. model too large for its memory)."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ModelError(EdgeHILError):
+    """A model file could not be read, analysed or run."""
+
+
+class InstrumentError(EdgeHILError):
+    """A power analyzer could not be reached, configured or read."""
+
+
+class InstrumentTimeout(InstrumentError):
+    """An instrument did not answer, or an armed acquisition never triggered."""
+
+
+class ScpiError(InstrumentError):
+    """The instrument's error queue (SYST:ERR?) reported an error; the text is the instrument's own."""
+
+
+class MeasurementError(EdgeHILError):
+    """A trace cannot give the asked-for figure (e.g. a window shorter than the sample period)."""
+
+
+class DatasetError(EdgeHILError):
+    """A dataset is missing or does not follow its documented layout."""

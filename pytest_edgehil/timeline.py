@@ -1,0 +1,103 @@
+"""The simulated bench's wiring: what the device twin did, when, and at what power.
+
+On a real bench the device's supply current flows through the analyzer and the device's GPIO trigger
+line is wired to the analyzer's trigger input. In the simulated bench this module is that wiring: the
+device twin appends one `StageSpan` per stage it executes (in its virtual clock), marking the spans
+during which it holds the trigger line high; the analyzer twin reads the spans to synthesize the
+current/voltage it would have digitized, and to know when its armed acquisition triggers.
+
+Times are seconds on the device twin's virtual clock; powers are watts drawn from the supply.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StageSpan:
+    """One contiguous stage of device activity at constant mean power."""
+
+    stage: str  # "idle", "readout", "inference", "retrieval", "load", ...
+    start_s: float
+    end_s: float
+    power_w: float
+    trigger_high: bool = False  # the device raises its trigger line for this span
+    run_index: int = -1  # which inference of a RUN n this span belongs to (-1: none)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def energy_j(self) -> float:
+        return self.power_w * self.duration_s
+
+
+@dataclass
+class ActivityTimeline:
+    """Thread-safe, append-only record of a device twin's activity, plus its idle power and supply."""
+
+    idle_power_w: float
+    supply_v: float
+    spans: list[StageSpan] = field(default_factory=list)
+    _lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    def append(self, span: StageSpan) -> None:
+        with self._lock:
+            if self.spans and span.start_s < self.spans[-1].end_s - 1e-12:
+                raise ValueError("timeline spans must be appended in time order")
+            self.spans.append(span)
+            self._lock.notify_all()
+
+    def snapshot(self) -> list[StageSpan]:
+        with self._lock:
+            return list(self.spans)
+
+    @property
+    def end_s(self) -> float:
+        with self._lock:
+            return self.spans[-1].end_s if self.spans else 0.0
+
+    def wait_for_trigger(self, after_s: float, timeout_s: float) -> float | None:
+        """Block (real time) until a trigger rising edge at or after `after_s`; return its time or None."""
+        def find() -> float | None:
+            for span in self.spans:
+                if span.trigger_high and span.start_s >= after_s:
+                    return span.start_s
+            return None
+
+        with self._lock:
+            found = find()
+            if found is None:
+                self._lock.wait_for(lambda: find() is not None, timeout=timeout_s)
+                found = find()
+            return found
+
+    def wait_until_covered(self, t_s: float, timeout_s: float) -> bool:
+        """Block until activity has been recorded up to `t_s` (the device has got that far)."""
+        with self._lock:
+            return self._lock.wait_for(lambda: bool(self.spans) and self.spans[-1].end_s >= t_s,
+                                       timeout=timeout_s)
+
+    def power_at(self, t_s: float) -> float:
+        """Mean power at time t (idle outside recorded spans)."""
+        with self._lock:
+            for span in self.spans:
+                if span.start_s <= t_s < span.end_s:
+                    return span.power_w
+            return self.idle_power_w
+
+    def energy_between(self, t0_s: float, t1_s: float) -> float:
+        """The true energy drawn in [t0, t1] — what a perfect analyzer would measure."""
+        with self._lock:
+            spans = list(self.spans)
+        covered = 0.0
+        energy = 0.0
+        for span in spans:
+            lo, hi = max(t0_s, span.start_s), min(t1_s, span.end_s)
+            if hi > lo:
+                energy += span.power_w * (hi - lo)
+                covered += hi - lo
+        return energy + self.idle_power_w * max(0.0, (t1_s - t0_s) - covered)
