@@ -1,0 +1,69 @@
+"""Fixtures the suites (and users' own tests) compose: session → bench → device with model → recorder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_edgehil.bench import Bench, DeviceUnderTest
+from pytest_edgehil.catalog import CatalogModel
+from pytest_edgehil.modelinfo import ModelInfo
+from pytest_edgehil.pairs import Pair
+from pytest_edgehil.recording import Recorder
+from pytest_edgehil.session import EdgeHILSession, duts_key, session_key
+
+
+@pytest.fixture(scope="session")
+def edgehil_session(pytestconfig: pytest.Config) -> EdgeHILSession:
+    return pytestconfig.stash[session_key]
+
+
+@pytest.fixture(scope="session")
+def edgehil_bench(edgehil_session: EdgeHILSession) -> Iterator[Bench]:
+    bench = edgehil_session.get_bench()
+    yield bench
+    bench.close()
+    edgehil_session.bench = None
+
+
+@pytest.fixture
+def edgehil_pair(request: pytest.FixtureRequest) -> Pair:
+    # Parametrized by the plugin's pytest_generate_tests; reached directly only when misused.
+    if not hasattr(request, "param"):
+        pytest.fail("edgehil_pair is parametrized by pytest-edgehil; request it from a test, not a fixture "
+                    "outside the suites' parametrization", pytrace=False)
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def edgehil_model(edgehil_pair: Pair, edgehil_session: EdgeHILSession) -> CatalogModel:
+    return edgehil_session.catalog.get(edgehil_pair.model)
+
+
+@pytest.fixture
+def model_info(edgehil_model: CatalogModel) -> ModelInfo:
+    return edgehil_model.info
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_bench: Bench,
+           edgehil_model: CatalogModel) -> DeviceUnderTest:
+    """The pair's device, connected, with the pair's model active and a fresh traffic log."""
+    dut = edgehil_bench.device(edgehil_pair.device)
+    dut.traffic.clear()
+    request.node.stash.setdefault(duts_key, []).append(dut)
+    dut.ensure_model(edgehil_model.data, edgehil_model.name)
+    return dut
+
+
+@pytest.fixture
+def edgehil_record(request: pytest.FixtureRequest, edgehil_pair: Pair,
+                   edgehil_session: EdgeHILSession) -> Recorder:
+    return Recorder(request.node, edgehil_pair, edgehil_session.backend_label)
+
+
+@pytest.fixture(scope="session")
+def dataset_root(edgehil_session: EdgeHILSession) -> Path | None:
+    return edgehil_session.dataset_root

@@ -1,0 +1,83 @@
+"""Per-test measurement records and the budget check that turns them into a verdict.
+
+Records travel in `item.user_properties` as ("edgehil", dict) so they survive xdist and reach JUnit XML;
+the controller collects them from the reports (see `summary.py`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.budgets import Limit, Status, Verdict, unit_of
+from pytest_edgehil.pairs import Pair
+
+USER_PROPERTY = "edgehil"
+
+
+class EdgeHILMarginalWarning(UserWarning):
+    """A measured value passed its budget but sits within the marginal band of the limit."""
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    pair: str
+    model: str
+    device: str
+    kind: str
+    metric: str
+    value: float
+    unit: str
+    backend: str
+    status: str  # pass | marginal | fail | info (no budget)
+    bound: str = ""
+    margin_rel: float | None = None
+    samples: int | None = None
+    source: str = ""
+
+
+class Recorder:
+    """What a suite test uses to check one measured value against its pair's budget."""
+
+    def __init__(self, item: pytest.Item, pair: Pair, backend: str) -> None:
+        self.item = item
+        self.pair = pair
+        self.backend = backend
+
+    def limit(self, metric: str) -> Limit | None:
+        return self.pair.budget.limits.get(metric) if self.pair.budget else None
+
+    def check(self, metric: str, value: float, *, samples: Sequence[float] | int | None = None) -> Verdict | None:
+        """Record `value`; fail the test with a full message if it is outside the budget."""
+        n = samples if isinstance(samples, int) or samples is None else len(samples)
+        limit = self.limit(metric)
+        verdict = limit.check(value) if limit is not None else None
+        record = MetricRecord(
+            pair=self.pair.id, model=self.pair.model_name, device=self.pair.device, kind=self.pair.kind,
+            metric=metric, value=float(value), unit=unit_of(metric), backend=self.backend,
+            status=verdict.status.value if verdict else "info",
+            bound=limit.bound_text if limit else "", margin_rel=verdict.margin_rel if verdict else None,
+            samples=n, source=limit.source if limit else "",
+        )
+        self.item.user_properties.append((USER_PROPERTY, asdict(record)))
+        if verdict is None:
+            return None
+        message = verdict.describe(device=self.pair.device, model=self.pair.model_name, backend=self.backend,
+                                   samples=n)
+        if verdict.status is Status.FAIL:
+            pytest.fail(f"over budget: {message}", pytrace=False)
+        if verdict.status is Status.MARGINAL:
+            warnings.warn(EdgeHILMarginalWarning(f"marginal: {message}"), stacklevel=2)
+        return verdict
+
+    def check_median(self, metric: str, samples: Sequence[float]) -> Verdict | None:
+        return self.check(metric, float(np.median(np.asarray(samples, dtype=float))), samples=samples)
+
+
+def records_from_properties(user_properties: Sequence[tuple[str, object]]) -> list[MetricRecord]:
+    return [MetricRecord(**value) for key, value in user_properties  # type: ignore[arg-type]
+            if key == USER_PROPERTY and isinstance(value, dict)]

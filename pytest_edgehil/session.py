@@ -1,0 +1,45 @@
+"""The edgehil session: everything resolved at configure time, kept in `config.stash`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_edgehil.bench import Bench, DeviceUnderTest
+from pytest_edgehil.budgets import BudgetEntry
+from pytest_edgehil.catalog import ModelCatalog
+from pytest_edgehil.lab import LabConfig
+from pytest_edgehil.pairs import Pair
+from pytest_edgehil.recording import MetricRecord
+
+
+@dataclass
+class EdgeHILSession:
+    lab: LabConfig
+    devices: list[str]
+    models: list[str] | None  # None: every model in the budget table
+    catalog: ModelCatalog
+    budgets: list[BudgetEntry]
+    pairs: list[Pair]
+    seed: int
+    dataset_root: Path | None
+    bench: Bench | None = None
+    records: list[MetricRecord] = field(default_factory=list)
+
+    @property
+    def backend_label(self) -> str:
+        selected = [self.lab.devices[n] for n in self.devices]
+        if all(d.simulated for d in selected):
+            return "SIMULATED"
+        return "HW" if not any(d.simulated for d in selected) else "MIXED (HW + SIMULATED)"
+
+    def get_bench(self) -> Bench:
+        if self.bench is None:
+            self.bench = Bench(self.lab, seed=self.seed)
+        return self.bench
+
+
+session_key = pytest.StashKey[EdgeHILSession]()
+duts_key = pytest.StashKey[list[DeviceUnderTest]]()

@@ -1,0 +1,91 @@
+"""Device profiles: the data a device twin applies to a model's counted MACs to produce timing and power.
+
+A profile is data, not code (`profiles.toml` beside this module), so a lab can calibrate a twin to its own
+board without touching Python. The numbers for the boards with published figures are fitted by
+`scripts/calibrate_profiles.py` from the shipped reference models' MAC counts; the others are estimates
+from the boards' datasheets and are marked as such in the file.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pytest_edgehil.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PROFILES_FILE = Path(__file__).with_name("profiles.toml")
+
+
+@dataclass(frozen=True)
+class StagePower:
+    """Mean supply power of each activity stage, in watts."""
+
+    idle_w: float
+    readout_w: float
+    inference_w: float
+    retrieval_w: float
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """What a board can do: memory, int8 throughput, fixed stage times, power and jitter."""
+
+    kind: str
+    display_name: str
+    firmware: str
+    ram_bytes: int  # activation memory (tensor arena) available to a model
+    flash_bytes: int  # model storage
+    int8_macs_per_s: float
+    inference_overhead_s: float  # per-inference fixed cost (invoke, DMA set-up)
+    float_slowdown: float  # a float32 model runs this many times slower than int8
+    readout_s: float  # sensor readout of one frame
+    retrieval_fixed_s: float  # result retrieval: fixed part ...
+    retrieval_bytes_per_s: float  # ... plus output bytes over the link
+    jitter_rel: float  # relative standard deviation of each stage time
+    supply_v: float
+    power: StagePower
+    source: str  # where the numbers come from
+
+    def inference_s(self, macs: int, *, float_model: bool = False) -> float:
+        """Nominal (jitter-free) inference time of a model with `macs` multiply-accumulates."""
+        compute_s = macs / self.int8_macs_per_s
+        if float_model:
+            compute_s *= self.float_slowdown
+        return self.inference_overhead_s + compute_s
+
+    def retrieval_s(self, output_bytes: int) -> float:
+        return self.retrieval_fixed_s + output_bytes / self.retrieval_bytes_per_s
+
+
+def profile_from_dict(kind: str, raw: dict[str, Any]) -> DeviceProfile:
+    """Build a profile from one TOML table; a missing or unknown key is a ConfigError naming it."""
+    raw = dict(raw)
+    try:
+        power = StagePower(**raw.pop("power"))
+        expected = {f.name for f in fields(DeviceProfile)} - {"kind", "power"}
+        missing, unknown = expected - raw.keys(), raw.keys() - expected
+        if missing or unknown:
+            raise ConfigError(
+                f"device profile {kind!r}: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}; "
+                f"see {PROFILES_FILE.name} for the expected fields"
+            )
+        return DeviceProfile(kind=kind, power=power, **raw)
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"device profile {kind!r} is malformed ({exc}); compare it with {PROFILES_FILE.name}") from exc
+
+
+@lru_cache(maxsize=8)
+def load_profiles(path: Path = PROFILES_FILE) -> dict[str, DeviceProfile]:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read device profiles {path}: {exc}") from exc
+    return {kind: profile_from_dict(kind, table) for kind, table in data.get("device", {}).items()}

@@ -1,0 +1,24 @@
+"""Latency budgets: inference and end-to-end, with the on-device stage split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.device_runs import stage_timings, timing_arrays_ms
+
+
+@pytest.mark.edgehil_metrics("inference_ms", unbudgeted=True)
+def test_inference_latency(device, edgehil_record, latency_runs):
+    ms = timing_arrays_ms(stage_timings(device, latency_runs))
+    edgehil_record.check_median("inference_ms", ms["inference_ms"])
+
+
+@pytest.mark.edgehil_metrics("end_to_end_ms", "readout_ms", "retrieval_ms", "fps", unbudgeted=True)
+def test_end_to_end_latency(device, edgehil_record, latency_runs):
+    ms = timing_arrays_ms(stage_timings(device, latency_runs))
+    # Stages first, so a failing end-to-end budget comes with the split that explains it.
+    for stage in ("readout_ms", "retrieval_ms"):
+        edgehil_record.check_median(stage, ms[stage])
+    edgehil_record.check_median("end_to_end_ms", ms["end_to_end_ms"])
+    edgehil_record.check("fps", 1e3 / float(np.median(ms["end_to_end_ms"])), samples=latency_runs)
