@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from pytest_edgehil.budgets import Limit, Status, load_budgets, unit_of
+from pytest_edgehil.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [(0.80, Status.PASS), (0.98, Status.MARGINAL), (1.0, Status.MARGINAL), (1.01, Status.FAIL)],
+)
+def test_upper_limit_verdicts(value, status):
+    limit = Limit("inference_ms", max=1.0, marginal_rel=0.03)
+    verdict = limit.check(value)
+    assert verdict.status is status
+    assert verdict.margin_rel == pytest.approx(1.0 - value)
+
+
+@pytest.mark.parametrize(("value", "status"), [(0.99, Status.PASS), (0.955, Status.MARGINAL), (0.94, Status.FAIL)])
+def test_lower_limit_verdicts(value, status):
+    assert Limit("roc_auc", min=0.95, marginal_rel=0.01).check(value).status is status
+
+
+def test_units_follow_metric_names():
+    assert unit_of("inference_ms") == "ms"
+    assert unit_of("end_to_end_mj") == "mJ"
+    assert unit_of("roc_auc") == ""
+
+
+def test_describe_names_everything_a_reader_needs():
+    verdict = Limit("inference_ms", max=0.23, source="Q-Segment paper").check(0.31)
+    text = verdict.describe(device="imx500", model="qsegment", backend="SIMULATED", samples=50)
+    for part in ("qsegment", "imx500", "SIMULATED", "0.31", "≤ 0.23 ms", "n=50", "Q-Segment paper", "-"):
+        assert part in text
+
+
+def test_bare_number_is_refused_so_direction_is_explicit(tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_text('[[budget]]\nmodel = "m"\ndevice = "imx500"\n[budget.limits]\ninference_ms = 1.0\n')
+    with pytest.raises(ConfigError, match="max = 1.0"):
+        load_budgets(path)
+
+
+def test_duplicate_pair_is_refused(tmp_path):
+    entry = '[[budget]]\nmodel = "m"\ndevice = "coral"\n[budget.limits]\ninference_ms = { max = 1 }\n'
+    path = tmp_path / "b.toml"
+    path.write_text(entry + entry)
+    with pytest.raises(ConfigError, match="m-coral"):
+        load_budgets(path)
+
+
+def test_shipped_budget_table_loads_and_names_sources():
+    entries = load_budgets(REPO / "fixtures" / "budgets.toml")
+    ids = {e.id for e in entries}
+    assert {"qsegment-imx500", "tinytracker-imx500", "tinytracker-coral", "lowres_seg-jetson-nano"} <= ids
+    for entry in entries:
+        for limit in entry.limits.values():
+            assert limit.source, f"{entry.id}.{limit.metric} has no source"
+            if limit.published is not None and limit.max is not None:
+                assert limit.max >= limit.published

@@ -1,0 +1,149 @@
+"""Device twins over a real pty, driven by the real DeviceClient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.catalog import ModelCatalog
+from pytest_edgehil.client import DeviceClient
+from pytest_edgehil.errors import DeviceRejected
+from pytest_edgehil.protocol import ErrorCode
+from pytest_edgehil.twin.device_twin import DeviceTwin
+from pytest_edgehil.twin.profile import load_profiles
+
+from .conftest import MODELS
+
+CATALOG = ModelCatalog(MODELS)
+PROFILES = load_profiles()
+
+# The published figures the twins are calibrated to (TinyTracker and Q-Segment papers).
+PUBLISHED_MS = [
+    ("qsegment", "imx500", "inference", 0.23),
+    ("tinytracker", "imx500", "readout", 17.9),
+    ("tinytracker", "imx500", "inference", 0.86),
+    ("tinytracker", "imx500", "retrieval", 0.24),
+    ("tinytracker", "imx500", "end_to_end", 19.0),
+    ("tinytracker", "coral", "end_to_end", 34.4),
+]
+
+
+@pytest.fixture
+def twin_client(request):
+    kind = request.param
+    twin = DeviceTwin(PROFILES[kind], kind, seed=1)
+    twin.start()
+    client = DeviceClient(twin.port, timeout_s=10, name=kind)
+    client.open()
+    yield twin, client
+    client.close()
+    twin.close()
+
+
+@pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
+def test_hello_reports_the_profile(twin_client):
+    twin, client = twin_client
+    hello = client.hello()
+    assert (hello.device_kind, hello.ram_bytes) == ("imx500", PROFILES["imx500"].ram_bytes)
+    assert "run" in hello.capabilities
+
+
+@pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
+def test_outputs_through_the_twin_equal_direct_litert(twin_client):
+    from pytest_edgehil.runtime import ModelRunner
+
+    _, client = twin_client
+    model = CATALOG.get("tinytracker")
+    client.load_model(model.data, model.name)
+    rng = np.random.default_rng(0)
+    spec = model.info.inputs[0]
+    x = rng.integers(-128, 128, size=spec.shape, dtype=np.int8).astype(spec.dtype)
+    client.set_input(0, x)
+    via_device = client.run(1).outputs[0]
+    direct = ModelRunner(model.data).run_raw([x])[0]
+    np.testing.assert_array_equal(via_device, direct)
+
+
+@pytest.mark.parametrize(("model", "kind", "stage", "published_ms"), PUBLISHED_MS)
+def test_twin_calibration_within_2_percent(model, kind, stage, published_ms):
+    twin = DeviceTwin(PROFILES[kind], kind)
+    readout_s, inference_s, retrieval_s = twin.nominal_stage_s(CATALOG.get(model).info)
+    nominal_ms = {"readout": readout_s, "inference": inference_s, "retrieval": retrieval_s,
+                  "end_to_end": readout_s + inference_s + retrieval_s}[stage] * 1e3
+    assert nominal_ms == pytest.approx(published_ms, rel=0.02)
+
+
+@pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
+def test_measured_split_through_protocol_matches_calibration(twin_client):
+    twin, client = twin_client
+    model = CATALOG.get("tinytracker")
+    client.load_model(model.data, model.name)
+    timings = client.run(200).timings
+    median_ms = {name: float(np.median([getattr(t, f"{name}_us") for t in timings])) / 1e3
+                 for name in ("readout", "inference", "retrieval")}
+    assert median_ms["readout"] == pytest.approx(17.9, rel=0.02)
+    assert median_ms["inference"] == pytest.approx(0.86, rel=0.02)
+    assert median_ms["retrieval"] == pytest.approx(0.24, rel=0.02)
+    # The triggers are spaced by whole inferences (readout + inference + retrieval) in virtual time.
+    starts = np.array([t.start_us for t in timings])
+    assert starts[0] == 0.0 and np.all(np.diff(starts) > 0)
+
+
+@pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
+def test_heavier_model_measures_proportionally_slower(twin_client):
+    _, client = twin_client
+    base, wide = CATALOG.get("qsegment"), CATALOG.get(str(MODELS / "variants" / "qsegment_wide.tflite"))
+    medians = []
+    for model in (base, wide):
+        client.load_model(model.data, model.name)
+        medians.append(float(np.median([t.inference_us for t in client.run(100).timings])))
+    mac_ratio = wide.info.macs / base.info.macs
+    assert 1.7 < mac_ratio < 2.3
+    # Time scales with MACs (less the fixed per-inference overhead, which the ratio dilutes).
+    assert medians[1] / medians[0] == pytest.approx(mac_ratio, rel=0.15)
+
+
+@pytest.mark.parametrize("twin_client", ["cortex-m4"], indirect=True)
+def test_model_too_big_is_refused_with_an_error_frame(twin_client):
+    _, client = twin_client
+    model = CATALOG.get("qsegment")
+    assert model.info.peak_activation_bytes > PROFILES["cortex-m4"].ram_bytes
+    with pytest.raises(DeviceRejected) as excinfo:
+        client.load_model(model.data, model.name)
+    assert excinfo.value.code == ErrorCode.MODEL_TOO_LARGE
+    assert "cortex-m4" in str(excinfo.value) and "RAM" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
+def test_run_without_model_is_refused(twin_client):
+    _, client = twin_client
+    with pytest.raises(DeviceRejected, match="no model"):
+        client.run(1)
+
+
+@pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
+def test_wrong_input_shape_is_refused_naming_the_shapes(twin_client):
+    _, client = twin_client
+    model = CATALOG.get("tinytracker")
+    client.load_model(model.data, model.name)
+    with pytest.raises(DeviceRejected, match="expects"):
+        client.set_input(0, np.zeros((1, 8, 8, 1), dtype=np.int8))
+
+
+def test_jitter_is_seeded():
+    def run(seed):
+        twin = DeviceTwin(PROFILES["coral"], "coral", seed=seed)
+        info = CATALOG.get("tinytracker").info
+        return [t.inference_us for t in twin._simulate_runs(info, 20)]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_timeline_records_trigger_high_only_during_inference():
+    twin = DeviceTwin(PROFILES["imx500"], "imx500")
+    twin._simulate_runs(CATALOG.get("tinytracker").info, 3)
+    spans = twin.timeline.snapshot()
+    assert [s.stage for s in spans if s.trigger_high] == ["inference"] * 3
+    total = sum(s.energy_j for s in spans)
+    assert twin.timeline.energy_between(spans[0].start_s, spans[-1].end_s) == pytest.approx(total)
