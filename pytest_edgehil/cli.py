@@ -1,0 +1,133 @@
+"""The `edgehil` command line: `edgehil inspect MODEL.tflite [--json]`, and room for more subcommands.
+
+Each subcommand is one `add_*_command(subparsers)` function that registers its parser and sets
+`handler` (a function `argparse.Namespace -> int`); to add one (`compare`, `report`), write such a
+function and append it to `COMMANDS`. Errors the package raises on purpose (`EdgeHILError`) are printed
+as one line on stderr with exit status 2; usage errors exit 2 as argparse does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_edgehil.errors import EdgeHILError
+from pytest_edgehil.modelinfo import ModelInfo, analyze_model
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+_SubParsers = Any  # argparse's _SubParsersAction is private; typed loosely on purpose
+
+
+def human_count(value: float) -> str:
+    """1179648 -> '1.18 M'; small counts stay exact ('640')."""
+    magnitude = abs(value)
+    if magnitude < 1000:
+        return f"{value:g}"
+    for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12)):
+        if magnitude < scale * 1000 or unit == "T":
+            return f"{value / scale:.3g} {unit}" if value / scale < 100 else f"{value / scale:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def human_bytes(size: int) -> str:
+    """24576 -> '24.0 KiB' (binary units: device RAM and flash are specified that way)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024.0
+        if value < 1024.0 or unit == "GiB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_model_info(info: ModelInfo, source: str | None = None) -> str:
+    """The human-readable `inspect` report."""
+    lines = [
+        f"model            {info.name}" + (f"  ({source})" if source and source != info.name else ""),
+        f"size             {human_bytes(info.size_bytes)} ({info.size_bytes:,} bytes)",
+        f"sha256           {info.sha256}",
+        f"parameters       {human_count(info.parameters)} ({info.parameters:,}), weights {info.weight_dtype}",
+        f"MACs/inference   {human_count(info.macs)} ({info.macs:,})",
+        (f"peak activation  {human_bytes(info.peak_activation_bytes)} ({info.peak_activation_bytes:,} bytes; "
+         f"lower bound on the tensor arena)"),
+    ]
+    for title, specs in (("inputs", info.inputs), ("outputs", info.outputs)):
+        lines.append(f"{title}:")
+        for spec in specs:
+            quant = f"scale={spec.scale:.6g} zero_point={spec.zero_point}" if spec.quantized else "not quantized"
+            lines.append(f"  {np.dtype(spec.dtype).name:<8} {list(spec.shape)!s:<20} {quant:<36} {spec.name}")
+    lines.append("ops:")
+    width = max((len(name) for name in info.op_counts), default=0)
+    for name, count in sorted(info.op_counts.items(), key=lambda kv: (-info.macs_by_op.get(kv[0], 0), kv[0])):
+        if name in info.unknown_ops:
+            cost = "MACs unknown (counted as 0)"
+        else:
+            macs = info.macs_by_op.get(name, 0)
+            share = 100.0 * macs / info.macs if info.macs else 0.0
+            cost = f"{human_count(macs):>9} MACs {share:5.1f} %"
+        lines.append(f"  {name:<{width}} x{count:<4} {cost}")
+    if info.unknown_ops:
+        lines.append(f"unknown ops (not in the MAC count): {', '.join(info.unknown_ops)}")
+    return "\n".join(lines)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    path = Path(args.model)
+    info = analyze_model(path)
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+    else:
+        print(format_model_info(info, source=str(path)))
+    return EXIT_OK
+
+
+def add_inspect_command(subparsers: _SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="static analysis of a .tflite model (size, parameters, MACs, peak activation)",
+        description="Print a .tflite model's size, sha256, parameters, MACs per inference, peak activation "
+                    "memory, input/output tensors and operator histogram, without running it.")
+    parser.add_argument("model", metavar="MODEL.tflite", help="path to the model file")
+    parser.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    parser.set_defaults(handler=_run_inspect)
+
+
+COMMANDS: list[Callable[[_SubParsers], None]] = [add_inspect_command]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgehil", description="pytest-edgehil command line tools")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors and --help: return the status instead of exiting
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_usage(sys.stderr)
+        print("edgehil: error: name a command, e.g. 'edgehil inspect MODEL.tflite'", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return int(handler(args))
+    except EdgeHILError as exc:
+        print(f"edgehil {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
