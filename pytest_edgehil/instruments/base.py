@@ -1,0 +1,129 @@
+"""The one small interface every power-analyzer driver implements, and the trace it returns.
+
+Measurement code talks to `PowerAnalyzer` only: configure a triggered capture, arm it on the device's
+trigger line (EXT) or a software trigger (BUS), wait for it, fetch the trace. How a given instrument
+spells that in SCPI lives in its driver module; which driver to use is decided from `*IDN?` by
+`registry.open_analyzer`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from pytest_edgehil.errors import MeasurementError
+
+if TYPE_CHECKING:
+    from typing import Self  # annotations only: the package supports Python 3.10 at runtime
+
+TRIGGER_SOURCES = ("EXT", "BUS")
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One captured window: current and voltage sampled every `sample_interval_s`."""
+
+    current_a: np.ndarray  # float64
+    voltage_v: np.ndarray  # float64 (constant array if the instrument did not digitize voltage)
+    sample_interval_s: float
+    trigger_index: int  # sample index of the trigger instant (= pre-trigger points)
+    idn: str
+
+    def __post_init__(self) -> None:
+        if self.current_a.shape != self.voltage_v.shape:
+            raise MeasurementError(
+                f"trace from {self.idn!r}: {self.current_a.size} current samples but "
+                f"{self.voltage_v.size} voltage samples; the fetch was cut short, fetch again")
+        if not 0 <= self.trigger_index <= self.current_a.size:
+            raise MeasurementError(
+                f"trace from {self.idn!r}: trigger index {self.trigger_index} lies outside its "
+                f"{self.current_a.size} samples; check the pre-trigger setting")
+
+    @property
+    def time_s(self) -> np.ndarray:
+        """Sample instants relative to the trigger edge (t = 0 at the trigger)."""
+        return (np.arange(self.current_a.size) - self.trigger_index) * self.sample_interval_s
+
+    @property
+    def power_w(self) -> np.ndarray:
+        return self.current_a * self.voltage_v
+
+    @property
+    def duration_s(self) -> float:
+        return self.current_a.size * self.sample_interval_s
+
+
+class PowerAnalyzer(abc.ABC):
+    """A supply/analyzer channel that digitizes the device's current in a triggered window."""
+
+    #: Human name of the instrument model ("Keysight N6705C + N6781A").
+    model: ClassVar[str] = "power analyzer"
+    #: The shortest sample interval the hardware can resolve, in seconds.
+    min_sample_interval_s: ClassVar[float]
+    #: The most points one capture can hold (per digitized quantity).
+    max_points: ClassVar[int]
+
+    idn: str
+    resource: str
+    channel: int
+
+    @abc.abstractmethod
+    def configure(self, *, voltage_v: float, current_range_a: float, sample_interval_s: float,
+                  points: int, pretrigger_points: int = 0) -> None:
+        """Program the supply voltage, current range and a capture of `points` samples."""
+
+    @abc.abstractmethod
+    def arm(self, source: str = "EXT") -> None:
+        """Start the acquisition; it triggers on the device's trigger line (EXT) or on *TRG (BUS)."""
+
+    @abc.abstractmethod
+    def wait_complete(self, timeout_s: float) -> None:
+        """Block until the armed acquisition has triggered and finished; InstrumentTimeout if not."""
+
+    @abc.abstractmethod
+    def fetch_trace(self) -> Trace:
+        """Read the completed capture back from the instrument."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Drain the error queue and release the VISA session."""
+
+    def supported_sample_interval_s(self, requested_s: float) -> float:
+        """The interval this instrument would actually sample at for a request: the nearest one it
+        supports at or above `requested_s`. For planning; `configure` itself never rounds silently."""
+        return max(requested_s, self.min_sample_interval_s)
+
+    def check_resolves(self, window_s: float, *, min_samples: int = 2) -> None:
+        """Raise MeasurementError if a window of `window_s` is too short for this instrument to resolve.
+
+        A figure computed from fewer than `min_samples` samples is not a measurement; say so rather
+        than report a number.
+        """
+        needed_s = min_samples * self.min_sample_interval_s
+        if window_s < needed_s:
+            raise MeasurementError(
+                f"{self.model} at {self.resource} samples at most every "
+                f"{self.min_sample_interval_s * 1e6:g} us, so a {window_s * 1e6:g} us window gets fewer "
+                f"than {min_samples} samples: it cannot resolve this window. Measure a longer window "
+                f"(e.g. many inferences per trigger) or use a digitizing analyzer.")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.resource} ch{self.channel}>"
+
+
+def open_analyzer(resource: str, *, channel: int = 1, resource_manager: Any = None,
+                  timeout_ms: int = 5000) -> PowerAnalyzer:
+    """Open `resource`, ask `*IDN?` and return the matching driver (see `registry.open_analyzer`)."""
+    # Imported here: the registry imports the driver modules, which import this module.
+    from pytest_edgehil.instruments.registry import open_analyzer as _open
+
+    return _open(resource, channel=channel, resource_manager=resource_manager, timeout_ms=timeout_ms)
