@@ -12,14 +12,26 @@ from dataclasses import dataclass, field
 import serial
 from serial.tools import list_ports
 
+from pytest_edgehil.analyzer_twin import AnalyzerTwin
 from pytest_edgehil.client import DeviceClient
 from pytest_edgehil.devices import get_device_kind
-from pytest_edgehil.errors import DeviceError
+from pytest_edgehil.errors import ConfigError, DeviceError
+from pytest_edgehil.instruments.base import PowerAnalyzer, open_analyzer
 from pytest_edgehil.lab import DeviceConfig, LabConfig
 from pytest_edgehil.protocol import HelloReply
 from pytest_edgehil.timeline import ActivityTimeline
 from pytest_edgehil.traffic_log import TrafficLog
 from pytest_edgehil.twin.device_twin import DeviceTwin
+
+
+@dataclass(frozen=True)
+class SupplySettings:
+    """How the analyzer powers and measures one board."""
+
+    resource: str
+    channel: int
+    supply_v: float
+    current_range_a: float
 
 
 @dataclass
@@ -75,11 +87,42 @@ def resolve_port(config: DeviceConfig) -> str:
 
 
 class Bench:
-    def __init__(self, lab: LabConfig, *, seed: int = 0, timeout_s: float = 10.0) -> None:
+    def __init__(self, lab: LabConfig, *, seed: int = 0, timeout_s: float = 10.0,
+                 analyzer_override: str | None = None) -> None:
         self.lab = lab
         self.seed = seed
         self.timeout_s = timeout_s
+        self.analyzer_override = analyzer_override
         self._devices: dict[str, DeviceUnderTest] = {}
+        self._analyzers: dict[str, tuple[PowerAnalyzer, SupplySettings]] = {}
+        self._analyzer_twins: dict[str, AnalyzerTwin] = {}
+
+    def analyzer(self, name: str) -> tuple[PowerAnalyzer, SupplySettings]:
+        """The power analyzer on device `name`'s supply: the analyzer twin for a simulated device."""
+        if name not in self._analyzers:
+            self._analyzers[name] = self._bring_up_analyzer(self.device(name))
+        return self._analyzers[name]
+
+    def analyzer_twin(self, name: str) -> AnalyzerTwin | None:
+        return self._analyzer_twins.get(name)
+
+    def _bring_up_analyzer(self, dut: DeviceUnderTest) -> tuple[PowerAnalyzer, SupplySettings]:
+        config = dut.config
+        if dut.twin is not None and not self.analyzer_override:
+            profile = dut.twin.profile
+            twin = AnalyzerTwin(dut.twin.timeline, seed=self.seed)
+            self._analyzer_twins[config.name] = twin
+            resource = twin.start()
+            peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w)
+            settings = SupplySettings(resource, 1, profile.supply_v, 1.25 * peak_w / profile.supply_v)
+        else:
+            resource = self.analyzer_override or config.analyzer
+            if not resource or config.supply_v is None or config.current_range_a is None:
+                raise ConfigError(
+                    f"device {config.name!r}: energy needs `analyzer` (VISA resource), `supply_v` and "
+                    "`current_range_a` in its lab-file table (or --analyzer RESOURCE)")
+            settings = SupplySettings(resource, config.analyzer_channel, config.supply_v, config.current_range_a)
+        return open_analyzer(settings.resource, channel=settings.channel), settings
 
     def device(self, name: str) -> DeviceUnderTest:
         if name not in self._devices:
@@ -122,6 +165,12 @@ class Bench:
         return DeviceUnderTest(config, port, client, hello, traffic, twin)
 
     def close(self) -> None:
+        for analyzer, _ in self._analyzers.values():
+            analyzer.close()
+        for twin in self._analyzer_twins.values():
+            twin.close()
+        self._analyzers.clear()
+        self._analyzer_twins.clear()
         for dut in self._devices.values():
             try:
                 dut.client.close()

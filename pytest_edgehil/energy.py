@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import MeasurementError
+from pytest_edgehil.stage_edges import stage_window_energies_j
 
 # Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
 _EDGE_TOLERANCE_SAMPLES = 1e-6
@@ -355,7 +356,9 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     timing_list = list(timings)
     inference_w = inference_windows_s(timing_list)
     end_to_end_w = end_to_end_windows_s(timing_list)
-    both_j = window_energies_j(t, p, np.concatenate([inference_w, end_to_end_w]))
+    # Stage windows are trigger-delimited: the power steps exactly at their edges, so the straddling
+    # samples are split step-aware (stage_edges) rather than smeared by trapezoids.
+    both_j = stage_window_energies_j(t, p, np.concatenate([inference_w, end_to_end_w]))
     inference_j, end_to_end_j = both_j[: len(timing_list)], both_j[len(timing_list):]
 
     dt_s = trace_sample_interval_s(t)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgehil.bench import Bench, DeviceUnderTest
+from pytest_edgehil.bench import Bench, DeviceUnderTest, SupplySettings
+from pytest_edgehil.energy_meter import EnergyMeasurement, EnergyPlan, measure_energy
+from pytest_edgehil.instruments.base import PowerAnalyzer
 from pytest_edgehil.catalog import CatalogModel
 from pytest_edgehil.modelinfo import ModelInfo
 from pytest_edgehil.pairs import Pair
@@ -67,3 +69,32 @@ def edgehil_record(request: pytest.FixtureRequest, edgehil_pair: Pair,
 @pytest.fixture(scope="session")
 def dataset_root(edgehil_session: EdgeHILSession) -> Path | None:
     return edgehil_session.dataset_root
+
+
+@pytest.fixture
+def power_analyzer(edgehil_pair: Pair, edgehil_bench: Bench) -> tuple[PowerAnalyzer, SupplySettings]:
+    """The analyzer on the pair's device supply (the SCPI twin over TCP for a simulated device)."""
+    return edgehil_bench.analyzer(edgehil_pair.device)
+
+
+@pytest.fixture
+def energy_plan(pytestconfig: pytest.Config, device: DeviceUnderTest) -> EnergyPlan:
+    """MLPerf Tiny's 5 windows of >= 10 s on hardware; short windows on the simulated bench."""
+    if not device.config.simulated:
+        return EnergyPlan.hardware()
+    base = EnergyPlan.simulated()
+    return EnergyPlan(windows=int(pytestconfig.getini("edgehil_energy_windows") or base.windows),
+                      runs_per_window=int(pytestconfig.getini("edgehil_energy_runs") or base.runs_per_window))
+
+
+@pytest.fixture
+def energy_meter(device: DeviceUnderTest, power_analyzer: tuple[PowerAnalyzer, SupplySettings],
+                 energy_plan: EnergyPlan, edgehil_session: EdgeHILSession) -> EnergyMeasurement:
+    """Energy per inference of the pair's model on its device, measured once per pair and session."""
+    key = (device.name, device.loaded_sha256)
+    cache = edgehil_session.energy_cache
+    if key not in cache:
+        analyzer, supply = power_analyzer
+        cache[key] = measure_energy(device, analyzer, supply_v=supply.supply_v,
+                                    current_range_a=supply.current_range_a, plan=energy_plan)
+    return cache[key]

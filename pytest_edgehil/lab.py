@@ -33,6 +33,8 @@ class DeviceConfig:
     baud: int = 115200
     analyzer: str | None = None  # VISA resource string of the power analyzer on this board's supply
     analyzer_channel: int = 1
+    supply_v: float | None = None  # the analyzer's output voltage feeding the board
+    current_range_a: float | None = None  # the largest current the board draws (picks the range)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def simulated_lab() -> LabConfig:
 
 
 def _device_from_table(name: str, table: dict[str, Any], where: str) -> DeviceConfig:
-    allowed = {"kind", "simulated", "port", "usb_serial", "baud", "analyzer", "analyzer_channel"}
+    allowed = {"kind", "simulated", "port", "usb_serial", "baud", "analyzer", "analyzer_channel", "supply_v",
+               "current_range_a"}
     unknown = set(table) - allowed
     if unknown:
         raise ConfigError(f"{where}: device {name!r} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -74,7 +77,12 @@ def _device_from_table(name: str, table: dict[str, Any], where: str) -> DeviceCo
         name=name, kind=kind.name, simulated=simulated, port=table.get("port"),
         usb_serial=table.get("usb_serial"), baud=int(table.get("baud", kind.default_baud)),
         analyzer=table.get("analyzer"), analyzer_channel=int(table.get("analyzer_channel", 1)),
+        supply_v=_optional_float(table, "supply_v"), current_range_a=_optional_float(table, "current_range_a"),
     )
+
+
+def _optional_float(table: dict[str, Any], key: str) -> float | None:
+    return float(table[key]) if key in table else None
 
 
 def load_lab(path: Path) -> LabConfig:

@@ -22,7 +22,10 @@ from pytest_edgehil.fixtures import (  # noqa: F401  (fixtures are found by pyte
     edgehil_pair,
     edgehil_record,
     edgehil_session,
+    energy_meter,
+    energy_plan,
     model_info,
+    power_analyzer,
 )
 from pytest_edgehil.lab import LabConfig, apply_backend, load_lab, select_devices, simulated_lab
 from pytest_edgehil.pairs import Pair, generate_pairs, is_selected
@@ -45,10 +48,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--budgets", default=None, help=f"budget table (TOML); default {DEFAULT_BUDGETS}")
     group.addoption("--dataset-root", default=None, help="root of a public dataset (e.g. CHASE_DB1)")
     group.addoption("--edgehil-seed", type=int, default=0, help="seed of the simulated twins' jitter and noise")
+    group.addoption("--analyzer", default=None, help="VISA resource of the power analyzer, overriding the lab file")
     parser.addini("edgehil_lab", "default lab file", default="")
     parser.addini("edgehil_budgets", "default budget table", default="")
     parser.addini("edgehil_models_dir", "directory of NAME.tflite models and NAME.json cards", default="")
     parser.addini("edgehil_latency_runs", "inferences per latency measurement", default="50")
+    parser.addini("edgehil_energy_windows", "simulated bench: acquisition windows per energy measurement", default="")
+    parser.addini("edgehil_energy_runs", "simulated bench: inferences per acquisition window", default="")
 
 
 def _path_option(config: pytest.Config, option: str, ini: str, default: str) -> tuple[Path, bool]:
@@ -80,7 +86,8 @@ def build_session(config: pytest.Config) -> EdgeHILSession:
     root = config.getoption("--dataset-root")
     return EdgeHILSession(lab=lab, devices=devices, models=models, catalog=catalog, budgets=budgets,
                           pairs=pairs, seed=config.getoption("--edgehil-seed"),
-                          dataset_root=Path(root) if root else lab.dataset_root)
+                          dataset_root=Path(root) if root else lab.dataset_root,
+                          analyzer_override=config.getoption("--analyzer"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

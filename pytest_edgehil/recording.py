@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pytest_edgehil.budgets import Limit, Status, Verdict, unit_of
+from pytest_edgehil.metrics import summarize
 from pytest_edgehil.pairs import Pair
 
 USER_PROPERTY = "edgehil"
@@ -38,6 +39,9 @@ class MetricRecord:
     margin_rel: float | None = None
     samples: int | None = None
     source: str = ""
+    ci_low: float | None = None  # 95 % bootstrap confidence interval of the median, when samples were given
+    ci_high: float | None = None
+    raw: list[float] | None = None  # the per-inference samples, kept for the regression gate
 
 
 class Recorder:
@@ -51,9 +55,11 @@ class Recorder:
     def limit(self, metric: str) -> Limit | None:
         return self.pair.budget.limits.get(metric) if self.pair.budget else None
 
-    def check(self, metric: str, value: float, *, samples: Sequence[float] | int | None = None) -> Verdict | None:
+    def check(self, metric: str, value: float, *, samples: Sequence[float] | int | None = None,
+              ci: tuple[float, float] | None = None) -> Verdict | None:
         """Record `value`; fail the test with a full message if it is outside the budget."""
         n = samples if isinstance(samples, int) or samples is None else len(samples)
+        raw = None if isinstance(samples, int) or samples is None else [float(x) for x in samples]
         limit = self.limit(metric)
         verdict = limit.check(value) if limit is not None else None
         record = MetricRecord(
@@ -62,6 +68,7 @@ class Recorder:
             status=verdict.status.value if verdict else "info",
             bound=limit.bound_text if limit else "", margin_rel=verdict.margin_rel if verdict else None,
             samples=n, source=limit.source if limit else "",
+            ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, raw=raw,
         )
         self.item.user_properties.append((USER_PROPERTY, asdict(record)))
         if verdict is None:
@@ -75,7 +82,9 @@ class Recorder:
         return verdict
 
     def check_median(self, metric: str, samples: Sequence[float]) -> Verdict | None:
-        return self.check(metric, float(np.median(np.asarray(samples, dtype=float))), samples=samples)
+        """Check the median of per-inference samples; the record keeps the samples and a 95 % CI."""
+        summary = summarize(np.asarray(samples, dtype=float))
+        return self.check(metric, summary.median, samples=samples, ci=(summary.ci_low, summary.ci_high))
 
 
 def records_from_properties(user_properties: Sequence[tuple[str, object]]) -> list[MetricRecord]:

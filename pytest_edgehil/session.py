@@ -10,6 +10,7 @@ import pytest
 from pytest_edgehil.bench import Bench, DeviceUnderTest
 from pytest_edgehil.budgets import BudgetEntry
 from pytest_edgehil.catalog import ModelCatalog
+from pytest_edgehil.energy_meter import EnergyMeasurement
 from pytest_edgehil.lab import LabConfig
 from pytest_edgehil.pairs import Pair
 from pytest_edgehil.recording import MetricRecord
@@ -27,6 +28,8 @@ class EdgeHILSession:
     dataset_root: Path | None
     bench: Bench | None = None
     records: list[MetricRecord] = field(default_factory=list)
+    analyzer_override: str | None = None
+    energy_cache: dict[tuple[str, str | None], EnergyMeasurement] = field(default_factory=dict)
 
     @property
     def backend_label(self) -> str:
@@ -37,7 +40,7 @@ class EdgeHILSession:
 
     def get_bench(self) -> Bench:
         if self.bench is None:
-            self.bench = Bench(self.lab, seed=self.seed)
+            self.bench = Bench(self.lab, seed=self.seed, analyzer_override=self.analyzer_override)
         return self.bench
 
 
