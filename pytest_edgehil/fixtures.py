@@ -13,7 +13,7 @@ from pytest_edgehil.instruments.base import PowerAnalyzer
 from pytest_edgehil.catalog import CatalogModel
 from pytest_edgehil.modelinfo import ModelInfo
 from pytest_edgehil.pairs import Pair
-from pytest_edgehil.recording import Recorder
+from pytest_edgehil.recording import Recorder, context_key
 from pytest_edgehil.session import EdgeHILSession, duts_key, session_key
 
 
@@ -57,6 +57,9 @@ def device(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_bench: Be
     dut.traffic.clear()
     request.node.stash.setdefault(duts_key, []).append(dut)
     dut.ensure_model(edgehil_model.data, edgehil_model.name)
+    request.node.stash.setdefault(context_key, {}).update(
+        model_sha256=dut.loaded_sha256, device_firmware=dut.hello.firmware,
+        protocol_version=dut.hello.protocol_version, device_serial=dut.hello.serial_number)
     return dut
 
 
@@ -88,8 +91,9 @@ def energy_plan(pytestconfig: pytest.Config, device: DeviceUnderTest) -> EnergyP
 
 
 @pytest.fixture
-def energy_meter(device: DeviceUnderTest, power_analyzer: tuple[PowerAnalyzer, SupplySettings],
-                 energy_plan: EnergyPlan, edgehil_session: EdgeHILSession) -> EnergyMeasurement:
+def energy_meter(request: pytest.FixtureRequest, device: DeviceUnderTest,
+                 power_analyzer: tuple[PowerAnalyzer, SupplySettings], energy_plan: EnergyPlan,
+                 edgehil_session: EdgeHILSession) -> EnergyMeasurement:
     """Energy per inference of the pair's model on its device, measured once per pair and session."""
     key = (device.name, device.loaded_sha256)
     cache = edgehil_session.energy_cache
@@ -97,4 +101,7 @@ def energy_meter(device: DeviceUnderTest, power_analyzer: tuple[PowerAnalyzer, S
         analyzer, supply = power_analyzer
         cache[key] = measure_energy(device, analyzer, supply_v=supply.supply_v,
                                     current_range_a=supply.current_range_a, plan=energy_plan)
-    return cache[key]
+    measurement = cache[key]
+    request.node.stash.setdefault(context_key, {}).update(
+        instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s)
+    return measurement

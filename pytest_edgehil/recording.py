@@ -18,6 +18,12 @@ from pytest_edgehil.metrics import summarize
 from pytest_edgehil.pairs import Pair
 
 USER_PROPERTY = "edgehil"
+TRACE_PROPERTY = "edgehil_trace"
+MAX_TRACE_POINTS = 2000  # a report plot needs the shape of the trace, not every sample
+
+# What makes two measurements comparable, filled in by the fixtures as the bench comes up:
+# model_sha256, device_firmware, protocol_version, instrument_idn, sample_interval_s.
+context_key = pytest.StashKey[dict[str, object]]()
 
 
 class EdgeHILMarginalWarning(UserWarning):
@@ -42,6 +48,7 @@ class MetricRecord:
     ci_low: float | None = None  # 95 % bootstrap confidence interval of the median, when samples were given
     ci_high: float | None = None
     raw: list[float] | None = None  # the per-inference samples, kept for the regression gate
+    context: dict[str, object] | None = None
 
 
 class Recorder:
@@ -69,6 +76,7 @@ class Recorder:
             bound=limit.bound_text if limit else "", margin_rel=verdict.margin_rel if verdict else None,
             samples=n, source=limit.source if limit else "",
             ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, raw=raw,
+            context=dict(self.item.stash.get(context_key, {})),
         )
         self.item.user_properties.append((USER_PROPERTY, asdict(record)))
         if verdict is None:
@@ -80,6 +88,16 @@ class Recorder:
         if verdict.status is Status.MARGINAL:
             warnings.warn(EdgeHILMarginalWarning(f"marginal: {message}"), stacklevel=2)
         return verdict
+
+    def attach_trace(self, time_s: np.ndarray, power_w: np.ndarray, windows_s: np.ndarray) -> None:
+        """Keep a decimated power trace (and the inference windows on it) for the report's plots."""
+        step = max(1, int(np.ceil(len(time_s) / MAX_TRACE_POINTS)))
+        n = len(time_s) // step * step
+        self.item.user_properties.append((TRACE_PROPERTY, {
+            "pair": self.pair.id, "time_s": np.asarray(time_s[:n]).reshape(-1, step).mean(axis=1).tolist(),
+            "power_w": np.asarray(power_w[:n]).reshape(-1, step).mean(axis=1).tolist(),
+            "windows_s": np.asarray(windows_s).tolist(), "backend": self.backend,
+        }))
 
     def check_median(self, metric: str, samples: Sequence[float]) -> Verdict | None:
         """Check the median of per-inference samples; the record keeps the samples and a 95 % CI."""

@@ -10,9 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pytest_edgehil.energy import inference_windows_s
+
 
 @pytest.mark.edgehil_metrics("inference_mj", "inference_mw", unbudgeted=True)
 def test_inference_energy(energy_meter, edgehil_record):
+    trace = energy_meter.last_trace
+    edgehil_record.attach_trace(trace.time_s, trace.power_w, inference_windows_s(energy_meter.timings[-1]))
     edgehil_record.check_median("inference_mj", energy_meter.inference_j * 1e3)
     edgehil_record.check_median("inference_mw", energy_meter.inference_power_w * 1e3)
 
