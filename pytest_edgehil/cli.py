@@ -19,8 +19,10 @@ import numpy as np
 
 from pytest_edgehil.errors import EdgeHILError
 from pytest_edgehil.modelinfo import ModelInfo, analyze_model
+from pytest_edgehil.report import add_report_command
 
 EXIT_OK = 0
+EXIT_REGRESSION = 1  # `compare`: the merge gate blocks
 EXIT_ERROR = 2
 
 _SubParsers = Any  # argparse's _SubParsersAction is private; typed loosely on purpose
@@ -100,7 +102,42 @@ def add_inspect_command(subparsers: _SubParsers) -> None:
     parser.set_defaults(handler=_run_inspect)
 
 
-COMMANDS: list[Callable[[_SubParsers], None]] = [add_inspect_command]
+def _run_compare(args: argparse.Namespace) -> int:
+    # Imported here: the gate pulls in scipy, which `inspect` does not need.
+    from pytest_edgehil.gate import FailOn, compare_results
+    from pytest_edgehil.results import load_results
+
+    fail_on = FailOn.parse(args.fail_on)
+    base, new = load_results(args.base), load_results(args.new)
+    report = compare_results(base.records, new.records, fail_on, base_run=base.run, new_run=new.run)
+    if args.json:
+        print(json.dumps(report.to_json_dict(), indent=2))
+    else:
+        print(f"baseline {args.base} ({base.run.backend}, {base.run.git_commit or 'no commit'}, "
+              f"{base.run.started_at})")
+        print(f"new      {args.new} ({new.run.backend}, {new.run.git_commit or 'no commit'}, {new.run.started_at})")
+        print("\n".join(report.table_lines() + report.detail_lines() + [report.headline()]))
+    return EXIT_OK if report.passed else EXIT_REGRESSION
+
+
+def add_compare_command(subparsers: _SubParsers) -> None:
+    from pytest_edgehil.gate import DEFAULT_FAIL_ON
+
+    parser = subparsers.add_parser(
+        "compare", help="compare two results files: the merge gate outside pytest",
+        description="Compare every model x device x metric of NEW with BASE (results files written by "
+                    "pytest --edgehil-save). Exit status: 0 no blocking regression, 1 a blocking regression, "
+                    "2 an error (unreadable file, bad option).")
+    parser.add_argument("base", metavar="BASE", help="baseline results file (e.g. from main)")
+    parser.add_argument("new", metavar="NEW", help="results file of the change under test")
+    parser.add_argument("--fail-on", default=DEFAULT_FAIL_ON, metavar="FAMILY:PCT,…",
+                        help=f"regressions that fail (default {DEFAULT_FAIL_ON}); add 'missing' or 'unknown' "
+                             "to make those verdicts fail too")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.set_defaults(handler=_run_compare)
+
+
+COMMANDS: list[Callable[[_SubParsers], None]] = [add_inspect_command, add_report_command, add_compare_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

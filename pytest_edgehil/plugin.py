@@ -27,6 +27,8 @@ from pytest_edgehil.fixtures import (  # noqa: F401  (fixtures are found by pyte
     model_info,
     power_analyzer,
 )
+from pytest_edgehil.gate_plugin import DEFAULT_FAIL_ON
+from pytest_edgehil.gate_plugin import register as register_gate
 from pytest_edgehil.lab import LabConfig, apply_backend, load_lab, select_devices, simulated_lab
 from pytest_edgehil.pairs import Pair, generate_pairs, is_selected
 from pytest_edgehil.recording import records_from_properties
@@ -49,6 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dataset-root", default=None, help="root of a public dataset (e.g. CHASE_DB1)")
     group.addoption("--edgehil-seed", type=int, default=0, help="seed of the simulated twins' jitter and noise")
     group.addoption("--analyzer", default=None, help="VISA resource of the power analyzer, overriding the lab file")
+    group.addoption("--edgehil-save", default=None, metavar="PATH",
+                    help="write the results file (JSON) here, rewritten atomically after every measurement")
+    group.addoption("--edgehil-baseline", default=None, metavar="PATH",
+                    help="results file to gate against: fail the run on significant regressions")
+    group.addoption("--edgehil-fail-on", default=DEFAULT_FAIL_ON, metavar="FAMILY:PCT,…",
+                    help=f"regressions that fail the gate (default {DEFAULT_FAIL_ON}); families: energy, latency, "
+                         "accuracy, footprint; add 'missing' or 'unknown' to make those verdicts fail too")
     parser.addini("edgehil_lab", "default lab file", default="")
     parser.addini("edgehil_budgets", "default budget table", default="")
     parser.addini("edgehil_models_dir", "directory of NAME.tflite models and NAME.json cards", default="")
@@ -99,6 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
     config.stash[session_key] = session
     config.pluginmanager.register(EdgeHILReporter(session), "edgehil-reporter")
+    register_gate(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

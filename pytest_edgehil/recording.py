@@ -19,7 +19,7 @@ from pytest_edgehil.pairs import Pair
 
 USER_PROPERTY = "edgehil"
 TRACE_PROPERTY = "edgehil_trace"
-MAX_TRACE_POINTS = 2000  # a report plot needs the shape of the trace, not every sample
+MAX_TRACE_POINTS = 600  # a report plot needs the shape of the trace, not every sample
 
 # What makes two measurements comparable, filled in by the fixtures as the bench comes up:
 # model_sha256, device_firmware, protocol_version, instrument_idn, sample_interval_s.

@@ -1,0 +1,90 @@
+"""Fit the imx500 and coral twin profiles to the published figures, from the shipped models' MACs.
+
+Run after rebuilding the reference models:  python scripts/calibrate_profiles.py
+It rewrites the fitted keys in pytest_edgehil/twin/profiles.toml and prints what it fitted.
+
+Published figures (TinyTracker and Q-Segment papers):
+- IMX500: Q-Segment inference 0.23 ms; TinyTracker 17.9 ms readout + 0.86 ms inference + 0.24 ms
+  retrieval, 4.9 mJ end to end of which 0.06 mJ inference (≈ 70 mW in inference).
+- Coral Dev Board Micro: TinyTracker 34.4 ms and 34.2 mJ end to end.
+Energies are fitted 2 % under the published figure: the published figure is the budget, and a twin
+sitting exactly on it would fail half its runs on noise alone.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pytest_edgehil.modelinfo import analyze_model  # noqa: E402
+from pytest_edgehil.twin.profile import PROFILES_FILE, load_profiles  # noqa: E402
+
+ENERGY_HEADROOM = 0.98
+
+
+def output_bytes(info) -> int:
+    return sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in info.outputs)
+
+
+def set_keys(text: str, kind: str, table: str, values: dict[str, float]) -> str:
+    """Replace `key = value` lines inside [device.KIND] (or [device.KIND.power])."""
+    header = f"[device.{kind}]" if table == "" else f"[device.{kind}.{table}]"
+    start = text.index(header) + len(header)
+    end = text.find("\n[", start)
+    end = len(text) if end < 0 else end
+    section = text[start:end]
+    for key, value in values.items():
+        section, n = re.subn(rf"(?m)^{re.escape(key)}\s*=\s*[^#\n]*?(\s*(#.*)?)$",
+                             lambda m, v=value, k=key: f"{k} = {v:.6g}{m.group(1)}", section)
+        if n != 1:
+            raise SystemExit(f"{header}: key {key!r} not found exactly once")
+    return text[:start] + section + text[end:]
+
+
+def main() -> None:
+    models = REPO / "fixtures" / "models"
+    qseg = analyze_model((models / "qsegment.tflite").read_bytes(), name="qsegment")
+    tiny = analyze_model((models / "tinytracker.tflite").read_bytes(), name="tinytracker")
+    profiles = load_profiles()
+    text = PROFILES_FILE.read_text(encoding="utf-8")
+
+    # IMX500: two published inference times, two unknowns (throughput and fixed overhead).
+    imx = profiles["imx500"]
+    sec_per_mac = (0.86e-3 - 0.23e-3) / (tiny.macs - qseg.macs)
+    overhead_s = 0.23e-3 - qseg.macs * sec_per_mac
+    if sec_per_mac <= 0 or overhead_s < 0:
+        raise SystemExit(f"MACs qsegment={qseg.macs} tinytracker={tiny.macs}: tinytracker needs >= 3.74x "
+                         "the MACs of qsegment to fit 0.23 ms / 0.86 ms with a non-negative overhead")
+    retrieval_fixed_s = 0.24e-3 - output_bytes(tiny) / imx.retrieval_bytes_per_s
+    inference_w = ENERGY_HEADROOM * 0.06e-3 / 0.86e-3
+    other_w = (ENERGY_HEADROOM * 4.9e-3 - inference_w * 0.86e-3) / (17.9e-3 + 0.24e-3)
+    text = set_keys(text, "imx500", "", {"int8_macs_per_s": 1 / sec_per_mac, "inference_overhead_s": overhead_s,
+                                         "retrieval_fixed_s": retrieval_fixed_s})
+    text = set_keys(text, "imx500", "power", {"inference_w": inference_w, "readout_w": other_w,
+                                              "retrieval_w": other_w})
+
+    # Coral Dev Board Micro: one published end-to-end time; readout and retrieval are the estimates.
+    coral = profiles["coral"]
+    inference_s = 34.4e-3 - coral.readout_s - coral.retrieval_s(output_bytes(tiny))
+    scale = ENERGY_HEADROOM * 34.2e-3 / (coral.power.readout_w * coral.readout_s
+                                         + coral.power.inference_w * inference_s
+                                         + coral.power.retrieval_w * coral.retrieval_s(output_bytes(tiny)))
+    text = set_keys(text, "coral", "", {"int8_macs_per_s": tiny.macs / inference_s, "inference_overhead_s": 0.0})
+    text = set_keys(text, "coral", "power", {"readout_w": coral.power.readout_w * scale,
+                                             "inference_w": coral.power.inference_w * scale,
+                                             "retrieval_w": coral.power.retrieval_w * scale})
+    PROFILES_FILE.write_text(text, encoding="utf-8")
+    print(f"MACs: qsegment {qseg.macs:,}  tinytracker {tiny.macs:,}")
+    print(f"imx500: {1 / sec_per_mac / 1e9:.3f} GMAC/s, overhead {overhead_s * 1e6:.1f} µs, "
+          f"inference {inference_w * 1e3:.1f} mW, readout/retrieval {other_w * 1e3:.1f} mW")
+    print(f"coral: {tiny.macs / inference_s / 1e9:.3f} GMAC/s, inference {inference_s * 1e3:.2f} ms, power x{scale:.3f}")
+
+
+if __name__ == "__main__":
+    main()
