@@ -19,11 +19,11 @@ def test_inference(device, edgehil_record):
 
 def test_device_option_parametrizes_and_deselects(edgehil_project):
     edgehil_project.makepyfile(test_lat=LATENCY_SUITE)
-    result = edgehil_project.runpytest("--device=coral", "-v")
-    result.assert_outcomes(passed=2, deselected=None)
-    result.stdout.fnmatch_lines(["*test_inference?tinytracker-coral?*PASSED*SIMULATED*",
+    result = edgehil_project.runpytest("--device=imx500", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_inference?tinytracker-imx500?*PASSED*SIMULATED*",
                                  "*deselected*"])
-    assert "imx500" not in "".join(line for line in result.outlines if "PASSED" in line)
+    assert "coral" not in "".join(line for line in result.outlines if "PASSED" in line)
 
 
 def test_device_and_model_select_one_pair(edgehil_project):
@@ -49,11 +49,11 @@ def test_hw_backend_refuses_simulated_lab(edgehil_project):
 
 
 def test_hardware_lab_never_falls_back_to_simulation(edgehil_project):
-    lab = edgehil_project.makefile(".toml", lab='[devices.coral]\nkind = "coral"\nport = "/dev/ttyEDGEHIL-absent"\n')
+    lab = edgehil_project.makefile(".toml", lab='[devices.imx500]\nkind = "imx500"\nport = "/dev/ttyEDGEHIL-absent"\n')
     edgehil_project.makepyfile(test_lat=LATENCY_SUITE)
-    result = edgehil_project.runpytest(f"--lab={lab}", "--device=coral")
+    result = edgehil_project.runpytest(f"--lab={lab}", "--device=imx500")
     result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["*coral*/dev/ttyEDGEHIL-absent*115200 baud*"])
+    result.stdout.fnmatch_lines(["*imx500*/dev/ttyEDGEHIL-absent*115200 baud*"])
     assert "SIMULATED" not in result.stdout.str().split("short test summary")[0].split("edgehil:")[1][:40]
 
 
@@ -105,7 +105,7 @@ def test_twice_as_heavy_model_fails_its_budget_clearly(edgehil_project, tmp_path
         inference_ms = {{ max = 0.237, published = 0.23, source = "Q-Segment budget applied to a heavier variant" }}
     """))
     edgehil_project.makepyfile(test_lat=LATENCY_SUITE)
-    result = edgehil_project.runpytest(f"--budgets={budgets}", "--device=imx500", "--model=qsegment,qsegment_wide")
+    result = edgehil_project.runpytest(f"--budgets={budgets}", "--device=imx500", f"--model=qsegment,{wide}")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*over budget: qsegment_wide on imx500 (SIMULATED): inference_ms = 0.4* ms*"])
 
@@ -126,10 +126,9 @@ def test_unknown_model_is_a_usage_error(edgehil_project):
 
 def test_header_says_simulated(edgehil_project):
     edgehil_project.makepyfile(test_lat=LATENCY_SUITE)
-    result = edgehil_project.runpytest("--device=coral", "--collect-only", "-q")
+    result = edgehil_project.runpytest("--device=imx500", "--co")
     assert result.ret == 0
-    result = edgehil_project.runpytest("--device=coral", "--co")
-    result.stdout.fnmatch_lines(["edgehil: SIMULATED*devices: coral*"])
+    result.stdout.fnmatch_lines(["edgehil: SIMULATED*devices: imx500*"])
 
 
 def test_custom_device_kind_registered_from_conftest(edgehil_project, tmp_path):
