@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pytest_edgehil.bench import Bench, DeviceUnderTest, SupplySettings
+from pytest_edgehil.catalog import CatalogModel
 from pytest_edgehil.energy_meter import EnergyMeasurement, EnergyPlan, measure_energy
 from pytest_edgehil.instruments.base import PowerAnalyzer
-from pytest_edgehil.catalog import CatalogModel
 from pytest_edgehil.modelinfo import ModelInfo
 from pytest_edgehil.pairs import Pair
 from pytest_edgehil.recording import Recorder, context_key

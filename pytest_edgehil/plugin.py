@@ -29,7 +29,7 @@ from pytest_edgehil.fixtures import (  # noqa: F401  (fixtures are found by pyte
 )
 from pytest_edgehil.gate_plugin import DEFAULT_FAIL_ON
 from pytest_edgehil.gate_plugin import register as register_gate
-from pytest_edgehil.lab import LabConfig, apply_backend, load_lab, select_devices, simulated_lab
+from pytest_edgehil.lab import apply_backend, load_lab, select_devices, simulated_lab
 from pytest_edgehil.pairs import Pair, generate_pairs, is_selected
 from pytest_edgehil.recording import records_from_properties
 from pytest_edgehil.session import EdgeHILSession, duts_key, session_key
@@ -123,8 +123,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[session_key]
     where = s.lab.path or "built-in simulated bench"
-    return [f"edgehil: {s.backend_label} — lab {s.lab.name!r} ({where}); devices: {', '.join(s.devices)}; "
-            f"{len(s.budgets)} budget entries"]
+    return [(f"edgehil: {s.backend_label} — lab {s.lab.name!r} ({where}); devices: {', '.join(s.devices)}; "
+            f"{len(s.budgets)} budget entries")]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

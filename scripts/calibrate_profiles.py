@@ -22,8 +22,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pytest_edgehil.modelinfo import analyze_model  # noqa: E402
-from pytest_edgehil.twin.profile import PROFILES_FILE, load_profiles  # noqa: E402
+from pytest_edgehil.modelinfo import analyze_model
+from pytest_edgehil.twin.profile import PROFILES_FILE, load_profiles
 
 ENERGY_HEADROOM = 0.98
 

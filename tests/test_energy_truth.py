@@ -3,6 +3,7 @@ checked against the truth the twins know."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -67,7 +68,7 @@ def test_error_grows_as_the_sample_rate_drops(imx500_qsegment):
         linear = np.abs(window_energies_j(slow_t, slow_p, windows) / truth_j - 1).max()
         errors[factor] = (stage, linear)
     linear_errs = [errors[f][1] for f in (1, 2, 4, 8)]
-    assert all(a < b for a, b in zip(linear_errs, linear_errs[1:])), errors
+    assert all(a < b for a, b in itertools.pairwise(linear_errs)), errors
     assert linear_errs[-1] > 4 * linear_errs[0]
     for stage, linear in errors.values():
         assert stage < linear
@@ -91,7 +92,7 @@ def test_trigger_that_never_arrives_is_a_typed_timeout(imx500_qsegment):
 
 
 def test_scpi_error_names_the_instruments_text(imx500_qsegment):
-    _, _, analyzer, supply = imx500_qsegment
+    _, _, analyzer, _supply = imx500_qsegment
     with pytest.raises(ScpiError) as excinfo:
         analyzer.send("SENS:SWE:POIN 100000000,(@1)")
     message = str(excinfo.value)

@@ -70,8 +70,8 @@ def test_failure_message_names_value_budget_margin_samples_device_model_backend(
     result = edgehil_project.runpytest(f"--budgets={budgets}", "--device=imx500")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*over budget: tinytracker on imx500 (SIMULATED): inference_ms = 0.8* ms vs budget ≤ 0.5 ms"
-        " — margin -7*%, n=10*a wish*",
+        ("*over budget: tinytracker on imx500 (SIMULATED): inference_ms = 0.8* ms vs budget ≤ 0.5 ms"
+        " — margin -7*%, n=10*a wish*"),
         "*serial traffic imx500*",
     ])
 

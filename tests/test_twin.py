@@ -42,7 +42,7 @@ def twin_client(request):
 
 @pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
 def test_hello_reports_the_profile(twin_client):
-    twin, client = twin_client
+    _twin, client = twin_client
     hello = client.hello()
     assert (hello.device_kind, hello.ram_bytes) == ("imx500", PROFILES["imx500"].ram_bytes)
     assert "run" in hello.capabilities
@@ -75,7 +75,7 @@ def test_twin_calibration_within_2_percent(model, kind, stage, published_ms):
 
 @pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
 def test_measured_split_through_protocol_matches_calibration(twin_client):
-    twin, client = twin_client
+    _twin, client = twin_client
     model = CATALOG.get("tinytracker")
     client.load_model(model.data, model.name)
     timings = client.run(200).timings

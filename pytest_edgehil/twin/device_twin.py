@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from typing_extensions import Self
 
 from pytest_edgehil import protocol as p
 from pytest_edgehil.modelinfo import ModelInfo, analyze_model
@@ -96,7 +97,7 @@ class DeviceTwin:
             self._endpoint.close()
             self._endpoint = None
 
-    def __enter__(self) -> DeviceTwin:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -114,7 +115,7 @@ class DeviceTwin:
                 return handler(message)
             except TwinRefusal as refusal:
                 return [p.Error(refusal.code, f"{self.name}: {refusal}")]
-            except Exception as exc:  # firmware answers INTERNAL rather than going silent
+            except Exception as exc:  # noqa: BLE001 - firmware answers INTERNAL rather than going silent
                 return [p.Error(p.ErrorCode.INTERNAL, f"{self.name}: {type(exc).__name__}: {exc}")]
 
     # -- commands ------------------------------------------------------------------------------------
