@@ -7,18 +7,13 @@ OpenHTF's marginal limits make a drift visible before it fails.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pytest_edgehil.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from pytest_edgehil.tomlfile import read_toml
 
 # Unit by metric-name suffix, so the table stays terse and a misspelt unit cannot slip in.
 _UNITS = {"_ms": "ms", "_us": "µs", "_mj": "mJ", "_mw": "mW", "_kb": "KB", "_cm": "cm", "_fps": "fps",
@@ -117,12 +112,7 @@ def _limit(metric: str, raw: Any, marginal: float, where: str) -> Limit:
 
 
 def load_budgets(path: Path) -> list[BudgetEntry]:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read budget table {path}: {exc.strerror}; pass --budgets PATH") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"budget table {path} is not valid TOML: {exc}") from exc
+    data = read_toml(path, "budget table", "pass --budgets PATH")
     marginal = float(data.get("defaults", {}).get("marginal", DEFAULT_MARGINAL_REL))
     entries: list[BudgetEntry] = []
     seen: set[str] = set()

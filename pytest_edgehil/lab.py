@@ -7,18 +7,13 @@ silently replaced by a twin: if it cannot be reached the run fails, naming the p
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_edgehil.devices import device_kinds, get_device_kind
 from pytest_edgehil.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from pytest_edgehil.tomlfile import read_toml
 
 
 @dataclass(frozen=True)
@@ -86,12 +81,7 @@ def _optional_float(table: dict[str, Any], key: str) -> float | None:
 
 
 def load_lab(path: Path) -> LabConfig:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read lab file {path}: {exc.strerror}; pass --lab PATH to an existing file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"lab file {path} is not valid TOML: {exc}") from exc
+    data = read_toml(path, "lab file", "pass --lab PATH to an existing file")
     lab = data.get("lab", {})
     tables = data.get("devices", {})
     if not tables:
