@@ -58,6 +58,16 @@ def run_info(config: pytest.Config) -> RunInfo:
         argv=[str(a) for a in config.invocation_params.args])
 
 
+DEFAULT_RESULTS = "edgehil-results/latest.json"
+
+
+def _runs_edgehil_pairs(config: pytest.Config) -> bool:
+    from pytest_edgehil.session import session_key  # the session module imports this one's neighbours
+
+    session = config.stash.get(session_key, None)
+    return bool(session and session.pairs)
+
+
 def register(config: pytest.Config) -> None:
     """Register the gate (save/baseline given, controller only) and the JUnit properties (--junitxml)."""
     if config.getoption("xmlpath", None) and not config.pluginmanager.has_plugin(JUNIT_PLUGIN_NAME):
@@ -66,11 +76,17 @@ def register(config: pytest.Config) -> None:
     baseline_opt = config.getoption("--edgehil-baseline", None)
     try:
         fail_on = FailOn.parse(config.getoption("--edgehil-fail-on", None) or DEFAULT_FAIL_ON)
-        if not (save or baseline_opt) or _is_xdist_worker(config):
+        if _is_xdist_worker(config):
+            return
+        lazy = False
+        if not save and _runs_edgehil_pairs(config):
+            # Every run that measures keeps its results, even when nobody asked to save them.
+            save, lazy = str(config.rootpath / DEFAULT_RESULTS), True
+        if not (save or baseline_opt):
             return
         baseline = load_results(Path(baseline_opt)) if baseline_opt else None
         info = run_info(config)
-        writer = ResultsWriter(Path(save), info) if save else None
+        writer = ResultsWriter(Path(save), info, lazy=lazy) if save else None
     except EdgeHILError as exc:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
     plugin = GatePlugin(info, fail_on=fail_on, writer=writer, baseline=baseline,
@@ -132,7 +148,7 @@ class GatePlugin:
                                         green=self.report.passed)
         if self.write_error is not None:
             terminalreporter.write_sep("=", f"edgehil results: {self.write_error}", red=True)
-        elif self.writer is not None:
+        elif self.writer is not None and self.writer.results.records:
             saved = f"edgehil results: {self.writer.path} ({len(self.writer.results.records)} records)"
             if self.report is not None:
                 terminalreporter.write_line(saved)

@@ -265,15 +265,17 @@ def _finite_or_null(value: Any) -> Any:
 class ResultsWriter:
     """Keeps a results file up to date as records arrive; each `add` leaves a complete, valid file."""
 
-    def __init__(self, path: Path | str, run: RunInfo) -> None:
+    def __init__(self, path: Path | str, run: RunInfo, *, lazy: bool = False) -> None:
         self.path = Path(path)
+        self.lazy = lazy  # the default results file: written only once something was measured
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"--edgehil-save {self.path}: cannot create directory {self.path.parent}: "
                               f"{exc.strerror}") from exc
         self.results = ResultsFile(run=run)
-        self._write()  # an empty but valid file from the start: a run killed before any record still loads
+        if not lazy:
+            self._write()  # an empty but valid file from the start: a run killed before any record still loads
 
     def add(self, records: Iterable[ResultRecord] = (), traces: Iterable[Mapping[str, Any]] = ()) -> None:
         new_records, new_traces = list(records), [dict(t) for t in traces]
@@ -284,6 +286,8 @@ class ResultsWriter:
         self._write()
 
     def finish(self, exit_status: int) -> None:
+        if self.lazy and not self.results.records:
+            return
         run = self.results.run
         self.results.run = RunInfo(**{**asdict(run), "finished_at": utc_now(), "complete": True,
                                       "exit_status": int(exit_status)})

@@ -111,23 +111,26 @@ def test_measured_values_are_junit_xml_properties(edgehil_project):
     assert found == recorded and len(found) == 2
 
 
-def test_gate_never_lowers_the_exit_status_and_is_absent_without_options(edgehil_project):
+def test_gate_never_lowers_the_exit_status_and_results_are_kept_by_default(edgehil_project):
     edgehil_project.makepyfile(test_lat=LATENCY_SUITE + textwrap.dedent("""
         def test_plugin_presence(request):
-            assert request.config.pluginmanager.has_plugin("edgehil-gate") == bool(
-                request.config.getoption("--edgehil-save"))
+            # Present with or without --edgehil-save: a run over budgeted pairs always keeps its results.
+            assert request.config.pluginmanager.has_plugin("edgehil-gate")
 
         def test_broken():
             assert False, "a plain failing test"
     """))
     plain = edgehil_project.runpytest("--device=imx500", "-p", "no:cacheprovider")
     plain.assert_outcomes(passed=3, failed=1)
+    default = load_results(edgehil_project.path / "edgehil-results" / "latest.json")  # nobody asked to save
+    assert default.run.exit_status == 1 and {r.pair for r in default.records} == {"qsegment-imx500",
+                                                                                    "tinytracker-imx500"}
     out = edgehil_project.path / "r.json"
     saved = edgehil_project.runpytest("--device=imx500", f"--edgehil-save={out}", "--edgehil-seed=1")
     saved.assert_outcomes(passed=3, failed=1)
     gated = edgehil_project.runpytest("--device=imx500", f"--edgehil-baseline={out}", "--edgehil-seed=2")
-    gated.assert_outcomes(passed=2, failed=2)  # the presence check fails here: no --edgehil-save ...
-    assert gated.ret == 1  # ... and the gate passing does not turn the failures into success
+    gated.assert_outcomes(passed=3, failed=1)
+    assert gated.ret == 1  # the gate passing does not turn the failure into success
     gated.stdout.fnmatch_lines(["edgehil gate passed*"])
     assert load_results(out).run.exit_status == 1
 
