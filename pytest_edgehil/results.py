@@ -78,26 +78,9 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
-class ResultRecord:
+class ResultRecord(MetricRecord):
     """A `MetricRecord` plus the test that produced it and the median of its raw samples."""
 
-    pair: str
-    model: str
-    device: str
-    kind: str
-    metric: str
-    value: float
-    unit: str
-    backend: str
-    status: str
-    bound: str = ""
-    margin_rel: float | None = None
-    samples: int | None = None
-    source: str = ""
-    ci_low: float | None = None
-    ci_high: float | None = None
-    raw: list[float] | None = None
-    context: dict[str, object] | None = None
     test: str = ""  # pytest node id
     outcome: str = ""  # passed | failed | skipped: the test's outcome (a budget failure still records)
     median: float | None = None  # median of `raw`, when there are raw samples

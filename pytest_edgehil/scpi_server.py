@@ -27,32 +27,9 @@ class ScpiCommand:
     args: tuple[str, ...]
 
 
-def split_units(line: str) -> list[str]:
-    """Split a line on `;` outside quotes and parentheses."""
-    units: list[str] = []
-    current: list[str] = []
-    quote, depth = "", 0
-    for char in line:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth = max(0, depth - 1)
-        elif char == ";" and depth == 0:
-            units.append("".join(current).strip())
-            current = []
-            continue
-        current.append(char)
-    units.append("".join(current).strip())
-    return [unit for unit in units if unit]
-
-
-def split_args(text: str) -> tuple[str, ...]:
-    """Split a parameter list on `,` outside quotes and parentheses (channel lists stay whole)."""
-    args: list[str] = []
+def _split_outside(text: str, separator: str) -> list[str]:
+    """Split on `separator` outside quotes and parentheses (channel lists like `(@1,2)` stay whole)."""
+    parts: list[str] = []
     current: list[str] = []
     quote, depth = "", 0
     for char in text:
@@ -64,14 +41,24 @@ def split_args(text: str) -> tuple[str, ...]:
             depth += 1
         elif char == ")":
             depth = max(0, depth - 1)
-        elif char == "," and depth == 0:
-            args.append("".join(current).strip())
+        elif char == separator and depth == 0:
+            parts.append("".join(current).strip())
             current = []
             continue
         current.append(char)
-    if current or args:
-        args.append("".join(current).strip())
-    return tuple(args)
+    if current or parts:
+        parts.append("".join(current).strip())
+    return parts
+
+
+def split_units(line: str) -> list[str]:
+    """Split a line into program message units on `;` (empty units dropped)."""
+    return [unit for unit in _split_outside(line, ";") if unit]
+
+
+def split_args(text: str) -> tuple[str, ...]:
+    """Split a parameter list on `,` outside quotes and parentheses (channel lists stay whole)."""
+    return tuple(_split_outside(text, ","))
 
 
 def parse_command(unit: str) -> ScpiCommand:
