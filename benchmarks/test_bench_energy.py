@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgehil.energy import energy_from_trace, integrate_energy_j, window_energies_j
-from pytest_edgehil.protocol import StageTiming
+from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.measure.energy import energy_from_trace, integrate_energy_j, window_energies_j
 
 SAMPLES = 10_000_000
 DT_S = 5e-6  # 200 kS/s: 10 M samples is 50 s

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import pyvisa
 
-from pytest_edgehil.analyzer_twin import AnalyzerTwin
 from pytest_edgehil.instruments import open_analyzer
 from pytest_edgehil.instruments.keysight_n6705c import MAX_POINTS, KeysightN6705C
-from pytest_edgehil.timeline import ActivityTimeline, StageSpan
+from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
+from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
 SAMPLES = 2 * MAX_POINTS  # current and voltage
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import serial
 
-from pytest_edgehil import protocol as p
-from pytest_edgehil.client import DeviceClient
-from pytest_edgehil.pty_link import serve_pty
+from pytest_edgehil.link import messages as p
+from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.sim.pty_link import serve_pty
 
 TENSOR_64K = np.random.default_rng(0).integers(-128, 128, size=(1, 256, 256, 1), dtype=np.int8)
 

@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 import serial
 from serial.tools import list_ports
 
-from pytest_edgehil.analyzer_twin import AnalyzerTwin
-from pytest_edgehil.client import DeviceClient
-from pytest_edgehil.devices import get_device_kind
+from pytest_edgehil.config.kinds import get_device_kind
+from pytest_edgehil.config.lab import DeviceConfig, LabConfig
 from pytest_edgehil.errors import ConfigError, DeviceError
 from pytest_edgehil.instruments.base import PowerAnalyzer, open_analyzer
-from pytest_edgehil.lab import DeviceConfig, LabConfig
-from pytest_edgehil.protocol import HelloReply
-from pytest_edgehil.timeline import ActivityTimeline
-from pytest_edgehil.traffic_log import TrafficLog
-from pytest_edgehil.twin.device_twin import DeviceTwin
+from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.link.messages import HelloReply
+from pytest_edgehil.link.traffic_log import TrafficLog
+from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
+from pytest_edgehil.sim.device_twin import DeviceTwin
+from pytest_edgehil.sim.timeline import ActivityTimeline
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from pytest_edgehil.errors import EdgeHILError
-from pytest_edgehil.modelinfo import ModelInfo, analyze_model
-from pytest_edgehil.report import add_report_command
+from pytest_edgehil.model.info import ModelInfo, analyze_model
+from pytest_edgehil.results.report import add_report_command
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1  # `compare`: the merge gate blocks
@@ -104,8 +104,8 @@ def add_inspect_command(subparsers: _SubParsers) -> None:
 
 def _run_compare(args: argparse.Namespace) -> int:
     # Imported here: the gate pulls in scipy, which `inspect` does not need.
-    from pytest_edgehil.gate import FailOn, compare_results
-    from pytest_edgehil.results import load_results
+    from pytest_edgehil.results.gate import FailOn, compare_results
+    from pytest_edgehil.results.store import load_results
 
     fail_on = FailOn.parse(args.fail_on)
     base, new = load_results(args.base), load_results(args.new)
@@ -121,7 +121,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 def add_compare_command(subparsers: _SubParsers) -> None:
-    from pytest_edgehil.gate import DEFAULT_FAIL_ON
+    from pytest_edgehil.results.gate import DEFAULT_FAIL_ON
 
     parser = subparsers.add_parser(
         "compare", help="compare two results files: the merge gate outside pytest",

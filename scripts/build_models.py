@@ -9,7 +9,7 @@
 The phases are separate so that an environment with TensorFlow but without LiteRT / scikit-learn can
 train, and the evaluation that goes into the cards always runs the shipped int8 files through
 ai_edge_litert, exactly as the tests re-check them. Training runs on the CPU in a few minutes per model.
-The models are small stand-ins trained on `pytest_edgehil.synthetic` data, not the published networks.
+The models are small stand-ins trained on `pytest_edgehil.sim.synthetic` data, not the published networks.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pytest_edgehil import synthetic
+from pytest_edgehil.sim import synthetic
 
 MODELS_DIR = REPO / "fixtures" / "models"
 DATA_DIR = REPO / "fixtures" / "data"
@@ -51,7 +51,7 @@ REFERENCES = {
     "lowres_seg": "Low-resolution input, high-resolution output semantic segmentation on the NVIDIA Jetson "
                   "Nano (a learned upsampling head of fewer than 200 parameters)",
 }
-STAND_IN_NOTE = ("This is a small stand-in trained on synthetic data from pytest_edgehil.synthetic, with the "
+STAND_IN_NOTE = ("This is a small stand-in trained on synthetic data from pytest_edgehil.sim.synthetic, with the "
                  "published model's task, input/output contract and relative cost; it is not the published "
                  "network and its metrics say nothing about the paper's.")
 
@@ -316,7 +316,7 @@ def partial_card(spec: ModelSpec, model: Any, training: dict[str, Any], quantize
                          f"representative set: {CALIBRATION_N} images of {spec.generator}(seed="
                          f"{CALIBRATION_SEED})") if quantized else "none (float32)",
         "dataset": {
-            "generator": f"pytest_edgehil.synthetic.{spec.generator}",
+            "generator": f"pytest_edgehil.sim.synthetic.{spec.generator}",
             "train": {"n": spec.train_n or SPECS[spec.float_of or spec.name].train_n, "seed": TRAIN_SEED},
             "eval": {"file": f"fixtures/data/{spec.eval_set}", "n": eval_spec.n, "seed": eval_spec.seed,
                      "keys": list(eval_spec.keys)},

@@ -1,7 +1,7 @@
 """Fit the imx500 and coral twin profiles to the published figures, from the shipped models' MACs.
 
 Run after rebuilding the reference models:  python scripts/calibrate_profiles.py
-It rewrites the fitted keys in pytest_edgehil/twin/profiles.toml and prints what it fitted.
+It rewrites the fitted keys in pytest_edgehil/sim/profiles.toml and prints what it fitted.
 
 Published figures (TinyTracker and Q-Segment papers):
 - IMX500: Q-Segment inference 0.23 ms; TinyTracker 17.9 ms readout + 0.86 ms inference + 0.24 ms
@@ -22,8 +22,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pytest_edgehil.modelinfo import analyze_model
-from pytest_edgehil.twin.profile import PROFILES_FILE, load_profiles
+from pytest_edgehil.model.info import analyze_model
+from pytest_edgehil.sim.profile import PROFILES_FILE, load_profiles
 
 ENERGY_HEADROOM = 0.98
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgehil.catalog import CatalogModel
-from pytest_edgehil.datasets import load_npz_dataset
+from pytest_edgehil.config.catalog import CatalogModel
+from pytest_edgehil.measure.datasets import load_npz_dataset
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "data"
 EVAL_SET_BY_TASK = {

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgehil.datasets import load_chase_db1
-from pytest_edgehil.device_runs import infer_many
-from pytest_edgehil.metrics import gaze_scores, quantization_gap_cm, segmentation_scores
-from pytest_edgehil.runtime import ModelRunner
+from pytest_edgehil.measure.datasets import load_chase_db1
+from pytest_edgehil.measure.latency import infer_many
+from pytest_edgehil.measure.metrics import gaze_scores, quantization_gap_cm, segmentation_scores
+from pytest_edgehil.model.runtime import ModelRunner
 
 
 def _inputs_targets(dataset):

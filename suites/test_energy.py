@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgehil.energy import inference_windows_s
+from pytest_edgehil.measure.energy import inference_windows_s
 
 
 @pytest.mark.edgehil_metrics("inference_mj", "inference_mw", unbudgeted=True)

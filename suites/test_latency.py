@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgehil.device_runs import stage_timings, timing_arrays_ms
+from pytest_edgehil.measure.latency import stage_timings, timing_arrays_ms
 
 
 @pytest.mark.edgehil_metrics("inference_ms", unbudgeted=True)

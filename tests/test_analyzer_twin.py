@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import pyvisa
 
-from pytest_edgehil.analyzer_twin import AnalyzerTwin, mean_power_per_sample
 from pytest_edgehil.errors import ConfigError, InstrumentError, InstrumentTimeout, ScpiError
 from pytest_edgehil.instruments import keithley_2281s, keysight_n6705c, open_analyzer, rs_ngm202
-from pytest_edgehil.timeline import ActivityTimeline, StageSpan
+from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin, mean_power_per_sample
+from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
 IDLE_W, LOAD_W, INFERENCE_W = 0.010, 0.050, 0.200
 SUPPLY_V = 3.3

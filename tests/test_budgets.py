@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgehil.budgets import Limit, Status, load_budgets, unit_of
+from pytest_edgehil.config.budgets import Limit, Status, load_budgets, unit_of
 from pytest_edgehil.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

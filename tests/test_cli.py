@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgehil.cli import EXIT_ERROR, human_bytes, human_count, main
-from pytest_edgehil.modelinfo import analyze_model
+from pytest_edgehil.model.info import analyze_model
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"

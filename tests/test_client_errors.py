@@ -16,8 +16,6 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from pytest_edgehil import protocol as p
-from pytest_edgehil.client import DeviceClient
 from pytest_edgehil.errors import (
     ConfigError,
     DeviceError,
@@ -26,8 +24,10 @@ from pytest_edgehil.errors import (
     FrameCorrupt,
     ProtocolError,
 )
-from pytest_edgehil.pty_link import serve_pty
-from pytest_edgehil.traffic_log import TrafficLog
+from pytest_edgehil.link import messages as p
+from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.link.traffic_log import TrafficLog
+from pytest_edgehil.sim.pty_link import serve_pty
 
 Reply = Callable[[p.Message], list[p.Message]]
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pytest_edgehil.datasets import (
+from pytest_edgehil.errors import DatasetError
+from pytest_edgehil.measure.datasets import (
     GazeDataset,
     SegmentationDataset,
     chase_db1_available,
@@ -18,7 +19,6 @@ from pytest_edgehil.datasets import (
     load_npz_dataset,
     synthetic_dataset,
 )
-from pytest_edgehil.errors import DatasetError
 
 SHIPPED_DATA = Path(__file__).resolve().parent.parent / "fixtures" / "data"
 CHASE_W, CHASE_H = 40, 32  # small, and not square, like the real 999x960

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_edgehil.energy import (
+from pytest_edgehil.errors import MeasurementError
+from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.measure.energy import (
     EnergySamples,
     active_window_s,
     end_to_end_windows_s,
@@ -22,9 +24,7 @@ from pytest_edgehil.energy import (
     trace_sample_interval_s,
     window_energies_j,
 )
-from pytest_edgehil.errors import MeasurementError
-from pytest_edgehil.protocol import StageTiming
-from pytest_edgehil.timeline import ActivityTimeline, StageSpan
+from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
 DT_S = 5e-6  # 200 kS/s
 PULSE_S = 0.23e-3  # a 0.23 ms inference: 46 samples at 200 kS/s

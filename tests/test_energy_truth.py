@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from pytest_edgehil.bench import Bench
-from pytest_edgehil.catalog import ModelCatalog
-from pytest_edgehil.energy import inference_windows_s, window_energies_j
-from pytest_edgehil.energy_meter import EnergyPlan, measure_energy
+from pytest_edgehil.config.catalog import ModelCatalog
+from pytest_edgehil.config.lab import simulated_lab
 from pytest_edgehil.errors import InstrumentTimeout, ScpiError
-from pytest_edgehil.lab import simulated_lab
-from pytest_edgehil.stage_edges import stage_window_energies_j
+from pytest_edgehil.measure.energy import inference_windows_s, window_energies_j
+from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
+from pytest_edgehil.measure.stage_edges import stage_window_energies_j
 
 from .conftest import MODELS
 

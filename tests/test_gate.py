@@ -14,7 +14,7 @@ import pytest
 
 from pytest_edgehil.cli import EXIT_ERROR, EXIT_OK, EXIT_REGRESSION, main
 from pytest_edgehil.errors import ConfigError
-from pytest_edgehil.gate import (
+from pytest_edgehil.results.gate import (
     DEFAULT_FAIL_ON,
     FailOn,
     Family,
@@ -27,7 +27,7 @@ from pytest_edgehil.gate import (
     metric_family,
     ratio_test,
 )
-from pytest_edgehil.results import ResultRecord, ResultsWriter, RunInfo, utc_now
+from pytest_edgehil.results.store import ResultRecord, ResultsWriter, RunInfo, utc_now
 
 DEFAULT = FailOn.parse(DEFAULT_FAIL_ON)
 

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_edgehil.results import load_results
+from pytest_edgehil.results.store import load_results
 
 from .conftest import REPO
 
@@ -27,7 +27,7 @@ inference_mw = { max = 500.0 }
 HEAVIER_IMX500_CONFTEST = """
 from dataclasses import replace
 
-from pytest_edgehil.devices import get_device_kind, register_device_kind
+from pytest_edgehil.config.kinds import get_device_kind, register_device_kind
 
 ORIGINAL = get_device_kind("imx500")
 
@@ -43,7 +43,7 @@ def pytest_unconfigure(config):
 """
 LATENCY_SUITE = """
 import pytest
-from pytest_edgehil.device_runs import stage_timings, timing_arrays_ms
+from pytest_edgehil.measure.latency import stage_timings, timing_arrays_ms
 
 @pytest.mark.edgehil_metrics("inference_ms", unbudgeted=True)
 def test_inference(device, edgehil_record):
@@ -149,7 +149,7 @@ def test_bad_gate_options_fail_at_start_up(edgehil_project, args, message):
 def test_energy_goes_into_pytest_benchmark_extra_info(edgehil_project):
     edgehil_project.makepyfile(test_bench="""
         import pytest
-        from pytest_edgehil.results import store_energy_in_benchmark
+        from pytest_edgehil.results.store import store_energy_in_benchmark
 
         @pytest.mark.edgehil_metrics("inference_mw")
         def test_run_one(benchmark, device, energy_meter):

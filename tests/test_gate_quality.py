@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from pytest_edgehil.bench import Bench
-from pytest_edgehil.catalog import ModelCatalog
-from pytest_edgehil.devices import get_device_kind, register_device_kind
-from pytest_edgehil.energy_meter import EnergyPlan, measure_energy
-from pytest_edgehil.gate import DEFAULT_FAIL_ON, FailOn, GateStatus, compare_records
-from pytest_edgehil.lab import simulated_lab
-from pytest_edgehil.results import ResultRecord
+from pytest_edgehil.config.catalog import ModelCatalog
+from pytest_edgehil.config.kinds import get_device_kind, register_device_kind
+from pytest_edgehil.config.lab import simulated_lab
+from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
+from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateStatus, compare_records
+from pytest_edgehil.results.store import ResultRecord
 
 from .conftest import MODELS
 

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgehil.devices import DeviceKind, device_kinds, get_device_kind, register_device_kind
+from pytest_edgehil.config.kinds import DeviceKind, device_kinds, get_device_kind, register_device_kind
+from pytest_edgehil.config.lab import apply_backend, load_lab, select_devices, simulated_lab
 from pytest_edgehil.errors import ConfigError
-from pytest_edgehil.lab import apply_backend, load_lab, select_devices, simulated_lab
 
 REPO = Path(__file__).resolve().parent.parent
 

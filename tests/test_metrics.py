@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_edgehil.errors import MeasurementError
-from pytest_edgehil.metrics import (
+from pytest_edgehil.measure.metrics import (
     bootstrap_ci,
     gaze_errors_cm,
     gaze_scores,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pytest_edgehil.errors import ModelError
-from pytest_edgehil.modelinfo import analyze_model
+from pytest_edgehil.model.info import analyze_model
 
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 

@@ -8,7 +8,7 @@ from .conftest import BUDGETS, MODELS
 
 LATENCY_SUITE = """
 import pytest
-from pytest_edgehil.device_runs import stage_timings, timing_arrays_ms
+from pytest_edgehil.measure.latency import stage_timings, timing_arrays_ms
 
 @pytest.mark.edgehil_metrics("inference_ms", unbudgeted=True)
 def test_inference(device, edgehil_record):
@@ -134,7 +134,7 @@ def test_header_says_simulated(edgehil_project):
 def test_custom_device_kind_registered_from_conftest(edgehil_project, tmp_path):
     edgehil_project.makeconftest("""
         import dataclasses
-        from pytest_edgehil.devices import DeviceKind, get_device_kind, register_device_kind
+        from pytest_edgehil.config.kinds import DeviceKind, get_device_kind, register_device_kind
         profile = dataclasses.replace(get_device_kind("spresense").profile, kind="my-board")
         register_device_kind(DeviceKind("my-board", "a lab's own board", profile=profile))
     """)

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pytest_edgehil import protocol as p
 from pytest_edgehil.errors import FrameCorrupt, ProtocolError
+from pytest_edgehil.link import messages as p
 
 frames = st.builds(p.Frame, version=st.integers(0, 255), msg_type=st.integers(0, 255),
                    seq=st.integers(0, 0xFFFF), payload=st.binary(max_size=3000))

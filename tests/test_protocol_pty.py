@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import serial
 
-from pytest_edgehil import protocol as p
-from pytest_edgehil.client import DeviceClient
 from pytest_edgehil.errors import DeviceTimeout, FrameCorrupt, ProtocolVersionMismatch
-from pytest_edgehil.pty_link import PtyEndpoint, serve_pty
+from pytest_edgehil.link import messages as p
+from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.sim.pty_link import PtyEndpoint, serve_pty
 
 
 class EchoDevice:

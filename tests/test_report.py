@@ -16,12 +16,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pytest_edgehil.budgets import Limit, unit_of
 from pytest_edgehil.cli import EXIT_ERROR, main
-from pytest_edgehil.metrics import summarize
-from pytest_edgehil.recording import MetricRecord
-from pytest_edgehil.report import build_report_html, read_results, trace_plot, trend_plot, write_report
-from pytest_edgehil.results import ResultRecord, ResultsFile, ResultsWriter, RunInfo
+from pytest_edgehil.config.budgets import Limit, unit_of
+from pytest_edgehil.measure.metrics import summarize
+from pytest_edgehil.results.records import MetricRecord
+from pytest_edgehil.results.report import (
+    build_report_html,
+    read_results,
+    trace_plot,
+    trend_plot,
+    write_report,
+)
+from pytest_edgehil.results.store import ResultRecord, ResultsFile, ResultsWriter, RunInfo
 
 LIMITS = {
     "inference_ms": Limit("inference_ms", max=0.237, source="Q-Segment paper"),
@@ -252,7 +258,7 @@ def test_trend_rings_the_over_budget_night_only(tmp_path: Path) -> None:
 
 
 def read_trace(trace: dict):
-    from pytest_edgehil.report import Trace
+    from pytest_edgehil.results.report import Trace
 
     return Trace(pair=trace["pair"], time_s=trace["time_s"], power_w=trace["power_w"],
                  windows_s=[tuple(w) for w in trace["windows_s"]], backend=trace["backend"])

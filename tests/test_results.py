@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pytest_edgehil.errors import ConfigError
-from pytest_edgehil.recording import MetricRecord
-from pytest_edgehil.results import (
+from pytest_edgehil.results.records import MetricRecord
+from pytest_edgehil.results.store import (
     FORMAT,
     SCHEMA_VERSION,
     ResultRecord,

@@ -11,8 +11,8 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from pytest_edgehil.errors import ModelError
-from pytest_edgehil.modelinfo import analyze_model
-from pytest_edgehil.runtime import ModelRunner, TensorSpec, _load_interpreter_class
+from pytest_edgehil.model.info import analyze_model
+from pytest_edgehil.model.runtime import ModelRunner, TensorSpec, _load_interpreter_class
 
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 

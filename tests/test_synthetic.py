@@ -9,8 +9,8 @@ import pytest
 from scipy.ndimage import uniform_filter
 from sklearn.linear_model import Ridge
 
-from pytest_edgehil import synthetic
 from pytest_edgehil.errors import DatasetError
+from pytest_edgehil.sim import synthetic
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "data"
 GENERATORS = ["vessel_images", "gaze_images", "lowres_seg_pairs"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgehil.catalog import ModelCatalog
-from pytest_edgehil.client import DeviceClient
+from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.errors import DeviceRejected
-from pytest_edgehil.protocol import ErrorCode
-from pytest_edgehil.twin.device_twin import DeviceTwin
-from pytest_edgehil.twin.profile import load_profiles
+from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.link.messages import ErrorCode
+from pytest_edgehil.sim.device_twin import DeviceTwin
+from pytest_edgehil.sim.profile import load_profiles
 
 from .conftest import MODELS
 
@@ -50,7 +50,7 @@ def test_hello_reports_the_profile(twin_client):
 
 @pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
 def test_outputs_through_the_twin_equal_direct_litert(twin_client):
-    from pytest_edgehil.runtime import ModelRunner
+    from pytest_edgehil.model.runtime import ModelRunner
 
     _, client = twin_client
     model = CATALOG.get("tinytracker")

@@ -1,0 +1,1 @@
+"""Configuration read at start-up: lab file, device kinds, budgets, model catalog, model/device pairs."""

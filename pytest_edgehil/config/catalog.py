@@ -1,0 +1,73 @@
+"""The model catalog: shipped reference models by name (with their cards) and users' own .tflite files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.model.info import ModelInfo, analyze_model
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    name: str
+    path: Path
+    card: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def data(self) -> bytes:
+        return self.path.read_bytes()
+
+    @cached_property
+    def info(self) -> ModelInfo:
+        return analyze_model(self.data, name=self.name)
+
+    @property
+    def task(self) -> str:
+        return str(self.card.get("task", "unknown"))
+
+    @property
+    def input_range(self) -> tuple[float, float]:
+        """The float range the model's input expects for an 8-bit image (from its card; default [0, 1])."""
+        rng = self.card.get("input", {}).get("range", [0.0, 1.0])
+        if isinstance(rng, (list, tuple)) and len(rng) == 2:
+            return float(rng[0]), float(rng[1])
+        return 0.0, 1.0
+
+
+class ModelCatalog:
+    """Models in a directory (`NAME.tflite` + optional `NAME.json` card), looked up by name or path."""
+
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = models_dir
+
+    def names(self) -> list[str]:
+        if not self.models_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.models_dir.glob("*.tflite"))
+
+    def get(self, name_or_path: str) -> CatalogModel:
+        candidate = Path(name_or_path)
+        if candidate.suffix == ".tflite":
+            if not candidate.is_file():
+                raise ConfigError(f"--model {name_or_path}: no such file; give a .tflite path or one of "
+                                  f"{', '.join(self.names()) or '(none shipped)'}")
+            return CatalogModel(candidate.stem, candidate.resolve(), _read_card(candidate.with_suffix(".json")))
+        path = self.models_dir / f"{name_or_path}.tflite"
+        if not path.is_file():
+            raise ConfigError(f"model {name_or_path!r} is not in {self.models_dir}; known models: "
+                              f"{', '.join(self.names()) or '(none)'}; or pass --model PATH.tflite")
+        return CatalogModel(name_or_path, path, _read_card(path.with_suffix(".json")))
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model card {path} is not valid JSON: {exc}") from exc

@@ -1,0 +1,1 @@
+"""The device link: framing, protocol messages, the host client and its traffic log."""

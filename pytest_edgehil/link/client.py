@@ -1,0 +1,354 @@
+"""Host side of the device protocol: one `DeviceClient` per board (or twin) on a serial port.
+
+Built from a `serial_for_url` URL (`/dev/ttyACM0`, `/dev/pts/7`, `socket://host:port`, `rfc2217://...`) or
+a ready pyserial object, so real boards, ser2net bridges and pty twins all plug in the same way. Every
+command is a request with a fresh u16 sequence number and one reply with the same number. What the
+host does when the line misbehaves (docs/protocol.md, "Retry rule"):
+- a corrupt reply frame: retransmit the same request, same seq, at once (the device answers a
+  retransmission from its reply cache, so nothing runs twice), up to `retries` times;
+- silence: the command's wait is split into `retries + 1` equal slices; at the end of each slice the
+  request is retransmitted (the device may have dropped a corrupt request); at the end, DeviceTimeout;
+- replies carrying another seq are late answers to earlier requests: logged and skipped.
+A dropped or flipped byte is thus a retry, never a wrong value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import select
+import threading
+import time
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+import serial
+
+from pytest_edgehil.errors import (
+    ConfigError,
+    DeviceError,
+    DeviceRejected,
+    DeviceTimeout,
+    FrameCorrupt,
+    ProtocolError,
+    ProtocolVersionMismatch,
+)
+from pytest_edgehil.link.messages import (
+    MAX_PAYLOAD,
+    PROTOCOL_VERSION,
+    Ack,
+    Error,
+    ErrorCode,
+    Frame,
+    FrameDecoder,
+    Hello,
+    HelloReply,
+    LoadBegin,
+    LoadChunk,
+    LoadEnd,
+    Message,
+    MsgType,
+    Reset,
+    Result,
+    Run,
+    SelectModel,
+    SetInput,
+)
+from pytest_edgehil.link.traffic_log import TrafficLog
+
+if TYPE_CHECKING:
+    from typing import Self  # annotations only: the package supports Python 3.10 at runtime
+
+POLL_S = 0.05  # longest a wait sleeps before looking at its deadline again
+RUNS_PER_TIMEOUT = 100  # RUN n waits timeout_s for every started 100 inferences
+PREVIEW_BYTES = 32
+R = TypeVar("R", bound=Message)
+
+# What to do about each device refusal, appended to the device's own text.
+ERROR_HINTS: dict[int, str] = {
+    ErrorCode.UNKNOWN_MESSAGE: "the firmware does not implement this command; update the firmware/agent",
+    ErrorCode.BAD_PAYLOAD: "host and firmware disagree on a payload; check both speak the same protocol version",
+    ErrorCode.NO_MODEL: "load a model (load_model) or select one already on the device (select_model) first",
+    ErrorCode.MODEL_TOO_LARGE: "use a smaller model or a device with more memory",
+    ErrorCode.HASH_MISMATCH: "the upload was damaged or incomplete; load the model again",
+    ErrorCode.BAD_INPUT: "send a tensor with the model's input index, shape and dtype",
+    ErrorCode.BUSY: "wait for the running command to finish, or reset the device",
+    ErrorCode.INTERNAL: "a firmware fault; read the device's text and reset the device",
+}
+
+
+class DeviceClient:
+    """Drives one device over the framed protocol. Open it (or use `with`) before sending commands."""
+
+    def __init__(self, port: str | serial.SerialBase, *, baudrate: int = 115200, timeout_s: float = 5.0,
+                 name: str = "device", retries: int = 2, traffic_log: TrafficLog | None = None) -> None:
+        if timeout_s <= 0 or retries < 0:
+            raise ConfigError(f"device {name!r}: timeout_s must be > 0 and retries >= 0, got {timeout_s} "
+                              f"and {retries}")
+        self._url = port if isinstance(port, str) else None
+        self._given = None if isinstance(port, str) else port  # handed over: the client closes it
+        self.port = port if isinstance(port, str) else str(getattr(port, "port", None) or port)
+        self.baudrate = baudrate
+        self.timeout_s = timeout_s
+        self.name = name
+        self.retries = retries
+        self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
+        self._serial: serial.SerialBase | None = None
+        self._decoder = FrameDecoder()
+        self._backlog: list[Frame | FrameCorrupt] = []
+        # A random first seq: a new session's first request never matches the device's reply cache.
+        self._seq = random.randrange(0x10000)
+        self._lock = threading.RLock()
+
+    # -- state ------------------------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self._serial is not None
+
+    def open(self) -> None:
+        with self._lock:
+            if self._serial is not None:
+                return
+            try:
+                if self._given is not None:
+                    if not self._given.is_open:
+                        self._given.open()
+                    self._given.reset_input_buffer()
+                    ser = self._given
+                else:
+                    assert self._url is not None
+                    ser = serial.serial_for_url(self._url, baudrate=self.baudrate, timeout=0,
+                                                write_timeout=self.timeout_s)
+                # Reads never block: the client waits with select() and its own deadlines.
+                ser.timeout = 0
+                # A lone delimiter ends whatever partial garbage the device's decoder holds.
+                ser.write(b"\x00")
+            except (serial.SerialException, OSError, ValueError) as exc:
+                raise DeviceError(f"device {self.name!r}: cannot open port {self.port} at {self.baudrate} baud: "
+                                  f"{exc}. Check the cable, that the port exists and no other program holds "
+                                  "it, and the lab file's `port`/`usb_serial`.") from exc
+            self._serial = ser
+            self._decoder.reset()
+            self._backlog.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            ser, self._serial = self._serial, None
+            if ser is not None:
+                ser.close()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"DeviceClient(name={self.name!r}, port={self.port!r}, baudrate={self.baudrate}, {state})"
+
+    # -- commands -----------------------------------------------------------------------------------------
+    def hello(self) -> HelloReply:
+        """Identify the device; ProtocolVersionMismatch if it speaks another protocol version."""
+        frame = self._request("hello", Hello(), self.timeout_s)
+        # HELLO_REPLY starts with the device's version byte in every version: check it before decoding.
+        if frame.msg_type == MsgType.HELLO_REPLY and frame.payload and frame.payload[0] != PROTOCOL_VERSION:
+            raise self._version_mismatch(frame.payload[0])
+        return self._expect("hello", frame, HelloReply)
+
+    def load_model(self, model_bytes: bytes, name: str, chunk_size: int = 32768) -> str:
+        """Upload a model (LOAD_BEGIN, LOAD_CHUNKs, LOAD_END) and make it active; returns its SHA-256 hex."""
+        if not 0 < chunk_size <= MAX_PAYLOAD - 4:
+            raise ConfigError(f"load_model: chunk_size {chunk_size} must be in 1..{MAX_PAYLOAD - 4} bytes")
+        data = bytes(model_bytes)
+        digest = hashlib.sha256(data).digest()
+        self._ack("load_model (LOAD_BEGIN)", LoadBegin(len(data), digest, name))
+        for offset in range(0, len(data), chunk_size):
+            self._ack(f"load_model (LOAD_CHUNK at {offset})", LoadChunk(offset, data[offset:offset + chunk_size]))
+        self._ack("load_model (LOAD_END)", LoadEnd(digest))
+        return digest.hex()
+
+    def select_model(self, sha256_hex: str) -> None:
+        """Activate a model the device already holds, named by its SHA-256 hex digest."""
+        try:
+            digest = bytes.fromhex(sha256_hex)
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            raise ConfigError(f"select_model: {sha256_hex!r} is not a SHA-256 hex digest (64 hex characters)")
+        self._ack("select_model", SelectModel(digest))
+
+    def set_input(self, index: int, tensor: np.ndarray) -> None:
+        self._ack(f"set_input({index})", SetInput(index, np.asarray(tensor)))
+
+    def run(self, count: int = 1) -> Result:
+        """Run `count` back-to-back inferences; timings of each, outputs of the last."""
+        if count < 1:
+            raise ConfigError(f"run: count must be >= 1, got {count}")
+        wait_s = self.timeout_s * math.ceil(count / RUNS_PER_TIMEOUT)
+        result = self._expect(f"run({count})", self._request(f"run({count})", Run(count), wait_s), Result)
+        if len(result.timings) != count:
+            raise ProtocolError(f"device {self.name!r} on {self.port}: RUN {count} answered with "
+                                f"{len(result.timings)} timings; the firmware must report one per inference")
+        return result
+
+    def reset(self) -> None:
+        self._ack("reset", Reset())
+
+    # -- request / reply ------------------------------------------------------------------------------------
+    def _ack(self, command: str, request: Message) -> None:
+        ack = self._expect(command, self._request(command, request, self.timeout_s), Ack)
+        if ack.of_type != request.msg_type:
+            raise ProtocolError(f"device {self.name!r} on {self.port}: {command} was acknowledged as "
+                                f"{ack.of_type!r} instead of {request.msg_type.name}")
+
+    def _expect(self, command: str, frame: Frame, cls: type[R]) -> R:
+        """The reply decoded and checked: ERROR → DeviceRejected, other surprises → ProtocolError."""
+        if frame.version != PROTOCOL_VERSION:
+            raise self._version_mismatch(frame.version)
+        message = frame.message()
+        if isinstance(message, Error):
+            hint = ERROR_HINTS.get(message.code, "see the device's text")
+            raise DeviceRejected(f"device {self.name!r} on {self.port} rejected {command}: {message.code_name}: "
+                                 f"{message.text} ({hint})", code=int(message.code))
+        if not isinstance(message, cls):
+            raise ProtocolError(f"device {self.name!r} on {self.port}: {command} expects a "
+                                f"{cls.msg_type.name} reply, got {frame.type_name} (seq {frame.seq})")
+        return message
+
+    def _version_mismatch(self, device_version: int) -> ProtocolVersionMismatch:
+        return ProtocolVersionMismatch(
+            f"device {self.name!r} on {self.port} speaks protocol version {device_version}, this host "
+            f"(pytest-edgehil) speaks version {PROTOCOL_VERSION}. Flash firmware/agent that speaks version "
+            f"{PROTOCOL_VERSION}, or install the pytest-edgehil release that speaks version {device_version}.")
+
+    def _request(self, command: str, request: Message, wait_s: float) -> Frame:
+        with self._lock:
+            if self._serial is None:
+                raise DeviceError(f"DeviceClient {self.name!r} ({self.port}): {command} called while the client "
+                                  "is closed; call open() first or use the client as a context manager")
+            self._seq = (self._seq + 1) & 0xFFFF
+            frame = Frame(PROTOCOL_VERSION, request.msg_type, self._seq, request.encode_payload())
+            return _Exchange(self, command, frame, wait_s).run()
+
+    # -- port I/O (called by _Exchange) --------------------------------------------------------------------
+    def _write(self, command: str, wire: bytes) -> None:
+        assert self._serial is not None
+        try:
+            self._serial.write(wire)
+        except serial.SerialTimeoutException as exc:
+            raise DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud: writing {command} "
+                                f"({len(wire)} bytes) timed out after {self.timeout_s} s: the device is not "
+                                "reading. Check that the firmware/agent is running and flow control.") from exc
+        except (serial.SerialException, OSError) as exc:
+            raise self._port_failed(command, exc) from exc
+
+    def _read_some(self, until: float) -> bytes:
+        """Bytes available now, or after waiting at most until `until` (monotonic); b"" if none came."""
+        ser = self._serial
+        assert ser is not None
+        try:
+            if ser.in_waiting == 0:
+                wait_s = max(0.0, min(POLL_S, until - time.monotonic()))
+                try:
+                    select.select([ser.fileno()], [], [], wait_s)
+                except (AttributeError, NotImplementedError, OSError, ValueError):
+                    time.sleep(min(wait_s, 0.001))  # transports without a selectable fd (rfc2217://, loop://)
+            return bytes(ser.read(65536))
+        except (serial.SerialException, OSError) as exc:
+            raise self._port_failed("read", exc) from exc
+
+    def _port_failed(self, command: str, exc: Exception) -> DeviceError:
+        return DeviceError(f"device {self.name!r}: port {self.port} failed during {command}: {exc}. The board may "
+                           "have reset or re-enumerated (USB-CDC ports vanish on reset); check the cable and "
+                           "identify the board by `usb_serial` in the lab file.")
+
+
+class _Exchange:
+    """One request's life: send, wait for the reply with its seq, retransmit on corruption or silence."""
+
+    def __init__(self, client: DeviceClient, command: str, frame: Frame, wait_s: float) -> None:
+        self.client, self.command, self.frame, self.wait_s = client, command, frame, wait_s
+        self.wire = frame.encode()
+        self.attempts = client.retries + 1
+        self.slice_s = wait_s / self.attempts
+        self.sent = 0
+        self.bytes_received = 0
+        self.preview = bytearray()
+        self.corrupt = 0
+        self.stale = 0
+
+    def run(self) -> Frame:
+        c = self.client
+        start = time.monotonic()
+        deadline = start + self.wait_s
+        self._send("")
+        resend_at = start + self.slice_s
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise self._timeout()
+            if now >= resend_at and self.sent < self.attempts:
+                self._send(f"no reply within {self.slice_s:.3g} s")
+                resend_at = now + self.slice_s
+            items, c._backlog = c._backlog, []
+            if not items:
+                data = c._read_some(min(deadline, resend_at) if self.sent < self.attempts else deadline)
+                self.bytes_received += len(data)
+                self.preview += data[:PREVIEW_BYTES - len(self.preview)]
+                items = c._decoder.feed(data) if data else []
+            for i, item in enumerate(items):
+                if isinstance(item, FrameCorrupt):
+                    self.corrupt += 1
+                    c.traffic_log.note("rx", f"corrupt frame: {item}", device=c.name)
+                    if self.sent >= self.attempts:
+                        raise self._corrupt_error(item)
+                    self._send(f"corrupt reply ({self.corrupt} so far)")
+                    resend_at = time.monotonic() + self.slice_s
+                    continue
+                c.traffic_log.record_frame("rx", item, device=c.name)
+                if item.seq != self.frame.seq:
+                    self.stale += 1
+                    c.traffic_log.note("rx", f"skipped stale reply seq={item.seq} (waiting for "
+                                             f"seq={self.frame.seq})", device=c.name)
+                    continue
+                c._backlog = items[i + 1:]  # keep anything that arrived behind the reply
+                return item
+
+    def _send(self, reason: str) -> None:
+        c = self.client
+        if reason:
+            c.traffic_log.note("tx", f"retransmit seq={self.frame.seq} ({reason})", device=c.name)
+        c.traffic_log.record_frame("tx", self.frame, device=c.name)
+        c._write(self.command, self.wire)
+        self.sent += 1
+
+    def _corrupt_error(self, last: FrameCorrupt) -> FrameCorrupt:
+        c = self.client
+        return FrameCorrupt(
+            f"device {c.name!r} on {c.port} at {c.baudrate} baud: {self.corrupt} corrupt reply frames to "
+            f"{self.command} (seq {self.frame.seq}) after {self.sent - 1} retransmissions; last: {last}. The line "
+            "drops or flips bytes: check the cable and grounding, the baud rate, or lower the baud rate.")
+
+    def _timeout(self) -> DeviceTimeout:
+        c = self.client
+        got = f"received {self.bytes_received} bytes"
+        if self.preview:
+            got += f" (first {len(self.preview)}: {self.preview.hex(' ')})"
+        if self.bytes_received == 0:
+            fix = ("Nothing came back: check the cable and that this is the right port, the baud rate, and that "
+                   "the firmware/agent is running on the device.")
+        elif self.corrupt and not self.stale:
+            fix = (f"Bytes arrived but never a valid frame: suspect a baud rate mismatch (host uses "
+                   f"{c.baudrate}) or firmware that does not speak this protocol.")
+        elif self.stale:
+            fix = ("Only replies to earlier requests arrived: the device answers late; raise timeout_s or reset "
+                   "the device.")
+        else:
+            fix = ("Bytes arrived but never a complete frame: suspect a baud rate mismatch (host uses "
+                   f"{c.baudrate}) or firmware that does not speak this protocol.")
+        return DeviceTimeout(
+            f"device {c.name!r} on {c.port} at {c.baudrate} baud did not answer {self.command} (seq "
+            f"{self.frame.seq}) within {self.wait_s:.3g} s ({self.sent} transmissions); {got}. {fix}")

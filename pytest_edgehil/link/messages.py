@@ -1,0 +1,418 @@
+"""The host ↔ device wire protocol: the message dataclasses and their payload codecs.
+
+Codec only, no I/O: the host client (`client.py`), the pty serving link (`pty_link.py`) and the device
+twins all import this one module, so the two ends cannot drift apart. Framing (COBS, header, CRC,
+streaming decoder) is in `framing.py` and re-exported here. `docs/protocol.md` is the specification a
+firmware author implements; these two modules are its reference implementation.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar, TypeVar
+
+import numpy as np
+
+from pytest_edgehil.errors import ProtocolError
+from pytest_edgehil.link.framing import (
+    CRC,
+    HEADER,
+    MAX_ENCODED,
+    MAX_PACKET,
+    MAX_PAYLOAD,
+    PROTOCOL_VERSION,
+    Frame,
+    FrameDecoder,
+    MsgType,
+    cobs_decode,
+    cobs_encode,
+    decode_frame,
+    type_name,
+)
+
+__all__ = [
+    "CRC", "DTYPE_CODES", "HEADER", "MAX_ENCODED", "MAX_PACKET", "MAX_PAYLOAD", "MESSAGE_TYPES",
+    "PROTOCOL_VERSION", "Ack", "Error", "ErrorCode", "Frame", "FrameDecoder", "Hello", "HelloReply",
+    "LoadBegin", "LoadChunk", "LoadEnd", "Message", "MsgType", "Reset", "Result", "Run", "SelectModel",
+    "SetInput", "StageTiming", "cobs_decode", "cobs_encode", "decode_frame", "decode_tensor",
+    "encode_message", "encode_tensor", "register", "type_name",
+]
+
+
+# -- payload helpers -----------------------------------------------------------------------------------------
+class _Reader:
+    """Reads fields off a payload; every shortfall is a ProtocolError naming the message and field."""
+
+    def __init__(self, payload: bytes, what: str) -> None:
+        self.data, self.pos, self.what = memoryview(bytes(payload)), 0, what
+
+    def take(self, n: int, field: str) -> bytes:
+        if self.pos + n > len(self.data):
+            raise ProtocolError(f"{self.what} payload too short: {field} needs {n} bytes at offset "
+                                f"{self.pos}, payload has {len(self.data)}")
+        chunk = bytes(self.data[self.pos:self.pos + n])
+        self.pos += n
+        return chunk
+
+    def unpack(self, fmt: str, field: str) -> tuple:
+        s = struct.Struct("<" + fmt)
+        return s.unpack(self.take(s.size, field))
+
+    def string(self, field: str) -> str:
+        (n,) = self.unpack("H", field)
+        try:
+            return self.take(n, field).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"{self.what}: {field} is not valid UTF-8 ({exc})") from exc
+
+    def rest(self) -> bytes:
+        return self.take(len(self.data) - self.pos, "rest")
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise ProtocolError(f"{self.what} payload has {len(self.data) - self.pos} unexpected trailing bytes")
+
+
+def _string(text: str, field: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) > 0xFFFF:
+        raise ProtocolError(f"{field} is {len(raw)} bytes of UTF-8; the protocol allows 65535")
+    return struct.pack("<H", len(raw)) + raw
+
+
+def _digest(value: bytes, what: str) -> bytes:
+    if len(value) != 32:
+        raise ProtocolError(f"{what}: a SHA-256 digest is 32 bytes, got {len(value)}")
+    return bytes(value)
+
+
+# Tensor element types on the wire (little-endian).
+DTYPE_CODES: dict[np.dtype, int] = {np.dtype(t): code for code, t in enumerate(
+    ("int8", "uint8", "int16", "int32", "float16", "float32"), start=1)}
+_CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
+MAX_NDIM = 8
+
+
+def encode_tensor(tensor: np.ndarray, what: str) -> bytes:
+    """dtype code (u8), ndim (u8), dims (u32 each), then the raw little-endian elements."""
+    array = np.asarray(tensor)
+    code = DTYPE_CODES.get(array.dtype.newbyteorder("="))
+    if code is None:
+        names = ", ".join(str(d) for d in DTYPE_CODES)
+        raise ProtocolError(f"{what}: dtype {array.dtype} cannot be sent; supported: {names}. "
+                            "Convert it (e.g. tensor.astype(np.float32)) or quantize it first.")
+    if array.ndim > MAX_NDIM:
+        raise ProtocolError(f"{what}: {array.ndim} dimensions; the protocol allows {MAX_NDIM}")
+    little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return struct.pack(f"<BB{array.ndim}I", code, array.ndim, *array.shape) + little.tobytes()
+
+
+def decode_tensor(reader: _Reader, what: str) -> np.ndarray:
+    code, ndim = reader.unpack("BB", f"{what} dtype/ndim")
+    dtype = _CODE_DTYPES.get(code)
+    if dtype is None or ndim > MAX_NDIM:
+        raise ProtocolError(f"{what}: unknown dtype code {code} or ndim {ndim} > {MAX_NDIM}")
+    dims = reader.unpack(f"{ndim}I", f"{what} dims")
+    raw = reader.take(math.prod(dims) * dtype.itemsize, f"{what} data")  # Python ints: no overflow
+    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
+
+
+def _same_tensor(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bitwise equality (so NaN payloads compare equal to themselves after a round trip)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+# -- messages ---------------------------------------------------------------------------------------------
+class ErrorCode(IntEnum):
+    UNKNOWN_MESSAGE = 1
+    BAD_PAYLOAD = 2
+    NO_MODEL = 3
+    MODEL_TOO_LARGE = 4
+    HASH_MISMATCH = 5
+    BAD_INPUT = 6
+    BUSY = 7
+    INTERNAL = 8
+
+
+class Message:
+    """Base of every message dataclass: a fixed MsgType and a payload codec."""
+
+    msg_type: ClassVar[MsgType]
+
+    def encode_payload(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Message:
+        raise NotImplementedError
+
+
+MESSAGE_TYPES: dict[int, type[Message]] = {}
+M = TypeVar("M", bound=type[Message])
+
+
+def register(msg_type: MsgType) -> Callable[[M], M]:
+    """Class decorator: bind a message dataclass to its type code (duplicates are a bug)."""
+    def bind(cls: M) -> M:
+        if msg_type in MESSAGE_TYPES:
+            raise ProtocolError(f"{msg_type.name} is already bound to {MESSAGE_TYPES[msg_type].__name__}")
+        cls.msg_type = msg_type
+        MESSAGE_TYPES[msg_type] = cls
+        return cls
+    return bind
+
+
+def _empty(cls_name: str, payload: bytes) -> None:
+    _Reader(payload, cls_name).done()
+
+
+@register(MsgType.HELLO)
+@dataclass(frozen=True)
+class Hello(Message):
+    def encode_payload(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Hello:
+        # HELLO is empty in every version, so trailing bytes from a newer host are tolerated.
+        return cls()
+
+
+@register(MsgType.HELLO_REPLY)
+@dataclass(frozen=True)
+class HelloReply(Message):
+    device_kind: str
+    device_name: str
+    firmware: str
+    protocol_version: int
+    capabilities: tuple[str, ...]
+    ram_bytes: int
+    flash_bytes: int
+    serial_number: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "capabilities", tuple(self.capabilities))
+
+    def encode_payload(self) -> bytes:
+        # The version byte comes first in every protocol version: a host can always read it.
+        out = struct.pack("<B", self.protocol_version)
+        for field in (self.device_kind, self.device_name, self.firmware, self.serial_number):
+            out += _string(field, "HELLO_REPLY string")
+        out += struct.pack("<QQB", self.ram_bytes, self.flash_bytes, len(self.capabilities))
+        return out + b"".join(_string(c, "capability") for c in self.capabilities)
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> HelloReply:
+        r = _Reader(payload, "HELLO_REPLY")
+        (version,) = r.unpack("B", "protocol_version")
+        kind, name, firmware, serial = (r.string(f) for f in ("device_kind", "device_name", "firmware",
+                                                              "serial_number"))
+        ram, flash, n_caps = r.unpack("QQB", "ram/flash/capability count")
+        caps = tuple(r.string("capability") for _ in range(n_caps))
+        r.done()
+        return cls(kind, name, firmware, version, caps, ram, flash, serial)
+
+
+@register(MsgType.LOAD_BEGIN)
+@dataclass(frozen=True)
+class LoadBegin(Message):
+    size_bytes: int
+    sha256: bytes
+    name: str
+
+    def encode_payload(self) -> bytes:
+        return struct.pack("<I", self.size_bytes) + _digest(self.sha256, "LOAD_BEGIN") + _string(self.name, "name")
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> LoadBegin:
+        r = _Reader(payload, "LOAD_BEGIN")
+        (size,), digest, name = r.unpack("I", "size_bytes"), r.take(32, "sha256"), r.string("name")
+        r.done()
+        return cls(size, digest, name)
+
+
+@register(MsgType.LOAD_CHUNK)
+@dataclass(frozen=True)
+class LoadChunk(Message):
+    offset: int
+    data: bytes
+
+    def encode_payload(self) -> bytes:
+        return struct.pack("<I", self.offset) + bytes(self.data)
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> LoadChunk:
+        r = _Reader(payload, "LOAD_CHUNK")
+        (offset,) = r.unpack("I", "offset")
+        return cls(offset, r.rest())
+
+
+@register(MsgType.LOAD_END)
+@dataclass(frozen=True)
+class LoadEnd(Message):
+    sha256: bytes
+
+    def encode_payload(self) -> bytes:
+        return _digest(self.sha256, "LOAD_END")
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> LoadEnd:
+        return cls(_digest(payload, "LOAD_END"))
+
+
+@register(MsgType.SELECT_MODEL)
+@dataclass(frozen=True)
+class SelectModel(Message):
+    sha256: bytes
+
+    def encode_payload(self) -> bytes:
+        return _digest(self.sha256, "SELECT_MODEL")
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> SelectModel:
+        return cls(_digest(payload, "SELECT_MODEL"))
+
+
+@register(MsgType.SET_INPUT)
+@dataclass(frozen=True, eq=False)
+class SetInput(Message):
+    index: int
+    tensor: np.ndarray
+
+    def encode_payload(self) -> bytes:
+        return struct.pack("<H", self.index) + encode_tensor(self.tensor, f"SET_INPUT {self.index}")
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> SetInput:
+        r = _Reader(payload, "SET_INPUT")
+        (index,) = r.unpack("H", "index")
+        tensor = decode_tensor(r, "SET_INPUT tensor")
+        r.done()
+        return cls(index, tensor)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SetInput) and self.index == other.index and _same_tensor(self.tensor, other.tensor)
+
+
+@register(MsgType.RUN)
+@dataclass(frozen=True)
+class Run(Message):
+    count: int
+
+    def encode_payload(self) -> bytes:
+        return struct.pack("<I", self.count)
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Run:
+        r = _Reader(payload, "RUN")
+        (count,) = r.unpack("I", "count")
+        r.done()
+        return cls(count)
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    """One inference's stages in µs; `start_us` is its trigger edge relative to the RUN's first one."""
+
+    start_us: float
+    readout_us: float
+    inference_us: float
+    retrieval_us: float
+
+    @property
+    def end_to_end_us(self) -> float:
+        return self.readout_us + self.inference_us + self.retrieval_us
+
+
+_TIMING = struct.Struct("<4d")
+
+
+@register(MsgType.RESULT)
+@dataclass(frozen=True, eq=False)
+class Result(Message):
+    """Timings of every inference of a RUN and the outputs of its last inference."""
+
+    timings: tuple[StageTiming, ...]
+    outputs: tuple[np.ndarray, ...]
+
+    def encode_payload(self) -> bytes:
+        out = struct.pack("<I", len(self.timings))
+        out += b"".join(_TIMING.pack(t.start_us, t.readout_us, t.inference_us, t.retrieval_us)
+                        for t in self.timings)
+        out += struct.pack("<B", len(self.outputs))
+        return out + b"".join(encode_tensor(o, f"RESULT output {i}") for i, o in enumerate(self.outputs))
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Result:
+        r = _Reader(payload, "RESULT")
+        (n,) = r.unpack("I", "timing count")
+        raw = r.take(n * _TIMING.size, "timings")
+        timings = tuple(StageTiming(*values) for values in _TIMING.iter_unpack(raw))
+        (n_out,) = r.unpack("B", "output count")
+        outputs = tuple(decode_tensor(r, f"RESULT output {i}") for i in range(n_out))
+        r.done()
+        return cls(timings, outputs)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Result) and self.timings == other.timings
+                and len(self.outputs) == len(other.outputs)
+                and all(_same_tensor(a, b) for a, b in zip(self.outputs, other.outputs)))
+
+
+@register(MsgType.RESET)
+@dataclass(frozen=True)
+class Reset(Message):
+    def encode_payload(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Reset:
+        _empty("RESET", payload)
+        return cls()
+
+
+@register(MsgType.ACK)
+@dataclass(frozen=True)
+class Ack(Message):
+    of_type: int  # the request type being acknowledged
+
+    def encode_payload(self) -> bytes:
+        return struct.pack("<B", self.of_type)
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Ack:
+        r = _Reader(payload, "ACK")
+        (of_type,) = r.unpack("B", "of_type")
+        r.done()
+        return cls(MsgType(of_type) if of_type in MsgType._value2member_map_ else of_type)
+
+
+@register(MsgType.ERROR)
+@dataclass(frozen=True)
+class Error(Message):
+    code: int
+    text: str
+
+    def encode_payload(self) -> bytes:
+        return struct.pack("<B", self.code) + _string(self.text, "ERROR text")
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Error:
+        r = _Reader(payload, "ERROR")
+        (code,), text = r.unpack("B", "code"), r.string("text")
+        r.done()
+        return cls(ErrorCode(code) if code in ErrorCode._value2member_map_ else code, text)
+
+    @property
+    def code_name(self) -> str:
+        return ErrorCode(self.code).name if self.code in ErrorCode._value2member_map_ else f"code {self.code}"
+
+
+def encode_message(msg: Message, seq: int, *, version: int = PROTOCOL_VERSION) -> bytes:
+    """A message as wire bytes (frame + delimiter) with the given sequence number."""
+    return Frame(version, msg.msg_type, seq, msg.encode_payload()).encode()

@@ -1,0 +1,1 @@
+"""Measurement: latency runs, energy integration, the energy meter, accuracy metrics and datasets."""

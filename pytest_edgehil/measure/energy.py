@@ -1,0 +1,383 @@
+"""Energy per inference from a digitized power trace: pure functions on plain arrays, units in names.
+
+A trace is two equal-length 1-D arrays: `time_s` (strictly increasing; t = 0 is the trigger edge the
+device raised at the start of the first inference of a RUN) and `power_w` (supply power, V·I). A window
+is `[t0_s, t1_s]` on that time axis. The trace is read as the piecewise-linear curve through its
+samples; every energy here is the exact integral of that curve, so window edges that fall between
+samples are handled by linear interpolation instead of being snapped to a sample. That matters: a
+0.23 ms inference at 200 kS/s spans only 46 samples, and snapping each edge would move the window by up
+to half a sample, i.e. up to ~2 % of the figure.
+
+Nothing here does I/O or knows about instruments or pytest; the device's per-inference timings are
+duck-typed (attributes `start_us`, `readout_us`, `inference_us`, `retrieval_us`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from pytest_edgehil.errors import MeasurementError
+from pytest_edgehil.measure.stage_edges import stage_window_energies_j
+
+# Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
+_EDGE_TOLERANCE_SAMPLES = 1e-6
+# A step between two power levels counts as an edge only if it stands this many noise sigmas tall.
+_MIN_STEP_SIGMAS = 6.0
+
+
+# ---------------------------------------------------------------------------------------- validation
+
+def _as_trace(time_s: ArrayLike, power_w: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(time_s, dtype=np.float64)
+    p = np.asarray(power_w, dtype=np.float64)
+    if t.ndim != 1 or p.shape != t.shape:
+        raise MeasurementError(
+            f"trace arrays must be 1-D and of equal length, got time_s {t.shape} and power_w {p.shape}; "
+            "pass one sample per element (power_w = current_a * voltage_v)")
+    if t.size < 2:
+        raise MeasurementError(f"a trace needs at least 2 samples to integrate, got {t.size}; "
+                               "acquire more points (SENS:SWE:POIN)")
+    if not t[-1] > t[0]:  # O(1) guard; the samples a window uses are checked one by one where they are read
+        _check_increasing(np.array([t[-1] - t[0]]))
+    return t, p
+
+
+def trace_sample_interval_s(time_s: ArrayLike) -> float:
+    """Mean sample interval of a trace (its digitizer setting, for a uniformly sampled trace)."""
+    t = np.asarray(time_s, dtype=np.float64)
+    if t.ndim != 1 or t.size < 2:
+        raise MeasurementError(f"a trace needs at least 2 samples to have a sample interval, got {t.shape}")
+    return float(t[-1] - t[0]) / (t.size - 1)
+
+
+def _check_windows(t: np.ndarray, windows_s: np.ndarray) -> np.ndarray:
+    """Validate [t0, t1] rows against the trace span and resolution; return them clipped to the span."""
+    dt_s = trace_sample_interval_s(t)
+    tol_s = _EDGE_TOLERANCE_SAMPLES * dt_s
+    span = f"[{t[0]:.9g}, {t[-1]:.9g}] s"
+    if windows_s.size == 0:
+        return windows_s.reshape(0, 2)
+    if not np.all(np.isfinite(windows_s)):
+        bad = int(np.flatnonzero(~np.all(np.isfinite(windows_s), axis=1))[0])
+        raise MeasurementError(f"window {bad} {windows_s[bad].tolist()} has a non-finite edge; "
+                               "check the device timings it was built from")
+    outside = (windows_s[:, 0] < t[0] - tol_s) | (windows_s[:, 1] > t[-1] + tol_s)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise MeasurementError(
+            f"window {i} [{windows_s[i, 0]:.9g}, {windows_s[i, 1]:.9g}] s lies outside the trace span {span} "
+            f"({int(outside.sum())} of {len(windows_s)} windows do); acquire more pre-trigger samples "
+            "(SENS:SWE:OFFS:POIN) or a longer sweep so the trace covers every window")
+    length_s = windows_s[:, 1] - windows_s[:, 0]
+    short = length_s < 2.0 * dt_s * (1.0 - 1e-9)
+    if short.any():
+        i = int(np.flatnonzero(short)[0])
+        raise MeasurementError(
+            f"window {i} [{windows_s[i, 0]:.9g}, {windows_s[i, 1]:.9g}] s is {length_s[i]:.3g} s long, "
+            f"shorter than 2 sample intervals of {dt_s:.3g} s ({int(short.sum())} of {len(windows_s)} "
+            "windows are); the trace cannot resolve it: a faster digitizer setting (shorter SENS:SWE:TINT) "
+            "is needed")
+    return np.clip(windows_s, t[0], t[-1])
+
+
+def _check_increasing(dt_s: np.ndarray) -> None:
+    if dt_s.size and not dt_s.min() > 0:  # a reduction, no temporary; a NaN fails it too
+        i = int(np.flatnonzero(~(dt_s > 0))[0])
+        raise MeasurementError(f"trace time_s must be strictly increasing, but sample {i + 1} (of the ones "
+                               f"read) is not after sample {i}; build it as (arange(n) - trigger_index) * sample_interval_s")
+
+
+# ---------------------------------------------------------------------------------------- integration
+
+def power_from_current_voltage_w(current_a: ArrayLike, voltage_v: ArrayLike) -> np.ndarray:
+    """Instantaneous supply power, sample by sample (both arrays from the same simultaneous sweep)."""
+    i_a = np.asarray(current_a, dtype=np.float64)
+    v_v = np.asarray(voltage_v, dtype=np.float64)
+    if i_a.shape != v_v.shape:
+        raise MeasurementError(f"current_a {i_a.shape} and voltage_v {v_v.shape} differ in length; "
+                               "fetch both arrays from the same acquisition")
+    return i_a * v_v
+
+
+def _interp_at(t: np.ndarray, p: np.ndarray, k: np.ndarray | int, at_s: np.ndarray | float) -> Any:
+    """Linear interpolation of p at `at_s`, which lies in [t[k], t[k+1]]."""
+    return p[k] + (p[k + 1] - p[k]) * ((at_s - t[k]) / (t[k + 1] - t[k]))
+
+
+def integrate_energy_j(time_s: ArrayLike, power_w: ArrayLike, t0_s: float, t1_s: float) -> float:
+    """Energy in joules over [t0_s, t1_s]: trapezoids, with the partial first and last sample interpolated.
+
+    Exact for power that is linear between samples. Cost is proportional to the samples inside the window.
+    """
+    t, p = _as_trace(time_s, power_w)
+    (t0_s, t1_s), = _check_windows(t, np.array([[t0_s, t1_s]], dtype=np.float64))
+    # Samples strictly inside the window: t[i0:i1]. Edges are interpolated within [t[i0-1], t[i0]] and
+    # [t[i1-1], t[i1]]; t0 >= t[0] and t1 <= t[-1] keep both pairs inside the array.
+    i0 = int(np.searchsorted(t, t0_s, side="right"))
+    i1 = int(np.searchsorted(t, t1_s, side="left"))
+    i0, i1 = max(i0, 1), min(i1, t.size - 1)
+    p0 = float(_interp_at(t, p, i0 - 1, t0_s))
+    p1 = float(_interp_at(t, p, i1 - 1, t1_s))
+    if i1 <= i0:  # no sample strictly inside (only reachable for non-uniform traces)
+        return 0.5 * (p0 + p1) * (t1_s - t0_s)
+    ti, pi = t[i0:i1], p[i0:i1]
+    dti = np.diff(ti)
+    _check_increasing(dti)
+    # In-place products and numpy's pairwise sum (not BLAS dot: its threads fight on a busy CI box).
+    twice_areas_j = pi[:-1] + pi[1:]
+    twice_areas_j *= dti
+    interior_j = 0.5 * float(twice_areas_j.sum())
+    return (interior_j + 0.5 * (p0 + pi[0]) * (ti[0] - t0_s)
+            + 0.5 * (pi[-1] + p1) * (t1_s - ti[-1]))
+
+
+def window_energies_j(time_s: ArrayLike, power_w: ArrayLike, windows_s: ArrayLike) -> np.ndarray:
+    """Energy in joules of each [t0, t1] row of `windows_s` (shape (m, 2)), all at once.
+
+    A cumulative trapezoid over the samples the windows span, evaluated at each edge. Between two samples
+    that integral is quadratic (the integral of a linear piece), so it is evaluated exactly rather than
+    linearly interpolated: the result equals `integrate_energy_j` per window.
+    The running sum is taken of power minus a reference level, which keeps its magnitude (and so its
+    round-off) near a window's own energy even over 10 M samples.
+    """
+    t, p = _as_trace(time_s, power_w)
+    windows = np.asarray(windows_s, dtype=np.float64)
+    if windows.size == 0:
+        return np.zeros(0)
+    if windows.ndim != 2 or windows.shape[1] != 2:
+        raise MeasurementError(f"windows_s must have shape (m, 2) rows of [t0_s, t1_s], got {windows.shape}")
+    windows = _check_windows(t, windows)
+    # Only the samples that the windows touch take part in the running sum.
+    lo = max(int(np.searchsorted(t, windows[:, 0].min(), side="right")) - 1, 0)
+    hi = min(int(np.searchsorted(t, windows[:, 1].max(), side="left")) + 1, t.size)
+    hi = max(hi, lo + 2)
+    ts, ps = t[lo:hi], p[lo:hi]
+    dts = np.diff(ts)
+    _check_increasing(dts)
+    ref_w = float(np.mean(ps[:: max(1, ps.size // 4096)]))
+    # Twice the trapezoid areas of (power - ref_w), in place to keep passes over 10 M samples few.
+    twice_steps_j = ps[:-1] + ps[1:]
+    twice_steps_j -= 2.0 * ref_w
+    twice_steps_j *= dts
+
+    edges_s = windows.reshape(-1)
+    k = np.clip(np.searchsorted(ts, edges_s, side="right") - 1, 0, ts.size - 2)
+    # The cumulative integral is only needed at the sample before each edge: sum the steps between those
+    # samples (reduceat, vectorized) and accumulate the few segment sums, instead of a full-length cumsum
+    # (a serial loop that costs more than all the other passes together at 10 M samples).
+    sample_k, edge_to_sample = np.unique(k, return_inverse=True)
+    segments_j = np.add.reduceat(twice_steps_j, sample_k)[:-1]
+    head_j = float(twice_steps_j[: sample_k[0]].sum())
+    cumulative_j = 0.5 * np.concatenate([[head_j], head_j + np.cumsum(segments_j)])[edge_to_sample]
+    into_s = edges_s - ts[k]
+    p_edge = _interp_at(ts, ps, k, edges_s)
+    at_edge_j = cumulative_j + 0.5 * into_s * ((ps[k] - ref_w) + (p_edge - ref_w))
+    at_edge_j = at_edge_j.reshape(-1, 2)
+    energies_j = at_edge_j[:, 1] - at_edge_j[:, 0] + ref_w * (windows[:, 1] - windows[:, 0])
+    for poisoned in np.flatnonzero(~np.isfinite(energies_j)):
+        # A non-finite sample poisons the running sum for every later window too: recompute those from
+        # their own samples, and fail only for a window that really holds one.
+        energies_j[poisoned] = integrate_energy_j(t, p, windows[poisoned, 0], windows[poisoned, 1])
+    if not np.all(np.isfinite(energies_j)):
+        i = int(np.flatnonzero(~np.isfinite(energies_j))[0])
+        raise MeasurementError(f"window {i} {windows[i].tolist()} s integrates to {energies_j[i]}: the trace "
+                               "holds non-finite samples there (an overload or a dropped transfer); re-acquire")
+    return energies_j
+
+
+def mean_power_w(energy_j: ArrayLike, window_s: ArrayLike) -> np.ndarray | float:
+    """Mean power over a window: energy divided by its length (element-wise for arrays)."""
+    result = np.asarray(energy_j, dtype=np.float64) / np.asarray(window_s, dtype=np.float64)
+    return float(result) if result.ndim == 0 else result
+
+
+def integration_error_bound_j(power_step_w: ArrayLike, sample_interval_s: float) -> float:
+    """Worst-case error in joules of the integrals above for a trace of flat levels joined by steps.
+
+    A step of height S that happens between two samples is seen by the trapezoid as a linear ramp across
+    that one sample interval dt, so the integral is off by S·(dt/2 − time from the step to the next
+    sample): at most S·dt/2 per step, either sign. Linear edge interpolation keeps that same bound when a
+    window edge falls in the interval holding the step, including the trigger-delimited case where the
+    edge *is* the step (the interpolated edge value is then a mix of the two levels; the error is
+    −S·u²/(2·dt) for an edge u before the next sample, never more than S·dt/2). Within flat or linear
+    stretches linear interpolation is exact, so the edges add nothing else. `power_step_w` is one step or
+    an array of the steps inside the window; the bound is Σ|S|·dt/2, shrinking in proportion to dt.
+    """
+    steps_w = np.abs(np.asarray(power_step_w, dtype=np.float64))
+    return float(steps_w.sum()) * float(sample_interval_s) / 2.0
+
+
+# --------------------------------------------------------------------------------- device windows
+
+def _timing_columns_us(timings: Iterable[Any]) -> np.ndarray:
+    rows = [(t.start_us, t.readout_us, t.inference_us, t.retrieval_us) for t in timings]
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def inference_windows_s(timings: Iterable[Any]) -> np.ndarray:
+    """(n, 2) windows [start, start + inference] in seconds on the trace's time axis, one per inference."""
+    start, _readout, inference, _retrieval = _timing_columns_us(timings).T
+    return np.stack([start, start + inference], axis=1) * 1e-6
+
+
+def end_to_end_windows_s(timings: Iterable[Any]) -> np.ndarray:
+    """(n, 2) windows [start − readout, start + inference + retrieval] in seconds, one per inference."""
+    start, readout, inference, retrieval = _timing_columns_us(timings).T
+    return np.stack([start - readout, start + inference + retrieval], axis=1) * 1e-6
+
+
+# ------------------------------------------------------------------------ latency from the trace
+
+def _best_split(x: np.ndarray) -> tuple[int, float]:
+    """Index s (1..len-1) splitting x into two constant levels with least squared error; and the gain."""
+    n = x.size
+    if n < 2:
+        return 0, -np.inf
+    cs, cs2 = np.cumsum(x), np.cumsum(x * x)
+    left_n = np.arange(1, n, dtype=np.float64)
+    right_n = n - left_n
+    left_s, right_s = cs[:-1], cs[-1] - cs[:-1]
+    sse = (cs2[-1] - left_s ** 2 / left_n - right_s ** 2 / right_n)
+    s = int(np.argmin(sse)) + 1
+    total_sse = cs2[-1] - cs[-1] ** 2 / n
+    return s, float(total_sse - sse[s - 1])
+
+
+def _three_levels(x: np.ndarray) -> tuple[int, int]:
+    """Two change points c1 < c2 splitting x into before / active / after (binary segmentation + refit)."""
+    s, _ = _best_split(x)
+    s_left, gain_left = _best_split(x[:s])
+    s_right, gain_right = _best_split(x[s:])
+    c1, c2 = (s_left, s) if gain_left >= gain_right else (s, s + s_right)
+    for _ in range(2):  # refit each change point with the other held: corrects the greedy first split
+        c1 = _best_split(x[:c2])[0] or c1
+        c2 = c1 + (_best_split(x[c1:])[0] or (c2 - c1))
+    return c1, c2
+
+
+def _crossing_s(t: np.ndarray, p: np.ndarray, level_w: float, near: int | None) -> float | None:
+    """Sub-sample instant where p crosses level_w (nearest to index `near`, else the first); None if none."""
+    above = p > level_w
+    k = np.flatnonzero(above[:-1] != above[1:])
+    if k.size == 0:
+        return None
+    kk = int(k[np.argmin(np.abs(k - near))] if near is not None else k[0])
+    return float(t[kk] + (level_w - p[kk]) / (p[kk + 1] - p[kk]) * (t[kk + 1] - t[kk]))
+
+
+def active_window_s(time_s: ArrayLike, power_w: ArrayLike, t_search0: float, t_search1: float,
+                    level_w: float | None = None) -> float:
+    """Length in seconds of the active stage inside [t_search0, t_search1], measured on the trace itself.
+
+    A second latency measurement beside the device's own timer. Each edge instant is where the power
+    crosses the level halfway between the stage's level and the level next to it, located between the two
+    samples around the crossing by linear interpolation (sub-sample), so a ramped edge is timed exactly
+    and a sharp edge inside a sample interval to within half an interval.
+
+    Without `level_w` the search window is read as three flat levels (before / active / after: e.g.
+    readout, inference, retrieval), found by least-squares change points. The active level may be above
+    *or below* its neighbours (a vision sensor can draw less while inferring than while reading out), and
+    the two neighbours may differ: each edge gets its own halfway level. The search window must hold a
+    few samples of the neighbouring levels on both sides. With `level_w` the active window runs from the
+    first to the last crossing of that fixed level.
+    """
+    t, p = _as_trace(time_s, power_w)
+    (t0_s, t1_s), = _check_windows(t, np.array([[t_search0, t_search1]], dtype=np.float64))
+    i0 = max(int(np.searchsorted(t, t0_s, side="left")), 0)
+    i1 = min(int(np.searchsorted(t, t1_s, side="right")), t.size)
+    ts, ps = t[i0:i1], p[i0:i1]
+    where = f"in the search window [{t0_s:.9g}, {t1_s:.9g}] s"
+    if ts.size < 4:
+        raise MeasurementError(f"{where} there are only {ts.size} samples; widen it to include the "
+                               "neighbouring stages or use a faster digitizer setting")
+    _check_increasing(np.diff(ts))
+    if level_w is not None:
+        rise_s = _crossing_s(ts, ps, level_w, None)
+        fall_s = _crossing_s(ts[::-1], ps[::-1], level_w, None)
+        if rise_s is None or fall_s is None or fall_s <= rise_s:
+            raise MeasurementError(f"{where} the power never crosses {level_w:.6g} W twice; pass a level "
+                                   "between the idle and active power, or widen the window")
+        return fall_s - rise_s
+
+    c1, c2 = _three_levels(ps)
+    before_w, active_w, after_w = (float(np.median(seg)) for seg in (ps[:c1], ps[c1:c2], ps[c2:]))
+    residual_w = ps - np.concatenate([np.full(c1, before_w), np.full(c2 - c1, active_w),
+                                      np.full(ps.size - c2, after_w)])
+    noise_w = 1.4826 * float(np.median(np.abs(residual_w - np.median(residual_w))))
+    floor_w = max(_MIN_STEP_SIGMAS * noise_w, 1e-9 * float(np.max(np.abs(ps))))
+    for name, step_w in (("rising", active_w - before_w), ("falling", active_w - after_w)):
+        if abs(step_w) <= floor_w:
+            raise MeasurementError(
+                f"{where} found no distinct {name} edge: levels before/active/after are "
+                f"{before_w:.6g}/{active_w:.6g}/{after_w:.6g} W against noise {noise_w:.3g} W; the stage "
+                "does not stand out in power here, or the search window cuts it off, so the trace cannot "
+                "time it (widen the window to include its neighbours, or pass level_w)")
+    rise_s = _crossing_s(ts, ps, 0.5 * (before_w + active_w), c1 - 1)
+    fall_s = _crossing_s(ts, ps, 0.5 * (active_w + after_w), c2 - 1)
+    if rise_s is None or fall_s is None or fall_s <= rise_s:  # pragma: no cover - levels imply crossings
+        raise MeasurementError(f"{where} the edges could not be located; widen the window")
+    return fall_s - rise_s
+
+
+# ------------------------------------------------------------------------------------- per run
+
+@dataclass(frozen=True, eq=False)
+class EnergySamples:
+    """Per-inference energy of one RUN, with the trace's own timing of each inference stage.
+
+    `trace_inference_s[i]` is NaN where the trace cannot time inference i (its power does not stand out
+    from the neighbouring stages); `trace_latency_note` then says why for the first such inference.
+    """
+
+    inference_j: np.ndarray
+    end_to_end_j: np.ndarray
+    inference_power_w: np.ndarray
+    end_to_end_power_w: np.ndarray
+    trace_inference_s: np.ndarray
+    sample_interval_s: float
+    trace_latency_note: str = ""
+
+    @property
+    def count(self) -> int:
+        return int(self.inference_j.size)
+
+
+def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any]) -> EnergySamples:
+    """Energy of every inference (inference stage and end to end) of a RUN from one trace and its timings.
+
+    Raises MeasurementError when a window lies outside the trace or is shorter than 2 sample intervals.
+    """
+    t, p = _as_trace(time_s, power_w)
+    timing_list = list(timings)
+    inference_w = inference_windows_s(timing_list)
+    end_to_end_w = end_to_end_windows_s(timing_list)
+    # Stage windows are trigger-delimited: the power steps exactly at their edges, so the straddling
+    # samples are split step-aware (stage_edges) rather than smeared by trapezoids.
+    both_j = stage_window_energies_j(t, p, np.concatenate([inference_w, end_to_end_w]))
+    inference_j, end_to_end_j = both_j[: len(timing_list)], both_j[len(timing_list):]
+
+    dt_s = trace_sample_interval_s(t)
+    trace_s = np.full(len(timing_list), np.nan)
+    note = ""
+    for i, ((a_s, b_s), (e0_s, e1_s)) in enumerate(zip(inference_w, end_to_end_w)):
+        # Search a margin of neighbouring stage on each side, but never past this inference's own
+        # readout / retrieval: the next stage over is a fourth level that would confuse the fit.
+        margin_s = max(b_s - a_s, 8 * dt_s)
+        try:
+            trace_s[i] = active_window_s(t, p, max(e0_s, a_s - margin_s), min(e1_s, b_s + margin_s))
+        except MeasurementError as exc:
+            note = note or f"inference {i}: {exc}"
+    return EnergySamples(
+        inference_j=inference_j,
+        end_to_end_j=end_to_end_j,
+        inference_power_w=np.asarray(mean_power_w(inference_j, inference_w[:, 1] - inference_w[:, 0])),
+        end_to_end_power_w=np.asarray(mean_power_w(end_to_end_j, end_to_end_w[:, 1] - end_to_end_w[:, 0])),
+        trace_inference_s=trace_s,
+        sample_interval_s=dt_s,
+        trace_latency_note=note,
+    )

@@ -1,0 +1,48 @@
+"""Running a model on a device under test: host-side quantization, one inference, many timings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from pytest_edgehil.bench import DeviceUnderTest
+from pytest_edgehil.config.catalog import CatalogModel
+from pytest_edgehil.link.messages import StageTiming
+
+
+def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
+    """An 8-bit image as the raw tensor the model's first input takes (scaled to the card's range)."""
+    spec = model.info.inputs[0]
+    lo, hi = model.input_range
+    scaled = lo + np.asarray(image, dtype=np.float32) / 255.0 * (hi - lo)
+    scaled = scaled.reshape(spec.shape)
+    return spec.quantize(scaled) if spec.quantized else scaled.astype(spec.dtype)
+
+
+def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.ndarray:
+    """One inference on the device; the first output, dequantized to float."""
+    dut.client.set_input(0, to_model_input(model, image))
+    result = dut.client.run(1)
+    spec = model.info.outputs[0]
+    raw = np.asarray(result.outputs[0])
+    return spec.dequantize(raw) if spec.quantized else raw.astype(np.float32)
+
+
+def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.ndarray]) -> np.ndarray:
+    return np.stack([infer(dut, model, image) for image in images])
+
+
+def stage_timings(dut: DeviceUnderTest, count: int) -> tuple[StageTiming, ...]:
+    """`count` back-to-back inferences of the active model and input, with per-stage device timings."""
+    return tuple(dut.client.run(count).timings)
+
+
+def timing_arrays_ms(timings: Iterable[StageTiming]) -> dict[str, np.ndarray]:
+    ts = list(timings)
+    return {
+        "readout_ms": np.array([t.readout_us for t in ts]) / 1e3,
+        "inference_ms": np.array([t.inference_us for t in ts]) / 1e3,
+        "retrieval_ms": np.array([t.retrieval_us for t in ts]) / 1e3,
+        "end_to_end_ms": np.array([t.readout_us + t.inference_us + t.retrieval_us for t in ts]) / 1e3,
+    }

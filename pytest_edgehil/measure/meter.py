@@ -1,0 +1,119 @@
+"""Energy per inference on a device under test, measured through a power analyzer.
+
+One measurement window = one armed acquisition around one `RUN n`: the analyzer triggers on the device's
+trigger line (raised at the start of the first inference), digitizes current and voltage, and the
+per-inference windows inside the trace come from the device's own stage timings. Repeating windows and
+taking the median of window medians is what makes the number stable (MLPerf Tiny: 5 windows of at least
+10 s on hardware); the simulated bench keeps the windows short so the suites run fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pytest_edgehil.bench import DeviceUnderTest
+from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
+from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace
+from pytest_edgehil.measure.metrics import SampleSummary, summarize
+
+
+@dataclass(frozen=True)
+class EnergyPlan:
+    """How much to measure. `simulated()` is fast; `hardware()` follows MLPerf Tiny's rule."""
+
+    windows: int = 3
+    runs_per_window: int = 10
+    min_window_s: float = 0.0  # hardware: at least this long, by adding runs
+    sample_interval_s: float = 5e-6  # 200 kS/s; raised when a long window would exceed MAX_POINTS
+    timeout_s: float = 30.0
+
+    @classmethod
+    def simulated(cls) -> EnergyPlan:
+        return cls()
+
+    @classmethod
+    def hardware(cls) -> EnergyPlan:
+        return cls(windows=5, runs_per_window=1, min_window_s=10.0, timeout_s=120.0)
+
+
+@dataclass
+class EnergyMeasurement:
+    """Every window's per-inference samples, the trace of the last window, and what was used."""
+
+    windows: list[EnergySamples] = field(default_factory=list)
+    timings: list[tuple[StageTiming, ...]] = field(default_factory=list)
+    last_trace: Trace | None = None
+    sample_interval_s: float = 0.0
+    idn: str = ""
+
+    def _pooled(self, name: str) -> np.ndarray:
+        return np.concatenate([getattr(w, name) for w in self.windows])
+
+    @property
+    def inference_j(self) -> np.ndarray:
+        return self._pooled("inference_j")
+
+    @property
+    def end_to_end_j(self) -> np.ndarray:
+        return self._pooled("end_to_end_j")
+
+    @property
+    def inference_power_w(self) -> np.ndarray:
+        return self._pooled("inference_power_w")
+
+    @property
+    def end_to_end_power_w(self) -> np.ndarray:
+        return self._pooled("end_to_end_power_w")
+
+    @property
+    def trace_inference_s(self) -> np.ndarray:
+        return self._pooled("trace_inference_s")
+
+    def window_medians(self, name: str) -> np.ndarray:
+        """The median of each window: what a between-window (between-session) comparison should use."""
+        return np.array([float(np.median(getattr(w, name))) for w in self.windows])
+
+    def summary(self, name: str) -> SampleSummary:
+        return summarize(self._pooled(name))
+
+
+def plan_acquisition(timing: StageTiming, analyzer: PowerAnalyzer, plan: EnergyPlan) -> tuple[int, float, int, int]:
+    """(runs, sample interval, points, pre-trigger points) for a window that holds the RUN's inferences.
+
+    The pre-trigger part covers the first inference's sensor readout, which happens before its trigger.
+    A window too long for the digitizer's memory gets a longer sample interval, never fewer inferences.
+    """
+    period_s = timing.end_to_end_us * 1e-6
+    runs = plan.runs_per_window
+    if plan.min_window_s > 0:
+        runs = max(runs, math.ceil(plan.min_window_s / period_s))
+    pre_s = timing.readout_us * 1e-6 * 1.25 + 20 * plan.sample_interval_s
+    total_s = pre_s + runs * period_s * 1.10 + 20 * plan.sample_interval_s
+    dt_s = analyzer.supported_sample_interval_s(max(plan.sample_interval_s, total_s / analyzer.max_points))
+    points = math.ceil(total_s / dt_s)
+    return runs, dt_s, min(points, analyzer.max_points), math.ceil(pre_s / dt_s)
+
+
+def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: float, current_range_a: float,
+                   plan: EnergyPlan | None = None) -> EnergyMeasurement:
+    """Measure the active model's energy per inference on `dut` with `analyzer` (model and input already set)."""
+    plan = plan or EnergyPlan.simulated()
+    probe = dut.client.run(1).timings[0]  # learn the inference period to size the acquisition
+    runs, dt_s, points, pre = plan_acquisition(probe, analyzer, plan)
+    analyzer.check_resolves(probe.inference_us * 1e-6)
+    analyzer.configure(voltage_v=supply_v, current_range_a=current_range_a, sample_interval_s=dt_s,
+                       points=points, pretrigger_points=pre)
+    measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn)
+    for _ in range(plan.windows):
+        analyzer.arm("EXT")
+        result = dut.client.run(runs)
+        analyzer.wait_complete(plan.timeout_s)
+        trace = analyzer.fetch_trace()
+        measurement.windows.append(energy_from_trace(trace.time_s, trace.power_w, result.timings))
+        measurement.timings.append(tuple(result.timings))
+        measurement.last_trace = trace
+    return measurement

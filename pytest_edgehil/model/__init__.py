@@ -1,0 +1,1 @@
+"""Models: the LiteRT runner and static analysis of .tflite files."""

@@ -1,0 +1,179 @@
+"""The pytest side of results and the merge gate: `--edgehil-save`, `--edgehil-baseline`, `--edgehil-fail-on`.
+
+`register(config)` is called from the main plugin's `pytest_configure`. It creates and registers the
+`GatePlugin` only when `--edgehil-save` or `--edgehil-baseline` is given, and only on the controller
+(never on an xdist worker: workers must not write shared files; their records reach the controller in
+`report.user_properties`). Options are validated and the baseline is loaded at configure time, so a bad
+threshold or an unreadable baseline fails at start-up, not after an hour on the bench.
+
+The plugin collects records in `pytest_runtest_logreport`, rewrites the results file atomically after
+each test that recorded something, decides in `pytest_sessionfinish` (it may raise the exit status from
+0 to 1, never lower it), and prints the gate table in the terminal summary.
+
+With `--junitxml`, `JUnitMetricProperties` (registered on workers too, where the items run) adds each
+measured value as a test property `edgehil:<metric>` so Jenkins and GitLab show it per test case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_edgehil.errors import EdgeHILError
+from pytest_edgehil.plugin.session import session_key
+from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateReport, compare_results
+from pytest_edgehil.results.records import TRACE_PROPERTY, records_from_properties
+from pytest_edgehil.results.store import (
+    ResultRecord,
+    ResultsFile,
+    ResultsWriter,
+    RunInfo,
+    git_commit,
+    load_results,
+    utc_now,
+)
+
+GATE_PLUGIN_NAME = "edgehil-gate"
+JUNIT_PLUGIN_NAME = "edgehil-junit-metrics"
+JUNIT_PREFIX = "edgehil:"
+
+__all__ = ["DEFAULT_FAIL_ON", "GatePlugin", "JUnitMetricProperties", "register"]
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def run_info(config: pytest.Config) -> RunInfo:
+    """The run context for the results file, from the edgehil session built at configure time."""
+    session = config.stash.get(session_key, None)
+    commit, dirty = git_commit(config.rootpath)
+    return RunInfo(
+        started_at=utc_now(), backend=session.backend_label if session else "",
+        git_commit=commit, git_dirty=dirty, seed=session.seed if session else None,
+        lab=session.lab.name if session else "", devices=list(session.devices) if session else [],
+        argv=[str(a) for a in config.invocation_params.args])
+
+
+DEFAULT_RESULTS = "edgehil-results/latest.json"
+
+
+def _runs_edgehil_pairs(config: pytest.Config) -> bool:
+    from pytest_edgehil.plugin.session import session_key  # the session module imports this one's neighbours
+
+    session = config.stash.get(session_key, None)
+    return bool(session and session.pairs)
+
+
+def register(config: pytest.Config) -> None:
+    """Register the gate (save/baseline given, controller only) and the JUnit properties (--junitxml)."""
+    if config.getoption("xmlpath", None) and not config.pluginmanager.has_plugin(JUNIT_PLUGIN_NAME):
+        config.pluginmanager.register(JUnitMetricProperties(), JUNIT_PLUGIN_NAME)
+    save = config.getoption("--edgehil-save", None)
+    baseline_opt = config.getoption("--edgehil-baseline", None)
+    try:
+        fail_on = FailOn.parse(config.getoption("--edgehil-fail-on", None) or DEFAULT_FAIL_ON)
+        if _is_xdist_worker(config):
+            return
+        lazy = False
+        if not save and _runs_edgehil_pairs(config):
+            # Every run that measures keeps its results, even when nobody asked to save them.
+            save, lazy = str(config.rootpath / DEFAULT_RESULTS), True
+        if not (save or baseline_opt):
+            return
+        baseline = load_results(Path(baseline_opt)) if baseline_opt else None
+        info = run_info(config)
+        writer = ResultsWriter(Path(save), info, lazy=lazy) if save else None
+    except EdgeHILError as exc:
+        raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
+    plugin = GatePlugin(info, fail_on=fail_on, writer=writer, baseline=baseline,
+                        baseline_path=Path(baseline_opt) if baseline_opt else None)
+    config.pluginmanager.register(plugin, GATE_PLUGIN_NAME)
+
+
+class GatePlugin:
+    """Lives on the controller: collects records, keeps the results file current, gates at the end."""
+
+    def __init__(self, run: RunInfo, *, fail_on: FailOn, writer: ResultsWriter | None,
+                 baseline: ResultsFile | None, baseline_path: Path | None) -> None:
+        self.run = run
+        self.fail_on = fail_on
+        self.writer = writer
+        self.baseline = baseline
+        self.baseline_path = baseline_path
+        self.records: list[ResultRecord] = []
+        self.report: GateReport | None = None
+        self.write_error: str | None = None  # the file stopped being updated; the run fails at the end
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":  # records are made during the call; setup/teardown carry copies
+            return
+        records = [ResultRecord.from_metric_record(r, test=report.nodeid, outcome=report.outcome)
+                   for r in records_from_properties(report.user_properties)]
+        traces = [{**value, "test": report.nodeid} for key, value in report.user_properties
+                  if key == TRACE_PROPERTY and isinstance(value, dict)]
+        self.records.extend(records)
+        if self.writer is not None and self.write_error is None:
+            try:
+                self.writer.add(records, traces)
+            except EdgeHILError as exc:  # e.g. disk full: keep measuring, fail the run at the end
+                self.write_error = str(exc)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.baseline is not None:
+            self.report = compare_results(self.baseline.records, self.records, self.fail_on,
+                                          base_run=self.baseline.run, new_run=self.run)
+            # Raise, never lower: a run that already failed (or was interrupted) keeps its status.
+            if not self.report.passed and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.writer is not None and self.write_error is None:
+            try:
+                self.writer.finish(int(session.exitstatus))
+            except EdgeHILError as exc:
+                self.write_error = str(exc)
+        if self.write_error is not None and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.report is not None:
+            terminalreporter.write_sep("=", f"edgehil gate vs baseline {self.baseline_path}")
+            for line in self.report.table_lines():
+                terminalreporter.write_line(line)
+            for line in self.report.detail_lines():
+                terminalreporter.write_line(line, red=line.startswith("FAIL"), yellow=not line.startswith("FAIL"))
+            terminalreporter.write_line(self.report.headline(), bold=True, red=not self.report.passed,
+                                        green=self.report.passed)
+        if self.write_error is not None:
+            terminalreporter.write_sep("=", f"edgehil results: {self.write_error}", red=True)
+        elif self.writer is not None and self.writer.results.records:
+            saved = f"edgehil results: {self.writer.path} ({len(self.writer.results.records)} records)"
+            if self.report is not None:
+                terminalreporter.write_line(saved)
+            else:
+                terminalreporter.write_sep("-", saved)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        config.pluginmanager.unregister(self)
+
+
+class JUnitMetricProperties:
+    """Copies each record's value into a plain test property (`edgehil:inference_mj` = value) for JUnit XML.
+
+    Appended to `item.user_properties` after the call phase: the teardown report, which junitxml writes
+    out, carries them; the call report (which the gate reads) does not, so nothing is counted twice.
+    """
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        if call.when == "call":
+            for record in records_from_properties(report.user_properties):
+                item.user_properties.append((f"{JUNIT_PREFIX}{record.metric}", record.value))
+        return report
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        config.pluginmanager.unregister(self)

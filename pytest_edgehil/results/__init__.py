@@ -1,0 +1,3 @@
+"""Results: records, the metric vocabulary, the results file, the merge gate, the summary and the report.
+
+Nothing here imports pytest."""

@@ -1,0 +1,312 @@
+"""The results file: one JSON document per run, written as measurements arrive, read back by the gate.
+
+Layout (``schema_version`` 1)::
+
+    {"format": "pytest-edgehil results", "schema_version": 1,
+     "run": {started_at, finished_at, complete, exit_status, backend, edgehil_version, git_commit,
+             git_dirty, seed, lab, devices, python, platform, argv},
+     "records": [{pair, model, device, kind, metric, value, unit, backend, status, bound, margin_rel,
+                  samples, source, ci_low, ci_high, raw, context, test, outcome, median}, ...],
+     "traces": [{pair, test, time_s, power_w, windows_s, backend}, ...]}
+
+One record per model × device × metric: `value` is what the budget was checked against (the median for
+per-inference samples), `raw` the per-inference samples the gate tests, `status` the budget verdict,
+`context` what makes two runs comparable (model SHA-256, firmware, protocol version, instrument
+`*IDN?`, sample interval). `traces` are the decimated power traces for the report's plots.
+
+Why rewrite the whole file per record rather than append lines: the file must be valid JSON at every
+instant, so a run killed by SIGKILL (or a CI job timeout) leaves everything measured so far. Each write
+goes to a temporary file in the same directory, is flushed and fsynced, and replaces the old file with
+`os.replace`, which is atomic on POSIX and Windows: a reader sees the old or the new file, never half.
+The cost is quadratic in the number of records, which stays small (hundreds of records of a few
+hundred samples each).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform as _platform
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pytest_edgehil import __version__
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.records import MetricRecord
+
+if TYPE_CHECKING:
+    from pytest_edgehil.measure.meter import EnergyMeasurement
+
+FORMAT = "pytest-edgehil results"
+SCHEMA_VERSION = 1
+GIT_TIMEOUT_S = 5.0
+# CI systems check out a commit without always leaving `git` usable (shallow or detached copies,
+# containers without git): their own variables name the commit then.
+_CI_COMMIT_VARIABLES = ("GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT", "BUILD_VCS_NUMBER")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What was run, where and when: the run-level half of "are these two results comparable"."""
+
+    started_at: str
+    backend: str  # SIMULATED | HW | MIXED (HW + SIMULATED)
+    edgehil_version: str = __version__
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    seed: int | None = None
+    lab: str = ""
+    devices: list[str] = field(default_factory=list)
+    python: str = _platform.python_version()
+    platform: str = _platform.platform(terse=True)
+    argv: list[str] = field(default_factory=list)
+    finished_at: str | None = None
+    complete: bool = False  # false until the session finished: a killed run stays false
+    exit_status: int | None = None
+
+
+@dataclass(frozen=True)
+class ResultRecord(MetricRecord):
+    """A `MetricRecord` plus the test that produced it and the median of its raw samples."""
+
+    test: str = ""  # pytest node id
+    outcome: str = ""  # passed | failed | skipped: the test's outcome (a budget failure still records)
+    median: float | None = None  # median of `raw`, when there are raw samples
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.pair, self.metric
+
+    @classmethod
+    def from_metric_record(cls, record: MetricRecord, *, test: str = "", outcome: str = "") -> ResultRecord:
+        median = float(np.median(record.raw)) if record.raw else None
+        return cls(**asdict(record), test=test, outcome=outcome, median=median)
+
+
+@dataclass
+class ResultsFile:
+    run: RunInfo
+    records: list[ResultRecord] = field(default_factory=list)
+    traces: list[dict[str, Any]] = field(default_factory=list)
+    path: Path | None = None  # where it was read from, for messages
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "run": asdict(self.run),
+                "records": [asdict(r) for r in self.records], "traces": list(self.traces)}
+
+
+# ------------------------------------------------------------------------------------------ run context
+
+
+def git_commit(cwd: Path) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the work tree at `cwd`; CI's own variables when git cannot tell; (None, None)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT_S, check=False)
+        if head.returncode == 0 and head.stdout.strip():
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                    capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False)
+            dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+            return head.stdout.strip(), dirty
+    except (OSError, subprocess.SubprocessError):
+        pass  # no git on PATH, or it hung: fall back to what CI tells us
+    for name in _CI_COMMIT_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name], None
+    return None, None
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _fail(where: str, what: str) -> ConfigError:
+    return ConfigError(f"results file {where}: {what}; regenerate it with `pytest --edgehil-save PATH` or "
+                       "point to another file")
+
+
+def _number(value: object, where: str, name: str, *, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(where, f"`{name}` must be a number, got {value!r}")
+    return float(value)
+
+
+def _record_from_json(raw: object, where: str) -> ResultRecord:
+    if not isinstance(raw, dict):
+        raise _fail(where, f"a record must be an object, got {type(raw).__name__}")
+    known = {f.name for f in fields(ResultRecord)}
+    missing = [k for k in ("pair", "metric", "value", "unit") if k not in raw]
+    if missing:
+        raise _fail(where, f"missing {', '.join(missing)}")
+    data = {k: v for k, v in raw.items() if k in known}  # keys from newer minor versions are ignored
+    for name in ("pair", "model", "device", "kind", "metric", "unit", "backend", "status"):
+        data.setdefault(name, "")
+        if not isinstance(data[name], str):
+            raise _fail(where, f"`{name}` must be a string, got {data[name]!r}")
+    # null: the value was NaN or infinite when written (e.g. fps of a zero-length run)
+    data["value"] = math.nan if data["value"] is None else _number(data["value"], where, "value")
+    for name in ("margin_rel", "ci_low", "ci_high", "median"):
+        data[name] = _number(data.get(name), where, name, optional=True)
+    samples = data.get("raw")
+    if samples is not None:
+        if not isinstance(samples, list):
+            raise _fail(where, f"`raw` must be a list of numbers, got {type(samples).__name__}")
+        data["raw"] = [float(_number(x, where, "raw[]") or 0.0) for x in samples]
+        if not all(math.isfinite(x) for x in data["raw"]):
+            raise _fail(where, "`raw` holds NaN or infinite samples")
+    if data.get("context") is not None and not isinstance(data["context"], dict):
+        raise _fail(where, "`context` must be an object")
+    return ResultRecord(**data)
+
+
+def results_from_json(data: object, source: str = "<memory>") -> ResultsFile:
+    """Validate and build a `ResultsFile` from parsed JSON; errors name the file, the record and the field."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise _fail(source, f"not a pytest-edgehil results file (no \"format\": \"{FORMAT}\")")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _fail(source, f"`schema_version` must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ConfigError(f"results file {source}: schema version {version} was written by a newer "
+                          f"pytest-edgehil (this one reads up to {SCHEMA_VERSION}); upgrade pytest-edgehil")
+    run = data.get("run")
+    if not isinstance(run, dict) or "started_at" not in run or "backend" not in run:
+        raise _fail(source, "`run` must be an object with at least `started_at` and `backend`")
+    known_run = {f.name for f in fields(RunInfo)}
+    run_info = RunInfo(**{k: v for k, v in run.items() if k in known_run})
+    records_raw = data.get("records")
+    if not isinstance(records_raw, list):
+        raise _fail(source, "`records` must be a list")
+    records = [_record_from_json(r, f"{source} record #{i + 1}") for i, r in enumerate(records_raw)]
+    traces = data.get("traces", [])
+    if not isinstance(traces, list) or not all(isinstance(t, dict) for t in traces):
+        raise _fail(source, "`traces` must be a list of objects")
+    return ResultsFile(run=run_info, records=records, traces=traces, path=None if source == "<memory>"
+                       else Path(source))
+
+
+def load_results(path: Path | str) -> ResultsFile:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"results file {path} does not exist; save one with `pytest --edgehil-save {path}` "
+                          "(on the main branch, for a baseline)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read results file {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _fail(str(path), f"not valid JSON ({exc})") from None
+    return results_from_json(data, str(path))
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a reader (or a crash) only ever sees a whole file."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())  # the rename must not land before the data does (power loss)
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _finite_or_null(value: Any) -> Any:
+    """NaN and infinity as JSON null: strict JSON readers (browsers, jq) reject Python's NaN token."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
+class ResultsWriter:
+    """Keeps a results file up to date as records arrive; each `add` leaves a complete, valid file."""
+
+    def __init__(self, path: Path | str, run: RunInfo, *, lazy: bool = False) -> None:
+        self.path = Path(path)
+        self.lazy = lazy  # the default results file: written only once something was measured
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--edgehil-save {self.path}: cannot create directory {self.path.parent}: "
+                              f"{exc.strerror}") from exc
+        self.results = ResultsFile(run=run)
+        if not lazy:
+            self._write()  # an empty but valid file from the start: a run killed before any record still loads
+
+    def add(self, records: Iterable[ResultRecord] = (), traces: Iterable[Mapping[str, Any]] = ()) -> None:
+        new_records, new_traces = list(records), [dict(t) for t in traces]
+        if not new_records and not new_traces:
+            return
+        self.results.records.extend(new_records)
+        self.results.traces.extend(new_traces)
+        self._write()
+
+    def finish(self, exit_status: int) -> None:
+        if self.lazy and not self.results.records:
+            return
+        run = self.results.run
+        self.results.run = RunInfo(**{**asdict(run), "finished_at": utc_now(), "complete": True,
+                                      "exit_status": int(exit_status)})
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            write_atomically(self.path, json.dumps(_finite_or_null(self.results.to_json_dict()), indent=1,
+                                                   allow_nan=False))
+        except OSError as exc:
+            raise ConfigError(f"--edgehil-save {self.path}: cannot write the results file: {exc.strerror}; "
+                              "check the directory exists and is writable") from exc
+
+
+# ------------------------------------------------------------------------------- pytest-benchmark storage
+
+
+def energy_extra_info(measurement: EnergyMeasurement, *, prefix: str = "edgehil_") -> dict[str, Any]:
+    """Energy figures of one measurement, flat and JSON-ready, for pytest-benchmark's `extra_info`."""
+    info: dict[str, Any] = {}
+    # Same metric names as the energy suite records, so the two storages read alike.
+    for metric, name in (("inference_mj", "inference_j"), ("end_to_end_mj", "end_to_end_j"),
+                         ("inference_mw", "inference_power_w"), ("end_to_end_mw", "end_to_end_power_w")):
+        summary = measurement.summary(name)
+        info[f"{prefix}{metric}"] = summary.median * 1e3
+        info[f"{prefix}{metric}_ci"] = [summary.ci_low * 1e3, summary.ci_high * 1e3]
+    info[f"{prefix}samples"] = int(measurement.inference_j.size)
+    info[f"{prefix}windows"] = len(measurement.windows)
+    info[f"{prefix}sample_interval_s"] = measurement.sample_interval_s
+    info[f"{prefix}instrument_idn"] = measurement.idn
+    return info
+
+
+def store_energy_in_benchmark(benchmark: Any, measurement: EnergyMeasurement) -> dict[str, Any]:
+    """Put energy beside pytest-benchmark's timings (`benchmark.extra_info`), so `--benchmark-json`,
+    `--benchmark-autosave` and `--benchmark-compare` carry it; returns what was added."""
+    info = energy_extra_info(measurement)
+    benchmark.extra_info.update(info)
+    return info

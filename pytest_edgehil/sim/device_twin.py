@@ -1,0 +1,255 @@
+"""A device twin: firmware behaviour of one board, served over a real pseudo-terminal.
+
+The twin speaks the same protocol module as the host (`pytest_edgehil.link.messages`) through the generic
+pty link (`pytest_edgehil.sim.pty_link`), runs the model for real with LiteRT, and derives stage timings
+and power from its `DeviceProfile` and the MACs counted in the model. It runs on a virtual clock: a
+RUN of 100 inferences of 19 ms answers at once, but every span it reports (and records on the bench's
+`ActivityTimeline` for the analyzer twin) is consistent in virtual time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from typing_extensions import Self
+
+from pytest_edgehil.link import messages as p
+from pytest_edgehil.model.info import ModelInfo, analyze_model
+from pytest_edgehil.model.runtime import ModelRunner
+from pytest_edgehil.sim.profile import DeviceProfile
+from pytest_edgehil.sim.pty_link import PtyEndpoint, serve_pty
+from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
+
+# Virtual time the firmware spends parsing a command and answering it (host round trip excluded).
+COMMAND_S = 50e-6
+
+
+class TwinRefusal(Exception):
+    """Internal: becomes an ERROR frame, as real firmware answers a request it cannot serve."""
+
+    def __init__(self, code: p.ErrorCode, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+@dataclass
+class _Upload:
+    size_bytes: int
+    sha256: bytes
+    name: str
+    data: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class _LoadedModel:
+    sha256: bytes
+    info: ModelInfo
+    runner: ModelRunner
+    inputs: list[np.ndarray]
+
+
+class DeviceTwin:
+    """One simulated board. `start()` serves it on a pty and returns the port path pyserial opens."""
+
+    def __init__(self, profile: DeviceProfile, name: str, *, seed: int = 0,
+                 timeline: ActivityTimeline | None = None) -> None:
+        self.profile = profile
+        self.name = name
+        self.timeline = timeline or ActivityTimeline(profile.power.idle_w, profile.supply_v)
+        # Seed from the device name too, so two boards of one kind do not jitter in lockstep.
+        self._rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        self.clock_s = 0.0
+        self._flash: dict[bytes, bytes] = {}  # models stored on the device, by SHA-256
+        self._upload: _Upload | None = None
+        self._model: _LoadedModel | None = None
+        self._endpoint: PtyEndpoint | None = None
+        self._lock = threading.Lock()
+        self._handlers: dict[type, Callable[..., Sequence[p.Message]]] = {
+            p.Hello: self._hello,
+            p.LoadBegin: self._load_begin,
+            p.LoadChunk: self._load_chunk,
+            p.LoadEnd: self._load_end,
+            p.SelectModel: self._select_model,
+            p.SetInput: self._set_input,
+            p.Run: self._run,
+            p.Reset: self._reset,
+        }
+
+    # -- serving -----------------------------------------------------------------------------------
+    def start(self) -> str:
+        if self._endpoint is None:
+            self._endpoint = serve_pty(self.handle, name=self.name)
+        return self._endpoint.port
+
+    @property
+    def port(self) -> str:
+        if self._endpoint is None:
+            raise RuntimeError(f"device twin {self.name!r} is not started; call start() first")
+        return self._endpoint.port
+
+    def close(self) -> None:
+        if self._endpoint is not None:
+            self._endpoint.close()
+            self._endpoint = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def handle(self, message: p.Message) -> Sequence[p.Message]:
+        """Answer one request, as the firmware's command loop does."""
+        with self._lock:
+            self._advance_idle(COMMAND_S)
+            handler = self._handlers.get(type(message))
+            if handler is None:
+                return [p.Error(p.ErrorCode.UNKNOWN_MESSAGE, f"{self.name}: no handler for {type(message).__name__}")]
+            try:
+                return handler(message)
+            except TwinRefusal as refusal:
+                return [p.Error(refusal.code, f"{self.name}: {refusal}")]
+            except Exception as exc:  # noqa: BLE001 - firmware answers INTERNAL rather than going silent
+                return [p.Error(p.ErrorCode.INTERNAL, f"{self.name}: {type(exc).__name__}: {exc}")]
+
+    # -- commands ------------------------------------------------------------------------------------
+    def _hello(self, _: p.Hello) -> Sequence[p.Message]:
+        caps = ("load_model", "select_model", "run", "stage_timings", "trigger_gpio", "simulated")
+        return [p.HelloReply(
+            device_kind=self.profile.kind, device_name=self.name, firmware=self.profile.firmware,
+            protocol_version=p.PROTOCOL_VERSION, capabilities=caps, ram_bytes=self.profile.ram_bytes,
+            flash_bytes=self.profile.flash_bytes, serial_number=f"SIM-{zlib.crc32(self.name.encode()):08X}",
+        )]
+
+    def _load_begin(self, msg: p.LoadBegin) -> Sequence[p.Message]:
+        if msg.size_bytes > self.profile.flash_bytes:
+            raise TwinRefusal(p.ErrorCode.MODEL_TOO_LARGE,
+                              f"model {msg.name!r} is {msg.size_bytes} bytes but flash holds "
+                              f"{self.profile.flash_bytes} bytes")
+        self._upload = _Upload(msg.size_bytes, bytes(msg.sha256), msg.name)
+        return [p.Ack(p.MsgType.LOAD_BEGIN)]
+
+    def _load_chunk(self, msg: p.LoadChunk) -> Sequence[p.Message]:
+        upload = self._require_upload()
+        if msg.offset != len(upload.data):
+            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD,
+                              f"chunk at offset {msg.offset}, expected {len(upload.data)}")
+        if len(upload.data) + len(msg.data) > upload.size_bytes:
+            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, "chunks exceed the size announced in LOAD_BEGIN")
+        upload.data += msg.data
+        return [p.Ack(p.MsgType.LOAD_CHUNK)]
+
+    def _load_end(self, msg: p.LoadEnd) -> Sequence[p.Message]:
+        upload = self._require_upload()
+        self._upload = None
+        digest = hashlib.sha256(upload.data).digest()
+        if digest != bytes(msg.sha256) or digest != upload.sha256 or len(upload.data) != upload.size_bytes:
+            raise TwinRefusal(p.ErrorCode.HASH_MISMATCH,
+                              f"model {upload.name!r}: received {len(upload.data)} bytes with SHA-256 "
+                              f"{digest.hex()[:16]}…, expected {upload.size_bytes} bytes "
+                              f"{upload.sha256.hex()[:16]}…; resend the model")
+        self._activate(bytes(upload.data), upload.name)
+        self._flash[digest] = bytes(upload.data)
+        return [p.Ack(p.MsgType.LOAD_END)]
+
+    def _select_model(self, msg: p.SelectModel) -> Sequence[p.Message]:
+        model = self._flash.get(bytes(msg.sha256))
+        if model is None:
+            raise TwinRefusal(p.ErrorCode.NO_MODEL, f"no model with SHA-256 {bytes(msg.sha256).hex()[:16]}… "
+                                                    "in flash; upload it with LOAD_MODEL")
+        self._activate(model, "flash")
+        return [p.Ack(p.MsgType.SELECT_MODEL)]
+
+    def _set_input(self, msg: p.SetInput) -> Sequence[p.Message]:
+        model = self._require_model()
+        specs = model.runner.inputs
+        if not 0 <= msg.index < len(specs):
+            raise TwinRefusal(p.ErrorCode.BAD_INPUT, f"input index {msg.index}; the model has {len(specs)}")
+        spec = specs[msg.index]
+        tensor = np.asarray(msg.tensor)
+        if tuple(tensor.shape) != tuple(spec.shape) or tensor.dtype != spec.dtype:
+            raise TwinRefusal(p.ErrorCode.BAD_INPUT,
+                              f"input {msg.index} is {tensor.dtype}{list(tensor.shape)}, "
+                              f"the model expects {np.dtype(spec.dtype)}{list(spec.shape)}")
+        model.inputs[msg.index] = tensor
+        return [p.Ack(p.MsgType.SET_INPUT)]
+
+    def _run(self, msg: p.Run) -> Sequence[p.Message]:
+        model = self._require_model()
+        if msg.count < 1:
+            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {msg.count}")
+        # One real inference gives the outputs (the input does not change within a RUN);
+        # the timeline is generated for every one of the `count` inferences.
+        outputs = model.runner.run_raw(model.inputs)
+        timings = self._simulate_runs(model.info, msg.count)
+        return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
+
+    def _reset(self, _: p.Reset) -> Sequence[p.Message]:
+        self._upload = None
+        self._model = None
+        return [p.Ack(p.MsgType.RESET)]
+
+    # -- model and timing ------------------------------------------------------------------------------
+    def _activate(self, model_bytes: bytes, name: str) -> None:
+        info = analyze_model(model_bytes, name=name)
+        if info.peak_activation_bytes > self.profile.ram_bytes:
+            raise TwinRefusal(p.ErrorCode.MODEL_TOO_LARGE,
+                              f"model {name!r} needs {info.peak_activation_bytes} bytes of activation memory "
+                              f"but the {self.profile.kind} has {self.profile.ram_bytes} bytes of RAM")
+        runner = ModelRunner(model_bytes)
+        inputs = [np.zeros(spec.shape, dtype=spec.dtype) for spec in runner.inputs]
+        self._model = _LoadedModel(hashlib.sha256(model_bytes).digest(), info, runner, inputs)
+        # Loading costs flash-read time: 1 µs per KB keeps virtual time moving plausibly.
+        self._advance("load", len(model_bytes) * 1e-9, self.profile.power.readout_w)
+
+    def nominal_stage_s(self, info: ModelInfo) -> tuple[float, float, float]:
+        """(readout, inference, retrieval) seconds without jitter: what calibration is checked against."""
+        float_model = np.dtype(info.inputs[0].dtype) == np.float32 if info.inputs else False
+        output_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in info.outputs)
+        return (self.profile.readout_s, self.profile.inference_s(info.macs, float_model=float_model),
+                self.profile.retrieval_s(output_bytes))
+
+    def _jittered(self, nominal_s: float) -> float:
+        factor = 1.0 + self.profile.jitter_rel * float(self._rng.standard_normal())
+        return nominal_s * min(max(factor, 0.5), 1.5)
+
+    def _simulate_runs(self, info: ModelInfo, count: int) -> list[p.StageTiming]:
+        readout_s, inference_s, retrieval_s = self.nominal_stage_s(info)
+        power = self.profile.power
+        timings: list[p.StageTiming] = []
+        first_trigger_s: float | None = None
+        for run_index in range(count):
+            r, i, q = self._jittered(readout_s), self._jittered(inference_s), self._jittered(retrieval_s)
+            self._advance("readout", r, power.readout_w, run_index=run_index)
+            trigger_s = self.clock_s
+            first_trigger_s = trigger_s if first_trigger_s is None else first_trigger_s
+            self._advance("inference", i, power.inference_w, trigger_high=True, run_index=run_index)
+            self._advance("retrieval", q, power.retrieval_w, run_index=run_index)
+            timings.append(p.StageTiming(start_us=(trigger_s - first_trigger_s) * 1e6,
+                                         readout_us=r * 1e6, inference_us=i * 1e6, retrieval_us=q * 1e6))
+        return timings
+
+    def _advance(self, stage: str, duration_s: float, power_w: float, *, trigger_high: bool = False,
+                 run_index: int = -1) -> None:
+        span = StageSpan(stage, self.clock_s, self.clock_s + duration_s, power_w, trigger_high, run_index)
+        self.timeline.append(span)
+        self.clock_s = span.end_s
+
+    def _advance_idle(self, duration_s: float) -> None:
+        self._advance("idle", duration_s, self.profile.power.idle_w)
+
+    def _require_upload(self) -> _Upload:
+        if self._upload is None:
+            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, "LOAD_CHUNK/LOAD_END without LOAD_BEGIN")
+        return self._upload
+
+    def _require_model(self) -> _LoadedModel:
+        if self._model is None:
+            raise TwinRefusal(p.ErrorCode.NO_MODEL, "no model loaded; send LOAD_MODEL or SELECT_MODEL first")
+        return self._model

@@ -1,0 +1,152 @@
+"""A small threaded SCPI-over-TCP server ("raw socket", port 5025 style) on loopback.
+
+It knows framing only: messages are lines ending in LF; a line may carry several commands separated
+by `;`; each reply goes back as one LF-terminated message. What the commands mean is the handler's
+business (the analyzer twin). PyVISA reaches it as `TCPIP::127.0.0.1::<port>::SOCKET`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("pytest_edgehil.sim.scpi_server")
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+
+@dataclass(frozen=True)
+class ScpiCommand:
+    """One parsed program message unit: `HEADER[?] arg, arg, ...`."""
+
+    text: str  # as received
+    header: str  # upper case, no leading colon, no trailing '?'
+    is_query: bool
+    args: tuple[str, ...]
+
+
+def _split_outside(text: str, separator: str) -> list[str]:
+    """Split on `separator` outside quotes and parentheses (channel lists like `(@1,2)` stay whole)."""
+    parts: list[str] = []
+    current: list[str] = []
+    quote, depth = "", 0
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char == separator and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    if current or parts:
+        parts.append("".join(current).strip())
+    return parts
+
+
+def split_units(line: str) -> list[str]:
+    """Split a line into program message units on `;` (empty units dropped)."""
+    return [unit for unit in _split_outside(line, ";") if unit]
+
+
+def split_args(text: str) -> tuple[str, ...]:
+    """Split a parameter list on `,` outside quotes and parentheses (channel lists stay whole)."""
+    return tuple(_split_outside(text, ","))
+
+
+def parse_command(unit: str) -> ScpiCommand:
+    head, _, rest = unit.strip().partition(" ")
+    header = head.upper().lstrip(":")
+    is_query = header.endswith("?")
+    return ScpiCommand(text=unit, header=header.rstrip("?"), is_query=is_query, args=split_args(rest.strip()))
+
+
+class ScpiServer:
+    """Serve `handler(command) -> reply bytes | None` to any number of TCP clients on 127.0.0.1."""
+
+    def __init__(self, handler: Callable[[ScpiCommand], bytes | None], *, name: str = "scpi") -> None:
+        self._handler = handler
+        self._name = name
+        self._listener: socket.socket | None = None
+        self._clients: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._closing = threading.Event()
+        self.port = 0
+
+    def start(self) -> int:
+        """Bind a free loopback port, start accepting; return the port."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.1)  # so that close() is noticed promptly
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        thread = threading.Thread(target=self._accept_loop, name=f"{self._name}-accept", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self.port
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._closing.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._clients.append(client)
+            thread = threading.Thread(target=self._serve, args=(client,), name=f"{self._name}-client",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, client: socket.socket) -> None:
+        buffer = b""
+        with client:
+            while not self._closing.is_set():
+                try:
+                    chunk = client.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                if _QUICKACK is not None:
+                    # ACK at once: clients that write, write, then read (SYST:ERR? after a setting)
+                    # otherwise wait out our delayed ACK under Nagle's algorithm, ~40 ms a setting.
+                    client.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                buffer += chunk
+                while b"\n" in buffer:
+                    raw, buffer = buffer.split(b"\n", 1)
+                    line = raw.decode("ascii", errors="replace").strip()
+                    for unit in split_units(line):
+                        try:
+                            reply = self._handler(parse_command(unit))
+                        except Exception:  # a twin bug must not look like a silent instrument
+                            log.exception("%s: handler failed on %r", self._name, unit)
+                            reply = None
+                        if reply is not None:
+                            try:
+                                client.sendall(reply + b"\n")
+                            except OSError:
+                                return
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._listener is not None:
+            self._listener.close()
+        for client in self._clients:
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            client.close()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=1.0)
