@@ -2,13 +2,13 @@
 
 Codec only, no I/O: the host client (`client.py`), the pty serving link (`pty_link.py`) and the device
 twins all import this one module, so the two ends cannot drift apart. Framing (COBS, header, CRC,
-streaming decoder) is in `framing.py` and re-exported here. `docs/protocol.md` is the specification a
+streaming decoder) is in `framing.py`, field codecs (strings, digests, tensors) in `payload.py`;
+both are re-exported here. `docs/protocol.md` is the specification a
 firmware author implements; these two modules are its reference implementation.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +33,15 @@ from pytest_edgehil.link.framing import (
     decode_frame,
     type_name,
 )
+from pytest_edgehil.link.payload import (
+    DTYPE_CODES,
+    PayloadReader,
+    decode_tensor,
+    digest_field,
+    encode_tensor,
+    same_tensor,
+    string_field,
+)
 
 __all__ = [
     "CRC", "DTYPE_CODES", "HEADER", "MAX_ENCODED", "MAX_PACKET", "MAX_PAYLOAD", "MESSAGE_TYPES",
@@ -41,90 +50,6 @@ __all__ = [
     "SetInput", "StageTiming", "cobs_decode", "cobs_encode", "decode_frame", "decode_tensor",
     "encode_message", "encode_tensor", "register", "type_name",
 ]
-
-
-# -- payload helpers -----------------------------------------------------------------------------------------
-class _Reader:
-    """Reads fields off a payload; every shortfall is a ProtocolError naming the message and field."""
-
-    def __init__(self, payload: bytes, what: str) -> None:
-        self.data, self.pos, self.what = memoryview(bytes(payload)), 0, what
-
-    def take(self, n: int, field: str) -> bytes:
-        if self.pos + n > len(self.data):
-            raise ProtocolError(f"{self.what} payload too short: {field} needs {n} bytes at offset "
-                                f"{self.pos}, payload has {len(self.data)}")
-        chunk = bytes(self.data[self.pos:self.pos + n])
-        self.pos += n
-        return chunk
-
-    def unpack(self, fmt: str, field: str) -> tuple:
-        s = struct.Struct("<" + fmt)
-        return s.unpack(self.take(s.size, field))
-
-    def string(self, field: str) -> str:
-        (n,) = self.unpack("H", field)
-        try:
-            return self.take(n, field).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ProtocolError(f"{self.what}: {field} is not valid UTF-8 ({exc})") from exc
-
-    def rest(self) -> bytes:
-        return self.take(len(self.data) - self.pos, "rest")
-
-    def done(self) -> None:
-        if self.pos != len(self.data):
-            raise ProtocolError(f"{self.what} payload has {len(self.data) - self.pos} unexpected trailing bytes")
-
-
-def _string(text: str, field: str) -> bytes:
-    raw = text.encode("utf-8")
-    if len(raw) > 0xFFFF:
-        raise ProtocolError(f"{field} is {len(raw)} bytes of UTF-8; the protocol allows 65535")
-    return struct.pack("<H", len(raw)) + raw
-
-
-def _digest(value: bytes, what: str) -> bytes:
-    if len(value) != 32:
-        raise ProtocolError(f"{what}: a SHA-256 digest is 32 bytes, got {len(value)}")
-    return bytes(value)
-
-
-# Tensor element types on the wire (little-endian).
-DTYPE_CODES: dict[np.dtype, int] = {np.dtype(t): code for code, t in enumerate(
-    ("int8", "uint8", "int16", "int32", "float16", "float32"), start=1)}
-_CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
-MAX_NDIM = 8
-
-
-def encode_tensor(tensor: np.ndarray, what: str) -> bytes:
-    """dtype code (u8), ndim (u8), dims (u32 each), then the raw little-endian elements."""
-    array = np.asarray(tensor)
-    code = DTYPE_CODES.get(array.dtype.newbyteorder("="))
-    if code is None:
-        names = ", ".join(str(d) for d in DTYPE_CODES)
-        raise ProtocolError(f"{what}: dtype {array.dtype} cannot be sent; supported: {names}. "
-                            "Convert it (e.g. tensor.astype(np.float32)) or quantize it first.")
-    if array.ndim > MAX_NDIM:
-        raise ProtocolError(f"{what}: {array.ndim} dimensions; the protocol allows {MAX_NDIM}")
-    little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-    return struct.pack(f"<BB{array.ndim}I", code, array.ndim, *array.shape) + little.tobytes()
-
-
-def decode_tensor(reader: _Reader, what: str) -> np.ndarray:
-    code, ndim = reader.unpack("BB", f"{what} dtype/ndim")
-    dtype = _CODE_DTYPES.get(code)
-    if dtype is None or ndim > MAX_NDIM:
-        raise ProtocolError(f"{what}: unknown dtype code {code} or ndim {ndim} > {MAX_NDIM}")
-    dims = reader.unpack(f"{ndim}I", f"{what} dims")
-    raw = reader.take(math.prod(dims) * dtype.itemsize, f"{what} data")  # Python ints: no overflow
-    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
-
-
-def _same_tensor(a: np.ndarray, b: np.ndarray) -> bool:
-    """Bitwise equality (so NaN payloads compare equal to themselves after a round trip)."""
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 # -- messages ---------------------------------------------------------------------------------------------
@@ -168,7 +93,7 @@ def register(msg_type: MsgType) -> Callable[[M], M]:
 
 
 def _empty(cls_name: str, payload: bytes) -> None:
-    _Reader(payload, cls_name).done()
+    PayloadReader(payload, cls_name).done()
 
 
 @register(MsgType.HELLO)
@@ -202,13 +127,13 @@ class HelloReply(Message):
         # The version byte comes first in every protocol version: a host can always read it.
         out = struct.pack("<B", self.protocol_version)
         for field in (self.device_kind, self.device_name, self.firmware, self.serial_number):
-            out += _string(field, "HELLO_REPLY string")
+            out += string_field(field, "HELLO_REPLY string")
         out += struct.pack("<QQB", self.ram_bytes, self.flash_bytes, len(self.capabilities))
-        return out + b"".join(_string(c, "capability") for c in self.capabilities)
+        return out + b"".join(string_field(c, "capability") for c in self.capabilities)
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> HelloReply:
-        r = _Reader(payload, "HELLO_REPLY")
+        r = PayloadReader(payload, "HELLO_REPLY")
         (version,) = r.unpack("B", "protocol_version")
         kind, name, firmware, serial = (r.string(f) for f in ("device_kind", "device_name", "firmware",
                                                               "serial_number"))
@@ -226,11 +151,11 @@ class LoadBegin(Message):
     name: str
 
     def encode_payload(self) -> bytes:
-        return struct.pack("<I", self.size_bytes) + _digest(self.sha256, "LOAD_BEGIN") + _string(self.name, "name")
+        return struct.pack("<I", self.size_bytes) + digest_field(self.sha256, "LOAD_BEGIN") + string_field(self.name, "name")
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> LoadBegin:
-        r = _Reader(payload, "LOAD_BEGIN")
+        r = PayloadReader(payload, "LOAD_BEGIN")
         (size,), digest, name = r.unpack("I", "size_bytes"), r.take(32, "sha256"), r.string("name")
         r.done()
         return cls(size, digest, name)
@@ -247,7 +172,7 @@ class LoadChunk(Message):
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> LoadChunk:
-        r = _Reader(payload, "LOAD_CHUNK")
+        r = PayloadReader(payload, "LOAD_CHUNK")
         (offset,) = r.unpack("I", "offset")
         return cls(offset, r.rest())
 
@@ -258,11 +183,11 @@ class LoadEnd(Message):
     sha256: bytes
 
     def encode_payload(self) -> bytes:
-        return _digest(self.sha256, "LOAD_END")
+        return digest_field(self.sha256, "LOAD_END")
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> LoadEnd:
-        return cls(_digest(payload, "LOAD_END"))
+        return cls(digest_field(payload, "LOAD_END"))
 
 
 @register(MsgType.SELECT_MODEL)
@@ -271,11 +196,11 @@ class SelectModel(Message):
     sha256: bytes
 
     def encode_payload(self) -> bytes:
-        return _digest(self.sha256, "SELECT_MODEL")
+        return digest_field(self.sha256, "SELECT_MODEL")
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> SelectModel:
-        return cls(_digest(payload, "SELECT_MODEL"))
+        return cls(digest_field(payload, "SELECT_MODEL"))
 
 
 @register(MsgType.SET_INPUT)
@@ -289,14 +214,14 @@ class SetInput(Message):
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> SetInput:
-        r = _Reader(payload, "SET_INPUT")
+        r = PayloadReader(payload, "SET_INPUT")
         (index,) = r.unpack("H", "index")
         tensor = decode_tensor(r, "SET_INPUT tensor")
         r.done()
         return cls(index, tensor)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SetInput) and self.index == other.index and _same_tensor(self.tensor, other.tensor)
+        return isinstance(other, SetInput) and self.index == other.index and same_tensor(self.tensor, other.tensor)
 
 
 @register(MsgType.RUN)
@@ -309,7 +234,7 @@ class Run(Message):
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> Run:
-        r = _Reader(payload, "RUN")
+        r = PayloadReader(payload, "RUN")
         (count,) = r.unpack("I", "count")
         r.done()
         return cls(count)
@@ -349,7 +274,7 @@ class Result(Message):
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> Result:
-        r = _Reader(payload, "RESULT")
+        r = PayloadReader(payload, "RESULT")
         (n,) = r.unpack("I", "timing count")
         raw = r.take(n * _TIMING.size, "timings")
         timings = tuple(StageTiming(*values) for values in _TIMING.iter_unpack(raw))
@@ -361,7 +286,7 @@ class Result(Message):
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Result) and self.timings == other.timings
                 and len(self.outputs) == len(other.outputs)
-                and all(_same_tensor(a, b) for a, b in zip(self.outputs, other.outputs)))
+                and all(same_tensor(a, b) for a, b in zip(self.outputs, other.outputs)))
 
 
 @register(MsgType.RESET)
@@ -386,7 +311,7 @@ class Ack(Message):
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> Ack:
-        r = _Reader(payload, "ACK")
+        r = PayloadReader(payload, "ACK")
         (of_type,) = r.unpack("B", "of_type")
         r.done()
         return cls(MsgType(of_type) if of_type in MsgType._value2member_map_ else of_type)
@@ -399,11 +324,11 @@ class Error(Message):
     text: str
 
     def encode_payload(self) -> bytes:
-        return struct.pack("<B", self.code) + _string(self.text, "ERROR text")
+        return struct.pack("<B", self.code) + string_field(self.text, "ERROR text")
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> Error:
-        r = _Reader(payload, "ERROR")
+        r = PayloadReader(payload, "ERROR")
         (code,), text = r.unpack("B", "code"), r.string("text")
         r.done()
         return cls(ErrorCode(code) if code in ErrorCode._value2member_map_ else code, text)

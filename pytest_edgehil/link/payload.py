@@ -1,0 +1,101 @@
+"""Payload field codecs of the wire protocol: a checked field reader, strings, digests and tensors.
+
+Shared by every message in `messages.py`; no I/O. A shortfall or a bad field is a ProtocolError that
+names the message and the field.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+
+from pytest_edgehil.errors import ProtocolError
+
+__all__ = ["DTYPE_CODES", "MAX_NDIM", "PayloadReader", "decode_tensor", "digest_field", "encode_tensor",
+           "same_tensor", "string_field"]
+
+
+# -- payload helpers ----------------------------------------------------------------------------------
+class PayloadReader:
+    """Reads fields off a payload; every shortfall is a ProtocolError naming the message and field."""
+
+    def __init__(self, payload: bytes, what: str) -> None:
+        self.data, self.pos, self.what = memoryview(bytes(payload)), 0, what
+
+    def take(self, n: int, field: str) -> bytes:
+        if self.pos + n > len(self.data):
+            raise ProtocolError(f"{self.what} payload too short: {field} needs {n} bytes at offset "
+                                f"{self.pos}, payload has {len(self.data)}")
+        chunk = bytes(self.data[self.pos:self.pos + n])
+        self.pos += n
+        return chunk
+
+    def unpack(self, fmt: str, field: str) -> tuple:
+        s = struct.Struct("<" + fmt)
+        return s.unpack(self.take(s.size, field))
+
+    def string(self, field: str) -> str:
+        (n,) = self.unpack("H", field)
+        try:
+            return self.take(n, field).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"{self.what}: {field} is not valid UTF-8 ({exc})") from exc
+
+    def rest(self) -> bytes:
+        return self.take(len(self.data) - self.pos, "rest")
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise ProtocolError(f"{self.what} payload has {len(self.data) - self.pos} unexpected trailing bytes")
+
+
+def string_field(text: str, field: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) > 0xFFFF:
+        raise ProtocolError(f"{field} is {len(raw)} bytes of UTF-8; the protocol allows 65535")
+    return struct.pack("<H", len(raw)) + raw
+
+
+def digest_field(value: bytes, what: str) -> bytes:
+    if len(value) != 32:
+        raise ProtocolError(f"{what}: a SHA-256 digest is 32 bytes, got {len(value)}")
+    return bytes(value)
+
+
+# Tensor element types on the wire (little-endian).
+DTYPE_CODES: dict[np.dtype, int] = {np.dtype(t): code for code, t in enumerate(
+    ("int8", "uint8", "int16", "int32", "float16", "float32"), start=1)}
+_CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
+MAX_NDIM = 8
+
+
+def encode_tensor(tensor: np.ndarray, what: str) -> bytes:
+    """dtype code (u8), ndim (u8), dims (u32 each), then the raw little-endian elements."""
+    array = np.asarray(tensor)
+    code = DTYPE_CODES.get(array.dtype.newbyteorder("="))
+    if code is None:
+        names = ", ".join(str(d) for d in DTYPE_CODES)
+        raise ProtocolError(f"{what}: dtype {array.dtype} cannot be sent; supported: {names}. "
+                            "Convert it (e.g. tensor.astype(np.float32)) or quantize it first.")
+    if array.ndim > MAX_NDIM:
+        raise ProtocolError(f"{what}: {array.ndim} dimensions; the protocol allows {MAX_NDIM}")
+    little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return struct.pack(f"<BB{array.ndim}I", code, array.ndim, *array.shape) + little.tobytes()
+
+
+def decode_tensor(reader: PayloadReader, what: str) -> np.ndarray:
+    code, ndim = reader.unpack("BB", f"{what} dtype/ndim")
+    dtype = _CODE_DTYPES.get(code)
+    if dtype is None or ndim > MAX_NDIM:
+        raise ProtocolError(f"{what}: unknown dtype code {code} or ndim {ndim} > {MAX_NDIM}")
+    dims = reader.unpack(f"{ndim}I", f"{what} dims")
+    raw = reader.take(math.prod(dims) * dtype.itemsize, f"{what} data")  # Python ints: no overflow
+    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
+
+
+def same_tensor(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bitwise equality (so NaN payloads compare equal to themselves after a round trip)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
