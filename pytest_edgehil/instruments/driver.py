@@ -1,8 +1,11 @@
 """What every SCPI power-analyzer driver shares: settings applied one by one with the error queue
 drained after each, an explicit state machine, status polling while armed, and a checked close.
 
-A driver subclass declares its settings table and status bits, and implements `configure`,
-`_start_acquisition` and `_fetch`. Calling a method in the wrong state raises an error naming the
+A driver subclass is declarations only (pymeasure style): its settings table, its interval rule, which
+settings carry a capture (`CaptureRoles`), its measurement ranges, the commands that start and stop an
+acquisition, the queries that read its arrays, and its status bits. `configure`, `arm`, `abort` and
+`fetch_trace` here apply them; the analyzer twin (`pytest_edgehil.sim.twin_dialect`) reads the same
+declarations to speak the dialect. Calling a method in the wrong state raises an error naming the
 method and the state, so a test that forgot to arm fails with a sentence, not with a stale trace.
 """
 
@@ -10,11 +13,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import numpy as np
 
 from pytest_edgehil.errors import ConfigError, InstrumentError, InstrumentTimeout
 from pytest_edgehil.instruments.base import TRIGGER_SOURCES, PowerAnalyzer, Trace
-from pytest_edgehil.instruments.scpi import SettingTable, Value, VisaLink, drain_errors, parse_error
+from pytest_edgehil.instruments.dialect import (
+    BYTE_ORDER_SETTING,
+    FORMAT_SETTING,
+    CaptureRoles,
+    FetchQuery,
+    IntervalRule,
+)
+from pytest_edgehil.instruments.scpi import (
+    SettingTable,
+    Value,
+    VisaLink,
+    check_plausible,
+    drain_errors,
+    parse_error,
+)
 
 
 @dataclass(frozen=True)
@@ -30,15 +49,49 @@ class CaptureConfig:
 
 
 class ScpiAnalyzer(PowerAnalyzer):
-    """Common plumbing of the SCPI drivers; subclasses are mostly declarations."""
+    """Common plumbing of the SCPI drivers; subclasses are declarations."""
 
     settings: ClassVar[SettingTable]
+    #: How a sample interval is programmed (grid, rate table, line cycles).
+    interval_rule: ClassVar[IntervalRule]
+    #: Which settings carry a capture, and in which way.
+    roles: ClassVar[CaptureRoles]
+    #: The instrument's current measurement ranges (ascending); empty: any value within the setting.
+    current_ranges_a: ClassVar[tuple[float, ...]] = ()
+    #: An `*IDN?` reply of the modelled instrument (what the analyzer twin answers).
+    reference_idn: ClassVar[str]
+    #: Sent in order after the trigger source to start an acquisition (may contain {channel}).
+    start_commands: ClassVar[tuple[str, ...]]
+    #: Stops an armed acquisition (may contain {channel}).
+    stop_command: ClassVar[str]
+    #: The array reads of a completed capture, in order.
+    fetch_queries: ClassVar[tuple[FetchQuery, ...]]
+    #: What to check when fetched data look mis-decoded.
+    fetch_hint: ClassVar[str] = "check the transfer format and byte order"
     error_query: ClassVar[str] = "SYST:ERR?"
     status_query: ClassVar[str]  # may contain {channel}
     waiting_bit: ClassVar[int]  # status bit set while armed and waiting for the trigger
     measuring_bit: ClassVar[int]  # status bit set from the trigger until the capture is complete
     max_channel: ClassVar[int] = 1
     poll_interval_s: ClassVar[float] = 0.005
+
+    #: "REAL" (float32 binary blocks, the fast path) or "ASC" (text), where a FORMAT_SETTING exists.
+    transfer_format: str = "REAL"
+    #: The byte order programmed and decoded with, where a BYTE_ORDER_SETTING exists (NORM = big-endian).
+    byte_order: str = "NORM"
+    #: None: decode blocks in the byte order the dialect declares. True/False overrides it (a test
+    #: makes the classic is_big_endian slip on purpose with it).
+    fetch_big_endian: bool | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Limits the interface advertises follow from the declarations, so they cannot disagree.
+        if "interval_rule" in cls.__dict__:
+            cls.min_sample_interval_s = cls.interval_rule.minimum_s
+        if "settings" in cls.__dict__ and "roles" in cls.__dict__:
+            maximum = cls.settings[cls.roles.points].maximum
+            if maximum is not None:
+                cls.max_points = int(maximum)
 
     def __init__(self, link: VisaLink, *, idn: str, channel: int = 1) -> None:
         if not 1 <= channel <= self.max_channel:
@@ -107,7 +160,84 @@ class ScpiAnalyzer(PowerAnalyzer):
         self.capture = capture
         self._state = "configured"
 
+    @classmethod
+    def select_current_range(cls, requested_a: float) -> float:
+        """The smallest declared range that holds `requested_a`; ConfigError with the ranges if none.
+
+        Without declared ranges the request itself is the full scale."""
+        if not cls.current_ranges_a:
+            return float(requested_a)
+        for range_a in cls.current_ranges_a:
+            if requested_a <= range_a * (1 + 1e-9):
+                return range_a
+        raise ConfigError(f"{cls.model}: no current range holds {requested_a:g} A; its ranges are "
+                          f"{', '.join(f'{r:g}' for r in cls.current_ranges_a)} A (values are never clamped)")
+
+    def supported_sample_interval_s(self, requested_s: float) -> float:
+        return self.interval_rule.supported_s(requested_s)
+
+    def set_transfer_format(self, data_format: str) -> None:
+        """Switch between binary ("REAL") and text ("ASC") array transfers."""
+        if FORMAT_SETTING not in self.settings:
+            raise ConfigError(f"{self.model} at {self.resource} has one transfer format; "
+                              f"set_transfer_format() does not apply to it")
+        self.transfer_format = str(self.apply(FORMAT_SETTING, data_format))
+
+    def capture_settings(self, *, voltage_v: float, current_range_a: float, interval_value: Value,
+                         points: int, pretrigger_points: int, digitize_voltage: bool) -> list[tuple[str, Value]]:
+        """The (setting, value) pairs `configure` sends, in order (see `CaptureRoles`)."""
+        roles = self.roles
+        sequence: list[tuple[str, Value]] = []
+        if roles.channel_select:
+            sequence.append((roles.channel_select, self.channel))
+        sequence += list(roles.fixed)
+        sequence += [(roles.voltage, voltage_v), (roles.current_range, current_range_a), (roles.output, "ON")]
+        if roles.digitize_current:
+            sequence.append((roles.digitize_current, "ON"))
+        if roles.digitize_voltage:
+            sequence.append((roles.digitize_voltage, "ON" if digitize_voltage else "OFF"))
+        sequence += [(roles.interval, interval_value), (roles.points, points)]
+        if roles.pretrigger:
+            sequence.append((roles.pretrigger, roles.pretrigger_sign * pretrigger_points))
+        if FORMAT_SETTING in self.settings:
+            sequence.append((FORMAT_SETTING, self.transfer_format))
+        if BYTE_ORDER_SETTING in self.settings:
+            sequence.append((BYTE_ORDER_SETTING, self.byte_order))
+        return sequence
+
     # --- the PowerAnalyzer interface ------------------------------------------------------------------
+
+    def configure(self, *, voltage_v: float, current_range_a: float, sample_interval_s: float,
+                  points: int, pretrigger_points: int = 0) -> None:
+        """Program the capture from the declarations; raise (never clamp) with the bounds in the message.
+
+        ConfigError for a value outside a setting's bounds or an interval the instrument has no setting
+        for, MeasurementError for an interval shorter than it can resolve, ScpiError with the
+        instrument's own text if it refuses a setting.
+        """
+        self._require("configure", "configured", "open", "complete", "armed")
+        where = f"{self.model} at {self.resource}"
+        roles = self.roles
+        interval_value = self.interval_rule.setting_value(sample_interval_s, where=where)
+        if roles.pretrigger is None and pretrigger_points:
+            raise ConfigError(f"{where}: its buffer starts at the trigger and keeps no pre-trigger "
+                              f"samples; use pretrigger_points=0 (asked for {pretrigger_points})")
+        if pretrigger_points < 0 or (pretrigger_points and pretrigger_points >= points):
+            raise ConfigError(f"{where}: pretrigger_points = {pretrigger_points} must be 0 to points - 1 "
+                              f"({points - 1})")
+        # Voltage is digitized too only where the module can do both at this rate.
+        digitize_voltage = (roles.digitize_voltage is None
+                            or sample_interval_s >= roles.min_interval_both_s - 1e-12)
+        for name, value in self.capture_settings(
+                voltage_v=voltage_v, current_range_a=current_range_a, interval_value=interval_value,
+                points=points, pretrigger_points=pretrigger_points, digitize_voltage=digitize_voltage):
+            self.apply(name, value)
+        # Read back what the instrument chose: the range holding the request, the interval it runs at.
+        self._configured(CaptureConfig(
+            voltage_v=float(voltage_v),
+            current_range_a=float(self.read_setting(roles.current_range)),
+            sample_interval_s=self.interval_rule.interval_s(self.read_setting(roles.interval)),
+            points=points, pretrigger_points=pretrigger_points, digitize_voltage=digitize_voltage))
 
     def arm(self, source: str = "EXT") -> None:
         self._require("arm", "configured", "armed", "complete")
@@ -117,6 +247,12 @@ class ScpiAnalyzer(PowerAnalyzer):
                               f"supported; use one of {', '.join(TRIGGER_SOURCES)}")
         self._start_acquisition(source)
         self._state = "armed"
+
+    def abort(self) -> None:
+        """Stop an armed acquisition; the capture stays configured."""
+        self._require("abort", "armed", "complete")
+        self.send(self.stop_command.format(channel=self.channel))
+        self._state = "configured"
 
     def trigger_now(self) -> None:
         """Software trigger (*TRG) for an acquisition armed with source BUS."""
@@ -171,10 +307,57 @@ class ScpiAnalyzer(PowerAnalyzer):
         finally:
             self.link.close()
 
-    # --- what each driver provides ----------------------------------------------------------------------
+    # --- applying the declarations ---------------------------------------------------------------------
 
     def _start_acquisition(self, source: str) -> None:
-        raise NotImplementedError
+        self.apply(self.roles.trigger_source, source)
+        for command in self.start_commands:
+            self.send(command.format(channel=self.channel))
+
+    def _big_endian(self, fetch: FetchQuery) -> bool:
+        if self.fetch_big_endian is not None:
+            return self.fetch_big_endian
+        return self.byte_order == "NORM" if fetch.big_endian is None else fetch.big_endian
+
+    def _read_array(self, fetch: FetchQuery, command: str) -> np.ndarray:
+        binary = self.transfer_format == "REAL" if fetch.binary is None else fetch.binary
+        if binary:
+            return self.link.query_float32_block(command, big_endian=self._big_endian(fetch))
+        return self.link.query_ascii_floats(command)
 
     def _fetch(self, capture: CaptureConfig) -> Trace:
-        raise NotImplementedError
+        where = f"{self.model} at {self.resource} ch{self.channel}"
+        columns: dict[str, np.ndarray] = {}
+        for fetch in self.fetch_queries:
+            if fetch.columns == ("voltage",) and not capture.digitize_voltage:
+                continue  # not digitized: the programmed voltage stands in below
+            command = fetch.query.format(channel=self.channel)
+            values = self._read_array(fetch, command)
+            self.drain_errors(after=command)
+            width = len(fetch.columns)
+            if values.size != width * capture.points:
+                raise InstrumentError(
+                    f"{where}: {command} returned {values.size} values, expected {width * capture.points} "
+                    f"({', '.join(fetch.columns)} for each of {capture.points} points); another program "
+                    f"may have changed the capture settings: configure again")
+            for k, name in enumerate(fetch.columns):
+                columns[name] = values[k::width].copy()
+        hint = self.fetch_hint.format(big_endian=self._big_endian(self.fetch_queries[0]))
+        current_a = columns["current"]
+        check_plausible(current_a, full_scale=capture.current_range_a, what="current", where=where, hint=hint)
+        voltage_v = columns.get("voltage")
+        if voltage_v is None:
+            voltage_v = np.full(current_a.shape, capture.voltage_v)
+        else:
+            full_scale_v = self.settings[self.roles.voltage].maximum or capture.voltage_v
+            check_plausible(voltage_v, full_scale=full_scale_v, what="voltage", where=where, hint=hint,
+                            expected=capture.voltage_v)
+        rel_time_s = columns.get("time")
+        if rel_time_s is not None and rel_time_s.size > 1:
+            spacing_s = float(np.median(np.diff(rel_time_s)))
+            if abs(spacing_s - capture.sample_interval_s) > 0.01 * capture.sample_interval_s:
+                raise InstrumentError(f"{where}: readings are {spacing_s * 1e3:g} ms apart but "
+                                      f"{capture.sample_interval_s * 1e3:g} ms was configured; check "
+                                      f"the interval setting ({self.roles.interval}) and the line frequency")
+        return Trace(current_a=current_a, voltage_v=voltage_v, sample_interval_s=capture.sample_interval_s,
+                     trigger_index=capture.pretrigger_points, idn=self.idn)

@@ -68,6 +68,7 @@ class Setting:
     choices: tuple[str, ...] = ()
     channel_list: bool = False  # takes "(@<ch>)" after the value (Keysight style)
     doc: str = ""
+    reset: Value | None = None  # the value after *RST (the analyzer twin starts from it)
 
     def bounds_text(self) -> str:
         if self.choices:
@@ -141,6 +142,9 @@ class SettingTable:
 
     def __iter__(self) -> Iterator[Setting]:
         return iter(self._by_name.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
 
     def by_header(self, header: str) -> Setting | None:
         return self._by_header.get(header.upper().lstrip(":"))

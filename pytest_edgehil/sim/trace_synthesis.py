@@ -1,0 +1,74 @@
+"""What the analyzer twin digitizes: the device timeline's power averaged per sample, plus noise.
+
+Sampling model: each sample is the exact mean power over its own interval [t - dt/2, t + dt/2], as
+an integrating ADC would give. For a step-wise power function the samples are then the step function
+smoothed by one sample period, so the trapezoidal rule over the samples reproduces the true energy
+of any span whose edges sit at least dt/2 inside the window: the truth is plain
+`ActivityTimeline.energy_between` (no ramps to account for). On top: Gaussian noise (seeded),
+current = P / V at the programmed voltage, and quantization to range / 2**adc_bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pytest_edgehil.sim.timeline import StageSpan
+
+
+@dataclass(frozen=True)
+class CaptureWindow:
+    """What the twin synthesized, in the device's virtual time."""
+
+    trigger_s: float
+    t0_s: float  # first sample instant
+    t1_s: float  # end of the window: t0_s + points * sample_interval_s
+    sample_interval_s: float
+    points: int
+    pretrigger_points: int
+
+
+def mean_power_per_sample(spans: list[StageSpan], idle_power_w: float, t0_s: float,
+                          sample_interval_s: float, points: int) -> np.ndarray:
+    """Exact mean power over [t_i - dt/2, t_i + dt/2] for t_i = t0 + i*dt (idle outside spans)."""
+    dt = sample_interval_s
+    start_s = t0_s - dt / 2
+    end_rel_s = points * dt
+    # Cumulative energy is piecewise linear between span edges; build its knots relative to the
+    # window start so that differences of nearby values keep full float64 precision.
+    knot_t, knot_e = [0.0], [0.0]
+    cursor, energy = 0.0, 0.0
+    for span in spans:
+        lo, hi = max(span.start_s - start_s, 0.0), min(span.end_s - start_s, end_rel_s)
+        if hi <= lo:
+            continue
+        if lo > cursor:
+            energy += idle_power_w * (lo - cursor)
+            knot_t.append(lo)
+            knot_e.append(energy)
+        energy += span.power_w * (hi - lo)
+        knot_t.append(hi)
+        knot_e.append(energy)
+        cursor = hi
+    if cursor < end_rel_s:
+        knot_t.append(end_rel_s)
+        knot_e.append(energy + idle_power_w * (end_rel_s - cursor))
+    edges = np.arange(points + 1) * dt
+    return np.diff(np.interp(edges, knot_t, knot_e)) / dt
+
+
+def digitize(power_w: np.ndarray, *, voltage_v: float, current_full_scale_a: float,
+             voltage_full_scale_v: float, rng: np.random.Generator, noise_rel: float,
+             adc_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(current_a, voltage_v) as float32 readings of a supply at `voltage_v` delivering `power_w`."""
+    current_a = power_w / voltage_v if voltage_v > 0 else np.zeros_like(power_w)
+    current_a = current_a * (1.0 + noise_rel * rng.standard_normal(current_a.size))
+    volts = voltage_v * (1.0 + 0.1 * noise_rel * rng.standard_normal(current_a.size))
+    current_lsb = current_full_scale_a / 2**adc_bits
+    voltage_lsb = voltage_full_scale_v / 2**adc_bits
+    # A real ADC saturates a little past full scale rather than reporting any value.
+    current_a = np.clip(np.round(current_a / current_lsb) * current_lsb,
+                        -1.05 * current_full_scale_a, 1.05 * current_full_scale_a)
+    volts = np.round(volts / voltage_lsb) * voltage_lsb
+    return current_a.astype(np.float32), volts.astype(np.float32)

@@ -1,0 +1,151 @@
+"""The analyzer twin's SCPI dialects, built from the drivers' own declarations.
+
+A dialect is read off a driver class (`pytest_edgehil.instruments`): its settings table (with each
+setting's *RST value), interval rule, capture roles, start/stop commands, fetch queries and status
+bits. Nothing instrument-specific is restated here, so a command the driver sends and a command the
+twin accepts cannot drift apart. (The simulation may import the hardware path; never the reverse.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pytest_edgehil.instruments import scpi
+from pytest_edgehil.instruments.dialect import FetchQuery
+from pytest_edgehil.instruments.driver import ScpiAnalyzer
+from pytest_edgehil.instruments.keithley_2281s import Keithley2281S
+from pytest_edgehil.instruments.keysight_n6705c import KeysightN6705C
+from pytest_edgehil.instruments.rs_ngm202 import RsNgm202
+from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
+from pytest_edgehil.sim.scpi_server import parse_command
+
+#: Twin dialect name -> the driver whose declarations it speaks.
+DRIVERS: dict[str, type[ScpiAnalyzer]] = {
+    "keysight-n6705c": KeysightN6705C,
+    "rs-ngm202": RsNgm202,
+    "keithley-2281s": Keithley2281S,
+}
+
+#: Headers every dialect answers (IEEE 488.2 common commands and the SCPI error queue).
+COMMON_HEADERS = frozenset({"*IDN", "*OPC", "*RST", "*CLS", "*TRG", "SYST:ERR"})
+
+
+class ScpiFault(Exception):
+    """Internal: an (code, text) entry for the error queue."""
+
+    def __init__(self, error: tuple[int, str]) -> None:
+        super().__init__(error[1])
+        self.error = error
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    sample_interval_s: float
+    points: int
+    trigger_offset_points: int  # window starts this many points after the trigger (negative = before)
+    trigger_source: str
+    voltage_v: float  # 0 when the output is off
+    current_full_scale_a: float
+    voltage_full_scale_v: float
+    digitize_voltage: bool
+
+
+def normalized_args(args: tuple[str, ...]) -> tuple[str, ...]:
+    """Arguments as compared against a declared command: unquoted, without blanks, upper case."""
+    return tuple(arg.strip("\"'").replace(" ", "").upper() for arg in args)
+
+
+def without_channel_list(args: tuple[str, ...]) -> tuple[str, ...]:
+    return args[:-1] if args and args[-1].startswith("(@") else args
+
+
+def _header_and_args(command: str) -> tuple[str, tuple[str, ...]]:
+    parsed = parse_command(command.format(channel=1))
+    return parsed.header, normalized_args(without_channel_list(parsed.args))
+
+
+@dataclass(frozen=True)
+class TwinDialect:
+    """One instrument's dialect as the twin serves it, derived from `driver`'s declarations."""
+
+    driver: type[ScpiAnalyzer]
+    defaults: dict[str, Value]  # the *RST state
+    programs: dict[str, dict[tuple[str, ...], str]]  # header -> {args: "init" | "clear" | "abort"}
+    fetches: dict[str, tuple[tuple[str, ...], FetchQuery]]  # header -> (args, the driver's query)
+    status_header: str
+
+    @classmethod
+    def from_driver(cls, driver: type[ScpiAnalyzer]) -> TwinDialect:
+        missing = [s.name for s in driver.settings if s.reset is None]
+        if missing:
+            raise ValueError(f"{driver.__name__} declares no *RST value for {', '.join(missing)}; "
+                             f"the twin starts from them (Setting(reset=...))")
+        programs: dict[str, dict[tuple[str, ...], str]] = {}
+        actions = ["clear"] * (len(driver.start_commands) - 1) + ["init"]
+        for command, action in [*zip(driver.start_commands, actions), (driver.stop_command, "abort")]:
+            header, args = _header_and_args(command)
+            programs.setdefault(header, {})[args] = action
+        fetches = {}
+        for fetch in driver.fetch_queries:
+            header, args = _header_and_args(fetch.query)
+            fetches[header] = (args, fetch)
+        return cls(driver=driver, defaults={s.name: s.reset for s in driver.settings if s.reset is not None},
+                   programs=programs, fetches=fetches,
+                   status_header=_header_and_args(driver.status_query)[0])
+
+    @property
+    def idn(self) -> str:
+        return self.driver.reference_idn
+
+    @property
+    def settings(self) -> SettingTable:
+        return self.driver.settings
+
+    @property
+    def channels(self) -> int:
+        return self.driver.max_channel
+
+    @property
+    def waiting_bit(self) -> int:
+        return self.driver.waiting_bit
+
+    @property
+    def measuring_bit(self) -> int:
+        return self.driver.measuring_bit
+
+    def accepted_headers(self) -> set[str]:
+        """Every header this dialect answers (besides COMMON_HEADERS)."""
+        return ({s.header for s in self.settings} | set(self.programs) | set(self.fetches)
+                | {self.status_header})
+
+    def normalize(self, setting: Setting, value: Value) -> Value:
+        """What the instrument stores for an accepted value: its interval clock, its range choice."""
+        roles = self.driver.roles
+        if setting.name == roles.interval:
+            return self.driver.interval_rule.instrument_value(value)
+        if setting.name == roles.current_range:
+            return self.driver.select_current_range(float(value))
+        return value
+
+    def plan(self, state: dict[str, Value]) -> CapturePlan:
+        """The capture the instrument would run from its settings; ScpiFault(-221) where they conflict."""
+        roles = self.driver.roles
+        interval_s = self.driver.interval_rule.interval_s(state[roles.interval])
+        points = int(state[roles.points])
+        pretrigger = roles.pretrigger_sign * int(state[roles.pretrigger]) if roles.pretrigger else 0
+        if pretrigger >= points:
+            raise ScpiFault(scpi.SETTINGS_CONFLICT)
+        digitize_voltage = True
+        if roles.digitize_current and state[roles.digitize_current] != "ON":
+            raise ScpiFault(scpi.SETTINGS_CONFLICT)
+        if roles.digitize_voltage:
+            digitize_voltage = state[roles.digitize_voltage] == "ON"
+            if digitize_voltage and interval_s < roles.min_interval_both_s - 1e-12:
+                raise ScpiFault(scpi.SETTINGS_CONFLICT)  # too fast for both functions on this module
+        voltage_v = float(state[roles.voltage]) if state[roles.output] == "ON" else 0.0
+        return CapturePlan(interval_s, points, -pretrigger, str(state[roles.trigger_source]), voltage_v,
+                           float(state[roles.current_range]),
+                           float(self.settings[roles.voltage].maximum or 20.0), digitize_voltage)
+
+
+DIALECTS: dict[str, TwinDialect] = {name: TwinDialect.from_driver(driver) for name, driver in DRIVERS.items()}
