@@ -1,4 +1,8 @@
-"""Energy-per-inference math checked against closed forms and against a timeline's true energy."""
+"""Energy-per-inference math checked against closed forms and against a timeline's true energy.
+
+The plain-trapezoid integrators tested here are reference oracles (tests/oracles.py); production
+energy is step-aware (stage_edges), checked against the timeline in the tests at the end.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +21,13 @@ from pytest_edgehil.measure.energy import (
     end_to_end_windows_s,
     energy_from_trace,
     inference_windows_s,
-    integrate_energy_j,
-    integration_error_bound_j,
     mean_power_w,
     power_from_current_voltage_w,
     trace_sample_interval_s,
-    window_energies_j,
 )
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
+
+from .oracles import integrate_energy_j, integration_error_bound_j, window_energies_j
 
 DT_S = 5e-6  # 200 kS/s
 PULSE_S = 0.23e-3  # a 0.23 ms inference: 46 samples at 200 kS/s

@@ -13,11 +13,12 @@ from pytest_edgehil.bench import Bench
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.config.lab import simulated_lab
 from pytest_edgehil.errors import InstrumentTimeout, ScpiError
-from pytest_edgehil.measure.energy import inference_windows_s, window_energies_j
+from pytest_edgehil.measure.energy import inference_windows_s
 from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
 from pytest_edgehil.measure.stage_edges import stage_window_energies_j
 
 from .conftest import MODELS
+from .oracles import window_energies_j
 
 CATALOG = ModelCatalog(MODELS)
 

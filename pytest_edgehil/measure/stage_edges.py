@@ -2,14 +2,20 @@
 
 A device changes stage (readout → inference → retrieval) exactly where its firmware moves the trigger
 line, so the power inside a stage window is flat up to the window's edges and steps there. A digitizer
-sample that straddles such an edge mixes both levels; plain trapezoids (`energy.window_energies_j`)
-smear the step across the sample and err by up to about step·dt/4 per edge — 3 % of a 0.23 ms window
-at 200 kS/s when the neighbouring stage draws 4x the power, as the IMX500's readout does.
+sample that straddles such an edge mixes both levels; plain trapezoids (kept as a reference oracle in
+`tests/oracles.py`) smear the step across the sample and err by up to about step·dt/4 per edge on
+average — 3 % of a 0.23 ms window at 200 kS/s when the neighbouring stage draws 4x the power, as the
+IMX500's readout does.
 
 Here each sample is read as the mean power over its own interval [t_i − dt/2, t_i + dt/2] (an
 integrating converter, as averaging digitizers and the analyzer twin deliver). A straddling sample's
 energy is split exactly: its whole energy, minus the part outside the window, where the outside level is
 read from the neighbouring sample that lies wholly outside. What remains is the noise of two samples.
+
+Error bound: with f the fraction of the straddling sample's interval inside the window and q the true
+mean power of its outside part, an edge errs by (1 − f)·dt·(q − p_neighbour), i.e. zero when the
+outside stage is flat for a sample interval past the edge and at most dt·|ΔP| otherwise. A point-
+sampling (non-integrating) digitizer adds its own aliasing on top; the analyzer twin integrates.
 """
 
 from __future__ import annotations
@@ -21,10 +27,14 @@ from pytest_edgehil.errors import MeasurementError
 
 
 def stage_window_energies_j(time_s: ArrayLike, power_w: ArrayLike, windows_s: ArrayLike) -> np.ndarray:
-    """Energy in joules of each [t0, t1] row of `windows_s`, for a uniformly sampled trace.
+    """Energy in joules of each [t0, t1] row of `windows_s` (shape (m, 2), seconds), for a uniformly
+    sampled trace (`time_s` in s, `power_w` in W, each sample the mean over its own interval).
 
-    Needs one whole sample outside each edge (the neighbour that gives the outside level) and at least
-    two samples' worth of window; raises MeasurementError naming the window otherwise.
+    Whole samples inside the window are summed (sample·dt); the sample straddling each edge contributes
+    its energy minus the outside part, priced at the neighbouring outside sample (see the module doc for
+    the error bound). Returns shape (m,) joules. Needs one whole sample outside each edge (the neighbour
+    that gives the outside level) and at least two samples' worth of window; raises MeasurementError
+    naming the window otherwise.
     """
     t = np.asarray(time_s, dtype=np.float64)
     p = np.asarray(power_w, dtype=np.float64)

@@ -149,7 +149,7 @@ class AnalyzerTwin:
         """Strip a trailing `(@n)` channel list after checking the channel exists."""
         if args and args[-1].startswith("(@"):
             for part in args[-1][2:-1].replace(":", ",").split(","):
-                if not part.strip().isdigit() or not 1 <= int(part) <= self.dialect.channels:
+                if not part.strip().isdigit() or not 1 <= int(part) <= self.dialect.driver.max_channel:
                     raise ScpiFault(scpi.HARDWARE_MISSING)
         return without_channel_list(args)
 
@@ -193,8 +193,8 @@ class AnalyzerTwin:
     def _status(self, command: ScpiCommand) -> bytes:
         self._check_channels(command.args)
         status = self._acquisition.status if self._acquisition else "complete"
-        bits = {"waiting for trigger": self.dialect.waiting_bit,
-                "measuring": self.dialect.measuring_bit}.get(status, 0)
+        bits = {"waiting for trigger": self.dialect.driver.waiting_bit,
+                "measuring": self.dialect.driver.measuring_bit}.get(status, 0)
         return str(bits).encode()
 
     def _init(self) -> None:

@@ -101,18 +101,6 @@ class TwinDialect:
     def settings(self) -> SettingTable:
         return self.driver.settings
 
-    @property
-    def channels(self) -> int:
-        return self.driver.max_channel
-
-    @property
-    def waiting_bit(self) -> int:
-        return self.driver.waiting_bit
-
-    @property
-    def measuring_bit(self) -> int:
-        return self.driver.measuring_bit
-
     def accepted_headers(self) -> set[str]:
         """Every header this dialect answers (besides COMMON_HEADERS)."""
         return ({s.header for s in self.settings} | set(self.programs) | set(self.fetches)
