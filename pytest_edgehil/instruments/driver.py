@@ -4,7 +4,7 @@ drained after each, an explicit state machine, status polling while armed, and a
 A driver subclass is declarations only (pymeasure style): its settings table, its interval rule, which
 settings carry a capture (`CaptureRoles`), its measurement ranges, the commands that start and stop an
 acquisition, the queries that read its arrays, and its status bits. `configure`, `arm`, `abort` and
-`fetch_trace` here apply them; the analyzer twin (`pytest_edgehil.sim.twin_dialect`) reads the same
+`fetch_trace` here apply them; the analyzer twin (its dialect module, in the simulation package) reads the same
 declarations to speak the dialect. Calling a method in the wrong state raises an error naming the
 method and the state, so a test that forgot to arm fails with a sentence, not with a stale trace.
 """
