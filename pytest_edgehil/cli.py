@@ -20,6 +20,7 @@ import numpy as np
 from pytest_edgehil.errors import EdgeHILError
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.results.report import add_report_command
+from pytest_edgehil.starter import add_init_command
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1  # `compare`: the merge gate blocks
@@ -137,7 +138,8 @@ def add_compare_command(subparsers: _SubParsers) -> None:
     parser.set_defaults(handler=_run_compare)
 
 
-COMMANDS: list[Callable[[_SubParsers], None]] = [add_inspect_command, add_report_command, add_compare_command]
+COMMANDS: list[Callable[[_SubParsers], None]] = [add_inspect_command, add_report_command, add_compare_command,
+                                                  add_init_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

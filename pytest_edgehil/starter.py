@@ -1,0 +1,166 @@
+"""`edgehil init [DIR] [--force]`: write the starter kit into a user's repository.
+
+The kit is the shipped reference suites and the fixtures they and the plugin's defaults expect, laid out
+as in this repository, so `pytest suites/ --device=coral` runs in DIR exactly as in a checkout:
+
+    DIR/suites/…                     the reference suites and their conftest (finds ../fixtures/data)
+    DIR/fixtures/lab.sim.toml        the default lab (simulated bench); lab.example-hw.toml beside it
+    DIR/fixtures/budgets.toml        the budget table
+    DIR/fixtures/models/, data/      the shipped models with their cards, the evaluation sets
+    DIR/pytest.ini                   only when DIR has no pytest configuration of its own
+
+Why pytest.ini: the plugin reads `fixtures/…` relative to pytest's *rootdir*. Without a configuration
+file pytest takes the common ancestor of the arguments (`DIR/suites`) or a parent's configuration as
+rootdir, and the plugin would find no lab and no budgets: no pairs, nothing run. A configuration file in
+DIR makes DIR the rootdir; the one written here also names the three files, so a missing one is an error.
+An existing configuration in DIR (pytest.ini, pyproject.toml with [tool.pytest.ini_options], tox.ini with
+[pytest], setup.cfg with [tool:pytest]) already makes DIR the rootdir and is never touched.
+
+Files already present with the shipped content are left as they are; files that differ are refused,
+all named, unless `--force` (then nothing is written at all without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_edgehil.config.tomlfile import read_toml
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.resources import STARTER_KIT, shipped_files
+
+PYTEST_INI = """\
+# Written by `edgehil init`. A pytest configuration file here makes this directory pytest's rootdir,
+# which is where pytest-edgehil looks for fixtures/; the settings name its files explicitly, so a
+# missing one stops the run with an error instead of running no pairs.
+[pytest]
+edgehil_lab = fixtures/lab.sim.toml
+edgehil_budgets = fixtures/budgets.toml
+edgehil_models_dir = fixtures/models
+"""
+
+NEXT_COMMAND = "pytest suites/ --device=coral"
+
+
+@dataclass
+class StarterKit:
+    """What `write_starter_kit` did, paths relative to `dest`."""
+
+    dest: Path
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    pytest_config: str | None = None  # an existing configuration file that makes dest the rootdir
+
+
+def existing_pytest_config(directory: Path) -> str | None:
+    """Name of the pytest configuration file in `directory` (not its parents), or None.
+
+    Follows pytest's own rules for what counts: pytest.ini and .pytest.ini always; pyproject.toml,
+    tox.ini and setup.cfg only with their pytest section.
+    """
+    for name in ("pytest.ini", ".pytest.ini"):
+        if (directory / name).is_file():
+            return name
+    pyproject = directory / "pyproject.toml"
+    if pyproject.is_file():
+        data = read_toml(pyproject, "project file", "fix it, then rerun edgehil init")
+        if "ini_options" in data.get("tool", {}).get("pytest", {}):
+            return "pyproject.toml"
+    for name, section in (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
+        path = directory / name
+        if path.is_file():
+            parser = configparser.ConfigParser(interpolation=None)
+            try:
+                parser.read(path, encoding="utf-8")
+            except configparser.Error as exc:
+                raise ConfigError(f"{path}: cannot read it to see whether it configures pytest ({exc}); "
+                                  "fix the file, then rerun edgehil init") from None
+            if parser.has_section(section):
+                return name
+    return None
+
+
+def _plan(dest: Path) -> tuple[list[tuple[str, bytes]], str | None]:
+    """(relative path, content) of every file to be in dest, and the existing pytest config if any."""
+    files = [(rel, path.read_bytes()) for item in STARTER_KIT for rel, path in shipped_files(item)]
+    config = existing_pytest_config(dest) if dest.is_dir() else None
+    if config == "pytest.ini" and (dest / config).read_bytes() == PYTEST_INI.encode():
+        config = None  # ours, from an earlier init: part of the kit, reported as up to date
+    if config is None:
+        files.append(("pytest.ini", PYTEST_INI.encode()))
+    return files, config
+
+
+def write_starter_kit(dest: Path, force: bool = False) -> StarterKit:
+    """Write the starter kit into `dest` (created if missing) and say what was written.
+
+    Raises ConfigError, writing nothing, when `dest` is not a directory or when files in it differ from
+    the kit and `force` is false (the message names every one of them).
+    """
+    if dest.exists() and not dest.is_dir():
+        raise ConfigError(f"{dest} is a file: name a directory for edgehil init (default: the current one)")
+    files, config = _plan(dest)
+    kit = StarterKit(dest=dest, pytest_config=config)
+    conflicts: list[str] = []
+    for rel, content in files:
+        target = dest / rel
+        if target.is_dir() or (target.exists() and target.read_bytes() != content):
+            conflicts.append(rel)
+    if conflicts and not force:
+        raise ConfigError(
+            f"{len(conflicts)} file(s) in {dest.resolve()} differ from the starter kit and would be overwritten: "
+            f"{', '.join(conflicts)}; keep your changes (nothing was written), or rerun with --force to "
+            "replace them")
+    for rel, content in files:
+        target = dest / rel
+        if target.is_file() and target.read_bytes() == content:
+            kit.unchanged.append(rel)
+            continue
+        (kit.replaced if target.exists() else kit.written).append(rel)
+        if target.is_dir():  # only with --force: a folder where the kit has a file
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return kit
+
+
+def _summary(kit: StarterKit) -> list[str]:
+    lines = [f"edgehil init: starter kit in {kit.dest.resolve()}"]
+    lines += [f"  wrote     {rel}" for rel in kit.written]
+    lines += [f"  replaced  {rel}" for rel in kit.replaced]
+    if kit.unchanged:
+        lines.append(f"  {len(kit.unchanged)} file(s) already up to date")
+    if kit.pytest_config is not None:
+        lines.append(f"  pytest.ini not written: {kit.pytest_config} already configures pytest here, so this "
+                     "directory is the rootdir the plugin reads fixtures/ from")
+    where = "" if kit.dest.resolve() == Path.cwd().resolve() else f"cd {kit.dest} && "
+    lines += ["next:", f"  {where}{NEXT_COMMAND}",
+              "  (--device=all for every simulated board; --lab=… for real hardware, see lab.example-hw.toml)"]
+    return lines
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    kit = write_starter_kit(Path(args.dir), force=args.force)
+    print("\n".join(_summary(kit)))
+    return 0
+
+
+def add_init_command(subparsers: Any) -> None:
+    """Register `edgehil init` on the `edgehil` command line (see pytest_edgehil.cli)."""
+    parser = subparsers.add_parser(
+        "init", help="write the reference suites, default lab, budgets and models into a project",
+        description="Write a starter kit into DIR: suites/ (the reference suites), fixtures/ (the simulated "
+                    "lab, an example hardware lab, budgets, models and evaluation sets) and, unless DIR "
+                    "already configures pytest, a pytest.ini that makes DIR pytest's rootdir. Then run "
+                    f"'{NEXT_COMMAND}' there. Files that differ from the kit are not overwritten without "
+                    "--force.")
+    parser.add_argument("dir", nargs="?", default=".", metavar="DIR",
+                        help="directory to write into (default: the current one; created if missing)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite files that differ from the kit (your changes to them are lost)")
+    parser.set_defaults(handler=_run_init)
