@@ -83,7 +83,8 @@ class Verdict:
     def describe(self, *, device: str, model: str, backend: str, samples: int | None = None) -> str:
         n = f", n={samples}" if samples is not None else ""
         src = f" [budget: {self.limit.source}]" if self.limit.source else ""
-        return (f"{model} on {device} ({backend}): {self.limit.metric} = {self.value:.4g} {self.limit.unit} "
+        unit = f" {self.limit.unit}" if self.limit.unit else ""
+        return (f"{model} on {device} ({backend}): {self.limit.metric} = {self.value:.4g}{unit} "
                 f"vs budget {self.limit.bound_text} — margin {self.margin_rel:+.1%}{n}{src}")
 
 

@@ -47,6 +47,7 @@ class Recorder:
         verdict = limit.check(value) if limit is not None else None
         # The record carries unit, family and direction (the budget's where the vocabulary has none).
         spec = resolve(metric, limit)
+        stashed_context: dict[str, object] = self.item.stash.get(context_key, {})
         record = MetricRecord(
             pair=self.pair.id, model=self.pair.model_name, device=self.pair.device, kind=self.pair.kind,
             metric=metric, value=float(value), unit=spec.unit, backend=self.backend,
@@ -54,7 +55,7 @@ class Recorder:
             bound=limit.bound_text if limit else "", margin_rel=verdict.margin_rel if verdict else None,
             samples=n, source=limit.source if limit else "",
             ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, raw=raw,
-            context=dict(self.item.stash.get(context_key, {})),
+            context=dict(stashed_context),
             direction=spec.direction.value if spec.direction else None, family=spec.family.value,
         )
         self.item.user_properties.append((USER_PROPERTY, asdict(record)))
