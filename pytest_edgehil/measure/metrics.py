@@ -19,8 +19,8 @@ import numpy as np
 from pytest_edgehil.errors import MeasurementError
 from pytest_edgehil.measure.summary import SampleSummary, bootstrap_ci, summarize
 
-__all__ = ["GazeScores", "SampleSummary", "SegmentationScores", "bootstrap_ci", "gaze_errors_cm", "gaze_scores",
-           "quantization_gap_cm", "segmentation_scores", "summarize"]
+__all__ = ["GazeScores", "SampleSummary", "SegmentationScores", "bootstrap_ci", "gaze_errors_cm",
+           "gaze_scores", "quantization_gap_cm", "segmentation_scores", "summarize"]
 
 
 # ------------------------------------------------------------------------------------------ segmentation

@@ -171,7 +171,8 @@ def compare_records(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> C
         comparison = replace(comparison, ratio=ratio, method="values", n_base=len(raw_b), n_new=len(raw_n))
     if direction is None and status is not GateStatus.SAME:
         # Better or worse is a matter of direction, and nobody said which: no verdict but a way to get one.
-        status, note = GateStatus.UNKNOWN, f"direction unknown, so not judged better or worse: {how_to_declare(new.metric)}"
+        status = GateStatus.UNKNOWN
+        note = f"direction unknown, so not judged better or worse: {how_to_declare(new.metric)}"
     blocking = gated and (status is GateStatus.REGRESSED or (status is GateStatus.UNKNOWN and fail_on.unknown))
     return replace(comparison, status=status, note=note, blocking=blocking)
 

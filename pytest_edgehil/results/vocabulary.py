@@ -131,9 +131,9 @@ def register_metric(name: str, *, direction: Direction | str, unit: str = "",
                           f"{[d.value for d in Direction]}, family one of {[f.value for f in Family]}") from None
     old = _registered.get(name)
     if old is not None and old != spec and not replace_existing:
-        raise ConfigError(f"register_metric({name!r}): already registered as {old.direction.value if old.direction else '?'}"
-                          f"-is-better {old.family.value} in {old.unit or 'no unit'}; pass replace_existing=True "
-                          "to change it")
+        was = old.direction.value if old.direction else "?"
+        raise ConfigError(f"register_metric({name!r}): already registered as {was}-is-better "
+                          f"{old.family.value} in {old.unit or 'no unit'}; pass replace_existing=True to change it")
     _registered[name] = spec
     return spec
 
