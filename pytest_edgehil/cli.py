@@ -131,9 +131,13 @@ def add_compare_command(subparsers: _SubParsers) -> None:
                     "2 an error (unreadable file, bad option).")
     parser.add_argument("base", metavar="BASE", help="baseline results file (e.g. from main)")
     parser.add_argument("new", metavar="NEW", help="results file of the change under test")
+    from pytest_edgehil.results.vocabulary import Family
+
+    # argparse %-formats help texts (for %(default)s): a literal % must be written %%.
     parser.add_argument("--fail-on", default=DEFAULT_FAIL_ON, metavar="FAMILY:PCT,…",
-                        help=f"regressions that fail (default {DEFAULT_FAIL_ON}); add 'missing' or 'unknown' "
-                             "to make those verdicts fail too")
+                        help=f"regressions that fail (default {DEFAULT_FAIL_ON.replace('%', '%%')}); families: "
+                             f"{', '.join(f.value for f in Family)}; add 'missing' or 'unknown' to make those "
+                             "verdicts fail too")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.set_defaults(handler=_run_compare)
 

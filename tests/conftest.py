@@ -21,3 +21,6 @@ def edgehil_project(pytester: pytest.Pytester):
         edgehil_latency_runs = 10
     """)
     return pytester
+
+# tests/data holds inputs (a user's test file among them), not tests of this project.
+collect_ignore_glob = ["data/*"]

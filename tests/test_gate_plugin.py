@@ -79,7 +79,7 @@ def test_done_means_heavier_device_fails_naming_pair_metric_ratio_and_ci_unchang
     unchanged = edgehil_project.runpytest(*common, "--edgehil-seed=3", f"--edgehil-baseline={base}")
     unchanged.assert_outcomes(passed=2, skipped=1)
     assert unchanged.ret == 0
-    unchanged.stdout.fnmatch_lines(["edgehil gate passed (3 SAME; fail on energy +5 %, latency +10 %)"])
+    unchanged.stdout.fnmatch_lines(["edgehil gate passed (3 SAME; fail on energy +5 %, power +5 %, latency +10 %, throughput +10 %)"])
 
 
 def test_saved_results_hold_every_record_with_run_context(edgehil_project):
@@ -137,7 +137,7 @@ def test_gate_never_lowers_the_exit_status_and_results_are_kept_by_default(edgeh
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--edgehil-baseline=absent.json"], "*absent.json does not exist*--edgehil-save*"),
-    (["--edgehil-save=r.json", "--edgehil-fail-on=energy:5%,power:2%"], "*unknown metric family 'power'*"),
+    (["--edgehil-save=r.json", "--edgehil-fail-on=energy:5%,speed:2%"], "*unknown metric family 'speed'*"),
 ])
 def test_bad_gate_options_fail_at_start_up(edgehil_project, args, message):
     edgehil_project.makepyfile(test_lat=LATENCY_SUITE)

@@ -15,17 +15,12 @@ from typing import Any
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
 
-# Unit by metric-name suffix, so the table stays terse and a misspelt unit cannot slip in.
-_UNITS = {"_ms": "ms", "_us": "µs", "_mj": "mJ", "_mw": "mW", "_kb": "KB", "_cm": "cm", "_fps": "fps",
-          "_bytes": "B", "_macs": "MAC"}
+# Units, families and directions are the metric vocabulary's (one table for budgets, gate and report).
+from pytest_edgehil.results.vocabulary import MetricSpec, parse_direction, resolve, unit_of
+
+__all__ = ["DEFAULT_MARGINAL_REL", "BudgetEntry", "Limit", "Status", "Verdict", "load_budgets", "unit_of"]
+
 DEFAULT_MARGINAL_REL = 0.03
-
-
-def unit_of(metric: str) -> str:
-    for suffix, unit in _UNITS.items():
-        if metric.endswith(suffix):
-            return unit
-    return ""  # ratios: roc_auc, binary_accuracy
 
 
 class Status(str, Enum):
@@ -42,10 +37,16 @@ class Limit:
     marginal_rel: float = DEFAULT_MARGINAL_REL
     published: float | None = None  # the paper's figure, when the limit is derived from one
     source: str = ""
+    direction: str | None = None  # "higher" | "lower": declared in the budget, for a two-sided user metric
 
     @property
     def unit(self) -> str:
         return unit_of(self.metric)
+
+    @property
+    def spec(self) -> MetricSpec:
+        """The vocabulary's facts on this metric, with the direction this limit implies where it has none."""
+        return resolve(self.metric, self)
 
     @property
     def bound_text(self) -> str:
@@ -82,7 +83,8 @@ class Verdict:
     def describe(self, *, device: str, model: str, backend: str, samples: int | None = None) -> str:
         n = f", n={samples}" if samples is not None else ""
         src = f" [budget: {self.limit.source}]" if self.limit.source else ""
-        return (f"{model} on {device} ({backend}): {self.limit.metric} = {self.value:.4g} {self.limit.unit} "
+        unit = f" {self.limit.unit}" if self.limit.unit else ""
+        return (f"{model} on {device} ({backend}): {self.limit.metric} = {self.value:.4g}{unit} "
                 f"vs budget {self.limit.bound_text} — margin {self.margin_rel:+.1%}{n}{src}")
 
 
@@ -103,12 +105,18 @@ def _limit(metric: str, raw: Any, marginal: float, where: str) -> Limit:
         raise ConfigError(f"{where}: {metric} = {raw}: write {{ max = {raw} }} or {{ min = {raw} }} so the direction is explicit")
     if not isinstance(raw, dict) or not ({"max", "min"} & raw.keys()):
         raise ConfigError(f"{where}: {metric} needs a table with `max` and/or `min`")
-    unknown = raw.keys() - {"max", "min", "marginal", "published", "source"}
+    unknown = raw.keys() - {"max", "min", "marginal", "published", "source", "direction"}
     if unknown:
         raise ConfigError(f"{where}: {metric} has unknown keys {sorted(unknown)}")
-    return Limit(metric=metric, max=raw.get("max"), min=raw.get("min"),
-                 marginal_rel=float(raw.get("marginal", marginal)), published=raw.get("published"),
-                 source=str(raw.get("source", "")))
+    direction = parse_direction(raw["direction"], f"{where}: {metric}") if "direction" in raw else None
+    limit = Limit(metric=metric, max=raw.get("max"), min=raw.get("min"),
+                  marginal_rel=float(raw.get("marginal", marginal)), published=raw.get("published"),
+                  source=str(raw.get("source", "")), direction=direction)
+    try:
+        limit.spec  # noqa: B018  (a `direction` key that contradicts the vocabulary fails at load time)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return limit
 
 
 def load_budgets(path: Path) -> list[BudgetEntry]:

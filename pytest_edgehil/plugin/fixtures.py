@@ -13,8 +13,8 @@ from pytest_edgehil.config.pairs import Pair
 from pytest_edgehil.instruments.base import PowerAnalyzer
 from pytest_edgehil.measure.meter import EnergyMeasurement, EnergyPlan, measure_energy
 from pytest_edgehil.model.info import ModelInfo
+from pytest_edgehil.plugin.recorder import Recorder, context_key
 from pytest_edgehil.plugin.session import EdgeHILSession, duts_key, session_key
-from pytest_edgehil.results.records import Recorder, context_key
 
 
 @pytest.fixture(scope="session")

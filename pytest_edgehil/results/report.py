@@ -3,237 +3,36 @@
 One self-contained page (CSS inline, plots as base64 PNG, no external URL) so it survives being a CI
 artifact opened from a zip: the newest run's pair × metric table coloured against budgets, its power
 traces with the inference windows marked, and trend plots over every run given. A run is one results
-file, or a directory of them (a CI matrix writes one file per bench job).
-
-matplotlib is driven through `Figure` + the Agg canvas directly, never pyplot, so building a report
-neither opens windows nor changes the global backend of a process that imports this module; it is
-imported lazily, like the results reader (it pulls in pytest and scikit-learn), so `edgehil inspect` does
-not pay for them. Results files are read with `results.load_results`, the gate's own reader, so the
-report and the gate never disagree about what a file holds.
+file, or a directory of them (a CI matrix writes one file per bench job): `report_runs.py` reads them,
+`report_plots.py` draws (matplotlib, imported only when drawing), this module writes the HTML. Columns
+and trends follow the metric vocabulary's family order, as the terminal summary does.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.report_plots import MIN_WINDOW_SPAN_FRACTION, trace_plot, trend_plot
+from pytest_edgehil.results.report_runs import ResultsRun, Trace, order_runs, read_night, read_results
+from pytest_edgehil.results.store import ResultRecord
+from pytest_edgehil.results.summary import format_value, metric_order
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-    from pytest_edgehil.results.store import ResultRecord
+__all__ = ["ResultsRun", "Trace", "add_report_command", "build_report_html", "order_runs", "read_night",
+           "read_results", "trace_plot", "trend_plot", "write_report"]
 
 STATUSES = ("pass", "marginal", "fail", "info")  # info: measured, no budget to check against
 STATUS_LABELS = {"pass": "pass", "marginal": "marginal", "fail": "FAIL", "info": "no budget"}
-# Column order of the table and the trends: the way a reader scans a pair, cost first, quality last.
-FAMILY_BY_UNIT = {"ms": "latency", "µs": "latency", "fps": "latency", "mJ": "energy", "mW": "power",
-                  "KB": "footprint", "B": "footprint", "MAC": "footprint"}
-FAMILY_ORDER = ("latency", "energy", "power", "footprint", "accuracy")
-MIN_WINDOW_SPAN_FRACTION = 0.004  # inference windows narrower than this share of the plot are widened to show
-MAX_TREND_TICKS = 8
-
-
-@dataclass(frozen=True)
-class Trace:
-    pair: str
-    time_s: list[float]
-    power_w: list[float]
-    windows_s: list[tuple[float, float]]
-    backend: str
-
-
-@dataclass(frozen=True)
-class ResultsRun:
-    """One run (a results file, or a directory of them) as the report needs it."""
-
-    source: str  # the file name, shown where a run has no start time
-    started: datetime | None
-    backend: str
-    git_commit: str | None
-    edgehil_version: str
-    complete: bool  # false when the run was killed (or is still running): the table lacks what it never got to
-    records: tuple[ResultRecord, ...]
-    traces: tuple[Trace, ...]
-
-    @property
-    def label(self) -> str:
-        return self.started.strftime("%Y-%m-%d %H:%M") if self.started else self.source
-
-    def by_pair_metric(self) -> dict[tuple[str, str], ResultRecord]:
-        """(pair, metric) -> record; of a metric recorded twice for a pair the first counts, as in the gate."""
-        table: dict[tuple[str, str], ResultRecord] = {}
-        for record in self.records:
-            table.setdefault((record.pair, record.metric), record)
-        return table
-
-
-def _parse_started(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        started = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # Naive and aware times cannot be compared; a writer that gave no offset is taken to mean UTC.
-    return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
-
-
-def _trace(raw: dict[str, Any], where: Path, default_backend: str) -> Trace:
-    try:
-        return Trace(pair=str(raw["pair"]), time_s=[float(x) for x in raw["time_s"]],
-                     power_w=[float(x) for x in raw["power_w"]],
-                     windows_s=[(float(a), float(b)) for a, b in raw.get("windows_s", [])],
-                     backend=str(raw.get("backend") or default_backend))
-    except (TypeError, KeyError, ValueError) as exc:
-        raise ConfigError(f"results file {where}: trace of {raw.get('pair', '?')!r} is malformed ({exc!r}); "
-                          "regenerate it with `pytest --edgehil-save PATH`") from None
-
-
-def read_results(path: Path) -> ResultsRun:
-    """One results file, read and validated by `results.load_results` (the gate's own reader)."""
-    from pytest_edgehil.results.store import load_results  # lazy: it pulls in the recording stack
-
-    results = load_results(path)
-    run = results.run
-    return ResultsRun(source=Path(path).name, started=_parse_started(run.started_at), backend=run.backend,
-                      git_commit=run.git_commit, edgehil_version=run.edgehil_version, complete=run.complete,
-                      records=tuple(results.records),
-                      traces=tuple(_trace(t, Path(path), run.backend) for t in results.traces))
-
-
-def read_night(path: Path) -> ResultsRun:
-    """A results file, or a directory whose *.json files (one per device job of a CI matrix) are one run."""
-    path = Path(path)
-    if not path.is_dir():
-        return read_results(path)
-    runs = [read_results(f) for f in sorted(path.glob("*.json"))]
-    if not runs:
-        raise ConfigError(f"results directory {path}: no *.json results files in it; pass the directory that "
-                          "holds one night's --edgehil-save files")
-    starts = [run.started for run in runs if run.started is not None]
-    return ResultsRun(
-        source=path.name, started=min(starts) if len(starts) == len(runs) else None,
-        backend=backends.pop() if len(backends := {run.backend for run in runs}) == 1 else "MIXED",
-        git_commit=", ".join(sorted({run.git_commit for run in runs if run.git_commit})) or None,
-        edgehil_version=", ".join(sorted({run.edgehil_version for run in runs if run.edgehil_version})),
-        complete=all(run.complete for run in runs), records=tuple(r for run in runs for r in run.records), traces=tuple(t for run in runs for t in run.traces))
-
-
-def order_runs(runs: Sequence[ResultsRun]) -> list[ResultsRun]:
-    """Oldest first by start time; in the order given when any run lacks one (then the last is newest)."""
-    if all(run.started is not None for run in runs):
-        return sorted(runs, key=lambda run: run.started)  # type: ignore[arg-type, return-value]
-    return list(runs)
-
-
-def family_of(record: ResultRecord) -> str:
-    return FAMILY_BY_UNIT.get(record.unit, "accuracy")
-
-
-def metric_columns(records: Sequence[ResultRecord]) -> list[str]:
-    family = {r.metric: family_of(r) for r in records}
-    return sorted(family, key=lambda m: (FAMILY_ORDER.index(family[m]), m))
-
-
-def format_value(value: float) -> str:
-    return f"{value:.4g}"  # as the terminal summary prints it (summary.py), so the two read alike
 
 
 def _with_unit(value: float, unit: str) -> str:
     return format_value(value) + (f" {unit}" if unit else "")
-
-
-# ----------------------------------------------------------------------------------------------- plots
-
-
-def _png_data_uri(fig: Figure) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def trace_plot(trace: Trace) -> str:
-    """Power over time with each inference window shaded; a PNG data URI."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7.2, 2.3), layout="constrained")
-    ax = fig.add_subplot()
-    time_ms = [t * 1e3 for t in trace.time_s]
-    ax.plot(time_ms, [p * 1e3 for p in trace.power_w], color="#1f4e79", linewidth=0.9)
-    span_ms = (max(time_ms) - min(time_ms)) if time_ms else 1.0
-    # A 0.2 ms window on a 200 ms trace is under a pixel wide: widen it around its centre so it shows.
-    min_width_ms = MIN_WINDOW_SPAN_FRACTION * span_ms
-    for i, (t0, t1) in enumerate(trace.windows_s):
-        lo, hi = t0 * 1e3, t1 * 1e3
-        if hi - lo < min_width_ms:
-            mid = (lo + hi) / 2
-            lo, hi = mid - min_width_ms / 2, mid + min_width_ms / 2
-        ax.axvspan(lo, hi, color="#f0a030", alpha=0.45, linewidth=0, label="inference window" if i == 0 else None)
-    ax.set_xlabel("time since trigger (ms)")
-    ax.set_ylabel("power (mW)")
-    ax.set_title(f"{trace.pair} ({trace.backend})", fontsize=10, loc="left")
-    ax.grid(True, alpha=0.3)
-    if trace.windows_s:
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.8)
-    return _png_data_uri(fig)
-
-
-def run_labels(runs: Sequence[ResultsRun]) -> list[str]:
-    """Tick labels: date and minute, with seconds only when two runs would otherwise read the same."""
-    labels = [run.label for run in runs]
-    if len(set(labels)) < len(labels):
-        labels = [run.started.strftime("%Y-%m-%d %H:%M:%S") if run.started else run.source for run in runs]
-    return labels
-
-
-def trend_plot(metric: str, unit: str, runs: Sequence[ResultsRun]) -> str:
-    """One metric across runs, a row per pair on its own y scale, CI error bars where recorded; a PNG URI.
-
-    Own scales because pairs differ by orders of magnitude (0.2 ms on one device, 30 ms on another): on
-    a shared axis a 5 % drift of the small one is a flat line.
-    """
-    from matplotlib.figure import Figure
-
-    tables = [run.by_pair_metric() for run in runs]
-    pairs = sorted({pair for table in tables for pair, m in table if m == metric})
-    fig = Figure(figsize=(4.6, 0.55 + 0.85 * len(pairs)), layout="constrained")
-    axes = fig.subplots(len(pairs), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, pair in zip(axes, pairs):
-        points = [(x, table[(pair, metric)]) for x, table in enumerate(tables) if (pair, metric) in table]
-        ys = [rec.value for _, rec in points]
-        lo = [rec.value - rec.ci_low if rec.ci_low is not None else 0.0 for _, rec in points]
-        hi = [rec.ci_high - rec.value if rec.ci_high is not None else 0.0 for _, rec in points]
-        ax.errorbar([x for x, _ in points], ys, yerr=[lo, hi], marker="o", markersize=3.5, linewidth=1.1,
-                    capsize=2.5, color="#1f4e79")
-        failed = [(x, rec.value) for x, rec in points if rec.status == "fail"]
-        if failed:  # ring the over-budget nights so they stand out in the line
-            ax.scatter([x for x, _ in failed], [y for _, y in failed], s=70, facecolors="none",
-                       edgecolors="#c0392b", linewidths=1.5, zorder=5)
-        ax.text(0.01, 0.93, pair, transform=ax.transAxes, fontsize=7.5, va="top",
-                bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.5})
-        ax.tick_params(axis="y", labelsize=7)
-        ax.ticklabel_format(axis="y", useOffset=False)  # "263.2", not "0.02 + 2.632e2"
-        ax.margins(y=0.25)
-        ax.grid(True, alpha=0.3)
-    labels = run_labels(runs)
-    step = max(1, -(-len(runs) // MAX_TREND_TICKS))
-    ticks = list(range(0, len(runs), step))
-    axes[-1].set_xticks(ticks, [labels[i].replace(" ", "\n") for i in ticks], fontsize=7)
-    axes[-1].set_xlim(-0.5, len(runs) - 0.5)
-    axes[0].set_title(metric + (f" ({unit})" if unit else ""), fontsize=10, loc="left")
-    return _png_data_uri(fig)
 
 
 # ------------------------------------------------------------------------------------------------ HTML
@@ -299,7 +98,7 @@ def _table_html(newest: ResultsRun) -> str:
     records = list(latest.values())
     if not records:
         return '<p class="note">The newest results file holds no records.</p>'
-    columns = metric_columns(records)
+    columns = metric_order(records)
     pairs = sorted({r.pair for r in records})
     head = "<th>pair</th>" + "".join(f"<th>{escape(m)}</th>" for m in columns)
     rows = "".join(f'<tr><td class="pair">{escape(p)}</td>'
@@ -374,7 +173,7 @@ def _trends_html(runs: Sequence[ResultsRun]) -> str:
     unit = {r.metric: r.unit for r in records}
     figures = [_figure_html(trend_plot(m, unit[m], kept), f"trend {m}",
                             "error bars: 95 % CI of the median where recorded; red rings: over budget",
-                            "trend-plot") for m in metric_columns(records)]
+                            "trend-plot") for m in metric_order(records)]
     return note + f'<div class="plots">{"".join(figures)}</div>'
 
 

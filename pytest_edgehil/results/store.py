@@ -1,18 +1,20 @@
 """The results file: one JSON document per run, written as measurements arrive, read back by the gate.
 
-Layout (``schema_version`` 1)::
+Layout (``schema_version`` 2; version 1, without `direction` and `family`, still loads)::
 
     {"format": "pytest-edgehil results", "schema_version": 1,
      "run": {started_at, finished_at, complete, exit_status, backend, edgehil_version, git_commit,
              git_dirty, seed, lab, devices, python, platform, argv},
      "records": [{pair, model, device, kind, metric, value, unit, backend, status, bound, margin_rel,
-                  samples, source, ci_low, ci_high, raw, context, test, outcome, median}, ...],
+                  samples, source, ci_low, ci_high, raw, context, direction, family, test, outcome,
+                  median}, ...],
      "traces": [{pair, test, time_s, power_w, windows_s, backend}, ...]}
 
 One record per model × device × metric: `value` is what the budget was checked against (the median for
 per-inference samples), `raw` the per-inference samples the gate tests, `status` the budget verdict,
 `context` what makes two runs comparable (model SHA-256, firmware, protocol version, instrument
-`*IDN?`, sample interval). `traces` are the decimated power traces for the report's plots.
+`*IDN?`, sample interval), `direction` ("higher", "lower" or null: unknown) and `family` the metric
+vocabulary's verdict when it was recorded, budget included (see `vocabulary.py`). `traces` are the decimated power traces for the report's plots.
 
 Why rewrite the whole file per record rather than append lines: the file must be valid JSON at every
 instant, so a run killed by SIGKILL (or a CI job timeout) leaves everything measured so far. Each write
@@ -41,12 +43,13 @@ import numpy as np
 from pytest_edgehil import __version__
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.records import MetricRecord
+from pytest_edgehil.results.vocabulary import Family
 
 if TYPE_CHECKING:
     from pytest_edgehil.measure.meter import EnergyMeasurement
 
 FORMAT = "pytest-edgehil results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: records carry `direction` and `family`; 1 still loads (vocabulary fallback)
 GIT_TIMEOUT_S = 5.0
 # CI systems check out a commit without always leaving `git` usable (shallow or detached copies,
 # containers without git): their own variables name the commit then.
@@ -152,7 +155,7 @@ def _record_from_json(raw: object, where: str) -> ResultRecord:
     if missing:
         raise _fail(where, f"missing {', '.join(missing)}")
     data = {k: v for k, v in raw.items() if k in known}  # keys from newer minor versions are ignored
-    for name in ("pair", "model", "device", "kind", "metric", "unit", "backend", "status"):
+    for name in ("pair", "model", "device", "kind", "metric", "unit", "backend", "status", "family"):
         data.setdefault(name, "")
         if not isinstance(data[name], str):
             raise _fail(where, f"`{name}` must be a string, got {data[name]!r}")
@@ -167,6 +170,15 @@ def _record_from_json(raw: object, where: str) -> ResultRecord:
         data["raw"] = [float(_number(x, where, "raw[]") or 0.0) for x in samples]
         if not all(math.isfinite(x) for x in data["raw"]):
             raise _fail(where, "`raw` holds NaN or infinite samples")
+    direction = data.get("direction")
+    if direction is not None and direction not in ("higher", "lower"):
+        raise _fail(where, f"`direction` must be \"higher\", \"lower\" or null, got {direction!r}")
+    if data["family"]:
+        try:
+            Family(data["family"])
+        except ValueError:
+            raise _fail(where, f"`family` {data['family']!r} is not one of "
+                               f"{', '.join(f.value for f in Family)}") from None
     if data.get("context") is not None and not isinstance(data["context"], dict):
         raise _fail(where, "`context` must be an object")
     return ResultRecord(**data)

@@ -1,10 +1,12 @@
-"""The terminal summary table: model × device × metric, value against budget."""
+"""The terminal summary table (model × device × metric, value against budget), and the number format and
+metric order the HTML report shares with it, so the two read alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pytest_edgehil.results.records import MetricRecord
+from pytest_edgehil.results.vocabulary import FAMILY_ORDER, Family
 
 _MARK = {"pass": "ok", "marginal": "MARGINAL", "fail": "FAIL", "info": "-"}
 
@@ -13,12 +15,26 @@ def format_value(value: float) -> str:
     return f"{value:.4g}"
 
 
+def family_of(record: MetricRecord) -> Family:
+    """The record's family (as recorded; the vocabulary's for records of older results files)."""
+    return record.spec.family
+
+
+def metric_order(records: Sequence[MetricRecord]) -> list[str]:
+    """Metric names the way a reader scans a pair: by family (cost first, quality last), then by name."""
+    family = {r.metric: family_of(r) for r in records}
+    return sorted(family, key=lambda m: (FAMILY_ORDER.index(family[m]), m))
+
+
 def summary_lines(records: Iterable[MetricRecord]) -> list[str]:
-    rows = [("pair", "metric", "value", "budget", "margin", "verdict", "backend")]
-    for r in sorted(records, key=lambda r: (r.pair, r.metric)):
+    records = list(records)
+    position = {m: i for i, m in enumerate(metric_order(records))}
+    rows = [("pair", "family", "metric", "value", "budget", "margin", "verdict", "backend")]
+    for r in sorted(records, key=lambda r: (r.pair, position[r.metric])):
         value = format_value(r.value) + (f" {r.unit}" if r.unit else "")
         margin = f"{r.margin_rel:+.1%}" if r.margin_rel is not None else ""
-        rows.append((r.pair, r.metric, value, r.bound or "(none)", margin, _MARK.get(r.status, r.status), r.backend))
+        rows.append((r.pair, family_of(r).value, r.metric, value, r.bound or "(none)", margin,
+                     _MARK.get(r.status, r.status), r.backend))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

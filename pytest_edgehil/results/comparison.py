@@ -1,0 +1,217 @@
+"""What the gate decides, as data: which families block (`FailOn`), one verdict per pair × metric
+(`Comparison`), and the whole report with its terminal table (`GateReport`). The decision itself is in
+`gate.py`, the statistics in `gate_stats.py`. No pytest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.vocabulary import Direction, Family
+
+# Gates what was gated before families split: `*_mw` was "energy" and `fps` "latency".
+DEFAULT_FAIL_ON = "energy:5%,power:5%,latency:10%,throughput:10%"
+
+
+class GateStatus(str, Enum):
+    IMPROVED = "IMPROVED"
+    SAME = "SAME"
+    REGRESSED = "REGRESSED"
+    UNKNOWN = "UNKNOWN"
+    MISSING = "MISSING"  # in the baseline, not in this run
+    NEW = "NEW"  # in this run, not in the baseline
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class FailOn:
+    """Which metric families block a merge and at what relative regression; `missing`/`unknown` make
+    those verdicts block too (default: reported, not blocking)."""
+
+    thresholds: dict[Family, float] = field(default_factory=dict)
+    missing: bool = False
+    unknown: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> FailOn:
+        """`energy:5%,latency:10%[,missing][,unknown]`; a bare fraction (`energy:0.05`) works too."""
+        thresholds: dict[Family, float] = {}
+        flags = {"missing": False, "unknown": False}
+        families = ", ".join(f.value for f in Family)
+        for token in (t.strip() for t in text.split(",")):
+            if not token:
+                continue
+            if token in flags:
+                flags[token] = True
+                continue
+            name, sep, amount = token.partition(":")
+            try:
+                family = Family(name.strip())
+            except ValueError:
+                raise ConfigError(f"--edgehil-fail-on {text!r}: unknown metric family {name.strip()!r}; use "
+                                  f"{families} (e.g. energy:5%,latency:10%), or the words missing/unknown") from None
+            amount = amount.strip()
+            try:
+                value = float(amount[:-1]) / 100.0 if amount.endswith("%") else float(amount)
+            except ValueError:
+                value = -1.0
+            if not sep or not (0.0 < value < 10.0) or (not amount.endswith("%") and value >= 1.0):
+                raise ConfigError(f"--edgehil-fail-on {text!r}: {token!r} needs a positive relative threshold "
+                                  f"such as {family.value}:5% (or {family.value}:0.05)")
+            thresholds[family] = value
+        return cls(thresholds, **flags)
+
+    def describe(self) -> str:
+        parts = [f"{family.value} +{value * 100:g} %" for family, value in self.thresholds.items()]
+        parts += [word for word, on in (("missing", self.missing), ("unknown", self.unknown)) if on]
+        return ", ".join(parts) or "nothing (report only)"
+
+
+# ------------------------------------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class Comparison:
+    pair: str
+    metric: str
+    unit: str
+    family: Family
+    direction: Direction | None  # None: unknown; never judged IMPROVED or REGRESSED
+    status: GateStatus
+    blocking: bool  # this comparison fails the gate
+    gated: bool  # its family has a --edgehil-fail-on threshold
+    threshold: float  # relative; REPORT_THRESHOLD for families that do not gate
+    base_value: float | None = None
+    new_value: float | None = None
+    ratio: float | None = None  # new / base
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None  # one-sided, in the worse direction
+    method: str = ""  # per-inference | window medians | values
+    n_base: int = 0
+    n_new: int = 0
+    flags: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction is Direction.HIGHER
+
+    @property
+    def worse_change(self) -> float | None:
+        """Relative change in the worse direction (+0.08: 8 % worse), whatever the metric's direction;
+        None without a ratio or a known direction."""
+        if self.direction is None or self.ratio is None or not math.isfinite(self.ratio) or self.ratio <= 0:
+            return None
+        return (1 / self.ratio if self.higher_is_better else self.ratio) - 1.0
+
+    def ratio_text(self) -> str:
+        if self.ratio is None or not math.isfinite(self.ratio):
+            return ""
+        if self.ci_low is None or self.ci_high is None:
+            return f"{self.ratio:.3f}"
+        return f"{self.ratio:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}]"
+
+    def describe(self) -> str:
+        """One sentence naming the pair, the metric, the values, the ratio, its CI and the evidence."""
+        unit = f" {self.unit}" if self.unit else ""
+        head = f"{self.pair} {self.metric}"
+        if self.status is GateStatus.MISSING:
+            return f"{head}: in the baseline ({fmt(self.base_value)}{unit}) but not measured in this run"
+        if self.status is GateStatus.NEW:
+            return f"{head}: measured in this run ({fmt(self.new_value)}{unit}), not in the baseline"
+        text = f"{head}: {fmt(self.base_value)} → {fmt(self.new_value)}{unit}"
+        if self.ratio is not None and math.isfinite(self.ratio):
+            text += f", ratio {self.ratio:.3f}"
+            if self.ci_low is not None and self.ci_high is not None:
+                text += f" (95 % CI {self.ci_low:.3f}–{self.ci_high:.3f})"
+        if self.p_value is not None:
+            text += (f", one-sided Mann–Whitney p = {self.p_value:.2g} on {self.n_base} vs {self.n_new} "
+                     f"{'per-inference samples' if self.method == 'per-inference' else self.method}")
+        worse = self.worse_change
+        if worse is not None and self.status in (GateStatus.REGRESSED, GateStatus.IMPROVED, GateStatus.UNKNOWN):
+            direction = "worse" if worse > 0 else "better"
+            text += (f"; {abs(worse):.1%} {direction} ({'higher' if self.higher_is_better else 'lower'} is "
+                     f"better; {self.family.value} threshold {self.threshold:.0%})")
+        if self.note:
+            text += f"; {self.note}"
+        if self.flags:
+            text += f" [{'; '.join(self.flags)}]"
+        return text
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+_ATTENTION_ORDER = (GateStatus.REGRESSED, GateStatus.UNKNOWN, GateStatus.MISSING, GateStatus.IMPROVED,
+                    GateStatus.NEW, GateStatus.SAME)
+
+
+@dataclass(frozen=True)
+class GateReport:
+    comparisons: list[Comparison]
+    fail_on: FailOn
+    run_flags: tuple[str, ...] = ()
+    duplicate_notes: tuple[str, ...] = ()
+
+    @property
+    def blocking(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.blocking]
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking
+
+    def count(self, status: GateStatus) -> int:
+        return sum(1 for c in self.comparisons if c.status is status)
+
+    def headline(self) -> str:
+        counts = ", ".join(f"{self.count(s)} {s.value}" for s in _ATTENTION_ORDER if self.count(s))
+        verdict = f"FAILED: {len(self.blocking)} blocking" if self.blocking else "passed"
+        return f"edgehil gate {verdict} ({counts or 'nothing compared'}; fail on {self.fail_on.describe()})"
+
+    def table_lines(self) -> list[str]:
+        rows = [("pair", "metric", "baseline", "new", "ratio [95 % CI]", "p", "verdict", "flags")]
+        order = {s: i for i, s in enumerate(_ATTENTION_ORDER)}
+        for c in sorted(self.comparisons, key=lambda c: (not c.blocking, order[c.status], c.pair, c.metric)):
+            unit = f" {c.unit}" if c.unit else ""
+            verdict = ("~ " if c.status is GateStatus.UNKNOWN else "") + c.status.value
+            if c.blocking:
+                verdict += " ✗ FAILS"
+            elif not c.gated and c.status in (GateStatus.REGRESSED, GateStatus.IMPROVED):
+                verdict += " (not gated)"
+            rows.append((c.pair, c.metric, fmt(c.base_value) + (unit if c.base_value is not None else ""),
+                         fmt(c.new_value) + (unit if c.new_value is not None else ""), c.ratio_text(),
+                         "" if c.p_value is None else f"{c.p_value:.2g}", verdict, "; ".join(c.flags)))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return lines
+
+    def detail_lines(self) -> list[str]:
+        """Full sentences for what needs attention: blocking first, then UNKNOWN and MISSING."""
+        lines = [f"FAIL {c.describe()}" for c in self.blocking]
+        for c in self.comparisons:
+            if not c.blocking and c.status in (GateStatus.UNKNOWN, GateStatus.MISSING):
+                lines.append(f"{c.status.value} {c.describe()}")
+        lines += [f"note: {flag}" for flag in self.run_flags]
+        lines += [f"note: {text}" for text in self.duplicate_notes]
+        return lines
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {"passed": self.passed, "fail_on": self.fail_on.describe(), "run_flags": list(self.run_flags),
+                "comparisons": [{**{k: getattr(c, k) for k in (
+                    "pair", "metric", "unit", "base_value", "new_value", "ratio", "ci_low", "ci_high", "p_value",
+                    "method", "n_base", "n_new", "note", "blocking", "gated", "threshold")},
+                    "family": c.family.value, "direction": c.direction.value if c.direction else None,
+                    "status": c.status.value, "flags": list(c.flags)}
+                    for c in self.comparisons]}

@@ -1,0 +1,107 @@
+"""The runs a report shows: results files (or per-night directories of them) read into `ResultsRun`s.
+
+Results files are read with `results.store.load_results`, the gate's own reader, so the report and the
+gate never disagree about what a file holds. No pytest, no matplotlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.store import ResultRecord, load_results
+
+
+@dataclass(frozen=True)
+class Trace:
+    pair: str
+    time_s: list[float]
+    power_w: list[float]
+    windows_s: list[tuple[float, float]]
+    backend: str
+
+
+@dataclass(frozen=True)
+class ResultsRun:
+    """One run (a results file, or a directory of them) as the report needs it."""
+
+    source: str  # the file name, shown where a run has no start time
+    started: datetime | None
+    backend: str
+    git_commit: str | None
+    edgehil_version: str
+    complete: bool  # false when the run was killed (or is still running): the table lacks what it never got to
+    records: tuple[ResultRecord, ...]
+    traces: tuple[Trace, ...]
+
+    @property
+    def label(self) -> str:
+        return self.started.strftime("%Y-%m-%d %H:%M") if self.started else self.source
+
+    def by_pair_metric(self) -> dict[tuple[str, str], ResultRecord]:
+        """(pair, metric) -> record; of a metric recorded twice for a pair the first counts, as in the gate."""
+        table: dict[tuple[str, str], ResultRecord] = {}
+        for record in self.records:
+            table.setdefault((record.pair, record.metric), record)
+        return table
+
+
+def _parse_started(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        started = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # Naive and aware times cannot be compared; a writer that gave no offset is taken to mean UTC.
+    return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+
+
+def _trace(raw: dict[str, Any], where: Path, default_backend: str) -> Trace:
+    try:
+        return Trace(pair=str(raw["pair"]), time_s=[float(x) for x in raw["time_s"]],
+                     power_w=[float(x) for x in raw["power_w"]],
+                     windows_s=[(float(a), float(b)) for a, b in raw.get("windows_s", [])],
+                     backend=str(raw.get("backend") or default_backend))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ConfigError(f"results file {where}: trace of {raw.get('pair', '?')!r} is malformed ({exc!r}); "
+                          "regenerate it with `pytest --edgehil-save PATH`") from None
+
+
+def read_results(path: Path) -> ResultsRun:
+    """One results file, read and validated by `results.load_results` (the gate's own reader)."""
+    results = load_results(path)
+    run = results.run
+    return ResultsRun(source=Path(path).name, started=_parse_started(run.started_at), backend=run.backend,
+                      git_commit=run.git_commit, edgehil_version=run.edgehil_version, complete=run.complete,
+                      records=tuple(results.records),
+                      traces=tuple(_trace(t, Path(path), run.backend) for t in results.traces))
+
+
+def read_night(path: Path) -> ResultsRun:
+    """A results file, or a directory whose *.json files (one per device job of a CI matrix) are one run."""
+    path = Path(path)
+    if not path.is_dir():
+        return read_results(path)
+    runs = [read_results(f) for f in sorted(path.glob("*.json"))]
+    if not runs:
+        raise ConfigError(f"results directory {path}: no *.json results files in it; pass the directory that "
+                          "holds one night's --edgehil-save files")
+    starts = [run.started for run in runs if run.started is not None]
+    return ResultsRun(
+        source=path.name, started=min(starts) if len(starts) == len(runs) else None,
+        backend=backends.pop() if len(backends := {run.backend for run in runs}) == 1 else "MIXED",
+        git_commit=", ".join(sorted({run.git_commit for run in runs if run.git_commit})) or None,
+        edgehil_version=", ".join(sorted({run.edgehil_version for run in runs if run.edgehil_version})),
+        complete=all(run.complete for run in runs), records=tuple(r for run in runs for r in run.records), traces=tuple(t for run in runs for t in run.traces))
+
+
+def order_runs(runs: Sequence[ResultsRun]) -> list[ResultsRun]:
+    """Oldest first by start time; in the order given when any run lacks one (then the last is newest)."""
+    if all(run.started is not None for run in runs):
+        return sorted(runs, key=lambda run: run.started)  # type: ignore[arg-type, return-value]
+    return list(runs)
