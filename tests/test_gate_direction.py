@@ -15,8 +15,9 @@ from pytest_edgehil.results.store import load_results
 from .conftest import MODELS
 
 CASE = Path(__file__).parent / "data" / "gate-direction"
-# Accuracy is not gated by default (today's default kept): the user gates it, as this case's user did.
-WITH_ACCURACY = f"{DEFAULT_FAIL_ON},accuracy:5%"
+# The defaults gate accuracy: the case's user passes no --edgehil-fail-on.
+assert "accuracy:" in DEFAULT_FAIL_ON
+WITHOUT_ACCURACY = ",".join(t for t in DEFAULT_FAIL_ON.split(",") if not t.startswith("accuracy:"))
 
 
 @pytest.fixture
@@ -47,26 +48,25 @@ def test_gate_direction_case_min_budget_metrics_regress_when_they_fall(
     assert {m: (r.direction, r.family) for m, r in saved.items()} == {
         "top1": ("higher", "accuracy"), "map50": ("higher", "accuracy")}  # from the `min` limits
 
-    candidate = _run(case_project, monkeypatch, 0.60, 0.45, f"--edgehil-save={new}", f"--edgehil-baseline={base}",
-                     f"--edgehil-fail-on={WITH_ACCURACY}")
+    candidate = _run(case_project, monkeypatch, 0.60, 0.45, f"--edgehil-save={new}", f"--edgehil-baseline={base}")
     candidate.assert_outcomes(passed=1, failed=1)  # top1 0.60 is also under its budget of ≥ 0.70
     candidate.stdout.fnmatch_lines([
         "*edgehil gate vs baseline*base.json*",
         "qsegment-coral  top1 * 0.72 * 0.6 * REGRESSED ✗ FAILS*",
         "qsegment-coral  map50 * 0.4 * 0.45 * IMPROVED*",
-        "FAIL qsegment-coral top1: 0.72 → 0.6, ratio 0.833; 20.0% worse (higher is better; accuracy threshold 5%)*",
-        "edgehil gate FAILED: 1 blocking (1 REGRESSED, 1 IMPROVED; *accuracy +5 %)",
+        "FAIL qsegment-coral top1: 0.72 → 0.6, ratio 0.833; 20.0% worse (higher is better; accuracy threshold 1%)*",
+        "edgehil gate FAILED: 1 blocking (1 REGRESSED, 1 IMPROVED; *accuracy +1 %)",
     ])
     assert "FAIL qsegment-coral map50" not in candidate.stdout.str()
 
     # The same two files outside pytest: here the gate alone decides the exit status.
     capsys.readouterr()
-    assert main(["compare", str(base), str(new), "--fail-on", WITH_ACCURACY]) == EXIT_REGRESSION
+    assert main(["compare", str(base), str(new)]) == EXIT_REGRESSION
     out = capsys.readouterr().out
     assert "FAIL qsegment-coral top1" in out and "edgehil gate FAILED: 1 blocking" in out
     assert [line for line in out.splitlines() if " map50 " in line and "IMPROVED" in line]
-    # With the default families the verdicts stand, but accuracy does not block.
-    assert main(["compare", str(base), str(new)]) == EXIT_OK
+    # Without accuracy in the families the verdicts stand, but accuracy does not block.
+    assert main(["compare", str(base), str(new), "--fail-on", WITHOUT_ACCURACY]) == EXIT_OK
     assert [line for line in capsys.readouterr().out.splitlines()
             if " top1 " in line and "REGRESSED (not gated)" in line]
 
@@ -75,8 +75,7 @@ def test_gate_direction_case_rising_scores_pass_the_gate(
         case_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     base = case_project.path / "base.json"
     _run(case_project, monkeypatch, 0.72, 0.40, f"--edgehil-save={base}").assert_outcomes(passed=2)
-    better = _run(case_project, monkeypatch, 0.80, 0.41, f"--edgehil-baseline={base}",
-                  f"--edgehil-fail-on={WITH_ACCURACY}")
+    better = _run(case_project, monkeypatch, 0.80, 0.402, f"--edgehil-baseline={base}")
     better.assert_outcomes(passed=2)
     assert better.ret == 0
     better.stdout.fnmatch_lines(["qsegment-coral  top1 * IMPROVED*", "qsegment-coral  map50 * SAME*",

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_edgehil.config.budgets import Limit, load_budgets
 from pytest_edgehil.errors import ConfigError
-from pytest_edgehil.results.gate import FailOn, GateStatus, compare_records, compare_results
+from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateStatus, compare_records, compare_results
 from pytest_edgehil.results.report import ResultsRun, build_report_html
 from pytest_edgehil.results.store import ResultRecord, results_from_json
 from pytest_edgehil.results.summary import summary_lines
@@ -28,7 +28,7 @@ from pytest_edgehil.results.vocabulary import (
 
 from .conftest import BUDGETS, REPO
 
-DEFAULT = FailOn.parse("energy:5%,power:5%,latency:10%,throughput:10%")
+DEFAULT = FailOn.parse(DEFAULT_FAIL_ON)
 WITH_ACCURACY = FailOn.parse("energy:5%,power:5%,latency:10%,throughput:10%,accuracy:5%")
 
 

@@ -13,7 +13,7 @@ from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.vocabulary import Direction, Family
 
 # Gates what was gated before families split: `*_mw` was "energy" and `fps` "latency".
-DEFAULT_FAIL_ON = "energy:5%,power:5%,latency:10%,throughput:10%"
+DEFAULT_FAIL_ON = "energy:5%,power:5%,latency:10%,throughput:10%,accuracy:1%"
 
 
 class GateStatus(str, Enum):
