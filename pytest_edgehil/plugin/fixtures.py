@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from pytest_edgehil.results.records import Recorder
 
 HOW_TO_PARAMETRIZE = (
-    "{fixture} is parametrized over model/device pairs only for tests marked with the metrics they "
-    "check: add @pytest.mark.edgehil_metrics(\"inference_ms\", …, unbudgeted=True) to {test} (unbudgeted=True "
-    "also runs models given with --model PATH.tflite that have no budget)")
+    "{test} uses {fixtures}: these run once per model/device pair, and only tests marked with the metrics "
+    "they check are parametrized over pairs. Add @pytest.mark.edgehil_metrics(\"inference_ms\", …, "
+    "unbudgeted=True) to {test} (unbudgeted=True also runs models without a budget, e.g. --model PATH.tflite)")
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +49,8 @@ def edgehil_bench(pytestconfig: pytest.Config) -> Iterator[Bench]:
 def edgehil_pair(request: pytest.FixtureRequest) -> Pair:
     # Parametrized by the plugin's pytest_generate_tests for marked tests; reached here only when misused.
     if not hasattr(request, "param"):
-        requested = [n for n in request.fixturenames if n.startswith("edgehil_") and n != "edgehil_pair"]
-        fixture = requested[0] if requested else "edgehil_pair"
-        pytest.fail(HOW_TO_PARAMETRIZE.format(fixture=fixture, test=request.node.name), pytrace=False)
+        used = [n for n in request.fixturenames if n.startswith("edgehil_") and n != "edgehil_session"]
+        pytest.fail(HOW_TO_PARAMETRIZE.format(fixtures=", ".join(used), test=request.node.name), pytrace=False)
     return request.param  # type: ignore[no-any-return]
 
 
