@@ -7,21 +7,25 @@ device holds so a suite of many tests uploads each model once, and closes everyt
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import serial
 from serial.tools import list_ports
 
 from pytest_edgehil.config.kinds import get_device_kind
 from pytest_edgehil.config.lab import DeviceConfig, LabConfig
-from pytest_edgehil.errors import ConfigError, DeviceError
+from pytest_edgehil.errors import CloseError, ConfigError, DeviceError
 from pytest_edgehil.instruments.base import PowerAnalyzer, open_analyzer
 from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.messages import HelloReply
 from pytest_edgehil.link.traffic_log import TrafficLog
-from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
-from pytest_edgehil.sim.device_twin import DeviceTwin
-from pytest_edgehil.sim.timeline import ActivityTimeline
+
+if TYPE_CHECKING:  # the hardware path never imports the simulation; twins come from pytest_edgehil.sim lazily
+    from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
+    from pytest_edgehil.sim.device_twin import DeviceTwin
+    from pytest_edgehil.sim.timeline import ActivityTimeline
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,12 @@ def resolve_port(config: DeviceConfig) -> str:
 
 
 class Bench:
+    """The devices and analyzers of one session, brought up on first use and closed together.
+
+    Raises DeviceError from `device()` when a board cannot be reached or identifies as another kind,
+    ConfigError from `analyzer()` when the lab lacks what energy needs, and CloseError from `close()`.
+    """
+
     def __init__(self, lab: LabConfig, *, seed: int = 0, timeout_s: float = 10.0,
                  analyzer_override: str | None = None) -> None:
         self.lab = lab
@@ -109,19 +119,20 @@ class Bench:
     def _bring_up_analyzer(self, dut: DeviceUnderTest) -> tuple[PowerAnalyzer, SupplySettings]:
         config = dut.config
         if dut.twin is not None and not self.analyzer_override:
-            profile = dut.twin.profile
-            twin = AnalyzerTwin(dut.twin.timeline, seed=self.seed)
-            self._analyzer_twins[config.name] = twin
-            resource = twin.start()
-            peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w)
-            settings = SupplySettings(resource, 1, profile.supply_v, 1.25 * peak_w / profile.supply_v)
+            from pytest_edgehil.sim import start_analyzer_twin
+
+            twin, resource, supply_v, current_range_a = start_analyzer_twin(dut.twin, seed=self.seed)
+            self._analyzer_twins[config.name] = twin  # owned from here on: close() stops it
+            settings = SupplySettings(resource, 1, supply_v, current_range_a)
         else:
             resource = self.analyzer_override or config.analyzer
-            if not resource or config.supply_v is None or config.current_range_a is None:
+            # The lab's supply voltage wins; the kind's nominal supply is the default.
+            supply_v = config.supply_v if config.supply_v is not None else get_device_kind(config.kind).supply_v
+            if not resource or supply_v is None or config.current_range_a is None:
                 raise ConfigError(
                     f"device {config.name!r}: energy needs `analyzer` (VISA resource), `supply_v` and "
                     "`current_range_a` in its lab-file table (or --analyzer RESOURCE)")
-            settings = SupplySettings(resource, config.analyzer_channel, config.supply_v, config.current_range_a)
+            settings = SupplySettings(resource, config.analyzer_channel, supply_v, config.current_range_a)
         return open_analyzer(settings.resource, channel=settings.channel), settings
 
     def device(self, name: str) -> DeviceUnderTest:
@@ -134,47 +145,66 @@ class Bench:
         return list(self._devices.values())
 
     def _bring_up(self, config: DeviceConfig) -> DeviceUnderTest:
-        twin = None
-        if config.simulated:
-            profile = get_device_kind(config.kind).profile
-            assert profile is not None  # the lab loader refuses simulated kinds without a twin
-            twin = DeviceTwin(profile, config.name, seed=self.seed)
-            port = twin.start()
-        else:
-            port = resolve_port(config)
-        traffic = TrafficLog()
+        twin: DeviceTwin | None = None
+        client: DeviceClient | None = None
         try:
+            if config.simulated:
+                from pytest_edgehil.sim import start_device_twin
+
+                twin, port = start_device_twin(config.kind, config.name, seed=self.seed)
+            else:
+                port = resolve_port(config)
+            traffic = TrafficLog()
             client = DeviceClient(port, baudrate=config.baud, timeout_s=self.timeout_s, name=config.name,
                                   traffic_log=traffic)
-            client.open()
-            hello = client.hello()
-        except serial.SerialException as exc:
-            if twin is not None:
-                twin.close()
-            raise DeviceError(f"device {config.name!r}: cannot open port {port} at {config.baud} baud: {exc}. "
-                              "Check the cable, that no other program holds the port, and the lab file's "
-                              "`port`/`usb_serial`.") from exc
+            try:
+                client.open()
+                hello = client.hello()
+            except serial.SerialException as exc:
+                raise DeviceError(f"device {config.name!r}: cannot open port {port} at {config.baud} baud: {exc}. "
+                                  "Check the cable, that no other program holds the port, and the lab file's "
+                                  "`port`/`usb_serial`.") from exc
+            if hello.device_kind != config.kind:
+                raise DeviceError(f"device {config.name!r} on {port} identifies as kind {hello.device_kind!r}, "
+                                  f"the lab file says {config.kind!r}; fix the lab file or the cabling")
+            return DeviceUnderTest(config, port, client, hello, traffic, twin)
         except BaseException:
-            if twin is not None:
-                twin.close()
+            # A failed bring-up owns nothing afterwards: close its port and stop its twin, then re-raise the
+            # bring-up error (a close error here would only hide it).
+            _close_quietly(client, twin)
             raise
-        if hello.device_kind != config.kind:
-            client.close()
-            raise DeviceError(f"device {config.name!r} on {port} identifies as kind {hello.device_kind!r}, "
-                              f"the lab file says {config.kind!r}; fix the lab file or the cabling")
-        return DeviceUnderTest(config, port, client, hello, traffic, twin)
 
     def close(self) -> None:
-        for analyzer, _ in self._analyzers.values():
-            analyzer.close()
-        for twin in self._analyzer_twins.values():
-            twin.close()
+        """Close every analyzer, analyzer twin, device client and device twin, even when some close fails.
+
+        Raises CloseError naming each part whose close raised, after all of them were tried.
+        """
+        steps: list[tuple[str, Callable[[], None]]] = []
+        for name, (analyzer, settings) in self._analyzers.items():
+            steps.append((f"analyzer of {name!r} ({settings.resource})", analyzer.close))
+        for name, analyzer_twin in self._analyzer_twins.items():
+            steps.append((f"analyzer twin of {name!r}", analyzer_twin.close))
+        for name, dut in self._devices.items():
+            steps.append((f"device {name!r} port {dut.port}", dut.client.close))
+            if dut.twin is not None:
+                steps.append((f"device twin {name!r}", dut.twin.close))
         self._analyzers.clear()
         self._analyzer_twins.clear()
-        for dut in self._devices.values():
-            try:
-                dut.client.close()
-            finally:
-                if dut.twin is not None:
-                    dut.twin.close()
         self._devices.clear()
+        failures: list[tuple[str, BaseException]] = []
+        for part, close in steps:
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - collected and raised together below
+                failures.append((part, exc))
+        if failures:
+            raise CloseError(failures)
+
+
+def _close_quietly(client: DeviceClient | None, twin: DeviceTwin | None) -> None:
+    for close in (client.close if client is not None else None, twin.close if twin is not None else None):
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001, S110 - the bring-up error being raised is the one to report
+                pass

@@ -65,3 +65,16 @@ class MeasurementError(EdgeHILError):
 
 class DatasetError(EdgeHILError):
     """A dataset is missing or does not follow its documented layout."""
+
+
+class CloseError(EdgeHILError):
+    """Closing the bench failed for one or more parts; every part was still closed (or tried).
+
+    `failures` holds (part, exception) for each close that raised, in the order they were tried.
+    """
+
+    def __init__(self, failures: list[tuple[str, BaseException]]) -> None:
+        self.failures = failures
+        parts = "; ".join(f"{part}: {type(exc).__name__}: {exc}" for part, exc in failures)
+        super().__init__(f"{len(failures)} part(s) failed to close ({parts}); every other part was closed. "
+                         "Check the named instrument or port before the next run (power-cycle it if it hangs).")

@@ -21,28 +21,28 @@ def _inputs_targets(dataset):
 
 
 @pytest.mark.edgehil_metrics("roc_auc", "binary_accuracy")
-def test_segmentation_accuracy(device, edgehil_model, edgehil_record, eval_set):
+def test_segmentation_accuracy(edgehil_dut, edgehil_model, edgehil_record, eval_set):
     images, masks = _inputs_targets(eval_set)
-    prob = infer_many(device, edgehil_model, images)
+    prob = infer_many(edgehil_dut, edgehil_model, images)
     scores = segmentation_scores(prob.reshape(masks.shape), masks)
     edgehil_record.check("roc_auc", scores.roc_auc, samples=len(images))
     edgehil_record.check("binary_accuracy", scores.binary_accuracy, samples=len(images))
 
 
 @pytest.mark.edgehil_metrics("gaze_error_cm")
-def test_gaze_error(device, edgehil_model, edgehil_record, eval_set):
+def test_gaze_error(edgehil_dut, edgehil_model, edgehil_record, eval_set):
     images, gaze_cm = _inputs_targets(eval_set)
-    pred = infer_many(device, edgehil_model, images).reshape(gaze_cm.shape)
+    pred = infer_many(edgehil_dut, edgehil_model, images).reshape(gaze_cm.shape)
     edgehil_record.check("gaze_error_cm", gaze_scores(pred, gaze_cm).mean_cm, samples=len(images))
 
 
 @pytest.mark.edgehil_metrics("quantization_gap_cm")
-def test_float_int8_gap(device, edgehil_model, edgehil_session, edgehil_record, eval_set):
+def test_float_int8_gap(edgehil_dut, edgehil_model, edgehil_session, edgehil_record, eval_set):
     float_model = edgehil_session.catalog.models_dir / f"{edgehil_model.name}_float.tflite"
     if not float_model.is_file():
         pytest.skip(f"no float twin {float_model.name} beside {edgehil_model.name}")
     images, _ = _inputs_targets(eval_set)
-    pred_int8 = infer_many(device, edgehil_model, images).reshape(len(images), -1)
+    pred_int8 = infer_many(edgehil_dut, edgehil_model, images).reshape(len(images), -1)
     runner = ModelRunner(float_model)
     lo, hi = edgehil_model.input_range
     pred_float = np.stack([
@@ -52,14 +52,14 @@ def test_float_int8_gap(device, edgehil_model, edgehil_session, edgehil_record, 
 
 
 @pytest.mark.edgehil_metrics("chase_roc_auc", "chase_binary_accuracy")
-def test_chase_db1_accuracy(device, edgehil_model, edgehil_record, dataset_root):
-    if dataset_root is None:
+def test_chase_db1_accuracy(edgehil_dut, edgehil_model, edgehil_record, edgehil_dataset_root):
+    if edgehil_dataset_root is None:
         pytest.skip("CHASE_DB1 not available: pass --dataset-root DIR (Image_NNx.jpg + Image_NNx_1stHO.png) "
                     "or set dataset_root in the lab file")
     size = edgehil_model.info.inputs[0].shape[1]
-    data = load_chase_db1(dataset_root, size=size)
+    data = load_chase_db1(edgehil_dataset_root, size=size)
     images, masks = _inputs_targets(data)
-    prob = infer_many(device, edgehil_model, images)
+    prob = infer_many(edgehil_dut, edgehil_model, images)
     scores = segmentation_scores(prob.reshape(masks.shape), masks)
     edgehil_record.check("chase_roc_auc", scores.roc_auc, samples=len(images))
     edgehil_record.check("chase_binary_accuracy", scores.binary_accuracy, samples=len(images))

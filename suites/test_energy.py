@@ -14,29 +14,29 @@ from pytest_edgehil.measure.energy import inference_windows_s
 
 
 @pytest.mark.edgehil_metrics("inference_mj", "inference_mw", unbudgeted=True)
-def test_inference_energy(energy_meter, edgehil_record):
-    trace = energy_meter.last_trace
-    edgehil_record.attach_trace(trace.time_s, trace.power_w, inference_windows_s(energy_meter.timings[-1]))
-    edgehil_record.check_median("inference_mj", energy_meter.inference_j * 1e3)
-    edgehil_record.check_median("inference_mw", energy_meter.inference_power_w * 1e3)
+def test_inference_energy(edgehil_energy, edgehil_record):
+    trace = edgehil_energy.last_trace
+    edgehil_record.attach_trace(trace.time_s, trace.power_w, inference_windows_s(edgehil_energy.timings[-1]))
+    edgehil_record.check_median("inference_mj", edgehil_energy.inference_j * 1e3)
+    edgehil_record.check_median("inference_mw", edgehil_energy.inference_power_w * 1e3)
 
 
 @pytest.mark.edgehil_metrics("end_to_end_mj", "end_to_end_mw", unbudgeted=True)
-def test_end_to_end_energy(energy_meter, edgehil_record):
-    edgehil_record.check_median("end_to_end_mj", energy_meter.end_to_end_j * 1e3)
-    edgehil_record.check_median("end_to_end_mw", energy_meter.end_to_end_power_w * 1e3)
+def test_end_to_end_energy(edgehil_energy, edgehil_record):
+    edgehil_record.check_median("end_to_end_mj", edgehil_energy.end_to_end_j * 1e3)
+    edgehil_record.check_median("end_to_end_mw", edgehil_energy.end_to_end_power_w * 1e3)
 
 
 @pytest.mark.edgehil_metrics("inference_mj", "end_to_end_mj", unbudgeted=True)
-def test_trace_agrees_with_device_timer(energy_meter, edgehil_record):
+def test_trace_agrees_with_device_timer(edgehil_energy, edgehil_record):
     """The active window seen in the trace is a second latency measurement beside the device's timer."""
-    device_ms = np.concatenate([[t.inference_us / 1e3 for t in run] for run in energy_meter.timings])
-    trace_ms = energy_meter.trace_inference_s * 1e3
+    device_ms = np.concatenate([[t.inference_us / 1e3 for t in run] for run in edgehil_energy.timings])
+    trace_ms = edgehil_energy.trace_inference_s * 1e3
     timed = ~np.isnan(trace_ms)
     if not timed.any():
-        pytest.skip(f"the trace cannot time the inference stage here: {energy_meter.windows[0].trace_latency_note}")
+        pytest.skip(f"the trace cannot time the inference stage here: {edgehil_energy.windows[0].trace_latency_note}")
     edgehil_record.check_median("trace_inference_ms", trace_ms[timed])
-    dt_ms = energy_meter.sample_interval_s * 1e3
+    dt_ms = edgehil_energy.sample_interval_s * 1e3
     gap_ms = float(np.median(np.abs(trace_ms[timed] - device_ms[timed])))
     assert gap_ms <= max(2 * dt_ms, 0.02 * float(np.median(device_ms))), (
         f"trace says {np.median(trace_ms[timed]):.4f} ms, device timer {np.median(device_ms):.4f} ms "

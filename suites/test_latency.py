@@ -9,14 +9,14 @@ from pytest_edgehil.measure.latency import stage_timings, timing_arrays_ms
 
 
 @pytest.mark.edgehil_metrics("inference_ms", unbudgeted=True)
-def test_inference_latency(device, edgehil_record, latency_runs):
-    ms = timing_arrays_ms(stage_timings(device, latency_runs))
+def test_inference_latency(edgehil_dut, edgehil_record, latency_runs):
+    ms = timing_arrays_ms(stage_timings(edgehil_dut, latency_runs))
     edgehil_record.check_median("inference_ms", ms["inference_ms"])
 
 
 @pytest.mark.edgehil_metrics("end_to_end_ms", "readout_ms", "retrieval_ms", "fps", unbudgeted=True)
-def test_end_to_end_latency(device, edgehil_record, latency_runs):
-    ms = timing_arrays_ms(stage_timings(device, latency_runs))
+def test_end_to_end_latency(edgehil_dut, edgehil_record, latency_runs):
+    ms = timing_arrays_ms(stage_timings(edgehil_dut, latency_runs))
     # Stages first, so a failing end-to-end budget comes with the split that explains it.
     for stage in ("readout_ms", "retrieval_ms"):
         edgehil_record.check_median(stage, ms[stage])

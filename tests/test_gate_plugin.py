@@ -23,31 +23,30 @@ inference_mj = { max = 1.0, source = "loose: this test is about the gate, not th
 inference_mw = { max = 500.0 }
 """
 # Swaps the imx500 twin for one drawing 8 % more power while inferring, for this pytest run only
-# (the kind registry is process-wide and pytester runs in-process, so the original goes back).
+# (the twin registry is process-wide and pytester runs in-process, so the original goes back).
 HEAVIER_IMX500_CONFTEST = """
 from dataclasses import replace
 
-from pytest_edgehil.config.kinds import get_device_kind, register_device_kind
-
-ORIGINAL = get_device_kind("imx500")
+from pytest_edgehil.sim.profile import register_twin_profile, twin_profile, unregister_twin_profile
 
 
 def pytest_configure(config):
-    power = ORIGINAL.profile.power
-    heavier = replace(ORIGINAL.profile, power=replace(power, inference_w=power.inference_w * 1.08))
-    register_device_kind(replace(ORIGINAL, profile=heavier), replace=True)
+    original = twin_profile("imx500")
+    power = original.power
+    register_twin_profile(replace(original, power=replace(power, inference_w=power.inference_w * 1.08)),
+                          replace=True)
 
 
 def pytest_unconfigure(config):
-    register_device_kind(ORIGINAL, replace=True)
+    unregister_twin_profile("imx500")
 """
 LATENCY_SUITE = """
 import pytest
 from pytest_edgehil.measure.latency import stage_timings, timing_arrays_ms
 
 @pytest.mark.edgehil_metrics("inference_ms", unbudgeted=True)
-def test_inference(device, edgehil_record):
-    ms = timing_arrays_ms(stage_timings(device, 10))
+def test_inference(edgehil_dut, edgehil_record):
+    ms = timing_arrays_ms(stage_timings(edgehil_dut, 10))
     edgehil_record.check_median("inference_ms", ms["inference_ms"])
 """
 
@@ -152,9 +151,9 @@ def test_energy_goes_into_pytest_benchmark_extra_info(edgehil_project):
         from pytest_edgehil.results.store import store_energy_in_benchmark
 
         @pytest.mark.edgehil_metrics("inference_mw")
-        def test_run_one(benchmark, device, energy_meter):
-            benchmark.pedantic(device.client.run, args=(1,), rounds=3, iterations=1)
-            store_energy_in_benchmark(benchmark, energy_meter)
+        def test_run_one(benchmark, edgehil_dut, edgehil_energy):
+            benchmark.pedantic(edgehil_dut.client.run, args=(1,), rounds=3, iterations=1)
+            store_energy_in_benchmark(benchmark, edgehil_energy)
     """)
     out = edgehil_project.path / "bench.json"
     result = edgehil_project.runpytest("--device=imx500", "--model=qsegment", f"--benchmark-json={out}")

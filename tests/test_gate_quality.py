@@ -19,11 +19,11 @@ import pytest
 
 from pytest_edgehil.bench import Bench
 from pytest_edgehil.config.catalog import ModelCatalog
-from pytest_edgehil.config.kinds import get_device_kind, register_device_kind
 from pytest_edgehil.config.lab import simulated_lab
 from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
 from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateStatus, compare_records
 from pytest_edgehil.results.store import ResultRecord
+from pytest_edgehil.sim.profile import register_twin_profile, twin_profile, unregister_twin_profile
 
 from .conftest import MODELS
 
@@ -36,16 +36,15 @@ PARALLEL_SESSIONS = 5
 
 @contextmanager
 def inference_power_scaled(factor: float) -> Iterator[None]:
-    """The imx500 kind with its twin's inference power × `factor`; the original kind is put back after."""
-    original = get_device_kind(DEVICE)
-    assert original.profile is not None
-    power = original.profile.power
-    scaled = replace(original.profile, power=replace(power, inference_w=power.inference_w * factor))
-    register_device_kind(replace(original, profile=scaled), replace=True)
+    """The imx500 twin with its inference power × `factor`; the calibrated twin is put back after."""
+    original = twin_profile(DEVICE)
+    power = original.power
+    register_twin_profile(replace(original, power=replace(power, inference_w=power.inference_w * factor)),
+                          replace=True)
     try:
         yield
     finally:
-        register_device_kind(original, replace=True)
+        unregister_twin_profile(DEVICE)
 
 
 def measured_inference_mj(seed: int) -> np.ndarray:
@@ -66,7 +65,7 @@ def measured_inference_mj(seed: int) -> np.ndarray:
 def measured_sessions(seeds: range, power_factor: float = 1.0) -> list[np.ndarray]:
     # Sessions run side by side: each spends most of its time waiting on its pty and TCP link, and each
     # has its own twins, ports and noise. The kind swap is entered once around all of them because the
-    # registry is process-wide (a twin reads its profile when its bench brings the device up).
+    # twin registry is process-wide (a twin reads its profile when its bench brings the device up).
     with inference_power_scaled(power_factor), ThreadPoolExecutor(max_workers=PARALLEL_SESSIONS) as pool:
         return list(pool.map(measured_inference_mj, seeds))
 

@@ -9,10 +9,40 @@ from pytest_edgehil.errors import ConfigError
 REPO = Path(__file__).resolve().parent.parent
 
 
+BUILTIN = ("imx500", "coral", "spresense", "cortex-m4", "jetson-nano", "jetson-xavier")
+
+
 def test_builtin_kinds_are_registered_with_twins():
+    from pytest_edgehil.sim import twin_kinds
+
     kinds = device_kinds()
-    for name in ("imx500", "coral", "spresense", "cortex-m4", "jetson-nano", "jetson-xavier"):
-        assert kinds[name].simulatable
+    for name in BUILTIN:
+        assert kinds[name].ram_bytes > 0 and kinds[name].flash_bytes > 0 and kinds[name].supply_v
+        assert name in twin_kinds()
+
+
+def test_twin_reports_its_kinds_hardware_facts():
+    """The kind owns RAM, flash and supply; the twin's profile takes them from it, not from profiles.toml."""
+    from pytest_edgehil.sim.profile import PROFILES_FILE, twin_profile
+
+    for name in BUILTIN:
+        kind, profile = get_device_kind(name), twin_profile(name)
+        assert (profile.display_name, profile.ram_bytes, profile.flash_bytes, profile.supply_v) == (
+            kind.display_name, kind.ram_bytes, kind.flash_bytes, kind.supply_v)
+    calibration = PROFILES_FILE.read_text(encoding="utf-8")
+    for fact in ("ram_bytes", "flash_bytes", "supply_v", "display_name"):
+        assert f"\n{fact} =" not in calibration, f"{fact} is the kind's, not the twin's: keep it in kinds.toml"
+
+
+def test_kind_without_twin_cannot_be_simulated(tmp_path):
+    register_device_kind(DeviceKind("hw-only-board", "a board with no twin", supply_v=5.0), replace=True)
+    path = tmp_path / "lab.toml"
+    path.write_text('[devices.b]\nkind = "hw-only-board"\nsimulated = true\n')
+    with pytest.raises(ConfigError, match="no twin"):
+        load_lab(path)
+    path.write_text('[devices.b]\nkind = "hw-only-board"\nport = "/dev/ttyEDGEHIL-absent"\n')
+    assert not load_lab(path).all_simulated
+    assert "hw-only-board" not in simulated_lab().devices
 
 
 def test_duplicate_kind_is_rejected():

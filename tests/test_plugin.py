@@ -11,8 +11,8 @@ import pytest
 from pytest_edgehil.measure.latency import stage_timings, timing_arrays_ms
 
 @pytest.mark.edgehil_metrics("inference_ms", unbudgeted=True)
-def test_inference(device, edgehil_record):
-    ms = timing_arrays_ms(stage_timings(device, 10))
+def test_inference(edgehil_dut, edgehil_record):
+    ms = timing_arrays_ms(stage_timings(edgehil_dut, 10))
     edgehil_record.check_median("inference_ms", ms["inference_ms"])
 """
 
@@ -134,9 +134,18 @@ def test_header_says_simulated(edgehil_project):
 def test_custom_device_kind_registered_from_conftest(edgehil_project, tmp_path):
     edgehil_project.makeconftest("""
         import dataclasses
-        from pytest_edgehil.config.kinds import DeviceKind, get_device_kind, register_device_kind
-        profile = dataclasses.replace(get_device_kind("spresense").profile, kind="my-board")
-        register_device_kind(DeviceKind("my-board", "a lab's own board", profile=profile))
+        from pytest_edgehil.config.kinds import DeviceKind, register_device_kind
+        from pytest_edgehil.sim.profile import (kind_facts, register_twin_profile, twin_profile,
+                                                unregister_twin_profile)
+
+        kind = register_device_kind(DeviceKind("my-board", "a lab's own board", ram_bytes=1 << 20,
+                                               flash_bytes=4 << 20, supply_v=3.3), replace=True)
+        # The twin: spresense's calibration on my-board's hardware facts.
+        register_twin_profile(dataclasses.replace(twin_profile("spresense"), kind="my-board", **kind_facts(kind)),
+                              replace=True)
+
+        def pytest_unconfigure(config):
+            unregister_twin_profile("my-board")  # pytester runs in-process: later simulated labs stay as shipped
     """)
     lab = tmp_path / "lab.toml"
     lab.write_text('[devices.board-1]\nkind = "my-board"\nsimulated = true\n')

@@ -6,10 +6,12 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.errors import ConfigError
-from pytest_edgehil.model.info import ModelInfo, analyze_model
+
+if TYPE_CHECKING:  # the model analysis (numpy, flatbuffers) is imported when a model's info is first asked for
+    from pytest_edgehil.model.info import ModelInfo
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class CatalogModel:
 
     @cached_property
     def info(self) -> ModelInfo:
+        from pytest_edgehil.model.info import analyze_model
+
         return analyze_model(self.data, name=self.name)
 
     @property

@@ -1,36 +1,49 @@
-"""Registry of device kinds.
+"""Registry of device kinds: the hardware facts of each kind of board.
 
-A lab adds its own board without forking: it registers a `DeviceKind` from its own package through the
-`pytest_edgehil.config.kinds` entry-point group (the entry point names a `DeviceKind`, or a callable returning
-one or a list of them), or calls `register_device_kind` from a conftest. The built-in kinds come from
-the twin profiles, so every built-in kind can be simulated.
+A kind is what a real board and its twin share: display name, RAM, flash, default baud rate and nominal
+supply voltage. The built-in kinds are data (`kinds.toml` beside this module). A lab adds its own board
+without forking: it registers a `DeviceKind` from its own package through the `pytest_edgehil.config.kinds`
+entry-point group (the entry point names a `DeviceKind`, or a callable returning one or a list of them),
+or calls `register_device_kind` from a conftest.
+
+Whether a kind can be simulated is the simulation's business, not the kind's: a twin profile
+(`pytest_edgehil.sim`) calibrates a kind; this module never imports the simulation.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from pytest_edgehil.errors import ConfigError
-from pytest_edgehil.sim.profile import DeviceProfile, load_profiles
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 ENTRY_POINT_GROUP = "pytest_edgehil.config.kinds"
+KINDS_FILE = Path(__file__).with_name("kinds.toml")
 
 
 @dataclass(frozen=True)
 class DeviceKind:
-    """A kind of board: how to talk to it and, when it can be simulated, the profile of its twin."""
+    """A kind of board. Sizes in bytes; `supply_v` in volts (None: the lab file must give it)."""
 
     name: str
-    description: str
+    display_name: str
+    ram_bytes: int = 0  # activation memory (tensor arena) available to a model; 0: unknown
+    flash_bytes: int = 0  # model storage; 0: unknown
     default_baud: int = 115200
-    profile: DeviceProfile | None = None  # None: hardware only, no twin
+    supply_v: float | None = None
 
     @property
-    def simulatable(self) -> bool:
-        return self.profile is not None
+    def description(self) -> str:
+        return self.display_name
 
 
 _REGISTRY: dict[str, DeviceKind] = {}
@@ -39,13 +52,35 @@ _loaded = False
 
 def register_device_kind(kind: DeviceKind, *, replace: bool = False) -> DeviceKind:
     """Add a kind; a second kind with the same name is an error unless `replace` is asked for."""
+    _load_builtin_and_plugins()
+    return _register(kind, replace=replace)
+
+
+def _register(kind: DeviceKind, *, replace: bool) -> DeviceKind:
     if kind.name in _REGISTRY and not replace:
         raise ConfigError(
-            f"device kind {kind.name!r} is already registered ({_REGISTRY[kind.name].description}); "
+            f"device kind {kind.name!r} is already registered ({_REGISTRY[kind.name].display_name}); "
             "pick another name or pass replace=True"
         )
     _REGISTRY[kind.name] = kind
     return kind
+
+
+def load_kinds_file(path: Path = KINDS_FILE) -> list[DeviceKind]:
+    """The kinds of one TOML file (`[kind.NAME]` tables); a missing or unknown key is a ConfigError."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read device kinds {path}: {exc}; reinstall pytest-edgehil") from exc
+    allowed = {f.name for f in fields(DeviceKind)} - {"name"}
+    kinds = []
+    for name, table in data.get("kind", {}).items():
+        unknown = set(table) - allowed
+        if unknown or "display_name" not in table:
+            raise ConfigError(f"{path}: kind {name!r} has unknown keys {sorted(unknown)} or no display_name; "
+                              f"allowed keys: {sorted(allowed)}")
+        kinds.append(DeviceKind(name=name, **table))
+    return kinds
 
 
 def _as_kinds(obj: Any) -> Iterable[DeviceKind]:
@@ -63,12 +98,12 @@ def _load_builtin_and_plugins() -> None:
     if _loaded:
         return
     _loaded = True
-    for profile in load_profiles().values():
-        register_device_kind(DeviceKind(profile.kind, profile.display_name, profile=profile), replace=True)
+    for kind in load_kinds_file():
+        _register(kind, replace=True)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         loader: Callable[[], Any] = ep.load
         for kind in _as_kinds(loader()):
-            register_device_kind(kind, replace=True)
+            _register(kind, replace=True)
 
 
 def device_kinds() -> dict[str, DeviceKind]:

@@ -44,11 +44,22 @@ class LabConfig:
         return all(d.simulated for d in self.devices.values())
 
 
+def has_twin(kind: str) -> bool:
+    """Whether the simulation has a twin of `kind`. Asked only about devices that are to be simulated, so a
+    hardware lab never loads `pytest_edgehil.sim`."""
+    from pytest_edgehil.sim import has_twin as sim_has_twin
+
+    return sim_has_twin(kind)
+
+
 def simulated_lab() -> LabConfig:
-    """The default bench: one twin per simulatable kind, named after its kind."""
+    """The default bench: one twin per kind the simulation has a twin of, named after its kind."""
+    from pytest_edgehil.sim import twin_kinds
+
+    twins = set(twin_kinds())
     devices = {
         kind.name: DeviceConfig(name=kind.name, kind=kind.name, simulated=True, baud=kind.default_baud)
-        for kind in device_kinds().values() if kind.simulatable
+        for kind in device_kinds().values() if kind.name in twins
     }
     return LabConfig(name="simulated bench", path=None, devices=devices)
 
@@ -61,7 +72,7 @@ def _device_from_table(name: str, table: dict[str, Any], where: str) -> DeviceCo
         raise ConfigError(f"{where}: device {name!r} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
     kind = get_device_kind(str(table.get("kind", name)))
     simulated = bool(table.get("simulated", False))
-    if simulated and not kind.simulatable:
+    if simulated and not has_twin(kind.name):
         raise ConfigError(f"{where}: device {name!r} is marked simulated but kind {kind.name!r} has no twin")
     if not simulated and not (table.get("port") or table.get("usb_serial")):
         raise ConfigError(
@@ -99,7 +110,7 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
     if backend == "sim":
         devices = {}
         for name, dev in lab.devices.items():
-            if not get_device_kind(dev.kind).simulatable:
+            if not has_twin(dev.kind):
                 raise ConfigError(f"--backend sim: device {name!r} (kind {dev.kind!r}) has no twin to simulate it")
             devices[name] = DeviceConfig(**{**dev.__dict__, "simulated": True})
         return LabConfig(lab.name, lab.path, devices, lab.dataset_root)

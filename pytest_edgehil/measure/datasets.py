@@ -27,7 +27,6 @@ import numpy as np
 from PIL import Image
 
 from pytest_edgehil.errors import DatasetError
-from pytest_edgehil.sim import synthetic
 
 TASK_BINARY_SEGMENTATION = "binary-segmentation"
 TASK_GAZE_REGRESSION = "gaze-regression"
@@ -150,6 +149,9 @@ def synthetic_dataset(generator: str, n: int, seed: int = 0, **kwargs: int) -> D
     """A fresh set from `synthetic.GENERATORS[generator]`, with source `synthetic:<generator>:<seed>`."""
     if generator not in GENERATOR_TASKS:
         raise DatasetError(f"no synthetic generator {generator!r}; known: {', '.join(GENERATOR_TASKS)}")
+    # The simulation is imported only when synthetic data is asked for (the hardware path never loads it).
+    from pytest_edgehil.sim import synthetic
+
     images, targets = synthetic.GENERATORS[generator](n, seed=seed, **kwargs)
     return _typed_dataset(generator, GENERATOR_TASKS[generator], f"synthetic:{generator}:{seed}", images,
                           targets, ())

@@ -1,46 +1,46 @@
-"""The pytest plugin: options, the edgehil session in `config.stash`, parametrization and reporting.
+"""The pytest plugin: options, the edgehil run in `config.stash`, parametrization and reporting.
 
 Data flows one way: options and lab file → `EdgeHILSession` (configure time, validated up front) →
-pairs parametrize the suites → fixtures bring devices up → tests record measurements → summary.
+pairs parametrize the tests marked `edgehil_metrics` → fixtures bring devices up → tests record
+measurements → one collection of records → summary, results file, gate, JUnit properties.
+
+Importing this module loads pytest and the configuration layer only (tomllib, dataclasses): it is imported
+in every pytest run of every project where the package is installed. Hardware, measurement, LiteRT and
+the results/report code are imported by the fixture or hook that needs them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from pathlib import Path
 
 import pytest
 
-from pytest_edgehil.config.budgets import load_budgets
-from pytest_edgehil.config.catalog import ModelCatalog
-from pytest_edgehil.config.lab import apply_backend, load_lab, select_devices, simulated_lab
-from pytest_edgehil.config.pairs import Pair, generate_pairs, is_selected
+from pytest_edgehil.config.session import EdgeHILSession
 from pytest_edgehil.errors import EdgeHILError
 from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found by pytest through this module)
-    dataset_root,
-    device,
+    edgehil_analyzer,
     edgehil_bench,
+    edgehil_dataset_root,
+    edgehil_dut,
+    edgehil_energy,
+    edgehil_energy_plan,
     edgehil_model,
+    edgehil_model_info,
     edgehil_pair,
     edgehil_record,
     edgehil_session,
-    energy_meter,
-    energy_plan,
-    model_info,
-    power_analyzer,
 )
-from pytest_edgehil.plugin.gate import DEFAULT_FAIL_ON
-from pytest_edgehil.plugin.gate import register as register_gate
-from pytest_edgehil.plugin.session import EdgeHILSession, duts_key, session_key
-from pytest_edgehil.results.records import records_from_properties
-from pytest_edgehil.results.summary import summary_lines
+from pytest_edgehil.plugin.run import EdgeHILRun, duts_key, run_key
+from pytest_edgehil.plugin.session import DEFAULT_BUDGETS, DEFAULT_LAB, INI_VALUES, build_session, in_use
 
-DEFAULT_LAB = "fixtures/lab.sim.toml"
-DEFAULT_BUDGETS = "fixtures/budgets.toml"
-DEFAULT_MODELS = "fixtures/models"
+# The same value as `pytest_edgehil.results.gate.DEFAULT_FAIL_ON` (a test keeps them equal); restated so
+# `--help` needs no results import.
+DEFAULT_FAIL_ON = "energy:5%,latency:10%"
+REPORTER_NAME = "edgehil-reporter"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    # argparse %-formats option help: every literal % is written %%.
     group = parser.getgroup("edgehil", "edge hardware-in-the-loop (pytest-edgehil)")
     group.addoption("--lab", default=None, help=f"lab file (TOML) naming the devices; default {DEFAULT_LAB} "
                                                 "or, without it, the simulated bench")
@@ -55,91 +55,74 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the results file (JSON) here, rewritten atomically after every measurement")
     group.addoption("--edgehil-baseline", default=None, metavar="PATH",
                     help="results file to gate against: fail the run on significant regressions")
-    group.addoption("--edgehil-fail-on", default=DEFAULT_FAIL_ON, metavar="FAMILY:PCT,…",
-                    help=f"regressions that fail the gate (default {DEFAULT_FAIL_ON}); families: energy, latency, "
-                         "accuracy, footprint; add 'missing' or 'unknown' to make those verdicts fail too")
-    parser.addini("edgehil_lab", "default lab file", default="")
-    parser.addini("edgehil_budgets", "default budget table", default="")
-    parser.addini("edgehil_models_dir", "directory of NAME.tflite models and NAME.json cards", default="")
-    parser.addini("edgehil_latency_runs", "inferences per latency measurement", default="50")
-    parser.addini("edgehil_energy_windows", "simulated bench: acquisition windows per energy measurement", default="")
-    parser.addini("edgehil_energy_runs", "simulated bench: inferences per acquisition window", default="")
-
-
-def _path_option(config: pytest.Config, option: str, ini: str, default: str) -> tuple[Path, bool]:
-    """(path, explicitly given). Relative ini/default paths are taken from the rootdir."""
-    value = config.getoption(option) if option else None
-    if value:
-        return Path(value), True
-    ini_value = config.getini(ini)
-    if ini_value:
-        return config.rootpath / ini_value, True
-    return config.rootpath / default, False
-
-
-def build_session(config: pytest.Config) -> EdgeHILSession:
-    lab_path, explicit = _path_option(config, "--lab", "edgehil_lab", DEFAULT_LAB)
-    lab = load_lab(lab_path) if explicit or lab_path.is_file() else simulated_lab()
-    lab = apply_backend(lab, config.getoption("--backend"))
-    devices = select_devices(lab, config.getoption("--device"))
-    budgets_path, explicit = _path_option(config, "--budgets", "edgehil_budgets", DEFAULT_BUDGETS)
-    budgets = load_budgets(budgets_path) if explicit or budgets_path.is_file() else []
-    models_dir, _ = _path_option(config, "", "edgehil_models_dir", DEFAULT_MODELS)
-    catalog = ModelCatalog(models_dir)
-    model_opt = config.getoption("--model")
-    models = [m.strip() for m in model_opt.split(",") if m.strip()] if model_opt else None
-    extra = [m for m in models or [] if m.endswith(".tflite")]
-    for m in models or []:
-        catalog.get(m)  # an unknown name or missing file fails at start-up, not mid-run
-    pairs = generate_pairs(budgets, lab, extra, devices)
-    root = config.getoption("--dataset-root")
-    return EdgeHILSession(lab=lab, devices=devices, models=models, catalog=catalog, budgets=budgets,
-                          pairs=pairs, seed=config.getoption("--edgehil-seed"),
-                          dataset_root=Path(root) if root else lab.dataset_root,
-                          analyzer_override=config.getoption("--analyzer"))
+    group.addoption("--edgehil-fail-on", default=None, metavar="FAMILY:PCT,…",
+                    help=f"regressions that fail the gate (default {DEFAULT_FAIL_ON.replace('%', '%%')}); "
+                         "families: energy, latency, accuracy, footprint; add 'missing' or 'unknown' to make "
+                         "those verdicts fail too")
+    for name, (help_text, default) in INI_VALUES.items():
+        parser.addini(name, help_text, default=default)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "edgehil_metrics(*metrics, unbudgeted=False): parametrize over the "
                                        "model/device pairs whose budget has any of these metrics")
+    run = EdgeHILRun(build_session=lambda: _build_or_usage_error(config), in_use=in_use(config))
+    if run.in_use:
+        run.session  # noqa: B018 - build and validate now: a bad lab or option fails at start-up
+    config.stash[run_key] = run
+    config.pluginmanager.register(EdgeHILReporter(run), REPORTER_NAME)
+    if run.in_use:
+        from pytest_edgehil.plugin.gate import register as register_gate
+
+        register_gate(config, run)
+
+
+def _build_or_usage_error(config: pytest.Config) -> EdgeHILSession:
     try:
-        session = build_session(config)
+        return build_session(config)
     except EdgeHILError as exc:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
-    config.stash[session_key] = session
-    config.pluginmanager.register(EdgeHILReporter(session), "edgehil-reporter")
-    register_gate(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    session = config.stash.get(session_key, None)
-    if session is not None and session.bench is not None:
-        session.bench.close()
-    reporter = config.pluginmanager.get_plugin("edgehil-reporter")
+    run = config.stash.get(run_key, None)
+    reporter = config.pluginmanager.get_plugin(REPORTER_NAME)
     if reporter is not None:
         config.pluginmanager.unregister(reporter)
+    if run is not None:
+        run.close_bench()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    s = config.stash[session_key]
+    run = config.stash[run_key]
+    if not run.in_use:
+        return []
+    s = run.session
     where = s.lab.path or "built-in simulated bench"
     return [(f"edgehil: {s.backend_label} — lab {s.lab.name!r} ({where}); devices: {', '.join(s.devices)}; "
             f"{len(s.budgets)} budget entries")]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "edgehil_pair" not in metafunc.fixturenames:
-        return
-    s = metafunc.config.stash[session_key]
+    # Only tests marked edgehil_metrics are parametrized; any other test asking for an edgehil fixture gets
+    # the error of the `edgehil_pair` fixture, saying how to mark it.
     marker = metafunc.definition.get_closest_marker("edgehil_metrics")
-    metrics = tuple(marker.args) if marker else ()
-    unbudgeted = bool(marker.kwargs.get("unbudgeted", False)) if marker else True
+    if marker is None or "edgehil_pair" not in metafunc.fixturenames:
+        return
+    s = metafunc.config.stash[run_key].session
+    metrics = tuple(marker.args)
+    unbudgeted = bool(marker.kwargs.get("unbudgeted", False))
     pairs = [p for p in s.pairs if (not metrics or p.has_any(metrics)) or (p.budget is None and unbudgeted)]
     metafunc.parametrize("edgehil_pair", pairs, ids=[p.id for p in pairs])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    s = config.stash[session_key]
+    run = config.stash[run_key]
+    if not run.session_built:
+        return  # nothing was parametrized over pairs
+    from pytest_edgehil.config.pairs import Pair, is_selected
+
+    s = run.session
     keep, deselected = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -164,8 +147,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
     # Every result line of an edgehil test says which bench produced it.
-    if report.when == "call" and any(k == "edgehil" for k, _ in report.user_properties):
-        label = config.stash[session_key].backend_label
+    run = config.stash.get(run_key, None)
+    if run is not None and report.when == "call" and any(k == "edgehil" for k, _ in report.user_properties):
+        label = run.session.backend_label
         if report.passed:
             return "passed", ".", f"PASSED [{label}]"
         if report.failed:
@@ -174,18 +158,22 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 
 
 class EdgeHILReporter:
-    """Collects records from test reports on the controller and prints the summary table."""
+    """Collects each test's records into the run (the one place reports are read) and prints the summary
+    table (nothing when no test recorded anything)."""
 
-    def __init__(self, session: EdgeHILSession) -> None:
-        self.session = session
+    def __init__(self, run: EdgeHILRun) -> None:
+        self.run = run
 
+    @pytest.hookimpl(tryfirst=True)  # before any listener-less reader looks at the run
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call":
-            self.session.records.extend(records_from_properties(report.user_properties))
+        self.run.collect(report)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.session.records:
+        records = self.run.records
+        if not records:
             return
-        terminalreporter.write_sep("=", f"edgehil summary ({self.session.backend_label})")
-        for line in summary_lines(self.session.records):
+        from pytest_edgehil.results.summary import summary_lines
+
+        terminalreporter.write_sep("=", f"edgehil summary ({self.run.session.backend_label})")
+        for line in summary_lines(records):
             terminalreporter.write_line(line)

@@ -1,58 +1,77 @@
-"""Fixtures the suites (and users' own tests) compose: session → bench → device with model → recorder."""
+"""Fixtures the suites (and users' own tests) compose: session → bench → device with model → recorder.
+
+Every name is the plugin's own (`edgehil_*`), so it never claims a generic name like `device` in a
+project that happens to have the plugin installed. Bodies import what they need: this module is loaded
+in every pytest run.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_edgehil.bench import Bench, DeviceUnderTest, SupplySettings
-from pytest_edgehil.config.catalog import CatalogModel
-from pytest_edgehil.config.pairs import Pair
-from pytest_edgehil.instruments.base import PowerAnalyzer
-from pytest_edgehil.measure.meter import EnergyMeasurement, EnergyPlan, measure_energy
-from pytest_edgehil.model.info import ModelInfo
-from pytest_edgehil.plugin.recorder import Recorder, context_key
-from pytest_edgehil.plugin.session import EdgeHILSession, duts_key, session_key
+from pytest_edgehil.config.session import EdgeHILSession
+from pytest_edgehil.plugin.run import duts_key, run_key
+
+if TYPE_CHECKING:
+    from pytest_edgehil.bench import Bench, DeviceUnderTest, SupplySettings
+    from pytest_edgehil.config.catalog import CatalogModel
+    from pytest_edgehil.config.pairs import Pair
+    from pytest_edgehil.instruments.base import PowerAnalyzer
+    from pytest_edgehil.measure.meter import EnergyMeasurement, EnergyPlan
+    from pytest_edgehil.model.info import ModelInfo
+    from pytest_edgehil.plugin.recorder import Recorder
+
+HOW_TO_PARAMETRIZE = (
+    "{test} uses {fixtures}: these run once per model/device pair, and only tests marked with the metrics "
+    "they check are parametrized over pairs. Add @pytest.mark.edgehil_metrics(\"inference_ms\", …, "
+    "unbudgeted=True) to {test} (unbudgeted=True also runs models without a budget, e.g. --model PATH.tflite)")
 
 
 @pytest.fixture(scope="session")
 def edgehil_session(pytestconfig: pytest.Config) -> EdgeHILSession:
-    return pytestconfig.stash[session_key]
+    """The configuration of this run (lab, selected devices, catalog, budgets, pairs); frozen."""
+    return pytestconfig.stash[run_key].session
 
 
 @pytest.fixture(scope="session")
-def edgehil_bench(edgehil_session: EdgeHILSession) -> Iterator[Bench]:
-    bench = edgehil_session.get_bench()
-    yield bench
-    bench.close()
-    edgehil_session.bench = None
+def edgehil_bench(pytestconfig: pytest.Config) -> Iterator[Bench]:
+    """The bench of this session: devices and analyzers come up on first use, all close at the end."""
+    run = pytestconfig.stash[run_key]
+    yield run.get_bench()
+    run.close_bench()
 
 
 @pytest.fixture
 def edgehil_pair(request: pytest.FixtureRequest) -> Pair:
-    # Parametrized by the plugin's pytest_generate_tests; reached directly only when misused.
+    # Parametrized by the plugin's pytest_generate_tests for marked tests; reached here only when misused.
     if not hasattr(request, "param"):
-        pytest.fail("edgehil_pair is parametrized by pytest-edgehil; request it from a test, not a fixture "
-                    "outside the suites' parametrization", pytrace=False)
+        used = [n for n in request.fixturenames if n.startswith("edgehil_") and n != "edgehil_session"]
+        pytest.fail(HOW_TO_PARAMETRIZE.format(fixtures=", ".join(used), test=request.node.name), pytrace=False)
     return request.param  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 def edgehil_model(edgehil_pair: Pair, edgehil_session: EdgeHILSession) -> CatalogModel:
+    """The pair's model from the catalog (bytes, card, static analysis on demand)."""
     return edgehil_session.catalog.get(edgehil_pair.model)
 
 
 @pytest.fixture
-def model_info(edgehil_model: CatalogModel) -> ModelInfo:
+def edgehil_model_info(edgehil_model: CatalogModel) -> ModelInfo:
+    """Static analysis of the pair's model: size, MACs, peak activation memory, tensors."""
     return edgehil_model.info
 
 
 @pytest.fixture
-def device(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_bench: Bench,
-           edgehil_model: CatalogModel) -> DeviceUnderTest:
+def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_bench: Bench,
+                edgehil_model: CatalogModel) -> DeviceUnderTest:
     """The pair's device, connected, with the pair's model active and a fresh traffic log."""
+    from pytest_edgehil.plugin.recorder import context_key
+
     dut = edgehil_bench.device(edgehil_pair.device)
     dut.traffic.clear()
     request.node.stash.setdefault(duts_key, []).append(dut)
@@ -66,24 +85,30 @@ def device(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_bench: Be
 @pytest.fixture
 def edgehil_record(request: pytest.FixtureRequest, edgehil_pair: Pair,
                    edgehil_session: EdgeHILSession) -> Recorder:
+    """Checks measured values against the pair's budget and records them for the summary and results."""
+    from pytest_edgehil.plugin.recorder import Recorder
+
     return Recorder(request.node, edgehil_pair, edgehil_session.backend_label)
 
 
 @pytest.fixture(scope="session")
-def dataset_root(edgehil_session: EdgeHILSession) -> Path | None:
+def edgehil_dataset_root(edgehil_session: EdgeHILSession) -> Path | None:
+    """--dataset-root, else the lab file's dataset_root, else None (suites skip the public-data tests)."""
     return edgehil_session.dataset_root
 
 
 @pytest.fixture
-def power_analyzer(edgehil_pair: Pair, edgehil_bench: Bench) -> tuple[PowerAnalyzer, SupplySettings]:
+def edgehil_analyzer(edgehil_pair: Pair, edgehil_bench: Bench) -> tuple[PowerAnalyzer, SupplySettings]:
     """The analyzer on the pair's device supply (the SCPI twin over TCP for a simulated device)."""
     return edgehil_bench.analyzer(edgehil_pair.device)
 
 
 @pytest.fixture
-def energy_plan(pytestconfig: pytest.Config, device: DeviceUnderTest) -> EnergyPlan:
+def edgehil_energy_plan(pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTest) -> EnergyPlan:
     """MLPerf Tiny's 5 windows of >= 10 s on hardware; short windows on the simulated bench."""
-    if not device.config.simulated:
+    from pytest_edgehil.measure.meter import EnergyPlan
+
+    if not edgehil_dut.config.simulated:
         return EnergyPlan.hardware()
     base = EnergyPlan.simulated()
     return EnergyPlan(windows=int(pytestconfig.getini("edgehil_energy_windows") or base.windows),
@@ -91,16 +116,19 @@ def energy_plan(pytestconfig: pytest.Config, device: DeviceUnderTest) -> EnergyP
 
 
 @pytest.fixture
-def energy_meter(request: pytest.FixtureRequest, device: DeviceUnderTest,
-                 power_analyzer: tuple[PowerAnalyzer, SupplySettings], energy_plan: EnergyPlan,
-                 edgehil_session: EdgeHILSession) -> EnergyMeasurement:
+def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTest,
+                   edgehil_analyzer: tuple[PowerAnalyzer, SupplySettings],
+                   edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
     """Energy per inference of the pair's model on its device, measured once per pair and session."""
-    key = (device.name, device.loaded_sha256)
-    cache = edgehil_session.energy_cache
+    from pytest_edgehil.measure.meter import measure_energy
+    from pytest_edgehil.plugin.recorder import context_key
+
+    key = (edgehil_dut.name, edgehil_dut.loaded_sha256)
+    cache = pytestconfig.stash[run_key].energy_cache
     if key not in cache:
-        analyzer, supply = power_analyzer
-        cache[key] = measure_energy(device, analyzer, supply_v=supply.supply_v,
-                                    current_range_a=supply.current_range_a, plan=energy_plan)
+        analyzer, supply = edgehil_analyzer
+        cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
+                                    current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
     measurement = cache[key]
     request.node.stash.setdefault(context_key, {}).update(
         instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s)

@@ -1,13 +1,13 @@
 """The pytest side of results and the merge gate: `--edgehil-save`, `--edgehil-baseline`, `--edgehil-fail-on`.
 
-`register(config)` is called from the main plugin's `pytest_configure`. It creates and registers the
+`register(config, run)` is called from the main plugin's `pytest_configure` when edgehil is in use. It creates and registers the
 `GatePlugin` only when `--edgehil-save` or `--edgehil-baseline` is given, and only on the controller
 (never on an xdist worker: workers must not write shared files; their records reach the controller in
 `report.user_properties`). Options are validated and the baseline is loaded at configure time, so a bad
 threshold or an unreadable baseline fails at start-up, not after an hour on the bench.
 
-The plugin collects records in `pytest_runtest_logreport`, rewrites the results file atomically after
-each test that recorded something, decides in `pytest_sessionfinish` (it may raise the exit status from
+The plugin listens to the run's one collection of records (`EdgeHILRun.collect`, fed by
+`pytest_runtest_logreport`), rewrites the results file atomically after each test that recorded something, decides in `pytest_sessionfinish` (it may raise the exit status from
 0 to 1, never lower it), and prints the gate table in the terminal summary.
 
 With `--junitxml`, `JUnitMetricProperties` (registered on workers too, where the items run) adds each
@@ -23,9 +23,8 @@ from typing import Any
 import pytest
 
 from pytest_edgehil.errors import EdgeHILError
-from pytest_edgehil.plugin.session import session_key
+from pytest_edgehil.plugin.run import EdgeHILRun, TestRecords, run_key
 from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateReport, compare_results
-from pytest_edgehil.results.records import TRACE_PROPERTY, records_from_properties
 from pytest_edgehil.results.store import (
     ResultRecord,
     ResultsFile,
@@ -49,7 +48,8 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 
 def run_info(config: pytest.Config) -> RunInfo:
     """The run context for the results file, from the edgehil session built at configure time."""
-    session = config.stash.get(session_key, None)
+    run = config.stash.get(run_key, None)
+    session = run.session if run is not None else None
     commit, dirty = git_commit(config.rootpath)
     return RunInfo(
         started_at=utc_now(), backend=session.backend_label if session else "",
@@ -61,17 +61,10 @@ def run_info(config: pytest.Config) -> RunInfo:
 DEFAULT_RESULTS = "edgehil-results/latest.json"
 
 
-def _runs_edgehil_pairs(config: pytest.Config) -> bool:
-    from pytest_edgehil.plugin.session import session_key  # the session module imports this one's neighbours
-
-    session = config.stash.get(session_key, None)
-    return bool(session and session.pairs)
-
-
-def register(config: pytest.Config) -> None:
+def register(config: pytest.Config, run: EdgeHILRun) -> None:
     """Register the gate (save/baseline given, controller only) and the JUnit properties (--junitxml)."""
     if config.getoption("xmlpath", None) and not config.pluginmanager.has_plugin(JUNIT_PLUGIN_NAME):
-        config.pluginmanager.register(JUnitMetricProperties(), JUNIT_PLUGIN_NAME)
+        config.pluginmanager.register(JUnitMetricProperties(run), JUNIT_PLUGIN_NAME)
     save = config.getoption("--edgehil-save", None)
     baseline_opt = config.getoption("--edgehil-baseline", None)
     try:
@@ -79,7 +72,7 @@ def register(config: pytest.Config) -> None:
         if _is_xdist_worker(config):
             return
         lazy = False
-        if not save and _runs_edgehil_pairs(config):
+        if not save and run.session.pairs:
             # Every run that measures keeps its results, even when nobody asked to save them.
             save, lazy = str(config.rootpath / DEFAULT_RESULTS), True
         if not (save or baseline_opt):
@@ -91,6 +84,7 @@ def register(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
     plugin = GatePlugin(info, fail_on=fail_on, writer=writer, baseline=baseline,
                         baseline_path=Path(baseline_opt) if baseline_opt else None)
+    run.listeners.append(plugin.add)
     config.pluginmanager.register(plugin, GATE_PLUGIN_NAME)
 
 
@@ -108,13 +102,11 @@ class GatePlugin:
         self.report: GateReport | None = None
         self.write_error: str | None = None  # the file stopped being updated; the run fails at the end
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":  # records are made during the call; setup/teardown carry copies
-            return
-        records = [ResultRecord.from_metric_record(r, test=report.nodeid, outcome=report.outcome)
-                   for r in records_from_properties(report.user_properties)]
-        traces = [{**value, "test": report.nodeid} for key, value in report.user_properties
-                  if key == TRACE_PROPERTY and isinstance(value, dict)]
+    def add(self, test: TestRecords) -> None:
+        """Called by the run for each test's records (its one collection, made from the call report)."""
+        records = [ResultRecord.from_metric_record(r, test=test.nodeid, outcome=test.outcome)
+                   for r in test.records]
+        traces = list(test.traces)
         self.records.extend(records)
         if self.writer is not None and self.write_error is None:
             try:
@@ -162,18 +154,19 @@ class GatePlugin:
 class JUnitMetricProperties:
     """Copies each record's value into a plain test property (`edgehil:inference_mj` = value) for JUnit XML.
 
-    Appended to `item.user_properties` after the call phase: the teardown report, which junitxml writes
-    out, carries them; the call report (which the gate reads) does not, so nothing is counted twice.
+    Appended to `item.user_properties` before teardown, from the run's collection of the call report: the
+    teardown report, which junitxml writes out, carries them; the call report (which the gate reads) does
+    not, so nothing is counted twice.
     """
 
+    def __init__(self, run: EdgeHILRun) -> None:
+        self.run = run
+
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item,
-                                  call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        report = yield
-        if call.when == "call":
-            for record in records_from_properties(report.user_properties):
-                item.user_properties.append((f"{JUNIT_PREFIX}{record.metric}", record.value))
-        return report
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        for record in self.run.records_for(item.nodeid):
+            item.user_properties.append((f"{JUNIT_PREFIX}{record.metric}", record.value))
+        return (yield)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         config.pluginmanager.unregister(self)

@@ -1,48 +1,92 @@
-"""The edgehil session: everything resolved at configure time, kept in `config.stash`."""
+"""Options, ini values and files → the frozen `EdgeHILSession`, and whether edgehil is in use at all.
+
+In use (header printed, session built and validated at start-up) when any edgehil option or ini value
+is given, or the default lab or budget file exists under the rootdir. Otherwise the plugin stays silent
+and builds the session only if a test asks for it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from pytest_edgehil.bench import Bench, DeviceUnderTest
-from pytest_edgehil.config.budgets import BudgetEntry
+from pytest_edgehil.config.budgets import load_budgets
 from pytest_edgehil.config.catalog import ModelCatalog
-from pytest_edgehil.config.lab import LabConfig
-from pytest_edgehil.config.pairs import Pair
-from pytest_edgehil.measure.meter import EnergyMeasurement
-from pytest_edgehil.results.records import MetricRecord
+from pytest_edgehil.config.lab import apply_backend, load_lab, select_devices, simulated_lab
+from pytest_edgehil.config.pairs import generate_pairs, is_selected, why_no_pairs
+from pytest_edgehil.config.session import EdgeHILSession
+from pytest_edgehil.errors import ConfigError
+
+DEFAULT_LAB = "fixtures/lab.sim.toml"
+DEFAULT_BUDGETS = "fixtures/budgets.toml"
+DEFAULT_MODELS = "fixtures/models"
+
+# dest of every edgehil command-line option → its default (an option counts as given when it differs).
+OPTION_DEFAULTS: dict[str, object] = {
+    "lab": None, "device": None, "model": None, "backend": None, "budgets": None, "dataset_root": None,
+    "edgehil_seed": 0, "analyzer": None, "edgehil_save": None, "edgehil_baseline": None, "edgehil_fail_on": None,
+}
+# name → (help, default) of every edgehil ini value; a value counts as given when it differs from its default.
+INI_VALUES: dict[str, tuple[str, str]] = {
+    "edgehil_lab": ("default lab file", ""),
+    "edgehil_budgets": ("default budget table", ""),
+    "edgehil_models_dir": ("directory of NAME.tflite models and NAME.json cards", ""),
+    "edgehil_latency_runs": ("inferences per latency measurement", "50"),
+    "edgehil_energy_windows": ("simulated bench: acquisition windows per energy measurement", ""),
+    "edgehil_energy_runs": ("simulated bench: inferences per acquisition window", ""),
+}
 
 
-@dataclass
-class EdgeHILSession:
-    lab: LabConfig
-    devices: list[str]
-    models: list[str] | None  # None: every model in the budget table
-    catalog: ModelCatalog
-    budgets: list[BudgetEntry]
-    pairs: list[Pair]
-    seed: int
-    dataset_root: Path | None
-    bench: Bench | None = None
-    records: list[MetricRecord] = field(default_factory=list)
-    analyzer_override: str | None = None
-    energy_cache: dict[tuple[str, str | None], EnergyMeasurement] = field(default_factory=dict)
-
-    @property
-    def backend_label(self) -> str:
-        selected = [self.lab.devices[n] for n in self.devices]
-        if all(d.simulated for d in selected):
-            return "SIMULATED"
-        return "HW" if not any(d.simulated for d in selected) else "MIXED (HW + SIMULATED)"
-
-    def get_bench(self) -> Bench:
-        if self.bench is None:
-            self.bench = Bench(self.lab, seed=self.seed, analyzer_override=self.analyzer_override)
-        return self.bench
+def in_use(config: pytest.Config) -> bool:
+    """Whether this run asks for edgehil: an option or ini value given, or a default lab/budget file present."""
+    if any(config.getoption(dest, default) != default for dest, default in OPTION_DEFAULTS.items()):
+        return True
+    if any(config.getini(name) != default for name, (_, default) in INI_VALUES.items()):
+        return True
+    return any((config.rootpath / default).is_file() for default in (DEFAULT_LAB, DEFAULT_BUDGETS))
 
 
-session_key = pytest.StashKey[EdgeHILSession]()
-duts_key = pytest.StashKey[list[DeviceUnderTest]]()
+def _path_option(config: pytest.Config, option: str, ini: str, default: str) -> tuple[Path, bool]:
+    """(path, explicitly given). Relative ini/default paths are taken from the rootdir."""
+    value = config.getoption(option) if option else None
+    if value:
+        return Path(value), True
+    ini_value = config.getini(ini)
+    if ini_value:
+        return config.rootpath / ini_value, True
+    return config.rootpath / default, False
+
+
+def build_session(config: pytest.Config) -> EdgeHILSession:
+    """Read and validate everything edgehil needs. Raises ConfigError naming the file or option and the fix."""
+    lab_path, explicit = _path_option(config, "--lab", "edgehil_lab", DEFAULT_LAB)
+    lab = load_lab(lab_path) if explicit or lab_path.is_file() else simulated_lab()
+    lab = apply_backend(lab, config.getoption("--backend"))
+    devices = select_devices(lab, config.getoption("--device"))
+    budgets_path, explicit = _path_option(config, "--budgets", "edgehil_budgets", DEFAULT_BUDGETS)
+    budgets_found = explicit or budgets_path.is_file()
+    budgets = load_budgets(budgets_path) if budgets_found else []
+    models_dir, _ = _path_option(config, "", "edgehil_models_dir", DEFAULT_MODELS)
+    catalog = ModelCatalog(models_dir)
+    model_opt = config.getoption("--model")
+    models = [m.strip() for m in model_opt.split(",") if m.strip()] if model_opt else None
+    extra = [m for m in models or [] if m.endswith(".tflite")]
+    device_opt = config.getoption("--device")
+    if device_opt and not budgets_found and not extra:
+        raise ConfigError(
+            f"--device {device_opt}: no budget table found (looked at --budgets, the ini value edgehil_budgets "
+            f"and {budgets_path}), so there is no model/device pair to run. Pass --budgets PATH, set "
+            "edgehil_budgets in your pytest ini file, run `edgehil init` to write a starter lab, budgets and "
+            "suite here, or pass --model PATH.tflite to run a model without a budget")
+    for m in models or []:
+        catalog.get(m)  # an unknown name or missing file fails at start-up, not mid-run
+    pairs = generate_pairs(budgets, lab, extra, devices)
+    if (device_opt or models) and not any(is_selected(p, devices, models) for p in pairs):
+        raise ConfigError(why_no_pairs(pairs, devices, models))
+    root = config.getoption("--dataset-root")
+    return EdgeHILSession(lab=lab, devices=tuple(devices), models=tuple(models) if models else None,
+                          catalog=catalog, budgets=tuple(budgets), pairs=tuple(pairs),
+                          seed=config.getoption("--edgehil-seed"),
+                          dataset_root=Path(root) if root else lab.dataset_root,
+                          analyzer_override=config.getoption("--analyzer"))

@@ -1,3 +1,55 @@
-"""Everything simulated: device twins, their profiles, the pty link, the SCPI analyzer twin, the activity timeline, synthetic data.
+"""Everything simulated: device twins, their profiles, the pty link, the SCPI analyzer twin, the activity
+timeline, synthetic data.
 
-The hardware path never imports this package; the bench asks for a twin through one lazily imported function."""
+The hardware path never imports this package at module level; the bench (and the lab loader, for a device
+marked simulated) asks for a twin through the functions below, imported inside the function that needs
+one. Importing this package itself loads nothing heavy: each function imports its module when called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
+    from pytest_edgehil.sim.device_twin import DeviceTwin
+
+__all__ = ["has_twin", "start_analyzer_twin", "start_device_twin", "twin_kinds"]
+
+
+def twin_kinds() -> list[str]:
+    """Names of the device kinds that have a twin (profiles.toml plus run-time registrations)."""
+    from pytest_edgehil.sim.profile import twin_profiles
+
+    return list(twin_profiles())
+
+
+def has_twin(kind: str) -> bool:
+    return kind in twin_kinds()
+
+
+def start_device_twin(kind: str, name: str, *, seed: int = 0) -> tuple[DeviceTwin, str]:
+    """Start the twin of a `kind` board called `name` on a pty: (twin, port path for pyserial).
+
+    Raises ConfigError when the kind has no twin. The caller owns the twin and must `close()` it.
+    """
+    from pytest_edgehil.sim.device_twin import DeviceTwin
+    from pytest_edgehil.sim.profile import twin_profile
+
+    twin = DeviceTwin(twin_profile(kind), name, seed=seed)
+    return twin, twin.start()
+
+
+def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0) -> tuple[AnalyzerTwin, str, float, float]:
+    """Start the SCPI analyzer twin on `device_twin`'s supply, served over TCP for pyvisa-py.
+
+    Returns (twin, VISA resource, supply voltage V, current range A): the range is 1.25 × the profile's
+    peak stage power over the supply voltage, so no stage clips. The caller owns the twin.
+    """
+    from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
+
+    profile = device_twin.profile
+    twin = AnalyzerTwin(device_twin.timeline, seed=seed)
+    resource = twin.start()
+    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w)
+    return twin, resource, profile.supply_v, 1.25 * peak_w / profile.supply_v

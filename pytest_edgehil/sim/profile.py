@@ -1,7 +1,8 @@
 """Device profiles: the data a device twin applies to a model's counted MACs to produce timing and power.
 
 A profile is data, not code (`profiles.toml` beside this module), so a lab can calibrate a twin to its own
-board without touching Python. The numbers for the boards with published figures are fitted by
+board without touching Python. The file holds only the twin's calibration; the hardware facts (display
+name, RAM, flash, supply voltage) are the kind's (`pytest_edgehil.config.kinds`) and are copied in here. The numbers for the boards with published figures are fitted by
 `scripts/calibrate_profiles.py` from the shipped reference models' MAC counts; the others are estimates
 from the boards' datasheets and are marked as such in the file.
 """
@@ -14,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pytest_edgehil.config.kinds import DeviceKind, get_device_kind
 from pytest_edgehil.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -65,9 +67,19 @@ class DeviceProfile:
         return self.retrieval_fixed_s + output_bytes / self.retrieval_bytes_per_s
 
 
+# Fields a profile takes from its kind rather than from profiles.toml.
+KIND_FACTS = ("display_name", "ram_bytes", "flash_bytes", "supply_v")
+
+
 def profile_from_dict(kind: str, raw: dict[str, Any]) -> DeviceProfile:
-    """Build a profile from one TOML table; a missing or unknown key is a ConfigError naming it."""
+    """Build a profile from one TOML table and the kind's hardware facts; a missing or unknown key (or a
+    kind without a supply voltage) is a ConfigError naming it."""
     raw = dict(raw)
+    facts = get_device_kind(kind)
+    if facts.supply_v is None:
+        raise ConfigError(f"device profile {kind!r}: kind {kind!r} has no supply_v, which a twin needs; "
+                          "add it to the kind's table")
+    raw.update(kind_facts(facts))
     try:
         power = StagePower(**raw.pop("power"))
         expected = {f.name for f in fields(DeviceProfile)} - {"kind", "power"}
@@ -82,6 +94,12 @@ def profile_from_dict(kind: str, raw: dict[str, Any]) -> DeviceProfile:
         raise ConfigError(f"device profile {kind!r} is malformed ({exc}); compare it with {PROFILES_FILE.name}") from exc
 
 
+def kind_facts(kind: DeviceKind) -> dict[str, Any]:
+    """The hardware facts a twin of `kind` reports (HELLO) and runs on."""
+    return {"display_name": kind.display_name, "ram_bytes": kind.ram_bytes, "flash_bytes": kind.flash_bytes,
+            "supply_v": kind.supply_v}
+
+
 @lru_cache(maxsize=8)
 def load_profiles(path: Path = PROFILES_FILE) -> dict[str, DeviceProfile]:
     try:
@@ -89,3 +107,34 @@ def load_profiles(path: Path = PROFILES_FILE) -> dict[str, DeviceProfile]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read device profiles {path}: {exc}") from exc
     return {kind: profile_from_dict(kind, table) for kind, table in data.get("device", {}).items()}
+
+
+# Twins registered at run time (a lab's own board, or a test's altered calibration), by kind name.
+_REGISTERED: dict[str, DeviceProfile] = {}
+
+
+def register_twin_profile(profile: DeviceProfile, *, replace: bool = False) -> DeviceProfile:
+    """Make `profile` the twin of its kind (the kind must be registered); a second one needs `replace`."""
+    get_device_kind(profile.kind)
+    if profile.kind in twin_profiles() and not replace:
+        raise ConfigError(f"kind {profile.kind!r} already has a twin profile; pass replace=True to change it")
+    _REGISTERED[profile.kind] = profile
+    return profile
+
+
+def unregister_twin_profile(kind: str) -> None:
+    """Drop a run-time profile: the kind's twin is the one from profiles.toml again (if any)."""
+    _REGISTERED.pop(kind, None)
+
+
+def twin_profiles() -> dict[str, DeviceProfile]:
+    """Every kind that has a twin, with its profile: profiles.toml, then run-time registrations."""
+    return {**load_profiles(), **_REGISTERED}
+
+
+def twin_profile(kind: str) -> DeviceProfile:
+    try:
+        return twin_profiles()[kind]
+    except KeyError:
+        raise ConfigError(f"device kind {kind!r} has no twin; known twins: {', '.join(sorted(twin_profiles()))}. "
+                          "Register one with pytest_edgehil.sim.profile.register_twin_profile") from None

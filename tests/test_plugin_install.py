@@ -1,0 +1,92 @@
+"""The plugin as every project with the package installed meets it: `--help`, import cost, silence,
+fixture names, and start-up errors that say what to do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+HEAVY = ("numpy", "scipy", "sklearn", "matplotlib", "pyvisa", "serial", "hypothesis", "ai_edge_litert",
+         "pytest_edgehil.sim", "pytest_edgehil.results", "pytest_edgehil.measure", "pytest_edgehil.bench")
+
+
+def _python(code: str, cwd: os.PathLike[str] | str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          check=False, timeout=120)
+
+
+def test_pytest_help_works_and_shows_the_edgehil_group(tmp_path):
+    # A subprocess: the plugin is loaded through its pytest11 entry point, as in any user's project.
+    result = _python("import sys, pytest; sys.exit(pytest.main(['--help']))", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "edge hardware-in-the-loop (pytest-edgehil)" in result.stdout
+    assert "--edgehil-fail-on" in result.stdout
+    assert "energy:5%,latency:10%" in result.stdout  # printed once, unescaped
+
+
+def test_help_default_is_the_gates_default():
+    from pytest_edgehil.plugin import DEFAULT_FAIL_ON
+    from pytest_edgehil.results.gate import DEFAULT_FAIL_ON as GATE_DEFAULT
+
+    assert DEFAULT_FAIL_ON == GATE_DEFAULT
+
+
+def test_importing_the_plugin_loads_nothing_heavy(tmp_path):
+    result = _python("import sys, pytest_edgehil.plugin\n"
+                     f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m.startswith({HEAVY!r})))",
+                     tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_unrelated_project_sees_no_header_and_no_summary(pytester: pytest.Pytester):
+    pytester.makepyfile(test_plain="def test_one():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    # pytest's own "plugins:" line names every installed plugin; nothing else may mention edgehil.
+    assert [line for line in result.outlines if "edgehil" in line and not line.startswith("plugins:")] == []
+
+
+def test_any_edgehil_option_turns_the_header_on(pytester: pytest.Pytester):
+    pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
+    result = pytester.runpytest("--edgehil-seed=3")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["edgehil: SIMULATED*built-in simulated bench*"])
+
+
+def test_undefined_device_fixture_is_pytests_own_error(pytester: pytest.Pytester):
+    pytester.makepyfile(test_dev="def test_uses_device(device):\n    pass\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'device' not found*"])
+
+
+def test_edgehil_fixture_without_the_marker_errors_saying_how_to_mark(edgehil_project):
+    edgehil_project.makepyfile(test_dut="def test_unmarked(edgehil_dut):\n    pass\n")
+    result = edgehil_project.runpytest("--device=imx500")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([("*test_unmarked uses edgehil_*edgehil_dut*: these run once per model/device pair*"
+                                  "@pytest.mark.edgehil_metrics(*")])
+
+
+def test_device_without_budget_table_is_a_usage_error_naming_the_fix(pytester: pytest.Pytester):
+    pytester.makepyfile(test_plain="def test_one():\n    pass\n")
+    result = pytester.runpytest("--device=coral")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([("*--device coral: no budget table found*fixtures/budgets.toml*--budgets PATH*"
+                                  "edgehil init*")])
+
+
+def test_selection_without_a_pair_says_what_exists(edgehil_project):
+    edgehil_project.makepyfile(test_plain="def test_one():\n    pass\n")
+    result = edgehil_project.runpytest("--device=coral", "--model=lowres_seg")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([("*--device coral --model lowres_seg selects no model/device pair*"
+                                  "Models budgeted on coral: qsegment, tinytracker*"
+                                  "lowres_seg is budgeted on: cortex-m4, jetson-nano, jetson-xavier, spresense*")])
