@@ -32,10 +32,10 @@ from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found 
 )
 from pytest_edgehil.plugin.run import EdgeHILRun, duts_key, run_key
 from pytest_edgehil.plugin.session import DEFAULT_BUDGETS, DEFAULT_LAB, INI_VALUES, build_session, in_use
+# Both stdlib-only (the option's help needs the default and the families, not the gate's statistics).
+from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON
+from pytest_edgehil.results.vocabulary import Family
 
-# The same value as `pytest_edgehil.results.gate.DEFAULT_FAIL_ON` (a test keeps them equal); restated so
-# `--help` needs no results import.
-DEFAULT_FAIL_ON = "energy:5%,latency:10%"
 REPORTER_NAME = "edgehil-reporter"
 
 
@@ -57,8 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="results file to gate against: fail the run on significant regressions")
     group.addoption("--edgehil-fail-on", default=None, metavar="FAMILY:PCT,…",
                     help=f"regressions that fail the gate (default {DEFAULT_FAIL_ON.replace('%', '%%')}); "
-                         "families: energy, latency, accuracy, footprint; add 'missing' or 'unknown' to make "
-                         "those verdicts fail too")
+                         f"families: {', '.join(f.value for f in Family)}; add 'missing' or 'unknown' to "
+                         "make those verdicts fail too")
     for name, (help_text, default) in INI_VALUES.items():
         parser.addini(name, help_text, default=default)
 
