@@ -121,9 +121,9 @@ class Bench:
         if dut.twin is not None and not self.analyzer_override:
             from pytest_edgehil.sim import start_analyzer_twin
 
-            twin, resource, supply_v, current_range_a = start_analyzer_twin(dut.twin, seed=self.seed)
+            twin, twin_resource, twin_supply_v, twin_range_a = start_analyzer_twin(dut.twin, seed=self.seed)
             self._analyzer_twins[config.name] = twin  # owned from here on: close() stops it
-            settings = SupplySettings(resource, 1, supply_v, current_range_a)
+            settings = SupplySettings(twin_resource, 1, twin_supply_v, twin_range_a)
         else:
             resource = self.analyzer_override or config.analyzer
             # The lab's supply voltage wins; the kind's nominal supply is the default.
