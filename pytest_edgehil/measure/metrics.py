@@ -3,7 +3,7 @@
 - Segmentation: ROC AUC and binary accuracy over the pooled pixels of all images, as Q-Segment reports
   CHASE_DB1 (one AUC over every pixel of the test set, not a mean of per-image AUCs).
 - Gaze: Euclidean error in cm on the screen per sample, and the TinyTracker float-vs-int8 gap.
-- Samples (latency, energy): median with a bootstrap confidence interval — in `measure.summary`,
+- Samples (latency, energy): median with a bootstrap confidence interval — in `measure.sample_summary`,
   re-exported here.
 
 scikit-learn is imported inside `segmentation_scores`, the only function that needs it, so importing
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_edgehil.errors import MeasurementError
-from pytest_edgehil.measure.summary import SampleSummary, bootstrap_ci, summarize
+from pytest_edgehil.measure.sample_summary import SampleSummary, bootstrap_ci, summarize
 
 __all__ = ["GazeScores", "SampleSummary", "SegmentationScores", "bootstrap_ci", "gaze_errors_cm",
            "gaze_scores", "quantization_gap_cm", "segmentation_scores", "summarize"]
