@@ -99,6 +99,12 @@ class DeviceTwin:
             raise RuntimeError(f"device twin {self.name!r} is not started; call start() first")
         return self._endpoint.port
 
+    @property
+    def active_model_info(self) -> ModelInfo | None:
+        """The analysis the twin times the active model with (at the shape last fed), None without a model."""
+        with self._lock:
+            return self._model.info if self._model is not None else None
+
     def close(self) -> None:
         if self._endpoint is not None:
             self._endpoint.close()
