@@ -39,10 +39,9 @@ the inputs and the analysis uses every tensor shape it propagates.
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ import numpy as np
 
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.model.graph import Graph, parse_graph
+from pytest_edgehil.model.ops import WEIGHT_INPUTS, compute_dtype, op_macs
 from pytest_edgehil.model.runtime import ModelRunner, TensorSpec
 
 # Compute dtypes the twins time at the int8 rate; anything else (float32, float16, hybrid) is float compute.
@@ -144,78 +144,6 @@ def _spec_dict(spec: TensorSpec) -> dict[str, Any]:
             "scale": spec.scale, "zero_point": spec.zero_point, "quantized": spec.quantized}
 
 
-_ELEMENTWISE = frozenset({
-    "ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "POW", "FLOOR_DIV",
-    "FLOOR_MOD", "ATAN2", "ADD_N", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LEAKY_RELU",
-    "PRELU", "LOGISTIC", "TANH", "HARD_SWISH", "ELU", "GELU", "EXP", "LOG", "SQRT", "RSQRT", "ABS",
-    "NEG", "SQUARE", "SIN", "COS", "SIGN", "FLOOR", "CEIL", "ROUND", "QUANTIZE", "DEQUANTIZE", "CAST",
-    "SOFTMAX", "LOG_SOFTMAX", "L2_NORMALIZATION", "LOCAL_RESPONSE_NORMALIZATION", "EQUAL", "NOT_EQUAL",
-    "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT",
-    "SELECT", "SELECT_V2", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"
-})
-_POOLING = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"})
-_REDUCTIONS = frozenset({"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY",
-                         "REDUCE_ALL", "ARG_MAX", "ARG_MIN", "CUMSUM"})
-_DATA_MOVEMENT = frozenset({
-    "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CONCATENATION", "PAD", "PADV2", "MIRROR_PAD", "TRANSPOSE",
-    "STRIDED_SLICE", "SLICE", "GATHER", "GATHER_ND", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "SHAPE",
-    "TILE", "BROADCAST_TO", "BROADCAST_ARGS", "FILL", "ZEROS_LIKE", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE",
-    "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "REVERSE_V2", "RANGE",
-    # resource-variable plumbing: reading or initializing weights, no arithmetic
-    "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE",
-})
-# Input positions at which the compute ops take their weights and biases.
-_WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
-    "CONV_2D": (1, 2), "CONV_3D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
-    "TRANSPOSE_CONV": (1, 3), "BATCH_MATMUL": (0, 1),
-}
-
-
-def _shape(graph: Graph, ins: list[int], position: int) -> tuple[int, ...] | None:
-    if position < len(ins) and ins[position] >= 0:
-        return graph.shapes[ins[position]]
-    return None
-
-
-def _op_macs(graph: Graph, op: int) -> int | None:
-    """MACs of one operator, or None when the op is not one this module knows how to count."""
-    name, ins, outs = graph.op_names[op], graph.op_inputs[op], graph.op_outputs[op]
-    out_elems = graph.elements(outs[0]) if outs and outs[0] >= 0 else 0
-    weights = _shape(graph, ins, 1)
-    rule: dict[str, Callable[[], int]] = {
-        # filter [C_out, K_h, K_w, C_in/groups]
-        "CONV_2D": lambda: out_elems * math.prod(weights[1:]) if weights else 0,
-        # filter [K_d, K_h, K_w, C_in, C_out]
-        "CONV_3D": lambda: out_elems * math.prod(weights[:-1]) if weights else 0,
-        # filter [1, K_h, K_w, C_out]
-        "DEPTHWISE_CONV_2D": lambda: out_elems * math.prod(weights[1:3]) if weights else 0,
-        # weights [out, in]
-        "FULLY_CONNECTED": lambda: out_elems * weights[-1] if weights else 0,
-    }
-    if name in rule:
-        return rule[name]()
-    if name == "TRANSPOSE_CONV":  # inputs: output_shape, filter [C_out, K_h, K_w, C_in], input, (bias)
-        filt, data = _shape(graph, ins, 1), _shape(graph, ins, 2)
-        return math.prod(data) * math.prod(filt[:3]) if filt and data else 0
-    if name == "BATCH_MATMUL":
-        lhs = _shape(graph, ins, 0)
-        adj_x = bool(getattr(graph.op_options[op], "adjX", False))
-        return out_elems * (lhs[-2] if adj_x else lhs[-1]) if lhs and len(lhs) >= 2 else 0
-    if name in _POOLING:
-        opts = graph.op_options[op]
-        return out_elems * int(getattr(opts, "filterHeight", 1) or 1) * int(getattr(opts, "filterWidth", 1) or 1)
-    if name in _REDUCTIONS:
-        first = _shape(graph, ins, 0)
-        return math.prod(first) if first is not None else 0
-    if name == "ADD_N":
-        return out_elems * max(len(ins) - 1, 1)
-    if name in _ELEMENTWISE:
-        return out_elems
-    if name in _DATA_MOVEMENT:
-        return 0
-    return None
-
-
 def _constant_derived(graph: Graph) -> set[int]:
     """Constants plus outputs of DEQUANTIZE applied to a constant (float16/int8-compressed weights)."""
     derived = {t for t, c in enumerate(graph.constant) if c}
@@ -229,7 +157,7 @@ def _parameters_and_weight_dtype(graph: Graph) -> tuple[int, str]:
     """Elements of constant weights/biases, and the dtype holding most weight elements."""
     weight_slots: set[int] = set()
     for op, name in enumerate(graph.op_names):
-        for position in _WEIGHT_INPUTS.get(name, ()):
+        for position in WEIGHT_INPUTS.get(name, ()):
             ins = graph.op_inputs[op]
             if position < len(ins) and ins[position] >= 0:
                 weight_slots.add(ins[position])
@@ -293,36 +221,6 @@ def _peak_activation_bytes(graph: Graph, excluded: set[int]) -> int:
     return peak
 
 
-# Input position of the activation each compute op multiplies with its weights.
-_ACTIVATION_INPUT: dict[str, int] = {
-    "CONV_2D": 0, "CONV_3D": 0, "DEPTHWISE_CONV_2D": 0, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 2,
-    "BATCH_MATMUL": 0,
-}
-
-
-def _compute_dtype(graph: Graph, op_macs: list[int]) -> str:
-    """The dtype the conv/matmul ops compute in, weighted by their MACs ("none" without such ops).
-
-    An op computes in its activation's dtype. Float activations with integer weights stored as such (not
-    through a DEQUANTIZE) are dynamic-range ("hybrid") quantization: float compute with int8 storage.
-    """
-    dequantized = {out for op, name in enumerate(graph.op_names) if name == "DEQUANTIZE"
-                   for out in graph.op_outputs[op]}
-    weight: Counter[str] = Counter()
-    for op, name in enumerate(graph.op_names):
-        position = _ACTIVATION_INPUT.get(name)
-        ins = graph.op_inputs[op]
-        if position is None or position >= len(ins) or ins[position] < 0:
-            continue
-        dtype = graph.types[ins[position]].lower()
-        weights = _WEIGHT_INPUTS[name][1 if name == "BATCH_MATMUL" else 0]
-        if (dtype.startswith("float") and weights < len(ins) and ins[weights] >= 0
-                and ins[weights] not in dequantized and graph.types[ins[weights]] in ("INT8", "INT4", "UINT8")):
-            dtype = f"hybrid-{graph.types[ins[weights]].lower()}"
-        weight[dtype] += max(op_macs[op], 1)  # an op whose MACs are unknown still votes
-    return weight.most_common(1)[0][0] if weight else "none"
-
-
 def _shape_cost(graph: Graph) -> tuple[ShapeCost, list[int], set[str]]:
     """MACs (total, by op name, per op index), peak activation bytes, and the op names not counted."""
     macs_by_op: Counter[str] = Counter()
@@ -332,7 +230,7 @@ def _shape_cost(graph: Graph) -> tuple[ShapeCost, list[int], set[str]]:
     for op, name in enumerate(graph.op_names):
         # LiteRT dequantizes constant weights once, at the first invoke: no per-inference cost.
         weights_only = name == "DEQUANTIZE" and all(t in constants for t in graph.op_inputs[op] if t >= 0)
-        macs = 0 if weights_only else _op_macs(graph, op)
+        macs = 0 if weights_only else op_macs(graph, op)
         if macs is None:
             unknown.add(name)
         else:
@@ -363,7 +261,7 @@ def _analyze(data: bytes, sha256: str, label: str, input_shapes: tuple[tuple[int
         inputs=tuple(graph.specs[t] for t in graph.graph_inputs),
         outputs=tuple(graph.specs[t] for t in graph.graph_outputs),
         op_counts=dict(sorted(Counter(graph.op_names).items())), weight_dtype=weight_dtype,
-        compute_dtype=_compute_dtype(graph, per_op), unknown_ops=tuple(sorted(unknown)),
+        compute_dtype=compute_dtype(graph, per_op), unknown_ops=tuple(sorted(unknown)),
         dynamic_inputs=dynamic, dynamic_outputs=dynamic_out, cost=cost if (input_shapes is not None or not dynamic) else None,
     )
 
