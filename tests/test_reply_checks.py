@@ -68,10 +68,10 @@ def test_impossible_stage_time_is_a_typed_error_naming_device_port_field_value(f
 
 
 def test_the_issue_s_negative_inference_reads_as_milliseconds_too() -> None:
-    with serve_pty(result_with(inference_us=-5450.0), name="fw0") as endpoint, \
-            DeviceClient(endpoint.port, name="coral0", timeout_s=5) as client:
-        with pytest.raises(InvalidPayload, match=r"inference_us = -5450\.0 µs \(inference -5\.45 ms\)"):
-            client.run(2)
+    with (serve_pty(result_with(inference_us=-5450.0), name="fw0") as endpoint,
+          DeviceClient(endpoint.port, name="coral0", timeout_s=5) as client,
+          pytest.raises(InvalidPayload, match=r"inference_us = -5450\.0 µs \(inference -5\.45 ms\)")):
+        client.run(2)
 
 
 def test_trigger_offsets_running_backwards_are_refused() -> None:
@@ -81,10 +81,10 @@ def test_trigger_offsets_running_backwards_are_refused() -> None:
     def backwards(message: p.Message) -> list[p.Message]:
         late = p.StageTiming(**{**GOOD.__dict__, "start_us": 500.0})
         return [p.Result((late, GOOD), (np.ones(1, np.int8),))]
-    with serve_pty(backwards, name="fw0") as endpoint, \
-            DeviceClient(endpoint.port, name="dut", timeout_s=5) as client:
-        with pytest.raises(InvalidPayload, match=r"inference 2 of 2 starts at 0\.0 µs, before the previous"):
-            client.run(2)
+    with (serve_pty(backwards, name="fw0") as endpoint,
+          DeviceClient(endpoint.port, name="dut", timeout_s=5) as client,
+          pytest.raises(InvalidPayload, match=r"inference 2 of 2 starts at 0\.0 µs, before the previous")):
+        client.run(2)
 
 
 # -- a raw responder: hand-made reply frames the package's encoder would refuse to build ------------------
@@ -129,18 +129,18 @@ def result_payload(dims: tuple[int, ...], data: bytes = b"") -> bytes:
 def test_absurd_output_tensor_header_is_invalid_payload_naming_the_device(dims, match) -> None:
     def reply(request: p.Frame) -> bytes:
         return p.Frame(p.PROTOCOL_VERSION, p.MsgType.RESULT, request.seq, result_payload(dims)).encode()
-    with raw_responder(reply) as port, DeviceClient(port, name="cam0", timeout_s=2, retries=0) as client:
-        with pytest.raises(InvalidPayload, match=match) as caught:
-            client.run(1)
+    with (raw_responder(reply) as port, DeviceClient(port, name="cam0", timeout_s=2, retries=0) as client,
+          pytest.raises(InvalidPayload, match=match) as caught):
+        client.run(1)
     assert "'cam0'" in str(caught.value) and port in str(caught.value) and "RESULT output 0" in str(caught.value)
 
 
 def test_reply_for_another_sequence_number_is_a_sequence_mismatch() -> None:
     def reply(request: p.Frame) -> bytes:
         return p.encode_message(p.Ack(p.MsgType.RESET), (request.seq + 1) & 0xFFFF)
-    with raw_responder(reply) as port, DeviceClient(port, name="cam0", timeout_s=0.4, retries=1) as client:
-        with pytest.raises(SequenceMismatch) as caught:
-            client.reset()
+    with (raw_responder(reply) as port, DeviceClient(port, name="cam0", timeout_s=0.4, retries=1) as client,
+          pytest.raises(SequenceMismatch) as caught):
+        client.reset()
     message = str(caught.value)
     assert isinstance(caught.value, ProtocolError) and isinstance(caught.value, DeviceTimeout)
     assert "'cam0'" in message and port in message and "other sequence numbers" in message
@@ -152,9 +152,9 @@ def test_run_reply_in_an_unknown_protocol_version_is_a_version_mismatch() -> Non
     def reply(request: p.Frame) -> bytes:
         body = p.Result((GOOD,), (np.ones(1, np.int8),)).encode_payload()
         return p.Frame(7, p.MsgType.RESULT, request.seq, body).encode()
-    with raw_responder(reply) as port, DeviceClient(port, name="cam0", timeout_s=2) as client:
-        with pytest.raises(ProtocolVersionMismatch, match=r"'cam0'.*version 7.*version 1.*Flash firmware"):
-            client.run(1)
+    with (raw_responder(reply) as port, DeviceClient(port, name="cam0", timeout_s=2) as client,
+          pytest.raises(ProtocolVersionMismatch, match=r"'cam0'.*version 7.*version 1.*Flash firmware")):
+        client.run(1)
 
 
 # -- the twin side: a hostile SET_INPUT header must not kill the serving thread -----------------------------
