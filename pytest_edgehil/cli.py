@@ -1,4 +1,4 @@
-"""The `edgehil` command line: `edgehil inspect MODEL.tflite [--json]`, and room for more subcommands.
+"""The `edgehil` command line: `edgehil inspect MODEL.tflite [--json] [--input-shape N,H,W,C]`, and room for more subcommands.
 
 Each subcommand is one `add_*_command(subparsers)` function that registers its parser and sets
 `handler` (a function `argparse.Namespace -> int`); to add one (`compare`, `report`), write such a
@@ -52,6 +52,33 @@ def human_bytes(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _cost_lines(info: ModelInfo) -> list[str]:
+    if info.cost is None:
+        # The file's 1x1 placeholders are not the model's cost: name what is open and how to close it.
+        hint = " --input-shape ".join(",".join(str(d) if d >= 0 else "NHW"[i] if i < 3 else "?"
+                                               for i, d in enumerate(sig)) for sig in info.dynamic_inputs.values())
+        return [f"dynamic shape    {info.dynamic_text()}",
+                "MACs/inference   depends on the input size: give --input-shape " + hint,
+                "peak activation  depends on the input size: give --input-shape " + hint]
+    lines = []
+    if info.dynamic_inputs:
+        shapes = "; ".join(f"{list(s.shape)}" for s in info.inputs)
+        lines.append(f"dynamic shape    {info.dynamic_text()}; figures below at input {shapes}")
+    return lines + [
+        f"MACs/inference   {human_count(info.macs)} ({info.macs:,})",
+        (f"peak activation  {human_bytes(info.peak_activation_bytes)} ({info.peak_activation_bytes:,} bytes; "
+         f"lower bound on the tensor arena)"),
+    ]
+
+
+def _compute_line(info: ModelInfo) -> str:
+    line = f"compute          {info.compute_dtype} (dtype of the conv/matmul activations and weights)"
+    io_dtypes = sorted({np.dtype(s.dtype).name for s in (*info.inputs, *info.outputs)})
+    if info.compute_dtype != "none" and io_dtypes and io_dtypes != [info.compute_dtype]:
+        line += f"; I/O {'/'.join(io_dtypes)}, converted at the graph's edges"
+    return line
+
+
 def format_model_info(info: ModelInfo, source: str | None = None) -> str:
     """The human-readable `inspect` report."""
     lines = [
@@ -59,22 +86,26 @@ def format_model_info(info: ModelInfo, source: str | None = None) -> str:
         f"size             {human_bytes(info.size_bytes)} ({info.size_bytes:,} bytes)",
         f"sha256           {info.sha256}",
         f"parameters       {human_count(info.parameters)} ({info.parameters:,}), weights {info.weight_dtype}",
-        f"MACs/inference   {human_count(info.macs)} ({info.macs:,})",
-        (f"peak activation  {human_bytes(info.peak_activation_bytes)} ({info.peak_activation_bytes:,} bytes; "
-         f"lower bound on the tensor arena)"),
+        _compute_line(info),
+        *_cost_lines(info),
     ]
     for title, specs in (("inputs", info.inputs), ("outputs", info.outputs)):
         lines.append(f"{title}:")
         for spec in specs:
             quant = f"scale={spec.scale:.6g} zero_point={spec.zero_point}" if spec.quantized else "not quantized"
-            lines.append(f"  {np.dtype(spec.dtype).name:<8} {list(spec.shape)!s:<20} {quant:<36} {spec.name}")
+            dynamic = {**info.dynamic_inputs, **info.dynamic_outputs}
+            shape = list(dynamic.get(spec.name, spec.shape)) if info.cost is None else list(spec.shape)
+            lines.append(f"  {np.dtype(spec.dtype).name:<8} {shape!s:<20} {quant:<36} {spec.name}")
     lines.append("ops:")
     width = max((len(name) for name in info.op_counts), default=0)
-    for name, count in sorted(info.op_counts.items(), key=lambda kv: (-info.macs_by_op.get(kv[0], 0), kv[0])):
+    macs_by_op = info.cost.macs_by_op if info.cost else {}
+    for name, count in sorted(info.op_counts.items(), key=lambda kv: (-macs_by_op.get(kv[0], 0), kv[0])):
         if name in info.unknown_ops:
             cost = "MACs unknown (counted as 0)"
+        elif info.cost is None:
+            cost = "MACs depend on the input size"
         else:
-            macs = info.macs_by_op.get(name, 0)
+            macs = macs_by_op.get(name, 0)
             share = 100.0 * macs / info.macs if info.macs else 0.0
             cost = f"{human_count(macs):>9} MACs {share:5.1f} %"
         lines.append(f"  {name:<{width}} x{count:<4} {cost}")
@@ -83,9 +114,19 @@ def format_model_info(info: ModelInfo, source: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape: give positive integers like 1,32,32,3")
+    return shape
+
+
 def _run_inspect(args: argparse.Namespace) -> int:
     path = Path(args.model)
-    info = analyze_model(path)
+    info = analyze_model(path, input_shapes=args.input_shape or None)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))
     else:
@@ -96,10 +137,15 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def add_inspect_command(subparsers: _SubParsers) -> None:
     parser = subparsers.add_parser(
         "inspect", help="static analysis of a .tflite model (size, parameters, MACs, peak activation)",
-        description="Print a .tflite model's size, sha256, parameters, MACs per inference, peak activation "
-                    "memory, input/output tensors and operator histogram, without running it.")
+        description="Print a .tflite model's size, sha256, parameters, compute dtype, MACs per inference, peak "
+                    "activation memory, input/output tensors and operator histogram, without running it. A "
+                    "model with dynamic input dimensions (shape_signature -1) has no single cost: give "
+                    "--input-shape to analyse it at the size you feed.")
     parser.add_argument("model", metavar="MODEL.tflite", help="path to the model file")
     parser.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    parser.add_argument("--input-shape", type=_parse_shape, action="append", metavar="N,H,W,C",
+                        help="analyse at this input shape (once per input, in order), e.g. 1,32,32,3; "
+                             "needed for the MACs of a model with dynamic height/width")
     parser.set_defaults(handler=_run_inspect)
 
 

@@ -27,12 +27,23 @@ class ProtocolVersionMismatch(ProtocolError):
     """Host and device speak different protocol versions."""
 
 
+class InvalidPayload(ProtocolError):
+    """A frame decoded cleanly but carries an impossible value (a negative or non-finite stage time, a
+    tensor header with a zero or absurd dimension): data that must never reach a model or a budget."""
+
+
 class DeviceError(EdgeHILError):
     """A device could not be reached or reported a failure."""
 
 
 class DeviceTimeout(DeviceError):
     """A device did not answer in time."""
+
+
+class SequenceMismatch(DeviceTimeout, ProtocolError):
+    """Only replies carrying other sequence numbers arrived before the deadline: the device answers late,
+    replays old replies, or another program shares the port. A DeviceTimeout too, so retry logic that
+    handles timeouts still applies."""
 
 
 class DeviceRejected(DeviceError):

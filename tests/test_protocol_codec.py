@@ -179,7 +179,7 @@ WIRE_DTYPES = [np.int8, np.uint8, np.int16, np.int32, np.float16, np.float32]
 text = st.text(max_size=40)
 digests = st.binary(min_size=32, max_size=32)
 tensors = st.sampled_from(WIRE_DTYPES).flatmap(
-    lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6)))
+    lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=6)))
 timings = st.builds(p.StageTiming, *[st.floats(allow_nan=False, width=64)] * 4)
 
 messages = st.one_of(

@@ -60,7 +60,7 @@ class EchoDevice:
             self.models.add(message.sha256)
             return [p.Ack(p.MsgType.LOAD_END)]
         if isinstance(message, p.Run):
-            tensor = self.inputs.get(0, np.zeros(0, np.int8))
+            tensor = self.inputs.get(0, np.zeros(1, np.int8))
             return [p.Result(tuple(self.timing(i, message.count) for i in range(message.count)),
                              (np.array([tensor.nbytes], np.int32), tensor))]
         return [p.Error(p.ErrorCode.UNKNOWN_MESSAGE, f"echo device has no {kind}")]

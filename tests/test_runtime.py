@@ -226,3 +226,28 @@ def test_no_interpreter_installed_says_what_to_install(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "tflite_runtime", None)
     with pytest.raises(ModelError, match="ai-edge-litert"):
         _load_interpreter_class()
+
+
+DYNAMIC = DATA / "cases" / "dynamic-shape" / "dyn_conv_int8.tflite"  # shared/cases/dynamic-shape
+
+
+def test_dynamic_model_resizes_to_the_fed_shape_and_matches_the_static_conv() -> None:
+    runner = ModelRunner(DYNAMIC)
+    assert runner.dynamic and runner.input_signatures == ((1, -1, -1, 8),)
+    assert not ModelRunner(DATA / "conv_int8.tflite").dynamic
+    x = np.random.default_rng(5).integers(-128, 128, size=(1, 12, 20, 8), dtype=np.int8)
+    with pytest.raises(ModelError, match=r"expected int8\[1, 1, 1, 8\]"):
+        runner.run_raw([x])  # not resized yet: the placeholder shape is what LiteRT holds
+    runner.resize_inputs([x.shape])
+    assert runner.inputs[0].shape == (1, 12, 20, 8) and runner.outputs[0].shape == (1, 12, 20, 16)
+    (out,) = runner.run_raw([x])
+    assert out.shape == (1, 12, 20, 16)
+    assert runner.tensor_shapes()[0] == (1, 12, 20, 8)
+
+
+@pytest.mark.parametrize("shape", [(1, 12, 20, 3), (1, 12, 20), (3, 12, 20, 8)])
+def test_resize_refuses_shapes_outside_the_signature_naming_it(shape) -> None:
+    runner = ModelRunner(DYNAMIC)
+    with pytest.raises(ModelError, match=r"does not fit its signature \[1, -1, -1, 8\]"):
+        runner.resize_inputs([shape])
+    assert runner.inputs[0].shape == (1, 1, 1, 8)  # unchanged

@@ -33,6 +33,7 @@ from pytest_edgehil.errors import (
     FrameCorrupt,
     ProtocolError,
     ProtocolVersionMismatch,
+    SequenceMismatch,
 )
 from pytest_edgehil.link.messages import (
     MAX_PAYLOAD,
@@ -55,6 +56,7 @@ from pytest_edgehil.link.messages import (
     SelectModel,
     SetInput,
 )
+from pytest_edgehil.link.replies import check_result
 from pytest_edgehil.link.traffic_log import TrafficLog
 
 if TYPE_CHECKING:
@@ -184,15 +186,17 @@ class DeviceClient:
         self._ack(f"set_input({index})", SetInput(index, np.asarray(tensor)))
 
     def run(self, count: int = 1) -> Result:
-        """Run `count` back-to-back inferences; timings of each, outputs of the last."""
+        """Run `count` back-to-back inferences; timings of each, outputs of the last.
+
+        The reply is checked before it is returned (`replies.check_result`): one timing per inference,
+        every stage time finite and >= 0, else InvalidPayload naming the device, field and value.
+        """
         if count < 1:
             raise ConfigError(f"run: count must be >= 1, got {count}")
         wait_s = self.timeout_s * math.ceil(count / RUNS_PER_TIMEOUT)
-        result = self._expect(f"run({count})", self._request(f"run({count})", Run(count), wait_s), Result)
-        if len(result.timings) != count:
-            raise ProtocolError(f"device {self.name!r} on {self.port}: RUN {count} answered with "
-                                f"{len(result.timings)} timings; the firmware must report one per inference")
-        return result
+        command = f"run({count})"
+        result = self._expect(command, self._request(command, Run(count), wait_s), Result)
+        return check_result(result, count, device=self.name, port=self.port, command=command)
 
     def reset(self) -> None:
         self._ack("reset", Reset())
@@ -208,7 +212,11 @@ class DeviceClient:
         """The reply decoded and checked: ERROR → DeviceRejected, other surprises → ProtocolError."""
         if frame.version != PROTOCOL_VERSION:
             raise self._version_mismatch(frame.version)
-        message = frame.message()
+        try:
+            message = frame.message()
+        except ProtocolError as exc:  # the codec cannot know which device answered: say it here
+            raise type(exc)(f"device {self.name!r} on {self.port}: {command} reply (seq {frame.seq}): "
+                            f"{exc}") from exc
         if isinstance(message, Error):
             hint = ERROR_HINTS.get(message.code, "see the device's text")
             raise DeviceRejected(f"device {self.name!r} on {self.port} rejected {command}: {message.code_name}: "
@@ -279,6 +287,7 @@ class _Exchange:
         self.preview = bytearray()
         self.corrupt = 0
         self.stale = 0
+        self.stale_seqs: list[int] = []  # the first few, for the error message
 
     def run(self) -> Frame:
         c = self.client
@@ -311,6 +320,8 @@ class _Exchange:
                 c.traffic_log.record_frame("rx", item, device=c.name)
                 if item.seq != self.frame.seq:
                     self.stale += 1
+                    if len(self.stale_seqs) < 8:
+                        self.stale_seqs.append(item.seq)
                     c.traffic_log.note("rx", f"skipped stale reply seq={item.seq} (waiting for "
                                              f"seq={self.frame.seq})", device=c.name)
                     continue
@@ -334,6 +345,14 @@ class _Exchange:
 
     def _timeout(self) -> DeviceTimeout:
         c = self.client
+        if self.stale and not self.corrupt:
+            # Frames did arrive, well formed, but never for this request: say so with the numbers.
+            return SequenceMismatch(
+                f"device {c.name!r} on {c.port}: waited {self.wait_s:.3g} s for the reply to {self.command} "
+                f"(seq {self.frame.seq}, {self.sent} transmissions) but received only {self.stale} replies "
+                f"carrying other sequence numbers ({', '.join(str(s) for s in self.stale_seqs)}). The device "
+                "answers late, replays old replies, or another program shares the port: check that nothing "
+                "else holds the port, reset the device, or raise timeout_s.")
         got = f"received {self.bytes_received} bytes"
         if self.preview:
             got += f" (first {len(self.preview)}: {self.preview.hex(' ')})"

@@ -11,9 +11,9 @@ import struct
 
 import numpy as np
 
-from pytest_edgehil.errors import ProtocolError
+from pytest_edgehil.errors import InvalidPayload, ProtocolError
 
-__all__ = ["DTYPE_CODES", "MAX_NDIM", "PayloadReader", "decode_tensor", "digest_field", "encode_tensor",
+__all__ = ["DTYPE_CODES", "MAX_NDIM", "MAX_TENSOR_BYTES", "PayloadReader", "check_dims", "decode_tensor", "digest_field", "encode_tensor",
            "same_tensor", "string_field"]
 
 
@@ -69,6 +69,28 @@ DTYPE_CODES: dict[np.dtype, int] = {np.dtype(t): code for code, t in enumerate(
     ("int8", "uint8", "int16", "int32", "float16", "float32"), start=1)}
 _CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
 MAX_NDIM = 8
+# A tensor's data never exceeds one frame's payload (4 MiB, framing.MAX_PAYLOAD); stated here as well so
+# that a header is bounded before any byte of its data is read.
+MAX_TENSOR_BYTES = 4 * 1024 * 1024
+
+
+def check_dims(dims: tuple[int, ...], itemsize: int, what: str) -> int:
+    """Validate a tensor header's dims; returns the data size in bytes.
+
+    Every dimension must be >= 1 (a model tensor never has zero elements, and a zero dimension beside huge
+    ones is how a header asks numpy for an impossible array), and the byte count, computed with Python
+    ints so it cannot wrap, must fit MAX_TENSOR_BYTES. Raises InvalidPayload naming the tensor, the dims
+    and the limit. (That the bytes are actually there is PayloadReader.take's check: "payload too short".)
+    """
+    if any(d < 1 for d in dims):
+        raise InvalidPayload(f"{what}: tensor header has dims {list(dims)}; every dimension must be >= 1 "
+                             "(a zero-size or garbled tensor header)")
+    nbytes = math.prod(dims) * itemsize
+    if nbytes > MAX_TENSOR_BYTES:
+        raise InvalidPayload(f"{what}: tensor header has dims {list(dims)} = {nbytes:,} bytes of data, more than "
+                             f"one frame carries ({MAX_TENSOR_BYTES:,}); the header is garbled or the sender "
+                             "packs tensors differently from docs/protocol.md")
+    return nbytes
 
 
 def encode_tensor(tensor: np.ndarray, what: str) -> bytes:
@@ -81,6 +103,9 @@ def encode_tensor(tensor: np.ndarray, what: str) -> bytes:
                             "Convert it (e.g. tensor.astype(np.float32)) or quantize it first.")
     if array.ndim > MAX_NDIM:
         raise ProtocolError(f"{what}: {array.ndim} dimensions; the protocol allows {MAX_NDIM}")
+    if array.size == 0:
+        raise ProtocolError(f"{what}: shape {list(array.shape)} has no elements; the protocol carries only "
+                            "tensors whose every dimension is >= 1")
     little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
     return struct.pack(f"<BB{array.ndim}I", code, array.ndim, *array.shape) + little.tobytes()
 
@@ -90,8 +115,8 @@ def decode_tensor(reader: PayloadReader, what: str) -> np.ndarray:
     dtype = _CODE_DTYPES.get(code)
     if dtype is None or ndim > MAX_NDIM:
         raise ProtocolError(f"{what}: unknown dtype code {code} or ndim {ndim} > {MAX_NDIM}")
-    dims = reader.unpack(f"{ndim}I", f"{what} dims")
-    raw = reader.take(math.prod(dims) * dtype.itemsize, f"{what} data")  # Python ints: no overflow
+    dims = tuple(int(d) for d in reader.unpack(f"{ndim}I", f"{what} dims"))
+    raw = reader.take(check_dims(dims, dtype.itemsize, what), f"{what} data")
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
 
 

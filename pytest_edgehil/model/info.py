@@ -1,8 +1,9 @@
-"""Static analysis of a .tflite model, without running it: size, parameters, MACs, peak activation memory.
+"""Static analysis of a .tflite model, without running it: size, parameters, MACs, peak activation memory,
+and the dtype its convolutions and matmuls compute in.
 
-The flatbuffer is parsed with the schema bindings shipped in LiteRT (`ai_edge_litert.schema_py_generated`).
-Only the main subgraph (index 0) is analysed; bodies of control-flow ops (WHILE, IF) run an unknown
-number of times, so those ops are reported as unknown rather than guessed.
+The file is read into a checked `graph.Graph` (sizes bounded, products in Python ints). Only the main
+subgraph (index 0) is analysed; bodies of control-flow ops (WHILE, IF) run an unknown number of times,
+so those ops are reported as unknown rather than guessed.
 
 MACs (multiply-accumulates per inference):
   CONV_2D            H_out * W_out * C_out * K_h * K_w * C_in/groups   (times batch)
@@ -23,6 +24,16 @@ from the op that produces it (or the start, for graph inputs) to its last consum
 outputs); the peak is the largest sum of live tensor bytes at any op. It is what must fit the device's
 RAM, and a lower bound on the tensor arena TFLM's planner needs (the planner adds alignment, fragmentation,
 scratch buffers and per-op persistent data).
+
+Compute dtype: the dtype of the activations (and weights) entering the conv / depthwise / fully connected /
+transpose conv / batch matmul ops, weighted by their MACs — not the model's input dtype. The TFLite
+converter keeps float32 I/O around an int8 graph by default (QUANTIZE in front, DEQUANTIZE behind); such a
+model computes in int8.
+
+Dynamic shapes: a model whose inputs leave dimensions open (shape_signature -1) has no single cost. Without
+`input_shapes` its shape-dependent figures (`macs`, `macs_by_op`, `peak_activation_bytes`) are not
+computed and reading them raises ModelError naming the open dimensions; with `input_shapes`, LiteRT resizes
+the inputs and the analysis uses every tensor shape it propagates.
 """
 
 from __future__ import annotations
@@ -30,46 +41,102 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pytest_edgehil.errors import ModelError
-from pytest_edgehil.model.runtime import TensorSpec
+from pytest_edgehil.model.graph import Graph, parse_graph
+from pytest_edgehil.model.ops import WEIGHT_INPUTS, compute_dtype, op_macs
+from pytest_edgehil.model.runtime import ModelRunner, TensorSpec
 
-try:
-    from ai_edge_litert import schema_py_generated as schema
-except ImportError:  # pragma: no cover - depends on the environment
-    schema = None
+# Compute dtypes the twins time at the int8 rate; anything else (float32, float16, hybrid) is float compute.
+INTEGER_COMPUTE = frozenset({"int8", "uint8", "int16"})
+
+
+@dataclass(frozen=True)
+class ShapeCost:
+    """The figures that depend on the input's shape: MACs per inference, per op, and peak activation bytes."""
+
+    macs: int
+    macs_by_op: dict[str, int]
+    peak_activation_bytes: int
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a model costs, read from its file. MACs are per inference; bytes are bytes."""
+    """What a model costs, read from its file. MACs are per inference; bytes are bytes.
+
+    `macs`, `macs_by_op` and `peak_activation_bytes` raise ModelError when the model has dynamic input
+    dimensions (`dynamic_inputs`) and was analysed without `input_shapes`: a placeholder 1x1 figure must
+    never pass for the model's cost.
+    """
 
     name: str
     size_bytes: int
     sha256: str
     parameters: int
-    macs: int
-    peak_activation_bytes: int
-    inputs: tuple[TensorSpec, ...]
+    inputs: tuple[TensorSpec, ...]  # shapes as analysed (the file's placeholders when unresolved)
     outputs: tuple[TensorSpec, ...]
     op_counts: dict[str, int] = field(default_factory=dict)
-    macs_by_op: dict[str, int] = field(default_factory=dict)
     weight_dtype: str = "none"  # dtype holding most weight elements: "int8", "float32", "float16", ...
+    compute_dtype: str = "none"  # dtype the conv/matmul ops compute in: "int8", "float32", "hybrid-int8", ...
     unknown_ops: tuple[str, ...] = ()  # op names the MAC count does not know (they count 0)
+    dynamic_inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape_signature
+    dynamic_outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # (sizes follow the inputs)
+    cost: ShapeCost | None = None  # None: dynamic inputs and no input_shapes given
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the shape-dependent figures exist (static model, or input_shapes given)."""
+        return self.cost is not None
+
+    @property
+    def integer_compute(self) -> bool:
+        """Whether the conv/matmul work runs in integer arithmetic (int8 rate on an accelerator)."""
+        return self.compute_dtype in INTEGER_COMPUTE
+
+    def _cost(self, what: str) -> ShapeCost:
+        if self.cost is None:
+            raise ModelError(f"model {self.name}: {what} depends on the input size, and {self.dynamic_text()}; "
+                             "analyse it at the shape you feed (edgehil inspect --input-shape 1,H,W,C, or "
+                             "analyze_model(..., input_shapes=[...]))")
+        return self.cost
+
+    def dynamic_text(self) -> str:
+        """e.g. "input 'x' has open dims 1, 2 (shape_signature [1, -1, -1, 8])"."""
+        parts = [f"input {name!r} has open dims {', '.join(str(a) for a, d in enumerate(sig) if d < 0)} "
+                 f"(shape_signature {list(sig)})" for name, sig in self.dynamic_inputs.items()]
+        return "; ".join(parts) or "no input is dynamic"
+
+    @property
+    def macs(self) -> int:
+        return self._cost("MACs").macs
+
+    @property
+    def macs_by_op(self) -> dict[str, int]:
+        return dict(self._cost("MACs").macs_by_op)
+
+    @property
+    def peak_activation_bytes(self) -> int:
+        return self._cost("peak activation memory").peak_activation_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (dtypes as names, shapes as lists)."""
-        data = asdict(self)
-        data["inputs"] = [_spec_dict(s) for s in self.inputs]
-        data["outputs"] = [_spec_dict(s) for s in self.outputs]
-        data["unknown_ops"] = list(self.unknown_ops)
-        return data
+        """JSON-ready form (dtypes as names, shapes as lists); shape-dependent figures null when unresolved."""
+        return {
+            "name": self.name, "size_bytes": self.size_bytes, "sha256": self.sha256, "parameters": self.parameters,
+            "macs": self.cost.macs if self.cost else None,
+            "peak_activation_bytes": self.cost.peak_activation_bytes if self.cost else None,
+            "inputs": [_spec_dict(s) for s in self.inputs], "outputs": [_spec_dict(s) for s in self.outputs],
+            "op_counts": dict(self.op_counts), "macs_by_op": dict(self.cost.macs_by_op) if self.cost else None,
+            "weight_dtype": self.weight_dtype, "compute_dtype": self.compute_dtype,
+            "unknown_ops": list(self.unknown_ops),
+            "dynamic_inputs": {name: list(sig) for name, sig in self.dynamic_inputs.items()},
+            "dynamic_outputs": {name: list(sig) for name, sig in self.dynamic_outputs.items()},
+        }
 
 
 def _spec_dict(spec: TensorSpec) -> dict[str, Any]:
@@ -77,184 +144,7 @@ def _spec_dict(spec: TensorSpec) -> dict[str, Any]:
             "scale": spec.scale, "zero_point": spec.zero_point, "quantized": spec.quantized}
 
 
-# TensorType name -> (numpy dtype used for TensorSpec, bits per element in memory).
-_TYPES: dict[str, tuple[str, int]] = {
-    "FLOAT32": ("float32", 32), "FLOAT16": ("float16", 16), "FLOAT64": ("float64", 64),
-    "INT8": ("int8", 8), "UINT8": ("uint8", 8), "INT16": ("int16", 16), "UINT16": ("uint16", 16),
-    "INT32": ("int32", 32), "UINT32": ("uint32", 32), "INT64": ("int64", 64), "UINT64": ("uint64", 64),
-    "BOOL": ("bool", 8), "COMPLEX64": ("complex64", 64), "COMPLEX128": ("complex128", 128),
-    # No numpy equivalent: stored in the nearest container, counted at their true width.
-    "INT4": ("int8", 4), "UINT4": ("uint8", 4), "INT2": ("int8", 2), "BFLOAT16": ("uint16", 16),
-    "FLOAT8_E4M3FN": ("uint8", 8), "FLOAT8_E5M2": ("uint8", 8),
-    "STRING": ("object", 8), "RESOURCE": ("object", 0), "VARIANT": ("object", 0),
-}
-
-_ELEMENTWISE = frozenset({
-    "ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "POW", "FLOOR_DIV",
-    "FLOOR_MOD", "ATAN2", "ADD_N", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LEAKY_RELU",
-    "PRELU", "LOGISTIC", "TANH", "HARD_SWISH", "ELU", "GELU", "EXP", "LOG", "SQRT", "RSQRT", "ABS",
-    "NEG", "SQUARE", "SIN", "COS", "SIGN", "FLOOR", "CEIL", "ROUND", "QUANTIZE", "DEQUANTIZE", "CAST",
-    "SOFTMAX", "LOG_SOFTMAX", "L2_NORMALIZATION", "LOCAL_RESPONSE_NORMALIZATION", "EQUAL", "NOT_EQUAL",
-    "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT",
-    "SELECT", "SELECT_V2", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"
-})
-_POOLING = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"})
-_REDUCTIONS = frozenset({"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY",
-                         "REDUCE_ALL", "ARG_MAX", "ARG_MIN", "CUMSUM"})
-_DATA_MOVEMENT = frozenset({
-    "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CONCATENATION", "PAD", "PADV2", "MIRROR_PAD", "TRANSPOSE",
-    "STRIDED_SLICE", "SLICE", "GATHER", "GATHER_ND", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "SHAPE",
-    "TILE", "BROADCAST_TO", "BROADCAST_ARGS", "FILL", "ZEROS_LIKE", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE",
-    "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "REVERSE_V2", "RANGE",
-    # resource-variable plumbing: reading or initializing weights, no arithmetic
-    "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE",
-})
-# Input positions at which the compute ops take their weights and biases.
-_WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
-    "CONV_2D": (1, 2), "CONV_3D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
-    "TRANSPOSE_CONV": (1, 3), "BATCH_MATMUL": (0, 1),
-}
-
-
-@dataclass
-class _Graph:
-    """The parts of the main subgraph the analysis needs, in plain Python types."""
-
-    op_names: list[str]
-    op_inputs: list[list[int]]
-    op_outputs: list[list[int]]
-    op_options: list[Any]
-    shapes: list[tuple[int, ...]]
-    types: list[str]
-    constant: list[bool]
-    variable: list[bool]
-    quantized: list[bool]
-    graph_inputs: list[int]
-    graph_outputs: list[int]
-    specs: list[TensorSpec]
-
-
-def _elements(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
-
-
-def _nbytes(graph: _Graph, tensor: int) -> int:
-    bits = _TYPES.get(graph.types[tensor], ("", 8))[1]
-    return (_elements(graph.shapes[tensor]) * bits + 7) // 8
-
-
-def _name_tables() -> tuple[dict[int, str], dict[int, str]]:
-    ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    return ops, types
-
-
-def _parse(data: bytes, label: str) -> _Graph:
-    if schema is None:
-        raise ModelError("analysing .tflite files needs the 'ai-edge-litert' package (its flatbuffer schema); "
-                         "install it in this environment")
-    if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
-        raise ModelError(f"{label} is not a TFLite model (no 'TFL3' flatbuffer identifier); check that the "
-                         f"file is a complete .tflite export and not a SavedModel, Keras or ONNX file")
-    try:
-        model = schema.ModelT.InitFromPackedBuf(data, 0)
-    except Exception as exc:  # a truncated flatbuffer fails anywhere inside the generated code
-        raise ModelError(f"{label} has a TFL3 header but its flatbuffer is corrupt ({type(exc).__name__}: "
-                         f"{exc}); re-export or re-download the model") from exc
-    if not model.subgraphs:
-        raise ModelError(f"{label} has no subgraphs; re-export the model")
-    op_table, type_table = _name_tables()
-    sub = model.subgraphs[0]
-    buffers = model.buffers or []
-
-    def op_name(index: int) -> str:
-        code = model.operatorCodes[index]
-        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-        name = op_table.get(builtin, f"BUILTIN_{builtin}")
-        if name == "CUSTOM":
-            custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
-            return f"CUSTOM:{custom}"
-        return name
-
-    tensors = sub.tensors or []
-    shapes, types, constant, variable, quantized, specs = [], [], [], [], [], []
-    for tensor in tensors:
-        shape = tuple(max(int(d), 1) for d in (tensor.shape if tensor.shape is not None else ()))
-        type_name = type_table.get(int(tensor.type), f"TYPE_{tensor.type}")
-        buf = buffers[tensor.buffer] if 0 < tensor.buffer < len(buffers) else None
-        has_data = buf is not None and ((buf.data is not None and len(buf.data) > 0) or (buf.offset or 0) > 1)
-        q = tensor.quantization
-        scales = [] if q is None or q.scale is None else list(q.scale)
-        zero_points = [] if q is None or q.zeroPoint is None else list(q.zeroPoint)
-        name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
-        shapes.append(shape)
-        types.append(type_name)
-        constant.append(has_data)
-        variable.append(bool(tensor.isVariable))
-        quantized.append(bool(scales))
-        # I/O tensors carry one (per-tensor) scale; per-channel ones keep the first for the spec.
-        specs.append(TensorSpec(name=name, shape=shape, dtype=np.dtype(_TYPES.get(type_name, ("uint8", 8))[0]),
-                                scale=float(scales[0]) if scales else 0.0,
-                                zero_point=int(zero_points[0]) if zero_points else 0))
-    operators = sub.operators or []
-    return _Graph(
-        op_names=[op_name(op.opcodeIndex) for op in operators],
-        op_inputs=[[int(i) for i in (op.inputs if op.inputs is not None else [])] for op in operators],
-        op_outputs=[[int(i) for i in (op.outputs if op.outputs is not None else [])] for op in operators],
-        op_options=[op.builtinOptions for op in operators],
-        shapes=shapes, types=types, constant=constant, variable=variable, quantized=quantized,
-        graph_inputs=[int(i) for i in (sub.inputs if sub.inputs is not None else [])],
-        graph_outputs=[int(i) for i in (sub.outputs if sub.outputs is not None else [])],
-        specs=specs,
-    )
-
-
-def _shape(graph: _Graph, ins: list[int], position: int) -> tuple[int, ...] | None:
-    if position < len(ins) and ins[position] >= 0:
-        return graph.shapes[ins[position]]
-    return None
-
-
-def _op_macs(graph: _Graph, op: int) -> int | None:
-    """MACs of one operator, or None when the op is not one this module knows how to count."""
-    name, ins, outs = graph.op_names[op], graph.op_inputs[op], graph.op_outputs[op]
-    out_elems = _elements(graph.shapes[outs[0]]) if outs and outs[0] >= 0 else 0
-    weights = _shape(graph, ins, 1)
-    rule: dict[str, Callable[[], int]] = {
-        # filter [C_out, K_h, K_w, C_in/groups]
-        "CONV_2D": lambda: out_elems * _elements(weights[1:]) if weights else 0,
-        # filter [K_d, K_h, K_w, C_in, C_out]
-        "CONV_3D": lambda: out_elems * _elements(weights[:-1]) if weights else 0,
-        # filter [1, K_h, K_w, C_out]
-        "DEPTHWISE_CONV_2D": lambda: out_elems * _elements(weights[1:3]) if weights else 0,
-        # weights [out, in]
-        "FULLY_CONNECTED": lambda: out_elems * weights[-1] if weights else 0,
-    }
-    if name in rule:
-        return rule[name]()
-    if name == "TRANSPOSE_CONV":  # inputs: output_shape, filter [C_out, K_h, K_w, C_in], input, (bias)
-        filt, data = _shape(graph, ins, 1), _shape(graph, ins, 2)
-        return _elements(data) * _elements(filt[:3]) if filt and data else 0
-    if name == "BATCH_MATMUL":
-        lhs = _shape(graph, ins, 0)
-        adj_x = bool(getattr(graph.op_options[op], "adjX", False))
-        return out_elems * (lhs[-2] if adj_x else lhs[-1]) if lhs and len(lhs) >= 2 else 0
-    if name in _POOLING:
-        opts = graph.op_options[op]
-        return out_elems * int(getattr(opts, "filterHeight", 1) or 1) * int(getattr(opts, "filterWidth", 1) or 1)
-    if name in _REDUCTIONS:
-        first = _shape(graph, ins, 0)
-        return _elements(first) if first is not None else 0
-    if name == "ADD_N":
-        return out_elems * max(len(ins) - 1, 1)
-    if name in _ELEMENTWISE:
-        return out_elems
-    if name in _DATA_MOVEMENT:
-        return 0
-    return None
-
-
-def _constant_derived(graph: _Graph) -> set[int]:
+def _constant_derived(graph: Graph) -> set[int]:
     """Constants plus outputs of DEQUANTIZE applied to a constant (float16/int8-compressed weights)."""
     derived = {t for t, c in enumerate(graph.constant) if c}
     for op, name in enumerate(graph.op_names):
@@ -263,11 +153,11 @@ def _constant_derived(graph: _Graph) -> set[int]:
     return derived
 
 
-def _parameters_and_weight_dtype(graph: _Graph) -> tuple[int, str]:
+def _parameters_and_weight_dtype(graph: Graph) -> tuple[int, str]:
     """Elements of constant weights/biases, and the dtype holding most weight elements."""
     weight_slots: set[int] = set()
     for op, name in enumerate(graph.op_names):
-        for position in _WEIGHT_INPUTS.get(name, ()):
+        for position in WEIGHT_INPUTS.get(name, ()):
             ins = graph.op_inputs[op]
             if position < len(ins) and ins[position] >= 0:
                 weight_slots.add(ins[position])
@@ -290,15 +180,15 @@ def _parameters_and_weight_dtype(graph: _Graph) -> tuple[int, str]:
     for t in weight_slots:
         # Matrices and filters only (rank >= 2): biases are int32 in int8 models and do not set the dtype.
         if 0 <= t < len(graph.constant) and (graph.constant[t] or t in params) and len(graph.shapes[t]) >= 2:
-            dtype_elements[graph.types[t].lower()] += _elements(graph.shapes[t])
+            dtype_elements[graph.types[t].lower()] += graph.elements(t)
     weight_dtype = dtype_elements.most_common(1)[0][0] if dtype_elements else "none"
-    return sum(_elements(graph.shapes[t]) for t in params), weight_dtype
+    return sum(graph.elements(t) for t in params), weight_dtype
 
 
-def _peak_activation_bytes(graph: _Graph, excluded: set[int]) -> int:
+def _peak_activation_bytes(graph: Graph, excluded: set[int]) -> int:
     n_ops = len(graph.op_names)
     if n_ops == 0:
-        return sum(_nbytes(graph, t) for t in set(graph.graph_inputs) | set(graph.graph_outputs)
+        return sum(graph.nbytes(t) for t in set(graph.graph_inputs) | set(graph.graph_outputs)
                    if t >= 0 and t not in excluded)
     first: dict[int, int] = {}
     last: dict[int, int] = {}
@@ -321,7 +211,7 @@ def _peak_activation_bytes(graph: _Graph, excluded: set[int]) -> int:
     for t, start in first.items():
         if t < 0 or t in excluded:
             continue
-        size = _nbytes(graph, t)
+        size = graph.nbytes(t)
         delta[start] += size
         delta[last.get(t, start) + 1] -= size
     live = peak = 0
@@ -331,40 +221,64 @@ def _peak_activation_bytes(graph: _Graph, excluded: set[int]) -> int:
     return peak
 
 
-def _analyze(data: bytes, sha256: str, label: str) -> ModelInfo:
-    graph = _parse(data, label)
-    op_counts: Counter[str] = Counter(graph.op_names)
+def _shape_cost(graph: Graph) -> tuple[ShapeCost, list[int], set[str]]:
+    """MACs (total, by op name, per op index), peak activation bytes, and the op names not counted."""
     macs_by_op: Counter[str] = Counter()
+    per_op: list[int] = []
     unknown: set[str] = set()
     constants = _constant_derived(graph)
     for op, name in enumerate(graph.op_names):
         # LiteRT dequantizes constant weights once, at the first invoke: no per-inference cost.
         weights_only = name == "DEQUANTIZE" and all(t in constants for t in graph.op_inputs[op] if t >= 0)
-        macs = 0 if weights_only else _op_macs(graph, op)
+        macs = 0 if weights_only else op_macs(graph, op)
         if macs is None:
             unknown.add(name)
         else:
             macs_by_op[name] += int(macs)
+        per_op.append(int(macs or 0))
+    cost = ShapeCost(macs=sum(macs_by_op.values()), macs_by_op=dict(sorted(macs_by_op.items())),
+                     peak_activation_bytes=_peak_activation_bytes(graph, constants))
+    return cost, per_op, unknown
+
+
+def _resolve(graph: Graph, data: bytes, input_shapes: Sequence[Sequence[int]]) -> Graph:
+    """The graph at concrete input shapes: LiteRT resizes the inputs and propagates every tensor's shape."""
+    runner = ModelRunner(data, name=graph.label)
+    runner.resize_inputs(input_shapes)
+    return graph.with_shapes(runner.tensor_shapes())
+
+
+def _analyze(data: bytes, sha256: str, label: str, input_shapes: tuple[tuple[int, ...], ...] | None) -> ModelInfo:
+    graph = parse_graph(data, label)
+    dynamic = {graph.names[t]: graph.signatures[t] or () for t in graph.graph_inputs if graph.dynamic_dims(t)}
+    dynamic_out = {graph.names[t]: graph.signatures[t] or () for t in graph.graph_outputs if graph.dynamic_dims(t)}
+    if input_shapes is not None:
+        graph = _resolve(graph, data, input_shapes)
+    cost, per_op, unknown = _shape_cost(graph)
     parameters, weight_dtype = _parameters_and_weight_dtype(graph)
     return ModelInfo(
         name=label, size_bytes=len(data), sha256=sha256, parameters=parameters,
-        macs=sum(macs_by_op.values()), peak_activation_bytes=_peak_activation_bytes(graph, constants),
         inputs=tuple(graph.specs[t] for t in graph.graph_inputs),
         outputs=tuple(graph.specs[t] for t in graph.graph_outputs),
-        op_counts=dict(sorted(op_counts.items())), macs_by_op=dict(sorted(macs_by_op.items())),
-        weight_dtype=weight_dtype, unknown_ops=tuple(sorted(unknown)),
+        op_counts=dict(sorted(Counter(graph.op_names).items())), weight_dtype=weight_dtype,
+        compute_dtype=compute_dtype(graph, per_op), unknown_ops=tuple(sorted(unknown)),
+        dynamic_inputs=dynamic, dynamic_outputs=dynamic_out, cost=cost if (input_shapes is not None or not dynamic) else None,
     )
 
 
-_CACHE: OrderedDict[str, ModelInfo] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, tuple[tuple[int, ...], ...] | None], ModelInfo] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
 
 
-def analyze_model(model: bytes | bytearray | str | Path, name: str | None = None) -> ModelInfo:
-    """Analyse a .tflite file (path) or its bytes. Results are cached by content hash (sha256).
+def analyze_model(model: bytes | bytearray | str | Path, name: str | None = None, *,
+                  input_shapes: Sequence[Sequence[int]] | None = None) -> ModelInfo:
+    """Analyse a .tflite file (path) or its bytes. Results are cached by content hash (sha256) and shapes.
 
-    `name` defaults to the file's stem, or `model-<sha256 prefix>` for bytes.
+    `name` defaults to the file's stem, or `model-<sha256 prefix>` for bytes. `input_shapes` (one shape
+    per input, e.g. [(1, 32, 32, 8)]) analyses the model at that size: required for the cost figures of a
+    model with dynamic dimensions, checked against each input's shape_signature. Raises ModelError for an
+    unreadable, corrupt or absurd file, or a shape the model cannot take.
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
         data, label = bytes(model), None
@@ -377,20 +291,23 @@ def analyze_model(model: bytes | bytearray | str | Path, name: str | None = None
         label = str(path)
     sha256 = hashlib.sha256(data).hexdigest()
     display = name or (Path(label).stem if label else f"model-{sha256[:12]}")
+    shapes = None if input_shapes is None else tuple(tuple(int(d) for d in shape) for shape in input_shapes)
+    key = (sha256, shapes)
     with _CACHE_LOCK:
-        cached = _CACHE.get(sha256)
+        cached = _CACHE.get(key)
         if cached is not None:
-            _CACHE.move_to_end(sha256)
+            _CACHE.move_to_end(key)
     if cached is None:
         try:
-            cached = _analyze(data, sha256, label or display)
-        except (IndexError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            cached = _analyze(data, sha256, label or display, shapes)
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             # Header and tables parse, but indices point nowhere: a hand-edited or damaged file.
             raise ModelError(f"{label or display} is a malformed TFLite model ({type(exc).__name__}: {exc}); "
                              f"re-export it, or check it with LiteRT's Interpreter") from exc
         with _CACHE_LOCK:
-            _CACHE[sha256] = cached
+            _CACHE[key] = cached
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)
     # Fresh dicts so that a caller mutating its copy cannot alter the cached analysis.
-    return replace(cached, name=display, op_counts=dict(cached.op_counts), macs_by_op=dict(cached.macs_by_op))
+    return replace(cached, name=display, op_counts=dict(cached.op_counts),
+                   dynamic_inputs=dict(cached.dynamic_inputs), dynamic_outputs=dict(cached.dynamic_outputs))

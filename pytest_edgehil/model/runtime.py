@@ -132,12 +132,66 @@ class ModelRunner:
             raise ModelError(f"model {self.name} could not be loaded by LiteRT ({exc}); check that it is a "
                              f"complete .tflite flatbuffer and uses only builtin ops") from exc
         input_details = self._interpreter.get_input_details()
-        output_details = self._interpreter.get_output_details()
         self._input_indices = [int(d["index"]) for d in input_details]
+        # -1 marks a dimension the model leaves open (dynamic height/width); `shape` then holds placeholders.
+        self.input_signatures: tuple[tuple[int, ...], ...] = tuple(
+            tuple(int(x) for x in d.get("shape_signature", d["shape"])) for d in input_details)
+        self._lock = threading.Lock()
+        self._read_specs()
+
+    def _read_specs(self) -> None:
+        input_details = self._interpreter.get_input_details()
+        output_details = self._interpreter.get_output_details()
         self._output_indices = [int(d["index"]) for d in output_details]
         self.inputs: tuple[TensorSpec, ...] = tuple(_spec_from_details(d) for d in input_details)
         self.outputs: tuple[TensorSpec, ...] = tuple(_spec_from_details(d) for d in output_details)
-        self._lock = threading.Lock()
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether any input has a dimension the model leaves open (shape_signature -1)."""
+        return any(d < 0 for signature in self.input_signatures for d in signature)
+
+    def check_input_shape(self, index: int, shape: Sequence[int]) -> tuple[int, ...]:
+        """`shape` as a tuple if input `index` can take it: same rank, fixed dims equal, open dims >= 1.
+
+        Raises ModelError naming the input, its signature and the shape asked for.
+        """
+        signature = self.input_signatures[index]
+        wanted = tuple(int(d) for d in shape)
+        fits = len(wanted) == len(signature) and all(
+            (s < 0 and w >= 1) or w == s for s, w in zip(signature, wanted))
+        if not fits:
+            raise ModelError(f"model {self.name}, input {self.inputs[index].name!r}: shape {list(wanted)} does not "
+                             f"fit its signature {list(signature)} (-1 = any size >= 1, other dims fixed); give a "
+                             "shape with the model's rank and fixed dimensions")
+        return wanted
+
+    def resize_inputs(self, shapes: Sequence[Sequence[int]]) -> None:
+        """Give each input a concrete shape (LiteRT `resize_tensor_input` + `allocate_tensors`).
+
+        Needed before running a model with dynamic dimensions at the size actually fed; `inputs` and
+        `outputs` then describe the new shapes. ModelError if a shape does not fit the input's signature.
+        """
+        if len(shapes) != len(self.inputs):
+            raise ModelError(f"model {self.name} takes {len(self.inputs)} input tensor(s), got {len(shapes)} shapes")
+        wanted = [self.check_input_shape(i, shape) for i, shape in enumerate(shapes)]
+        with self._lock:
+            if all(w == spec.shape for w, spec in zip(wanted, self.inputs)):
+                return
+            try:
+                for index, shape in zip(self._input_indices, wanted):
+                    self._interpreter.resize_tensor_input(index, list(shape), strict=True)
+                self._interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(f"model {self.name}: LiteRT cannot run it at input shapes "
+                                 f"{[list(w) for w in wanted]} ({exc})") from exc
+            self._read_specs()
+
+    def tensor_shapes(self) -> dict[int, tuple[int, ...]]:
+        """Shape of every tensor of the main subgraph at the current input shapes, by tensor index."""
+        with self._lock:
+            return {int(d["index"]): tuple(int(x) for x in d["shape"])
+                    for d in self._interpreter.get_tensor_details()}
 
     def __repr__(self) -> str:
         return f"ModelRunner({self.name}, inputs={[s.describe() for s in self.inputs]})"

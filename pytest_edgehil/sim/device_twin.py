@@ -2,7 +2,10 @@
 
 The twin speaks the same protocol module as the host (`pytest_edgehil.link.messages`) through the generic
 pty link (`pytest_edgehil.sim.pty_link`), runs the model for real with LiteRT, and derives stage timings
-and power from its `DeviceProfile` and the MACs counted in the model. It runs on a virtual clock: a
+and power from its `DeviceProfile` and the MACs counted in the model at the shape actually fed: a model
+with dynamic height/width is resized (LiteRT `resize_tensor_input`) to each SET_INPUT's shape and timed
+from the MACs at that shape; a RUN before any input of such a model is refused with the reason. Whether
+it is timed as int8 or float follows the dtype its convolutions compute in, not its input dtype. It runs on a virtual clock: a
 RUN of 100 inferences of 19 ms answers at once, but every span it reports (and records on the bench's
 `ActivityTimeline` for the analyzer twin) is consistent in virtual time.
 """
@@ -10,6 +13,7 @@ RUN of 100 inferences of 19 ms answers at once, but every span it reports (and r
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import zlib
 from collections.abc import Callable, Sequence
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from typing_extensions import Self
 
+from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
@@ -48,7 +53,9 @@ class _Upload:
 @dataclass
 class _LoadedModel:
     sha256: bytes
-    info: ModelInfo
+    name: str
+    data: bytes
+    info: ModelInfo  # at the shapes of `inputs` (unresolved for a dynamic model before its first input)
     runner: ModelRunner
     inputs: list[np.ndarray]
 
@@ -91,6 +98,12 @@ class DeviceTwin:
         if self._endpoint is None:
             raise RuntimeError(f"device twin {self.name!r} is not started; call start() first")
         return self._endpoint.port
+
+    @property
+    def active_model_info(self) -> ModelInfo | None:
+        """The analysis the twin times the active model with (at the shape last fed), None without a model."""
+        with self._lock:
+            return self._model.info if self._model is not None else None
 
     def close(self) -> None:
         if self._endpoint is not None:
@@ -173,10 +186,13 @@ class DeviceTwin:
             raise TwinRefusal(p.ErrorCode.BAD_INPUT, f"input index {msg.index}; the model has {len(specs)}")
         spec = specs[msg.index]
         tensor = np.asarray(msg.tensor)
-        if tuple(tensor.shape) != tuple(spec.shape) or tensor.dtype != spec.dtype:
+        signature = model.runner.input_signatures[msg.index]
+        if tensor.dtype != spec.dtype or not _fits(tuple(tensor.shape), signature):
             raise TwinRefusal(p.ErrorCode.BAD_INPUT,
                               f"input {msg.index} is {tensor.dtype}{list(tensor.shape)}, "
-                              f"the model expects {np.dtype(spec.dtype)}{list(spec.shape)}")
+                              f"the model expects {np.dtype(spec.dtype)}{list(signature)} (-1: any size)")
+        if tuple(tensor.shape) != tuple(spec.shape) or not model.info.resolved:
+            self._reshape(model, msg.index, tuple(tensor.shape))
         model.inputs[msg.index] = tensor
         return [p.Ack(p.MsgType.SET_INPUT)]
 
@@ -184,6 +200,11 @@ class DeviceTwin:
         model = self._require_model()
         if msg.count < 1:
             raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {msg.count}")
+        if not model.info.resolved:
+            raise TwinRefusal(p.ErrorCode.BAD_INPUT,
+                              f"model {model.name!r} has dynamic input dimensions ({model.info.dynamic_text()}) "
+                              "and no input has been set, so there is no size to time; send SET_INPUT with "
+                              "the shape to measure first")
         # One real inference gives the outputs (the input does not change within a RUN);
         # the timeline is generated for every one of the `count` inferences.
         outputs = model.runner.run_raw(model.inputs)
@@ -198,20 +219,43 @@ class DeviceTwin:
     # -- model and timing ------------------------------------------------------------------------------
     def _activate(self, model_bytes: bytes, name: str) -> None:
         info = analyze_model(model_bytes, name=name)
-        if info.peak_activation_bytes > self.profile.ram_bytes:
-            raise TwinRefusal(p.ErrorCode.MODEL_TOO_LARGE,
-                              f"model {name!r} needs {info.peak_activation_bytes} bytes of activation memory "
-                              f"but the {self.profile.kind} has {self.profile.ram_bytes} bytes of RAM")
+        if info.resolved:  # a dynamic model is checked against RAM at the shape it is fed
+            self._check_ram(info, name)
         runner = ModelRunner(model_bytes)
         inputs = [np.zeros(spec.shape, dtype=spec.dtype) for spec in runner.inputs]
-        self._model = _LoadedModel(hashlib.sha256(model_bytes).digest(), info, runner, inputs)
+        self._model = _LoadedModel(hashlib.sha256(model_bytes).digest(), name, model_bytes, info, runner, inputs)
         # Loading costs flash-read time: 1 µs per KB keeps virtual time moving plausibly.
         self._advance("load", len(model_bytes) * 1e-9, self.profile.power.readout_w)
 
+    def _check_ram(self, info: ModelInfo, name: str) -> None:
+        if info.peak_activation_bytes > self.profile.ram_bytes:
+            raise TwinRefusal(p.ErrorCode.MODEL_TOO_LARGE,
+                              f"model {name!r} needs {info.peak_activation_bytes} bytes of activation memory "
+                              f"(inputs {[list(s.shape) for s in info.inputs]}) but the {self.profile.kind} has "
+                              f"{self.profile.ram_bytes} bytes of RAM")
+
+    def _reshape(self, model: _LoadedModel, index: int, shape: tuple[int, ...]) -> None:
+        """Resize the model to the shape fed at input `index`, re-count its cost there, check its RAM."""
+        shapes = [tuple(s.shape) for s in model.runner.inputs]
+        shapes[index] = shape
+        try:
+            info = analyze_model(model.data, name=model.name, input_shapes=shapes)
+            self._check_ram(info, model.name)
+            model.runner.resize_inputs(shapes)
+        except ModelError as exc:
+            raise TwinRefusal(p.ErrorCode.BAD_INPUT, f"model {model.name!r} cannot run at inputs {shapes}: {exc}") from exc
+        model.info = info
+        model.inputs = [t if tuple(t.shape) == s else np.zeros(s, dtype=t.dtype) for t, s in zip(model.inputs, shapes)]
+
     def nominal_stage_s(self, info: ModelInfo) -> tuple[float, float, float]:
-        """(readout, inference, retrieval) seconds without jitter: what calibration is checked against."""
-        float_model = np.dtype(info.inputs[0].dtype) == np.float32 if info.inputs else False
-        output_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in info.outputs)
+        """(readout, inference, retrieval) seconds without jitter: what calibration is checked against.
+
+        Timed as float when the model's convolutions/matmuls compute in float (`ModelInfo.compute_dtype`),
+        so an int8 graph with float32 I/O (QUANTIZE in front, DEQUANTIZE behind) runs at the int8 rate.
+        ModelError if the model has dynamic dimensions and `info` was not analysed at a concrete shape.
+        """
+        float_model = float_compute(info)
+        output_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in info.outputs)
         return (self.profile.readout_s, self.profile.inference_s(info.macs, float_model=float_model),
                 self.profile.retrieval_s(output_bytes))
 
@@ -253,3 +297,16 @@ class DeviceTwin:
         if self._model is None:
             raise TwinRefusal(p.ErrorCode.NO_MODEL, "no model loaded; send LOAD_MODEL or SELECT_MODEL first")
         return self._model
+
+
+def _fits(shape: tuple[int, ...], signature: tuple[int, ...]) -> bool:
+    """Whether a fed shape fits an input's shape_signature (-1: any size >= 1)."""
+    return len(shape) == len(signature) and all((s < 0 and d >= 1) or d == s for d, s in zip(shape, signature))
+
+
+def float_compute(info: ModelInfo) -> bool:
+    """Whether a twin times `info` at the float rate: its conv/matmul ops compute in float. A model
+    without such ops falls back on its input dtype (nothing else says what its arithmetic is)."""
+    if info.compute_dtype != "none":
+        return not info.integer_compute
+    return bool(info.inputs) and np.issubdtype(np.dtype(info.inputs[0].dtype), np.floating)

@@ -57,7 +57,11 @@ class DeviceProfile:
     source: str  # where the numbers come from
 
     def inference_s(self, macs: int, *, float_model: bool = False) -> float:
-        """Nominal (jitter-free) inference time of a model with `macs` multiply-accumulates."""
+        """Nominal (jitter-free) inference time in seconds of a model with `macs` multiply-accumulates.
+
+        `float_model`: the model's convolutions/matmuls compute in float (`ModelInfo.compute_dtype`), not
+        merely its input/output dtype — an int8 graph behind float32 I/O runs at the int8 rate.
+        """
         compute_s = macs / self.int8_macs_per_s
         if float_model:
             compute_s *= self.float_slowdown
