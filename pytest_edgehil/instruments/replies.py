@@ -55,7 +55,7 @@ def decode_text(raw: bytes, *, resource: str, command: str) -> str:
     if bad is not None:
         raise reply_error(resource, command, raw, f"holds the non-ASCII byte {body[bad]:#04x} at offset {bad}",
                           "check that the query expects a text reply (FORM ASC vs REAL) and that no other "
-                          "program shares the session; the session was cleared")
+                          "program shares the session")
     return body.decode("ascii").strip()
 
 
@@ -92,8 +92,8 @@ def parse_status(text: str, *, resource: str, command: str) -> int:
 def parse_error_entry(text: str, *, resource: str, command: str = "SYST:ERR?") -> tuple[int, str]:
     """A SYST:ERR? reply `<code>,"<text>"` as (code, text); InstrumentReplyError if it is not one."""
     head, comma, rest = text.strip().partition(",")
-    check = ("another reply was probably still pending: the session was cleared; if this repeats, "
-             "send *CLS and reconnect")
+    check = ("another reply was probably still pending: if this repeats, send *CLS and "
+             "reconnect")
     head = head.strip()
     digits = head[1:] if head[:1] in "+-" else head
     if not comma or not digits.isdigit() or not digits.isascii():
@@ -134,19 +134,17 @@ def read_block(read_exact: ReadExact, *, resource: str, command: str, expected_b
     head = read_exact(2)
     if head[:1] != b"#" or not head[1:2].isdigit() or head[1:2] == b"0":
         raise reply_error(resource, command, head, "is not a definite-length block '#<n><length>...'",
-                          "check FORM REAL (binary) vs ASC and the byte count the query returns; "
-                          "the session was cleared")
+                          "check FORM REAL (binary) vs ASC and the byte count the query returns")
     digits = read_exact(int(head[1:2]))
     if not digits.isdigit():
         raise reply_error(resource, command, head + digits, "has a block header whose length is not digits",
-                          "the reply is garbled (a noisy link or another program on the session); "
-                          "the session was cleared")
+                          "the reply is garbled (a noisy link or another program on the session)")
     length = int(digits)
     if (expected_bytes is not None and length != expected_bytes) or length > max_bytes:
         wanted = f"{expected_bytes} were expected" if expected_bytes is not None else f"the limit is {max_bytes}"
         raise reply_error(resource, command, head + digits, f"announces a {length}-byte block but {wanted}",
                           "another program may have changed the capture settings (points, functions): "
-                          "configure again; the session was cleared")
+                          "configure again")
     payload = read_exact(length)
     if terminator:
         end = read_exact(len(terminator))
@@ -154,7 +152,7 @@ def read_block(read_exact: ReadExact, *, resource: str, command: str, expected_b
             raise reply_error(resource, command, head + digits + payload[-8:] + end,
                               f"carries bytes after its {length}-byte block instead of the terminator",
                               "the reply is longer than its header says (garbled or mixed with another "
-                              "reply); the session was cleared")
+                              "reply)")
     return payload
 
 

@@ -163,7 +163,7 @@ def format_ascii_floats(values: np.ndarray) -> bytes:
 
 
 # Re-exported: the link and the reply checks were split out of this module (import them from here or there).
-from pytest_edgehil.instruments.visa_link import VisaLink, drain_errors  # noqa: E402
+from pytest_edgehil.instruments.visa_link import VisaLink, drain_errors
 
 __all__ = ["Setting", "SettingTable", "Value", "VisaLink", "check_plausible", "decode_block", "drain_errors",
            "encode_block", "encode_float32_block", "float32_payload", "format_ascii_floats", "format_error",

@@ -75,8 +75,8 @@ class VisaLink:
         except pyvisa.errors.VisaIOError as exc:
             if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
                 raise InstrumentTimeout(
-                    f"{self.name} did not answer {what!r} within {self.timeout_ms:g} ms; check that "
-                    f"the instrument is on and reachable (pyvisa-info, ping its address) and that "
+                    f"{self.name} did not answer {what!r} (in full) within {self.timeout_ms:g} ms; check "
+                    f"that the instrument is on and reachable (pyvisa-info, ping its address) and that "
                     f"no other program holds the session") from exc
             raise InstrumentError(f"{self.name}: VISA error during {what!r}: {exc}; check the "
                                   f"connection (pyvisa-info, cabling, address)") from exc
@@ -91,21 +91,27 @@ class VisaLink:
             self.recover()
         try:
             return self._call(what, action)
-        except (InstrumentTimeout, InstrumentReplyError):
+        except (InstrumentTimeout, InstrumentReplyError) as exc:
             try:
                 self.recover()
+                outcome = "the session was cleared and resynchronized"
             except InstrumentError as failed:  # the first error is the one to report; retry at next use
                 self.log.warning("could not resynchronize after a bad reply to %r: %s", what, failed)
+                outcome = f"clearing the session failed too ({failed}); it is retried before the next use"
+            exc.args = (f"{exc.args[0]} [{outcome}]", *exc.args[1:])
             raise
 
     def _clear(self) -> None:
+        # Not every backend implements viClear (pyvisa-sim raises NotImplementedError): then at least
+        # discard the read buffer; a VISA error here is left to the *IDN? synchronization to judge.
+        unsupported = (NotImplementedError, pyvisa.errors.Error)
         try:
             self.resource.clear()
-        except Exception as exc:  # not every backend implements viClear (pyvisa-sim); drop our buffer
+        except unsupported as exc:
             self.log.debug("device clear not supported (%s); discarding the read buffer", exc)
             try:
                 self.resource.flush(pyvisa.constants.BufferOperation.discard_read_buffer_no_io)
-            except Exception:
+            except unsupported:
                 self.log.debug("flush not supported either", exc_info=True)
 
     def recover(self) -> None:
@@ -153,12 +159,12 @@ class VisaLink:
                     raise InstrumentTimeout(
                         f"{self.name} did not answer {command!r} within {self.timeout_ms:g} ms; check that "
                         f"the instrument is on and reachable (pyvisa-info) and that the acquisition "
-                        f"completed; the session was cleared") from exc
+                        f"completed") from exc
                 raise InstrumentTimeout(
                     f"{self.name}: reply to {command!r} stopped after {total} bytes (last: "
                     f"{shown(bytes(data[-16:]))}), {count - len(data)} short of what its block header "
                     f"announced: a short block or a stalled transfer; check the connection and fetch "
-                    f"again (the session was cleared)") from exc
+                    f"again") from exc
         received[0] += count
         return bytes(data)
 
