@@ -27,7 +27,6 @@ ERROR_CODE_RANGE = (-32768, 32767)
 # The widest status register a SCPI instrument has (SCPI-99 §9: 16-bit condition registers).
 STATUS_REGISTER_MAX = 65535
 _SHOWN_BYTES = 48
-_PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09}  # printable ASCII and TAB
 
 
 def shown(raw: bytes | str, limit: int = _SHOWN_BYTES) -> str:
@@ -51,8 +50,10 @@ def decode_text(raw: bytes, *, resource: str, command: str) -> str:
     Raises InstrumentReplyError for a byte outside printable ASCII (a binary block answered to a
     text query, line noise, a reply in another encoding)."""
     body = raw.rstrip(b"\r\n")
-    bad = next((i for i, byte in enumerate(body) if byte not in _PRINTABLE), None)
-    if bad is not None:
+    codes = np.frombuffer(body, dtype=np.uint8)  # vectorized: an ASCII array reply runs to megabytes
+    outside = np.flatnonzero(((codes < 0x20) & (codes != 0x09)) | (codes > 0x7E))
+    if outside.size:
+        bad = int(outside[0])
         raise reply_error(resource, command, raw, f"holds the non-ASCII byte {body[bad]:#04x} at offset {bad}",
                           "check that the query expects a text reply (FORM ASC vs REAL) and that no other "
                           "program shares the session")
@@ -110,9 +111,15 @@ def parse_ascii_floats(text: str, *, resource: str, command: str, expected_count
     if expected_count is not None and len(fields) != expected_count:
         raise reply_error(resource, command, text, f"holds {len(fields)} values, expected {expected_count}",
                           "another program may have changed the capture settings: configure again")
-    values = np.empty(len(fields))
-    for k, field in enumerate(fields):
-        values[k] = parse_number(field, resource=resource, command=command)
+    try:
+        values = np.array(fields, dtype=np.float64)  # vectorized; the slow path below names the culprit
+    except ValueError:
+        values = np.array([parse_number(field, resource=resource, command=command) for field in fields])
+    bad = np.flatnonzero(~np.isfinite(values) | (np.abs(values) >= SCPI_SENTINEL))
+    if bad.size:
+        field = fields[int(bad[0])]
+        parse_number(field, resource=resource, command=command)  # raises, naming the value and why
+        raise reply_error(resource, command, field, "is not a finite number", "check the measurement range")
     return values
 
 
