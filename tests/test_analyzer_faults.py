@@ -21,8 +21,8 @@ from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
 IDLE_W, LOAD_W, INFERENCE_W = 0.010, 0.050, 0.200
 SUPPLY_V = 3.3
-TIMEOUT_MS = 300  # VISA timeout: short, so that timeouts cost little
-LATE_S = 0.6  # a late reply arrives after the VISA timeout, well within the recovery's wait
+TIMEOUT_MS = 500  # VISA timeout: short, so that timeouts cost little, with room for a loaded machine
+LATE_S = 1.0  # a late reply arrives after the VISA timeout, well within the recovery's 2 s wait
 POINTS = 400
 
 # dialect -> (sample interval, pre-trigger points)
