@@ -194,7 +194,8 @@ def decode_float32(payload: bytes, *, big_endian: bool, resource: str, command: 
     if len(payload) % 4:
         raise reply_error(resource, command, payload, f"carries {len(payload)} bytes, not whole float32 values",
                           "check FORM REAL (32-bit) and that the query returns float32")
-    values = np.frombuffer(payload, dtype=">f4" if big_endian else "<f4").astype(np.float64)
+    with np.errstate(invalid="ignore"):  # a signalling NaN warns on the cast; NaNs are refused by range checks
+        values = np.frombuffer(payload, dtype=">f4" if big_endian else "<f4").astype(np.float64)
     if expected_count is not None and values.size != expected_count:
         raise reply_error(resource, command, payload, f"holds {values.size} values, expected {expected_count}",
                           "another program may have changed the capture settings: configure again")
