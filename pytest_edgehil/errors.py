@@ -70,6 +70,20 @@ class ScpiError(InstrumentError):
     """The instrument's error queue (SYST:ERR?) reported an error; the text is the instrument's own."""
 
 
+class InstrumentReplyError(InstrumentError):
+    """An instrument's reply failed a check: undecodable bytes, a malformed or over-long block, surplus
+    bytes, a non-finite or out-of-range value, the wrong count of values, or a clipped trace.
+
+    `resource`, `command` and `reply` (the bytes seen, possibly truncated) say which exchange it was.
+    """
+
+    def __init__(self, message: str, *, resource: str = "", command: str = "", reply: bytes = b"") -> None:
+        super().__init__(message)
+        self.resource = resource
+        self.command = command
+        self.reply = reply
+
+
 class MeasurementError(EdgeHILError):
     """A trace cannot give the asked-for figure (e.g. a window shorter than the sample period)."""
 

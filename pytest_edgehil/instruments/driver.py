@@ -11,6 +11,7 @@ method and the state, so a test that forgot to arm fails with a sentence, not wi
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -26,14 +27,14 @@ from pytest_edgehil.instruments.dialect import (
     FetchQuery,
     IntervalRule,
 )
-from pytest_edgehil.instruments.scpi import (
-    SettingTable,
-    Value,
-    VisaLink,
+from pytest_edgehil.instruments.replies import (
+    check_not_clipped,
     check_plausible,
-    drain_errors,
-    parse_error,
+    parse_status,
+    reply_error,
 )
+from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
+from pytest_edgehil.instruments.visa_link import MAX_QUEUE_ENTRIES, VisaLink, drain_errors
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,8 @@ class ScpiAnalyzer(PowerAnalyzer):
         # Errors left by an earlier session are not ours to raise; clear them so that the first
         # ScpiError we raise blames the right command.
         self.link.write("*CLS")
-        for _ in range(64):
-            if parse_error(self.link.query(self.error_query))[0] == 0:
+        for _ in range(MAX_QUEUE_ENTRIES):
+            if self.link.query_error(self.error_query)[0] == 0:
                 break
 
     def drain_errors(self, after: str) -> None:
@@ -138,15 +139,24 @@ class ScpiAnalyzer(PowerAnalyzer):
         return checked
 
     def read_setting(self, name: str) -> Value:
+        """The setting's value as the instrument reports it, checked against the setting's own
+        bounds or choices (InstrumentReplyError, and a cleared session, for anything else)."""
         setting = self.settings[name]
         command = setting.query_command(self.channel)
-        reply = self.link.query(command)
-        try:
-            return setting.parse(reply)
-        except ValueError:
-            raise InstrumentError(f"{self.model} at {self.resource}: {command!r} answered {reply!r}, "
-                                  f"not a {setting.kind.__name__}; is this the model the driver "
-                                  f"expects ({self.idn})?") from None
+
+        def parse(reply: str) -> Value:
+            try:
+                value = setting.parse(reply)
+                accepted = setting.accepts(value) if setting.kind is str else _within(setting, float(value))
+            except (ValueError, OverflowError):
+                accepted = False
+            if not accepted:
+                raise reply_error(self.resource, command, reply,
+                                  f"is not a {setting.kind.__name__} within {setting.bounds_text()}",
+                                  f"is this the model the driver expects ({self.idn})?")
+            return value
+
+        return self.link.query_checked(command, parse)
 
     def send(self, command: str) -> None:
         """Send a raw command and raise the instrument's own error text if it objected."""
@@ -262,12 +272,8 @@ class ScpiAnalyzer(PowerAnalyzer):
     def acquisition_status(self) -> str:
         """'waiting for trigger', 'measuring' or 'complete', from the instrument's status register."""
         command = self.status_query.format(channel=self.channel)
-        reply = self.link.query(command)
-        try:
-            bits = int(float(reply))
-        except ValueError:
-            raise InstrumentError(f"{self.model} at {self.resource}: {command!r} answered {reply!r}, "
-                                  f"not a status register value") from None
+        bits = self.link.query_checked(command, lambda text: parse_status(text, resource=self.resource,
+                                                                          command=command))
         if bits & self.waiting_bit:
             return "waiting for trigger"
         if bits & self.measuring_bit:
@@ -319,39 +325,42 @@ class ScpiAnalyzer(PowerAnalyzer):
             return self.fetch_big_endian
         return self.byte_order == "NORM" if fetch.big_endian is None else fetch.big_endian
 
-    def _read_array(self, fetch: FetchQuery, command: str) -> np.ndarray:
+    def _read_array(self, fetch: FetchQuery, command: str, count: int) -> np.ndarray:
         binary = self.transfer_format == "REAL" if fetch.binary is None else fetch.binary
         if binary:
-            return self.link.query_float32_block(command, big_endian=self._big_endian(fetch))
-        return self.link.query_ascii_floats(command)
+            return self.link.query_float32_block(command, big_endian=self._big_endian(fetch),
+                                                 expected_count=count)
+        return self.link.query_ascii_floats(command, expected_count=count)
 
     def _fetch(self, capture: CaptureConfig) -> Trace:
         where = f"{self.model} at {self.resource} ch{self.channel}"
         columns: dict[str, np.ndarray] = {}
+        sources: dict[str, str] = {}  # column -> the command that read it (named in errors)
         for fetch in self.fetch_queries:
             if fetch.columns == ("voltage",) and not capture.digitize_voltage:
                 continue  # not digitized: the programmed voltage stands in below
             command = fetch.query.format(channel=self.channel)
-            values = self._read_array(fetch, command)
-            self.drain_errors(after=command)
             width = len(fetch.columns)
-            if values.size != width * capture.points:
-                raise InstrumentError(
-                    f"{where}: {command} returned {values.size} values, expected {width * capture.points} "
-                    f"({', '.join(fetch.columns)} for each of {capture.points} points); another program "
-                    f"may have changed the capture settings: configure again")
+            # The count is checked as the reply is read (a block's header before its payload).
+            values = self._read_array(fetch, command, width * capture.points)
+            self.drain_errors(after=command)
             for k, name in enumerate(fetch.columns):
                 columns[name] = values[k::width].copy()
+                sources[name] = command
         hint = self.fetch_hint.format(big_endian=self._big_endian(self.fetch_queries[0]))
         current_a = columns["current"]
-        check_plausible(current_a, full_scale=capture.current_range_a, what="current", where=where, hint=hint)
+        # Range checks: a byte-order or format mistake decodes to impossible values, and a reading
+        # pinned at the range limit is the ADC saturating: neither is ever integrated.
+        check_plausible(current_a, full_scale=capture.current_range_a, what="current", where=where, hint=hint,
+                        command=sources["current"])
+        check_not_clipped(current_a, range_a=capture.current_range_a, where=where, command=sources["current"])
         voltage_v = columns.get("voltage")
         if voltage_v is None:
             voltage_v = np.full(current_a.shape, capture.voltage_v)
         else:
             full_scale_v = self.settings[self.roles.voltage].maximum or capture.voltage_v
             check_plausible(voltage_v, full_scale=full_scale_v, what="voltage", where=where, hint=hint,
-                            expected=capture.voltage_v)
+                            expected=capture.voltage_v, command=sources["voltage"])
         rel_time_s = columns.get("time")
         if rel_time_s is not None and rel_time_s.size > 1:
             spacing_s = float(np.median(np.diff(rel_time_s)))
@@ -361,3 +370,10 @@ class ScpiAnalyzer(PowerAnalyzer):
                                       f"the interval setting ({self.roles.interval}) and the line frequency")
         return Trace(current_a=current_a, voltage_v=voltage_v, sample_interval_s=capture.sample_interval_s,
                      trigger_index=capture.pretrigger_points, idn=self.idn)
+
+
+def _within(setting: Setting, value: float) -> bool:
+    """A read-back number within the setting's bounds, allowing for the text's last-digit rounding."""
+    return (math.isfinite(value)
+            and (setting.minimum is None or value >= setting.minimum - 1e-9 * abs(setting.minimum))
+            and (setting.maximum is None or value <= setting.maximum + 1e-9 * abs(setting.maximum)))

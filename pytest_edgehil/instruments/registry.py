@@ -113,6 +113,7 @@ def open_analyzer(resource: str, *, channel: int = 1, resource_manager: Any = No
     link = VisaLink(handle, resource)
     try:
         idn = link.query("*IDN?")
+        link.identity = idn  # the link re-synchronizes on it after a bad reply
         driver = driver_for_idn(idn)
         analyzer: PowerAnalyzer = driver(link, idn=idn, channel=channel)
     except BaseException:

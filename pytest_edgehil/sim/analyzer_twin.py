@@ -3,14 +3,15 @@
 It is a real SCPI server on loopback TCP that speaks the dialect of one of our drivers, built from
 that driver's declarations (`twin_dialect`), keeps its settings as state, has a real error queue, and
 captures a window around the device's trigger edge. What a capture holds (mean power per sample,
-noise, quantization) is `trace_synthesis`.
+noise, quantization) is `trace_synthesis`. Faults (a reply late, short or garbled, a queued error, a
+lost trigger, a clipped capture) are armed with `inject` or the `faults` argument: `analyzer_faults`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,9 +21,25 @@ from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.instruments import scpi
 from pytest_edgehil.instruments.dialect import BYTE_ORDER_SETTING, FORMAT_SETTING, FetchQuery
 from pytest_edgehil.instruments.scpi import Setting, Value
-from pytest_edgehil.sim.scpi_server import ScpiCommand, ScpiServer
+from pytest_edgehil.sim.analyzer_faults import (
+    ACQUISITION,
+    ANY_COMMAND,
+    BLOCK_FAULTS,
+    FETCH,
+    REPLY_FAULTS,
+    STATUS,
+    AnalyzerFault,
+    FaultPlan,
+    reshape_reply,
+)
+from pytest_edgehil.sim.scpi_server import Reply, ScpiCommand, ScpiServer
 from pytest_edgehil.sim.timeline import ActivityTimeline
-from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, mean_power_per_sample
+from pytest_edgehil.sim.trace_synthesis import (
+    CaptureWindow,
+    digitize,
+    mean_power_per_sample,
+    overload_and_pin,
+)
 from pytest_edgehil.sim.twin_dialect import (
     DIALECTS,
     CapturePlan,
@@ -35,7 +52,8 @@ from pytest_edgehil.sim.twin_dialect import (
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the package supports Python 3.10 at runtime
 
-__all__ = ["DIALECTS", "AnalyzerTwin", "CapturePlan", "CaptureWindow", "TwinDialect", "mean_power_per_sample"]
+__all__ = ["DIALECTS", "AnalyzerFault", "AnalyzerTwin", "CapturePlan", "CaptureWindow", "TwinDialect",
+           "mean_power_per_sample"]
 
 GRACE_S = 0.05  # real seconds to wait for the device to record activity up to the window's end
 
@@ -49,6 +67,8 @@ class _Acquisition:
     cancelled: threading.Event = field(default_factory=threading.Event)
     bus_trigger: threading.Event = field(default_factory=threading.Event)
     bus_trigger_s: float = 0.0
+    trigger_lost: bool = False  # fault: armed, but the trigger never fires
+    clip_overload: float | None = None  # fault: the device draws this multiple of the range; pinned there
 
 
 @dataclass(frozen=True)
@@ -63,7 +83,8 @@ class AnalyzerTwin:
     """A simulated power analyzer on loopback TCP, digitizing `timeline` in the chosen dialect."""
 
     def __init__(self, timeline: ActivityTimeline, *, dialect: str = "keysight-n6705c", seed: int = 0,
-                 noise_rel: float = 0.002, adc_bits: int = 18, grace_s: float = GRACE_S) -> None:
+                 noise_rel: float = 0.002, adc_bits: int = 18, grace_s: float = GRACE_S,
+                 faults: Iterable[AnalyzerFault] = ()) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"analyzer twin dialect {dialect!r} is unknown; "
                               f"use one of {', '.join(DIALECTS)}")
@@ -74,6 +95,7 @@ class AnalyzerTwin:
         self.noise_rel = noise_rel
         self.adc_bits = adc_bits
         self.grace_s = grace_s
+        self.faults = FaultPlan(tuple(faults))
         self.commands: list[str] = []
         self.last_capture: CaptureWindow | None = None
         self.resource = ""
@@ -119,10 +141,21 @@ class AnalyzerTwin:
         """The energy the device really drew in [t0, t1] (the function the samples average)."""
         return self.timeline.energy_between(t0_s, t1_s)
 
+    def last_readings(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(current_a, voltage_v) float32 of the last completed capture, exactly as served; None if none."""
+        with self._lock:
+            return None if self._data is None else (self._data.current_a.copy(), self._data.voltage_v.copy())
+
     @property
     def settings(self) -> dict[str, Value]:
         with self._lock:
             return dict(self._state)
+
+    def inject(self, kind: str, count: int = 1, **options: object) -> AnalyzerFault:
+        """Arm a fault for the next `count` commands it applies to (see `analyzer_faults`); returns it.
+
+        Options: `on` (a header), `delay_s`, `text`, `error`, `overload`."""
+        return self.faults.inject(AnalyzerFault(kind, count, **options))  # type: ignore[arg-type]
 
     def accepted_headers(self) -> set[str]:
         """Every header this twin answers, read off its dispatch table (upper case, no '?')."""
@@ -130,20 +163,39 @@ class AnalyzerTwin:
 
     # --- command dispatch ----------------------------------------------------------------------------
 
-    def _handle(self, command: ScpiCommand) -> bytes | None:
+    def _handle(self, command: ScpiCommand) -> Reply:
         with self._lock:
             self.commands.append(command.text)
-            try:
-                handler = self._handlers.get(command.header)
-                if handler is not None:
-                    return handler(command)
-                setting = self.dialect.settings.by_header(command.header)
-                if setting is None:
-                    raise ScpiFault(scpi.UNDEFINED_HEADER)
-                return self._setting(setting, command)
-            except ScpiFault as fault:
-                self._errors.append(fault.error)
+            reply = self._dispatch(command)
+            targets = {command.header}
+            if command.header in self.dialect.fetches:
+                targets.add(FETCH)
+            if command.header == self.dialect.status_header:
+                targets.add(STATUS)
+            if not command.is_query and not command.header.startswith("*"):
+                targets.add(ANY_COMMAND)
+            queued = self.faults.take(("scpi-error",), targets)
+            if queued is not None:
+                self._errors.append(queued.error)
+            if reply is None:
                 return None
+            # Block faults apply to block replies only (the Keithley's buffer comes back as text).
+            kinds = REPLY_FAULTS if reply[:1] == b"#" else tuple(k for k in REPLY_FAULTS if k not in BLOCK_FAULTS)
+            fault = self.faults.take(kinds, targets)
+            return reply if fault is None else reshape_reply(fault, reply)
+
+    def _dispatch(self, command: ScpiCommand) -> bytes | None:
+        try:
+            handler = self._handlers.get(command.header)
+            if handler is not None:
+                return handler(command)
+            setting = self.dialect.settings.by_header(command.header)
+            if setting is None:
+                raise ScpiFault(scpi.UNDEFINED_HEADER)
+            return self._setting(setting, command)
+        except ScpiFault as fault:
+            self._errors.append(fault.error)
+            return None
 
     def _check_channels(self, args: tuple[str, ...]) -> tuple[str, ...]:
         """Strip a trailing `(@n)` channel list after checking the channel exists."""
@@ -203,6 +255,9 @@ class AnalyzerTwin:
         self._captures += 1
         self._data = None
         acquisition = _Acquisition(plan, armed_at_s=self.timeline.end_s, index=self._captures)
+        acquisition.trigger_lost = self.faults.take(("lost-trigger",), {ACQUISITION}) is not None
+        clip = self.faults.take(("clip",), {ACQUISITION})
+        acquisition.clip_overload = clip.overload if clip is not None else None
         self._acquisition = acquisition
         threading.Thread(target=self._run, args=(acquisition,), daemon=True,
                          name=f"analyzer-twin-capture-{acquisition.index}").start()
@@ -228,7 +283,9 @@ class AnalyzerTwin:
         plan = acquisition.plan
         trigger_s: float | None = None
         while trigger_s is None and not acquisition.cancelled.is_set():
-            if plan.trigger_source == "EXT":
+            if acquisition.trigger_lost:  # the trigger pulse never reaches the input
+                acquisition.cancelled.wait(0.05)
+            elif plan.trigger_source == "EXT":
                 trigger_s = self.timeline.wait_for_trigger(acquisition.armed_at_s, 0.05)
             elif acquisition.bus_trigger.wait(0.05):
                 trigger_s = acquisition.bus_trigger_s
@@ -249,6 +306,9 @@ class AnalyzerTwin:
             power_w, voltage_v=plan.voltage_v, current_full_scale_a=plan.current_full_scale_a,
             voltage_full_scale_v=plan.voltage_full_scale_v, rng=np.random.default_rng([self.seed, acquisition.index]),
             noise_rel=self.noise_rel, adc_bits=self.adc_bits)
+        if acquisition.clip_overload is not None:
+            current_a = overload_and_pin(current_a, full_scale_a=plan.current_full_scale_a,
+                                         overload=acquisition.clip_overload)
         data = _Capture(current_a, voltage_v, plan, window)
         with self._lock:
             if not acquisition.cancelled.is_set():

@@ -1,8 +1,9 @@
 """A small threaded SCPI-over-TCP server ("raw socket", port 5025 style) on loopback.
 
 It knows framing only: messages are lines ending in LF; a line may carry several commands separated
-by `;`; each reply goes back as one LF-terminated message. What the commands mean is the handler's
-business (the analyzer twin). PyVISA reaches it as `TCPIP::127.0.0.1::<port>::SOCKET`.
+by `;`; each reply goes back as one LF-terminated message, at once or, for an injected fault, as a
+`StagedReply` whose parts are sent after delays (a late or half-sent reply). What the commands mean
+is the handler's business (the analyzer twin). PyVISA reaches it as `TCPIP::127.0.0.1::<port>::SOCKET`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,19 @@ from dataclasses import dataclass
 
 log = logging.getLogger("pytest_edgehil.sim.scpi_server")
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+
+@dataclass(frozen=True)
+class StagedReply:
+    """A reply sent in parts: each (delay_s, bytes) after its delay; the LF terminator follows the last.
+
+    The serving thread sends it before reading the next command, as an instrument answers in order:
+    whatever the client sends meanwhile is answered after it."""
+
+    parts: tuple[tuple[float, bytes], ...]
+
+
+Reply = bytes | StagedReply | None
 
 
 @dataclass(frozen=True)
@@ -69,9 +83,9 @@ def parse_command(unit: str) -> ScpiCommand:
 
 
 class ScpiServer:
-    """Serve `handler(command) -> reply bytes | None` to any number of TCP clients on 127.0.0.1."""
+    """Serve `handler(command) -> reply bytes | StagedReply | None` to TCP clients on 127.0.0.1."""
 
-    def __init__(self, handler: Callable[[ScpiCommand], bytes | None], *, name: str = "scpi") -> None:
+    def __init__(self, handler: Callable[[ScpiCommand], Reply], *, name: str = "scpi") -> None:
         self._handler = handler
         self._name = name
         self._listener: socket.socket | None = None
@@ -131,11 +145,22 @@ class ScpiServer:
                         except Exception:  # a twin bug must not look like a silent instrument
                             log.exception("%s: handler failed on %r", self._name, unit)
                             reply = None
-                        if reply is not None:
-                            try:
-                                client.sendall(reply + b"\n")
-                            except OSError:
-                                return
+                        if not self._send(client, reply):
+                            return
+
+    def _send(self, client: socket.socket, reply: Reply) -> bool:
+        """Send one reply (False once the connection or the server is gone)."""
+        if reply is None:
+            return True
+        parts = reply.parts if isinstance(reply, StagedReply) else ((0.0, reply),)
+        for k, (delay_s, data) in enumerate(parts):
+            if delay_s > 0 and self._closing.wait(delay_s):
+                return False
+            try:
+                client.sendall(data + (b"\n" if k == len(parts) - 1 else b""))
+            except OSError:
+                return False
+        return True
 
     def close(self) -> None:
         self._closing.set()

@@ -72,3 +72,12 @@ def digitize(power_w: np.ndarray, *, voltage_v: float, current_full_scale_a: flo
                         -1.05 * current_full_scale_a, 1.05 * current_full_scale_a)
     volts = np.round(volts / voltage_lsb) * voltage_lsb
     return current_a.astype(np.float32), volts.astype(np.float32)
+
+
+def overload_and_pin(current_a: np.ndarray, *, full_scale_a: float, overload: float) -> np.ndarray:
+    """The capture of a device drawing `overload` x the range at its peak, read by an ADC that pins
+    at the range limit: scaled so that the peak is `overload * full_scale_a`, then clipped there."""
+    peak_a = float(np.max(np.abs(current_a))) if current_a.size else 0.0
+    scale = overload * full_scale_a / peak_a if peak_a > 0 else 0.0
+    scaled = current_a.astype(np.float64) * scale if scale else np.full(current_a.shape, overload * full_scale_a)
+    return np.clip(scaled, -full_scale_a, full_scale_a).astype(np.float32)

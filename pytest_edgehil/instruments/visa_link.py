@@ -1,0 +1,256 @@
+"""The logged VISA link: every write and read logged, every reply checked, and the session recovered
+after a timeout or a malformed reply so that one bad reply costs one test, not the session.
+
+Why recovery is needed: after a read times out part-way, the rest of the reply arrives later and
+would be read as the answer to the next query; a malformed block leaves its unread payload on the
+line the same way. So after any timeout or reply error the link clears the session (VISA device
+clear: on pyvisa-py's TCPIP SOCKET it discards the read buffer and drains what is on the socket; on
+INSTR resources the instrument clears its output queue), clears the instrument's status (`*CLS`), and
+then sends `*IDN?` and discards everything until the instrument's own identity comes back: a late
+reply still in flight is thereby consumed, however many lines its binary payload splits into.
+If that does not succeed within `sync_timeout_s`, the next use of the link tries again first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import pyvisa
+
+from pytest_edgehil.errors import InstrumentError, InstrumentReplyError, InstrumentTimeout, ScpiError
+from pytest_edgehil.instruments.replies import (
+    decode_float32,
+    decode_text,
+    parse_ascii_floats,
+    parse_error_entry,
+    parse_number,
+    read_block,
+    shown,
+)
+
+T = TypeVar("T")
+
+# More entries than any instrument's queue holds: past this the queue is not draining (a stuck reply).
+MAX_QUEUE_ENTRIES = 64
+# Blocks are read in chunks of this size, so a stalled transfer can say how far it got.
+_CHUNK_BYTES = 1 << 16
+# The largest block any modelled instrument sends: NGM202 FastLog, 4 Mi (V, I) float32 pairs.
+MAX_BLOCK_BYTES = 4_194_304 * 2 * 4
+
+
+class VisaLink:
+    """A PyVISA message resource that logs every write and read, checks every reply, raises our typed
+    errors, and recovers the session after a timeout or a malformed reply (see the module docstring).
+
+    `identity` is the instrument's `*IDN?` reply once known (`open_analyzer` sets it); recovery
+    re-synchronizes on it.
+    """
+
+    def __init__(self, resource: Any, name: str) -> None:
+        self.resource = resource
+        self.name = name
+        self.log = logging.getLogger(f"pytest_edgehil.visa.{name}")
+        self.identity: str | None = None
+        self.needs_recovery = False
+        self.recoveries = 0  # successful recoveries (tests and logs read it)
+
+    @property
+    def timeout_ms(self) -> float:
+        return float(self.resource.timeout or 0)
+
+    @property
+    def sync_timeout_s(self) -> float:
+        """How long recovery waits for a late reply to drain before the identity comes back."""
+        return max(2.0, 4 * self.timeout_ms / 1000)
+
+    # --- error mapping and recovery --------------------------------------------------------------------
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except pyvisa.errors.VisaIOError as exc:
+            if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
+                raise InstrumentTimeout(
+                    f"{self.name} did not answer {what!r} (in full) within {self.timeout_ms:g} ms; check "
+                    f"that the instrument is on and reachable (pyvisa-info, ping its address) and that "
+                    f"no other program holds the session") from exc
+            raise InstrumentError(f"{self.name}: VISA error during {what!r}: {exc}; check the "
+                                  f"connection (pyvisa-info, cabling, address)") from exc
+        except (OSError, EOFError) as exc:
+            raise InstrumentError(f"{self.name}: connection failed during {what!r}: {exc}; check the "
+                                  f"address (pyvisa-info lists what VISA sees), that the instrument "
+                                  f"is on, and the network/USB cabling") from exc
+
+    def _exchange(self, what: str, action: Callable[[], T]) -> T:
+        """Run one write/read exchange; after a timeout or a bad reply, recover before raising."""
+        if self.needs_recovery:
+            self.recover()
+        try:
+            return self._call(what, action)
+        except (InstrumentTimeout, InstrumentReplyError) as exc:
+            try:
+                self.recover()
+                outcome = "the session was cleared and resynchronized"
+            except InstrumentError as failed:  # the first error is the one to report; retry at next use
+                self.log.warning("could not resynchronize after a bad reply to %r: %s", what, failed)
+                outcome = f"clearing the session failed too ({failed}); it is retried before the next use"
+            exc.args = (f"{exc.args[0]} [{outcome}]", *exc.args[1:])
+            raise
+
+    def _clear(self) -> None:
+        # Not every backend implements viClear (pyvisa-sim raises NotImplementedError): then at least
+        # discard the read buffer; a VISA error here is left to the *IDN? synchronization to judge.
+        unsupported = (NotImplementedError, pyvisa.errors.Error)
+        try:
+            self.resource.clear()
+        except unsupported as exc:
+            self.log.debug("device clear not supported (%s); discarding the read buffer", exc)
+            try:
+                self.resource.flush(pyvisa.constants.BufferOperation.discard_read_buffer_no_io)
+            except unsupported:
+                self.log.debug("flush not supported either", exc_info=True)
+
+    def recover(self) -> None:
+        """Clear the session and read until `*IDN?` answers with `identity` (see the module docstring).
+
+        Raises InstrumentError (InstrumentTimeout if the instrument stays silent) when the
+        identity does not come back within `sync_timeout_s`; the link then retries at its next use.
+        """
+        self.needs_recovery = True
+        self.log.info("clearing the session (device clear, *CLS) after a timeout or malformed reply")
+        self._clear()
+        if self.identity is None:  # nothing to synchronize on yet (the *IDN? of open itself failed)
+            self.needs_recovery = False
+            return
+        self._call("*CLS", lambda: self.resource.write("*CLS"))
+        self._call("*IDN?", lambda: self.resource.write("*IDN?"))
+        expected = self.identity.encode("ascii")
+        deadline = time.monotonic() + self.sync_timeout_s
+        discarded = 0
+        while time.monotonic() < deadline:
+            raw: bytes = self._call("*IDN? (resynchronizing)", self.resource.read_raw)
+            if raw.rstrip(b"\r\n") == expected:
+                self.needs_recovery = False
+                self.recoveries += 1
+                self.log.info("session resynchronized (%d stale bytes discarded)", discarded)
+                return
+            discarded += len(raw)
+        raise InstrumentError(f"{self.name}: after clearing the session, *IDN? did not answer with "
+                              f"{self.identity!r} within {self.sync_timeout_s:g} s ({discarded} stale bytes "
+                              f"discarded); power-cycle the instrument or reconnect")
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def _read_exact(self, count: int, *, command: str, received: list[int]) -> bytes:
+        """Exactly `count` bytes, or InstrumentTimeout saying how far the reply got."""
+        data = bytearray()
+        while len(data) < count:
+            try:
+                data += self.resource.read_bytes(min(count - len(data), _CHUNK_BYTES))
+            except pyvisa.errors.VisaIOError as exc:
+                if exc.error_code != pyvisa.constants.StatusCode.error_timeout:
+                    raise
+                total = received[0] + len(data)
+                if total == 0:
+                    raise InstrumentTimeout(
+                        f"{self.name} did not answer {command!r} within {self.timeout_ms:g} ms; check that "
+                        f"the instrument is on and reachable (pyvisa-info) and that the acquisition "
+                        f"completed") from exc
+                raise InstrumentTimeout(
+                    f"{self.name}: reply to {command!r} stopped after {total} bytes (last: "
+                    f"{shown(bytes(data[-16:]))}), {count - len(data)} short of what its block header "
+                    f"announced: a short block or a stalled transfer; check the connection and fetch "
+                    f"again") from exc
+        received[0] += count
+        return bytes(data)
+
+    def _read_text(self, command: str) -> str:
+        raw: bytes = self.resource.read_raw()
+        reply = decode_text(raw, resource=self.name, command=command)
+        self.log.debug("read %s", reply if len(reply) < 200 else f"{reply[:200]}... ({len(reply)} chars)")
+        return reply
+
+    # --- the public exchanges --------------------------------------------------------------------------
+
+    def write(self, command: str) -> None:
+        self.log.debug("write %s", command)
+        self._exchange(command, lambda: self.resource.write(command))
+
+    def query(self, command: str) -> str:
+        """The reply as checked ASCII text (InstrumentReplyError for non-ASCII bytes)."""
+        return self.query_checked(command, lambda text: text)
+
+    def query_checked(self, command: str, parse: Callable[[str], T]) -> T:
+        """The reply passed through `parse`, which raises InstrumentReplyError for a bad one."""
+        self.log.debug("write %s", command)
+
+        def exchange() -> T:
+            self.resource.write(command)
+            return parse(self._read_text(command))
+
+        return self._exchange(command, exchange)
+
+    def query_number(self, command: str, *, minimum: float | None = None, maximum: float | None = None,
+                     integer: bool = False, unit: str = "") -> float:
+        """A finite number within [minimum, maximum]; InstrumentReplyError (and recovery) otherwise."""
+        return self.query_checked(command, lambda text: parse_number(
+            text, resource=self.name, command=command, minimum=minimum, maximum=maximum,
+            integer=integer, unit=unit))
+
+    def query_error(self, command: str = "SYST:ERR?") -> tuple[int, str]:
+        """One error-queue entry as (code, text)."""
+        return self.query_checked(command, lambda text: parse_error_entry(text, resource=self.name,
+                                                                         command=command))
+
+    def query_float32_block(self, command: str, *, big_endian: bool, expected_count: int | None = None,
+                            max_bytes: int = MAX_BLOCK_BYTES) -> np.ndarray:
+        """A definite-length block of float32, decoded in the given byte order, as float64.
+
+        We parse the block ourselves rather than through pyvisa's `query_binary_values`: that one
+        silently drops bytes after the block and trusts the header's length however large."""
+        self.log.debug("write %s", command)
+
+        def exchange() -> np.ndarray:
+            self.resource.write(command)
+            received = [0]
+            payload = read_block(
+                lambda count: self._read_exact(count, command=command, received=received),
+                resource=self.name, command=command,
+                expected_bytes=None if expected_count is None else 4 * expected_count, max_bytes=max_bytes)
+            return decode_float32(payload, big_endian=big_endian, resource=self.name, command=command,
+                                  expected_count=expected_count)
+
+        values = self._exchange(command, exchange)
+        self.log.debug("read block of %d float32 (%s-endian)", values.size, "big" if big_endian else "little")
+        return values
+
+    def query_ascii_floats(self, command: str, *, expected_count: int | None = None) -> np.ndarray:
+        """Comma-separated readings, each finite, `expected_count` of them if given."""
+        values = self.query_checked(command, lambda text: parse_ascii_floats(
+            text, resource=self.name, command=command, expected_count=expected_count))
+        self.log.debug("read %d ASCII values", values.size)
+        return values
+
+    def close(self) -> None:
+        self.log.debug("close")
+        self._call("close", self.resource.close)
+
+
+def drain_errors(link: VisaLink, *, after: str, model: str, query: str = "SYST:ERR?") -> None:
+    """Read the error queue until it reports no error; raise ScpiError with every entry found."""
+    entries: list[str] = []
+    for _ in range(MAX_QUEUE_ENTRIES):
+        code, text = link.query_error(query)
+        if code == 0:
+            break
+        entries.append(f'{code:+d},"{text}"')
+    else:
+        raise InstrumentError(f"{model} at {link.name}: {query} still reports errors after "
+                              f"{MAX_QUEUE_ENTRIES} reads; send *CLS and check the instrument")
+    if entries:
+        raise ScpiError(f"{model} at {link.name} reported {'; '.join(entries)} after `{after}`; check "
+                        f"the value against the instrument's manual and the module/option installed")

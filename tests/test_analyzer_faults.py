@@ -1,0 +1,262 @@
+"""Faults injected in the analyzer twin (a real SCPI server on loopback TCP, reached through pyvisa-py):
+each ends in the driver's typed error naming the resource, and the next capture on the same driver,
+over the same VISA session, returns exactly what the twin served. One bad reply costs one test.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import pyvisa
+
+from pytest_edgehil.errors import InstrumentError, InstrumentReplyError, InstrumentTimeout, ScpiError
+from pytest_edgehil.instruments import open_analyzer
+from pytest_edgehil.instruments.driver import ScpiAnalyzer
+from pytest_edgehil.sim.analyzer_twin import AnalyzerFault, AnalyzerTwin
+from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
+
+IDLE_W, LOAD_W, INFERENCE_W = 0.010, 0.050, 0.200
+SUPPLY_V = 3.3
+TIMEOUT_MS = 500  # VISA timeout: short, so that timeouts cost little, with room for a loaded machine
+LATE_S = 1.0  # a late reply arrives after the VISA timeout, well within the recovery's 2 s wait
+POINTS = 400
+
+# dialect -> (sample interval, pre-trigger points)
+CAPTURES = {"keysight-n6705c": (10.24e-6, 40), "rs-ngm202": (8e-6, 40), "keithley-2281s": (1e-3, 0)}
+BINARY = ("keysight-n6705c", "rs-ngm202")
+
+
+@pytest.fixture
+def timeline() -> ActivityTimeline:
+    bench = ActivityTimeline(idle_power_w=IDLE_W, supply_v=SUPPLY_V)
+    bench.append(StageSpan("idle", 0.0, 0.25, IDLE_W))
+    return bench
+
+
+@pytest.fixture
+def manager() -> pyvisa.ResourceManager:
+    return pyvisa.ResourceManager("@py")
+
+
+def play_device(timeline: ActivityTimeline, inference_s: float) -> threading.Thread:
+    """After 20 ms (real), record: load (no trigger), inference (trigger high), idle."""
+    def run() -> None:
+        time.sleep(0.02)
+        start = timeline.end_s
+        timeline.append(StageSpan("load", start, start + inference_s, LOAD_W))
+        timeline.append(StageSpan("inference", start + inference_s, start + 2 * inference_s, INFERENCE_W,
+                                  trigger_high=True, run_index=0))
+        timeline.append(StageSpan("idle", start + 2 * inference_s, start + 4 * inference_s, IDLE_W))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def configure_and_arm(analyzer: ScpiAnalyzer, twin: AnalyzerTwin, *, current_range_a: float = 0.1) -> None:
+    interval_s, pre = CAPTURES[twin.dialect_name]
+    analyzer.configure(voltage_v=SUPPLY_V, current_range_a=current_range_a, sample_interval_s=interval_s,
+                       points=POINTS, pretrigger_points=pre)
+    analyzer.arm("EXT")
+    play_device(twin.timeline, inference_s=100 * interval_s).join()
+
+
+def capture(analyzer: ScpiAnalyzer, twin: AnalyzerTwin, **kwargs: float):
+    configure_and_arm(analyzer, twin, **kwargs)
+    analyzer.wait_complete(timeout_s=5.0)
+    return analyzer.fetch_trace()
+
+
+def assert_capture_is_what_the_twin_served(analyzer: ScpiAnalyzer, twin: AnalyzerTwin) -> None:
+    """The next configure + capture on the same driver returns the twin's readings, bit for bit."""
+    trace = capture(analyzer, twin)
+    served = twin.last_readings()
+    assert served is not None
+    # float32 as served (the Keithley sends text: nine digits round-trip a float32 exactly)
+    assert np.array_equal(trace.current_a.astype(np.float32), served[0])
+    interval_s, _pre = CAPTURES[twin.dialect_name]
+    inside = (trace.time_s > interval_s) & (trace.time_s < 99 * interval_s)
+    assert trace.power_w[inside].mean() == pytest.approx(INFERENCE_W, rel=0.01)
+
+
+@pytest.fixture(params=sorted(CAPTURES))
+def twin(request: pytest.FixtureRequest, timeline: ActivityTimeline) -> Iterator[AnalyzerTwin]:
+    with AnalyzerTwin(timeline, dialect=request.param, seed=5) as analyzer_twin:
+        yield analyzer_twin
+
+
+@pytest.fixture
+def analyzer(twin: AnalyzerTwin, manager: pyvisa.ResourceManager) -> Iterator[ScpiAnalyzer]:
+    driver = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
+    assert isinstance(driver, ScpiAnalyzer)
+    yield driver
+    driver.close()  # also checks the error queue is empty at the end
+
+
+# fault -> (error type, message pattern); the pattern is the part that says what happened.
+FETCH_FAULTS = {
+    "timeout": (InstrumentTimeout, r"did not answer '(FETC|FLOG|DATA)"),
+    "late": (InstrumentTimeout, r"did not answer '(FETC|FLOG|DATA)"),
+    "half": (InstrumentTimeout, r"stopped after \d+ bytes.*short block or a stalled transfer"),
+    "short-block": (InstrumentTimeout, r"stopped after \d+ bytes.*short block or a stalled transfer"),
+    "bad-header": (InstrumentReplyError, r"block header whose length is not digits"),
+    "surplus": (InstrumentReplyError, r"carries bytes after its \d+-byte block"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FETCH_FAULTS))
+def test_a_bad_fetch_reply_costs_one_capture_not_the_session(kind: str, twin: AnalyzerTwin,
+                                                             analyzer: ScpiAnalyzer) -> None:
+    if kind not in ("timeout", "late", "half") and twin.dialect_name not in BINARY:
+        pytest.skip("the Keithley's buffer comes back as text: no block to damage")
+    error, pattern = FETCH_FAULTS[kind]
+    if twin.dialect_name not in BINARY and kind == "half":
+        error, pattern = InstrumentTimeout, r"did not answer 'DATA:DATA\? \"READ,SOUR,REL\"' \(in full\)"
+    twin.inject(kind, delay_s=LATE_S)
+    configure_and_arm(analyzer, twin)
+    analyzer.wait_complete(timeout_s=5.0)
+    with pytest.raises(error, match=pattern) as info:
+        analyzer.fetch_trace()
+    assert twin.resource in str(info.value) and "[the session was cleared and resynchronized]" in str(info.value)
+    assert twin.faults.fired == {kind: 1}
+    assert analyzer.link.recoveries == 1 and not analyzer.link.needs_recovery
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+@pytest.mark.parametrize("text", [b"INF", b"9.9E37", b"9.91E37", b"NAN"])
+def test_inf_or_nan_in_a_status_reply_is_a_typed_error_and_the_wait_resumes(
+        text: bytes, timeline: ActivityTimeline, manager: pyvisa.ResourceManager) -> None:
+    with AnalyzerTwin(timeline, faults=[AnalyzerFault("inf-status", text=text)]) as twin:
+        analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
+        assert isinstance(analyzer, ScpiAnalyzer)
+        configure_and_arm(analyzer, twin)
+        with pytest.raises(InstrumentReplyError, match=r"STAT:OPER:COND\? \(@1\)'.*(sentinel|not a number)") as info:
+            analyzer.wait_complete(timeout_s=5.0)
+        assert twin.resource in str(info.value) and info.value.reply == text
+        analyzer.wait_complete(timeout_s=5.0)  # the same acquisition, read on the cleared session
+        trace = analyzer.fetch_trace()
+        served = twin.last_readings()
+        assert served is not None and np.array_equal(trace.current_a, served[0].astype(np.float64))
+        analyzer.close()
+
+
+def test_non_ascii_bytes_in_a_text_reply_are_named_and_cleared(twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    twin.inject("non-ascii")
+    configure_and_arm(analyzer, twin)
+    with pytest.raises(InstrumentReplyError, match=r"non-ASCII byte 0xb5 at offset 1") as info:
+        analyzer.wait_complete(timeout_s=5.0)
+    assert twin.resource in str(info.value) and b"\xb5" in info.value.reply
+    analyzer.wait_complete(timeout_s=5.0)
+    analyzer.fetch_trace()
+    # ... and in the error queue's reply, during configure: the next configure works.
+    twin.inject("non-ascii", on="SYST:ERR")
+    with pytest.raises(InstrumentReplyError, match=r"SYST:ERR\?"):
+        configure_and_arm(analyzer, twin)
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+def test_non_ascii_identity_fails_open_with_the_resource(timeline: ActivityTimeline, manager) -> None:
+    with AnalyzerTwin(timeline, faults=[AnalyzerFault("non-ascii", on="*IDN")]) as twin:
+        with pytest.raises(InstrumentReplyError, match=r"reply to '\*IDN\?' holds the non-ASCII byte") as info:
+            open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
+        assert twin.resource in str(info.value)
+
+
+def test_a_queued_scpi_error_is_raised_with_its_text_then_configure_works(
+        twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    twin.inject("scpi-error", error=(-240, "Hardware error"))
+    with pytest.raises(ScpiError, match=r'-240,"Hardware error" after `') as info:
+        configure_and_arm(analyzer, twin)
+    assert twin.resource in str(info.value)
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+def test_a_lost_trigger_times_out_naming_the_cabling_then_the_next_capture_works(
+        twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    twin.inject("lost-trigger")
+    configure_and_arm(analyzer, twin)
+    with pytest.raises(InstrumentTimeout, match=r"still waiting for trigger after 0.3 s.*trigger cabling") as info:
+        analyzer.wait_complete(timeout_s=0.3)
+    assert twin.resource in str(info.value)
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+def test_a_clipped_capture_is_refused_with_raise_the_range(twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    twin.inject("clip")
+    configure_and_arm(analyzer, twin)
+    analyzer.wait_complete(timeout_s=5.0)
+    with pytest.raises(InstrumentReplyError, match=r"at the 0.1 A range limit \(clipped\).*raise current_range_a") as info:
+        analyzer.fetch_trace()
+    assert twin.resource in str(info.value)
+    served = twin.last_readings()
+    assert served is not None and np.max(np.abs(served[0])) == np.float32(0.1)  # pinned, not beyond
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+def test_a_device_drawing_more_than_the_range_is_refused_not_integrated(
+        timeline: ActivityTimeline, manager: pyvisa.ResourceManager) -> None:
+    # No injected fault: the inference draws 61 mA on the N6781A's 1 mA range; the ADC saturates.
+    with AnalyzerTwin(timeline) as twin:
+        analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
+        assert isinstance(analyzer, ScpiAnalyzer)
+        configure_and_arm(analyzer, twin, current_range_a=0.001)
+        analyzer.wait_complete(timeout_s=5.0)
+        with pytest.raises(InstrumentReplyError, match=r"0.001 A range limit \(clipped\).*raise current_range_a"):
+            analyzer.fetch_trace()
+        assert_capture_is_what_the_twin_served(analyzer, twin)
+        analyzer.close()
+
+
+def test_a_non_finite_setting_read_back_fails_configure_once(twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    header = analyzer.settings[analyzer.roles.current_range].header
+    twin.inject("inf-status", on=header, text=b"9.9E37")
+    with pytest.raises(InstrumentReplyError, match=r"is not a float within") as info:
+        configure_and_arm(analyzer, twin)
+    assert twin.resource in str(info.value) and header in str(info.value)
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+def test_a_block_of_the_wrong_length_is_refused_before_its_payload_is_read(
+        timeline: ActivityTimeline, manager: pyvisa.ResourceManager) -> None:
+    with AnalyzerTwin(timeline) as twin:
+        analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
+        assert isinstance(analyzer, ScpiAnalyzer)
+        capture(analyzer, twin)
+        # Another program on a second session shortens the capture and re-runs it.
+        other = manager.open_resource(twin.resource, read_termination="\n", write_termination="\n")
+        for command in ("SENS:SWE:POIN 100,(@1)", "SENS:SWE:OFFS:POIN 0,(@1)", "TRIG:ACQ:SOUR BUS,(@1)",
+                        "INIT:ACQ (@1)", "*TRG"):
+            other.write(command)
+        while other.query("STAT:OPER:COND? (@1)") != "0":
+            time.sleep(0.01)
+        other.close()
+        with pytest.raises(InstrumentReplyError, match=r"announces a 400-byte block but 1600 were expected"):
+            analyzer.fetch_trace()
+        assert analyzer.link.recoveries == 1
+        assert_capture_is_what_the_twin_served(analyzer, twin)
+        analyzer.close()
+
+
+def test_a_link_that_cannot_resynchronize_retries_before_its_next_use(
+        timeline: ActivityTimeline, manager: pyvisa.ResourceManager) -> None:
+    with AnalyzerTwin(timeline) as twin:
+        analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
+        assert isinstance(analyzer, ScpiAnalyzer)
+        # The status query times out, and so does the *IDN? the recovery syncs on.
+        twin.inject("timeout", on="STAT:OPER:COND")
+        twin.inject("timeout", on="*IDN", count=2)
+        configure_and_arm(analyzer, twin)
+        with pytest.raises(InstrumentTimeout, match="did not answer 'STAT:OPER:COND"):
+            analyzer.wait_complete(timeout_s=5.0)
+        assert analyzer.link.needs_recovery and twin.faults.pending() == 1
+        with pytest.raises(InstrumentError, match=r"did not answer '\*IDN\? \(resynchronizing\)'"):
+            analyzer.acquisition_status()  # its use first retries the recovery, which fails again
+        assert twin.faults.pending() == 0
+        analyzer.wait_complete(timeout_s=5.0)  # the faults are spent: recovered, and the wait resumes
+        assert not analyzer.link.needs_recovery
+        analyzer.fetch_trace()
+        analyzer.close()
