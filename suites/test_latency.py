@@ -21,4 +21,7 @@ def test_end_to_end_latency(edgehil_dut, edgehil_record, latency_runs):
     for stage in ("readout_ms", "retrieval_ms"):
         edgehil_record.check_median(stage, ms[stage])
     edgehil_record.check_median("end_to_end_ms", ms["end_to_end_ms"])
-    edgehil_record.check("fps", 1e3 / float(np.median(ms["end_to_end_ms"])), samples=latency_runs)
+    # Frames per second of each inference, so the gate can test a fall as it tests a latency rise; the
+    # value is the rate at the median end-to-end time.
+    edgehil_record.check("fps", 1e3 / float(np.median(ms["end_to_end_ms"])),
+                         samples=(1e3 / ms["end_to_end_ms"]).tolist())

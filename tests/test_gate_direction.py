@@ -54,7 +54,7 @@ def test_gate_direction_case_min_budget_metrics_regress_when_they_fall(
         "*edgehil gate vs baseline*base.json*",
         "qsegment-coral  top1 * 0.72 * 0.6 * REGRESSED ✗ FAILS*",
         "qsegment-coral  map50 * 0.4 * 0.45 * IMPROVED*",
-        "FAIL qsegment-coral top1: 0.72 → 0.6, ratio 0.833; 20.0% worse (higher is better; accuracy threshold 1%)*",
+        "FAIL qsegment-coral top1: 0.72 → 0.6, ratio 0.833; 16.7% worse (higher is better; accuracy threshold 1%)*",
         "edgehil gate FAILED: 1 blocking (1 REGRESSED, 1 IMPROVED; *accuracy +1 %)",
     ])
     assert "FAIL qsegment-coral map50" not in candidate.stdout.str()

@@ -201,3 +201,56 @@ def test_a_results_file_that_cannot_be_written_fails_the_run_after_measuring(edg
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*edgehil results: --edgehil-save *r.json: cannot write the results file: No space*"])
     assert [r.raw for r in load_results(out).records] == [[1.0, 2.0, 3.0]]  # what was written stays valid
+
+
+SLOWER_CORAL_CONFTEST = """
+from dataclasses import replace
+
+from pytest_edgehil.sim.profile import register_twin_profile, twin_profile, unregister_twin_profile
+
+
+def pytest_configure(config):
+    original = twin_profile("coral")
+    register_twin_profile(replace(original, readout_s=original.readout_s * 2.0), replace=True)
+
+
+def pytest_unconfigure(config):
+    unregister_twin_profile("coral")
+"""
+
+
+def test_a_falling_frame_rate_from_the_shipped_latency_suite_blocks_the_merge(edgehil_project):
+    # The shipped suite records fps with one sample per inference, so a slower board's fps is tested
+    # (and falls past the default throughput threshold), not left UNKNOWN as a single value would be.
+    edgehil_project.makepyfile(test_latency=(REPO / "suites" / "test_latency.py").read_text(encoding="utf-8"))
+    edgehil_project.makeconftest("""
+import pytest
+
+@pytest.fixture
+def latency_runs():
+    return 20
+""")
+    # Loose budgets: this test is about the gate; the shipped ones would fail the slower board first.
+    budgets = edgehil_project.makefile(".toml", loose='''
+[[budget]]
+model = "tinytracker"
+device = "coral"
+[budget.limits]
+end_to_end_ms = { max = 1000.0 }
+fps = { min = 1.0 }
+''')
+    base = edgehil_project.path / "base.json"
+    common = ["--device=coral", f"--budgets={budgets}", "-p", "no:cacheprovider", "-k", "end_to_end"]
+    edgehil_project.runpytest(*common, f"--edgehil-save={base}").assert_outcomes(passed=1)
+    fps = {r.metric: r for r in load_results(base).records}["fps"]
+    assert fps.raw is not None and len(fps.raw) == 20 and fps.direction == "higher"
+
+    edgehil_project.makeconftest(SLOWER_CORAL_CONFTEST + """
+@pytest.fixture
+def latency_runs():
+    return 20
+""".replace("@pytest", "import pytest\n@pytest"))
+    slower = edgehil_project.runpytest(*common, f"--edgehil-baseline={base}")
+    assert slower.ret == 1
+    slower.stdout.fnmatch_lines(["*tinytracker-coral  fps * REGRESSED ✗ FAILS*",
+                                 "FAIL tinytracker-coral fps: *higher is better; throughput threshold 10%*"])

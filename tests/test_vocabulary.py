@@ -167,7 +167,7 @@ def test_gate_judges_a_min_budget_metric_higher_is_better() -> None:
     top1, map50 = Limit("top1", min=0.70), Limit("map50", min=0.35)
     fell = compare_records(record("top1", 0.72, limit=top1), record("top1", 0.60, limit=top1), WITH_ACCURACY)
     assert fell.status is GateStatus.REGRESSED and fell.blocking and fell.higher_is_better
-    assert fell.worse_change == pytest.approx(0.72 / 0.60 - 1)
+    assert fell.worse_change == pytest.approx(1 - 0.60 / 0.72)  # a 16.7 % fall
     rose = compare_records(record("map50", 0.40, limit=map50), record("map50", 0.45, limit=map50), WITH_ACCURACY)
     assert rose.status is GateStatus.IMPROVED and not rose.blocking
     # The same numbers with a `max` budget (an error rate, say) read the other way round.
@@ -199,3 +199,19 @@ def test_records_of_schema_1_files_load_and_take_the_vocabulary() -> None:
     data["records"][1]["direction"] = "sideways"
     with pytest.raises(ConfigError, match="`direction` must be"):
         results_from_json(data)
+
+
+@pytest.mark.parametrize(("new", "status"), [(0.65, GateStatus.SAME), (0.64, GateStatus.REGRESSED),
+                                             (0.80, GateStatus.IMPROVED), (0.78, GateStatus.SAME)])
+def test_a_threshold_means_the_same_fraction_in_both_directions(new: float, status: GateStatus) -> None:
+    # accuracy:10 %: top1 0.72 → 0.65 falls 9.7 % (inside), → 0.64 falls 11.1 % (past); rising past 10 %
+    # is IMPROVED. The fall is measured against the baseline, as a latency rise is.
+    top1 = Limit("top1", min=0.5)
+    comparison = compare_records(record("top1", 0.72, limit=top1), record("top1", new, limit=top1),
+                                 FailOn.parse("accuracy:10%"))
+    assert comparison.status is status
+    assert comparison.worse_change == pytest.approx(1 - new / 0.72)
+    # And the latency side keeps its meaning: +9 % inside a 10 % threshold, +11 % past it.
+    for value, expected in ((1.09, GateStatus.SAME), (1.11, GateStatus.REGRESSED)):
+        fps_free = compare_records(record("model_kb", 1.0), record("model_kb", value), FailOn.parse("footprint:10%"))
+        assert fps_free.status is expected

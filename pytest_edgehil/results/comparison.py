@@ -108,7 +108,9 @@ class Comparison:
         None without a ratio or a known direction."""
         if self.direction is None or self.ratio is None or not math.isfinite(self.ratio) or self.ratio <= 0:
             return None
-        return (1 / self.ratio if self.higher_is_better else self.ratio) - 1.0
+        # The same orientation as the gate's decision (results.gate.worse_fraction): a top1 falling
+        # 0.72 → 0.60 is 16.7 % worse, not 1/0.833 − 1 = 20 %.
+        return 1.0 - self.ratio if self.higher_is_better else self.ratio - 1.0
 
     def ratio_text(self) -> str:
         if self.ratio is None or not math.isfinite(self.ratio):

@@ -90,23 +90,25 @@ def context_flags(base: ResultRecord, new: ResultRecord) -> list[str]:
     return flags
 
 
-def _decide(worse_ratio: float, p_worse: float | None, p_better: float | None, cut: float,
+def _decide(worse: float, p_worse: float | None, p_better: float | None, cut: float,
             tested: bool) -> tuple[GateStatus, str]:
-    if not math.isfinite(worse_ratio):
+    """`worse` is the relative change of the value in the worse direction (+0.08: 8 % worse, −0.08: 8 %
+    better, for a top1 falling 0.72 → 0.60 it is +0.167); `cut` the fraction past which it counts."""
+    if not math.isfinite(worse):
         return GateStatus.UNKNOWN, "no ratio: a value is zero or of the other sign"
     if not tested:  # deterministic values: the threshold applies literally
-        if worse_ratio > cut:
+        if worse > cut:
             return GateStatus.REGRESSED, ""
-        return (GateStatus.IMPROVED, "") if 1 / worse_ratio > cut else (GateStatus.SAME, "")
+        return (GateStatus.IMPROVED, "") if -worse > cut else (GateStatus.SAME, "")
     if p_worse is None or p_better is None:
-        if worse_ratio > cut or 1 / worse_ratio > cut:
+        if abs(worse) > cut:
             return GateStatus.UNKNOWN, "~ past the cut, but recorded without samples to test"
         return GateStatus.SAME, ""
-    if worse_ratio > cut:
+    if worse > cut:
         if p_worse < ALPHA:
             return GateStatus.REGRESSED, ""
         return GateStatus.UNKNOWN, f"~ past the cut but not significant (p = {p_worse:.2g}): rerun"
-    if 1 / worse_ratio > cut:
+    if -worse > cut:
         if p_better < ALPHA:
             return GateStatus.IMPROVED, "consider refreshing the baseline"
         return GateStatus.UNKNOWN, f"~ better past the cut but not significant (p = {p_better:.2g})"
@@ -115,11 +117,13 @@ def _decide(worse_ratio: float, p_worse: float | None, p_better: float | None, c
     return GateStatus.SAME, ""
 
 
-def _worse_ratio(ratio: float, hib: bool) -> float:
-    """The ratio oriented so that > 1 is worse; NaN when there is no meaningful ratio."""
+def worse_fraction(ratio: float, higher_is_better: bool) -> float:
+    """Relative change new/base − 1 signed so that > 0 is worse (a fall, for a higher-is-better metric);
+    NaN when there is no meaningful ratio. A threshold of 10 % then means what it says in both directions:
+    latency up by more than 10 %, or a score down by more than 10 %."""
     if not (math.isfinite(ratio) and ratio > 0):
         return math.nan
-    return 1 / ratio if hib else ratio
+    return 1.0 - ratio if higher_is_better else ratio - 1.0
 
 
 def compare_records(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> Comparison:
@@ -147,16 +151,15 @@ def compare_records(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> C
     hib = direction is Direction.HIGHER  # an unknown direction is oriented as lower here, then overruled
     raw_b, raw_n = base.raw or [], new.raw or []
     if len(raw_b) >= 2 and len(raw_n) >= 2:
-        cut = 1 + ESTIMATE_CUT_FRACTION * threshold
-        test = ratio_test(raw_b, raw_n, drift_limit=cut - 1)
+        cut = ESTIMATE_CUT_FRACTION * threshold
+        test = ratio_test(raw_b, raw_n, drift_limit=cut)
         p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
-        worse_ratio = _worse_ratio(test.ratio, hib)
-        status, note = _decide(worse_ratio, p_worse, p_better, cut, tested=True)
+        status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, cut, tested=True)
         if test.method == "window medians":
             drift_note = f"a run drifted {test.drift:.1%} between its own windows, so window medians were compared"
             note = "; ".join(filter(None, [drift_note, note]))
             # A change no larger than the bench's own wander within one run cannot be told from drift.
-            within_drift = abs(math.log(worse_ratio)) <= math.log1p(test.drift)
+            within_drift = abs(math.log(test.ratio)) <= math.log1p(test.drift)
             if status in (GateStatus.REGRESSED, GateStatus.IMPROVED) and within_drift:
                 status = GateStatus.UNKNOWN
                 note += "; the change is within that drift: rerun (more windows, a settled bench)"
@@ -166,8 +169,8 @@ def compare_records(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> C
     else:
         exact = family in _EXACT_FAMILIES
         ratio = new.value / base.value if base.value else (1.0 if new.value == base.value else math.nan)
-        cut = 1 + (threshold if exact else ESTIMATE_CUT_FRACTION * threshold)
-        status, note = _decide(_worse_ratio(ratio, hib), None, None, cut, tested=not exact)
+        cut = threshold if exact else ESTIMATE_CUT_FRACTION * threshold
+        status, note = _decide(worse_fraction(ratio, hib), None, None, cut, tested=not exact)
         comparison = replace(comparison, ratio=ratio, method="values", n_base=len(raw_b), n_new=len(raw_n))
     if direction is None and status is not GateStatus.SAME:
         # Better or worse is a matter of direction, and nobody said which: no verdict but a way to get one.
