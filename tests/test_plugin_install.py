@@ -87,3 +87,27 @@ def test_selection_without_a_pair_says_what_exists(edgehil_project):
     result.stderr.fnmatch_lines([("*--device coral --model lowres_seg selects no model/device pair*"
                                   "Models budgeted on coral: qsegment, tinytracker*"
                                   "lowres_seg is budgeted on: cortex-m4, jetson-nano, jetson-xavier, spresense*")])
+
+
+MARKED_TEST = """
+import pytest
+
+@pytest.mark.edgehil_metrics("{metric}", unbudgeted=True)
+def test_marked(edgehil_record):
+    edgehil_record.check("{metric}", 1.0)
+"""
+
+
+def test_marked_test_without_budgets_skips_saying_where_pairs_come_from(pytester: pytest.Pytester):
+    pytester.makepyfile(test_marked=MARKED_TEST.format(metric="inference_ms"))
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*test_marked.py*no budget table was found*edgehil init*"])
+    assert "empty parameter set" not in result.stdout.str()
+
+
+def test_marked_test_whose_metric_nobody_budgets_names_the_metric_and_the_fix(edgehil_project):
+    edgehil_project.makepyfile(test_marked=MARKED_TEST.format(metric="top5"))
+    result = edgehil_project.runpytest("-rs", "--device=coral")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no pair in the * budget entries has a limit for top5*--model PATH.tflite*"])

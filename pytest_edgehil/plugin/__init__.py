@@ -114,7 +114,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metrics = tuple(marker.args)
     unbudgeted = bool(marker.kwargs.get("unbudgeted", False))
     pairs = [p for p in s.pairs if (not metrics or p.has_any(metrics)) or (p.budget is None and unbudgeted)]
+    if not pairs:
+        # One skipped item that says why, instead of pytest's "got empty parameter set".
+        metafunc.parametrize("edgehil_pair", [pytest.param(None, marks=pytest.mark.skip(
+            reason=_no_pairs_reason(s, metrics, unbudgeted)), id="no-pair")])
+        return
     metafunc.parametrize("edgehil_pair", pairs, ids=[p.id for p in pairs])
+
+
+def _no_pairs_reason(s: EdgeHILSession, metrics: tuple[str, ...], unbudgeted: bool) -> str:
+    wanted = ", ".join(metrics) or "any metric"
+    if not s.budgets:
+        where = "no budget table was found" + (" and no --model PATH.tflite was given" if unbudgeted else "")
+        return (f"edgehil: no model/device pair to run ({where}); pass --budgets PATH (or ini edgehil_budgets), "
+                "or run `edgehil init` to write the reference budgets and suites")
+    fix = ("add a limit for one of these metrics to a [[budget]] entry"
+           + (", or measure a model without a budget with --model PATH.tflite" if unbudgeted else ""))
+    return f"edgehil: no pair in the {len(s.budgets)} budget entries has a limit for {wanted}; {fix}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
