@@ -154,7 +154,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from pytest_edgehil.results.gate import FailOn, compare_results
     from pytest_edgehil.results.store import load_results
 
-    fail_on = FailOn.parse(args.fail_on)
+    fail_on = FailOn.parse(args.fail_on, option="--fail-on")
     base, new = load_results(args.base), load_results(args.new)
     report = compare_results(base.records, new.records, fail_on, base_run=base.run, new_run=new.run)
     if args.json:

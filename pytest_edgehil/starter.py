@@ -102,8 +102,10 @@ def write_starter_kit(dest: Path, force: bool = False) -> StarterKit:
     Raises ConfigError, writing nothing, when `dest` is not a directory or when files in it differ from
     the kit and `force` is false (the message names every one of them).
     """
-    if dest.exists() and not dest.is_dir():
-        raise ConfigError(f"{dest} is a file: name a directory for edgehil init (default: the current one)")
+    # The nearest existing ancestor decides: `afile/sub` cannot be created any more than `afile` can.
+    existing = next((p for p in (dest, *dest.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"{existing} is a file: name a directory for edgehil init (default: the current one)")
     files, config = _plan(dest)
     kit = StarterKit(dest=dest, pytest_config=config)
     conflicts: list[str] = []
@@ -121,11 +123,17 @@ def write_starter_kit(dest: Path, force: bool = False) -> StarterKit:
         if target.is_file() and target.read_bytes() == content:
             kit.unchanged.append(rel)
             continue
-        (kit.replaced if target.exists() else kit.written).append(rel)
-        if target.is_dir():  # only with --force: a folder where the kit has a file
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
+        try:
+            if target.is_dir():  # only with --force: a folder where the kit has a file
+                shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        except OSError as exc:  # permissions, a full disk, a file where a folder must go
+            done = len(kit.written) + len(kit.replaced)
+            raise ConfigError(f"edgehil init: cannot write {target}: {exc.strerror or exc}; {done} file(s) were "
+                              "written before it. Fix the directory's permissions or free space and rerun "
+                              "(files already written are recognised as up to date)") from exc
+        (kit.replaced if rel in conflicts else kit.written).append(rel)
     return kit
 
 

@@ -1,8 +1,10 @@
 """Energy budgets: energy per inference and mean power, from a current/voltage trace fetched over PyVISA.
 
 The analyzer arms on the device's trigger line; per-inference windows come from the device's stage
-timings; energy is the trapezoidal integral of V·I over each window (median of all inferences, with a
-95 % bootstrap CI; raw samples kept in the record).
+timings; energy is the integral of V·I over each window with step-aware edges (the sample straddling
+each edge is split, its outside part priced at the neighbouring outside sample's level; not plain
+trapezoids — `pytest_edgehil.measure.stage_edges`), the median of all inferences with a 95 % bootstrap
+CI, raw samples kept in the record.
 """
 
 from __future__ import annotations

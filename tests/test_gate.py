@@ -78,6 +78,12 @@ def test_fail_on_rejects_bad_tokens_naming_them(text: str, named: str) -> None:
     with pytest.raises(ConfigError, match=f"{named!r}|{named}") as excinfo:
         FailOn.parse(text)
     assert "5%" in str(excinfo.value)  # every message shows a valid example
+    assert str(excinfo.value).startswith("--edgehil-fail-on ")
+
+
+def test_fail_on_errors_name_the_option_the_user_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match=r"^--fail-on 'power:5'.*a bare 5 would mean 500 %"):
+        FailOn.parse("power:5", option="--fail-on")
 
 
 def test_hodges_lehmann_shift_is_the_median_of_pairwise_differences_with_moses_bounds() -> None:

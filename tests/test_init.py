@@ -126,7 +126,24 @@ def test_init_into_a_file_is_an_error(tmp_path: Path) -> None:
     target.write_text("hello\n")
     with pytest.raises(ConfigError, match="notes.txt is a file"):
         write_starter_kit(target)
+    with pytest.raises(ConfigError, match="notes.txt is a file"):  # a path below a file, too
+        write_starter_kit(target / "sub")
     assert target.read_text() == "hello\n"
+
+
+def test_an_unwritable_directory_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root writes anyway; a folder where the kit puts a file's parent is a fault root cannot write past.
+        (tmp_path / "suites").write_text("a file where the kit needs a folder\n")
+        with pytest.raises(ConfigError, match=r"cannot write .*suites"):
+            write_starter_kit(tmp_path, force=True)
+        return
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(ConfigError, match="cannot write"):
+            write_starter_kit(tmp_path)
+    finally:
+        tmp_path.chmod(0o700)
 
 
 def test_a_broken_pyproject_is_named(tmp_path: Path) -> None:

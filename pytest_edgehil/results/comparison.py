@@ -38,8 +38,10 @@ class FailOn:
     unknown: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> FailOn:
-        """`energy:5%,latency:10%[,missing][,unknown]`; a bare fraction (`energy:0.05`) works too."""
+    def parse(cls, text: str, option: str = "--edgehil-fail-on") -> FailOn:
+        """`energy:5%,latency:10%[,missing][,unknown]`; a bare fraction (`energy:0.05`) works too.
+
+        Raises ConfigError naming `option` (the pytest option, or `edgehil compare --fail-on`)."""
         thresholds: dict[Family, float] = {}
         flags = {"missing": False, "unknown": False}
         families = ", ".join(f.value for f in Family)
@@ -53,7 +55,7 @@ class FailOn:
             try:
                 family = Family(name.strip())
             except ValueError:
-                raise ConfigError(f"--edgehil-fail-on {text!r}: unknown metric family {name.strip()!r}; use "
+                raise ConfigError(f"{option} {text!r}: unknown metric family {name.strip()!r}; use "
                                   f"{families} (e.g. energy:5%,latency:10%), or the words missing/unknown") from None
             amount = amount.strip()
             try:
@@ -61,8 +63,9 @@ class FailOn:
             except ValueError:
                 value = -1.0
             if not sep or not (0.0 < value < 10.0) or (not amount.endswith("%") and value >= 1.0):
-                raise ConfigError(f"--edgehil-fail-on {text!r}: {token!r} needs a positive relative threshold "
-                                  f"such as {family.value}:5% (or {family.value}:0.05)")
+                raise ConfigError(f"{option} {text!r}: {token!r} needs a relative threshold: a percentage "
+                                  f"below 1000 % such as {family.value}:5%, or a fraction below 1 such as "
+                                  f"{family.value}:0.05 (a bare 5 would mean 500 %)")
             thresholds[family] = value
         return cls(thresholds, **flags)
 

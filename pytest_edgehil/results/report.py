@@ -133,7 +133,9 @@ def _figure_html(uri: str, alt: str, caption: str, css_class: str) -> str:
 
 def _traces_html(newest: ResultsRun) -> str:
     if not newest.traces:
-        return '<p class="note">No power traces in the newest results file (no energy suite ran).</p>'
+        return ('<p class="note">No power traces in the newest results file: traces are kept by the test of '
+                'per-inference energy, which runs for pairs with an <code>inference_mj</code> or '
+                '<code>inference_mw</code> budget.</p>')
     figures = []
     for trace in sorted(newest.traces, key=lambda t: t.pair):
         widths_ms = sorted((t1 - t0) * 1e3 for t0, t1 in trace.windows_s)
@@ -205,7 +207,7 @@ def write_report(results_paths: Sequence[Path], html_path: Path) -> list[Results
         os.replace(tmp, html_path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise ConfigError(f"edgehil report: cannot write {html_path} ({exc}); check the directory exists and "
+        raise ConfigError(f"cannot write {html_path} ({exc}); check the directory exists and "
                           "is writable") from None
     return runs
 
