@@ -121,6 +121,7 @@ class PageParser(HTMLParser):
         self._in_results = False
         self._cell: dict | None = None
         self._figure_class = ""
+        self.family_row: list[dict] = []
 
     def handle_starttag(self, tag, attrs):
         attr = {k: v or "" for k, v in attrs}
@@ -136,8 +137,11 @@ class PageParser(HTMLParser):
             self.images.append({"src": attr.get("src", ""), "figure": self._figure_class})
         if self._in_results and tag == "tr":
             self.rows.append([])
+            if "families" in attr.get("class", "").split():
+                self.family_row = self.rows[-1]
         if self._in_results and tag in ("td", "th"):
-            self._cell = {"tag": tag, "class": attr.get("class", "").split(), "text": ""}
+            self._cell = {"tag": tag, "class": attr.get("class", "").split(), "text": "",
+                          "colspan": attr.get("colspan", "1")}
 
     def handle_endtag(self, tag):
         assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
@@ -154,8 +158,15 @@ class PageParser(HTMLParser):
 
     def table(self) -> dict[tuple[str, str], dict]:
         """(pair, metric) -> cell."""
-        header = [c["text"] for c in self.rows[0]]
-        return {(row[0]["text"], header[i]): cell for row in self.rows[1:] for i, cell in enumerate(row) if i}
+        rows = [r for r in self.rows if r is not self.family_row]
+        header = [c["text"] for c in rows[0]]
+        return {(row[0]["text"], header[i]): cell for row in rows[1:] for i, cell in enumerate(row) if i}
+
+    def families(self) -> dict[str, str]:
+        """metric -> the family header above its column (colspans unrolled)."""
+        spans = [c["text"] for c in self.family_row[1:] for _ in range(int(c.get("colspan", 1)))]
+        rows = [r for r in self.rows if r is not self.family_row]
+        return dict(zip([c["text"] for c in rows[0][1:]], spans))
 
 
 def parse(page: str) -> PageParser:

@@ -27,6 +27,7 @@ from pytest_edgehil.results.vocabulary import (
 )
 
 from .conftest import BUDGETS, REPO
+from .test_report import PageParser
 
 DEFAULT = FailOn.parse(DEFAULT_FAIL_ON)
 WITH_ACCURACY = FailOn.parse("energy:5%,power:5%,latency:10%,throughput:10%,accuracy:5%")
@@ -97,11 +98,16 @@ def test_budgets_records_summary_report_and_gate_agree_on_every_built_in_metric(
     # The report's columns follow the vocabulary's family order.
     run = ResultsRun(source="x.json", started=None, backend="SIMULATED", git_commit=None, edgehil_version="",
                      complete=True, records=tuple(records), traces=())
+    page = build_report_html([run])
     parser = _Headers()
-    parser.feed(build_report_html([run]))
+    parser.feed(page)
     families = [lookup(m).family for m in parser.headers]
     assert sorted(parser.headers) == sorted(BUILT_IN_METRICS)
     assert families == sorted(families, key=FAMILY_ORDER.index)
+    # ... and the family it shows above each column is the vocabulary's (fps under throughput, *_mw power).
+    table = PageParser()
+    table.feed(page)
+    assert table.families() == {m: lookup(m).family.value for m in BUILT_IN_METRICS}
     # The disagreements this vocabulary replaced.
     assert lookup("fps").family is Family.THROUGHPUT and lookup("fps").direction is Direction.HIGHER
     assert {lookup(m).family for m in BUILT_IN_METRICS if m.endswith("_mw")} == {Family.POWER}

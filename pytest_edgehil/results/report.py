@@ -22,7 +22,7 @@ from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.report_plots import MIN_WINDOW_SPAN_FRACTION, trace_plot, trend_plot
 from pytest_edgehil.results.report_runs import ResultsRun, Trace, order_runs, read_night, read_results
 from pytest_edgehil.results.store import ResultRecord
-from pytest_edgehil.results.summary import format_value, metric_order
+from pytest_edgehil.results.summary import family_of, format_value, metric_order
 
 __all__ = ["ResultsRun", "Trace", "add_report_command", "build_report_html", "order_runs", "read_night",
            "read_results", "trace_plot", "trend_plot", "write_report"]
@@ -100,7 +100,17 @@ def _table_html(newest: ResultsRun) -> str:
         return '<p class="note">The newest results file holds no records.</p>'
     columns = metric_order(records)
     pairs = sorted({r.pair for r in records})
-    head = "<th>pair</th>" + "".join(f"<th>{escape(m)}</th>" for m in columns)
+    # A row of family headers over the metric names, so "`*_mw` is power" reads off the page.
+    family = {r.metric: family_of(r).value for r in records}
+    groups: list[tuple[str, int]] = []
+    for m in columns:
+        if groups and groups[-1][0] == family[m]:
+            groups[-1] = (family[m], groups[-1][1] + 1)
+        else:
+            groups.append((family[m], 1))
+    family_row = ('<tr class="families"><th></th>'
+                  + "".join(f'<th colspan="{n}" class="family">{escape(f)}</th>' for f, n in groups) + "</tr>")
+    head = family_row + "<tr><th>pair</th>" + "".join(f"<th>{escape(m)}</th>" for m in columns) + "</tr>"
     rows = "".join(f'<tr><td class="pair">{escape(p)}</td>'
                    + "".join(_cell_html(latest.get((p, m))) for m in columns) + "</tr>" for p in pairs)
     counts = {s: sum(r.status == s for r in records) for s in STATUSES}
@@ -110,7 +120,7 @@ def _table_html(newest: ResultsRun) -> str:
     legend = "".join(f'<span class="{s}">{STATUS_LABELS[s]}</span>' for s in STATUSES)
     return (f'<p class="counts">{count_html}</p>{fail_html}'
             f'<div class="legend">{legend}</div>'
-            f'<div class="scroll"><table class="results" id="results-table"><thead><tr>{head}</tr></thead>'
+            f'<div class="scroll"><table class="results" id="results-table"><thead>{head}</thead>'
             f"<tbody>{rows}</tbody></table></div>{_context_html(records)}")
 
 
