@@ -131,7 +131,7 @@ def budgets_from_data(data: Any, path: Path) -> list[BudgetEntry]:
     entries: list[BudgetEntry] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(table.budget):
-        where = f"budget table {path} {budget_label(i, raw.model_dump())}"
+        where = f"budget table {path}: {budget_label(i, raw.model_dump())}"
         limits = {m: _limit(m, v, table.defaults.marginal, where) for m, v in raw.limits.items()}
         model = raw.model
         if model.endswith(".tflite") and not Path(model).is_absolute():

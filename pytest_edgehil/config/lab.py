@@ -75,21 +75,21 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
     """A validated `[devices.NAME]` table checked against the kind registry and the twins."""
     kinds = device_kinds()
     if table.kind is None and name not in kinds:
-        raise ConfigError(f"{where} [devices.{name}]: missing kind (required: the device name is not a kind); "
+        raise ConfigError(f"{where}: [devices.{name}]: missing kind (required: the device name is not a kind); "
                           f"write kind = \"...\", one of {', '.join(sorted(kinds))}")
     kind_name = table.kind or name
     if kind_name not in kinds:
         hint = closest(kind_name, kinds)
-        raise ConfigError(f"{where} [devices.{name}]: `kind` = {kind_name!r} is not a known device kind"
+        raise ConfigError(f"{where}: [devices.{name}]: `kind` = {kind_name!r} is not a known device kind"
                           + (f"; did you mean {hint!r}?" if hint else "") + f" Known kinds: {', '.join(sorted(kinds))}; "
                           "a new kind is registered through the 'pytest_edgehil.config.kinds' entry-point group")
     kind = get_device_kind(kind_name)
     if table.simulated and not has_twin(kind.name):
-        raise ConfigError(f"{where} [devices.{name}]: device {name!r} is marked simulated but kind {kind.name!r} "
+        raise ConfigError(f"{where}: [devices.{name}]: device {name!r} is marked simulated but kind {kind.name!r} "
                           "has no twin; give its `port` or `usb_serial` and drop `simulated`")
     if not table.simulated and not (table.port or table.usb_serial):
         raise ConfigError(
-            f"{where} [devices.{name}]: hardware device {name!r} needs `port` (e.g. \"/dev/ttyACM0\" or "
+            f"{where}: [devices.{name}]: hardware device {name!r} needs `port` (e.g. \"/dev/ttyACM0\" or "
             "\"socket://host:4000\") or `usb_serial`; or set `simulated = true` to use its twin"
         )
     return DeviceConfig(

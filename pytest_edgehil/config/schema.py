@@ -114,7 +114,7 @@ def _problem(error: Mapping[str, Any], key: str, table: str, known: list[str], i
         name = str(error["loc"][-1])
         hint = closest(name, known)
         suggestion = f"; did you mean `{hint}`?" if hint else ""
-        listed = f" Known keys here: {', '.join(known)}." if known else ""
+        listed = f" (known keys here: {', '.join(known)})" if known else ""
         return f"unknown key `{key}`{suggestion}{listed}"
     if kind in _EXPECTED:
         expected = _EXPECTED[kind].replace("a table", table)

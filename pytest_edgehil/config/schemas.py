@@ -20,6 +20,8 @@ from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, Family, lookup
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Finite = float  # every float is finite: StrictModel sets allow_inf_nan=False
+# A size or count: what a 64-bit device or analysis can hold (a 401-digit "parameters" is a broken file).
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 # ---------------------------------------------------------------------------------------------- lab file
 
@@ -64,8 +66,8 @@ class KindTable(StrictModel):
     """`[kind.NAME]` in kinds.toml: hardware facts. Sizes in bytes (0: unknown), voltage in volts."""
 
     display_name: NonEmpty
-    ram_bytes: Annotated[int, Field(ge=0)] = 0
-    flash_bytes: Annotated[int, Field(ge=0)] = 0
+    ram_bytes: Count = 0
+    flash_bytes: Count = 0
     default_baud: Annotated[int, Field(gt=0)] = 115200
     supply_v: Annotated[float, Field(gt=0)] | None = None
 
@@ -219,13 +221,13 @@ class ModelCard(StrictModel):
     quantization: str | None = None
     dataset: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
-    parameters: Annotated[int, Field(ge=0)] | None = None
-    macs: Annotated[int, Field(ge=0)] | None = None
+    parameters: Count | None = None
+    macs: Count | None = None
     reference: str | None = None
     note: str | None = None
     upsampling_head: dict[str, Any] | None = None
     float_of: NonEmpty | None = None
-    file_bytes: Annotated[int, Field(ge=0)] | None = None
+    file_bytes: Count | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     metrics: dict[str, Finite] | None = None
     metrics_how: str | None = None
