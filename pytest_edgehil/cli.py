@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgeHILError as exc:
         print(f"edgehil {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except Exception:  # a bug, not a verdict: Python's own exit status 1 would read as "regression" in CI
+    except Exception:  # noqa: BLE001 - a bug, not a verdict: Python's own exit status 1 would read as "regression" in CI
         traceback.print_exc()
         print(f"edgehil {args.command}: internal error (a bug in pytest-edgehil: please report the traceback "
               "above); exit status 2, not a verdict", file=sys.stderr)

@@ -180,10 +180,10 @@ def format_errors(model: type[BaseModel], errors: Sequence[Mapping[str, Any]], d
         loc = tuple(error["loc"])
         label, rest = entry(loc, data)
         if error["type"] == "missing" and rest:
-            slot = (label, _key_text(rest[:-1]))
-            if slot not in missing:
-                slots.append(slot)
-            missing.setdefault(slot, []).append(str(rest[-1]))
+            group = (label, _key_text(rest[:-1]))
+            if group not in missing:
+                slots.append(group)
+            missing.setdefault(group, []).append(str(rest[-1]))
             continue
         known = _fields_at(model, loc[:-1]) if error["type"] == "extra_forbidden" else []
         problem = _problem(error, _key_text(rest), table, known, bool(label))
@@ -196,7 +196,7 @@ def format_errors(model: type[BaseModel], errors: Sequence[Mapping[str, Any]], d
             problems.append(slot)
             continue
         label, parent = slot
-        keys = ", ".join(f"{parent}.{k}" if parent else k for k in missing[slot])
+        keys = ", ".join(f"{parent}.{k}" if parent else k for k in missing[(label, parent)])
         problems.append(f"{label}: missing {keys} (required)" if label else f"missing {keys} (required)")
     head = f"{what} {source}"
     if len(problems) == 1:

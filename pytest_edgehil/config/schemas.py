@@ -73,7 +73,7 @@ class KindTable(StrictModel):
 
 
 class KindsFile(StrictModel):
-    kind: dict[str, KindTable] = {}
+    kind: dict[str, KindTable] = Field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ budget table
@@ -97,7 +97,7 @@ class LimitTable(StrictModel):
     @classmethod
     def _not_a_bare_number(cls, data: Any) -> Any:
         if isinstance(data, (int, float)) and not isinstance(data, bool):
-            raise ValueError(f"a bare number: write {{ max = {data} }} or {{ min = {data} }} so the direction "
+            raise ValueError(  # noqa: TRY004 - pydantic reports ValueError, not TypeError, as a validation errorf"a bare number: write {{ max = {data} }} or {{ min = {data} }} so the direction "
                              "is explicit")
         return data
 
@@ -145,7 +145,7 @@ class BudgetTable(StrictModel):
 
     model: NonEmpty  # a catalog name, or a model file's stem or path (see docs/config-files.md)
     device: NonEmpty  # a device kind
-    limits: dict[str, LimitTable] = {}
+    limits: dict[str, LimitTable] = Field(default_factory=dict)
     note: str = ""
 
     @field_validator("limits")
@@ -163,7 +163,7 @@ class DefaultsTable(StrictModel):
 
 class BudgetFile(StrictModel):
     defaults: DefaultsTable = DefaultsTable()
-    budget: list[BudgetTable] = []
+    budget: list[BudgetTable] = Field(default_factory=list)
 
 
 def budget_label(index: str | int, raw: Any) -> str:

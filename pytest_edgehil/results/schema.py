@@ -69,7 +69,7 @@ class TraceSchema(_Lenient):
     pair: str
     time_s: list[Finite]
     power_w: list[Finite]
-    windows_s: list[Annotated[list[Finite], Field(min_length=2, max_length=2)]] = []
+    windows_s: list[Annotated[list[Finite], Field(min_length=2, max_length=2)]] = Field(default_factory=list)
     backend: str | None = None
     test: str = ""
 
@@ -87,4 +87,4 @@ class ResultsSchema(_Lenient):
     schema_version: Annotated[int, Field(ge=1)]
     run: RunSchema
     records: list[RecordSchema]
-    traces: list[TraceSchema] = []
+    traces: list[TraceSchema] = Field(default_factory=list)

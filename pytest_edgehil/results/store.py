@@ -33,7 +33,7 @@ import platform as _platform
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,6 @@ from pytest_edgehil import __version__
 from pytest_edgehil.config.tomlfile import parse_json, read_text
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.records import MetricRecord
-from pytest_edgehil.results.vocabulary import Family
 
 if TYPE_CHECKING:
     from pytest_edgehil.measure.meter import EnergyMeasurement

@@ -40,4 +40,4 @@ class ProfileTable(StrictModel):
 
 
 class ProfilesFile(StrictModel):
-    device: dict[str, ProfileTable] = {}
+    device: dict[str, ProfileTable] = Field(default_factory=dict)
