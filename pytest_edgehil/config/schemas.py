@@ -97,8 +97,9 @@ class LimitTable(StrictModel):
     @classmethod
     def _not_a_bare_number(cls, data: Any) -> Any:
         if isinstance(data, (int, float)) and not isinstance(data, bool):
-            raise ValueError(  # noqa: TRY004 - pydantic reports ValueError, not TypeError, as a validation errorf"a bare number: write {{ max = {data} }} or {{ min = {data} }} so the direction "
-                             "is explicit")
+            # ValueError, not TypeError: pydantic turns only ValueError into a validation error.
+            raise ValueError(f"a bare number: write {{ max = {data} }} or {{ min = {data} }} so the "  # noqa: TRY004
+                             "direction is explicit")
         return data
 
     @model_validator(mode="after")
