@@ -3,7 +3,8 @@
 Each subcommand is one `add_*_command(subparsers)` function that registers its parser and sets
 `handler` (a function `argparse.Namespace -> int`); to add one (`compare`, `report`), write such a
 function and append it to `COMMANDS`. Errors the package raises on purpose (`EdgeHILError`) are printed
-as one line on stderr with exit status 2; usage errors exit 2 as argparse does.
+as one line on stderr with exit status 2; usage errors exit 2 as argparse does; any other exception (a
+bug) prints its traceback and exits 2 too, since 1 is `compare`'s "regression" verdict.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -215,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(handler(args))
     except EdgeHILError as exc:
         print(f"edgehil {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:  # noqa: BLE001 - a bug, not a verdict: Python's own exit status 1 would read as "regression" in CI
+        traceback.print_exc()
+        print(f"edgehil {args.command}: internal error (a bug in pytest-edgehil: please report the traceback "
+              "above); exit status 2, not a verdict", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -332,7 +332,7 @@ RUN = {"format": "pytest-edgehil results", "run": {"started_at": "2025-05-10T02:
     (json.dumps({**RUN, "schema_version": 99, "records": []}), "written by a newer pytest-edgehil"),
     (json.dumps({**RUN, "schema_version": 1, "records": [{"pair": "x"}]}), "missing metric, value, unit"),
     (json.dumps({**RUN, "schema_version": 1, "records": [], "traces": [{"pair": "x", "time_s": [0.0]}]}),
-     "trace of 'x' is malformed"),
+     "trace #1: missing power_w"),
 ])
 def test_bad_results_file_is_one_line_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       content: str | None, message: str) -> None:

@@ -95,7 +95,7 @@ def _valid() -> dict[str, object]:
     ({"format": "something else"}, "not a pytest-edgehil results file"),
     ({"schema_version": 99}, "schema version 99 was written by a newer pytest-edgehil"),
     ({"schema_version": "1"}, "`schema_version` must be an integer"),
-    ({"run": {}}, "`run` must be an object"),
+    ({"run": {}}, "run: missing started_at, backend"),
     ({"records": [{"pair": "p", "value": 1.0, "unit": "mJ"}]}, "record #1: missing metric"),
     ({"records": [{"pair": "p", "metric": "m", "value": "fast", "unit": ""}]}, "record #1: `value` must be a number"),
     ({"records": [{"pair": "p", "metric": "m", "value": 1.0, "unit": "", "raw": [1.0, "x"]}]}, "`raw\\[\\]`"),

@@ -144,11 +144,11 @@ def test_budget_direction_key_is_read_and_checked(tmp_path: Path) -> None:
     (entry,) = load_budgets(path)
     assert entry.limits["band"].spec.direction is Direction.HIGHER
     path.write_text(path.read_text(encoding="utf-8").replace('"higher"', '"up"'), encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"budgets.toml \[\[budget\]\] #1: band: direction = 'up'"):
+    with pytest.raises(ConfigError, match=r"budgets.toml: \[\[budget\]\] #1 \(m-coral\): `limits.band.direction` must be one of 'higher' or 'lower', got 'up'"):
         load_budgets(path)
     path.write_text('[[budget]]\nmodel = "m"\ndevice = "coral"\n[budget.limits]\n'
                     'inference_ms = { max = 2.0, direction = "higher" }\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="#1: budget limit inference_ms: direction = 'higher'"):
+    with pytest.raises(ConfigError, match=r"#1 \(m-coral\): budget limit inference_ms: direction = 'higher'"):
         load_budgets(path)
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
 
 # Units, families and directions are the metric vocabulary's (one table for budgets, gate and report).
-from pytest_edgehil.results.vocabulary import MetricSpec, parse_direction, resolve, unit_of
+from pytest_edgehil.results.vocabulary import MetricSpec, resolve, unit_of
+
+if TYPE_CHECKING:
+    from pytest_edgehil.config.schemas import LimitTable
 
 __all__ = ["DEFAULT_MARGINAL_REL", "BudgetEntry", "Limit", "Status", "Verdict", "load_budgets", "unit_of"]
 
@@ -94,24 +97,22 @@ class BudgetEntry:
     device_kind: str
     limits: dict[str, Limit] = field(default_factory=dict)
     note: str = ""
+    origin: str = field(default="", compare=False)  # "budget table PATH [[budget]] #N (…)": for messages
 
     @property
     def id(self) -> str:
-        return f"{self.model}-{self.device_kind}"
+        """`qsegment-coral`; a model given by path counts by its stem (`my_net-coral`)."""
+        model = Path(self.model).stem if self.model.endswith(".tflite") else self.model
+        return f"{model}-{self.device_kind}"
 
 
-def _limit(metric: str, raw: Any, marginal: float, where: str) -> Limit:
-    if isinstance(raw, (int, float)):
-        raise ConfigError(f"{where}: {metric} = {raw}: write {{ max = {raw} }} or {{ min = {raw} }} so the direction is explicit")
-    if not isinstance(raw, dict) or not ({"max", "min"} & raw.keys()):
-        raise ConfigError(f"{where}: {metric} needs a table with `max` and/or `min`")
-    unknown = raw.keys() - {"max", "min", "marginal", "published", "source", "direction"}
-    if unknown:
-        raise ConfigError(f"{where}: {metric} has unknown keys {sorted(unknown)}")
-    direction = parse_direction(raw["direction"], f"{where}: {metric}") if "direction" in raw else None
-    limit = Limit(metric=metric, max=raw.get("max"), min=raw.get("min"),
-                  marginal_rel=float(raw.get("marginal", marginal)), published=raw.get("published"),
-                  source=str(raw.get("source", "")), direction=direction)
+BUDGET_FIX = "fix the budget table (its keys and the built-in metrics are listed in docs/config-files.md)"
+
+
+def _limit(metric: str, table: LimitTable, marginal: float, where: str) -> Limit:
+    limit = Limit(metric=metric, max=table.max, min=table.min,
+                  marginal_rel=table.marginal if table.marginal is not None else marginal,
+                  published=table.published, source=table.source, direction=table.direction)
     try:
         limit.spec  # noqa: B018  (a `direction` key that contradicts the vocabulary fails at load time)
     except ConfigError as exc:
@@ -119,21 +120,31 @@ def _limit(metric: str, raw: Any, marginal: float, where: str) -> Limit:
     return limit
 
 
-def load_budgets(path: Path) -> list[BudgetEntry]:
-    data = read_toml(path, "budget table", "pass --budgets PATH")
-    marginal = float(data.get("defaults", {}).get("marginal", DEFAULT_MARGINAL_REL))
+def budgets_from_data(data: Any, path: Path) -> list[BudgetEntry]:
+    """Budget entries from a parsed budget table; every problem is a ConfigError naming the file, the
+    `[[budget]] #N (model-device)` entry and the key."""
+    from pytest_edgehil.config.schema import named_tables, validate  # pydantic: loaded on use only
+    from pytest_edgehil.config.schemas import BudgetFile, budget_label
+
+    table = validate(BudgetFile, data, what="budget table", source=str(path), fix=BUDGET_FIX,
+                     entry=named_tables("budget", budget_label))
     entries: list[BudgetEntry] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(data.get("budget", [])):
-        where = f"{path} [[budget]] #{i + 1}"
-        try:
-            model, kind = str(raw["model"]), str(raw["device"])
-        except KeyError as exc:
-            raise ConfigError(f"{where}: missing {exc.args[0]!r}") from None
-        limits = {m: _limit(m, v, marginal, where) for m, v in raw.get("limits", {}).items()}
-        entry = BudgetEntry(model, kind, limits, str(raw.get("note", "")))
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(table.budget):
+        where = f"budget table {path}: {budget_label(i, raw.model_dump())}"
+        limits = {m: _limit(m, v, table.defaults.marginal, where) for m, v in raw.limits.items()}
+        model = raw.model
+        if model.endswith(".tflite") and not Path(model).is_absolute():
+            model = str(Path(path).parent / model)  # a model path in a budget is relative to the table
+        entry = BudgetEntry(model, raw.device, limits, raw.note, origin=where)
         if entry.id in seen:
-            raise ConfigError(f"{where}: a second budget for {entry.id}; merge them into one entry")
-        seen.add(entry.id)
+            raise ConfigError(f"{where}: a second budget for {entry.id} (the first is [[budget]] "
+                              f"#{seen[entry.id] + 1}); merge them into one entry")
+        seen[entry.id] = i
         entries.append(entry)
     return entries
+
+
+def load_budgets(path: Path) -> list[BudgetEntry]:
+    """Read and validate a budget table (TOML). Raises ConfigError naming the file, entry and key."""
+    return budgets_from_data(read_toml(path, "budget table", "pass --budgets PATH"), Path(path))

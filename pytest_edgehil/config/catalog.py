@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_edgehil.config.tomlfile import parse_json, read_text
 from pytest_edgehil.errors import ConfigError
 
 if TYPE_CHECKING:  # the model analysis (numpy, flatbuffers) is imported when a model's info is first asked for
@@ -32,15 +33,13 @@ class CatalogModel:
 
     @property
     def task(self) -> str:
-        return str(self.card.get("task", "unknown"))
+        return str(self.card.get("task") or "unknown")
 
     @property
     def input_range(self) -> tuple[float, float]:
         """The float range the model's input expects for an 8-bit image (from its card; default [0, 1])."""
-        rng = self.card.get("input", {}).get("range", [0.0, 1.0])
-        if isinstance(rng, (list, tuple)) and len(rng) == 2:
-            return float(rng[0]), float(rng[1])
-        return 0.0, 1.0
+        rng = (self.card.get("input") or {}).get("range") or [0.0, 1.0]  # validated: two finite floats, low < high
+        return float(rng[0]), float(rng[1])
 
 
 class ModelCatalog:
@@ -68,10 +67,30 @@ class ModelCatalog:
         return CatalogModel(name_or_path, path, _read_card(path.with_suffix(".json")))
 
 
+CARD_FIX = "fix the card (its keys are listed in docs/config-files.md) or delete it: a model needs no card"
+
+
+def card_from_data(data: Any, path: Path | str) -> dict[str, Any]:
+    """The card as parsed, once it passed the `ModelCard` schema (a JSON object of known, typed keys)."""
+    from pytest_edgehil.config.schema import validate  # pydantic: loaded on use only
+    from pytest_edgehil.config.schemas import ModelCard
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"model card {path}: must be a JSON object ({{...}}), got {describe_json(data)}; "
+                          f"{CARD_FIX}")
+    validate(ModelCard, data, what="model card", source=str(path), fix=CARD_FIX, table="an object")
+    return dict(data)
+
+
+def describe_json(value: object) -> str:
+    """null, 5, [1], "x": a JSON value as the file wrote it, shortened."""
+    text = "null" if value is None else json.dumps(value) if isinstance(value, (int, float, str, bool)) \
+        else type(value).__name__
+    return {"list": "a list", "dict": "an object"}.get(text, text[:40])
+
+
 def _read_card(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"model card {path} is not valid JSON: {exc}") from exc
+    text = read_text(path, "model card", CARD_FIX)
+    return card_from_data(parse_json(text, "model card", str(path), CARD_FIX), path)

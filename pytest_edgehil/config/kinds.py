@@ -12,19 +12,14 @@ Whether a kind can be simulated is the simulation's business, not the kind's: a 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ENTRY_POINT_GROUP = "pytest_edgehil.config.kinds"
 KINDS_FILE = Path(__file__).with_name("kinds.toml")
@@ -67,20 +62,16 @@ def _register(kind: DeviceKind, *, replace: bool) -> DeviceKind:
 
 
 def load_kinds_file(path: Path = KINDS_FILE) -> list[DeviceKind]:
-    """The kinds of one TOML file (`[kind.NAME]` tables); a missing or unknown key is a ConfigError."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read device kinds {path}: {exc}; reinstall pytest-edgehil") from exc
-    allowed = {f.name for f in fields(DeviceKind)} - {"name"}
-    kinds = []
-    for name, table in data.get("kind", {}).items():
-        unknown = set(table) - allowed
-        if unknown or "display_name" not in table:
-            raise ConfigError(f"{path}: kind {name!r} has unknown keys {sorted(unknown)} or no display_name; "
-                              f"allowed keys: {sorted(allowed)}")
-        kinds.append(DeviceKind(name=name, **table))
-    return kinds
+    """The kinds of one TOML file (`[kind.NAME]` tables); a missing, unknown or wrong-typed key is a
+    ConfigError naming the `[kind.NAME]` entry and the key."""
+    from pytest_edgehil.config.schema import named_tables, validate  # pydantic: loaded on use only
+    from pytest_edgehil.config.schemas import KindsFile
+
+    data = read_toml(path, "device kinds", "reinstall pytest-edgehil")
+    kinds_file = validate(KindsFile, data, what="device kinds", source=str(path),
+                          fix="fix the file (keys: docs/config-files.md) or reinstall pytest-edgehil",
+                          entry=named_tables("kind", lambda name, _: f"[kind.{name}]"))
+    return [DeviceKind(name=name, **table.model_dump()) for name, table in kinds_file.kind.items()]
 
 
 def _as_kinds(obj: Any) -> Iterable[DeviceKind]:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.config.kinds import device_kinds, get_device_kind
+from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pytest_edgehil.config.schemas import DeviceTable
 
 
 @dataclass(frozen=True)
@@ -64,43 +68,54 @@ def simulated_lab() -> LabConfig:
     return LabConfig(name="simulated bench", path=None, devices=devices)
 
 
-def _device_from_table(name: str, table: dict[str, Any], where: str) -> DeviceConfig:
-    allowed = {"kind", "simulated", "port", "usb_serial", "baud", "analyzer", "analyzer_channel", "supply_v",
-               "current_range_a"}
-    unknown = set(table) - allowed
-    if unknown:
-        raise ConfigError(f"{where}: device {name!r} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-    kind = get_device_kind(str(table.get("kind", name)))
-    simulated = bool(table.get("simulated", False))
-    if simulated and not has_twin(kind.name):
-        raise ConfigError(f"{where}: device {name!r} is marked simulated but kind {kind.name!r} has no twin")
-    if not simulated and not (table.get("port") or table.get("usb_serial")):
+LAB_FIX = "fix the lab file (its keys are listed in docs/config-files.md)"
+
+
+def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfig:
+    """A validated `[devices.NAME]` table checked against the kind registry and the twins."""
+    kinds = device_kinds()
+    if table.kind is None and name not in kinds:
+        raise ConfigError(f"{where}: [devices.{name}]: missing kind (required: the device name is not a kind); "
+                          f"write kind = \"...\", one of {', '.join(sorted(kinds))}")
+    kind_name = table.kind or name
+    if kind_name not in kinds:
+        hint = closest(kind_name, kinds)
+        raise ConfigError(f"{where}: [devices.{name}]: `kind` = {kind_name!r} is not a known device kind"
+                          + (f"; did you mean {hint!r}?" if hint else "") + f" Known kinds: {', '.join(sorted(kinds))}; "
+                          "a new kind is registered through the 'pytest_edgehil.config.kinds' entry-point group")
+    kind = get_device_kind(kind_name)
+    if table.simulated and not has_twin(kind.name):
+        raise ConfigError(f"{where}: [devices.{name}]: device {name!r} is marked simulated but kind {kind.name!r} "
+                          "has no twin; give its `port` or `usb_serial` and drop `simulated`")
+    if not table.simulated and not (table.port or table.usb_serial):
         raise ConfigError(
-            f"{where}: hardware device {name!r} needs `port` (e.g. \"/dev/ttyACM0\" or \"socket://host:4000\") "
-            "or `usb_serial`; or set `simulated = true` to use its twin"
+            f"{where}: [devices.{name}]: hardware device {name!r} needs `port` (e.g. \"/dev/ttyACM0\" or "
+            "\"socket://host:4000\") or `usb_serial`; or set `simulated = true` to use its twin"
         )
     return DeviceConfig(
-        name=name, kind=kind.name, simulated=simulated, port=table.get("port"),
-        usb_serial=table.get("usb_serial"), baud=int(table.get("baud", kind.default_baud)),
-        analyzer=table.get("analyzer"), analyzer_channel=int(table.get("analyzer_channel", 1)),
-        supply_v=_optional_float(table, "supply_v"), current_range_a=_optional_float(table, "current_range_a"),
+        name=name, kind=kind.name, simulated=table.simulated, port=table.port, usb_serial=table.usb_serial,
+        baud=table.baud if table.baud is not None else kind.default_baud, analyzer=table.analyzer,
+        analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
     )
 
 
-def _optional_float(table: dict[str, Any], key: str) -> float | None:
-    return float(table[key]) if key in table else None
+def lab_from_data(data: Any, path: Path) -> LabConfig:
+    """A `LabConfig` from a parsed lab file; every problem is a ConfigError naming the entry and key."""
+    from pytest_edgehil.config.schema import named_tables, validate  # pydantic: loaded on use only
+    from pytest_edgehil.config.schemas import LabFile
+
+    lab_file = validate(LabFile, data, what="lab file", source=str(path), fix=LAB_FIX,
+                        entry=named_tables("devices", lambda name, _: f"[devices.{name}]"))
+    devices = {name: _device_from_table(name, table, f"lab file {path}")
+               for name, table in lab_file.devices.items()}
+    root = lab_file.lab.dataset_root
+    return LabConfig(name=lab_file.lab.name or Path(path).stem, path=Path(path), devices=devices,
+                     dataset_root=(Path(path).parent / root) if root else None)
 
 
 def load_lab(path: Path) -> LabConfig:
-    data = read_toml(path, "lab file", "pass --lab PATH to an existing file")
-    lab = data.get("lab", {})
-    tables = data.get("devices", {})
-    if not tables:
-        raise ConfigError(f"lab file {path} names no devices; add a [devices.NAME] table per board")
-    devices = {name: _device_from_table(name, table, str(path)) for name, table in tables.items()}
-    root = lab.get("dataset_root")
-    return LabConfig(name=str(lab.get("name", Path(path).stem)), path=Path(path), devices=devices,
-                     dataset_root=(Path(path).parent / root) if root else None)
+    """Read and validate a lab file. Raises ConfigError naming the file, the `[devices.NAME]` entry and key."""
+    return lab_from_data(read_toml(path, "lab file", "pass --lab PATH to an existing file"), Path(path))
 
 
 def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:

@@ -14,7 +14,7 @@ import pytest
 from pytest_edgehil.config.budgets import load_budgets
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.config.lab import apply_backend, load_lab, select_devices, simulated_lab
-from pytest_edgehil.config.pairs import generate_pairs, is_selected, why_no_pairs
+from pytest_edgehil.config.pairs import check_budget_targets, generate_pairs, is_selected, why_no_pairs
 from pytest_edgehil.config.session import EdgeHILSession
 from pytest_edgehil.errors import ConfigError
 
@@ -81,6 +81,7 @@ def build_session(config: pytest.Config) -> EdgeHILSession:
             "suite here, or pass --model PATH.tflite to run a model without a budget")
     for m in models or []:
         catalog.get(m)  # an unknown name or missing file fails at start-up, not mid-run
+    check_budget_targets(budgets, catalog, lab, extra)  # a budget that can never run fails here, not silently
     pairs = generate_pairs(budgets, lab, extra, devices)
     if (device_opt or models) and not any(is_selected(p, devices, models) for p in pairs):
         raise ConfigError(why_no_pairs(pairs, devices, models))

@@ -33,7 +33,7 @@ import platform as _platform
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_edgehil import __version__
+from pytest_edgehil.config.tomlfile import parse_json, read_text
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.records import MetricRecord
-from pytest_edgehil.results.vocabulary import Family
 
 if TYPE_CHECKING:
     from pytest_edgehil.measure.meter import EnergyMeasurement
@@ -134,96 +134,52 @@ def git_commit(cwd: Path) -> tuple[str | None, bool | None]:
 # ---------------------------------------------------------------------------------------------- loading
 
 
+RESULTS_FIX = "regenerate it with `pytest --edgehil-save PATH` or point to another file"
+
+
 def _fail(where: str, what: str) -> ConfigError:
-    return ConfigError(f"results file {where}: {what}; regenerate it with `pytest --edgehil-save PATH` or "
-                       "point to another file")
+    return ConfigError(f"results file {where}: {what}; {RESULTS_FIX}")
 
 
-def _number(value: object, where: str, name: str, *, optional: bool = False) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(where, f"`{name}` must be a number, got {value!r}")
-    return float(value)
-
-
-def _record_from_json(raw: object, where: str) -> ResultRecord:
-    if not isinstance(raw, dict):
-        raise _fail(where, f"a record must be an object, got {type(raw).__name__}")
-    known = {f.name for f in fields(ResultRecord)}
-    missing = [k for k in ("pair", "metric", "value", "unit") if k not in raw]
-    if missing:
-        raise _fail(where, f"missing {', '.join(missing)}")
-    data = {k: v for k, v in raw.items() if k in known}  # keys from newer minor versions are ignored
-    for name in ("pair", "model", "device", "kind", "metric", "unit", "backend", "status", "family"):
-        data.setdefault(name, "")
-        if not isinstance(data[name], str):
-            raise _fail(where, f"`{name}` must be a string, got {data[name]!r}")
-    # null: the value was NaN or infinite when written (e.g. fps of a zero-length run)
-    data["value"] = math.nan if data["value"] is None else _number(data["value"], where, "value")
-    for name in ("margin_rel", "ci_low", "ci_high", "median"):
-        data[name] = _number(data.get(name), where, name, optional=True)
-    samples = data.get("raw")
-    if samples is not None:
-        if not isinstance(samples, list):
-            raise _fail(where, f"`raw` must be a list of numbers, got {type(samples).__name__}")
-        data["raw"] = [float(_number(x, where, "raw[]") or 0.0) for x in samples]
-        if not all(math.isfinite(x) for x in data["raw"]):
-            raise _fail(where, "`raw` holds NaN or infinite samples")
-    direction = data.get("direction")
-    if direction is not None and direction not in ("higher", "lower"):
-        raise _fail(where, f"`direction` must be \"higher\", \"lower\" or null, got {direction!r}")
-    if data["family"]:
-        try:
-            Family(data["family"])
-        except ValueError:
-            raise _fail(where, f"`family` {data['family']!r} is not one of "
-                               f"{', '.join(f.value for f in Family)}") from None
-    if data.get("context") is not None and not isinstance(data["context"], dict):
-        raise _fail(where, "`context` must be an object")
-    return ResultRecord(**data)
+def _entry(loc: tuple[int | str, ...], data: Any) -> tuple[str, tuple[int | str, ...]]:
+    """`record #4`, `trace #2`, `run`: where in a results file an error is."""
+    if len(loc) >= 2 and loc[0] in ("records", "traces") and isinstance(loc[1], int):
+        return f"{'record' if loc[0] == 'records' else 'trace'} #{loc[1] + 1}", loc[2:]
+    if len(loc) >= 2 and loc[0] == "run":
+        return "run", loc[1:]
+    return "", loc
 
 
 def results_from_json(data: object, source: str = "<memory>") -> ResultsFile:
-    """Validate and build a `ResultsFile` from parsed JSON; errors name the file, the record and the field."""
+    """Validate and build a `ResultsFile` from parsed JSON; a ConfigError names the file, the record (or
+    `run`, or trace) and the field. Keys this version does not know are ignored (see results/schema.py)."""
+    from pytest_edgehil.config.schema import validate  # pydantic: loaded on use only
+    from pytest_edgehil.results.schema import ResultsSchema
+
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _fail(source, f"not a pytest-edgehil results file (no \"format\": \"{FORMAT}\")")
     version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise _fail(source, f"`schema_version` must be an integer, got {version!r}")
-    if version > SCHEMA_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ConfigError(f"results file {source}: schema version {version} was written by a newer "
                           f"pytest-edgehil (this one reads up to {SCHEMA_VERSION}); upgrade pytest-edgehil")
-    run = data.get("run")
-    if not isinstance(run, dict) or "started_at" not in run or "backend" not in run:
-        raise _fail(source, "`run` must be an object with at least `started_at` and `backend`")
-    known_run = {f.name for f in fields(RunInfo)}
-    run_info = RunInfo(**{k: v for k, v in run.items() if k in known_run})
-    records_raw = data.get("records")
-    if not isinstance(records_raw, list):
-        raise _fail(source, "`records` must be a list")
-    records = [_record_from_json(r, f"{source} record #{i + 1}") for i, r in enumerate(records_raw)]
-    traces = data.get("traces", [])
-    if not isinstance(traces, list) or not all(isinstance(t, dict) for t in traces):
-        raise _fail(source, "`traces` must be a list of objects")
-    return ResultsFile(run=run_info, records=records, traces=traces, path=None if source == "<memory>"
-                       else Path(source))
+    parsed = validate(ResultsSchema, data, what="results file", source=source, fix=RESULTS_FIX, entry=_entry,
+                      table="an object")
+    run = parsed.run.model_dump(exclude_none=True)  # absent keys take RunInfo's defaults
+    records = [ResultRecord(**{**r.model_dump(), "value": math.nan if r.value is None else r.value})
+               for r in parsed.records]
+    traces = [t.model_dump(exclude_none=True) for t in parsed.traces]
+    return ResultsFile(run=RunInfo(**run), records=records, traces=traces,
+                       path=None if source == "<memory>" else Path(source))
 
 
 def load_results(path: Path | str) -> ResultsFile:
+    """Read and validate a results file (or baseline). Raises ConfigError: missing, unreadable, not UTF-8,
+    not JSON, or not the schema (naming the record and field)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"results file {path} does not exist; save one with `pytest --edgehil-save {path}` "
-                          "(on the main branch, for a baseline)") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read results file {path}: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise _fail(str(path), f"not valid JSON ({exc})") from None
-    return results_from_json(data, str(path))
+    text = read_text(path, "results file", RESULTS_FIX,
+                     missing=f"results file {path} does not exist; save one with `pytest --edgehil-save {path}` "
+                             "(on the main branch, for a baseline)")
+    return results_from_json(parse_json(text, "results file", str(path), RESULTS_FIX), str(path))
 
 
 # ---------------------------------------------------------------------------------------------- writing

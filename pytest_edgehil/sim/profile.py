@@ -9,19 +9,17 @@ from the boards' datasheets and are marked as such in the file.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.config.kinds import DeviceKind, get_device_kind
+from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+if TYPE_CHECKING:
+    from pytest_edgehil.sim.profile_schema import ProfileTable
 
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 
@@ -75,27 +73,25 @@ class DeviceProfile:
 KIND_FACTS = ("display_name", "ram_bytes", "flash_bytes", "supply_v")
 
 
-def profile_from_dict(kind: str, raw: dict[str, Any]) -> DeviceProfile:
-    """Build a profile from one TOML table and the kind's hardware facts; a missing or unknown key (or a
-    kind without a supply voltage) is a ConfigError naming it."""
-    raw = dict(raw)
+def profile_from_dict(kind: str, raw: dict[str, Any], source: str = "device profile") -> DeviceProfile:
+    """Build a profile from one TOML table and the kind's hardware facts; a missing, unknown, wrong-typed or
+    out-of-range key (or a kind without a supply voltage) is a ConfigError naming it."""
+    from pytest_edgehil.config.schema import validate  # pydantic: loaded on use only
+    from pytest_edgehil.sim.profile_schema import ProfileTable
+
+    table = validate(ProfileTable, raw, what=source, source=f"[device.{kind}]",
+                     fix=f"compare it with {PROFILES_FILE.name} (keys: docs/config-files.md)")
+    return _profile(kind, table)
+
+
+def _profile(kind: str, table: ProfileTable) -> DeviceProfile:
     facts = get_device_kind(kind)
     if facts.supply_v is None:
         raise ConfigError(f"device profile {kind!r}: kind {kind!r} has no supply_v, which a twin needs; "
                           "add it to the kind's table")
-    raw.update(kind_facts(facts))
-    try:
-        power = StagePower(**raw.pop("power"))
-        expected = {f.name for f in fields(DeviceProfile)} - {"kind", "power"}
-        missing, unknown = expected - raw.keys(), raw.keys() - expected
-        if missing or unknown:
-            raise ConfigError(
-                f"device profile {kind!r}: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}; "
-                f"see {PROFILES_FILE.name} for the expected fields"
-            )
-        return DeviceProfile(kind=kind, power=power, **raw)
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"device profile {kind!r} is malformed ({exc}); compare it with {PROFILES_FILE.name}") from exc
+    values = table.model_dump()
+    power = StagePower(**values.pop("power"))
+    return DeviceProfile(kind=kind, power=power, **values, **kind_facts(facts))
 
 
 def kind_facts(kind: DeviceKind) -> dict[str, Any]:
@@ -106,11 +102,15 @@ def kind_facts(kind: DeviceKind) -> dict[str, Any]:
 
 @lru_cache(maxsize=8)
 def load_profiles(path: Path = PROFILES_FILE) -> dict[str, DeviceProfile]:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read device profiles {path}: {exc}") from exc
-    return {kind: profile_from_dict(kind, table) for kind, table in data.get("device", {}).items()}
+    """Every `[device.KIND]` of a profiles file. Raises ConfigError naming the file, entry and key."""
+    from pytest_edgehil.config.schema import named_tables, validate  # pydantic: loaded on use only
+    from pytest_edgehil.sim.profile_schema import ProfilesFile
+
+    data = read_toml(path, "device profiles", "reinstall pytest-edgehil")
+    profiles = validate(ProfilesFile, data, what="device profiles", source=str(path),
+                        fix="fix the file (keys: docs/config-files.md) or rerun scripts/calibrate_profiles.py",
+                        entry=named_tables("device", lambda name, _: f"[device.{name}]"))
+    return {kind: _profile(kind, table) for kind, table in profiles.device.items()}
 
 
 # Twins registered at run time (a lab's own board, or a test's altered calibration), by kind name.

@@ -1,0 +1,234 @@
+"""Schemas of the configuration files: lab file, device kinds, budget table, model cards.
+
+Every key, its type and range, in one place (docs/config-files.md is written from these). Checks that
+need the registries (is this kind registered, does it have a twin, is this model in the catalog) are the
+loaders' (`lab.py`, `budgets.py`, `pairs.py`); what a file says on its own is checked here. Imported only
+inside the loaders: pydantic is not loaded by `import pytest_edgehil.plugin`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pytest_edgehil.config.budgets import DEFAULT_MARGINAL_REL
+from pytest_edgehil.config.schema import StrictModel, describe_input
+from pytest_edgehil.config.suggest import closest
+from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, Family, lookup
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Finite = float  # every float is finite: StrictModel sets allow_inf_nan=False
+# A size or count: what a 64-bit device or analysis can hold (a 401-digit "parameters" is a broken file).
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+# ---------------------------------------------------------------------------------------------- lab file
+
+
+class LabTable(StrictModel):
+    """`[lab]`: the lab's name (default: the file's stem) and where its datasets live."""
+
+    name: NonEmpty | None = None
+    dataset_root: NonEmpty | None = None  # relative to the lab file
+
+
+class DeviceTable(StrictModel):
+    """`[devices.NAME]`: one board. `kind` defaults to NAME only where NAME is itself a kind."""
+
+    kind: NonEmpty | None = None
+    simulated: bool = False
+    port: NonEmpty | None = None
+    usb_serial: NonEmpty | None = None
+    baud: Annotated[int, Field(gt=0)] | None = None  # default: the kind's default_baud
+    analyzer: NonEmpty | None = None
+    analyzer_channel: Annotated[int, Field(ge=1)] = 1
+    supply_v: Annotated[float, Field(gt=0)] | None = None
+    current_range_a: Annotated[float, Field(gt=0)] | None = None
+
+
+class LabFile(StrictModel):
+    lab: LabTable = LabTable()
+    devices: dict[str, DeviceTable]
+
+    @field_validator("devices")
+    @classmethod
+    def _some_devices(cls, devices: dict[str, DeviceTable]) -> dict[str, DeviceTable]:
+        if not devices:
+            raise ValueError("names no devices; add a [devices.NAME] table per board")
+        return devices
+
+
+# ------------------------------------------------------------------------------------------ device kinds
+
+
+class KindTable(StrictModel):
+    """`[kind.NAME]` in kinds.toml: hardware facts. Sizes in bytes (0: unknown), voltage in volts."""
+
+    display_name: NonEmpty
+    ram_bytes: Count = 0
+    flash_bytes: Count = 0
+    default_baud: Annotated[int, Field(gt=0)] = 115200
+    supply_v: Annotated[float, Field(gt=0)] | None = None
+
+
+class KindsFile(StrictModel):
+    kind: dict[str, KindTable] = Field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ budget table
+
+Marginal = Annotated[float, Field(ge=0, lt=1)]
+# Families whose quantities are never negative: a negative bound can only be a typo (or a sign error).
+_NON_NEGATIVE = (Family.LATENCY, Family.ENERGY, Family.POWER, Family.THROUGHPUT, Family.FOOTPRINT)
+
+
+class LimitTable(StrictModel):
+    """One metric's limit: `max` and/or `min` in the metric's unit, optional marginal band and provenance."""
+
+    max: Finite | None = None
+    min: Finite | None = None
+    marginal: Marginal | None = None  # relative band inside the limit that passes with a warning
+    published: Finite | None = None
+    source: str = ""
+    direction: Literal["higher", "lower"] | None = None  # declares a metric of the user's own
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_bare_number(cls, data: Any) -> Any:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            # ValueError, not TypeError: pydantic turns only ValueError into a validation error.
+            raise ValueError(f"a bare number: write {{ max = {data} }} or {{ min = {data} }} so the "  # noqa: TRY004
+                             "direction is explicit")
+        return data
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LimitTable:
+        if self.max is None and self.min is None:
+            raise ValueError("needs `max` and/or `min` (a limit with neither checks nothing)")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min = {self.min:g} is above max = {self.max:g}: no value can pass; swap them")
+        return self
+
+
+TYPO_CUTOFF = 0.75  # difflib ratio above which an undeclared name is taken for a misspelt built-in
+
+
+def check_metric_names(limits: dict[str, LimitTable]) -> list[str]:
+    """Problems with the metrics of one budget entry: a name that looks like a misspelt built-in
+    (`inferance_ms`: its test would be skipped, silently), a negative bound of a cost.
+
+    A name of the user's own is accepted when it is registered, declares `direction`, or resembles no
+    built-in (`top1`, `map50`: task metrics whose direction their `min`/`max` gives, as the vocabulary
+    documents); one that resembles a built-in must be declared to be taken as meant."""
+    problems = []
+    for metric, limit in limits.items():
+        spec = lookup(metric)
+        declared = metric in BUILT_IN_METRICS or spec.origin == "registered" or limit.direction is not None
+        hint = None if declared else closest(metric, BUILT_IN_METRICS, cutoff=TYPO_CUTOFF)
+        if hint is not None:
+            problems.append(
+                f"unknown metric `{metric}`; did you mean `{hint}`? Built-in metrics: {', '.join(BUILT_IN_METRICS)}. "
+                f"If {metric} is a metric of your own, add `direction = \"lower\"` or `\"higher\"` to its limit "
+                f"(or call pytest_edgehil.results.vocabulary.register_metric({metric!r}, ...) in a conftest)")
+            continue
+        if spec.family in _NON_NEGATIVE and spec.origin != "unknown":
+            for bound in ("max", "min", "published"):
+                value = getattr(limit, bound)
+                if value is not None and value < 0:
+                    problems.append(f"{metric}.{bound} = {value:g}: a {spec.family.value} figure"
+                                    f"{f' in {spec.unit}' if spec.unit else ''} is never negative")
+    return problems
+
+
+class BudgetTable(StrictModel):
+    """`[[budget]]`: the limits of one model on one device kind."""
+
+    model: NonEmpty  # a catalog name, or a model file's stem or path (see docs/config-files.md)
+    device: NonEmpty  # a device kind
+    limits: dict[str, LimitTable] = Field(default_factory=dict)
+    note: str = ""
+
+    @field_validator("limits")
+    @classmethod
+    def _metrics(cls, limits: dict[str, LimitTable]) -> dict[str, LimitTable]:
+        problems = check_metric_names(limits)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return limits
+
+
+class DefaultsTable(StrictModel):
+    marginal: Marginal = DEFAULT_MARGINAL_REL
+
+
+class BudgetFile(StrictModel):
+    defaults: DefaultsTable = DefaultsTable()
+    budget: list[BudgetTable] = Field(default_factory=list)
+
+
+def budget_label(index: str | int, raw: Any) -> str:
+    """`[[budget]] #3 (qsegment-coral)`: the entry as a reader finds it in the file."""
+    label = f"[[budget]] #{int(index) + 1}" if isinstance(index, int) else f"[[budget]] {index}"
+    if isinstance(raw, dict) and isinstance(raw.get("model"), str) and isinstance(raw.get("device"), str):
+        label += f" ({raw['model']}-{raw['device']})"
+    return label
+
+
+# ------------------------------------------------------------------------------------------- model cards
+
+
+class TensorCard(StrictModel):
+    """A card's `input` / `output`: the tensor contract, for readers and for the input scaling."""
+
+    shape: list[Annotated[int, Field(ge=-1)]] | None = None  # -1: a dynamic dimension
+    dtype: NonEmpty | None = None
+    layout: NonEmpty | None = None
+    meaning: str | None = None
+    # [low, high]: the float range an 8-bit 0..255 maps to (input); per channel, a list of them (output).
+    range: list[Any] | None = None
+
+    @field_validator("range")
+    @classmethod
+    def _ranges(cls, rng: list[Any] | None) -> list[Any] | None:
+        if rng is None:
+            return rng
+        pairs = rng if rng and all(isinstance(r, list) for r in rng) else [rng]
+        for pair in pairs:
+            numbers = [x for x in pair if isinstance(x, (int, float)) and not isinstance(x, bool)]
+            if len(pair) != 2 or len(numbers) != 2 or not all(math.isfinite(x) for x in numbers) \
+                    or not numbers[0] < numbers[1]:
+                raise ValueError(f"{describe_input(pair)}: write [low, high], two finite numbers with low < high "
+                                 "(or a list of such pairs, one per channel)")
+        return rng
+
+
+class InputTensorCard(TensorCard):
+    @field_validator("range")
+    @classmethod
+    def _one_range(cls, rng: list[Any] | None) -> list[Any] | None:
+        if rng is not None and (len(rng) != 2 or any(isinstance(r, list) for r in rng)):  # the input scaling takes one range for all channels
+            raise ValueError("the input takes one [low, high] range for all channels")
+        return rng
+
+
+class ModelCard(StrictModel):
+    """`NAME.json` beside `NAME.tflite`: every key optional; free-form notes go under `provenance`."""
+
+    name: NonEmpty | None = None
+    task: NonEmpty | None = None
+    input: InputTensorCard | None = None
+    output: TensorCard | None = None
+    quantization: str | None = None
+    dataset: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+    parameters: Count | None = None
+    macs: Count | None = None
+    reference: str | None = None
+    note: str | None = None
+    upsampling_head: dict[str, Any] | None = None
+    float_of: NonEmpty | None = None
+    file_bytes: Count | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    metrics: dict[str, Finite] | None = None
+    metrics_how: str | None = None

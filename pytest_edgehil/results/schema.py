@@ -1,0 +1,90 @@
+"""Schema of a results file (and so of a baseline): see `store.py` for the layout and its history.
+
+Strict like every input schema (`pytest_edgehil.config.schema`), with one difference: keys this version
+does not know are ignored rather than refused, in `run`, records and traces. Results files are written
+by the plugin, not by hand, and a newer minor version adds keys (`direction` and `family` came that
+way); an incompatible change raises `schema_version`, which is checked. Imported by
+`store.results_from_json` only (it loads pydantic).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from pytest_edgehil.config.schema import StrictModel
+
+Finite = float  # every float is finite (allow_inf_nan=False)
+
+
+class _Lenient(StrictModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class RunSchema(_Lenient):
+    started_at: str
+    backend: str
+    edgehil_version: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    seed: int | None = None
+    lab: str | None = None
+    devices: list[str] | None = None
+    python: str | None = None
+    platform: str | None = None
+    argv: list[str] | None = None
+    finished_at: str | None = None
+    complete: bool | None = None
+    exit_status: int | None = None
+
+
+class RecordSchema(_Lenient):
+    pair: str
+    metric: Annotated[str, Field(min_length=1)]
+    value: Finite | None  # null: the value was NaN or infinite when written (fps of a zero-length run)
+    unit: str
+    model: str = ""
+    device: str = ""
+    kind: str = ""
+    backend: str = ""
+    status: str = ""
+    bound: str = ""
+    margin_rel: Finite | None = None
+    samples: Annotated[int, Field(ge=0)] | None = None
+    source: str = ""
+    ci_low: Finite | None = None
+    ci_high: Finite | None = None
+    raw: list[Finite] | None = None
+    context: dict[str, Any] | None = None
+    direction: Literal["higher", "lower"] | None = None
+    # The `Family` values, or "" (schema 1); tests/test_validation_results.py keeps the two in step.
+    family: Literal["", "latency", "energy", "power", "throughput", "footprint", "accuracy"] = ""
+    test: str = ""
+    outcome: str = ""
+    median: Finite | None = None
+
+
+class TraceSchema(_Lenient):
+    pair: str
+    time_s: list[Finite]
+    power_w: list[Finite]
+    windows_s: list[Annotated[list[Finite], Field(min_length=2, max_length=2)]] = Field(default_factory=list)
+    backend: str | None = None
+    test: str = ""
+
+    @field_validator("power_w")
+    @classmethod
+    def _same_length(cls, power_w: list[float], info: Any) -> list[float]:
+        time_s = info.data.get("time_s")
+        if time_s is not None and len(time_s) != len(power_w):
+            raise ValueError(f"{len(power_w)} power samples for {len(time_s)} times: the two lists pair up")
+        return power_w
+
+
+class ResultsSchema(_Lenient):
+    format: str
+    schema_version: Annotated[int, Field(ge=1)]
+    run: RunSchema
+    records: list[RecordSchema]
+    traces: list[TraceSchema] = Field(default_factory=list)
