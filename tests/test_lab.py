@@ -88,3 +88,11 @@ def test_select_devices():
     assert set(select_devices(lab, "all")) == set(lab.devices)
     with pytest.raises(ConfigError, match="known devices"):
         select_devices(lab, "coral,nope")
+
+
+def test_the_device_kind_entry_point_group_keeps_its_public_name() -> None:
+    # Labs' own packages register boards under this group in their pyproject; renaming it silently
+    # drops their kinds (the layout move once rewrote it to a module path).
+    from pytest_edgehil.config.kinds import ENTRY_POINT_GROUP
+
+    assert ENTRY_POINT_GROUP == "pytest_edgehil.devices"

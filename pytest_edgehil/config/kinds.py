@@ -21,7 +21,7 @@ from typing import Any
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
 
-ENTRY_POINT_GROUP = "pytest_edgehil.config.kinds"
+ENTRY_POINT_GROUP = "pytest_edgehil.devices"  # a public name: labs register their boards here
 KINDS_FILE = Path(__file__).with_name("kinds.toml")
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_edgehil.config.kinds import device_kinds, get_device_kind
+from pytest_edgehil.config.kinds import ENTRY_POINT_GROUP, device_kinds, get_device_kind
 from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
@@ -82,7 +82,7 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
         hint = closest(kind_name, kinds)
         raise ConfigError(f"{where}: [devices.{name}]: `kind` = {kind_name!r} is not a known device kind"
                           + (f"; did you mean {hint!r}?" if hint else "") + f" Known kinds: {', '.join(sorted(kinds))}; "
-                          "a new kind is registered through the 'pytest_edgehil.config.kinds' entry-point group")
+                          f"a new kind is registered through the {ENTRY_POINT_GROUP!r} entry-point group")
     kind = get_device_kind(kind_name)
     if table.simulated and not has_twin(kind.name):
         raise ConfigError(f"{where}: [devices.{name}]: device {name!r} is marked simulated but kind {kind.name!r} "
