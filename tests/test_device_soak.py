@@ -128,7 +128,7 @@ def test_soak_5000_inferences_at_a_fault_rate_of_1e_3_no_wrong_number_no_leak():
     assert errors[DeviceTimeout.__name__] + errors["SequenceMismatch"] <= fired.get("hang", 0)
     assert swallowed <= 2 * fired.get("hang", 0)
     assert errors[ProtocolVersionMismatch.__name__] <= fired.get("bad-version", 0)
-    assert twin_corrupt == sum(1 for f in plan.log if f.direction == "request" and f.kind in ("drop-byte", "corrupt"))
+    assert twin_corrupt == sum(1 for f in plan.log if f.direction == "request" and f.kind in ("drop-byte", "corrupt", "noise"))
     # No typed error without a fault behind it; every error in the loop was followed by a recovery and a redo.
     assert sum(errors.values()) <= sum(fired.values())
     assert recoveries <= sum(errors.values())

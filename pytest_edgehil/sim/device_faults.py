@@ -11,6 +11,7 @@ the wire, not mocks: a flipped bit reaches the host's decoder as a flipped bit. 
 | `corrupt` | either | one bit of the frame is flipped (never into a 0x00 delimiter) | any frame |
 | `drop-frame` | either | the whole frame is lost (silence) | any frame |
 | `duplicate` | either | the frame arrives twice | any frame |
+| `noise` | either | text without a delimiter (a debug print, a boot log on the same UART) arrives just before the frame, so the receiver sees one garbled frame | any frame |
 | `delay` | reply | the reply is sent `delay_s` late (the firmware is busy) | any reply |
 | `stale-seq` | reply | the reply carries the previous sequence number (seq − 1) | any reply |
 | `bad-version` | reply | the reply frame is stamped with protocol version `version` | any reply |
@@ -37,12 +38,13 @@ import numpy as np
 from pytest_edgehil.errors import ConfigError, FrameCorrupt
 from pytest_edgehil.link.messages import Frame, decode_frame
 
-WIRE_KINDS = ("drop-byte", "corrupt", "drop-frame", "duplicate")
+WIRE_KINDS = ("drop-byte", "corrupt", "drop-frame", "duplicate", "noise")
 REPLY_KINDS = (*WIRE_KINDS, "delay", "stale-seq", "bad-version")
 REQUEST_KINDS = (*WIRE_KINDS, "hang", "reboot")
 FAULT_KINDS = (*REPLY_KINDS, "hang", "reboot")
 DIRECTIONS = ("request", "reply")
 _DEFAULT_ON = {"hang": "RUN"}
+NOISE = b"\r\nI (4711) app: free heap 183412 bytes\r\n"  # what firmware logging on the protocol UART looks like
 
 
 @dataclass
@@ -210,6 +212,8 @@ def damage(wire: bytes, fault: DeviceFault, plan: DeviceFaultPlan) -> list[bytes
         return []
     if fault.kind == "duplicate":
         return [wire, wire]
+    if fault.kind == "noise":
+        return [NOISE + wire]
     if fault.kind not in ("drop-byte", "corrupt"):
         return [wire]
     end = wire.index(0)  # damage the first frame, never its delimiter
