@@ -7,8 +7,8 @@ device holds so a suite of many tests uploads each model once, and closes everyt
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import serial
@@ -16,13 +16,16 @@ from serial.tools import list_ports
 
 from pytest_edgehil.config.kinds import get_device_kind
 from pytest_edgehil.config.lab import DeviceConfig, LabConfig
-from pytest_edgehil.errors import CloseError, ConfigError, DeviceError
+from pytest_edgehil.errors import CloseError, ConfigError, DeviceError, DeviceRejected
 from pytest_edgehil.instruments.base import PowerAnalyzer, open_analyzer
 from pytest_edgehil.link.client import DeviceClient
-from pytest_edgehil.link.messages import HelloReply
+from pytest_edgehil.link.messages import ErrorCode, HelloReply
+from pytest_edgehil.link.recovery import reconnect
 from pytest_edgehil.link.traffic_log import TrafficLog
 
 if TYPE_CHECKING:  # the hardware path never imports the simulation; twins come from pytest_edgehil.sim lazily
+    from serial.tools.list_ports_common import ListPortInfo
+
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
     from pytest_edgehil.sim.device_twin import DeviceTwin
     from pytest_edgehil.sim.timeline import ActivityTimeline
@@ -76,14 +79,52 @@ class DeviceUnderTest:
         self.loaded_sha256 = sha
         return sha
 
+    def recover(self, wait_s: float | None = None) -> HelloReply:
+        """Reconnect after the board reset, hung or its port vanished; returns its new HELLO.
 
-def resolve_port(config: DeviceConfig) -> str:
-    """The port to open: found by USB serial number when given (boards re-enumerate on reset)."""
+        Finds the port again by USB serial number (`resolve_port`; a twin through the simulated USB
+        registry, by the serial number it reported), polling up to `wait_s` (default: the client's
+        timeout) while it re-enumerates; reopens it; re-HELLOs and checks it is the same board (kind and
+        serial number); re-selects the active model by hash. If the board lost it (NO_MODEL: flash wiped),
+        nothing is active afterwards and the next `ensure_model` uploads it again. Raises DeviceError
+        (board absent or another board), or the link's typed errors if the board misbehaves again.
+        """
+        hello = reconnect(self.client, self._find_port, wait_s=self.client.timeout_s if wait_s is None else wait_s,
+                          expect=self.hello)
+        self.port, self.hello = self.client.port, hello
+        sha, self.loaded_sha256 = self.loaded_sha256, None
+        if sha is not None:
+            try:
+                self.client.select_model(sha)
+                self.loaded_sha256 = sha
+            except DeviceRejected as exc:
+                if exc.code != ErrorCode.NO_MODEL:
+                    raise
+                self._flashed.clear()  # the board lost its flash: every model is uploaded again when asked for
+        return hello
+
+    def _find_port(self) -> str:
+        if self.twin is not None:
+            from pytest_edgehil.sim import sim_comports
+
+            return resolve_port(replace(self.config, usb_serial=self.twin.usb_serial), comports=sim_comports)
+        if self.config.usb_serial:
+            return resolve_port(self.config)
+        return self.port  # a fixed port (socket://, /dev/ttyS0): reopen it as it is
+
+
+def resolve_port(config: DeviceConfig, comports: Callable[[], Iterable[ListPortInfo]] | None = None) -> str:
+    """The port to open: found by USB serial number when given (boards re-enumerate on reset).
+
+    `comports` lists the ports present (default: `serial.tools.list_ports.comports`; the simulation passes
+    its twins' registry). Raises DeviceError naming the serial number and the ports present.
+    """
     if config.usb_serial:
-        for info in list_ports.comports():
+        ports = list((comports or list_ports.comports)())
+        for info in ports:
             if info.serial_number == config.usb_serial:
                 return info.device
-        present = ", ".join(f"{p.device} (serial {p.serial_number})" for p in list_ports.comports()) or "none"
+        present = ", ".join(f"{p.device} (serial {p.serial_number})" for p in ports) or "none"
         raise DeviceError(f"device {config.name!r}: no USB serial port with serial number {config.usb_serial!r}; "
                           f"ports present: {present}. Check the USB cable and that the board enumerated.")
     assert config.port is not None  # the lab loader guarantees port or usb_serial for hardware
@@ -134,6 +175,12 @@ class Bench:
                     "`current_range_a` in its lab-file table (or --analyzer RESOURCE)")
             settings = SupplySettings(resource, config.analyzer_channel, supply_v, config.current_range_a)
         return open_analyzer(settings.resource, channel=settings.channel), settings
+
+    def reconnect(self, name: str, wait_s: float | None = None) -> DeviceUnderTest:
+        """Find device `name` again after a reset, hang or vanished port (`DeviceUnderTest.recover`)."""
+        dut = self.device(name)
+        dut.recover(wait_s)
+        return dut
 
     def device(self, name: str) -> DeviceUnderTest:
         if name not in self._devices:

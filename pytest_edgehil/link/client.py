@@ -8,8 +8,12 @@ host does when the line misbehaves (docs/protocol.md, "Retry rule"):
   retransmission from its reply cache, so nothing runs twice), up to `retries` times;
 - silence: the command's wait is split into `retries + 1` equal slices; at the end of each slice the
   request is retransmitted (the device may have dropped a corrupt request); at the end, DeviceTimeout;
-- replies carrying another seq are late answers to earlier requests: logged and skipped.
-A dropped or flipped byte is thus a retry, never a wrong value.
+- replies carrying another seq are late answers to earlier requests (a duplicated or delayed reply):
+  logged, counted and skipped, never taken as the reply to the current command;
+- the port vanishing (a board resetting re-enumerates its USB-CDC port under another name): DeviceError
+  naming the device and the port; the client closes the dead port and refuses further commands until
+  `reopen()` / `link.recovery.reconnect()` (used by `DeviceUnderTest.recover()`) finds the board again.
+A dropped or flipped byte is thus a retry, never a wrong value. `stats` counts what the line did.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import random
 import select
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -80,6 +85,18 @@ ERROR_HINTS: dict[int, str] = {
 }
 
 
+@dataclass
+class LinkStats:
+    """What the line did to one client, for soak books and traffic reports (counts since construction)."""
+
+    requests: int = 0  # commands sent (each once, retransmissions not included)
+    retransmissions: int = 0  # the same request sent again (after a corrupt reply or a silent slice)
+    corrupt_frames: int = 0  # received frames that failed COBS/length/CRC
+    stale_replies: int = 0  # well-formed replies carrying another seq (duplicates, late answers), skipped
+    ports_lost: int = 0  # the port failed under the client (vanished, EIO)
+    reopened: int = 0  # reopen() calls that succeeded
+
+
 class DeviceClient:
     """Drives one device over the framed protocol. Open it (or use `with`) before sending commands."""
 
@@ -102,6 +119,8 @@ class DeviceClient:
         # A random first seq: a new session's first request never matches the device's reply cache.
         self._seq = random.randrange(0x10000)
         self._lock = threading.RLock()
+        self._lost: str | None = None  # why the port failed under us, until reopened
+        self.stats = LinkStats()
 
     # -- state ------------------------------------------------------------------------------------------
     @property
@@ -131,8 +150,22 @@ class DeviceClient:
                                   f"{exc}. Check the cable, that the port exists and no other program holds "
                                   "it, and the lab file's `port`/`usb_serial`.") from exc
             self._serial = ser
+            self._lost = None
             self._decoder.reset()
             self._backlog.clear()
+
+    def reopen(self, port: str | None = None) -> None:
+        """Close the port and open `port` (default: the same one), e.g. a board found again under a new
+        name after it reset. Only for clients built from a URL; DeviceError if the port cannot be opened."""
+        with self._lock:
+            if self._url is None:
+                raise DeviceError(f"device {self.name!r}: cannot reopen a port object handed to the client "
+                                  f"({self.port}); build the DeviceClient from a port URL to let it reconnect")
+            self.close()
+            if port is not None:
+                self._url = self.port = port
+            self.open()
+            self.stats.reopened += 1
 
     def close(self) -> None:
         with self._lock:
@@ -234,10 +267,15 @@ class DeviceClient:
 
     def _request(self, command: str, request: Message, wait_s: float) -> Frame:
         with self._lock:
+            if self._serial is None and self._lost is not None:
+                raise DeviceError(f"device {self.name!r}: {command} called after port {self.port} was lost "
+                                  f"({self._lost}); find the board again first (DeviceUnderTest.recover(), "
+                                  "Bench.reconnect(name), or DeviceClient.reopen(new_port))")
             if self._serial is None:
                 raise DeviceError(f"DeviceClient {self.name!r} ({self.port}): {command} called while the client "
                                   "is closed; call open() first or use the client as a context manager")
             self._seq = (self._seq + 1) & 0xFFFF
+            self.stats.requests += 1
             frame = Frame(PROTOCOL_VERSION, request.msg_type, self._seq, request.encode_payload())
             return _Exchange(self, command, frame, wait_s).run()
 
@@ -269,6 +307,16 @@ class DeviceClient:
             raise self._port_failed("read", exc) from exc
 
     def _port_failed(self, command: str, exc: Exception) -> DeviceError:
+        # The port is dead (a vanished pty or USB-CDC node gives EIO for good): release its descriptors now,
+        # and remember why, so the next command says what to do instead of failing the same way.
+        ser, self._serial = self._serial, None
+        self._lost = f"{type(exc).__name__}: {exc}"
+        self.stats.ports_lost += 1
+        if ser is not None:
+            try:
+                ser.close()
+            except (serial.SerialException, OSError):
+                pass  # already gone: nothing left to release
         return DeviceError(f"device {self.name!r}: port {self.port} failed during {command}: {exc}. The board may "
                            "have reset or re-enumerated (USB-CDC ports vanish on reset); check the cable and "
                            "identify the board by `usb_serial` in the lab file.")
@@ -311,6 +359,7 @@ class _Exchange:
             for i, item in enumerate(items):
                 if isinstance(item, FrameCorrupt):
                     self.corrupt += 1
+                    c.stats.corrupt_frames += 1
                     c.traffic_log.note("rx", f"corrupt frame: {item}", device=c.name)
                     if self.sent >= self.attempts:
                         raise self._corrupt_error(item)
@@ -320,6 +369,7 @@ class _Exchange:
                 c.traffic_log.record_frame("rx", item, device=c.name)
                 if item.seq != self.frame.seq:
                     self.stale += 1
+                    c.stats.stale_replies += 1
                     if len(self.stale_seqs) < 8:
                         self.stale_seqs.append(item.seq)
                     c.traffic_log.note("rx", f"skipped stale reply seq={item.seq} (waiting for "
@@ -331,6 +381,7 @@ class _Exchange:
     def _send(self, reason: str) -> None:
         c = self.client
         if reason:
+            c.stats.retransmissions += 1
             c.traffic_log.note("tx", f"retransmit seq={self.frame.seq} ({reason})", device=c.name)
         c.traffic_log.record_frame("tx", self.frame, device=c.name)
         c._write(self.command, self.wire)

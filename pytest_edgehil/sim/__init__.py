@@ -8,13 +8,17 @@ one. Importing this package itself loads nothing heavy: each function imports it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from serial.tools.list_ports_common import ListPortInfo
+
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
+    from pytest_edgehil.sim.device_faults import DeviceFault, DeviceFaultPlan
     from pytest_edgehil.sim.device_twin import DeviceTwin
 
-__all__ = ["has_twin", "start_analyzer_twin", "start_device_twin", "twin_kinds"]
+__all__ = ["has_twin", "sim_comports", "start_analyzer_twin", "start_device_twin", "twin_kinds"]
 
 
 def twin_kinds() -> list[str]:
@@ -28,16 +32,30 @@ def has_twin(kind: str) -> bool:
     return kind in twin_kinds()
 
 
-def start_device_twin(kind: str, name: str, *, seed: int = 0) -> tuple[DeviceTwin, str]:
+def start_device_twin(kind: str, name: str, *, seed: int = 0,
+                      faults: DeviceFaultPlan | Iterable[DeviceFault] | Mapping[str, Any] | None = None,
+                      ) -> tuple[DeviceTwin, str]:
     """Start the twin of a `kind` board called `name` on a pty: (twin, port path for pyserial).
 
-    Raises ConfigError when the kind has no twin. The caller owns the twin and must `close()` it.
+    `faults`: a `DeviceFaultPlan`, a list of `DeviceFault`s or a lab-file style table (`rate`, `seed`,
+    `kinds`, `faults`, ...; see `sim/device_faults.py`); None serves a clean line (faults can still be
+    armed later on `twin.faults`). Raises ConfigError when the kind has no twin or the faults are
+    invalid. The caller owns the twin and must `close()` it.
     """
+    from pytest_edgehil.sim.device_faults import as_plan
     from pytest_edgehil.sim.device_twin import DeviceTwin
     from pytest_edgehil.sim.profile import twin_profile
 
-    twin = DeviceTwin(twin_profile(kind), name, seed=seed)
+    twin = DeviceTwin(twin_profile(kind), name, seed=seed, faults=as_plan(faults))
     return twin, twin.start()
+
+
+def sim_comports() -> list[ListPortInfo]:
+    """The device twins' ports present now, shaped like `serial.tools.list_ports.comports()` (USB serial
+    number, VID:PID 1209:0001): what the bench's port resolver consults for a simulated device."""
+    from pytest_edgehil.sim.usb_ports import comports
+
+    return comports()
 
 
 def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0) -> tuple[AnalyzerTwin, str, float, float]:

@@ -8,6 +8,11 @@ from the MACs at that shape; a RUN before any input of such a model is refused w
 it is timed as int8 or float follows the dtype its convolutions compute in, not its input dtype. It runs on a virtual clock: a
 RUN of 100 inferences of 19 ms answers at once, but every span it reports (and records on the bench's
 `ActivityTimeline` for the analyzer twin) is consistent in virtual time.
+
+Faults (`sim/device_faults.py`) act on the line through the pty link; a reboot fault also resets the
+twin as firmware resets: the active model, its inputs and any upload in progress are lost, the models in
+flash are kept (unless the fault wipes flash), and the board comes back on a new pty path, published
+under its USB serial number (`usb_serial`, the same string HELLO reports) for the host to find.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
+from pytest_edgehil.sim.device_faults import DeviceFaultPlan
 from pytest_edgehil.sim.profile import DeviceProfile
 from pytest_edgehil.sim.pty_link import PtyEndpoint, serve_pty
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
@@ -64,9 +70,13 @@ class DeviceTwin:
     """One simulated board. `start()` serves it on a pty and returns the port path pyserial opens."""
 
     def __init__(self, profile: DeviceProfile, name: str, *, seed: int = 0,
-                 timeline: ActivityTimeline | None = None) -> None:
+                 timeline: ActivityTimeline | None = None, faults: DeviceFaultPlan | None = None) -> None:
         self.profile = profile
         self.name = name
+        # Stable across reboots, like a board's USB serial number; HELLO reports the same string.
+        self.usb_serial = f"SIM-{zlib.crc32(name.encode()):08X}"
+        self.faults = faults if faults is not None else DeviceFaultPlan()
+        self.reboots = 0
         self.timeline = timeline or ActivityTimeline(profile.power.idle_w, profile.supply_v)
         # Seed from the device name too, so two boards of one kind do not jitter in lockstep.
         self._rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
@@ -90,14 +100,24 @@ class DeviceTwin:
     # -- serving -----------------------------------------------------------------------------------
     def start(self) -> str:
         if self._endpoint is None:
-            self._endpoint = serve_pty(self.handle, name=self.name)
+            self._endpoint = serve_pty(self.handle, name=self.name, faults=self.faults, usb_serial=self.usb_serial,
+                                       on_reboot=self._rebooted)
         return self._endpoint.port
 
     @property
     def port(self) -> str:
+        """The pty path the twin serves on now (a reboot changes it)."""
         if self._endpoint is None:
             raise RuntimeError(f"device twin {self.name!r} is not started; call start() first")
         return self._endpoint.port
+
+    @property
+    def link(self) -> PtyEndpoint:
+        """The pty link serving the twin; its counters say what the line did (replays, corrupt_frames,
+        swallowed, reboots)."""
+        if self._endpoint is None:
+            raise RuntimeError(f"device twin {self.name!r} is not started; call start() first")
+        return self._endpoint
 
     @property
     def active_model_info(self) -> ModelInfo | None:
@@ -137,7 +157,7 @@ class DeviceTwin:
         return [p.HelloReply(
             device_kind=self.profile.kind, device_name=self.name, firmware=self.profile.firmware,
             protocol_version=p.PROTOCOL_VERSION, capabilities=caps, ram_bytes=self.profile.ram_bytes,
-            flash_bytes=self.profile.flash_bytes, serial_number=f"SIM-{zlib.crc32(self.name.encode()):08X}",
+            flash_bytes=self.profile.flash_bytes, serial_number=self.usb_serial,
         )]
 
     def _load_begin(self, msg: p.LoadBegin) -> Sequence[p.Message]:
@@ -210,6 +230,15 @@ class DeviceTwin:
         outputs = model.runner.run_raw(model.inputs)
         timings = self._simulate_runs(model.info, msg.count)
         return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
+
+    def _rebooted(self, wipe_flash: bool) -> None:
+        """A reset by a reboot fault: RAM is gone (active model, inputs, upload); flash survives unless wiped."""
+        with self._lock:
+            self.reboots += 1
+            self._upload = None
+            self._model = None
+            if wipe_flash:
+                self._flash.clear()
 
     def _reset(self, _: p.Reset) -> Sequence[p.Message]:
         self._upload = None

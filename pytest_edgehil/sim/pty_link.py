@@ -12,6 +12,10 @@ Rules this link implements (docs/protocol.md):
   answered from the cached reply, without calling the handler again.
 - A request whose payload does not decode gets ERROR BAD_PAYLOAD, an unknown type ERROR UNKNOWN_MESSAGE,
   a handler that raises ERROR INTERNAL: the host hears about it instead of timing out.
+- Faults (`sim/device_faults.py`) are applied here, on whole frames as they cross the line: each frame
+  received (before it is decoded) and each reply sent (after it is cached, so a retransmission is
+  answered intact). A reboot closes the pty and serves on a new one after `down_s`; with `usb_serial`
+  the link publishes its current port in `sim/usb_ports.py`, where the host finds it again.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from pytest_edgehil.errors import FrameCorrupt, ProtocolError
 from pytest_edgehil.link.messages import (
+    MAX_ENCODED,
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
     Error,
@@ -35,13 +40,18 @@ from pytest_edgehil.link.messages import (
     Hello,
     Message,
     MsgType,
+    decode_frame,
     encode_message,
+    type_name,
 )
+from pytest_edgehil.sim import usb_ports
+from pytest_edgehil.sim.device_faults import WIRE_KINDS, DeviceFault, DeviceFaultPlan, damage, restamp
 
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the package supports Python 3.10 at runtime
 
 Handler = Callable[[Message], Sequence[Message]]
+RebootHook = Callable[[bool], None]  # called with `wipe_flash` when the board reboots
 READ_CHUNK = 65536
 POLL_S = 0.1  # how often a blocked write looks at the stop flag
 
@@ -51,42 +61,42 @@ log = logging.getLogger("pytest_edgehil.sim.pty_link")
 class PtyEndpoint:
     """A served pty: `.port` is the path the host opens; `.close()` stops serving (idempotent)."""
 
-    def __init__(self, handler: Handler, *, name: str, protocol_version: int = PROTOCOL_VERSION) -> None:
+    def __init__(self, handler: Handler, *, name: str, protocol_version: int = PROTOCOL_VERSION,
+                 faults: DeviceFaultPlan | None = None, usb_serial: str | None = None,
+                 on_reboot: RebootHook | None = None) -> None:
         self.name = name
         self._handler = handler
         self._version = protocol_version
-        self._master_fd, self._slave_fd = os.openpty()
-        # Raw mode at once: in the default cooked mode, bytes written before the host opens the port
-        # are echoed back to us and line-buffered, i.e. lost or mangled.
-        tty.setraw(self._slave_fd)
-        # We keep the slave open ourselves so the pty survives the host closing and reopening it.
-        self.port = os.ttyname(self._slave_fd)
-        os.set_blocking(self._master_fd, False)
+        self.faults = faults if faults is not None else DeviceFaultPlan()
+        self.usb_serial = usb_serial
+        self._on_reboot = on_reboot
+        self._master_fd, self._slave_fd, self.port = _open_pty()
         self._wake_r, self._wake_w = os.pipe()
+        self._raw = bytearray()  # received bytes after the last delimiter
         self._decoder = FrameDecoder()
         self._last_request: Frame | None = None
         self._last_reply = b""
-        self._faults_lock = threading.Lock()
-        self._corrupt_replies = 0
-        self._drop_replies = 0
+        self._hung: Frame | None = None  # the request a hang swallowed (and swallows again when retransmitted)
         self.frames_received = 0  # good request frames, retransmissions included
         self.corrupt_frames = 0  # request frames dropped for bad COBS/length/CRC
         self.replays = 0  # retransmitted requests answered from the reply cache
+        self.swallowed = 0  # requests a hang left unanswered
+        self.reboots = 0
         self._stop = threading.Event()
         self._closed = False
+        if usb_serial:
+            usb_ports.publish(usb_serial, self.port)
         self._thread = threading.Thread(target=self._serve, name=f"pty-link-{name}", daemon=True)
         self._thread.start()
 
-    # -- fault injection (device → host direction) ----------------------------------------------------
+    # -- fault injection shortcuts (the plan in `faults` does the work) -------------------------------------
     def corrupt_next_reply(self, count: int = 1) -> None:
-        """Flip one byte in each of the next `count` replies sent (the reply cache keeps them intact)."""
-        with self._faults_lock:
-            self._corrupt_replies += count
+        """Flip one bit in each of the next `count` replies sent (the reply cache keeps them intact)."""
+        self.faults.inject(DeviceFault("corrupt", count))
 
     def drop_next_reply(self, count: int = 1) -> None:
         """Send nothing for the next `count` replies, as if the line lost them."""
-        with self._faults_lock:
-            self._drop_replies += count
+        self.faults.inject(DeviceFault("drop-frame", count))
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -97,6 +107,8 @@ class PtyEndpoint:
         os.write(self._wake_w, b"x")
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5.0)
+        if self.usb_serial:
+            usb_ports.withdraw(self.usb_serial, self.port)
         for fd in (self._master_fd, self._slave_fd, self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -129,15 +141,50 @@ class PtyEndpoint:
             except OSError as exc:  # the pty went away under us
                 log.warning("%s: pty read failed (%s); stopping the link on %s", self.name, exc, self.port)
                 return
-            for item in self._decoder.feed(data):
+            reboots = self.reboots
+            for part in self._split(data):
+                self._receive(part)
+                if self.reboots != reboots or self._stop.is_set():
+                    break  # the rest was said to the board before it reset: lost with the old pty
+
+    def _split(self, data: bytes) -> list[bytes]:
+        """Whole frames (each with its 0x00) received so far; an over-long run goes to the decoder, which
+        reports and discards it."""
+        self._raw += data
+        if 0 not in data:
+            if len(self._raw) <= MAX_ENCODED:
+                return []
+            run, self._raw = bytes(self._raw), bytearray()
+            return [run]
+        cut = self._raw.rindex(0) + 1
+        whole, self._raw = bytes(self._raw[:cut]), self._raw[cut:]
+        return [part + b"\x00" for part in whole.split(b"\x00")[:-1]]
+
+    def _receive(self, part: bytes) -> None:
+        """One frame as it came off the line: request faults applied, then decoded and answered."""
+        fault = None
+        if len(part) > 1 and self.faults.active:
+            peeked = _peek(part)
+            # A hung firmware is not reading its line: retransmissions of the hung request draw no faults.
+            if peeked is not None and peeked != self._hung:
+                fault = self.faults.take("request", type_name(peeked.msg_type), peeked.seq)
+        pieces = damage(part, fault, self.faults) if fault is not None and fault.kind in WIRE_KINDS else [part]
+        for piece in pieces:
+            for item in self._decoder.feed(piece):
                 if isinstance(item, FrameCorrupt):
                     self.corrupt_frames += 1
                     log.debug("%s: dropped a corrupt request frame: %s", self.name, item)
                 else:
                     self.frames_received += 1
-                    self._answer(item)
+                    self._answer(item, fault)
 
-    def _answer(self, request: Frame) -> None:
+    def _answer(self, request: Frame, fault: DeviceFault | None = None) -> None:
+        if self._hung is not None and request == self._hung:
+            self.swallowed += 1
+            return
+        if fault is not None and fault.kind == "reboot":
+            self._reboot(fault)
+            return
         if request == self._last_request:
             self.replays += 1
             wire = self._last_reply
@@ -145,8 +192,50 @@ class PtyEndpoint:
             replies = self._dispatch(request)
             wire = b"".join(self._encode(reply, request.seq) for reply in replies)
             self._last_request, self._last_reply = request, wire
+        if fault is not None and fault.kind == "hang":
+            self._hung = request  # the work was done (the inference ran) but the answer never comes
+            return
         if wire:
-            self._send(self._apply_faults(wire))
+            self._reply(request, wire)
+
+    def _reply(self, request: Frame, wire: bytes) -> None:
+        fault = self.faults.take("reply", type_name(request.msg_type), request.seq) if self.faults.active else None
+        if fault is None:
+            self._send(wire)
+            return
+        if fault.kind == "delay" and self._stop.wait(fault.delay_s):
+            return
+        if fault.kind == "stale-seq":
+            wire = restamp(wire, seq_delta=-1)
+        elif fault.kind == "bad-version":
+            wire = restamp(wire, version=fault.version)
+        for piece in damage(wire, fault, self.faults):
+            self._send(piece)
+
+    def _reboot(self, fault: DeviceFault) -> None:
+        """The board resets: its port vanishes now; after `down_s` it serves again on a new pty path.
+
+        The new pty is opened before the old one is closed, so the kernel cannot hand back the same
+        /dev/pts number: the host must find the board again (by USB serial number), as after a real reset.
+        """
+        master, slave, port = _open_pty()
+        old = (self._master_fd, self._slave_fd)
+        if self.usb_serial:
+            usb_ports.withdraw(self.usb_serial, self.port)
+        self._master_fd, self._slave_fd, old_port, self.port = master, slave, self.port, port
+        for fd in old:
+            os.close(fd)
+        self.reboots += 1
+        self._raw.clear()
+        self._decoder.reset()
+        self._last_request, self._last_reply, self._hung = None, b"", None
+        log.info("%s: rebooting: %s closed, back on %s in %.3g s", self.name, old_port, port, fault.down_s)
+        if self._on_reboot is not None:
+            self._on_reboot(fault.wipe_flash)
+        if self._stop.wait(fault.down_s):
+            return
+        if self.usb_serial:
+            usb_ports.publish(self.usb_serial, self.port)
 
     def _dispatch(self, request: Frame) -> Sequence[Message]:
         if request.msg_type == MsgType.HELLO:
@@ -176,19 +265,6 @@ class PtyEndpoint:
             error = Error(ErrorCode.INTERNAL, f"{self.name}: {type(reply).__name__} reply cannot be sent: {exc}")
             return encode_message(error, seq, version=self._version)
 
-    def _apply_faults(self, wire: bytes) -> bytes:
-        with self._faults_lock:
-            if self._drop_replies:
-                self._drop_replies -= 1
-                return b""
-            if not self._corrupt_replies:
-                return wire
-            self._corrupt_replies -= 1
-        damaged = bytearray(wire)
-        i = wire.index(0) // 2  # inside the first frame, away from its delimiter
-        damaged[i] ^= 0x5A if damaged[i] != 0x5A else 0xA5  # never 0x00: stays one (corrupt) frame
-        return bytes(damaged)
-
     def _send(self, wire: bytes) -> None:
         view = memoryview(wire)
         while view and not self._stop.is_set():
@@ -202,6 +278,33 @@ class PtyEndpoint:
                 return
 
 
-def serve_pty(handler: Handler, *, name: str, protocol_version: int = PROTOCOL_VERSION) -> PtyEndpoint:
-    """Serve `handler` on a new pty; `protocol_version` stamps reply frames (tests emulate other firmware)."""
-    return PtyEndpoint(handler, name=name, protocol_version=protocol_version)
+def serve_pty(handler: Handler, *, name: str, protocol_version: int = PROTOCOL_VERSION,
+              faults: DeviceFaultPlan | None = None, usb_serial: str | None = None,
+              on_reboot: RebootHook | None = None) -> PtyEndpoint:
+    """Serve `handler` on a new pty; `protocol_version` stamps reply frames (tests emulate other firmware).
+
+    `faults`: the fault plan applied on the line (default: none, armable later on `endpoint.faults`);
+    `usb_serial`: publish the current port under this serial number (`sim/usb_ports.py`); `on_reboot`:
+    told (with `wipe_flash`) when a reboot fault resets the board, to drop what a reset loses.
+    """
+    return PtyEndpoint(handler, name=name, protocol_version=protocol_version, faults=faults,
+                       usb_serial=usb_serial, on_reboot=on_reboot)
+
+
+def _open_pty() -> tuple[int, int, str]:
+    """(master fd, slave fd, slave path) of a new pty, raw, master non-blocking."""
+    master, slave = os.openpty()
+    # Raw mode at once: in the default cooked mode, bytes written before the host opens the port
+    # are echoed back to us and line-buffered, i.e. lost or mangled.
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    # We keep the slave open ourselves so the pty survives the host closing and reopening it.
+    return master, slave, os.ttyname(slave)
+
+
+def _peek(part: bytes) -> Frame | None:
+    """The frame in `part` (one frame and its delimiter), or None if it does not decode."""
+    try:
+        return decode_frame(part[:-1])
+    except FrameCorrupt:
+        return None
