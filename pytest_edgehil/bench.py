@@ -198,7 +198,7 @@ class Bench:
             if config.simulated:
                 from pytest_edgehil.sim import start_device_twin
 
-                twin, port = start_device_twin(config.kind, config.name, seed=self.seed)
+                twin, port = start_device_twin(config.kind, config.name, seed=self.seed, faults=config.faults)
             else:
                 port = resolve_port(config)
             traffic = TrafficLog()

@@ -7,6 +7,7 @@ silently replaced by a twin: if it cannot be reached the run fails, naming the p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,9 @@ class DeviceConfig:
     analyzer_channel: int = 1
     supply_v: float | None = None  # the analyzer's output voltage feeding the board
     current_range_a: float | None = None  # the largest current the board draws (picks the range)
+    # Faults the twin injects on its link, as the lab file's table (validated there; the twin builds
+    # its plan from it): a simulated device only. Not part of equality: a record, not a behaviour.
+    faults: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,25 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
             f"{where}: [devices.{name}]: hardware device {name!r} needs `port` (e.g. \"/dev/ttyACM0\" or "
             "\"socket://host:4000\") or `usb_serial`; or set `simulated = true` to use its twin"
         )
+    if table.faults is not None and not table.simulated:
+        raise ConfigError(f"{where}: [devices.{name}]: `faults` are injected by a device twin; a real board's "
+                          "faults come by themselves. Set `simulated = true`, or remove the faults table")
+    faults = None
+    if table.faults is not None:
+        faults = table.faults.model_dump(exclude={"armed"}, exclude_none=True)
+        faults["faults"] = [f.model_dump() for f in table.faults.armed]
+        # A simulated device loads the simulation anyway (its twin); the fault kinds are the twin's own.
+        from pytest_edgehil.sim.device_faults import DeviceFaultPlan
+
+        try:
+            DeviceFaultPlan.from_table(faults)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: [devices.{name}.faults]: {exc}") from None
     return DeviceConfig(
         name=name, kind=kind.name, simulated=table.simulated, port=table.port, usb_serial=table.usb_serial,
         baud=table.baud if table.baud is not None else kind.default_baud, analyzer=table.analyzer,
         analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
+        faults=faults,
     )
 
 

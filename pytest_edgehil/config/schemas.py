@@ -33,6 +33,31 @@ class LabTable(StrictModel):
     dataset_root: NonEmpty | None = None  # relative to the lab file
 
 
+class FaultTable(StrictModel):
+    """One armed fault in `[[devices.NAME.faults.armed]]` (kinds: docs/faults.md, "Device link faults")."""
+
+    kind: NonEmpty
+    count: Annotated[int, Field(ge=1)] = 1
+    direction: Literal["", "request", "reply"] = ""
+    on: NonEmpty | None = None
+    delay_s: Annotated[float, Field(ge=0)] = 0.5
+    down_s: Annotated[float, Field(ge=0)] = 0.2
+    wipe_flash: bool = False
+    version: Annotated[int, Field(ge=0, le=255)] = 9
+
+
+class FaultsTable(StrictModel):
+    """`[devices.NAME.faults]`: faults the device's twin injects on its link (simulated devices only)."""
+
+    rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    seed: Annotated[int, Field(ge=0)] = 0
+    kinds: list[NonEmpty] | None = None  # rate mode draws among these; default: every kind
+    delay_s: Annotated[float, Field(ge=0)] = 0.5
+    down_s: Annotated[float, Field(ge=0)] = 0.2
+    wipe_flash: bool = False
+    armed: list[FaultTable] = []
+
+
 class DeviceTable(StrictModel):
     """`[devices.NAME]`: one board. `kind` defaults to NAME only where NAME is itself a kind."""
 
@@ -45,6 +70,7 @@ class DeviceTable(StrictModel):
     analyzer_channel: Annotated[int, Field(ge=1)] = 1
     supply_v: Annotated[float, Field(gt=0)] | None = None
     current_range_a: Annotated[float, Field(gt=0)] | None = None
+    faults: FaultsTable | None = None
 
 
 class LabFile(StrictModel):

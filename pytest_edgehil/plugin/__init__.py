@@ -21,6 +21,7 @@ from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found 
     edgehil_analyzer,
     edgehil_bench,
     edgehil_dataset_root,
+    edgehil_device_faults,
     edgehil_dut,
     edgehil_energy,
     edgehil_energy_plan,

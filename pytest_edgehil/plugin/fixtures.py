@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pytest_edgehil.measure.meter import EnergyMeasurement, EnergyPlan
     from pytest_edgehil.model.info import ModelInfo
     from pytest_edgehil.plugin.recorder import Recorder
+    from pytest_edgehil.sim.device_faults import DeviceFaultPlan
 
 HOW_TO_PARAMETRIZE = (
     "{test} uses {fixtures}: these run once per model/device pair, and only tests marked with the metrics "
@@ -80,6 +81,22 @@ def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_benc
         model_sha256=dut.loaded_sha256, device_firmware=dut.hello.firmware,
         protocol_version=dut.hello.protocol_version, device_serial=dut.hello.serial_number)
     return dut
+
+
+@pytest.fixture
+def edgehil_device_faults(edgehil_dut: DeviceUnderTest) -> Iterator[DeviceFaultPlan]:
+    """The fault plan of the pair's device twin (`pytest_edgehil.sim.device_faults`): arm faults with
+    `.inject(DeviceFault("corrupt", direction="reply"))` or `.set_rate(p)`; `.fired` counts what fired.
+    What a test arms is disarmed after it (the lab file's `[devices.NAME.faults]` stay). Skips on a real
+    board: its faults come by themselves."""
+    if edgehil_dut.twin is None:
+        pytest.skip(f"device {edgehil_dut.name!r} on {edgehil_dut.port} is a real board: fault injection needs "
+                    "its twin (`simulated = true` in the lab file, or --backend sim)")
+    plan = edgehil_dut.twin.faults
+    armed, rate = list(plan.faults), plan.rate
+    yield plan
+    plan.disarm_all_but(armed)  # consumed ones stay consumed
+    plan.set_rate(rate)
 
 
 @pytest.fixture

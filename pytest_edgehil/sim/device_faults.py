@@ -130,6 +130,12 @@ class DeviceFaultPlan:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"device faults: {exc}; see pytest_edgehil/sim/device_faults.py for the keys") from exc
 
+    def disarm_all_but(self, keep: Iterable[DeviceFault]) -> None:
+        """Drop every armed fault not in `keep` (by identity): what a test armed goes after the test."""
+        kept = list(keep)
+        with self._lock:
+            self.faults[:] = [f for f in self.faults if any(f is k for k in kept)]
+
     def inject(self, fault: DeviceFault) -> DeviceFault:
         with self._lock:
             self.faults.append(fault)
