@@ -28,15 +28,17 @@ def has_twin(kind: str) -> bool:
     return kind in twin_kinds()
 
 
-def start_device_twin(kind: str, name: str, *, seed: int = 0) -> tuple[DeviceTwin, str]:
+def start_device_twin(kind: str, name: str, *, seed: int = 0, realtime: float = 0.0) -> tuple[DeviceTwin, str]:
     """Start the twin of a `kind` board called `name` on a pty: (twin, port path for pyserial).
 
+    `realtime` > 0 makes a RUN take its simulated time × `realtime` of wall-clock time (1.0: as long as
+    the board would), for measuring what parallel runs gain; 0 (the default) answers at once.
     Raises ConfigError when the kind has no twin. The caller owns the twin and must `close()` it.
     """
     from pytest_edgehil.sim.device_twin import DeviceTwin
     from pytest_edgehil.sim.profile import twin_profile
 
-    twin = DeviceTwin(twin_profile(kind), name, seed=seed)
+    twin = DeviceTwin(twin_profile(kind), name, seed=seed, realtime=realtime)
     return twin, twin.start()
 
 

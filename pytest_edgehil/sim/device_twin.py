@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,8 +58,9 @@ class DeviceTwin:
     """One simulated board. `start()` serves it on a pty and returns the port path pyserial opens."""
 
     def __init__(self, profile: DeviceProfile, name: str, *, seed: int = 0,
-                 timeline: ActivityTimeline | None = None) -> None:
+                 timeline: ActivityTimeline | None = None, realtime: float = 0.0) -> None:
         self.profile = profile
+        self.realtime = realtime  # > 0: a RUN sleeps its simulated span × this (parallel speed-up checks)
         self.name = name
         self.timeline = timeline or ActivityTimeline(profile.power.idle_w, profile.supply_v)
         # Seed from the device name too, so two boards of one kind do not jitter in lockstep.
@@ -187,7 +189,10 @@ class DeviceTwin:
         # One real inference gives the outputs (the input does not change within a RUN);
         # the timeline is generated for every one of the `count` inferences.
         outputs = model.runner.run_raw(model.inputs)
+        start_s = self.clock_s
         timings = self._simulate_runs(model.info, msg.count)
+        if self.realtime > 0:
+            time.sleep((self.clock_s - start_s) * self.realtime)
         return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
 
     def _reset(self, _: p.Reset) -> Sequence[p.Message]:
