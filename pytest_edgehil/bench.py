@@ -2,11 +2,18 @@
 
 One `Bench` per pytest session. It owns the twins and the serial clients, caches which model each
 device holds so a suite of many tests uploads each model once, and closes everything at the end.
+
+A real board is held for the whole session: its cross-process lock (`pytest_edgehil.locks`) is taken
+before its port is opened (exclusively), and released after the port is closed, so a second pytest
+process (another xdist worker, another person) fails with "busy: held by PID …" — or waits, with
+`lock_timeout_s` — and never talks to a board this session measures. A hardware analyzer channel is
+locked the same way. Twins are private to the process that starts them and take no lock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -16,12 +23,20 @@ from serial.tools import list_ports
 
 from pytest_edgehil.config.kinds import get_device_kind
 from pytest_edgehil.config.lab import DeviceConfig, LabConfig
-from pytest_edgehil.errors import CloseError, ConfigError, DeviceError, DeviceRejected
+from pytest_edgehil.errors import (
+    CloseError,
+    ConfigError,
+    DeviceBusy,
+    DeviceError,
+    DeviceRejected,
+    InstrumentBusy,
+)
 from pytest_edgehil.instruments.base import PowerAnalyzer, open_analyzer
 from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.messages import ErrorCode, HelloReply
 from pytest_edgehil.link.recovery import reconnect
 from pytest_edgehil.link.traffic_log import TrafficLog
+from pytest_edgehil.locks import ResourceLock, default_owner, lock_name
 
 if TYPE_CHECKING:  # the hardware path never imports the simulation; twins come from pytest_edgehil.sim lazily
     from serial.tools.list_ports_common import ListPortInfo
@@ -52,6 +67,7 @@ class DeviceUnderTest:
     traffic: TrafficLog
     twin: DeviceTwin | None = None
     loaded_sha256: str | None = None
+    lock: ResourceLock | None = None  # held from bring-up to close (real boards; twins are private)
     _flashed: set[str] = field(default_factory=set)
 
     @property
@@ -67,15 +83,27 @@ class DeviceUnderTest:
         return self.twin.timeline if self.twin is not None else None
 
     def ensure_model(self, model_bytes: bytes, name: str) -> str:
-        """Make `model_bytes` the active model: select it if the device already holds it, else upload."""
+        """Make `model_bytes` the active model: select it by hash if the device holds it, else upload.
+
+        Called before each test's RUNs. A model this session already put on the device is re-selected by
+        its SHA-256 every time, not trusted from memory: protocol version 1 has no way to ask which model
+        is active, and a board that rebooted (or was driven by something that ignores the lock) may hold
+        another one. A device that no longer holds it (NO_MODEL) gets it uploaded again.
+        Raises DeviceError (DeviceRejected, DeviceTimeout, …) when the device refuses or does not answer.
+        """
         sha = hashlib.sha256(model_bytes).hexdigest()
-        if self.loaded_sha256 == sha:
-            return sha
         if sha in self._flashed:
-            self.client.select_model(sha)
-        else:
-            self.client.load_model(model_bytes, name)
-            self._flashed.add(sha)
+            try:
+                self.client.select_model(sha)
+                self.loaded_sha256 = sha
+                return sha
+            except DeviceRejected as exc:
+                if exc.code != ErrorCode.NO_MODEL:
+                    raise
+                self._flashed.discard(sha)  # its flash was wiped (reset, reflash): upload again below
+        self.loaded_sha256 = None
+        self.client.load_model(model_bytes, name)
+        self._flashed.add(sha)
         self.loaded_sha256 = sha
         return sha
 
@@ -139,14 +167,21 @@ class Bench:
     """
 
     def __init__(self, lab: LabConfig, *, seed: int = 0, timeout_s: float = 10.0,
-                 analyzer_override: str | None = None) -> None:
+                 analyzer_override: str | None = None, lock_timeout_s: float = 0.0,
+                 on_lock_wait: Callable[[str], None] | None = None, owner: str | None = None,
+                 twin_realtime: float = 0.0) -> None:
         self.lab = lab
         self.seed = seed
         self.timeout_s = timeout_s
         self.analyzer_override = analyzer_override
+        self.lock_timeout_s = lock_timeout_s  # 0: a busy board fails at once; > 0: wait that long for it
+        self.on_lock_wait = on_lock_wait  # told what a waiting bring-up waits for
+        self.owner = owner or default_owner()  # what the lock files say holds them (the pytest command line)
+        self.twin_realtime = twin_realtime  # twins sleep their simulated stage times × this (0: virtual time)
         self._devices: dict[str, DeviceUnderTest] = {}
         self._analyzers: dict[str, tuple[PowerAnalyzer, SupplySettings]] = {}
         self._analyzer_twins: dict[str, AnalyzerTwin] = {}
+        self._analyzer_locks: dict[str, ResourceLock] = {}
 
     def analyzer(self, name: str) -> tuple[PowerAnalyzer, SupplySettings]:
         """The power analyzer on device `name`'s supply: the analyzer twin for a simulated device."""
@@ -174,6 +209,17 @@ class Bench:
                     f"device {config.name!r}: energy needs `analyzer` (VISA resource), `supply_v` and "
                     "`current_range_a` in its lab-file table (or --analyzer RESOURCE)")
             settings = SupplySettings(resource, config.analyzer_channel, supply_v, config.current_range_a)
+            lock = ResourceLock(f"analyzer {resource} channel {settings.channel} (device {config.name!r})",
+                                lock_name("analyzer", f"{resource}#ch{settings.channel}"),
+                                busy_error=InstrumentBusy, owner=self.owner)
+            lock.acquire(self.lock_timeout_s, self.on_lock_wait)
+            try:
+                analyzer = open_analyzer(settings.resource, channel=settings.channel)
+            except BaseException:
+                lock.release()
+                raise
+            self._analyzer_locks[config.name] = lock
+            return analyzer, settings
         return open_analyzer(settings.resource, channel=settings.channel), settings
 
     def reconnect(self, name: str, wait_s: float | None = None) -> DeviceUnderTest:
@@ -194,18 +240,29 @@ class Bench:
     def _bring_up(self, config: DeviceConfig) -> DeviceUnderTest:
         twin: DeviceTwin | None = None
         client: DeviceClient | None = None
+        lock: ResourceLock | None = None
         try:
             if config.simulated:
                 from pytest_edgehil.sim import start_device_twin
 
-                twin, port = start_device_twin(config.kind, config.name, seed=self.seed, faults=config.faults)
+                twin, port = start_device_twin(config.kind, config.name, seed=self.seed, faults=config.faults,
+                                               realtime=self.twin_realtime)
             else:
                 port = resolve_port(config)
+                lock = device_lock(config, port, owner=self.owner)
+                lock.acquire(self.lock_timeout_s, self.on_lock_wait)  # before the port: never talk to a held board
             traffic = TrafficLog()
             client = DeviceClient(port, baudrate=config.baud, timeout_s=self.timeout_s, name=config.name,
                                   traffic_log=traffic)
             try:
                 client.open()
+            except DeviceError as exc:
+                if lock is not None and "exclusively lock" in str(exc.__cause__ or ""):
+                    raise DeviceBusy(f"device {config.name!r}: port {port} is busy: another program holds it open "
+                                     f"exclusively (a run of another user, or a terminal program); find it with "
+                                     f"`lsof {port}` or `fuser {port}`. {exc}") from exc
+                raise
+            try:
                 hello = client.hello()
             except serial.SerialException as exc:
                 raise DeviceError(f"device {config.name!r}: cannot open port {port} at {config.baud} baud: {exc}. "
@@ -214,11 +271,11 @@ class Bench:
             if hello.device_kind != config.kind:
                 raise DeviceError(f"device {config.name!r} on {port} identifies as kind {hello.device_kind!r}, "
                                   f"the lab file says {config.kind!r}; fix the lab file or the cabling")
-            return DeviceUnderTest(config, port, client, hello, traffic, twin)
+            return DeviceUnderTest(config, port, client, hello, traffic, twin, lock=lock)
         except BaseException:
-            # A failed bring-up owns nothing afterwards: close its port and stop its twin, then re-raise the
-            # bring-up error (a close error here would only hide it).
-            _close_quietly(client, twin)
+            # A failed bring-up owns nothing afterwards: close its port, stop its twin and give its lock back,
+            # then re-raise the bring-up error (a close error here would only hide it).
+            _close_quietly(client, twin, lock)
             raise
 
     def close(self) -> None:
@@ -231,12 +288,17 @@ class Bench:
             steps.append((f"analyzer of {name!r} ({settings.resource})", analyzer.close))
         for name, analyzer_twin in self._analyzer_twins.items():
             steps.append((f"analyzer twin of {name!r}", analyzer_twin.close))
+        for name, lock in self._analyzer_locks.items():
+            steps.append((f"lock of the analyzer of {name!r} ({lock.path})", lock.release))
         for name, dut in self._devices.items():
             steps.append((f"device {name!r} port {dut.port}", dut.client.close))
             if dut.twin is not None:
                 steps.append((f"device twin {name!r}", dut.twin.close))
+            if dut.lock is not None:  # after its port: the next holder must find the port closed
+                steps.append((f"lock of device {name!r} ({dut.lock.path})", dut.lock.release))
         self._analyzers.clear()
         self._analyzer_twins.clear()
+        self._analyzer_locks.clear()
         self._devices.clear()
         failures: list[tuple[str, BaseException]] = []
         for part, close in steps:
@@ -248,8 +310,23 @@ class Bench:
             raise CloseError(failures)
 
 
-def _close_quietly(client: DeviceClient | None, twin: DeviceTwin | None) -> None:
-    for close in (client.close if client is not None else None, twin.close if twin is not None else None):
+def device_lock(config: DeviceConfig, port: str, *, owner: str | None = None) -> ResourceLock:
+    """The cross-process lock of a real board: named by its USB serial number when the lab gives one
+    (stable across re-enumeration), else by the resolved port path, so two lab files naming one board
+    under different names still share one lock."""
+    identity = f"usb-{config.usb_serial}" if config.usb_serial else _port_identity(port)
+    return ResourceLock(f"device {config.name!r} on {port}", lock_name("device", identity), busy_error=DeviceBusy,
+                        owner=owner or default_owner())
+
+
+def _port_identity(port: str) -> str:
+    # /dev/serial/by-id/… links and /dev/ttyACM0 are one board: lock the device node they resolve to.
+    return os.path.realpath(port) if "://" not in port else port
+
+
+def _close_quietly(client: DeviceClient | None, twin: DeviceTwin | None, lock: ResourceLock | None = None) -> None:
+    for close in (client.close if client is not None else None, twin.close if twin is not None else None,
+                  lock.release if lock is not None else None):
         if close is not None:
             try:
                 close()

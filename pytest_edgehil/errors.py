@@ -103,3 +103,16 @@ class CloseError(EdgeHILError):
         parts = "; ".join(f"{part}: {type(exc).__name__}: {exc}" for part, exc in failures)
         super().__init__(f"{len(failures)} part(s) failed to close ({parts}); every other part was closed. "
                          "Check the named instrument or port before the next run (power-cycle it if it hangs).")
+
+
+class ResourceBusy(EdgeHILError):
+    """Another process holds a board or analyzer channel (its cross-process lock); the message names the
+    holder's PID, host, start time and command line."""
+
+
+class DeviceBusy(DeviceError, ResourceBusy):
+    """A board's lock (or its exclusively opened port) is held by another process."""
+
+
+class InstrumentBusy(InstrumentError, ResourceBusy):
+    """An analyzer channel's lock is held by another process."""

@@ -55,7 +55,7 @@ class FaultsTable(StrictModel):
     delay_s: Annotated[float, Field(ge=0)] = 0.5
     down_s: Annotated[float, Field(ge=0)] = 0.2
     wipe_flash: bool = False
-    armed: list[FaultTable] = []
+    armed: list[FaultTable] = Field(default_factory=list)
 
 
 class DeviceTable(StrictModel):

@@ -140,7 +140,7 @@ class DeviceClient:
                 else:
                     assert self._url is not None
                     ser = serial.serial_for_url(self._url, baudrate=self.baudrate, timeout=0,
-                                                write_timeout=self.timeout_s)
+                                                write_timeout=self.timeout_s, exclusive=True)
                 # Reads never block: the client waits with select() and its own deadlines.
                 ser.timeout = 0
                 # A lone delimiter ends whatever partial garbage the device's decoder holds.

@@ -11,7 +11,8 @@ the results/report code are imported by the fixture or hook that needs them.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import logging
+from collections.abc import Callable, Generator
 
 import pytest
 
@@ -69,14 +70,58 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "edgehil_metrics(*metrics, unbudgeted=False): parametrize over the "
                                        "model/device pairs whose budget has any of these metrics")
     run = EdgeHILRun(build_session=lambda: _build_or_usage_error(config), in_use=in_use(config))
+    run.lock_timeout_s = _seconds_ini(config, "edgehil_lock_timeout")
+    run.twin_realtime = _seconds_ini(config, "edgehil_twin_realtime")
+    run.on_lock_wait = _lock_wait_notifier(config)
+    run.lock_owner = " ".join(["pytest", *map(str, config.invocation_params.args)])
     if run.in_use:
         run.session  # noqa: B018 - build and validate now: a bad lab or option fails at start-up
+        _group_hardware_by_device(config, run)
     config.stash[run_key] = run
     config.pluginmanager.register(EdgeHILReporter(run), REPORTER_NAME)
     if run.in_use:
         from pytest_edgehil.plugin.gate import register as register_gate
 
         register_gate(config, run)
+
+
+def _seconds_ini(config: pytest.Config, name: str) -> float:
+    """A non-negative number of seconds (or factor) from the ini; a bad value fails at start-up."""
+    raw = str(config.getini(name) or "0").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise pytest.UsageError(f"pytest-edgehil: ini value {name} = {raw!r} must be a finite number >= 0")
+    return value
+
+
+def _lock_wait_notifier(config: pytest.Config) -> Callable[[str], None]:
+    """Shows a bring-up waiting for a busy board on the terminal, past output capture, and in the log."""
+    log = logging.getLogger("pytest_edgehil.locks")
+
+    def notify(message: str) -> None:
+        log.warning(message)
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if capture is None or hasattr(config, "workerinput"):  # a worker's terminal is nobody's
+            return
+        with capture.global_and_fixture_disabled():
+            config.get_terminal_writer().line(f"edgehil: {message}", yellow=True)
+
+    return notify
+
+
+def _group_hardware_by_device(config: pytest.Config, run: EdgeHILRun) -> None:
+    """Under pytest-xdist, keep each device's tests on one worker: `-n N` alone means `--dist load`, which
+    would send one board's tests to two workers (the second then finds it busy). For a lab with real
+    boards, `load` becomes `loadgroup` (the pair items carry `xdist_group(device)`); twins are private to
+    each worker, so simulated runs keep the distribution asked for."""
+    if getattr(config.option, "dist", "no") != "load" or hasattr(config, "workerinput"):
+        return
+    s = run.session
+    if any(not s.lab.devices[name].simulated for name in s.devices):
+        config.option.dist = "loadgroup"
 
 
 def _build_or_usage_error(config: pytest.Config) -> EdgeHILSession:
@@ -134,6 +179,7 @@ def _no_pairs_reason(s: EdgeHILSession, metrics: tuple[str, ...], unbudgeted: bo
     return f"edgehil: no pair in the {len(s.budgets)} budget entries has a limit for {wanted}; {fix}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker hook, which names loadgroup items by their group
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     run = config.stash[run_key]
     if not run.session_built:
@@ -141,6 +187,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     from pytest_edgehil.config.pairs import Pair, is_selected
 
     s = run.session
+    group = config.pluginmanager.hasplugin("xdist")  # `--dist loadgroup` keeps a device's tests on one worker
     keep, deselected = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -148,10 +195,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if isinstance(pair, Pair) and not is_selected(pair, s.devices, s.models):
             deselected.append(item)
         else:
+            if isinstance(pair, Pair) and group:
+                item.add_marker(pytest.mark.xdist_group(pair.device))
             keep.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = keep
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called when xdist is installed and schedules
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadgroup`: one group per device for the pair items (docs/sharing-a-lab.md)."""
+    run = config.stash.get(run_key, None)
+    if run is None or not run.session_built or config.getvalue("dist") != "loadgroup":
+        return None  # xdist's own scheduler
+    from pytest_edgehil.plugin.xdist_groups import DeviceGroupScheduling, pair_devices
+
+    return DeviceGroupScheduling(config, log, pair_devices=pair_devices(run.session.pairs))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -7,7 +7,9 @@
 threshold or an unreadable baseline fails at start-up, not after an hour on the bench.
 
 The plugin listens to the run's one collection of records (`EdgeHILRun.collect`, fed by
-`pytest_runtest_logreport`), rewrites the results file atomically after each test that recorded something, decides in `pytest_sessionfinish` (it may raise the exit status from
+`pytest_runtest_logreport`), rewrites the results file atomically after each test that recorded something
+(without `--edgehil-save`: `edgehil-results/<run-id>.json`, and `latest.json` beside it as a copy of the
+last write, so concurrent runs keep both files), decides in `pytest_sessionfinish` (it may raise the exit status from
 0 to 1, never lower it), and prints the gate table in the terminal summary.
 
 With `--junitxml`, `JUnitMetricProperties` (registered on workers too, where the items run) adds each
@@ -32,6 +34,7 @@ from pytest_edgehil.results.store import (
     RunInfo,
     git_commit,
     load_results,
+    new_run_id,
     utc_now,
 )
 
@@ -58,7 +61,8 @@ def run_info(config: pytest.Config) -> RunInfo:
         argv=[str(a) for a in config.invocation_params.args])
 
 
-DEFAULT_RESULTS = "edgehil-results/latest.json"
+DEFAULT_RESULTS_DIR = "edgehil-results"  # one <run-id>.json per run, plus latest.json: a copy of the last written
+LATEST_RESULTS = "latest.json"
 
 
 def register(config: pytest.Config, run: EdgeHILRun) -> None:
@@ -71,15 +75,17 @@ def register(config: pytest.Config, run: EdgeHILRun) -> None:
         fail_on = FailOn.parse(config.getoption("--edgehil-fail-on", None) or DEFAULT_FAIL_ON)
         if _is_xdist_worker(config):
             return
-        lazy = False
+        lazy, latest = False, None
         if not save and run.session.pairs:
-            # Every run that measures keeps its results, even when nobody asked to save them.
-            save, lazy = str(config.rootpath / DEFAULT_RESULTS), True
+            # Every run that measures keeps its results, even when nobody asked to save them: in a file of
+            # its own (two runs at once must not overwrite each other), with latest.json as the pointer.
+            results_dir = config.rootpath / DEFAULT_RESULTS_DIR
+            save, lazy, latest = str(results_dir / f"{new_run_id()}.json"), True, results_dir / LATEST_RESULTS
         if not (save or baseline_opt):
             return
         baseline = load_results(Path(baseline_opt)) if baseline_opt else None
         info = run_info(config)
-        writer = ResultsWriter(Path(save), info, lazy=lazy) if save else None
+        writer = ResultsWriter(Path(save), info, lazy=lazy, latest=latest) if save else None
     except EdgeHILError as exc:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
     plugin = GatePlugin(info, fail_on=fail_on, writer=writer, baseline=baseline,

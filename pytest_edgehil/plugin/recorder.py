@@ -81,9 +81,8 @@ class Recorder:
 
     def check_median(self, metric: str, samples: Sequence[float]) -> Verdict | None:
         """Check the median of per-inference samples; the record keeps the samples and a 95 % CI."""
-        from pytest_edgehil.measure.sample_summary import (
-            summarize,  # scipy: loaded when a test first needs it
-        )
+        # scipy: loaded when a test first needs it
+        from pytest_edgehil.measure.sample_summary import summarize
 
         summary = summarize(np.asarray(samples, dtype=float))
         return self.check(metric, summary.median, samples=samples, ci=(summary.ci_low, summary.ci_high))

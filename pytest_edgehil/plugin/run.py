@@ -45,6 +45,10 @@ class EdgeHILRun:
     tests: list[TestRecords] = field(default_factory=list)
     energy_cache: dict[tuple[str, str | None], EnergyMeasurement] = field(default_factory=dict)
     listeners: list[Callable[[TestRecords], None]] = field(default_factory=list)
+    lock_timeout_s: float = 0.0  # ini edgehil_lock_timeout: how long bring-up waits for a busy board
+    twin_realtime: float = 0.0  # ini edgehil_twin_realtime
+    on_lock_wait: Callable[[str], None] | None = None  # shows a waiting bring-up on the terminal
+    lock_owner: str | None = None  # the pytest command line, written into the lock files
     _by_nodeid: dict[str, TestRecords] = field(default_factory=dict)
 
     @property
@@ -62,7 +66,9 @@ class EdgeHILRun:
             from pytest_edgehil.bench import Bench
 
             s = self.session
-            self.bench = Bench(s.lab, seed=s.seed, analyzer_override=s.analyzer_override)
+            self.bench = Bench(s.lab, seed=s.seed, analyzer_override=s.analyzer_override,
+                               lock_timeout_s=self.lock_timeout_s, on_lock_wait=self.on_lock_wait,
+                               owner=self.lock_owner, twin_realtime=self.twin_realtime)
         return self.bench
 
     def close_bench(self) -> None:

@@ -35,6 +35,8 @@ INI_VALUES: dict[str, tuple[str, str]] = {
     "edgehil_latency_runs": ("inferences per latency measurement", "50"),
     "edgehil_energy_windows": ("simulated bench: acquisition windows per energy measurement", ""),
     "edgehil_energy_runs": ("simulated bench: inferences per acquisition window", ""),
+    "edgehil_lock_timeout": ("seconds to wait for a board another process holds (0: fail at once, 'busy')", "0"),
+    "edgehil_twin_realtime": ("simulated bench: twins run in wall-clock time × this (0: answer at once)", "0"),
 }
 
 

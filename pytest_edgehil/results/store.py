@@ -213,11 +213,23 @@ def _finite_or_null(value: Any) -> Any:
     return value
 
 
-class ResultsWriter:
-    """Keeps a results file up to date as records arrive; each `add` leaves a complete, valid file."""
+def new_run_id() -> str:
+    """A results file name stem unique to this run, sorting by start time: `20261130T101500Z-12345-a1b2`
+    (UTC start, PID, random suffix: two runs started in one second, or on two hosts sharing a directory)."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}-{os.urandom(2).hex()}"
 
-    def __init__(self, path: Path | str, run: RunInfo, *, lazy: bool = False) -> None:
+
+class ResultsWriter:
+    """Keeps a results file up to date as records arrive; each `add` leaves a complete, valid file.
+
+    With `latest`, every write also replaces that file (atomically) with the same content, so
+    `edgehil-results/latest.json` always is a whole results file: the run that wrote last — after the
+    runs finish, the one that finished last. Each run keeps its own `path`, so concurrent runs lose nothing.
+    """
+
+    def __init__(self, path: Path | str, run: RunInfo, *, lazy: bool = False, latest: Path | str | None = None) -> None:
         self.path = Path(path)
+        self.latest = Path(latest) if latest is not None else None
         self.lazy = lazy  # the default results file: written only once something was measured
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,12 +257,15 @@ class ResultsWriter:
         self._write()
 
     def _write(self) -> None:
-        try:
-            write_atomically(self.path, json.dumps(_finite_or_null(self.results.to_json_dict()), indent=1,
-                                                   allow_nan=False))
-        except OSError as exc:
-            raise ConfigError(f"--edgehil-save {self.path}: cannot write the results file: {exc.strerror}; "
-                              "check the directory exists and is writable") from exc
+        text = json.dumps(_finite_or_null(self.results.to_json_dict()), indent=1, allow_nan=False)
+        for target in (self.path, self.latest):
+            if target is None:
+                continue
+            try:
+                write_atomically(target, text)  # the run's own file first: a crash in between loses nothing
+            except OSError as exc:
+                raise ConfigError(f"--edgehil-save {target}: cannot write the results file: {exc.strerror}; "
+                                  "check the directory exists and is writable") from exc
 
 
 # ------------------------------------------------------------------------------- pytest-benchmark storage

@@ -34,19 +34,21 @@ def has_twin(kind: str) -> bool:
 
 def start_device_twin(kind: str, name: str, *, seed: int = 0,
                       faults: DeviceFaultPlan | Iterable[DeviceFault] | Mapping[str, Any] | None = None,
-                      ) -> tuple[DeviceTwin, str]:
+                      realtime: float = 0.0) -> tuple[DeviceTwin, str]:
     """Start the twin of a `kind` board called `name` on a pty: (twin, port path for pyserial).
 
     `faults`: a `DeviceFaultPlan`, a list of `DeviceFault`s or a lab-file style table (`rate`, `seed`,
     `kinds`, `faults`, ...; see `sim/device_faults.py`); None serves a clean line (faults can still be
-    armed later on `twin.faults`). Raises ConfigError when the kind has no twin or the faults are
-    invalid. The caller owns the twin and must `close()` it.
+    armed later on `twin.faults`). `realtime` > 0 makes a RUN take its simulated time × `realtime` of
+    wall-clock time (1.0: as long as the board would), for measuring what parallel runs gain; 0 (the
+    default) answers at once. Raises ConfigError when the kind has no twin or the faults are invalid.
+    The caller owns the twin and must `close()` it.
     """
     from pytest_edgehil.sim.device_faults import as_plan
     from pytest_edgehil.sim.device_twin import DeviceTwin
     from pytest_edgehil.sim.profile import twin_profile
 
-    twin = DeviceTwin(twin_profile(kind), name, seed=seed, faults=as_plan(faults))
+    twin = DeviceTwin(twin_profile(kind), name, seed=seed, faults=as_plan(faults), realtime=realtime)
     return twin, twin.start()
 
 

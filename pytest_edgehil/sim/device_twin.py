@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,8 +71,10 @@ class DeviceTwin:
     """One simulated board. `start()` serves it on a pty and returns the port path pyserial opens."""
 
     def __init__(self, profile: DeviceProfile, name: str, *, seed: int = 0,
-                 timeline: ActivityTimeline | None = None, faults: DeviceFaultPlan | None = None) -> None:
+                 timeline: ActivityTimeline | None = None, faults: DeviceFaultPlan | None = None,
+                 realtime: float = 0.0) -> None:
         self.profile = profile
+        self.realtime = realtime  # > 0: a RUN sleeps its simulated span × this (parallel speed-up checks)
         self.name = name
         # Stable across reboots, like a board's USB serial number; HELLO reports the same string.
         self.usb_serial = f"SIM-{zlib.crc32(name.encode()):08X}"
@@ -228,7 +231,10 @@ class DeviceTwin:
         # One real inference gives the outputs (the input does not change within a RUN);
         # the timeline is generated for every one of the `count` inferences.
         outputs = model.runner.run_raw(model.inputs)
+        start_s = self.clock_s
         timings = self._simulate_runs(model.info, msg.count)
+        if self.realtime > 0:
+            time.sleep((self.clock_s - start_s) * self.realtime)
         return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
 
     def _rebooted(self, wipe_flash: bool) -> None:
