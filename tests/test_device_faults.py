@@ -126,6 +126,7 @@ def test_a_duplicated_frame_is_never_taken_as_the_reply_to_the_next_command(dut,
 def test_stale_sequence_numbers_with_no_retries_left_are_a_sequence_mismatch(dut):
     assert dut.twin is not None
     plan(dut).inject(DeviceFault("stale-seq", on="HELLO"))
+    dut.client.close()  # ports are opened exclusively: one client per board at a time
     with DeviceClient(dut.twin.port, name="strict", timeout_s=0.5, retries=0) as client, \
             pytest.raises(SequenceMismatch, match=r"'strict'.*received only 1 replies carrying other sequence"):
         client.hello()
