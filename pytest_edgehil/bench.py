@@ -29,7 +29,9 @@ from pytest_edgehil.errors import (
     DeviceBusy,
     DeviceError,
     DeviceRejected,
+    EdgeHILError,
     InstrumentBusy,
+    InstrumentError,
 )
 from pytest_edgehil.instruments.base import PowerAnalyzer, open_analyzer
 from pytest_edgehil.link.client import DeviceClient
@@ -179,6 +181,7 @@ class Bench:
         self.owner = owner or default_owner()  # what the lock files say holds them (the pytest command line)
         self.twin_realtime = twin_realtime  # twins sleep their simulated stage times × this (0: virtual time)
         self._devices: dict[str, DeviceUnderTest] = {}
+        self._failed: dict[str, EdgeHILError] = {}  # bring-ups that failed: not retried in this run
         self._analyzers: dict[str, tuple[PowerAnalyzer, SupplySettings]] = {}
         self._analyzer_twins: dict[str, AnalyzerTwin] = {}
         self._analyzer_locks: dict[str, ResourceLock] = {}
@@ -215,6 +218,11 @@ class Bench:
             lock.acquire(self.lock_timeout_s, self.on_lock_wait)
             try:
                 analyzer = open_analyzer(settings.resource, channel=settings.channel)
+            except InstrumentError as exc:
+                lock.release()
+                source = "--analyzer" if self.analyzer_override else f"the lab file's `analyzer` of {config.name!r}"
+                raise InstrumentError(f"device {config.name!r}: its power analyzer {resource} (channel "
+                                      f"{settings.channel}, from {source}) cannot be used: {exc}") from exc
             except BaseException:
                 lock.release()
                 raise
@@ -229,8 +237,17 @@ class Bench:
         return dut
 
     def device(self, name: str) -> DeviceUnderTest:
+        """Device `name`, brought up on first use. A bring-up that failed is not retried in this run: a
+        silent board would otherwise cost its HELLO timeout again in every one of its tests."""
+        if name in self._failed:
+            raise DeviceError(f"device {name!r}: not retried, its bring-up failed earlier in this run: "
+                              f"{self._failed[name]}") from self._failed[name]
         if name not in self._devices:
-            self._devices[name] = self._bring_up(self.lab.devices[name])
+            try:
+                self._devices[name] = self._bring_up(self.lab.devices[name])
+            except EdgeHILError as exc:
+                self._failed[name] = exc
+                raise
         return self._devices[name]
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 
 import pytest
 
@@ -120,3 +121,22 @@ def test_hello_timeout_closes_the_port():
 def test_close_error_is_an_edgehil_error_naming_the_fix():
     err = CloseError([("analyzer of 'x' (TCPIP::h::1::SOCKET)", ScpiError("-113 Undefined header"))])
     assert "analyzer of 'x'" in str(err) and "-113" in str(err) and "every other part was closed" in str(err)
+
+
+def test_a_failed_bring_up_is_not_retried_by_every_test_of_the_run():
+    # A silent board costs its HELLO timeout once per run, not once per test (9 tests: 91 s before).
+    controller, peripheral = pty.openpty()
+    try:
+        bench = Bench(_hardware_lab("imx500", os.ttyname(peripheral)), timeout_s=0.2)
+        with pytest.raises(DeviceError, match="board"):
+            bench.device("board")
+        while select.select([controller], [], [], 0.05)[0]:  # what the first bring-up sent (HELLO, retries)
+            os.read(controller, 4096)
+        with pytest.raises(DeviceError, match=r"'board': not retried, its bring-up failed earlier") as again:
+            bench.device("board")
+        assert isinstance(again.value.__cause__, DeviceError)
+        assert not select.select([controller], [], [], 0.3)[0]  # the port was not opened again: nothing sent
+        bench.close()
+    finally:
+        os.close(controller)
+        os.close(peripheral)

@@ -218,3 +218,10 @@ def test_traffic_log_previews_only_the_first_bytes_of_a_large_payload():
     log.record_frame("tx", p.Frame(1, p.MsgType.LOAD_CHUNK, 3, bytes(range(256)) * 4), device="d")
     (line,) = log.lines()
     assert "len=1024" in line and bytes(range(32)).hex(" ") in line and bytes(range(33)).hex(" ") not in line
+
+
+def test_a_network_port_that_does_not_open_points_at_the_agent_not_a_cable():
+    client = DeviceClient("socket://127.0.0.1:1", name="jetson", timeout_s=0.3)
+    with pytest.raises(DeviceError, match=r"'jetson'.*socket://127.0.0.1:1.*agent .*listening") as excinfo:
+        client.open()
+    assert "cable" not in str(excinfo.value)

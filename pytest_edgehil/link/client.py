@@ -147,8 +147,7 @@ class DeviceClient:
                 ser.write(b"\x00")
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise DeviceError(f"device {self.name!r}: cannot open port {self.port} at {self.baudrate} baud: "
-                                  f"{exc}. Check the cable, that the port exists and no other program holds "
-                                  "it, and the lab file's `port`/`usb_serial`.") from exc
+                                  f"{exc}. {_open_advice(self.port)}") from exc
             self._serial = ser
             self._lost = None
             self._decoder.reset()
@@ -422,3 +421,12 @@ class _Exchange:
         return DeviceTimeout(
             f"device {c.name!r} on {c.port} at {c.baudrate} baud did not answer {self.command} (seq "
             f"{self.frame.seq}) within {self.wait_s:.3g} s ({self.sent} transmissions); {got}. {fix}")
+
+
+def _open_advice(port: str) -> str:
+    """What to check when a port does not open: a network agent is not a cable."""
+    if port.startswith(("socket://", "rfc2217://")):
+        return ("Check that the board's agent (or ser2net) is running and listening at that host and port, "
+                "that the host is reachable from here, and the lab file's `port`.")
+    return ("Check the cable, that the port exists and no other program holds it, and the lab file's "
+            "`port`/`usb_serial`.")
