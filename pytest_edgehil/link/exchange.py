@@ -1,0 +1,122 @@
+"""One request's life on the line: send, wait for the reply with its seq, retransmit on corruption or
+silence, skip stale replies, and say precisely what came back when nothing valid did.
+
+The retry rule itself is documented in `link/client.py` and docs/protocol.md ("Retry rule"); this is its
+implementation, kept apart from the client's commands. It works on the client's port and decoder, which
+it reaches through the client (one exchange at a time holds the client's lock).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from pytest_edgehil.errors import DeviceTimeout, FrameCorrupt, SequenceMismatch
+from pytest_edgehil.link.messages import Frame
+
+if TYPE_CHECKING:
+    from pytest_edgehil.link.client import DeviceClient
+
+from pytest_edgehil.link.traffic_log import PREVIEW_BYTES  # the same preview as the traffic log
+
+
+class Exchange:
+    """One request's life: send, wait for the reply with its seq, retransmit on corruption or silence."""
+
+    def __init__(self, client: DeviceClient, command: str, frame: Frame, wait_s: float) -> None:
+        self.client, self.command, self.frame, self.wait_s = client, command, frame, wait_s
+        self.wire = frame.encode()
+        self.attempts = client.retries + 1
+        self.slice_s = wait_s / self.attempts
+        self.sent = 0
+        self.bytes_received = 0
+        self.preview = bytearray()
+        self.corrupt = 0
+        self.stale = 0
+        self.stale_seqs: list[int] = []  # the first few, for the error message
+
+    def run(self) -> Frame:
+        c = self.client
+        start = time.monotonic()
+        deadline = start + self.wait_s
+        self._send("")
+        resend_at = start + self.slice_s
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise self._timeout()
+            if now >= resend_at and self.sent < self.attempts:
+                self._send(f"no reply within {self.slice_s:.3g} s")
+                resend_at = now + self.slice_s
+            items, c._backlog = c._backlog, []
+            if not items:
+                data = c._read_some(min(deadline, resend_at) if self.sent < self.attempts else deadline)
+                self.bytes_received += len(data)
+                self.preview += data[:PREVIEW_BYTES - len(self.preview)]
+                items = c._decoder.feed(data) if data else []
+            for i, item in enumerate(items):
+                if isinstance(item, FrameCorrupt):
+                    self.corrupt += 1
+                    c.stats.corrupt_frames += 1
+                    c.traffic_log.note("rx", f"corrupt frame: {item}", device=c.name)
+                    if self.sent >= self.attempts:
+                        raise self._corrupt_error(item)
+                    self._send(f"corrupt reply ({self.corrupt} so far)")
+                    resend_at = time.monotonic() + self.slice_s
+                    continue
+                c.traffic_log.record_frame("rx", item, device=c.name)
+                if item.seq != self.frame.seq:
+                    self.stale += 1
+                    c.stats.stale_replies += 1
+                    if len(self.stale_seqs) < 8:
+                        self.stale_seqs.append(item.seq)
+                    c.traffic_log.note("rx", f"skipped stale reply seq={item.seq} (waiting for "
+                                             f"seq={self.frame.seq})", device=c.name)
+                    continue
+                c._backlog = items[i + 1:]  # keep anything that arrived behind the reply
+                return item
+
+    def _send(self, reason: str) -> None:
+        c = self.client
+        if reason:
+            c.stats.retransmissions += 1
+            c.traffic_log.note("tx", f"retransmit seq={self.frame.seq} ({reason})", device=c.name)
+        c.traffic_log.record_frame("tx", self.frame, device=c.name)
+        c._write(self.command, self.wire)
+        self.sent += 1
+
+    def _corrupt_error(self, last: FrameCorrupt) -> FrameCorrupt:
+        c = self.client
+        return FrameCorrupt(
+            f"device {c.name!r} on {c.port} at {c.baudrate} baud: {self.corrupt} corrupt reply frames to "
+            f"{self.command} (seq {self.frame.seq}) after {self.sent - 1} retransmissions; last: {last}. The line "
+            "drops or flips bytes: check the cable and grounding, the baud rate, or lower the baud rate.")
+
+    def _timeout(self) -> DeviceTimeout:
+        c = self.client
+        if self.stale and not self.corrupt:
+            # Frames did arrive, well formed, but never for this request: say so with the numbers.
+            return SequenceMismatch(
+                f"device {c.name!r} on {c.port}: waited {self.wait_s:.3g} s for the reply to {self.command} "
+                f"(seq {self.frame.seq}, {self.sent} transmissions) but received only {self.stale} replies "
+                f"carrying other sequence numbers ({', '.join(str(s) for s in self.stale_seqs)}). The device "
+                "answers late, replays old replies, or another program shares the port: check that nothing "
+                "else holds the port, reset the device, or raise timeout_s.")
+        got = f"received {self.bytes_received} bytes"
+        if self.preview:
+            got += f" (first {len(self.preview)}: {self.preview.hex(' ')})"
+        if self.bytes_received == 0:
+            fix = ("Nothing came back: check the cable and that this is the right port, the baud rate, and that "
+                   "the firmware/agent is running on the device.")
+        elif self.corrupt and not self.stale:
+            fix = (f"Bytes arrived but never a valid frame: suspect a baud rate mismatch (host uses "
+                   f"{c.baudrate}) or firmware that does not speak this protocol.")
+        elif self.stale:
+            fix = ("Only replies to earlier requests arrived: the device answers late; raise timeout_s or reset "
+                   "the device.")
+        else:
+            fix = ("Bytes arrived but never a complete frame: suspect a baud rate mismatch (host uses "
+                   f"{c.baudrate}) or firmware that does not speak this protocol.")
+        return DeviceTimeout(
+            f"device {c.name!r} on {c.port} at {c.baudrate} baud did not answer {self.command} (seq "
+            f"{self.frame.seq}) within {self.wait_s:.3g} s ({self.sent} transmissions); {got}. {fix}")
