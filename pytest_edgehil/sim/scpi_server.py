@@ -102,6 +102,15 @@ def parse_line(line: str) -> list[ScpiCommand]:
     return commands
 
 
+def _response_messages(replies: list[Reply]) -> list[Reply]:
+    """IEEE 488.2 8.4: the replies to the queries of one program message form one response message,
+    joined by `;` (`SENS:SWE:POIN?;TINT?` -> `10;+4.096E-05`). A staged (faulty) reply goes alone."""
+    sent: list[Reply] = [reply for reply in replies if reply is not None]
+    if len(sent) > 1 and all(isinstance(reply, bytes) for reply in sent):
+        return [b";".join(reply for reply in sent if isinstance(reply, bytes))]
+    return sent
+
+
 class ScpiServer:
     """Serve `handler(command) -> reply bytes | StagedReply | None` to TCP clients on 127.0.0.1."""
 
@@ -159,12 +168,13 @@ class ScpiServer:
                 while b"\n" in buffer:
                     raw, buffer = buffer.split(b"\n", 1)
                     line = raw.decode("ascii", errors="replace").strip()
+                    replies: list[Reply] = []
                     for command in parse_line(line):
                         try:
-                            reply = self._handler(command)
+                            replies.append(self._handler(command))
                         except Exception:  # a twin bug must not look like a silent instrument
                             log.exception("%s: handler failed on %r", self._name, command.text)
-                            reply = None
+                    for reply in _response_messages(replies):
                         if not self._send(client, reply):
                             return
 
