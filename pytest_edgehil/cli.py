@@ -201,7 +201,8 @@ def _run_sim_analyzer(args: argparse.Namespace) -> int:
     load = PeriodicLoad.parse(args.load) if args.load else None
     timeline = ActivityTimeline(idle_power_w=args.idle_power, supply_v=args.supply)
     live = LiveTimeline(timeline, load).start()
-    twin = AnalyzerTwin(timeline, dialect=args.dialect, seed=args.seed)
+    # The timeline follows the wall clock: a capture waits (up to a minute) for its window to pass.
+    twin = AnalyzerTwin(timeline, dialect=args.dialect, seed=args.seed, grace_s=60.0)
     try:
         print(twin.start(), flush=True)
         print(f"analyzer twin ({args.dialect}) serving on loopback; idle {args.idle_power:g} W"

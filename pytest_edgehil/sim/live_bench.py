@@ -9,6 +9,7 @@ scalar measurements all see a supply current, idle or active. Virtual time 0 is 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -68,7 +69,8 @@ class LiveTimeline:
         spans: list[StageSpan] = []
         cursor = start_s
         while cursor < end_s - 1e-12:
-            period_start = (cursor // load.period_s) * load.period_s
+            # A small tolerance: 0.06 // 0.02 is 2.0 in floating point, which would stall at 0.06.
+            period_start = math.floor(cursor / load.period_s + 1e-9) * load.period_s
             active_end = period_start + load.active_s
             if cursor < active_end - 1e-12:
                 stop = min(active_end, end_s)

@@ -163,7 +163,10 @@ class ScpiServer:
                 if _QUICKACK is not None:
                     # ACK at once: clients that write, write, then read (SYST:ERR? after a setting)
                     # otherwise wait out our delayed ACK under Nagle's algorithm, ~40 ms a setting.
-                    client.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                    try:
+                        client.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                    except OSError:  # closed meanwhile (the server is shutting down)
+                        return
                 buffer += chunk
                 while b"\n" in buffer:
                     raw, buffer = buffer.split(b"\n", 1)
