@@ -47,7 +47,7 @@ class Target:
 def dialect_of(idn: str) -> str | None:
     parts = [part.strip() for part in idn.split(",")]
     for dialect, (maker, model) in DIALECT_IDN.items():
-        if len(parts) > 1 and re.search(maker, parts[0], re.I) and re.search(model, parts[1], re.I):
+        if len(parts) > 1 and re.search(maker, parts[0], re.IGNORECASE) and re.search(model, parts[1], re.IGNORECASE):
             return dialect
     return None
 
