@@ -63,8 +63,9 @@ def test_scalar_measurements_answer(target: Target) -> None:
     assert voltage_v == pytest.approx(3.3, rel=0.05)
     assert np.isfinite(current_a) and current_a >= 0
     if target.twin is not None:  # the twin's supply draws between idle and the load's power
-        assert 0.04 <= power_w <= 0.51
-        assert current_a == pytest.approx(power_w / voltage_v, rel=1e-6)
+        # (each query reads its own moment of the live timeline: bounds, not one value)
+        assert 0.05 * 0.999 <= power_w <= 0.5 * 1.001
+        assert 0.05 / 3.3 * 0.999 <= current_a <= 0.5 / 3.3 * 1.001
 
 
 def capture(target: Target, source: str) -> tuple[np.ndarray, np.ndarray]:
