@@ -212,7 +212,7 @@ def test_a_device_drawing_more_than_the_range_is_refused_not_integrated(
 
 
 def test_a_non_finite_setting_read_back_fails_configure_once(twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
-    header = analyzer.settings[analyzer.roles.current_range].header
+    header = analyzer.settings[analyzer.roles.current_range].short()
     twin.inject("inf-status", on=header, text=b"9.9E37")
     with pytest.raises(InstrumentReplyError, match=r"is not a float within") as info:
         configure_and_arm(analyzer, twin)

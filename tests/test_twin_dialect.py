@@ -18,20 +18,22 @@ from pytest_edgehil.instruments.driver import ScpiAnalyzer
 from pytest_edgehil.instruments.keysight_n6705c import KeysightN6705C
 from pytest_edgehil.instruments.rs_ngm202 import RsNgm202
 from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
+from pytest_edgehil.instruments.scpi_header import short_command
 from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 from pytest_edgehil.sim.twin_dialect import COMMON_HEADERS, DRIVERS, TwinDialect
 
 
 def header_of(command: str) -> str:
-    """The header of a declared command, read plainly (not with the twin's parser)."""
-    return command.format(channel=1).split(" ")[0].rstrip("?").upper()
+    """The short-form header of a command (declared canonical, or as sent), read plainly (not with
+    the twin's parser)."""
+    return short_command(command).format(channel=1).split(" ")[0].rstrip("?").upper()
 
 
 def declared_headers(driver: type[ScpiAnalyzer]) -> set[str]:
     commands = [*driver.start_commands, driver.stop_command, driver.status_query,
-                *(fetch.query for fetch in driver.fetch_queries)]
-    return {setting.header for setting in driver.settings} | {header_of(c) for c in commands}
+                *(fetch.query for fetch in driver.fetch_queries), *(query for _, query in driver.measure_queries)]
+    return {setting.short() for setting in driver.settings} | {header_of(c) for c in commands}
 
 
 def valid_values(setting: Setting) -> list[Value]:
@@ -88,7 +90,7 @@ def test_the_twin_answers_exactly_the_declared_headers(twin: AnalyzerTwin) -> No
     handle = manager.open_resource(twin.resource, read_termination="\n", write_termination="\n",
                                    timeout=2000)
     try:
-        foreign = {s.header for other in DRIVERS.values() for s in other.settings} - declared_headers(driver)
+        foreign = {s.short() for other in DRIVERS.values() for s in other.settings} - declared_headers(driver)
         assert foreign, "the dialects share every header: this test would prove nothing"
         for header in sorted(foreign):
             handle.write(f"{header} 1")

@@ -150,12 +150,17 @@ class CaptureRoles:
     digitize_current: str | None = None  # ON/OFF switches, where the functions are switchable
     digitize_voltage: str | None = None
     min_interval_both_s: float = 0.0  # below this the module digitizes current only
+    #: Sent (with the driver's `trigger_pin` as numeric suffix) before an EXT acquisition: the first
+    #: entry makes a digital pin the trigger input (an N6705C's EXT source fires only from such a
+    #: pin), a second one sets its polarity (NEG: the falling edge).
+    trigger_input: tuple[tuple[str, Value], ...] = ()
 
     def names(self) -> set[str]:
         named = {self.interval, self.voltage, self.current_range, self.output, self.points,
                  self.trigger_source, self.pretrigger, self.channel_select, self.digitize_current,
                  self.digitize_voltage}
-        return {name for name in named if name is not None} | {name for name, _ in self.fixed}
+        return ({name for name in named if name is not None} | {name for name, _ in self.fixed}
+                | {name for name, _ in self.trigger_input})
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from pytest_edgehil.instruments.replies import (
     reply_error,
 )
 from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
+from pytest_edgehil.instruments.scpi_header import short_command
 from pytest_edgehil.instruments.visa_link import MAX_QUEUE_ENTRIES, VisaLink, drain_errors
 
 
@@ -61,10 +62,18 @@ class ScpiAnalyzer(PowerAnalyzer):
     current_ranges_a: ClassVar[tuple[float, ...]] = ()
     #: An `*IDN?` reply of the modelled instrument (what the analyzer twin answers).
     reference_idn: ClassVar[str]
+    # Commands below are written as the manual writes them (canonical mixed case, `[optional]`
+    # nodes); the driver sends their short form (`scpi_header.short_command`).
     #: Sent in order after the trigger source to start an acquisition (may contain {channel}).
     start_commands: ClassVar[tuple[str, ...]]
     #: Stops an armed acquisition (may contain {channel}).
     stop_command: ClassVar[str]
+    #: Scalar measurement queries by quantity ("current", "voltage", "power"; may contain {channel}).
+    measure_queries: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: Headers of commands above not found in the maker's manual (marked so in docs/instruments.md).
+    unconfirmed_commands: ClassVar[tuple[str, ...]] = ()
+    #: The digital pin wired to the device's trigger line, where `roles.trigger_input` is declared.
+    trigger_pin: ClassVar[int] = 1
     #: The array reads of a completed capture, in order.
     fetch_queries: ClassVar[tuple[FetchQuery, ...]]
     #: What to check when fetched data look mis-decoded.
@@ -133,7 +142,7 @@ class ScpiAnalyzer(PowerAnalyzer):
         """Validate (ConfigError, bounds in the message), send, then drain the error queue."""
         setting = self.settings[name]
         checked = setting.check(value, model=f"{self.model} at {self.resource}")
-        command = setting.set_command(checked, self.channel)
+        command = setting.set_command(checked, self.channel, self._suffix(setting))
         self.link.write(command)
         self.drain_errors(after=command)
         return checked
@@ -142,7 +151,7 @@ class ScpiAnalyzer(PowerAnalyzer):
         """The setting's value as the instrument reports it, checked against the setting's own
         bounds or choices (InstrumentReplyError, and a cleared session, for anything else)."""
         setting = self.settings[name]
-        command = setting.query_command(self.channel)
+        command = setting.query_command(self.channel, self._suffix(setting))
 
         def parse(reply: str) -> Value:
             try:
@@ -158,6 +167,9 @@ class ScpiAnalyzer(PowerAnalyzer):
 
         return self.link.query_checked(command, parse)
 
+    def _suffix(self, setting: Setting) -> int:
+        return self.trigger_pin if setting.suffixes > 1 else 1
+
     def send(self, command: str) -> None:
         """Send a raw command and raise the instrument's own error text if it objected."""
         self.link.write(command)
@@ -165,6 +177,19 @@ class ScpiAnalyzer(PowerAnalyzer):
 
     def query(self, command: str) -> str:
         return self.link.query(command)
+
+    def measure(self, quantity: str) -> float:
+        """One scalar reading: "current" (A), "voltage" (V) or "power" (W), from the instrument's
+        MEASure query. ConfigError if the instrument has none for `quantity`; InstrumentReplyError
+        for a reply that is not a finite number; ScpiError if the instrument objected."""
+        queries = dict(self.measure_queries)
+        if quantity not in queries:
+            raise ConfigError(f"{self.model} at {self.resource} has no scalar {quantity} measurement; "
+                              f"it measures {', '.join(queries) or 'nothing as a scalar'}")
+        command = short_command(queries[quantity]).format(channel=self.channel)
+        value = self.link.query_number(command)
+        self.drain_errors(after=command)
+        return value
 
     def _configured(self, capture: CaptureConfig) -> None:
         self.capture = capture
@@ -261,7 +286,7 @@ class ScpiAnalyzer(PowerAnalyzer):
     def abort(self) -> None:
         """Stop an armed acquisition; the capture stays configured."""
         self._require("abort", "armed", "complete")
-        self.send(self.stop_command.format(channel=self.channel))
+        self.send(short_command(self.stop_command).format(channel=self.channel))
         self._state = "configured"
 
     def trigger_now(self) -> None:
@@ -271,7 +296,7 @@ class ScpiAnalyzer(PowerAnalyzer):
 
     def acquisition_status(self) -> str:
         """'waiting for trigger', 'measuring' or 'complete', from the instrument's status register."""
-        command = self.status_query.format(channel=self.channel)
+        command = short_command(self.status_query).format(channel=self.channel)
         bits = self.link.query_checked(command, lambda text: parse_status(text, resource=self.resource,
                                                                           command=command))
         if bits & self.waiting_bit:
@@ -316,9 +341,12 @@ class ScpiAnalyzer(PowerAnalyzer):
     # --- applying the declarations ---------------------------------------------------------------------
 
     def _start_acquisition(self, source: str) -> None:
+        if source == "EXT":
+            for name, value in self.roles.trigger_input:
+                self.apply(name, value)
         self.apply(self.roles.trigger_source, source)
         for command in self.start_commands:
-            self.send(command.format(channel=self.channel))
+            self.send(short_command(command).format(channel=self.channel))
 
     def _big_endian(self, fetch: FetchQuery) -> bool:
         if self.fetch_big_endian is not None:
@@ -339,7 +367,7 @@ class ScpiAnalyzer(PowerAnalyzer):
         for fetch in self.fetch_queries:
             if fetch.columns == ("voltage",) and not capture.digitize_voltage:
                 continue  # not digitized: the programmed voltage stands in below
-            command = fetch.query.format(channel=self.channel)
+            command = short_command(fetch.query).format(channel=self.channel)
             width = len(fetch.columns)
             # The count is checked as the reply is read (a block's header before its payload).
             values = self._read_array(fetch, command, width * capture.points)

@@ -23,15 +23,18 @@ IDN = "Keithley Instruments,2281S-20-6,04386580,02.03.00"
 LINE_CYCLES = LineCycles(line_frequency_hz=50.0, min_nplc=0.05)  # fastest buffered reading: 1 ms
 MAX_POINTS = 2500
 
+# confirmed=False: not found in the reference manual text we could check (docs/instruments.md).
 SETTINGS = SettingTable([
-    Setting("function", "ENTR:FUNC", kind=str, choices=("POWER", "TEST", "SIMULATOR"), reset="POWER"),
-    Setting("output", "OUTP", kind=str, choices=("ON", "OFF"), reset="OFF"),
-    Setting("voltage_v", "VOLT", "V", float, 0.0, 20.0, reset=0.0),
+    Setting("function", "ENTRy:FUNCtion", kind=str, choices=("POWER", "TEST", "SIMULATOR"), reset="POWER"),
+    Setting("output", "OUTPut[:STATe]", kind=str, choices=("ON", "OFF"), reset="OFF"),
+    Setting("voltage_v", "[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", "V", float, 0.0, 20.0, reset=0.0),
     # The current limit doubles as the measurement full scale.
-    Setting("current_limit_a", "CURR", "A", float, 0.1, 6.1, reset=1.0),
-    Setting("nplc", "SENS:CONC:NPLC", "PLC", float, LINE_CYCLES.min_nplc, 12.0, reset=1.0),
-    Setting("points", "TRAC:POIN", "points", int, 2, MAX_POINTS, reset=MAX_POINTS),
-    Setting("trigger_source", "TRIG:SOUR", kind=str, choices=("EXT", "BUS"), reset="BUS"),
+    Setting("current_limit_a", "[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", "A", float, 0.1, 6.1,
+            reset=1.0),
+    Setting("nplc", "SENSe:CONCurrent:NPLCycles", "PLC", float, LINE_CYCLES.min_nplc, 12.0, reset=1.0),
+    Setting("points", "TRACe:POINts", "points", int, 2, MAX_POINTS, reset=MAX_POINTS),
+    Setting("trigger_source", "TRIGger:SOURce", kind=str, choices=("EXTernal", "BUS"), reset="BUS",
+            confirmed=False),
 ])
 
 
@@ -48,11 +51,14 @@ class Keithley2281S(ScpiAnalyzer):
     settings = SETTINGS
     interval_rule = LINE_CYCLES
     roles = CaptureRoles(interval="nplc", current_range="current_limit_a", fixed=(("function", "POWER"),))
-    start_commands = ("TRAC:CLE", "INIT")  # a fresh buffer for every capture
-    stop_command = "ABOR"
+    start_commands = ("TRACe:CLEar", "INITiate[:IMMediate]")  # a fresh buffer for every capture
+    stop_command = "ABORt"
     # The 2281S serves its buffer as text only; this is the ASCII path by necessity.
     fetch_queries = (FetchQuery('DATA:DATA? "READ,SOUR,REL"', ("current", "voltage", "time"), binary=False),)
     fetch_hint = 'the buffer read must be DATA:DATA? "READ,SOUR,REL" (current, voltage, time)'
-    status_query = "STAT:OPER:INST:ISUM:COND?"
+    status_query = "STATus:OPERation:INSTrument:ISUMmary:CONDition?"
+    measure_queries = (("current", "MEASure:CURRent?"), ("voltage", "MEASure:VOLTage?"))
+    unconfirmed_commands = ("TRACe:CLEar", "INITiate[:IMMediate]", "ABORt", "MEASure:CURRent",
+                            "MEASure:VOLTage")
     waiting_bit = 32
     measuring_bit = 16

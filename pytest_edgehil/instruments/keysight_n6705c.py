@@ -4,8 +4,11 @@ Modelled after the N6705 programming guide's digitizer ("scope") measurements:
 `SENS:FUNC:CURR/VOLT ON`, `SENS:SWE:TINT` (sample interval), `SENS:SWE:POIN` (points),
 `SENS:SWE:OFFS:POIN` (negative = pre-trigger points), `TRIG:ACQ:SOUR EXT|BUS`, `INIT:ACQ`, then
 `FETC:ARR:CURR?` / `FETC:ARR:VOLT?` as float32 definite-length blocks (`FORM REAL`, `FORM:BORD NORM`
-= big-endian, the reset default). The declarations below are the dialect: `ScpiAnalyzer` applies them
-and the analyzer twin speaks them.
+= big-endian, the reset default). The declarations below are the dialect, each header written once as
+the guide writes it (`SENSe:SWEep:POINts`): `ScpiAnalyzer` sends the short form and the analyzer twin
+accepts every form SCPI allows. `TRIG:ACQ:SOUR EXT` fires only from a digital-port pin configured as
+trigger input, so the driver makes pin `trigger_pin` one (`DIG:PIN1:FUNC TINP`, `DIG:PIN1:POL POS`)
+before arming EXT.
 
 Modelled module: N6781A. It digitizes at 5.12 us with one function; with both voltage and current on
 we take the conservative 10.24 us (the bench-facts rule for modules that cannot digitize both at
@@ -28,28 +31,38 @@ MIN_TINT_BOTH_FUNCTIONS_S = 10.24e-6
 MAX_POINTS = 524288  # 512 Ki points per measured function
 CURRENT_RANGES_A = (0.001, 0.1, 3.0)  # N6781A current measurement ranges
 MAX_VOLTAGE_V = 20.0
+DIGITAL_PINS = 7  # the rear digital port: pins 1-7
 
 SETTINGS = SettingTable([
-    Setting("output", "OUTP", choices=("ON", "OFF"), kind=str, channel_list=True, reset="OFF",
+    Setting("output", "OUTPut[:STATe]", choices=("ON", "OFF"), kind=str, channel_list=True, reset="OFF",
             doc="output on: the device is powered through the SMU"),
-    Setting("voltage_v", "VOLT", "V", float, 0.0, MAX_VOLTAGE_V, channel_list=True, reset=0.0,
-            doc="supply voltage setpoint"),
-    Setting("current_range_a", "SENS:CURR:RANG", "A", float, 1e-6, CURRENT_RANGES_A[-1], channel_list=True,
-            reset=CURRENT_RANGES_A[-1],
+    Setting("voltage_v", "[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", "V", float, 0.0, MAX_VOLTAGE_V,
+            channel_list=True, reset=0.0, doc="supply voltage setpoint"),
+    Setting("current_range_a", "SENSe:CURRent[:DC]:RANGe[:UPPer]", "A", float, 1e-6, CURRENT_RANGES_A[-1],
+            channel_list=True, reset=CURRENT_RANGES_A[-1],
             doc="current measurement range; the instrument picks the smallest range that holds it"),
-    Setting("digitize_current", "SENS:FUNC:CURR", kind=str, choices=("ON", "OFF"), channel_list=True,
+    Setting("current_autorange", "SENSe:CURRent[:DC]:RANGe:AUTO", kind=str, choices=("ON", "OFF"),
+            channel_list=True, reset="OFF", doc="seamless ranging (the driver programs a fixed range)"),
+    Setting("digitize_current", "SENSe:FUNCtion:CURRent", kind=str, choices=("ON", "OFF"), channel_list=True,
             reset="ON"),
-    Setting("digitize_voltage", "SENS:FUNC:VOLT", kind=str, choices=("ON", "OFF"), channel_list=True,
+    Setting("digitize_voltage", "SENSe:FUNCtion:VOLTage", kind=str, choices=("ON", "OFF"), channel_list=True,
             reset="OFF"),
-    Setting("sample_interval_s", "SENS:SWE:TINT", "s", float, INTERVALS.min_s, INTERVALS.max_s,
+    Setting("sample_interval_s", "SENSe:SWEep:TINTerval", "s", float, INTERVALS.min_s, INTERVALS.max_s,
             channel_list=True, reset=20.48e-6, doc="digitizer sample interval, rounded to a multiple of 5.12 us"),
-    Setting("points", "SENS:SWE:POIN", "points", int, 1, MAX_POINTS, channel_list=True, reset=1024),
-    Setting("offset_points", "SENS:SWE:OFFS:POIN", "points", int, -(MAX_POINTS - 1), 2_000_000_000,
+    Setting("points", "SENSe:SWEep:POINts", "points", int, 1, MAX_POINTS, channel_list=True, reset=1024),
+    Setting("offset_points", "SENSe:SWEep:OFFSet:POINts", "points", int, -(MAX_POINTS - 1), 2_000_000_000,
             channel_list=True, reset=0, doc="trigger offset; negative = that many pre-trigger points"),
-    Setting("trigger_source", "TRIG:ACQ:SOUR", kind=str, choices=("EXT", "BUS"), channel_list=True,
-            reset="BUS"),
-    Setting("data_format", "FORM", kind=str, choices=("ASC", "REAL"), reset="ASC"),
-    Setting("byte_order", "FORM:BORD", kind=str, choices=("NORM", "SWAP"), reset="NORM"),
+    Setting("trigger_source", "TRIGger:ACQuire:SOURce", kind=str, choices=("EXTernal", "BUS"),
+            channel_list=True, reset="BUS",
+            doc="EXTernal: any digital pin configured as trigger input (DIG:PIN<n>:FUNC TINP)"),
+    Setting("trigger_pin_function", "[SOURce:]DIGital:PIN<n>:FUNCtion", kind=str,
+            choices=("DIO", "DINPut", "TOUTput", "TINPut", "FAULt", "INHibit", "ONCouple", "OFFCouple"),
+            reset="DIO", suffixes=DIGITAL_PINS, doc="what a digital-port pin does; TINPut = trigger input"),
+    Setting("trigger_pin_polarity", "[SOURce:]DIGital:PIN<n>:POLarity", kind=str,
+            choices=("POSitive", "NEGative"), reset="POS", suffixes=DIGITAL_PINS,
+            doc="POSitive: a trigger input fires on the rising edge"),
+    Setting("data_format", "FORMat[:DATA]", kind=str, choices=("ASCii", "REAL"), reset="ASC"),
+    Setting("byte_order", "FORMat:BORDer", kind=str, choices=("NORMal", "SWAPped"), reset="NORM"),
 ])
 
 
@@ -69,14 +82,19 @@ class KeysightN6705C(ScpiAnalyzer):
     current_ranges_a = CURRENT_RANGES_A
     roles = CaptureRoles(interval="sample_interval_s", pretrigger="offset_points", pretrigger_sign=-1,
                          digitize_current="digitize_current", digitize_voltage="digitize_voltage",
-                         min_interval_both_s=MIN_TINT_BOTH_FUNCTIONS_S)
-    start_commands = ("INIT:ACQ (@{channel})",)
-    stop_command = "ABOR:ACQ (@{channel})"
-    fetch_queries = (FetchQuery("FETC:ARR:CURR? (@{channel})", ("current",), binary=None),
-                     FetchQuery("FETC:ARR:VOLT? (@{channel})", ("voltage",), binary=None))
+                         min_interval_both_s=MIN_TINT_BOTH_FUNCTIONS_S,
+                         trigger_input=(("trigger_pin_function", "TINPut"), ("trigger_pin_polarity", "POSitive")))
+    trigger_pin = 1  # the device's trigger line goes to pin 1 of the digital port
+    start_commands = ("INITiate:ACQuire (@{channel})",)
+    stop_command = "ABORt:ACQuire (@{channel})"
+    fetch_queries = (FetchQuery("FETCh:ARRay:CURRent[:DC]? (@{channel})", ("current",), binary=None),
+                     FetchQuery("FETCh:ARRay:VOLTage[:DC]? (@{channel})", ("voltage",), binary=None))
+    measure_queries = (("current", "MEASure[:SCALar]:CURRent[:DC]? (@{channel})"),
+                       ("voltage", "MEASure[:SCALar]:VOLTage[:DC]? (@{channel})"),
+                       ("power", "MEASure[:SCALar]:POWer[:DC]? (@{channel})"))
     fetch_hint = ("check FORM:BORD on the instrument against the byte order the driver decodes with "
                   "(is_big_endian={big_endian}) and FORM REAL")
-    status_query = "STAT:OPER:COND? (@{channel})"
+    status_query = "STATus:OPERation:CONDition? (@{channel})"
     waiting_bit = 8  # WTG-meas
     measuring_bit = 16  # MEAS-active
     max_channel = 4

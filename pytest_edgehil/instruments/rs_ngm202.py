@@ -1,8 +1,10 @@
 """Rohde & Schwarz NGM202 power supply: FastLog captures of (voltage, current) pairs up to 500 kS/s.
 
-From the NGM user manual: `INST:NSEL <ch>` selects the channel, `VOLT`, `OUTP`, `SENS:CURR:RANG`,
-`FLOG:SRAT S500K|S250K|...` picks the FastLog rate, `FLOG:STAT 1` starts it and `FLOG:DATA?` returns
-a definite-length block of little-endian float32 (V, I) pairs.
+Checked against R&S manual text (docs/instruments.md cites the sections): `FLOG[:STATe] 1|0` starts
+and stops FastLog and `FLOG:DATA?` returns a definite-length block of float32 (V, I) pairs, little-endian.
+`INST:NSEL <ch>`, `VOLT`, `OUTP`, `SENS:CURR:RANG`, `FLOG:SRAT S500K|S250K|...` and the MEASure
+queries follow R&S conventions but were not found in the manual text we could check: they are
+declared `confirmed=False` (settings) or listed in `unconfirmed_commands`.
 
 Simplification (see docs/instruments.md): a real FastLog streams to SCPI in half-second blocks with
 no trigger. So that all drivers share one capture model, this dialect adds a bounded, triggered window:
@@ -31,16 +33,22 @@ MAX_POINTS = 4_194_304
 CURRENT_RANGES_A = (0.01, 0.1, 1.0, 10.0)
 CHANNELS = 2
 
+# confirmed=False: not found in the maker's manual text we could check (docs/instruments.md lists
+# the sections that were); the twin speaks them all the same.
 SETTINGS = SettingTable([
-    Setting("channel", "INST:NSEL", "", int, 1, CHANNELS, reset=1),
-    Setting("output", "OUTP", kind=str, choices=("ON", "OFF"), reset="OFF"),
-    Setting("voltage_v", "VOLT", "V", float, 0.0, 20.0, reset=0.0),
-    Setting("current_range_a", "SENS:CURR:RANG", "A", float, 1e-6, CURRENT_RANGES_A[-1],
-            reset=CURRENT_RANGES_A[-1]),
-    Setting("sample_rate", "FLOG:SRAT", kind=str, choices=tuple(SAMPLE_RATES), reset="S500K"),
-    Setting("points", "FLOG:POIN", "points", int, 1, MAX_POINTS, reset=1000),
-    Setting("pretrigger_points", "FLOG:PRET:POIN", "points", int, 0, MAX_POINTS - 1, reset=0),
-    Setting("trigger_source", "FLOG:TRIG:SOUR", kind=str, choices=("EXT", "BUS"), reset="BUS"),
+    Setting("channel", "INSTrument:NSELect", "", int, 1, CHANNELS, reset=1, confirmed=False),
+    Setting("output", "OUTPut[:STATe]", kind=str, choices=("ON", "OFF"), reset="OFF", confirmed=False),
+    Setting("voltage_v", "[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", "V", float, 0.0, 20.0, reset=0.0,
+            confirmed=False),
+    Setting("current_range_a", "SENSe:CURRent[:DC]:RANGe", "A", float, 1e-6, CURRENT_RANGES_A[-1],
+            reset=CURRENT_RANGES_A[-1], confirmed=False),
+    Setting("sample_rate", "FLOG:SRATe", kind=str, choices=tuple(SAMPLE_RATES), reset="S500K", confirmed=False),
+    # Our bounded, triggered FastLog window: not in the manual (see the module docstring).
+    Setting("points", "FLOG:POINts", "points", int, 1, MAX_POINTS, reset=1000, confirmed=False),
+    Setting("pretrigger_points", "FLOG:PRETrigger:POINts", "points", int, 0, MAX_POINTS - 1, reset=0,
+            confirmed=False),
+    Setting("trigger_source", "FLOG:TRIGger:SOURce", kind=str, choices=("EXTernal", "BUS"), reset="BUS",
+            confirmed=False),
 ])
 
 
@@ -54,12 +62,18 @@ class RsNgm202(ScpiAnalyzer):
     interval_rule = RateTable(SAMPLE_RATES, what="FastLog")
     current_ranges_a = CURRENT_RANGES_A
     roles = CaptureRoles(interval="sample_rate", pretrigger="pretrigger_points", channel_select="channel")
-    start_commands = ("FLOG:STAT 1",)
-    stop_command = "FLOG:STAT 0"
+    start_commands = ("FLOG[:STATe] 1",)
+    stop_command = "FLOG[:STATe] 0"
     # FastLog data are little-endian float32 (V, I) pairs, whatever FORM says.
     fetch_queries = (FetchQuery("FLOG:DATA?", ("voltage", "current"), binary=True, big_endian=False),)
     fetch_hint = "FastLog data are little-endian float32 (V, I) pairs; decode with is_big_endian=False"
-    status_query = "STAT:OPER:COND?"
+    status_query = "STATus:OPERation:CONDition?"
+    measure_queries = (("current", "MEASure[:SCALar]:CURRent[:DC]?"),
+                       ("voltage", "MEASure[:SCALar][:VOLTage][:DC]?"),
+                       ("power", "MEASure[:SCALar]:POWer?"))
+    # FLOG[:STATe] and FLOG:DATA? are the manual's; these are not confirmed (docs/instruments.md).
+    unconfirmed_commands = ("STATus:OPERation:CONDition", "MEASure[:SCALar]:CURRent[:DC]",
+                            "MEASure[:SCALar][:VOLTage][:DC]", "MEASure[:SCALar]:POWer")
     waiting_bit = 32
     measuring_bit = 16
     max_channel = CHANNELS

@@ -18,6 +18,7 @@ import numpy as np
 
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.instruments.replies import check_plausible, decode_block, parse_error_entry
+from pytest_edgehil.instruments.scpi_header import Header, match_choice, parse_header, split_header
 
 Value = float | int | str
 
@@ -48,24 +49,38 @@ class Setting:
     """One programmable setting: how to send it, query it, and which values the instrument accepts."""
 
     name: str  # python-side name, with its unit: "sample_interval_s"
-    header: str  # SCPI header in short form: "SENS:SWE:TINT"
+    header: str  # SCPI header as the manual writes it: "SENSe:SWEep:TINTerval", "[SOURce:]VOLTage"
     unit: str = ""
     kind: type = float  # float, int or str
     minimum: float | None = None
     maximum: float | None = None
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # canonical character data: ("NORMal", "SWAPped")
     channel_list: bool = False  # takes "(@<ch>)" after the value (Keysight style)
     doc: str = ""
     reset: Value | None = None  # the value after *RST (the analyzer twin starts from it)
+    suffixes: int = 1  # a header with `<n>` exists for n = 1..suffixes (e.g. 7 digital pins)
+    confirmed: bool = True  # False: not found in the maker's manual (see docs/instruments.md)
+
+    @property
+    def parsed(self) -> Header:
+        return parse_header(self.header)
+
+    def short(self, suffix: int = 1) -> str:
+        """The header as the driver sends it: "SENS:SWE:TINT"."""
+        return self.parsed.short(suffix)
 
     def bounds_text(self) -> str:
         if self.choices:
             return "one of " + ", ".join(self.choices)
         return f"{self.minimum:g} to {self.maximum:g} {self.unit}".rstrip()
 
+    def choice(self, value: Value) -> str | None:
+        """The short form of the choice `value` names (long or short form, any case; 1/0 for ON/OFF)."""
+        return match_choice(str(value), self.choices)
+
     def accepts(self, value: Value) -> bool:
         if self.choices:
-            return str(value).upper() in self.choices
+            return self.choice(value) is not None
         number = float(value)
         return (math.isfinite(number)
                 and (self.minimum is None or number >= self.minimum)
@@ -74,8 +89,8 @@ class Setting:
     def check(self, value: Value, *, model: str) -> Value:
         """Return the value to send, or raise ConfigError naming the setting and its bounds."""
         if self.kind is str:
-            text = str(value).upper()
-            if not self.accepts(text):
+            text = self.choice(value) if self.choices else str(value).upper()
+            if text is None:
                 raise ConfigError(f"{model}: {self.name} = {value!r} is not accepted; "
                                   f"use {self.bounds_text()}")
             return text
@@ -93,18 +108,19 @@ class Setting:
             return f"{float(value):.9g}"
         return str(value)
 
-    def set_command(self, value: Value, channel: int) -> str:
-        text = f"{self.header} {self.format_value(value)}"
+    def set_command(self, value: Value, channel: int, suffix: int = 1) -> str:
+        text = f"{self.short(suffix)} {self.format_value(value)}"
         return f"{text},(@{channel})" if self.channel_list else text
 
-    def query_command(self, channel: int) -> str:
-        return f"{self.header}? (@{channel})" if self.channel_list else f"{self.header}?"
+    def query_command(self, channel: int, suffix: int = 1) -> str:
+        header = self.short(suffix)
+        return f"{header}? (@{channel})" if self.channel_list else f"{header}?"
 
     def parse(self, text: str) -> Value:
         """Parse a value as sent or answered (raises ValueError on a malformed one)."""
         text = text.strip().strip('"')
         if self.kind is str:
-            return text.upper()
+            return (self.choice(text) or text.upper()) if self.choices else text.upper()
         if self.kind is int:
             number = float(text)
             if number != int(number):
@@ -120,10 +136,10 @@ class SettingTable:
         self._by_name: dict[str, Setting] = {}
         self._by_header: dict[str, Setting] = {}
         for setting in settings:
-            if setting.name in self._by_name or setting.header in self._by_header:
+            if setting.name in self._by_name or setting.short() in self._by_header:
                 raise ValueError(f"duplicate setting {setting.name} / {setting.header}")
             self._by_name[setting.name] = setting
-            self._by_header[setting.header.upper()] = setting
+            self._by_header[setting.short()] = setting
 
     def __getitem__(self, name: str) -> Setting:
         return self._by_name[name]
@@ -135,7 +151,18 @@ class SettingTable:
         return name in self._by_name
 
     def by_header(self, header: str) -> Setting | None:
-        return self._by_header.get(header.upper().lstrip(":"))
+        """The setting a received header names (long or short form, optional nodes, any case)."""
+        found = self.lookup(split_header(header))
+        return None if found is None else found[0]
+
+    def lookup(self, tokens: tuple[str, ...]) -> tuple[Setting, int] | None:
+        """(setting, numeric suffix) for a received header's upper-case node tokens; None if none."""
+        for setting in self._by_name.values():
+            suffixes = setting.parsed.match(tokens)
+            if suffixes is not None:
+                suffix = suffixes[0] if suffixes else 1
+                return (setting, suffix) if 1 <= suffix <= setting.suffixes else None
+        return None
 
 
 # --- IEEE 488.2 definite-length arbitrary blocks -------------------------------------------------

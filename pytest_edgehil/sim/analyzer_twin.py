@@ -10,7 +10,6 @@ lost trigger, a clipped capture) are armed with `inject` or the `faults` argumen
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -33,6 +32,7 @@ from pytest_edgehil.sim.analyzer_faults import (
     reshape_reply,
 )
 from pytest_edgehil.sim.scpi_server import Reply, ScpiCommand, ScpiServer
+from pytest_edgehil.sim.scpi_status import OPC_BIT, StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import (
     CaptureWindow,
@@ -42,10 +42,14 @@ from pytest_edgehil.sim.trace_synthesis import (
 )
 from pytest_edgehil.sim.twin_dialect import (
     DIALECTS,
+    ERROR_QUEUE,
     CapturePlan,
+    Route,
     ScpiFault,
     TwinDialect,
     normalized_args,
+    split_header,
+    state_key,
     without_channel_list,
 )
 
@@ -56,6 +60,7 @@ __all__ = ["DIALECTS", "AnalyzerFault", "AnalyzerTwin", "CapturePlan", "CaptureW
            "mean_power_per_sample"]
 
 GRACE_S = 0.05  # real seconds to wait for the device to record activity up to the window's end
+SCALAR_WINDOW_S = 1e-3  # MEASure queries average the supply over the last millisecond of the timeline
 
 
 @dataclass
@@ -69,6 +74,11 @@ class _Acquisition:
     bus_trigger_s: float = 0.0
     trigger_lost: bool = False  # fault: armed, but the trigger never fires
     clip_overload: float | None = None  # fault: the device draws this multiple of the range; pinned there
+    done: threading.Event = field(default_factory=threading.Event)  # complete, aborted or cancelled
+
+    @property
+    def pending(self) -> bool:
+        return self.status in ("waiting for trigger", "measuring")
 
 
 @dataclass(frozen=True)
@@ -100,21 +110,31 @@ class AnalyzerTwin:
         self.last_capture: CaptureWindow | None = None
         self.resource = ""
         self._state: dict[str, Value] = dict(self.dialect.defaults)
-        self._errors: deque[tuple[int, str]] = deque(maxlen=32)
+        self.status = StatusRegisters()
         self._lock = threading.RLock()
+        self._closed = threading.Event()
         self._acquisition: _Acquisition | None = None
+        self._opc_pending = False  # *OPC sent while a capture was measuring: set ESR bit 0 at its end
         self._captures = 0
         self._data: _Capture | None = None
         self._server = ScpiServer(self._handle, name=f"analyzer-twin-{dialect}")
-        self._handlers: dict[str, Callable[[ScpiCommand], bytes | None]] = {
-            "*IDN": lambda c: self.dialect.idn.encode(), "*OPC": lambda c: b"1",
-            "*RST": self._reset, "*CLS": self._clear, "*TRG": self._bus_trigger,
-            "SYST:ERR": self._next_error, self.dialect.status_header.rstrip("?"): self._status,
+        # IEEE 488.2 common commands (query form, command form); None: that form is undefined.
+        self._common: dict[str, tuple[Callable[[ScpiCommand], bytes] | None,
+                                      Callable[[ScpiCommand], None] | None]] = {
+            "*IDN": (lambda c: self.dialect.idn.encode(), None),
+            "*RST": (None, self._reset),
+            "*CLS": (None, lambda c: self.status.clear()),
+            "*OPC": (lambda c: b"1", self._opc),
+            "*WAI": (None, lambda c: None),  # the waiting is done in _handle, outside the lock
+            "*ESR": (lambda c: str(self.status.read_esr()).encode(), None),
+            "*ESE": (lambda c: str(self.status.ese).encode(), lambda c: self._mask(c, "ese")),
+            "*STB": (lambda c: str(self.status.stb()).encode(), None),
+            "*SRE": (lambda c: str(self.status.sre).encode(), lambda c: self._mask(c, "sre")),
+            "*TRG": (None, self._bus_trigger),
+            "*TST": (lambda c: b"0", None),  # self-test passed
         }
-        for header in self.dialect.programs:
-            self._handlers[header] = self._program
-        for header in self.dialect.fetches:
-            self._handlers[header] = self._fetch
+        self._route_handlers: dict[str, Callable[[Route, ScpiCommand], bytes | None]] = {
+            "program": self._program, "fetch": self._fetch, "status": self._status, "measure": self._measure}
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -124,9 +144,11 @@ class AnalyzerTwin:
         return self.resource
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             if self._acquisition is not None:
                 self._acquisition.cancelled.set()
+                self._acquisition.done.set()
         self._server.close()
 
     def __enter__(self) -> Self:
@@ -158,25 +180,47 @@ class AnalyzerTwin:
         return self.faults.inject(AnalyzerFault(kind, count, **options))  # type: ignore[arg-type]
 
     def accepted_headers(self) -> set[str]:
-        """Every header this twin answers, read off its dispatch table (upper case, no '?')."""
-        return set(self._handlers) | {setting.header for setting in self.dialect.settings}
+        """Every header this twin answers, in short form (upper case, no '?'): the common commands,
+        the error queue and the dialect's declarations."""
+        return set(self._common) | {ERROR_QUEUE.short()} | self.dialect.accepted_headers()
 
     # --- command dispatch ----------------------------------------------------------------------------
 
+    def _key(self, command: ScpiCommand) -> tuple[str, Route | None]:
+        """The short form of the declared header `command` names (its own header if none), and its route."""
+        if command.header.startswith("*"):
+            return command.header, None
+        route = self.dialect.route(command.header)
+        if route is not None:
+            return route.key, route
+        found = self.dialect.setting(command.header)
+        if found is not None:
+            return found[0].short(found[1]), None
+        if ERROR_QUEUE.match(split_header(command.header)) is not None:
+            return ERROR_QUEUE.short(), None
+        return command.header, None
+
     def _handle(self, command: ScpiCommand) -> Reply:
+        key, route = self._key(command)
+        # Blocking commands wait outside the lock, so that the capture can complete meanwhile: FETCh
+        # until the acquisition is done (trigger included), *OPC? and *WAI until a running capture ends.
+        if route is not None and route.kind == "fetch" and command.is_query:
+            self._wait_for_acquisition(include_trigger=True)
+        elif key in ("*WAI", "*OPC") and (key == "*WAI" or command.is_query):
+            self._wait_for_acquisition(include_trigger=False)
         with self._lock:
             self.commands.append(command.text)
-            reply = self._dispatch(command)
-            targets = {command.header}
-            if command.header in self.dialect.fetches:
+            reply = self._dispatch(command, key, route)
+            targets = {key}
+            if route is not None and route.kind == "fetch":
                 targets.add(FETCH)
-            if command.header == self.dialect.status_header:
+            if route is not None and route.kind == "status":
                 targets.add(STATUS)
-            if not command.is_query and not command.header.startswith("*"):
+            if not command.is_query and not key.startswith("*"):
                 targets.add(ANY_COMMAND)
             queued = self.faults.take(("scpi-error",), targets)
             if queued is not None:
-                self._errors.append(queued.error)
+                self.status.queue(queued.error)
             if reply is None:
                 return None
             # Block faults apply to block replies only (the Keithley's buffer comes back as text).
@@ -184,17 +228,39 @@ class AnalyzerTwin:
             fault = self.faults.take(kinds, targets)
             return reply if fault is None else reshape_reply(fault, reply)
 
-    def _dispatch(self, command: ScpiCommand) -> bytes | None:
+    def _wait_for_acquisition(self, *, include_trigger: bool) -> None:
+        while not self._closed.is_set():
+            with self._lock:
+                acquisition = self._acquisition
+                if acquisition is None or not acquisition.pending or (
+                        not include_trigger and acquisition.status != "measuring"):
+                    return
+            acquisition.done.wait(0.05)
+
+    def _dispatch(self, command: ScpiCommand, key: str, route: Route | None) -> bytes | None:
+        """The reply, or None; an error is queued (with its ESR bit) and a query in error sends nothing,
+        as IEEE 488.2 requires, so the client's next reply is never shifted."""
         try:
-            handler = self._handlers.get(command.header)
-            if handler is not None:
-                return handler(command)
-            setting = self.dialect.settings.by_header(command.header)
-            if setting is None:
+            if key in self._common:
+                query, action = self._common[key]
+                if command.is_query and query is not None:
+                    return query(command)
+                if not command.is_query and action is not None:
+                    action(command)
+                    return None
                 raise ScpiFault(scpi.UNDEFINED_HEADER)
-            return self._setting(setting, command)
+            if key == ERROR_QUEUE.short():
+                if not command.is_query:
+                    raise ScpiFault(scpi.UNDEFINED_HEADER)
+                return scpi.format_error(*self.status.next_error()).encode()
+            if route is not None:
+                return self._route_handlers[route.kind](route, command)
+            found = self.dialect.setting(command.header)
+            if found is None:
+                raise ScpiFault(scpi.UNDEFINED_HEADER)
+            return self._setting(found[0], found[1], command)
         except ScpiFault as fault:
-            self._errors.append(fault.error)
+            self.status.queue(fault.error)
             return None
 
     def _check_channels(self, args: tuple[str, ...]) -> tuple[str, ...]:
@@ -205,44 +271,92 @@ class AnalyzerTwin:
                     raise ScpiFault(scpi.HARDWARE_MISSING)
         return without_channel_list(args)
 
-    def _program(self, command: ScpiCommand) -> None:
+    def _program(self, route: Route, command: ScpiCommand) -> None:
         """A start/stop command the driver declares: start, clear the buffer, or abort."""
+        if command.is_query:
+            raise ScpiFault(scpi.UNDEFINED_HEADER)
         args = normalized_args(self._check_channels(command.args))
-        action = self.dialect.programs[command.header].get(args)
+        action = dict(route.actions).get(args)
+        if action is None and len(args) == 1:  # a boolean written ON/OFF instead of 1/0
+            action = dict(route.actions).get(({"ON": "1", "OFF": "0"}.get(args[0], args[0]),))
         if action is None:
             raise ScpiFault(scpi.ILLEGAL_PARAMETER)
         {"init": self._init, "clear": self._clear_buffer, "abort": self._abort}[action]()
 
-    def _setting(self, setting: Setting, command: ScpiCommand) -> bytes | None:
+    def _setting(self, setting: Setting, suffix: int, command: ScpiCommand) -> bytes | None:
         args = self._check_channels(command.args)
+        key = state_key(setting, suffix)
         if command.is_query:
-            value = self._state[setting.name]
+            value = self._state[key]
+            if setting.choices and set(setting.choices) == {"ON", "OFF"}:
+                return b"1" if value == "ON" else b"0"  # SCPI booleans are answered 1/0
             return (f"{value:+.8E}" if isinstance(value, float) else str(value)).encode()
         if not args:
             raise ScpiFault(scpi.MISSING_PARAMETER)
         try:
-            value = setting.parse(args[0])
+            value = self._number(setting, args[0]) if not setting.choices else setting.parse(args[0])
         except ValueError:
             raise ScpiFault(scpi.DATA_TYPE_ERROR) from None
         if not setting.accepts(value):
             raise ScpiFault(scpi.ILLEGAL_PARAMETER if setting.choices else scpi.DATA_OUT_OF_RANGE)
-        self._state[setting.name] = self.dialect.normalize(setting, value)
+        self._state[key] = self.dialect.normalize(setting, value)
         return None
+
+    @staticmethod
+    def _number(setting: Setting, text: str) -> Value:
+        """A numeric parameter: decimal in any SCPI form (`5`, `3.3`, `2.048E-5`) or MINimum/MAXimum/DEFault."""
+        token = text.strip().upper()
+        named = {"MIN": setting.minimum, "MINIMUM": setting.minimum, "MAX": setting.maximum,
+                 "MAXIMUM": setting.maximum, "DEF": setting.reset, "DEFAULT": setting.reset}
+        if token in named:
+            value = named[token]
+            if value is None:
+                raise ValueError(token)
+            return setting.parse(str(value))
+        return setting.parse(text)
+
+    def _mask(self, command: ScpiCommand, register: str) -> None:
+        try:
+            value = int(float(command.args[0])) if command.args else -1
+        except ValueError:
+            raise ScpiFault(scpi.DATA_TYPE_ERROR) from None
+        if not 0 <= value <= 255:
+            raise ScpiFault(scpi.DATA_OUT_OF_RANGE)
+        setattr(self.status, register, value)
+
+    def _opc(self, command: ScpiCommand) -> None:
+        """`*OPC`: set the OPC event bit once no operation is pending (no reply: that is `*OPC?`)."""
+        if self._acquisition is not None and self._acquisition.status == "measuring":
+            self._opc_pending = True
+        else:
+            self.status.set_event(OPC_BIT)
 
     def _reset(self, command: ScpiCommand) -> None:
         self._abort()
         self._state = dict(self.dialect.defaults)
         self._data = None
 
-    def _clear(self, command: ScpiCommand) -> None:
-        self._errors.clear()
-
-    def _next_error(self, command: ScpiCommand) -> bytes:
-        return scpi.format_error(*(self._errors.popleft() if self._errors else (0, "No error"))).encode()
+    def _measure(self, route: Route, command: ScpiCommand) -> bytes:
+        """A scalar reading: the supply's mean over the timeline's last SCALAR_WINDOW_S (idle power
+        when nothing runs), at the programmed voltage; 0 with the output off."""
+        if not command.is_query:
+            raise ScpiFault(scpi.UNDEFINED_HEADER)
+        self._check_channels(command.args)
+        roles = self.dialect.driver.roles
+        voltage_v = float(self._state[roles.voltage]) if self._state[roles.output] == "ON" else 0.0
+        end_s = self.timeline.end_s
+        power_w = self.timeline.energy_between(end_s - SCALAR_WINDOW_S, end_s) / SCALAR_WINDOW_S
+        if voltage_v <= 0:
+            power_w = 0.0
+        value = {"voltage": voltage_v, "power": power_w,
+                 "current": power_w / voltage_v if voltage_v > 0 else 0.0}[route.quantity]
+        return f"{value:+.8E}".encode()
 
     # --- acquisition ---------------------------------------------------------------------------------
 
-    def _status(self, command: ScpiCommand) -> bytes:
+    def _status(self, route: Route, command: ScpiCommand) -> bytes:
+        if not command.is_query:
+            raise ScpiFault(scpi.UNDEFINED_HEADER)
         self._check_channels(command.args)
         status = self._acquisition.status if self._acquisition else "complete"
         bits = {"waiting for trigger": self.dialect.driver.waiting_bit,
@@ -266,6 +380,44 @@ class AnalyzerTwin:
         if self._acquisition is not None and self._acquisition.status != "complete":
             self._acquisition.cancelled.set()
             self._acquisition.status = "aborted"
+            self._acquisition.done.set()
+            self._operation_complete()
+
+    def _operation_complete(self) -> None:
+        if self._opc_pending:
+            self._opc_pending = False
+            self.status.set_event(OPC_BIT)
+
+    def _external_trigger(self) -> str | None:
+        """"POS" or "NEG" once the EXT source can fire, None while it cannot: where the driver declares
+        a trigger-input pin (`roles.trigger_input`), EXT fires only from a pin configured so."""
+        inputs = self.dialect.driver.roles.trigger_input
+        if not inputs:
+            return "POS"
+        (function, value), polarity = inputs[0], inputs[1][0] if len(inputs) > 1 else None
+        setting = self.dialect.settings[function]
+        wanted = setting.choice(value)
+        with self._lock:
+            for pin in range(1, setting.suffixes + 1):
+                if self._state[state_key(setting, pin)] == wanted:
+                    if polarity is None:
+                        return "POS"
+                    edge = str(self._state[state_key(self.dialect.settings[polarity], pin)])
+                    return "NEG" if edge.startswith("NEG") else "POS"
+        return None
+
+    def _wait_for_edge(self, after_s: float, timeout_s: float) -> float | None:
+        """The first trigger edge at or after `after_s` the EXT input sees (None: none yet)."""
+        polarity = self._external_trigger()
+        if polarity is None:  # no pin is a trigger input: the device's line reaches nothing
+            self._closed.wait(timeout_s)
+            return None
+        rising_s = self.timeline.wait_for_trigger(after_s, timeout_s)
+        if rising_s is None or polarity == "POS":
+            return rising_s
+        # NEGative polarity: the line's falling edge, the end of the span that raised it.
+        return next((span.end_s for span in self.timeline.snapshot()
+                     if span.trigger_high and span.start_s == rising_s), None)
 
     def _clear_buffer(self) -> None:
         self._data = None
@@ -286,13 +438,15 @@ class AnalyzerTwin:
             if acquisition.trigger_lost:  # the trigger pulse never reaches the input
                 acquisition.cancelled.wait(0.05)
             elif plan.trigger_source == "EXT":
-                trigger_s = self.timeline.wait_for_trigger(acquisition.armed_at_s, 0.05)
+                trigger_s = self._wait_for_edge(acquisition.armed_at_s, 0.05)
             elif acquisition.bus_trigger.wait(0.05):
                 trigger_s = acquisition.bus_trigger_s
         if trigger_s is None:
+            acquisition.done.set()
             return
         with self._lock:
             if acquisition.cancelled.is_set():
+                acquisition.done.set()
                 return
             acquisition.status = "measuring"
         dt = plan.sample_interval_s
@@ -315,23 +469,26 @@ class AnalyzerTwin:
                 self._data = data
                 self.last_capture = window
                 acquisition.status = "complete"
+                self._operation_complete()
+            acquisition.done.set()
 
     # --- data transfer -------------------------------------------------------------------------------
 
-    def _fetch(self, command: ScpiCommand) -> bytes:
-        """Answer one of the driver's declared fetch queries with the columns it declares."""
-        args, fetch = self.dialect.fetches[command.header]
+    def _fetch(self, route: Route, command: ScpiCommand) -> bytes:
+        """Answer one of the driver's declared fetch queries with the columns it declares. The
+        acquisition has finished by now (`_handle` waited); with no data (never started, aborted)
+        the error is queued and nothing is sent, as for any query in error."""
+        fetch = route.fetch
+        assert fetch is not None  # every fetch route carries its query
+        if not command.is_query:
+            raise ScpiFault(scpi.UNDEFINED_HEADER)
         binary = fetch.binary if fetch.binary is not None else self._state[FORMAT_SETTING] == "REAL"
-        try:
-            if normalized_args(self._check_channels(command.args)) != args:
-                raise ScpiFault(scpi.ILLEGAL_PARAMETER)
-            if self._data is None:
-                raise ScpiFault(scpi.DATA_STALE)
-            if "voltage" in fetch.columns and not self._data.plan.digitize_voltage:
-                raise ScpiFault(scpi.SETTINGS_CONFLICT)
-        except ScpiFault as fault:  # answer (empty) so the client is not left waiting for a reply
-            self._errors.append(fault.error)
-            return scpi.encode_block(b"") if binary else b""
+        if normalized_args(self._check_channels(command.args)) != route.args:
+            raise ScpiFault(scpi.ILLEGAL_PARAMETER)
+        if self._data is None:
+            raise ScpiFault(scpi.DATA_STALE)
+        if "voltage" in fetch.columns and not self._data.plan.digitize_voltage:
+            raise ScpiFault(scpi.SETTINGS_CONFLICT)
         values = _interleave(self._data, fetch)
         if not binary:
             return scpi.format_ascii_floats(values)

@@ -1,7 +1,7 @@
 """A small threaded SCPI-over-TCP server ("raw socket", port 5025 style) on loopback.
 
 It knows framing only: messages are lines ending in LF; a line may carry several commands separated
-by `;`; each reply goes back as one LF-terminated message, at once or, for an injected fault, as a
+by `;` (headers after `;` resolved by the implied-path rule, `parse_line`); each reply goes back as one LF-terminated message, at once or, for an injected fault, as a
 `StagedReply` whose parts are sent after delays (a late or half-sent reply). What the commands mean
 is the handler's business (the analyzer twin). PyVISA reaches it as `TCPIP::127.0.0.1::<port>::SOCKET`.
 """
@@ -82,6 +82,35 @@ def parse_command(unit: str) -> ScpiCommand:
     return ScpiCommand(text=unit, header=header.rstrip("?"), is_query=is_query, args=split_args(rest.strip()))
 
 
+def parse_line(line: str) -> list[ScpiCommand]:
+    """The program message units of one line, headers resolved by SCPI-99's implied-path rule
+    (section 6.2.4): after `;` a header not starting with `:` (or `*`) continues from the path of
+    the previous header (all its nodes but the last), so `SENS:SWE:POIN 10;TINT 1E-5` sets
+    `SENS:SWE:TINT`; `;:` restarts at the root and common commands (`*OPC`) leave the path alone."""
+    commands: list[ScpiCommand] = []
+    path: tuple[str, ...] = ()
+    for unit in split_units(line):
+        command = parse_command(unit)
+        if command.header.startswith("*"):
+            commands.append(command)
+            continue
+        if path and not unit.lstrip().startswith(":"):
+            command = ScpiCommand(text=command.text, header=":".join((*path, command.header)),
+                                  is_query=command.is_query, args=command.args)
+        path = tuple(command.header.split(":")[:-1])
+        commands.append(command)
+    return commands
+
+
+def _response_messages(replies: list[Reply]) -> list[Reply]:
+    """IEEE 488.2 8.4: the replies to the queries of one program message form one response message,
+    joined by `;` (`SENS:SWE:POIN?;TINT?` -> `10;+4.096E-05`). A staged (faulty) reply goes alone."""
+    sent: list[Reply] = [reply for reply in replies if reply is not None]
+    if len(sent) > 1 and all(isinstance(reply, bytes) for reply in sent):
+        return [b";".join(reply for reply in sent if isinstance(reply, bytes))]
+    return sent
+
+
 class ScpiServer:
     """Serve `handler(command) -> reply bytes | StagedReply | None` to TCP clients on 127.0.0.1."""
 
@@ -134,17 +163,21 @@ class ScpiServer:
                 if _QUICKACK is not None:
                     # ACK at once: clients that write, write, then read (SYST:ERR? after a setting)
                     # otherwise wait out our delayed ACK under Nagle's algorithm, ~40 ms a setting.
-                    client.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                    try:
+                        client.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                    except OSError:  # closed meanwhile (the server is shutting down)
+                        return
                 buffer += chunk
                 while b"\n" in buffer:
                     raw, buffer = buffer.split(b"\n", 1)
                     line = raw.decode("ascii", errors="replace").strip()
-                    for unit in split_units(line):
+                    replies: list[Reply] = []
+                    for command in parse_line(line):
                         try:
-                            reply = self._handler(parse_command(unit))
+                            replies.append(self._handler(command))
                         except Exception:  # a twin bug must not look like a silent instrument
-                            log.exception("%s: handler failed on %r", self._name, unit)
-                            reply = None
+                            log.exception("%s: handler failed on %r", self._name, command.text)
+                    for reply in _response_messages(replies):
                         if not self._send(client, reply):
                             return
 

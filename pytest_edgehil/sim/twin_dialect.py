@@ -17,7 +17,8 @@ from pytest_edgehil.instruments.keithley_2281s import Keithley2281S
 from pytest_edgehil.instruments.keysight_n6705c import KeysightN6705C
 from pytest_edgehil.instruments.rs_ngm202 import RsNgm202
 from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
-from pytest_edgehil.sim.scpi_server import parse_command
+from pytest_edgehil.instruments.scpi_header import Header, parse_header, split_header
+from pytest_edgehil.sim.scpi_server import split_args
 
 #: Twin dialect name -> the driver whose declarations it speaks.
 DRIVERS: dict[str, type[ScpiAnalyzer]] = {
@@ -26,8 +27,11 @@ DRIVERS: dict[str, type[ScpiAnalyzer]] = {
     "keithley-2281s": Keithley2281S,
 }
 
-#: Headers every dialect answers (IEEE 488.2 common commands and the SCPI error queue).
-COMMON_HEADERS = frozenset({"*IDN", "*OPC", "*RST", "*CLS", "*TRG", "SYST:ERR"})
+#: Headers every dialect answers (IEEE 488.2 common commands and the SCPI error queue), short form.
+COMMON_HEADERS = frozenset({"*IDN", "*RST", "*CLS", "*OPC", "*WAI", "*ESR", "*ESE", "*STB", "*SRE", "*TRG",
+                            "*TST", "SYST:ERR"})
+#: How the error queue's header is written (SCPI-99: `SYSTem:ERRor[:NEXT]?`).
+ERROR_QUEUE = parse_header("SYSTem:ERRor[:NEXT]")
 
 
 class ScpiFault(Exception):
@@ -59,9 +63,32 @@ def without_channel_list(args: tuple[str, ...]) -> tuple[str, ...]:
     return args[:-1] if args and args[-1].startswith("(@") else args
 
 
-def _header_and_args(command: str) -> tuple[str, tuple[str, ...]]:
-    parsed = parse_command(command.format(channel=1))
-    return parsed.header, normalized_args(without_channel_list(parsed.args))
+def _header_and_args(command: str) -> tuple[Header, tuple[str, ...]]:
+    """A declared (canonical) command line as its parsed header and normalized arguments."""
+    head, _, rest = command.format(channel=1).partition(" ")
+    return parse_header(head.rstrip("?")), normalized_args(without_channel_list(split_args(rest.strip())))
+
+
+def state_key(setting: Setting, suffix: int) -> str:
+    """Where the twin keeps a setting: its name, or `name@n` for each instance of a `<n>` header."""
+    return f"{setting.name}@{suffix}" if setting.suffixes > 1 else setting.name
+
+
+@dataclass(frozen=True)
+class Route:
+    """A declared command other than a setting: what the twin does when its header arrives."""
+
+    header: Header
+    kind: str  # "program" (args -> action), "fetch", "status", "measure"
+    actions: tuple[tuple[tuple[str, ...], str], ...] = ()  # program: (args, "init" | "clear" | "abort")
+    fetch: FetchQuery | None = None
+    args: tuple[str, ...] = ()  # fetch: the declared arguments (normalized, no channel list)
+    quantity: str = ""  # measure: "current", "voltage", "power"
+
+    @property
+    def key(self) -> str:
+        """The short form: how faults name it and `accepted_headers` lists it."""
+        return self.header.short()
 
 
 @dataclass(frozen=True)
@@ -69,10 +96,8 @@ class TwinDialect:
     """One instrument's dialect as the twin serves it, derived from `driver`'s declarations."""
 
     driver: type[ScpiAnalyzer]
-    defaults: dict[str, Value]  # the *RST state
-    programs: dict[str, dict[tuple[str, ...], str]]  # header -> {args: "init" | "clear" | "abort"}
-    fetches: dict[str, tuple[tuple[str, ...], FetchQuery]]  # header -> (args, the driver's query)
-    status_header: str
+    defaults: dict[str, Value]  # the *RST state (state_key -> value)
+    routes: tuple[Route, ...]
 
     @classmethod
     def from_driver(cls, driver: type[ScpiAnalyzer]) -> TwinDialect:
@@ -80,18 +105,36 @@ class TwinDialect:
         if missing:
             raise ValueError(f"{driver.__name__} declares no *RST value for {', '.join(missing)}; "
                              f"the twin starts from them (Setting(reset=...))")
-        programs: dict[str, dict[tuple[str, ...], str]] = {}
+        programs: dict[str, tuple[Header, list[tuple[tuple[str, ...], str]]]] = {}
         actions = ["clear"] * (len(driver.start_commands) - 1) + ["init"]
         for command, action in [*zip(driver.start_commands, actions), (driver.stop_command, "abort")]:
             header, args = _header_and_args(command)
-            programs.setdefault(header, {})[args] = action
-        fetches = {}
-        for fetch in driver.fetch_queries:
-            header, args = _header_and_args(fetch.query)
-            fetches[header] = (args, fetch)
-        return cls(driver=driver, defaults={s.name: s.reset for s in driver.settings if s.reset is not None},
-                   programs=programs, fetches=fetches,
-                   status_header=_header_and_args(driver.status_query)[0])
+            programs.setdefault(header.text, (header, []))[1].append((args, action))
+        routes = [Route(header, "program", actions=tuple(pairs)) for header, pairs in programs.values()]
+        routes += [Route(*_header_and_args(fetch.query)[:1], "fetch", fetch=fetch,
+                         args=_header_and_args(fetch.query)[1]) for fetch in driver.fetch_queries]
+        routes.append(Route(_header_and_args(driver.status_query)[0], "status"))
+        routes += [Route(_header_and_args(query)[0], "measure", quantity=quantity)
+                   for quantity, query in driver.measure_queries]
+        defaults = {state_key(s, n): s.reset for s in driver.settings if s.reset is not None
+                    for n in range(1, s.suffixes + 1)}
+        return cls(driver=driver, defaults=defaults, routes=tuple(routes))
+
+    def route(self, header: str) -> Route | None:
+        """The declared command a received header (any SCPI form, no '?') names; None if none."""
+        tokens = split_header(header)
+        for route in self.routes:
+            if route.header.match(tokens) is not None:
+                return route
+        return None
+
+    def setting(self, header: str) -> tuple[Setting, int] | None:
+        """(setting, numeric suffix) a received header names; None if none."""
+        return self.settings.lookup(split_header(header))
+
+    @property
+    def status_header(self) -> str:
+        return next(route.key for route in self.routes if route.kind == "status")
 
     @property
     def idn(self) -> str:
@@ -102,9 +145,8 @@ class TwinDialect:
         return self.driver.settings
 
     def accepted_headers(self) -> set[str]:
-        """Every header this dialect answers (besides COMMON_HEADERS)."""
-        return ({s.header for s in self.settings} | set(self.programs) | set(self.fetches)
-                | {self.status_header})
+        """Every header this dialect answers (besides COMMON_HEADERS), in short form."""
+        return {s.short() for s in self.settings} | {route.key for route in self.routes}
 
     def normalize(self, setting: Setting, value: Value) -> Value:
         """What the instrument stores for an accepted value: its interval clock, its range choice."""

@@ -1,0 +1,128 @@
+"""The Keysight N6705C (N678xA SMU in slot 1), as its programming guide writes the commands: long
+forms, optional nodes, character data in both forms, the digitizer sequence, scalar measurements,
+and the digital-port trigger input. Every command is followed by `SYST:ERR?` and an `*OPC?` marker
+(`Target.check`), so an undefined header or a shifted reply fails at the command that caused it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.contract.conftest import Target
+
+pytestmark = pytest.mark.instrument("keysight-n6705c")
+
+POINTS = 4096
+INTERVAL_S = 2.048e-5  # a multiple of the 5.12 us clock, slow enough for voltage and current at once
+
+
+@pytest.mark.parametrize("command", [
+    # Issue 12's list: long forms and optional nodes the twin called undefined (-113).
+    "SENSE:SWEEP:POINTS 4096,(@1)", "SENSe:SWEep:TINTerval 2.048E-5,(@1)", "FORMat:DATA REAL", "FORMAT REAL",
+    "FORM:DATA REAL", "SOUR:VOLT 3.3,(@1)", "OUTPut:STATe OFF,(@1)", "SENS:CURR:RANG:AUTO ON,(@1)",
+    # Character data in its long form (issue 12: -224).
+    "FORM:BORD NORMal", "FORMat:BORDer SWAPped", "TRIGger:ACQuire:SOURce EXTernal,(@1)",
+    # Numbers as the guide allows them: one digit, exponent, MIN/MAX/DEF.
+    "VOLT 5,(@1)", "VOLT 3.3,(@1)", "VOLT 3.3E0,(@1)", "SENS:SWE:POIN MAX,(@1)", "SENS:SWE:POIN DEF,(@1)",
+    "SENS:CURR:RANG 1,(@1)",
+    # Lower case, a leading colon, and the digital port's numeric suffix.
+    "sens:swe:poin 100,(@1)", ":SENS:SWE:OFFS:POIN -10,(@1)", "DIG:PIN1:FUNC DIO", "SOURce:DIGital:PIN2:POLarity POS",
+])
+def test_the_guides_forms_are_accepted(target: Target, command: str) -> None:
+    target.check("OUTP OFF,(@1)")
+    target.check(command)
+
+
+def test_character_data_reads_back_in_short_form(target: Target) -> None:
+    target.check("FORMat:BORDer NORMal")
+    assert target.handle.query("FORM:BORD?") == "NORM"
+    target.check("OUTPut:STATe OFF,(@1)")
+    assert target.handle.query("OUTP? (@1)") == "0"  # SCPI booleans answer 0/1
+
+
+def test_implied_path_after_a_semicolon(target: Target) -> None:
+    target.check("SENS:SWE:POIN 100,(@1);TINT 4.096E-5,(@1)")
+    points, interval = target.handle.query("SENS:SWE:POIN? (@1);TINT? (@1)").split(";")
+    assert int(float(points)) == 100
+    assert float(interval) == pytest.approx(4.096e-5)
+    target.check("SENS:SWE:POIN 200,(@1);:FORM ASC")  # `;:` restarts at the root
+    assert target.handle.query("FORM?") == "ASC"
+
+
+def test_scalar_measurements_answer(target: Target) -> None:
+    # Issue 12: MEAS:CURR? (@1) never answered.
+    target.check("VOLT 3.3,(@1)")
+    target.check("OUTP ON,(@1)")
+    try:
+        current_a = float(target.handle.query("MEAS:CURR? (@1)"))
+        voltage_v = float(target.handle.query("MEASure:SCALar:VOLTage:DC? (@1)"))
+        power_w = float(target.handle.query("MEAS:POW? (@1)"))
+        assert target.handle.query("SYST:ERR?") == '+0,"No error"'
+    finally:
+        target.check("OUTP OFF,(@1)")
+    assert voltage_v == pytest.approx(3.3, rel=0.05)
+    assert np.isfinite(current_a) and current_a >= 0
+    if target.twin is not None:  # the twin's supply draws between idle and the load's power
+        # (each query reads its own moment of the live timeline: bounds, not one value)
+        assert 0.05 * 0.999 <= power_w <= 0.5 * 1.001
+        assert 0.05 / 3.3 * 0.999 <= current_a <= 0.5 / 3.3 * 1.001
+
+
+def capture(target: Target, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The guide's digitizer sequence with SYST:ERR? after each command; FETCh without polling."""
+    for command in ("*RST", "*CLS", "FORMat:DATA REAL", "FORMat:BORDer NORMal", "SOURce:VOLTage 3.3,(@1)",
+                    "SENSe:FUNCtion:CURRent ON,(@1)", "SENSe:FUNCtion:VOLTage ON,(@1)",
+                    f"SENSe:SWEep:POINts {POINTS},(@1)", f"SENSe:SWEep:TINTerval {INTERVAL_S:.4E},(@1)",
+                    "OUTPut:STATe ON,(@1)", f"TRIG:ACQ:SOUR {source},(@1)", "INIT:ACQ (@1)"):
+        target.check(command)
+    if source == "BUS":
+        target.check("*TRG")
+    handle = target.handle
+    # FETCh waits for the acquisition (issue 12: an empty line and -230 instead).
+    current_a = np.array(handle.query_binary_values("FETC:ARR:CURR? (@1)", datatype="f", is_big_endian=True))
+    assert handle.query("SYST:ERR?") == '+0,"No error"'
+    voltage_v = np.array(handle.query_binary_values("FETC:ARR:VOLT? (@1)", datatype="f", is_big_endian=True))
+    assert handle.query("SYST:ERR?") == '+0,"No error"'
+    assert handle.query("*OPC?") == "1"
+    target.check("OUTP OFF,(@1)")
+    return current_a, voltage_v
+
+
+def test_bus_triggered_capture_yields_every_sample(target: Target) -> None:
+    current_a, voltage_v = capture(target, "BUS")
+    assert current_a.size == POINTS and voltage_v.size == POINTS
+    assert np.all(np.isfinite(current_a)) and np.all(current_a >= -0.01) and np.all(current_a <= 3.2)
+    assert np.median(voltage_v) == pytest.approx(3.3, rel=0.02)
+
+
+@pytest.mark.twin_only
+def test_bus_capture_energy_matches_the_twins_truth(target: Target) -> None:
+    current_a, voltage_v = capture(target, "BUS")
+    twin = target.twin
+    window = twin.last_capture  # type: ignore[union-attr]
+    dt = window.sample_interval_s
+    measured_j = float(np.sum(current_a.astype(float) * voltage_v.astype(float)) * dt)
+    # Each sample is the mean over its own interval [t - dt/2, t + dt/2].
+    truth_j = twin.true_energy_j(window.t0_s - dt / 2, window.t1_s - dt / 2)  # type: ignore[union-attr]
+    assert measured_j == pytest.approx(truth_j, rel=0.02)
+    # The window holds idle and load stretches: the energy is not an idle-only (or load-only) figure.
+    assert 0.05 * POINTS * dt * 1.2 < truth_j < 0.5 * POINTS * dt * 0.8
+
+
+@pytest.mark.twin_only
+def test_ext_fires_only_from_a_pin_configured_as_trigger_input(target: Target) -> None:
+    handle = target.handle
+    for command in ("*RST", "*CLS", "FORM REAL", "DIG:PIN1:FUNC DIO", "VOLT 3.3,(@1)", "OUTP ON,(@1)",
+                    "SENS:SWE:POIN 256,(@1)", "TRIG:ACQ:SOUR EXT,(@1)", "INIT:ACQ (@1)"):
+        target.check(command)
+    # The synthetic load raises the trigger line every 20 ms: with no pin as trigger input the
+    # acquisition still waits (WTG-meas = 8) after several of those edges have passed.
+    for _ in range(10):
+        assert int(handle.query("STAT:OPER:COND? (@1)")) & 8
+        handle.query("MEAS:VOLT? (@1)")  # ~ a few ms per exchange: time passes on the live timeline
+    target.check("DIGital:PIN1:FUNCtion TINPut")
+    target.check("DIGital:PIN1:POLarity POSitive")
+    current_a = np.array(handle.query_binary_values("FETC:ARR:CURR? (@1)", datatype="f", is_big_endian=True))
+    assert current_a.size == 256
+    assert handle.query("SYST:ERR?") == '+0,"No error"'
+    target.check("OUTP OFF,(@1)")
