@@ -105,10 +105,11 @@ def options(kind: str, **values: Any) -> Any:
 
 def single_op(name: str, ins: list[tuple[str, tuple[int, ...], bool]], out: tuple[int, ...], opts: Any = None,
               dtype: str = "FLOAT32") -> bytes:
-    """One operator: `ins` as (name, shape, constant); the non-constant ones are graph inputs."""
+    """One operator: `ins` as (name, shape, constant); the non-constant ones are graph inputs. "output_shape"
+    (holding `out`) and "axes" are int32 index operands."""
     net = Net()
     for tname, shape, const in ins:
-        net.tensor(tname, shape, "INT32" if tname == "output_shape" else dtype, const=const,
+        net.tensor(tname, shape, "INT32" if tname in ("output_shape", "axes") else dtype, const=const,
                    data=struct.pack(f"<{len(out)}i", *out) if tname == "output_shape" else None)
     net.tensor("y", out, dtype)
     net.op(name, [t for t, _s, _c in ins], ["y"], opts)
@@ -294,3 +295,41 @@ def test_elementwise_ops_of_a_dynamic_model_wait_for_a_shape_like_its_macs() -> 
     assert dynamic.to_dict()["elementwise_ops"] is None and dynamic.to_dict()["elementwise_by_op"] is None
     resolved = analyze_model(CASES / "dynamic-shape" / "dyn_conv_int8.tflite", input_shapes=[(1, 32, 32, 8)])
     assert resolved.to_dict()["elementwise_ops"] == resolved.elementwise_ops == sum(resolved.elementwise_by_op.values())
+
+
+def _split() -> bytes:
+    net = Net()
+    net.tensor("axis", (), "INT32", const=True, data=struct.pack("<i", 3))
+    net.tensor("x", (1, 4, 4, 6))
+    net.tensor("a", (1, 4, 4, 2))
+    net.tensor("b", (1, 4, 4, 2))
+    net.tensor("c", (1, 4, 4, 2))
+    net.op("SPLIT", ["axis", "x"], ["a", "b", "c"], options("Split", numSplits=3))
+    return net.build(["x"], ["a", "b", "c"])
+
+
+ELEMENTWISE_CASES = {
+    # MediaPipe's pooling with indices (hair segmentation): every input element read once (2x2, stride 2)
+    "mediapipe_max_pool_argmax": (single_op("CUSTOM:MaxPoolingWithArgmax2D", [("x", (1, 8, 8, 4), False)],
+                                            (1, 4, 4, 4)), 8 * 8 * 4),
+    # ... and its unpooling: every output element written
+    "mediapipe_max_unpooling": (single_op("CUSTOM:MaxUnpooling2D", [("x", (1, 4, 4, 4), False),
+                                                                    ("i", (1, 4, 4, 4), False)], (1, 8, 8, 4)),
+                                8 * 8 * 4),
+    # three inputs summed: two adds per output element
+    "add_n": (single_op("ADD_N", [("a", (1, 5, 5, 3), False), ("b", (1, 5, 5, 3), False),
+                                  ("c", (1, 5, 5, 3), False)], (1, 5, 5, 3)), 2 * 5 * 5 * 3),
+    # a reduction reads its whole input
+    "mean": (single_op("MEAN", [("x", (1, 6, 6, 8), False), ("axes", (2,), True)], (1, 1, 1, 8),
+                       options("Reducer", keepDims=True)), 6 * 6 * 8),
+    # a copy with several outputs writes all of them
+    "split": (_split(), 4 * 4 * 6),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ELEMENTWISE_CASES))
+def test_elementwise_rule_matches_the_closed_form_count(case: str) -> None:
+    data, want = ELEMENTWISE_CASES[case]
+    info = analyze_model(data, name=case)
+    assert info.unknown_ops == ()
+    assert info.elementwise_ops == want > 0 and info.macs == 0
