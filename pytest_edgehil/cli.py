@@ -63,13 +63,16 @@ def _cost_lines(info: ModelInfo) -> list[str]:
                                                for i, d in enumerate(sig)) for sig in info.dynamic_inputs.values())
         return [f"dynamic shape    {info.dynamic_text()}",
                 "MACs/inference   depends on the input size: give --input-shape " + hint,
+                "elementwise ops  depend on the input size: give --input-shape " + hint,
                 "peak activation  depends on the input size: give --input-shape " + hint]
     lines = []
     if info.dynamic_inputs:
         shapes = "; ".join(f"{list(s.shape)}" for s in info.inputs)
         lines.append(f"dynamic shape    {info.dynamic_text()}; figures below at input {shapes}")
     return lines + [
-        f"MACs/inference   {human_count(info.macs)} ({info.macs:,})",
+        f"MACs/inference   {human_count(info.macs)} ({info.macs:,}) multiply-accumulates of conv/matmul ops",
+        (f"elementwise ops  {human_count(info.elementwise_ops)} ({info.elementwise_ops:,}) elements touched by "
+         "activations, adds, pooling, resizes, quantize, copies (not MACs)"),
         (f"peak activation  {human_bytes(info.peak_activation_bytes)} ({info.peak_activation_bytes:,} bytes; "
          f"lower bound on the tensor arena)"),
     ]
@@ -103,18 +106,25 @@ def format_model_info(info: ModelInfo, source: str | None = None) -> str:
     lines.append("ops:")
     width = max((len(name) for name in info.op_counts), default=0)
     macs_by_op = info.cost.macs_by_op if info.cost else {}
-    for name, count in sorted(info.op_counts.items(), key=lambda kv: (-macs_by_op.get(kv[0], 0), kv[0])):
+    elementwise_by_op = info.cost.elementwise_by_op if info.cost else {}
+    order = sorted(info.op_counts.items(), key=lambda kv: (-macs_by_op.get(kv[0], 0),
+                                                           -elementwise_by_op.get(kv[0], 0), kv[0]))
+    for name, count in order:
         if name in info.unknown_ops:
-            cost = "MACs unknown (counted as 0)"
+            cost = "cost unknown (counted as 0)"
         elif info.cost is None:
-            cost = "MACs depend on the input size"
-        else:
+            cost = "cost depends on the input size"
+        elif macs_by_op.get(name, 0) or not elementwise_by_op.get(name, 0):
             macs = macs_by_op.get(name, 0)
             share = 100.0 * macs / info.macs if info.macs else 0.0
-            cost = f"{human_count(macs):>9} MACs {share:5.1f} %"
+            cost = f"{human_count(macs):>9} MACs        {share:5.1f} %"
+        else:
+            ops = elementwise_by_op[name]
+            share = 100.0 * ops / info.elementwise_ops
+            cost = f"{human_count(ops):>9} elementwise {share:5.1f} %"
         lines.append(f"  {name:<{width}} x{count:<4} {cost}")
     if info.unknown_ops:
-        lines.append(f"unknown ops (not in the MAC count): {', '.join(info.unknown_ops)}")
+        lines.append(f"unknown ops (in neither the MAC nor the elementwise count): {', '.join(info.unknown_ops)}")
     return "\n".join(lines)
 
 
@@ -140,9 +150,11 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 def add_inspect_command(subparsers: _SubParsers) -> None:
     parser = subparsers.add_parser(
-        "inspect", help="static analysis of a .tflite model (size, parameters, MACs, peak activation)",
-        description="Print a .tflite model's size, sha256, parameters, compute dtype, MACs per inference, peak "
-                    "activation memory, input/output tensors and operator histogram, without running it. A "
+        "inspect", help="static analysis of a .tflite model (size, parameters, MACs, elementwise ops, "
+                                "peak activation)",
+        description="Print a .tflite model's size, sha256, parameters, compute dtype, MACs per inference "
+                    "(conv/matmul multiply-accumulates), elementwise ops per inference (elements touched by "
+                    "activations, adds, pooling, resizes, copies; a separate figure), peak activation memory, input/output tensors and operator histogram, without running it. A "
                     "model with dynamic input dimensions (shape_signature -1) has no single cost: give "
                     "--input-shape to analyse it at the size you feed.")
     parser.add_argument("model", metavar="MODEL.tflite", help="path to the model file")

@@ -59,9 +59,9 @@ def test_int8_float_io_case_same_nominal_inference_time_on_every_profile(kind: s
     float_s = twin.nominal_stage_s(analyze_model(FLOAT_IO))[1]
     assert float_s == pytest.approx(int8_s, rel=0.02)
     # At the int8 rate, not the float one (float_slowdown 2x..8x on the compute part).
-    macs = analyze_model(FLOAT_IO).macs
-    assert float_s == pytest.approx(PROFILES[kind].inference_s(macs, float_model=False))
-    assert float_s < PROFILES[kind].inference_s(macs, float_model=True)
+    info = analyze_model(FLOAT_IO)
+    assert float_s == pytest.approx(PROFILES[kind].inference_s(info.macs, info.elementwise_ops, float_model=False))
+    assert float_s < PROFILES[kind].inference_s(info.macs, info.elementwise_ops, float_model=True)
 
 
 @pytest.mark.parametrize("kind", ["imx500", "coral"])

@@ -30,6 +30,7 @@ class Expected:
     peak_activation_bytes: int
     op_counts: dict[str, int]
     weight_dtype: str
+    elementwise_ops: int = 0  # elements touched by the non-MAC ops (never part of `macs`)
 
 
 def skip_int8() -> Expected:
@@ -38,20 +39,23 @@ def skip_int8() -> Expected:
     # Live sets at each op: x dies after conv A; A lives until the ADD; B dies after conv C.
     peak = max(x + a, a + b, a + b + c, a + c + out)
     return Expected(
-        macs=16 * 16 * 8 * 1 * 1 * 4 + 16 * 16 * 16 * 3 * 3 * 8 + 16 * 16 * 8 * 3 * 3 * 16 + out,
+        macs=16 * 16 * 8 * 1 * 1 * 4 + 16 * 16 * 16 * 3 * 3 * 8 + 16 * 16 * 8 * 3 * 3 * 16,
         parameters=(8 * 4 + 8) + (16 * 9 * 8 + 16) + (8 * 9 * 16 + 8),
-        peak_activation_bytes=peak, op_counts={"CONV_2D": 3, "ADD": 1}, weight_dtype="int8")
+        peak_activation_bytes=peak, op_counts={"CONV_2D": 3, "ADD": 1}, weight_dtype="int8",
+        elementwise_ops=out)  # the ADD: one op per output element
 
 
 def mixed_float_io() -> Expected:
     # float x[8,8,4] -> QUANTIZE -> TRANSPOSE_CONV 3x3 stride 2 (6 ch) -> avgpool 2x2 -> maxpool 2x2 -> DEQUANTIZE
     x_f32, x_q, up, avg, mx, out_f32 = 8 * 8 * 4 * 4, 8 * 8 * 4, 16 * 16 * 6, 8 * 8 * 6, 4 * 4 * 6, 4 * 4 * 6 * 4
     return Expected(
-        macs=8 * 8 * 4 + 8 * 8 * 4 * 3 * 3 * 6 + 8 * 8 * 6 * 2 * 2 + 4 * 4 * 6 * 2 * 2 + 4 * 4 * 6,
+        macs=8 * 8 * 4 * 3 * 3 * 6,  # the transpose conv, per input pixel: H_in·W_in·C_in·K_h·K_w·C_out
         parameters=6 * 3 * 3 * 4 + 6,
         peak_activation_bytes=max(x_f32 + x_q, x_q + up, up + avg, avg + mx, mx + out_f32),
         op_counts={"QUANTIZE": 1, "TRANSPOSE_CONV": 1, "AVERAGE_POOL_2D": 1, "MAX_POOL_2D": 1, "DEQUANTIZE": 1},
-        weight_dtype="int8")
+        weight_dtype="int8",
+        # QUANTIZE per element, each pool output x its 2x2 window, DEQUANTIZE per element
+        elementwise_ops=8 * 8 * 4 + 8 * 8 * 6 * 2 * 2 + 4 * 4 * 6 * 2 * 2 + 4 * 4 * 6)
 
 
 EXPECTED = {
@@ -83,13 +87,15 @@ def test_closed_form_costs(name: str) -> None:
     info = analyze_model(DATA / f"{name}.tflite")
     assert info.name == name
     assert info.macs == want.macs
+    assert info.elementwise_ops == want.elementwise_ops
     assert info.parameters == want.parameters
     assert info.peak_activation_bytes == want.peak_activation_bytes
     assert info.op_counts == want.op_counts
     assert info.weight_dtype == want.weight_dtype
     assert info.unknown_ops == ()
     assert sum(info.macs_by_op.values()) == info.macs
-    assert set(info.macs_by_op) == set(info.op_counts)
+    assert sum(info.elementwise_by_op.values()) == info.elementwise_ops
+    assert set(info.macs_by_op) == set(info.elementwise_by_op) == set(info.op_counts)
 
 
 def test_lifetimes_matter_for_the_skip_graph() -> None:
@@ -134,6 +140,8 @@ def test_to_dict_is_json_ready() -> None:
     info = analyze_model(DATA / "skip_int8.tflite")
     data = json.loads(json.dumps(info.to_dict()))
     assert data["macs"] == info.macs and data["inputs"][0]["dtype"] == "int8"
+    assert data["elementwise_ops"] == info.elementwise_ops == 16 * 16 * 8  # the ADD, not in "macs"
+    assert data["elementwise_by_op"] == {"ADD": 16 * 16 * 8, "CONV_2D": 0}
     assert data["inputs"][0]["shape"] == [1, 16, 16, 4]
 
 
@@ -154,7 +162,7 @@ def test_unknown_op_counts_zero_and_is_listed() -> None:
     info = analyze_model(_with_custom_op((DATA / "conv_int8.tflite").read_bytes(), "MysteryOp"))
     assert info.unknown_ops == ("CUSTOM:MysteryOp",)
     assert info.op_counts == {"CUSTOM:MysteryOp": 1}
-    assert info.macs == 0 and info.macs_by_op == {}
+    assert info.macs == 0 and info.macs_by_op == {} and info.elementwise_ops == 0
     # Its quantized constants are still learned parameters; its tensors still occupy memory.
     assert info.parameters == 16 * 3 * 3 * 8 + 16
     assert info.peak_activation_bytes == 32 * 32 * (8 + 16)
@@ -188,8 +196,8 @@ def test_macs_agree_with_model_card(card_path: Path) -> None:
     if "macs" not in card:
         pytest.skip(f"{card_path.name} has no 'macs' field")
     info = analyze_model(card_path.with_suffix(".tflite"))
-    # Keras-layer counts skip the per-element ops (ADD, activations, QUANTIZE) counted here: ~5 % slack.
-    assert info.macs == pytest.approx(card["macs"], rel=0.05), info.macs_by_op
+    # Both count multiply-accumulates only (pooling, activations, copies are elementwise ops): exactly equal.
+    assert info.macs == card["macs"], info.macs_by_op
 
 
 def test_dangling_tensor_index_is_a_model_error_not_a_crash() -> None:

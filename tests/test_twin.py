@@ -99,10 +99,12 @@ def test_heavier_model_measures_proportionally_slower(twin_client):
         medians.append(float(np.median([t.inference_us for t in client.run(100).timings])))
     mac_ratio = wide.info.macs / base.info.macs
     assert 1.7 < mac_ratio < 2.3
-    # Time scales with MACs plus the fixed per-inference overhead, which dilutes the ratio a little.
-    overhead_s = twin.profile.inference_overhead_s
-    expected = (overhead_s + wide.info.macs / twin.profile.int8_macs_per_s) / (
-        overhead_s + base.info.macs / twin.profile.int8_macs_per_s)
+    # Time scales with MACs and elementwise ops plus the fixed per-inference overhead, which dilutes the ratio.
+    profile = twin.profile
+    expected = (profile.inference_overhead_s + wide.info.macs / profile.int8_macs_per_s
+                + wide.info.elementwise_ops / profile.elementwise_rate) / (
+        profile.inference_overhead_s + base.info.macs / profile.int8_macs_per_s
+        + base.info.elementwise_ops / profile.elementwise_rate)
     assert medians[1] / medians[0] == pytest.approx(expected, rel=0.03)
     assert medians[1] / medians[0] > 1.7
 

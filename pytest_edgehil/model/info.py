@@ -5,19 +5,16 @@ The file is read into a checked `graph.Graph` (sizes bounded, products in Python
 subgraph (index 0) is analysed; bodies of control-flow ops (WHILE, IF) run an unknown number of times,
 so those ops are reported as unknown rather than guessed.
 
-MACs (multiply-accumulates per inference):
-  CONV_2D            H_out * W_out * C_out * K_h * K_w * C_in/groups   (times batch)
-  CONV_3D            output elements * K_d * K_h * K_w * C_in
-  DEPTHWISE_CONV_2D  H_out * W_out * C_out * K_h * K_w
-  FULLY_CONNECTED    batch * in * out
-  TRANSPOSE_CONV     H_in * W_in * C_in * K_h * K_w * C_out
-  BATCH_MATMUL       output elements * K (the contracted dimension)
-  pooling            output elements * window (K_h * K_w)
-  reductions         input elements (MEAN, SUM, REDUCE_MAX, ARG_MAX, ...)
-  elementwise        one op per output element (ADD, MUL, activations, QUANTIZE, SOFTMAX, RESIZE_*, ...);
-                     DEQUANTIZE of constant weights counts 0 (LiteRT does it once, not per inference)
-  data movement      0 (RESHAPE, CONCATENATION, PAD, TRANSPOSE, ...)
-Any other op counts 0 and is listed in `ModelInfo.unknown_ops`; analysis never fails on an op.
+Two work figures per inference, kept apart (the rules, and their sources, are in `ops.py`'s docstring):
+  MACs               multiply-accumulates of CONV_2D, CONV_3D, DEPTHWISE_CONV_2D, FULLY_CONNECTED,
+                     TRANSPOSE_CONV, CONV_3D_TRANSPOSE, BATCH_MATMUL and MediaPipe's custom
+                     Convolution2DTransposeBias, counted as papers count them (one MAC = one
+                     multiply-accumulate; conv H_out·W_out·C_out·K_h·K_w·C_in/groups, ...)
+  elementwise ops    elements touched by everything else: activations, ADD/MUL/SUB, pooling (output ·
+                     window), resizes, softmax, QUANTIZE/DEQUANTIZE, reductions, concatenation and copies;
+                     views (RESHAPE, SQUEEZE, ...) touch 0. Not MACs: never added into `macs`.
+DEQUANTIZE of constant weights counts 0 in both (LiteRT does it once, not per inference). Any other op
+counts 0 and is listed in `ModelInfo.unknown_ops`; analysis never fails on an op.
 
 Peak activation memory simulates the operator order with tensor lifetimes: a non-constant tensor is live
 from the op that produces it (or the start, for graph inputs) to its last consumer (or the end, for graph
@@ -50,7 +47,7 @@ import numpy as np
 
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.model.graph import Graph, parse_graph
-from pytest_edgehil.model.ops import WEIGHT_INPUTS, compute_dtype, op_macs
+from pytest_edgehil.model.ops import WEIGHT_INPUTS, OpCost, compute_dtype, op_cost
 from pytest_edgehil.model.runtime import ModelRunner, TensorSpec
 
 # Compute dtypes the twins time at the int8 rate; anything else (float32, float16, hybrid) is float compute.
@@ -59,18 +56,25 @@ INTEGER_COMPUTE = frozenset({"int8", "uint8", "int16"})
 
 @dataclass(frozen=True)
 class ShapeCost:
-    """The figures that depend on the input's shape: MACs per inference, per op, and peak activation bytes."""
+    """The figures that depend on the input's shape, per inference: MACs and elementwise ops (total and by
+    op name; every counted op name appears in both, with 0 where it has none), and peak activation bytes."""
 
     macs: int
     macs_by_op: dict[str, int]
     peak_activation_bytes: int
+    elementwise_ops: int = 0
+    elementwise_by_op: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a model costs, read from its file. MACs are per inference; bytes are bytes.
+    """What a model costs, read from its file. MACs and elementwise ops are per inference; bytes are bytes.
 
-    `macs`, `macs_by_op` and `peak_activation_bytes` raise ModelError when the model has dynamic input
+    `macs` counts multiply-accumulates only (conv, depthwise, fully connected, transpose conv, batch matmul);
+    `elementwise_ops` counts the elements touched by every other op (activations, adds, pooling, resizes,
+    quantize, copies). The two are separate figures, never summed here.
+
+    `macs`, `macs_by_op`, `elementwise_ops`, `elementwise_by_op` and `peak_activation_bytes` raise ModelError when the model has dynamic input
     dimensions (`dynamic_inputs`) and was analysed without `input_shapes`: a placeholder 1x1 figure must
     never pass for the model's cost.
     """
@@ -121,6 +125,14 @@ class ModelInfo:
         return dict(self._cost("MACs").macs_by_op)
 
     @property
+    def elementwise_ops(self) -> int:
+        return self._cost("elementwise ops").elementwise_ops
+
+    @property
+    def elementwise_by_op(self) -> dict[str, int]:
+        return dict(self._cost("elementwise ops").elementwise_by_op)
+
+    @property
     def peak_activation_bytes(self) -> int:
         return self._cost("peak activation memory").peak_activation_bytes
 
@@ -129,9 +141,11 @@ class ModelInfo:
         return {
             "name": self.name, "size_bytes": self.size_bytes, "sha256": self.sha256, "parameters": self.parameters,
             "macs": self.cost.macs if self.cost else None,
+            "elementwise_ops": self.cost.elementwise_ops if self.cost else None,
             "peak_activation_bytes": self.cost.peak_activation_bytes if self.cost else None,
             "inputs": [_spec_dict(s) for s in self.inputs], "outputs": [_spec_dict(s) for s in self.outputs],
             "op_counts": dict(self.op_counts), "macs_by_op": dict(self.cost.macs_by_op) if self.cost else None,
+            "elementwise_by_op": dict(self.cost.elementwise_by_op) if self.cost else None,
             "weight_dtype": self.weight_dtype, "compute_dtype": self.compute_dtype,
             "unknown_ops": list(self.unknown_ops),
             "dynamic_inputs": {name: list(sig) for name, sig in self.dynamic_inputs.items()},
@@ -222,23 +236,28 @@ def _peak_activation_bytes(graph: Graph, excluded: set[int]) -> int:
 
 
 def _shape_cost(graph: Graph) -> tuple[ShapeCost, list[int], set[str]]:
-    """MACs (total, by op name, per op index), peak activation bytes, and the op names not counted."""
+    """MACs and elementwise ops (total, by op name), MACs per op index, peak activation bytes, unknown ops."""
     macs_by_op: Counter[str] = Counter()
+    elementwise_by_op: Counter[str] = Counter()
     per_op: list[int] = []
     unknown: set[str] = set()
     constants = _constant_derived(graph)
     for op, name in enumerate(graph.op_names):
         # LiteRT dequantizes constant weights once, at the first invoke: no per-inference cost.
         weights_only = name == "DEQUANTIZE" and all(t in constants for t in graph.op_inputs[op] if t >= 0)
-        macs = 0 if weights_only else op_macs(graph, op)
-        if macs is None:
+        cost = OpCost() if weights_only else op_cost(graph, op)
+        if cost is None:
             unknown.add(name)
-        else:
-            macs_by_op[name] += int(macs)
-        per_op.append(int(macs or 0))
-    cost = ShapeCost(macs=sum(macs_by_op.values()), macs_by_op=dict(sorted(macs_by_op.items())),
-                     peak_activation_bytes=_peak_activation_bytes(graph, constants))
-    return cost, per_op, unknown
+            per_op.append(0)
+            continue
+        macs_by_op[name] += int(cost.macs)
+        elementwise_by_op[name] += int(cost.elementwise_ops)
+        per_op.append(int(cost.macs))
+    cost_total = ShapeCost(macs=sum(macs_by_op.values()), macs_by_op=dict(sorted(macs_by_op.items())),
+                           peak_activation_bytes=_peak_activation_bytes(graph, constants),
+                           elementwise_ops=sum(elementwise_by_op.values()),
+                           elementwise_by_op=dict(sorted(elementwise_by_op.items())))
+    return cost_total, per_op, unknown
 
 
 def _resolve(graph: Graph, data: bytes, input_shapes: Sequence[Sequence[int]]) -> Graph:

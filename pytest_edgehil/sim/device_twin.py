@@ -291,7 +291,7 @@ class DeviceTwin:
         """
         float_model = float_compute(info)
         output_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in info.outputs)
-        return (self.profile.readout_s, self.profile.inference_s(info.macs, float_model=float_model),
+        return (self.profile.readout_s, self.profile.inference_s(info.macs, info.elementwise_ops, float_model=float_model),
                 self.profile.retrieval_s(output_bytes))
 
     def _jittered(self, nominal_s: float) -> float:

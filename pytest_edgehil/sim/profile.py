@@ -1,4 +1,17 @@
-"""Device profiles: the data a device twin applies to a model's counted MACs to produce timing and power.
+"""Device profiles: the data a device twin applies to a model's counted work to produce timing and power.
+
+Inference time model (`DeviceProfile.inference_s`), from the two work figures of `ModelInfo`:
+
+    inference_s = inference_overhead_s
+                  + (macs / int8_macs_per_s + elementwise_ops / elementwise_ops_per_s) * slowdown
+
+`slowdown` is `float_slowdown` when the model's conv/matmul ops compute in float, else 1. MACs run on the
+board's MAC array (or SIMD MAC loop); elementwise ops (activations, adds, pooling, resizes, quantize,
+copies) are bound by how fast the board can read and write elements, so they have their own rate: for a
+memory-bound board, about memory bandwidth / bytes moved per element. A profile without
+`elementwise_ops_per_s` prices an elementwise op like one MAC (`int8_macs_per_s`), which is how the twins
+timed them when they were folded into the MAC count; the calibrated boards (imx500, coral) keep that,
+since no published figure separates the two.
 
 A profile is data, not code (`profiles.toml` beside this module), so a lab can calibrate a twin to its own
 board without touching Python. The file holds only the twin's calibration; the hardware facts (display
@@ -53,14 +66,21 @@ class DeviceProfile:
     supply_v: float
     power: StagePower
     source: str  # where the numbers come from
+    elementwise_ops_per_s: float | None = None  # elements/s of non-MAC work; None: priced like one MAC
 
-    def inference_s(self, macs: int, *, float_model: bool = False) -> float:
-        """Nominal (jitter-free) inference time in seconds of a model with `macs` multiply-accumulates.
+    @property
+    def elementwise_rate(self) -> float:
+        """Elementwise ops per second this twin applies (`elementwise_ops_per_s`, else `int8_macs_per_s`)."""
+        return self.elementwise_ops_per_s if self.elementwise_ops_per_s is not None else self.int8_macs_per_s
+
+    def inference_s(self, macs: int, elementwise_ops: int = 0, *, float_model: bool = False) -> float:
+        """Nominal (jitter-free) inference time in seconds of a model with `macs` multiply-accumulates and
+        `elementwise_ops` elements touched by its other ops (`ModelInfo.macs`, `.elementwise_ops`).
 
         `float_model`: the model's convolutions/matmuls compute in float (`ModelInfo.compute_dtype`), not
         merely its input/output dtype — an int8 graph behind float32 I/O runs at the int8 rate.
         """
-        compute_s = macs / self.int8_macs_per_s
+        compute_s = macs / self.int8_macs_per_s + elementwise_ops / self.elementwise_rate
         if float_model:
             compute_s *= self.float_slowdown
         return self.inference_overhead_s + compute_s

@@ -31,6 +31,7 @@ class ProfileTable(StrictModel):
     int8_macs_per_s: Positive
     inference_overhead_s: NonNegative
     float_slowdown: Annotated[float, Field(ge=1)]  # a float model is never faster than its int8 twin
+    elementwise_ops_per_s: Positive | None = None  # absent: an elementwise op costs one MAC's time
     readout_s: NonNegative
     retrieval_fixed_s: NonNegative
     retrieval_bytes_per_s: Positive
