@@ -121,7 +121,8 @@ class Bench:
         if dut.twin is not None and not self.analyzer_override:
             from pytest_edgehil.sim import start_analyzer_twin
 
-            twin, twin_resource, twin_supply_v, twin_range_a = start_analyzer_twin(dut.twin, seed=self.seed)
+            twin, twin_resource, twin_supply_v, twin_range_a = start_analyzer_twin(
+                dut.twin, seed=self.seed, dialect=config.twin_analyzer or "keysight-n6705c")
             self._analyzer_twins[config.name] = twin  # owned from here on: close() stops it
             settings = SupplySettings(twin_resource, 1, twin_supply_v, twin_range_a)
         else:
@@ -151,7 +152,7 @@ class Bench:
             if config.simulated:
                 from pytest_edgehil.sim import start_device_twin
 
-                twin, port = start_device_twin(config.kind, config.name, seed=self.seed)
+                twin, port = start_device_twin(config.kind, config.name, seed=self.seed, physics=self.lab.physics)
             else:
                 port = resolve_port(config)
             traffic = TrafficLog()

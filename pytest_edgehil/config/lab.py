@@ -34,6 +34,7 @@ class DeviceConfig:
     analyzer_channel: int = 1
     supply_v: float | None = None  # the analyzer's output voltage feeding the board
     current_range_a: float | None = None  # the largest current the board draws (picks the range)
+    twin_analyzer: str | None = None  # simulated only: the analyzer twin's dialect (driver name)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class LabConfig:
     path: Path | None
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     dataset_root: Path | None = None
+    physics: dict[str, Any] = field(default_factory=dict)  # `[physics]`: the simulated bench's effects
 
     @property
     def all_simulated(self) -> bool:
@@ -96,6 +98,7 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
         name=name, kind=kind.name, simulated=table.simulated, port=table.port, usb_serial=table.usb_serial,
         baud=table.baud if table.baud is not None else kind.default_baud, analyzer=table.analyzer,
         analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
+        twin_analyzer=table.twin_analyzer,
     )
 
 
@@ -109,8 +112,9 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
     devices = {name: _device_from_table(name, table, f"lab file {path}")
                for name, table in lab_file.devices.items()}
     root = lab_file.lab.dataset_root
+    physics = lab_file.physics.model_dump(exclude_none=True)
     return LabConfig(name=lab_file.lab.name or Path(path).stem, path=Path(path), devices=devices,
-                     dataset_root=(Path(path).parent / root) if root else None)
+                     dataset_root=(Path(path).parent / root) if root else None, physics=physics)
 
 
 def load_lab(path: Path) -> LabConfig:
@@ -128,7 +132,7 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
             if not has_twin(dev.kind):
                 raise ConfigError(f"--backend sim: device {name!r} (kind {dev.kind!r}) has no twin to simulate it")
             devices[name] = DeviceConfig(**{**dev.__dict__, "simulated": True})
-        return LabConfig(lab.name, lab.path, devices, lab.dataset_root)
+        return LabConfig(lab.name, lab.path, devices, lab.dataset_root, lab.physics)
     if backend == "hw":
         simulated = [name for name, dev in lab.devices.items() if dev.simulated]
         if simulated:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
     from pytest_edgehil.sim.device_twin import DeviceTwin
 
@@ -28,28 +30,35 @@ def has_twin(kind: str) -> bool:
     return kind in twin_kinds()
 
 
-def start_device_twin(kind: str, name: str, *, seed: int = 0) -> tuple[DeviceTwin, str]:
+def start_device_twin(kind: str, name: str, *, seed: int = 0,
+                      physics: Mapping[str, object] | None = None) -> tuple[DeviceTwin, str]:
     """Start the twin of a `kind` board called `name` on a pty: (twin, port path for pyserial).
 
-    Raises ConfigError when the kind has no twin. The caller owns the twin and must `close()` it.
+    `physics`: the lab file's `[physics]` table (bench effects, `sim.bench_physics`; None: the defaults,
+    every effect on). Raises ConfigError when the kind has no twin. The caller owns the twin and must
+    `close()` it.
     """
+    from pytest_edgehil.sim.bench_physics import BenchPhysics
     from pytest_edgehil.sim.device_twin import DeviceTwin
     from pytest_edgehil.sim.profile import twin_profile
 
-    twin = DeviceTwin(twin_profile(kind), name, seed=seed)
+    twin = DeviceTwin(twin_profile(kind), name, seed=seed, physics=BenchPhysics.from_table(physics))
     return twin, twin.start()
 
 
-def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0) -> tuple[AnalyzerTwin, str, float, float]:
+def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0,
+                        dialect: str = "keysight-n6705c") -> tuple[AnalyzerTwin, str, float, float]:
     """Start the SCPI analyzer twin on `device_twin`'s supply, served over TCP for pyvisa-py.
 
     Returns (twin, VISA resource, supply voltage V, current range A): the range is 1.25 × the profile's
-    peak stage power over the supply voltage, so no stage clips. The caller owns the twin.
+    peak stage power over the supply voltage, so no stage clips. It shares the device twin's bench physics
+    and speaks `dialect` (one of `analyzer_twin.DIALECTS`). The caller owns the twin.
     """
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
 
     profile = device_twin.profile
-    twin = AnalyzerTwin(device_twin.timeline, seed=seed)
+    twin = AnalyzerTwin(device_twin.timeline, seed=seed, dialect=dialect, physics=device_twin.physics)
     resource = twin.start()
-    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w)
+    # Headroom for the session's drift and the layer structure's peaks.
+    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w) * 1.1
     return twin, resource, profile.supply_v, 1.25 * peak_w / profile.supply_v
