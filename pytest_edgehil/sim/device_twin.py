@@ -216,7 +216,11 @@ class DeviceTwin:
         # One real inference gives the outputs (the input does not change within a RUN);
         # the timeline is generated for every one of the `count` inferences.
         outputs = model.runner.run_raw(model.inputs)
-        timings = self._simulate_runs(model.info, msg.count)
+        self.timeline.set_busy(True)  # a capture waiting on this RUN's spans waits until they are all there
+        try:
+            timings = self._simulate_runs(model.info, msg.count)
+        finally:
+            self.timeline.set_busy(False)
         return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
 
     def _reset(self, _: p.Reset) -> Sequence[p.Message]:
