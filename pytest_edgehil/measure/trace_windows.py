@@ -48,6 +48,10 @@ _SETTLE_S = 20e-6
 # A located edge this far (in sample intervals, or µs) from the fitted clock map means a misplaced window.
 _MISPLACED_SAMPLES = 3.0
 _MISPLACED_MIN_S = 10e-6
+# Pass 1 searches this clock error (0.5 %: an RC oscillator) times the distance from a located edge, until
+# the located edges pin the ratio to _PASS1_RATIO_PINNED.
+_PASS1_TOLERANCE = 5e-3
+_PASS1_RATIO_PINNED = 2e-4
 # Located edges scattering about the map by more than this many sample intervals (rms) are quantized
 # (point sampling), not integrated: see locate_edges.
 _PRECISE_SAMPLES = 0.2
@@ -120,16 +124,24 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     order = np.argsort(np.abs(dev), kind="stable")
     fit_x: list[float] = []
     fit_y: list[float] = []
-    offset, ratio = 0.0, 1.0
+    offset, ratio, tolerance = 0.0, 1.0, _PASS1_TOLERANCE
     for k in order:
-        widen = 5e-3 * min((abs(dev[k] - x) for x in fit_x), default=abs(dev[k])) if len(fit_x) < 8 else 0.0
+        widen = tolerance * min((abs(dev[k] - x) for x in fit_x[-4:]), default=abs(dev[k]))
         hit = trace.locate(dev, k, offset, ratio, widen)
         if hit is not None:
             fit_x.append(float(dev[k]))
             fit_y.append(hit[0])
             if len(fit_x) < 64 or len(fit_x) % 16 == 0:  # refit often early, then every few edges
-                offset, ratio, _, _ = _map(fit_x, fit_y, dt, gated=False)
-    offset, ratio, _, _ = _map(fit_x, fit_y, dt, gated=False)
+                offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
+                # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
+                # quantization), keep the device's clock and a wide search.
+                if ratio_u > _PASS1_RATIO_PINNED:
+                    offset, ratio, tolerance = float(np.mean(np.subtract(fit_y, fit_x))), 1.0, _PASS1_TOLERANCE
+                else:
+                    tolerance = 3 * ratio_u
+    offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
+    if ratio_u > _PASS1_RATIO_PINNED:
+        offset, ratio = float(np.mean(np.subtract(fit_y, fit_x))) if fit_x else 0.0, 1.0
     # Pass 2: every edge again in a narrow region around the fitted map (no widening, no layer bias).
     position = offset + ratio * dev
     cumulative = np.zeros(n)
@@ -149,10 +161,10 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     # Located centroids that sit on a line to a fraction of a sample are integrated-sample precise: trust
     # them and the line's ratio however short the run; otherwise the ratio must earn its place (gated).
     offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt, gated=False)
-    if not (len(fit_x) >= 3 and residual <= _PRECISE_SAMPLES * dt):
+    precise = len(fit_x) >= 3 and (residual <= _PRECISE_SAMPLES * dt or not _quantized(fit_y, bounds[0], dt))
+    if not precise:
         offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt)
     stepped, centroid = located.copy(), position.copy()
-    precise = len(fit_x) >= 3 and residual <= _PRECISE_SAMPLES * dt
     if not precise:
         # The located edges scatter like sample quantization (a point-sampling digitizer): one edge's own
         # centroid is worse than the device's timer. Place every edge by the map, moved off the device's
@@ -211,7 +223,11 @@ class _Trace:
 
     def locate(self, dev: np.ndarray, k: int, offset: float, ratio: float,
                widen: float) -> tuple[float, float, float] | None:
-        """(centroid s, cumulative energy J up to it, its 1-sigma J) of edge k, or None without a clear step."""
+        """(centroid s, cumulative energy J up to it, its 1-sigma J) of edge k, or None without a clear step.
+
+        The region reaches _SETTLE_S past the edge: a supply path that smears a step over longer (a 50 µs
+        decoupling RC) is not seen through here; docs/measurement.md lists what that costs.
+        """
         j0, j_pred, j1, _ = self._region(dev, k, offset, ratio, widen)
         if j_pred - j0 < 2 or j1 - j_pred < 2:
             return None
@@ -261,6 +277,13 @@ def edge_index(device_s: np.ndarray, values_s: np.ndarray) -> np.ndarray:
 # The clock ratio is fitted only once the located edges pin it to better than this; until then the
 # device's clock is taken as true (its own error, tens of ppm, is below what a short fit could tell).
 _RATIO_RESOLUTION = 5e-6
+
+
+def _quantized(centroids_s: list[float], start_s: float, dt: float) -> bool:
+    """Whether the centroids sit on sample-cell boundaries, as steps read by a point-sampling digitizer do
+    (an integrating one places them anywhere within a cell; a coarse device timer scatters them too)."""
+    phase = np.mod((np.asarray(centroids_s) - start_s) / dt, 1.0)
+    return bool(np.mean(np.minimum(phase, 1.0 - phase) < 0.1) > 0.5)
 
 
 def _map(xs: list[float], ys: list[float], dt: float, *, gated: bool = True) -> tuple[float, float, float, float]:
