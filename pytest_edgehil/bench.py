@@ -200,7 +200,8 @@ class Bench:
         if dut.twin is not None and not self.analyzer_override:
             from pytest_edgehil.sim import start_analyzer_twin
 
-            twin, twin_resource, twin_supply_v, twin_range_a = start_analyzer_twin(dut.twin, seed=self.seed)
+            twin, twin_resource, twin_supply_v, twin_range_a = start_analyzer_twin(
+                dut.twin, seed=self.seed, dialect=config.twin_analyzer or "keysight-n6705c")
             self._analyzer_twins[config.name] = twin  # owned from here on: close() stops it
             settings = SupplySettings(twin_resource, 1, twin_supply_v, twin_range_a)
         else:
@@ -263,7 +264,7 @@ class Bench:
                 from pytest_edgehil.sim import start_device_twin
 
                 twin, port = start_device_twin(config.kind, config.name, seed=self.seed, faults=config.faults,
-                                               realtime=self.twin_realtime)
+                                               realtime=self.twin_realtime, physics=self.lab.physics)
             else:
                 port = resolve_port(config)
                 lock = device_lock(config, port, owner=self.owner)

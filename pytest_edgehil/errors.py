@@ -88,6 +88,29 @@ class MeasurementError(EdgeHILError):
     """A trace cannot give the asked-for figure (e.g. a window shorter than the sample period)."""
 
 
+class CannotResolve(MeasurementError):
+    """The data cannot resolve a window: too few samples, or an edge beside a stage shorter than two samples.
+
+    `window` names it ("inference 3", "end-to-end 0"), `interval_s` is its [t0, t1] on the trace axis (s),
+    `sample_interval_s` the analyzer's interval, `fix` what would resolve it. Never a silent number.
+    """
+
+    def __init__(self, window: str, interval_s: tuple[float, float], sample_interval_s: float, reason: str,
+                 fix: str) -> None:
+        self.window = window
+        self.interval_s = interval_s
+        self.sample_interval_s = sample_interval_s
+        self.fix = fix
+        t0, t1 = interval_s
+        super().__init__(f"cannot resolve {window} [{t0 * 1e3:.4f}, {t1 * 1e3:.4f}] ms "
+                         f"({(t1 - t0) * 1e6:.1f} µs) at a {sample_interval_s * 1e6:.3g} µs sample interval: "
+                         f"{reason}; {fix}")
+
+
+class WindowMisplaced(MeasurementError):
+    """A window placed from the device's timings disagrees with the edges the trace itself shows."""
+
+
 class DatasetError(EdgeHILError):
     """A dataset is missing or does not follow its documented layout."""
 

@@ -25,7 +25,9 @@ CATALOG = ModelCatalog(MODELS)
 
 @pytest.fixture
 def imx500_qsegment():
-    bench = Bench(simulated_lab(), seed=7)
+    # No bench effects: these tests check the integrators against device-timed windows on one clock
+    # (tests/test_bench_physics.py checks the meter against the truth with every effect on).
+    bench = Bench(replace(simulated_lab(), physics={"ideal": True}), seed=7)
     dut = bench.device("imx500")
     model = CATALOG.get("qsegment")
     dut.ensure_model(model.data, model.name)
@@ -104,7 +106,7 @@ def test_heavier_power_profile_measures_hungrier():
     """The twins model power from the profile: +8 % inference power shows up as +8 % inference energy."""
     results = []
     for scale in (1.0, 1.08):
-        lab = simulated_lab()
+        lab = replace(simulated_lab(), physics={"ideal": True})
         bench = Bench(lab, seed=3)
         try:
             dut = bench.device("imx500")

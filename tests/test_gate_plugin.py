@@ -53,8 +53,11 @@ def test_inference(edgehil_dut, edgehil_record):
 
 def test_done_means_heavier_device_fails_naming_pair_metric_ratio_and_ci_unchanged_passes(edgehil_project):
     budgets = edgehil_project.makefile(".toml", loose_budgets=LOOSE_BUDGETS)
+    # One bench across the three sessions: no between-session power drift (see docs/measurement.md).
+    lab = edgehil_project.makefile(".toml", lab_no_drift="[physics]\nsession_drift_rel = 0.0\n"
+                                   "[devices.imx500]\nkind = \"imx500\"\nsimulated = true\n")
     edgehil_project.makepyfile(test_energy=ENERGY_SUITE)
-    common = ["--device=imx500", f"--budgets={budgets}", "-p", "no:cacheprovider"]
+    common = ["--device=imx500", f"--budgets={budgets}", f"--lab={lab}", "-p", "no:cacheprovider"]
     base = edgehil_project.path / "baseline" / "main.json"
 
     saved = edgehil_project.runpytest(*common, "--edgehil-seed=1", f"--edgehil-save={base}")

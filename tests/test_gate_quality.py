@@ -50,7 +50,9 @@ def inference_power_scaled(factor: float) -> Iterator[None]:
 def measured_inference_mj(seed: int) -> np.ndarray:
     """Per-inference energy (mJ) from one fresh session of the simulated bench."""
     model = ModelCatalog(MODELS).get(MODEL)
-    bench = Bench(simulated_lab(), seed=seed)
+    # Within one bench: no between-session power drift (bench_physics.session_drift_rel). With it, pooled
+    # per-inference samples of two sessions differ by the drift itself; see docs/measurement.md.
+    bench = Bench(replace(simulated_lab(), physics={"session_drift_rel": 0.0}), seed=seed)
     try:
         dut = bench.device(DEVICE)
         dut.ensure_model(model.data, model.name)

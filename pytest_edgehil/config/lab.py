@@ -38,6 +38,7 @@ class DeviceConfig:
     # Faults the twin injects on its link, as the lab file's table (validated there; the twin builds
     # its plan from it): a simulated device only. Not part of equality: a record, not a behaviour.
     faults: Mapping[str, Any] | None = field(default=None, compare=False)
+    twin_analyzer: str | None = None  # simulated only: the analyzer twin's dialect (driver name)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class LabConfig:
     path: Path | None
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     dataset_root: Path | None = None
+    physics: dict[str, Any] = field(default_factory=dict)  # `[physics]`: the simulated bench's effects
 
     @property
     def all_simulated(self) -> bool:
@@ -115,6 +117,7 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
         baud=table.baud if table.baud is not None else kind.default_baud, analyzer=table.analyzer,
         analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
         faults=faults,
+        twin_analyzer=table.twin_analyzer,
     )
 
 
@@ -128,8 +131,9 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
     devices = {name: _device_from_table(name, table, f"lab file {path}")
                for name, table in lab_file.devices.items()}
     root = lab_file.lab.dataset_root
+    physics = lab_file.physics.model_dump(exclude_none=True)
     return LabConfig(name=lab_file.lab.name or Path(path).stem, path=Path(path), devices=devices,
-                     dataset_root=(Path(path).parent / root) if root else None)
+                     dataset_root=(Path(path).parent / root) if root else None, physics=physics)
 
 
 def load_lab(path: Path) -> LabConfig:
@@ -147,7 +151,7 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
             if not has_twin(dev.kind):
                 raise ConfigError(f"--backend sim: device {name!r} (kind {dev.kind!r}) has no twin to simulate it")
             devices[name] = DeviceConfig(**{**dev.__dict__, "simulated": True})
-        return LabConfig(lab.name, lab.path, devices, lab.dataset_root)
+        return LabConfig(lab.name, lab.path, devices, lab.dataset_root, lab.physics)
     if backend == "hw":
         simulated = [name for name, dev in lab.devices.items() if dev.simulated]
         if simulated:

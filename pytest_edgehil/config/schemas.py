@@ -71,10 +71,31 @@ class DeviceTable(StrictModel):
     supply_v: Annotated[float, Field(gt=0)] | None = None
     current_range_a: Annotated[float, Field(gt=0)] | None = None
     faults: FaultsTable | None = None
+    # A simulated device's analyzer twin speaks this driver's dialect (default: the N6705C's).
+    twin_analyzer: Literal["keysight-n6705c", "rs-ngm202", "keithley-2281s"] | None = None
+
+
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class PhysicsTable(StrictModel):
+    """`[physics]`: the simulated bench's effects (`sim.bench_physics`); an omitted key keeps its default."""
+
+    ideal: bool = False  # start from every effect off instead of the realistic defaults
+    clock_ppm: Annotated[float, Field(gt=-1e4, lt=1e4)] | None = None
+    timer_resolution_s: NonNegative | None = None
+    trigger_latency_s: NonNegative | None = None
+    trigger_jitter_s: NonNegative | None = None
+    sampling: Literal["integrating", "point"] | None = None
+    front_end_bandwidth_hz: NonNegative | None = None
+    decoupling_tau_s: NonNegative | None = None
+    layer_power_rel: Annotated[float, Field(ge=0, lt=1)] | None = None
+    session_drift_rel: Annotated[float, Field(ge=0, lt=0.5)] | None = None
 
 
 class LabFile(StrictModel):
     lab: LabTable = LabTable()
+    physics: PhysicsTable = PhysicsTable()
     devices: dict[str, DeviceTable]
 
     @field_validator("devices")

@@ -65,6 +65,8 @@ class PowerAnalyzer(abc.ABC):
     min_sample_interval_s: ClassVar[float]
     #: The most points one capture can hold (per digitized quantity).
     max_points: ClassVar[int]
+    #: Whether a capture can hold samples from before its trigger (the Keithley 2281S's buffer cannot).
+    keeps_pretrigger: ClassVar[bool] = True
 
     idn: str
     resource: str

@@ -102,6 +102,7 @@ class ScpiAnalyzer(PowerAnalyzer):
             maximum = cls.settings[cls.roles.points].maximum
             if maximum is not None:
                 cls.max_points = int(maximum)
+            cls.keeps_pretrigger = cls.roles.pretrigger is not None
 
     def __init__(self, link: VisaLink, *, idn: str, channel: int = 1) -> None:
         if not 1 <= channel <= self.max_channel:

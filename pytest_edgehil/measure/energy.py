@@ -24,14 +24,14 @@ timings are duck-typed (attributes `start_us`, `readout_us`, `inference_us`, `re
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from pytest_edgehil.errors import MeasurementError
-from pytest_edgehil.measure.stage_edges import stage_window_energies_j
+from pytest_edgehil.errors import CannotResolve, MeasurementError
+from pytest_edgehil.measure.trace_windows import edge_index, locate_edges, window_energies
 
 # Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
 _EDGE_TOLERANCE_SAMPLES = 1e-6
@@ -239,6 +239,8 @@ class EnergySamples:
 
     `trace_inference_s[i]` is NaN where the trace cannot time inference i (its power does not stand out
     from the neighbouring stages); `trace_latency_note` then says why for the first such inference.
+    `*_u_j` are 1-sigma uncertainties (noise over the window, each edge's placement, the clock fit);
+    `clock_ratio` is analyzer seconds per device second as fitted from the trace's edges.
     """
 
     inference_j: np.ndarray
@@ -248,43 +250,93 @@ class EnergySamples:
     trace_inference_s: np.ndarray
     sample_interval_s: float
     trace_latency_note: str = ""
+    inference_u_j: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    end_to_end_u_j: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    clock_ratio: float = 1.0
+    clock_ratio_u: float = 0.0
+    offset_s: float = 0.0
 
     @property
     def count(self) -> int:
         return int(self.inference_j.size)
 
 
+RESOLVE_FIX = ("use a finer sample interval (SENS:SWE:TINT, FLOG:SRAT) or measure a longer window "
+               "(many inferences back to back under one trigger, energy divided by their number)")
+
+
 def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any]) -> EnergySamples:
     """Energy of every inference (inference stage and end to end) of a RUN from one trace and its timings.
 
-    Raises MeasurementError when a window lies outside the trace or is shorter than 2 sample intervals.
+    The windows are placed from the trace (`trace_windows.locate_edges`: each edge's energy centroid, the
+    device/analyzer clock ratio fitted over the run), not from the device's timer alone. Raises
+    MeasurementError when a window lies outside the trace, CannotResolve when a window holds fewer than
+    two samples or an edge of it sits beside a stage shorter than two samples, WindowMisplaced when an
+    edge in the trace is off the fitted device clock.
     """
     t, p = _as_trace(time_s, power_w)
+    _check_increasing(np.diff(t[:2]))
     timing_list = list(timings)
     inference_w = inference_windows_s(timing_list)
     end_to_end_w = end_to_end_windows_s(timing_list)
-    # Stage windows are trigger-delimited: the power steps exactly at their edges, so the straddling
-    # samples are split step-aware (stage_edges) rather than smeared by trapezoids.
-    both_j = stage_window_energies_j(t, p, np.concatenate([inference_w, end_to_end_w]))
-    inference_j, end_to_end_j = both_j[: len(timing_list)], both_j[len(timing_list):]
-
-    dt_s = trace_sample_interval_s(t)
-    trace_s = np.full(len(timing_list), np.nan)
+    fit = locate_edges(t, p, np.concatenate([inference_w, end_to_end_w]).reshape(-1))
+    n = len(timing_list)
+    inference_j, inference_u, _ = window_energies(
+        fit, inference_w, [f"inference window {i}" for i in range(n)], RESOLVE_FIX)
+    end_to_end_j, end_to_end_u, _ = window_energies(
+        fit, end_to_end_w, [f"end-to-end window {i}" for i in range(n)], RESOLVE_FIX)
+    ends = edge_index(fit.device_s, inference_w)
+    # The trace's own latency: from one power step's centroid to the other's (a common delay cancels).
+    trace_s = fit.centroid_s[ends[:, 1]] - fit.centroid_s[ends[:, 0]]
+    timed = ~np.isnan(trace_s)
     note = ""
-    for i, ((a_s, b_s), (e0_s, e1_s)) in enumerate(zip(inference_w, end_to_end_w)):
-        # Search a margin of neighbouring stage on each side, but never past this inference's own
-        # readout / retrieval: the next stage over is a fourth level that would confuse the fit.
-        margin_s = max(b_s - a_s, 8 * dt_s)
-        try:
-            trace_s[i] = active_window_s(t, p, max(e0_s, a_s - margin_s), min(e1_s, b_s + margin_s))
-        except MeasurementError as exc:
-            note = note or f"inference {i}: {exc}"
+    if not timed.all():
+        i = int(np.flatnonzero(~timed)[0])
+        note = (f"inference {i}: found no distinct edge: the inference stage does not stand out in power "
+                "from its neighbours, so the trace cannot time it (its energy is still measured)")
     return EnergySamples(
         inference_j=inference_j,
         end_to_end_j=end_to_end_j,
+        # Mean power over the device's own stage time (the latency the same record reports).
         inference_power_w=np.asarray(mean_power_w(inference_j, inference_w[:, 1] - inference_w[:, 0])),
         end_to_end_power_w=np.asarray(mean_power_w(end_to_end_j, end_to_end_w[:, 1] - end_to_end_w[:, 0])),
         trace_inference_s=trace_s,
-        sample_interval_s=dt_s,
+        sample_interval_s=fit.sample_interval_s,
         trace_latency_note=note,
+        inference_u_j=inference_u,
+        end_to_end_u_j=end_to_end_u,
+        clock_ratio=fit.clock_ratio,
+        clock_ratio_u=fit.clock_ratio_u,
+        offset_s=fit.offset_s,
     )
+
+
+def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any]) -> EnergySamples:
+    """End-to-end energy per inference as one long window over back-to-back inferences, divided by their
+    number (MLPerf Tiny's way): for an analyzer too slow for per-inference windows, or one that keeps no
+    pre-trigger samples. The window runs from the end of the first inference's retrieval to the end of
+    the last one's, so it needs no sample from before the trigger; its two edges matter once per RUN.
+
+    Returns one end-to-end value (and its uncertainty); `inference_j` is empty, `trace_latency_note` says
+    why. Raises CannotResolve when the RUN has fewer than 2 inferences or the window holds < 2 samples.
+    """
+    t, p = _as_trace(time_s, power_w)
+    timing_list = list(timings)
+    end_to_end_w = end_to_end_windows_s(timing_list)
+    dt_s = trace_sample_interval_s(t)
+    if len(timing_list) < 3:
+        raise CannotResolve("run window", (0.0, float(end_to_end_w[-1, 1])), dt_s,
+                            "a run window needs at least three inferences", "run more inferences per window")
+    edges = end_to_end_w[1:, 1]
+    fit = locate_edges(t, p, edges)
+    run_w = np.array([[edges[0], edges[-1]]])
+    energy, u, _ = window_energies(fit, run_w, ["run window (end-to-end, back-to-back inferences)"], RESOLVE_FIX)
+    count = len(edges) - 1
+    length_s = float(edges[-1] - edges[0])
+    return EnergySamples(
+        inference_j=np.zeros(0), end_to_end_j=energy / count, inference_power_w=np.zeros(0),
+        end_to_end_power_w=np.asarray(energy / length_s), trace_inference_s=np.zeros(0), sample_interval_s=dt_s,
+        trace_latency_note=(f"per-inference windows refused at a {dt_s * 1e6:.3g} µs sample interval: the "
+                            f"end-to-end energy is one window over {count} back-to-back inferences / {count}"),
+        inference_u_j=np.zeros(0), end_to_end_u_j=u / count, clock_ratio=fit.clock_ratio,
+        clock_ratio_u=fit.clock_ratio_u, offset_s=fit.offset_s)

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
+from pytest_edgehil.errors import CannotResolve
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.messages import StageTiming
-from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace
+from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_energy_from_trace
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
 
 
@@ -28,7 +29,9 @@ class EnergyPlan:
     windows: int = 3
     runs_per_window: int = 10
     min_window_s: float = 0.0  # hardware: at least this long, by adding runs
-    sample_interval_s: float = 5e-6  # 200 kS/s; raised when a long window would exceed MAX_POINTS
+    # The finest interval wanted (500 kS/s); each analyzer rounds it up to the finest it has (N678xA:
+    # 5.12 µs, NGM202: 2 µs, 2281S: 1 ms); raised when a long window would exceed its memory.
+    sample_interval_s: float = 2e-6
     timeout_s: float = 30.0
 
     @classmethod
@@ -53,9 +56,16 @@ class EnergyMeasurement:
     def _pooled(self, name: str) -> np.ndarray:
         return np.concatenate([getattr(w, name) for w in self.windows])
 
+    refusal: CannotResolve | None = None  # why per-inference windows were not measured (run windows instead)
+
     @property
     def inference_j(self) -> np.ndarray:
+        self._require_inference()
         return self._pooled("inference_j")
+
+    def _require_inference(self) -> None:
+        if self.refusal is not None:
+            raise self.refusal
 
     @property
     def end_to_end_j(self) -> np.ndarray:
@@ -63,6 +73,7 @@ class EnergyMeasurement:
 
     @property
     def inference_power_w(self) -> np.ndarray:
+        self._require_inference()
         return self._pooled("inference_power_w")
 
     @property
@@ -71,6 +82,7 @@ class EnergyMeasurement:
 
     @property
     def trace_inference_s(self) -> np.ndarray:
+        self._require_inference()
         return self._pooled("trace_inference_s")
 
     def window_medians(self, name: str) -> np.ndarray:
@@ -81,39 +93,75 @@ class EnergyMeasurement:
         return summarize(self._pooled(name))
 
 
+# Per-inference windows want this many samples across the shortest stage they must resolve.
+SAMPLES_PER_STAGE = 16
+
+
 def plan_acquisition(timing: StageTiming, analyzer: PowerAnalyzer, plan: EnergyPlan) -> tuple[int, float, int, int]:
     """(runs, sample interval, points, pre-trigger points) for a window that holds the RUN's inferences.
 
-    The pre-trigger part covers the first inference's sensor readout, which happens before its trigger.
-    A window too long for the digitizer's memory gets a longer sample interval, never fewer inferences.
+    The interval is picked from the shortest stage to resolve (SAMPLES_PER_STAGE samples across it), never
+    coarser than the plan's, never finer than the analyzer can. The pre-trigger part covers the first
+    inference's sensor readout, which happens before its trigger (none on an analyzer that keeps no
+    pre-trigger samples: its windows start after the trigger). A window too long for the digitizer's
+    memory gets a longer sample interval, never fewer inferences.
     """
     period_s = timing.end_to_end_us * 1e-6
     runs = plan.runs_per_window
     if plan.min_window_s > 0:
         runs = max(runs, math.ceil(plan.min_window_s / period_s))
-    pre_s = timing.readout_us * 1e-6 * 1.25 + 20 * plan.sample_interval_s
-    total_s = pre_s + runs * period_s * 1.10 + 20 * plan.sample_interval_s
-    dt_s = analyzer.supported_sample_interval_s(max(plan.sample_interval_s, total_s / analyzer.max_points))
+    shortest_s = min(timing.inference_us, timing.retrieval_us, timing.readout_us) * 1e-6
+    wanted_s = min(plan.sample_interval_s, shortest_s / SAMPLES_PER_STAGE)
+    pre_s = (timing.readout_us * 1e-6 * 1.25 + 20 * wanted_s) if analyzer.keeps_pretrigger else 0.0
+    total_s = pre_s + runs * period_s * 1.10 + 20 * wanted_s
+    dt_s = analyzer.supported_sample_interval_s(max(wanted_s, total_s / analyzer.max_points))
+    if not analyzer.keeps_pretrigger:
+        runs = max(runs, 3)  # a run window needs three inferences (run_energy_from_trace)
+        total_s = runs * period_s * 1.10 + 4 * dt_s
     points = math.ceil(total_s / dt_s)
     return runs, dt_s, min(points, analyzer.max_points), math.ceil(pre_s / dt_s)
 
 
+def inference_refusal(timing: StageTiming, dt_s: float, analyzer: PowerAnalyzer) -> CannotResolve | None:
+    """Why per-inference windows cannot be measured at `dt_s` on `analyzer`, or None if they can: a stage
+    shorter than two samples, or no pre-trigger samples for the first inference's readout."""
+    shortest_us = min(timing.inference_us, timing.retrieval_us)
+    window = (0.0, timing.inference_us * 1e-6)
+    if shortest_us * 1e-6 < 2 * dt_s:
+        return CannotResolve("inference window", window, dt_s,
+                             f"{analyzer.model} samples no faster than every {dt_s * 1e6:.3g} µs, and the "
+                             f"{'inference' if timing.inference_us <= timing.retrieval_us else 'retrieval'} "
+                             f"stage ({shortest_us:.0f} µs) is shorter than two samples",
+                             "use a digitizing analyzer (N6705C/N678xA, NGM202) for per-inference and "
+                             "stage energy; this one gives end-to-end energy over back-to-back inferences")
+    if not analyzer.keeps_pretrigger:
+        return CannotResolve("inference window", window, dt_s,
+                             f"{analyzer.model} keeps no pre-trigger samples, so the first readout is never "
+                             "captured", "use an analyzer with pre-trigger samples for per-inference windows")
+    return None
+
+
 def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: float, current_range_a: float,
                    plan: EnergyPlan | None = None) -> EnergyMeasurement:
-    """Measure the active model's energy per inference on `dut` with `analyzer` (model and input already set)."""
+    """Measure the active model's energy per inference on `dut` with `analyzer` (model and input already set).
+
+    Per-inference windows where the analyzer resolves them; otherwise (too slow, no pre-trigger) one run
+    window per acquisition, end-to-end energy only, and `inference_j` raises the CannotResolve saying why.
+    """
     plan = plan or EnergyPlan.simulated()
     probe = dut.client.run(1).timings[0]  # learn the inference period to size the acquisition
     runs, dt_s, points, pre = plan_acquisition(probe, analyzer, plan)
-    analyzer.check_resolves(probe.inference_us * 1e-6)
+    refusal = inference_refusal(probe, dt_s, analyzer)
     analyzer.configure(voltage_v=supply_v, current_range_a=current_range_a, sample_interval_s=dt_s,
                        points=points, pretrigger_points=pre)
-    measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn)
+    measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal)
     for _ in range(plan.windows):
         analyzer.arm("EXT")
         result = dut.client.run(runs)
         analyzer.wait_complete(plan.timeout_s)
         trace = analyzer.fetch_trace()
-        measurement.windows.append(energy_from_trace(trace.time_s, trace.power_w, result.timings))
+        estimate = run_energy_from_trace if refusal is not None else energy_from_trace
+        measurement.windows.append(estimate(trace.time_s, trace.power_w, result.timings))
         measurement.timings.append(tuple(result.timings))
         measurement.last_trace = trace
     return measurement

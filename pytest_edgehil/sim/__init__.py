@@ -34,21 +34,25 @@ def has_twin(kind: str) -> bool:
 
 def start_device_twin(kind: str, name: str, *, seed: int = 0,
                       faults: DeviceFaultPlan | Iterable[DeviceFault] | Mapping[str, Any] | None = None,
-                      realtime: float = 0.0) -> tuple[DeviceTwin, str]:
+                      realtime: float = 0.0,
+                      physics: Mapping[str, object] | None = None) -> tuple[DeviceTwin, str]:
     """Start the twin of a `kind` board called `name` on a pty: (twin, port path for pyserial).
 
     `faults`: a `DeviceFaultPlan`, a list of `DeviceFault`s or a lab-file style table (`rate`, `seed`,
     `kinds`, `faults`, ...; see `sim/device_faults.py`); None serves a clean line (faults can still be
     armed later on `twin.faults`). `realtime` > 0 makes a RUN take its simulated time × `realtime` of
     wall-clock time (1.0: as long as the board would), for measuring what parallel runs gain; 0 (the
-    default) answers at once. Raises ConfigError when the kind has no twin or the faults are invalid.
-    The caller owns the twin and must `close()` it.
+    default) answers at once. `physics`: the lab file's `[physics]` table (bench effects,
+    `sim.bench_physics`; None: the defaults, every effect on). Raises ConfigError when the kind has no
+    twin or the faults are invalid. The caller owns the twin and must `close()` it.
     """
+    from pytest_edgehil.sim.bench_physics import BenchPhysics
     from pytest_edgehil.sim.device_faults import as_plan
     from pytest_edgehil.sim.device_twin import DeviceTwin
     from pytest_edgehil.sim.profile import twin_profile
 
-    twin = DeviceTwin(twin_profile(kind), name, seed=seed, faults=as_plan(faults), realtime=realtime)
+    twin = DeviceTwin(twin_profile(kind), name, seed=seed, faults=as_plan(faults), realtime=realtime,
+                      physics=BenchPhysics.from_table(physics))
     return twin, twin.start()
 
 
@@ -60,16 +64,19 @@ def sim_comports() -> list[ListPortInfo]:
     return comports()
 
 
-def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0) -> tuple[AnalyzerTwin, str, float, float]:
+def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0,
+                        dialect: str = "keysight-n6705c") -> tuple[AnalyzerTwin, str, float, float]:
     """Start the SCPI analyzer twin on `device_twin`'s supply, served over TCP for pyvisa-py.
 
     Returns (twin, VISA resource, supply voltage V, current range A): the range is 1.25 × the profile's
-    peak stage power over the supply voltage, so no stage clips. The caller owns the twin.
+    peak stage power over the supply voltage, so no stage clips. It shares the device twin's bench physics
+    and speaks `dialect` (one of `analyzer_twin.DIALECTS`). The caller owns the twin.
     """
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
 
     profile = device_twin.profile
-    twin = AnalyzerTwin(device_twin.timeline, seed=seed)
+    twin = AnalyzerTwin(device_twin.timeline, seed=seed, dialect=dialect, physics=device_twin.physics)
     resource = twin.start()
-    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w)
+    # Headroom for the session's drift and the layer structure's peaks.
+    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w) * 1.1
     return twin, resource, profile.supply_v, 1.25 * peak_w / profile.supply_v

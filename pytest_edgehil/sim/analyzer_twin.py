@@ -31,6 +31,7 @@ from pytest_edgehil.sim.analyzer_faults import (
     FaultPlan,
     reshape_reply,
 )
+from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_samples, trigger_delay_s
 from pytest_edgehil.sim.scpi_server import Reply, ScpiCommand, ScpiServer
 from pytest_edgehil.sim.scpi_status import OPC_BIT, StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
@@ -94,7 +95,7 @@ class AnalyzerTwin:
 
     def __init__(self, timeline: ActivityTimeline, *, dialect: str = "keysight-n6705c", seed: int = 0,
                  noise_rel: float = 0.002, adc_bits: int = 18, grace_s: float = GRACE_S,
-                 faults: Iterable[AnalyzerFault] = ()) -> None:
+                 faults: Iterable[AnalyzerFault] = (), physics: BenchPhysics | None = None) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"analyzer twin dialect {dialect!r} is unknown; "
                               f"use one of {', '.join(DIALECTS)}")
@@ -106,6 +107,8 @@ class AnalyzerTwin:
         self.adc_bits = adc_bits
         self.grace_s = grace_s
         self.faults = FaultPlan(tuple(faults))
+        # Bench effects on the analyzer's side (trigger latency, front end, decoupling, sampling model).
+        self.physics = physics or BenchPhysics.ideal()
         self.commands: list[str] = []
         self.last_capture: CaptureWindow | None = None
         self.resource = ""
@@ -449,16 +452,18 @@ class AnalyzerTwin:
                 acquisition.done.set()
                 return
             acquisition.status = "measuring"
+        rng = np.random.default_rng([self.seed, acquisition.index])
+        trigger_s += trigger_delay_s(self.physics, np.random.default_rng([self.seed, 11, acquisition.index]))
         dt = plan.sample_interval_s
         t0_s = trigger_s + plan.trigger_offset_points * dt
         window = CaptureWindow(trigger_s, t0_s, t0_s + plan.points * dt, dt, plan.points,
                                max(0, -plan.trigger_offset_points))
         self.timeline.wait_until_covered(window.t1_s, self.grace_s)
-        power_w = mean_power_per_sample(self.timeline.snapshot(), self.timeline.idle_power_w, window.t0_s,
-                                        window.sample_interval_s, window.points)
+        power_w = analog_samples(self.timeline.snapshot(), self.timeline.idle_power_w, window.t0_s,
+                                 window.sample_interval_s, window.points, self.physics)
         current_a, voltage_v = digitize(
             power_w, voltage_v=plan.voltage_v, current_full_scale_a=plan.current_full_scale_a,
-            voltage_full_scale_v=plan.voltage_full_scale_v, rng=np.random.default_rng([self.seed, acquisition.index]),
+            voltage_full_scale_v=plan.voltage_full_scale_v, rng=rng,
             noise_rel=self.noise_rel, adc_bits=self.adc_bits)
         if acquisition.clip_overload is not None:
             current_a = overload_and_pin(current_a, full_scale_a=plan.current_full_scale_a,

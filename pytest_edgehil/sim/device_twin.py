@@ -32,6 +32,7 @@ from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
+from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
 from pytest_edgehil.sim.device_faults import DeviceFaultPlan
 from pytest_edgehil.sim.profile import DeviceProfile
 from pytest_edgehil.sim.pty_link import PtyEndpoint, serve_pty
@@ -72,7 +73,7 @@ class DeviceTwin:
 
     def __init__(self, profile: DeviceProfile, name: str, *, seed: int = 0,
                  timeline: ActivityTimeline | None = None, faults: DeviceFaultPlan | None = None,
-                 realtime: float = 0.0) -> None:
+                 realtime: float = 0.0, physics: BenchPhysics | None = None) -> None:
         self.profile = profile
         self.realtime = realtime  # > 0: a RUN sleeps its simulated span × this (parallel speed-up checks)
         self.name = name
@@ -80,9 +81,16 @@ class DeviceTwin:
         self.usb_serial = f"SIM-{zlib.crc32(name.encode()):08X}"
         self.faults = faults if faults is not None else DeviceFaultPlan()
         self.reboots = 0
-        self.timeline = timeline or ActivityTimeline(profile.power.idle_w, profile.supply_v)
+        # Bench effects (sim.bench_physics): none unless given; the bench passes the lab's (defaults on).
+        self.physics = physics or BenchPhysics.ideal()
         # Seed from the device name too, so two boards of one kind do not jitter in lockstep.
         self._rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        self.device_clock = DeviceClock(self.physics)
+        self.power_factor = session_factor(self.physics, np.random.default_rng([seed, 7, zlib.crc32(name.encode())]))
+        self.timeline = timeline or ActivityTimeline(profile.power.idle_w * self.power_factor, profile.supply_v)
+        # True (analyzer-clock) instants of the last RUN's edges: (readout start, trigger, inference end,
+        # retrieval end) per inference. What the meter is checked against; the device reports stamps.
+        self.last_run_edges_s: list[tuple[float, float, float, float]] = []
         self.clock_s = 0.0
         self._flash: dict[bytes, bytes] = {}  # models stored on the device, by SHA-256
         self._upload: _Upload | None = None
@@ -232,7 +240,11 @@ class DeviceTwin:
         # the timeline is generated for every one of the `count` inferences.
         outputs = model.runner.run_raw(model.inputs)
         start_s = self.clock_s
-        timings = self._simulate_runs(model.info, msg.count)
+        self.timeline.set_busy(True)  # a capture waiting on this RUN's spans waits until they are all there
+        try:
+            timings = self._simulate_runs(model.info, msg.count)
+        finally:
+            self.timeline.set_busy(False)
         if self.realtime > 0:
             time.sleep((self.clock_s - start_s) * self.realtime)
         return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
@@ -300,18 +312,29 @@ class DeviceTwin:
 
     def _simulate_runs(self, info: ModelInfo, count: int) -> list[p.StageTiming]:
         readout_s, inference_s, retrieval_s = self.nominal_stage_s(info)
-        power = self.profile.power
+        power, factor, stamp = self.profile.power, self.power_factor, self.device_clock.stamp_s
+        segments = layer_segments(info.macs_by_op, self.profile.inference_overhead_s, inference_s,
+                                  self.physics.layer_power_rel)
         timings: list[p.StageTiming] = []
-        first_trigger_s: float | None = None
+        self.last_run_edges_s = []
+        first_stamp_s: float | None = None
         for run_index in range(count):
             r, i, q = self._jittered(readout_s), self._jittered(inference_s), self._jittered(retrieval_s)
-            self._advance("readout", r, power.readout_w, run_index=run_index)
+            readout_start_s = self.clock_s
+            self._advance("readout", r, power.readout_w * factor, run_index=run_index)
             trigger_s = self.clock_s
-            first_trigger_s = trigger_s if first_trigger_s is None else first_trigger_s
-            self._advance("inference", i, power.inference_w, trigger_high=True, run_index=run_index)
-            self._advance("retrieval", q, power.retrieval_w, run_index=run_index)
-            timings.append(p.StageTiming(start_us=(trigger_s - first_trigger_s) * 1e6,
-                                         readout_us=r * 1e6, inference_us=i * 1e6, retrieval_us=q * 1e6))
+            for fraction, level in segments:  # power varies within the stage (bench_physics.layer_segments)
+                self._advance("inference", i * fraction, power.inference_w * factor * level, trigger_high=True,
+                              run_index=run_index)
+            self.clock_s = trigger_s + i  # the segments' round-off must not move the stage's end
+            inference_end_s = self.clock_s
+            self._advance("retrieval", q, power.retrieval_w * factor, run_index=run_index)
+            self.last_run_edges_s.append((readout_start_s, trigger_s, inference_end_s, self.clock_s))
+            # The firmware stamps each edge on its own timer (rate error, resolution) and reports differences.
+            s0, s1, s2, s3 = (stamp(x) for x in (readout_start_s, trigger_s, inference_end_s, self.clock_s))
+            first_stamp_s = s1 if first_stamp_s is None else first_stamp_s
+            timings.append(p.StageTiming(start_us=(s1 - first_stamp_s) * 1e6, readout_us=(s1 - s0) * 1e6,
+                                         inference_us=(s2 - s1) * 1e6, retrieval_us=(s3 - s2) * 1e6))
         return timings
 
     def _advance(self, stage: str, duration_s: float, power_w: float, *, trigger_high: bool = False,
@@ -321,7 +344,7 @@ class DeviceTwin:
         self.clock_s = span.end_s
 
     def _advance_idle(self, duration_s: float) -> None:
-        self._advance("idle", duration_s, self.profile.power.idle_w)
+        self._advance("idle", duration_s, self.profile.power.idle_w * self.power_factor)
 
     def _require_upload(self) -> _Upload:
         if self._upload is None:

@@ -43,6 +43,14 @@ class ActivityTimeline:
     supply_v: float
     spans: list[StageSpan] = field(default_factory=list)
     _lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _busy: int = field(default=0, repr=False)  # > 0 while the device is recording a command's activity
+
+    def set_busy(self, busy: bool) -> None:
+        """The device twin marks a command's activity as in progress (a long RUN takes real time to
+        record); a capture waiting for coverage keeps waiting while it is."""
+        with self._lock:
+            self._busy += 1 if busy else -1
+            self._lock.notify_all()
 
     def append(self, span: StageSpan) -> None:
         with self._lock:
@@ -75,11 +83,15 @@ class ActivityTimeline:
                 found = find()
             return found
 
-    def wait_until_covered(self, t_s: float, timeout_s: float) -> bool:
-        """Block until activity has been recorded up to `t_s` (the device has got that far)."""
+    def wait_until_covered(self, t_s: float, timeout_s: float, busy_timeout_s: float = 60.0) -> bool:
+        """Block until activity has been recorded up to `t_s` (the device has got that far): at most
+        `timeout_s` once the device is idle, at most `busy_timeout_s` while it is still recording."""
+        def covered() -> bool:
+            return bool(self.spans) and self.spans[-1].end_s >= t_s
+
         with self._lock:
-            return self._lock.wait_for(lambda: bool(self.spans) and self.spans[-1].end_s >= t_s,
-                                       timeout=timeout_s)
+            self._lock.wait_for(lambda: covered() or not self._busy, timeout=busy_timeout_s)
+            return self._lock.wait_for(covered, timeout=timeout_s)
 
     def power_at(self, t_s: float) -> float:
         """Mean power at time t (idle outside recorded spans)."""

@@ -1,0 +1,336 @@
+"""Stage edges placed from the trace itself: clock ratio, offset and energy-exact edge positions.
+
+The device reports its stage times on its own timer; the analyzer samples on its own clock and starts at
+its own trigger instant. On a real bench these disagree: the device's crystal is off by tens of ppm (a
+20 ppm error is 200 µs over a 10 s MLPerf window, most of a 0.23 ms inference), its timer has a
+resolution, the trigger line has latency and jitter, and the supply path (board decoupling, the analyzer's
+front end) smears each power step over microseconds. Windows built from the device's times alone then
+fall beside the stages they mean (bench-facts: +33 % at 20 ppm, +61 % at τ = 50 µs).
+
+So every stage edge (readout start, inference start, inference end, retrieval end) is located in the
+trace. Around its predicted position the trace holds two levels, A before and B after, joined by the
+smeared step. The edge's *energy centroid* c is where an ideal step between A and B would hold the same
+energy as the samples do: ∫ y = A·(c − lo) + B·(hi − c) over [lo, hi]. Any filter with unit DC gain (an
+RC, a first-order front end, both in cascade) moves energy in time but neither creates nor destroys it,
+so the cumulative energy up to c, Y(lo) + A·(c − lo), is the load's cumulative energy up to its true
+edge, whatever the filter; and a trigger latency shifts every c alike. A window's energy is then the
+difference of two such cumulative values, exact up to noise and up to structure inside the level
+regions (a layer boundary within the few samples beside an edge).
+
+Edges are tracked in time order; each one's prediction comes from the running least-squares map
+trace_t = offset + ratio · device_t fitted to the edges found so far (so 50 ppm over 527 inferences is
+followed), and every located edge is checked against the final map: a residual beyond the tolerance is
+a `WindowMisplaced`. An edge with no power step (readout and retrieval at one level) does not move
+energy: it is placed by the map. An edge beside a stage shorter than two samples cannot be located or
+priced: windows that use it are refused with `CannotResolve`.
+
+Pure functions on arrays; trace time in seconds, t = 0 at the analyzer's trigger; powers in watts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from pytest_edgehil.errors import CannotResolve, MeasurementError, WindowMisplaced
+
+# A step counts as an edge the trace can locate when it stands this many noise sigmas tall ...
+_MIN_STEP_SIGMAS = 8.0
+# ... and is at least this fraction of the larger level (a 1 % wiggle is layer structure, not a stage edge).
+_MIN_STEP_REL = 0.02
+# Half-width of the region searched around a predicted edge: at least this many samples ...
+_REGION_SAMPLES = 3
+# ... and at least this long, so that a smeared step (RC and front end, τ of a few µs) has settled inside it.
+_SETTLE_S = 20e-6
+# A located edge this far (in sample intervals, or µs) from the fitted clock map means a misplaced window.
+_MISPLACED_SAMPLES = 3.0
+_MISPLACED_MIN_S = 10e-6
+# Pass 1 searches this clock error (0.5 %: an RC oscillator) times the distance from a located edge, until
+# the located edges pin the ratio to _PASS1_RATIO_PINNED.
+_PASS1_TOLERANCE = 5e-3
+_PASS1_RATIO_PINNED = 2e-4
+# Located edges scattering about the map by more than this many sample intervals (rms) are quantized
+# (point sampling), not integrated: see locate_edges.
+_PRECISE_SAMPLES = 0.2
+
+
+@dataclass(frozen=True)
+class EdgeFit:
+    """Every stage edge of a RUN on the trace axis, with what the trace says about it.
+
+    Arrays have one entry per distinct device edge (`device_s`, sorted). `cumulative_j[k]` is the energy
+    drawn from the trace start up to edge k; `located[k]` whether the edge was found from a power step
+    (else it sits where the clock map puts it); `step_w[k]` the power step (after − before); `usable[k]`
+    False where a neighbouring stage is shorter than two samples (the edge can be neither found nor priced).
+    """
+
+    device_s: np.ndarray
+    position_s: np.ndarray
+    cumulative_j: np.ndarray
+    located: np.ndarray
+    usable: np.ndarray
+    step_w: np.ndarray
+    edge_u_j: np.ndarray  # 1-sigma uncertainty of each cumulative energy (noise, map residual)
+    clock_ratio: float  # analyzer seconds per device second
+    clock_ratio_u: float
+    offset_s: float  # trace time of device time 0 (trigger latency plus the supply path's delay)
+    residual_s: float  # rms distance of the located edges from the map
+    noise_w: float  # per-sample noise, estimated from the trace
+    sample_interval_s: float
+    stepped: np.ndarray  # a power step was found at the edge (its centroid is in `centroid_s`)
+    centroid_s: np.ndarray  # the step's energy centroid on the trace axis; NaN where there is no step
+
+
+def _cumulative(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(boundaries, cumulative energy at each boundary, dt): each sample is its cell's mean power."""
+    dt = float(t[-1] - t[0]) / (t.size - 1)
+    bounds = t[0] - dt / 2 + np.arange(t.size + 1) * dt
+    cum = np.concatenate([[0.0], np.cumsum(p) * dt])
+    return bounds, cum, dt
+
+
+def _noise_w(p: np.ndarray) -> float:
+    """Per-sample noise from the median absolute first difference (steps are rare, so they do not count)."""
+    if p.size < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(np.diff(p))) / np.sqrt(2.0))
+
+
+def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLike) -> EdgeFit:
+    """Place every device edge (device seconds since the first trigger, any order) on the trace.
+
+    Raises MeasurementError when an edge falls outside the trace (more pre-trigger or post-trigger samples
+    are needed), WindowMisplaced when a located edge sits off the fitted clock map.
+    """
+    t = np.asarray(time_s, dtype=np.float64)
+    p = np.asarray(power_w, dtype=np.float64)
+    dev = _distinct(np.asarray(device_edges_s, dtype=np.float64))
+    bounds, cum, dt = _cumulative(t, p)
+    noise = _noise_w(p)
+    n = dev.size
+    span = f"[{bounds[0] * 1e3:.4f}, {bounds[-1] * 1e3:.4f}] ms"
+    outside = (dev < bounds[0] - 1e-3 * abs(bounds[0])) | (dev > bounds[-1] * (1 + 1e-3) + dt)
+    if outside.any():  # far outside even allowing a 0.1 % clock error: the trace misses it
+        k = int(np.flatnonzero(outside)[0])
+        raise MeasurementError(
+            f"stage edge at device time {dev[k] * 1e3:.4f} ms lies outside the trace {span}; acquire more "
+            "pre-trigger samples (SENS:SWE:OFFS:POIN) or a longer sweep so the trace covers every window")
+    trace = _Trace(p, bounds, cum, dt, noise)
+    # Pass 1, outward from the trigger: each prediction from the edges located so far, its search widened
+    # by a 0.5 % clock tolerance times its distance from the nearest located edge (an RC oscillator's error).
+    order = np.argsort(np.abs(dev), kind="stable")
+    fit_x: list[float] = []
+    fit_y: list[float] = []
+    offset, ratio, tolerance = 0.0, 1.0, _PASS1_TOLERANCE
+    for k in order:
+        widen = tolerance * min((abs(dev[k] - x) for x in fit_x[-4:]), default=abs(dev[k]))
+        hit = trace.locate(dev, k, offset, ratio, widen)
+        if hit is not None:
+            fit_x.append(float(dev[k]))
+            fit_y.append(hit[0])
+            if len(fit_x) < 64 or len(fit_x) % 16 == 0:  # refit often early, then every few edges
+                offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
+                # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
+                # quantization), keep the device's clock and a wide search.
+                if ratio_u > _PASS1_RATIO_PINNED:
+                    offset, ratio, tolerance = float(np.mean(np.subtract(fit_y, fit_x))), 1.0, _PASS1_TOLERANCE
+                else:
+                    tolerance = 3 * ratio_u
+    offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
+    if ratio_u > _PASS1_RATIO_PINNED:
+        offset, ratio = float(np.mean(np.subtract(fit_y, fit_x))) if fit_x else 0.0, 1.0
+    # Pass 2: every edge again in a narrow region around the fitted map (no widening, no layer bias).
+    position = offset + ratio * dev
+    cumulative = np.zeros(n)
+    located = np.zeros(n, dtype=bool)
+    usable = np.ones(n, dtype=bool)
+    step = np.zeros(n)
+    edge_u = np.full(n, noise * dt * np.sqrt(2.0))
+    fit_x, fit_y = [], []
+    for k in range(n):
+        usable[k], step[k] = trace.usable(dev, k, offset, ratio)
+        hit = trace.locate(dev, k, offset, ratio, 0.0)
+        if hit is not None:
+            position[k], cumulative[k], edge_u[k] = hit
+            located[k] = True
+            fit_x.append(float(dev[k]))
+            fit_y.append(hit[0])
+    # Located centroids that sit on a line to a fraction of a sample are integrated-sample precise: trust
+    # them and the line's ratio however short the run; otherwise the ratio must earn its place (gated).
+    offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt, gated=False)
+    precise = len(fit_x) >= 3 and (residual <= _PRECISE_SAMPLES * dt or not _quantized(fit_y, bounds[0], dt))
+    if not precise:
+        offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt)
+    stepped, centroid = located.copy(), position.copy()
+    if not precise:
+        # The located edges scatter like sample quantization (a point-sampling digitizer): one edge's own
+        # centroid is worse than the device's timer. Place every edge by the map, moved off the device's
+        # clock only where the fit says so significantly, and price edges step-aware (stage_edges).
+        located[:] = False
+        if len(fit_x) < 3 or abs(offset) < 3 * max(residual, dt / np.sqrt(12.0)) / np.sqrt(max(len(fit_x), 1)):
+            offset = 0.0
+    # Unlocated edges take the final map's position (their prediction came from a partial fit), priced
+    # step-aware: the straddling sample's outside part at its outside neighbour's level.
+    for k in map(int, np.flatnonzero(~located)):
+        position[k] = offset + ratio * dev[k]
+        cumulative[k] = _step_aware_cumulative(p, bounds, cum, position[k], dt)
+        edge_u[k] = float(np.hypot(edge_u[k], abs(step[k]) * max(residual, dt / np.sqrt(12.0))))
+    tolerance = max(_MISPLACED_SAMPLES * dt, _MISPLACED_MIN_S)
+    off_map = np.abs(position - (offset + ratio * dev)) > tolerance
+    if np.any(off_map & located):
+        k = int(np.flatnonzero(off_map & located)[0])
+        raise WindowMisplaced(
+            f"the stage edge at device time {dev[k] * 1e3:.4f} ms shows in the trace at {position[k] * 1e3:.4f} ms, "
+            f"{(position[k] - offset - ratio * dev[k]) * 1e6:+.1f} µs from where the fitted device clock puts it "
+            f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {tolerance * 1e6:.1f} µs): the device's "
+            "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
+            "trace holds the RUN it was fetched for")
+    return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
+                   noise, dt, stepped, np.where(stepped, centroid, np.nan))
+
+
+class _Trace:
+    """The trace's cumulative energy and the one-edge locator (energy centroid in a two-level region)."""
+
+    def __init__(self, p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, noise: float) -> None:
+        self.p, self.bounds, self.cum, self.dt, self.noise = p, bounds, cum, dt, noise
+        self.half_max = max(_REGION_SAMPLES * dt, _SETTLE_S + dt)
+
+    def _region(self, dev: np.ndarray, k: int, offset: float, ratio: float,
+                widen: float) -> tuple[int, float, int, float]:
+        pred = offset + ratio * dev[k]
+        gap_lo = (dev[k] - dev[k - 1]) * ratio if k > 0 else np.inf
+        gap_hi = (dev[k + 1] - dev[k]) * ratio if k < dev.size - 1 else np.inf
+        lo_s = pred - min(self.half_max + widen, gap_lo / 2)
+        hi_s = pred + min(self.half_max + widen, gap_hi / 2)
+        b = self.bounds
+        j0 = int(np.ceil((max(lo_s, b[0]) - b[0]) / self.dt - 1e-9))
+        j1 = int(np.floor((min(hi_s, b[-1]) - b[0]) / self.dt + 1e-9))
+        return j0, (pred - b[0]) / self.dt, j1, min(gap_lo, gap_hi)
+
+    def usable(self, dev: np.ndarray, k: int, offset: float, ratio: float) -> tuple[bool, float]:
+        """(whether both neighbouring stages hold two samples, the step seen across the edge)."""
+        j0, j_pred, j1, gap = self._region(dev, k, offset, ratio, 0.0)
+        if j_pred - j0 < 2 or j1 - j_pred < 2:
+            # Fewer than two whole samples of a neighbouring stage: nothing to read its level from; at
+            # the trace's own ends the edge is still priced by the map.
+            return bool(gap >= 2 * self.dt and 2 < j_pred < self.p.size - 2), 0.0
+        m = max(1, min(2, int(j_pred - j0) // 2, int(j1 - j_pred) // 2))
+        return True, float(np.mean(self.p[j1 - m:j1]) - np.mean(self.p[j0:j0 + m]))
+
+    def locate(self, dev: np.ndarray, k: int, offset: float, ratio: float,
+               widen: float) -> tuple[float, float, float] | None:
+        """(centroid s, cumulative energy J up to it, its 1-sigma J) of edge k, or None without a clear step.
+
+        The region reaches _SETTLE_S past the edge: a supply path that smears a step over longer (a 50 µs
+        decoupling RC) is not seen through here; docs/measurement.md lists what that costs.
+        """
+        j0, j_pred, j1, _ = self._region(dev, k, offset, ratio, widen)
+        if j_pred - j0 < 2 or j1 - j_pred < 2:
+            return None
+        p, dt = self.p, self.dt
+        m = max(1, min(2, int(j_pred - j0) // 2, int(j1 - j_pred) // 2))
+        a_w = float(np.mean(p[j0:j0 + m]))
+        b_w = float(np.mean(p[j1 - m:j1]))
+        if abs(b_w - a_w) < max(_MIN_STEP_SIGMAS * self.noise, _MIN_STEP_REL * max(abs(a_w), abs(b_w))):
+            return None  # no step: the edge moves no energy, the map's position is as good as any
+        lo_b, hi_b = self.bounds[j0], self.bounds[j1]
+        c = lo_b + (self.cum[j1] - self.cum[j0] - b_w * (hi_b - lo_b)) / (a_w - b_w)
+        if not lo_b <= c <= hi_b:  # the levels do not describe this region
+            return None
+        u = self.noise * dt * np.sqrt(j1 - j0) * (1.0 + abs(a_w) / abs(a_w - b_w))
+        return float(c), float(self.cum[j0] + a_w * (c - lo_b)), float(u)
+
+
+def _step_aware_cumulative(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, x: float, dt: float) -> float:
+    """Energy up to instant x when the power steps at x: the straddling cell's part after x is priced at
+    the next cell's level (as `stage_edges` does); at the trace's ends, linear within the cell."""
+    j = int(np.clip(np.floor((x - bounds[0]) / dt), 0, p.size - 1))
+    if j + 1 >= p.size:
+        return float(np.interp(x, bounds, cum))
+    return float(cum[j + 1] - p[j + 1] * (bounds[j + 1] - x))
+
+
+# Device edges closer than this are one edge (a retrieval's end is the next readout's start, to round-off).
+_SAME_EDGE_S = 1e-9
+
+
+def _distinct(edges_s: np.ndarray) -> np.ndarray:
+    e = np.sort(edges_s.reshape(-1))
+    if e.size == 0:
+        return e
+    keep = np.concatenate([[True], np.diff(e) > _SAME_EDGE_S])
+    return e[keep]
+
+
+def edge_index(device_s: np.ndarray, values_s: np.ndarray) -> np.ndarray:
+    """Index of the nearest distinct edge for each device time in `values_s` (any shape)."""
+    v = np.asarray(values_s, dtype=np.float64)
+    i = np.clip(np.searchsorted(device_s, v), 1, device_s.size - 1)
+    left, right = device_s[i - 1], device_s[i]
+    return np.where(np.abs(v - left) <= np.abs(right - v), i - 1, i)
+
+
+# The clock ratio is fitted only once the located edges pin it to better than this; until then the
+# device's clock is taken as true (its own error, tens of ppm, is below what a short fit could tell).
+_RATIO_RESOLUTION = 5e-6
+
+
+def _quantized(centroids_s: list[float], start_s: float, dt: float) -> bool:
+    """Whether the centroids sit on sample-cell boundaries, as steps read by a point-sampling digitizer do
+    (an integrating one places them anywhere within a cell; a coarse device timer scatters them too)."""
+    phase = np.mod((np.asarray(centroids_s) - start_s) / dt, 1.0)
+    return bool(np.mean(np.minimum(phase, 1.0 - phase) < 0.1) > 0.5)
+
+
+def _map(xs: list[float], ys: list[float], dt: float, *, gated: bool = True) -> tuple[float, float, float, float]:
+    """(offset, ratio, ratio's standard error, rms residual about the fitted line) of the located edges.
+
+    Each position is uncertain by at least a sample's quantization (dt/√12). With `gated`, the ratio is
+    used only when the edges' spread pins it better than _RATIO_RESOLUTION, else it stays 1 (and the
+    offset is refitted alone); the residual is always the one about the full line fit.
+    """
+    x, y = np.asarray(xs), np.asarray(ys)
+    if x.size == 0:
+        return 0.0, 1.0, 0.0, 0.0
+    spread = float(np.sqrt(np.sum((x - x.mean()) ** 2)))
+    if x.size < 2 or spread == 0:
+        offset = float(np.mean(y - x))
+        return offset, 1.0, 0.0, float(np.sqrt(np.mean((y - x - offset) ** 2)))
+    ratio, offset = np.polyfit(x, y, 1)
+    res = y - offset - ratio * x
+    residual = float(np.sqrt(np.mean(res ** 2)))
+    ratio_u = max(residual, dt / np.sqrt(12.0)) / spread
+    if gated and ratio_u >= _RATIO_RESOLUTION:
+        return float(np.mean(y - x)), 1.0, 0.0, residual
+    return float(offset), float(ratio), ratio_u, residual
+
+
+def window_energies(fit: EdgeFit, windows_dev_s: np.ndarray, names: Sequence[str],
+                    fix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(energy J, 1-sigma uncertainty J, trace length s) of each [d0, d1] device-time window (shape (m, 2)).
+
+    Raises CannotResolve naming the first window that holds fewer than two samples or whose edge sits
+    beside a stage shorter than two samples; `fix` is the advice it carries.
+    """
+    idx = edge_index(fit.device_s, windows_dev_s)
+    i0, i1 = idx[:, 0], idx[:, 1]
+    length_s = fit.position_s[i1] - fit.position_s[i0]
+    dt = fit.sample_interval_s
+    for w in range(len(names)):
+        interval = (float(fit.position_s[i0[w]]), float(fit.position_s[i1[w]]))
+        if length_s[w] < 2 * dt:
+            raise CannotResolve(names[w], interval, dt, "the window holds fewer than two samples", fix)
+        if not (fit.usable[i0[w]] and fit.usable[i1[w]]):
+            raise CannotResolve(names[w], interval, dt,
+                                "an edge of it lies beside a stage shorter than two samples, so the trace "
+                                "cannot say where the power steps", fix)
+    energy = fit.cumulative_j[i1] - fit.cumulative_j[i0]
+    cells = length_s / dt
+    noise_j = fit.noise_w * dt * np.sqrt(cells)
+    clock_j = np.abs(energy) * fit.clock_ratio_u  # a ratio error stretches the window
+    u = np.sqrt(noise_j ** 2 + fit.edge_u_j[i0] ** 2 + fit.edge_u_j[i1] ** 2 + clock_j ** 2)
+    return energy, u, length_s

@@ -1,0 +1,184 @@
+"""Bench physics: what a real bench does to the twins' ideal timeline, each effect one seeded parameter.
+
+A twin that hands the meter exactly what it assumes proves nothing. Every effect below exists on a real
+bench (bench-facts: "Measured on our own twin from outside"), is on by default at a realistic value, and is
+set in the lab file's `[physics]` table (`BenchPhysics.from_table`; keys are the field names):
+
+| key | default | what it does |
+|---|---|---|
+| `clock_ppm` | 20 | the device timer runs this many ppm fast against the analyzer (a crystal's tolerance) |
+| `timer_resolution_s` | 0.25e-6 | the device stamps stage edges on a timer of this tick (4 MHz) |
+| `trigger_latency_s` | 2e-6 | GPIO write to analyzer trigger: the trace's t = 0 lags the true edge by this ... |
+| `trigger_jitter_s` | 0.2e-6 | ... plus this much Gaussian jitter per trigger |
+| `sampling` | "integrating" | each sample the mean over its interval; "point": the value at the sample instant |
+| `front_end_bandwidth_hz` | 200e3 | the analyzer's analog front end, a first-order low-pass (0: none) |
+| `decoupling_tau_s` | 3e-6 | the RC between analyzer and load (sense/cable resistance × board capacitance) |
+| `layer_power_rel` | 0.05 | inference power varies by op type within the stage (± this, duration-weighted mean kept) |
+| `session_drift_rel` | 0.015 | each bench session draws one power factor, N(1, σ): board-to-board, temperature |
+
+`BenchPhysics.ideal()` turns everything off (the twins as they were: one clock, flat stages, exact means).
+The truth the meter is checked against is always the load's own energy (`ActivityTimeline.energy_between`
+over the true spans); the effects change what the device reports and what the analyzer samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.sim.timeline import StageSpan
+from pytest_edgehil.sim.trace_synthesis import mean_power_per_sample
+
+SAMPLING_MODELS = ("integrating", "point")
+_MAX_FINE_CELLS = 16_000_000
+
+
+@dataclass(frozen=True)
+class BenchPhysics:
+    """The bench effects applied by the twins (see the module table for units and defaults)."""
+
+    clock_ppm: float = 20.0
+    timer_resolution_s: float = 0.25e-6
+    trigger_latency_s: float = 2e-6
+    trigger_jitter_s: float = 0.2e-6
+    sampling: str = "integrating"
+    front_end_bandwidth_hz: float = 200e3
+    decoupling_tau_s: float = 3e-6
+    layer_power_rel: float = 0.05
+    session_drift_rel: float = 0.015
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLING_MODELS:
+            raise ConfigError(f"bench physics: sampling = {self.sampling!r}; use one of {', '.join(SAMPLING_MODELS)}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "sampling" and not (math.isfinite(value) and (value >= 0 or f.name == "clock_ppm")):
+                raise ConfigError(f"bench physics: {f.name} = {value!r} must be a finite number >= 0 "
+                                  "(clock_ppm may be negative)")
+        if not abs(self.clock_ppm) < 1e4 or self.layer_power_rel >= 1 or self.session_drift_rel >= 0.5:
+            raise ConfigError("bench physics: |clock_ppm| < 10000, layer_power_rel < 1 and session_drift_rel < 0.5 "
+                              f"are required, got {self.clock_ppm}, {self.layer_power_rel}, {self.session_drift_rel}")
+
+    @classmethod
+    def ideal(cls) -> BenchPhysics:
+        """No effect at all: one shared clock, exact sample means, flat stages, no drift."""
+        return cls(clock_ppm=0.0, timer_resolution_s=0.0, trigger_latency_s=0.0, trigger_jitter_s=0.0,
+                   sampling="integrating", front_end_bandwidth_hz=0.0, decoupling_tau_s=0.0,
+                   layer_power_rel=0.0, session_drift_rel=0.0)
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any] | None) -> BenchPhysics:
+        """Defaults overridden by a lab file's `[physics]` table (validated by the lab schema first);
+        `ideal = true` starts from `ideal()` instead of the defaults."""
+        table = dict(table or {})
+        base = cls.ideal() if table.pop("ideal", False) else cls()
+        return replace(base, **table)
+
+    def only(self, *names: str) -> BenchPhysics:
+        """These effects at this object's values, everything else off (one row of the truth matrix)."""
+        ideal = asdict(BenchPhysics.ideal())
+        return BenchPhysics(**{k: (getattr(self, k) if k in names else v) for k, v in ideal.items()})
+
+    @property
+    def filter_taus_s(self) -> tuple[float, ...]:
+        """Time constants of the supply path, load side first: decoupling RC, then the front end."""
+        taus = [self.decoupling_tau_s]
+        if self.front_end_bandwidth_hz > 0:
+            taus.append(1.0 / (2 * math.pi * self.front_end_bandwidth_hz))
+        return tuple(t for t in taus if t > 0)
+
+
+# ------------------------------------------------------------------------------------------- device side
+
+class DeviceClock:
+    """The device's timer: true (analyzer) seconds in, the stamp its firmware reports out, in seconds."""
+
+    def __init__(self, physics: BenchPhysics) -> None:
+        self.rate = 1.0 + physics.clock_ppm * 1e-6
+        self.tick_s = physics.timer_resolution_s
+
+    def stamp_s(self, true_s: float) -> float:
+        ticks = true_s * self.rate
+        return math.floor(ticks / self.tick_s) * self.tick_s if self.tick_s > 0 else ticks
+
+
+def session_factor(physics: BenchPhysics, rng: np.random.Generator) -> float:
+    """This session's power factor (board-to-board offset, temperature): N(1, σ), kept within ±4σ."""
+    sigma = physics.session_drift_rel
+    return 1.0 + sigma * float(np.clip(rng.standard_normal(), -4, 4)) if sigma > 0 else 1.0
+
+
+# Relative power of each op type while it runs (multiply-heavy ops draw most; memory-bound ones least).
+_OP_POWER = {"CONV_2D": 1.0, "FULLY_CONNECTED": 0.6, "TRANSPOSE_CONV": 0.8, "DEPTHWISE_CONV_2D": -0.6,
+             "BATCH_MATMUL": 0.6}
+
+
+def layer_segments(macs_by_op: Mapping[str, int], overhead_s: float, inference_s: float,
+                   rel: float) -> list[tuple[float, float]]:
+    """(fraction of the inference stage, power factor) per segment: the fixed overhead (invoke, DMA set-up)
+    first, then each op type with MACs, smallest first, for a share proportional to its MACs.
+
+    Factors are 1 + rel·z (z from the op type: multiply-heavy ops above 1, the overhead and memory-bound
+    ops below), normalized so that the duration-weighted mean is exactly 1: the stage's energy is kept.
+    """
+    if rel <= 0 or inference_s <= 0:
+        return [(1.0, 1.0)]
+    ops = sorted(((m, name) for name, m in macs_by_op.items() if m > 0))
+    overhead = min(max(overhead_s / inference_s, 0.0), 1.0)
+    total = sum(m for m, _ in ops)
+    parts = [(overhead, -1.0)] if overhead > 0 else []
+    parts += [((1.0 - overhead) * m / total, _OP_POWER.get(name, -1.0)) for m, name in ops] if total else []
+    parts = [(f, z) for f, z in parts if f > 0] or [(1.0, 0.0)]
+    mean_z = sum(f * z for f, z in parts) / sum(f for f, _ in parts)
+    return [(f, 1.0 + rel * (z - mean_z)) for f, z in parts]
+
+
+# ------------------------------------------------------------------------------------------ analyzer side
+
+def trigger_delay_s(physics: BenchPhysics, rng: np.random.Generator) -> float:
+    """How long after the device's edge the analyzer's trigger fires (never before it)."""
+    return max(0.0, physics.trigger_latency_s + physics.trigger_jitter_s * float(rng.standard_normal()))
+
+
+def analog_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, sample_interval_s: float,
+                   points: int, physics: BenchPhysics) -> np.ndarray:
+    """Power per sample as the analyzer sees it: the load's power through the supply path's low-passes,
+    then integrated over each sample interval or taken at its instant (`physics.sampling`).
+
+    Computed on a fine grid (at most dt/8 and half the shortest time constant; coarser for very long
+    captures), filtered with the exact zero-order-hold recursion of each first-order stage, which keeps
+    energy (unit DC gain).
+    """
+    taus = physics.filter_taus_s
+    if not taus and physics.sampling == "integrating":
+        return mean_power_per_sample(spans, idle_power_w, t0_s, sample_interval_s, points)
+    from scipy.signal import lfilter  # here, not at import: importing the twin stays light
+    dt = sample_interval_s
+    sub = 8
+    if taus:
+        sub = max(sub, math.ceil(2 * dt / min(taus)))
+    # Memory: a 10 s hardware window has 512 Ki samples; keep the fine grid near 16 M cells.
+    sub = max(2, min(sub, 32, _MAX_FINE_CELLS // max(points, 1)))
+    sub += sub % 2  # even: the sample instants fall on fine-cell boundaries
+    h = dt / sub
+    settle = math.ceil(10 * sum(taus) / h) if taus else 0
+    n = (points + 1) * sub + settle
+    start_s = t0_s - dt / 2 - settle * h
+    fine = mean_power_per_sample(spans, idle_power_w, start_s + h / 2, h, n)
+    for tau in taus:  # y[k+1] = a·y[k] + (1 − a)·x[k]: exact at fine-cell boundaries for a held input
+        a = math.exp(-h / tau)
+        ends = lfilter([1 - a], [1, -a], fine, zi=[a * fine[0]])[0]
+        begins = np.concatenate([[fine[0]], ends[:-1]])
+        # Mean over each fine cell: x + (y_begin − x)·τ/h·(1 − a); this is the next stage's held input.
+        fine = fine + (begins - fine) * (tau / h) * (1 - a)
+    fine = fine[settle:settle + points * sub]
+    if physics.sampling == "integrating":
+        return fine.reshape(points, sub).mean(axis=1)
+    # A point sample at each instant: the fine cells on either side of it, averaged (h ≪ the time constants).
+    cells = fine.reshape(points, sub)
+    return 0.5 * (cells[:, sub // 2 - 1] + cells[:, sub // 2])
