@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,11 @@ def test_init_writes_the_kit_and_the_suites_pass_there(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert f"rootdir: {project}" in run.stdout
     tail = run.stdout.strip().splitlines()[-1]
-    assert f"{len(kit_ids)} passed" in tail and "failed" not in tail and "error" not in tail
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|skipped)", tail)}
+    # Every kit test ran: passed, or skipped for a reason the meter gives (e.g. a stage the trace cannot
+    # time on a board whose inference power matches its readout's); nothing failed.
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == len(kit_ids) and counts.get("passed", 0) > 0
+    assert "failed" not in tail and "error" not in tail
 
 
 def test_init_refuses_to_overwrite_changed_files_without_force(tmp_path: Path) -> None:
