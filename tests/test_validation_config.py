@@ -43,6 +43,9 @@ LAB_CASES = [
      ("[devices.c]", "`simulated` must be true or false", "got 'false'")),
     ("baud-string", f'[devices.c]\n{HW}baud = "fast"\n', ("[devices.c]", "`baud` must be an integer", "'fast'")),
     ("baud-zero", f'[devices.c]\n{HW}baud = 0\n', ("[devices.c]", "`baud` must be > 0", "got 0")),
+    # 4e9 and a 20-digit baud passed `> 0` and crashed pyserial (OverflowError) in every test of the board.
+    ("baud-huge", f'[devices.c]\n{HW}baud = 4000000000\n', ("[devices.c]", "`baud` must be ≤ 100000000", "got 4000000000")),
+    ("baud-20-digits", f'[devices.c]\n{HW}baud = 99999999999999999999\n', ("[devices.c]", "`baud`")),
     ("port-number", '[devices.c]\nkind = "coral"\nport = 5\n', ("[devices.c]", "`port` must be a string", "got 5")),
     ("devices-not-a-table", "devices = [1, 2]\n", ("`devices` must be a table", "got [1, 2]")),
     ("device-not-a-table", "[devices]\nc = 5\n", ("[devices.c]", "must be a table", "got 5")),

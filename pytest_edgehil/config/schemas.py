@@ -19,6 +19,7 @@ from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, Family, lookup
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+MAX_BAUD = 100_000_000  # 100 Mbaud: above any UART or USB-CDC rate, below the OS's C int
 Finite = float  # every float is finite: StrictModel sets allow_inf_nan=False
 # A size or count: what a 64-bit device or analysis can hold (a 401-digit "parameters" is a broken file).
 Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -65,7 +66,9 @@ class DeviceTable(StrictModel):
     simulated: bool = False
     port: NonEmpty | None = None
     usb_serial: NonEmpty | None = None
-    baud: Annotated[int, Field(gt=0)] | None = None  # default: the kind's default_baud
+    # default: the kind's default_baud. Bounded by what a UART or USB-CDC line can be set to (the OS
+    # takes a C int; 4e9 passed a bare `> 0` and crashed pyserial with OverflowError in every test).
+    baud: Annotated[int, Field(gt=0, le=MAX_BAUD)] | None = None
     analyzer: NonEmpty | None = None
     analyzer_channel: Annotated[int, Field(ge=1)] = 1
     supply_v: Annotated[float, Field(gt=0)] | None = None
@@ -115,7 +118,7 @@ class KindTable(StrictModel):
     display_name: NonEmpty
     ram_bytes: Count = 0
     flash_bytes: Count = 0
-    default_baud: Annotated[int, Field(gt=0)] = 115200
+    default_baud: Annotated[int, Field(gt=0, le=MAX_BAUD)] = 115200
     supply_v: Annotated[float, Field(gt=0)] | None = None
 
 

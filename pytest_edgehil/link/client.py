@@ -144,7 +144,7 @@ class DeviceClient:
                 ser.timeout = 0
                 # A lone delimiter ends whatever partial garbage the device's decoder holds.
                 ser.write(b"\x00")
-            except (serial.SerialException, OSError, ValueError) as exc:
+            except (serial.SerialException, OSError, ValueError, OverflowError) as exc:
                 raise DeviceError(f"device {self.name!r}: cannot open port {self.port} at {self.baudrate} baud: "
                                   f"{exc}. {_open_advice(self.port)}") from exc
             self._serial = ser
