@@ -148,7 +148,10 @@ def test_bad_gate_options_fail_at_start_up(edgehil_project, args, message):
     result.stderr.fnmatch_lines([message])
 
 
-def test_energy_goes_into_pytest_benchmark_extra_info(edgehil_project):
+def test_energy_goes_into_pytest_benchmark_extra_info(edgehil_project, monkeypatch):
+    # The inner run is in-process: under `pytest -n N` it would inherit the worker's PYTEST_XDIST_WORKER,
+    # and pytest-benchmark disables itself wherever that variable is set.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     edgehil_project.makepyfile(test_bench="""
         import pytest
         from pytest_edgehil.results.store import store_energy_in_benchmark
