@@ -106,9 +106,11 @@ class DeviceFaultPlan:
 
     def __post_init__(self) -> None:
         unknown = [kind for kind in self.kinds if kind not in FAULT_KINDS]
-        if unknown or not 0.0 <= self.rate <= 1.0:
-            raise ConfigError(f"device fault plan: rate must be within 0..1 (got {self.rate}) and kinds among "
-                              f"{', '.join(FAULT_KINDS)} (unknown: {unknown})")
+        if unknown:  # say only what is wrong: a good rate beside a misspelt kind is not the fault
+            raise ConfigError(f"device fault plan: unknown fault kind(s) {', '.join(map(repr, unknown))}; use "
+                              f"{', '.join(FAULT_KINDS)}")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ConfigError(f"device fault plan: rate must be within 0..1, got {self.rate}")
         self.kinds = tuple(self.kinds)
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(self.seed)
