@@ -15,7 +15,7 @@ try:
     import flatbuffers  # noqa: F401
 except ImportError:  # the model tests skip on their own without LiteRT
     pass
-import pytest_edgehil.model.graph  # noqa: E402,F401
+import pytest_edgehil.model.graph  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "fixtures" / "models"
