@@ -64,7 +64,9 @@ def dut(request: pytest.FixtureRequest) -> Iterator[DeviceUnderTest]:
     # A name of its own per test: the twin's USB serial number derives from it.
     name = f"faulty-{zlib.crc32(request.node.nodeid.encode()):08x}"
     lab = LabConfig("faults", None, {name: DeviceConfig(name=name, kind="coral", simulated=True)})
-    bench = Bench(lab, timeout_s=1.0)
+    # 2 s: short enough that hang tests stay quick, long enough that a loaded CI machine never stalls a
+    # healthy twin past it (1 s did, once in a few runs with four test processes on two cores).
+    bench = Bench(lab, timeout_s=2.0)
     try:
         device = bench.device(name)
         device.ensure_model(MODEL, "conv_int8")
