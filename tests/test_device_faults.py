@@ -91,7 +91,8 @@ def test_a_damaged_lost_stale_or_late_frame_is_retransmitted_and_the_result_is_t
     assert dut.twin is not None
     link, stats = dut.twin.link, dut.client.stats
     x = image(1)
-    plan(dut).inject(DeviceFault(kind, direction=direction, on="RUN"))
+    # A delay past one retransmission slice (timeout / (retries + 1)) and well inside the whole wait.
+    plan(dut).inject(DeviceFault(kind, direction=direction, on="RUN", delay_s=0.5 * dut.client.timeout_s))
     outputs = infer(dut, x)
     assert_same(outputs, reference(x))
     assert plan(dut).fired == {kind: 1} and plan(dut).pending() == 0
