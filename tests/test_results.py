@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -181,3 +182,15 @@ def test_a_run_killed_with_sigkill_leaves_a_valid_file_with_every_finished_recor
     assert by_test == {(p, 1.0 + step) for p in imx500_pairs for step in range(3)}
     assert all(r.metric == "step_ms" and r.value == r.median == r.raw[1] for r in loaded.records)
     assert [p.name for p in results.parent.iterdir()] == ["results.json"]
+
+
+def test_results_files_are_readable_by_the_lab_as_any_file_would_be(tmp_path):
+    # mkstemp creates 0600: on a shared rack the nightly results were unreadable to everyone else.
+    from pytest_edgehil.results.store import write_atomically
+
+    old = os.umask(0o022)
+    try:
+        write_atomically(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
