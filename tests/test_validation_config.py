@@ -98,6 +98,11 @@ BUDGET_CASES = [
     ("min-above-max", ENTRY + "inference_ms = { min = 5.0, max = 3.0 }\n",
      (QC, "limits.inference_ms", "min = 5 is above max = 3")),
     ("negative-latency", ENTRY + "inference_ms = { max = -1 }\n", (QC, "inference_ms.max = -1", "never negative")),
+    # Bounds no value can meet, found from outside: a score above 1, a negative error, an empty entry.
+    ("score-above-one", ENTRY + "roc_auc = { min = 1.5 }\n", (QC, "roc_auc.min = 1.5", "fraction from 0 to 1")),
+    ("negative-error", ENTRY + "gaze_error_cm = { max = -1 }\n", (QC, "gaze_error_cm.max = -1", "never negative")),
+    ("no-limits", '[[budget]]\nmodel = "qsegment"\ndevice = "coral"\n', (QC, "has no limits")),
+    ("empty-limits", ENTRY, (QC, "has no limits")),
     ("negative-energy-min", ENTRY + "end_to_end_mj = { min = -0.5, max = 3 }\n", (QC, "end_to_end_mj.min = -0.5")),
     ("max-with-unit", ENTRY + 'inference_ms = { max = "0.9 ms" }\n',
      (QC, "`limits.inference_ms.max` must be a number", "got '0.9 ms'")),
@@ -169,7 +174,8 @@ def test_a_model_given_by_path_carries_a_budget_by_stem_or_path(tmp_path: Path) 
         pairs = [p for p in generate_pairs(budgets, lab, [str(model)], ["coral"]) if p.device == "coral"]
         assert [(p.model_name, p.budget is not None) for p in pairs] == [("my_net", True)], named
         assert Path(pairs[0].model).resolve() == model.resolve()
-    path.write_text('[[budget]]\nmodel = "nets/absent.tflite"\ndevice = "coral"\n', encoding="utf-8")
+    path.write_text('[[budget]]\nmodel = "nets/absent.tflite"\ndevice = "coral"\n[budget.limits]\n'
+                    "inference_ms = { max = 7.0 }\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="absent.tflite'?: no such file"):
         check_budget_targets(load_budgets(path), catalog, lab, [])
 

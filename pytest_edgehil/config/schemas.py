@@ -182,12 +182,21 @@ def check_metric_names(limits: dict[str, LimitTable]) -> list[str]:
                 f"If {metric} is a metric of your own, add `direction = \"lower\"` or `\"higher\"` to its limit "
                 f"(or call pytest_edgehil.results.vocabulary.register_metric({metric!r}, ...) in a conftest)")
             continue
-        if spec.family in _NON_NEGATIVE and spec.origin != "unknown":
-            for bound in ("max", "min", "published"):
-                value = getattr(limit, bound)
-                if value is not None and value < 0:
-                    problems.append(f"{metric}.{bound} = {value:g}: a {spec.family.value} figure"
-                                    f"{f' in {spec.unit}' if spec.unit else ''} is never negative")
+        if spec.origin == "unknown":
+            continue
+        # A bound no value can meet fails every run (or, as a `max`, passes none): refuse it here.
+        unit_free_score = spec.family is Family.ACCURACY and not spec.unit and spec.direction is not None
+        for bound in ("max", "min", "published"):
+            value = getattr(limit, bound)
+            if value is None:
+                continue
+            if (spec.family in _NON_NEGATIVE or spec.family is Family.ACCURACY) and value < 0:
+                article = "an" if spec.family.value[0] in "aeiou" else "a"
+                problems.append(f"{metric}.{bound} = {value:g}: {article} {spec.family.value} figure"
+                                f"{f' in {spec.unit}' if spec.unit else ''} is never negative")
+            elif unit_free_score and value > 1:
+                problems.append(f"{metric}.{bound} = {value:g}: {metric} is a fraction from 0 to 1 "
+                                f"(write {value / 100:g} for {value:g} %)")
     return problems
 
 
@@ -196,12 +205,15 @@ class BudgetTable(StrictModel):
 
     model: NonEmpty  # a catalog name, or a model file's stem or path (see docs/config-files.md)
     device: NonEmpty  # a device kind
-    limits: dict[str, LimitTable] = Field(default_factory=dict)
+    limits: dict[str, LimitTable] = Field(default_factory=dict, validate_default=True)
     note: str = ""
 
     @field_validator("limits")
     @classmethod
     def _metrics(cls, limits: dict[str, LimitTable]) -> dict[str, LimitTable]:
+        if not limits:  # every test of the pair would be skipped, and the run would exit 0
+            raise ValueError("has no limits: add a [budget.limits] table with at least one metric "
+                             "(e.g. inference_ms = { max = 5.0 }), or remove the entry")
         problems = check_metric_names(limits)
         if problems:
             raise ValueError("; ".join(problems))
