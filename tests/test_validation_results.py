@@ -42,6 +42,12 @@ CASES = [
     ("nan-sample", json.dumps(_record(raw=[1.0, float("nan")])), ("record #2", "`raw[]` must be a finite number", "(item 2)")),
     ("value-string", json.dumps(_record(value="5 ms")), ("record #2", "`value` must be a number", "'5 ms'")),
     ("samples-negative", json.dumps(_record(samples=-1)), ("record #2", "`samples` must be ≥ 0")),
+    # Found from outside: accepted, and compared as SAME (the gate reads `raw`) or as a count.
+    ("negative-latency-value", json.dumps(_record(value=-5.45, family="latency")),
+     ("record #2", "inference_ms (a latency figure) is negative (-5.45)")),
+    ("negative-energy-sample", json.dumps(_record(metric="inference_mj", unit="mJ", family="energy",
+                                                  raw=[0.05, -0.05])), ("record #2", "is negative (-0.05)")),
+    ("samples-401-digits", json.dumps(_record(samples=int(BIG))), ("record #2", "not a count of measurements")),
     ("unit-number", json.dumps(_record(unit=5)), ("record #2", "`unit` must be a string", "got 5")),
     ("direction-bad", json.dumps(_record(direction="up")), ("record #2", "`direction` must be one of")),
     ("family-bad", json.dumps(_record(family="speed")), ("record #2", "`family` must be one of")),

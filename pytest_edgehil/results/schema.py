@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from pytest_edgehil.config.schema import StrictModel
 
 Finite = float  # every float is finite (allow_inf_nan=False)
+MAX_SAMPLES = 10**12  # no run measures more; a 401-digit "count" is a damaged file
 
 
 class _Lenient(StrictModel):
@@ -63,6 +64,19 @@ class RecordSchema(_Lenient):
     test: str = ""
     outcome: str = ""
     median: Finite | None = None
+
+    @model_validator(mode="after")
+    def _physical(self) -> RecordSchema:
+        """A cost (time, energy, power, rate, size) is never negative, in the value or any raw sample: a
+        file that says so was edited or corrupted, and the gate would compare the samples silently."""
+        if self.samples is not None and self.samples > MAX_SAMPLES:
+            raise ValueError(f"`samples` = {self.samples} is not a count of measurements")
+        if self.family in ("latency", "energy", "power", "throughput", "footprint"):
+            negative = [v for v in [self.value, *(self.raw or [])] if v is not None and v < 0]
+            if negative:
+                raise ValueError(f"{self.metric} (a {self.family} figure) is negative ({negative[0]:g}): the file "
+                                 "was edited or damaged; measure again")
+        return self
 
 
 class TraceSchema(_Lenient):
