@@ -42,6 +42,8 @@ LAB_CASES = [
     ("simulated-string", f'[devices.c]\n{HW}simulated = "false"\n',
      ("[devices.c]", "`simulated` must be true or false", "got 'false'")),
     ("baud-string", f'[devices.c]\n{HW}baud = "fast"\n', ("[devices.c]", "`baud` must be an integer", "'fast'")),
+    ("name-empty", f'[devices.""]\n{HW}', ("device name(s) ''", "letters, digits")),
+    ("name-with-space-and-slash", f'[devices."a b/c"]\n{HW}', ("device name(s) 'a b/c'",)),
     ("baud-zero", f'[devices.c]\n{HW}baud = 0\n', ("[devices.c]", "`baud` must be > 0", "got 0")),
     # 4e9 and a 20-digit baud passed `> 0` and crashed pyserial (OverflowError) in every test of the board.
     ("baud-huge", f'[devices.c]\n{HW}baud = 4000000000\n', ("[devices.c]", "`baud` must be ≤ 100000000", "got 4000000000")),

@@ -9,6 +9,7 @@ inside the loaders: pydantic is not loaded by `import pytest_edgehil.plugin`.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -19,6 +20,7 @@ from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, Family, lookup
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_BAUD = 100_000_000  # 100 Mbaud: above any UART or USB-CDC rate, below the OS's C int
 Finite = float  # every float is finite: StrictModel sets allow_inf_nan=False
 # A size or count: what a 64-bit device or analysis can hold (a 401-digit "parameters" is a broken file).
@@ -106,6 +108,11 @@ class LabFile(StrictModel):
     def _some_devices(cls, devices: dict[str, DeviceTable]) -> dict[str, DeviceTable]:
         if not devices:
             raise ValueError("names no devices; add a [devices.NAME] table per board")
+        # A name is typed on the command line (--device), shown in test ids and used in lock-file names.
+        bad = [name for name in devices if not DEVICE_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"device name(s) {', '.join(map(repr, bad))}: use letters, digits, '-', '_' and "
+                             "'.', starting with a letter or digit (e.g. coral-1)")
         return devices
 
 
