@@ -5,7 +5,6 @@ over the same VISA session, returns exactly what the twin served. One bad reply 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -19,7 +18,9 @@ from pytest_edgehil.instruments.driver import ScpiAnalyzer
 from pytest_edgehil.sim.analyzer_twin import AnalyzerFault, AnalyzerTwin
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
-IDLE_W, LOAD_W, INFERENCE_W = 0.010, 0.050, 0.200
+# The same device playback and stage powers as the fault-free twin tests: a fault changes nothing else.
+from .test_analyzer_twin import IDLE_W, INFERENCE_W, play_device
+
 SUPPLY_V = 3.3
 TIMEOUT_MS = 500  # VISA timeout: short, so that timeouts cost little, with room for a loaded machine
 LATE_S = 1.0  # a late reply arrives after the VISA timeout, well within the recovery's 2 s wait
@@ -40,21 +41,6 @@ def timeline() -> ActivityTimeline:
 @pytest.fixture
 def manager() -> pyvisa.ResourceManager:
     return pyvisa.ResourceManager("@py")
-
-
-def play_device(timeline: ActivityTimeline, inference_s: float) -> threading.Thread:
-    """After 20 ms (real), record: load (no trigger), inference (trigger high), idle."""
-    def run() -> None:
-        time.sleep(0.02)
-        start = timeline.end_s
-        timeline.append(StageSpan("load", start, start + inference_s, LOAD_W))
-        timeline.append(StageSpan("inference", start + inference_s, start + 2 * inference_s, INFERENCE_W,
-                                  trigger_high=True, run_index=0))
-        timeline.append(StageSpan("idle", start + 2 * inference_s, start + 4 * inference_s, IDLE_W))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def configure_and_arm(analyzer: ScpiAnalyzer, twin: AnalyzerTwin, *, current_range_a: float = 0.1) -> None:
