@@ -165,3 +165,17 @@ def test_the_energy_suite_runs_on_every_analyzer_dialect(edgehil_project, dialec
     result.assert_outcomes(**outcomes)
     if "skipped" in outcomes:
         result.stdout.fnmatch_lines(["*refused by the meter: cannot resolve inference window*Keithley 2281S*"])
+
+
+@pytest.mark.parametrize(("physics", "tau_us"), [({"front_end_bandwidth_hz": 20e3}, 8.0),
+                                                 ({"decoupling_tau_s": 50e-6}, 50.0)])
+def test_a_supply_path_too_slow_for_the_window_is_a_typed_refusal(physics, tau_us):
+    """A 20 kHz front end (τ 8 µs) gave 2 % and a 50 µs decoupling RC 210 % on Q-Segment's 0.23 ms window,
+    silently; the first-order settling after each edge is now seen and the window refused."""
+    with pytest.raises(CannotResolve) as excinfo:
+        measure(physics)
+    message = str(excinfo.value)
+    assert excinfo.value.window.startswith("inference window") and "settles with a time constant" in message
+    seen_us = float(message.split("time constant of ≈ ")[1].split(" µs")[0])
+    assert 0.7 * tau_us < seen_us < 1.5 * tau_us  # the settling it names is the supply path's
+    assert "stage-only loop" in excinfo.value.fix and "wider analyzer front end" in excinfo.value.fix

@@ -55,6 +55,16 @@ _PASS1_RATIO_PINNED = 2e-4
 # Located edges scattering about the map by more than this many sample intervals (rms) are quantized
 # (point sampling), not integrated: see locate_edges.
 _PRECISE_SAMPLES = 0.2
+# Settling: the trace after each located step is fitted with a first-order approach B + R·exp(−x/τ) over
+# this long (or to the next edge). The locator reads the level after the step _SETTLE_S past it, so the
+# supply path's slowest time constant must be under ~0.3 of that (a 6 µs RC costs 0.7-1 % on a 0.23 ms
+# window; per-op steps push the defaults' fitted τ, ≈ 3-4 µs, up to 5.7 µs on coral) ...
+_SETTLE_FIT_S = 2 * _SETTLE_S
+_MAX_SETTLE_TAU_S = 0.3 * _SETTLE_S
+# ... and an approach counts as one only when it carries this fraction of the step at its start: per-op
+# power steps (piecewise flat, a few % of the level, anywhere in the stage) fit no such approach.
+_SETTLE_MIN_AMPLITUDE = 0.25
+_SETTLE_TAUS_S = np.geomspace(0.3e-6, 300e-6, 48)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,8 @@ class EdgeFit:
     sample_interval_s: float
     stepped: np.ndarray  # a power step was found at the edge (its centroid is in `centroid_s`)
     centroid_s: np.ndarray  # the step's energy centroid on the trace axis; NaN where there is no step
+    settle_tau_s: np.ndarray  # first-order settling seen after a step, where slower than the locator allows;
+    # NaN where the step settles within it (or there is no step): see `settling_tau_s`
 
 
 def _cumulative(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -150,10 +162,17 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     step = np.zeros(n)
     edge_u = np.full(n, noise * dt * np.sqrt(2.0))
     fit_x, fit_y = [], []
+    settle_tau = np.full(n, np.nan)
     for k in range(n):
         usable[k], step[k] = trace.usable(dev, k, offset, ratio)
         hit = trace.locate(dev, k, offset, ratio, 0.0)
         if hit is not None:
+            next_s = offset + ratio * dev[k + 1] if k + 1 < n else np.inf
+            settle_tau[k] = settling_tau_s(p, bounds, hit[0], next_s, step[k])
+            if not np.isnan(settle_tau[k]):
+                # The step is still settling where its level is read: its centroid and energy are wrong,
+                # and so would be a map fitted to it. Windows that use it are refused (window_energies).
+                continue
             position[k], cumulative[k], edge_u[k] = hit
             located[k] = True
             fit_x.append(float(dev[k]))
@@ -189,7 +208,43 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
             "trace holds the RUN it was fetched for")
     return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
-                   noise, dt, stepped, np.where(stepped, centroid, np.nan))
+                   noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau)
+
+
+def settling_tau_s(p: np.ndarray, bounds: np.ndarray, centroid_s: float, next_edge_s: float,
+                   step_w: float) -> float:
+    """The time constant (s) of a first-order settling after the step at `centroid_s`, when it is slower
+    than the locator allows (_MAX_SETTLE_TAU_S) and carries a real part of the step; else NaN.
+
+    The samples from the centroid to the next edge (at most _SETTLE_FIT_S, at least 8 of them) are fitted
+    with B + R·exp(−x/τ) over a grid of τ (B and R by least squares for each). A supply path (decoupling
+    RC, the analyzer's front end) gives an exponential approach that starts with most of the step; per-op
+    power steps are flat between layer boundaries and fit either a fast τ or a small R.
+    """
+    dt = float(bounds[1] - bounds[0])
+    if not np.isfinite(step_w) or step_w == 0 or dt > _SETTLE_FIT_S:
+        return float("nan")  # a sample longer than the fit's reach holds the whole smear (window checks rule)
+    j0 = int(np.ceil((centroid_s - bounds[0]) / dt - 1e-9))
+    reach = min(next_edge_s - centroid_s - dt, max(_SETTLE_FIT_S, 8 * dt))
+    j1 = min(int(np.floor((centroid_s + reach - bounds[0]) / dt)), p.size)
+    if j0 < 0 or j1 - j0 < 4:
+        return float("nan")  # too few samples after the step to see an approach (the window checks refuse)
+    x = bounds[j0:j1] + dt / 2 - centroid_s  # sample centres after the centroid
+    y = p[j0:j1]
+    basis = np.exp(-x[None, :] / _SETTLE_TAUS_S[:, None])
+    bc = basis - basis.mean(axis=1, keepdims=True)
+    yc = y - y.mean()
+    var = np.sum(bc ** 2, axis=1)
+    amplitude = np.divide(bc @ yc, var, out=np.zeros_like(var), where=var > 0)
+    rss = np.sum((yc[None, :] - amplitude[:, None] * bc) ** 2, axis=1)
+    best = int(np.argmin(rss))
+    tau = float(_SETTLE_TAUS_S[best])
+    # An approach starts on the near side of the level it settles to (below it after a rising step), bends
+    # within the fitted span (τ beyond twice the span is a ramp: layer structure), and carries the step.
+    start = -amplitude[best] * basis[best, 0] / step_w
+    if _MAX_SETTLE_TAU_S < tau <= 2 * float(x[-1]) and start >= _SETTLE_MIN_AMPLITUDE:
+        return tau
+    return float("nan")
 
 
 class _Trace:
@@ -324,6 +379,17 @@ def window_energies(fit: EdgeFit, windows_dev_s: np.ndarray, names: Sequence[str
         interval = (float(fit.position_s[i0[w]]), float(fit.position_s[i1[w]]))
         if length_s[w] < 2 * dt:
             raise CannotResolve(names[w], interval, dt, "the window holds fewer than two samples", fix)
+        unsettled = [float(fit.settle_tau_s[i]) for i in (i0[w], i1[w]) if not np.isnan(fit.settle_tau_s[i])]
+        if unsettled:
+            raise CannotResolve(
+                names[w], interval, dt,
+                f"the power step at its edge settles with a time constant of ≈ {max(unsettled) * 1e6:.3g} µs "
+                f"(a first-order approach seen in the trace; at most {_MAX_SETTLE_TAU_S * 1e6:.3g} µs can be "
+                "located), the supply path between analyzer and load (board decoupling, the analyzer's front "
+                "end) smears the window's edges",
+                "measure at the board's load side or with a wider analyzer front end, or measure the stage's "
+                "energy with a stage-only loop (many back-to-back inferences in one window, as MLPerf Tiny "
+                "does) so the edges matter once per run")
         if not (fit.usable[i0[w]] and fit.usable[i1[w]]):
             raise CannotResolve(names[w], interval, dt,
                                 "an edge of it lies beside a stage shorter than two samples, so the trace "
