@@ -186,14 +186,7 @@ class CommandSet:
 
     def _program(self, route: Route, command: ScpiCommand) -> None:
         """A start/stop command the driver declares: start, clear the buffer, or abort."""
-        if command.is_query:
-            raise ScpiFault(scpi.UNDEFINED_HEADER)
-        args = normalized_args(self._check_channels(command.args))
-        action = dict(route.actions).get(args)
-        if action is None and len(args) == 1:  # a boolean written ON/OFF instead of 1/0
-            action = dict(route.actions).get(({"ON": "1", "OFF": "0"}.get(args[0], args[0]),))
-        if action is None:
-            raise ScpiFault(scpi.ILLEGAL_PARAMETER)
+        action = self._action(route, command)
         if action == "init":
             plan = self.dialect.plan(self.state)
             clip = self.faults.take(("clip",), {ACQUISITION})
@@ -203,6 +196,28 @@ class CommandSet:
             self.digitizer.data = None
         else:
             self.digitizer.abort()
+
+    def _action(self, route: Route, command: ScpiCommand) -> str:
+        """"init", "clear" or "abort": what a program route's arguments ask for."""
+        if command.is_query:
+            raise ScpiFault(scpi.UNDEFINED_HEADER)
+        args = normalized_args(self._check_channels(command.args))
+        action = dict(route.actions).get(args)
+        if action is None and len(args) == 1:  # a boolean written ON/OFF instead of 1/0
+            action = dict(route.actions).get(({"ON": "1", "OFF": "0"}.get(args[0], args[0]),))
+        if action is None:
+            raise ScpiFault(scpi.ILLEGAL_PARAMETER)
+        return action
+
+    def is_abort(self, command: ScpiCommand) -> bool:
+        """Whether `command` is the driver's declared stop command (read before it runs in turn)."""
+        _, route = self.key(command)
+        if route is None or route.kind != "program":
+            return False
+        try:
+            return self._action(route, command) == "abort"
+        except ScpiFault:
+            return False
 
     def _measure(self, route: Route, command: ScpiCommand) -> bytes:
         """A scalar reading: the supply's mean over the timeline's last SCALAR_WINDOW_S (idle power

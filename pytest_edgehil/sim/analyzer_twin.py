@@ -32,7 +32,7 @@ from pytest_edgehil.sim.analyzer_faults import (
     reshape_reply,
 )
 from pytest_edgehil.sim.bench_physics import BenchPhysics
-from pytest_edgehil.sim.scpi_server import Reply, ScpiCommand, ScpiServer
+from pytest_edgehil.sim.scpi_server import Reply, ScpiCommand, ScpiServer, parse_line
 from pytest_edgehil.sim.scpi_status import StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import CaptureWindow, mean_power_per_sample
@@ -76,7 +76,7 @@ class AnalyzerTwin:
                                     grace_s=grace_s, external_polarity=lambda: self._commands.external_polarity())
         self._commands = CommandSet(self.dialect, timeline=timeline, status=self.status,
                                     digitizer=self._digitizer, faults=self.faults)
-        self._server = ScpiServer(self._handle, name=f"analyzer-twin-{dialect}")
+        self._server = ScpiServer(self._handle, name=f"analyzer-twin-{dialect}", on_line=self._on_line)
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -133,6 +133,13 @@ class AnalyzerTwin:
         return set(self._commands.common) | {ERROR_QUEUE.short()} | self.dialect.accepted_headers()
 
     # --- serving -------------------------------------------------------------------------------------
+
+    def _on_line(self, line: str) -> None:
+        """A line has just arrived: an ABORt in it stops the acquisition at once, so that a FETCh
+        still waiting for it (its client timed out) returns, and the ABORt then runs in turn."""
+        if any(self._commands.is_abort(command) for command in parse_line(line)):
+            with self._lock:
+                self._digitizer.abort()
 
     def _handle(self, command: ScpiCommand) -> Reply:
         key, route = self._commands.key(command)
