@@ -2,7 +2,8 @@
 
 `Digitizer.arm` starts a capture thread for a `CapturePlan`; it waits for its trigger — BUS (`*TRG`),
 EXT (the device's trigger line on a pin configured as trigger input) or a level trigger (`CURR<n>` /
-`VOLT<n>`: the supply current or voltage crossing a level with a slope) — then digitizes the device
+`VOLT<n>`: the supply current or voltage crossing a level with a slope) or none (IMMediate: from the
+moment it is armed) — then digitizes the device
 twin's `ActivityTimeline` around it (`bench_physics`, `trace_synthesis`). Every source completes from
 the supply as it is, idle or active: a capture never needs the device to be doing anything but
 drawing current. The command side (`analyzer_commands`) reads `data`, `status_name()` and calls
@@ -187,6 +188,8 @@ class Digitizer:
         if acquisition.trigger_lost:  # the trigger pulse never reaches the input
             acquisition.cancelled.wait(POLL_S)
             return None
+        if plan.trigger_source == "IMM":  # starts as it is armed (the NGM202's manual FastLog)
+            return acquisition.armed_at_s
         if plan.trigger_source == "EXT":
             return self._wait_for_edge(acquisition.armed_at_s, POLL_S)
         if plan.level is not None:
