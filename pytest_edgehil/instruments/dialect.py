@@ -154,13 +154,17 @@ class CaptureRoles:
     #: entry makes a digital pin the trigger input (an N6705C's EXT source fires only from such a
     #: pin), a second one sets its polarity (NEG: the falling edge).
     trigger_input: tuple[tuple[str, Value], ...] = ()
+    #: Level-trigger sources: (source prefix, level setting, slope setting); a trigger source
+    #: `CURR<n>` (N6705C: the output's current passing a level with a slope) names the "CURR" entry.
+    level_triggers: tuple[tuple[str, str, str], ...] = ()
 
     def names(self) -> set[str]:
         named = {self.interval, self.voltage, self.current_range, self.output, self.points,
                  self.trigger_source, self.pretrigger, self.channel_select, self.digitize_current,
                  self.digitize_voltage}
         return ({name for name in named if name is not None} | {name for name, _ in self.fixed}
-                | {name for name, _ in self.trigger_input})
+                | {name for name, _ in self.trigger_input}
+                | {name for _, level, slope in self.level_triggers for name in (level, slope)})
 
 
 @dataclass(frozen=True)

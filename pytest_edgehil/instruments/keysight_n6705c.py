@@ -32,6 +32,10 @@ MAX_POINTS = 524288  # 512 Ki points per measured function
 CURRENT_RANGES_A = (0.001, 0.1, 3.0)  # N6781A current measurement ranges
 MAX_VOLTAGE_V = 20.0
 DIGITAL_PINS = 7  # the rear digital port: pins 1-7
+OUTPUTS = 4  # mainframe slots; a level trigger source names the output it watches
+# Operating and Service Guide, "Select the Measurement Trigger Source": CURRent<1-4> / VOLTage<1-4>
+# trigger when that output's current / voltage passes through the level (TRIG:ACQ:CURR, :SLOP).
+LEVEL_SOURCES = tuple(f"{quantity}{n}" for quantity in ("CURRent", "VOLTage") for n in range(1, OUTPUTS + 1))
 
 SETTINGS = SettingTable([
     Setting("output", "OUTPut[:STATe]", choices=("ON", "OFF"), kind=str, channel_list=True, reset="OFF",
@@ -52,9 +56,19 @@ SETTINGS = SettingTable([
     Setting("points", "SENSe:SWEep:POINts", "points", int, 1, MAX_POINTS, channel_list=True, reset=1024),
     Setting("offset_points", "SENSe:SWEep:OFFSet:POINts", "points", int, -(MAX_POINTS - 1), 2_000_000_000,
             channel_list=True, reset=0, doc="trigger offset; negative = that many pre-trigger points"),
-    Setting("trigger_source", "TRIGger:ACQuire:SOURce", kind=str, choices=("EXTernal", "BUS"),
-            channel_list=True, reset="BUS",
-            doc="EXTernal: any digital pin configured as trigger input (DIG:PIN<n>:FUNC TINP)"),
+    Setting("trigger_source", "TRIGger:ACQuire:SOURce", kind=str,
+            choices=("EXTernal", "BUS", *LEVEL_SOURCES), channel_list=True, reset="BUS",
+            doc="EXTernal: any digital pin configured as trigger input (DIG:PIN<n>:FUNC TINP); "
+                "CURRent<n>/VOLTage<n>: output n's current/voltage passing the level with the slope"),
+    Setting("trigger_current_level_a", "TRIGger:ACQuire:CURRent[:LEVel]", "A", float, -CURRENT_RANGES_A[-1],
+            CURRENT_RANGES_A[-1], channel_list=True, reset=0.0,
+            doc="the level a CURRent<n> trigger source fires at"),
+    Setting("trigger_current_slope", "TRIGger:ACQuire:CURRent:SLOPe", kind=str, choices=("POSitive", "NEGative"),
+            channel_list=True, reset="POS", doc="POSitive: fire when the current rises through the level"),
+    Setting("trigger_voltage_level_v", "TRIGger:ACQuire:VOLTage[:LEVel]", "V", float, 0.0, MAX_VOLTAGE_V,
+            channel_list=True, reset=0.0, doc="the level a VOLTage<n> trigger source fires at"),
+    Setting("trigger_voltage_slope", "TRIGger:ACQuire:VOLTage:SLOPe", kind=str, choices=("POSitive", "NEGative"),
+            channel_list=True, reset="POS", doc="POSitive: fire when the voltage rises through the level"),
     Setting("trigger_pin_function", "[SOURce:]DIGital:PIN<n>:FUNCtion", kind=str,
             choices=("DIO", "DINPut", "TOUTput", "TINPut", "FAULt", "INHibit", "ONCouple", "OFFCouple"),
             reset="DIO", suffixes=DIGITAL_PINS, doc="what a digital-port pin does; TINPut = trigger input"),
@@ -83,7 +97,9 @@ class KeysightN6705C(ScpiAnalyzer):
     roles = CaptureRoles(interval="sample_interval_s", pretrigger="offset_points", pretrigger_sign=-1,
                          digitize_current="digitize_current", digitize_voltage="digitize_voltage",
                          min_interval_both_s=MIN_TINT_BOTH_FUNCTIONS_S,
-                         trigger_input=(("trigger_pin_function", "TINPut"), ("trigger_pin_polarity", "POSitive")))
+                         trigger_input=(("trigger_pin_function", "TINPut"), ("trigger_pin_polarity", "POSitive")),
+                         level_triggers=(("CURR", "trigger_current_level_a", "trigger_current_slope"),
+                                         ("VOLT", "trigger_voltage_level_v", "trigger_voltage_slope")))
     trigger_pin = 1  # the device's trigger line goes to pin 1 of the digital port
     start_commands = ("INITiate:ACQuire (@{channel})",)
     stop_command = "ABORt:ACQuire (@{channel})"

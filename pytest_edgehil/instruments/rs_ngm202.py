@@ -7,10 +7,12 @@ queries follow R&S conventions but were not found in the manual text we could ch
 declared `confirmed=False` (settings) or listed in `unconfirmed_commands`.
 
 Simplification (see docs/instruments.md): a real FastLog streams to SCPI in half-second blocks with
-no trigger. So that all drivers share one capture model, this dialect adds a bounded, triggered window:
-`FLOG:POIN` (points), `FLOG:PRET:POIN` (pre-trigger points) and `FLOG:TRIG:SOUR EXT|BUS` (the rear
-digital I/O trigger input, or *TRG). On real hardware those map onto cutting the stream at the
-trigger flag; the wire format of the data is the manual's.
+no trigger, from the moment `FLOG 1` is sent. So that all drivers share one capture model, this
+dialect adds a bounded, triggered window: `FLOG:POIN` (points), `FLOG:PRET:POIN` (pre-trigger points)
+and `FLOG:TRIG:SOUR IMM|EXT|BUS`. IMMediate, the reset value, is the manual's behaviour (data from
+`FLOG 1` on, so a client written from the manual gets data); the driver selects EXT (the rear digital
+I/O trigger input) or BUS (*TRG) before each `FLOG 1`. On real hardware EXT/BUS map onto cutting the
+stream at the trigger flag; the wire format of the data is the manual's.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ SETTINGS = SettingTable([
     Setting("points", "FLOG:POINts", "points", int, 1, MAX_POINTS, reset=1000, confirmed=False),
     Setting("pretrigger_points", "FLOG:PRETrigger:POINts", "points", int, 0, MAX_POINTS - 1, reset=0,
             confirmed=False),
-    Setting("trigger_source", "FLOG:TRIGger:SOURce", kind=str, choices=("EXTernal", "BUS"), reset="BUS",
-            confirmed=False),
+    # IMMediate (the reset value) is the manual's FastLog: data from `FLOG 1` on, no trigger. EXT/BUS
+    # are our window, which the driver selects before every `FLOG 1`.
+    Setting("trigger_source", "FLOG:TRIGger:SOURce", kind=str, choices=("IMMediate", "EXTernal", "BUS"),
+            reset="IMM", confirmed=False),
 ])
 
 

@@ -19,11 +19,13 @@ _TOKEN = re.compile(r"^(\*?[A-Z_]+?)(\d*)$")
 
 def short_form(mnemonic: str) -> str:
     """`SWEep` -> `SWE`, `TINTerval` -> `TINT`, `DATA` -> `DATA`: the leading upper-case part
-    (a mnemonic written all in upper case, digits included, is its own short form: `S62K5`)."""
+    (a mnemonic written all in upper case, digits included, is its own short form: `S62K5`); a
+    numeric suffix stays on: `CURRent1` -> `CURR1` (the N6705C's trigger source `CURRent<1-4>`)."""
     if mnemonic == mnemonic.upper():
         return mnemonic
     match = re.match(r"^[*A-Z_]+", mnemonic)
-    return match.group(0) if match else mnemonic.upper()
+    suffix = re.search(r"\d+$", mnemonic)
+    return (match.group(0) if match else mnemonic.upper()) + (suffix.group(0) if suffix else "")
 
 
 @dataclass(frozen=True)

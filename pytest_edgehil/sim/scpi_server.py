@@ -9,6 +9,7 @@ is the handler's business (the analyzer twin). PyVISA reaches it as `TCPIP::127.
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import threading
 from collections.abc import Callable
@@ -114,8 +115,12 @@ def _response_messages(replies: list[Reply]) -> list[Reply]:
 class ScpiServer:
     """Serve `handler(command) -> reply bytes | StagedReply | None` to TCP clients on 127.0.0.1."""
 
-    def __init__(self, handler: Callable[[ScpiCommand], Reply], *, name: str = "scpi") -> None:
+    def __init__(self, handler: Callable[[ScpiCommand], Reply], *, name: str = "scpi",
+                 on_line: Callable[[str], None] | None = None) -> None:
+        """`on_line(line)` is called as each line arrives, before the lines ahead of it have run
+        (an instrument's input buffer sees an ABORt while a FETCh still waits)."""
         self._handler = handler
+        self._on_line = on_line
         self._name = name
         self._listener: socket.socket | None = None
         self._clients: list[socket.socket] = []
@@ -151,8 +156,30 @@ class ScpiServer:
             self._threads.append(thread)
 
     def _serve(self, client: socket.socket) -> None:
-        buffer = b""
+        """Execute the client's lines in order. A reader thread receives them meanwhile, so that
+        `on_line` sees a line (an ABORt) while an earlier command still blocks (a FETCh waiting)."""
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=self._read, args=(client, lines), name=f"{self._name}-reader",
+                                  daemon=True)
+        reader.start()
         with client:
+            while not self._closing.is_set():
+                line = lines.get()
+                if line is None:
+                    return
+                replies: list[Reply] = []
+                for command in parse_line(line):
+                    try:
+                        replies.append(self._handler(command))
+                    except Exception:  # a twin bug must not look like a silent instrument
+                        log.exception("%s: handler failed on %r", self._name, command.text)
+                for reply in _response_messages(replies):
+                    if not self._send(client, reply):
+                        return
+
+    def _read(self, client: socket.socket, lines: queue.Queue[str | None]) -> None:
+        buffer = b""
+        try:
             while not self._closing.is_set():
                 try:
                     chunk = client.recv(65536)
@@ -171,15 +198,14 @@ class ScpiServer:
                 while b"\n" in buffer:
                     raw, buffer = buffer.split(b"\n", 1)
                     line = raw.decode("ascii", errors="replace").strip()
-                    replies: list[Reply] = []
-                    for command in parse_line(line):
+                    if self._on_line is not None:
                         try:
-                            replies.append(self._handler(command))
-                        except Exception:  # a twin bug must not look like a silent instrument
-                            log.exception("%s: handler failed on %r", self._name, command.text)
-                    for reply in _response_messages(replies):
-                        if not self._send(client, reply):
-                            return
+                            self._on_line(line)
+                        except Exception:
+                            log.exception("%s: on_line failed on %r", self._name, line)
+                    lines.put(line)
+        finally:
+            lines.put(None)
 
     def _send(self, client: socket.socket, reply: Reply) -> bool:
         """Send one reply (False once the connection or the server is gone)."""

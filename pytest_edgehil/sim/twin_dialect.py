@@ -43,6 +43,15 @@ class ScpiFault(Exception):
 
 
 @dataclass(frozen=True)
+class LevelTrigger:
+    """A level trigger source: fire when the supply's `quantity` crosses `value` with `slope`."""
+
+    quantity: str  # "current" (A) or "voltage" (V)
+    value: float
+    slope: str  # "POS" or "NEG"
+
+
+@dataclass(frozen=True)
 class CapturePlan:
     sample_interval_s: float
     points: int
@@ -52,6 +61,7 @@ class CapturePlan:
     current_full_scale_a: float
     voltage_full_scale_v: float
     digitize_voltage: bool
+    level: LevelTrigger | None = None  # set when the trigger source is a level (CURR<n>, VOLT<n>)
 
 
 def normalized_args(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -173,9 +183,19 @@ class TwinDialect:
             if digitize_voltage and interval_s < roles.min_interval_both_s - 1e-12:
                 raise ScpiFault(scpi.SETTINGS_CONFLICT)  # too fast for both functions on this module
         voltage_v = float(state[roles.voltage]) if state[roles.output] == "ON" else 0.0
-        return CapturePlan(interval_s, points, -pretrigger, str(state[roles.trigger_source]), voltage_v,
+        source = str(state[roles.trigger_source])
+        return CapturePlan(interval_s, points, -pretrigger, source, voltage_v,
                            float(state[roles.current_range]),
-                           float(self.settings[roles.voltage].maximum or 20.0), digitize_voltage)
+                           float(self.settings[roles.voltage].maximum or 20.0), digitize_voltage,
+                           self._level(source, state))
+
+    def _level(self, source: str, state: dict[str, Value]) -> LevelTrigger | None:
+        """The level trigger a source such as `CURR1` names (its level and slope), None for others."""
+        for prefix, level, slope in self.driver.roles.level_triggers:
+            if source.rstrip("0123456789") == prefix:
+                quantity = "current" if prefix.startswith("CURR") else "voltage"
+                return LevelTrigger(quantity, float(state[level]), str(state[slope]))
+        return None
 
 
 DIALECTS: dict[str, TwinDialect] = {name: TwinDialect.from_driver(driver) for name, driver in DRIVERS.items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import pyvisa
 
 from tests.contract.conftest import Target
 
@@ -125,4 +126,72 @@ def test_ext_fires_only_from_a_pin_configured_as_trigger_input(target: Target) -
     current_a = np.array(handle.query_binary_values("FETC:ARR:CURR? (@1)", datatype="f", is_big_endian=True))
     assert current_a.size == 256
     assert handle.query("SYST:ERR?") == '+0,"No error"'
+    target.check("OUTP OFF,(@1)")
+
+
+# Level triggers (Operating and Service Guide, "Select the Measurement Trigger Source": CURRent<1-4>
+# triggers the measurement when that output's current passes through the level set by
+# TRIGger:ACQuire:CURRent[:LEVel] in the direction of TRIGger:ACQuire:CURRent:SLOPe).
+LEVEL_POINTS, LEVEL_PRETRIGGER = 1000, 100
+
+
+def arm_level_trigger(target: Target, level_a: float) -> None:
+    for command in ("*RST", "*CLS", "FORMat:DATA REAL", "SOURce:VOLTage 3.3,(@1)", "OUTPut:STATe ON,(@1)",
+                    f"SENSe:SWEep:POINts {LEVEL_POINTS},(@1)", f"SENSe:SWEep:TINTerval {INTERVAL_S:.4E},(@1)",
+                    f"SENSe:SWEep:OFFSet:POINts -{LEVEL_PRETRIGGER},(@1)",
+                    f"TRIGger:ACQuire:CURRent:LEVel {level_a},(@1)", "TRIGger:ACQuire:CURRent:SLOPe POSitive,(@1)",
+                    "TRIGger:ACQuire:SOURce CURRent1,(@1)", "INITiate:ACQuire (@1)"):
+        target.check(command)
+
+
+def test_level_trigger_settings_read_back(target: Target) -> None:
+    target.check("TRIG:ACQ:CURR 0.25,(@1)")
+    target.check("TRIG:ACQ:CURR:SLOP NEGative,(@1)")
+    target.check("TRIG:ACQ:SOUR CURR1,(@1)")
+    assert float(target.handle.query("TRIG:ACQ:CURR? (@1)")) == pytest.approx(0.25)
+    assert target.handle.query("TRIG:ACQ:CURR:SLOP? (@1)") == "NEG"
+    assert target.handle.query("TRIG:ACQ:SOUR? (@1)") == "CURR1"
+    target.check("TRIGger:ACQuire:VOLTage:LEVel 3,(@1)")
+    target.check("TRIGger:ACQuire:SOURce VOLTage1,(@1)")
+    assert target.handle.query("TRIG:ACQ:SOUR? (@1)") == "VOLT1"
+
+
+@pytest.mark.twin_only
+def test_level_trigger_fires_on_the_idle_to_active_edge(target: Target) -> None:
+    # The twin's load: idle 0.05 W (15 mA at 3.3 V), every 20 ms 5 ms at 0.5 W (152 mA).
+    level_a = 0.08
+    arm_level_trigger(target, level_a)
+    handle = target.handle
+    current_a = np.array(handle.query_binary_values("FETC:ARR:CURR? (@1)", datatype="f", is_big_endian=True))
+    assert handle.query("SYST:ERR?") == '+0,"No error"'
+    target.check("OUTP OFF,(@1)")
+    assert current_a.size == LEVEL_POINTS
+    # Before the trigger the supply is idle, after it the load draws (a sample either side of the
+    # crossing may straddle it); the load lasts 5 ms = 244 samples at 20.48 us.
+    assert np.all(current_a[:LEVEL_PRETRIGGER - 1] < level_a)
+    assert np.all(current_a[LEVEL_PRETRIGGER + 1:LEVEL_PRETRIGGER + 240] > level_a)
+    assert np.median(current_a[:LEVEL_PRETRIGGER - 1]) == pytest.approx(0.05 / 3.3, rel=0.05)
+    assert np.median(current_a[LEVEL_PRETRIGGER + 1:LEVEL_PRETRIGGER + 240]) == pytest.approx(0.5 / 3.3, rel=0.05)
+
+
+def test_a_level_never_crossed_leaves_fetch_waiting_until_abort(target: Target) -> None:
+    # 2.5 A: far above what the output draws (the twin's load, or an unloaded output on a bench).
+    arm_level_trigger(target, 2.5)
+    handle = target.handle
+    assert int(handle.query("STAT:OPER:COND? (@1)")) & 8  # WTG-meas: still waiting for its trigger
+    handle.timeout = 1000
+    with pytest.raises(pyvisa.errors.VisaIOError) as timed_out:
+        handle.query_binary_values("FETC:ARR:CURR? (@1)", datatype="f", is_big_endian=True)
+    assert timed_out.value.error_code == pyvisa.constants.StatusCode.error_timeout
+    handle.timeout = 5000
+    handle.write("ABORt:ACQuire (@1)")
+    # The FETCh found no data once aborted: it answers nothing (an error may be queued for it);
+    # the session stays in step and the acquisition is no longer pending.
+    for _ in range(5):
+        if handle.query("SYST:ERR?").startswith("+0"):
+            break
+    else:
+        pytest.fail("the error queue did not empty after ABORt")
+    assert handle.query("*OPC?") == "1"
+    assert int(handle.query("STAT:OPER:COND? (@1)")) & 8 == 0
     target.check("OUTP OFF,(@1)")

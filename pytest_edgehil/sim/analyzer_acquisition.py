@@ -1,0 +1,247 @@
+"""The analyzer twin's acquisition: one armed capture, what triggers it, and the samples it holds.
+
+`Digitizer.arm` starts a capture thread for a `CapturePlan`; it waits for its trigger — BUS (`*TRG`),
+EXT (the device's trigger line on a pin configured as trigger input) or a level trigger (`CURR<n>` /
+`VOLT<n>`: the supply current or voltage crossing a level with a slope) or none (IMMediate: from the
+moment it is armed) — then digitizes the device
+twin's `ActivityTimeline` around it (`bench_physics`, `trace_synthesis`). Every source completes from
+the supply as it is, idle or active: a capture never needs the device to be doing anything but
+drawing current. The command side (`analyzer_commands`) reads `data`, `status_name()` and calls
+`abort`; the twin's lock guards the state both sides touch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pytest_edgehil.instruments.dialect import FetchQuery
+from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_samples, trigger_delay_s
+from pytest_edgehil.sim.scpi_status import OPC_BIT, StatusRegisters
+from pytest_edgehil.sim.timeline import ActivityTimeline
+from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, overload_and_pin
+from pytest_edgehil.sim.twin_dialect import CapturePlan
+
+POLL_S = 0.05  # real seconds between looks at a trigger condition (and at cancellation)
+
+
+@dataclass
+class Acquisition:
+    plan: CapturePlan
+    armed_at_s: float
+    index: int
+    status: str = "waiting for trigger"
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    bus_trigger: threading.Event = field(default_factory=threading.Event)
+    bus_trigger_s: float = 0.0
+    trigger_lost: bool = False  # fault: armed, but the trigger never fires
+    clip_overload: float | None = None  # fault: the device draws this multiple of the range; pinned there
+    done: threading.Event = field(default_factory=threading.Event)  # complete, aborted or cancelled
+
+    @property
+    def pending(self) -> bool:
+        return self.status in ("waiting for trigger", "measuring")
+
+
+@dataclass(frozen=True)
+class Capture:
+    current_a: np.ndarray  # float32
+    voltage_v: np.ndarray  # float32
+    plan: CapturePlan
+    window: CaptureWindow
+
+
+def level_crossing_s(timeline: ActivityTimeline, after_s: float, level: float, slope: str, *,
+                     quantity: str, voltage_v: float) -> float | None:
+    """The first time at or after `after_s` when the supply's current (A) or voltage (V) crosses
+    `level` in the direction `slope` ("POS": from below to at-or-above; "NEG": from above to
+    at-or-below); None if the recorded timeline holds no such crossing yet.
+
+    The supply is piecewise constant (idle power between the device's spans), so crossings happen at
+    span edges. The voltage is the programmed one whatever the load (an ideal source): a voltage
+    level fires only if the output switches, which the timeline does not record, so never."""
+    if quantity == "voltage":
+        return None
+    spans = [span for span in timeline.snapshot() if span.end_s > after_s]
+    previous_w = timeline.power_at(after_s - 1e-12) if after_s > 0 else timeline.idle_power_w
+    moments: list[tuple[float, float]] = []  # (time, power from then on)
+    cursor_s = after_s
+    for span in spans:
+        start_s = max(span.start_s, after_s)
+        if start_s > cursor_s + 1e-15:
+            moments.append((cursor_s, timeline.idle_power_w))  # an idle gap before this span
+        moments.append((start_s, span.power_w))
+        cursor_s = span.end_s
+    # No idle moment after the last span: the device may be recording a contiguous next one.
+    scale = 1.0 / voltage_v if voltage_v > 0 else 0.0
+    before = previous_w * scale
+    for time_s, power_w in moments:
+        now = power_w * scale
+        if (slope == "POS" and before < level <= now) or (slope == "NEG" and before > level >= now):
+            return time_s
+        before = now
+    return None
+
+
+class Digitizer:
+    """The acquisition state of one analyzer twin: at most one capture armed, the last one's data."""
+
+    def __init__(self, timeline: ActivityTimeline, *, status: StatusRegisters, lock: threading.RLock,
+                 closed: threading.Event, physics: BenchPhysics, seed: int, noise_rel: float,
+                 adc_bits: int, grace_s: float, external_polarity: Callable[[], str | None]) -> None:
+        self.timeline = timeline
+        self.status = status
+        self.physics = physics
+        self.seed = seed
+        self.noise_rel = noise_rel
+        self.adc_bits = adc_bits
+        self.grace_s = grace_s
+        self.current: Acquisition | None = None
+        self.data: Capture | None = None
+        self.last_capture: CaptureWindow | None = None
+        self._lock = lock
+        self._closed = closed
+        self._external_polarity = external_polarity  # "POS"/"NEG" once EXT can fire, None while not
+        self._opc_pending = False  # *OPC sent while a capture was measuring: set ESR bit 0 at its end
+        self._captures = 0
+
+    def status_name(self) -> str:
+        return self.current.status if self.current else "complete"
+
+    def arm(self, plan: CapturePlan, *, trigger_lost: bool, clip_overload: float | None) -> None:
+        """INITiate: abort any capture, drop the old data and wait for `plan`'s trigger."""
+        self.abort()
+        self._captures += 1
+        self.data = None
+        acquisition = Acquisition(plan, armed_at_s=self.timeline.end_s, index=self._captures,
+                                  trigger_lost=trigger_lost, clip_overload=clip_overload)
+        self.current = acquisition
+        threading.Thread(target=self._run, args=(acquisition,), daemon=True,
+                         name=f"analyzer-twin-capture-{acquisition.index}").start()
+
+    def abort(self) -> None:
+        if self.current is not None and self.current.status != "complete":
+            self.current.cancelled.set()
+            self.current.status = "aborted"
+            self.current.done.set()
+            self._operation_complete()
+
+    def cancel(self) -> None:
+        """The twin closes: stop waiting, whatever the state."""
+        if self.current is not None:
+            self.current.cancelled.set()
+            self.current.done.set()
+
+    def opc(self) -> None:
+        """`*OPC`: set the OPC event bit once no operation is pending."""
+        if self.current is not None and self.current.status == "measuring":
+            self._opc_pending = True
+        else:
+            self.status.set_event(OPC_BIT)
+
+    def bus_trigger(self) -> bool:
+        """`*TRG`: fire a BUS acquisition that waits for it; False if none does (trigger ignored)."""
+        acquisition = self.current
+        if (acquisition and acquisition.status == "waiting for trigger"
+                and acquisition.plan.trigger_source == "BUS"):
+            acquisition.bus_trigger_s = self.timeline.end_s
+            acquisition.bus_trigger.set()
+            return True
+        return False
+
+    def wait(self, *, include_trigger: bool) -> None:
+        """Block (outside the lock) until the capture is done; with `include_trigger` False, only
+        while it is measuring (`*WAI`, `*OPC?`: an untriggered capture is no pending operation)."""
+        while not self._closed.is_set():
+            with self._lock:
+                acquisition = self.current
+                if acquisition is None or not acquisition.pending or (
+                        not include_trigger and acquisition.status != "measuring"):
+                    return
+            acquisition.done.wait(POLL_S)
+
+    def _operation_complete(self) -> None:
+        if self._opc_pending:
+            self._opc_pending = False
+            self.status.set_event(OPC_BIT)
+
+    def _wait_for_edge(self, after_s: float, timeout_s: float) -> float | None:
+        """The first trigger edge at or after `after_s` the EXT input sees (None: none yet)."""
+        with self._lock:
+            polarity = self._external_polarity()
+        if polarity is None:  # no pin is a trigger input: the device's line reaches nothing
+            self._closed.wait(timeout_s)
+            return None
+        rising_s = self.timeline.wait_for_trigger(after_s, timeout_s)
+        if rising_s is None or polarity == "POS":
+            return rising_s
+        # NEGative polarity: the line's falling edge, the end of the span that raised it.
+        return next((span.end_s for span in self.timeline.snapshot()
+                     if span.trigger_high and span.start_s == rising_s), None)
+
+    def _trigger_time(self, acquisition: Acquisition) -> float | None:
+        """Wait up to POLL_S for the acquisition's trigger; its time on the timeline, or None."""
+        plan = acquisition.plan
+        if acquisition.trigger_lost:  # the trigger pulse never reaches the input
+            acquisition.cancelled.wait(POLL_S)
+            return None
+        if plan.trigger_source == "IMM":  # starts as it is armed (the NGM202's manual FastLog)
+            return acquisition.armed_at_s
+        if plan.trigger_source == "EXT":
+            return self._wait_for_edge(acquisition.armed_at_s, POLL_S)
+        if plan.level is not None:
+            crossing_s = level_crossing_s(self.timeline, acquisition.armed_at_s, plan.level.value,
+                                          plan.level.slope, quantity=plan.level.quantity,
+                                          voltage_v=plan.voltage_v)
+            if crossing_s is None:
+                acquisition.cancelled.wait(POLL_S)
+            return crossing_s
+        return acquisition.bus_trigger_s if acquisition.bus_trigger.wait(POLL_S) else None
+
+    def _run(self, acquisition: Acquisition) -> None:
+        plan = acquisition.plan
+        trigger_s: float | None = None
+        while trigger_s is None and not acquisition.cancelled.is_set():
+            trigger_s = self._trigger_time(acquisition)
+        if trigger_s is None:
+            acquisition.done.set()
+            return
+        with self._lock:
+            if acquisition.cancelled.is_set():
+                acquisition.done.set()
+                return
+            acquisition.status = "measuring"
+        rng = np.random.default_rng([self.seed, acquisition.index])
+        trigger_s += trigger_delay_s(self.physics, np.random.default_rng([self.seed, 11, acquisition.index]))
+        dt = plan.sample_interval_s
+        t0_s = trigger_s + plan.trigger_offset_points * dt
+        window = CaptureWindow(trigger_s, t0_s, t0_s + plan.points * dt, dt, plan.points,
+                               max(0, -plan.trigger_offset_points))
+        self.timeline.wait_until_covered(window.t1_s, self.grace_s)
+        power_w = analog_samples(self.timeline.snapshot(), self.timeline.idle_power_w, window.t0_s,
+                                 window.sample_interval_s, window.points, self.physics)
+        current_a, voltage_v = digitize(
+            power_w, voltage_v=plan.voltage_v, current_full_scale_a=plan.current_full_scale_a,
+            voltage_full_scale_v=plan.voltage_full_scale_v, rng=rng,
+            noise_rel=self.noise_rel, adc_bits=self.adc_bits)
+        if acquisition.clip_overload is not None:
+            current_a = overload_and_pin(current_a, full_scale_a=plan.current_full_scale_a,
+                                         overload=acquisition.clip_overload)
+        data = Capture(current_a, voltage_v, plan, window)
+        with self._lock:
+            if not acquisition.cancelled.is_set():
+                self.data = data
+                self.last_capture = window
+                acquisition.status = "complete"
+                self._operation_complete()
+            acquisition.done.set()
+
+
+def interleave(capture: Capture, fetch: FetchQuery) -> np.ndarray:
+    """The values a fetch query returns: its declared columns, interleaved sample by sample."""
+    columns = {"current": capture.current_a, "voltage": capture.voltage_v,
+               "time": np.arange(capture.current_a.size) * capture.window.sample_interval_s}
+    return np.stack([columns[name] for name in fetch.columns], axis=1).reshape(-1)
