@@ -91,8 +91,9 @@ def test_a_damaged_lost_stale_or_late_frame_is_retransmitted_and_the_result_is_t
     assert dut.twin is not None
     link, stats = dut.twin.link, dut.client.stats
     x = image(1)
-    # A delay past one retransmission slice (timeout / (retries + 1)) and well inside the whole wait.
-    plan(dut).inject(DeviceFault(kind, direction=direction, on="RUN", delay_s=0.5 * dut.client.timeout_s))
+    # A delay past one retransmission slice (timeout / (retries + 1) = 1/3 of it) and inside the whole wait,
+    # with a margin of a sixth of the timeout either side for a loaded machine's scheduling.
+    plan(dut).inject(DeviceFault(kind, direction=direction, on="RUN", delay_s=0.6 * dut.client.timeout_s))
     outputs = infer(dut, x)
     assert_same(outputs, reference(x))
     assert plan(dut).fired == {kind: 1} and plan(dut).pending() == 0
@@ -100,8 +101,10 @@ def test_a_damaged_lost_stale_or_late_frame_is_retransmitted_and_the_result_is_t
     assert stats.retransmissions >= 1  # every one of these costs one retransmission at least
     if direction == "request" and kind != "drop-frame":
         assert link.corrupt_frames == 1  # the twin's decoder refused the damaged request...
-    if direction == "reply":
-        assert link.replays >= 1  # ...or the twin answered the retransmission from its reply cache
+    if direction == "reply" and kind != "delay":
+        # ...or the twin answered the retransmission from its reply cache (a delayed reply may reach the
+        # host first; when the twin then reads the retransmission is a matter of scheduling).
+        assert link.replays >= 1
     if direction == "reply" and kind in ("drop-byte", "corrupt", "noise"):
         assert stats.corrupt_frames == 1  # noise: the garbage and the frame behind it decode as one bad frame
     if kind == "stale-seq":
