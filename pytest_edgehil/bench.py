@@ -133,6 +133,11 @@ class DeviceUnderTest:
                 self._flashed.clear()  # the board lost its flash: every model is uploaded again when asked for
         return hello
 
+    def looked_for(self) -> str:
+        """Where `recover()` looks for the board: "USB serial number 'X'" or "port P" (for error messages)."""
+        usb_serial = self.twin.usb_serial if self.twin is not None else self.config.usb_serial
+        return f"USB serial number {usb_serial!r}" if usb_serial else f"port {self.port}"
+
     def _find_port(self) -> str:
         if self.twin is not None:
             from pytest_edgehil.sim import sim_comports
@@ -181,7 +186,8 @@ class Bench:
         self.owner = owner or default_owner()  # what the lock files say holds them (the pytest command line)
         self.twin_realtime = twin_realtime  # twins sleep their simulated stage times × this (0: virtual time)
         self._devices: dict[str, DeviceUnderTest] = {}
-        self._failed: dict[str, EdgeHILError] = {}  # bring-ups that failed: not retried in this run
+        # Bring-ups and recoveries that failed, with what failed: not retried in this run.
+        self._failed: dict[str, tuple[str, EdgeHILError]] = {}
         self._analyzers: dict[str, tuple[PowerAnalyzer, SupplySettings]] = {}
         self._analyzer_twins: dict[str, AnalyzerTwin] = {}
         self._analyzer_locks: dict[str, ResourceLock] = {}
@@ -241,15 +247,45 @@ class Bench:
         """Device `name`, brought up on first use. A bring-up that failed is not retried in this run: a
         silent board would otherwise cost its HELLO timeout again in every one of its tests."""
         if name in self._failed:
-            raise DeviceError(f"device {name!r}: not retried, its bring-up failed earlier in this run: "
-                              f"{self._failed[name]}") from self._failed[name]
+            what, exc = self._failed[name]
+            raise DeviceError(f"device {name!r}: not retried, {what} earlier in this run: {exc}") from exc
         if name not in self._devices:
             try:
                 self._devices[name] = self._bring_up(self.lab.devices[name])
             except EdgeHILError as exc:
-                self._failed[name] = exc
+                self._failed[name] = ("its bring-up failed", exc)
                 raise
         return self._devices[name]
+
+    def recover_lost(self, name: str, *, wait_s: float | None = None, after: str = "") -> str | None:
+        """Find device `name` again if its client lost its port (a reset, a reboot, a pulled cable).
+
+        Returns None when the port was not lost; else reconnects (`DeviceUnderTest.recover`, polling up to
+        `wait_s`, default the bench's `timeout_s`), notes it in the device's traffic log and returns that
+        note: "device 'X' was lost {after} (why) and found again on port P". `after` says when it was lost
+        ("after test T"). A recovery that fails is not retried in this run, like a failed bring-up: raises
+        DeviceError naming the device, the port lost, what it looked for and what to check, and every later
+        `device(name)` raises at once instead of waiting again.
+        """
+        dut = self.device(name)
+        why = dut.client.lost
+        if why is None:
+            return None
+        wait_s = self.timeout_s if wait_s is None else wait_s
+        lost_port, when = dut.port, f" {after}" if after else ""
+        try:
+            dut.recover(wait_s)
+        except EdgeHILError as exc:
+            error = DeviceError(
+                f"device {name!r}: its port {lost_port} was lost{when} ({why}) and the board was not found "
+                f"again within {wait_s:.3g} s by {dut.looked_for()}: {exc}. Check its cable and power, and the "
+                f"lab file's `usb_serial` (a board that resets comes back under another port name, found only "
+                f"by its serial number); the rest of this run's tests of {name!r} are not retried")
+            self._failed[name] = ("finding it again after its port was lost failed", error)
+            raise error from exc
+        note = f"device {name!r} was lost{when} ({why}) and found again on port {dut.port}"
+        dut.traffic.note("--", note, device=name)
+        return note
 
     @property
     def active(self) -> list[DeviceUnderTest]:
