@@ -282,6 +282,7 @@ class Bench:
                 f"lab file's `usb_serial` (a board that resets comes back under another port name, found only "
                 f"by its serial number); the rest of this run's tests of {name!r} are not retried")
             self._failed[name] = ("finding it again after its port was lost failed", error)
+            dut.traffic.note("--", f"not found again: {exc}", device=name)
             raise error from exc
         note = f"device {name!r} was lost{when} ({why}) and found again on port {dut.port}"
         dut.traffic.note("--", note, device=name)
