@@ -12,7 +12,8 @@ host does when the line misbehaves (docs/protocol.md, "Retry rule"):
   logged, counted and skipped, never taken as the reply to the current command;
 - the port vanishing (a board resetting re-enumerates its USB-CDC port under another name): DeviceError
   naming the device and the port; the client closes the dead port and refuses further commands until
-  `reopen()` / `link.recovery.reconnect()` (used by `DeviceUnderTest.recover()`) finds the board again.
+  `reopen()` / `link.recovery.reconnect()` (used by `DeviceUnderTest.recover()`, which the pytest plugin
+  calls before the device's next test) finds the board again.
 A dropped or flipped byte is thus a retry, never a wrong value. `stats` counts what the line did.
 """
 

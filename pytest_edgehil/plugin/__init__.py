@@ -33,8 +33,8 @@ from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found 
     edgehil_session,
 )
 from pytest_edgehil.plugin.run import EdgeHILRun, duts_key, run_key
-from pytest_edgehil.plugin.short_errors import short_longrepr, wants_short
 from pytest_edgehil.plugin.session import DEFAULT_BUDGETS, DEFAULT_LAB, INI_VALUES, build_session, in_use
+from pytest_edgehil.plugin.short_errors import short_longrepr, wants_short
 
 # Both stdlib-only (the option's help needs the default and the families, not the gate's statistics).
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON
