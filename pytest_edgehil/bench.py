@@ -186,8 +186,8 @@ class Bench:
         self.owner = owner or default_owner()  # what the lock files say holds them (the pytest command line)
         self.twin_realtime = twin_realtime  # twins sleep their simulated stage times × this (0: virtual time)
         self._devices: dict[str, DeviceUnderTest] = {}
-        # Bring-ups and recoveries that failed, with what failed: not retried in this run.
-        self._failed: dict[str, tuple[str, EdgeHILError]] = {}
+        self._failed: dict[str, EdgeHILError] = {}  # bring-ups that failed: not retried in this run
+        self._not_found_again: dict[str, DeviceError] = {}  # recover_lost() failed: not retried either
         self._analyzers: dict[str, tuple[PowerAnalyzer, SupplySettings]] = {}
         self._analyzer_twins: dict[str, AnalyzerTwin] = {}
         self._analyzer_locks: dict[str, ResourceLock] = {}
@@ -247,13 +247,13 @@ class Bench:
         """Device `name`, brought up on first use. A bring-up that failed is not retried in this run: a
         silent board would otherwise cost its HELLO timeout again in every one of its tests."""
         if name in self._failed:
-            what, exc = self._failed[name]
-            raise DeviceError(f"device {name!r}: not retried, {what} earlier in this run: {exc}") from exc
+            raise DeviceError(f"device {name!r}: not retried, its bring-up failed earlier in this run: "
+                              f"{self._failed[name]}") from self._failed[name]
         if name not in self._devices:
             try:
                 self._devices[name] = self._bring_up(self.lab.devices[name])
             except EdgeHILError as exc:
-                self._failed[name] = ("its bring-up failed", exc)
+                self._failed[name] = exc
                 raise
         return self._devices[name]
 
@@ -265,9 +265,14 @@ class Bench:
         note: "device 'X' was lost {after} (why) and found again on port P". `after` says when it was lost
         ("after test T"). A recovery that fails is not retried in this run, like a failed bring-up: raises
         DeviceError naming the device, the port lost, what it looked for and what to check, and every later
-        `device(name)` raises at once instead of waiting again.
+        `recover_lost(name)` raises at once instead of waiting again. (`device(name)` still returns the
+        device, for what its HELLO said; its client refuses commands.)
         """
         dut = self.device(name)
+        if name in self._not_found_again:
+            earlier = self._not_found_again[name]
+            raise DeviceError(f"device {name!r}: not retried, finding it again after its port was lost failed "
+                              f"earlier in this run: {earlier}") from earlier
         why = dut.client.lost
         if why is None:
             return None
@@ -281,7 +286,7 @@ class Bench:
                 f"again within {wait_s:.3g} s by {dut.looked_for()}: {exc}. Check its cable and power, and the "
                 f"lab file's `usb_serial` (a board that resets comes back under another port name, found only "
                 f"by its serial number); the rest of this run's tests of {name!r} are not retried")
-            self._failed[name] = ("finding it again after its port was lost failed", error)
+            self._not_found_again[name] = error
             dut.traffic.note("--", f"not found again: {exc}", device=name)
             raise error from exc
         note = f"device {name!r} was lost{when} ({why}) and found again on port {dut.port}"

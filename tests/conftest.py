@@ -6,6 +6,15 @@ from pathlib import Path
 
 import pytest
 
+try:
+    # Imported here, before any pytester snapshot of sys.modules: the flatbuffer schema imports
+    # `flatbuffers.table` lazily, inside its methods. Imported first inside an in-process pytester run, it
+    # is dropped from sys.modules at that test's teardown, and the next parse in this process mixes two
+    # copies of it (`assert type(t2) is Table` fails: every model load then reads as a corrupt flatbuffer).
+    import flatbuffers.table  # noqa: F401
+except ImportError:  # no LiteRT schema here: the model tests skip or fail on their own
+    pass
+
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "fixtures" / "models"
 BUDGETS = REPO / "fixtures" / "budgets.toml"
