@@ -133,6 +133,11 @@ class DeviceUnderTest:
                 self._flashed.clear()  # the board lost its flash: every model is uploaded again when asked for
         return hello
 
+    def looked_for(self) -> str:
+        """Where `recover()` looks for the board: "USB serial number 'X'" or "port P" (for error messages)."""
+        usb_serial = self.twin.usb_serial if self.twin is not None else self.config.usb_serial
+        return f"USB serial number {usb_serial!r}" if usb_serial else f"port {self.port}"
+
     def _find_port(self) -> str:
         if self.twin is not None:
             from pytest_edgehil.sim import sim_comports
@@ -182,6 +187,7 @@ class Bench:
         self.twin_realtime = twin_realtime  # twins sleep their simulated stage times × this (0: virtual time)
         self._devices: dict[str, DeviceUnderTest] = {}
         self._failed: dict[str, EdgeHILError] = {}  # bring-ups that failed: not retried in this run
+        self._not_found_again: dict[str, DeviceError] = {}  # recover_lost() failed: not retried either
         self._analyzers: dict[str, tuple[PowerAnalyzer, SupplySettings]] = {}
         self._analyzer_twins: dict[str, AnalyzerTwin] = {}
         self._analyzer_locks: dict[str, ResourceLock] = {}
@@ -250,6 +256,42 @@ class Bench:
                 self._failed[name] = exc
                 raise
         return self._devices[name]
+
+    def recover_lost(self, name: str, *, wait_s: float | None = None, after: str = "") -> str | None:
+        """Find device `name` again if its client lost its port (a reset, a reboot, a pulled cable).
+
+        Returns None when the port was not lost; else reconnects (`DeviceUnderTest.recover`, polling up to
+        `wait_s`, default the bench's `timeout_s`), notes it in the device's traffic log and returns that
+        note: "device 'X' was lost {after} (why) and found again on port P". `after` says when it was lost
+        ("after test T"). A recovery that fails is not retried in this run, like a failed bring-up: raises
+        DeviceError naming the device, the port lost, what it looked for and what to check, and every later
+        `recover_lost(name)` raises at once instead of waiting again. (`device(name)` still returns the
+        device, for what its HELLO said; its client refuses commands.)
+        """
+        dut = self.device(name)
+        if name in self._not_found_again:
+            earlier = self._not_found_again[name]
+            raise DeviceError(f"device {name!r}: not retried, finding it again after its port was lost failed "
+                              f"earlier in this run: {earlier}") from earlier
+        why = dut.client.lost
+        if why is None:
+            return None
+        wait_s = self.timeout_s if wait_s is None else wait_s
+        lost_port, when = dut.port, f" {after}" if after else ""
+        try:
+            dut.recover(wait_s)
+        except EdgeHILError as exc:
+            error = DeviceError(
+                f"device {name!r}: its port {lost_port} was lost{when} ({why}) and the board was not found "
+                f"again within {wait_s:.3g} s by {dut.looked_for()}: {exc}. Check its cable and power, and the "
+                f"lab file's `usb_serial` (a board that resets comes back under another port name, found only "
+                f"by its serial number); the rest of this run's tests of {name!r} are not retried")
+            self._not_found_again[name] = error
+            dut.traffic.note("--", f"not found again: {exc}", device=name)
+            raise error from exc
+        note = f"device {name!r} was lost{when} ({why}) and found again on port {dut.port}"
+        dut.traffic.note("--", note, device=name)
+        return note
 
     @property
     def active(self) -> list[DeviceUnderTest]:

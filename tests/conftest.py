@@ -6,16 +6,15 @@ from pathlib import Path
 
 import pytest
 
-# pytester's in-process runs put sys.modules back as they found it, dropping what the inner run imported
-# first. A twin started by a later test then parses models with a re-imported flatbuffers beside the
-# schema bindings still bound to the first copy, and the generated code's type asserts fail ("flatbuffer
-# is corrupt"). Importing the model-analysis stack here keeps one copy of each for the whole session.
 try:
+    # Imported here, before any pytester snapshot of sys.modules: the flatbuffer schema imports
+    # `flatbuffers.table` lazily, inside its methods. Imported first inside an in-process pytester run, it
+    # is dropped from sys.modules at that test's teardown, and the next parse in this process mixes two
+    # copies of it (`assert type(t2) is Table` fails: every model load then reads as a corrupt flatbuffer).
     import ai_edge_litert.schema_py_generated  # noqa: F401
-    import flatbuffers  # noqa: F401
-except ImportError:  # the model tests skip on their own without LiteRT
+    import flatbuffers.table  # noqa: F401
+except ImportError:  # no LiteRT schema here: the model tests skip or fail on their own
     pass
-import pytest_edgehil.model.graph  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "fixtures" / "models"

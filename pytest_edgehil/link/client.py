@@ -12,7 +12,8 @@ host does when the line misbehaves (docs/protocol.md, "Retry rule"):
   logged, counted and skipped, never taken as the reply to the current command;
 - the port vanishing (a board resetting re-enumerates its USB-CDC port under another name): DeviceError
   naming the device and the port; the client closes the dead port and refuses further commands until
-  `reopen()` / `link.recovery.reconnect()` (used by `DeviceUnderTest.recover()`) finds the board again.
+  `reopen()` / `link.recovery.reconnect()` (used by `DeviceUnderTest.recover()`, which the pytest plugin
+  calls before the device's next test) finds the board again.
 A dropped or flipped byte is thus a retry, never a wrong value. `stats` counts what the line did.
 """
 
@@ -125,6 +126,12 @@ class DeviceClient:
     @property
     def is_open(self) -> bool:
         return self._serial is not None
+
+    @property
+    def lost(self) -> str | None:
+        """Why the port failed under the client ("OSError: [Errno 5] …"), until it is reopened; else None.
+        A client whose port was lost refuses commands until `reopen()`."""
+        return self._lost
 
     def open(self) -> None:
         with self._lock:
@@ -266,9 +273,12 @@ class DeviceClient:
     def _request(self, command: str, request: Message, wait_s: float) -> Frame:
         with self._lock:
             if self._serial is None and self._lost is not None:
+                # Under pytest the plugin finds the board again before the device's next test; a script
+                # does it itself.
                 raise DeviceError(f"device {self.name!r}: {command} called after port {self.port} was lost "
-                                  f"({self._lost}); find the board again first (DeviceUnderTest.recover(), "
-                                  "Bench.reconnect(name), or DeviceClient.reopen(new_port))")
+                                  f"({self._lost}). In a pytest run the plugin finds the board again (by "
+                                  "`usb_serial`) before its next test; a script calls DeviceUnderTest.recover() "
+                                  "or Bench.reconnect(name) (DeviceClient.reopen(new_port) for a bare client)")
             if self._serial is None:
                 raise DeviceError(f"DeviceClient {self.name!r} ({self.port}): {command} called while the client "
                                   "is closed; call open() first or use the client as a context manager")

@@ -34,6 +34,7 @@ from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found 
 )
 from pytest_edgehil.plugin.run import EdgeHILRun, duts_key, run_key
 from pytest_edgehil.plugin.session import DEFAULT_BUDGETS, DEFAULT_LAB, INI_VALUES, build_session, in_use
+from pytest_edgehil.plugin.short_errors import short_longrepr, wants_short
 
 # Both stdlib-only (the option's help needs the default and the families, not the gate's statistics).
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON
@@ -217,6 +218,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if report.failed and call.excinfo is not None and wants_short(item.config):
+        short = short_longrepr(item, call.excinfo)
+        if short is not None:
+            report.longrepr = short  # the typed error's message, not our frames (plugin/short_errors.py)
     if report.failed:
         for dut in item.stash.get(duts_key, []):
             report.sections.append((f"serial traffic {dut.name} ({dut.port})", dut.traffic.text()))

@@ -70,17 +70,41 @@ def edgehil_model_info(edgehil_model: CatalogModel) -> ModelInfo:
 @pytest.fixture
 def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_bench: Bench,
                 edgehil_model: CatalogModel) -> DeviceUnderTest:
-    """The pair's device, connected, with the pair's model active and a fresh traffic log."""
+    """The pair's device, connected, with the pair's model active and a fresh traffic log.
+
+    A device whose port was lost in an earlier test (the board reset or rebooted: that test failed, its
+    number is lost) is found again first, by `Bench.recover_lost` within the bench's timeout, and the test's
+    report says so. If it is not found, this test errors with a DeviceError saying what to check, and the
+    device's later tests error at once instead of each waiting again.
+    """
+    from pytest_edgehil.errors import DeviceError
     from pytest_edgehil.plugin.recorder import context_key
 
-    dut = edgehil_bench.device(edgehil_pair.device)
+    name = edgehil_pair.device
+    users = request.config.stash[run_key].last_test_of
+    previous, users[name] = users.get(name), request.node.nodeid
+    dut = edgehil_bench.device(name)
     dut.traffic.clear()
     request.node.stash.setdefault(duts_key, []).append(dut)
-    dut.ensure_model(edgehil_model.data, edgehil_model.name)
+    _find_again_if_lost(request, edgehil_bench, name, f"after test {previous}" if previous else "")
+    try:
+        dut.ensure_model(edgehil_model.data, edgehil_model.name)
+    except DeviceError:
+        if dut.client.lost is None:
+            raise
+        # Lost between tests, learnt only now (the first command after a reboot finds the port gone): once more.
+        _find_again_if_lost(request, edgehil_bench, name, "while this test selected its model")
+        dut.ensure_model(edgehil_model.data, edgehil_model.name)
     request.node.stash.setdefault(context_key, {}).update(
         model_sha256=dut.loaded_sha256, device_firmware=dut.hello.firmware,
         protocol_version=dut.hello.protocol_version, device_serial=dut.hello.serial_number)
     return dut
+
+
+def _find_again_if_lost(request: pytest.FixtureRequest, bench: Bench, name: str, after: str) -> None:
+    note = bench.recover_lost(name, after=after)
+    if note is not None:
+        request.node.add_report_section("setup", "edgehil", note)
 
 
 @pytest.fixture

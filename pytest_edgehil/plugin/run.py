@@ -49,6 +49,7 @@ class EdgeHILRun:
     twin_realtime: float = 0.0  # ini edgehil_twin_realtime
     on_lock_wait: Callable[[str], None] | None = None  # shows a waiting bring-up on the terminal
     lock_owner: str | None = None  # the pytest command line, written into the lock files
+    last_test_of: dict[str, str] = field(default_factory=dict)  # device name → node id of its latest test
     _by_nodeid: dict[str, TestRecords] = field(default_factory=dict)
 
     @property
