@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import select
-import threading
 import time
-import tty
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -29,6 +25,8 @@ from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.traffic_log import TrafficLog
 from pytest_edgehil.sim.pty_link import serve_pty
 
+from .raw_pty import raw_pty_firmware
+
 Reply = Callable[[p.Message], list[p.Message]]
 
 
@@ -41,25 +39,8 @@ def device(handler: Reply, *, name: str = "dut", **client_kw) -> Iterator[tuple[
 @contextmanager
 def raw_noise_device(noise: bytes) -> Iterator[str]:
     """A pty whose 'firmware' answers anything with `noise` — what a baud-rate mismatch looks like."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    stop = threading.Event()
-
-    def babble() -> None:
-        while not stop.is_set():
-            if select.select([master], [], [], 0.05)[0]:
-                os.read(master, 65536)
-                os.write(master, noise)
-
-    thread = threading.Thread(target=babble, daemon=True)
-    thread.start()
-    try:
-        yield os.ttyname(slave)
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        os.close(master)
-        os.close(slave)
+    with raw_pty_firmware(lambda _data: noise) as port:
+        yield port
 
 
 COMMANDS = {

@@ -7,11 +7,7 @@ writes hand-made frames (what broken firmware sends and our own encoder refuses 
 from __future__ import annotations
 
 import math
-import os
-import select
 import struct
-import threading
-import tty
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -34,6 +30,8 @@ from pytest_edgehil.link.payload import MAX_TENSOR_BYTES, PayloadReader, decode_
 from pytest_edgehil.sim.device_twin import DeviceTwin
 from pytest_edgehil.sim.profile import load_profiles
 from pytest_edgehil.sim.pty_link import serve_pty
+
+from .raw_pty import raw_pty_firmware
 
 GOOD = p.StageTiming(start_us=0.0, readout_us=17900.0, inference_us=230.0, retrieval_us=240.0)
 
@@ -91,27 +89,10 @@ def test_trigger_offsets_running_backwards_are_refused() -> None:
 @contextmanager
 def raw_responder(reply: Callable[[p.Frame], bytes]) -> Iterator[str]:
     """A pty 'firmware' that answers every request frame with the wire bytes `reply(request)`."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    stop = threading.Event()
     decoder = p.FrameDecoder()
-
-    def serve() -> None:
-        while not stop.is_set():
-            if select.select([master], [], [], 0.05)[0]:
-                for item in decoder.feed(os.read(master, 65536)):
-                    if isinstance(item, p.Frame):
-                        os.write(master, reply(item))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield os.ttyname(slave)
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        os.close(master)
-        os.close(slave)
+    with raw_pty_firmware(lambda data: b"".join(reply(item) for item in decoder.feed(data)
+                                                if isinstance(item, p.Frame))) as port:
+        yield port
 
 
 def result_payload(dims: tuple[int, ...], data: bytes = b"") -> bytes:
