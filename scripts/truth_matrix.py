@@ -47,6 +47,8 @@ def _short(e: MeasurementError) -> str:
     text = str(e)
     if "settles with a time constant" in text:
         return "refused: edge settling " + text.split("constant of ")[1].split(" (")[0]
+    if "point-sampled" in text:
+        return "refused: point-sampled, " + text.split("it holds ")[1].split(" at these")[0].replace("needs ≥", "needs")
     if "no pre-trigger" in text:
         return "refused: no pre-trigger samples"
     if "shorter than two samples" in text or "fewer than two samples" in text:

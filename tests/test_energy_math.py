@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_edgehil.errors import MeasurementError
+from pytest_edgehil.errors import CannotResolve, MeasurementError
 from pytest_edgehil.link.messages import StageTiming
 from pytest_edgehil.measure.energy import (
     EnergySamples,
@@ -315,7 +315,9 @@ def test_energy_from_trace_matches_the_timelines_true_energy(powers_w):
     # The analyzer's sample clock is not aligned to the trigger: offset by a fraction of a sample.
     time_s = np.arange(-1.5e-3, end_s - first_trigger_s + 0.2e-3, DT_S) + 0.37 * DT_S
     power_w = sample_timeline(timeline, time_s, first_trigger_s)
-    samples = energy_from_trace(time_s, power_w, timings)
+    # Point samples: the pricing itself against its closed-form bound, with the 1 % refusal off (its own
+    # test follows).
+    samples = energy_from_trace(time_s, power_w, timings, point_error_rel=None)
     assert isinstance(samples, EnergySamples) and samples.count == 6
     assert samples.sample_interval_s == pytest.approx(DT_S)
     _idle, readout_w, inference_w, retrieval_w = powers_w
@@ -334,6 +336,39 @@ def test_energy_from_trace_matches_the_timelines_true_energy(powers_w):
         assert samples.inference_power_w[i] == pytest.approx(samples.inference_j[i] / (b_s - a_s))
         assert abs(samples.trace_inference_s[i] - timing.inference_us * 1e-6) <= DT_S
     assert samples.trace_latency_note == ""
+
+
+@pytest.mark.parametrize("powers_w", [(0.012, 0.265, 0.0685, 0.265),  # IMX500: steps 2.9x the inference level
+                                      (0.30, 0.95, 1.0, 0.95)])       # Coral: a 5 % step
+def test_point_sampled_inference_windows_beyond_1_percent_are_refused_by_name(powers_w):
+    """A point-sampled trace prices each edge to one sample of its step: refused where that can exceed 1 %."""
+    timeline, timings, first_trigger_s, end_s = simulated_run(powers_w, runs=6, seed=3)
+    time_s = np.arange(-1.5e-3, end_s - first_trigger_s + 0.2e-3, DT_S) + 0.37 * DT_S
+    power_w = sample_timeline(timeline, time_s, first_trigger_s)
+    priced = energy_from_trace(time_s, power_w, timings, point_error_rel=None)
+    samples = energy_from_trace(time_s, power_w, timings)
+    _idle, readout_w, inference_w, retrieval_w = powers_w
+    bound_rel = (abs(inference_w - readout_w) + abs(retrieval_w - inference_w)) / inference_w * DT_S / PULSE_S
+    np.testing.assert_array_equal(samples.end_to_end_j, priced.end_to_end_j)  # long windows still measured
+    if bound_rel > 0.01:
+        assert samples.count == 0 and samples.inference_refusal is not None
+        text = str(samples.inference_refusal)
+        assert isinstance(samples.inference_refusal, CannotResolve)
+        for needle in ("inference window 0", "point-sampled", "5 µs sample interval", "integrating digitizer",
+                       "finer sample interval", "stage-only loop"):
+            assert needle in text, needle
+    else:
+        assert samples.inference_refusal is None
+        np.testing.assert_array_equal(samples.inference_j, priced.inference_j)
+
+
+def test_an_integrating_trace_is_not_taken_for_point_samples():
+    timeline, timings, first_trigger_s, end_s = simulated_run((0.012, 0.265, 0.0685, 0.265), runs=6, seed=3)
+    time_s = np.arange(-1.5e-3, end_s - first_trigger_s + 0.2e-3, DT_S) + 0.37 * DT_S
+    bounds = np.concatenate([time_s - DT_S / 2, [time_s[-1] + DT_S / 2]]) + first_trigger_s
+    cell_means = np.diff([timeline.energy_between(bounds[0], b) for b in bounds]) / DT_S
+    samples = energy_from_trace(time_s, cell_means, timings)
+    assert samples.inference_refusal is None and samples.count == 6
 
 
 def test_energy_from_trace_marks_untimeable_inferences():

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError
+from pytest_edgehil.measure.point_sampling import POINT_ERROR_REL, point_sampling_refusal
 from pytest_edgehil.measure.trace_windows import edge_index, locate_edges, window_energies
 
 # Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
@@ -255,6 +256,9 @@ class EnergySamples:
     clock_ratio: float = 1.0
     clock_ratio_u: float = 0.0
     offset_s: float = 0.0
+    # Why the inference windows were refused while end to end was measured (a point-sampled trace whose
+    # samples cannot price them to 1 %); the inference arrays are then empty. None when measured.
+    inference_refusal: CannotResolve | None = None
 
     @property
     def count(self) -> int:
@@ -265,7 +269,8 @@ RESOLVE_FIX = ("use a finer sample interval (SENS:SWE:TINT, FLOG:SRAT) or measur
                "(many inferences back to back under one trigger, energy divided by their number)")
 
 
-def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any]) -> EnergySamples:
+def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any], *,
+                      point_error_rel: float | None = POINT_ERROR_REL) -> EnergySamples:
     """Energy of every inference (inference stage and end to end) of a RUN from one trace and its timings.
 
     The windows are placed from the trace (`trace_windows.locate_edges`: each edge's energy centroid, the
@@ -273,6 +278,11 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     MeasurementError when a window lies outside the trace, CannotResolve when a window holds fewer than
     two samples or an edge of it sits beside a stage shorter than two samples, WindowMisplaced when an
     edge in the trace is off the fitted device clock.
+
+    A point-sampled trace prices each edge to one sample of its step (`point_sampling`): an end-to-end
+    window it cannot price to `point_error_rel` raises CannotResolve; inference windows it cannot price
+    come back empty with `inference_refusal` saying why (end to end still measured). `point_error_rel=None`
+    turns the check off (to test the pricing itself against its closed-form bound).
     """
     t, p = _as_trace(time_s, power_w)
     _check_increasing(np.diff(t[:2]))
@@ -283,11 +293,21 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     n = len(timing_list)
     inference_j, inference_u, _ = window_energies(
         fit, inference_w, [f"inference window {i}" for i in range(n)], RESOLVE_FIX)
-    end_to_end_j, end_to_end_u, _ = window_energies(
-        fit, end_to_end_w, [f"end-to-end window {i}" for i in range(n)], RESOLVE_FIX)
+    end_to_end_names = [f"end-to-end window {i}" for i in range(n)]
+    end_to_end_j, end_to_end_u, _ = window_energies(fit, end_to_end_w, end_to_end_names, RESOLVE_FIX)
     ends = edge_index(fit.device_s, inference_w)
     # The trace's own latency: from one power step's centroid to the other's (a common delay cancels).
     trace_s = fit.centroid_s[ends[:, 1]] - fit.centroid_s[ends[:, 0]]
+    refusal = None
+    if point_error_rel is not None:
+        e2e_refusal = point_sampling_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names, point_error_rel)
+        if e2e_refusal is not None:
+            raise e2e_refusal
+        refusal = point_sampling_refusal(fit, inference_w, inference_j,
+                                         [f"inference window {i}" for i in range(n)], point_error_rel)
+    if refusal is not None:
+        inference_j = inference_u = trace_s = np.zeros(0)
+        inference_w = inference_w[:0]
     timed = ~np.isnan(trace_s)
     note = ""
     if not timed.all():
@@ -308,6 +328,7 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
         clock_ratio=fit.clock_ratio,
         clock_ratio_u=fit.clock_ratio_u,
         offset_s=fit.offset_s,
+        inference_refusal=refusal,
     )
 
 

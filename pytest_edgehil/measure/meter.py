@@ -66,6 +66,9 @@ class EnergyMeasurement:
     def _require_inference(self) -> None:
         if self.refusal is not None:
             raise self.refusal
+        for window in self.windows:  # a point-sampled trace too coarse for the inference stage
+            if window.inference_refusal is not None:
+                raise window.inference_refusal
 
     @property
     def end_to_end_j(self) -> np.ndarray:
@@ -90,6 +93,8 @@ class EnergyMeasurement:
         return np.array([float(np.median(getattr(w, name))) for w in self.windows])
 
     def summary(self, name: str) -> SampleSummary:
+        if name.startswith(("inference", "trace_inference")):
+            self._require_inference()
         return summarize(self._pooled(name))
 
 

@@ -1,0 +1,63 @@
+"""Point-sampled traces: which per-inference windows their samples can price to 1 %, and the refusal.
+
+A point-sampling digitizer (each sample one instant, no front end averaging it) cannot tell where within
+a sample a power step fell, so each window edge is priced to about one sample of its step. `locate_edges`
+detects such a trace (`EdgeFit.point_sampled`); this module turns the worst case into a typed refusal
+for windows too short to carry it, instead of a silent number (issue 10). Pure functions on arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from pytest_edgehil.errors import CannotResolve
+from pytest_edgehil.measure.trace_windows import EdgeFit, edge_index
+
+# A point-sampled window is priced to this relative error or refused (issue 10: no silent error over 1 %).
+POINT_ERROR_REL = 0.01
+# Point sampling reads each straddling sample at one instant: the cell's energy is off by up to one
+# sample interval of the step at each edge (the edge's place within the cell is unknown to a sample),
+# so a window of n samples at level P with steps ΔP0, ΔP1 errs by up to (|ΔP0| + |ΔP1|)·dt / (P·n·dt).
+# An edge placed exactly errs by at most half a sample of its step (the straddling sample reads one level
+# for the whole cell); the other half covers the map's own placement error (a point-sampled trace cannot
+# locate edges, they sit where the device clock puts them). Measured on the IMX500 (truth matrix, worst of
+# 60, 11-430 samples): error × n ≈ 1.0-1.2 while (|ΔP0| + |ΔP1|)/P ≈ 5.7, so the worst seen is about a fifth
+# of this bound: a refusal here is conservative, never a silent number over 1 %.
+_POINT_EDGE_SAMPLES = 1.0
+POINT_FIX = ("use an integrating digitizer or its averaging mode (each sample the mean over its interval), "
+             "a finer sample interval, or measure the stage's energy with a stage-only loop (many "
+             "back-to-back inferences in one window, as MLPerf Tiny does) so the edges matter once per run")
+
+
+def point_sampling_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarray, names: Sequence[str],
+                           max_error_rel: float = POINT_ERROR_REL) -> CannotResolve | None:
+    """The refusal for the first window a point-sampled trace cannot price to `max_error_rel`, else None.
+
+    None for an integrating trace (`fit.point_sampled` False): its edges are energy-exact. For a point-
+    sampled one each window's worst-case error is (|step at start| + |step at end|)·dt·_POINT_EDGE_SAMPLES
+    over its energy; that is, it needs n ≥ (|ΔP0| + |ΔP1|) / (P·max_error_rel) samples.
+    """
+    if not fit.point_sampled or len(names) == 0:
+        return None
+    idx = edge_index(fit.device_s, windows_dev_s)
+    i0, i1 = idx[:, 0], idx[:, 1]
+    dt = fit.sample_interval_s
+    edge_j = (np.abs(fit.step_w[i0]) + np.abs(fit.step_w[i1])) * dt * _POINT_EDGE_SAMPLES
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound_rel = np.where(edge_j > 0, edge_j / np.abs(energy_j), 0.0)
+    bad = np.flatnonzero(~(bound_rel <= max_error_rel))
+    if bad.size == 0:
+        return None
+    w = int(bad[0])
+    length_s = float(fit.position_s[i1[w]] - fit.position_s[i0[w]])
+    have = length_s / dt
+    need = have * float(bound_rel[w]) / max_error_rel
+    return CannotResolve(
+        names[w], (float(fit.position_s[i0[w]]), float(fit.position_s[i1[w]])), dt,
+        f"the trace is point-sampled (sampling model: each sample one instant, not the mean over its "
+        f"interval; its power steps fall on sample boundaries), so each edge is priced to one sample of its "
+        f"step: up to {bound_rel[w]:.1%} of this window, over the {max_error_rel:.0%} allowed; it holds "
+        f"{have:.0f} samples and needs ≥ {np.ceil(need):.0f} at these steps ({bad.size} of {len(names)} "
+        "windows are refused)", POINT_FIX)
