@@ -30,8 +30,8 @@ import json
 import math
 import os
 import platform as _platform
+import secrets
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -185,19 +185,13 @@ def load_results(path: Path | str) -> ResultsFile:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it and put it back
-    os.umask(mask)
-    return mask
-
-
 def write_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text` so that a reader (or a crash) only ever sees a whole file."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Results are for the whole lab to read: created 0666 and left to the umask, as open() would, not
+    # mkstemp's 0600. (Reading the umask means setting it, process-wide, under the twins' threads.)
+    tmp_name = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        # mkstemp makes the file 0600; results are for the whole lab to read, as any file written with
-        # open() would be: 0666 less the umask.
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
