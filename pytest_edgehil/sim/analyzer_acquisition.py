@@ -37,6 +37,9 @@ class Acquisition:
     cancelled: threading.Event = field(default_factory=threading.Event)
     bus_trigger: threading.Event = field(default_factory=threading.Event)
     bus_trigger_s: float = 0.0
+    # A voltage-level trigger fired by an output step: (time on the timeline, volts before, after).
+    voltage_step: tuple[float, float, float] | None = None
+    voltage_event: threading.Event = field(default_factory=threading.Event)
     trigger_lost: bool = False  # fault: armed, but the trigger never fires
     clip_overload: float | None = None  # fault: the device draws this multiple of the range; pinned there
     done: threading.Event = field(default_factory=threading.Event)  # complete, aborted or cancelled
@@ -61,8 +64,9 @@ def level_crossing_s(timeline: ActivityTimeline, after_s: float, level: float, s
     at-or-below); None if the recorded timeline holds no such crossing yet.
 
     The supply is piecewise constant (idle power between the device's spans), so crossings happen at
-    span edges. The voltage is the programmed one whatever the load (an ideal source): a voltage
-    level fires only if the output switches, which the timeline does not record, so never."""
+    span edges. The voltage is the programmed one whatever the load (an ideal source), so the
+    timeline holds no voltage crossing: voltage levels fire from output steps (`Digitizer.voltage_step`:
+    a setpoint change, the output switched on or off), and this returns None for them."""
     if quantity == "voltage":
         return None
     spans = [span for span in timeline.snapshot() if span.end_s > after_s]
@@ -152,6 +156,23 @@ class Digitizer:
             return True
         return False
 
+    def voltage_step(self, before_v: float, after_v: float) -> None:
+        """The output voltage stepped from `before_v` to `after_v` now (setpoint, output on/off, *RST):
+        fire a waiting acquisition whose voltage level it passes through in its slope's direction
+        (POSitive: from below to at-or-above the level; NEGative: from above to at-or-below), as the
+        N6705C's VOLTage<n> trigger source does. Called with the twin's lock held."""
+        acquisition = self.current
+        if acquisition is None or acquisition.status != "waiting for trigger":
+            return
+        level = acquisition.plan.level
+        if level is None or level.quantity != "voltage" or acquisition.trigger_lost:
+            return
+        rising = before_v < level.value <= after_v
+        falling = before_v > level.value >= after_v
+        if (level.slope == "POS" and rising) or (level.slope == "NEG" and falling):
+            acquisition.voltage_step = (self.timeline.end_s, before_v, after_v)
+            acquisition.voltage_event.set()
+
     def wait(self, *, include_trigger: bool) -> None:
         """Block (outside the lock) until the capture is done; with `include_trigger` False, only
         while it is measuring (`*WAI`, `*OPC?`: an untriggered capture is no pending operation)."""
@@ -192,6 +213,10 @@ class Digitizer:
             return acquisition.armed_at_s
         if plan.trigger_source == "EXT":
             return self._wait_for_edge(acquisition.armed_at_s, POLL_S)
+        if plan.level is not None and plan.level.quantity == "voltage":
+            if acquisition.voltage_event.wait(POLL_S) and acquisition.voltage_step is not None:
+                return acquisition.voltage_step[0]
+            return None
         if plan.level is not None:
             crossing_s = level_crossing_s(self.timeline, acquisition.armed_at_s, plan.level.value,
                                           plan.level.slope, quantity=plan.level.quantity,
@@ -223,10 +248,7 @@ class Digitizer:
         self.timeline.wait_until_covered(window.t1_s, self.grace_s)
         power_w = analog_samples(self.timeline.snapshot(), self.timeline.idle_power_w, window.t0_s,
                                  window.sample_interval_s, window.points, self.physics)
-        current_a, voltage_v = digitize(
-            power_w, voltage_v=plan.voltage_v, current_full_scale_a=plan.current_full_scale_a,
-            voltage_full_scale_v=plan.voltage_full_scale_v, rng=rng,
-            noise_rel=self.noise_rel, adc_bits=self.adc_bits)
+        current_a, voltage_v = self._readings(power_w, acquisition, window, rng)
         if acquisition.clip_overload is not None:
             current_a = overload_and_pin(current_a, full_scale_a=plan.current_full_scale_a,
                                          overload=acquisition.clip_overload)
@@ -238,6 +260,23 @@ class Digitizer:
                 acquisition.status = "complete"
                 self._operation_complete()
             acquisition.done.set()
+
+    def _readings(self, power_w: np.ndarray, acquisition: Acquisition, window: CaptureWindow,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(current A, voltage V) float32 readings of the window: at the programmed voltage, or, after
+        an output step fired the capture, at the old voltage before the step and the new one from it
+        on (the device draws nothing while the output is at 0 V)."""
+        plan = acquisition.plan
+        parts: list[tuple[np.ndarray, float]] = [(power_w, plan.voltage_v)]
+        if acquisition.voltage_step is not None:
+            step_s, before_v, after_v = acquisition.voltage_step
+            k = int(np.clip(np.ceil((step_s - window.t0_s) / window.sample_interval_s - 1e-9), 0, power_w.size))
+            parts = [(power_w[:k], before_v), (power_w[k:], after_v)]
+        readings = [digitize(part, voltage_v=volts, current_full_scale_a=plan.current_full_scale_a,
+                             voltage_full_scale_v=plan.voltage_full_scale_v, rng=rng,
+                             noise_rel=self.noise_rel, adc_bits=self.adc_bits) for part, volts in parts]
+        return (np.concatenate([current for current, _ in readings]).astype(np.float32),
+                np.concatenate([volts for _, volts in readings]).astype(np.float32))
 
 
 def interleave(capture: Capture, fetch: FetchQuery) -> np.ndarray:

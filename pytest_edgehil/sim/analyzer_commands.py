@@ -80,7 +80,22 @@ class CommandSet:
         return command.header, None
 
     def dispatch(self, command: ScpiCommand, key: str, route: Route | None) -> bytes | None:
-        """The reply, or None; an error is queued and a query in error sends nothing."""
+        """The reply, or None; an error is queued and a query in error sends nothing. A command that
+        changes the output voltage (setpoint, output on/off, *RST) is a voltage step the digitizer's
+        voltage-level trigger watches."""
+        before_v = self.output_voltage_v()
+        reply = self._dispatch(command, key, route)
+        after_v = self.output_voltage_v()
+        if after_v != before_v:
+            self.digitizer.voltage_step(before_v, after_v)
+        return reply
+
+    def output_voltage_v(self) -> float:
+        """The voltage at the output (V): the programmed setpoint with the output on, 0 with it off."""
+        roles = self.dialect.driver.roles
+        return float(self.state[roles.voltage]) if self.state[roles.output] == "ON" else 0.0
+
+    def _dispatch(self, command: ScpiCommand, key: str, route: Route | None) -> bytes | None:
         try:
             if key in self.common:
                 query, action = self.common[key]
@@ -225,8 +240,7 @@ class CommandSet:
         if not command.is_query:
             raise ScpiFault(scpi.UNDEFINED_HEADER)
         self._check_channels(command.args)
-        roles = self.dialect.driver.roles
-        voltage_v = float(self.state[roles.voltage]) if self.state[roles.output] == "ON" else 0.0
+        voltage_v = self.output_voltage_v()
         end_s = self.timeline.end_s
         power_w = self.timeline.energy_between(end_s - SCALAR_WINDOW_S, end_s) / SCALAR_WINDOW_S
         if voltage_v <= 0:

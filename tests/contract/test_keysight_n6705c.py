@@ -195,3 +195,67 @@ def test_a_level_never_crossed_leaves_fetch_waiting_until_abort(target: Target) 
     assert handle.query("*OPC?") == "1"
     assert int(handle.query("STAT:OPER:COND? (@1)")) & 8 == 0
     target.check("OUTP OFF,(@1)")
+
+
+# Voltage level triggers: VOLTage<n> triggers when that output's voltage passes through
+# TRIGger:ACQuire:VOLTage[:LEVel] in the direction of TRIGger:ACQuire:VOLTage:SLOPe. With an
+# unloaded output (or the twin's ideal source) the voltage moves when the output is switched or
+# reprogrammed, which is what these tests do; nothing here needs a load or the twin's truth.
+VOLTAGE_LEVEL_V = 1.5
+
+
+def arm_voltage_trigger(target: Target, *, output: str, slope: str) -> None:
+    for command in ("*RST", "*CLS", "FORMat:DATA REAL", "SOURce:VOLTage 3.3,(@1)", f"OUTPut:STATe {output},(@1)",
+                    "SENSe:FUNCtion:VOLTage ON,(@1)", f"SENSe:SWEep:POINts {LEVEL_POINTS},(@1)",
+                    f"SENSe:SWEep:TINTerval {INTERVAL_S:.4E},(@1)",
+                    f"SENSe:SWEep:OFFSet:POINts -{LEVEL_PRETRIGGER},(@1)",
+                    f"TRIGger:ACQuire:VOLTage:LEVel {VOLTAGE_LEVEL_V},(@1)",
+                    f"TRIGger:ACQuire:VOLTage:SLOPe {slope},(@1)",
+                    "TRIGger:ACQuire:SOURce VOLTage1,(@1)", "INITiate:ACQuire (@1)"):
+        target.check(command)
+
+
+def fetch_voltage(target: Target) -> np.ndarray:
+    handle = target.handle
+    volts = np.array(handle.query_binary_values("FETC:ARR:VOLT? (@1)", datatype="f", is_big_endian=True))
+    assert handle.query("SYST:ERR?") == '+0,"No error"'
+    assert volts.size == LEVEL_POINTS
+    return volts
+
+
+def settled(volts: np.ndarray) -> np.ndarray:
+    # On a real output the step is a ramp: allow it 50 samples (1 ms) to settle.
+    return volts[LEVEL_PRETRIGGER + 50:]
+
+
+def test_voltage_level_fires_on_the_rising_output(target: Target) -> None:
+    arm_voltage_trigger(target, output="OFF", slope="POSitive")
+    assert int(target.handle.query("STAT:OPER:COND? (@1)")) & 8  # waiting: the output is at 0 V
+    target.check("OUTPut:STATe ON,(@1)")  # 0 V -> 3.3 V passes 1.5 V rising
+    volts = fetch_voltage(target)
+    target.check("OUTP OFF,(@1)")
+    assert np.all(volts[:LEVEL_PRETRIGGER - 1] < VOLTAGE_LEVEL_V)
+    assert np.median(settled(volts)) == pytest.approx(3.3, rel=0.02)
+
+
+def test_voltage_level_fires_on_the_falling_output(target: Target) -> None:
+    arm_voltage_trigger(target, output="ON", slope="NEGative")
+    target.check("SOURce:VOLTage 1,(@1)")  # 3.3 V -> 1 V passes 1.5 V falling
+    volts = fetch_voltage(target)
+    target.check("OUTP OFF,(@1)")
+    assert np.all(volts[:LEVEL_PRETRIGGER - 1] > VOLTAGE_LEVEL_V)
+    assert np.median(settled(volts)) == pytest.approx(1.0, rel=0.02)
+
+
+@pytest.mark.parametrize("change", ["OUTPut:STATe OFF,(@1)", "SOURce:VOLTage 5,(@1)"])
+def test_voltage_level_ignores_the_other_slope_and_steps_that_stay_on_one_side(target: Target,
+                                                                              change: str) -> None:
+    # Armed for a rising pass through 1.5 V with the output at 3.3 V: switching it off falls through
+    # the level (wrong slope), 3.3 V -> 5 V never passes it. Either way the acquisition keeps waiting.
+    arm_voltage_trigger(target, output="ON", slope="POSitive")
+    target.check(change)
+    for _ in range(5):
+        assert int(target.handle.query("STAT:OPER:COND? (@1)")) & 8
+    target.check("ABORt:ACQuire (@1)")
+    assert int(target.handle.query("STAT:OPER:COND? (@1)")) & 8 == 0
+    target.check("OUTP OFF,(@1)")
