@@ -27,7 +27,7 @@ LATE_S = 1.0  # a late reply arrives after the VISA timeout, well within the rec
 POINTS = 400
 
 # dialect -> (sample interval, pre-trigger points)
-CAPTURES = {"keysight-n6705c": (10.24e-6, 40), "rs-ngm202": (8e-6, 40), "keithley-2281s": (1e-3, 0)}
+CAPTURES = {"keysight-n6705c": (10.24e-6, 40), "rs-ngm202": (20e-6, 40), "keithley-2281s": (1e-3, 0)}
 BINARY = ("keysight-n6705c", "rs-ngm202")
 
 

@@ -25,7 +25,7 @@ SUPPLY_V = 3.3
 # dialect -> (driver class, sample interval, pre-trigger points)
 DIALECTS = {
     "keysight-n6705c": (keysight_n6705c.KeysightN6705C, 10.24e-6, 40),
-    "rs-ngm202": (rs_ngm202.RsNgm202, 8e-6, 40),
+    "rs-ngm202": (rs_ngm202.RsNgm202, 20e-6, 40),
     "keithley-2281s": (keithley_2281s.Keithley2281S, 1e-3, 0),
 }
 

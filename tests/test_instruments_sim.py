@@ -268,7 +268,7 @@ def test_supported_interval_is_the_nearest_one_at_or_above_the_request() -> None
         assert keysight.supported_sample_interval_s(5e-6) == pytest.approx(5.12e-6)
         assert keysight.supported_sample_interval_s(10.24e-6) == pytest.approx(10.24e-6)
         assert keysight.supported_sample_interval_s(11e-6) == pytest.approx(15.36e-6)
-        assert ngm.supported_sample_interval_s(5e-6) == pytest.approx(8e-6)
+        assert ngm.supported_sample_interval_s(5e-6) == pytest.approx(20e-6)  # S050K: no rate between 4 and 20 us
         assert ngm.supported_sample_interval_s(2e-6) == pytest.approx(2e-6)
         assert keithley.supported_sample_interval_s(5e-6) == pytest.approx(1e-3)
         # What it returns, configure accepts unchanged.

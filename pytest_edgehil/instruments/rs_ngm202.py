@@ -25,11 +25,12 @@ from pytest_edgehil.instruments.scpi import Setting, SettingTable
 MODEL = "R&S NGM202"
 IDN = "Rohde&Schwarz,NGM202,3638.4472k02/101234,03.034"
 
-# FastLog rates: 500 kS/s halved down to ~15 S/s; the code names are the instrument's.
+# FastLog rates as R&S's own NGM20x FastLog example lists them (Rohde-Schwarz/Examples,
+# Powersupplies/Python/RsInstrument/RSInstrument_NGM200_FastLog.py: "S100 / S001k / S010k / S050k /
+# S250k / S500K"); an earlier table of halved rates (S125K, S62K5, ...) had no source and is gone.
+# Not found in the user manual text we could check, hence confirmed=False below.
 SAMPLE_RATES = {
-    "S500K": 2e-6, "S250K": 4e-6, "S125K": 8e-6, "S62K5": 16e-6, "S31K25": 32e-6, "S15K625": 64e-6,
-    "S7K812": 128e-6, "S3K906": 256e-6, "S1K953": 512e-6, "S976": 1.024e-3, "S488": 2.048e-3,
-    "S244": 4.096e-3, "S122": 8.192e-3, "S61": 16.384e-3, "S30": 32.768e-3, "S15": 65.536e-3,
+    "S500K": 2e-6, "S250K": 4e-6, "S050K": 20e-6, "S010K": 100e-6, "S001K": 1e-3, "S100": 10e-3,
 }
 MAX_POINTS = 4_194_304
 CURRENT_RANGES_A = (0.01, 0.1, 1.0, 10.0)
@@ -45,6 +46,9 @@ SETTINGS = SettingTable([
     Setting("current_range_a", "SENSe:CURRent[:DC]:RANGe", "A", float, 1e-6, CURRENT_RANGES_A[-1],
             reset=CURRENT_RANGES_A[-1], confirmed=False),
     Setting("sample_rate", "FLOG:SRATe", kind=str, choices=tuple(SAMPLE_RATES), reset="S500K", confirmed=False),
+    # Where FastLog data go: SCPI = FLOG:DATA? (R&S's FastLog example sends `FLOG:TARGet SCPI` before
+    # `FLOG 1`); USB = a file on a stick. The *RST value is not confirmed; the driver always sends SCPI.
+    Setting("target", "FLOG:TARGet", kind=str, choices=("SCPI", "USB"), reset="SCPI", confirmed=False),
     # Our bounded, triggered FastLog window: not in the manual (see the module docstring).
     Setting("points", "FLOG:POINts", "points", int, 1, MAX_POINTS, reset=1000, confirmed=False),
     Setting("pretrigger_points", "FLOG:PRETrigger:POINts", "points", int, 0, MAX_POINTS - 1, reset=0,
@@ -65,7 +69,8 @@ class RsNgm202(ScpiAnalyzer):
     settings = SETTINGS
     interval_rule = RateTable(SAMPLE_RATES, what="FastLog")
     current_ranges_a = CURRENT_RANGES_A
-    roles = CaptureRoles(interval="sample_rate", pretrigger="pretrigger_points", channel_select="channel")
+    roles = CaptureRoles(interval="sample_rate", pretrigger="pretrigger_points", channel_select="channel",
+                         fixed=(("target", "SCPI"),))
     start_commands = ("FLOG[:STATe] 1",)
     stop_command = "FLOG[:STATe] 0"
     # FastLog data are little-endian float32 (V, I) pairs, whatever FORM says.

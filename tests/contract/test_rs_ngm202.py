@@ -15,7 +15,8 @@ pytestmark = pytest.mark.instrument("rs-ngm202")
 
 
 def test_fastlog_streams_as_soon_as_it_is_started(target: Target) -> None:
-    for command in ("*RST", "*CLS", "VOLT 3.3", "OUTP ON", "FLOG 1"):
+    # FLOG:TARGet SCPI: FastLog data to the remote interface, as R&S's own FastLog example sends it.
+    for command in ("*RST", "*CLS", "VOLT 3.3", "OUTP ON", "FLOG:TARGet SCPI", "FLOG 1"):
         target.check(command)
     handle = target.handle
     try:
