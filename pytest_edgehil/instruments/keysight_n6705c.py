@@ -35,6 +35,10 @@ DIGITAL_PINS = 7  # the rear digital port: pins 1-7
 OUTPUTS = 4  # mainframe slots; a level trigger source names the output it watches
 # Operating and Service Guide, "Select the Measurement Trigger Source": CURRent<1-4> / VOLTage<1-4>
 # trigger when that output's current / voltage passes through the level (TRIG:ACQ:CURR, :SLOP).
+# Headers confirmed from python-ivi's N6700 driver (trigger:acquire:current:level / :slope, sources
+# curr<n>/volt<n>/pin<n>/ext/bus); the *RST values (level 0, slope POSitive, source BUS) from a copy of
+# Keysight's *RST table for the same subsystem, not the N6705C guide itself: unconfirmed there
+# (docs/instruments.md, "Where the dialects come from").
 LEVEL_SOURCES = tuple(f"{quantity}{n}" for quantity in ("CURRent", "VOLTage") for n in range(1, OUTPUTS + 1))
 
 SETTINGS = SettingTable([

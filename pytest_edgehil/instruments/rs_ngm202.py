@@ -2,9 +2,10 @@
 
 Checked against R&S manual text (docs/instruments.md cites the sections): `FLOG[:STATe] 1|0` starts
 and stops FastLog and `FLOG:DATA?` returns a definite-length block of float32 (V, I) pairs, little-endian.
-`INST:NSEL <ch>`, `VOLT`, `OUTP`, `SENS:CURR:RANG`, `FLOG:SRAT S500K|S250K|...` and the MEASure
-queries follow R&S conventions but were not found in the manual text we could check: they are
-declared `confirmed=False` (settings) or listed in `unconfirmed_commands`.
+`INST:NSEL <ch>`, `VOLT`, `OUTP`, `SENS:CURR:RANG` and the MEASure queries follow R&S conventions
+but were not found in the manual text we could check: they are declared `confirmed=False` (settings)
+or listed in `unconfirmed_commands`. `FLOG:SRAT` (its six rates) and `FLOG:TARG SCPI` are what R&S's
+own NGM20x FastLog example sends; still `confirmed=False` (an example is not the manual).
 
 Simplification (see docs/instruments.md): a real FastLog streams to SCPI in half-second blocks with
 no trigger, from the moment `FLOG 1` is sent. So that all drivers share one capture model, this
