@@ -6,9 +6,11 @@ this module is the pytest side (failing the test, warning on a marginal value, t
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,21 @@ from pytest_edgehil.results.vocabulary import resolve
 # What makes two measurements comparable, filled in by the fixtures as the bench comes up:
 # model_sha256, device_firmware, protocol_version, instrument_idn, sample_interval_s.
 context_key = pytest.StashKey[dict[str, object]]()
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def _caller_stacklevel() -> int:
+    """The `warnings.warn` stacklevel of the first frame outside pytest-edgehil: the line of the test (or
+    the user's helper) that recorded the value, not this module's `check_median` → `check`.
+    (Python 3.12's `skip_file_prefixes` does this; 3.10 and 3.11 are supported.)"""
+    frame = sys._getframe(1)  # the caller of this function, i.e. the frame calling warnings.warn
+    level = 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 class EdgeHILMarginalWarning(UserWarning):
@@ -57,6 +74,7 @@ class Recorder:
             ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, raw=raw,
             context=dict(stashed_context),
             direction=spec.direction.value if spec.direction else None, family=spec.family.value,
+            published=limit.published if limit else None,
         )
         self.item.user_properties.append((USER_PROPERTY, asdict(record)))
         if verdict is None:
@@ -66,7 +84,7 @@ class Recorder:
         if verdict.status is Status.FAIL:
             pytest.fail(f"over budget: {message}", pytrace=False)
         if verdict.status is Status.MARGINAL:
-            warnings.warn(EdgeHILMarginalWarning(f"marginal: {message}"), stacklevel=2)
+            warnings.warn(EdgeHILMarginalWarning(f"marginal: {message}"), stacklevel=_caller_stacklevel())
         return verdict
 
     def attach_trace(self, time_s: np.ndarray, power_w: np.ndarray, windows_s: np.ndarray) -> None:

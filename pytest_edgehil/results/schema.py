@@ -64,6 +64,7 @@ class RecordSchema(_Lenient):
     test: str = ""
     outcome: str = ""
     median: Finite | None = None
+    published: Finite | None = None
 
     @model_validator(mode="after")
     def _physical(self) -> RecordSchema:
