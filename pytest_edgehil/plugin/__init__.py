@@ -32,6 +32,7 @@ from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found 
     edgehil_record,
     edgehil_session,
 )
+from pytest_edgehil.plugin.html_extras import add_html_extras, wants_html_extras
 from pytest_edgehil.plugin.run import EdgeHILRun, duts_key, run_key
 from pytest_edgehil.plugin.session import DEFAULT_BUDGETS, DEFAULT_LAB, INI_VALUES, build_session, in_use
 from pytest_edgehil.plugin.short_errors import short_longrepr, wants_short
@@ -222,6 +223,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         short = short_longrepr(item, call.excinfo)
         if short is not None:
             report.longrepr = short  # the typed error's message, not our frames (plugin/short_errors.py)
+    if report.when == "call" and wants_html_extras(item.config):
+        add_html_extras(item, report)  # pytest-html: the value table and the trace image of this test
     if report.failed:
         for dut in item.stash.get(duts_key, []):
             report.sections.append((f"serial traffic {dut.name} ({dut.port})", dut.traffic.text()))
