@@ -45,7 +45,7 @@ def add_html_extras(item: pytest.Item, report: pytest.TestReport) -> None:
 
     from pytest_edgehil.results.records import TRACE_PROPERTY, records_from_properties
     from pytest_edgehil.results.report_plots import trace_plot
-    from pytest_edgehil.results.report_runs import Trace
+    from pytest_edgehil.results.report_runs import trace_from_dict
 
     extras: list[Any] = list(getattr(report, "extras", []))
     records = records_from_properties(report.user_properties)
@@ -54,9 +54,7 @@ def add_html_extras(item: pytest.Item, report: pytest.TestReport) -> None:
     for key, raw in report.user_properties:
         if key != TRACE_PROPERTY or not isinstance(raw, dict):
             continue
-        trace = Trace(pair=str(raw["pair"]), time_s=list(raw["time_s"]), power_w=list(raw["power_w"]),
-                      windows_s=[(float(a), float(b)) for a, b in raw.get("windows_s", [])],
-                      backend=str(raw.get("backend", "")))
+        trace = trace_from_dict(raw, report.nodeid, "")
         uri = trace_plot(trace)
         extras.append(pytest_html.extras.png(uri.split(",", 1)[1], name=f"power trace {trace.pair}"))
     report.extras = extras  # type: ignore[attr-defined]  # pytest-html reads this attribute

@@ -8,7 +8,8 @@ Layout (``schema_version`` 2; version 1, without `direction` and `family`, still
      "records": [{pair, model, device, kind, metric, value, unit, backend, status, bound, margin_rel,
                   samples, source, ci_low, ci_high, raw, context, direction, family, test, outcome,
                   median, published}, ...],
-     "traces": [{pair, test, time_s, power_w, windows_s, backend}, ...]}
+     "traces": [{pair, test, time_s, power_w, windows_s, backend, stages_s, zoom_time_s,
+                 zoom_power_w, caption}, ...]}
 
 One record per model × device × metric: `value` is what the budget was checked against (the median for
 per-inference samples), `raw` the per-inference samples the gate tests, `status` the budget verdict,
