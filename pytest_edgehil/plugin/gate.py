@@ -13,7 +13,8 @@ last write, so concurrent runs keep both files), decides in `pytest_sessionfinis
 0 to 1, never lower it), and prints the gate table in the terminal summary.
 
 With `--junitxml`, `JUnitMetricProperties` (registered on workers too, where the items run) adds each
-measured value as a test property `edgehil:<metric>` so Jenkins and GitLab show it per test case.
+measured value as a test property `edgehil:<metric>` so Jenkins and GitLab show it per test case, and
+writes every edgehil property as JSON (`results/junit.py`: samples counted, traces referenced).
 """
 
 from __future__ import annotations
@@ -170,8 +171,21 @@ class JUnitMetricProperties:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        from pytest_edgehil.results.junit import dumps, record_property, trace_property
+        from pytest_edgehil.results.records import TRACE_PROPERTY, USER_PROPERTY
+
+        # The call report (read by the run and the gate) holds its own copy of the list; the teardown
+        # report, which junitxml writes, gets JSON: records without their samples, traces as references.
+        properties: list[tuple[str, object]] = []
+        for key, value in item.user_properties:
+            if key == USER_PROPERTY and isinstance(value, dict):
+                value = record_property(value)
+            elif key == TRACE_PROPERTY and isinstance(value, dict):
+                value = trace_property(value, item.nodeid)
+            properties.append((key, value))
         for record in self.run.records_for(item.nodeid):
-            item.user_properties.append((f"{JUNIT_PREFIX}{record.metric}", record.value))
+            properties.append((f"{JUNIT_PREFIX}{record.metric}", dumps(record.value)))
+        item.user_properties[:] = properties
         return (yield)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

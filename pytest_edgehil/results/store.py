@@ -7,8 +7,9 @@ Layout (``schema_version`` 2; version 1, without `direction` and `family`, still
              git_dirty, seed, lab, devices, python, platform, argv},
      "records": [{pair, model, device, kind, metric, value, unit, backend, status, bound, margin_rel,
                   samples, source, ci_low, ci_high, raw, context, direction, family, test, outcome,
-                  median}, ...],
-     "traces": [{pair, test, time_s, power_w, windows_s, backend}, ...]}
+                  median, published}, ...],
+     "traces": [{pair, test, time_s, power_w, windows_s, backend, stages_s, zoom_time_s,
+                 zoom_power_w, caption}, ...]}
 
 One record per model × device × metric: `value` is what the budget was checked against (the median for
 per-inference samples), `raw` the per-inference samples the gate tests, `status` the budget verdict,
