@@ -57,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edgehil-seed", type=int, default=0, help="seed of the simulated twins' jitter and noise")
     group.addoption("--analyzer", default=None, help="VISA resource of the power analyzer, overriding the lab file")
     group.addoption("--edgehil-save", default=None, metavar="PATH",
-                    help="write the results file (JSON) here, rewritten atomically after every measurement")
+                    help="write the results file (JSON) here; records are journaled as they are measured")
     group.addoption("--edgehil-baseline", default=None, metavar="PATH",
                     help="results file to gate against: fail the run on significant regressions")
     group.addoption("--edgehil-fail-on", default=None, metavar="FAMILY:PCT,…",
