@@ -27,10 +27,10 @@ def bring_up_monitor(bench: Bench, dut: DeviceUnderTest) -> tuple[PowerMonitor, 
     if dut.twin is not None and config.twin_monitor:
         from pytest_edgehil.sim import start_monitor_twin
 
-        twin, port, supply_v, range_a = start_monitor_twin(dut.twin, config.twin_monitor, seed=bench.seed)
+        twin, port, twin_v, range_a = start_monitor_twin(dut.twin, config.twin_monitor, seed=bench.seed)
         bench.monitor_twins[config.name] = twin  # owned from here on: Bench.close() stops it
         spec = f"{config.twin_monitor}:{port}"
-        return open_monitor(spec), SupplySettings(spec, 1, supply_v, range_a)
+        return open_monitor(spec), SupplySettings(spec, 1, twin_v, range_a)
     assert config.monitor is not None  # the bench asks only when the lab names one
     supply_v = config.supply_v if config.supply_v is not None else get_device_kind(config.kind).supply_v
     if supply_v is None or config.current_range_a is None:

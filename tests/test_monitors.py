@@ -123,3 +123,54 @@ def test_monitor_out_of_its_range_is_a_typed_refusal():
 def test_bad_monitor_names_are_config_errors(spec):
     with pytest.raises(ConfigError, match="KIND:ADDRESS"):
         parse_monitor(spec)
+
+
+def test_lpm01a_run_window_on_its_twin_within_half_a_percent():
+    """The LPM01A has no digital channel and no pre-trigger samples: one run window from the D7 trigger
+    (clock fit), per-inference windows refused by name."""
+    bench = _bench("cortex-m4", "lpm01a")
+    try:
+        dut = bench.device("cortex-m4")
+        entry = CATALOG.get("tinytracker")
+        dut.ensure_model(entry.data, entry.name)
+        monitor, supply = bench.analyzer("cortex-m4")
+        m = measure_energy(dut, monitor, supply_v=supply.supply_v, current_range_a=0.045,
+                           plan=EnergyPlan(windows=1, runs_per_window=3))
+        edges, timeline = dut.twin.last_run_edges_s, dut.twin.timeline
+        # The run window runs from the first inference's retrieval end to the last one's.
+        truth_j = timeline.energy_between(edges[0][3], edges[-1][3]) / (len(edges) - 1)
+        commands = list(bench.monitor_twins["cortex-m4"].commands)
+    finally:
+        bench.close()
+    assert m.window_source == "trigger start + clock fit" and m.instrument == "ST X-NUCLEO-LPM01A"
+    assert m.refusal is not None and "pre-trigger" in str(m.refusal)
+    assert abs(float(m.windows[-1].end_to_end_j[0]) / truth_j - 1) < 0.005
+    assert "trigsrc d7" in commands and "format bin_hexa" in commands  # 100 kS/s is past ASCII's 10 kHz
+
+
+@pytest.mark.parametrize(("kind", "match"), [("imx500", "at most 50 mA"), ("coral", "1.8-3.3 V")])
+def test_lpm01a_refuses_boards_it_cannot_power(kind, match):
+    bench = _bench(kind, "lpm01a")
+    try:
+        dut = bench.device(kind)
+        entry = CATALOG.get("qsegment")
+        dut.ensure_model(entry.data, entry.name)
+        monitor, supply = bench.analyzer(kind)
+        with pytest.raises(MonitorLimit, match=match):
+            measure_energy(dut, monitor, supply_v=supply.supply_v, current_range_a=supply.current_range_a)
+    finally:
+        bench.close()
+
+
+def test_lpm01a_codecs_round_trip():
+    from pytest_edgehil.instruments import lpm01a_protocol as proto
+
+    current = np.array([0.0123, 1e-6, 0.049, 3.3e-3] * 600)
+    raw = proto.encode_binary(current)
+    assert len(raw) == proto.binary_length(current.size)
+    assert np.abs(proto.decode_binary(raw) / current - 1).max() < 1 / 512  # a 12-bit mantissa, 9 bits at worst
+    with pytest.raises(ValueError, match="end mark"):
+        proto.decode_binary(raw[:-1])
+    assert proto.format_ascii(52.12e-6) == "5212-08"
+    assert proto.parse_ascii("5212-08") == pytest.approx(52.12e-6)
+    assert proto.parse_ascii("ack start") is None

@@ -29,8 +29,7 @@ INSTALL_HINT = "pip install 'pytest-edgehil[monitors]'"
 MONITOR_KINDS = {
     "lpm01a": ("pytest_edgehil.instruments.lpm01a", "LPM01A"),
     "ppk2": ("pytest_edgehil.instruments.ppk2", "PPK2"),
-    "joulescope": ("pytest_edgehil.instruments.joulescope", "Joulescope"),
-    "otii": ("pytest_edgehil.instruments.otii", "Otii"),
+    # Joulescope (pyjoulescope-driver) and Otii (otii-tcp-client) have no driver yet: docs/instruments.md.
 }
 
 
@@ -83,8 +82,7 @@ def parse_monitor(spec: str) -> tuple[str, str]:
     kind = kind.strip().lower()
     if not sep or kind not in MONITOR_KINDS or not address:
         raise ConfigError(f"monitor {spec!r}: write KIND:ADDRESS with KIND one of {', '.join(MONITOR_KINDS)} "
-                          "(e.g. \"ppk2:/dev/ttyACM0\", \"lpm01a:/dev/ttyACM1\", \"joulescope:\" + serial number, "
-                          "\"otii:127.0.0.1:1905\")")
+                          "(e.g. \"ppk2:/dev/ttyACM0\", \"lpm01a:/dev/ttyACM1\")")
     return kind, address
 
 

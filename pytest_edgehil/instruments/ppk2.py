@@ -44,7 +44,7 @@ class PPK2(PowerMonitor):
         self.trigger_bit = trigger_bit
         try:
             self._api: Any = module.PPK2_API(port, timeout=0.05, write_timeout=1)
-        except Exception as exc:  # noqa: BLE001 - pyserial's SerialException, OSError: say which port
+        except Exception as exc:
             raise InstrumentError(f"{self.model} at {port}: cannot open the port: {exc}; check the USB cable "
                                   "and that no other program (nRF Connect) holds it") from exc
         if not self._api.get_modifiers():

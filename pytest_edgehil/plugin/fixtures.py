@@ -161,10 +161,9 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
                    edgehil_analyzer: tuple[PowerAnalyzer, SupplySettings],
                    edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
     """Energy per inference of the pair's model on its device, measured once per pair and session."""
+    from pytest_edgehil.errors import MonitorLimit
     from pytest_edgehil.measure.meter import measure_energy
     from pytest_edgehil.plugin.recorder import context_key
-
-    from pytest_edgehil.errors import MonitorLimit
 
     key = (edgehil_dut.name, edgehil_dut.loaded_sha256)
     cache = pytestconfig.stash[run_key].energy_cache

@@ -51,7 +51,6 @@ def start_device_twin(kind: str, name: str, *, seed: int = 0,
     from pytest_edgehil.sim.bench_physics import BenchPhysics
     from pytest_edgehil.sim.device_faults import as_plan
     from pytest_edgehil.sim.device_twin import DeviceTwin
-    from pytest_edgehil.sim.monitor_pty import SerialTwin
     from pytest_edgehil.sim.profile import twin_profile
 
     twin = DeviceTwin(twin_profile(kind), name, seed=seed, faults=as_plan(faults), realtime=realtime,
