@@ -25,7 +25,7 @@ from pytest_edgehil.instruments.monitor import PowerMonitor, import_library
 from pytest_edgehil.instruments.ppk2_protocol import SAMPLE_INTERVAL_S
 
 START_TIMEOUT_S = 2.0  # the stream must begin this soon after AVERAGE_START
-QUIET_S = 0.2  # after AVERAGE_STOP, the stream has ended once nothing arrived for this long
+QUIET_S = 0.5  # after AVERAGE_STOP, the stream has ended once nothing arrived for this long
 
 
 class PPK2(PowerMonitor):

@@ -95,7 +95,13 @@ def trigger_line(timeline: ActivityTimeline, instants_s: np.ndarray, latency_s: 
 def monitor_samples(timeline: ActivityTimeline, physics: BenchPhysics, t0_s: float, dt_s: float, points: int,
                     rng: np.random.Generator, noise_rel: float) -> tuple[np.ndarray, np.ndarray]:
     """(power W per sample with noise, trigger line per sample) for samples at t0 + i·dt, i < points."""
-    power_w = analog_samples(timeline.snapshot(), timeline.idle_power_w, t0_s, dt_s, points, physics)
+    # Only the spans near the window: a session's timeline holds thousands, and a streaming twin synthesizes
+    # in small chunks (its host reads a pause in the stream as its end). The margin covers the supply path's
+    # settling history that `analog_samples` replays before the window.
+    margin_s = 12 * sum(physics.filter_taus_s) + 2 * dt_s
+    lo_s, hi_s = t0_s - margin_s, t0_s + (points + 1) * dt_s
+    spans = [s for s in timeline.snapshot() if s.end_s > lo_s and s.start_s < hi_s]
+    power_w = analog_samples(spans, timeline.idle_power_w, t0_s, dt_s, points, physics)
     power_w = power_w * (1.0 + noise_rel * rng.standard_normal(points))
     line = trigger_line(timeline, t0_s + np.arange(points) * dt_s, physics.trigger_latency_s)
     return power_w, line

@@ -21,7 +21,7 @@ from pytest_edgehil.sim.bench_physics import BenchPhysics
 from pytest_edgehil.sim.monitor_pty import SerialTwin, monitor_samples
 from pytest_edgehil.sim.timeline import ActivityTimeline
 
-CHUNK = 20_000  # samples synthesized at a time
+CHUNK = 2_000  # samples synthesized at a time (20 ms of stream: the host never sees a long pause)
 
 
 class PPK2Twin(SerialTwin):
