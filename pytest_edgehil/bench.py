@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the hardware path never imports the simulation; twins come 
 
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
     from pytest_edgehil.sim.device_twin import DeviceTwin
+    from pytest_edgehil.sim.monitor_pty import SerialTwin
     from pytest_edgehil.sim.timeline import ActivityTimeline
 
 
@@ -190,7 +191,8 @@ class Bench:
         self._not_found_again: dict[str, DeviceError] = {}  # recover_lost() failed: not retried either
         self._analyzers: dict[str, tuple[PowerAnalyzer, SupplySettings]] = {}
         self._analyzer_twins: dict[str, AnalyzerTwin] = {}
-        self._analyzer_locks: dict[str, ResourceLock] = {}
+        self.monitor_twins: dict[str, SerialTwin] = {}  # a simulated device's power-monitor twin (PPK2, LPM01A)
+        self.analyzer_locks: dict[str, ResourceLock] = {}
 
     def analyzer(self, name: str) -> tuple[PowerAnalyzer, SupplySettings]:
         """The power analyzer on device `name`'s supply: the analyzer twin for a simulated device."""
@@ -203,6 +205,10 @@ class Bench:
 
     def _bring_up_analyzer(self, dut: DeviceUnderTest) -> tuple[PowerAnalyzer, SupplySettings]:
         config = dut.config
+        if not self.analyzer_override and (config.monitor or (dut.twin is not None and config.twin_monitor)):
+            from pytest_edgehil.monitors import bring_up_monitor  # a USB power monitor instead of SCPI
+
+            return bring_up_monitor(self, dut)
         if dut.twin is not None and not self.analyzer_override:
             from pytest_edgehil.sim import start_analyzer_twin
 
@@ -233,7 +239,7 @@ class Bench:
             except BaseException:
                 lock.release()
                 raise
-            self._analyzer_locks[config.name] = lock
+            self.analyzer_locks[config.name] = lock
             return analyzer, settings
         return open_analyzer(settings.resource, channel=settings.channel), settings
 
@@ -348,7 +354,9 @@ class Bench:
             steps.append((f"analyzer of {name!r} ({settings.resource})", analyzer.close))
         for name, analyzer_twin in self._analyzer_twins.items():
             steps.append((f"analyzer twin of {name!r}", analyzer_twin.close))
-        for name, lock in self._analyzer_locks.items():
+        for name, monitor_twin in self.monitor_twins.items():
+            steps.append((f"monitor twin of {name!r}", monitor_twin.close))
+        for name, lock in self.analyzer_locks.items():
             steps.append((f"lock of the analyzer of {name!r} ({lock.path})", lock.release))
         for name, dut in self._devices.items():
             steps.append((f"device {name!r} port {dut.port}", dut.client.close))
@@ -358,7 +366,8 @@ class Bench:
                 steps.append((f"lock of device {name!r} ({dut.lock.path})", dut.lock.release))
         self._analyzers.clear()
         self._analyzer_twins.clear()
-        self._analyzer_locks.clear()
+        self.monitor_twins.clear()
+        self.analyzer_locks.clear()
         self._devices.clear()
         failures: list[tuple[str, BaseException]] = []
         for part, close in steps:

@@ -84,6 +84,11 @@ class InstrumentReplyError(InstrumentError):
         self.reply = reply
 
 
+class MonitorLimit(InstrumentError):
+    """A power monitor cannot source or measure what the device needs (its voltage, its peak current, a
+    sample rate it does not have): refused before any number is taken."""
+
+
 class MeasurementError(EdgeHILError):
     """A trace cannot give the asked-for figure (e.g. a window shorter than the sample period)."""
 

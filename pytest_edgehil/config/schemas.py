@@ -78,6 +78,10 @@ class DeviceTable(StrictModel):
     faults: FaultsTable | None = None
     # A simulated device's analyzer twin speaks this driver's dialect (default: the N6705C's).
     twin_analyzer: Literal["keysight-n6705c", "rs-ngm202", "keithley-2281s"] | None = None
+    # A USB power monitor on the supply, "KIND:ADDRESS" (instruments/monitor.py); a simulated device's
+    # monitor twin instead of the SCPI analyzer twin.
+    monitor: NonEmpty | None = None
+    twin_monitor: Literal["ppk2", "lpm01a"] | None = None
 
 
 NonNegative = Annotated[float, Field(ge=0)]
