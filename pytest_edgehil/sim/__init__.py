@@ -80,7 +80,8 @@ def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0,
     twin = AnalyzerTwin(device_twin.timeline, seed=seed, dialect=dialect, physics=device_twin.physics)
     resource = twin.start()
     # Headroom for the session's drift and the layer structure's peaks.
-    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w) * 1.1
+    frame_w = [f.readout_w for f in profile.frame_readout.values()]
+    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w, *frame_w) * 1.1
     return twin, resource, profile.supply_v, 1.25 * peak_w / profile.supply_v
 
 
