@@ -26,7 +26,7 @@ TENSOR_64K = np.random.default_rng(0).integers(-128, 128, size=(1, 256, 256, 1),
 def echo_handler(message: p.Message) -> list[p.Message]:
     if isinstance(message, p.Run):
         timings = tuple(p.StageTiming(1000.0 * i, 10.0, 100.0, 5.0) for i in range(message.count))
-        return [p.Result(timings, (np.zeros(10, np.int8),))]
+        return [p.Result(timings, (np.zeros(10, np.int8),), bytes(32))]
     return [p.Ack(message.msg_type)]
 
 
