@@ -51,7 +51,7 @@ from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 MODELS = Path(__file__).resolve().parent.parent / "fixtures" / "models"
 TENSOR_64K = np.random.default_rng(0).integers(-128, 128, size=(1, 256, 256, 1), dtype=np.int8)
 # A RESULT for RUN 1: one timing and a 10-value int8 output (67 bytes framed, as the issue measured).
-CANNED_RESULT = p.Result((p.StageTiming(0.0, 17900.0, 860.0, 240.0),), (np.zeros(10, np.int8),))
+CANNED_RESULT = p.Result((p.StageTiming(0.0, 17900.0, 860.0, 240.0),), (np.zeros(10, np.int8),), bytes(32))
 
 
 def canned_handler(message: p.Message) -> list[p.Message]:

@@ -89,9 +89,10 @@ class DeviceUnderTest:
         """Make `model_bytes` the active model: select it by hash if the device holds it, else upload.
 
         Called before each test's RUNs. A model this session already put on the device is re-selected by
-        its SHA-256 every time, not trusted from memory: protocol version 1 has no way to ask which model
-        is active, and a board that rebooted (or was driven by something that ignores the lock) may hold
-        another one. A device that no longer holds it (NO_MODEL) gets it uploaded again.
+        its SHA-256 every time, not trusted from memory: a board that rebooted (or was driven by something
+        that ignores the lock) may hold another one. A device that no longer holds it (NO_MODEL) gets it
+        uploaded again. Between this and the next call, every RUN's RESULT must name this model (protocol
+        version 2), else the client raises ModelMismatch and nothing from that RUN is recorded.
         Raises DeviceError (DeviceRejected, DeviceTimeout, …) when the device refuses or does not answer.
         """
         sha = hashlib.sha256(model_bytes).hexdigest()

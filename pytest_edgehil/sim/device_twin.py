@@ -247,7 +247,8 @@ class DeviceTwin:
             self.timeline.set_busy(False)
         if self.realtime > 0:
             time.sleep((self.clock_s - start_s) * self.realtime)
-        return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
+        # Protocol v2: the RESULT names the model that ran, so the host can refuse a swapped one.
+        return [p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)]
 
     def _rebooted(self, wipe_flash: bool) -> None:
         """A reset by a reboot fault: RAM is gone (active model, inputs, upload); flash survives unless wiped."""
