@@ -8,7 +8,7 @@ silently replaced by a twin: if it cannot be reached the run fails, naming the p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,8 @@ class LabConfig:
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     dataset_root: Path | None = None
     physics: dict[str, Any] = field(default_factory=dict)  # `[physics]`: the simulated bench's effects
+    # --backend hw: every device must be real, and a board whose HELLO says simulated firmware is refused
+    hardware_only: bool = False
 
     @property
     def all_simulated(self) -> bool:
@@ -159,7 +161,7 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
                 f"--backend hw, but lab {lab.name!r} marks {', '.join(simulated)} as simulated; "
                 "pass --lab with a hardware lab file (see fixtures/lab.example-hw.toml)"
             )
-        return lab
+        return replace(lab, hardware_only=True)
     raise ConfigError(f"--backend must be 'sim' or 'hw', got {backend!r}")
 
 

@@ -20,7 +20,6 @@ A dropped or flipped byte is thus a retry, never a wrong value. `stats` counts w
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 import select
 import threading
@@ -63,13 +62,13 @@ from pytest_edgehil.link.messages import (
     SetInput,
 )
 from pytest_edgehil.link.replies import check_result
+from pytest_edgehil.link.run_wait import RunWait
 from pytest_edgehil.link.traffic_log import TrafficLog
 
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the package supports Python 3.10 at runtime
 
 POLL_S = 0.05  # longest a wait sleeps before looking at its deadline again
-RUNS_PER_TIMEOUT = 100  # RUN n waits timeout_s for every started 100 inferences
 R = TypeVar("R", bound=Message)
 
 # What to do about each device refusal, appended to the device's own text.
@@ -121,6 +120,7 @@ class DeviceClient:
         self._lock = threading.RLock()
         self._lost: str | None = None  # why the port failed under us, until reopened
         self.stats = LinkStats()
+        self.run_wait = RunWait(timeout_s)  # how long RUN n may take: from the active model's period
 
     # -- state ------------------------------------------------------------------------------------------
     @property
@@ -204,6 +204,7 @@ class DeviceClient:
             raise ConfigError(f"load_model: chunk_size {chunk_size} must be in 1..{MAX_PAYLOAD - 4} bytes")
         data = bytes(model_bytes)
         digest = hashlib.sha256(data).digest()
+        self.run_wait.forget()
         self._ack("load_model (LOAD_BEGIN)", LoadBegin(len(data), digest, name))
         for offset in range(0, len(data), chunk_size):
             self._ack(f"load_model (LOAD_CHUNK at {offset})", LoadChunk(offset, data[offset:offset + chunk_size]))
@@ -218,6 +219,7 @@ class DeviceClient:
             digest = b""
         if len(digest) != 32:
             raise ConfigError(f"select_model: {sha256_hex!r} is not a SHA-256 hex digest (64 hex characters)")
+        self.run_wait.forget()
         self._ack("select_model", SelectModel(digest))
 
     def set_input(self, index: int, tensor: np.ndarray) -> None:
@@ -226,17 +228,26 @@ class DeviceClient:
     def run(self, count: int = 1) -> Result:
         """Run `count` back-to-back inferences; timings of each, outputs of the last.
 
+        The wait comes from the expected run time (`link.run_wait`): the active model's period as the
+        device last reported it (or as declared with `run_wait.expect`), × count × 2, plus `timeout_s`.
+        While it is unknown, RUN 1 runs first to learn it. A wait over 5 s is reported as it goes.
         The reply is checked before it is returned (`replies.check_result`): one timing per inference,
         every stage time finite and >= 0, else InvalidPayload naming the device, field and value.
         """
         if count < 1:
             raise ConfigError(f"run: count must be >= 1, got {count}")
-        wait_s = self.timeout_s * math.ceil(count / RUNS_PER_TIMEOUT)
+        if self.run_wait.needs_probe(count):
+            self.run(1)  # learn the period: a long run is never waited for with a guess
         command = f"run({count})"
-        result = self._expect(command, self._request(command, Run(count), wait_s), Result)
-        return check_result(result, count, device=self.name, port=self.port, command=command)
+        wait_s = self.run_wait.wait_s(count)
+        frame = self._request(command, Run(count), wait_s, expected=self.run_wait.describe(count))
+        result = check_result(self._expect(command, frame, Result), count, device=self.name, port=self.port,
+                              command=command)
+        self.run_wait.learn(result.timings)
+        return result
 
     def reset(self) -> None:
+        self.run_wait.forget()
         self._ack("reset", Reset())
 
     # -- request / reply ------------------------------------------------------------------------------------
@@ -270,7 +281,7 @@ class DeviceClient:
             f"(pytest-edgehil) speaks version {PROTOCOL_VERSION}. Flash firmware/agent that speaks version "
             f"{PROTOCOL_VERSION}, or install the pytest-edgehil release that speaks version {device_version}.")
 
-    def _request(self, command: str, request: Message, wait_s: float) -> Frame:
+    def _request(self, command: str, request: Message, wait_s: float, expected: str = "") -> Frame:
         with self._lock:
             if self._serial is None and self._lost is not None:
                 # Under pytest the plugin finds the board again before the device's next test; a script
@@ -285,7 +296,7 @@ class DeviceClient:
             self._seq = (self._seq + 1) & 0xFFFF
             self.stats.requests += 1
             frame = Frame(PROTOCOL_VERSION, request.msg_type, self._seq, request.encode_payload())
-            return Exchange(self, command, frame, wait_s).run()
+            return Exchange(self, command, frame, wait_s, expected=expected).run()
 
     # -- port I/O (called by link.exchange.Exchange) --------------------------------------------------------------------
     def _write(self, command: str, wire: bytes) -> None:
