@@ -35,6 +35,8 @@ from pytest_edgehil.errors import (
     InstrumentError,
 )
 from pytest_edgehil.instruments.base import PowerAnalyzer, open_analyzer
+from pytest_edgehil.link.agent_port import agent_handshake
+from pytest_edgehil.link.auth import read_token
 from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.messages import ErrorCode, HelloReply
 from pytest_edgehil.link.recovery import reconnect
@@ -339,8 +341,12 @@ class Bench:
                 lock.acquire(self.lock_timeout_s, self.on_lock_wait)  # before the port: never talk to a held board
                 self._power_before_hello(config)
             traffic = TrafficLog()
+            handshake = None
+            if config.token_file is not None and not config.simulated:  # an on-board agent: prove the token
+                token = read_token(config.token_file, what=f"device {config.name!r}")
+                handshake = agent_handshake(token, timeout_s=self.timeout_s, name=config.name)
             client = DeviceClient(port, baudrate=config.baud, timeout_s=self.timeout_s, name=config.name,
-                                  traffic_log=traffic)
+                                  traffic_log=traffic, handshake=handshake)
             try:
                 client.open()
             except DeviceError as exc:

@@ -39,6 +39,8 @@ class DeviceConfig:
     # its plan from it): a simulated device only. Not part of equality: a record, not a behaviour.
     faults: Mapping[str, Any] | None = field(default=None, compare=False)
     twin_analyzer: str | None = None  # simulated only: the analyzer twin's dialect (driver name)
+    token_file: Path | None = None  # an on-board agent's shared token (link.auth); None: no handshake
+    models: tuple[str, ...] = ()  # catalog models run here without a budget (config.pairs)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def simulated_lab() -> LabConfig:
 LAB_FIX = "fix the lab file (its keys are listed in docs/config-files.md)"
 
 
-def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfig:
+def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) -> DeviceConfig:
     """A validated `[devices.NAME]` table checked against the kind registry and the twins."""
     kinds = device_kinds()
     if table.kind is None and name not in kinds:
@@ -100,6 +102,9 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
             f"{where}: [devices.{name}]: hardware device {name!r} needs `port` (e.g. \"/dev/ttyACM0\" or "
             "\"socket://host:4000\") or `usb_serial`; or set `simulated = true` to use its twin"
         )
+    if table.token_file is not None and (table.simulated or not (table.port or "").startswith("socket://")):
+        raise ConfigError(f"{where}: [devices.{name}]: `token_file` is for an on-board agent reached at "
+                          "port = \"socket://HOST:PORT\" (docs/hardware.md); drop it or fix `port`")
     if table.faults is not None and not table.simulated:
         raise ConfigError(f"{where}: [devices.{name}]: `faults` are injected by a device twin; a real board's "
                           "faults come by themselves. Set `simulated = true`, or remove the faults table")
@@ -120,7 +125,15 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
         analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
         faults=faults,
         twin_analyzer=table.twin_analyzer,
+        token_file=_token_path(table.token_file, base) if table.token_file else None,
+        models=tuple(table.models),
     )
+
+
+def _token_path(value: str, base: Path) -> Path:
+    """`~` expanded; a relative path is taken from the lab file's directory `base`."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
 
 
 def lab_from_data(data: Any, path: Path) -> LabConfig:
@@ -130,7 +143,7 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
 
     lab_file = validate(LabFile, data, what="lab file", source=str(path), fix=LAB_FIX,
                         entry=named_tables("devices", lambda name, _: f"[devices.{name}]"))
-    devices = {name: _device_from_table(name, table, f"lab file {path}")
+    devices = {name: _device_from_table(name, table, f"lab file {path}", Path(path).parent)
                for name, table in lab_file.devices.items()}
     root = lab_file.lab.dataset_root
     physics = lab_file.physics.model_dump(exclude_none=True)

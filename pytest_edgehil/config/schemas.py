@@ -78,6 +78,10 @@ class DeviceTable(StrictModel):
     faults: FaultsTable | None = None
     # A simulated device's analyzer twin speaks this driver's dialect (default: the N6705C's).
     twin_analyzer: Literal["keysight-n6705c", "rs-ngm202", "keithley-2281s"] | None = None
+    # An on-board agent (`edgehil agent`): the file holding the shared token (relative to the lab file, ~ ok).
+    token_file: NonEmpty | None = None
+    # Catalog models to run on this device without a budget (measured figures recorded, nothing asserted).
+    models: list[NonEmpty] = Field(default_factory=list)
 
 
 NonNegative = Annotated[float, Field(ge=0)]

@@ -24,6 +24,7 @@ import random
 import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -100,7 +101,8 @@ class DeviceClient:
     """Drives one device over the framed protocol. Open it (or use `with`) before sending commands."""
 
     def __init__(self, port: str | serial.SerialBase, *, baudrate: int = 115200, timeout_s: float = 5.0,
-                 name: str = "device", retries: int = 2, traffic_log: TrafficLog | None = None) -> None:
+                 name: str = "device", retries: int = 2, traffic_log: TrafficLog | None = None,
+                 handshake: Callable[[serial.SerialBase], None] | None = None) -> None:
         if timeout_s <= 0 or retries < 0:
             raise ConfigError(f"device {name!r}: timeout_s must be > 0 and retries >= 0, got {timeout_s} "
                               f"and {retries}")
@@ -120,6 +122,8 @@ class DeviceClient:
         self._lock = threading.RLock()
         self._lost: str | None = None  # why the port failed under us, until reopened
         self.stats = LinkStats()
+        # Run on the port each time it is opened, before any frame: an on-board agent's auth (link.agent_port).
+        self.handshake = handshake
         self.run_wait = RunWait(timeout_s)  # how long RUN n may take: from the active model's period
 
     # -- state ------------------------------------------------------------------------------------------
@@ -149,6 +153,12 @@ class DeviceClient:
                                                 write_timeout=self.timeout_s, exclusive=True)
                 # Reads never block: the client waits with select() and its own deadlines.
                 ser.timeout = 0
+                if self.handshake is not None:
+                    try:
+                        self.handshake(ser)
+                    except BaseException:
+                        ser.close()
+                        raise
                 # A lone delimiter ends whatever partial garbage the device's decoder holds.
                 ser.write(b"\x00")
             except (serial.SerialException, OSError, ValueError, OverflowError) as exc:
