@@ -16,7 +16,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import serial
 from serial.tools import list_ports
@@ -24,6 +24,7 @@ from serial.tools import list_ports
 from pytest_edgehil.bring_up import check_identity, power_board
 from pytest_edgehil.config.kinds import get_device_kind
 from pytest_edgehil.config.lab import DeviceConfig, LabConfig
+from pytest_edgehil.eembc_device import bring_up_eembc
 from pytest_edgehil.errors import (
     CloseError,
     ConfigError,
@@ -46,6 +47,7 @@ from pytest_edgehil.locks import ResourceLock, default_owner, lock_name
 if TYPE_CHECKING:  # the hardware path never imports the simulation; twins come from pytest_edgehil.sim lazily
     from serial.tools.list_ports_common import ListPortInfo
 
+    from pytest_edgehil.config.catalog import ModelCatalog
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
     from pytest_edgehil.sim.device_twin import DeviceTwin
     from pytest_edgehil.sim.timeline import ActivityTimeline
@@ -179,7 +181,7 @@ class Bench:
     def __init__(self, lab: LabConfig, *, seed: int = 0, timeout_s: float = 10.0,
                  analyzer_override: str | None = None, lock_timeout_s: float = 0.0,
                  on_lock_wait: Callable[[str], None] | None = None, owner: str | None = None,
-                 twin_realtime: float = 0.0) -> None:
+                 twin_realtime: float = 0.0, catalog: ModelCatalog | None = None) -> None:
         self.lab = lab
         self.seed = seed
         self.timeout_s = timeout_s
@@ -188,6 +190,8 @@ class Bench:
         self.on_lock_wait = on_lock_wait  # told what a waiting bring-up waits for
         self.owner = owner or default_owner()  # what the lock files say holds them (the pytest command line)
         self.twin_realtime = twin_realtime  # twins sleep their simulated stage times × this (0: virtual time)
+        self.catalog = catalog  # the models a firmware may have compiled in (eembc devices)
+        self._firmware_twins: dict[str, Any] = {}  # eembc devices' firmware twins, closed with the bench
         self._devices: dict[str, DeviceUnderTest] = {}
         self._failed: dict[str, EdgeHILError] = {}  # bring-ups that failed: not retried in this run
         self._not_found_again: dict[str, DeviceError] = {}  # recover_lost() failed: not retried either
@@ -326,6 +330,11 @@ class Bench:
         return list(self._devices.values())
 
     def _bring_up(self, config: DeviceConfig) -> DeviceUnderTest:
+        if config.protocol == "eembc":  # the MLPerf Tiny reference firmware: its own text protocol
+            dut, firmware_twin = bring_up_eembc(self, config)
+            if firmware_twin is not None:
+                self._firmware_twins[config.name] = firmware_twin
+            return dut
         twin: DeviceTwin | None = None
         client: DeviceClient | None = None
         lock: ResourceLock | None = None
@@ -387,6 +396,9 @@ class Bench:
                 steps.append((f"device twin {name!r}", dut.twin.close))
             if dut.lock is not None:  # after its port: the next holder must find the port closed
                 steps.append((f"lock of device {name!r} ({dut.lock.path})", dut.lock.release))
+        for name, firmware_twin in self._firmware_twins.items():
+            steps.append((f"firmware twin {name!r}", firmware_twin.close))
+        self._firmware_twins.clear()
         self._analyzers.clear()
         self._analyzer_twins.clear()
         self._analyzer_locks.clear()

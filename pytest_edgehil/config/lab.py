@@ -41,6 +41,8 @@ class DeviceConfig:
     twin_analyzer: str | None = None  # simulated only: the analyzer twin's dialect (driver name)
     token_file: Path | None = None  # an on-board agent's shared token (link.auth); None: no handshake
     models: tuple[str, ...] = ()  # catalog models run here without a budget (config.pairs)
+    protocol: str = "edgehil"  # "eembc": MLPerf Tiny reference firmware (link.eembc_client)
+    firmware_model: str | None = None  # eembc: the catalog model compiled into the firmware
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,9 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
     if table.token_file is not None and (table.simulated or not (table.port or "").startswith("socket://")):
         raise ConfigError(f"{where}: [devices.{name}]: `token_file` is for an on-board agent reached at "
                           "port = \"socket://HOST:PORT\" (docs/hardware.md); drop it or fix `port`")
+    if (table.protocol == "eembc") != (table.firmware_model is not None):
+        raise ConfigError(f"{where}: [devices.{name}]: `protocol = \"eembc\"` and `firmware_model` go together: the "
+                          "MLPerf Tiny reference firmware has its model compiled in; name it (a catalog model)")
     if table.faults is not None and not table.simulated:
         raise ConfigError(f"{where}: [devices.{name}]: `faults` are injected by a device twin; a real board's "
                           "faults come by themselves. Set `simulated = true`, or remove the faults table")
@@ -126,7 +131,8 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
         faults=faults,
         twin_analyzer=table.twin_analyzer,
         token_file=_token_path(table.token_file, base) if table.token_file else None,
-        models=tuple(table.models),
+        models=tuple(table.models) or ((table.firmware_model,) if table.firmware_model else ()),
+        protocol=table.protocol, firmware_model=table.firmware_model,
     )
 
 

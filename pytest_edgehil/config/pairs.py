@@ -104,7 +104,9 @@ def check_budget_targets(budgets: Sequence[BudgetEntry], catalog: ModelCatalog, 
 def generate_pairs(budgets: Sequence[BudgetEntry], lab: LabConfig, extra_models: Sequence[str],
                    selected_devices: Sequence[str]) -> list[Pair]:
     pairs = [Pair(_model_of(entry, extra_models), dev.name, dev.kind, entry)
-             for entry in budgets for dev in lab.devices.values() if dev.kind == entry.device_kind]
+             for entry in budgets for dev in lab.devices.values() if dev.kind == entry.device_kind
+             # a firmware with its model compiled in runs that model only
+             and dev.firmware_model in (None, _stem(_model_of(entry, extra_models)))]
     budgeted = {(p.model_name, p.device) for p in pairs}
     for dev in lab.devices.values():  # the lab's `models` of a device: run there without a budget
         for model in dev.models:
@@ -113,6 +115,8 @@ def generate_pairs(budgets: Sequence[BudgetEntry], lab: LabConfig, extra_models:
                 budgeted.add((_stem(model), dev.name))
     for model in extra_models:
         for name in selected_devices:
+            if lab.devices[name].firmware_model not in (None, _stem(model)):
+                continue
             pair = Pair(model, name, lab.devices[name].kind, None)
             if (pair.model_name, name) not in budgeted:
                 pairs.append(pair)

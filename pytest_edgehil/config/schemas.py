@@ -82,6 +82,9 @@ class DeviceTable(StrictModel):
     token_file: NonEmpty | None = None
     # Catalog models to run on this device without a budget (measured figures recorded, nothing asserted).
     models: list[NonEmpty] = Field(default_factory=list)
+    # "eembc": the unmodified MLPerf Tiny reference firmware (text protocol) with `firmware_model` compiled in.
+    protocol: Literal["edgehil", "eembc"] = "edgehil"
+    firmware_model: NonEmpty | None = None
 
 
 NonNegative = Annotated[float, Field(ge=0)]
