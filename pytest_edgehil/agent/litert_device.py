@@ -28,7 +28,7 @@ from pytest_edgehil.model.runtime import ModelRunner
 
 FIRMWARE = f"edgehil-agent {pytest_edgehil.__version__}"
 DEFAULT_STORE_BYTES = 256 * 1024 * 1024  # models kept in memory; a LOAD_BEGIN beyond it is refused
-BASE_CAPABILITIES = ("load_model", "select_model", "run", "stage_timings", "backend:litert-cpu", "inputs:pushed")
+BASE_CAPABILITIES = ("load_model", "select_model", "run", "stage_timings", "backend:litert-cpu")
 
 
 class Refusal(Exception):
@@ -76,12 +76,14 @@ class LiteRTDevice:
 
     def __init__(self, *, kind: str = "linux-cpu", name: str | None = None, threads: int = 1,
                  store_bytes: int = DEFAULT_STORE_BYTES, extra_capabilities: Sequence[str] | None = None,
+                 inputs: str = "pushed",
                  clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.kind, self.name = kind, name or socket.gethostname()
         self.threads, self.store_bytes, self.clock_ns = threads, store_bytes, clock_ns
         if extra_capabilities is None:  # default: the on-board power readers present here (`power:none`)
             extra_capabilities = power_capabilities(find_monitors())
-        self.capabilities = (*BASE_CAPABILITIES, *extra_capabilities)
+        # "pushed": the host sends inputs (SET_INPUT); "sensor": the network runs on the board's own frames
+        self.capabilities = (*BASE_CAPABILITIES, f"inputs:{inputs}", *extra_capabilities)
         self.serial_number = board_serial()
         self._store: dict[bytes, bytes] = {}
         self._upload: _Upload | None = None

@@ -308,3 +308,6 @@ class ModelCard(StrictModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     metrics: dict[str, Finite] | None = None
     metrics_how: str | None = None
+    # Compiled files per device kind, relative to the card (Edge TPU model, IMX500 package, TensorRT engine):
+    # the host uploads the one of the board's kind instead of the source .tflite, and records its hash.
+    artifacts: dict[NonEmpty, NonEmpty] | None = None
