@@ -82,6 +82,13 @@ class DeviceTable(StrictModel):
     # monitor twin instead of the SCPI analyzer twin.
     monitor: NonEmpty | None = None
     twin_monitor: Literal["ppk2", "lpm01a"] | None = None
+    # An on-board agent (`edgehil agent`): the file holding the shared token (relative to the lab file, ~ ok).
+    token_file: NonEmpty | None = None
+    # Catalog models to run on this device without a budget (measured figures recorded, nothing asserted).
+    models: list[NonEmpty] = Field(default_factory=list)
+    # "eembc": the unmodified MLPerf Tiny reference firmware (text protocol) with `firmware_model` compiled in.
+    protocol: Literal["edgehil", "eembc"] = "edgehil"
+    firmware_model: NonEmpty | None = None
 
 
 NonNegative = Annotated[float, Field(ge=0)]
@@ -335,3 +342,6 @@ class ModelCard(StrictModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     metrics: dict[str, Finite] | None = None
     metrics_how: str | None = None
+    # Compiled files per device kind, relative to the card (Edge TPU model, IMX500 package, TensorRT engine):
+    # the host uploads the one of the board's kind instead of the source .tflite, and records its hash.
+    artifacts: dict[NonEmpty, NonEmpty] | None = None

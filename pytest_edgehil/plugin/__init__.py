@@ -29,6 +29,7 @@ from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found 
     edgehil_model,
     edgehil_model_info,
     edgehil_pair,
+    edgehil_pushed_inputs,
     edgehil_record,
     edgehil_session,
 )

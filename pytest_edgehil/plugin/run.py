@@ -71,7 +71,7 @@ class EdgeHILRun:
             s = self.session
             self.bench = Bench(s.lab, seed=s.seed, analyzer_override=s.analyzer_override,
                                lock_timeout_s=self.lock_timeout_s, on_lock_wait=self.on_lock_wait,
-                               owner=self.lock_owner, twin_realtime=self.twin_realtime)
+                               owner=self.lock_owner, twin_realtime=self.twin_realtime, catalog=s.catalog)
         return self.bench
 
     def close_bench(self) -> None:
