@@ -55,17 +55,26 @@ class PowerMonitor(PowerAnalyzer):
     library: ClassVar[str]
     channel = 1
 
-    def check_supply(self, voltage_v: float, current_range_a: float) -> None:
-        """Raise MonitorLimit when the device's supply voltage or peak current lies outside this monitor."""
-        low, high = self.voltage_range_v
+    @classmethod
+    def supply_problem(cls, voltage_v: float, current_range_a: float | None) -> str | None:
+        """Why this monitor cannot power or measure a board at `voltage_v` drawing up to `current_range_a`
+        (None: unknown), naming the limit and the fix; None when it can."""
+        low, high = cls.voltage_range_v
         if not low <= voltage_v <= high:
-            raise MonitorLimit(f"{self.model} at {self.resource} sources {low:g}-{high:g} V; the device needs "
-                               f"{voltage_v:g} V. Power it from a monitor or analyzer that sources that voltage")
-        if current_range_a > self.max_current_a:
-            raise MonitorLimit(f"{self.model} at {self.resource} measures at most {self.max_current_a * 1e3:g} mA "
-                               f"at its full sample rate; the device may draw {current_range_a * 1e3:.4g} mA (the "
-                               "range the bench asks for). Use a monitor with a larger range (PPK2: 1 A, "
-                               "Joulescope: 3 A)")
+            return (f"{cls.model} sources {low:g}-{high:g} V and the board needs {voltage_v:g} V: power it from a "
+                    f"monitor or analyzer that sources {voltage_v:g} V ({_others(cls, voltage_v=voltage_v)})")
+        if current_range_a is not None and current_range_a > cls.max_current_a:
+            return (f"{cls.model} measures at most {cls.max_current_a * 1e3:g} mA at its full sample rate and the "
+                    f"board may draw {current_range_a * 1e3:.4g} mA (its current range): use a monitor with a "
+                    f"larger range ({_others(cls, current_a=current_range_a)})")
+        return None
+
+    def check_supply(self, voltage_v: float, current_range_a: float) -> None:
+        """Raise MonitorLimit when the device's supply voltage or peak current lies outside this monitor (the
+        bench checks this at bring-up and turns it into a ConfigError; here it guards a direct caller)."""
+        problem = self.supply_problem(voltage_v, current_range_a)
+        if problem is not None:
+            raise MonitorLimit(f"{self.model} at {self.resource}: {problem}")
 
     def check_interval(self, sample_interval_s: float) -> None:
         """Raise MonitorLimit unless this monitor samples at exactly `sample_interval_s` (never rounded)."""
@@ -74,6 +83,26 @@ class PowerMonitor(PowerAnalyzer):
             raise MonitorLimit(f"{self.model} at {self.resource} cannot sample every {sample_interval_s * 1e6:g} µs; "
                                f"the nearest interval it has is {supported * 1e6:g} µs (plan with "
                                "supported_sample_interval_s)")
+
+
+def monitor_class(kind: str) -> type[PowerMonitor]:
+    """The driver class of monitor `kind` (its module imports no vendor library until a monitor is opened)."""
+    module, name = MONITOR_KINDS[kind]
+    cls: type[PowerMonitor] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def _others(this: type[PowerMonitor], *, voltage_v: float | None = None, current_a: float | None = None) -> str:
+    """The other monitor kinds that would fit, as "Nordic PPK2: 0.8-5 V, 1000 mA"; or a SCPI analyzer."""
+    fits = []
+    for kind in MONITOR_KINDS:
+        cls = monitor_class(kind)
+        if cls is this:
+            continue
+        low, high = cls.voltage_range_v
+        if (voltage_v is None or low <= voltage_v <= high) and (current_a is None or current_a <= cls.max_current_a):
+            fits.append(f"{cls.model}: {low:g}-{high:g} V, up to {cls.max_current_a:g} A")
+    return "; ".join(fits + ["or a SCPI analyzer as the lab file's `analyzer`"])
 
 
 def parse_monitor(spec: str) -> tuple[str, str]:
@@ -90,7 +119,4 @@ def open_monitor(spec: str) -> PowerMonitor:
     """Open the monitor a lab file names (`"KIND:ADDRESS"`). Raises ConfigError for a bad name,
     InstrumentError when the monitor or its library is missing."""
     kind, address = parse_monitor(spec)
-    module, name = MONITOR_KINDS[kind]
-    cls = getattr(importlib.import_module(module), name)
-    monitor: PowerMonitor = cls(address)
-    return monitor
+    return monitor_class(kind)(address)
