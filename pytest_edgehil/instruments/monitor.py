@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pytest_edgehil.errors import ConfigError, InstrumentError, MonitorLimit
 from pytest_edgehil.instruments.base import PowerAnalyzer
@@ -29,7 +29,8 @@ INSTALL_HINT = "pip install 'pytest-edgehil[monitors]'"
 MONITOR_KINDS = {
     "lpm01a": ("pytest_edgehil.instruments.lpm01a", "LPM01A"),
     "ppk2": ("pytest_edgehil.instruments.ppk2", "PPK2"),
-    # Joulescope (pyjoulescope-driver) and Otii (otii-tcp-client) have no driver yet: docs/instruments.md.
+    "joulescope": ("pytest_edgehil.instruments.joulescope", "Joulescope"),  # hardware only (no twin)
+    "otii": ("pytest_edgehil.instruments.otii", "Otii"),  # hardware only (no twin)
 }
 
 
@@ -111,7 +112,7 @@ def parse_monitor(spec: str) -> tuple[str, str]:
     kind = kind.strip().lower()
     if not sep or kind not in MONITOR_KINDS or not address:
         raise ConfigError(f"monitor {spec!r}: write KIND:ADDRESS with KIND one of {', '.join(MONITOR_KINDS)} "
-                          "(e.g. \"ppk2:/dev/ttyACM0\", \"lpm01a:/dev/ttyACM1\")")
+                          "(e.g. \"ppk2:/dev/ttyACM0\", \"lpm01a:/dev/ttyACM1\", \"joulescope:SERIAL\", \"otii:127.0.0.1:1905\")")
     return kind, address
 
 
@@ -119,4 +120,6 @@ def open_monitor(spec: str) -> PowerMonitor:
     """Open the monitor a lab file names (`"KIND:ADDRESS"`). Raises ConfigError for a bad name,
     InstrumentError when the monitor or its library is missing."""
     kind, address = parse_monitor(spec)
-    return monitor_class(kind)(address)
+    cls: Any = monitor_class(kind)  # each driver takes its address (a port, a serial number, a host)
+    monitor: PowerMonitor = cls(address)
+    return monitor

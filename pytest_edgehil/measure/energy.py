@@ -31,7 +31,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError
-from pytest_edgehil.measure.point_sampling import POINT_ERROR_REL, point_sampling_refusal, unclassified_refusal
+from pytest_edgehil.measure.point_sampling import (
+    POINT_ERROR_REL,
+    point_sampling_refusal,
+    unclassified_refusal,
+)
 from pytest_edgehil.measure.trace_windows import edge_index, locate_edges, window_energies
 
 # Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
