@@ -125,6 +125,18 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
         if table.analyzer is not None:
             raise ConfigError(f"{where}: [devices.{name}]: give `analyzer` (a SCPI analyzer) or `monitor` (a USB "
                               "power monitor) for this board's supply, not both")
+    if table.monitor is not None or table.twin_monitor is not None:
+        # A monitor that cannot power the board fails here, at start-up, not as a skip in every energy test.
+        from pytest_edgehil.instruments.monitor import MONITOR_KINDS, monitor_class, parse_monitor
+
+        mkind = parse_monitor(table.monitor)[0] if table.monitor else str(table.twin_monitor).lower()
+        supply_v = table.supply_v if table.supply_v is not None else kind.supply_v
+        if mkind in MONITOR_KINDS and supply_v is not None:
+            problem = monitor_class(mkind).supply_problem(supply_v, table.current_range_a)
+            if problem is not None:
+                field = "monitor" if table.monitor else "twin_monitor"
+                raise ConfigError(f"{where}: [devices.{name}]: device {name!r} cannot be measured through its "
+                                  f"{field} {table.monitor or table.twin_monitor!r}: {problem}")
     faults = None
     if table.faults is not None:
         faults = table.faults.model_dump(exclude={"armed"}, exclude_none=True)

@@ -178,8 +178,13 @@ def edgehil_energy_plan(pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTes
 def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTest,
                    edgehil_analyzer: tuple[PowerAnalyzer, SupplySettings],
                    edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
-    """Energy per inference of the pair's model on its device, measured once per pair and session."""
-    from pytest_edgehil.errors import MonitorLimit
+    """Energy per inference of the pair's model on its device, measured once per pair and session.
+
+    Where the data cannot give the figure — the meter's CannotResolve (a window the trace cannot resolve)
+    or the monitor's MonitorLimit (a sample rate it does not have) — the energy tests skip with that typed
+    refusal as the reason, never an error. A monitor that cannot power the board is a ConfigError at
+    bring-up instead (a wiring to change: docs/instruments.md)."""
+    from pytest_edgehil.errors import CannotResolve, MonitorLimit
     from pytest_edgehil.measure.meter import measure_energy
     from pytest_edgehil.plugin.recorder import context_key
 
@@ -190,11 +195,13 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
         try:
             cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
                                         current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
-        except MonitorLimit as exc:  # the monitor cannot power or measure this board: a typed refusal
+        except (MonitorLimit, CannotResolve) as exc:  # what the data cannot give: a typed refusal
             cache[key] = exc
     measurement = cache[key]
     if isinstance(measurement, MonitorLimit):
         pytest.skip(f"refused by the power monitor: {measurement}")
+    if isinstance(measurement, CannotResolve):
+        pytest.skip(f"refused by the meter: {measurement}")
     request.node.stash.setdefault(context_key, {}).update(
         instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s,
         instrument=measurement.instrument, window_source=measurement.window_source)
