@@ -214,6 +214,7 @@ class BudgetTable(StrictModel):
     device: NonEmpty  # a device kind
     limits: dict[str, LimitTable] = Field(default_factory=dict, validate_default=True)
     note: str = ""
+    replace: bool = False  # true: this entry replaces a lower layer's limits of the pair instead of extending them
 
     @field_validator("limits")
     @classmethod
