@@ -176,6 +176,10 @@ class PageParser(HTMLParser):
         """(pair, metric) -> the metric's block, for the metrics a pair has (not the "—" placeholders)."""
         return {(b["pair"], b["metric"]): b for b in self.blocks if "absent" not in b["class"]}
 
+    def families(self) -> dict[str, str]:
+        """metric -> the family column it is shown in."""
+        return {b["metric"]: b["family"] for b in self.blocks if "absent" not in b["class"]}
+
 
 def parse(page: str) -> PageParser:
     parser = PageParser()

@@ -185,7 +185,8 @@ def _run_report(args: argparse.Namespace) -> int:
 def add_report_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report", help="render results files into one self-contained HTML page",
-        description="Render the newest run's pair x metric table (coloured against budgets) and power "
+        description="Render the gate verdicts of the newest run against the one before, its pairs grouped by device "
+                    "(metrics by family, coloured against budgets, published figures beside them) and power "
                     "traces, and trend plots across all the runs given, into one HTML page with no external "
                     "resources. A directory counts as one run made of the *.json files in it (one per "
                     "device job of a CI matrix).")
