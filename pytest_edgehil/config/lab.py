@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_edgehil.config.kinds import ENTRY_POINT_GROUP, device_kinds, get_device_kind
+from pytest_edgehil.config.kinds import ENTRY_POINT_GROUP, device_kinds, get_device_kind, register_lab_kinds
 from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
@@ -173,6 +173,13 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
 
     lab_file = validate(LabFile, data, what="lab file", source=str(path), fix=LAB_FIX,
                         entry=named_tables("devices", lambda name, _: f"[devices.{name}]"))
+    # The lab's own kinds and twins first: its devices may be of them (docs/extending.md).
+    if lab_file.lab.kinds:
+        register_lab_kinds(Path(path).parent / lab_file.lab.kinds, f"lab file {path}: [lab] kinds")
+    if lab_file.lab.profiles:
+        from pytest_edgehil.sim.profile import register_profiles_file  # a lab with twins loads the simulation
+
+        register_profiles_file(Path(path).parent / lab_file.lab.profiles, f"lab file {path}: [lab] profiles")
     devices = {name: _device_from_table(name, table, f"lab file {path}", Path(path).parent)
                for name, table in lab_file.devices.items()}
     root = lab_file.lab.dataset_root

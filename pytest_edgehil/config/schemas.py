@@ -30,10 +30,13 @@ Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class LabTable(StrictModel):
-    """`[lab]`: the lab's name (default: the file's stem) and where its datasets live."""
+    """`[lab]`: the lab's name (default: the file's stem), where its datasets live, and the lab's own
+    board kinds and twin calibrations (files relative to the lab file; docs/extending.md)."""
 
     name: NonEmpty | None = None
     dataset_root: NonEmpty | None = None  # relative to the lab file
+    kinds: NonEmpty | None = None  # a kinds file (`[kind.NAME]` tables, as the shipped kinds.toml)
+    profiles: NonEmpty | None = None  # a twin profiles file (`[device.KIND]` tables, as the shipped profiles.toml)
 
 
 class FaultTable(StrictModel):
@@ -255,6 +258,7 @@ class BudgetTable(StrictModel):
     device: NonEmpty  # a device kind
     limits: dict[str, LimitTable] = Field(default_factory=dict, validate_default=True)
     note: str = ""
+    replace: bool = False  # true: this entry replaces a lower layer's limits of the pair instead of extending them
 
     @field_validator("limits")
     @classmethod

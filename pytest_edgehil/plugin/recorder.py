@@ -79,6 +79,8 @@ class Recorder:
             context=dict(stashed_context),
             direction=spec.direction.value if spec.direction else None, family=spec.family.value,
             published=limit.published if limit else None,
+            limit_min=limit.min if limit else None, limit_max=limit.max if limit else None,
+            marginal_rel=limit.marginal_rel if limit else None,
         )
         self.item.user_properties.append((USER_PROPERTY, asdict(record)))
         if verdict is None:
