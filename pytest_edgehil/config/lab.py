@@ -41,6 +41,15 @@ class DeviceConfig:
     twin_analyzer: str | None = None  # simulated only: the analyzer twin's dialect (driver name)
     monitor: str | None = None  # a USB power monitor on this board's supply, "KIND:ADDRESS" (instead of `analyzer`)
     twin_monitor: str | None = None  # simulated only: measure through this monitor's twin ("ppk2", "lpm01a")
+    # A board in a labgrid farm (pytest_edgehil.farm): this named place, or any free place with these tags.
+    # The bench reserves it through the coordinator and fills in `port` (and the analyzer, from the place).
+    place: str | None = None
+    place_tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def in_farm(self) -> bool:
+        """Whether the board is reached through a labgrid coordinator (`place` or `tags` in the lab file)."""
+        return self.place is not None or bool(self.place_tags)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class LabConfig:
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     dataset_root: Path | None = None
     physics: dict[str, Any] = field(default_factory=dict)  # `[physics]`: the simulated bench's effects
+    coordinator: str | None = None  # `[lab] coordinator`: the labgrid coordinator of `place`/`tags` devices
 
     @property
     def all_simulated(self) -> bool:
@@ -95,10 +105,11 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
     if table.simulated and not has_twin(kind.name):
         raise ConfigError(f"{where}: [devices.{name}]: device {name!r} is marked simulated but kind {kind.name!r} "
                           "has no twin; give its `port` or `usb_serial` and drop `simulated`")
-    if not table.simulated and not (table.port or table.usb_serial):
+    if not table.simulated and not (table.port or table.usb_serial or table.place or table.tags):
         raise ConfigError(
             f"{where}: [devices.{name}]: hardware device {name!r} needs `port` (e.g. \"/dev/ttyACM0\" or "
-            "\"socket://host:4000\") or `usb_serial`; or set `simulated = true` to use its twin"
+            "\"socket://host:4000\"), `usb_serial`, or a labgrid `place`/`tags` (docs/lab-farm.md); or set "
+            "`simulated = true` to use its twin"
         )
     if table.faults is not None and not table.simulated:
         raise ConfigError(f"{where}: [devices.{name}]: `faults` are injected by a device twin; a real board's "
@@ -130,6 +141,7 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
         analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
         faults=faults,
         twin_analyzer=table.twin_analyzer, monitor=table.monitor, twin_monitor=table.twin_monitor,
+        place=table.place, place_tags=tuple(sorted((table.tags or {}).items())),
     )
 
 
@@ -144,8 +156,15 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
                for name, table in lab_file.devices.items()}
     root = lab_file.lab.dataset_root
     physics = lab_file.physics.model_dump(exclude_none=True)
-    return LabConfig(name=lab_file.lab.name or Path(path).stem, path=Path(path), devices=devices,
-                     dataset_root=(Path(path).parent / root) if root else None, physics=physics)
+    lab = LabConfig(name=lab_file.lab.name or Path(path).stem, path=Path(path), devices=devices,
+                    dataset_root=(Path(path).parent / root) if root else None, physics=physics,
+                    coordinator=lab_file.lab.coordinator)
+    farm_devices = [name for name, dev in devices.items() if dev.in_farm]
+    if farm_devices:  # labgrid is an optional extra: a lab that needs it says so at start-up, with the fix
+        from pytest_edgehil.farm import check_farm_lab
+
+        check_farm_lab(lab, farm_devices, f"lab file {path}")
+    return lab
 
 
 def load_lab(path: Path) -> LabConfig:
@@ -163,7 +182,7 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
             if not has_twin(dev.kind):
                 raise ConfigError(f"--backend sim: device {name!r} (kind {dev.kind!r}) has no twin to simulate it")
             devices[name] = DeviceConfig(**{**dev.__dict__, "simulated": True})
-        return LabConfig(lab.name, lab.path, devices, lab.dataset_root, lab.physics)
+        return LabConfig(lab.name, lab.path, devices, lab.dataset_root, lab.physics, lab.coordinator)
     if backend == "hw":
         simulated = [name for name, dev in lab.devices.items() if dev.simulated]
         if simulated:
