@@ -177,7 +177,8 @@ class Farm:
                               f"labgrid-coordinator runs there (`labgrid-client -x {self.address} places`)") from exc
         except Exception as exc:
             if type(exc).__module__.startswith("grpc"):  # an RPC error: its details() says what the coordinator said
-                details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+                details_of = getattr(exc, "details", None)
+                details = details_of() if callable(details_of) else str(exc)
                 raise DeviceError(f"labgrid coordinator {self.address}: {what} failed: {details}") from exc
             raise
 
