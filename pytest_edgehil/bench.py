@@ -16,6 +16,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import serial
@@ -35,6 +36,7 @@ from pytest_edgehil.errors import (
     InstrumentBusy,
     InstrumentError,
 )
+from pytest_edgehil.farm import Farm, PlaceLease, apply_place, coordinator_address
 from pytest_edgehil.instruments.base import PowerAnalyzer, open_analyzer
 from pytest_edgehil.link.agent_port import agent_handshake
 from pytest_edgehil.link.auth import read_token
@@ -76,6 +78,7 @@ class DeviceUnderTest:
     twin: DeviceTwin | None = None
     loaded_sha256: str | None = None
     lock: ResourceLock | None = None  # held from bring-up to close (real boards; twins are private)
+    place: PlaceLease | None = None  # the labgrid place this board was acquired as (a farm device)
     _flashed: set[str] = field(default_factory=set)
 
     @property
@@ -201,6 +204,7 @@ class Bench:
         self._analyzer_twins: dict[str, AnalyzerTwin] = {}
         self.monitor_twins: dict[str, SerialTwin] = {}  # a simulated device's power-monitor twin (PPK2, LPM01A)
         self.analyzer_locks: dict[str, ResourceLock] = {}
+        self._farm: Farm | None = None  # the labgrid coordinator, connected when a farm device comes up
 
     def analyzer(self, name: str) -> tuple[PowerAnalyzer, SupplySettings]:
         """The power analyzer on device `name`'s supply: the analyzer twin for a simulated device."""
@@ -345,6 +349,7 @@ class Bench:
         twin: DeviceTwin | None = None
         client: DeviceClient | None = None
         lock: ResourceLock | None = None
+        lease: PlaceLease | None = None
         try:
             if config.simulated:
                 from pytest_edgehil.sim import start_device_twin
@@ -352,6 +357,11 @@ class Bench:
                 twin, port = start_device_twin(config.kind, config.name, seed=self.seed, faults=config.faults,
                                                realtime=self.twin_realtime, physics=self.lab.physics)
             else:
+                if config.in_farm:  # a labgrid place: reserve and acquire it, then open its ser2net port
+                    if self._farm is None:
+                        self._farm = Farm(coordinator_address(self.lab))
+                    lease = self._farm.acquire(config, self.lock_timeout_s, self.on_lock_wait)
+                    config = apply_place(config, lease)
                 port = resolve_port(config)
                 lock = device_lock(config, port, owner=self.owner)
                 lock.acquire(self.lock_timeout_s, self.on_lock_wait)  # before the port: never talk to a held board
@@ -378,11 +388,13 @@ class Bench:
                                   "Check the cable, that no other program holds the port, and the lab file's "
                                   "`port`/`usb_serial`.") from exc
             check_identity(config, port, hello, hardware_only=self.lab.hardware_only)
-            return DeviceUnderTest(config, port, client, hello, traffic, twin, lock=lock)
+            return DeviceUnderTest(config, port, client, hello, traffic, twin, lock=lock, place=lease)
         except BaseException:
             # A failed bring-up owns nothing afterwards: close its port, stop its twin and give its lock back,
             # then re-raise the bring-up error (a close error here would only hide it).
             _close_quietly(client, twin, lock)
+            if lease is not None and self._farm is not None:
+                self._farm.release(lease)
             raise
 
     def close(self) -> None:
@@ -405,9 +417,15 @@ class Bench:
                 steps.append((f"device twin {name!r}", dut.twin.close))
             if dut.lock is not None:  # after its port: the next holder must find the port closed
                 steps.append((f"lock of device {name!r} ({dut.lock.path})", dut.lock.release))
+            if dut.place is not None and self._farm is not None:  # after the port and lock: the board is free
+                steps.append((f"labgrid place {dut.place.place!r} of device {name!r}",
+                              partial(self._farm.release, dut.place)))
         for name, firmware_twin in self._firmware_twins.items():
             steps.append((f"firmware twin {name!r}", firmware_twin.close))
         self._firmware_twins.clear()
+        if self._farm is not None:
+            steps.append((f"labgrid coordinator {self._farm.address}", self._farm.close))
+            self._farm = None
         self._analyzers.clear()
         self._analyzer_twins.clear()
         self.monitor_twins.clear()

@@ -45,6 +45,15 @@ class DeviceConfig:
     models: tuple[str, ...] = ()  # catalog models run here without a budget (config.pairs)
     protocol: str = "edgehil"  # "eembc": MLPerf Tiny reference firmware (link.eembc_client)
     firmware_model: str | None = None  # eembc: the catalog model compiled into the firmware
+    # A board in a labgrid farm (pytest_edgehil.farm): this named place, or any free place with these tags.
+    # The bench reserves it through the coordinator and fills in `port` (and the analyzer, from the place).
+    place: str | None = None
+    place_tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def in_farm(self) -> bool:
+        """Whether the board is reached through a labgrid coordinator (`place` or `tags` in the lab file)."""
+        return self.place is not None or bool(self.place_tags)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class LabConfig:
     physics: dict[str, Any] = field(default_factory=dict)  # `[physics]`: the simulated bench's effects
     # --backend hw: every device must be real, and a board whose HELLO says simulated firmware is refused
     hardware_only: bool = False
+    coordinator: str | None = None  # `[lab] coordinator`: the labgrid coordinator of `place`/`tags` devices
 
     @property
     def all_simulated(self) -> bool:
@@ -101,10 +111,11 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
     if table.simulated and not has_twin(kind.name):
         raise ConfigError(f"{where}: [devices.{name}]: device {name!r} is marked simulated but kind {kind.name!r} "
                           "has no twin; give its `port` or `usb_serial` and drop `simulated`")
-    if not table.simulated and not (table.port or table.usb_serial):
+    if not table.simulated and not (table.port or table.usb_serial or table.place or table.tags):
         raise ConfigError(
             f"{where}: [devices.{name}]: hardware device {name!r} needs `port` (e.g. \"/dev/ttyACM0\" or "
-            "\"socket://host:4000\") or `usb_serial`; or set `simulated = true` to use its twin"
+            "\"socket://host:4000\"), `usb_serial`, or a labgrid `place`/`tags` (docs/lab-farm.md); or set "
+            "`simulated = true` to use its twin"
         )
     if table.token_file is not None and (table.simulated or not (table.port or "").startswith("socket://")):
         raise ConfigError(f"{where}: [devices.{name}]: `token_file` is for an on-board agent reached at "
@@ -157,6 +168,7 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
         token_file=_token_path(table.token_file, base) if table.token_file else None,
         models=tuple(table.models) or ((table.firmware_model,) if table.firmware_model else ()),
         protocol=table.protocol, firmware_model=table.firmware_model,
+        place=table.place, place_tags=tuple(sorted((table.tags or {}).items())),
     )
 
 
@@ -184,8 +196,15 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
                for name, table in lab_file.devices.items()}
     root = lab_file.lab.dataset_root
     physics = lab_file.physics.model_dump(exclude_none=True)
-    return LabConfig(name=lab_file.lab.name or Path(path).stem, path=Path(path), devices=devices,
-                     dataset_root=(Path(path).parent / root) if root else None, physics=physics)
+    lab = LabConfig(name=lab_file.lab.name or Path(path).stem, path=Path(path), devices=devices,
+                    dataset_root=(Path(path).parent / root) if root else None, physics=physics,
+                    coordinator=lab_file.lab.coordinator)
+    farm_devices = [name for name, dev in devices.items() if dev.in_farm]
+    if farm_devices:  # labgrid is an optional extra: a lab that needs it says so at start-up, with the fix
+        from pytest_edgehil.farm import check_farm_lab
+
+        check_farm_lab(lab, farm_devices, f"lab file {path}")
+    return lab
 
 
 def load_lab(path: Path) -> LabConfig:
@@ -202,8 +221,9 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
         for name, dev in lab.devices.items():
             if not has_twin(dev.kind):
                 raise ConfigError(f"--backend sim: device {name!r} (kind {dev.kind!r}) has no twin to simulate it")
-            devices[name] = DeviceConfig(**{**dev.__dict__, "simulated": True})
-        return LabConfig(lab.name, lab.path, devices, lab.dataset_root, lab.physics)
+            # A twin is never reserved through a farm: --backend sim drops the place as it drops the port.
+            devices[name] = replace(dev, simulated=True, place=None, place_tags=())
+        return replace(lab, devices=devices)
     if backend == "hw":
         simulated = [name for name, dev in lab.devices.items() if dev.simulated]
         if simulated:

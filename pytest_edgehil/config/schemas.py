@@ -20,6 +20,10 @@ from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, Direction, Family, lookup
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+# labgrid's rule for tag keys (labgrid.remote.common.TAG_KEY, anchored here); place names and tag values
+# as labgrid-client takes them on a command line.
+TAG_KEY = r"^[a-z][a-z0-9_]+$"
+PLACE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_BAUD = 100_000_000  # 100 Mbaud: above any UART or USB-CDC rate, below the OS's C int
 Finite = float  # every float is finite: StrictModel sets allow_inf_nan=False
@@ -37,6 +41,9 @@ class LabTable(StrictModel):
     dataset_root: NonEmpty | None = None  # relative to the lab file
     kinds: NonEmpty | None = None  # a kinds file (`[kind.NAME]` tables, as the shipped kinds.toml)
     profiles: NonEmpty | None = None  # a twin profiles file (`[device.KIND]` tables, as the shipped profiles.toml)
+    # A labgrid coordinator, "HOST[:PORT]" (default port 20408): where `place`/`tags` devices are reserved.
+    # Without it, labgrid's own LG_COORDINATOR environment variable (docs/lab-farm.md).
+    coordinator: NonEmpty | None = None
 
 
 class FaultTable(StrictModel):
@@ -92,6 +99,25 @@ class DeviceTable(StrictModel):
     # "eembc": the unmodified MLPerf Tiny reference firmware (text protocol) with `firmware_model` compiled in.
     protocol: Literal["edgehil", "eembc"] = "edgehil"
     firmware_model: NonEmpty | None = None
+    # A board in a labgrid farm (docs/lab-farm.md): one named place, or any free place whose tags match.
+    place: Annotated[str, Field(pattern=PLACE_NAME)] | None = None
+    tags: dict[Annotated[str, Field(pattern=TAG_KEY)], Annotated[str, Field(pattern=PLACE_NAME)]] | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_reach(self) -> DeviceTable:
+        farm = [key for key in ("place", "tags") if getattr(self, key) is not None]
+        if len(farm) == 2:
+            raise ValueError("give `place` (one named labgrid place) or `tags` (any free place with these tags), "
+                             "not both")
+        if self.tags is not None and not self.tags:
+            raise ValueError("`tags = {}` matches every place of the farm; name at least one, e.g. "
+                             "tags = { board = \"coral\" }")
+        local = [key for key in ("port", "usb_serial") if getattr(self, key) is not None]
+        if farm and (local or self.simulated):
+            raise ValueError(f"`{farm[0]}` reaches the board through the labgrid coordinator; drop "
+                             f"{' and '.join(f'`{k}`' for k in local) or '`simulated`'} (the place's "
+                             "NetworkSerialPort gives the port)")
+        return self
 
 
 NonNegative = Annotated[float, Field(ge=0)]

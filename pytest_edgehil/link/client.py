@@ -167,8 +167,11 @@ class DeviceClient:
                     ser = self._given
                 else:
                     assert self._url is not None
+                    # pyserial's rfc2217:// (ser2net's telnet port, a labgrid NetworkSerialPort) refuses a
+                    # write timeout; its writes go to a TCP socket and return once the kernel takes them.
+                    write_timeout = None if self._url.startswith("rfc2217://") else self.timeout_s
                     ser = serial.serial_for_url(self._url, baudrate=self.baudrate, timeout=0,
-                                                write_timeout=self.timeout_s, exclusive=True)
+                                                write_timeout=write_timeout, exclusive=True)
                 # Reads never block: the client waits with select() and its own deadlines.
                 ser.timeout = 0
                 if self.handshake is not None:

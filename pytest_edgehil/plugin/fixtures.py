@@ -100,6 +100,8 @@ def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_benc
     request.node.stash.setdefault(context_key, {}).update(
         model_sha256=dut.loaded_sha256, device_firmware=dut.hello.firmware,
         protocol_version=dut.hello.protocol_version, device_serial=dut.hello.serial_number)
+    if dut.place is not None:  # a labgrid farm board: which place, on which exporter host, measured it
+        request.node.stash[context_key].update(place=dut.place.place, place_host=dut.place.host)
     return dut
 
 

@@ -1,0 +1,358 @@
+"""Boards in a labgrid farm: reserved and locked through labgrid's coordinator, released at session end.
+
+A lab file's device may name `place = "coral-1"` or `tags = { board = "coral" }` instead of a port
+(docs/lab-farm.md). At bring-up the bench asks the coordinator for a reservation with that filter (a
+place name is labgrid's `name=` filter), waits for it to be allocated (up to `edgehil_lock_timeout`,
+telling `on_wait` who holds the matching places), acquires the place — one owner per board, visible to
+every labgrid user — and opens the place's `NetworkSerialPort` (ser2net on the exporter's host) as a
+pyserial URL: `rfc2217://host:port`, or `socket://host:port` for a raw TCP port. The place's tags may
+carry the power wiring (`analyzer`, `analyzer_channel`, `supply_v`, `current_range_a`), so it lives in the
+farm's configuration, not in every lab file. At session end (also after Ctrl-C: `Bench.close` runs in
+the session's teardown) the place is released and the reservation cancelled.
+
+labgrid is an optional extra (`pytest-edgehil[labgrid]`), imported only here and only when a lab names
+places. Its client is asyncio; it runs on a private event loop in a daemon thread so the gRPC stream
+(place and resource updates, keepalives) lives while tests run, and this module's calls stay blocking.
+The labgrid identity is `HOST/USER` (labgrid's `LG_HOSTNAME`/`LG_USERNAME` override them; a CI job sets
+`LG_USERNAME` to name itself). A process killed with SIGKILL leaves its place acquired: the coordinator
+keeps acquisitions across disconnects, by design (docs/lab-farm.md gives the command that clears it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from pytest_edgehil.config.lab import DeviceConfig, LabConfig
+from pytest_edgehil.errors import ConfigError, DeviceBusy, DeviceError
+
+INSTALL = "pip install 'pytest-edgehil[labgrid]'"
+COORDINATOR_ENV = "LG_COORDINATOR"  # labgrid's own variable for the coordinator address
+DEFAULT_PORT = 20408  # labgrid's default coordinator port
+POLL_S = 0.25  # how often a waiting reservation is polled (the coordinator refreshes it on each poll)
+PROGRESS_EVERY_S = 10.0  # how often a waiting bring-up says what it waits for
+RPC_TIMEOUT_S = 15.0  # one coordinator call; the coordinator answers in milliseconds on a LAN
+PORT_WAIT_S = 15.0  # the exporter starts ser2net when the place is acquired, then publishes its TCP port
+
+T = TypeVar("T")
+
+
+def require_labgrid(what: str) -> None:
+    """Raise ConfigError with the install command when labgrid's client cannot be imported."""
+    try:
+        import labgrid.remote.client  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"{what} names labgrid places, but labgrid is not installed ({exc}); install it with "
+                          f"{INSTALL} (docs/lab-farm.md)") from None
+
+
+def coordinator_address(lab: LabConfig) -> str:
+    """`[lab] coordinator`, else $LG_COORDINATOR, as "HOST:PORT" (default port 20408). Raises ConfigError."""
+    address = lab.coordinator or os.environ.get(COORDINATOR_ENV, "").strip()
+    if not address:
+        raise ConfigError(f"lab {lab.name!r} names labgrid places but no coordinator: set `coordinator = "
+                          f"\"HOST:PORT\"` in its [lab] table or the {COORDINATOR_ENV} environment variable")
+    return address if ":" in address.rsplit("]", 1)[-1] else f"{address}:{DEFAULT_PORT}"
+
+
+def check_farm_lab(lab: LabConfig, farm_devices: list[str], where: str) -> None:
+    """Start-up checks of a lab naming places: labgrid importable, a coordinator given. Raises ConfigError."""
+    require_labgrid(f"{where}: [devices.{farm_devices[0]}]" if len(farm_devices) == 1
+                    else f"{where}: devices {', '.join(farm_devices)}")
+    try:
+        coordinator_address(lab)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def place_filter(config: DeviceConfig) -> dict[str, str]:
+    """The reservation filter of a farm device: its tags, or labgrid's `name` filter for a named place."""
+    return {"name": config.place} if config.place is not None else dict(config.place_tags)
+
+
+def describe_filter(config: DeviceConfig) -> str:
+    return f"place {config.place!r}" if config.place is not None else \
+        "a place tagged " + ", ".join(f"{k}={v}" for k, v in config.place_tags)
+
+
+def serial_url(params: Mapping[str, Any], place: str) -> str:
+    """A pyserial URL for a NetworkSerialPort's parameters (host, port, protocol: rfc2217 or raw)."""
+    host, port, protocol = params.get("host"), params.get("port"), params.get("protocol") or "rfc2217"
+    if not host or not port:
+        raise DeviceError(f"place {place!r}: its NetworkSerialPort has no TCP port yet (host {host!r}, port "
+                          f"{port!r}); the exporter starts ser2net when the place is acquired: check the exporter's "
+                          "log and that ser2net is installed on its host")
+    if protocol == "rfc2217":
+        # As labgrid's own SerialDriver opens it: ser2net on a port without modem lines (a pty, many USB-CDC
+        # boards) never acknowledges DTR/RTS changes, and pyserial would refuse the open waiting for that.
+        return f"rfc2217://{host}:{port}?ign_set_control"
+    if protocol == "raw":
+        return f"socket://{host}:{port}"
+    raise ConfigError(f"place {place!r}: NetworkSerialPort protocol {protocol!r} is neither 'rfc2217' nor 'raw'")
+
+
+@dataclass(frozen=True)
+class PlaceLease:
+    """A place this session acquired: what to open, who we are to the coordinator, and the place's tags."""
+
+    place: str
+    host: str  # the exporter host serving the board's serial port
+    url: str  # pyserial URL of the place's NetworkSerialPort
+    token: str  # the reservation, cancelled at release
+    owner: str  # our labgrid identity, HOST/USER
+    tags: tuple[tuple[str, str], ...]
+
+
+def _number(tags: Mapping[str, str], key: str, place: str, convert: Callable[[str], T]) -> T | None:
+    if key not in tags:
+        return None
+    try:
+        return convert(tags[key])
+    except ValueError:
+        raise ConfigError(f"place {place!r}: tag {key}={tags[key]!r} is not a number; fix it with "
+                          f"`labgrid-client -p {place} set-tags {key}=VALUE`") from None
+
+
+def apply_place(config: DeviceConfig, lease: PlaceLease) -> DeviceConfig:
+    """The device config with the place's port, and its power wiring from the place's tags where the lab
+    file gives none (`analyzer`, `analyzer_channel`, `supply_v`, `current_range_a`; the lab file wins)."""
+    tags = dict(lease.tags)
+    analyzer, channel = config.analyzer, config.analyzer_channel
+    if analyzer is None and tags.get("analyzer"):
+        analyzer = tags["analyzer"]
+        channel = _number(tags, "analyzer_channel", lease.place, int) or 1
+    supply_v = config.supply_v if config.supply_v is not None else _number(tags, "supply_v", lease.place, float)
+    current = config.current_range_a if config.current_range_a is not None else \
+        _number(tags, "current_range_a", lease.place, float)
+    return replace(config, port=lease.url, analyzer=analyzer, analyzer_channel=channel, supply_v=supply_v,
+                   current_range_a=current)
+
+
+class Farm:
+    """A connection to one labgrid coordinator; acquires and releases places for the bench's devices.
+
+    Raises DeviceError when the coordinator cannot be reached, DeviceBusy when no matching place comes
+    free within the wait, ConfigError when no place of the farm can ever match.
+    """
+
+    def __init__(self, address: str) -> None:
+        require_labgrid(f"coordinator {address}")
+        self.address = address
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="edgehil-labgrid", daemon=True)
+        self._thread.start()
+        try:
+            self.session = self._call(self._connect(), "connect")
+        except BaseException:
+            self._stop_loop()
+            raise
+        self.owner = f"{self.session.gethostname()}/{self.session.getuser()}"
+
+    async def _connect(self) -> Any:
+        from labgrid.remote.client import ClientSession
+        from labgrid.util.proxy import proxymanager
+
+        session = ClientSession(proxymanager.get_grpc_address(self.address, default_port=DEFAULT_PORT), self._loop)
+        await session.start()
+        return session
+
+    def _call(self, coro: Coroutine[Any, Any, T], what: str, timeout_s: float = RPC_TIMEOUT_S) -> T:
+        from labgrid.remote.client import Error as ClientError
+
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout_s)
+        except concurrent.futures.TimeoutError:  # the builtin TimeoutError only from Python 3.11 on
+            future.cancel()
+            raise DeviceError(f"labgrid coordinator {self.address}: no answer to {what} within {timeout_s:g} s; "
+                              "check that labgrid-coordinator runs there and the address") from None
+        except ClientError as exc:
+            raise DeviceError(f"labgrid coordinator {self.address}: {what} failed: {exc}; check that "
+                              f"labgrid-coordinator runs there (`labgrid-client -x {self.address} places`)") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("grpc"):  # an RPC error: its details() says what the coordinator said
+                details_of = getattr(exc, "details", None)
+                details = details_of() if callable(details_of) else str(exc)
+                raise DeviceError(f"labgrid coordinator {self.address}: {what} failed: {details}") from exc
+            raise
+
+    def _places(self) -> dict[str, Any]:
+        self._call(self.session.sync_with_coordinator(), "sync")
+        return dict(self.session.places)
+
+    def holders(self, config: DeviceConfig) -> list[tuple[str, str]]:
+        """Each place matching the device's filter, with who holds it: ("coral-1", "acquired by HOST/USER"),
+        ("coral-2", "reserved for HOST/USER, reservation TOKEN") or ("coral-3", "free")."""
+        wanted = place_filter(config)
+        reservations = {r.token: r.owner for r in self._call(self._reservations(), "list reservations")}
+        found = []
+        for name, place in sorted(self._places().items()):
+            if all((place.name if k == "name" else place.tags.get(k)) == v for k, v in wanted.items()):
+                if place.acquired:
+                    found.append((name, f"acquired by {place.acquired}"))
+                elif place.reservation:
+                    owner = reservations.get(place.reservation, "?")
+                    found.append((name, f"reserved for {owner}, reservation {place.reservation}"))
+                else:
+                    found.append((name, "free"))
+        return found
+
+    def _busy_text(self, config: DeviceConfig) -> str:
+        return "; ".join(f"{name} {who}" for name, who in self.holders(config))
+
+    def _clear_hint(self, config: DeviceConfig) -> str:
+        """The labgrid commands that free what a killed run left behind (docs/lab-farm.md)."""
+        hints = []
+        for name, who in self.holders(config):
+            if who.startswith("acquired"):
+                hints.append(f"`labgrid-client -x {self.address} -p {name} release`")
+            elif who.startswith("reserved"):
+                hints.append(f"`labgrid-client -x {self.address} cancel-reservation {who.rsplit(' ', 1)[-1]}`")
+        return (" If its holder was killed (SIGKILL, a lost CI runner), free it with " + " and ".join(hints)
+                + " (another user's place: `release --kick`)") if hints else ""
+
+    async def _reservations(self) -> list[Any]:
+        from labgrid.remote.common import Reservation
+        from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
+
+        response = await self.session.stub.GetReservations(pb2.GetReservationsRequest())
+        return [Reservation.from_pb2(r) for r in response.reservations]
+
+    async def _reserve(self, wanted: dict[str, str]) -> str:
+        from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
+
+        request = pb2.CreateReservationRequest(filters={"main": pb2.Reservation.Filter(filter=wanted)}, prio=0)
+        return str((await self.session.stub.CreateReservation(request)).reservation.token)
+
+    async def _poll(self, token: str) -> tuple[str, str | None]:
+        from labgrid.remote.common import Reservation
+        from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
+
+        reply = await self.session.stub.PollReservation(pb2.PollReservationRequest(token=token))
+        res = Reservation.from_pb2(reply.reservation)
+        places = res.allocations.get("main") or [None]
+        return res.state.name, places[0]
+
+    async def _acquire(self, place: str) -> None:
+        from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
+
+        await self.session.stub.AcquirePlace(pb2.AcquirePlaceRequest(placename=place))
+        await self.session.sync_with_coordinator()
+
+    async def _serial_params(self, place: str) -> dict[str, Any] | None:
+        await self.session.sync_with_coordinator()
+        serial = [r for (_, cls), r in self.session.get_target_resources(self.session.places[place]).items()
+                  if cls == "NetworkSerialPort"]
+        if len(serial) != 1:
+            raise ConfigError(f"place {place!r} has {len(serial)} NetworkSerialPort resources; edgehil talks to "
+                              "exactly one (match one with `labgrid-client -p PLACE add-match EXPORTER/GROUP/"
+                              "NetworkSerialPort`)")
+        if not serial[0].avail or not serial[0].params.get("port"):
+            return None
+        return dict(serial[0].params)
+
+    def acquire(self, config: DeviceConfig, timeout_s: float = 0.0,
+                on_wait: Callable[[str], None] | None = None) -> PlaceLease:
+        """Reserve and acquire a place for `config`, waiting up to `timeout_s` for one to come free.
+
+        Raises ConfigError when no place of the farm matches at all, DeviceBusy naming the holders when none
+        came free in time, DeviceError when the place's serial port is not published. On any failure (Ctrl-C
+        included) the reservation is cancelled and a place acquired meanwhile released.
+        """
+        what = f"device {config.name!r}: {describe_filter(config)}"
+        wanted = place_filter(config)
+        holders = self.holders(config)
+        if not holders:
+            raise ConfigError(f"{what}: no place of the labgrid farm at {self.address} matches; places: "
+                              f"{', '.join(sorted(self._places())) or 'none'} (`labgrid-client -x {self.address} "
+                              "places -v` shows their tags)")
+        token = self._call(self._reserve(wanted), "create a reservation")
+        place: str | None = None
+        acquired: str | None = None  # set once AcquirePlace succeeded: only then is the place ours to release
+        try:
+            deadline, next_note = time.monotonic() + max(0.0, timeout_s), time.monotonic()
+            while True:
+                state, place = self._call(self._poll(token), "poll the reservation")
+                if state == "allocated" and place is not None:
+                    break
+                if state != "waiting":
+                    raise DeviceError(f"{what}: reservation {token} became {state} at the coordinator")
+                now = time.monotonic()
+                if now >= deadline:
+                    waited = f" after waiting {timeout_s:g} s" if timeout_s > 0 else ""
+                    raise DeviceBusy(f"{what} is busy{waited}: {self._busy_text(config)}. Wait for that run to "
+                                     "finish or stop it, or set the ini value edgehil_lock_timeout = SECONDS to "
+                                     f"wait longer.{self._clear_hint(config)} (docs/lab-farm.md)")
+                if on_wait is not None and now >= next_note:
+                    on_wait(f"{what} is busy: {self._busy_text(config)}; waiting up to "
+                            f"{deadline - now:.0f} s more (edgehil_lock_timeout)")
+                    next_note = now + PROGRESS_EVERY_S
+                time.sleep(min(POLL_S, max(0.0, deadline - now)))
+            self._call(self._acquire(place), f"acquire place {place!r}")
+            acquired = place
+            deadline = time.monotonic() + PORT_WAIT_S
+            while (params := self._call(self._serial_params(place), f"read place {place!r}")) is None:
+                if time.monotonic() > deadline:
+                    serial_url({}, place)  # raises, naming what is missing
+                time.sleep(POLL_S)
+            tags = tuple(sorted(self.session.places[place].tags.items()))
+            return PlaceLease(place=place, host=str(params["host"]), url=serial_url(params, place), token=token,
+                              owner=self.owner, tags=tags)
+        except BaseException:
+            self._give_back(acquired, token)
+            raise
+
+    def _give_back(self, place: str | None, token: str) -> None:
+        errors = []
+        if place is not None:
+            errors += self._try(self._release(place), f"release place {place!r}")
+        errors += self._try(self._cancel(token), f"cancel reservation {token}")
+        if errors:
+            raise DeviceError(f"labgrid coordinator {self.address}: {'; '.join(errors)}; free it with "
+                              f"`labgrid-client -x {self.address} -p {place or 'PLACE'} release` and "
+                              f"`labgrid-client -x {self.address} cancel-reservation {token}`")
+
+    def _try(self, coro: Coroutine[Any, Any, None], what: str) -> list[str]:
+        try:
+            self._call(coro, what)
+        except DeviceError as exc:
+            return [str(exc)]
+        return []
+
+    async def _release(self, place: str) -> None:
+        from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
+
+        await self.session.stub.ReleasePlace(pb2.ReleasePlaceRequest(placename=place))
+        await self.session.sync_with_coordinator()
+
+    async def _cancel(self, token: str) -> None:
+        from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
+
+        await self.session.stub.CancelReservation(pb2.CancelReservationRequest(token=token))
+
+    def release(self, lease: PlaceLease) -> None:
+        """Release the place and cancel its reservation. Raises DeviceError with the commands that free it."""
+        self._give_back(lease.place, lease.token)
+
+    def close(self) -> None:
+        """Close the coordinator connection (places stay as they are: release them first)."""
+        try:
+            self._call(self._disconnect(), "disconnect", timeout_s=5.0)
+        finally:
+            self._stop_loop()
+
+    async def _disconnect(self) -> None:
+        await self.session.stop()
+        await self.session.close()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
+        if not self._thread.is_alive():
+            self._loop.close()

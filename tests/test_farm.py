@@ -1,0 +1,258 @@
+"""Boards in a labgrid farm: lab-file checks, and the suites end to end through a real coordinator.
+
+The end-to-end tests use the real parts on loopback: `labgrid-coordinator`, a `labgrid-exporter` that
+publishes a device twin's pty as a `NetworkSerialPort` (labgrid's RawSerialPort export starts ser2net
+on it when the place is acquired), places made with `labgrid-client create/add-match/set-tags`, and
+real `pytest` subprocesses. The device twin and its analyzer twin run in this test process: to the
+pytest runs they are a board in a rack and a SCPI analyzer at the VISA address the place's tags name.
+They skip when labgrid or ser2net is missing, except in CI (`CI` set), where they must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_edgehil.config.lab import DeviceConfig, LabConfig, lab_from_data
+from pytest_edgehil.errors import ConfigError, DeviceError
+from pytest_edgehil.farm import INSTALL, PlaceLease, apply_place, coordinator_address, serial_url
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+WAIT_S = 60.0  # bound of every wait below; each step takes a second or two
+
+
+def farm_lab(**device: object) -> dict[str, object]:
+    return {"lab": {"coordinator": "127.0.0.1:20408"}, "devices": {"coral": {"kind": "coral", **device}}}
+
+
+# ------------------------------------------------------------------------------ lab file, no labgrid needed
+
+
+def test_a_lab_naming_places_without_labgrid_fails_at_start_up_with_the_install_command(monkeypatch):
+    # labgrid's absence is simulated (None in sys.modules makes its import fail): a real part cannot be
+    # made to be missing in an environment that has it.
+    for name in ("labgrid", "labgrid.remote", "labgrid.remote.client"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ConfigError, match=r"\[devices.coral\] names labgrid places, but labgrid is not installed") \
+            as caught:
+        lab_from_data(farm_lab(tags={"board": "coral"}), Path("farm.toml"))
+    assert INSTALL in str(caught.value) and "farm.toml" in str(caught.value)
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ({"place": "coral-1", "port": "/dev/ttyACM0"}, r"`place` reaches the board through the labgrid coordinator"),
+    ({"tags": {"board": "coral"}, "usb_serial": "X"}, r"`tags` reaches the board.*drop `usb_serial`"),
+    ({"place": "coral-1", "tags": {"board": "coral"}}, r"give `place`.*or `tags`.*not both"),
+    ({"tags": {}}, r"`tags = \{\}` matches every place"),
+    ({"tags": {"Board": "coral"}}, r"Board"),
+    ({"place": "coral 1"}, r"place"),
+])
+def test_a_farm_device_table_that_cannot_be_meant_is_refused(device, message):
+    with pytest.raises(ConfigError, match=message):
+        lab_from_data(farm_lab(**device), Path("farm.toml"))
+
+
+def test_without_a_coordinator_in_the_lab_or_environment_start_up_says_where_to_give_it(monkeypatch):
+    monkeypatch.delenv("LG_COORDINATOR", raising=False)
+    with pytest.raises(ConfigError, match=r"no coordinator: set `coordinator = .*LG_COORDINATOR"):
+        coordinator_address(LabConfig("farm", None, {}))
+    monkeypatch.setenv("LG_COORDINATOR", "rack-host")
+    assert coordinator_address(LabConfig("farm", None, {})) == "rack-host:20408"  # labgrid's default port
+    assert coordinator_address(LabConfig("farm", None, {}, coordinator="10.0.0.5:4000")) == "10.0.0.5:4000"
+
+
+def test_a_network_serial_port_becomes_the_pyserial_url_labgrid_itself_opens():
+    assert serial_url({"host": "rack1", "port": 4001}, "p") == "rfc2217://rack1:4001?ign_set_control"
+    assert serial_url({"host": "rack1", "port": 4001, "protocol": "raw"}, "p") == "socket://rack1:4001"
+    with pytest.raises(DeviceError, match=r"place 'p'.*no TCP port yet.*ser2net"):
+        serial_url({"host": "rack1", "port": None}, "p")
+    with pytest.raises(ConfigError, match=r"protocol 'ssh'"):
+        serial_url({"host": "rack1", "port": 1, "protocol": "ssh"}, "p")
+
+
+def test_the_power_wiring_comes_from_the_place_tags_unless_the_lab_file_gives_it():
+    lease = PlaceLease("coral-1", "rack1", "rfc2217://rack1:1", "T", "h/u",
+                       (("analyzer", "TCPIP::10.0.0.9::5025::SOCKET"), ("analyzer_channel", "3"),
+                        ("board", "coral"), ("current_range_a", "0.5"), ("supply_v", "5")))
+    config = DeviceConfig(name="coral", kind="coral", simulated=False, place_tags=(("board", "coral"),))
+    wired = apply_place(config, lease)
+    assert (wired.port, wired.analyzer, wired.analyzer_channel, wired.supply_v, wired.current_range_a) == \
+        ("rfc2217://rack1:1", "TCPIP::10.0.0.9::5025::SOCKET", 3, 5.0, 0.5)
+    own = DeviceConfig(name="coral", kind="coral", simulated=False, place="coral-1",
+                       analyzer="TCPIP::10.0.0.1::5025::SOCKET", supply_v=3.3)
+    kept = apply_place(own, lease)
+    assert (kept.analyzer, kept.analyzer_channel, kept.supply_v) == ("TCPIP::10.0.0.1::5025::SOCKET", 1, 3.3)
+    bad = PlaceLease("coral-1", "rack1", "u", "T", "h/u", (("analyzer", "X"), ("analyzer_channel", "two")))
+    with pytest.raises(ConfigError, match=r"place 'coral-1': tag analyzer_channel='two' is not a number"):
+        apply_place(config, bad)
+
+
+# --------------------------------------------------------------------------- end to end, real labgrid parts
+
+
+def _missing() -> str | None:
+    try:
+        import labgrid  # noqa: F401
+    except ImportError:
+        return f"labgrid is not installed ({INSTALL})"
+    if shutil.which("ser2net") is None and not os.path.exists("/usr/sbin/ser2net"):
+        return "ser2net is not installed (apt-get install ser2net)"
+    if not (BIN / "labgrid-coordinator").exists():
+        return f"labgrid-coordinator is not beside {sys.executable}"
+    return None
+
+
+needs_farm = pytest.mark.skipif(_missing() is not None and not os.environ.get("CI"),
+                                reason=f"{_missing()}; in CI (CI set) this test runs and fails instead")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for(predicate, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Rack:
+    """A coordinator, one exporter and one place `coral-1` (board=coral) on loopback."""
+
+    root: Path
+    address: str
+    analyzer: str
+
+    def client(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "labgrid-client"), "-x", self.address, *args], capture_output=True,
+                              text=True, timeout=WAIT_S, check=False)
+
+    def place_line(self) -> str:
+        return self.client("-p", "coral-1", "show").stdout
+
+    def pytest(self, *args: str, output: Path | None = None) -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env["EDGEHIL_LOCK_DIR"] = str(self.root / "locks")
+        out = open(output, "w") if output else subprocess.PIPE  # noqa: SIM115 - closed with the process
+        return subprocess.Popen([sys.executable, "-m", "pytest", "suites/", "--lab=farm.toml", "--backend=hw",
+                                 "--device=coral", "-p", "no:cacheprovider", "-q", *args], cwd=self.root, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rack]:
+    missing = _missing()
+    if missing:
+        pytest.fail(f"CI is set, so the farm test must run: {missing}")
+    from pytest_edgehil.sim import start_analyzer_twin, start_device_twin
+
+    root = tmp_path_factory.mktemp("farm")
+    done = subprocess.run([sys.executable, "-m", "pytest_edgehil.cli", "init"], cwd=root, capture_output=True,
+                          text=True, timeout=WAIT_S, check=False)
+    assert done.returncode == 0, done.stderr
+    address = f"127.0.0.1:{free_port()}"
+    procs: list[subprocess.Popen[bytes]] = []
+    # An ideal board (no decoupling smear, exact timer): the trace resolves every window; this test is about
+    # reaching the board through the farm, the bench physics have their own tests.
+    twin, pty = start_device_twin("coral", "coral-1", physics={"ideal": True})
+    analyzer, resource, _, range_a = start_analyzer_twin(twin)
+    try:
+        procs.append(subprocess.Popen([str(BIN / "labgrid-coordinator"), "-l", address], cwd=root,
+                                      stdout=open(root / "coordinator.log", "wb"),  # noqa: SIM115 - closed with the process
+                                      stderr=subprocess.STDOUT))
+        port = int(address.rsplit(":", 1)[1])
+        wait_for(lambda: _accepts(port), "the coordinator to listen")  # an exporter started earlier gives up
+        (root / "exporter.yaml").write_text(f"coral-1:\n  RawSerialPort:\n    port: {pty}\n    speed: 115200\n")
+        procs.append(subprocess.Popen([str(BIN / "labgrid-exporter"), "-c", address, "-n", "rack1", "--hostname",
+                                       "127.0.0.1", "exporter.yaml"], cwd=root,
+                                      stdout=open(root / "exporter.log", "wb"),  # noqa: SIM115 - closed with the process
+                                      stderr=subprocess.STDOUT))
+        farm = Rack(root, address, resource)
+        wait_for(lambda: "rack1/coral-1/NetworkSerialPort" in farm.client("resources").stdout, "the exporter")
+        for args in (("create",), ("add-match", "rack1/coral-1/NetworkSerialPort"),
+                     ("set-tags", "board=coral", f"analyzer={resource}", "analyzer_channel=1",
+                      f"current_range_a={range_a:.6g}")):
+            step = farm.client("-p", "coral-1", *args)
+            assert step.returncode == 0, step.stderr
+        (root / "farm.toml").write_text(f'[lab]\nname = "farm"\ncoordinator = "{address}"\n\n'
+                                        '[devices.coral]\nkind = "coral"\ntags = { board = "coral" }\n')
+        yield farm
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(10)
+        analyzer.close()
+        twin.close()
+
+
+def records_of(path: Path) -> list[dict[str, object]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return list(data["records"])
+
+
+@needs_farm
+def test_the_suites_run_green_through_the_coordinator_and_the_records_name_the_place(rack):
+    # Energy is deselected: through the analyzer twin the place's tags name, the hardware energy plan's
+    # windows are refused (CannotResolve: a ≈ 300 µs edge at the analyzer), a measurement matter open in
+    # the report of issue 17, not a farm one; the tags' wiring is checked by the unit test above.
+    run = rack.pytest("-k", "not energy", "--edgehil-save=farm-results.json")
+    out, _ = run.communicate(timeout=WAIT_S * 4)
+    assert run.returncode == 0, out[-6000:]
+    records = records_of(rack.root / "farm-results.json")
+    assert records and {r["context"]["place"] for r in records} == {"coral-1"}  # type: ignore[index]
+    assert {r["context"]["place_host"] for r in records} == {"127.0.0.1"}  # type: ignore[index]
+    assert {"end_to_end_ms", "roc_auc", "gaze_error_cm"} <= {r["metric"] for r in records}
+    show = rack.place_line()
+    assert "acquired: None" in show, show  # released at session end
+    assert rack.client("reservations").stdout.strip() == ""  # and its reservation cancelled
+
+
+@needs_farm
+def test_a_second_run_asking_for_the_held_place_waits_then_runs_or_fails_naming_the_owner(rack):
+    first = rack.pytest("-k", "accuracy", "--edgehil-save=first.json", output=rack.root / "first.log")
+    wait_for(lambda: "acquired: " in (s := rack.place_line()) and "acquired: None" not in s, "the first run's place")
+    owner = rack.place_line().split("acquired: ", 1)[1].split()[0]
+    refused = rack.pytest("-k", "accuracy", "--edgehil-save=refused.json")  # no wait: busy at once
+    out, _ = refused.communicate(timeout=WAIT_S * 2)
+    assert refused.returncode != 0, out[-4000:]
+    assert f"coral-1 acquired by {owner}" in out and "DeviceBusy" in out, out[-4000:]
+    assert f"labgrid-client -x {rack.address} -p coral-1 release" in out  # what frees a killed run's place
+    assert first.wait(WAIT_S * 2) == 0, (rack.root / "first.log").read_text()[-4000:]
+    assert not (rack.root / "refused.json").exists() or not records_of(rack.root / "refused.json")
+    # A waiting run: the place is held by a person at the rack (labgrid-client acquire) until the run
+    # has said what it waits for, then released; the run then gets it and measures.
+    assert rack.client("-p", "coral-1", "acquire").returncode == 0
+    log = rack.root / "second.log"
+    waiting = rack.pytest("-k", "accuracy", "-o", "edgehil_lock_timeout=120", "--edgehil-save=second.json",
+                          output=log)
+    wait_for(lambda: "is busy: coral-1 acquired by" in log.read_text(), "the second run to say what it waits for")
+    assert waiting.poll() is None  # still waiting, and nothing measured yet:
+    assert not (rack.root / "second.json").exists() or not records_of(rack.root / "second.json")
+    assert rack.client("-p", "coral-1", "release").returncode == 0
+    assert waiting.wait(WAIT_S * 2) == 0, log.read_text()[-4000:]
+    assert records_of(rack.root / "first.json") and records_of(rack.root / "second.json")
+    assert "acquired: None" in rack.place_line()
