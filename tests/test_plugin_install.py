@@ -30,7 +30,7 @@ def test_pytest_help_works_and_shows_the_edgehil_group(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "edge hardware-in-the-loop (pytest-edgehil)" in result.stdout
     assert "--edgehil-fail-on" in result.stdout
-    assert "energy:5%,power:" in result.stdout and "%%" not in result.stdout  # printed unescaped
+    assert "energy:2.5%,power:" in result.stdout and "%%" not in result.stdout  # printed unescaped
     assert "throughput" in result.stdout  # the families come from the vocabulary
 
 
