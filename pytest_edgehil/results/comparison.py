@@ -158,6 +158,19 @@ def fmt(value: float | None) -> str:
 # ----------------------------------------------------------------------------------------------- report
 
 
+@dataclass(frozen=True)
+class InputProblem:
+    """One named reason the comparison's inputs cannot be trusted; `blocking` unless allowed."""
+
+    kind: str  # one of INPUT_KINDS
+    text: str
+    blocking: bool
+
+    def describe(self) -> str:
+        allowed = "" if self.blocking else " (allowed)"
+        return f"INPUT {self.kind.upper()}{allowed}: {self.text}"
+
+
 _ATTENTION_ORDER = (GateStatus.REGRESSED, GateStatus.UNKNOWN, GateStatus.MISSING, GateStatus.IMPROVED,
                     GateStatus.NEW, GateStatus.SAME)
 
@@ -168,21 +181,28 @@ class GateReport:
     fail_on: FailOn
     run_flags: tuple[str, ...] = ()
     duplicate_notes: tuple[str, ...] = ()
+    inputs: tuple[InputProblem, ...] = ()  # named input problems (results.gate_inputs), blocking unless allowed
 
     @property
     def blocking(self) -> list[Comparison]:
         return [c for c in self.comparisons if c.blocking]
 
     @property
+    def blocking_inputs(self) -> list[InputProblem]:
+        return [i for i in self.inputs if i.blocking]
+
+    @property
     def passed(self) -> bool:
-        return not self.blocking
+        return not self.blocking and not self.blocking_inputs
 
     def count(self, status: GateStatus) -> int:
         return sum(1 for c in self.comparisons if c.status is status)
 
     def headline(self) -> str:
         counts = ", ".join(f"{self.count(s)} {s.value}" for s in _ATTENTION_ORDER if self.count(s))
-        verdict = f"FAILED: {len(self.blocking)} blocking" if self.blocking else "passed"
+        failures = [f"{len(self.blocking)} blocking"] if self.blocking else []
+        failures += [f"input {i.kind}" for i in self.blocking_inputs]
+        verdict = f"FAILED: {', '.join(failures)}" if failures else "passed"
         return f"edgehil gate {verdict} ({counts or 'nothing compared'}; fail on {self.fail_on.describe()})"
 
     def table_lines(self) -> list[str]:
@@ -205,7 +225,8 @@ class GateReport:
 
     def detail_lines(self) -> list[str]:
         """Full sentences for what needs attention: blocking first, then UNKNOWN and MISSING."""
-        lines = [f"FAIL {c.describe()}" for c in self.blocking]
+        lines = [f"FAIL {i.describe()}" if i.blocking else i.describe() for i in self.inputs]
+        lines += [f"FAIL {c.describe()}" for c in self.blocking]
         for c in self.comparisons:
             if not c.blocking and c.status in (GateStatus.UNKNOWN, GateStatus.MISSING):
                 lines.append(f"{c.status.value} {c.describe()}")
@@ -215,6 +236,7 @@ class GateReport:
 
     def to_json_dict(self) -> dict[str, object]:
         return {"passed": self.passed, "fail_on": self.fail_on.describe(), "run_flags": list(self.run_flags),
+                "inputs": [{"kind": i.kind, "text": i.text, "blocking": i.blocking} for i in self.inputs],
                 "comparisons": [{**{k: getattr(c, k) for k in (
                     "pair", "metric", "unit", "base_value", "new_value", "ratio", "ci_low", "ci_high", "p_value",
                     "method", "n_base", "n_new", "note", "blocking", "gated", "threshold")},

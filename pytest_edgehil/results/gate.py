@@ -255,8 +255,6 @@ def run_flags(base_run: RunInfo | None, new_run: RunInfo | None) -> list[str]:
     if base_run.backend != new_run.backend:
         flags.append(f"the baseline ran on {base_run.backend}, this run on {new_run.backend}: records of "
                      "different backends are not compared")
-    if not base_run.complete:
-        flags.append(f"the baseline run (started {base_run.started_at}) did not finish: what it lacks shows as NEW")
     if base_run.edgehil_version != new_run.edgehil_version:
         flags.append(f"pytest-edgehil {base_run.edgehil_version} wrote the baseline, {new_run.edgehil_version} "
                      "this run")
