@@ -170,11 +170,12 @@ def _run_compare(args: argparse.Namespace) -> int:
     # Imported here: the gate pulls in scipy, which `inspect` does not need.
     from pytest_edgehil.results.gate import FailOn, compare_sessions
     from pytest_edgehil.results.gate_inputs import check_inputs, load_baseline, parse_allow
+    from pytest_edgehil.results.session_stats import parse_drift
     from pytest_edgehil.results.store import load_results
 
     fail_on = FailOn.parse(args.fail_on, option="--fail-on")
     allow = parse_allow(args.allow, option="--allow")
-    drift = _percentage(args.session_drift, "--session-drift")
+    drift = parse_drift(args.session_drift, "--session-drift")
     sessions, new = load_baseline(args.base), load_results(args.new)
     report = compare_sessions([s.records for s in sessions], new.records, fail_on, base_run=sessions[-1].run,
                               new_run=new.run, assumed_drift_rel=drift)
@@ -189,20 +190,6 @@ def _run_compare(args: argparse.Namespace) -> int:
         print(f"new      {args.new} ({new.run.backend}, {new.run.git_commit or 'no commit'}, {new.run.started_at})")
         print("\n".join(report.table_lines() + report.detail_lines() + [report.headline()]))
     return EXIT_OK if report.passed else EXIT_REGRESSION
-
-
-def _percentage(text: str, option: str) -> float:
-    """`1.5%` or `0.015` → 0.015; ConfigError naming the option otherwise."""
-    from pytest_edgehil.errors import ConfigError
-
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 0.5:
-        raise ConfigError(f"{option} {text!r}: give the between-session drift σ as a percentage below 50 % "
-                          "(e.g. 1.5%) or a fraction (0.015)")
-    return value
 
 
 def add_compare_command(subparsers: _SubParsers) -> None:

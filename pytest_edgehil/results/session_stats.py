@@ -27,11 +27,27 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.gate_stats import CONFIDENCE, RatioTest, ratio_test
 
 ASSUMED_DRIFT_REL = 0.015  # σ of the session factor assumed when the baseline holds one session
 MIN_SESSIONS = 5  # a baseline with fewer sessions is reported as weak evidence of the drift
 MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)  # se(median) ≈ 1.2533·σ/√n for normal samples
+
+
+def parse_drift(text: str | None, option: str = "--edgehil-session-drift") -> float:
+    """`1.5%` or `0.015` → 0.015 (None: ASSUMED_DRIFT_REL). Raises ConfigError naming the option."""
+    if text is None:
+        return ASSUMED_DRIFT_REL
+    text = text.strip()
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 0.5:
+        raise ConfigError(f"{option} {text!r}: give the between-session drift σ as a percentage below 50 % "
+                          "(e.g. 1.5%) or a fraction (0.015)")
+    return value
 
 
 def log_median(samples: Sequence[float]) -> float:
