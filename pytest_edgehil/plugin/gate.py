@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
+from pytest_edgehil.config.ab_source import BaselineModels
 from pytest_edgehil.errors import EdgeHILError
 from pytest_edgehil.plugin.run import EdgeHILRun, TestRecords, run_key
-from pytest_edgehil.config.ab_source import BaselineModels
 from pytest_edgehil.results.comparison import InputProblem
 from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateReport, compare_ab, compare_sessions
 from pytest_edgehil.results.gate_inputs import check_inputs, load_baseline, parse_allow

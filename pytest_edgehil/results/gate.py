@@ -59,9 +59,27 @@ from pytest_edgehil.results.session_stats import (
 from pytest_edgehil.results.store import ResultRecord, RunInfo
 from pytest_edgehil.results.vocabulary import Direction, Family, how_to_declare
 
-__all__ = ["DEFAULT_FAIL_ON", "Comparison", "FailOn", "Family", "GateReport", "GateStatus", "RatioTest",
-           "block_medians", "compare_paired", "compare_records", "compare_results", "compare_sessions", "compare_ab", "context_flags", "drift_of",
-           "hodges_lehmann_ratio", "hodges_lehmann_shift", "ratio_test", "run_flags"]
+__all__ = [
+    "DEFAULT_FAIL_ON",
+    "Comparison",
+    "FailOn",
+    "Family",
+    "GateReport",
+    "GateStatus",
+    "RatioTest",
+    "block_medians",
+    "compare_ab",
+    "compare_paired",
+    "compare_records",
+    "compare_results",
+    "compare_sessions",
+    "context_flags",
+    "drift_of",
+    "hodges_lehmann_ratio",
+    "hodges_lehmann_shift",
+    "ratio_test",
+    "run_flags",
+]
 
 ALPHA = 0.05  # one-sided significance level of a same-session comparison (A/B rounds, pooled samples)
 ALPHA_SESSIONS = 0.005  # across sessions: ≤ 1 % false alarms at the default threshold (docs/gate.md)

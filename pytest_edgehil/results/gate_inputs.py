@@ -66,17 +66,17 @@ def check_inputs(baseline: Sequence[ResultsFile], new: ResultsFile | None, allow
     for results, side in sides:
         is_new = results is new
         if not results.records:
-            problems.append(("empty", f"{_name(results, side)} has no records: nothing was measured, so there is "
-                                      "nothing to compare; check the run selected devices and budgeted pairs"))
+            problems.append(("empty", (f"{_name(results, side)} has no records: nothing was measured, so there is "
+                                       "nothing to compare; check the run selected devices and budgeted pairs")))
             continue
         if not results.run.complete and (check_new_run or not is_new):
-            problems.append(("incomplete", f"{_name(results, side)} did not finish (complete: false — killed, "
-                                           "interrupted or timed out): rerun it to the end"))
+            problems.append(("incomplete", (f"{_name(results, side)} did not finish (complete: false — killed, "
+                                            "interrupted or timed out): rerun it to the end")))
         failed = sorted({r.test or r.pair for r in results.records if r.outcome == "failed"})
         if failed and (check_new_run or not is_new):
             shown = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
-            problems.append(("failed-tests", f"{_name(results, side)} holds records of {len(failed)} failed "
-                                             f"test(s): {shown}; fix them or rerun before comparing"))
+            problems.append(("failed-tests", (f"{_name(results, side)} holds records of {len(failed)} failed "
+                                              f"test(s): {shown}; fix them or rerun before comparing")))
     if new is not None:
         for results in baseline:
             problems += [("model-changed", text) for text in model_changes_in_aa(results, new)]
