@@ -170,7 +170,7 @@ class GatePlugin:
             self.reports.append((f"edgehil gate vs baseline {self.baseline_path}{sessions}",
                                  replace(report, inputs=tuple(inputs))))
         if self.ab_source is not None:
-            report = compare_ab(self.records, self.fail_on, run=self.run)
+            report = compare_ab(self.records, self.fail_on)
             inputs = [] if report.comparisons else [InputProblem(
                 "empty", f"--edgehil-ab {self.ab_source}: no A/B measurement was made (select suites/test_ab.py "
                          "and budgeted pairs, e.g. pytest suites/ --device=NAME --edgehil-ab=...)",

@@ -311,7 +311,7 @@ def compare_results(base: Iterable[ResultRecord], new: Iterable[ResultRecord], f
                             assumed_drift_rel=assumed_drift_rel)
 
 
-def compare_ab(records: Iterable[ResultRecord], fail_on: FailOn, *, run: RunInfo | None = None) -> GateReport:
+def compare_ab(records: Iterable[ResultRecord], fail_on: FailOn) -> GateReport:
     """The same-session A/B gate: one verdict per A/B record (candidate vs baseline model, paired rounds)."""
     by_key, notes = _index([r for r in records if paired_rounds(r) is not None], "this run")
     comparisons = [c for c in (compare_paired(r, fail_on) for _, r in sorted(by_key.items())) if c is not None]
