@@ -44,8 +44,8 @@ def test_a_heavier_candidate_fails_the_ab_gate_and_the_same_model_passes(pyteste
     result = run_ab(pytester, str(narrow), f"--edgehil-save={out}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*edgehil A/B gate: candidate vs*same session*",
-                                 "FAIL qsegment-imx500 inference_mj: *one-sided p = * on A/B paired rounds (3 rounds,"
-                                 " one session)*energy threshold 2.5%*model SHA-256 differs*"])
+                                 ("FAIL qsegment-imx500 inference_mj: *one-sided p = * on A/B paired rounds (3 rounds,"
+                                  " one session)*energy threshold 2.5%*model SHA-256 differs*")])
     saved = load_results(out)
     rounds = paired_rounds(next(r for r in saved.records if r.metric == "inference_mj"))
     assert rounds is not None and len(rounds[0]) == len(rounds[1]) == 3
