@@ -81,7 +81,7 @@ def test_done_means_heavier_device_fails_naming_pair_metric_ratio_and_ci_unchang
     unchanged = edgehil_project.runpytest(*common, "--edgehil-seed=3", f"--edgehil-baseline={base}")
     unchanged.assert_outcomes(passed=2, skipped=1)
     assert unchanged.ret == 0
-    unchanged.stdout.fnmatch_lines(["edgehil gate passed (3 SAME; fail on energy +5 %, power +5 %, latency +10 %, throughput +10 %, accuracy +1 %)"])
+    unchanged.stdout.fnmatch_lines(["edgehil gate passed (3 SAME; fail on energy +2.5 %, power +2.5 %, latency +5 %, throughput +5 %, accuracy +1 %)"])
 
 
 def test_saved_results_hold_every_record_with_run_context(edgehil_project):
