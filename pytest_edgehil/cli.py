@@ -10,6 +10,7 @@ bug) prints its traceback and exits 2 too, since 1 is `compare`'s "regression" v
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -168,16 +169,24 @@ def add_inspect_command(subparsers: _SubParsers) -> None:
 
 def _run_compare(args: argparse.Namespace) -> int:
     # Imported here: the gate pulls in scipy, which `inspect` does not need.
-    from pytest_edgehil.results.gate import FailOn, compare_results
+    from pytest_edgehil.results.gate import FailOn, compare_sessions
+    from pytest_edgehil.results.gate_inputs import check_inputs, load_baseline, parse_allow
+    from pytest_edgehil.results.session_stats import parse_drift
     from pytest_edgehil.results.store import load_results
 
     fail_on = FailOn.parse(args.fail_on, option="--fail-on")
-    base, new = load_results(args.base), load_results(args.new)
-    report = compare_results(base.records, new.records, fail_on, base_run=base.run, new_run=new.run)
+    allow = parse_allow(args.allow, option="--allow")
+    drift = parse_drift(args.session_drift, "--session-drift")
+    sessions, new = load_baseline(args.base), load_results(args.new)
+    report = compare_sessions([s.records for s in sessions], new.records, fail_on, base_run=sessions[-1].run,
+                              new_run=new.run, assumed_drift_rel=drift)
+    report = dataclasses.replace(report, inputs=tuple(check_inputs(sessions, new, allow)))
     if args.json:
         print(json.dumps(report.to_json_dict(), indent=2))
     else:
-        print(f"baseline {args.base} ({base.run.backend}, {base.run.git_commit or 'no commit'}, "
+        base = sessions[-1]
+        count = f"{len(sessions)} sessions, latest " if len(sessions) > 1 else ""
+        print(f"baseline {args.base} ({count}{base.run.backend}, {base.run.git_commit or 'no commit'}, "
               f"{base.run.started_at})")
         print(f"new      {args.new} ({new.run.backend}, {new.run.git_commit or 'no commit'}, {new.run.started_at})")
         print("\n".join(report.table_lines() + report.detail_lines() + [report.headline()]))
@@ -192,7 +201,9 @@ def add_compare_command(subparsers: _SubParsers) -> None:
         description="Compare every model x device x metric of NEW with BASE (results files written by "
                     "pytest --edgehil-save). Exit status: 0 no blocking regression, 1 a blocking regression, "
                     "2 an error (unreadable file, bad option).")
-    parser.add_argument("base", metavar="BASE", help="baseline results file (e.g. from main)")
+    parser.add_argument("base", metavar="BASE", help="baseline: a results file (one session), or a directory of "
+                                                     "them (one per session; >= 5 let the gate measure the "
+                                                     "between-session drift)")
     parser.add_argument("new", metavar="NEW", help="results file of the change under test")
     from pytest_edgehil.results.vocabulary import Family
 
@@ -201,6 +212,12 @@ def add_compare_command(subparsers: _SubParsers) -> None:
                         help=f"regressions that fail (default {DEFAULT_FAIL_ON.replace('%', '%%')}); families: "
                              f"{', '.join(f.value for f in Family)}; add 'missing' or 'unknown' to make those "
                              "verdicts fail too")
+    parser.add_argument("--allow", default="", metavar="KIND,…",
+                        help="input problems that do not fail the comparison: incomplete (a run that did not "
+                             "finish), empty (no records), failed-tests (records of failed tests), "
+                             "model-changed (an A/A comparison whose model SHA-256 differs)")
+    parser.add_argument("--session-drift", default="1.5%", metavar="PCT",
+                        help="between-session drift σ assumed when BASE holds one session (default 1.5%%)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.set_defaults(handler=_run_compare)
 

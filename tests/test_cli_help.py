@@ -22,7 +22,7 @@ def _edgehil(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(("command", "expected"), [
     ("compare", ["usage: edgehil compare", "--fail-on FAMILY:PCT", DEFAULT_FAIL_ON.split(",")[0],
-                 "throughput:10%", "families: latency, energy, power, throughput"]),
+                 "throughput:5%", "families: latency, energy, power, throughput"]),
     ("report", ["usage: edgehil report", "--html OUT.html", "RESULTS"]),
 ])
 def test_command_help_renders_in_a_subprocess(command: str, expected: list[str]) -> None:

@@ -15,7 +15,7 @@ from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.store import FORMAT, SCHEMA_VERSION, load_results
 from pytest_edgehil.results.vocabulary import Family
 
-RUN = {"started_at": "2025-05-10T02:00:00+00:00", "backend": "SIMULATED"}
+RUN = {"started_at": "2025-05-10T02:00:00+00:00", "backend": "SIMULATED", "complete": True}
 RECORD = {"pair": "qsegment-coral", "metric": "inference_ms", "value": 5.0, "unit": "ms", "raw": [5.0, 5.1]}
 
 

@@ -19,6 +19,7 @@ import pytest
 from pytest_edgehil.config.session import EdgeHILSession
 from pytest_edgehil.errors import EdgeHILError
 from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found by pytest through this module)
+    edgehil_ab_energy,
     edgehil_analyzer,
     edgehil_bench,
     edgehil_dataset_root,
@@ -69,6 +70,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"regressions that fail the gate (default {DEFAULT_FAIL_ON.replace('%', '%%')}); "
                          f"families: {', '.join(f.value for f in Family)}; add 'missing' or 'unknown' to "
                          "make those verdicts fail too")
+    group.addoption("--edgehil-ab", default=None, metavar="DIR|git:REV",
+                    help="same-session A/B: measure each pair's model interleaved with its baseline (the "
+                         ".tflite of the same name in DIR, or as committed at git revision REV) on the same "
+                         "board, and gate on the paired rounds (suites/test_ab.py)")
+    group.addoption("--edgehil-allow", default=None, metavar="KIND,…",
+                    help="gate input problems that do not fail the run: incomplete, empty, failed-tests, "
+                         "model-changed")
+    group.addoption("--edgehil-session-drift", default=None, metavar="PCT",
+                    help="between-session drift sigma assumed when the baseline holds one session "
+                         "(default 1.5%%); a directory of >= 5 baseline sessions measures it instead")
     for name, (help_text, default) in INI_VALUES.items():
         parser.addini(name, help_text, default=default)
 

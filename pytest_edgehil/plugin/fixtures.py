@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pytest_edgehil.config.catalog import CatalogModel
     from pytest_edgehil.config.pairs import Pair
     from pytest_edgehil.instruments.base import PowerAnalyzer
+    from pytest_edgehil.measure.interleave import ABEnergy
     from pytest_edgehil.measure.meter import EnergyMeasurement, EnergyPlan
     from pytest_edgehil.model.info import ModelInfo
     from pytest_edgehil.plugin.recorder import Recorder
@@ -208,3 +209,23 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
         instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s,
         instrument=measurement.instrument, window_source=measurement.window_source)
     return measurement
+
+
+@pytest.fixture
+def edgehil_ab_energy(pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTest,
+                      edgehil_analyzer: tuple[PowerAnalyzer, SupplySettings], edgehil_energy_plan: EnergyPlan,
+                      edgehil_model: CatalogModel) -> ABEnergy:
+    """The pair's model and its `--edgehil-ab` baseline measured interleaved on the pair's device, one
+    window each per round (AB, BA, …; as many rounds as the energy plan has windows). Skips without
+    --edgehil-ab; a ConfigError (a missing baseline model) fails the test naming the file."""
+    from pytest_edgehil.measure.interleave import ABModel, measure_energy_ab
+    from pytest_edgehil.plugin.gate import ab_source_key
+
+    source = pytestconfig.stash.get(ab_source_key, None)
+    if source is None:
+        pytest.skip("same-session A/B needs --edgehil-ab=DIR or --edgehil-ab=git:REV (the baseline's models)")
+    baseline = source.model_bytes(edgehil_model.path, edgehil_model.name)
+    analyzer, supply = edgehil_analyzer
+    return measure_energy_ab(edgehil_dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a,
+                             baseline=ABModel(edgehil_model.name, baseline),
+                             candidate=ABModel(edgehil_model.name, edgehil_model.data), plan=edgehil_energy_plan)

@@ -1,4 +1,5 @@
-"""The pytest side of results and the merge gate: `--edgehil-save`, `--edgehil-baseline`, `--edgehil-fail-on`.
+"""The pytest side of results and the merge gate: `--edgehil-save`, `--edgehil-baseline` (a file or a directory
+of sessions), `--edgehil-ab` (same-session A/B), `--edgehil-fail-on`, `--edgehil-allow`.
 
 `register(config, run)` is called from the main plugin's `pytest_configure` when edgehil is in use. It creates and registers the
 `GatePlugin` only when `--edgehil-save` or `--edgehil-baseline` is given, and only on the controller
@@ -21,23 +22,29 @@ writes every edgehil property as JSON (`results/junit.py`: samples counted, trac
 
 from __future__ import annotations
 
+import signal
+import threading
 import warnings
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_edgehil.config.ab_source import BaselineModels
 from pytest_edgehil.errors import ConfigError, EdgeHILError
 from pytest_edgehil.plugin.run import EdgeHILRun, TestRecords, run_key
-from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateReport, compare_results
+from pytest_edgehil.results.comparison import InputProblem
+from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateReport, compare_ab, compare_sessions
+from pytest_edgehil.results.gate_inputs import check_inputs, load_baseline, parse_allow
+from pytest_edgehil.results.session_stats import ASSUMED_DRIFT_REL, parse_drift
 from pytest_edgehil.results.store import (
     ResultRecord,
     ResultsFile,
     ResultsWriter,
     RunInfo,
     git_commit,
-    load_results,
     new_run_id,
     prune_old_runs,
     utc_now,
@@ -47,7 +54,10 @@ GATE_PLUGIN_NAME = "edgehil-gate"
 JUNIT_PLUGIN_NAME = "edgehil-junit-metrics"
 JUNIT_PREFIX = "edgehil:"
 
-__all__ = ["DEFAULT_FAIL_ON", "GatePlugin", "JUnitMetricProperties", "register"]
+__all__ = ["DEFAULT_FAIL_ON", "GatePlugin", "JUnitMetricProperties", "ab_source_key", "register"]
+
+# The baseline models of `--edgehil-ab`, for the `edgehil_ab_energy` fixture (every process, workers too).
+ab_source_key = pytest.StashKey[BaselineModels]()
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -71,13 +81,18 @@ LATEST_RESULTS = "latest.json"
 
 
 def register(config: pytest.Config, run: EdgeHILRun) -> None:
-    """Register the gate (save/baseline given, controller only) and the JUnit properties (--junitxml)."""
+    """Register the gate (save/baseline/A/B given, controller only) and the JUnit properties (--junitxml)."""
     if config.getoption("xmlpath", None) and not config.pluginmanager.has_plugin(JUNIT_PLUGIN_NAME):
         config.pluginmanager.register(JUnitMetricProperties(run), JUNIT_PLUGIN_NAME)
     save = config.getoption("--edgehil-save", None)
     baseline_opt = config.getoption("--edgehil-baseline", None)
+    ab_opt = config.getoption("--edgehil-ab", None)
     try:
         fail_on = FailOn.parse(config.getoption("--edgehil-fail-on", None) or DEFAULT_FAIL_ON)
+        allow = parse_allow(config.getoption("--edgehil-allow", None))
+        drift = parse_drift(config.getoption("--edgehil-session-drift", None))
+        if ab_opt:  # workers measure too: each process resolves the source
+            config.stash[ab_source_key] = BaselineModels.parse(ab_opt)
         if _is_xdist_worker(config):
             return
         lazy, latest, prune = False, None, None
@@ -87,15 +102,16 @@ def register(config: pytest.Config, run: EdgeHILRun) -> None:
             results_dir = config.rootpath / DEFAULT_RESULTS_DIR
             save, lazy, latest = str(results_dir / f"{new_run_id()}.json"), True, results_dir / LATEST_RESULTS
             prune = (results_dir, _results_keep(config))
-        if not (save or baseline_opt):
+        if not (save or baseline_opt or ab_opt):
             return
-        baseline = load_results(Path(baseline_opt)) if baseline_opt else None
+        baseline = load_baseline(Path(baseline_opt)) if baseline_opt else []
         info = run_info(config)
         writer = ResultsWriter(Path(save), info, lazy=lazy, latest=latest) if save else None
     except EdgeHILError as exc:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
     plugin = GatePlugin(info, fail_on=fail_on, writer=writer, baseline=baseline,
-                        baseline_path=Path(baseline_opt) if baseline_opt else None, prune=prune)
+                        baseline_path=Path(baseline_opt) if baseline_opt else None, allow=allow,
+                        assumed_drift_rel=drift, ab_source=ab_opt, prune=prune)
     run.listeners.append(plugin.add)
     config.pluginmanager.register(plugin, GATE_PLUGIN_NAME)
 
@@ -113,17 +129,27 @@ class GatePlugin:
     """Lives on the controller: collects records, keeps the results file current, gates at the end."""
 
     def __init__(self, run: RunInfo, *, fail_on: FailOn, writer: ResultsWriter | None,
-                 baseline: ResultsFile | None, baseline_path: Path | None,
+                 baseline: list[ResultsFile], baseline_path: Path | None, allow: frozenset[str] = frozenset(),
+                 assumed_drift_rel: float = ASSUMED_DRIFT_REL, ab_source: str | None = None,
                  prune: tuple[Path, int] | None = None) -> None:
         self.run = run
         self.prune = prune  # (edgehil-results/, runs to keep): the default folder's retention
         self.fail_on = fail_on
         self.writer = writer
-        self.baseline = baseline
+        self.baseline = baseline  # sessions, oldest first; empty without --edgehil-baseline
         self.baseline_path = baseline_path
+        self.allow = allow
+        self.assumed_drift_rel = assumed_drift_rel
+        self.ab_source = ab_source
         self.records: list[ResultRecord] = []
-        self.report: GateReport | None = None
+        self.reports: list[tuple[str, GateReport]] = []  # (title, report): cross-session and/or A/B
         self.write_error: str | None = None  # the file stopped being updated; the run fails at the end
+        self.terminated = False  # SIGTERM arrived: the run is saved as incomplete
+        self._previous_sigterm: Any = None
+
+    @property
+    def report(self) -> GateReport | None:
+        return self.reports[0][1] if self.reports else None
 
     def add(self, test: TestRecords) -> None:
         """Called by the run for each test's records (its one collection, made from the call report)."""
@@ -137,16 +163,43 @@ class GatePlugin:
             except EdgeHILError as exc:  # e.g. disk full: keep measuring, fail the run at the end
                 self.write_error = str(exc)
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # SIGTERM (a CI job cancelled, `kill`) would end the process without a word: turn it into what
+        # Ctrl-C is, so pytest unwinds, the results file is stamped `complete: false`, and the bench closes.
+        # Only where nobody else handles it, and only from the main thread (Python's rule for handlers).
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self.terminated = True
+        raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.baseline is not None:
-            self.report = compare_results(self.baseline.records, self.records, self.fail_on,
-                                          base_run=self.baseline.run, new_run=self.run)
-            # Raise, never lower: a run that already failed (or was interrupted) keeps its status.
-            if not self.report.passed and session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        interrupted = self.terminated or session.exitstatus == pytest.ExitCode.INTERRUPTED
+        new = ResultsFile(run=self.run, records=self.records)
+        if self.baseline:
+            report = compare_sessions([b.records for b in self.baseline], self.records, self.fail_on,
+                                      base_run=self.baseline[-1].run, new_run=self.run,
+                                      assumed_drift_rel=self.assumed_drift_rel)
+            inputs = check_inputs(self.baseline, new, self.allow, check_new_run=False)
+            sessions = f" ({len(self.baseline)} sessions)" if len(self.baseline) > 1 else ""
+            self.reports.append((f"edgehil gate vs baseline {self.baseline_path}{sessions}",
+                                 replace(report, inputs=tuple(inputs))))
+        if self.ab_source is not None:
+            report = compare_ab(self.records, self.fail_on)
+            inputs = [] if report.comparisons else [InputProblem(
+                "empty", f"--edgehil-ab {self.ab_source}: no A/B measurement was made (select suites/test_ab.py "
+                         "and budgeted pairs, e.g. pytest suites/ --device=NAME --edgehil-ab=...)",
+                "empty" not in self.allow)]
+            self.reports.append((f"edgehil A/B gate: candidate vs {self.ab_source}, same session",
+                                 replace(report, inputs=tuple(inputs))))
+        # Raise, never lower: a run that already failed (or was interrupted) keeps its status.
+        if any(not r.passed for _, r in self.reports) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.writer is not None and self.write_error is None:
             try:
-                self.writer.finish(int(session.exitstatus))
+                self.writer.finish(int(session.exitstatus), complete=not interrupted)
                 if self.prune is not None and self.writer.results.records:
                     prune_old_runs(*self.prune)
             except EdgeHILError as exc:
@@ -157,24 +210,26 @@ class GatePlugin:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.report is not None:
-            terminalreporter.write_sep("=", f"edgehil gate vs baseline {self.baseline_path}")
-            for line in self.report.table_lines():
+        for title, report in self.reports:
+            terminalreporter.write_sep("=", title)
+            for line in report.table_lines():
                 terminalreporter.write_line(line)
-            for line in self.report.detail_lines():
+            for line in report.detail_lines():
                 terminalreporter.write_line(line, red=line.startswith("FAIL"), yellow=not line.startswith("FAIL"))
-            terminalreporter.write_line(self.report.headline(), bold=True, red=not self.report.passed,
-                                        green=self.report.passed)
+            terminalreporter.write_line(report.headline(), bold=True, red=not report.passed, green=report.passed)
         if self.write_error is not None:
             terminalreporter.write_sep("=", f"edgehil results: {self.write_error}", red=True)
         elif self.writer is not None and self.writer.results.records:
             saved = f"edgehil results: {self.writer.path} ({len(self.writer.results.records)} records)"
-            if self.report is not None:
+            if self.reports:
                 terminalreporter.write_line(saved)
             else:
                 terminalreporter.write_sep("-", saved)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
         config.pluginmanager.unregister(self)
 
 

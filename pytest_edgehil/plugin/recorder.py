@@ -18,7 +18,13 @@ import pytest
 
 from pytest_edgehil.config.budgets import Limit, Status, Verdict
 from pytest_edgehil.config.pairs import Pair
-from pytest_edgehil.results.records import MAX_TRACE_POINTS, TRACE_PROPERTY, USER_PROPERTY, MetricRecord
+from pytest_edgehil.results.records import (
+    MAX_TRACE_POINTS,
+    TRACE_PROPERTY,
+    USER_PROPERTY,
+    MetricRecord,
+    ab_context,
+)
 from pytest_edgehil.results.vocabulary import resolve
 
 if TYPE_CHECKING:
@@ -60,7 +66,7 @@ class Recorder:
         return self.pair.budget.limits.get(metric) if self.pair.budget else None
 
     def check(self, metric: str, value: float, *, samples: Sequence[float] | int | None = None,
-              ci: tuple[float, float] | None = None) -> Verdict | None:
+              ci: tuple[float, float] | None = None, context: dict[str, object] | None = None) -> Verdict | None:
         """Record `value`; fail the test with a full message if it is outside the budget."""
         n = samples if isinstance(samples, int) or samples is None else len(samples)
         raw = None if isinstance(samples, int) or samples is None else [float(x) for x in samples]
@@ -76,7 +82,7 @@ class Recorder:
             bound=limit.bound_text if limit else "", margin_rel=verdict.margin_rel if verdict else None,
             samples=n, source=limit.source if limit else "",
             ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, raw=raw,
-            context=dict(stashed_context),
+            context={**stashed_context, **(context or {})},
             direction=spec.direction.value if spec.direction else None, family=spec.family.value,
             published=limit.published if limit else None,
             limit_min=limit.min if limit else None, limit_max=limit.max if limit else None,
@@ -134,10 +140,20 @@ class Recorder:
         self.attach_trace(trace.time_s, trace.power_w, inference_windows_s(timings),
                           stages_s=stage_windows_s(timings), caption=caption)
 
-    def check_median(self, metric: str, samples: Sequence[float]) -> Verdict | None:
+    def check_median(self, metric: str, samples: Sequence[float], *,
+                     context: dict[str, object] | None = None) -> Verdict | None:
         """Check the median of per-inference samples; the record keeps the samples and a 95 % CI."""
         # scipy: loaded when a test first needs it
         from pytest_edgehil.measure.sample_summary import summarize
 
         summary = summarize(np.asarray(samples, dtype=float))
-        return self.check(metric, summary.median, samples=samples, ci=(summary.ci_low, summary.ci_high))
+        return self.check(metric, summary.median, samples=samples, ci=(summary.ci_low, summary.ci_high),
+                          context=context)
+
+    def check_paired(self, metric: str, candidate_rounds: Sequence[Sequence[float]],
+                     baseline_rounds: Sequence[Sequence[float]], *, baseline_sha256: str, source: str) -> Verdict | None:
+        """A same-session A/B record: the candidate's samples (all rounds) checked against the budget like
+        `check_median`, both models' rounds kept for the A/B gate (`results.gate.compare_paired`)."""
+        samples = [float(x) for r in candidate_rounds for x in r]
+        return self.check_median(metric, samples, context=ab_context(
+            baseline_rounds, candidate_rounds, baseline_sha256=baseline_sha256, source=source))

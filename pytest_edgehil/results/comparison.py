@@ -12,8 +12,10 @@ from enum import Enum
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.vocabulary import Direction, Family
 
-# Gates what was gated before families split: `*_mw` was "energy" and `fps` "latency".
-DEFAULT_FAIL_ON = "energy:5%,power:5%,latency:10%,throughput:10%,accuracy:1%"
+# A threshold is the largest change that passes (`energy:5%` never fails a +4.9 % estimate). The defaults
+# keep the cuts the gate applied before thresholds meant that (it cut at half the threshold, then):
+# 2.5 % for energy and power, 5 % for latency and throughput; accuracy, deterministic, was literal.
+DEFAULT_FAIL_ON = "energy:2.5%,power:2.5%,latency:5%,throughput:5%,accuracy:1%"
 
 
 class GateStatus(str, Enum):
@@ -95,7 +97,7 @@ class Comparison:
     ci_low: float | None = None
     ci_high: float | None = None
     p_value: float | None = None  # one-sided, in the worse direction
-    method: str = ""  # per-inference | window medians | values
+    method: str = ""  # how it was tested: session medians (…) | A/B paired rounds (…) | values
     n_base: int = 0
     n_new: int = 0
     flags: tuple[str, ...] = ()
@@ -136,13 +138,12 @@ class Comparison:
             if self.ci_low is not None and self.ci_high is not None:
                 text += f" (95 % CI {self.ci_low:.3f}–{self.ci_high:.3f})"
         if self.p_value is not None:
-            text += (f", one-sided Mann–Whitney p = {self.p_value:.2g} on {self.n_base} vs {self.n_new} "
-                     f"{'per-inference samples' if self.method == 'per-inference' else self.method}")
+            text += f", one-sided p = {self.p_value:.2g} on {self.method}"
         worse = self.worse_change
         if worse is not None and self.status in (GateStatus.REGRESSED, GateStatus.IMPROVED, GateStatus.UNKNOWN):
             direction = "worse" if worse > 0 else "better"
             text += (f"; {abs(worse):.1%} {direction} ({'higher' if self.higher_is_better else 'lower'} is "
-                     f"better; {self.family.value} threshold {self.threshold:.0%})")
+                     f"better; {self.family.value} threshold {self.threshold * 100:g}%)")
         if self.note:
             text += f"; {self.note}"
         if self.flags:
@@ -157,6 +158,19 @@ def fmt(value: float | None) -> str:
 # ----------------------------------------------------------------------------------------------- report
 
 
+@dataclass(frozen=True)
+class InputProblem:
+    """One named reason the comparison's inputs cannot be trusted; `blocking` unless allowed."""
+
+    kind: str  # one of INPUT_KINDS
+    text: str
+    blocking: bool
+
+    def describe(self) -> str:
+        allowed = "" if self.blocking else " (allowed)"
+        return f"INPUT {self.kind.upper()}{allowed}: {self.text}"
+
+
 _ATTENTION_ORDER = (GateStatus.REGRESSED, GateStatus.UNKNOWN, GateStatus.MISSING, GateStatus.IMPROVED,
                     GateStatus.NEW, GateStatus.SAME)
 
@@ -167,21 +181,28 @@ class GateReport:
     fail_on: FailOn
     run_flags: tuple[str, ...] = ()
     duplicate_notes: tuple[str, ...] = ()
+    inputs: tuple[InputProblem, ...] = ()  # named input problems (results.gate_inputs), blocking unless allowed
 
     @property
     def blocking(self) -> list[Comparison]:
         return [c for c in self.comparisons if c.blocking]
 
     @property
+    def blocking_inputs(self) -> list[InputProblem]:
+        return [i for i in self.inputs if i.blocking]
+
+    @property
     def passed(self) -> bool:
-        return not self.blocking
+        return not self.blocking and not self.blocking_inputs
 
     def count(self, status: GateStatus) -> int:
         return sum(1 for c in self.comparisons if c.status is status)
 
     def headline(self) -> str:
         counts = ", ".join(f"{self.count(s)} {s.value}" for s in _ATTENTION_ORDER if self.count(s))
-        verdict = f"FAILED: {len(self.blocking)} blocking" if self.blocking else "passed"
+        failures = [f"{len(self.blocking)} blocking"] if self.blocking else []
+        failures += [f"input {i.kind}" for i in self.blocking_inputs]
+        verdict = f"FAILED: {', '.join(failures)}" if failures else "passed"
         return f"edgehil gate {verdict} ({counts or 'nothing compared'}; fail on {self.fail_on.describe()})"
 
     def table_lines(self) -> list[str]:
@@ -204,7 +225,8 @@ class GateReport:
 
     def detail_lines(self) -> list[str]:
         """Full sentences for what needs attention: blocking first, then UNKNOWN and MISSING."""
-        lines = [f"FAIL {c.describe()}" for c in self.blocking]
+        lines = [f"FAIL {i.describe()}" if i.blocking else i.describe() for i in self.inputs]
+        lines += [f"FAIL {c.describe()}" for c in self.blocking]
         for c in self.comparisons:
             if not c.blocking and c.status in (GateStatus.UNKNOWN, GateStatus.MISSING):
                 lines.append(f"{c.status.value} {c.describe()}")
@@ -214,6 +236,7 @@ class GateReport:
 
     def to_json_dict(self) -> dict[str, object]:
         return {"passed": self.passed, "fail_on": self.fail_on.describe(), "run_flags": list(self.run_flags),
+                "inputs": [{"kind": i.kind, "text": i.text, "blocking": i.blocking} for i in self.inputs],
                 "comparisons": [{**{k: getattr(c, k) for k in (
                     "pair", "metric", "unit", "base_value", "new_value", "ratio", "ci_low", "ci_high", "p_value",
                     "method", "n_base", "n_new", "note", "blocking", "gated", "threshold")},

@@ -1,48 +1,44 @@
-"""The merge gate: is a run's energy or latency worse than the baseline's, beyond noise and beyond a threshold?
+"""The merge gate: is a run's energy or latency worse than the baseline's, beyond noise, drift and a threshold?
 
-Pure comparison of two sets of result records (no pytest, no I/O; statistics in `gate_stats.py`, the
-verdicts and their table in `comparison.py`). Per pair × metric it gives a
+Pure comparison of result records (no pytest, no I/O; statistics in `gate_stats.py` and
+`session_stats.py`, the verdicts and their table in `comparison.py`). Per pair × metric it gives a
 `Comparison`: the ratio new/base with a 95 % confidence interval, a one-sided p-value, and a status —
 IMPROVED, SAME, REGRESSED, UNKNOWN, MISSING (only in the baseline) or NEW (only in this run) — plus flags
 when the two sides are not like for like (model SHA-256, firmware, protocol, sample interval, instrument).
 
-The decision rule, and why (see the "Merge gate" facts in the project's reference notes):
+The decision rule, and why (docs/gate.md has the measured figures):
 
-* A pair REGRESSES only when both hold on the per-inference samples:
-  (1) one-sided Mann–Whitney U p < 0.05 in the worse direction (significant), and
-  (2) the Hodges–Lehmann estimate of the ratio (median of all pairwise log-ratios new/base) is past
-      1 + threshold/2 in the worse direction (relevant).
-  A `--edgehil-fail-on energy:5%` threshold is read as "the regression we must catch": a true +5 % has
-  its estimate centred on 1.05, so cutting at the threshold itself would catch only half of them, while
-  cutting at half the threshold catches them nearly always and lets sub-threshold changes (+2 %) through.
-  Mann–Whitney alone would block real +2 % changes most of the time at these sample sizes; "CI lower
-  bound > 1.05" catches only half of true +5 % regressions; on lognormal samples (CV 2 % with 10 per
-  side, CV 3 % with 20) this rule gives ≤ 0.5 % false alarms and ≥ 99 % detection of +5 %.
-  HL rather than a bootstrap of the ratio of medians: it has a distribution-free CI from the same
-  U statistic (Moses' interval), is deterministic, and is far steadier than a median on small samples.
-* Past the cut but not significant is UNKNOWN ("~", as asv shows it): it asks for a rerun, it does not
-  block (Pinpoint's DIFFERENT / SAME / UNKNOWN). Significant but below the cut is SAME.
-* Benches drift. Pooling per-inference samples assumes they are exchangeable; if a run's own
-  consecutive blocks (≈ acquisition windows) differ significantly (Kruskal–Wallis p < 0.01) and by more
-  than the cut, that assumption is broken and pooled p-values are overconfident, so the test falls back
-  to the block medians (as MLPerf Tiny compares window medians), and a change no larger than the run's
-  own drift is UNKNOWN — a rerun with more windows or a settled bench — never a false block. Drift
-  *between* sessions is invisible inside one run: estimate it with an A/A comparison (`edgehil compare`
-  of two unchanged runs) and set thresholds above it (docs/gate.md).
+* A threshold means what users read in it: `energy:5%` never fails a change whose estimate is under
+  5 %. A pair REGRESSES only when the estimate is past the threshold in the worse direction *and* the
+  change is significant (one-sided p < α). A true change of exactly the threshold is then caught about
+  half the time; the docs give the power at 1×, 1.5× and 2× the threshold. To catch +5 % reliably, set a
+  threshold of about half of it, and use a comparison whose noise allows it (A/B below).
+* Same-session A/B (`compare_paired`, `--edgehil-ab`): candidate and baseline model ran interleaved on
+  one board in one session; each round's log ratio is one paired difference (`paired_rounds_test`), so
+  the session's drift cancels. α = ALPHA. This is the comparison a model repo's merge gate should use.
+* Across sessions (`compare_records`, `--edgehil-baseline`): the unit is the session, not the inference
+  (`session_test`): the new session's median against the baseline sessions' medians, whose spread is
+  the between-session drift. With a single baseline session the drift is assumed (σ = 1.5 %, settable)
+  and a change the drift could explain is UNKNOWN ("cannot rule out N % drift"), never a false block.
+  α = ALPHA_SESSIONS, stricter: a nightly gate that blocks one night in twenty gets switched off.
+* Past the threshold but not significant is UNKNOWN ("~", as asv shows it): it asks for a rerun or more
+  sessions; it does not block unless `unknown` is in the fail-on list.
 * Which way is worse comes from the record (the metric vocabulary's verdict when it was recorded, the
   budget's `min`/`max` included; see `vocabulary.py`), never from the metric's name. A metric whose
   direction is unknown is UNKNOWN with a note saying how to declare it, never IMPROVED or REGRESSED.
 * Records without per-inference samples (footprint, accuracy over a fixed set) are deterministic:
   their values are compared directly and the threshold applies literally. A noisy metric recorded as
-  a single value (fps) cannot be tested and is UNKNOWN when past the cut.
+  a single value (fps) cannot be tested and is UNKNOWN when past the threshold.
 """
 
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+
+import numpy as np
 
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON, Comparison, FailOn, GateReport, GateStatus
 from pytest_edgehil.results.gate_stats import (
@@ -53,15 +49,40 @@ from pytest_edgehil.results.gate_stats import (
     hodges_lehmann_shift,
     ratio_test,
 )
+from pytest_edgehil.results.records import paired_rounds
+from pytest_edgehil.results.session_stats import (
+    ASSUMED_DRIFT_REL,
+    MIN_SESSIONS,
+    paired_rounds_test,
+    session_test,
+)
 from pytest_edgehil.results.store import ResultRecord, RunInfo
 from pytest_edgehil.results.vocabulary import Direction, Family, how_to_declare
 
-__all__ = ["DEFAULT_FAIL_ON", "Comparison", "FailOn", "Family", "GateReport", "GateStatus", "RatioTest",
-           "block_medians", "compare_records", "compare_results", "context_flags", "drift_of",
-           "hodges_lehmann_ratio", "hodges_lehmann_shift", "ratio_test", "run_flags"]
+__all__ = [
+    "DEFAULT_FAIL_ON",
+    "Comparison",
+    "FailOn",
+    "Family",
+    "GateReport",
+    "GateStatus",
+    "RatioTest",
+    "block_medians",
+    "compare_ab",
+    "compare_paired",
+    "compare_records",
+    "compare_results",
+    "compare_sessions",
+    "context_flags",
+    "drift_of",
+    "hodges_lehmann_ratio",
+    "hodges_lehmann_shift",
+    "ratio_test",
+    "run_flags",
+]
 
-ALPHA = 0.05  # one-sided significance level
-ESTIMATE_CUT_FRACTION = 0.5  # the HL estimate must be past 1 + this × threshold
+ALPHA = 0.05  # one-sided significance level of a same-session comparison (A/B rounds, pooled samples)
+ALPHA_SESSIONS = 0.005  # across sessions: ≤ 1 % false alarms at the default threshold (docs/gate.md)
 REPORT_THRESHOLD = 0.05  # families that do not gate are still classified at this threshold
 
 # Metrics of these families, when recorded without samples, are deterministic (a file size, a score
@@ -91,9 +112,9 @@ def context_flags(base: ResultRecord, new: ResultRecord) -> list[str]:
 
 
 def _decide(worse: float, p_worse: float | None, p_better: float | None, cut: float,
-            tested: bool) -> tuple[GateStatus, str]:
+            tested: bool, alpha: float = ALPHA) -> tuple[GateStatus, str]:
     """`worse` is the relative change of the value in the worse direction (+0.08: 8 % worse, −0.08: 8 %
-    better, for a top1 falling 0.72 → 0.60 it is +0.167); `cut` the fraction past which it counts."""
+    better, for a top1 falling 0.72 → 0.60 it is +0.167); `cut` the threshold past which it counts."""
     if not math.isfinite(worse):
         return GateStatus.UNKNOWN, "no ratio: a value is zero or of the other sign"
     if not tested:  # deterministic values: the threshold applies literally
@@ -102,18 +123,18 @@ def _decide(worse: float, p_worse: float | None, p_better: float | None, cut: fl
         return (GateStatus.IMPROVED, "") if -worse > cut else (GateStatus.SAME, "")
     if p_worse is None or p_better is None:
         if abs(worse) > cut:
-            return GateStatus.UNKNOWN, "~ past the cut, but recorded without samples to test"
+            return GateStatus.UNKNOWN, "~ past the threshold, but recorded without samples to test"
         return GateStatus.SAME, ""
     if worse > cut:
-        if p_worse < ALPHA:
+        if p_worse < alpha:
             return GateStatus.REGRESSED, ""
-        return GateStatus.UNKNOWN, f"~ past the cut but not significant (p = {p_worse:.2g}): rerun"
+        return GateStatus.UNKNOWN, f"~ past the threshold but not significant (p = {p_worse:.2g}): rerun"
     if -worse > cut:
-        if p_better < ALPHA:
+        if p_better < alpha:
             return GateStatus.IMPROVED, "consider refreshing the baseline"
-        return GateStatus.UNKNOWN, f"~ better past the cut but not significant (p = {p_better:.2g})"
-    if min(p_worse, p_better) < ALPHA:
-        return GateStatus.SAME, "a significant change, smaller than the cut"
+        return GateStatus.UNKNOWN, f"~ better past the threshold but not significant (p = {p_better:.2g})"
+    if min(p_worse, p_better) < alpha:
+        return GateStatus.SAME, "a significant change, within the threshold"
     return GateStatus.SAME, ""
 
 
@@ -126,16 +147,14 @@ def worse_fraction(ratio: float, higher_is_better: bool) -> float:
     return 1.0 - ratio if higher_is_better else ratio - 1.0
 
 
-def compare_records(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> Comparison:
-    """One pair × metric: which way is worse comes from the records themselves (their direction, or
-    the vocabulary's for files written before records carried one)."""
+def _start(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> tuple[Comparison, list[str]]:
+    """The comparison's fixed part, and why the two records cannot be compared (empty when they can)."""
     base_spec, spec = base.spec, new.spec
     family = spec.family
-    direction = spec.direction or base_spec.direction
-    gated = family in fail_on.thresholds
-    threshold = fail_on.thresholds.get(family, REPORT_THRESHOLD)
-    comparison = Comparison(pair=new.pair, metric=new.metric, unit=new.unit, family=family, direction=direction,
-                            status=GateStatus.UNKNOWN, blocking=False, gated=gated, threshold=threshold,
+    comparison = Comparison(pair=new.pair, metric=new.metric, unit=new.unit, family=family,
+                            direction=spec.direction or base_spec.direction, status=GateStatus.UNKNOWN,
+                            blocking=False, gated=family in fail_on.thresholds,
+                            threshold=fail_on.thresholds.get(family, REPORT_THRESHOLD),
                             base_value=base.value, new_value=new.value, flags=tuple(context_flags(base, new)))
     incomparable = []
     if base.unit != new.unit:
@@ -145,39 +164,91 @@ def compare_records(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> C
     if base_spec.direction and spec.direction and base_spec.direction is not spec.direction:
         incomparable.append(f"directions differ: {base_spec.direction.value} is better in the baseline, "
                             f"{spec.direction.value} in this run")
-    if incomparable:
-        return replace(comparison, blocking=gated and fail_on.unknown, flags=tuple(incomparable) + comparison.flags,
-                       note="not comparable: rerun both sides on the same bench with the same budgets")
-    hib = direction is Direction.HIGHER  # an unknown direction is oriented as lower here, then overruled
-    raw_b, raw_n = base.raw or [], new.raw or []
-    if len(raw_b) >= 2 and len(raw_n) >= 2:
-        cut = ESTIMATE_CUT_FRACTION * threshold
-        test = ratio_test(raw_b, raw_n, drift_limit=cut)
-        p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
-        status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, cut, tested=True)
-        if test.method == "window medians":
-            drift_note = f"a run drifted {test.drift:.1%} between its own windows, so window medians were compared"
-            note = "; ".join(filter(None, [drift_note, note]))
-            # A change no larger than the bench's own wander within one run cannot be told from drift.
-            within_drift = abs(math.log(test.ratio)) <= math.log1p(test.drift)
-            if status in (GateStatus.REGRESSED, GateStatus.IMPROVED) and within_drift:
-                status = GateStatus.UNKNOWN
-                note += "; the change is within that drift: rerun (more windows, a settled bench)"
-        comparison = replace(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
-                             p_value=p_worse if direction else None, method=test.method, n_base=test.n_base,
-                             n_new=test.n_new)
-    else:
-        exact = family in _EXACT_FAMILIES
-        ratio = new.value / base.value if base.value else (1.0 if new.value == base.value else math.nan)
-        cut = threshold if exact else ESTIMATE_CUT_FRACTION * threshold
-        status, note = _decide(worse_fraction(ratio, hib), None, None, cut, tested=not exact)
-        comparison = replace(comparison, ratio=ratio, method="values", n_base=len(raw_b), n_new=len(raw_n))
-    if direction is None and status is not GateStatus.SAME:
+    return comparison, incomparable
+
+
+def _finish(comparison: Comparison, status: GateStatus, note: str, fail_on: FailOn, metric: str) -> Comparison:
+    if comparison.direction is None and status is not GateStatus.SAME:
         # Better or worse is a matter of direction, and nobody said which: no verdict but a way to get one.
         status = GateStatus.UNKNOWN
-        note = f"direction unknown, so not judged better or worse: {how_to_declare(new.metric)}"
-    blocking = gated and (status is GateStatus.REGRESSED or (status is GateStatus.UNKNOWN and fail_on.unknown))
+        note = f"direction unknown, so not judged better or worse: {how_to_declare(metric)}"
+    blocking = comparison.gated and (status is GateStatus.REGRESSED
+                                     or (status is GateStatus.UNKNOWN and fail_on.unknown))
     return replace(comparison, status=status, note=note, blocking=blocking)
+
+
+def compare_records(base: ResultRecord | Sequence[ResultRecord], new: ResultRecord, fail_on: FailOn, *,
+                    assumed_drift_rel: float = ASSUMED_DRIFT_REL) -> Comparison:
+    """One pair × metric across sessions: `base` is the baseline's record of it, one per baseline session
+    (oldest first; a single record is one session). Which way is worse comes from the records themselves
+    (their direction, or the vocabulary's for files written before records carried one)."""
+    bases = [base] if isinstance(base, ResultRecord) else list(base)
+    latest = bases[-1]
+    comparison, incomparable = _start(latest, new, fail_on)
+    for other in bases[:-1]:
+        incomparable += [text for text in _start(other, new, fail_on)[1] if text not in incomparable]
+    if incomparable:
+        return replace(comparison, blocking=comparison.gated and fail_on.unknown,
+                       flags=tuple(incomparable) + comparison.flags,
+                       note="not comparable: rerun both sides on the same bench with the same budgets")
+    hib = comparison.direction is Direction.HIGHER  # unknown is oriented as lower here, then overruled
+    threshold = comparison.threshold
+    raws = [b.raw or [] for b in bases]
+    raw_n = new.raw or []
+    if all(len(r) >= 2 for r in raws) and len(raw_n) >= 2:
+        test = session_test(raws, raw_n, assumed_drift_rel=assumed_drift_rel)
+        p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
+        status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, threshold, tested=True,
+                               alpha=ALPHA_SESSIONS)
+        if status is GateStatus.UNKNOWN and test.assumed:
+            note += (f"; a single-session baseline cannot rule out {test.allowance(ALPHA_SESSIONS):.1%} drift "
+                    f"between sessions (σ {test.drift_rel:.1%} assumed): compare with ≥ {MIN_SESSIONS} "
+                    "baseline sessions (a directory of results files), or run A/B in one session (--edgehil-ab)")
+        elif status is GateStatus.UNKNOWN:
+            note += (f"; the baseline's {test.sessions} sessions spread {test.drift_rel:.1%} (σ): this change "
+                     f"is within what that drift can explain ({test.allowance(ALPHA_SESSIONS):.1%})")
+        within = max(drift_of(np.asarray(raw_n, dtype=float)), *(drift_of(np.asarray(r, dtype=float)) for r in raws))
+        if within > threshold:
+            note = "; ".join(filter(None, [f"a run drifted {within:.1%} between its own windows", note]))
+            # A change no larger than the bench's own wander within one run cannot be told from drift.
+            if status in (GateStatus.REGRESSED, GateStatus.IMPROVED) and abs(math.log(test.ratio)) <= math.log1p(within):
+                status = GateStatus.UNKNOWN
+                note += "; the change is within that drift: rerun (more windows, a settled bench)"
+        if test.sessions < MIN_SESSIONS and not test.assumed:
+            note = "; ".join(filter(None, [note, f"drift estimated from {test.sessions} sessions only"]))
+        method = (f"session medians ({test.sessions} baseline sessions, drift σ {test.drift_rel:.1%}"
+                  f"{' assumed' if test.assumed else ''})")
+        comparison = replace(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
+                             p_value=p_worse if comparison.direction else None, method=method,
+                             n_base=test.sessions, n_new=1)
+    else:
+        exact = comparison.family in _EXACT_FAMILIES
+        # Deterministic values do not drift: the latest baseline session is the reference.
+        ratio = new.value / latest.value if latest.value else (1.0 if new.value == latest.value else math.nan)
+        status, note = _decide(worse_fraction(ratio, hib), None, None, threshold, tested=not exact)
+        comparison = replace(comparison, ratio=ratio, method="values", n_base=len(raws[-1]), n_new=len(raw_n))
+    return _finish(comparison, status, note, fail_on, new.metric)
+
+
+def compare_paired(record: ResultRecord, fail_on: FailOn) -> Comparison | None:
+    """A same-session A/B record (`paired_rounds(record)` not None): the candidate's rounds against the
+    baseline model's rounds, interleaved on the same board; None for a record that is not A/B."""
+    rounds = paired_rounds(record)
+    if rounds is None:
+        return None
+    base_rounds, new_rounds, base_sha = rounds
+    base = replace(record, value=float(np.median(np.concatenate(base_rounds))) if base_rounds else math.nan,
+                   context={**(record.context or {}), "model_sha256": base_sha})
+    comparison, _ = _start(base, record, fail_on)
+    hib = comparison.direction is Direction.HIGHER
+    test = paired_rounds_test(base_rounds, new_rounds)
+    p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
+    status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, comparison.threshold, tested=True)
+    comparison = replace(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
+                         p_value=p_worse if comparison.direction else None,
+                         method=f"A/B paired rounds ({test.n_base} rounds, one session)", n_base=test.n_base,
+                         n_new=test.n_new)
+    return _finish(comparison, status, note, fail_on, record.metric)
 
 
 def _index(records: Iterable[ResultRecord], side: str) -> tuple[dict[tuple[str, str], ResultRecord], list[str]]:
@@ -202,8 +273,6 @@ def run_flags(base_run: RunInfo | None, new_run: RunInfo | None) -> list[str]:
     if base_run.backend != new_run.backend:
         flags.append(f"the baseline ran on {base_run.backend}, this run on {new_run.backend}: records of "
                      "different backends are not compared")
-    if not base_run.complete:
-        flags.append(f"the baseline run (started {base_run.started_at}) did not finish: what it lacks shows as NEW")
     if base_run.edgehil_version != new_run.edgehil_version:
         flags.append(f"pytest-edgehil {base_run.edgehil_version} wrote the baseline, {new_run.edgehil_version} "
                      "this run")
@@ -213,28 +282,52 @@ def run_flags(base_run: RunInfo | None, new_run: RunInfo | None) -> list[str]:
     return flags
 
 
-def compare_results(base: Iterable[ResultRecord], new: Iterable[ResultRecord], fail_on: FailOn, *,
-                    base_run: RunInfo | None = None, new_run: RunInfo | None = None) -> GateReport:
-    """Compare every pair × metric of `new` with `base`; nothing on either side goes unreported."""
-    base_by_key, notes_b = _index(base, "baseline")
-    new_by_key, notes_n = _index(new, "this run")
+def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Iterable[ResultRecord], fail_on: FailOn,
+                     *, base_run: RunInfo | None = None, new_run: RunInfo | None = None,
+                     assumed_drift_rel: float = ASSUMED_DRIFT_REL) -> GateReport:
+    """Compare every pair × metric of `new` with the baseline sessions (oldest first, one list of records
+    per session); nothing on either side goes unreported. A/B records (`paired_rounds`) are not
+    cross-session measurements: they are left to `compare_ab`."""
+    sessions = [_index([r for r in records if paired_rounds(r) is None], "baseline") for records in base_sessions]
+    new_by_key, notes_n = _index([r for r in new if paired_rounds(r) is None], "this run")
+    notes = [note for _, session_notes in sessions for note in session_notes] + notes_n
+    keys = set(new_by_key).union(*(by_key.keys() for by_key, _ in sessions))
     comparisons = []
-    for key in sorted(base_by_key.keys() | new_by_key.keys()):
-        b, n = base_by_key.get(key), new_by_key.get(key)
-        if b is not None and n is not None:
-            comparisons.append(compare_records(b, n, fail_on))
+    for key in sorted(keys):
+        bs = [by_key[key] for by_key, _ in sessions if key in by_key]
+        n = new_by_key.get(key)
+        if bs and n is not None:
+            comparisons.append(compare_records(bs, n, fail_on, assumed_drift_rel=assumed_drift_rel))
             continue
-        record = b if b is not None else n
-        assert record is not None
-        spec = record.spec
-        family = spec.family
-        gated = family in fail_on.thresholds
-        status = GateStatus.MISSING if n is None else GateStatus.NEW
-        comparisons.append(Comparison(
-            pair=record.pair, metric=record.metric, unit=record.unit, family=family, direction=spec.direction,
-            status=status,
-            blocking=status is GateStatus.MISSING and gated and fail_on.missing, gated=gated,
-            threshold=fail_on.thresholds.get(family, REPORT_THRESHOLD),
-            base_value=b.value if b else None, new_value=n.value if n else None,
-            n_base=len(b.raw or []) if b else 0, n_new=len(n.raw or []) if n else 0))
-    return GateReport(comparisons, fail_on, tuple(run_flags(base_run, new_run)), tuple(notes_b + notes_n))
+        comparisons.append(_one_sided(bs[-1] if bs else None, n, fail_on))
+    return GateReport(comparisons, fail_on, tuple(run_flags(base_run, new_run)), tuple(notes))
+
+
+def compare_results(base: Iterable[ResultRecord], new: Iterable[ResultRecord], fail_on: FailOn, *,
+                    base_run: RunInfo | None = None, new_run: RunInfo | None = None,
+                    assumed_drift_rel: float = ASSUMED_DRIFT_REL) -> GateReport:
+    """`compare_sessions` with a single-session baseline."""
+    return compare_sessions([list(base)], new, fail_on, base_run=base_run, new_run=new_run,
+                            assumed_drift_rel=assumed_drift_rel)
+
+
+def compare_ab(records: Iterable[ResultRecord], fail_on: FailOn) -> GateReport:
+    """The same-session A/B gate: one verdict per A/B record (candidate vs baseline model, paired rounds)."""
+    by_key, notes = _index([r for r in records if paired_rounds(r) is not None], "this run")
+    comparisons = [c for c in (compare_paired(r, fail_on) for _, r in sorted(by_key.items())) if c is not None]
+    return GateReport(comparisons, fail_on, (), tuple(notes))
+
+
+def _one_sided(b: ResultRecord | None, n: ResultRecord | None, fail_on: FailOn) -> Comparison:
+    record = b if b is not None else n
+    assert record is not None
+    spec = record.spec
+    family = spec.family
+    gated = family in fail_on.thresholds
+    status = GateStatus.MISSING if n is None else GateStatus.NEW
+    return Comparison(
+        pair=record.pair, metric=record.metric, unit=record.unit, family=family, direction=spec.direction,
+        status=status, blocking=status is GateStatus.MISSING and gated and fail_on.missing, gated=gated,
+        threshold=fail_on.thresholds.get(family, REPORT_THRESHOLD),
+        base_value=b.value if b else None, new_value=n.value if n else None,
+        n_base=len(b.raw or []) if b else 0, n_new=len(n.raw or []) if n else 0)

@@ -57,6 +57,30 @@ class MetricRecord:
         return MetricSpec(self.metric, self.unit, Family(self.family), direction, "record")
 
 
+AB_CONTEXT = "ab"  # a same-session A/B record's context key: the paired rounds of both models
+
+
+def ab_context(baseline_rounds: Sequence[Sequence[float]], candidate_rounds: Sequence[Sequence[float]], *,
+               baseline_sha256: str, source: str) -> dict[str, object]:
+    """What a same-session A/B record carries beside its own samples (`raw`, the candidate's, all rounds):
+    both models' per-round samples in measurement order, the baseline model's SHA-256 and where it came from."""
+    return {AB_CONTEXT: {"baseline_rounds": [[float(x) for x in r] for r in baseline_rounds],
+                         "candidate_rounds": [[float(x) for x in r] for r in candidate_rounds],
+                         "baseline_sha256": baseline_sha256, "source": source}}
+
+
+def paired_rounds(record: MetricRecord) -> tuple[list[list[float]], list[list[float]], str] | None:
+    """(baseline rounds, candidate rounds, baseline SHA-256) of an A/B record; None for any other record."""
+    ab = (record.context or {}).get(AB_CONTEXT)
+    if not isinstance(ab, dict):
+        return None
+    base, new = ab.get("baseline_rounds"), ab.get("candidate_rounds")
+    if not isinstance(base, list) or not isinstance(new, list):
+        return None
+    return ([[float(x) for x in r] for r in base], [[float(x) for x in r] for r in new],
+            str(ab.get("baseline_sha256", "")))
+
+
 _FIELDS = {f.name for f in fields(MetricRecord)}
 
 

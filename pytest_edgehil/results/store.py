@@ -273,11 +273,12 @@ class ResultsWriter:
         self.results.records.extend(new_records)
         self.results.traces.extend(new_traces)
 
-    def finish(self, exit_status: int) -> None:
+    def finish(self, exit_status: int, *, complete: bool = True) -> None:
+        """Stamp the end of the run; `complete` False for a run that was interrupted (Ctrl-C, SIGTERM)."""
         if self.lazy and not self.results.records:
             return
         run = self.results.run
-        self.results.run = RunInfo(**{**asdict(run), "finished_at": utc_now(), "complete": True,
+        self.results.run = RunInfo(**{**asdict(run), "finished_at": utc_now(), "complete": complete,
                                       "exit_status": int(exit_status)})
         self._write(journal=False)
         if self._journal is not None:  # the document now holds everything: the journal has served

@@ -1,0 +1,99 @@
+"""What the gate compares, checked before it compares: a baseline of one or more sessions, and inputs that
+would make a pass meaningless — each a named verdict that fails the gate unless the user allows it.
+
+* `incomplete`: a run that did not finish (`complete: false`: killed, Ctrl-C, SIGTERM, a CI timeout);
+  what it lacks would show as MISSING/NEW and the rest compares fine, so nobody would notice.
+* `empty`: a results file with no records (a run that selected nothing): every comparison is vacuous.
+* `failed-tests`: records of tests that failed (a budget exceeded, an error after measuring): a number
+  from a failing test is not a reference, and a failing candidate should not pass by comparison.
+* `model-changed`: an A/A comparison (both runs of one clean commit) in which a pair's model SHA-256
+  differs: the "same code" ran a different model, so the A/A spread it shows is not the bench's.
+
+No pytest; reading files goes through `store.load_results`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.comparison import InputProblem
+from pytest_edgehil.results.records import paired_rounds
+from pytest_edgehil.results.store import ResultsFile, load_results
+
+INPUT_KINDS = ("incomplete", "empty", "failed-tests", "model-changed")
+LATEST_COPY = "latest.json"  # a copy of the newest run in a results directory: not a session of its own
+
+
+def parse_allow(text: str | None, option: str = "--edgehil-allow") -> frozenset[str]:
+    """`incomplete,failed-tests` → the input problems that do not fail the gate. Raises ConfigError."""
+    kinds = frozenset(t.strip() for t in (text or "").split(",") if t.strip())
+    unknown = sorted(kinds - set(INPUT_KINDS))
+    if unknown:
+        raise ConfigError(f"{option} {text!r}: unknown input problem {', '.join(map(repr, unknown))}; use any of "
+                          f"{', '.join(INPUT_KINDS)} (comma-separated)")
+    return kinds
+
+
+def load_baseline(path: Path | str) -> list[ResultsFile]:
+    """A baseline of one session (a results file) or several (a directory of them: one file per session,
+    oldest first by their start time; `latest.json`, a copy of the newest, is skipped). Raises ConfigError
+    for a missing path, an unreadable file, or a directory without results files."""
+    path = Path(path)
+    if not path.is_dir():
+        return [load_results(path)]
+    files = sorted(p for p in path.glob("*.json") if p.name != LATEST_COPY)
+    if not files:
+        raise ConfigError(f"baseline directory {path} holds no results files (*.json); save sessions into it "
+                          f"with `pytest --edgehil-save {path}/<name>.json` on the baseline branch")
+    sessions = [load_results(p) for p in files]
+    return sorted(sessions, key=lambda f: f.run.started_at)
+
+
+def _name(results: ResultsFile, side: str) -> str:
+    where = f" {results.path}" if results.path else ""
+    return f"{side}{where} (started {results.run.started_at})"
+
+
+def check_inputs(baseline: Sequence[ResultsFile], new: ResultsFile | None, allow: frozenset[str] = frozenset(), *,
+                 check_new_run: bool = True) -> list[InputProblem]:
+    """Every input problem of the baseline sessions and of the new run (`new` None: only the baseline).
+    `check_new_run` False skips `incomplete` and `failed-tests` of the new side (inside pytest, the run is
+    not finished yet and its failed tests fail it anyway)."""
+    problems: list[tuple[str, str]] = []
+    sides = [(f, "baseline") for f in baseline] + ([(new, "this run")] if new is not None else [])
+    for results, side in sides:
+        is_new = results is new
+        if not results.records:
+            problems.append(("empty", (f"{_name(results, side)} has no records: nothing was measured, so there is "
+                                       "nothing to compare; check the run selected devices and budgeted pairs")))
+            continue
+        if not results.run.complete and (check_new_run or not is_new):
+            problems.append(("incomplete", (f"{_name(results, side)} did not finish (complete: false — killed, "
+                                            "interrupted or timed out): rerun it to the end")))
+        failed = sorted({r.test or r.pair for r in results.records if r.outcome == "failed"})
+        if failed and (check_new_run or not is_new):
+            shown = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+            problems.append(("failed-tests", (f"{_name(results, side)} holds records of {len(failed)} failed "
+                                              f"test(s): {shown}; fix them or rerun before comparing")))
+    if new is not None:
+        for results in baseline:
+            problems += [("model-changed", text) for text in model_changes_in_aa(results, new)]
+    return [InputProblem(kind, text, kind not in allow) for kind, text in problems]
+
+
+def model_changes_in_aa(base: ResultsFile, new: ResultsFile) -> list[str]:
+    """Pairs whose model SHA-256 differs although both runs are of the same clean commit (an A/A run)."""
+    a, b = base.run, new.run
+    if not (a.git_commit and a.git_commit == b.git_commit and not a.git_dirty and not b.git_dirty):
+        return []
+
+    def shas(results: ResultsFile) -> dict[str, str]:
+        return {r.pair: str((r.context or {}).get("model_sha256")) for r in results.records
+                if (r.context or {}).get("model_sha256") and paired_rounds(r) is None}
+
+    before, after = shas(base), shas(new)
+    return [f"{pair}: both runs are of commit {a.git_commit[:12]}, yet the model changed {before[pair][:12]} → "
+            f"{after[pair][:12]}: an A/A comparison of different models; rebuild from the commit, or compare "
+            "as a change" for pair in sorted(before.keys() & after.keys()) if before[pair] != after[pair]]

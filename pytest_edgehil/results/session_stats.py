@@ -1,0 +1,158 @@
+"""Statistics for comparing a run with baseline runs from other sessions, and for same-session A/B rounds.
+
+Pure functions over sample arrays (numpy and scipy, no pytest). Why the unit is the session (or the
+A/B round) and not the inference:
+
+* Across sessions, a bench draws a new power factor each session (temperature, supply, a re-seated
+  probe: N(1, σ) with σ ≈ 1–2 % on real boards, `sim.bench_physics.session_factor` in the twins). Pooled
+  per-inference samples of two sessions differ by that factor itself, and a test that treats thousands of
+  inferences as independent calls it significant: pseudo-replication (the issue measured 16 % false
+  alarms at σ = 1.5 %). The honest sample size is the number of sessions. `session_test` compares the
+  new session's median with the baseline sessions' medians by a t prediction interval (Student, k − 1
+  degrees of freedom, on log medians): the spread of the baseline's own session medians *is* the
+  between-session variance, within-session noise included. With one baseline session that variance
+  cannot be estimated, so an assumed drift σ is used and named in the verdict.
+* Within one session on one board the factor is common to both models: interleaving candidate and
+  baseline rounds (AB, BA, AB, …) cancels it, and the ABBA order cancels a linear warm-up too.
+  `paired_rounds_test` takes each round's log ratio of medians as one paired difference (Student's
+  paired t on rounds): the per-round ratios carry the board's slow wander, so it is not hidden.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.gate_stats import CONFIDENCE, RatioTest, ratio_test
+
+ASSUMED_DRIFT_REL = 0.015  # σ of the session factor assumed when the baseline holds one session
+MIN_SESSIONS = 5  # a baseline with fewer sessions is reported as weak evidence of the drift
+MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)  # se(median) ≈ 1.2533·σ/√n for normal samples
+
+
+def parse_drift(text: str | None, option: str = "--edgehil-session-drift") -> float:
+    """`1.5%` or `0.015` → 0.015 (None: ASSUMED_DRIFT_REL). Raises ConfigError naming the option."""
+    if text is None:
+        return ASSUMED_DRIFT_REL
+    text = text.strip()
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 0.5:
+        raise ConfigError(f"{option} {text!r}: give the between-session drift σ as a percentage below 50 % "
+                          "(e.g. 1.5%) or a fraction (0.015)")
+    return value
+
+
+def log_median(samples: Sequence[float]) -> float:
+    """log of the median of positive samples; NaN when the median is not positive."""
+    median = float(np.median(np.asarray(samples, dtype=float)))
+    return math.log(median) if median > 0 else math.nan
+
+
+def log_median_se(samples: Sequence[float]) -> float:
+    """Standard error of the log median from the samples' own spread (robust: 1.4826·MAD of log x)."""
+    x = np.asarray(samples, dtype=float)
+    if x.size < 2 or np.any(x <= 0):
+        return 0.0
+    logs = np.log(x)
+    sd = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    return MEDIAN_EFFICIENCY * sd / math.sqrt(x.size)
+
+
+@dataclass(frozen=True)
+class SessionTest:
+    """new / baseline ratio across sessions, with its interval, one-sided p-values and the drift used."""
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_greater: float  # H1: the new session's level is above the baseline sessions'
+    p_less: float
+    sessions: int  # baseline sessions compared with
+    drift_rel: float  # between-session σ (relative): estimated from the sessions, or assumed (one session)
+    assumed: bool  # drift_rel is the assumption, not an estimate
+    se_log: float  # standard error of the log ratio the p-values used
+    df: float  # degrees of freedom (inf: normal, with the assumed drift)
+
+    def allowance(self, alpha: float) -> float:
+        """The smallest relative change this comparison can call significant at one-sided `alpha`: the
+        drift (plus noise) it cannot rule out."""
+        quantile = float(stats.norm.ppf(1 - alpha) if math.isinf(self.df) else stats.t.ppf(1 - alpha, self.df))
+        return math.expm1(quantile * self.se_log)
+
+
+def session_test(base_sessions: Sequence[Sequence[float]], new: Sequence[float], *,
+                 assumed_drift_rel: float = ASSUMED_DRIFT_REL) -> SessionTest:
+    """Compare one new session's per-inference samples with ≥ 1 baseline sessions' samples.
+
+    k ≥ 2 sessions: d = log median(new) − mean of the baseline's log medians, se = s·√(1 + 1/k) with s the
+    sd of the baseline's log medians (floored at the new session's own standard error), Student t with
+    k − 1 degrees of freedom. k = 1: se² = se_base² + se_new² + 2·σ² with σ = `assumed_drift_rel`
+    (log scale), normal. Raises ValueError without a baseline session.
+    """
+    if not base_sessions:
+        raise ValueError("session_test needs at least one baseline session")
+    base_logs = np.array([log_median(s) for s in base_sessions])
+    new_log = log_median(new)
+    k = base_logs.size
+    se_new = log_median_se(new)
+    if not (np.all(np.isfinite(base_logs)) and math.isfinite(new_log)):
+        return SessionTest(math.nan, math.nan, math.nan, 1.0, 1.0, k, math.nan, k == 1, math.nan, math.nan)
+    diff = new_log - float(np.mean(base_logs))
+    if k >= 2:
+        spread = max(float(np.std(base_logs, ddof=1)), se_new)
+        se, df, drift, assumed = spread * math.sqrt(1 + 1 / k), float(k - 1), math.expm1(spread), False
+    else:
+        sigma = math.log1p(assumed_drift_rel)
+        se = math.sqrt(log_median_se(base_sessions[0]) ** 2 + se_new ** 2 + 2 * sigma ** 2)
+        df, drift, assumed = math.inf, assumed_drift_rel, True
+    if se == 0.0:  # identical sessions with no spread at all: no evidence either way unless they differ
+        p_greater = 0.0 if diff > 0 else 1.0
+        p_less = 0.0 if diff < 0 else 1.0
+        return SessionTest(math.exp(diff), math.exp(diff), math.exp(diff), p_greater, p_less, k, drift, assumed,
+                           0.0, df)
+    dist = stats.norm() if math.isinf(df) else stats.t(df)
+    z = diff / se
+    half = float(dist.ppf(0.5 + CONFIDENCE / 2)) * se
+    return SessionTest(math.exp(diff), math.exp(diff - half), math.exp(diff + half), float(dist.sf(z)),
+                       float(dist.cdf(z)), k, drift, assumed, se, df)
+
+
+def paired_rounds_test(base_rounds: Sequence[Sequence[float]], new_rounds: Sequence[Sequence[float]]) -> RatioTest:
+    """Same-session A/B: round r's paired difference is log median(new_r) − log median(base_r).
+
+    ≥ 2 rounds: Student's paired t over rounds (sd floored at the rounds' own sampling error, so two
+    rounds that agree by chance do not make a zero-width interval). One round: the pooled per-inference
+    test (`ratio_test`), valid here because both sides share the session. Raises ValueError when the
+    sides have different numbers of rounds or none.
+    """
+    if len(base_rounds) != len(new_rounds) or not base_rounds:
+        raise ValueError(f"paired rounds must match: {len(base_rounds)} baseline vs {len(new_rounds)} candidate")
+    if len(base_rounds) == 1:
+        test = ratio_test(base_rounds[0], new_rounds[0])
+        return RatioTest(test.ratio, test.ci_low, test.ci_high, test.p_greater, test.p_less, "paired rounds",
+                         1, 1)
+    diffs = np.array([log_median(n) - log_median(b) for b, n in zip(base_rounds, new_rounds)])
+    rounds = diffs.size
+    if not np.all(np.isfinite(diffs)):
+        return RatioTest(math.nan, math.nan, math.nan, 1.0, 1.0, "paired rounds", rounds, rounds)
+    noise = math.sqrt(float(np.mean([log_median_se(b) ** 2 + log_median_se(n) ** 2
+                                     for b, n in zip(base_rounds, new_rounds)])))
+    sd = max(float(np.std(diffs, ddof=1)), noise)
+    mean = float(np.mean(diffs))
+    if sd == 0.0:
+        p_greater, p_less = (0.0 if mean > 0 else 1.0), (0.0 if mean < 0 else 1.0)
+        return RatioTest(math.exp(mean), math.exp(mean), math.exp(mean), p_greater, p_less, "paired rounds",
+                         rounds, rounds)
+    se = sd / math.sqrt(rounds)
+    dist = stats.t(rounds - 1)
+    half = float(dist.ppf(0.5 + CONFIDENCE / 2)) * se
+    return RatioTest(math.exp(mean), math.exp(mean - half), math.exp(mean + half), float(dist.sf(mean / se)),
+                     float(dist.cdf(mean / se)), "paired rounds", rounds, rounds)
