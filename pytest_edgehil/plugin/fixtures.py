@@ -179,7 +179,7 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
                    edgehil_analyzer: tuple[PowerAnalyzer, SupplySettings],
                    edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
     """Energy per inference of the pair's model on its device, measured once per pair and session."""
-    from pytest_edgehil.errors import MonitorLimit
+    from pytest_edgehil.errors import CannotResolve, MonitorLimit
     from pytest_edgehil.measure.meter import measure_energy
     from pytest_edgehil.plugin.recorder import context_key
 
@@ -190,10 +190,10 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
         try:
             cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
                                         current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
-        except MonitorLimit as exc:  # the monitor cannot power or measure this board: a typed refusal
+        except (MonitorLimit, CannotResolve) as exc:  # the monitor cannot power or resolve this board: refused
             cache[key] = exc
     measurement = cache[key]
-    if isinstance(measurement, MonitorLimit):
+    if isinstance(measurement, (MonitorLimit, CannotResolve)):
         pytest.skip(f"refused by the power monitor: {measurement}")
     request.node.stash.setdefault(context_key, {}).update(
         instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s,
