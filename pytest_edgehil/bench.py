@@ -232,10 +232,11 @@ class Bench:
 
     def _bring_up_analyzer(self, dut: DeviceUnderTest) -> tuple[PowerAnalyzer, SupplySettings]:
         config = dut.config
-        if not self.analyzer_override and (config.monitor or (dut.twin is not None and config.twin_monitor)):
+        firmware_twin = self._firmware_twins.get(config.name)  # an eembc twin: a monitor twin reads its timeline
+        if not self.analyzer_override and (config.monitor or ((dut.twin is not None or firmware_twin is not None) and config.twin_monitor)):
             from pytest_edgehil.monitors import bring_up_monitor  # a USB power monitor instead of SCPI
 
-            return bring_up_monitor(self, dut)
+            return bring_up_monitor(self, dut, firmware_twin)
         if dut.twin is not None and not self.analyzer_override:
             from pytest_edgehil.sim import start_analyzer_twin
 

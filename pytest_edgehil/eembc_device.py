@@ -29,12 +29,21 @@ def bring_up_eembc(bench: Bench, config: DeviceConfig) -> tuple[DeviceUnderTest,
         raise ConfigError(f"device {config.name!r}: an eembc device needs the model catalog (a pytest run has it) "
                           "and `firmware_model` in its lab-file table")
     model = bench.catalog.get(config.firmware_model)
+    energy_mode = config.eembc_mode == "energy"
     twin, lock, client = None, None, None
     try:
         if config.simulated:
-            from pytest_edgehil.sim.eembc_twin import EembcTwin
+            from pytest_edgehil.sim import has_twin
+            from pytest_edgehil.sim.bench_physics import BenchPhysics
+            from pytest_edgehil.sim.eembc_twin import REFERENCE_HOLD_S, EembcTwin
+            from pytest_edgehil.sim.profile import twin_profile
 
-            twin = EembcTwin(model.data, model.name, device_name=config.name)
+            # The kind's profile puts its activity on a timeline, so a monitor twin can measure it.
+            hold_s = config.timestamp_hold_us * 1e-6 if config.timestamp_hold_us is not None else REFERENCE_HOLD_S
+            twin = EembcTwin(model.data, model.name, device_name=config.name, energy_mode=energy_mode,
+                             profile=twin_profile(config.kind) if has_twin(config.kind) else None,
+                             physics=BenchPhysics.from_table(bench.lab.physics), timestamp_hold_s=hold_s,
+                             seed=bench.seed)
             port = twin.port
         else:
             port = resolve_port(config)
@@ -42,7 +51,8 @@ def bring_up_eembc(bench: Bench, config: DeviceConfig) -> tuple[DeviceUnderTest,
             lock.acquire(bench.lock_timeout_s, bench.on_lock_wait)
         traffic = TrafficLog()
         client = EembcClient(port, model_name=model.name, outputs=model.info.outputs, kind=config.kind,
-                             baudrate=config.baud, timeout_s=bench.timeout_s, name=config.name, traffic_log=traffic)
+                             baudrate=config.baud, timeout_s=bench.timeout_s, name=config.name, traffic_log=traffic,
+                             energy_mode=energy_mode)
         client.open()
         hello = client.hello()  # checks the compiled-in model against the lab
         # Duck-typed: EembcClient offers the DeviceClient methods the bench, meter and suites call.

@@ -9,7 +9,7 @@ on a pty, digitizing its device twin's timeline, and the real driver opened on t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.config.kinds import get_device_kind
 from pytest_edgehil.errors import ConfigError, InstrumentBusy, InstrumentError
@@ -20,16 +20,19 @@ if TYPE_CHECKING:
     from pytest_edgehil.bench import Bench, DeviceUnderTest, SupplySettings
 
 
-def bring_up_monitor(bench: Bench, dut: DeviceUnderTest) -> tuple[PowerMonitor, SupplySettings]:
-    """The monitor on `dut`'s supply and how it powers the board. ConfigError when the lab lacks the supply
-    voltage or current range for a real board; InstrumentError when the monitor cannot be opened."""
+def bring_up_monitor(bench: Bench, dut: DeviceUnderTest, firmware_twin: Any = None
+                     ) -> tuple[PowerMonitor, SupplySettings]:
+    """The monitor on `dut`'s supply and how it powers the board (`firmware_twin`: a simulated eembc board's
+    twin, whose timeline the monitor twin reads). ConfigError when the lab lacks the supply voltage or
+    current range for a real board; InstrumentError when the monitor cannot be opened."""
     from pytest_edgehil.bench import SupplySettings
 
     config = dut.config
-    if dut.twin is not None and config.twin_monitor:
+    device_twin = dut.twin if dut.twin is not None else firmware_twin
+    if device_twin is not None and config.twin_monitor:
         from pytest_edgehil.sim import start_monitor_twin
 
-        twin, port, twin_v, range_a = start_monitor_twin(dut.twin, config.twin_monitor, seed=bench.seed)
+        twin, port, twin_v, range_a = start_monitor_twin(device_twin, config.twin_monitor, seed=bench.seed)
         bench.monitor_twins[config.name] = twin  # owned from here on: Bench.close() stops it
         spec = f"{config.twin_monitor}:{port}"
         _check_powers(config.name, f"twin_monitor {config.twin_monitor!r}", spec, twin_v, range_a)

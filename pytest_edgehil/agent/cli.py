@@ -26,6 +26,9 @@ def add_agent_command(subparsers: Any) -> None:
     parser.add_argument("--backend", default="litert-cpu", help="litert-cpu (default) or imx500")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads (default 1)")
     parser.add_argument("--store-mb", type=int, default=256, help="memory kept for uploaded models (default 256)")
+    parser.add_argument("--trigger-chip", default=None, help="GPIO chip of the trigger output, e.g. /dev/gpiochip0 "
+                        "(needs the agent extra: gpiod)")
+    parser.add_argument("--trigger-line", type=int, default=None, help="line offset on --trigger-chip")
     parser.add_argument("--list-power", action="store_true", help="list the on-board power readers and exit")
     parser.set_defaults(handler=run_agent)
 
@@ -35,6 +38,7 @@ def run_agent(args: argparse.Namespace) -> int:
     from pytest_edgehil.agent.litert_device import LiteRTDevice
     from pytest_edgehil.agent.power import find_monitors, power_capabilities
     from pytest_edgehil.agent.server import AgentServer
+    from pytest_edgehil.errors import ConfigError
     from pytest_edgehil.link.auth import read_token, write_new_token
 
     readers = find_monitors()
@@ -50,8 +54,15 @@ def run_agent(args: argparse.Namespace) -> int:
         print(f"edgehil agent: wrote a new token to {write_new_token(token_file)}; copy it to the host's lab")
     token = read_token(token_file, what="edgehil agent")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    trigger = None
+    if (args.trigger_chip is None) != (args.trigger_line is None):
+        raise ConfigError("edgehil agent: give --trigger-chip and --trigger-line together (or neither)")
+    if args.trigger_chip is not None:
+        from pytest_edgehil.agent.trigger_gpio import GpiodTrigger
+
+        trigger = GpiodTrigger(args.trigger_chip, args.trigger_line)
     device = LiteRTDevice(kind=args.kind, name=args.name, threads=args.threads, store_bytes=args.store_mb << 20,
-                          extra_capabilities=power_capabilities(readers))
+                          extra_capabilities=power_capabilities(readers), trigger=trigger)
     server = AgentServer(device, token, host=args.host, port=args.port)
     print(f"edgehil agent: serving kind {args.kind!r} on {server.url} (token {token_file}); Ctrl-C stops",
           flush=True)

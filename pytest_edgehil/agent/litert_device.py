@@ -22,6 +22,7 @@ import numpy as np
 
 import pytest_edgehil
 from pytest_edgehil.agent.power import find_monitors, power_capabilities
+from pytest_edgehil.agent.trigger_gpio import GpiodTrigger, trigger_capabilities
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.model.runtime import ModelRunner
@@ -76,14 +77,16 @@ class LiteRTDevice:
 
     def __init__(self, *, kind: str = "linux-cpu", name: str | None = None, threads: int = 1,
                  store_bytes: int = DEFAULT_STORE_BYTES, extra_capabilities: Sequence[str] | None = None,
-                 inputs: str = "pushed",
+                 inputs: str = "pushed", trigger: GpiodTrigger | None = None,
                  clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.kind, self.name = kind, name or socket.gethostname()
         self.threads, self.store_bytes, self.clock_ns = threads, store_bytes, clock_ns
         if extra_capabilities is None:  # default: the on-board power readers present here (`power:none`)
             extra_capabilities = power_capabilities(find_monitors())
         # "pushed": the host sends inputs (SET_INPUT); "sensor": the network runs on the board's own frames
-        self.capabilities = (*BASE_CAPABILITIES, f"inputs:{inputs}", *extra_capabilities)
+        self.trigger = trigger  # raised around each inference where a GPIO line is wired (agent.trigger_gpio)
+        self.capabilities = (*BASE_CAPABILITIES, f"inputs:{inputs}", *extra_capabilities,
+                             *trigger_capabilities(trigger))
         self.serial_number = board_serial()
         self._store: dict[bytes, bytes] = {}
         self._upload: _Upload | None = None
@@ -169,7 +172,11 @@ class LiteRTDevice:
         first_ns = self.clock_ns()
         for _ in range(msg.count):
             start_ns = self.clock_ns()
+            if self.trigger is not None:  # high over the whole inference (copy-in, invoke, copy-out)
+                self.trigger.set(True)
             outputs, (copy_in, invoke, copy_out) = model.runner.run_raw_timed(model.inputs, self.clock_ns)
+            if self.trigger is not None:
+                self.trigger.set(False)
             timings.append(p.StageTiming(start_us=(start_ns - first_ns) / 1e3, readout_us=copy_in / 1e3,
                                          inference_us=invoke / 1e3, retrieval_us=copy_out / 1e3))
         return p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)

@@ -99,6 +99,11 @@ class DeviceTable(StrictModel):
     # "eembc": the unmodified MLPerf Tiny reference firmware (text protocol) with `firmware_model` compiled in.
     protocol: Literal["edgehil", "eembc"] = "edgehil"
     firmware_model: NonEmpty | None = None
+    # eembc: firmware built for energy mode (EE_CFG_ENERGY_MODE=1) toggles its timestamp GPIO instead of
+    # printing m-lap-us; the monitor's digital input samples it. `timestamp_hold_us`: how long th_timestamp
+    # holds the line low (the reference asks for >= 1 µs; a sampling monitor needs >= 2 of its intervals).
+    eembc_mode: Literal["performance", "energy"] = "performance"
+    timestamp_hold_us: Annotated[float, Field(gt=0)] | None = None
     # A board in a labgrid farm (docs/lab-farm.md): one named place, or any free place whose tags match.
     place: Annotated[str, Field(pattern=PLACE_NAME)] | None = None
     tags: dict[Annotated[str, Field(pattern=TAG_KEY)], Annotated[str, Field(pattern=PLACE_NAME)]] | None = None

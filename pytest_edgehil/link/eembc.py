@@ -9,7 +9,8 @@ performance mode:
   `m-infer-done`, `m-results-[f,f,…]` (the dequantized outputs, `%0.3f`);
 - `results%` → `m-results-[…]`; an unknown command → `e-[Unknown command: X]`; errors start with `e-`.
 Lines end with CRLF. In energy mode `m-lap-us-` lines are not printed: the timestamp GPIO goes to the
-energy monitor instead.
+energy monitor instead (`parse_energy_infer`; the host talks through EEMBC's IO manager, 9600 baud in the
+reference energy setup).
 
 Pure parsing here (no I/O): `EembcClient` (link/eembc_client.py) and the firmware twin share it.
 """
@@ -23,6 +24,8 @@ from pytest_edgehil.errors import ProtocolError
 
 TERMINATOR = "%"
 READY = "m-ready"
+#: HELLO capability of a board whose firmware is built for energy mode (EE_CFG_ENERGY_MODE=1).
+ENERGY_MODE = "eembc:energy-mode"
 CMD_SIZE = 80  # EE_CMD_SIZE: the reference firmware keeps at most 80 characters of a command
 HEX_BYTES_PER_COMMAND = 32  # "db " + 64 hex digits fits in EE_CMD_SIZE
 
@@ -110,6 +113,17 @@ def parse_infer(lines: list[str], count: int) -> InferReply:
         raise ProtocolError(f"infer {count}: the timestamps run backwards ({laps[0]} then {laps[-1]} µs): the "
                             "firmware's µs counter wrapped (32 bits: every 71.6 min) or a digit was dropped")
     return InferReply(count, laps, parse_results(lines, f"infer {count}"))
+
+
+def parse_energy_infer(lines: list[str], count: int) -> tuple[float, ...]:
+    """The reply to `infer count W%` from energy-mode firmware: its results (the timing is on the monitor's
+    digital input). ProtocolError when `m-lap-us-` lines came: that firmware is built for performance mode."""
+    laps = [line for line in lines if _LAP.match(line)]
+    if laps:
+        raise ProtocolError(f"infer {count}: the firmware printed {len(laps)} m-lap-us- timestamp(s): it is built for "
+                            "performance mode (EE_CFG_ENERGY_MODE=0), the lab file says `eembc_mode = \"energy\"`; "
+                            "flash the energy-mode build or set `eembc_mode = \"performance\"`")
+    return parse_results(lines, f"infer {count}")
 
 
 def parse_results(lines: list[str], what: str) -> tuple[float, ...]:

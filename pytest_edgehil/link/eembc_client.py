@@ -10,6 +10,10 @@ the lab file (`protocol = "eembc"`, `firmware_model = "NAME"`). Differences, eac
   timestamps (the firmware's µs timer); the protocol has no readout or retrieval stage, so those are 0;
 - outputs come back as `m-results-[…]`, dequantized floats with 3 decimals: they are quantized back with
   the model's output parameters, and refused (ProtocolError) if a value is not within rounding of a level.
+In energy mode (`energy_mode=True`: firmware built with EE_CFG_ENERGY_MODE=1) the firmware prints no
+timestamps: `infer_window(n)` runs n inferences under one pair of timestamp-GPIO pulses for the meter
+(`measure/timestamp_energy.py`), `run(n)` returns outputs with no timings, and HELLO says
+`eembc:energy-mode` (latency comes from the monitor's window, not from the board).
 Known pains are typed errors naming port and baud: garbled text (baud mismatch), a damaged results line
 (dropped bytes), fewer than two timestamps (energy-mode firmware), no `m-ready` in time.
 """
@@ -41,7 +45,8 @@ class EembcClient:
 
     def __init__(self, port: str, *, model_name: str, outputs: Sequence[TensorSpec], kind: str,
                  baudrate: int = 115200, timeout_s: float = 10.0, name: str = "device",
-                 traffic_log: TrafficLog | None = None) -> None:
+                 traffic_log: TrafficLog | None = None, energy_mode: bool = False) -> None:
+        self.energy_mode = energy_mode
         self.port, self.baudrate, self.timeout_s, self.name = port, baudrate, timeout_s, name
         self.model_name, self.outputs, self.kind = model_name, tuple(outputs), kind
         self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
@@ -77,7 +82,8 @@ class EembcClient:
                               "flash the firmware built for that model or fix the lab file")
         return HelloReply(device_kind=self.kind, device_name=ident.name, firmware=f"{ident.firmware} ({ident.vendor})",
                           protocol_version=PROTOCOL_VERSION,
-                          capabilities=("eembc", "run", "inputs:pushed", f"model:{ident.model}"),
+                          capabilities=("eembc", "run", "inputs:pushed", f"model:{ident.model}",
+                                        *((eembc.ENERGY_MODE,) if self.energy_mode else ())),
                           ram_bytes=0, flash_bytes=0, serial_number="")
 
     def load_model(self, model_bytes: bytes, name: str, chunk_size: int = 0) -> str:
@@ -102,7 +108,11 @@ class EembcClient:
             self._checked(cmd.decode().rstrip("%"))
 
     def run(self, count: int = 1) -> Result:
-        """`count` inferences, each `infer 1 0%` with its own two timestamps; outputs of the last."""
+        """`count` inferences, each `infer 1 0%` with its own two timestamps; outputs of the last. In energy
+        mode one `infer count 0%` and no timings (the firmware prints none)."""
+        if self.energy_mode:
+            results = self.infer_window(count)
+            return Result(timings=(), outputs=(self._raw_output(results),), model_sha256=self._ran())
         timings: list[StageTiming] = []
         start_us = 0.0
         reply = None
@@ -114,8 +124,21 @@ class EembcClient:
         assert reply is not None
         # The reference firmware's model is compiled in and was checked by name (`profile%`) at start-up; it
         # cannot change between RUNs, so the result names the model the host declared for it.
-        ran = bytes.fromhex(self._model_sha) if self._model_sha else bytes(32)
-        return Result(timings=tuple(timings), outputs=(self._raw_output(reply.results),), model_sha256=ran)
+        return Result(timings=tuple(timings), outputs=(self._raw_output(reply.results),), model_sha256=self._ran())
+
+    def infer_window(self, count: int) -> tuple[float, ...]:
+        """Energy mode: `infer count 0%`, the count inferences back to back between two timestamp-GPIO
+        pulses; returns the results line. DeviceError outside energy mode, ProtocolError on a reply with
+        timestamps (performance-mode firmware) or a damaged results line."""
+        if not self.energy_mode:
+            raise DeviceError(f"device {self.name!r}: infer_window() is for energy-mode firmware; the lab file "
+                              "says performance mode (set `eembc_mode = \"energy\"` for an energy-mode build)")
+        if count < 1:
+            raise ValueError(f"infer_window(count) needs count >= 1, got {count}")
+        return eembc.parse_energy_infer(self._checked(f"infer {count} 0"), count)
+
+    def _ran(self) -> bytes:
+        return bytes.fromhex(self._model_sha) if self._model_sha else bytes(32)
 
     def reset(self) -> None:
         """The reference firmware has no reset command; a reset is a power cycle (the analyzer's)."""

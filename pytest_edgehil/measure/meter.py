@@ -17,6 +17,7 @@ import numpy as np
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.errors import CannotResolve
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
+from pytest_edgehil.link.eembc import ENERGY_MODE
 from pytest_edgehil.link.messages import StageTiming
 from pytest_edgehil.measure.digital_windows import (
     WINDOW_SOURCE_DIGITAL,
@@ -161,6 +162,10 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     window per acquisition, end-to-end energy only, and `inference_j` raises the CannotResolve saying why.
     """
     plan = plan or EnergyPlan.simulated()
+    if ENERGY_MODE in dut.hello.capabilities:  # MLPerf Tiny energy-mode firmware: its timestamp GPIO's windows
+        from pytest_edgehil.measure.timestamp_energy import measure_timestamp_energy
+
+        return measure_timestamp_energy(dut, analyzer, supply_v=supply_v, current_range_a=current_range_a, plan=plan)
     probe = dut.client.run(1).timings[0]  # learn the inference period to size the acquisition
     runs, dt_s, points, pre = plan_acquisition(probe, analyzer, plan)
     refusal = inference_refusal(probe, dt_s, analyzer)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
     from pytest_edgehil.sim.device_faults import DeviceFault, DeviceFaultPlan
     from pytest_edgehil.sim.device_twin import DeviceTwin
+    from pytest_edgehil.sim.eembc_twin import EembcTwin
     from pytest_edgehil.sim.monitor_pty import SerialTwin
 
 __all__ = ["has_twin", "sim_comports", "start_analyzer_twin", "start_device_twin", "start_monitor_twin",
@@ -85,7 +86,7 @@ def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0,
     return twin, resource, profile.supply_v, 1.25 * peak_w / profile.supply_v
 
 
-def start_monitor_twin(device_twin: DeviceTwin, kind: str, *, seed: int = 0) -> tuple[SerialTwin, str, float, float]:
+def start_monitor_twin(device_twin: DeviceTwin | EembcTwin, kind: str, *, seed: int = 0) -> tuple[SerialTwin, str, float, float]:
     """Start the twin of USB power monitor `kind` ("ppk2", "lpm01a") on `device_twin`'s supply, on a pty.
 
     Returns (twin, port for the driver, supply voltage V, current range A: 1.25 × the profile's peak stage
@@ -95,6 +96,9 @@ def start_monitor_twin(device_twin: DeviceTwin, kind: str, *, seed: int = 0) -> 
     from pytest_edgehil.errors import ConfigError
 
     profile = device_twin.profile
+    if profile is None or device_twin.timeline is None:
+        raise ConfigError(f"the {kind} twin measures a device twin's timeline; this firmware twin has no device "
+                          "profile (its kind has no twin profile in profiles.toml)")
     twin: SerialTwin
     if kind == "ppk2":
         from pytest_edgehil.sim.ppk2_twin import PPK2Twin

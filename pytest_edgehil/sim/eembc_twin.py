@@ -6,7 +6,15 @@ compiled-in model with LiteRT on the host's CPU and stamps `m-lap-us-` from `tim
 known field failures can be switched on to test the host's errors:
 - `garble=True`: every reply byte comes out as a wrong-baud UART would deliver it (high bit set);
 - `drop_every=K`: the K-th byte of each results line is lost (a UART overrun);
-- `energy_mode=True`: firmware built for energy mode, which prints no `m-lap-us-` lines.
+- `energy_mode=True`: firmware built for energy mode, which prints no `m-lap-us-` lines; instead
+  `th_timestamp()` pulls the open-drain timestamp GPIO low for `timestamp_hold_s` before and after the
+  N inferences of `infer N W%`, as the reference ports do.
+
+Given a device `profile`, the twin also records its activity on an `ActivityTimeline` (virtual clock,
+stage times from the profile's cost model for the compiled-in model, powers from the profile), so a
+monitor twin (`sim.ppk2_twin`) digitizes its current and its timestamp line. The truth of the last
+`infer` is kept: `last_window_s` (the two timestamps' falling edges) and `last_inference_j` (the
+inference spans' energy / N), what the meter is checked against.
 """
 
 from __future__ import annotations
@@ -21,18 +29,42 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pytest_edgehil.link.eembc import CMD_SIZE
+from pytest_edgehil.model.info import analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
+from pytest_edgehil.sim.bench_physics import BenchPhysics
+from pytest_edgehil.sim.device_twin import float_compute
+from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
 if TYPE_CHECKING:
     from typing import Self
+
+    from pytest_edgehil.sim.profile import DeviceProfile
+
+REFERENCE_HOLD_S = 1e-6  # th_timestamp: "Hold low for at least 1us" (the reference port's comment)
+RESULTS_PRINT_S = 1e-3  # the results line leaves the UART after the second timestamp: idle, outside the window
 
 
 class EembcTwin:
     """Reference firmware with `model_bytes` compiled in, named `model_name` in `profile%`."""
 
     def __init__(self, model_bytes: bytes, model_name: str, *, device_name: str = "twin",
-                 garble: bool = False, drop_every: int = 0, energy_mode: bool = False) -> None:
+                 garble: bool = False, drop_every: int = 0, energy_mode: bool = False,
+                 profile: DeviceProfile | None = None, physics: BenchPhysics | None = None,
+                 timestamp_hold_s: float = REFERENCE_HOLD_S, seed: int = 0) -> None:
         self.runner = ModelRunner(model_bytes)
+        self.profile, self.physics = profile, physics or BenchPhysics.ideal()
+        self.timestamp_hold_s = timestamp_hold_s
+        self.timeline: ActivityTimeline | None = None
+        self._inference_s = 0.0
+        self._rng = np.random.default_rng([seed, len(model_bytes)])
+        if profile is not None:
+            self.timeline = ActivityTimeline(profile.power.idle_w, profile.supply_v, trigger_active_low=energy_mode)
+            info = analyze_model(model_bytes, model_name)
+            self._inference_s = profile.inference_s(info.macs, info.elementwise_ops,
+                                                    float_model=float_compute(info))
+        self.clock_s = 0.0
+        self.last_window_s: tuple[float, float] | None = None
+        self.last_inference_j = float("nan")
         self.model_name, self.device_name = model_name, device_name
         self.garble, self.drop_every, self.energy_mode = garble, drop_every, energy_mode
         spec = self.runner.inputs[0]
@@ -129,11 +161,44 @@ class EembcTwin:
         start_us = time.monotonic_ns() // 1000
         outputs: list[np.ndarray] = []
         for _ in range(n):
-            outputs = self.runner.run_raw([self._input])
+            outputs = self.runner.run_raw([self._input])  # real outputs; LiteRT on the host, not the board's time
         end_us = time.monotonic_ns() // 1000
+        self._record(warmup, n)
         if not self.energy_mode:
             lines += [f"m-lap-us-{start_us}", f"m-lap-us-{end_us}"]
         return [*lines, "m-infer-done", self._results(outputs)]
+
+    def _record(self, warmup: int, n: int) -> None:
+        """`infer n warmup` on the timeline: warm-up, timestamp, n inferences, timestamp, results print."""
+        if self.timeline is None or self.profile is None:
+            return
+        power = self.profile.power
+        jitter = self.profile.jitter_rel
+        energy_j = 0.0
+        self._span("inference", warmup * self._inference_s, power.inference_w)
+        first = self._timestamp(power.inference_w)
+        for i in range(n):
+            length_s = self._inference_s * min(max(1.0 + jitter * float(self._rng.standard_normal()), 0.5), 1.5)
+            energy_j += self._span("inference", length_s, power.inference_w, run_index=i)
+        second = self._timestamp(power.inference_w)
+        self._span("idle", RESULTS_PRINT_S, power.idle_w)
+        self.last_window_s, self.last_inference_j = (first, second), energy_j / n
+
+    def _timestamp(self, power_w: float) -> float:
+        """th_timestamp(): the line held low for the hold time (the CPU spins meanwhile); its falling edge."""
+        start_s = self.clock_s
+        if self.energy_mode:
+            self._span("timestamp", self.timestamp_hold_s, power_w, trigger=True)
+        return start_s
+
+    def _span(self, stage: str, length_s: float, power_w: float, *, trigger: bool = False, run_index: int = -1
+              ) -> float:
+        if length_s <= 0 or self.timeline is None:
+            return 0.0
+        span = StageSpan(stage, self.clock_s, self.clock_s + length_s, power_w, trigger, run_index)
+        self.timeline.append(span)
+        self.clock_s = span.end_s
+        return span.energy_j
 
     def _results(self, outputs: list[np.ndarray]) -> str:
         spec = self.runner.outputs[0]

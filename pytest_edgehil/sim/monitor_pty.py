@@ -104,4 +104,4 @@ def monitor_samples(timeline: ActivityTimeline, physics: BenchPhysics, t0_s: flo
     power_w = analog_samples(spans, timeline.idle_power_w, t0_s, dt_s, points, physics)
     power_w = power_w * (1.0 + noise_rel * rng.standard_normal(points))
     line = trigger_line(timeline, t0_s + np.arange(points) * dt_s, physics.trigger_latency_s)
-    return power_w, line
+    return power_w, (~line if timeline.trigger_active_low else line)

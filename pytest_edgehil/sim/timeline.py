@@ -42,6 +42,9 @@ class ActivityTimeline:
     idle_power_w: float
     supply_v: float
     spans: list[StageSpan] = field(default_factory=list)
+    # The line idles high and `trigger_high` spans pull it low (MLPerf Tiny's open-drain timestamp GPIO):
+    # a monitor's digital input reads the inverted level.
+    trigger_active_low: bool = False
     _lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _busy: int = field(default=0, repr=False)  # > 0 while the device is recording a command's activity
 
