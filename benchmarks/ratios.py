@@ -176,10 +176,11 @@ def accuracy_row(model_name: str, rounds: int, images: int) -> tuple[Ratio, str]
 
 
 class _Dut:
-    """What `infer_many` needs of a DeviceUnderTest: its client."""
+    """What `infer_many` needs of a DeviceUnderTest: its client and what the device said to HELLO."""
 
     def __init__(self, client: DeviceClient) -> None:
         self.client = client
+        self.hello = client.hello()
 
 
 def table(rows: list[tuple[Ratio, str]]) -> str:

@@ -278,20 +278,24 @@ class DeviceClient:
 
     def _request(self, command: str, request: Message, wait_s: float) -> Frame:
         with self._lock:
-            if self._serial is None and self._lost is not None:
-                # Under pytest the plugin finds the board again before the device's next test; a script
-                # does it itself.
-                raise DeviceError(f"device {self.name!r}: {command} called after port {self.port} was lost "
-                                  f"({self._lost}). In a pytest run the plugin finds the board again (by "
-                                  "`usb_serial`) before its next test; a script calls DeviceUnderTest.recover() "
-                                  "or Bench.reconnect(name) (DeviceClient.reopen(new_port) for a bare client)")
-            if self._serial is None:
-                raise DeviceError(f"DeviceClient {self.name!r} ({self.port}): {command} called while the client "
-                                  "is closed; call open() first or use the client as a context manager")
+            self._check_usable(command)
             self._seq = (self._seq + 1) & 0xFFFF
             self.stats.requests += 1
             frame = Frame(PROTOCOL_VERSION, request.msg_type, self._seq, request.encode_payload())
             return Exchange(self, command, frame, wait_s).run()
+
+    def _check_usable(self, command: str) -> None:
+        """DeviceError unless the port is open (naming what to do if it was lost or never opened)."""
+        if self._serial is None and self._lost is not None:
+            # Under pytest the plugin finds the board again before the device's next test; a script
+            # does it itself.
+            raise DeviceError(f"device {self.name!r}: {command} called after port {self.port} was lost "
+                              f"({self._lost}). In a pytest run the plugin finds the board again (by "
+                              "`usb_serial`) before its next test; a script calls DeviceUnderTest.recover() "
+                              "or Bench.reconnect(name) (DeviceClient.reopen(new_port) for a bare client)")
+        if self._serial is None:
+            raise DeviceError(f"DeviceClient {self.name!r} ({self.port}): {command} called while the client "
+                              "is closed; call open() first or use the client as a context manager")
 
     # -- port I/O (called by link.exchange.Exchange) --------------------------------------------------------------------
     def _write(self, command: str, wire: bytes) -> None:

@@ -70,6 +70,7 @@ class MsgType(IntEnum):
     SET_INPUT = 0x06
     RUN = 0x07
     RESET = 0x08
+    EVAL = 0x09  # inputs + one inference in one request, pipelined (capability `eval`)
     ACK = 0x80
     HELLO_REPLY = 0x81
     RESULT = 0x87

@@ -35,7 +35,7 @@ from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
 from pytest_edgehil.sim.device_faults import DeviceFaultPlan
 from pytest_edgehil.sim.profile import DeviceProfile
-from pytest_edgehil.sim.pty_link import PtyEndpoint, serve_pty
+from pytest_edgehil.sim.pty_link import REPLY_CACHE, PtyEndpoint, serve_pty
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
 # Virtual time the firmware spends parsing a command and answering it (host round trip excluded).
@@ -105,6 +105,7 @@ class DeviceTwin:
             p.SelectModel: self._select_model,
             p.SetInput: self._set_input,
             p.Run: self._run,
+            p.Eval: self._eval,
             p.Reset: self._reset,
         }
 
@@ -164,7 +165,8 @@ class DeviceTwin:
 
     # -- commands ------------------------------------------------------------------------------------
     def _hello(self, _: p.Hello) -> Sequence[p.Message]:
-        caps = ("load_model", "select_model", "run", "stage_timings", "trigger_gpio", "simulated")
+        caps = ("load_model", "select_model", "run", "stage_timings", "trigger_gpio", "simulated",
+                p.EVAL_CAPABILITY, f"{p.PIPELINE_CAPABILITY}{REPLY_CACHE}")
         return [p.HelloReply(
             device_kind=self.profile.kind, device_name=self.name, firmware=self.profile.firmware,
             protocol_version=p.PROTOCOL_VERSION, capabilities=caps, ram_bytes=self.profile.ram_bytes,
@@ -248,6 +250,12 @@ class DeviceTwin:
         if self.realtime > 0:
             time.sleep((self.clock_s - start_s) * self.realtime)
         return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
+
+    def _eval(self, msg: p.Eval) -> Sequence[p.Message]:
+        """EVAL: each input as SET_INPUT sets it, then RUN 1; a refused input runs nothing."""
+        for index, tensor in msg.inputs:
+            self._set_input(p.SetInput(index, tensor))
+        return self._run(p.Run(1))
 
     def _rebooted(self, wipe_flash: bool) -> None:
         """A reset by a reboot fault: RAM is gone (active model, inputs, upload); flash survives unless wiped."""
