@@ -63,3 +63,25 @@ def test_indexed_queries_equal_a_walk_over_every_span():
         assert timeline.power_at(a) == next((s.power_w for s in spans if s.start_s <= a < s.end_s), IDLE_W)
         assert timeline.wait_for_trigger(a, 0.0) == next((s.start_s for s in spans if s.trigger_high and s.start_s >= a),
                                                          None)
+
+
+def test_a_capture_reads_only_the_history_its_samples_can_see():
+    # The analyzer twin hands analog_samples the spans ending after analog_history_start_s, not every
+    # span: with the default bench (filters that settle over earlier activity) and with an ideal one,
+    # the samples must be exactly those computed from the whole timeline.
+    from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_history_start_s, analog_samples
+
+    rng = random.Random(9)
+    timeline = ActivityTimeline(IDLE_W, 3.3)
+    t = 0.0
+    for _ in range(3000):
+        duration = rng.random() * 2e-4
+        timeline.append(StageSpan("x", t, t + duration, rng.random(), False))
+        t += duration
+    for physics in (BenchPhysics(), BenchPhysics.ideal(), BenchPhysics(sampling="point")):
+        for _ in range(20):
+            t0_s, dt, points = rng.uniform(0.0, t), rng.choice([1e-6, 1e-5]), rng.randint(1, 500)
+            tail = timeline.spans_from(analog_history_start_s(t0_s, dt, points, physics))
+            assert len(tail) < len(timeline.snapshot()) or t0_s < 1e-3
+            assert np.array_equal(analog_samples(tail, IDLE_W, t0_s, dt, points, physics),
+                                  analog_samples(timeline.snapshot(), IDLE_W, t0_s, dt, points, physics))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pytest_edgehil.instruments.dialect import FetchQuery
-from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_samples, trigger_delay_s
+from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_history_start_s, analog_samples, trigger_delay_s
 from pytest_edgehil.sim.scpi_status import OPC_BIT, StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, overload_and_pin
@@ -257,7 +257,9 @@ class Digitizer:
         window = CaptureWindow(trigger_s, t0_s, t0_s + plan.points * dt, dt, plan.points,
                                max(0, -plan.trigger_offset_points))
         self.timeline.wait_until_covered(window.t1_s, self.grace_s, settled=acquisition.host_asked.is_set)
-        power_w = analog_samples(self.timeline.snapshot(), self.timeline.idle_power_w, window.t0_s,
+        # Only the spans the samples can see (the filters' settling included), not every span since start-up.
+        history_s = analog_history_start_s(window.t0_s, window.sample_interval_s, window.points, self.physics)
+        power_w = analog_samples(self.timeline.spans_from(history_s), self.timeline.idle_power_w, window.t0_s,
                                  window.sample_interval_s, window.points, self.physics)
         current_a, voltage_v = self._readings(power_w, acquisition, window, rng)
         if acquisition.clip_overload is not None:

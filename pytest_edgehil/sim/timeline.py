@@ -80,6 +80,11 @@ class ActivityTimeline:
         with self._lock:
             return list(self.spans)
 
+    def spans_from(self, t_s: float) -> list[StageSpan]:
+        """The spans that end after `t_s`, in time order (a copy of the tail, not of every span)."""
+        with self._lock:
+            return self.spans[bisect.bisect_right(self._ends, t_s):]
+
     @property
     def end_s(self) -> float:
         with self._lock:
