@@ -52,6 +52,7 @@ from pytest_edgehil.results.gate_stats import (
     hodges_lehmann_ratio,
     hodges_lehmann_shift,
     ratio_test,
+    ratio_tests,
 )
 from pytest_edgehil.results.store import ResultRecord, RunInfo
 from pytest_edgehil.results.vocabulary import Direction, Family, how_to_declare
@@ -126,9 +127,16 @@ def worse_fraction(ratio: float, higher_is_better: bool) -> float:
     return 1.0 - ratio if higher_is_better else ratio - 1.0
 
 
-def compare_records(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> Comparison:
+def _drift_limit(record: ResultRecord, fail_on: FailOn) -> float:
+    """The within-run drift past which `ratio_test` compares window medians: the estimate cut."""
+    return ESTIMATE_CUT_FRACTION * fail_on.thresholds.get(record.spec.family, REPORT_THRESHOLD)
+
+
+def compare_records(base: ResultRecord, new: ResultRecord, fail_on: FailOn, *,
+                    test: RatioTest | None = None) -> Comparison:
     """One pair × metric: which way is worse comes from the records themselves (their direction, or
-    the vocabulary's for files written before records carried one)."""
+    the vocabulary's for files written before records carried one). `test`: the ratio test of their raw
+    samples if already computed (`compare_results` batches them), else computed here."""
     base_spec, spec = base.spec, new.spec
     family = spec.family
     direction = spec.direction or base_spec.direction
@@ -152,7 +160,8 @@ def compare_records(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> C
     raw_b, raw_n = base.raw or [], new.raw or []
     if len(raw_b) >= 2 and len(raw_n) >= 2:
         cut = ESTIMATE_CUT_FRACTION * threshold
-        test = ratio_test(raw_b, raw_n, drift_limit=cut)
+        if test is None:
+            test = ratio_test(raw_b, raw_n, drift_limit=cut)
         p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
         status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, cut, tested=True)
         if test.method == "window medians":
@@ -219,10 +228,18 @@ def compare_results(base: Iterable[ResultRecord], new: Iterable[ResultRecord], f
     base_by_key, notes_b = _index(base, "baseline")
     new_by_key, notes_n = _index(new, "this run")
     comparisons = []
-    for key in sorted(base_by_key.keys() | new_by_key.keys()):
+    keys = sorted(base_by_key.keys() | new_by_key.keys())
+    # The statistics of every pair with samples on both sides, in one batch (what compare_records would
+    # compute one by one), for pairs whose records are comparable at all.
+    tested = [key for key in keys if key in base_by_key and key in new_by_key
+              and len(base_by_key[key].raw or []) >= 2 and len(new_by_key[key].raw or []) >= 2]
+    tests = dict(zip(tested, ratio_tests(
+        [(base_by_key[key].raw or [], new_by_key[key].raw or []) for key in tested],
+        [_drift_limit(new_by_key[key], fail_on) for key in tested])))
+    for key in keys:
         b, n = base_by_key.get(key), new_by_key.get(key)
         if b is not None and n is not None:
-            comparisons.append(compare_records(b, n, fail_on))
+            comparisons.append(compare_records(b, n, fail_on, test=tests.get(key)))
             continue
         record = b if b is not None else n
         assert record is not None
