@@ -6,6 +6,7 @@ Pure functions over sample arrays (numpy and scipy, no pytest). `ratio_test` is 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,13 +43,19 @@ def _thin(x: np.ndarray, limit: int) -> np.ndarray:
     return np.sort(x)[np.linspace(0, x.size - 1, limit).round().astype(int)]
 
 
+@functools.lru_cache(maxsize=8)
+def _z(confidence: float) -> float:
+    """The two-sided normal quantile of `confidence` (computed once: scipy's ppf costs ~0.2 ms a call)."""
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
 def hodges_lehmann_shift(base: np.ndarray, new: np.ndarray,
                          confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """HL shift estimate of new − base with Moses' distribution-free confidence interval."""
     b, n = _thin(base, MAX_SAMPLES_PAIRWISE), _thin(new, MAX_SAMPLES_PAIRWISE)
     diffs = (n[:, None] - b[None, :]).ravel()
     total = diffs.size
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = _z(confidence)
     k = math.floor(total / 2 - z * math.sqrt(b.size * n.size * (b.size + n.size + 1) / 12.0))
     k = min(max(k, 0), (total - 1) // 2)
     mid_lo, mid_hi = (total - 1) // 2, total // 2
@@ -159,6 +166,11 @@ def _drifts(samples: Sequence[np.ndarray]) -> list[float]:
     return drifts
 
 
+def _p_or_one(p: float) -> float:
+    """A p-value, NaN (scipy's "cannot tell") read as 1: no evidence."""
+    return 1.0 if math.isnan(p) else p
+
+
 def _mann_whitney_all(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
     """`_mann_whitney` of each pair, batched over pairs of equal sample counts."""
     out = [(1.0, 1.0)] * len(pairs)  # all samples equal: no evidence either way (scipy would return NaN)
@@ -176,5 +188,5 @@ def _mann_whitney_all(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tu
         greater = np.atleast_1d(stats.mannwhitneyu(new, base, alternative="greater", axis=1).pvalue)
         less = np.atleast_1d(stats.mannwhitneyu(new, base, alternative="less", axis=1).pvalue)
         for row, index in enumerate(indexes):
-            out[index] = (float(np.nan_to_num(greater[row], nan=1.0)), float(np.nan_to_num(less[row], nan=1.0)))
+            out[index] = (_p_or_one(float(greater[row])), _p_or_one(float(less[row])))
     return out
