@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pytest_edgehil.instruments.dialect import FetchQuery
-from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_history_start_s, analog_samples, trigger_delay_s
+from pytest_edgehil.sim.bench_physics import (
+    BenchPhysics,
+    analog_history_start_s,
+    analog_samples,
+    trigger_delay_s,
+)
 from pytest_edgehil.sim.scpi_status import OPC_BIT, StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, overload_and_pin
