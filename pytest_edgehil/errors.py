@@ -46,12 +46,27 @@ class SequenceMismatch(DeviceTimeout, ProtocolError):
     handles timeouts still applies."""
 
 
+class AuthRefused(DeviceError):
+    """An on-board agent and this host did not prove one shared token to each other (link.auth)."""
+
+
 class DeviceRejected(DeviceError):
     """The device answered with an ERROR frame (e.g. model too large for its memory)."""
 
     def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ModelMismatch(DeviceError):
+    """A RUN was answered for another model than the one the host selected (protocol version 2 RESULTs
+    carry the active model's SHA-256): something changed the board's model between RUNs. Nothing from
+    that RESULT is returned or recorded. `device`, `port`, `expected` and `found` (SHA-256 hex) say which."""
+
+    def __init__(self, message: str, *, device: str = "", port: str = "", expected: str = "",
+                 found: str = "") -> None:
+        super().__init__(message)
+        self.device, self.port, self.expected, self.found = device, port, expected, found
 
 
 class ModelError(EdgeHILError):
@@ -82,6 +97,11 @@ class InstrumentReplyError(InstrumentError):
         self.resource = resource
         self.command = command
         self.reply = reply
+
+
+class MonitorLimit(InstrumentError):
+    """A power monitor cannot source or measure what the device needs (its voltage, its peak current, a
+    sample rate it does not have): refused before any number is taken."""
 
 
 class MeasurementError(EdgeHILError):

@@ -37,7 +37,7 @@ class EvalDevice:
                 return [p.Error(p.ErrorCode.BAD_INPUT, f"inputs {[i for i, _ in message.inputs]}; the model has 1")]
             tensor = message.inputs[0][1]
             total = np.array([int(tensor.astype(np.int64).sum())], np.int64).astype(np.int32)
-            return [p.Result((p.StageTiming(0.0, 1.0, 2.0, 3.0),), (total,))]
+            return [p.Result((p.StageTiming(0.0, 1.0, 2.0, 3.0),), (total,), bytes(32))]
         return [p.Error(p.ErrorCode.UNKNOWN_MESSAGE, type(message).__name__)]
 
 

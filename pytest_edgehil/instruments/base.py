@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from pytest_edgehil.errors import MeasurementError
+from pytest_edgehil.errors import InstrumentError, MeasurementError
 
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the package supports Python 3.10 at runtime
@@ -31,12 +31,20 @@ class Trace:
     sample_interval_s: float
     trigger_index: int  # sample index of the trigger instant (= pre-trigger points)
     idn: str
+    # The device's trigger line sampled with the current on the same time base (bool per sample), from a
+    # power monitor with a digital input (PPK2 logic port, Joulescope GPI, Otii GPI); None where the
+    # instrument records no digital channel (the SCPI analyzers, the LPM01A).
+    digital: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.current_a.shape != self.voltage_v.shape:
             raise MeasurementError(
                 f"trace from {self.idn!r}: {self.current_a.size} current samples but "
                 f"{self.voltage_v.size} voltage samples; the fetch was cut short, fetch again")
+        if self.digital is not None and self.digital.shape != self.current_a.shape:
+            raise MeasurementError(
+                f"trace from {self.idn!r}: {self.digital.size} digital samples but {self.current_a.size} "
+                "current samples; the stream was cut short between them, capture again")
         if not 0 <= self.trigger_index <= self.current_a.size:
             raise MeasurementError(
                 f"trace from {self.idn!r}: trigger index {self.trigger_index} lies outside its "
@@ -92,6 +100,15 @@ class PowerAnalyzer(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Drain the error queue and release the VISA session."""
+
+    def power_up(self, *, voltage_v: float, current_range_a: float) -> None:
+        """Power the board and make the trigger input ready, before the board is first contacted.
+
+        A board powered by the analyzer cannot answer HELLO before its supply is on; an external trigger
+        cannot fire before its input is configured. Raises InstrumentError where the driver cannot.
+        """
+        raise InstrumentError(f"{self.model} at {self.resource}: this driver cannot power a board; power it "
+                              "otherwise and leave `analyzer` out of its lab-file table, or use a supported driver")
 
     def supported_sample_interval_s(self, requested_s: float) -> float:
         """The interval this instrument would actually sample at for a request: the nearest one it

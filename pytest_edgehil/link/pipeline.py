@@ -42,8 +42,9 @@ def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, de
     requests, up to `depth` in flight; the RESULTs in order, each checked as RUN 1's (`check_result`).
 
     `depth` is what the device offered (`messages.pipeline_depth` of its HELLO_REPLY), capped at
-    MAX_DEPTH. Raises ConfigError for depth < 1, and what `DeviceClient.run` raises (DeviceRejected,
-    DeviceTimeout, FrameCorrupt, InvalidPayload, DeviceError) for the first image that fails.
+    MAX_DEPTH. Each RESULT must name the model this client loaded or selected (ModelMismatch otherwise),
+    as RUN's does. Raises ConfigError for depth < 1, and what `DeviceClient.run` raises (DeviceRejected,
+    DeviceTimeout, FrameCorrupt, InvalidPayload, ModelMismatch, DeviceError) for the first image that fails.
     """
     if depth < 1:
         raise ConfigError(f"evaluate: depth must be >= 1 (the device's `pipeline=` capability), got {depth}")
@@ -80,7 +81,9 @@ class _Pipeline:
             if self.in_flight:  # the device answers in order: the next one's wait starts now
                 self.in_flight[0].started_s = time.monotonic()
             result = c._expect(oldest.command, reply, Result)
+            c._check_model(oldest.command, result.model_sha256)  # the model this host selected, as RUN
             results.append(check_result(result, 1, device=c.name, port=c.port, command=oldest.command))
+            c.run_wait.learn(result.timings)
 
     def _submit(self, tensors: Sequence[np.ndarray]) -> None:
         c = self.client
@@ -89,7 +92,9 @@ class _Pipeline:
         c.stats.requests += 1
         request = Eval(tuple((i, np.asarray(t)) for i, t in enumerate(tensors)))
         frame = Frame(PROTOCOL_VERSION, request.msg_type, c._seq, request.encode_payload())
-        exchange = Exchange(c, f"evaluate (image {self.count})", frame, c.timeout_s)
+        # Each EVAL is RUN 1's work: its wait comes from the expected run time, as RUN 1's does.
+        exchange = Exchange(c, f"evaluate (image {self.count})", frame, c.run_wait.wait_s(1),
+                            expected=c.run_wait.describe(1))
         self._send(exchange, "")
         self.in_flight.append(exchange)
 

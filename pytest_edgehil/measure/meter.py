@@ -18,6 +18,11 @@ from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.errors import CannotResolve
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.measure.digital_windows import (
+    WINDOW_SOURCE_DIGITAL,
+    WINDOW_SOURCE_TRIGGER,
+    energy_from_digital,
+)
 from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_energy_from_trace
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
 
@@ -52,6 +57,8 @@ class EnergyMeasurement:
     last_trace: Trace | None = None
     sample_interval_s: float = 0.0
     idn: str = ""
+    instrument: str = ""  # the instrument's model name ("Nordic PPK2", "Keysight N6705C + N6781A")
+    window_source: str = ""  # digital_windows.WINDOW_SOURCE_*: where the windows were placed from
 
     def _pooled(self, name: str) -> np.ndarray:
         return np.concatenate([getattr(w, name) for w in self.windows])
@@ -159,14 +166,21 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     refusal = inference_refusal(probe, dt_s, analyzer)
     analyzer.configure(voltage_v=supply_v, current_range_a=current_range_a, sample_interval_s=dt_s,
                        points=points, pretrigger_points=pre)
-    measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal)
+    measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal,
+                                    instrument=analyzer.model)
     for _ in range(plan.windows):
         analyzer.arm("EXT")
         result = dut.client.run(runs)
         analyzer.wait_complete(plan.timeout_s)
         trace = analyzer.fetch_trace()
-        estimate = run_energy_from_trace if refusal is not None else energy_from_trace
-        measurement.windows.append(estimate(trace.time_s, trace.power_w, result.timings))
+        if trace.digital is not None:  # the trigger line is in the stream: windows from its edges
+            measurement.windows.append(energy_from_digital(trace.time_s, trace.power_w, trace.digital,
+                                                           result.timings, per_inference=refusal is None))
+            measurement.window_source = WINDOW_SOURCE_DIGITAL
+        else:
+            estimate = run_energy_from_trace if refusal is not None else energy_from_trace
+            measurement.windows.append(estimate(trace.time_s, trace.power_w, result.timings))
+            measurement.window_source = WINDOW_SOURCE_TRIGGER
         measurement.timings.append(tuple(result.timings))
         measurement.last_trace = trace
     return measurement

@@ -10,9 +10,21 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _stats() -> ModuleType:
+    """scipy.stats, imported on first use: it takes seconds to import, and every pytest process (each
+    xdist worker too) imports this module while only a run that compares against a baseline needs it."""
+    from scipy import stats
+
+    return stats
+
 
 CONFIDENCE = 0.95  # of the reported ratio interval
 MAX_SAMPLES_PAIRWISE = 2000  # per side for HL: 4 M pairwise ratios at most (long latency records are thinned)
@@ -46,7 +58,7 @@ def _thin(x: np.ndarray, limit: int) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _z(confidence: float) -> float:
     """The two-sided normal quantile of `confidence` (computed once: scipy's ppf costs ~0.2 ms a call)."""
-    return float(stats.norm.ppf(0.5 + confidence / 2))
+    return float(_stats().norm.ppf(0.5 + confidence / 2))
 
 
 def hodges_lehmann_shift(base: np.ndarray, new: np.ndarray,
@@ -95,7 +107,7 @@ def drift_of(x: np.ndarray) -> float:
         return 0.0
     blocks = np.array_split(x, count)
     medians = np.array([np.median(block) for block in blocks])
-    if np.min(medians) <= 0 or stats.kruskal(*blocks).pvalue >= DRIFT_ALPHA:
+    if np.min(medians) <= 0 or _stats().kruskal(*blocks).pvalue >= DRIFT_ALPHA:
         return 0.0
     return float(np.max(medians) / np.min(medians) - 1.0)
 
@@ -103,8 +115,8 @@ def drift_of(x: np.ndarray) -> float:
 def _mann_whitney(base: np.ndarray, new: np.ndarray) -> tuple[float, float]:
     if np.ptp(np.concatenate([base, new])) == 0:
         return 1.0, 1.0  # all samples equal: no evidence either way (scipy would return NaN)
-    greater = stats.mannwhitneyu(new, base, alternative="greater").pvalue
-    less = stats.mannwhitneyu(new, base, alternative="less").pvalue
+    greater = _stats().mannwhitneyu(new, base, alternative="greater").pvalue
+    less = _stats().mannwhitneyu(new, base, alternative="less").pvalue
     return float(np.nan_to_num(greater, nan=1.0)), float(np.nan_to_num(less, nan=1.0))
 
 
@@ -159,7 +171,7 @@ def _drifts(samples: Sequence[np.ndarray]) -> list[float]:
         rows, kept = rows[varied], [i for i, v in zip(indexes, varied) if v]
         blocks = np.array_split(rows, count, axis=1)
         medians = np.stack([np.median(block, axis=1) for block in blocks], axis=1)
-        p = np.atleast_1d(stats.kruskal(*blocks, axis=1).pvalue)
+        p = np.atleast_1d(_stats().kruskal(*blocks, axis=1).pvalue)
         for row, index in enumerate(kept):
             if np.min(medians[row]) > 0 and p[row] < DRIFT_ALPHA:
                 drifts[index] = float(np.max(medians[row]) / np.min(medians[row]) - 1.0)
@@ -185,8 +197,8 @@ def _mann_whitney_all(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tu
     for indexes in groups.values():
         base = np.stack([pairs[i][0] for i in indexes])
         new = np.stack([pairs[i][1] for i in indexes])
-        greater = np.atleast_1d(stats.mannwhitneyu(new, base, alternative="greater", axis=1).pvalue)
-        less = np.atleast_1d(stats.mannwhitneyu(new, base, alternative="less", axis=1).pvalue)
+        greater = np.atleast_1d(_stats().mannwhitneyu(new, base, alternative="greater", axis=1).pvalue)
+        less = np.atleast_1d(_stats().mannwhitneyu(new, base, alternative="less", axis=1).pvalue)
         for row, index in enumerate(indexes):
             out[index] = (_p_or_one(float(greater[row])), _p_or_one(float(less[row])))
     return out

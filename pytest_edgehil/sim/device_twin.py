@@ -34,7 +34,7 @@ from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
 from pytest_edgehil.sim.device_faults import DeviceFaultPlan
-from pytest_edgehil.sim.profile import DeviceProfile
+from pytest_edgehil.sim.profile import DeviceProfile, FrameReadout
 from pytest_edgehil.sim.pty_link import REPLY_CACHE, PtyEndpoint, serve_pty
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
@@ -97,7 +97,7 @@ class DeviceTwin:
         self._model: _LoadedModel | None = None
         self._endpoint: PtyEndpoint | None = None
         self._lock = threading.Lock()
-        self._plan: tuple[ModelInfo, tuple[float, float, float], list[tuple[float, float]]] | None = None
+        self._plan: tuple[ModelInfo, tuple[float, float, float], list[tuple[float, float]], float] | None = None
         self._handlers: dict[type, Callable[..., Sequence[p.Message]]] = {
             p.Hello: self._hello,
             p.LoadBegin: self._load_begin,
@@ -250,7 +250,8 @@ class DeviceTwin:
             self.timeline.set_busy(False)
         if self.realtime > 0:
             time.sleep((self.clock_s - start_s) * self.realtime)
-        return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
+        # Protocol v2: the RESULT names the model that ran, so the host can refuse a swapped one.
+        return [p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)]
 
     def _eval(self, msg: p.Eval) -> Sequence[p.Message]:
         """EVAL: each input as SET_INPUT sets it, then RUN 1; a refused input runs nothing."""
@@ -312,8 +313,13 @@ class DeviceTwin:
         """
         float_model = float_compute(info)
         output_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in info.outputs)
-        return (self.profile.readout_s, self.profile.inference_s(info.macs, info.elementwise_ops, float_model=float_model),
+        return (self._readout(info).readout_s,
+                self.profile.inference_s(info.macs, info.elementwise_ops, float_model=float_model),
                 self.profile.retrieval_s(output_bytes))
+
+    def _readout(self, info: ModelInfo) -> FrameReadout:
+        """The sensor readout (time, power) of the frame the model consumes (`DeviceProfile.readout`)."""
+        return self.profile.readout(tuple(info.inputs[0].shape) if info.inputs else None)
 
     def _jittered(self, nominal_s: tuple[float, float, float]) -> tuple[float, float, float]:
         """The three stage times with jitter: one draw of three normals (the same stream as three
@@ -323,18 +329,19 @@ class DeviceTwin:
         return (nominal_s[0] * min(max(1.0 + rel * z0, 0.5), 1.5), nominal_s[1] * min(max(1.0 + rel * z1, 0.5), 1.5),
                 nominal_s[2] * min(max(1.0 + rel * z2, 0.5), 1.5))
 
-    def _stage_plan(self, info: ModelInfo) -> tuple[tuple[float, float, float], list[tuple[float, float]]]:
-        """Nominal stage times and inference power segments of `info`, computed once per analysed model
-        (a new shape brings a new ModelInfo): recounting them per RUN was a third of a RUN 1's twin cost."""
+    def _stage_plan(self, info: ModelInfo) -> tuple[tuple[float, float, float], list[tuple[float, float]], float]:
+        """Nominal stage times, inference power segments and readout power of `info`, computed once per
+        analysed model (a new shape brings a new ModelInfo): recounting them per RUN was a third of a
+        RUN 1's twin cost."""
         if self._plan is None or self._plan[0] is not info:
             nominal = self.nominal_stage_s(info)
             segments = layer_segments(info.macs_by_op, self.profile.inference_overhead_s, nominal[1],
                                       self.physics.layer_power_rel)
-            self._plan = (info, nominal, segments)
-        return self._plan[1], self._plan[2]
+            self._plan = (info, nominal, segments, self._readout(info).readout_w)
+        return self._plan[1], self._plan[2], self._plan[3]
 
     def _simulate_runs(self, info: ModelInfo, count: int) -> list[p.StageTiming]:
-        nominal, segments = self._stage_plan(info)
+        nominal, segments, readout_w = self._stage_plan(info)
         power, factor, stamp = self.profile.power, self.power_factor, self.device_clock.stamp_s
         timings: list[p.StageTiming] = []
         self.last_run_edges_s = []
@@ -342,7 +349,7 @@ class DeviceTwin:
         for run_index in range(count):
             r, i, q = self._jittered(nominal)
             readout_start_s = self.clock_s
-            self._advance("readout", r, power.readout_w * factor, run_index=run_index)
+            self._advance("readout", r, readout_w * factor, run_index=run_index)
             trigger_s = self.clock_s
             for fraction, level in segments:  # power varies within the stage (bench_physics.layer_segments)
                 self._advance("inference", i * fraction, power.inference_w * factor * level, trigger_high=True,
