@@ -6,7 +6,7 @@ A/B and its min-max. What each baseline is:
 - RUN 1 and 64 KB SET_INPUT: the `DeviceClient` against bare pyserial on the *same* pty, to the *same*
   device side (`serve_pty`), which answers both alike. The bare side writes the request frame, encoded
   beforehand with a fresh sequence number (so the device never answers from its reply cache), and reads
-  until the reply's 0x00 delimiter: the same bytes out and back (RUN: the 67-byte RESULT; SET_INPUT:
+  until the reply's 0x00 delimiter: the same bytes out and back (RUN: the 99-byte RESULT; SET_INPUT:
   65,711 bytes out, 15 back). What is left is the client's cost: encode, COBS, exchange, decode, checks.
 - trace fetch: `fetch_trace()` of a 2**20-sample capture (current and voltage blocks) against pyvisa's
   `query_binary_values` of the same two blocks on the same socket. The driver also decodes, checks
@@ -50,7 +50,8 @@ from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
 MODELS = Path(__file__).resolve().parent.parent / "fixtures" / "models"
 TENSOR_64K = np.random.default_rng(0).integers(-128, 128, size=(1, 256, 256, 1), dtype=np.int8)
-# A RESULT for RUN 1: one timing and a 10-value int8 output (67 bytes framed, as the issue measured).
+# A RESULT for RUN 1: one timing and a 10-value int8 output (67 bytes framed, as the issue measured; 99 since
+# protocol v2 added the model's SHA-256 to every RESULT).
 CANNED_RESULT = p.Result((p.StageTiming(0.0, 17900.0, 860.0, 240.0),), (np.zeros(10, np.int8),), bytes(32))
 
 
@@ -81,8 +82,8 @@ def link_rows(rounds: int, inner: int) -> list[tuple[Ratio, str]]:
         port = client._serial  # the client's own port: same pty, same device side
         assert port is not None
         run_wires = frames(p.Run(1), client._seq + 20000)
-        assert len(bare_round_trip(port, next(run_wires))) == len(p.encode_message(CANNED_RESULT, 0)) == 67
-        run = interleaved("RUN 1 round trip vs bare pyserial, same pty (18 B out, 67 B back)",
+        assert len(bare_round_trip(port, next(run_wires))) == len(p.encode_message(CANNED_RESULT, 0)) == 99
+        run = interleaved("RUN 1 round trip vs bare pyserial, same pty (18 B out, 99 B back)",
                           lambda: client.run(1), lambda: bare_round_trip(port, next(run_wires)),
                           rounds=rounds, inner=inner)
         set_wires = frames(p.SetInput(0, TENSOR_64K), client._seq + 40000)
@@ -176,10 +177,11 @@ def accuracy_row(model_name: str, rounds: int, images: int) -> tuple[Ratio, str]
 
 
 class _Dut:
-    """What `infer_many` needs of a DeviceUnderTest: its client."""
+    """What `infer_many` needs of a DeviceUnderTest: its client and what the device said to HELLO."""
 
     def __init__(self, client: DeviceClient) -> None:
         self.client = client
+        self.hello = client.hello()
 
 
 def table(rows: list[tuple[Ratio, str]]) -> str:

@@ -248,3 +248,43 @@ def test_mean_power_per_sample_is_exact_for_steps() -> None:
     start, end = 0.99995 - dt / 2, 0.99995 + 19.5 * dt
     truth = 0.5 * 35e-6 + 0.1 * 45e-6 + 0.02 * ((end - start) - 80e-6)
     assert power.sum() * dt == pytest.approx(truth, rel=1e-9)
+
+
+def record_run(timeline: ActivityTimeline, inference_s: float) -> None:
+    """What the device twin does for RUN 1: busy while it records readout, inference (trigger high), idle."""
+    timeline.set_busy(True)
+    try:
+        start = timeline.end_s
+        timeline.append(StageSpan("readout", start, start + inference_s, LOAD_W))
+        timeline.append(StageSpan("inference", start + inference_s, start + 2 * inference_s, INFERENCE_W,
+                                  trigger_high=True, run_index=0))
+    finally:
+        timeline.set_busy(False)
+
+
+@pytest.mark.parametrize("runs", [1, 3])
+def test_a_virtual_capture_ends_when_the_host_asks_not_after_the_grace(timeline: ActivityTimeline, manager,
+                                                                       runs: int) -> None:
+    # The window reaches past the device's last activity. On a virtual clock nothing more comes once
+    # the host asks for the capture, so it completes then: with a 60 s grace, wait_complete(20 s) would
+    # time out if the twin still waited it out. Every RUN the host sent before asking is in the window,
+    # however long the host took between them (a wall-clock grace would have cut the later ones off).
+    interval_s = 10.24e-6
+    with AnalyzerTwin(timeline, dialect="keysight-n6705c", seed=3, grace_s=60.0) as twin:
+        analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=5000)
+        try:
+            analyzer.configure(voltage_v=SUPPLY_V, current_range_a=0.1, sample_interval_s=interval_s,
+                               points=4000, pretrigger_points=40)
+            analyzer.arm("EXT")
+            for run in range(runs):
+                if run:
+                    time.sleep(0.1)  # longer than the default grace
+                record_run(timeline, 100 * interval_s)
+            analyzer.wait_complete(timeout_s=20.0)
+            trace = analyzer.fetch_trace()
+        finally:
+            analyzer.close()
+    assert twin.last_capture is not None and twin.last_capture.t1_s > timeline.end_s  # not covered: no wait for it
+    high = trace.power_w > (LOAD_W + INFERENCE_W) / 2
+    rising = int(np.count_nonzero(high[1:] & ~high[:-1])) + int(high[0])
+    assert rising == runs

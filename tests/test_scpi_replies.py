@@ -206,3 +206,24 @@ def test_the_counting_median_check_clears_only_medians_inside_the_band(values, a
     low, high = min(a, b), max(a, b)
     if _median_surely_within(np.array(values), low, high):
         assert low <= float(np.median(values)) <= high
+
+
+@FAST
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=40),
+       st.sampled_from([0.1, 3.0, 20.0]))
+def test_the_range_check_refuses_exactly_what_the_sample_masks_refuse(values, full_scale):
+    # check_plausible decides by reductions first (largest magnitude, smallest non-zero one); the masks
+    # run only to name the bad samples. Both must refuse the same inputs, and the refusal names them.
+    from pytest_edgehil.instruments.replies import SCPI_SENTINEL
+
+    array = np.array(values, dtype=np.float64)
+    magnitude = np.abs(array)
+    bad = (~np.isfinite(array) | (magnitude >= SCPI_SENTINEL) | (magnitude > 1.1 * full_scale)
+           | ((magnitude > 0) & (magnitude < full_scale * 1e-12)))
+    try:
+        check_plausible(array, full_scale=full_scale, what="current", where=R, hint="h")
+    except InstrumentReplyError as exc:
+        assert bad.any(), str(exc)
+        assert "samples" in str(exc)
+    else:
+        assert not bad.any()

@@ -220,6 +220,26 @@ def check_plausible(values: np.ndarray, *, full_scale: float, what: str, where: 
         raise reply_error(where, what_cmd, b"", f"returned no {what} samples",
                           "the acquisition did not complete: arm and wait again")
     magnitude = np.abs(values)
+    # Fast path (one reduction, one masked reduction): a largest magnitude that is finite, below the
+    # sentinels and within range, and no non-zero magnitude below the floor, is exactly "nothing bad"
+    # below; only otherwise are the masks built, to count and name the bad samples.
+    largest = float(magnitude.max())
+    floor = full_scale * 1e-12
+    if not (largest < SCPI_SENTINEL and largest <= 1.1 * full_scale
+            and float(np.min(magnitude, where=magnitude > 0, initial=np.inf)) >= floor):
+        _name_impossible(values, magnitude, full_scale=full_scale, what=what, where=where, hint=hint,
+                         what_cmd=what_cmd)
+    if expected is not None and expected > 0 and not _median_surely_within(values, 0.75 * expected, 1.25 * expected):
+        median = float(np.median(values))  # the exact median, only when the counts cannot clear it
+        if abs(median - expected) > 0.25 * expected:
+            raise reply_error(where, what_cmd, repr(median),
+                              f"has median {what} {median!r} but {expected:g} was programmed; the data "
+                              f"look mis-decoded", hint)
+
+
+def _name_impossible(values: np.ndarray, magnitude: np.ndarray, *, full_scale: float, what: str, where: str,
+                     hint: str, what_cmd: str) -> None:
+    """The full checks of `check_plausible`, run when its fast path saw something: raise naming it."""
     sentinel = magnitude >= SCPI_SENTINEL
     if sentinel.any():
         raise reply_error(where, what_cmd, repr(float(values[sentinel][0])),
@@ -231,12 +251,6 @@ def check_plausible(values: np.ndarray, *, full_scale: float, what: str, where: 
         raise reply_error(where, what_cmd, repr(first),
                           f"holds {int(bad.sum())} of {values.size} {what} samples impossible for a "
                           f"{full_scale:g} full scale; the data look mis-decoded", hint)
-    if expected is not None and expected > 0 and not _median_surely_within(values, 0.75 * expected, 1.25 * expected):
-        median = float(np.median(values))  # the exact median, only when the counts cannot clear it
-        if abs(median - expected) > 0.25 * expected:
-            raise reply_error(where, what_cmd, repr(median),
-                              f"has median {what} {median!r} but {expected:g} was programmed; the data "
-                              f"look mis-decoded", hint)
 
 
 def _median_surely_within(values: np.ndarray, low: float, high: float) -> bool:

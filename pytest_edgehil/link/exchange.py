@@ -35,6 +35,7 @@ class Exchange:
         self.attempts = client.retries + 1
         self.slice_s = wait_s / self.attempts
         self.sent = 0
+        self.started_s = time.monotonic()  # when the wait for the reply starts (pipelining moves it)
         self.bytes_received = 0
         self.preview = bytearray()
         self.corrupt = 0

@@ -44,11 +44,11 @@ from pytest_edgehil.link.payload import (
 )
 
 __all__ = [
-    "CRC", "DTYPE_CODES", "HEADER", "MAX_ENCODED", "MAX_PACKET", "MAX_PAYLOAD", "MESSAGE_TYPES",
-    "PROTOCOL_VERSION", "Ack", "Error", "ErrorCode", "Frame", "FrameDecoder", "Hello", "HelloReply",
-    "LoadBegin", "LoadChunk", "LoadEnd", "Message", "MsgType", "Reset", "Result", "Run", "SelectModel",
-    "SetInput", "StageTiming", "cobs_decode", "cobs_encode", "decode_frame", "decode_tensor",
-    "encode_message", "encode_tensor", "register", "type_name",
+    "CRC", "DTYPE_CODES", "EVAL_CAPABILITY", "HEADER", "MAX_ENCODED", "MAX_PACKET", "MAX_PAYLOAD",
+    "MESSAGE_TYPES", "PIPELINE_CAPABILITY", "PROTOCOL_VERSION", "Ack", "Error", "ErrorCode", "Eval", "Frame",
+    "FrameDecoder", "Hello", "HelloReply", "LoadBegin", "LoadChunk", "LoadEnd", "Message", "MsgType", "Reset",
+    "Result", "Run", "SelectModel", "SetInput", "StageTiming", "cobs_decode", "cobs_encode", "decode_frame",
+    "decode_tensor", "encode_message", "encode_tensor", "pipeline_depth", "register", "type_name",
 ]
 
 
@@ -295,6 +295,61 @@ class Result(Message):
                 and self.model_sha256 == other.model_sha256
                 and len(self.outputs) == len(other.outputs)
                 and all(same_tensor(a, b) for a, b in zip(self.outputs, other.outputs)))
+
+
+# HELLO_REPLY capabilities of a device that serves EVAL, and how many requests it takes in flight:
+# "eval" and "pipeline=N" (N >= 1; N requests buffered means N input buffers and N cached replies).
+EVAL_CAPABILITY = "eval"
+PIPELINE_CAPABILITY = "pipeline="
+
+
+def pipeline_depth(capabilities: tuple[str, ...]) -> int:
+    """Requests a device takes in flight, from its HELLO_REPLY capabilities: 0 without `eval` (use
+    SET_INPUT + RUN), else N of `pipeline=N` (1 if absent). ProtocolError for a malformed depth."""
+    if EVAL_CAPABILITY not in capabilities:
+        return 0
+    for cap in capabilities:
+        if cap.startswith(PIPELINE_CAPABILITY):
+            text = cap[len(PIPELINE_CAPABILITY):]
+            if not text.isdigit() or int(text) < 1:
+                raise ProtocolError(f"HELLO_REPLY capability {cap!r}: the depth must be an integer >= 1")
+            return int(text)
+    return 1
+
+
+@register(MsgType.EVAL)
+@dataclass(frozen=True, eq=False)
+class Eval(Message):
+    """Set inputs and run one inference: SET_INPUT for each (index, tensor), then RUN 1, as one request.
+
+    Answered with the RESULT a RUN 1 gives (one timing, the outputs). Carries at least one input; the
+    inputs not carried keep what an earlier SET_INPUT or EVAL set.
+    """
+
+    inputs: tuple[tuple[int, np.ndarray], ...]
+
+    def encode_payload(self) -> bytes:
+        if not 1 <= len(self.inputs) <= 0xFF:
+            raise ProtocolError(f"EVAL carries 1..255 inputs, got {len(self.inputs)}")
+        return struct.pack("<B", len(self.inputs)) + b"".join(
+            struct.pack("<H", index) + encode_tensor(tensor, f"EVAL input {index}") for index, tensor in self.inputs)
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Eval:
+        r = PayloadReader(payload, "EVAL")
+        (n,) = r.unpack("B", "input count")
+        if n < 1:
+            raise ProtocolError("EVAL payload carries no input; it needs at least one")
+        inputs = []
+        for i in range(n):
+            (index,) = r.unpack("H", f"input {i} index")
+            inputs.append((index, decode_tensor(r, f"EVAL input {index}")))
+        r.done()
+        return cls(tuple(inputs))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Eval) and len(self.inputs) == len(other.inputs)
+                and all(a[0] == b[0] and same_tensor(a[1], b[1]) for a, b in zip(self.inputs, other.inputs)))
 
 
 @register(MsgType.RESET)

@@ -17,6 +17,9 @@ __all__ = ["DTYPE_CODES", "MAX_NDIM", "MAX_TENSOR_BYTES", "PayloadReader", "chec
            "same_tensor", "string_field"]
 
 
+_STRUCTS: dict[str, struct.Struct] = {}  # compiled field formats, by format string
+
+
 # -- payload helpers ----------------------------------------------------------------------------------
 class PayloadReader:
     """Reads fields off a payload; every shortfall is a ProtocolError naming the message and field."""
@@ -32,9 +35,23 @@ class PayloadReader:
         self.pos += n
         return chunk
 
+    def view(self, n: int, field: str) -> memoryview:
+        """Like `take`, without the copy: a view into the payload (for numpy to copy once)."""
+        if self.pos + n > len(self.data):
+            self.take(n, field)  # raises the shortfall error
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
     def unpack(self, fmt: str, field: str) -> tuple:
-        s = struct.Struct("<" + fmt)
-        return s.unpack(self.take(s.size, field))
+        s = _STRUCTS.get(fmt)
+        if s is None:
+            s = _STRUCTS[fmt] = struct.Struct("<" + fmt)
+        if self.pos + s.size > len(self.data):
+            self.take(s.size, field)  # raises the shortfall error
+        values = s.unpack_from(self.data, self.pos)  # no intermediate copy (every reply decodes several)
+        self.pos += s.size
+        return values
 
     def string(self, field: str) -> str:
         (n,) = self.unpack("H", field)
@@ -69,6 +86,8 @@ DTYPE_CODES: dict[np.dtype, int] = {np.dtype(t): code for code, t in enumerate(
     ("int8", "uint8", "int16", "int32", "float16", "float32"), start=1)}
 _CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
 MAX_NDIM = 8
+_LITTLE = {code: dtype.newbyteorder("<") for code, dtype in _CODE_DTYPES.items()}  # the wire's byte order
+_DIMS_FORMATS = [f"{n}I" for n in range(MAX_NDIM + 1)]
 # A tensor's data never exceeds one frame's payload (4 MiB, framing.MAX_PAYLOAD); stated here as well so
 # that a header is bounded before any byte of its data is read.
 MAX_TENSOR_BYTES = 4 * 1024 * 1024
@@ -111,13 +130,14 @@ def encode_tensor(tensor: np.ndarray, what: str) -> bytes:
 
 
 def decode_tensor(reader: PayloadReader, what: str) -> np.ndarray:
+    """A tensor field (see `encode_tensor`) as a native-order array that owns its data (one copy)."""
     code, ndim = reader.unpack("BB", f"{what} dtype/ndim")
     dtype = _CODE_DTYPES.get(code)
     if dtype is None or ndim > MAX_NDIM:
         raise ProtocolError(f"{what}: unknown dtype code {code} or ndim {ndim} > {MAX_NDIM}")
-    dims = tuple(int(d) for d in reader.unpack(f"{ndim}I", f"{what} dims"))
-    raw = reader.take(check_dims(dims, dtype.itemsize, what), f"{what} data")
-    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
+    dims = reader.unpack(_DIMS_FORMATS[ndim], f"{what} dims")
+    raw = reader.view(check_dims(dims, dtype.itemsize, what), f"{what} data")
+    return np.frombuffer(raw, dtype=_LITTLE[code]).astype(dtype).reshape(dims)
 
 
 def same_tensor(a: np.ndarray, b: np.ndarray) -> bool:

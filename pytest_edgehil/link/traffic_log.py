@@ -46,6 +46,7 @@ class TrafficLog:
         self._entries: deque[_Raw] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self._t0_s = time.monotonic()  # lines show seconds since the log was created (or cleared)
+        self._loggers: dict[str, logging.Logger] = {}
 
     def record_frame(self, direction: str, frame: Frame, *, device: str = "device") -> None:
         """Record a frame sent ("tx") or received ("rx")."""
@@ -60,7 +61,9 @@ class TrafficLog:
         with self._lock:
             self._entries.append(raw)
             t0_s = self._t0_s
-        logger = logging.getLogger(f"pytest_edgehil.serial.{raw[1]}")
+        logger = self._loggers.get(raw[1])
+        if logger is None:  # one lookup per device, not per frame (getLogger takes the logging lock)
+            logger = self._loggers[raw[1]] = logging.getLogger(f"pytest_edgehil.serial.{raw[1]}")
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s", self._format(_entry(raw), t0_s))
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.config.catalog import CatalogModel
-from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.link.messages import StageTiming, pipeline_depth
+from pytest_edgehil.link.pipeline import evaluate
 
 
 def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
@@ -30,7 +31,19 @@ def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.nd
 
 
 def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.ndarray]) -> np.ndarray:
-    return np.stack([infer(dut, model, image) for image in images])
+    """The first output of one inference per image, dequantized, stacked: shape (n_images, *output shape).
+
+    A device that offers EVAL (HELLO capability `eval`) gets pipelined EVAL requests, one per image, with
+    as many in flight as it offers (`link.pipeline`); another gets SET_INPUT + RUN 1 per image. Both give
+    the same outputs. Raises what `DeviceClient.run` raises.
+    """
+    depth = pipeline_depth(dut.hello.capabilities)
+    if depth == 0:
+        return np.stack([infer(dut, model, image) for image in images])
+    results = evaluate(dut.client, ((to_model_input(model, image),) for image in images), depth=depth)
+    spec = model.info.outputs[0]
+    raws = [np.asarray(result.outputs[0]) for result in results]
+    return np.stack([spec.dequantize(raw) if spec.quantized else raw.astype(np.float32) for raw in raws])
 
 
 def stage_timings(dut: DeviceUnderTest, count: int) -> tuple[StageTiming, ...]:

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pytest_edgehil.instruments.dialect import FetchQuery
-from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_samples, trigger_delay_s
+from pytest_edgehil.sim.bench_physics import (
+    BenchPhysics,
+    analog_history_start_s,
+    analog_samples,
+    trigger_delay_s,
+)
 from pytest_edgehil.sim.scpi_status import OPC_BIT, StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, overload_and_pin
@@ -43,6 +48,9 @@ class Acquisition:
     trigger_lost: bool = False  # fault: armed, but the trigger never fires
     clip_overload: float | None = None  # fault: the device draws this multiple of the range; pinned there
     done: threading.Event = field(default_factory=threading.Event)  # complete, aborted or cancelled
+    # The host asked for this capture (status, *OPC?, FETCh) while it was measuring: it commands the
+    # device no more for this window, so the window's virtual activity is all recorded (no grace wait).
+    host_asked: threading.Event = field(default_factory=threading.Event)
 
     @property
     def pending(self) -> bool:
@@ -113,7 +121,14 @@ class Digitizer:
         self._captures = 0
 
     def status_name(self) -> str:
+        self._host_asks()
         return self.current.status if self.current else "complete"
+
+    def _host_asks(self) -> None:
+        acquisition = self.current
+        if acquisition is not None and acquisition.status == "measuring" and not acquisition.host_asked.is_set():
+            acquisition.host_asked.set()
+            self.timeline.notify()
 
     def arm(self, plan: CapturePlan, *, trigger_lost: bool, clip_overload: float | None) -> None:
         """INITiate: abort any capture, drop the old data and wait for `plan`'s trigger."""
@@ -182,6 +197,7 @@ class Digitizer:
                 if acquisition is None or not acquisition.pending or (
                         not include_trigger and acquisition.status != "measuring"):
                     return
+                self._host_asks()
             acquisition.done.wait(POLL_S)
 
     def _operation_complete(self) -> None:
@@ -245,8 +261,10 @@ class Digitizer:
         t0_s = trigger_s + plan.trigger_offset_points * dt
         window = CaptureWindow(trigger_s, t0_s, t0_s + plan.points * dt, dt, plan.points,
                                max(0, -plan.trigger_offset_points))
-        self.timeline.wait_until_covered(window.t1_s, self.grace_s)
-        power_w = analog_samples(self.timeline.snapshot(), self.timeline.idle_power_w, window.t0_s,
+        self.timeline.wait_until_covered(window.t1_s, self.grace_s, settled=acquisition.host_asked.is_set)
+        # Only the spans the samples can see (the filters' settling included), not every span since start-up.
+        history_s = analog_history_start_s(window.t0_s, window.sample_interval_s, window.points, self.physics)
+        power_w = analog_samples(self.timeline.spans_from(history_s), self.timeline.idle_power_w, window.t0_s,
                                  window.sample_interval_s, window.points, self.physics)
         current_a, voltage_v = self._readings(power_w, acquisition, window, rng)
         if acquisition.clip_overload is not None:

@@ -145,6 +145,28 @@ def trigger_delay_s(physics: BenchPhysics, rng: np.random.Generator) -> float:
     return max(0.0, physics.trigger_latency_s + physics.trigger_jitter_s * float(rng.standard_normal()))
 
 
+def _fine_grid(sample_interval_s: float, points: int, physics: BenchPhysics) -> tuple[int, float, int]:
+    """(fine cells per sample, fine cell length s, settling cells before the window) of `analog_samples`."""
+    taus = physics.filter_taus_s
+    sub = 8
+    if taus:
+        sub = max(sub, math.ceil(2 * sample_interval_s / min(taus)))
+    # Memory: a 10 s hardware window has 512 Ki samples; keep the fine grid near 16 M cells.
+    sub = max(2, min(sub, 32, _MAX_FINE_CELLS // max(points, 1)))
+    sub += sub % 2  # even: the sample instants fall on fine-cell boundaries
+    h = sample_interval_s / sub
+    return sub, h, math.ceil(10 * sum(taus) / h) if taus else 0
+
+
+def analog_history_start_s(t0_s: float, sample_interval_s: float, points: int, physics: BenchPhysics) -> float:
+    """The earliest time whose activity `analog_samples` reads for this window (its filters' settling
+    included): spans ending before it cannot change the samples, so a capture need not copy them."""
+    if not physics.filter_taus_s and physics.sampling == "integrating":
+        return t0_s - sample_interval_s / 2
+    _, h, settle = _fine_grid(sample_interval_s, points, physics)
+    return t0_s - sample_interval_s / 2 - settle * h
+
+
 def analog_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, sample_interval_s: float,
                    points: int, physics: BenchPhysics) -> np.ndarray:
     """Power per sample as the analyzer sees it: the load's power through the supply path's low-passes,
@@ -159,14 +181,7 @@ def analog_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, sam
         return mean_power_per_sample(spans, idle_power_w, t0_s, sample_interval_s, points)
     from scipy.signal import lfilter  # here, not at import: importing the twin stays light
     dt = sample_interval_s
-    sub = 8
-    if taus:
-        sub = max(sub, math.ceil(2 * dt / min(taus)))
-    # Memory: a 10 s hardware window has 512 Ki samples; keep the fine grid near 16 M cells.
-    sub = max(2, min(sub, 32, _MAX_FINE_CELLS // max(points, 1)))
-    sub += sub % 2  # even: the sample instants fall on fine-cell boundaries
-    h = dt / sub
-    settle = math.ceil(10 * sum(taus) / h) if taus else 0
+    sub, h, settle = _fine_grid(sample_interval_s, points, physics)
     n = (points + 1) * sub + settle
     start_s = t0_s - dt / 2 - settle * h
     fine = mean_power_per_sample(spans, idle_power_w, start_s + h / 2, h, n)

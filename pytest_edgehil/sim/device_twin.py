@@ -35,7 +35,7 @@ from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
 from pytest_edgehil.sim.device_faults import DeviceFaultPlan
 from pytest_edgehil.sim.profile import DeviceProfile, FrameReadout
-from pytest_edgehil.sim.pty_link import PtyEndpoint, serve_pty
+from pytest_edgehil.sim.pty_link import REPLY_CACHE, PtyEndpoint, serve_pty
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
 # Virtual time the firmware spends parsing a command and answering it (host round trip excluded).
@@ -97,6 +97,7 @@ class DeviceTwin:
         self._model: _LoadedModel | None = None
         self._endpoint: PtyEndpoint | None = None
         self._lock = threading.Lock()
+        self._plan: tuple[ModelInfo, tuple[float, float, float], list[tuple[float, float]], float] | None = None
         self._handlers: dict[type, Callable[..., Sequence[p.Message]]] = {
             p.Hello: self._hello,
             p.LoadBegin: self._load_begin,
@@ -105,6 +106,7 @@ class DeviceTwin:
             p.SelectModel: self._select_model,
             p.SetInput: self._set_input,
             p.Run: self._run,
+            p.Eval: self._eval,
             p.Reset: self._reset,
         }
 
@@ -164,7 +166,8 @@ class DeviceTwin:
 
     # -- commands ------------------------------------------------------------------------------------
     def _hello(self, _: p.Hello) -> Sequence[p.Message]:
-        caps = ("load_model", "select_model", "run", "stage_timings", "trigger_gpio", "simulated")
+        caps = ("load_model", "select_model", "run", "stage_timings", "trigger_gpio", "simulated",
+                p.EVAL_CAPABILITY, f"{p.PIPELINE_CAPABILITY}{REPLY_CACHE}")
         return [p.HelloReply(
             device_kind=self.profile.kind, device_name=self.name, firmware=self.profile.firmware,
             protocol_version=p.PROTOCOL_VERSION, capabilities=caps, ram_bytes=self.profile.ram_bytes,
@@ -250,6 +253,12 @@ class DeviceTwin:
         # Protocol v2: the RESULT names the model that ran, so the host can refuse a swapped one.
         return [p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)]
 
+    def _eval(self, msg: p.Eval) -> Sequence[p.Message]:
+        """EVAL: each input as SET_INPUT sets it, then RUN 1; a refused input runs nothing."""
+        for index, tensor in msg.inputs:
+            self._set_input(p.SetInput(index, tensor))
+        return self._run(p.Run(1))
+
     def _rebooted(self, wipe_flash: bool) -> None:
         """A reset by a reboot fault: RAM is gone (active model, inputs, upload); flash survives unless wiped."""
         with self._lock:
@@ -312,21 +321,33 @@ class DeviceTwin:
         """The sensor readout (time, power) of the frame the model consumes (`DeviceProfile.readout`)."""
         return self.profile.readout(tuple(info.inputs[0].shape) if info.inputs else None)
 
-    def _jittered(self, nominal_s: float) -> float:
-        factor = 1.0 + self.profile.jitter_rel * float(self._rng.standard_normal())
-        return nominal_s * min(max(factor, 0.5), 1.5)
+    def _jittered(self, nominal_s: tuple[float, float, float]) -> tuple[float, float, float]:
+        """The three stage times with jitter: one draw of three normals (the same stream as three
+        single draws, so a seed gives the same timings as before this was batched)."""
+        rel = self.profile.jitter_rel
+        z0, z1, z2 = self._rng.standard_normal(3).tolist()
+        return (nominal_s[0] * min(max(1.0 + rel * z0, 0.5), 1.5), nominal_s[1] * min(max(1.0 + rel * z1, 0.5), 1.5),
+                nominal_s[2] * min(max(1.0 + rel * z2, 0.5), 1.5))
+
+    def _stage_plan(self, info: ModelInfo) -> tuple[tuple[float, float, float], list[tuple[float, float]], float]:
+        """Nominal stage times, inference power segments and readout power of `info`, computed once per
+        analysed model (a new shape brings a new ModelInfo): recounting them per RUN was a third of a
+        RUN 1's twin cost."""
+        if self._plan is None or self._plan[0] is not info:
+            nominal = self.nominal_stage_s(info)
+            segments = layer_segments(info.macs_by_op, self.profile.inference_overhead_s, nominal[1],
+                                      self.physics.layer_power_rel)
+            self._plan = (info, nominal, segments, self._readout(info).readout_w)
+        return self._plan[1], self._plan[2], self._plan[3]
 
     def _simulate_runs(self, info: ModelInfo, count: int) -> list[p.StageTiming]:
-        readout_s, inference_s, retrieval_s = self.nominal_stage_s(info)
+        nominal, segments, readout_w = self._stage_plan(info)
         power, factor, stamp = self.profile.power, self.power_factor, self.device_clock.stamp_s
-        readout_w = self._readout(info).readout_w
-        segments = layer_segments(info.macs_by_op, self.profile.inference_overhead_s, inference_s,
-                                  self.physics.layer_power_rel)
         timings: list[p.StageTiming] = []
         self.last_run_edges_s = []
         first_stamp_s: float | None = None
         for run_index in range(count):
-            r, i, q = self._jittered(readout_s), self._jittered(inference_s), self._jittered(retrieval_s)
+            r, i, q = self._jittered(nominal)
             readout_start_s = self.clock_s
             self._advance("readout", r, readout_w * factor, run_index=run_index)
             trigger_s = self.clock_s

@@ -53,6 +53,7 @@ class LiveTimeline:
         self._thread = threading.Thread(target=self._run, name="live-timeline", daemon=True)
 
     def start(self) -> LiveTimeline:
+        self.timeline.follows_wall_clock = True  # captures wait for their windows in real time
         self._thread.start()
         return self
 

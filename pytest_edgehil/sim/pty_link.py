@@ -25,6 +25,7 @@ import os
 import select
 import threading
 import tty
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
 Handler = Callable[[Message], Sequence[Message]]
 RebootHook = Callable[[bool], None]  # called with `wipe_flash` when the board reboots
 READ_CHUNK = 65536
+# Replies kept for retransmissions: the pipeline depth a twin offers (capability `pipeline=2`) needs one
+# per request in flight. A firmware offering depth N keeps N (docs/protocol.md, "Pipelined evaluation").
+REPLY_CACHE = 2
 POLL_S = 0.1  # how often a blocked write looks at the stop flag
 
 log = logging.getLogger("pytest_edgehil.sim.pty_link")
@@ -74,8 +78,9 @@ class PtyEndpoint:
         self._wake_r, self._wake_w = os.pipe()
         self._raw = bytearray()  # received bytes after the last delimiter
         self._decoder = FrameDecoder()
-        self._last_request: Frame | None = None
-        self._last_reply = b""
+        # The last REPLY_CACHE requests and their replies: a retransmission of any request a pipelining
+        # host may still wait for is answered from here, without running it again.
+        self._cache: deque[tuple[Frame, bytes]] = deque(maxlen=REPLY_CACHE)
         self._hung: Frame | None = None  # the request a hang swallowed (and swallows again when retransmitted)
         self.frames_received = 0  # good request frames, retransmissions included
         self.corrupt_frames = 0  # request frames dropped for bad COBS/length/CRC
@@ -185,13 +190,14 @@ class PtyEndpoint:
         if fault is not None and fault.kind == "reboot":
             self._reboot(fault)
             return
-        if request == self._last_request:
+        cached = next((wire for seen, wire in self._cache if seen == request), None)
+        if cached is not None:
             self.replays += 1
-            wire = self._last_reply
+            wire = cached
         else:
             replies = self._dispatch(request)
             wire = b"".join(self._encode(reply, request.seq) for reply in replies)
-            self._last_request, self._last_reply = request, wire
+            self._cache.append((request, wire))
         if fault is not None and fault.kind == "hang":
             self._hung = request  # the work was done (the inference ran) but the answer never comes
             return
@@ -228,7 +234,8 @@ class PtyEndpoint:
         self.reboots += 1
         self._raw.clear()
         self._decoder.reset()
-        self._last_request, self._last_reply, self._hung = None, b"", None
+        self._cache.clear()
+        self._hung = None
         log.info("%s: rebooting: %s closed, back on %s in %.3g s", self.name, old_port, port, fault.down_s)
         if self._on_reboot is not None:
             self._on_reboot(fault.wipe_flash)

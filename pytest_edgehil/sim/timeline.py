@@ -11,7 +11,9 @@ Times are seconds on the device twin's virtual clock; powers are watts drawn fro
 
 from __future__ import annotations
 
+import bisect
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -47,6 +49,18 @@ class ActivityTimeline:
     trigger_active_low: bool = False
     _lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _busy: int = field(default=0, repr=False)  # > 0 while the device is recording a command's activity
+    # True when spans are appended as real time passes (sim.live_bench): a capture must then wait for its
+    # window in real time. False (a device twin's virtual clock): the activity is known once the host
+    # stops commanding the device and asks for the capture (see `wait_until_covered`).
+    follows_wall_clock: bool = False
+    # Indexes kept as spans are appended, so queries bisect instead of scanning every span since start-up
+    # (a long session records millions): each span's end, and each trigger-high span's start.
+    _ends: list[float] = field(default_factory=list, repr=False)
+    _trigger_starts: list[float] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ends = [span.end_s for span in self.spans]
+        self._trigger_starts = [span.start_s for span in self.spans if span.trigger_high]
 
     def set_busy(self, busy: bool) -> None:
         """The device twin marks a command's activity as in progress (a long RUN takes real time to
@@ -60,11 +74,19 @@ class ActivityTimeline:
             if self.spans and span.start_s < self.spans[-1].end_s - 1e-12:
                 raise ValueError("timeline spans must be appended in time order")
             self.spans.append(span)
+            self._ends.append(span.end_s)
+            if span.trigger_high:
+                self._trigger_starts.append(span.start_s)
             self._lock.notify_all()
 
     def snapshot(self) -> list[StageSpan]:
         with self._lock:
             return list(self.spans)
+
+    def spans_from(self, t_s: float) -> list[StageSpan]:
+        """The spans that end after `t_s`, in time order (a copy of the tail, not of every span)."""
+        with self._lock:
+            return self.spans[bisect.bisect_right(self._ends, t_s):]
 
     @property
     def end_s(self) -> float:
@@ -74,10 +96,8 @@ class ActivityTimeline:
     def wait_for_trigger(self, after_s: float, timeout_s: float) -> float | None:
         """Block (real time) until a trigger rising edge at or after `after_s`; return its time or None."""
         def find() -> float | None:
-            for span in self.spans:
-                if span.trigger_high and span.start_s >= after_s:
-                    return span.start_s
-            return None
+            index = bisect.bisect_left(self._trigger_starts, after_s)
+            return self._trigger_starts[index] if index < len(self._trigger_starts) else None
 
         with self._lock:
             found = find()
@@ -86,31 +106,51 @@ class ActivityTimeline:
                 found = find()
             return found
 
-    def wait_until_covered(self, t_s: float, timeout_s: float, busy_timeout_s: float = 60.0) -> bool:
+    def wait_until_covered(self, t_s: float, timeout_s: float, busy_timeout_s: float = 60.0,
+                           settled: Callable[[], bool] | None = None) -> bool:
         """Block until activity has been recorded up to `t_s` (the device has got that far): at most
-        `timeout_s` once the device is idle, at most `busy_timeout_s` while it is still recording."""
+        `timeout_s` once the device is idle, at most `busy_timeout_s` while it is still recording.
+
+        `settled`: on a virtual-clock timeline, True once nothing more will be recorded for this wait
+        (the host asked for the capture, so it sends the device no more commands for its window); the
+        wait then ends as soon as the device is idle, without spending `timeout_s` of real time waiting
+        for virtual activity that will not come. Call `notify()` when what `settled` reads changes.
+        Returns whether `t_s` is covered."""
         def covered() -> bool:
             return bool(self.spans) and self.spans[-1].end_s >= t_s
 
+        def done() -> bool:
+            return covered() or (settled is not None and not self.follows_wall_clock and not self._busy
+                                 and settled())
+
         with self._lock:
             self._lock.wait_for(lambda: covered() or not self._busy, timeout=busy_timeout_s)
-            return self._lock.wait_for(covered, timeout=timeout_s)
+            self._lock.wait_for(done, timeout=timeout_s)
+            return covered()
+
+    def notify(self) -> None:
+        """Wake the waits, to re-check a `settled` condition that changed outside the timeline."""
+        with self._lock:
+            self._lock.notify_all()
 
     def power_at(self, t_s: float) -> float:
         """Mean power at time t (idle outside recorded spans)."""
         with self._lock:
-            for span in self.spans:
-                if span.start_s <= t_s < span.end_s:
-                    return span.power_w
+            index = bisect.bisect_right(self._ends, t_s)  # the first span ending after t
+            if index < len(self.spans) and self.spans[index].start_s <= t_s:
+                return self.spans[index].power_w
             return self.idle_power_w
 
     def energy_between(self, t0_s: float, t1_s: float) -> float:
         """The true energy drawn in [t0, t1] — what a perfect analyzer would measure."""
         with self._lock:
-            spans = list(self.spans)
+            first = bisect.bisect_right(self._ends, t0_s)  # spans ending by t0 add nothing
+            spans = self.spans[first:]
         covered = 0.0
         energy = 0.0
         for span in spans:
+            if span.start_s >= t1_s:
+                break  # time order: no later span reaches into [t0, t1]
             lo, hi = max(t0_s, span.start_s), min(t1_s, span.end_s)
             if hi > lo:
                 energy += span.power_w * (hi - lo)

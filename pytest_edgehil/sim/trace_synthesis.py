@@ -10,6 +10,8 @@ current = P / V at the programmed voltage, and quantization to range / 2**adc_bi
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +31,10 @@ class CaptureWindow:
     pretrigger_points: int
 
 
+def _end_s(span: StageSpan) -> float:
+    return span.end_s
+
+
 def mean_power_per_sample(spans: list[StageSpan], idle_power_w: float, t0_s: float,
                           sample_interval_s: float, points: int) -> np.ndarray:
     """Exact mean power over [t_i - dt/2, t_i + dt/2] for t_i = t0 + i*dt (idle outside spans)."""
@@ -39,7 +45,12 @@ def mean_power_per_sample(spans: list[StageSpan], idle_power_w: float, t0_s: flo
     # window start so that differences of nearby values keep full float64 precision.
     knot_t, knot_e = [0.0], [0.0]
     cursor, energy = 0.0, 0.0
-    for span in spans:
+    # Spans are in time order (the timeline's rule): skip those ending before the window by bisection
+    # and stop at the first starting after it, instead of walking every span since start-up.
+    first = bisect.bisect_right(spans, start_s, key=_end_s)
+    for span in itertools.islice(spans, first, None):
+        if span.start_s - start_s >= end_rel_s:
+            break
         lo, hi = max(span.start_s - start_s, 0.0), min(span.end_s - start_s, end_rel_s)
         if hi <= lo:
             continue

@@ -1,0 +1,189 @@
+"""Pipelined evaluation: several EVAL requests in flight on one link, replies matched by sequence number.
+
+Why: accuracy evaluation through SET_INPUT then RUN 1 pays two round trips per image, and the device
+idles while the host encodes and sends the next image. With EVAL (inputs + one inference in one
+request) and `depth` requests in flight, the next image is already in the device's input buffer when
+an inference ends, so the device stays busy (docs/protocol.md, "Pipelined evaluation").
+
+The rules of `link.exchange` hold for every request in flight: replies are matched by seq (a reply to
+a request no longer in flight is a stale reply, skipped and counted); a corrupt frame makes the host
+retransmit every request still waiting (the device answers those from its reply cache, which holds
+`depth` replies, so nothing runs twice); silence retransmits the oldest at the end of each wait slice;
+the oldest's deadline running out is DeviceTimeout. Replies are returned in request order; an ERROR
+reply is DeviceRejected for that image, after the requests before it have been answered.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pytest_edgehil.errors import ConfigError, DeviceTimeout, FrameCorrupt
+from pytest_edgehil.link.client import POLL_S, _posix_fd
+from pytest_edgehil.link.exchange import Exchange
+from pytest_edgehil.link.messages import PROTOCOL_VERSION, Eval, Frame, Result
+from pytest_edgehil.link.replies import check_result
+from pytest_edgehil.link.traffic_log import PREVIEW_BYTES
+
+if TYPE_CHECKING:
+    from pytest_edgehil.link.client import DeviceClient
+
+MAX_DEPTH = 8  # the host never keeps more in flight, whatever a device offers
+
+
+def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, depth: int) -> list[Result]:
+    """One inference per item of `inputs` (each: the tensors of the model's inputs 0..k-1) as EVAL
+    requests, up to `depth` in flight; the RESULTs in order, each checked as RUN 1's (`check_result`).
+
+    `depth` is what the device offered (`messages.pipeline_depth` of its HELLO_REPLY), capped at
+    MAX_DEPTH. Each RESULT must name the model this client loaded or selected (ModelMismatch otherwise),
+    as RUN's does. Raises ConfigError for depth < 1, and what `DeviceClient.run` raises (DeviceRejected,
+    DeviceTimeout, FrameCorrupt, InvalidPayload, ModelMismatch, DeviceError) for the first image that fails.
+    """
+    if depth < 1:
+        raise ConfigError(f"evaluate: depth must be >= 1 (the device's `pipeline=` capability), got {depth}")
+    depth = min(depth, MAX_DEPTH)
+    with client._lock:
+        client._check_usable("evaluate")
+        return _Pipeline(client, depth).run(iter(inputs))
+
+
+class _Pipeline:
+    def __init__(self, client: DeviceClient, depth: int) -> None:
+        self.client, self.depth = client, depth
+        self.in_flight: deque[Exchange] = deque()
+        self.answered: dict[int, Frame] = {}  # replies that came before older ones were answered
+        self.count = 0
+
+    def run(self, items: Iterable[Sequence[np.ndarray]]) -> list[Result]:
+        c = self.client
+        results: list[Result] = []
+        pending = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(self.in_flight) < self.depth:
+                tensors = next(pending, None)
+                if tensors is None:
+                    exhausted = True
+                else:
+                    self._submit(tensors)
+            if not self.in_flight:
+                return results
+            oldest = self.in_flight[0]
+            reply = self.answered.pop(oldest.frame.seq, None) or self._wait(oldest)
+            self.in_flight.popleft()
+            if self.in_flight:  # the device answers in order: the next one's wait starts now
+                self.in_flight[0].started_s = time.monotonic()
+            result = c._expect(oldest.command, reply, Result)
+            c._check_model(oldest.command, result.model_sha256)  # the model this host selected, as RUN
+            results.append(check_result(result, 1, device=c.name, port=c.port, command=oldest.command))
+            c.run_wait.learn(result.timings)
+
+    def _submit(self, tensors: Sequence[np.ndarray]) -> None:
+        c = self.client
+        self.count += 1
+        c._seq = (c._seq + 1) & 0xFFFF
+        c.stats.requests += 1
+        request = Eval(tuple((i, np.asarray(t)) for i, t in enumerate(tensors)))
+        frame = Frame(PROTOCOL_VERSION, request.msg_type, c._seq, request.encode_payload())
+        # Each EVAL is RUN 1's work: its wait comes from the expected run time, as RUN 1's does.
+        exchange = Exchange(c, f"evaluate (image {self.count})", frame, c.run_wait.wait_s(1),
+                            expected=c.run_wait.describe(1))
+        self._send(exchange, "")
+        self.in_flight.append(exchange)
+
+    def _wait(self, oldest: Exchange) -> Frame:
+        """Read until the oldest request's reply arrives, keeping the replies to younger ones."""
+        c = self.client
+        deadline = oldest.started_s + oldest.wait_s
+        resend_at = oldest.started_s + oldest.slice_s
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise oldest._timeout()
+            if now >= resend_at and oldest.sent < oldest.attempts:
+                self._send(oldest, f"no reply within {oldest.slice_s:.3g} s")
+                resend_at = now + oldest.slice_s
+            items, c._backlog = c._backlog, []
+            if not items:
+                data = c._read_some(min(deadline, resend_at) if oldest.sent < oldest.attempts else deadline)
+                oldest.bytes_received += len(data)
+                oldest.preview += data[:PREVIEW_BYTES - len(oldest.preview)]
+                items = c._decoder.feed(data) if data else []
+            for i, item in enumerate(items):
+                if isinstance(item, FrameCorrupt):
+                    self._corrupt(item)
+                    resend_at = time.monotonic() + oldest.slice_s
+                    continue
+                c.traffic_log.record_frame("rx", item, device=c.name)
+                if item.seq == oldest.frame.seq:
+                    c._backlog = items[i + 1:]
+                    return item
+                if any(e.frame.seq == item.seq for e in self.in_flight):
+                    self.answered[item.seq] = item
+                    continue
+                oldest.stale += 1
+                c.stats.stale_replies += 1
+                if len(oldest.stale_seqs) < 8:
+                    oldest.stale_seqs.append(item.seq)
+                c.traffic_log.note("rx", f"skipped stale reply seq={item.seq} (in flight: "
+                                         f"{[e.frame.seq for e in self.in_flight]})", device=c.name)
+
+    def _corrupt(self, item: FrameCorrupt) -> None:
+        """A damaged reply: it may be anyone's, so every request still unanswered is sent again."""
+        c = self.client
+        c.stats.corrupt_frames += 1
+        c.traffic_log.note("rx", f"corrupt frame: {item}", device=c.name)
+        for exchange in self.in_flight:
+            if exchange.frame.seq in self.answered:
+                continue
+            exchange.corrupt += 1
+            if exchange.sent >= exchange.attempts:
+                raise exchange._corrupt_error(item)
+            self._send(exchange, f"corrupt reply ({exchange.corrupt} so far)")
+
+    def _send(self, exchange: Exchange, reason: str) -> None:
+        """`Exchange._send`, writing full duplex: while the device's input is full, read its replies.
+
+        A device busy writing a reply does not read; a host blocked writing the next request does not
+        read either: each waits for the other. So the write never blocks without reading (on a POSIX
+        port; on other transports the device offers no more than it can buffer, see `evaluate`).
+        """
+        c = self.client
+        if reason:
+            c.stats.retransmissions += 1
+            c.traffic_log.note("tx", f"retransmit seq={exchange.frame.seq} ({reason})", device=c.name)
+        c.traffic_log.record_frame("tx", exchange.frame, device=c.name)
+        fd = None if c._serial is None else _posix_fd(c._serial)
+        if fd is None:
+            c._write(exchange.command, exchange.wire)
+        else:
+            self._write_duplex(fd, exchange)
+        exchange.sent += 1
+
+    def _write_duplex(self, fd: int, exchange: Exchange) -> None:
+        c = self.client
+        view = memoryview(exchange.wire)
+        deadline = time.monotonic() + c.timeout_s
+        while view:
+            try:
+                view = view[os.write(fd, view):]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise c._port_failed(exchange.command, exc) from exc
+            if time.monotonic() >= deadline:
+                raise DeviceTimeout(f"device {c.name!r} on {c.port}: writing {exchange.command} "
+                                    f"({len(exchange.wire)} bytes) timed out after {c.timeout_s} s: the device is "
+                                    "not reading. Check that the firmware/agent is running and flow control.")
+            readable, _, _ = select.select([fd], [fd], [], POLL_S)
+            if readable:
+                data = c._read_fd(fd, time.monotonic())
+                c._backlog += c._decoder.feed(data) if data else []
