@@ -20,6 +20,7 @@ from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.messages import StageTiming
 from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_energy_from_trace
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
+from pytest_edgehil.measure.run_start import run_start_s
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ def plan_acquisition(timing: StageTiming, analyzer: PowerAnalyzer, plan: EnergyP
     shortest_s = min(timing.inference_us, timing.retrieval_us, timing.readout_us) * 1e-6
     wanted_s = min(plan.sample_interval_s, shortest_s / SAMPLES_PER_STAGE)
     pre_s = (timing.readout_us * 1e-6 * 1.25 + 20 * wanted_s) if analyzer.keeps_pretrigger else 0.0
-    total_s = pre_s + runs * period_s * 1.10 + 20 * wanted_s
+    # A stream that starts when armed (FastLog) must also hold the host's latency before the RUN.
+    total_s = analyzer.start_latency_s + pre_s + runs * period_s * 1.10 + 20 * wanted_s
     dt_s = analyzer.supported_sample_interval_s(max(wanted_s, total_s / analyzer.max_points))
     if not analyzer.keeps_pretrigger:
         runs = max(runs, 3)  # a run window needs three inferences (run_energy_from_trace)
@@ -165,8 +167,11 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
         result = dut.client.run(runs)
         analyzer.wait_complete(plan.timeout_s)
         trace = analyzer.fetch_trace()
+        time_s = trace.time_s
+        if not trace.trigger_located:  # a stream (FastLog): t = 0 at the device's trigger, found in the trace
+            time_s = time_s - (run_start_s(time_s, trace.power_w) + result.timings[0].readout_us * 1e-6)
         estimate = run_energy_from_trace if refusal is not None else energy_from_trace
-        measurement.windows.append(estimate(trace.time_s, trace.power_w, result.timings))
+        measurement.windows.append(estimate(time_s, trace.power_w, result.timings))
         measurement.timings.append(tuple(result.timings))
         measurement.last_trace = trace
     return measurement
