@@ -7,12 +7,16 @@ sample rate, each flagged by bit 12 of `STATus:OPERation:INSTrument:ISUMmary<n>`
 before the next one is ready is overwritten. A meter cannot wait in between (a RUN takes seconds on
 hardware), so a `FastLogReader` thread owns the VISA link from `FLOG 1` until it holds enough samples.
 
-A lost chunk is detected from the documented schedule, not guessed from the data: chunk j is offered
-at S + (j+1)·P (S: FastLog's start, no earlier than the host's `FLOG 1`, P = 250 ms) and overwritten
-at S + (j+2)·P. So if the m-th chunk we read (0-based) is seen at host time h ≥ t_flog1 + (m+2)·P, a
-chunk before it may have been overwritten: the stream is refused (`StreamGap`). A lossless stream is
-refused only when a read comes later than P minus FastLog's start latency after its chunk was
-offered — a reader that late nearly lost it anyway.
+A lost chunk is detected from the documented schedule, not guessed from the data. Chunks are offered
+P = 250 ms apart and each is kept until the next one is offered, so two chunks we read were offered
+exactly P apart if none was lost between them and at least 2·P apart if one was. The reader brackets
+each chunk's offer time by its own polls: after the last poll that saw the flag clear (q) and at or
+before the poll that saw it set (h). If the m-th chunk's h minus the (m-1)-th chunk's q reaches 2·P,
+a chunk between them may have been overwritten and the stream is refused (`StreamGap`). A lossless
+stream is refused only when the reader's polls around two chunks are more than P late in all — a
+reader that late nearly lost a chunk anyway. The first chunk has no predecessor: where FastLog
+started is not known (a first chunk overwritten before any read looks like a late start), which is
+why the trace's t = 0 is its first sample and the RUN is placed from the trace itself.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class FastLogReader:
         self.chunks: list[np.ndarray] = []  # each: float64 V, I, V, I, ...
         self.pairs = 0
         self.error: BaseException | None = None
+        self._clear_s = started_s  # the last poll that saw no chunk flagged (bounds an offer from below)
+        self._previous_clear_s: float | None = None  # that bound for the chunk read before
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"fastlog-reader {where}")
 
@@ -89,21 +95,25 @@ class FastLogReader:
                 if bits & CHUNK_READY_BIT:
                     self._check_schedule(seen_s)
                     self._read_chunk()
+                    self._previous_clear_s = self._clear_s
                 else:
+                    self._clear_s = seen_s
                     self._stop.wait(self.poll_s)
         except EdgeHILError as exc:  # raised to the caller by result()
             self.error = exc
 
     def _check_schedule(self, seen_s: float) -> None:
-        m = len(self.chunks)
-        due_s = self.started_s + (m + 2) * self.chunk_period_s
-        if seen_s >= due_s:
+        if self._previous_clear_s is None:
+            return  # the first chunk: nothing before it to have lost
+        spacing_s = seen_s - self._previous_clear_s
+        if spacing_s >= 2 * self.chunk_period_s:
+            m = len(self.chunks)
             raise StreamGap(
-                f"{self.where}: FastLog chunk {m + 1} was flagged {seen_s - self.started_s:.3f} s after FLOG 1, "
-                f"when a chunk before it may have been overwritten (one is offered every "
-                f"{self.chunk_period_s * 1e3:g} ms and kept until the next): the stream may have a gap, so "
-                f"it is refused rather than returned shorter. Keep other traffic off this VISA session while "
-                f"FastLog runs, use a faster link (LAN/USB-TMC, not USB-CDC or GPIB) or a lower FLOG:SRAT")
+                f"{self.where}: FastLog chunk {m + 1} was offered up to {spacing_s:.3f} s after chunk {m} (one is "
+                f"offered every {self.chunk_period_s * 1e3:g} ms and kept until the next): a chunk between them "
+                f"may have been overwritten, so the stream is refused rather than returned with a gap. Keep other "
+                f"traffic off this VISA session while FastLog runs, use a faster link (LAN/USB-TMC, not USB-CDC "
+                f"or GPIB) or a lower FLOG:SRAT")
 
     def _read_chunk(self) -> None:
         values = self.link.query_float32_block(self.data_query, big_endian=False)

@@ -29,10 +29,11 @@ _PERSIST_SAMPLES = 3
 
 
 def run_start_s(time_s: ArrayLike, power_w: ArrayLike) -> float:
-    """Trace time (s) of the first power step away from the level the record opens with.
+    """Trace time (s) of the first power step away from the idle level (read at the record's end)
+    after the record has first settled there.
 
-    Raises MeasurementError when the record opens already stepping (fewer than LEAD_SAMPLES samples at
-    one level before the step: the device started before the record did) or holds no step at all (the
+    Raises MeasurementError when the record never settles at idle, holds fewer than LEAD_SAMPLES idle
+    samples before the step (the device started before the record did), or holds no step at all (the
     RUN is not in it).
     """
     t = np.asarray(time_s, dtype=np.float64)
@@ -40,22 +41,31 @@ def run_start_s(time_s: ArrayLike, power_w: ArrayLike) -> float:
     if p.size < LEAD_SAMPLES + _PERSIST_SAMPLES + 1:
         raise MeasurementError(f"a record of {p.size} samples is too short to find where the RUN starts")
     noise_w = 1.4826 * float(np.median(np.abs(np.diff(p) - np.median(np.diff(p))))) / np.sqrt(2.0)
-    base_w = float(np.median(p[:LEAD_SAMPLES]))
+    # The idle level from the record's end: the record runs past the RUN (the plan leaves a margin),
+    # while its opening may still hold the tail of the previous command's activity settling.
+    idle_w = float(np.median(p[-4 * LEAD_SAMPLES:]))
     threshold_w = max(_MIN_STEP_SIGMAS * noise_w, _MIN_STEP_REL * float(np.max(np.abs(p))))
-    away = np.abs(p - base_w) > threshold_w
+    away = np.abs(p - idle_w) > threshold_w
+    at_idle = np.flatnonzero(~away)
+    if at_idle.size == 0 or at_idle[0] + LEAD_SAMPLES > p.size:
+        raise MeasurementError(
+            f"the record never settles at the idle level ({idle_w:.6g} W, from its end): the RUN's start cannot "
+            "be told. Collect a longer record, or check that the supply path settles between commands")
+    first_idle = int(at_idle[0])
     # Persistent departures only: a noise spike is one sample, a stage many.
     run = np.convolve(away.astype(np.int64), np.ones(_PERSIST_SAMPLES, dtype=np.int64), "valid") == _PERSIST_SAMPLES
-    starts = np.flatnonzero(run)
+    starts = np.flatnonzero(run[first_idle:]) + first_idle
     if starts.size == 0:
         raise MeasurementError(
-            f"the record ({t[-1] - t[0]:.4g} s) shows no power step away from its opening level "
-            f"({base_w:.6g} W): the RUN is not in it. Start the device after arming, or collect a longer record")
+            f"the record ({t[-1] - t[0]:.4g} s) shows no power step away from the idle level "
+            f"({idle_w:.6g} W): the RUN is not in it. Start the device after arming, or collect a longer record")
     i = int(starts[0])
-    if i < LEAD_SAMPLES:
+    if i - first_idle < LEAD_SAMPLES:
         raise MeasurementError(
-            f"the record steps away from its opening level within its first {LEAD_SAMPLES} samples: the "
-            "device was already active when it started, so the RUN's start cannot be told. Arm the "
-            "analyzer with the device idle, then start the RUN")
+            f"the record holds fewer than {LEAD_SAMPLES} idle samples before its first power step: the device "
+            "was already active when it started, so the RUN's start cannot be told. Arm the analyzer with the "
+            "device idle, then start the RUN (or use a finer FLOG:SRAT)")
+    base_w = idle_w
     after_w = float(np.median(p[i + 1:i + 1 + _PERSIST_SAMPLES]))
     half_w = 0.5 * (base_w + after_w)
     # Sub-sample: where the samples around the departure cross the half level (each sample is the mean

@@ -8,7 +8,8 @@ read with `FLOG:DATA?`; a chunk not picked up before the next one is ready is ov
 
 The twin does the same on its device twin's virtual timeline: the stream starts at the timeline's end
 when `FLOG 1` arrives; chunk k holds [start + k·P, start + (k+1)·P] and is offered P real seconds after
-the previous one (and once the device has recorded that far, or is idle). An unread chunk is lost when
+the previous one (and once the device has recorded that far, or is idle; a twin late with its
+synthesis offers the next chunk P after the late one, keeping the instrument's spacing). An unread chunk is lost when
 the next one is offered (`lost` counts them), and the `lost-chunk` fault drops one on purpose, so a
 driver's gap detection can be tested. Data are little-endian float32 (V, I) pairs.
 
@@ -19,6 +20,7 @@ run the device only between `FLOG 1` and the chunks that cover it (the meter doe
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -107,19 +109,42 @@ class FastLogStream:
             while self.running and self.ready is None and not self._closed.is_set():
                 self._offered.wait(0.05)
 
+    def _chunk_power_w(self, t0_s: float, dt: float, points: int) -> np.ndarray:
+        """Power per sample over one chunk. Past the device's last span (plus ten time constants of the
+        supply path) the analyzer sees the idle level exactly, so only the active part is synthesized:
+        the chunk must be ready on its 250 ms schedule, and a whole chunk through every filter at 2 µs
+        takes longer than that on a small machine."""
+        spans = self.timeline.snapshot()
+        idle_w = self.timeline.idle_power_w
+        active_end_s = max((span.end_s for span in spans), default=t0_s) + 10 * sum(self.physics.filter_taus_s)
+        active = min(points, max(0, math.ceil((active_end_s - t0_s) / dt) + 2))
+        power_w = np.full(points, idle_w)
+        if active:
+            power_w[:active] = analog_samples(spans, idle_w, t0_s, dt, active, self.physics)
+        return power_w
+
     def _run(self, plan: CapturePlan, start_s: float, stop: threading.Event, stream: int,
              drop_chunk: int | None) -> None:
         dt = plan.sample_interval_s
         points = max(1, round(self.chunk_s / dt))
-        began = time.monotonic()
+        due_s = time.monotonic() + self.chunk_s  # when chunk k is offered, at the earliest
         k = 0
+        cache: tuple[int, float, np.ndarray] | None = None  # (spans recorded, chunk start, power)
         while not (stop.is_set() or self._closed.is_set()):
-            if stop.wait(max(0.0, began + (k + 1) * self.chunk_s - time.monotonic())):
-                return
             t0_s = start_s + k * points * dt
+            # Until the chunk is due, synthesize what the device has recorded so far whenever it is idle
+            # (its RUN lands in one go): the chunk is then ready on its schedule, not late by the synthesis.
+            while (wait_s := due_s - time.monotonic()) > 0:
+                if stop.wait(min(wait_s, 0.02)):
+                    return
+                recorded = len(self.timeline.spans)
+                if not self.timeline.busy and (cache is None or cache[:2] != (recorded, t0_s)):
+                    cache = (recorded, t0_s, self._chunk_power_w(t0_s, dt, points))
             self.timeline.wait_until_covered(t0_s + points * dt, self.grace_s)
-            power_w = analog_samples(self.timeline.snapshot(), self.timeline.idle_power_w, t0_s, dt, points,
-                                     self.physics)
+            recorded = len(self.timeline.spans)
+            if cache is None or cache[:2] != (recorded, t0_s):
+                cache = (recorded, t0_s, self._chunk_power_w(t0_s, dt, points))
+            power_w = cache[2]
             current_a, voltage_v = digitize(
                 power_w, voltage_v=plan.voltage_v, current_full_scale_a=plan.current_full_scale_a,
                 voltage_full_scale_v=plan.voltage_full_scale_v, rng=np.random.default_rng([self.seed, stream, k]),
@@ -138,4 +163,7 @@ class FastLogStream:
                     self.ready = Chunk(k, pairs)
                     self._event = True
                 self._offered.notify_all()
+            # The next chunk comes one period after this one was offered (a twin late with its synthesis
+            # keeps the spacing the instrument has rather than catching up with a burst).
+            due_s = max(due_s, time.monotonic()) + self.chunk_s
             k += 1
