@@ -167,11 +167,25 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
         result = dut.client.run(runs)
         analyzer.wait_complete(plan.timeout_s)
         trace = analyzer.fetch_trace()
-        time_s = trace.time_s
-        if not trace.trigger_located:  # a stream (FastLog): t = 0 at the device's trigger, found in the trace
-            time_s = time_s - (run_start_s(time_s, trace.power_w) + result.timings[0].readout_us * 1e-6)
+        time_s, power_w = trace.time_s, trace.power_w
+        if not trace.trigger_located:
+            time_s, power_w = _placed_in_stream(time_s, power_w, result.timings[0], pre, points, analyzer)
         estimate = run_energy_from_trace if refusal is not None else energy_from_trace
-        measurement.windows.append(estimate(time_s, trace.power_w, result.timings))
+        measurement.windows.append(estimate(time_s, power_w, result.timings))
         measurement.timings.append(tuple(result.timings))
         measurement.last_trace = trace
     return measurement
+
+
+def _placed_in_stream(time_s: np.ndarray, power_w: np.ndarray, first: StageTiming, pre: int, points: int,
+                      analyzer: PowerAnalyzer) -> tuple[np.ndarray, np.ndarray]:
+    """A trigger-less stream (FastLog) as the triggered capture the plan describes: t = 0 at the RUN's
+    trigger (its first readout's end, found from the trace's first power step), cut to the `pre` samples
+    before it and the run after it, so the window estimators see what a triggered capture holds (the
+    stream's extra start-latency margin, idle, would otherwise weigh on the trace's noise estimate).
+    MeasurementError (run_start) when the stream does not show where the RUN starts."""
+    dt_s = float(time_s[1] - time_s[0])
+    trigger_s = run_start_s(time_s, power_w) + first.readout_us * 1e-6
+    k0 = max(0, int(round((trigger_s - time_s[0]) / dt_s)) - pre)
+    keep = points - int(round(analyzer.start_latency_s / dt_s))
+    return time_s[k0:k0 + keep] - trigger_s, power_w[k0:k0 + keep]
