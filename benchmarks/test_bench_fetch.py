@@ -2,7 +2,9 @@
 
 One Keysight N6705C capture of 524,288 points with current and voltage digitized (2**20 samples),
 fetched through pyvisa-py and the driver: `FORM REAL` (float32 blocks) against `FORM ASC` (text).
-Run: `.venv/bin/pytest benchmarks/test_bench_fetch.py --benchmark-only`.
+Run: `.venv/bin/pytest benchmarks/test_bench_fetch.py --benchmark-only`. The `bare` case is pyvisa's
+`query_binary_values` of the same two blocks on the same socket (group "fetch-real"): what the driver's
+decoding, plausibility checks and error-queue drains add. `python -m benchmarks.ratios` interleaves them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,27 @@ def analyzer() -> Iterator[KeysightN6705C]:
         driver.wait_complete(timeout_s=30.0)
         yield driver
         driver.close()
+
+
+@pytest.mark.benchmark(group="fetch-real")
+def test_bare_query_binary_values(benchmark, analyzer: KeysightN6705C) -> None:
+    analyzer.set_transfer_format("REAL")
+    resource = analyzer.link.resource
+
+    def bare() -> list[np.ndarray]:
+        return [resource.query_binary_values(f"FETC:ARR:{what}? (@1)", datatype="f", is_big_endian=True,
+                                             container=np.array) for what in ("CURR", "VOLT")]
+
+    blocks = benchmark.pedantic(bare, rounds=3, iterations=1, warmup_rounds=0)
+    assert sum(b.size for b in blocks) == SAMPLES
+    np.testing.assert_array_equal(blocks[0], analyzer.fetch_trace().current_a)
+
+
+@pytest.mark.benchmark(group="fetch-real")
+def test_fetch_real(benchmark, analyzer: KeysightN6705C) -> None:
+    analyzer.set_transfer_format("REAL")
+    trace = benchmark.pedantic(analyzer.fetch_trace, rounds=3, iterations=1, warmup_rounds=0)
+    assert trace.current_a.size + trace.voltage_v.size == SAMPLES
 
 
 @pytest.mark.parametrize("data_format", ["REAL", "ASC"])

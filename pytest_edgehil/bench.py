@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the hardware path never imports the simulation; twins come 
 
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
     from pytest_edgehil.sim.device_twin import DeviceTwin
+    from pytest_edgehil.sim.monitor_pty import SerialTwin
     from pytest_edgehil.sim.timeline import ActivityTimeline
 
 
@@ -88,9 +89,10 @@ class DeviceUnderTest:
         """Make `model_bytes` the active model: select it by hash if the device holds it, else upload.
 
         Called before each test's RUNs. A model this session already put on the device is re-selected by
-        its SHA-256 every time, not trusted from memory: protocol version 1 has no way to ask which model
-        is active, and a board that rebooted (or was driven by something that ignores the lock) may hold
-        another one. A device that no longer holds it (NO_MODEL) gets it uploaded again.
+        its SHA-256 every time, not trusted from memory: a board that rebooted (or was driven by something
+        that ignores the lock) may hold another one. A device that no longer holds it (NO_MODEL) gets it
+        uploaded again. Between this and the next call, every RUN's RESULT must name this model (protocol
+        version 2), else the client raises ModelMismatch and nothing from that RUN is recorded.
         Raises DeviceError (DeviceRejected, DeviceTimeout, …) when the device refuses or does not answer.
         """
         sha = hashlib.sha256(model_bytes).hexdigest()
@@ -190,7 +192,8 @@ class Bench:
         self._not_found_again: dict[str, DeviceError] = {}  # recover_lost() failed: not retried either
         self._analyzers: dict[str, tuple[PowerAnalyzer, SupplySettings]] = {}
         self._analyzer_twins: dict[str, AnalyzerTwin] = {}
-        self._analyzer_locks: dict[str, ResourceLock] = {}
+        self.monitor_twins: dict[str, SerialTwin] = {}  # a simulated device's power-monitor twin (PPK2, LPM01A)
+        self.analyzer_locks: dict[str, ResourceLock] = {}
 
     def analyzer(self, name: str) -> tuple[PowerAnalyzer, SupplySettings]:
         """The power analyzer on device `name`'s supply: the analyzer twin for a simulated device."""
@@ -203,6 +206,10 @@ class Bench:
 
     def _bring_up_analyzer(self, dut: DeviceUnderTest) -> tuple[PowerAnalyzer, SupplySettings]:
         config = dut.config
+        if not self.analyzer_override and (config.monitor or (dut.twin is not None and config.twin_monitor)):
+            from pytest_edgehil.monitors import bring_up_monitor  # a USB power monitor instead of SCPI
+
+            return bring_up_monitor(self, dut)
         if dut.twin is not None and not self.analyzer_override:
             from pytest_edgehil.sim import start_analyzer_twin
 
@@ -233,7 +240,7 @@ class Bench:
             except BaseException:
                 lock.release()
                 raise
-            self._analyzer_locks[config.name] = lock
+            self.analyzer_locks[config.name] = lock
             return analyzer, settings
         return open_analyzer(settings.resource, channel=settings.channel), settings
 
@@ -348,7 +355,9 @@ class Bench:
             steps.append((f"analyzer of {name!r} ({settings.resource})", analyzer.close))
         for name, analyzer_twin in self._analyzer_twins.items():
             steps.append((f"analyzer twin of {name!r}", analyzer_twin.close))
-        for name, lock in self._analyzer_locks.items():
+        for name, monitor_twin in self.monitor_twins.items():
+            steps.append((f"monitor twin of {name!r}", monitor_twin.close))
+        for name, lock in self.analyzer_locks.items():
             steps.append((f"lock of the analyzer of {name!r} ({lock.path})", lock.release))
         for name, dut in self._devices.items():
             steps.append((f"device {name!r} port {dut.port}", dut.client.close))
@@ -358,7 +367,8 @@ class Bench:
                 steps.append((f"lock of device {name!r} ({dut.lock.path})", dut.lock.release))
         self._analyzers.clear()
         self._analyzer_twins.clear()
-        self._analyzer_locks.clear()
+        self.monitor_twins.clear()
+        self.analyzer_locks.clear()
         self._devices.clear()
         failures: list[tuple[str, BaseException]] = []
         for part, close in steps:

@@ -54,6 +54,17 @@ class DeviceRejected(DeviceError):
         self.code = code
 
 
+class ModelMismatch(DeviceError):
+    """A RUN was answered for another model than the one the host selected (protocol version 2 RESULTs
+    carry the active model's SHA-256): something changed the board's model between RUNs. Nothing from
+    that RESULT is returned or recorded. `device`, `port`, `expected` and `found` (SHA-256 hex) say which."""
+
+    def __init__(self, message: str, *, device: str = "", port: str = "", expected: str = "",
+                 found: str = "") -> None:
+        super().__init__(message)
+        self.device, self.port, self.expected, self.found = device, port, expected, found
+
+
 class ModelError(EdgeHILError):
     """A model file could not be read, analysed or run."""
 
@@ -82,6 +93,11 @@ class InstrumentReplyError(InstrumentError):
         self.resource = resource
         self.command = command
         self.reply = reply
+
+
+class MonitorLimit(InstrumentError):
+    """A power monitor cannot source or measure what the device needs (its voltage, its peak current, a
+    sample rate it does not have): refused before any number is taken."""
 
 
 class MeasurementError(EdgeHILError):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgehil.measure.energy import inference_windows_s
-
 
 def _per_inference(energy):
     """Skip, with the meter's typed refusal as the reason, where this analyzer cannot resolve the window."""
@@ -25,14 +23,14 @@ def _per_inference(energy):
 @pytest.mark.edgehil_metrics("inference_mj", "inference_mw", unbudgeted=True)
 def test_inference_energy(edgehil_energy, edgehil_record):
     _per_inference(edgehil_energy)
-    trace = edgehil_energy.last_trace
-    edgehil_record.attach_trace(trace.time_s, trace.power_w, inference_windows_s(edgehil_energy.timings[-1]))
+    edgehil_record.attach_energy_trace(edgehil_energy)
     edgehil_record.check_median("inference_mj", edgehil_energy.inference_j * 1e3)
     edgehil_record.check_median("inference_mw", edgehil_energy.inference_power_w * 1e3)
 
 
 @pytest.mark.edgehil_metrics("end_to_end_mj", "end_to_end_mw", unbudgeted=True)
 def test_end_to_end_energy(edgehil_energy, edgehil_record):
+    edgehil_record.attach_energy_trace(edgehil_energy)  # every pair with an energy figure gets its trace
     edgehil_record.check_median("end_to_end_mj", edgehil_energy.end_to_end_j * 1e3)
     edgehil_record.check_median("end_to_end_mw", edgehil_energy.end_to_end_power_w * 1e3)
 

@@ -61,3 +61,47 @@ def test_shipped_budget_table_loads_and_names_sources():
             assert limit.source, f"{entry.id}.{limit.metric} has no source"
             if limit.published is not None and limit.max is not None:
                 assert limit.max >= limit.published
+
+
+def _budget(tmp_path, limit: str) -> Path:
+    path = tmp_path / "b.toml"
+    path.write_text(f'[[budget]]\nmodel = "m"\ndevice = "imx500"\n[budget.limits]\n{limit}\n', encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("limit", "bounds"), [
+    ('end_to_end_mj = { published = 4.9, tolerance = 0.07 }', (4.9 * 1.07, None)),  # lower is better: max
+    ('roc_auc = { published = 0.97, tolerance = 0.02 }', (None, 0.97 * 0.98)),  # higher is better: min
+    ('top1 = { published = 0.8, tolerance = 0.05 }', (0.8 * 1.05, 0.8 * 0.95)),  # direction unknown: a band
+    ('end_to_end_mw = { published = 254.0, tolerance = 0.07, min = 200.0 }', (254.0 * 1.07, 200.0)),  # a floor
+])
+def test_a_published_figure_with_a_tolerance_derives_the_limit(tmp_path, limit, bounds):
+    (entry,) = load_budgets(_budget(tmp_path, limit))
+    (derived,) = entry.limits.values()
+    assert (derived.max, derived.min) == pytest.approx(bounds)
+    assert derived.published is not None and derived.tolerance is not None
+
+
+@pytest.mark.parametrize(("limit", "message"), [
+    ('end_to_end_mj = { max = 5.0, published = 4.9, tolerance = 0.07 }', "both set the upper bound"),
+    ('roc_auc = { min = 0.9, published = 0.97, tolerance = 0.02 }', "both set the lower bound"),
+    ('end_to_end_mj = { max = 5.0, tolerance = 0.07 }', "without `published`"),
+    ('end_to_end_mj = { published = 4.9 }', "needs `max` and/or `min`"),
+    ('end_to_end_mj = { published = 4.9, tolerance = 1.5 }', "tolerance"),
+    ('end_to_end_mw = { published = 254.0, tolerance = 0.07, min = 300.0 }', "no value can pass"),
+])
+def test_contradictory_published_limits_are_refused(tmp_path, limit, message):
+    with pytest.raises(ConfigError, match=message):
+        load_budgets(_budget(tmp_path, limit))
+
+
+def test_shipped_published_energies_carry_a_tolerance_for_session_drift():
+    """Every shipped energy/power budget on a published figure allows at least 4σ of the twins' default
+    session drift (σ 1.5 %) plus the meter's 0.5 %: the suites pass for any bench seed."""
+    from pytest_edgehil.sim.bench_physics import BenchPhysics
+
+    need = 4 * BenchPhysics().session_drift_rel + 0.005
+    for entry in load_budgets(REPO / "fixtures" / "budgets.toml"):
+        for limit in entry.limits.values():
+            if limit.published is not None and limit.metric.endswith(("_mj", "_mw")):
+                assert limit.tolerance is not None and limit.tolerance >= need, (entry.id, limit.metric)

@@ -131,7 +131,7 @@ def test_load_model_refusal_is_device_rejected():
 @pytest.mark.parametrize(("reply", "call", "match"), [
     (p.Ack(p.MsgType.RUN), lambda c: c.run(1), "expects a RESULT reply, got ACK"),
     (p.Ack(p.MsgType.RUN), lambda c: c.set_input(0, np.zeros(2, np.int8)), "acknowledged as .*RUN.* instead of SET_INPUT"),
-    (p.Result((), ()), lambda c: c.run(3), "RUN 3 answered with 0 timings"),
+    (p.Result((), (), bytes(32)), lambda c: c.run(3), "RUN 3 answered with 0 timings"),
 ])
 def test_replies_that_break_the_protocol_are_protocol_errors(reply, call, match):
     with device(lambda m: [reply]) as (client, _), pytest.raises(ProtocolError, match=match):
@@ -141,7 +141,7 @@ def test_replies_that_break_the_protocol_are_protocol_errors(reply, call, match)
 def test_handler_crash_and_unsendable_reply_come_back_as_internal_errors():
     def faulty(message: p.Message) -> list[p.Message]:
         if isinstance(message, p.Run):
-            return [p.Result((p.StageTiming(0, 1, 1, 1),), (np.zeros(2, np.float64),))]
+            return [p.Result((p.StageTiming(0, 1, 1, 1),), (np.zeros(2, np.float64),), bytes(32))]
         raise RuntimeError("sensor not responding")
 
     with device(faulty) as (client, _):

@@ -25,6 +25,7 @@ from pytest_edgehil.errors import (
     SequenceMismatch,
 )
 from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.link.messages import PROTOCOL_VERSION
 from pytest_edgehil.link.recovery import reconnect
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim import sim_comports, start_device_twin
@@ -145,7 +146,7 @@ def test_a_reply_in_an_unknown_protocol_version_is_a_typed_error_and_the_next_co
     with pytest.raises(ProtocolVersionMismatch) as excinfo:
         dut.client.run(1)
     message = str(excinfo.value)
-    assert dut.name in message and dut.port in message and "version 9" in message and "version 1" in message
+    assert dut.name in message and dut.port in message and "version 9" in message and f"version {PROTOCOL_VERSION}" in message
     assert_same(dut.client.run(1).outputs, reference(x))  # no reconnect needed: the link is intact
 
 

@@ -66,7 +66,9 @@ def test_soak_5000_inferences_at_a_fault_rate_of_1e_3_no_wrong_number_no_leak():
     threads_before, fds_before = threading.active_count(), open_fds()
 
     lab = LabConfig("soak", None, {"soak-coral": DeviceConfig(name="soak-coral", kind="coral", simulated=True)})
-    bench = Bench(lab, timeout_s=1.0)
+    # 2 s, four times the injected delay: a loaded CI machine (2 cores, two xdist workers) must not turn
+    # a merely delayed reply into a timeout that no hang explains.
+    bench = Bench(lab, timeout_s=2.0)
     errors: Counter[str] = Counter()
     wrong = recoveries = 0
     start = time.monotonic()

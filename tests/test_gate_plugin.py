@@ -196,16 +196,16 @@ def test_a_results_file_that_cannot_be_written_fails_the_run_after_measuring(edg
 
         @pytest.mark.edgehil_metrics(unbudgeted=True)
         def test_disk_fills_up(edgehil_record, monkeypatch):
-            def disk_full(src, dst):
+            def disk_full(fd):
                 raise OSError(28, "No space left on device")
-            monkeypatch.setattr(os, "replace", disk_full)  # undone at teardown, after the record's write
+            monkeypatch.setattr(os, "fsync", disk_full)  # undone at teardown, after the record's append
             edgehil_record.check_median("step_ms", [4.0, 5.0, 6.0])
     """)
     out = edgehil_project.path / "r.json"
     result = edgehil_project.runpytest("--device=imx500", "--model=qsegment", f"--edgehil-save={out}")
     result.assert_outcomes(passed=2)
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*edgehil results: --edgehil-save *r.json: cannot write the results file: No space*"])
+    result.stdout.fnmatch_lines(["*edgehil results: results journal *r.json*: cannot write the results file: No space*"])
     assert [r.raw for r in load_results(out).records] == [[1.0, 2.0, 3.0]]  # what was written stays valid
 
 
@@ -260,3 +260,26 @@ def latency_runs():
     assert slower.ret == 1
     slower.stdout.fnmatch_lines(["*tinytracker-coral  fps * REGRESSED ✗ FAILS*",
                                  "FAIL tinytracker-coral fps: *higher is better; throughput threshold 10%*"])
+
+
+def test_the_default_results_folder_keeps_the_newest_runs_only(edgehil_project):
+    edgehil_project.makepyfile(test_keep="""
+        import pytest
+
+        @pytest.mark.edgehil_metrics(unbudgeted=True)
+        def test_step(edgehil_record):
+            edgehil_record.check_median("step_ms", [1.0, 2.0, 3.0])
+    """)
+    results = edgehil_project.path / "edgehil-results"
+    results.mkdir()
+    old = [results / f"2020010{day}T000000Z-1-abcd.json" for day in range(1, 4)]
+    for path in old:
+        path.write_text("{}")
+    result = edgehil_project.runpytest("--device=imx500", "--model=qsegment", "-o", "edgehil_results_keep=2")
+    result.assert_outcomes(passed=1)
+    kept = sorted(p.name for p in results.iterdir())
+    assert kept[0] == old[-1].name and kept[-1] == "latest.json" and len(kept) == 3  # newest old + this run
+    (this_run,) = [name for name in kept if name not in (old[-1].name, "latest.json")]
+    assert load_results(results / this_run).run.complete
+    bad = edgehil_project.runpytest("--device=imx500", "--model=qsegment", "-o", "edgehil_results_keep=0")
+    bad.stderr.fnmatch_lines(["*edgehil_results_keep = '0' must be a whole number of runs >= 1*"])

@@ -194,7 +194,8 @@ messages = st.one_of(
     st.builds(p.SelectModel, digests),
     st.builds(p.SetInput, st.integers(0, 0xFFFF), tensors),
     st.builds(p.Run, st.integers(0, 2**32 - 1)),
-    st.builds(p.Result, st.lists(timings, max_size=20).map(tuple), st.lists(tensors, max_size=3).map(tuple)),
+    st.builds(p.Result, st.lists(timings, max_size=20).map(tuple), st.lists(tensors, max_size=3).map(tuple),
+              digests),
     st.builds(p.Reset),
     st.builds(p.Ack, st.sampled_from(list(p.MsgType))),
     st.builds(p.Error, st.sampled_from(list(p.ErrorCode)), text),
@@ -238,7 +239,7 @@ def test_unsupported_dtype_is_refused_naming_the_fix():
     p.HelloReply("imx500", "cam0", "1.2", 1, ("run", "load_model"), 8 << 20, 16 << 20, "SN1"),
     p.LoadBegin(100, bytes(range(32)), "tinytracker"),
     p.SetInput(0, np.ones((2, 3), np.float32)),
-    p.Result((p.StageTiming(0, 1, 2, 3),), (np.arange(4, dtype=np.int8),)),
+    p.Result((p.StageTiming(0, 1, 2, 3),), (np.arange(4, dtype=np.int8),), bytes(range(32))),
     p.Error(p.ErrorCode.NO_MODEL, "no model"),
 ])
 def test_truncated_or_padded_payloads_are_protocol_errors(message):

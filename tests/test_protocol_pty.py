@@ -33,6 +33,7 @@ class EchoDevice:
         self.calls: dict[str, int] = {}
         self.upload = bytearray()
         self.models: set[bytes] = set()
+        self.active = bytes(32)  # what a RESULT reports as the model that ran (protocol v2)
 
     @staticmethod
     def timing(i: int, count: int) -> p.StageTiming:
@@ -58,11 +59,12 @@ class EchoDevice:
             if hashlib.sha256(self.upload).digest() != message.sha256:
                 return [p.Error(p.ErrorCode.HASH_MISMATCH, "upload does not match its SHA-256")]
             self.models.add(message.sha256)
+            self.active = message.sha256
             return [p.Ack(p.MsgType.LOAD_END)]
         if isinstance(message, p.Run):
             tensor = self.inputs.get(0, np.zeros(1, np.int8))
             return [p.Result(tuple(self.timing(i, message.count) for i in range(message.count)),
-                             (np.array([tensor.nbytes], np.int32), tensor))]
+                             (np.array([tensor.nbytes], np.int32), tensor), self.active)]
         return [p.Error(p.ErrorCode.UNKNOWN_MESSAGE, f"echo device has no {kind}")]
 
 
@@ -81,7 +83,7 @@ def test_hello_set_input_64k_and_run(echo):
     device, endpoint = echo
     with DeviceClient(endpoint.port, name="echo0", timeout_s=5) as client:
         hello = client.hello()
-        assert (hello.device_kind, hello.protocol_version, hello.serial_number) == ("echo", 1, "ECHO-0001")
+        assert (hello.device_kind, hello.protocol_version, hello.serial_number) == ("echo", p.PROTOCOL_VERSION, "ECHO-0001")
         tensor = image_64k()
         assert tensor.nbytes == 65536
         client.set_input(0, tensor)
@@ -166,7 +168,10 @@ def test_late_reply_is_skipped_not_taken_for_the_next_command():
         assert any("skipped stale reply" in line for line in client.traffic_log.lines())
 
 
-@pytest.mark.parametrize(("frame_version", "hello_version"), [(2, 2), (1, 2)])
+NEWER = p.PROTOCOL_VERSION + 1
+
+
+@pytest.mark.parametrize(("frame_version", "hello_version"), [(NEWER, NEWER), (p.PROTOCOL_VERSION, NEWER)])
 def test_version_mismatch_names_both_versions(frame_version, hello_version):
     device = EchoDevice(hello_version=hello_version)
     with (serve_pty(device, name="future", protocol_version=frame_version) as endpoint,
@@ -174,13 +179,13 @@ def test_version_mismatch_names_both_versions(frame_version, hello_version):
           pytest.raises(ProtocolVersionMismatch) as excinfo):
         client.hello()
     message = str(excinfo.value)
-    assert "version 2" in message and "version 1" in message and "future" in message
+    assert f"version {NEWER}" in message and f"version {p.PROTOCOL_VERSION}" in message and "future" in message
 
 
 def test_non_hello_command_to_a_newer_device_is_a_version_mismatch():
-    with (serve_pty(EchoDevice(hello_version=2), name="future", protocol_version=2) as endpoint,
+    with (serve_pty(EchoDevice(hello_version=NEWER), name="future", protocol_version=NEWER) as endpoint,
           DeviceClient(endpoint.port, name="future", timeout_s=2) as client,
-          pytest.raises(ProtocolVersionMismatch, match="version 2")):
+          pytest.raises(ProtocolVersionMismatch, match=f"version {NEWER}")):
         client.run(1)
 
 

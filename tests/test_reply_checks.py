@@ -41,7 +41,7 @@ def result_with(**bad: float) -> Callable[[p.Message], list[p.Message]]:
     def handler(message: p.Message) -> list[p.Message]:
         if isinstance(message, p.Run):
             second = p.StageTiming(**{**GOOD.__dict__, "start_us": 20000.0, **bad})
-            return [p.Result((GOOD, second), (np.ones(2, np.int8),))]
+            return [p.Result((GOOD, second), (np.ones(2, np.int8),), bytes(32))]
         if isinstance(message, p.Hello):
             return [p.HelloReply("fw", "fw0", "1", p.PROTOCOL_VERSION, (), 1, 1, "SN")]
         return [p.Ack(message.msg_type)]
@@ -78,7 +78,7 @@ def test_trigger_offsets_running_backwards_are_refused() -> None:
         client.run(2)  # equal offsets are fine (a device timer with coarse resolution)
     def backwards(message: p.Message) -> list[p.Message]:
         late = p.StageTiming(**{**GOOD.__dict__, "start_us": 500.0})
-        return [p.Result((late, GOOD), (np.ones(1, np.int8),))]
+        return [p.Result((late, GOOD), (np.ones(1, np.int8),), bytes(32))]
     with (serve_pty(backwards, name="fw0") as endpoint,
           DeviceClient(endpoint.port, name="dut", timeout_s=5) as client,
           pytest.raises(InvalidPayload, match=r"inference 2 of 2 starts at 0\.0 µs, before the previous")):
@@ -96,10 +96,10 @@ def raw_responder(reply: Callable[[p.Frame], bytes]) -> Iterator[str]:
 
 
 def result_payload(dims: tuple[int, ...], data: bytes = b"") -> bytes:
-    """A RESULT with one good timing and one int8 output whose header claims `dims`."""
+    """A RESULT (any model) with one good timing and one int8 output whose header claims `dims`."""
     timing = struct.pack("<4d", GOOD.start_us, GOOD.readout_us, GOOD.inference_us, GOOD.retrieval_us)
     header = struct.pack(f"<BB{len(dims)}I", p.DTYPE_CODES[np.dtype(np.int8)], len(dims), *dims)
-    return struct.pack("<I", 1) + timing + struct.pack("<B", 1) + header + data
+    return bytes(32) + struct.pack("<I", 1) + timing + struct.pack("<B", 1) + header + data  # v2: model digest first
 
 
 @pytest.mark.parametrize(("dims", "match"), [
@@ -131,10 +131,10 @@ def test_reply_for_another_sequence_number_is_a_sequence_mismatch() -> None:
 
 def test_run_reply_in_an_unknown_protocol_version_is_a_version_mismatch() -> None:
     def reply(request: p.Frame) -> bytes:
-        body = p.Result((GOOD,), (np.ones(1, np.int8),)).encode_payload()
+        body = p.Result((GOOD,), (np.ones(1, np.int8),), bytes(32)).encode_payload()
         return p.Frame(7, p.MsgType.RESULT, request.seq, body).encode()
     with (raw_responder(reply) as port, DeviceClient(port, name="cam0", timeout_s=2) as client,
-          pytest.raises(ProtocolVersionMismatch, match=r"'cam0'.*version 7.*version 1.*Flash firmware")):
+          pytest.raises(ProtocolVersionMismatch, match=rf"'cam0'.*version 7.*version {p.PROTOCOL_VERSION}.*Flash firmware")):
         client.run(1)
 
 

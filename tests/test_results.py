@@ -67,24 +67,72 @@ def test_file_is_valid_from_the_start_and_finish_marks_it_complete(tmp_path: Pat
 def test_non_finite_values_are_written_as_null_and_read_back_as_nan(tmp_path: Path) -> None:
     writer = ResultsWriter(tmp_path / "r.json", RunInfo(started_at=utc_now(), backend="SIMULATED"))
     writer.add([ResultRecord.from_metric_record(metric_record("fps", value=float("inf")))])
-    text = (tmp_path / "r.json").read_text()
+    text = writer.journal_path.read_text()
     assert "Infinity" not in text and "NaN" not in text
     assert math.isnan(load_results(tmp_path / "r.json").records[0].value)
 
 
-def test_a_failed_write_leaves_the_previous_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_leaves_the_previous_records_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writer = ResultsWriter(tmp_path / "r.json", RunInfo(started_at=utc_now(), backend="SIMULATED"))
     writer.add([ResultRecord.from_metric_record(metric_record())])
-    before = (tmp_path / "r.json").read_text()
+    before = load_results(tmp_path / "r.json").records
+    real_fsync = os.fsync
 
-    def disk_full(src: str, dst: str) -> None:
+    def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(ConfigError, match="cannot write the results file: No space left"):
         writer.add([ResultRecord.from_metric_record(metric_record("inference_mw"))])
-    assert (tmp_path / "r.json").read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert load_results(tmp_path / "r.json").records == before  # the failed line was cut back off
+    writer.add([ResultRecord.from_metric_record(metric_record("fps"))])  # later appends still load
+    assert [r.metric for r in load_results(tmp_path / "r.json").records] == [before[0].metric, "fps"]
+
+
+def test_records_are_appended_to_the_journal_and_the_document_is_written_once_at_the_end(tmp_path: Path) -> None:
+    writer = ResultsWriter(tmp_path / "r.json", RunInfo(started_at=utc_now(), backend="SIMULATED"),
+                           latest=tmp_path / "latest.json")
+    document = (tmp_path / "r.json").read_text()
+    for metric in ("inference_mj", "inference_mw", "fps"):
+        writer.add([ResultRecord.from_metric_record(metric_record(metric))])
+    # O(1) per record: adding never rewrote the document, only appended a line to the journal.
+    assert (tmp_path / "r.json").read_text() == document
+    assert len(writer.journal_path.read_text().splitlines()) == 1 + 3
+    for path in (tmp_path / "r.json", tmp_path / "latest.json"):
+        assert [r.metric for r in load_results(path).records] == ["inference_mj", "inference_mw", "fps"]
+    writer.finish(0)
+    assert not writer.journal_path.exists()
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert "journal" not in data and [r["metric"] for r in data["records"]] == ["inference_mj", "inference_mw", "fps"]
+    assert (tmp_path / "latest.json").read_text() == (tmp_path / "r.json").read_text()
+
+
+def test_a_torn_last_journal_line_is_ignored_and_a_damaged_one_is_refused(tmp_path: Path) -> None:
+    writer = ResultsWriter(tmp_path / "r.json", RunInfo(started_at=utc_now(), backend="SIMULATED"))
+    writer.add([ResultRecord.from_metric_record(metric_record())])
+    whole = writer.journal_path.read_bytes()
+    writer.journal_path.write_bytes(whole + b'{"records": [{"pair": "p", "met')  # killed mid-write
+    assert len(load_results(tmp_path / "r.json").records) == 1
+    writer.journal_path.write_bytes(whole + b'{"records": [\n')
+    with pytest.raises(ConfigError, match="line 3 is not JSON"):
+        load_results(tmp_path / "r.json")
+    writer.journal_path.unlink()
+    with pytest.raises(ConfigError, match="journal .* cannot be read"):
+        load_results(tmp_path / "r.json")
+
+
+def test_prune_keeps_the_newest_runs_and_never_latest(tmp_path: Path) -> None:
+    from pytest_edgehil.results.store import prune_old_runs
+
+    names = [f"2026113{day}T010000Z-1-abcd.json" for day in range(5)]
+    for name in [*names, "latest.json", f".{names[0]}.x.journal"]:
+        (tmp_path / name).write_text("{}")
+    removed = prune_old_runs(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == sorted([*names[:3], f".{names[0]}.x.journal"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names[3:], "latest.json"])
+    with pytest.raises(ConfigError, match="edgehil_results_keep must be >= 1"):
+        prune_old_runs(tmp_path, keep=0)
 
 
 def _valid() -> dict[str, object]:
@@ -181,7 +229,9 @@ def test_a_run_killed_with_sigkill_leaves_a_valid_file_with_every_finished_recor
     assert len(loaded.records) == 3 * len(imx500_pairs)
     assert by_test == {(p, 1.0 + step) for p in imx500_pairs for step in range(3)}
     assert all(r.metric == "step_ms" and r.value == r.median == r.raw[1] for r in loaded.records)
-    assert [p.name for p in results.parent.iterdir()] == ["results.json"]
+    # The document and the killed run's journal, no temporary files.
+    assert sorted(p.name for p in results.parent.iterdir() if not p.name.endswith(".journal")) == ["results.json"]
+    assert len(list(results.parent.glob(".results.json.*.journal"))) == 1
 
 
 def test_results_files_are_readable_by_the_lab_as_any_file_would_be(tmp_path):

@@ -196,3 +196,13 @@ def test_any_float32_payload_passes_the_range_check_only_if_physical(payload: by
     except InstrumentReplyError:
         return
     assert all(math.isfinite(v) and abs(v) <= 0.11 for v in values)
+
+
+@given(st.lists(st.floats(0.0, 6.0), min_size=1, max_size=9), st.floats(0.0, 6.0), st.floats(0.0, 6.0))
+def test_the_counting_median_check_clears_only_medians_inside_the_band(values, a, b):
+    # check_plausible's fast path (two counts) may say "not sure", never "inside" for a median outside.
+    from pytest_edgehil.instruments.replies import _median_surely_within
+
+    low, high = min(a, b), max(a, b)
+    if _median_surely_within(np.array(values), low, high):
+        assert low <= float(np.median(values)) <= high

@@ -32,6 +32,10 @@ DEFAULTS = tm.ROWS["**all at defaults**"]
 POINT = tm.ROWS["point sampling"]
 FRONT_END = tm.ROWS["front end 20 kHz"]
 DECOUPLING = tm.ROWS["decoupling τ 50 µs"]
+DECOUPLING_6US = tm.ROWS["decoupling τ 6 µs"]
+# Several bench seeds per cell (issue 10: the worst error over ≥ 60 inferences and several seeds): 3 seeds
+# × 20 inferences; ≈ 0.5 s per seed and cell, so the 9 cells cost ≈ 15 s of CPU.
+SEEDS = (1, 2, 3)
 SEED = 1
 
 # (label, physics, twin dialect, forced coarsest interval or 0, model, required)
@@ -44,13 +48,19 @@ CELLS = [
     ("point · N6705C 20.48 µs · 0.86 ms", POINT, N6705C, 20.48e-6, "tinytracker", False),
     ("front end 20 kHz · N6705C 5.12 µs · 0.23 ms", FRONT_END, N6705C, 0.0, "qsegment", False),
     ("decoupling 50 µs · N6705C 5.12 µs · 0.23 ms", DECOUPLING, N6705C, 0.0, "qsegment", False),
+    # A 6 µs RC gave ≈ 1.05 % silently (just under the old fixed settling threshold): now corrected for.
+    ("decoupling 6 µs · N6705C 5.12 µs · 0.23 ms", DECOUPLING_6US, N6705C, 0.0, "qsegment", True),
 ]
 
 
 @pytest.mark.parametrize(("physics", "dialect", "coarse_s", "model", "required"),
                          [c[1:] for c in CELLS], ids=[c[0] for c in CELLS])
 def test_the_matrix_rule_holds_on_a_cell(physics, dialect, coarse_s, model, required):
-    cell = tm.cell_errors(physics, dialect, coarse_s, model, SEED)
+    for seed in SEEDS:
+        _check_cell(tm.cell_errors(physics, dialect, coarse_s, model, seed), required)
+
+
+def _check_cell(cell: dict, required: bool) -> None:
     for kind, value in cell.items():
         if isinstance(value, str):
             assert value.startswith("refused: "), (kind, value)

@@ -25,6 +25,17 @@ PUBLISHED_MS = [
     ("tinytracker", "imx500", "retrieval", 0.24),
     ("tinytracker", "imx500", "end_to_end", 19.0),
     ("tinytracker", "coral", "end_to_end", 34.4),
+    ("qsegment", "imx500", "end_to_end", 17.0),
+]
+# Published energies and powers (mJ, mW) and the twin's nominal figure's allowed relative departure: exact
+# (to round-off) where the calibration fits the figure; Q-Segment's 72 mW comes out 3.1 % under (one
+# inference power serves both models, fitted to TinyTracker's 0.06 mJ / 0.86 ms; scripts/calibrate_profiles.py).
+PUBLISHED_ENERGY = [
+    ("tinytracker", "imx500", "end_to_end_mj", 4.9, 0.0, 1e-4),
+    ("tinytracker", "imx500", "inference_mj", 0.06, 0.0, 1e-4),
+    ("qsegment", "imx500", "end_to_end_mw", 254.0, 0.0, 1e-4),
+    ("qsegment", "imx500", "inference_mw", 72.0, -0.031, 1e-3),
+    ("tinytracker", "coral", "end_to_end_mj", 34.2, 0.0, 1e-4),
 ]
 
 
@@ -71,6 +82,35 @@ def test_twin_calibration_within_2_percent(model, kind, stage, published_ms):
     nominal_ms = {"readout": readout_s, "inference": inference_s, "retrieval": retrieval_s,
                   "end_to_end": readout_s + inference_s + retrieval_s}[stage] * 1e3
     assert nominal_ms == pytest.approx(published_ms, rel=0.02)
+
+
+@pytest.mark.parametrize(("model", "kind", "metric", "published", "offset_rel", "tol_rel"), PUBLISHED_ENERGY)
+def test_twin_energy_calibration_is_the_published_figure(model, kind, metric, published, offset_rel, tol_rel):
+    """The twins are fitted to the published energies themselves (no headroom), stage by stage."""
+    twin = DeviceTwin(PROFILES[kind], kind)
+    info = CATALOG.get(model).info
+    readout_s, inference_s, retrieval_s = twin.nominal_stage_s(info)
+    power = PROFILES[kind].power
+    readout_w = PROFILES[kind].readout(info.inputs[0].shape).readout_w
+    inference_j = power.inference_w * inference_s
+    end_to_end_j = readout_w * readout_s + inference_j + power.retrieval_w * retrieval_s
+    value = {"end_to_end_mj": end_to_end_j * 1e3, "inference_mj": inference_j * 1e3,
+             "end_to_end_mw": end_to_end_j / (readout_s + inference_s + retrieval_s) * 1e3,
+             "inference_mw": power.inference_w * 1e3}[metric]
+    assert value / published - 1 == pytest.approx(offset_rel, abs=tol_rel)
+
+
+@pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)
+def test_both_imx500_end_to_end_figures_from_a_real_run(twin_client):
+    """Readout follows the frame the model consumes: TinyTracker (96×96×1) 19 ms and Q-Segment (128×128×3)
+    17 ms end to end, each within 2 %, timed by the twin's firmware and read back over the pty."""
+    _twin, client = twin_client
+    for name, published_ms in (("tinytracker", 19.0), ("qsegment", 17.0)):
+        model = CATALOG.get(name)
+        client.load_model(model.data, model.name)
+        timings = client.run(15).timings
+        end_to_end_ms = float(np.median([t.end_to_end_us for t in timings])) * 1e-3
+        assert end_to_end_ms == pytest.approx(published_ms, rel=0.02), name
 
 
 @pytest.mark.parametrize("twin_client", ["imx500"], indirect=True)

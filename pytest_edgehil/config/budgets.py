@@ -16,7 +16,7 @@ from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
 
 # Units, families and directions are the metric vocabulary's (one table for budgets, gate and report).
-from pytest_edgehil.results.vocabulary import MetricSpec, resolve, unit_of
+from pytest_edgehil.results.vocabulary import MetricSpec, lookup, resolve, unit_of
 
 if TYPE_CHECKING:
     from pytest_edgehil.config.schemas import LimitTable
@@ -39,6 +39,7 @@ class Limit:
     min: float | None = None
     marginal_rel: float = DEFAULT_MARGINAL_REL
     published: float | None = None  # the paper's figure, when the limit is derived from one
+    tolerance: float | None = None  # relative; with `published`, the bound is published × (1 ± tolerance)
     source: str = ""
     direction: str | None = None  # "higher" | "lower": declared in the budget, for a two-sided user metric
 
@@ -109,10 +110,29 @@ class BudgetEntry:
 BUDGET_FIX = "fix the budget table (its keys and the built-in metrics are listed in docs/config-files.md)"
 
 
+def published_bounds(published: float, tolerance: float, direction: str | None) -> tuple[float | None, float | None]:
+    """(max, min) a published figure and its relative tolerance give: max = published × (1 + tolerance) for
+    a lower-is-better metric, min = published × (1 − tolerance) for a higher-is-better one, both for a
+    metric of unknown direction (a band)."""
+    upper = published * (1 + tolerance) if direction != "higher" else None
+    lower = published * (1 - tolerance) if direction != "lower" else None
+    return upper, lower
+
+
 def _limit(metric: str, table: LimitTable, marginal: float, where: str) -> Limit:
-    limit = Limit(metric=metric, max=table.max, min=table.min,
+    upper, lower = table.max, table.min
+    if table.tolerance is not None and table.published is not None:  # conflicts were refused by the schema
+        direction = table.direction or (d.value if (d := lookup(metric).direction) is not None else None)
+        derived_max, derived_min = published_bounds(table.published, table.tolerance, direction)
+        upper = derived_max if derived_max is not None else upper
+        lower = derived_min if derived_min is not None else lower
+    if upper is not None and lower is not None and lower > upper:
+        raise ConfigError(f"{where}: {metric}: min = {lower:g} is above max = {upper:g} (published "
+                          f"{table.published:g} with tolerance {table.tolerance:g}): no value can pass; lower the min")
+    limit = Limit(metric=metric, max=upper, min=lower,
                   marginal_rel=table.marginal if table.marginal is not None else marginal,
-                  published=table.published, source=table.source, direction=table.direction)
+                  published=table.published, tolerance=table.tolerance, source=table.source,
+                  direction=table.direction)
     try:
         limit.spec  # noqa: B018  (a `direction` key that contradicts the vocabulary fails at load time)
     except ConfigError as exc:

@@ -39,6 +39,8 @@ class DeviceConfig:
     # its plan from it): a simulated device only. Not part of equality: a record, not a behaviour.
     faults: Mapping[str, Any] | None = field(default=None, compare=False)
     twin_analyzer: str | None = None  # simulated only: the analyzer twin's dialect (driver name)
+    monitor: str | None = None  # a USB power monitor on this board's supply, "KIND:ADDRESS" (instead of `analyzer`)
+    twin_monitor: str | None = None  # simulated only: measure through this monitor's twin ("ppk2", "lpm01a")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,16 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
     if table.faults is not None and not table.simulated:
         raise ConfigError(f"{where}: [devices.{name}]: `faults` are injected by a device twin; a real board's "
                           "faults come by themselves. Set `simulated = true`, or remove the faults table")
+    if table.monitor is not None:
+        from pytest_edgehil.instruments.monitor import parse_monitor
+
+        try:
+            parse_monitor(table.monitor)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: [devices.{name}]: {exc}") from None
+        if table.analyzer is not None:
+            raise ConfigError(f"{where}: [devices.{name}]: give `analyzer` (a SCPI analyzer) or `monitor` (a USB "
+                              "power monitor) for this board's supply, not both")
     faults = None
     if table.faults is not None:
         faults = table.faults.model_dump(exclude={"armed"}, exclude_none=True)
@@ -117,7 +129,7 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
         baud=table.baud if table.baud is not None else kind.default_baud, analyzer=table.analyzer,
         analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
         faults=faults,
-        twin_analyzer=table.twin_analyzer,
+        twin_analyzer=table.twin_analyzer, monitor=table.monitor, twin_monitor=table.twin_monitor,
     )
 
 

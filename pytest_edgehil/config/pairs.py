@@ -115,6 +115,15 @@ def is_selected(pair: Pair, devices: Sequence[str], models: Sequence[str] | None
     return pair.model in models or pair.model_name in models
 
 
+def why_not_selected(pair: Pair, devices: Sequence[str], models: Sequence[str] | None) -> str | None:
+    """Why `--device`/`--model` leave this pair out (a short clause), or None when it is selected."""
+    if pair.device not in devices:
+        return f"device not in --device {','.join(devices)}"
+    if models is not None and not (pair.model in models or pair.model_name in models):
+        return f"model not in --model {','.join(models)}"
+    return None
+
+
 def why_no_pairs(pairs: Sequence[Pair], devices: Sequence[str], models: Sequence[str] | None) -> str:
     """Why `--device`/`--model` selected no pair, listing what the budget table does pair (one paragraph)."""
     asked = f"--device {','.join(devices)}" + (f" --model {','.join(models)}" if models else "")

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from pytest_edgehil.config.budgets import DEFAULT_MARGINAL_REL
 from pytest_edgehil.config.schema import StrictModel, describe_input
 from pytest_edgehil.config.suggest import closest
-from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, Family, lookup
+from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, Direction, Family, lookup
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -78,6 +78,10 @@ class DeviceTable(StrictModel):
     faults: FaultsTable | None = None
     # A simulated device's analyzer twin speaks this driver's dialect (default: the N6705C's).
     twin_analyzer: Literal["keysight-n6705c", "rs-ngm202", "keithley-2281s"] | None = None
+    # A USB power monitor on the supply, "KIND:ADDRESS" (instruments/monitor.py); a simulated device's
+    # monitor twin instead of the SCPI analyzer twin.
+    monitor: NonEmpty | None = None
+    twin_monitor: Literal["ppk2", "lpm01a"] | None = None
 
 
 NonNegative = Annotated[float, Field(ge=0)]
@@ -136,6 +140,7 @@ class KindsFile(StrictModel):
 # ------------------------------------------------------------------------------------------ budget table
 
 Marginal = Annotated[float, Field(ge=0, lt=1)]
+Tolerance = Annotated[float, Field(gt=0, lt=1)]  # relative: 0.07 is 7 % of the published figure
 # Families whose quantities are never negative: a negative bound can only be a typo (or a sign error).
 _NON_NEGATIVE = (Family.LATENCY, Family.ENERGY, Family.POWER, Family.THROUGHPUT, Family.FOOTPRINT)
 
@@ -147,6 +152,8 @@ class LimitTable(StrictModel):
     min: Finite | None = None
     marginal: Marginal | None = None  # relative band inside the limit that passes with a warning
     published: Finite | None = None
+    # With `published`: the limit is published × (1 ± tolerance) on the metric's bad side (budgets.py).
+    tolerance: Tolerance | None = None
     source: str = ""
     direction: Literal["higher", "lower"] | None = None  # declares a metric of the user's own
 
@@ -161,8 +168,12 @@ class LimitTable(StrictModel):
 
     @model_validator(mode="after")
     def _bounds(self) -> LimitTable:
-        if self.max is None and self.min is None:
-            raise ValueError("needs `max` and/or `min` (a limit with neither checks nothing)")
+        if self.tolerance is not None and self.published is None:
+            raise ValueError(f"tolerance = {self.tolerance:g} without `published`: a tolerance is relative to "
+                             "the published figure; add `published = …` or write `max`/`min` instead")
+        if self.max is None and self.min is None and self.tolerance is None:
+            raise ValueError("needs `max` and/or `min`, or `published` with a `tolerance` (a limit with "
+                             "neither checks nothing)")
         if self.max is not None and self.min is not None and self.min > self.max:
             raise ValueError(f"min = {self.min:g} is above max = {self.max:g}: no value can pass; swap them")
         return self
@@ -189,6 +200,10 @@ def check_metric_names(limits: dict[str, LimitTable]) -> list[str]:
                 f"If {metric} is a metric of your own, add `direction = \"lower\"` or `\"higher\"` to its limit "
                 f"(or call pytest_edgehil.results.vocabulary.register_metric({metric!r}, ...) in a conftest)")
             continue
+        problem = published_bound_conflict(metric, limit, spec.direction)
+        if problem:
+            problems.append(problem)
+            continue
         if spec.origin == "unknown":
             continue
         # A bound no value can meet fails every run (or, as a `max`, passes none): refuse it here.
@@ -205,6 +220,25 @@ def check_metric_names(limits: dict[str, LimitTable]) -> list[str]:
                 problems.append(f"{metric}.{bound} = {value:g}: {metric} is a fraction from 0 to 1 "
                                 f"(write {value / 100:g} for {value:g} %)")
     return problems
+
+
+def published_bound_conflict(metric: str, limit: LimitTable, direction: Direction | None) -> str | None:
+    """Why `published` + `tolerance` contradicts an explicit bound of the same limit, or None.
+
+    The tolerance sets the bound on the metric's bad side (`max` for lower-is-better, `min` for higher-is-
+    better, both for a metric of unknown direction); an explicit bound on that side says the same thing
+    twice, possibly differently, so it is refused. A bound on the other side (a sanity floor) is kept."""
+    if limit.tolerance is None:
+        return None
+    if limit.direction is not None:
+        direction = Direction(limit.direction)
+    derived = {"max"} if direction is Direction.LOWER else {"min"} if direction is Direction.HIGHER else {"max", "min"}
+    both = sorted(b for b in derived if getattr(limit, b) is not None)
+    if not both:
+        return None
+    return (f"{metric}: `{both[0]} = {getattr(limit, both[0]):g}` and `published = {limit.published:g}` with "
+            f"`tolerance = {limit.tolerance:g}` both set the {'upper' if both[0] == 'max' else 'lower'} bound; "
+            f"keep one (the tolerance derives {' and '.join(sorted(derived))} from the published figure)")
 
 
 class BudgetTable(StrictModel):

@@ -35,12 +35,20 @@ class Trace:
     #: `trigger_index` is then 0, the stream's first sample, and the run must be placed from the trace
     #: itself (`measure.run_start`).
     trigger_located: bool = True
+    # The device's trigger line sampled with the current on the same time base (bool per sample), from a
+    # power monitor with a digital input (PPK2 logic port, Joulescope GPI, Otii GPI); None where the
+    # instrument records no digital channel (the SCPI analyzers, the LPM01A).
+    digital: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.current_a.shape != self.voltage_v.shape:
             raise MeasurementError(
                 f"trace from {self.idn!r}: {self.current_a.size} current samples but "
                 f"{self.voltage_v.size} voltage samples; the fetch was cut short, fetch again")
+        if self.digital is not None and self.digital.shape != self.current_a.shape:
+            raise MeasurementError(
+                f"trace from {self.idn!r}: {self.digital.size} digital samples but {self.current_a.size} "
+                "current samples; the stream was cut short between them, capture again")
         if not 0 <= self.trigger_index <= self.current_a.size:
             raise MeasurementError(
                 f"trace from {self.idn!r}: trigger index {self.trigger_index} lies outside its "

@@ -10,6 +10,8 @@ host does when the line misbehaves (docs/protocol.md, "Retry rule"):
   request is retransmitted (the device may have dropped a corrupt request); at the end, DeviceTimeout;
 - replies carrying another seq are late answers to earlier requests (a duplicated or delayed reply):
   logged, counted and skipped, never taken as the reply to the current command;
+- a RESULT for another model than the one last loaded or selected (protocol version 2 RESULTs carry the
+  SHA-256 of the model that ran): ModelMismatch naming both models; the timings are never returned;
 - the port vanishing (a board resetting re-enumerates its USB-CDC port under another name): DeviceError
   naming the device and the port; the client closes the dead port and refuses further commands until
   `reopen()` / `link.recovery.reconnect()` (used by `DeviceUnderTest.recover()`, which the pytest plugin
@@ -37,6 +39,7 @@ from pytest_edgehil.errors import (
     DeviceRejected,
     DeviceTimeout,
     FrameCorrupt,
+    ModelMismatch,
     ProtocolError,
     ProtocolVersionMismatch,
 )
@@ -70,6 +73,11 @@ if TYPE_CHECKING:
 
 POLL_S = 0.05  # longest a wait sleeps before looking at its deadline again
 RUNS_PER_TIMEOUT = 100  # RUN n waits timeout_s for every started 100 inferences
+# Why a board of an older version is refused rather than driven in its version (docs/protocol.md).
+OLD_VERSIONS: dict[int, str] = {
+    1: " (version 1 RESULTs do not say which model ran, so this host cannot check the active model on each "
+       "RUN and would record another model's figures if something swapped it)",
+}
 R = TypeVar("R", bound=Message)
 
 # What to do about each device refusal, appended to the device's own text.
@@ -120,12 +128,22 @@ class DeviceClient:
         self._seq = random.randrange(0x10000)
         self._lock = threading.RLock()
         self._lost: str | None = None  # why the port failed under us, until reopened
+        # The model this host last asked the device to activate (LOAD_* or SELECT_MODEL), checked against
+        # every RESULT; kept across reopen() (the board must still run it) and RESET (it then answers NO_MODEL).
+        self._expected_model: bytes | None = None
+        self._model_names: dict[bytes, str] = {}  # SHA-256 → name given to load_model, for messages
         self.stats = LinkStats()
 
     # -- state ------------------------------------------------------------------------------------------
     @property
     def is_open(self) -> bool:
         return self._serial is not None
+
+    @property
+    def expected_model(self) -> str | None:
+        """SHA-256 hex of the model this client last loaded or selected (every RUN's RESULT must report
+        it, else ModelMismatch); None before any."""
+        return self._expected_model.hex() if self._expected_model is not None else None
 
     @property
     def lost(self) -> str | None:
@@ -204,6 +222,10 @@ class DeviceClient:
             raise ConfigError(f"load_model: chunk_size {chunk_size} must be in 1..{MAX_PAYLOAD - 4} bytes")
         data = bytes(model_bytes)
         digest = hashlib.sha256(data).digest()
+        # Expected from the first byte sent: after a failed upload the device may hold anything else, and a
+        # RUN must then be refused rather than measure it.
+        self._expected_model = digest
+        self._model_names[digest] = name
         self._ack("load_model (LOAD_BEGIN)", LoadBegin(len(data), digest, name))
         for offset in range(0, len(data), chunk_size):
             self._ack(f"load_model (LOAD_CHUNK at {offset})", LoadChunk(offset, data[offset:offset + chunk_size]))
@@ -218,6 +240,7 @@ class DeviceClient:
             digest = b""
         if len(digest) != 32:
             raise ConfigError(f"select_model: {sha256_hex!r} is not a SHA-256 hex digest (64 hex characters)")
+        self._expected_model = digest  # even if refused: the old model is not what the host asked for
         self._ack("select_model", SelectModel(digest))
 
     def set_input(self, index: int, tensor: np.ndarray) -> None:
@@ -227,17 +250,38 @@ class DeviceClient:
         """Run `count` back-to-back inferences; timings of each, outputs of the last.
 
         The reply is checked before it is returned (`replies.check_result`): one timing per inference,
-        every stage time finite and >= 0, else InvalidPayload naming the device, field and value.
+        every stage time finite and >= 0, else InvalidPayload naming the device, field and value; and it
+        must have run the model this client last loaded or selected, else ModelMismatch (device, port,
+        expected and found SHA-256). Without a load/select yet, any model is accepted (read
+        `result.model_sha256`).
         """
         if count < 1:
             raise ConfigError(f"run: count must be >= 1, got {count}")
         wait_s = self.timeout_s * math.ceil(count / RUNS_PER_TIMEOUT)
         command = f"run({count})"
         result = self._expect(command, self._request(command, Run(count), wait_s), Result)
+        self._check_model(command, result.model_sha256)
         return check_result(result, count, device=self.name, port=self.port, command=command)
 
     def reset(self) -> None:
         self._ack("reset", Reset())
+
+    def _check_model(self, command: str, found: bytes) -> None:
+        expected = self._expected_model
+        if expected is None or found == expected:
+            return
+
+        def named(digest: bytes) -> str:
+            name = self._model_names.get(digest)
+            return f"{name!r} (SHA-256 {digest.hex()[:16]}…)" if name else f"SHA-256 {digest.hex()[:16]}…"
+
+        raise ModelMismatch(
+            f"device {self.name!r} on {self.port}: {command} ran model {named(found)}, not the model this host "
+            f"selected, {named(expected)}. Something changed the board's active model between RUNs: another "
+            f"program on the port that ignores its lock (see `lsof {self.port}`), firmware that switched models "
+            "by itself, or a reboot into a default model. The result was refused and nothing from it was "
+            "recorded; stop the other program, then rerun (each test re-selects its model by hash).",
+            device=self.name, port=self.port, expected=expected.hex(), found=found.hex())
 
     # -- request / reply ------------------------------------------------------------------------------------
     def _ack(self, command: str, request: Message) -> None:
@@ -265,9 +309,10 @@ class DeviceClient:
         return message
 
     def _version_mismatch(self, device_version: int) -> ProtocolVersionMismatch:
+        why = OLD_VERSIONS.get(device_version, "")
         return ProtocolVersionMismatch(
             f"device {self.name!r} on {self.port} speaks protocol version {device_version}, this host "
-            f"(pytest-edgehil) speaks version {PROTOCOL_VERSION}. Flash firmware/agent that speaks version "
+            f"(pytest-edgehil) speaks version {PROTOCOL_VERSION}{why}. Flash firmware/agent that speaks version "
             f"{PROTOCOL_VERSION}, or install the pytest-edgehil release that speaks version {device_version}.")
 
     def _request(self, command: str, request: Message, wait_s: float) -> Frame:

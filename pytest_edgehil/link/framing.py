@@ -21,7 +21,8 @@ from pytest_edgehil.errors import FrameCorrupt, ProtocolError
 if TYPE_CHECKING:
     from pytest_edgehil.link.messages import Message
 
-PROTOCOL_VERSION = 1
+# 2: RESULT starts with the active model's SHA-256 (docs/protocol.md, "Version history").
+PROTOCOL_VERSION = 2
 MAX_PAYLOAD = 4 * 1024 * 1024  # 4 MiB: bounds what garbage on the wire can make a receiver buffer
 HEADER = struct.Struct("<BBHI")
 CRC = struct.Struct("<I")

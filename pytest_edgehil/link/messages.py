@@ -260,13 +260,19 @@ _TIMING = struct.Struct("<4d")
 @register(MsgType.RESULT)
 @dataclass(frozen=True, eq=False)
 class Result(Message):
-    """Timings of every inference of a RUN and the outputs of its last inference."""
+    """Timings of every inference of a RUN and the outputs of its last inference.
+
+    `model_sha256` (32 bytes, since protocol version 2) is the SHA-256 of the model the device actually
+    ran: the host compares it with the model it selected, so a model swapped between RUNs (by another
+    program on the port, a reboot into a default model) is refused rather than measured.
+    """
 
     timings: tuple[StageTiming, ...]
     outputs: tuple[np.ndarray, ...]
+    model_sha256: bytes
 
     def encode_payload(self) -> bytes:
-        out = struct.pack("<I", len(self.timings))
+        out = digest_field(self.model_sha256, "RESULT model_sha256") + struct.pack("<I", len(self.timings))
         out += b"".join(_TIMING.pack(t.start_us, t.readout_us, t.inference_us, t.retrieval_us)
                         for t in self.timings)
         out += struct.pack("<B", len(self.outputs))
@@ -275,16 +281,18 @@ class Result(Message):
     @classmethod
     def decode_payload(cls, payload: bytes) -> Result:
         r = PayloadReader(payload, "RESULT")
+        model = r.take(32, "model_sha256")
         (n,) = r.unpack("I", "timing count")
         raw = r.take(n * _TIMING.size, "timings")
         timings = tuple(StageTiming(*values) for values in _TIMING.iter_unpack(raw))
         (n_out,) = r.unpack("B", "output count")
         outputs = tuple(decode_tensor(r, f"RESULT output {i}") for i in range(n_out))
         r.done()
-        return cls(timings, outputs)
+        return cls(timings, outputs, model)
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Result) and self.timings == other.timings
+                and self.model_sha256 == other.model_sha256
                 and len(self.outputs) == len(other.outputs)
                 and all(same_tensor(a, b) for a, b in zip(self.outputs, other.outputs)))
 

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from pytest_edgehil.link.framing import Frame
+from pytest_edgehil.link.framing import Frame, type_name
 
 PREVIEW_BYTES = 32
 
@@ -33,35 +33,36 @@ class TrafficEntry:
     note: str = ""
 
 
+# What the ring holds per event: (t_s, device, direction, seq, type, payload length, first bytes, note).
+# Plain tuples, the preview still raw bytes: the hex text and the TrafficEntry are made only when someone
+# reads the log (a failed test), so a passing test pays one tuple per frame.
+_Raw = tuple[float, str, str, "int | None", int, int, bytes, str]
+
+
 class TrafficLog:
     """Thread-safe ring buffer of the last `maxlen` traffic events."""
 
     def __init__(self, maxlen: int = 2000) -> None:
-        self._entries: deque[TrafficEntry] = deque(maxlen=maxlen)
+        self._entries: deque[_Raw] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self._t0_s = time.monotonic()  # lines show seconds since the log was created (or cleared)
 
     def record_frame(self, direction: str, frame: Frame, *, device: str = "device") -> None:
         """Record a frame sent ("tx") or received ("rx")."""
-        preview = bytes(frame.payload[:PREVIEW_BYTES]).hex(" ")
-        if len(frame.payload) > PREVIEW_BYTES:
-            preview += " …"
-        self._add(TrafficEntry(time.monotonic(), device, direction, frame.seq, frame.type_name,
-                               len(frame.payload), preview))
+        self._add((time.monotonic(), device, direction, frame.seq, frame.msg_type, len(frame.payload),
+                   bytes(frame.payload[:PREVIEW_BYTES + 1]), ""))
 
     def note(self, direction: str, text: str, *, device: str = "device", raw: bytes = b"") -> None:
         """Record an event that is not a good frame (a corrupt frame, a retransmission, a stale reply)."""
-        preview = bytes(raw[:PREVIEW_BYTES]).hex(" ") + (" …" if len(raw) > PREVIEW_BYTES else "")
-        self._add(TrafficEntry(time.monotonic(), device, direction, note=text, payload_len=len(raw),
-                               preview_hex=preview))
+        self._add((time.monotonic(), device, direction, None, -1, len(raw), bytes(raw[:PREVIEW_BYTES + 1]), text))
 
-    def _add(self, entry: TrafficEntry) -> None:
+    def _add(self, raw: _Raw) -> None:
         with self._lock:
-            self._entries.append(entry)
+            self._entries.append(raw)
             t0_s = self._t0_s
-        logger = logging.getLogger(f"pytest_edgehil.serial.{entry.device}")
+        logger = logging.getLogger(f"pytest_edgehil.serial.{raw[1]}")
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s", self._format(entry, t0_s))
+            logger.debug("%s", self._format(_entry(raw), t0_s))
 
     @staticmethod
     def _format(entry: TrafficEntry, t0_s: float) -> str:
@@ -75,12 +76,12 @@ class TrafficLog:
     @property
     def entries(self) -> list[TrafficEntry]:
         with self._lock:
-            return list(self._entries)
+            return [_entry(raw) for raw in self._entries]
 
     def lines(self) -> list[str]:
         with self._lock:
-            entries, t0_s = list(self._entries), self._t0_s
-        return [self._format(e, t0_s) for e in entries]
+            raws, t0_s = list(self._entries), self._t0_s
+        return [self._format(_entry(raw), t0_s) for raw in raws]
 
     def text(self) -> str:
         lines = self.lines()
@@ -94,3 +95,12 @@ class TrafficLog:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+def _entry(raw: _Raw) -> TrafficEntry:
+    """A recorded event as the TrafficEntry readers see, preview as hex ("…" when the payload is longer)."""
+    t_s, device, direction, seq, msg_type, payload_len, head, note = raw
+    preview = head[:PREVIEW_BYTES].hex(" ") + (" …" if len(head) > PREVIEW_BYTES else "")
+    if note:
+        return TrafficEntry(t_s, device, direction, note=note, payload_len=payload_len, preview_hex=preview)
+    return TrafficEntry(t_s, device, direction, seq, type_name(msg_type), payload_len, preview)

@@ -139,6 +139,15 @@ def end_to_end_windows_s(timings: Iterable[Any]) -> np.ndarray:
     return np.stack([start - readout, start + inference + retrieval], axis=1) * 1e-6
 
 
+def stage_windows_s(timings: Iterable[Any]) -> dict[str, np.ndarray]:
+    """{"readout", "inference", "retrieval"}: (n, 2) windows in seconds on the trace's time axis, one per
+    inference; readout ends at the trigger edge (`start`), retrieval follows the inference."""
+    start, readout, inference, retrieval = _timing_columns_us(timings).T * 1e-6
+    return {"readout": np.stack([start - readout, start], axis=1),
+            "inference": np.stack([start, start + inference], axis=1),
+            "retrieval": np.stack([start + inference, start + inference + retrieval], axis=1)}
+
+
 # ------------------------------------------------------------------------ latency from the trace
 
 def _best_split(x: np.ndarray) -> tuple[int, float]:

@@ -18,6 +18,12 @@ from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.errors import CannotResolve
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.measure.digital_windows import (
+    WINDOW_SOURCE_DIGITAL,
+    WINDOW_SOURCE_RUN_START,
+    WINDOW_SOURCE_TRIGGER,
+    energy_from_digital,
+)
 from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_energy_from_trace
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
 from pytest_edgehil.measure.run_start import run_start_s
@@ -53,6 +59,8 @@ class EnergyMeasurement:
     last_trace: Trace | None = None
     sample_interval_s: float = 0.0
     idn: str = ""
+    instrument: str = ""  # the instrument's model name ("Nordic PPK2", "Keysight N6705C + N6781A")
+    window_source: str = ""  # digital_windows.WINDOW_SOURCE_*: where the windows were placed from
 
     def _pooled(self, name: str) -> np.ndarray:
         return np.concatenate([getattr(w, name) for w in self.windows])
@@ -161,17 +169,24 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     refusal = inference_refusal(probe, dt_s, analyzer)
     analyzer.configure(voltage_v=supply_v, current_range_a=current_range_a, sample_interval_s=dt_s,
                        points=points, pretrigger_points=pre)
-    measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal)
+    measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal,
+                                    instrument=analyzer.model)
     for _ in range(plan.windows):
         analyzer.arm("EXT")
         result = dut.client.run(runs)
         analyzer.wait_complete(plan.timeout_s)
         trace = analyzer.fetch_trace()
-        time_s, power_w = trace.time_s, trace.power_w
-        if not trace.trigger_located:
-            time_s, power_w = _placed_in_stream(time_s, power_w, result.timings[0], pre, points, analyzer)
-        estimate = run_energy_from_trace if refusal is not None else energy_from_trace
-        measurement.windows.append(estimate(time_s, power_w, result.timings))
+        if trace.digital is not None:  # the trigger line is in the stream: windows from its edges
+            measurement.windows.append(energy_from_digital(trace.time_s, trace.power_w, trace.digital,
+                                                           result.timings, per_inference=refusal is None))
+            measurement.window_source = WINDOW_SOURCE_DIGITAL
+        else:
+            time_s, power_w = trace.time_s, trace.power_w
+            if not trace.trigger_located:  # a trigger-less stream (FastLog): the RUN placed from its first step
+                time_s, power_w = _placed_in_stream(time_s, power_w, result.timings[0], pre, points, analyzer)
+            estimate = run_energy_from_trace if refusal is not None else energy_from_trace
+            measurement.windows.append(estimate(time_s, power_w, result.timings))
+            measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
         measurement.timings.append(tuple(result.timings))
         measurement.last_trace = trace
     return measurement
@@ -186,6 +201,6 @@ def _placed_in_stream(time_s: np.ndarray, power_w: np.ndarray, first: StageTimin
     MeasurementError (run_start) when the stream does not show where the RUN starts."""
     dt_s = float(time_s[1] - time_s[0])
     trigger_s = run_start_s(time_s, power_w) + first.readout_us * 1e-6
-    k0 = max(0, int(round((trigger_s - time_s[0]) / dt_s)) - pre)
-    keep = points - int(round(analyzer.start_latency_s / dt_s))
+    k0 = max(0, int(np.rint((trigger_s - time_s[0]) / dt_s)) - pre)
+    keep = points - int(np.rint(analyzer.start_latency_s / dt_s))
     return time_s[k0:k0 + keep] - trigger_s, power_w[k0:k0 + keep]

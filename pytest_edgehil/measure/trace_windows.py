@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError, WindowMisplaced
+from pytest_edgehil.measure.settling import SETTLE_COVER, settling_tau_s, supply_tau_s
 
 # A step counts as an edge the trace can locate when it stands this many noise sigmas tall ...
 _MIN_STEP_SIGMAS = 8.0
@@ -55,18 +56,6 @@ _PASS1_RATIO_PINNED = 2e-4
 # Located edges scattering about the map by more than this many sample intervals (rms) are quantized
 # (point sampling), not integrated: see locate_edges.
 _PRECISE_SAMPLES = 0.2
-# Settling: the trace after each located step is fitted with a first-order approach B + R·exp(−x/τ) over
-# this long (or to the next edge). The locator reads the level after the step _SETTLE_S past it, so the
-# supply path's slowest time constant must be under ~0.3 of that (a 6 µs RC costs 0.7-1 % on a 0.23 ms
-# window; per-op steps push the defaults' fitted τ, ≈ 3-4 µs, up to 5.7 µs on coral) ...
-_SETTLE_FIT_S = 2 * _SETTLE_S
-_MAX_SETTLE_TAU_S = 0.3 * _SETTLE_S
-# ... and an approach counts as one only when it carries this fraction of the step at its start: per-op
-# power steps (piecewise flat, a few % of the level, anywhere in the stage) fit no such approach.
-_SETTLE_MIN_AMPLITUDE = 0.25
-_SETTLE_TAUS_S = np.geomspace(0.3e-6, 300e-6, 48)
-
-
 @dataclass(frozen=True)
 class EdgeFit:
     """Every stage edge of a RUN on the trace axis, with what the trace says about it.
@@ -155,6 +144,10 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
     if ratio_u > _PASS1_RATIO_PINNED:
         offset, ratio = float(np.mean(np.subtract(fit_y, fit_x))) if fit_x else 0.0, 1.0
+    # The supply path's settling (measure.settling): the regions reach SETTLE_COVER time constants past
+    # each edge, so every step has settled where the locator reads its levels.
+    tau_s = _supply_tau(trace, dev, fit_x, fit_y, offset, ratio)
+    trace.outer_half, trace.half_max = trace.half_max, max(trace.half_max, SETTLE_COVER * tau_s + dt)
     # Pass 2: every edge again in a narrow region around the fitted map (no widening, no layer bias).
     position = offset + ratio * dev
     cumulative = np.zeros(n)
@@ -168,11 +161,11 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         usable[k], step[k] = trace.usable(dev, k, offset, ratio)
         hit = trace.locate(dev, k, offset, ratio, 0.0)
         if hit is not None:
-            next_s = offset + ratio * dev[k + 1] if k + 1 < n else np.inf
-            settle_tau[k] = settling_tau_s(p, bounds, hit[0], next_s, step[k])
-            if not np.isnan(settle_tau[k]):
-                # The step is still settling where its level is read: its centroid and energy are wrong,
-                # and so would be a map fitted to it. Windows that use it are refused (window_energies).
+            if tau_s > 0 and trace.reach_s(dev, k, ratio) < SETTLE_COVER * tau_s + dt:
+                # A neighbouring stage is too short for the step to settle where its level is read: its
+                # centroid and energy would be wrong, and so would a map fitted to it. Windows that use
+                # it are refused (window_energies).
+                settle_tau[k] = tau_s
                 continue
             position[k], cumulative[k], edge_u[k] = hit
             located[k] = True
@@ -215,40 +208,18 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
                    noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled)
 
 
-def settling_tau_s(p: np.ndarray, bounds: np.ndarray, centroid_s: float, next_edge_s: float,
-                   step_w: float) -> float:
-    """The time constant (s) of a first-order settling after the step at `centroid_s`, when it is slower
-    than the locator allows (_MAX_SETTLE_TAU_S) and carries a real part of the step; else NaN.
-
-    The samples from the centroid to the next edge (at most _SETTLE_FIT_S, at least 8 of them) are fitted
-    with B + R·exp(−x/τ) over a grid of τ (B and R by least squares for each). A supply path (decoupling
-    RC, the analyzer's front end) gives an exponential approach that starts with most of the step; per-op
-    power steps are flat between layer boundaries and fit either a fast τ or a small R.
-    """
-    dt = float(bounds[1] - bounds[0])
-    if not np.isfinite(step_w) or step_w == 0 or dt > _SETTLE_FIT_S:
-        return float("nan")  # a sample longer than the fit's reach holds the whole smear (window checks rule)
-    j0 = int(np.ceil((centroid_s - bounds[0]) / dt - 1e-9))
-    reach = min(next_edge_s - centroid_s - dt, max(_SETTLE_FIT_S, 8 * dt))
-    j1 = min(int(np.floor((centroid_s + reach - bounds[0]) / dt)), p.size)
-    if j0 < 0 or j1 - j0 < 4:
-        return float("nan")  # too few samples after the step to see an approach (the window checks refuse)
-    x = bounds[j0:j1] + dt / 2 - centroid_s  # sample centres after the centroid
-    y = p[j0:j1]
-    basis = np.exp(-x[None, :] / _SETTLE_TAUS_S[:, None])
-    bc = basis - basis.mean(axis=1, keepdims=True)
-    yc = y - y.mean()
-    var = np.sum(bc ** 2, axis=1)
-    amplitude = np.divide(bc @ yc, var, out=np.zeros_like(var), where=var > 0)
-    rss = np.sum((yc[None, :] - amplitude[:, None] * bc) ** 2, axis=1)
-    best = int(np.argmin(rss))
-    tau = float(_SETTLE_TAUS_S[best])
-    # An approach starts on the near side of the level it settles to (below it after a rising step), bends
-    # within the fitted span (τ beyond twice the span is a ramp: layer structure), and carries the step.
-    start = -amplitude[best] * basis[best, 0] / step_w
-    if _MAX_SETTLE_TAU_S < tau <= 2 * float(x[-1]) and start >= _SETTLE_MIN_AMPLITUDE:
+def _supply_tau(trace: _Trace, dev: np.ndarray, fit_x: list[float], fit_y: list[float], offset: float,
+                ratio: float) -> float:
+    """The supply path's time constant from pass 1's located steps: one joint fit (`supply_tau_s`), or for
+    a RUN with too few steps the slowest approach seen at any one of them; 0.0 when none is seen."""
+    ks = [int(np.searchsorted(dev, x)) for x in fit_x]
+    steps = [trace.usable(dev, k, offset, ratio)[1] for k in ks]
+    nexts = [offset + ratio * dev[k + 1] if k + 1 < dev.size else np.inf for k in ks]
+    tau = supply_tau_s(trace.p, trace.bounds, fit_y, steps, nexts, trace.noise)
+    if tau is not None:
         return tau
-    return float("nan")
+    each = [settling_tau_s(trace.p, trace.bounds, c, nx, st) for c, st, nx in zip(fit_y, steps, nexts)]
+    return float(np.nanmax(each)) if each and not np.all(np.isnan(each)) else 0.0
 
 
 class _Trace:
@@ -257,18 +228,27 @@ class _Trace:
     def __init__(self, p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, noise: float) -> None:
         self.p, self.bounds, self.cum, self.dt, self.noise = p, bounds, cum, dt, noise
         self.half_max = max(_REGION_SAMPLES * dt, _SETTLE_S + dt)
+        # Outside the RUN's first and last edge the trace holds whatever the board did before and after
+        # (idle, another RUN's steps): a region widened for settling does not reach further out there.
+        self.outer_half = np.inf
 
     def _region(self, dev: np.ndarray, k: int, offset: float, ratio: float,
                 widen: float) -> tuple[int, float, int, float]:
         pred = offset + ratio * dev[k]
-        gap_lo = (dev[k] - dev[k - 1]) * ratio if k > 0 else np.inf
-        gap_hi = (dev[k + 1] - dev[k]) * ratio if k < dev.size - 1 else np.inf
+        gap_lo = (dev[k] - dev[k - 1]) * ratio if k > 0 else 2 * self.outer_half
+        gap_hi = (dev[k + 1] - dev[k]) * ratio if k < dev.size - 1 else 2 * self.outer_half
         lo_s = pred - min(self.half_max + widen, gap_lo / 2)
         hi_s = pred + min(self.half_max + widen, gap_hi / 2)
         b = self.bounds
         j0 = int(np.ceil((max(lo_s, b[0]) - b[0]) / self.dt - 1e-9))
         j1 = int(np.floor((min(hi_s, b[-1]) - b[0]) / self.dt + 1e-9))
         return j0, (pred - b[0]) / self.dt, j1, min(gap_lo, gap_hi)
+
+    def reach_s(self, dev: np.ndarray, k: int, ratio: float) -> float:
+        """How far edge k's region can reach on either side: half the shorter neighbouring stage."""
+        gap_lo = (dev[k] - dev[k - 1]) * ratio if k > 0 else np.inf
+        gap_hi = (dev[k + 1] - dev[k]) * ratio if k < dev.size - 1 else np.inf
+        return float(min(gap_lo, gap_hi) / 2)
 
     def usable(self, dev: np.ndarray, k: int, offset: float, ratio: float) -> tuple[bool, float]:
         """(whether both neighbouring stages hold two samples, the step seen across the edge)."""
@@ -396,9 +376,10 @@ def window_energies(fit: EdgeFit, windows_dev_s: np.ndarray, names: Sequence[str
             raise CannotResolve(
                 names[w], interval, dt,
                 f"the power step at its edge settles with a time constant of ≈ {max(unsettled) * 1e6:.3g} µs "
-                f"(a first-order approach seen in the trace; at most {_MAX_SETTLE_TAU_S * 1e6:.3g} µs can be "
-                "located), the supply path between analyzer and load (board decoupling, the analyzer's front "
-                "end) smears the window's edges",
+                f"(a first-order approach seen in the trace), and a stage beside that edge is shorter than "
+                f"{2 * SETTLE_COVER:g} time constants, so the step never settles where its level could be read: "
+                "the supply path between analyzer and load (board decoupling, the analyzer's front end) smears "
+                "the window's edges",
                 "measure at the board's load side or with a wider analyzer front end, or measure the stage's "
                 "energy with a stage-only loop (many back-to-back inferences in one window, as MLPerf Tiny "
                 "does) so the edges matter once per run")

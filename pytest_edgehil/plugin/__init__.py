@@ -32,6 +32,7 @@ from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found 
     edgehil_record,
     edgehil_session,
 )
+from pytest_edgehil.plugin.html_extras import add_html_extras, wants_html_extras
 from pytest_edgehil.plugin.run import EdgeHILRun, duts_key, run_key
 from pytest_edgehil.plugin.session import DEFAULT_BUDGETS, DEFAULT_LAB, INI_VALUES, build_session, in_use
 from pytest_edgehil.plugin.short_errors import short_longrepr, wants_short
@@ -56,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edgehil-seed", type=int, default=0, help="seed of the simulated twins' jitter and noise")
     group.addoption("--analyzer", default=None, help="VISA resource of the power analyzer, overriding the lab file")
     group.addoption("--edgehil-save", default=None, metavar="PATH",
-                    help="write the results file (JSON) here, rewritten atomically after every measurement")
+                    help="write the results file (JSON) here; records are journaled as they are measured")
     group.addoption("--edgehil-baseline", default=None, metavar="PATH",
                     help="results file to gate against: fail the run on significant regressions")
     group.addoption("--edgehil-fail-on", default=None, metavar="FAMILY:PCT,…",
@@ -222,6 +223,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         short = short_longrepr(item, call.excinfo)
         if short is not None:
             report.longrepr = short  # the typed error's message, not our frames (plugin/short_errors.py)
+    if report.when == "call" and wants_html_extras(item.config):
+        add_html_extras(item, report)  # pytest-html: the value table and the trace image of this test
     if report.failed:
         for dut in item.stash.get(duts_key, []):
             report.sections.append((f"serial traffic {dut.name} ({dut.port})", dut.traffic.text()))
@@ -230,13 +233,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
     # Every result line of an edgehil test says which bench produced it.
+    # Every result line of an edgehil test says which bench produced it, and (with -v) the value nearest
+    # its limit: `PASSED inference_ms 0.859 ms vs ≤ 0.886 ms (+3.0%) [SIMULATED]`.
     run = config.stash.get(run_key, None)
     if run is not None and report.when == "call" and any(k == "edgehil" for k, _ in report.user_properties):
+        from pytest_edgehil.results.records import records_from_properties
+        from pytest_edgehil.results.terminal import result_word
+
+        records = records_from_properties(report.user_properties)
         label = run.session.backend_label
         if report.passed:
-            return "passed", ".", f"PASSED [{label}]"
+            return "passed", ".", result_word("passed", records, label)
         if report.failed:
-            return "failed", "F", f"FAILED [{label}]"
+            return "failed", "F", result_word("failed", records, label)
     return None
 
 
@@ -256,7 +265,30 @@ class EdgeHILReporter:
         if not records:
             return
         from pytest_edgehil.results.summary import summary_lines
+        from pytest_edgehil.results.terminal import latency_split_lines
 
         terminalreporter.write_sep("=", f"edgehil summary ({self.run.session.backend_label})")
         for line in summary_lines(records):
             terminalreporter.write_line(line)
+        split = latency_split_lines(records)
+        if split:
+            terminalreporter.write_line("")
+            terminalreporter.write_line("latency split (median of each stage; the total is the measured end to end):")
+            for line in split:
+                terminalreporter.write_line(f"  {line}")
+        for line in self._not_selected_lines():
+            terminalreporter.write_line(line)
+
+    def _not_selected_lines(self) -> list[str]:
+        """One line per reason the --device/--model selection left budgeted pairs out, naming them."""
+        if not self.run.session_built:
+            return []
+        from pytest_edgehil.config.pairs import why_not_selected
+
+        s = self.run.session
+        by_reason: dict[str, list[str]] = {}
+        for pair in s.pairs:
+            reason = why_not_selected(pair, s.devices, s.models)
+            if reason is not None:
+                by_reason.setdefault(reason, []).append(pair.id)
+        return [f"edgehil: not run ({reason}): {', '.join(ids)}" for reason, ids in by_reason.items()]

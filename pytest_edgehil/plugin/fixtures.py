@@ -161,6 +161,7 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
                    edgehil_analyzer: tuple[PowerAnalyzer, SupplySettings],
                    edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
     """Energy per inference of the pair's model on its device, measured once per pair and session."""
+    from pytest_edgehil.errors import MonitorLimit
     from pytest_edgehil.measure.meter import measure_energy
     from pytest_edgehil.plugin.recorder import context_key
 
@@ -168,9 +169,15 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
     cache = pytestconfig.stash[run_key].energy_cache
     if key not in cache:
         analyzer, supply = edgehil_analyzer
-        cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
-                                    current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
+        try:
+            cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
+                                        current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
+        except MonitorLimit as exc:  # the monitor cannot power or measure this board: a typed refusal
+            cache[key] = exc
     measurement = cache[key]
+    if isinstance(measurement, MonitorLimit):
+        pytest.skip(f"refused by the power monitor: {measurement}")
     request.node.stash.setdefault(context_key, {}).update(
-        instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s)
+        instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s,
+        instrument=measurement.instrument, window_source=measurement.window_source)
     return measurement

@@ -7,24 +7,28 @@
 threshold or an unreadable baseline fails at start-up, not after an hour on the bench.
 
 The plugin listens to the run's one collection of records (`EdgeHILRun.collect`, fed by
-`pytest_runtest_logreport`), rewrites the results file atomically after each test that recorded something
-(without `--edgehil-save`: `edgehil-results/<run-id>.json`, and `latest.json` beside it as a copy of the
-last write, so concurrent runs keep both files), decides in `pytest_sessionfinish` (it may raise the exit status from
+`pytest_runtest_logreport`), appends each test's records to the results file's journal (O(1) per
+record; the document is written whole when the run finishes: `results/store.py`). Without
+`--edgehil-save` the file is `edgehil-results/<run-id>.json`, with `latest.json` beside it as a copy of
+the last document written, so concurrent runs keep both files; when a run finishes, all but the newest
+`edgehil_results_keep` (ini, default 200) run files there are deleted. It decides in `pytest_sessionfinish` (it may raise the exit status from
 0 to 1, never lower it), and prints the gate table in the terminal summary.
 
 With `--junitxml`, `JUnitMetricProperties` (registered on workers too, where the items run) adds each
-measured value as a test property `edgehil:<metric>` so Jenkins and GitLab show it per test case.
+measured value as a test property `edgehil:<metric>` so Jenkins and GitLab show it per test case, and
+writes every edgehil property as JSON (`results/junit.py`: samples counted, traces referenced).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_edgehil.errors import EdgeHILError
+from pytest_edgehil.errors import ConfigError, EdgeHILError
 from pytest_edgehil.plugin.run import EdgeHILRun, TestRecords, run_key
 from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateReport, compare_results
 from pytest_edgehil.results.store import (
@@ -35,6 +39,7 @@ from pytest_edgehil.results.store import (
     git_commit,
     load_results,
     new_run_id,
+    prune_old_runs,
     utc_now,
 )
 
@@ -75,12 +80,13 @@ def register(config: pytest.Config, run: EdgeHILRun) -> None:
         fail_on = FailOn.parse(config.getoption("--edgehil-fail-on", None) or DEFAULT_FAIL_ON)
         if _is_xdist_worker(config):
             return
-        lazy, latest = False, None
+        lazy, latest, prune = False, None, None
         if not save and run.session.pairs:
             # Every run that measures keeps its results, even when nobody asked to save them: in a file of
             # its own (two runs at once must not overwrite each other), with latest.json as the pointer.
             results_dir = config.rootpath / DEFAULT_RESULTS_DIR
             save, lazy, latest = str(results_dir / f"{new_run_id()}.json"), True, results_dir / LATEST_RESULTS
+            prune = (results_dir, _results_keep(config))
         if not (save or baseline_opt):
             return
         baseline = load_results(Path(baseline_opt)) if baseline_opt else None
@@ -89,17 +95,28 @@ def register(config: pytest.Config, run: EdgeHILRun) -> None:
     except EdgeHILError as exc:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
     plugin = GatePlugin(info, fail_on=fail_on, writer=writer, baseline=baseline,
-                        baseline_path=Path(baseline_opt) if baseline_opt else None)
+                        baseline_path=Path(baseline_opt) if baseline_opt else None, prune=prune)
     run.listeners.append(plugin.add)
     config.pluginmanager.register(plugin, GATE_PLUGIN_NAME)
+
+
+def _results_keep(config: pytest.Config) -> int:
+    """`edgehil_results_keep` as a count >= 1; ConfigError (a usage error at start-up) otherwise."""
+    raw = str(config.getini("edgehil_results_keep") or "").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"ini value edgehil_results_keep = {raw!r} must be a whole number of runs >= 1 "
+                          "(how many per-run results files edgehil-results/ keeps)")
+    return int(raw)
 
 
 class GatePlugin:
     """Lives on the controller: collects records, keeps the results file current, gates at the end."""
 
     def __init__(self, run: RunInfo, *, fail_on: FailOn, writer: ResultsWriter | None,
-                 baseline: ResultsFile | None, baseline_path: Path | None) -> None:
+                 baseline: ResultsFile | None, baseline_path: Path | None,
+                 prune: tuple[Path, int] | None = None) -> None:
         self.run = run
+        self.prune = prune  # (edgehil-results/, runs to keep): the default folder's retention
         self.fail_on = fail_on
         self.writer = writer
         self.baseline = baseline
@@ -130,8 +147,12 @@ class GatePlugin:
         if self.writer is not None and self.write_error is None:
             try:
                 self.writer.finish(int(session.exitstatus))
+                if self.prune is not None and self.writer.results.records:
+                    prune_old_runs(*self.prune)
             except EdgeHILError as exc:
                 self.write_error = str(exc)
+            except OSError as exc:  # pruning is housekeeping: say so, never fail a measured run for it
+                warnings.warn(f"pytest-edgehil: could not prune old results in {self.prune}: {exc}", stacklevel=1)
         if self.write_error is not None and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -170,8 +191,21 @@ class JUnitMetricProperties:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        from pytest_edgehil.results.junit import dumps, record_property, trace_property
+        from pytest_edgehil.results.records import TRACE_PROPERTY, USER_PROPERTY
+
+        # The call report (read by the run and the gate) holds its own copy of the list; the teardown
+        # report, which junitxml writes, gets JSON: records without their samples, traces as references.
+        properties: list[tuple[str, object]] = []
+        for key, value in item.user_properties:
+            if key == USER_PROPERTY and isinstance(value, dict):
+                value = record_property(value)
+            elif key == TRACE_PROPERTY and isinstance(value, dict):
+                value = trace_property(value, item.nodeid)
+            properties.append((key, value))
         for record in self.run.records_for(item.nodeid):
-            item.user_properties.append((f"{JUNIT_PREFIX}{record.metric}", record.value))
+            properties.append((f"{JUNIT_PREFIX}{record.metric}", dumps(record.value)))
+        item.user_properties[:] = properties
         return (yield)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

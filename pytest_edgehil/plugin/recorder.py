@@ -6,9 +6,12 @@ this module is the pytest side (failing the test, warning on a marginal value, t
 
 from __future__ import annotations
 
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -18,9 +21,27 @@ from pytest_edgehil.config.pairs import Pair
 from pytest_edgehil.results.records import MAX_TRACE_POINTS, TRACE_PROPERTY, USER_PROPERTY, MetricRecord
 from pytest_edgehil.results.vocabulary import resolve
 
+if TYPE_CHECKING:
+    from pytest_edgehil.measure.meter import EnergyMeasurement
+
 # What makes two measurements comparable, filled in by the fixtures as the bench comes up:
 # model_sha256, device_firmware, protocol_version, instrument_idn, sample_interval_s.
 context_key = pytest.StashKey[dict[str, object]]()
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def _caller_stacklevel() -> int:
+    """The `warnings.warn` stacklevel of the first frame outside pytest-edgehil: the line of the test (or
+    the user's helper) that recorded the value, not this module's `check_median` → `check`.
+    (Python 3.12's `skip_file_prefixes` does this; 3.10 and 3.11 are supported.)"""
+    frame = sys._getframe(1)  # the caller of this function, i.e. the frame calling warnings.warn
+    level = 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 class EdgeHILMarginalWarning(UserWarning):
@@ -57,6 +78,7 @@ class Recorder:
             ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, raw=raw,
             context=dict(stashed_context),
             direction=spec.direction.value if spec.direction else None, family=spec.family.value,
+            published=limit.published if limit else None,
         )
         self.item.user_properties.append((USER_PROPERTY, asdict(record)))
         if verdict is None:
@@ -66,18 +88,48 @@ class Recorder:
         if verdict.status is Status.FAIL:
             pytest.fail(f"over budget: {message}", pytrace=False)
         if verdict.status is Status.MARGINAL:
-            warnings.warn(EdgeHILMarginalWarning(f"marginal: {message}"), stacklevel=2)
+            warnings.warn(EdgeHILMarginalWarning(f"marginal: {message}"), stacklevel=_caller_stacklevel())
         return verdict
 
-    def attach_trace(self, time_s: np.ndarray, power_w: np.ndarray, windows_s: np.ndarray) -> None:
-        """Keep a decimated power trace (and the inference windows on it) for the report's plots."""
-        step = max(1, int(np.ceil(len(time_s) / MAX_TRACE_POINTS)))
-        n = len(time_s) // step * step
+    def attach_trace(self, time_s: np.ndarray, power_w: np.ndarray, windows_s: np.ndarray, *,
+                     stages_s: Mapping[str, np.ndarray] | None = None, caption: str = "") -> None:
+        """Keep the power trace for the report: peak-detect decimated to `MAX_TRACE_POINTS` (every dip and
+        spike at its depth), with the inference windows, the stage windows by name and a caption."""
+        from pytest_edgehil.results.decimate import peak_decimate
+
+        time_s, power_w, windows_s = np.asarray(time_s), np.asarray(power_w), np.asarray(windows_s).reshape(-1, 2)
+        t, p = peak_decimate(time_s, power_w, MAX_TRACE_POINTS)
+        # The zoomed panel: the middle inference with a width of margin on each side, at full resolution
+        # (decimated only if the analyzer sampled it more finely than a plot can show).
+        zoom_t, zoom_p = np.zeros(0), np.zeros(0)
+        if len(windows_s):
+            t0, t1 = windows_s[len(windows_s) // 2]
+            pad = max(t1 - t0, 4 * float(np.median(np.diff(time_s))) if len(time_s) > 1 else 0.0)
+            inside = (time_s >= t0 - pad) & (time_s <= t1 + pad)
+            zoom_t, zoom_p = peak_decimate(time_s[inside], power_w[inside], MAX_TRACE_POINTS // 2)
         self.item.user_properties.append((TRACE_PROPERTY, {
-            "pair": self.pair.id, "time_s": np.asarray(time_s[:n]).reshape(-1, step).mean(axis=1).tolist(),
-            "power_w": np.asarray(power_w[:n]).reshape(-1, step).mean(axis=1).tolist(),
-            "windows_s": np.asarray(windows_s).tolist(), "backend": self.backend,
+            "pair": self.pair.id, "time_s": t.tolist(), "power_w": p.tolist(),
+            "windows_s": windows_s.tolist(), "backend": self.backend,
+            "stages_s": {name: np.asarray(w).tolist() for name, w in (stages_s or {}).items()},
+            "zoom_time_s": zoom_t.tolist(), "zoom_power_w": zoom_p.tolist(), "caption": caption,
         }))
+
+    def attach_energy_trace(self, energy: EnergyMeasurement) -> None:
+        """The last acquisition of an energy measurement, its stages shaded, captioned with the analyzer,
+        the sample interval and the uncertainty of the figure it yields (inference energy, else end to end)."""
+        from pytest_edgehil.measure.energy import inference_windows_s, stage_windows_s
+
+        trace = energy.last_trace
+        if trace is None or not energy.timings:
+            return
+        timings = energy.timings[-1]
+        name, label = ("inference_j", "inference") if energy.refusal is None else ("end_to_end_j", "end-to-end")
+        s = energy.summary(name)
+        caption = (f"analyzer {energy.idn or 'unknown'}; sample interval {energy.sample_interval_s * 1e6:.3g} µs; "
+                   f"{label} energy median {s.median * 1e3:.4g} mJ, 95 % CI {s.ci_low * 1e3:.4g}–"
+                   f"{s.ci_high * 1e3:.4g} mJ (n={s.n})")
+        self.attach_trace(trace.time_s, trace.power_w, inference_windows_s(timings),
+                          stages_s=stage_windows_s(timings), caption=caption)
 
     def check_median(self, metric: str, samples: Sequence[float]) -> Verdict | None:
         """Check the median of per-inference samples; the record keeps the samples and a 95 % CI."""

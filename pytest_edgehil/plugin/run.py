@@ -18,6 +18,7 @@ from pytest_edgehil.config.session import EdgeHILSession
 
 if TYPE_CHECKING:
     from pytest_edgehil.bench import Bench, DeviceUnderTest
+    from pytest_edgehil.errors import MonitorLimit
     from pytest_edgehil.measure.meter import EnergyMeasurement
     from pytest_edgehil.results.records import MetricRecord
 
@@ -43,7 +44,8 @@ class EdgeHILRun:
     _session: EdgeHILSession | None = None
     bench: Bench | None = None
     tests: list[TestRecords] = field(default_factory=list)
-    energy_cache: dict[tuple[str, str | None], EnergyMeasurement] = field(default_factory=dict)
+    # A MonitorLimit where the power monitor refused the board (the energy tests skip with it).
+    energy_cache: dict[tuple[str, str | None], EnergyMeasurement | MonitorLimit] = field(default_factory=dict)
     listeners: list[Callable[[TestRecords], None]] = field(default_factory=list)
     lock_timeout_s: float = 0.0  # ini edgehil_lock_timeout: how long bring-up waits for a busy board
     twin_realtime: float = 0.0  # ini edgehil_twin_realtime

@@ -37,6 +37,7 @@ INI_VALUES: dict[str, tuple[str, str]] = {
     "edgehil_energy_runs": ("simulated bench: inferences per acquisition window", ""),
     "edgehil_lock_timeout": ("seconds to wait for a board another process holds (0: fail at once, 'busy')", "0"),
     "edgehil_twin_realtime": ("simulated bench: twins run in wall-clock time × this (0: answer at once)", "0"),
+    "edgehil_results_keep": ("runs kept in edgehil-results/ (older run files deleted as a run finishes)", "200"),
 }
 
 

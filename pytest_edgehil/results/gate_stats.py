@@ -9,9 +9,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _stats() -> ModuleType:
+    """scipy.stats, imported on first use: it takes seconds to import, and every pytest process (each
+    xdist worker too) imports this module while only a run that compares against a baseline needs it."""
+    from scipy import stats
+
+    return stats
+
 
 CONFIDENCE = 0.95  # of the reported ratio interval
 MAX_SAMPLES_PAIRWISE = 2000  # per side for HL: 4 M pairwise ratios at most (long latency records are thinned)
@@ -48,7 +60,7 @@ def hodges_lehmann_shift(base: np.ndarray, new: np.ndarray,
     b, n = _thin(base, MAX_SAMPLES_PAIRWISE), _thin(new, MAX_SAMPLES_PAIRWISE)
     diffs = (n[:, None] - b[None, :]).ravel()
     total = diffs.size
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = float(_stats().norm.ppf(0.5 + confidence / 2))
     k = math.floor(total / 2 - z * math.sqrt(b.size * n.size * (b.size + n.size + 1) / 12.0))
     k = min(max(k, 0), (total - 1) // 2)
     mid_lo, mid_hi = (total - 1) // 2, total // 2
@@ -88,7 +100,7 @@ def drift_of(x: np.ndarray) -> float:
         return 0.0
     blocks = np.array_split(x, count)
     medians = np.array([np.median(block) for block in blocks])
-    if np.min(medians) <= 0 or stats.kruskal(*blocks).pvalue >= DRIFT_ALPHA:
+    if np.min(medians) <= 0 or _stats().kruskal(*blocks).pvalue >= DRIFT_ALPHA:
         return 0.0
     return float(np.max(medians) / np.min(medians) - 1.0)
 
@@ -96,8 +108,8 @@ def drift_of(x: np.ndarray) -> float:
 def _mann_whitney(base: np.ndarray, new: np.ndarray) -> tuple[float, float]:
     if np.ptp(np.concatenate([base, new])) == 0:
         return 1.0, 1.0  # all samples equal: no evidence either way (scipy would return NaN)
-    greater = stats.mannwhitneyu(new, base, alternative="greater").pvalue
-    less = stats.mannwhitneyu(new, base, alternative="less").pvalue
+    greater = _stats().mannwhitneyu(new, base, alternative="greater").pvalue
+    less = _stats().mannwhitneyu(new, base, alternative="less").pvalue
     return float(np.nan_to_num(greater, nan=1.0)), float(np.nan_to_num(less, nan=1.0))
 
 

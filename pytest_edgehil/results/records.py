@@ -41,6 +41,7 @@ class MetricRecord:
     # records carried them (results schema 1); `spec` then asks the vocabulary.
     direction: str | None = None
     family: str = ""
+    published: float | None = None  # the budget's published figure (paper, datasheet), shown beside the value
 
     @property
     def spec(self) -> MetricSpec:

@@ -143,16 +143,20 @@ def _figure_html(uri: str, alt: str, caption: str, css_class: str) -> str:
 
 def _traces_html(newest: ResultsRun) -> str:
     if not newest.traces:
-        return ('<p class="note">No power traces in the newest results file: traces are kept by the test of '
-                'per-inference energy, which runs for pairs with an <code>inference_mj</code> or '
-                '<code>inference_mw</code> budget.</p>')
-    figures = []
+        return ('<p class="note">No power traces in the newest results file: traces are kept by the energy '
+                "tests, which run for pairs with an energy or power budget.</p>")
+    figures, seen = [], set()
     for trace in sorted(newest.traces, key=lambda t: t.pair):
+        if trace.pair in seen:
+            continue  # the inference and end-to-end energy tests share one acquisition: show it once
+        seen.add(trace.pair)
         widths_ms = sorted((t1 - t0) * 1e3 for t0, t1 in trace.windows_s)
         median = f", median {format_value(widths_ms[len(widths_ms) // 2])} ms" if widths_ms else ""
-        caption = (f"{len(trace.windows_s)} inference windows shaded{median} (narrow ones widened to "
-                   f"{MIN_WINDOW_SPAN_FRACTION:.1%} of the axis to stay visible); {len(trace.time_s)} points "
-                   "after decimation")
+        caption = (f"{len(trace.windows_s)} inferences{median}; stages shaded (windows narrower than "
+                   f"{MIN_WINDOW_SPAN_FRACTION:.1%} of the axis widened to stay visible); {len(trace.time_s)} "
+                   "points, min/max decimated so every dip and spike keeps its depth; dotted line: trigger")
+        if trace.caption:
+            caption = f"{trace.caption}. {caption}"
         figures.append(_figure_html(trace_plot(trace), f"power trace {trace.pair}", caption, "trace-plot"))
     return f'<div class="plots">{"".join(figures)}</div>'
 

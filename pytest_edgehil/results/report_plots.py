@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.results.report_runs import ResultsRun, Trace
 
@@ -31,30 +31,68 @@ def _png_data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def trace_plot(trace: Trace) -> str:
-    """Power over time with each inference window shaded; a PNG data URI."""
-    from matplotlib.figure import Figure
+STAGE_COLOURS = {"readout": "#7fb3d5", "inference": "#f0a030", "retrieval": "#9b59b6"}
 
-    fig = Figure(figsize=(7.2, 2.3), layout="constrained")
-    ax = fig.add_subplot()
-    time_ms = [t * 1e3 for t in trace.time_s]
-    ax.plot(time_ms, [p * 1e3 for p in trace.power_w], color="#1f4e79", linewidth=0.9)
-    span_ms = (max(time_ms) - min(time_ms)) if time_ms else 1.0
-    # A 0.2 ms window on a 200 ms trace is under a pixel wide: widen it around its centre so it shows.
-    min_width_ms = MIN_WINDOW_SPAN_FRACTION * span_ms
-    for i, (t0, t1) in enumerate(trace.windows_s):
+
+def _shade(ax: Any, windows: Sequence[tuple[float, float]], colour: str, label: str, min_width_ms: float) -> None:
+    """Shade windows (s) on a ms axis; ones under `min_width_ms` widened around their centre to show."""
+    for i, (t0, t1) in enumerate(windows):
         lo, hi = t0 * 1e3, t1 * 1e3
         if hi - lo < min_width_ms:
             mid = (lo + hi) / 2
             lo, hi = mid - min_width_ms / 2, mid + min_width_ms / 2
-        ax.axvspan(lo, hi, color="#f0a030", alpha=0.45, linewidth=0, label="inference window" if i == 0 else None)
+        ax.axvspan(lo, hi, color=colour, alpha=0.45, linewidth=0, label=label if i == 0 else None)
+
+
+def _stages(trace: Trace) -> dict[str, list[tuple[float, float]]]:
+    """The stage windows to shade: the recorded ones, else the inference windows alone (older files)."""
+    return trace.stages_s or ({"inference": list(trace.windows_s)} if trace.windows_s else {})
+
+
+def trace_plot(trace: Trace) -> str:
+    """Power over time with readout, inference and retrieval shaded and labelled; beside it, one inference
+    zoomed at full resolution (when the trace carries it); a PNG data URI.
+
+    The points are peak-detect decimated (`results.decimate`), so a dip narrower than a pixel still
+    reaches its depth. Time 0 is the trigger; samples before it are the pre-trigger record (the idle
+    level, and the readout of the first frame, which starts before its trigger edge).
+    """
+    from matplotlib.figure import Figure
+
+    zoomed = len(trace.zoom_time_s) > 1
+    fig = Figure(figsize=(10.5 if zoomed else 7.2, 2.6), layout="constrained")
+    axes = fig.subplots(1, 2, width_ratios=[2.6, 1]) if zoomed else [fig.add_subplot()]
+    ax = axes[0]
+    time_ms = [t * 1e3 for t in trace.time_s]
+    ax.plot(time_ms, [p * 1e3 for p in trace.power_w], color="#1f4e79", linewidth=0.8)
+    span_ms = (max(time_ms) - min(time_ms)) if time_ms else 1.0
+    stages = _stages(trace)
+    for name, windows in stages.items():
+        _shade(ax, windows, STAGE_COLOURS.get(name, "#bbbbbb"), name, MIN_WINDOW_SPAN_FRACTION * span_ms)
+    ax.axvline(0.0, color="#555555", linewidth=0.8, linestyle=":", label="trigger")
     ax.set_xlabel("time since trigger (ms)")
     ax.set_ylabel("power (mW)")
     ax.set_title(f"{trace.pair} ({trace.backend})", fontsize=10, loc="left")
     ax.grid(True, alpha=0.3)
-    if trace.windows_s:
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.8)
-    return _png_data_uri(fig)
+    if stages:
+        ax.legend(loc="lower right", fontsize=7, framealpha=0.85, ncol=2)
+    if zoomed:
+        zx = [t * 1e3 for t in trace.zoom_time_s]
+        zy = [p * 1e3 for p in trace.zoom_power_w]
+        zax = axes[1]
+        zax.plot(zx, zy, color="#1f4e79", linewidth=0.9, marker=".", markersize=2.5)
+        lo, hi = min(zx), max(zx)
+        for name, windows in stages.items():
+            inside = [(max(a, lo / 1e3), min(b, hi / 1e3)) for a, b in windows if b * 1e3 > lo and a * 1e3 < hi]
+            _shade(zax, inside, STAGE_COLOURS.get(name, "#bbbbbb"), name, 0.0)
+            for a, b in inside:
+                zax.text((a + b) / 2 * 1e3, 0.98, name, transform=zax.get_xaxis_transform(), ha="center",
+                         va="top", fontsize=7, color="#333333")
+        zax.set_xlim(lo, hi)
+        zax.set_xlabel("time since trigger (ms)")
+        zax.set_title("one inference, full resolution", fontsize=9, loc="left")
+        zax.grid(True, alpha=0.3)
+    return _png_data_uri(fig)  # the caption (analyzer, interval, uncertainty) is the page's text, not pixels
 
 
 def run_labels(runs: Sequence[ResultsRun]) -> list[str]:

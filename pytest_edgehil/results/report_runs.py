@@ -7,7 +7,7 @@ gate never disagree about what a file holds. No pytest, no matplotlib.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,11 @@ class Trace:
     power_w: list[float]
     windows_s: list[tuple[float, float]]
     backend: str
+    stages_s: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # readout/inference/retrieval
+    caption: str = ""  # analyzer, sample interval, uncertainty
+    test: str = ""
+    zoom_time_s: list[float] = field(default_factory=list)  # one inference at full resolution
+    zoom_power_w: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,18 @@ def _parse_started(value: object) -> datetime | None:
     return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
 
 
-def _trace(raw: dict[str, Any], where: Path, default_backend: str) -> Trace:
+def trace_from_dict(raw: dict[str, Any], where: Path | str, default_backend: str) -> Trace:
+    """A trace as the recorder keeps it (and the results file holds it); ConfigError naming `where` if malformed."""
     try:
         return Trace(pair=str(raw["pair"]), time_s=[float(x) for x in raw["time_s"]],
                      power_w=[float(x) for x in raw["power_w"]],
                      windows_s=[(float(a), float(b)) for a, b in raw.get("windows_s", [])],
-                     backend=str(raw.get("backend") or default_backend))
+                     backend=str(raw.get("backend") or default_backend),
+                     stages_s={str(k): [(float(a), float(b)) for a, b in v]
+                               for k, v in (raw.get("stages_s") or {}).items()},
+                     caption=str(raw.get("caption") or ""), test=str(raw.get("test") or ""),
+                     zoom_time_s=[float(x) for x in raw.get("zoom_time_s") or ()],
+                     zoom_power_w=[float(x) for x in raw.get("zoom_power_w") or ()])
     except (TypeError, KeyError, ValueError) as exc:
         raise ConfigError(f"results file {where}: trace of {raw.get('pair', '?')!r} is malformed ({exc!r}); "
                           "regenerate it with `pytest --edgehil-save PATH`") from None
@@ -79,7 +90,7 @@ def read_results(path: Path) -> ResultsRun:
     return ResultsRun(source=Path(path).name, started=_parse_started(run.started_at), backend=run.backend,
                       git_commit=run.git_commit, edgehil_version=run.edgehil_version, complete=run.complete,
                       records=tuple(results.records),
-                      traces=tuple(_trace(t, Path(path), run.backend) for t in results.traces))
+                      traces=tuple(trace_from_dict(t, Path(path), run.backend) for t in results.traces))
 
 
 def read_night(path: Path) -> ResultsRun:

@@ -64,6 +64,7 @@ class RecordSchema(_Lenient):
     test: str = ""
     outcome: str = ""
     median: Finite | None = None
+    published: Finite | None = None
 
     @model_validator(mode="after")
     def _physical(self) -> RecordSchema:
@@ -86,6 +87,10 @@ class TraceSchema(_Lenient):
     windows_s: list[Annotated[list[Finite], Field(min_length=2, max_length=2)]] = Field(default_factory=list)
     backend: str | None = None
     test: str = ""
+    stages_s: dict[str, list[Annotated[list[Finite], Field(min_length=2, max_length=2)]]] = Field(default_factory=dict)
+    zoom_time_s: list[Finite] = Field(default_factory=list)
+    zoom_power_w: list[Finite] = Field(default_factory=list)
+    caption: str = ""
 
     @field_validator("power_w")
     @classmethod

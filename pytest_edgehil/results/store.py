@@ -7,8 +7,9 @@ Layout (``schema_version`` 2; version 1, without `direction` and `family`, still
              git_dirty, seed, lab, devices, python, platform, argv},
      "records": [{pair, model, device, kind, metric, value, unit, backend, status, bound, margin_rel,
                   samples, source, ci_low, ci_high, raw, context, direction, family, test, outcome,
-                  median}, ...],
-     "traces": [{pair, test, time_s, power_w, windows_s, backend}, ...]}
+                  median, published}, ...],
+     "traces": [{pair, test, time_s, power_w, windows_s, backend, stages_s, zoom_time_s,
+                 zoom_power_w, caption}, ...]}
 
 One record per model × device × metric: `value` is what the budget was checked against (the median for
 per-inference samples), `raw` the per-inference samples the gate tests, `status` the budget verdict,
@@ -16,12 +17,14 @@ per-inference samples), `raw` the per-inference samples the gate tests, `status`
 `*IDN?`, sample interval), `direction` ("higher", "lower" or null: unknown) and `family` the metric
 vocabulary's verdict when it was recorded, budget included (see `vocabulary.py`). `traces` are the decimated power traces for the report's plots.
 
-Why rewrite the whole file per record rather than append lines: the file must be valid JSON at every
-instant, so a run killed by SIGKILL (or a CI job timeout) leaves everything measured so far. Each write
-goes to a temporary file in the same directory, is flushed and fsynced, and replaces the old file with
-`os.replace`, which is atomic on POSIX and Windows: a reader sees the old or the new file, never half.
-The cost is quadratic in the number of records, which stays small (hundreds of records of a few
-hundred samples each).
+How it stays valid and cheap: while a run measures, its records are appended to a journal beside the
+document, one fsynced JSON line per batch, O(1) per record (`results/journal.py`); the document holds
+the run header and a `"journal"` key naming that file, and `load_results` reads the records from there.
+When the run finishes, the document is written whole, once, without the key (each write goes to a
+temporary file in the same directory, is fsynced, and replaces the old one with `os.replace`: a reader
+sees the old or the new file, never half), and the journal is removed. A run killed by SIGKILL or a CI
+timeout thus leaves every record it acknowledged, readable by `load_results`, `edgehil compare` and the
+report; a reader that ignores the key (an older pytest-edgehil, jq) sees an incomplete run without records.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import numpy as np
 from pytest_edgehil import __version__
 from pytest_edgehil.config.tomlfile import parse_json, read_text
 from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.journal import JOURNAL_KEY, Journal, journal_path_for, read_journal
 from pytest_edgehil.results.records import MetricRecord
 
 if TYPE_CHECKING:
@@ -179,7 +183,12 @@ def load_results(path: Path | str) -> ResultsFile:
     text = read_text(path, "results file", RESULTS_FIX,
                      missing=f"results file {path} does not exist; save one with `pytest --edgehil-save {path}` "
                              "(on the main branch, for a baseline)")
-    return results_from_json(parse_json(text, "results file", str(path), RESULTS_FIX), str(path))
+    data = parse_json(text, "results file", str(path), RESULTS_FIX)
+    if isinstance(data, dict) and isinstance(data.get(JOURNAL_KEY), str):
+        # A run still measuring, or killed before it finished: its records are in the journal.
+        _, records, traces = read_journal(path.parent / data[JOURNAL_KEY], str(path))
+        data = {**data, "records": records, "traces": traces}
+    return results_from_json(data, str(path))
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -223,11 +232,14 @@ def new_run_id() -> str:
 
 
 class ResultsWriter:
-    """Keeps a results file up to date as records arrive; each `add` leaves a complete, valid file.
+    """Keeps a results file current as records arrive: O(1) per `add`, a loadable file at every instant.
 
-    With `latest`, every write also replaces that file (atomically) with the same content, so
-    `edgehil-results/latest.json` always is a whole results file: the run that wrote last — after the
-    runs finish, the one that finished last. Each run keeps its own `path`, so concurrent runs lose nothing.
+    Records go to the run's journal (one fsynced line per `add`); the document at `path` names the
+    journal until `finish` writes it whole. With `latest`, the document is also written there (the same
+    text, atomically) when the run starts writing and when it finishes, so `edgehil-results/latest.json`
+    always loads as a whole run: the run that wrote it last — after the runs finish, the one that
+    finished last. Each run keeps its own `path` and journal, so concurrent runs lose nothing.
+    Raises ConfigError (naming the file and what to check) when a file cannot be written.
     """
 
     def __init__(self, path: Path | str, run: RunInfo, *, lazy: bool = False, latest: Path | str | None = None) -> None:
@@ -240,16 +252,26 @@ class ResultsWriter:
             raise ConfigError(f"--edgehil-save {self.path}: cannot create directory {self.path.parent}: "
                               f"{exc.strerror}") from exc
         self.results = ResultsFile(run=run)
+        self.journal_path = journal_path_for(self.path, new_run_id())
+        self._journal: Journal | None = None
         if not lazy:
-            self._write()  # an empty but valid file from the start: a run killed before any record still loads
+            self._start()  # a valid file from the start: a run killed before any record still loads
+
+    def _start(self) -> None:
+        self._journal = Journal(self.journal_path, {"schema_version": SCHEMA_VERSION,
+                                                    "run": asdict(self.results.run)})
+        self._write(journal=True)
 
     def add(self, records: Iterable[ResultRecord] = (), traces: Iterable[Mapping[str, Any]] = ()) -> None:
         new_records, new_traces = list(records), [dict(t) for t in traces]
         if not new_records and not new_traces:
             return
+        if self._journal is None:
+            self._start()
+        assert self._journal is not None
+        self._journal.append(_finite_or_null({"records": [asdict(r) for r in new_records], "traces": new_traces}))
         self.results.records.extend(new_records)
         self.results.traces.extend(new_traces)
-        self._write()
 
     def finish(self, exit_status: int) -> None:
         if self.lazy and not self.results.records:
@@ -257,18 +279,50 @@ class ResultsWriter:
         run = self.results.run
         self.results.run = RunInfo(**{**asdict(run), "finished_at": utc_now(), "complete": True,
                                       "exit_status": int(exit_status)})
-        self._write()
+        self._write(journal=False)
+        if self._journal is not None:  # the document now holds everything: the journal has served
+            self._journal.close()
+            self._journal = None
+            try:
+                os.unlink(self.journal_path)
+            except FileNotFoundError:
+                pass
 
-    def _write(self) -> None:
-        text = json.dumps(_finite_or_null(self.results.to_json_dict()), indent=1, allow_nan=False)
+    def _write(self, *, journal: bool) -> None:
+        data = self.results.to_json_dict()
+        if journal:
+            data["records"], data["traces"] = [], []  # they live in the journal until the run finishes
         for target in (self.path, self.latest):
             if target is None:
                 continue
+            if journal:
+                data[JOURNAL_KEY] = os.path.relpath(self.journal_path, target.parent)
+            text = json.dumps(_finite_or_null(data), indent=1, allow_nan=False)
             try:
                 write_atomically(target, text)  # the run's own file first: a crash in between loses nothing
             except OSError as exc:
                 raise ConfigError(f"--edgehil-save {target}: cannot write the results file: {exc.strerror}; "
                                   "check the directory exists and is writable") from exc
+
+
+def prune_old_runs(directory: Path, keep: int, *, pattern: str = "2*.json") -> list[Path]:
+    """Delete all but the `keep` newest per-run results files in `directory` (and their journals).
+
+    Run files are named by `new_run_id()`, which sorts by start time; `latest.json` does not match the
+    pattern and is never touched. Returns the files removed. Files that vanish meanwhile (another run
+    pruning the same folder) are skipped. ConfigError if `keep` < 1.
+    """
+    if keep < 1:
+        raise ConfigError(f"edgehil_results_keep must be >= 1 (runs kept), got {keep}")
+    removed: list[Path] = []
+    for old in sorted(directory.glob(pattern))[:-keep]:
+        for victim in [old, *directory.glob(f".{old.name}.*.journal")]:
+            try:
+                victim.unlink()
+                removed.append(victim)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 # ------------------------------------------------------------------------------- pytest-benchmark storage

@@ -29,11 +29,12 @@ def metric_order(records: Sequence[MetricRecord]) -> list[str]:
 def summary_lines(records: Iterable[MetricRecord]) -> list[str]:
     records = list(records)
     position = {m: i for i, m in enumerate(metric_order(records))}
-    rows = [("pair", "family", "metric", "value", "budget", "margin", "verdict", "backend")]
+    rows = [("pair", "family", "metric", "value", "published", "budget", "margin", "verdict", "backend")]
     for r in sorted(records, key=lambda r: (r.pair, position[r.metric])):
         value = format_value(r.value) + (f" {r.unit}" if r.unit else "")
+        published = f"{r.published:g}" + (f" {r.unit}" if r.unit else "") if r.published is not None else ""
         margin = f"{r.margin_rel:+.1%}" if r.margin_rel is not None else ""
-        rows.append((r.pair, family_of(r).value, r.metric, value, r.bound or "(none)", margin,
+        rows.append((r.pair, family_of(r).value, r.metric, value, published, r.bound or "(none)", margin,
                      _MARK.get(r.status, r.status), r.backend))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
     from pytest_edgehil.sim.device_faults import DeviceFault, DeviceFaultPlan
     from pytest_edgehil.sim.device_twin import DeviceTwin
+    from pytest_edgehil.sim.monitor_pty import SerialTwin
 
-__all__ = ["has_twin", "sim_comports", "start_analyzer_twin", "start_device_twin", "twin_kinds"]
+__all__ = ["has_twin", "sim_comports", "start_analyzer_twin", "start_device_twin", "start_monitor_twin",
+           "twin_kinds"]
 
 
 def twin_kinds() -> list[str]:
@@ -78,5 +80,32 @@ def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0,
     twin = AnalyzerTwin(device_twin.timeline, seed=seed, dialect=dialect, physics=device_twin.physics)
     resource = twin.start()
     # Headroom for the session's drift and the layer structure's peaks.
-    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w) * 1.1
+    frame_w = [f.readout_w for f in profile.frame_readout.values()]
+    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w, *frame_w) * 1.1
     return twin, resource, profile.supply_v, 1.25 * peak_w / profile.supply_v
+
+
+def start_monitor_twin(device_twin: DeviceTwin, kind: str, *, seed: int = 0) -> tuple[SerialTwin, str, float, float]:
+    """Start the twin of USB power monitor `kind` ("ppk2", "lpm01a") on `device_twin`'s supply, on a pty.
+
+    Returns (twin, port for the driver, supply voltage V, current range A: 1.25 × the profile's peak stage
+    power over the supply voltage, as for the analyzer twin). It shares the device twin's bench physics.
+    ConfigError for an unknown kind. The caller owns the twin.
+    """
+    from pytest_edgehil.errors import ConfigError
+
+    profile = device_twin.profile
+    twin: SerialTwin
+    if kind == "ppk2":
+        from pytest_edgehil.sim.ppk2_twin import PPK2Twin
+
+        twin = PPK2Twin(device_twin.timeline, physics=device_twin.physics, seed=seed)
+    elif kind == "lpm01a":
+        from pytest_edgehil.sim.lpm01a_twin import LPM01ATwin
+
+        twin = LPM01ATwin(device_twin.timeline, physics=device_twin.physics, seed=seed)
+    else:
+        raise ConfigError(f"no twin of the power monitor {kind!r}; twins exist of: ppk2, lpm01a")
+    port = twin.start()
+    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w) * 1.1
+    return twin, port, profile.supply_v, 1.25 * peak_w / profile.supply_v

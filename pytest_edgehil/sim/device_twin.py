@@ -34,7 +34,7 @@ from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
 from pytest_edgehil.sim.device_faults import DeviceFaultPlan
-from pytest_edgehil.sim.profile import DeviceProfile
+from pytest_edgehil.sim.profile import DeviceProfile, FrameReadout
 from pytest_edgehil.sim.pty_link import PtyEndpoint, serve_pty
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
@@ -247,7 +247,8 @@ class DeviceTwin:
             self.timeline.set_busy(False)
         if self.realtime > 0:
             time.sleep((self.clock_s - start_s) * self.realtime)
-        return [p.Result(timings=tuple(timings), outputs=tuple(outputs))]
+        # Protocol v2: the RESULT names the model that ran, so the host can refuse a swapped one.
+        return [p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)]
 
     def _rebooted(self, wipe_flash: bool) -> None:
         """A reset by a reboot fault: RAM is gone (active model, inputs, upload); flash survives unless wiped."""
@@ -303,8 +304,13 @@ class DeviceTwin:
         """
         float_model = float_compute(info)
         output_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in info.outputs)
-        return (self.profile.readout_s, self.profile.inference_s(info.macs, info.elementwise_ops, float_model=float_model),
+        return (self._readout(info).readout_s,
+                self.profile.inference_s(info.macs, info.elementwise_ops, float_model=float_model),
                 self.profile.retrieval_s(output_bytes))
+
+    def _readout(self, info: ModelInfo) -> FrameReadout:
+        """The sensor readout (time, power) of the frame the model consumes (`DeviceProfile.readout`)."""
+        return self.profile.readout(tuple(info.inputs[0].shape) if info.inputs else None)
 
     def _jittered(self, nominal_s: float) -> float:
         factor = 1.0 + self.profile.jitter_rel * float(self._rng.standard_normal())
@@ -313,6 +319,7 @@ class DeviceTwin:
     def _simulate_runs(self, info: ModelInfo, count: int) -> list[p.StageTiming]:
         readout_s, inference_s, retrieval_s = self.nominal_stage_s(info)
         power, factor, stamp = self.profile.power, self.power_factor, self.device_clock.stamp_s
+        readout_w = self._readout(info).readout_w
         segments = layer_segments(info.macs_by_op, self.profile.inference_overhead_s, inference_s,
                                   self.physics.layer_power_rel)
         timings: list[p.StageTiming] = []
@@ -321,7 +328,7 @@ class DeviceTwin:
         for run_index in range(count):
             r, i, q = self._jittered(readout_s), self._jittered(inference_s), self._jittered(retrieval_s)
             readout_start_s = self.clock_s
-            self._advance("readout", r, power.readout_w * factor, run_index=run_index)
+            self._advance("readout", r, readout_w * factor, run_index=run_index)
             trigger_s = self.clock_s
             for fraction, level in segments:  # power varies within the stage (bench_physics.layer_segments)
                 self._advance("inference", i * fraction, power.inference_w * factor * level, trigger_high=True,

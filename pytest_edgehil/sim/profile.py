@@ -13,6 +13,14 @@ memory-bound board, about memory bandwidth / bytes moved per element. A profile 
 timed them when they were folded into the MAC count; the calibrated boards (imx500, coral) keep that,
 since no published figure separates the two.
 
+Sensor readout follows the frame the model consumes (`DeviceProfile.readout`): a camera-side board reads
+its sensor in the mode set for the network's input tensor, and the mode sets both the readout time and
+its power. `[device.KIND.frame_readout."HxWxC"]` gives `readout_s` and `readout_w` for one input frame
+(NHWC input, batch 1); other frames take `readout_s` and `power.readout_w`. It is a table, not a formula,
+because the published IMX500 figures are not monotonic in frame size: TinyTracker's 96×96×1 frame reads
+out in 17.9 ms, Q-Segment's larger 128×128×3 one in ≈ 16.4 ms (17 ms end to end less 0.23 ms inference
+and its retrieval), so neither pixels nor bytes predict it.
+
 A profile is data, not code (`profiles.toml` beside this module), so a lab can calibrate a twin to its own
 board without touching Python. The file holds only the twin's calibration; the hardware facts (display
 name, RAM, flash, supply voltage) are the kind's (`pytest_edgehil.config.kinds`) and are copied in here. The numbers for the boards with published figures are fitted by
@@ -22,7 +30,8 @@ from the boards' datasheets and are marked as such in the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +57,21 @@ class StagePower:
 
 
 @dataclass(frozen=True)
+class FrameReadout:
+    """Sensor readout of one input frame (one sensor mode): seconds and mean supply power in watts."""
+
+    readout_s: float
+    readout_w: float
+
+
+def frame_key(shape: Sequence[int]) -> str | None:
+    """`"96x96x1"` for an NHWC input of batch 1 (what `frame_readout` is keyed by); None for any other."""
+    if len(shape) != 4 or shape[0] != 1:
+        return None
+    return "x".join(str(int(d)) for d in shape[1:])
+
+
+@dataclass(frozen=True)
 class DeviceProfile:
     """What a board can do: memory, int8 throughput, fixed stage times, power and jitter."""
 
@@ -67,6 +91,15 @@ class DeviceProfile:
     power: StagePower
     source: str  # where the numbers come from
     elementwise_ops_per_s: float | None = None  # elements/s of non-MAC work; None: priced like one MAC
+    # Readout per input frame ("HxWxC"): the sensor mode a model's input sets (module docstring).
+    frame_readout: Mapping[str, FrameReadout] = field(default_factory=dict, hash=False)
+
+    def readout(self, input_shape: Sequence[int] | None) -> FrameReadout:
+        """Readout time (s) and power (W) for a model whose first input has `input_shape`: its frame's
+        entry in `frame_readout`, else the profile's `readout_s` and `power.readout_w`."""
+        key = frame_key(input_shape) if input_shape is not None else None
+        found = self.frame_readout.get(key) if key is not None else None
+        return found if found is not None else FrameReadout(self.readout_s, self.power.readout_w)
 
     @property
     def elementwise_rate(self) -> float:
@@ -111,7 +144,8 @@ def _profile(kind: str, table: ProfileTable) -> DeviceProfile:
                           "add it to the kind's table")
     values = table.model_dump()
     power = StagePower(**values.pop("power"))
-    return DeviceProfile(kind=kind, power=power, **values, **kind_facts(facts))
+    frames = {key: FrameReadout(**entry) for key, entry in values.pop("frame_readout").items()}
+    return DeviceProfile(kind=kind, power=power, frame_readout=frames, **values, **kind_facts(facts))
 
 
 def kind_facts(kind: DeviceKind) -> dict[str, Any]:

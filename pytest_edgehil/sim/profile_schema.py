@@ -24,6 +24,16 @@ class StagePowerTable(StrictModel):
     retrieval_w: NonNegative
 
 
+FrameKey = Annotated[str, Field(pattern=r"^[1-9][0-9]*x[1-9][0-9]*x[1-9][0-9]*$")]
+
+
+class FrameReadoutTable(StrictModel):
+    """`[device.KIND.frame_readout."HxWxC"]`: the sensor readout of one input frame (its sensor mode)."""
+
+    readout_s: NonNegative
+    readout_w: NonNegative
+
+
 class ProfileTable(StrictModel):
     """`[device.KIND]`: the twin's calibration. Times in seconds, rates per second."""
 
@@ -38,6 +48,7 @@ class ProfileTable(StrictModel):
     jitter_rel: Annotated[float, Field(ge=0, lt=1)]
     source: str
     power: StagePowerTable
+    frame_readout: dict[FrameKey, FrameReadoutTable] = Field(default_factory=dict)
 
 
 class ProfilesFile(StrictModel):

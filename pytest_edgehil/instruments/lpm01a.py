@@ -1,0 +1,140 @@
+"""ST X-NUCLEO-LPM01A (PowerShield) on pyserial with its documented ASCII protocol (UM2269).
+
+No maintained Python library exists for it (the package lists hold none), so the driver speaks the
+protocol itself: `lpm01a_protocol` is the codec the twin shares. The board starts an acquisition on the
+device's trigger line (`trigsrc d7`) and runs it for `acqtime`; it records no digital channel and keeps no
+samples from before the trigger, so the meter places windows from the trigger start and the device's
+timings (clock fit), and per-inference windows are refused (the first readout is never captured): the
+end-to-end energy comes from one run window. Dynamic mode measures up to 50 mA at up to 100 kS/s and the
+board sources 1.8-3.3 V: a device outside that is refused with MonitorLimit.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import serial
+
+from pytest_edgehil.errors import InstrumentError, InstrumentReplyError, InstrumentTimeout, MeasurementError
+from pytest_edgehil.instruments import lpm01a_protocol as proto
+from pytest_edgehil.instruments.base import Trace
+from pytest_edgehil.instruments.monitor import PowerMonitor
+
+BAUD = 3_686_400
+REPLY_TIMEOUT_S = 2.0
+
+
+class LPM01A(PowerMonitor):
+    model = "ST X-NUCLEO-LPM01A"
+    library = "pyserial"
+    min_sample_interval_s = 1.0 / proto.FREQS_HZ[0]
+    max_points = 60_000_000
+    keeps_pretrigger = False
+    voltage_range_v = proto.VOLTAGE_RANGE_V
+    max_current_a = proto.DYNAMIC_MAX_A
+    digital_inputs = 0
+
+    def __init__(self, port: str) -> None:
+        self.resource = port
+        self.idn = f"STMicroelectronics,X-NUCLEO-LPM01A,{port}"
+        try:
+            self._serial = serial.serial_for_url(port, baudrate=BAUD, timeout=0.05)
+        except (serial.SerialException, OSError) as exc:
+            raise InstrumentError(f"{self.model} at {port}: cannot open the port: {exc}; check the USB cable and "
+                                  "that no other program (STM32CubeMonitor-Power) holds it") from exc
+        self.log: list[tuple[str, str]] = []  # (direction, line) of every command and reply
+        self._plan: tuple[float, float, int, str] | None = None  # (volts, interval, points, format)
+        self._trace: Trace | None = None
+        self.command("htc")
+
+    def _readline(self, timeout_s: float) -> str:
+        deadline, buf = time.monotonic() + timeout_s, b""
+        while not buf.endswith(b"\n"):
+            if time.monotonic() > deadline:
+                raise InstrumentTimeout(f"{self.model} at {self.resource}: no reply within {timeout_s:g} s "
+                                        f"(got {buf!r}); check the port and the baud rate ({BAUD})")
+            buf += self._serial.read_until(b"\n")
+        return buf.decode("ascii", "replace").strip()
+
+    def command(self, line: str) -> None:
+        """Send one command and require `ack <command>`; InstrumentReplyError with the board's text otherwise."""
+        self.log.append(("write", line))
+        self._serial.write(line.encode() + b"\n")
+        reply = ""
+        while not reply:
+            reply = self._readline(REPLY_TIMEOUT_S)
+        self.log.append(("read", reply))
+        if reply != f"ack {line}":
+            raise InstrumentReplyError(f"{self.model} at {self.resource}: {line!r} answered {reply!r}",
+                                       resource=self.resource, command=line, reply=reply.encode())
+
+    def supported_sample_interval_s(self, requested_s: float) -> float:
+        fitting = [1.0 / f for f in proto.FREQS_HZ if 1.0 / f >= requested_s * (1 - 1e-9)]
+        return min(fitting) if fitting else 1.0 / proto.FREQS_HZ[-1]
+
+    def configure(self, *, voltage_v: float, current_range_a: float, sample_interval_s: float,
+                  points: int, pretrigger_points: int = 0) -> None:
+        self.check_supply(voltage_v, current_range_a)
+        self.check_interval(sample_interval_s)
+        freq = round(1.0 / sample_interval_s)
+        fmt = "bin_hexa" if freq > proto.ASCII_MAX_HZ else "ascii_dec"
+        for line in (f"volt {round(voltage_v * 1000)}m", f"freq {proto.freq_token(freq)}",
+                     f"acqtime {round(points * sample_interval_s * 1e6)}u", "acqmode dyn", "output current",
+                     f"format {fmt}", "trigsrc d7"):
+            self.command(line)
+        self._plan = (voltage_v, sample_interval_s, points, fmt)
+
+    def arm(self, source: str = "EXT") -> None:
+        """`start`: the acquisition begins at the next rising edge on D7 (the device's trigger line)."""
+        if self._plan is None:
+            raise InstrumentError(f"{self.model} at {self.resource}: arm() called before configure()")
+        self._trace = None
+        self.command("start")
+
+    def wait_complete(self, timeout_s: float) -> None:
+        if self._plan is None:
+            raise InstrumentError(f"{self.model} at {self.resource}: wait_complete() before configure()")
+        volts, dt, points, fmt = self._plan
+        deadline = time.monotonic() + timeout_s
+        if fmt == "bin_hexa":
+            raw = b""
+            need = proto.binary_length(points)
+            while len(raw) < need:
+                if time.monotonic() > deadline:
+                    raise InstrumentTimeout(f"{self.model} at {self.resource}: {len(raw)} of {need} bytes within "
+                                            f"{timeout_s:g} s; did the trigger line (D7) fire?")
+                raw += self._serial.read(need - len(raw))
+            try:
+                current_a = proto.decode_binary(raw)
+            except ValueError as exc:
+                raise MeasurementError(f"{self.model} at {self.resource}: the binary stream is corrupt ({exc}); "
+                                       "capture again") from exc
+            while proto.COMPLETED not in self._readline(max(deadline - time.monotonic(), 0.1)):
+                pass
+        else:
+            values: list[float] = []
+            while True:
+                line = self._readline(max(deadline - time.monotonic(), 0.1))
+                if proto.COMPLETED in line:
+                    break
+                value = proto.parse_ascii(line)
+                if value is not None:
+                    values.append(value)
+            current_a = np.asarray(values)
+        if current_a.size != points:
+            raise MeasurementError(f"{self.model} at {self.resource}: {current_a.size} samples arrived, {points} "
+                                   "were asked for: the stream lost data; capture again")
+        self._trace = Trace(current_a, np.full(points, volts), dt, 0, self.idn)
+
+    def fetch_trace(self) -> Trace:
+        if self._trace is None:
+            raise InstrumentError(f"{self.model} at {self.resource}: fetch_trace() before a completed capture")
+        return self._trace
+
+    def close(self) -> None:
+        try:
+            if self._serial.is_open and self._plan is not None:
+                self._serial.write(b"stop\n")
+        finally:
+            self._serial.close()

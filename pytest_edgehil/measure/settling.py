@@ -1,0 +1,120 @@
+"""Supply-path settling: how slowly the trace follows a power step, and how far the locator must reach.
+
+Between the analyzer and the load sit an RC (sense/cable resistance × board decoupling) and the
+analyzer's own front end: each power step reaches the trace as a first-order approach. The energy-centroid
+locator (`trace_windows`) is exact once the step has settled inside its region, so the region must reach
+SETTLE_COVER time constants past each edge (e^-7 ≈ 0.1 % of the step left: ≈ 0.003 % of a 0.23 ms window
+beside the IMX500's 4× readout step). A region reaching only 20 µs leaves e^-20/6 ≈ 3.6 % of a 6 µs RC's
+step unread, about 1 % of Q-Segment's inference window, silently (issue 10).
+
+So the supply path's time constant is fitted once per trace, over every located step together
+(`supply_tau_s`: one RC for the whole bench, so one τ; a joint fit is not fooled by one noisy edge the way
+a per-edge fit is), the locator's region is widened to SETTLE_COVER·τ, and only an edge whose neighbouring
+stages are too short for that region is refused. `settling_tau_s` is the per-edge fit, used when a RUN
+has too few steps for the joint one. Pure functions on arrays; seconds and watts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# The locator reads the levels this many time constants past the edge (see the module docstring).
+SETTLE_COVER = 7.0
+# A per-edge fit (short RUNs) reads this long after the step (or to the next edge).
+_SETTLE_FIT_S = 40e-6
+# An approach counts as one only when it carries this fraction of the step at its start: per-op power
+# steps (piecewise flat, a few % of the level, anywhere in the stage) fit no such approach.
+_SETTLE_MIN_AMPLITUDE = 0.25
+_SETTLE_TAUS_S = np.geomspace(0.3e-6, 300e-6, 96)
+# The joint fit needs this many located steps, each this many noise sigmas tall, and reads at most this
+# long after each (a 50 µs RC must bend within the span to be told from a ramp).
+JOINT_MIN_STEPS = 3
+_JOINT_MIN_SIGMAS = 20.0
+_JOINT_REACH_S = 400e-6
+
+
+def _samples_after(p: np.ndarray, bounds: np.ndarray, centroid_s: float, reach_s: float,
+                   min_samples: int = 4) -> tuple[np.ndarray, np.ndarray] | None:
+    """(sample centres relative to the centroid, samples) from the centroid for `reach_s`, or None."""
+    dt = float(bounds[1] - bounds[0])
+    j0 = int(np.ceil((centroid_s - bounds[0]) / dt - 1e-9))
+    j1 = min(int(np.floor((centroid_s + reach_s - bounds[0]) / dt)), p.size)
+    if j0 < 0 or j1 - j0 < min_samples:
+        return None
+    return bounds[j0:j1] + dt / 2 - centroid_s, p[j0:j1]
+
+
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every τ of the grid: (rss, amplitude R, basis at x[0]) of y ≈ B + R·exp(−x/τ), B and R by least
+    squares."""
+    basis = np.exp(-x[None, :] / _SETTLE_TAUS_S[:, None])
+    bc = basis - basis.mean(axis=1, keepdims=True)
+    yc = y - y.mean()
+    var = np.sum(bc ** 2, axis=1)
+    amplitude = np.divide(bc @ yc, var, out=np.zeros_like(var), where=var > 0)
+    rss = np.sum((yc[None, :] - amplitude[:, None] * bc) ** 2, axis=1)
+    return rss, amplitude, basis[:, 0]
+
+
+def supply_tau_s(p: np.ndarray, bounds: np.ndarray, centroids_s: Sequence[float], steps_w: Sequence[float],
+                 next_edges_s: Sequence[float], noise_w: float) -> float | None:
+    """The supply path's time constant (s) from every located step at once; 0.0 when the steps show no
+    first-order approach (settled within a sample, or only layer structure); None when too few steps are
+    tall enough to tell (fewer than JOINT_MIN_STEPS: the caller falls back on per-edge fits).
+
+    Each step's samples from its centroid to the next edge (at most _JOINT_REACH_S) are fitted with
+    B_k + R_k·exp(−x/τ), with one τ for all and B_k, R_k per step; τ minimizes the summed squared residual
+    normalized by each step's size. It counts as an approach when the approaches hold, on the median, at least _SETTLE_MIN_AMPLITUDE of their step on the near side at the
+    centroid (a first-order path: e^-1 ≈ 0.37, since the centroid lags the true edge by τ).
+    """
+    dt = float(bounds[1] - bounds[0])
+    total = np.zeros(_SETTLE_TAUS_S.size)
+    starts: list[np.ndarray] = []
+    spans: list[float] = []
+    for c, step, nxt in zip(centroids_s, steps_w, next_edges_s):
+        if not (np.isfinite(step) and abs(step) >= _JOINT_MIN_SIGMAS * noise_w and step != 0):
+            continue
+        got = _samples_after(p, bounds, c, min(nxt - c - dt, _JOINT_REACH_S), min_samples=8)
+        if got is None:
+            continue
+        x, y = got
+        rss, amplitude, _ = _fit(x, y / step)
+        total += rss
+        starts.append(-amplitude)  # the approach's part of the step at the centroid (e^-1 for one RC)
+        spans.append(float(x[-1]))
+    if len(starts) < JOINT_MIN_STEPS:
+        return None
+    best = int(np.argmin(total))
+    tau = float(_SETTLE_TAUS_S[best])
+    start = float(np.median([s[best] for s in starts]))
+    # A large approach that does not bend within the span is a path slower than the trace can tell: it is
+    # returned (and refused by the caller's reach check), never read as "settled".
+    return tau if start >= _SETTLE_MIN_AMPLITUDE else 0.0
+
+
+def settling_tau_s(p: np.ndarray, bounds: np.ndarray, centroid_s: float, next_edge_s: float,
+                   step_w: float) -> float:
+    """The time constant (s) of a first-order settling after the one step at `centroid_s`, when the samples
+    show one that carries a real part of the step; else NaN.
+
+    For RUNs with too few steps for `supply_tau_s`. The samples from the centroid to the next edge (at most
+    _SETTLE_FIT_S, at least 8 of them) are fitted with B + R·exp(−x/τ) over a grid of τ.
+    """
+    dt = float(bounds[1] - bounds[0])
+    if not np.isfinite(step_w) or step_w == 0 or dt > _SETTLE_FIT_S:
+        return float("nan")  # a sample longer than the fit's reach holds the whole smear (window checks rule)
+    got = _samples_after(p, bounds, centroid_s, min(next_edge_s - centroid_s - dt, max(_SETTLE_FIT_S, 8 * dt)))
+    if got is None:
+        return float("nan")  # too few samples after the step to see an approach (the window checks refuse)
+    x, y = got
+    rss, amplitude, basis0 = _fit(x, y)
+    best = int(np.argmin(rss))
+    tau = float(_SETTLE_TAUS_S[best])
+    # An approach starts on the near side of the level it settles to (below it after a rising step), bends
+    # within the fitted span (τ beyond twice the span is a ramp: layer structure), and carries the step.
+    start = -amplitude[best] * basis0[best] / step_w
+    if tau <= 2 * float(x[-1]) and start >= _SETTLE_MIN_AMPLITUDE:
+        return tau
+    return float("nan")
