@@ -148,7 +148,7 @@ class RsNgm202(ScpiAnalyzer):
                 f"{self.model} at {self.resource} ch{self.channel}: FastLog held {held} of "
                 f"{self.capture.points if self.capture else 0} pairs after {timeout_s:g} s (a chunk comes "
                 f"every {self.chunk_period_s * 1e3:g} ms); wait longer, collect fewer points, or check that "
-                f"FLOG:TARGet is SCPI and FastLog runs (SYST:ERR?)")
+                f"FLOG:TARGet is SCPI, that FastLog runs (SYST:ERR?) and the VISA connection (pyvisa-info)")
         self._end_stream()
         reader.result()  # raises the reader's error (a gap, a bad reply) now, not at fetch
         self._state = "complete"

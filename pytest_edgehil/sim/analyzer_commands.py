@@ -210,7 +210,9 @@ class CommandSet:
         if self.stream is not None:  # FastLog: FLOG 1 starts the stream, FLOG 0 stops it
             if action == "init":
                 drop = self.faults.take(("lost-chunk",), {ACQUISITION})
-                self.stream.start(self.dialect.plan(self.state), drop_chunk=None if drop is None else 1)
+                clip = self.faults.take(("clip",), {ACQUISITION})
+                self.stream.start(self.dialect.plan(self.state), drop_chunk=None if drop is None else 1,
+                                  clip_overload=None if clip is None else clip.overload)
             else:
                 self.stream.stop()
             return

@@ -126,8 +126,12 @@ class AnalyzerTwin:
         return self.timeline.energy_between(t0_s, t1_s)
 
     def last_readings(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(current_a, voltage_v) float32 of the last completed capture, exactly as served; None if none."""
+        """(current_a, voltage_v) float32 of the last completed capture, exactly as served; None if none.
+        For a FastLog stream: every chunk served since the last `FLOG 1`, in order."""
         with self._lock:
+            if self._stream is not None:
+                pairs = self._stream.served_pairs()
+                return None if pairs is None else (pairs[1::2].copy(), pairs[0::2].copy())
             data = self._digitizer.data
             return None if data is None else (data.current_a.copy(), data.voltage_v.copy())
 

@@ -30,7 +30,7 @@ import numpy as np
 from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_samples
 from pytest_edgehil.sim.scpi_status import StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
-from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize
+from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, overload_and_pin
 from pytest_edgehil.sim.twin_dialect import CapturePlan
 
 #: Bit 12 of STATus:OPERation:INSTrument:ISUMmary<n>: "FastLog data available" (R&S's example).
@@ -58,6 +58,7 @@ class FastLogStream:
         self.chunk_s = chunk_s
         self.status = status
         self.ready: Chunk | None = None
+        self.served: list[Chunk] = []  # the chunks FLOG:DATA? returned since the last FLOG 1, in order
         self.lost = 0  # chunks overwritten unread (or dropped by the lost-chunk fault)
         self.last_window: CaptureWindow | None = None  # what the stream has covered so far
         self._event = False  # the ISUM EVENt bit 12: set per chunk, cleared when read
@@ -71,15 +72,19 @@ class FastLogStream:
     def running(self) -> bool:
         return self._stop is not None and not self._stop.is_set()
 
-    def start(self, plan: CapturePlan, *, drop_chunk: int | None) -> None:
-        """`FLOG 1`: stop a running stream, then stream from the timeline's end (lock held)."""
+    def start(self, plan: CapturePlan, *, drop_chunk: int | None, clip_overload: float | None = None) -> None:
+        """`FLOG 1`: stop a running stream, then stream from the timeline's end (lock held). Faults:
+        chunk `drop_chunk` is overwritten unread; `clip_overload` scales each chunk's peak current to that
+        multiple of the range and pins it at the range limit (the ADC saturates)."""
         self.stop()
         self._streams += 1
         self.ready = None
+        self.served = []
         self._event = False
         stop = threading.Event()
         self._stop = stop
-        threading.Thread(target=self._run, args=(plan, self.timeline.end_s, stop, self._streams, drop_chunk),
+        threading.Thread(target=self._run, args=(plan, self.timeline.end_s, stop, self._streams, drop_chunk,
+                                                 clip_overload),
                          daemon=True, name=f"analyzer-twin-fastlog-{self._streams}").start()
 
     def stop(self) -> None:
@@ -100,7 +105,13 @@ class FastLogStream:
     def take(self) -> Chunk | None:
         """`FLOG:DATA?`: the offered chunk (it is then gone), or None (lock held)."""
         chunk, self.ready = self.ready, None
+        if chunk is not None:
+            self.served.append(chunk)
         return chunk
+
+    def served_pairs(self) -> np.ndarray | None:
+        """float32 V, I, V, I, ... of every chunk served since the last `FLOG 1`; None if none was."""
+        return np.concatenate([chunk.pairs for chunk in self.served]) if self.served else None
 
     def wait_ready(self) -> None:
         """Block (lock not held) until a chunk is offered or the stream stops: `FLOG:DATA?` sent while
@@ -124,7 +135,7 @@ class FastLogStream:
         return power_w
 
     def _run(self, plan: CapturePlan, start_s: float, stop: threading.Event, stream: int,
-             drop_chunk: int | None) -> None:
+             drop_chunk: int | None, clip_overload: float | None) -> None:
         dt = plan.sample_interval_s
         points = max(1, round(self.chunk_s / dt))
         due_s = time.monotonic() + self.chunk_s  # when chunk k is offered, at the earliest
@@ -149,6 +160,8 @@ class FastLogStream:
                 power_w, voltage_v=plan.voltage_v, current_full_scale_a=plan.current_full_scale_a,
                 voltage_full_scale_v=plan.voltage_full_scale_v, rng=np.random.default_rng([self.seed, stream, k]),
                 noise_rel=self.noise_rel, adc_bits=self.adc_bits)
+            if clip_overload is not None:
+                current_a = overload_and_pin(current_a, full_scale_a=plan.current_full_scale_a, overload=clip_overload)
             pairs = np.stack([voltage_v, current_a], axis=1).reshape(-1).astype(np.float32)
             with self._offered:
                 if stop.is_set():
