@@ -44,7 +44,7 @@ class FastLogReader:
 
     def __init__(self, link: VisaLink, *, status_query: str, data_query: str, points: int, started_s: float,
                  where: str, poll_s: float = 0.005, chunk_period_s: float = CHUNK_PERIOD_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 big_endian: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
         self.link = link
         self.status_query = status_query
         self.data_query = data_query
@@ -53,6 +53,7 @@ class FastLogReader:
         self.where = where
         self.poll_s = poll_s
         self.chunk_period_s = chunk_period_s
+        self.big_endian = big_endian  # R&S: little-endian; True only by a driver's (mistaken) override
         self.clock = clock
         self.chunks: list[np.ndarray] = []  # each: float64 V, I, V, I, ...
         self.pairs = 0
@@ -116,7 +117,7 @@ class FastLogReader:
                 f"or GPIB) or a lower FLOG:SRAT")
 
     def _read_chunk(self) -> None:
-        values = self.link.query_float32_block(self.data_query, big_endian=False)
+        values = self.link.query_float32_block(self.data_query, big_endian=self.big_endian)
         if values.size % 2:
             raise StreamGap(f"{self.where}: a FastLog chunk of {values.size} float32 values is not whole (V, I) "
                             f"pairs; the record is refused. Check FLOG:TARGet SCPI and the VISA link")

@@ -124,7 +124,7 @@ class RsNgm202(ScpiAnalyzer):
             self.link, status_query=parse_header(_ISUM + ":CONDition").short(channel) + "?",
             data_query=short_command(self.fetch_queries[0].query), points=self.capture.points,
             started_s=started_s, where=f"{self.model} at {self.resource} ch{channel}",
-            chunk_period_s=self.chunk_period_s)
+            chunk_period_s=self.chunk_period_s, big_endian=self._big_endian(self.fetch_queries[0]))
         self._reader.start()
         self._state = "armed"
 
