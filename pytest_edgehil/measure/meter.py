@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
-from pytest_edgehil.errors import CannotResolve
+from pytest_edgehil.errors import CannotResolve, StreamGap
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
-from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.link.messages import Result, StageTiming
 from pytest_edgehil.measure.digital_windows import (
     WINDOW_SOURCE_DIGITAL,
     WINDOW_SOURCE_RUN_START,
@@ -172,10 +172,7 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal,
                                     instrument=analyzer.model)
     for _ in range(plan.windows):
-        analyzer.arm("EXT")
-        result = dut.client.run(runs)
-        analyzer.wait_complete(plan.timeout_s)
-        trace = analyzer.fetch_trace()
+        result, trace = _capture_window(dut, analyzer, runs, plan)
         if trace.digital is not None:  # the trigger line is in the stream: windows from its edges
             measurement.windows.append(energy_from_digital(trace.time_s, trace.power_w, trace.digital,
                                                            result.timings, per_inference=refusal is None))
@@ -190,6 +187,30 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
         measurement.timings.append(tuple(result.timings))
         measurement.last_trace = trace
     return measurement
+
+
+# A streamed record that lost a chunk is captured again this many times before its StreamGap is raised.
+STREAM_GAP_RETRIES = 2
+
+
+def _capture_window(dut: DeviceUnderTest, analyzer: PowerAnalyzer, runs: int,
+                    plan: EnergyPlan) -> tuple[Result, Trace]:
+    """Arm, `RUN runs`, wait, fetch: one window's (run result, trace).
+
+    A streamed record refused for a lost chunk (StreamGap, the NGM202's FastLog: a chunk not read within
+    250 ms is overwritten) is discarded whole and the window captured again, up to STREAM_GAP_RETRIES
+    times: the gap is the link's, not the device's, and a record with a gap is never integrated. Any
+    other error, and the last StreamGap, is raised."""
+    for attempt in range(STREAM_GAP_RETRIES + 1):
+        analyzer.arm("EXT")
+        result = dut.client.run(runs)
+        try:
+            analyzer.wait_complete(plan.timeout_s)
+            return result, analyzer.fetch_trace()
+        except StreamGap:
+            if attempt == STREAM_GAP_RETRIES:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _placed_in_stream(time_s: np.ndarray, power_w: np.ndarray, first: StageTiming, pre: int, points: int,
