@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 import pyvisa
 
-from pytest_edgehil.errors import InstrumentError, InstrumentReplyError, InstrumentTimeout, ScpiError, StreamGap
+from pytest_edgehil.errors import (
+    InstrumentError,
+    InstrumentReplyError,
+    InstrumentTimeout,
+    ScpiError,
+    StreamGap,
+)
 from pytest_edgehil.instruments import open_analyzer
 from pytest_edgehil.instruments.driver import ScpiAnalyzer
 from pytest_edgehil.sim.analyzer_twin import AnalyzerFault, AnalyzerTwin
