@@ -16,13 +16,15 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import serial
 from serial.tools import list_ports
 
+from pytest_edgehil.bring_up import check_identity, power_board
 from pytest_edgehil.config.kinds import get_device_kind
 from pytest_edgehil.config.lab import DeviceConfig, LabConfig
+from pytest_edgehil.eembc_device import bring_up_eembc
 from pytest_edgehil.errors import (
     CloseError,
     ConfigError,
@@ -34,6 +36,8 @@ from pytest_edgehil.errors import (
     InstrumentError,
 )
 from pytest_edgehil.instruments.base import PowerAnalyzer, open_analyzer
+from pytest_edgehil.link.agent_port import agent_handshake
+from pytest_edgehil.link.auth import read_token
 from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.messages import ErrorCode, HelloReply
 from pytest_edgehil.link.recovery import reconnect
@@ -43,6 +47,7 @@ from pytest_edgehil.locks import ResourceLock, default_owner, lock_name
 if TYPE_CHECKING:  # the hardware path never imports the simulation; twins come from pytest_edgehil.sim lazily
     from serial.tools.list_ports_common import ListPortInfo
 
+    from pytest_edgehil.config.catalog import ModelCatalog
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
     from pytest_edgehil.sim.device_twin import DeviceTwin
     from pytest_edgehil.sim.monitor_pty import SerialTwin
@@ -178,7 +183,7 @@ class Bench:
     def __init__(self, lab: LabConfig, *, seed: int = 0, timeout_s: float = 10.0,
                  analyzer_override: str | None = None, lock_timeout_s: float = 0.0,
                  on_lock_wait: Callable[[str], None] | None = None, owner: str | None = None,
-                 twin_realtime: float = 0.0) -> None:
+                 twin_realtime: float = 0.0, catalog: ModelCatalog | None = None) -> None:
         self.lab = lab
         self.seed = seed
         self.timeout_s = timeout_s
@@ -187,6 +192,8 @@ class Bench:
         self.on_lock_wait = on_lock_wait  # told what a waiting bring-up waits for
         self.owner = owner or default_owner()  # what the lock files say holds them (the pytest command line)
         self.twin_realtime = twin_realtime  # twins sleep their simulated stage times × this (0: virtual time)
+        self.catalog = catalog  # the models a firmware may have compiled in (eembc devices)
+        self._firmware_twins: dict[str, Any] = {}  # eembc devices' firmware twins, closed with the bench
         self._devices: dict[str, DeviceUnderTest] = {}
         self._failed: dict[str, EdgeHILError] = {}  # bring-ups that failed: not retried in this run
         self._not_found_again: dict[str, DeviceError] = {}  # recover_lost() failed: not retried either
@@ -197,12 +204,27 @@ class Bench:
 
     def analyzer(self, name: str) -> tuple[PowerAnalyzer, SupplySettings]:
         """The power analyzer on device `name`'s supply: the analyzer twin for a simulated device."""
+        dut = self.device(name)  # first: a real board's bring-up opens its analyzer to power it
         if name not in self._analyzers:
-            self._analyzers[name] = self._bring_up_analyzer(self.device(name))
+            self._analyzers[name] = self._bring_up_analyzer(dut)
         return self._analyzers[name]
 
     def analyzer_twin(self, name: str) -> AnalyzerTwin | None:
         return self._analyzer_twins.get(name)
+
+    def analyzer_missing(self, name: str) -> str | None:
+        """Why device `name` has no analyzer to measure energy with, or None when one is wired (a twin's
+        analyzer twin, --analyzer, or the lab's `analyzer` with `supply_v` and `current_range_a`)."""
+        config = self.lab.devices[name]
+        if config.simulated or self.analyzer_override:
+            return None
+        supply_v = config.supply_v if config.supply_v is not None else get_device_kind(config.kind).supply_v
+        missing = [key for key, value in (("analyzer", config.analyzer), ("supply_v", supply_v),
+                                          ("current_range_a", config.current_range_a)) if value in (None, "")]
+        if not missing:
+            return None
+        return (f"device {name!r} has no power analyzer wired: its lab-file table lacks {', '.join(missing)} "
+                "(energy needs `analyzer` (VISA resource), `supply_v` and `current_range_a`, or --analyzer)")
 
     def _bring_up_analyzer(self, dut: DeviceUnderTest) -> tuple[PowerAnalyzer, SupplySettings]:
         config = dut.config
@@ -217,32 +239,42 @@ class Bench:
                 dut.twin, seed=self.seed, dialect=config.twin_analyzer or "keysight-n6705c")
             self._analyzer_twins[config.name] = twin  # owned from here on: close() stops it
             settings = SupplySettings(twin_resource, 1, twin_supply_v, twin_range_a)
-        else:
-            resource = self.analyzer_override or config.analyzer
-            # The lab's supply voltage wins; the kind's nominal supply is the default.
-            supply_v = config.supply_v if config.supply_v is not None else get_device_kind(config.kind).supply_v
-            if not resource or supply_v is None or config.current_range_a is None:
-                raise ConfigError(
-                    f"device {config.name!r}: energy needs `analyzer` (VISA resource), `supply_v` and "
-                    "`current_range_a` in its lab-file table (or --analyzer RESOURCE)")
-            settings = SupplySettings(resource, config.analyzer_channel, supply_v, config.current_range_a)
-            lock = ResourceLock(f"analyzer {resource} channel {settings.channel} (device {config.name!r})",
-                                lock_name("analyzer", f"{resource}#ch{settings.channel}"),
-                                busy_error=InstrumentBusy, owner=self.owner)
-            lock.acquire(self.lock_timeout_s, self.on_lock_wait)
-            try:
-                analyzer = open_analyzer(settings.resource, channel=settings.channel)
-            except InstrumentError as exc:
-                lock.release()
-                source = "--analyzer" if self.analyzer_override else f"the lab file's `analyzer` of {config.name!r}"
-                raise InstrumentError(f"device {config.name!r}: its power analyzer {resource} (channel "
-                                      f"{settings.channel}, from {source}) cannot be used: {exc}") from exc
-            except BaseException:
-                lock.release()
-                raise
-            self.analyzer_locks[config.name] = lock
-            return analyzer, settings
-        return open_analyzer(settings.resource, channel=settings.channel), settings
+            return open_analyzer(settings.resource, channel=settings.channel), settings
+        return self._open_hw_analyzer(config)
+
+    def _open_hw_analyzer(self, config: DeviceConfig) -> tuple[PowerAnalyzer, SupplySettings]:
+        missing = self.analyzer_missing(config.name)
+        if missing is not None:
+            raise ConfigError(f"{missing}")
+        resource = self.analyzer_override or config.analyzer
+        # The lab's supply voltage wins; the kind's nominal supply is the default.
+        supply_v = config.supply_v if config.supply_v is not None else get_device_kind(config.kind).supply_v
+        assert resource and supply_v is not None and config.current_range_a is not None  # analyzer_missing
+        settings = SupplySettings(resource, config.analyzer_channel, supply_v, config.current_range_a)
+        lock = ResourceLock(f"analyzer {resource} channel {settings.channel} (device {config.name!r})",
+                            lock_name("analyzer", f"{resource}#ch{settings.channel}"),
+                            busy_error=InstrumentBusy, owner=self.owner)
+        lock.acquire(self.lock_timeout_s, self.on_lock_wait)
+        try:
+            analyzer = open_analyzer(settings.resource, channel=settings.channel)
+        except InstrumentError as exc:
+            lock.release()
+            source = "--analyzer" if self.analyzer_override else f"the lab file's `analyzer` of {config.name!r}"
+            raise InstrumentError(f"device {config.name!r}: its power analyzer {resource} (channel "
+                                  f"{settings.channel}, from {source}) cannot be used: {exc}") from exc
+        except BaseException:
+            lock.release()
+            raise
+        self.analyzer_locks[config.name] = lock
+        return analyzer, settings
+
+    def _power_before_hello(self, config: DeviceConfig) -> None:
+        """A real board on an analyzer is powered (trigger input ready) before its first byte: the analyzer
+        comes up with the device, not at the first energy test. Boards without one are powered otherwise."""
+        if config.simulated or self.analyzer_missing(config.name) is not None or config.name in self._analyzers:
+            return
+        analyzer, settings = self._analyzers[config.name] = self._open_hw_analyzer(config)
+        power_board(config, analyzer, settings)
 
     def reconnect(self, name: str, wait_s: float | None = None) -> DeviceUnderTest:
         """Find device `name` again after a reset, hang or vanished port (`DeviceUnderTest.recover`)."""
@@ -305,6 +337,11 @@ class Bench:
         return list(self._devices.values())
 
     def _bring_up(self, config: DeviceConfig) -> DeviceUnderTest:
+        if config.protocol == "eembc":  # the MLPerf Tiny reference firmware: its own text protocol
+            dut, firmware_twin = bring_up_eembc(self, config)
+            if firmware_twin is not None:
+                self._firmware_twins[config.name] = firmware_twin
+            return dut
         twin: DeviceTwin | None = None
         client: DeviceClient | None = None
         lock: ResourceLock | None = None
@@ -318,9 +355,14 @@ class Bench:
                 port = resolve_port(config)
                 lock = device_lock(config, port, owner=self.owner)
                 lock.acquire(self.lock_timeout_s, self.on_lock_wait)  # before the port: never talk to a held board
+                self._power_before_hello(config)
             traffic = TrafficLog()
+            handshake = None
+            if config.token_file is not None and not config.simulated:  # an on-board agent: prove the token
+                token = read_token(config.token_file, what=f"device {config.name!r}")
+                handshake = agent_handshake(token, timeout_s=self.timeout_s, name=config.name)
             client = DeviceClient(port, baudrate=config.baud, timeout_s=self.timeout_s, name=config.name,
-                                  traffic_log=traffic)
+                                  traffic_log=traffic, handshake=handshake)
             try:
                 client.open()
             except DeviceError as exc:
@@ -335,9 +377,7 @@ class Bench:
                 raise DeviceError(f"device {config.name!r}: cannot open port {port} at {config.baud} baud: {exc}. "
                                   "Check the cable, that no other program holds the port, and the lab file's "
                                   "`port`/`usb_serial`.") from exc
-            if hello.device_kind != config.kind:
-                raise DeviceError(f"device {config.name!r} on {port} identifies as kind {hello.device_kind!r}, "
-                                  f"the lab file says {config.kind!r}; fix the lab file or the cabling")
+            check_identity(config, port, hello, hardware_only=self.lab.hardware_only)
             return DeviceUnderTest(config, port, client, hello, traffic, twin, lock=lock)
         except BaseException:
             # A failed bring-up owns nothing afterwards: close its port, stop its twin and give its lock back,
@@ -365,6 +405,9 @@ class Bench:
                 steps.append((f"device twin {name!r}", dut.twin.close))
             if dut.lock is not None:  # after its port: the next holder must find the port closed
                 steps.append((f"lock of device {name!r} ({dut.lock.path})", dut.lock.release))
+        for name, firmware_twin in self._firmware_twins.items():
+            steps.append((f"firmware twin {name!r}", firmware_twin.close))
+        self._firmware_twins.clear()
         self._analyzers.clear()
         self._analyzer_twins.clear()
         self.monitor_twins.clear()

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_edgehil.agent.cli import add_agent_command
 from pytest_edgehil.errors import EdgeHILError
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.results.report import add_report_command
@@ -257,7 +258,7 @@ def add_sim_command(subparsers: _SubParsers) -> None:
 
 
 COMMANDS: list[Callable[[_SubParsers], None]] = [add_inspect_command, add_report_command, add_compare_command,
-                                                  add_init_command, add_sim_command]
+                                                  add_init_command, add_sim_command, add_agent_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,6 +46,10 @@ class SequenceMismatch(DeviceTimeout, ProtocolError):
     handles timeouts still applies."""
 
 
+class AuthRefused(DeviceError):
+    """An on-board agent and this host did not prove one shared token to each other (link.auth)."""
+
+
 class DeviceRejected(DeviceError):
     """The device answered with an ERROR frame (e.g. model too large for its memory)."""
 

@@ -18,7 +18,8 @@ EVAL_SET_BY_TASK = {
 
 
 @pytest.fixture
-def eval_set(edgehil_model: CatalogModel):
+def eval_set(edgehil_model: CatalogModel, edgehil_pushed_inputs):
+    # edgehil_pushed_inputs: a board that infers on its own sensor frames skips, with the reason
     name = EVAL_SET_BY_TASK.get(edgehil_model.task)
     if name is None:
         pytest.skip(f"model {edgehil_model.name!r} has task {edgehil_model.task!r}: no shipped evaluation set")

@@ -52,14 +52,14 @@ def test_float_int8_gap(edgehil_dut, edgehil_model, edgehil_session, edgehil_rec
 
 
 @pytest.mark.edgehil_metrics("chase_roc_auc", "chase_binary_accuracy")
-def test_chase_db1_accuracy(edgehil_dut, edgehil_model, edgehil_record, edgehil_dataset_root):
+def test_chase_db1_accuracy(edgehil_pushed_inputs, edgehil_model, edgehil_record, edgehil_dataset_root):
     if edgehil_dataset_root is None:
         pytest.skip("CHASE_DB1 not available: pass --dataset-root DIR (Image_NNx.jpg + Image_NNx_1stHO.png) "
                     "or set dataset_root in the lab file")
     size = edgehil_model.info.inputs[0].shape[1]
     data = load_chase_db1(edgehil_dataset_root, size=size)
     images, masks = _inputs_targets(data)
-    prob = infer_many(edgehil_dut, edgehil_model, images)
+    prob = infer_many(edgehil_pushed_inputs, edgehil_model, images)
     scores = segmentation_scores(prob.reshape(masks.shape), masks)
     edgehil_record.check("chase_roc_auc", scores.roc_auc, samples=len(images))
     edgehil_record.check("chase_binary_accuracy", scores.binary_accuracy, samples=len(images))

@@ -6,6 +6,7 @@ energy is step-aware (stage_edges), checked against the timeline in the tests at
 
 from __future__ import annotations
 
+import itertools
 from itertools import pairwise
 
 import numpy as np
@@ -386,3 +387,53 @@ def test_energy_from_trace_refuses_a_trace_that_misses_the_first_readout():
     time_s = np.arange(-0.5e-3, end_s - first_trigger_s, DT_S)  # pre-trigger shorter than the readout
     with pytest.raises(MeasurementError, match="pre-trigger"):
         energy_from_trace(time_s, sample_timeline(timeline, time_s, first_trigger_s), timings)
+
+
+def _cell_means(timeline: ActivityTimeline, time_s: np.ndarray, t_offset_s: float) -> np.ndarray:
+    """An integrating digitizer's samples: each the mean power over its own cell."""
+    bounds = np.concatenate([time_s - DT_S / 2, [time_s[-1] + DT_S / 2]]) + t_offset_s
+    return np.diff([timeline.energy_between(bounds[0], b) for b in bounds]) / DT_S
+
+
+@pytest.mark.parametrize("powers_w", [(0.012, 0.265, 0.0685, 0.265), (0.30, 0.95, 1.0, 0.95)])
+@pytest.mark.parametrize("runs", [1, 2, 3, 6])
+def test_short_or_point_sampled_runs_are_within_half_a_percent_or_refused(powers_w, runs):
+    """Issue 10's gap: a run of ≤ 3 inferences has too few power steps to tell the sampling model, and a
+    point-sampled trace priced from its centroids errs by the level, not the step (a 6-inference Coral run:
+    1.3 % silently before). Every number returned, for either sampling model, every seed and sample phase
+    tried, is within 0.5 % of the truth; the rest is a typed refusal that says why."""
+    refusals = 0
+    for seed, phase, sampling in itertools.product(range(3), (0.0, 0.37, 0.81), ("point", "integrating")):
+        timeline, timings, first_trigger_s, end_s = simulated_run(powers_w, runs=runs, seed=seed)
+        time_s = np.arange(-1.5e-3, end_s - first_trigger_s + 0.2e-3, DT_S) + phase * DT_S
+        sample = sample_timeline if sampling == "point" else _cell_means
+        try:
+            samples = energy_from_trace(time_s, sample(timeline, time_s, first_trigger_s), timings)
+        except CannotResolve as exc:
+            assert "end-to-end window" in str(exc)
+            refusals += 1
+            continue
+        truth_e2e = [timeline.energy_between(first_trigger_s + (t.start_us - t.readout_us) * 1e-6,
+                                             first_trigger_s + (t.start_us + t.inference_us + t.retrieval_us) * 1e-6)
+                     for t in timings]
+        assert np.abs(samples.end_to_end_j / truth_e2e - 1).max() < 0.005
+        if samples.inference_refusal is not None:
+            refusals += 1
+            continue
+        truth = [timeline.energy_between(first_trigger_s + t.start_us * 1e-6,
+                                         first_trigger_s + (t.start_us + t.inference_us) * 1e-6) for t in timings]
+        assert np.abs(samples.inference_j / truth - 1).max() < 0.005, (seed, phase, sampling)
+    if runs <= 3 and powers_w[2] < powers_w[1] / 2:
+        # Too few steps to tell the sampling model, and the IMX500's 4x steps could break 0.5 % under point
+        # sampling: refused whichever way it was sampled (Coral's 5 % steps may be priced: checked above).
+        assert refusals == 18
+
+
+def test_a_run_too_short_to_tell_the_sampling_model_is_refused_by_name():
+    timeline, timings, first_trigger_s, end_s = simulated_run((0.012, 0.265, 0.0685, 0.265), runs=3, seed=1)
+    time_s = np.arange(-1.5e-3, end_s - first_trigger_s + 0.2e-3, DT_S)
+    samples = energy_from_trace(time_s, _cell_means(timeline, time_s, first_trigger_s), timings)
+    text = str(samples.inference_refusal)
+    assert samples.count == 0 and isinstance(samples.inference_refusal, CannotResolve)
+    for needle in ("inference window 0", "too few (< 12)", "point-samples", "runs_per_window", "at least 5"):
+        assert needle in text, needle

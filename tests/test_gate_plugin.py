@@ -57,7 +57,7 @@ def test_done_means_heavier_device_fails_naming_pair_metric_ratio_and_ci_unchang
     lab = edgehil_project.makefile(".toml", lab_no_drift="[physics]\nsession_drift_rel = 0.0\n"
                                    "[devices.imx500]\nkind = \"imx500\"\nsimulated = true\n")
     edgehil_project.makepyfile(test_energy=ENERGY_SUITE)
-    common = ["--device=imx500", f"--budgets={budgets}", f"--lab={lab}", "-p", "no:cacheprovider"]
+    common = ["--device=imx500", f"--budgets={budgets}", "--budgets-only", f"--lab={lab}", "-p", "no:cacheprovider"]
     base = edgehil_project.path / "baseline" / "main.json"
 
     saved = edgehil_project.runpytest(*common, "--edgehil-seed=1", f"--edgehil-save={base}")
@@ -246,7 +246,7 @@ end_to_end_ms = { max = 1000.0 }
 fps = { min = 1.0 }
 ''')
     base = edgehil_project.path / "base.json"
-    common = ["--device=coral", f"--budgets={budgets}", "-p", "no:cacheprovider", "-k", "end_to_end"]
+    common = ["--device=coral", f"--budgets={budgets}", "--budgets-only", "-p", "no:cacheprovider", "-k", "end_to_end"]
     edgehil_project.runpytest(*common, f"--edgehil-save={base}").assert_outcomes(passed=1)
     fps = {r.metric: r for r in load_results(base).records}["fps"]
     assert fps.raw is not None and len(fps.raw) == 20 and fps.direction == "higher"

@@ -11,7 +11,7 @@ import pytest
 from pytest_edgehil.bench import Bench
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.config.lab import simulated_lab
-from pytest_edgehil.errors import CannotResolve, ConfigError, MonitorLimit, WindowMisplaced
+from pytest_edgehil.errors import ConfigError, MonitorLimit, WindowMisplaced
 from pytest_edgehil.instruments.monitor import parse_monitor
 from pytest_edgehil.measure.digital_windows import WINDOW_SOURCE_DIGITAL, digital_edges_s, fit_digital_map
 from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
@@ -54,21 +54,21 @@ def test_ppk2_energy_within_half_a_percent_of_truth_imx500():
     assert np.abs(window.end_to_end_j / truth_e2e - 1).max() < 0.005
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("model", ["qsegment", "tinytracker"])
-def test_ppk2_energy_on_coral_within_half_a_percent_or_refused_by_name(model):
-    """Coral's readout→inference step is 5 % of its level, as large as its per-op layer structure; at 10 µs
-    the meter's settling check (trace_windows.settling_tau_s) sometimes reads that structure as a slow
-    supply path and refuses (seed-dependent: TinyTracker 4 of seeds 0-5 on this twin, 1 of 6 on the N6705C
-    twin at 10.24 µs). The truth rule allows exactly that: a number within 0.5 %, or a typed refusal."""
-    bench = _bench("coral", "ppk2")
+def test_ppk2_energy_on_coral_within_half_a_percent_for_every_seed(model, seed):
+    """Coral's readout→inference step is 5 % of its level, as large as its per-op layer structure. The old
+    per-edge settling check read that structure as a slow supply path and refused TinyTracker in 4 of seeds
+    0-5 at 10 µs; the joint τ fit (measure/settling.py) does not, so the rule is strict: every seed measures
+    within 0.5 % (scripts/monitor_seeds.py: seeds 0-9 for imx500 and coral on this twin and on the N6705C
+    twin at 10.24 µs, worst 0.22 %)."""
+    bench = _bench("coral", "ppk2", seed=seed)
     try:
         m, truth_inf, truth_e2e = _measure(bench, "coral", model)
-    except CannotResolve as exc:
-        assert "settles with a time constant" in str(exc)
-        return
     finally:
         bench.close()
     window = m.windows[-1]
+    assert m.window_source == WINDOW_SOURCE_DIGITAL
     assert np.abs(window.inference_j / truth_inf - 1).max() < 0.005
     assert np.abs(window.end_to_end_j / truth_e2e - 1).max() < 0.005
 
@@ -166,18 +166,38 @@ def test_lpm01a_run_window_on_its_twin_within_half_a_percent():
     assert "trigsrc d7" in commands and "format bin_hexa" in commands  # 100 kS/s is past ASCII's 10 kHz
 
 
-@pytest.mark.parametrize(("kind", "match"), [("imx500", "at most 50 mA"), ("coral", "1.8-3.3 V")])
-def test_lpm01a_refuses_boards_it_cannot_power(kind, match):
+@pytest.mark.parametrize(("kind", "match"), [("imx500", "at most 50 mA"), ("coral", "sources 1.8-3.3 V")])
+def test_a_monitor_that_cannot_power_the_board_is_a_config_error_at_bring_up(kind, match):
+    """Not a skip in every energy test: the lab wires a monitor that cannot power (or measure) the board,
+    and bring-up says which device, which monitor, which limit and what to wire instead."""
     bench = _bench(kind, "lpm01a")
     try:
-        dut = bench.device(kind)
-        entry = CATALOG.get("qsegment")
-        dut.ensure_model(entry.data, entry.name)
-        monitor, supply = bench.analyzer(kind)
-        with pytest.raises(MonitorLimit, match=match):
-            measure_energy(dut, monitor, supply_v=supply.supply_v, current_range_a=supply.current_range_a)
+        bench.device(kind)
+        with pytest.raises(ConfigError) as excinfo:
+            bench.analyzer(kind)
     finally:
         bench.close()
+    text = str(excinfo.value)
+    for needle in (f"device {kind!r}", "twin_monitor 'lpm01a'", "ST X-NUCLEO-LPM01A", match, "Nordic PPK2: 0.8-5 V",
+                   "SCPI analyzer"):
+        assert needle in text, needle
+
+
+def test_lab_file_with_a_monitor_that_cannot_power_the_board_fails_at_load(tmp_path):
+    from pytest_edgehil.config.lab import load_lab
+
+    path = tmp_path / "lab.toml"
+    path.write_text('[devices.coral]\nkind = "coral"\nport = "/dev/ttyACM0"\nmonitor = "lpm01a:/dev/ttyACM1"\n'
+                    'current_range_a = 0.3\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as excinfo:
+        load_lab(path)
+    text = str(excinfo.value)
+    for needle in ("[devices.coral]", "monitor 'lpm01a:/dev/ttyACM1'", "sources 1.8-3.3 V", "needs 5 V",
+                   "Nordic PPK2"):
+        assert needle in text, needle
+    path.write_text(path.read_text(encoding="utf-8").replace("lpm01a:/dev/ttyACM1", "ppk2:/dev/ttyACM1"),
+                    encoding="utf-8")
+    assert load_lab(path).devices["coral"].monitor == "ppk2:/dev/ttyACM1"  # a monitor that can: accepted
 
 
 def test_lpm01a_codecs_round_trip():

@@ -67,7 +67,7 @@ def test_failure_message_names_value_budget_margin_samples_device_model_backend(
         inference_ms = { max = 0.5, source = "a wish" }
     """))
     edgehil_project.makepyfile(test_lat=LATENCY_SUITE)
-    result = edgehil_project.runpytest(f"--budgets={budgets}", "--device=imx500")
+    result = edgehil_project.runpytest(f"--budgets={budgets}", "--budgets-only", "--device=imx500")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         ("*over budget: tinytracker on imx500 (SIMULATED): inference_ms = 0.8* ms vs budget ≤ 0.5 ms"
@@ -86,7 +86,7 @@ def test_marginal_value_passes_with_a_warning(edgehil_project, tmp_path):
         inference_ms = { max = 0.88, marginal = 0.05, source = "near" }
     """))
     edgehil_project.makepyfile(test_lat=LATENCY_SUITE)
-    result = edgehil_project.runpytest(f"--budgets={budgets}", "--device=imx500")
+    result = edgehil_project.runpytest(f"--budgets={budgets}", "--budgets-only", "--device=imx500")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*EdgeHILMarginalWarning: marginal: tinytracker on imx500*",
                                  "*tinytracker-imx500*MARGINAL*"])

@@ -92,7 +92,7 @@ def test_marginal_warning_points_at_the_test_line(edgehil_project, tmp_path):
             ms = timing_arrays_ms(stage_timings(edgehil_dut, 10))
             edgehil_record.check_median("inference_ms", ms["inference_ms"])
     """)
-    result = edgehil_project.runpytest(f"--budgets={budgets}", "--device=imx500", "-v")
+    result = edgehil_project.runpytest(f"--budgets={budgets}", "--budgets-only", "--device=imx500", "-v")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*test_inference?tinytracker-imx500? PASSED MARGINAL inference_ms*vs ≤ 0.88 ms*",
                                  "*test_lat.py:7: EdgeHILMarginalWarning: marginal: tinytracker on imx500*"])

@@ -31,6 +31,26 @@ def test_peak_decimation_keeps_extremes_in_time_order():
         peak_decimate(t, p[:-1], 600)
 
 
+def test_a_dip_next_to_idle_keeps_its_level_when_buckets_break_at_its_edges():
+    """The last inference of a run is followed by idle power, lower than the dip: in a bucket shared with
+    idle, only idle's minimum would survive; breaking buckets at the window edges keeps the dip's."""
+    t = np.arange(100_001) * 2e-6
+    p = np.full(t.size, 0.26)
+    windows = [(k * 0.017 + 0.0101, k * 0.017 + 0.0101 + 0.23e-3) for k in range(10)]
+    for a, b in windows:
+        p[(t >= a) & (t < b)] = 0.070
+    p[t >= windows[-1][1] + 0.3e-3] = 0.012  # idle right after the last retrieval
+    plain_t, plain_p = peak_decimate(t, p, 600)
+    a, b = windows[-1]
+    plain = plain_p[(plain_t >= a) & (plain_t < b)]
+    assert plain.size == 0 or plain.min() > 0.070  # the failure this guards against: the dip is lost
+    td, pd = peak_decimate(t, p, 600, breaks_s=np.array(windows))
+    assert len(td) <= 600 and np.all(np.diff(td) > 0) and pd.min() == p.min() and pd.max() == p.max()
+    for a, b in windows:
+        inside = (td >= a) & (td < b)
+        assert inside.any() and pd[inside].min() == 0.070
+
+
 def test_every_energy_pair_keeps_a_readable_trace(edgehil_project):
     edgehil_project.makepyfile(test_energy=(REPO / "suites" / "test_energy.py").read_text())
     out = edgehil_project.path / "r.json"

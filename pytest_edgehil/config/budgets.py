@@ -99,6 +99,7 @@ class BudgetEntry:
     limits: dict[str, Limit] = field(default_factory=dict)
     note: str = ""
     origin: str = field(default="", compare=False)  # "budget table PATH [[budget]] #N (…)": for messages
+    replace_lower: bool = False  # `replace = true`: drop a lower layer's limits of this pair (budget_layers)
 
     @property
     def id(self) -> str:
@@ -156,7 +157,7 @@ def budgets_from_data(data: Any, path: Path) -> list[BudgetEntry]:
         model = raw.model
         if model.endswith(".tflite") and not Path(model).is_absolute():
             model = str(Path(path).parent / model)  # a model path in a budget is relative to the table
-        entry = BudgetEntry(model, raw.device, limits, raw.note, origin=where)
+        entry = BudgetEntry(model, raw.device, limits, raw.note, origin=where, replace_lower=raw.replace)
         if entry.id in seen:
             raise ConfigError(f"{where}: a second budget for {entry.id} (the first is [[budget]] "
                               f"#{seen[entry.id] + 1}); merge them into one entry")

@@ -35,6 +35,21 @@ class CatalogModel:
     def task(self) -> str:
         return str(self.card.get("task") or "unknown")
 
+    def artifact_for(self, kind: str) -> tuple[bytes, str]:
+        """(bytes, file name) of what a board of `kind` runs: the card's compiled artifact for that kind
+        (`artifacts = {kind: path}`, relative to the card), else the source .tflite. ConfigError naming the
+        card and the kind when a declared artifact is missing."""
+        declared = (self.card.get("artifacts") or {}).get(kind)
+        if declared is None:
+            return self.data, self.path.name
+        artifact = (self.path.parent / declared).resolve()
+        try:
+            return artifact.read_bytes(), artifact.name
+        except OSError as exc:
+            raise ConfigError(f"model {self.name!r}: its card {self.path.with_suffix('.json')} declares artifact "
+                              f"{declared!r} for device kind {kind!r}, but it cannot be read ({exc}); build it or "
+                              "remove the entry") from exc
+
     @property
     def input_range(self) -> tuple[float, float]:
         """The float range the model's input expects for an 8-bit image (from its card; default [0, 1])."""

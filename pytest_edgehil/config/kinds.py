@@ -67,11 +67,29 @@ def load_kinds_file(path: Path = KINDS_FILE) -> list[DeviceKind]:
     from pytest_edgehil.config.schema import named_tables, validate  # pydantic: loaded on use only
     from pytest_edgehil.config.schemas import KindsFile
 
-    data = read_toml(path, "device kinds", "reinstall pytest-edgehil")
+    data = read_toml(path, "device kinds", "check the path (a lab's `[lab] kinds`) or reinstall pytest-edgehil")
     kinds_file = validate(KindsFile, data, what="device kinds", source=str(path),
                           fix="fix the file (keys: docs/config-files.md) or reinstall pytest-edgehil",
                           entry=named_tables("kind", lambda name, _: f"[kind.{name}]"))
     return [DeviceKind(name=name, **table.model_dump()) for name, table in kinds_file.kind.items()]
+
+
+def register_lab_kinds(path: Path, where: str) -> list[DeviceKind]:
+    """Register the kinds of a lab's own kinds file (`[lab] kinds`). A name already registered with the
+    same facts is left as it is (the lab is read again in the same process); with other facts it is a
+    ConfigError naming `where`: a lab cannot silently change a shipped board's RAM or supply voltage."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: no file {path}; the path is relative to the lab file")
+    kinds = load_kinds_file(path)
+    known = device_kinds()
+    for kind in kinds:
+        old = known.get(kind.name)
+        if old is not None and old != kind:
+            raise ConfigError(f"{where}: kind {kind.name!r} in {path} differs from the registered one "
+                              f"({old.display_name}); give your board its own kind name")
+        if old is None:
+            _register(kind, replace=False)
+    return kinds
 
 
 def _as_kinds(obj: Any) -> Iterable[DeviceKind]:

@@ -8,11 +8,11 @@ silently replaced by a twin: if it cannot be reached the run fails, naming the p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_edgehil.config.kinds import ENTRY_POINT_GROUP, device_kinds, get_device_kind
+from pytest_edgehil.config.kinds import ENTRY_POINT_GROUP, device_kinds, get_device_kind, register_lab_kinds
 from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
@@ -41,6 +41,10 @@ class DeviceConfig:
     twin_analyzer: str | None = None  # simulated only: the analyzer twin's dialect (driver name)
     monitor: str | None = None  # a USB power monitor on this board's supply, "KIND:ADDRESS" (instead of `analyzer`)
     twin_monitor: str | None = None  # simulated only: measure through this monitor's twin ("ppk2", "lpm01a")
+    token_file: Path | None = None  # an on-board agent's shared token (link.auth); None: no handshake
+    models: tuple[str, ...] = ()  # catalog models run here without a budget (config.pairs)
+    protocol: str = "edgehil"  # "eembc": MLPerf Tiny reference firmware (link.eembc_client)
+    firmware_model: str | None = None  # eembc: the catalog model compiled into the firmware
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class LabConfig:
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     dataset_root: Path | None = None
     physics: dict[str, Any] = field(default_factory=dict)  # `[physics]`: the simulated bench's effects
+    # --backend hw: every device must be real, and a board whose HELLO says simulated firmware is refused
+    hardware_only: bool = False
 
     @property
     def all_simulated(self) -> bool:
@@ -79,7 +85,7 @@ def simulated_lab() -> LabConfig:
 LAB_FIX = "fix the lab file (its keys are listed in docs/config-files.md)"
 
 
-def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfig:
+def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) -> DeviceConfig:
     """A validated `[devices.NAME]` table checked against the kind registry and the twins."""
     kinds = device_kinds()
     if table.kind is None and name not in kinds:
@@ -100,6 +106,12 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
             f"{where}: [devices.{name}]: hardware device {name!r} needs `port` (e.g. \"/dev/ttyACM0\" or "
             "\"socket://host:4000\") or `usb_serial`; or set `simulated = true` to use its twin"
         )
+    if table.token_file is not None and (table.simulated or not (table.port or "").startswith("socket://")):
+        raise ConfigError(f"{where}: [devices.{name}]: `token_file` is for an on-board agent reached at "
+                          "port = \"socket://HOST:PORT\" (docs/hardware.md); drop it or fix `port`")
+    if (table.protocol == "eembc") != (table.firmware_model is not None):
+        raise ConfigError(f"{where}: [devices.{name}]: `protocol = \"eembc\"` and `firmware_model` go together: the "
+                          "MLPerf Tiny reference firmware has its model compiled in; name it (a catalog model)")
     if table.faults is not None and not table.simulated:
         raise ConfigError(f"{where}: [devices.{name}]: `faults` are injected by a device twin; a real board's "
                           "faults come by themselves. Set `simulated = true`, or remove the faults table")
@@ -113,6 +125,18 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
         if table.analyzer is not None:
             raise ConfigError(f"{where}: [devices.{name}]: give `analyzer` (a SCPI analyzer) or `monitor` (a USB "
                               "power monitor) for this board's supply, not both")
+    if table.monitor is not None or table.twin_monitor is not None:
+        # A monitor that cannot power the board fails here, at start-up, not as a skip in every energy test.
+        from pytest_edgehil.instruments.monitor import MONITOR_KINDS, monitor_class, parse_monitor
+
+        mkind = parse_monitor(table.monitor)[0] if table.monitor else str(table.twin_monitor).lower()
+        supply_v = table.supply_v if table.supply_v is not None else kind.supply_v
+        if mkind in MONITOR_KINDS and supply_v is not None:
+            problem = monitor_class(mkind).supply_problem(supply_v, table.current_range_a)
+            if problem is not None:
+                field = "monitor" if table.monitor else "twin_monitor"
+                raise ConfigError(f"{where}: [devices.{name}]: device {name!r} cannot be measured through its "
+                                  f"{field} {table.monitor or table.twin_monitor!r}: {problem}")
     faults = None
     if table.faults is not None:
         faults = table.faults.model_dump(exclude={"armed"}, exclude_none=True)
@@ -130,7 +154,16 @@ def _device_from_table(name: str, table: DeviceTable, where: str) -> DeviceConfi
         analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
         faults=faults,
         twin_analyzer=table.twin_analyzer, monitor=table.monitor, twin_monitor=table.twin_monitor,
+        token_file=_token_path(table.token_file, base) if table.token_file else None,
+        models=tuple(table.models) or ((table.firmware_model,) if table.firmware_model else ()),
+        protocol=table.protocol, firmware_model=table.firmware_model,
     )
+
+
+def _token_path(value: str, base: Path) -> Path:
+    """`~` expanded; a relative path is taken from the lab file's directory `base`."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
 
 
 def lab_from_data(data: Any, path: Path) -> LabConfig:
@@ -140,7 +173,14 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
 
     lab_file = validate(LabFile, data, what="lab file", source=str(path), fix=LAB_FIX,
                         entry=named_tables("devices", lambda name, _: f"[devices.{name}]"))
-    devices = {name: _device_from_table(name, table, f"lab file {path}")
+    # The lab's own kinds and twins first: its devices may be of them (docs/extending.md).
+    if lab_file.lab.kinds:
+        register_lab_kinds(Path(path).parent / lab_file.lab.kinds, f"lab file {path}: [lab] kinds")
+    if lab_file.lab.profiles:
+        from pytest_edgehil.sim.profile import register_profiles_file  # a lab with twins loads the simulation
+
+        register_profiles_file(Path(path).parent / lab_file.lab.profiles, f"lab file {path}: [lab] profiles")
+    devices = {name: _device_from_table(name, table, f"lab file {path}", Path(path).parent)
                for name, table in lab_file.devices.items()}
     root = lab_file.lab.dataset_root
     physics = lab_file.physics.model_dump(exclude_none=True)
@@ -171,7 +211,7 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
                 f"--backend hw, but lab {lab.name!r} marks {', '.join(simulated)} as simulated; "
                 "pass --lab with a hardware lab file (see fixtures/lab.example-hw.toml)"
             )
-        return lab
+        return replace(lab, hardware_only=True)
     raise ConfigError(f"--backend must be 'sim' or 'hw', got {backend!r}")
 
 

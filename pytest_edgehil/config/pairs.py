@@ -85,22 +85,38 @@ def check_budget_targets(budgets: Sequence[BudgetEntry], catalog: ModelCatalog, 
         raise ConfigError(f"{len(problems)} budget entr{'y' if len(problems) == 1 else 'ies'} can never run: "
                           + "; ".join(problems))
     lab_kinds = {dev.kind for dev in lab.devices.values()}
-    if budgets and not extra_models and not any(entry.device_kind in lab_kinds for entry in budgets):
+    lab_models = any(dev.models for dev in lab.devices.values())
+    if budgets and not extra_models and not lab_models and not any(e.device_kind in lab_kinds for e in budgets):
         raise ConfigError(f"no budget entry names a device kind of lab {lab.name!r}: the budgets are for "
                           f"{', '.join(sorted({e.device_kind for e in budgets}))}, the lab has "
                           f"{', '.join(sorted(lab_kinds))}; pass the matching --lab or --budgets")
     for entry in budgets:
         if entry.device_kind in lab_kinds:
             catalog.get(_model_of(entry, extra_models))  # a broken model card fails now, not mid-run
+    for dev in lab.devices.values():
+        for model in dev.models:
+            try:
+                catalog.get(model)
+            except ConfigError as exc:
+                raise ConfigError(f"lab device {dev.name!r}: `models` names {model!r}: {exc}") from exc
 
 
 def generate_pairs(budgets: Sequence[BudgetEntry], lab: LabConfig, extra_models: Sequence[str],
                    selected_devices: Sequence[str]) -> list[Pair]:
     pairs = [Pair(_model_of(entry, extra_models), dev.name, dev.kind, entry)
-             for entry in budgets for dev in lab.devices.values() if dev.kind == entry.device_kind]
+             for entry in budgets for dev in lab.devices.values() if dev.kind == entry.device_kind
+             # a firmware with its model compiled in runs that model only
+             and dev.firmware_model in (None, _stem(_model_of(entry, extra_models)))]
     budgeted = {(p.model_name, p.device) for p in pairs}
+    for dev in lab.devices.values():  # the lab's `models` of a device: run there without a budget
+        for model in dev.models:
+            if (_stem(model), dev.name) not in budgeted:
+                pairs.append(Pair(model, dev.name, dev.kind, None))
+                budgeted.add((_stem(model), dev.name))
     for model in extra_models:
         for name in selected_devices:
+            if lab.devices[name].firmware_model not in (None, _stem(model)):
+                continue
             pair = Pair(model, name, lab.devices[name].kind, None)
             if (pair.model_name, name) not in budgeted:
                 pairs.append(pair)

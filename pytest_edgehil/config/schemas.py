@@ -30,10 +30,13 @@ Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class LabTable(StrictModel):
-    """`[lab]`: the lab's name (default: the file's stem) and where its datasets live."""
+    """`[lab]`: the lab's name (default: the file's stem), where its datasets live, and the lab's own
+    board kinds and twin calibrations (files relative to the lab file; docs/extending.md)."""
 
     name: NonEmpty | None = None
     dataset_root: NonEmpty | None = None  # relative to the lab file
+    kinds: NonEmpty | None = None  # a kinds file (`[kind.NAME]` tables, as the shipped kinds.toml)
+    profiles: NonEmpty | None = None  # a twin profiles file (`[device.KIND]` tables, as the shipped profiles.toml)
 
 
 class FaultTable(StrictModel):
@@ -82,6 +85,13 @@ class DeviceTable(StrictModel):
     # monitor twin instead of the SCPI analyzer twin.
     monitor: NonEmpty | None = None
     twin_monitor: Literal["ppk2", "lpm01a"] | None = None
+    # An on-board agent (`edgehil agent`): the file holding the shared token (relative to the lab file, ~ ok).
+    token_file: NonEmpty | None = None
+    # Catalog models to run on this device without a budget (measured figures recorded, nothing asserted).
+    models: list[NonEmpty] = Field(default_factory=list)
+    # "eembc": the unmodified MLPerf Tiny reference firmware (text protocol) with `firmware_model` compiled in.
+    protocol: Literal["edgehil", "eembc"] = "edgehil"
+    firmware_model: NonEmpty | None = None
 
 
 NonNegative = Annotated[float, Field(ge=0)]
@@ -248,6 +258,7 @@ class BudgetTable(StrictModel):
     device: NonEmpty  # a device kind
     limits: dict[str, LimitTable] = Field(default_factory=dict, validate_default=True)
     note: str = ""
+    replace: bool = False  # true: this entry replaces a lower layer's limits of the pair instead of extending them
 
     @field_validator("limits")
     @classmethod
@@ -335,3 +346,6 @@ class ModelCard(StrictModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     metrics: dict[str, Finite] | None = None
     metrics_how: str | None = None
+    # Compiled files per device kind, relative to the card (Edge TPU model, IMX500 package, TensorRT engine):
+    # the host uploads the one of the board's kind instead of the source .tflite, and records its hash.
+    artifacts: dict[NonEmpty, NonEmpty] | None = None

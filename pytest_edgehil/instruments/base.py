@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from pytest_edgehil.errors import MeasurementError
+from pytest_edgehil.errors import InstrumentError, MeasurementError
 
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the package supports Python 3.10 at runtime
@@ -108,6 +108,15 @@ class PowerAnalyzer(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Drain the error queue and release the VISA session."""
+
+    def power_up(self, *, voltage_v: float, current_range_a: float) -> None:
+        """Power the board and make the trigger input ready, before the board is first contacted.
+
+        A board powered by the analyzer cannot answer HELLO before its supply is on; an external trigger
+        cannot fire before its input is configured. Raises InstrumentError where the driver cannot.
+        """
+        raise InstrumentError(f"{self.model} at {self.resource}: this driver cannot power a board; power it "
+                              "otherwise and leave `analyzer` out of its lab-file table, or use a supported driver")
 
     def supported_sample_interval_s(self, requested_s: float) -> float:
         """The interval this instrument would actually sample at for a request: the nearest one it

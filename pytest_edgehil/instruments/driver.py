@@ -252,6 +252,19 @@ class ScpiAnalyzer(PowerAnalyzer):
 
     # --- the PowerAnalyzer interface ------------------------------------------------------------------
 
+    def power_up(self, *, voltage_v: float, current_range_a: float) -> None:
+        """Supply setpoint and current range, the trigger input (pin `trigger_pin`, its polarity), then
+        output on: what must hold before the board is contacted (its HELLO needs power; an N6705C's EXT
+        source fires only from a pin configured as trigger input). ConfigError / ScpiError as `configure`.
+        """
+        self._require("power_up", "open", "configured", "complete")
+        roles = self.roles
+        sequence: list[tuple[str, Value]] = [(roles.channel_select, self.channel)] if roles.channel_select else []
+        sequence += [*roles.fixed, (roles.voltage, voltage_v), (roles.current_range, current_range_a),
+                     *roles.trigger_input, (roles.output, "ON")]
+        for name, value in sequence:
+            self.apply(name, value)
+
     def configure(self, *, voltage_v: float, current_range_a: float, sample_interval_s: float,
                   points: int, pretrigger_points: int = 0) -> None:
         """Program the capture from the declarations; raise (never clamp) with the bounds in the message.

@@ -22,11 +22,11 @@ A dropped or flipped byte is thus a retry, never a wrong value. `stats` counts w
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -66,13 +66,13 @@ from pytest_edgehil.link.messages import (
     SetInput,
 )
 from pytest_edgehil.link.replies import check_result
+from pytest_edgehil.link.run_wait import RunWait
 from pytest_edgehil.link.traffic_log import TrafficLog
 
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the package supports Python 3.10 at runtime
 
 POLL_S = 0.05  # longest a wait sleeps before looking at its deadline again
-RUNS_PER_TIMEOUT = 100  # RUN n waits timeout_s for every started 100 inferences
 # Why a board of an older version is refused rather than driven in its version (docs/protocol.md).
 OLD_VERSIONS: dict[int, str] = {
     1: " (version 1 RESULTs do not say which model ran, so this host cannot check the active model on each "
@@ -109,7 +109,8 @@ class DeviceClient:
     """Drives one device over the framed protocol. Open it (or use `with`) before sending commands."""
 
     def __init__(self, port: str | serial.SerialBase, *, baudrate: int = 115200, timeout_s: float = 5.0,
-                 name: str = "device", retries: int = 2, traffic_log: TrafficLog | None = None) -> None:
+                 name: str = "device", retries: int = 2, traffic_log: TrafficLog | None = None,
+                 handshake: Callable[[serial.SerialBase], None] | None = None) -> None:
         if timeout_s <= 0 or retries < 0:
             raise ConfigError(f"device {name!r}: timeout_s must be > 0 and retries >= 0, got {timeout_s} "
                               f"and {retries}")
@@ -133,6 +134,9 @@ class DeviceClient:
         self._expected_model: bytes | None = None
         self._model_names: dict[bytes, str] = {}  # SHA-256 → name given to load_model, for messages
         self.stats = LinkStats()
+        # Run on the port each time it is opened, before any frame: an on-board agent's auth (link.agent_port).
+        self.handshake = handshake
+        self.run_wait = RunWait(timeout_s)  # how long RUN n may take: from the active model's period
 
     # -- state ------------------------------------------------------------------------------------------
     @property
@@ -167,6 +171,12 @@ class DeviceClient:
                                                 write_timeout=self.timeout_s, exclusive=True)
                 # Reads never block: the client waits with select() and its own deadlines.
                 ser.timeout = 0
+                if self.handshake is not None:
+                    try:
+                        self.handshake(ser)
+                    except BaseException:
+                        ser.close()
+                        raise
                 # A lone delimiter ends whatever partial garbage the device's decoder holds.
                 ser.write(b"\x00")
             except (serial.SerialException, OSError, ValueError, OverflowError) as exc:
@@ -226,6 +236,7 @@ class DeviceClient:
         # RUN must then be refused rather than measure it.
         self._expected_model = digest
         self._model_names[digest] = name
+        self.run_wait.forget()
         self._ack("load_model (LOAD_BEGIN)", LoadBegin(len(data), digest, name))
         for offset in range(0, len(data), chunk_size):
             self._ack(f"load_model (LOAD_CHUNK at {offset})", LoadChunk(offset, data[offset:offset + chunk_size]))
@@ -241,6 +252,7 @@ class DeviceClient:
         if len(digest) != 32:
             raise ConfigError(f"select_model: {sha256_hex!r} is not a SHA-256 hex digest (64 hex characters)")
         self._expected_model = digest  # even if refused: the old model is not what the host asked for
+        self.run_wait.forget()
         self._ack("select_model", SelectModel(digest))
 
     def set_input(self, index: int, tensor: np.ndarray) -> None:
@@ -249,6 +261,9 @@ class DeviceClient:
     def run(self, count: int = 1) -> Result:
         """Run `count` back-to-back inferences; timings of each, outputs of the last.
 
+        The wait comes from the expected run time (`link.run_wait`): the active model's period as the
+        device last reported it (or as declared with `run_wait.expect`), × count × 2, plus `timeout_s`.
+        While it is unknown, RUN 1 runs first to learn it. A wait over 5 s is reported as it goes.
         The reply is checked before it is returned (`replies.check_result`): one timing per inference,
         every stage time finite and >= 0, else InvalidPayload naming the device, field and value; and it
         must have run the model this client last loaded or selected, else ModelMismatch (device, port,
@@ -257,13 +272,19 @@ class DeviceClient:
         """
         if count < 1:
             raise ConfigError(f"run: count must be >= 1, got {count}")
-        wait_s = self.timeout_s * math.ceil(count / RUNS_PER_TIMEOUT)
+        if self.run_wait.needs_probe(count):
+            self.run(1)  # learn the period: a long run is never waited for with a guess
         command = f"run({count})"
-        result = self._expect(command, self._request(command, Run(count), wait_s), Result)
+        wait_s = self.run_wait.wait_s(count)
+        frame = self._request(command, Run(count), wait_s, expected=self.run_wait.describe(count))
+        result = self._expect(command, frame, Result)
         self._check_model(command, result.model_sha256)
-        return check_result(result, count, device=self.name, port=self.port, command=command)
+        result = check_result(result, count, device=self.name, port=self.port, command=command)
+        self.run_wait.learn(result.timings)
+        return result
 
     def reset(self) -> None:
+        self.run_wait.forget()
         self._ack("reset", Reset())
 
     def _check_model(self, command: str, found: bytes) -> None:
@@ -315,7 +336,7 @@ class DeviceClient:
             f"(pytest-edgehil) speaks version {PROTOCOL_VERSION}{why}. Flash firmware/agent that speaks version "
             f"{PROTOCOL_VERSION}, or install the pytest-edgehil release that speaks version {device_version}.")
 
-    def _request(self, command: str, request: Message, wait_s: float) -> Frame:
+    def _request(self, command: str, request: Message, wait_s: float, expected: str = "") -> Frame:
         with self._lock:
             if self._serial is None and self._lost is not None:
                 # Under pytest the plugin finds the board again before the device's next test; a script
@@ -330,7 +351,7 @@ class DeviceClient:
             self._seq = (self._seq + 1) & 0xFFFF
             self.stats.requests += 1
             frame = Frame(PROTOCOL_VERSION, request.msg_type, self._seq, request.encode_payload())
-            return Exchange(self, command, frame, wait_s).run()
+            return Exchange(self, command, frame, wait_s, expected=expected).run()
 
     # -- port I/O (called by link.exchange.Exchange) --------------------------------------------------------------------
     def _write(self, command: str, wire: bytes) -> None:

@@ -8,23 +8,29 @@ it reaches through the client (one exchange at a time holds the client's lock).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
 from pytest_edgehil.errors import DeviceTimeout, FrameCorrupt, SequenceMismatch
 from pytest_edgehil.link.messages import Frame
+from pytest_edgehil.link.run_wait import PROGRESS_S
 
 if TYPE_CHECKING:
     from pytest_edgehil.link.client import DeviceClient
 
 from pytest_edgehil.link.traffic_log import PREVIEW_BYTES  # the same preview as the traffic log
 
+log = logging.getLogger("pytest_edgehil.link")
+
 
 class Exchange:
     """One request's life: send, wait for the reply with its seq, retransmit on corruption or silence."""
 
-    def __init__(self, client: DeviceClient, command: str, frame: Frame, wait_s: float) -> None:
+    def __init__(self, client: DeviceClient, command: str, frame: Frame, wait_s: float,
+                 expected: str = "") -> None:
         self.client, self.command, self.frame, self.wait_s = client, command, frame, wait_s
+        self.expected = expected  # what the wait was derived from ("expected ≈ 12 s (…)"), for messages
         self.wire = frame.encode()
         self.attempts = client.retries + 1
         self.slice_s = wait_s / self.attempts
@@ -41,10 +47,14 @@ class Exchange:
         deadline = start + self.wait_s
         self._send("")
         resend_at = start + self.slice_s
+        progress_at = start + PROGRESS_S
         while True:
             now = time.monotonic()
             if now >= deadline:
                 raise self._timeout()
+            if now >= progress_at:  # a long run (a slow board, a 10 s energy window): say it is alive
+                self._progress(now - start)
+                progress_at = now + PROGRESS_S
             if now >= resend_at and self.sent < self.attempts:
                 self._send(f"no reply within {self.slice_s:.3g} s")
                 resend_at = now + self.slice_s
@@ -85,6 +95,13 @@ class Exchange:
         c._write(self.command, self.wire)
         self.sent += 1
 
+    def _progress(self, waited_s: float) -> None:
+        c = self.client
+        text = (f"still waiting for {self.command} (seq {self.frame.seq}): {waited_s:.0f} s of at most "
+                f"{self.wait_s:.3g} s" + (f"; {self.expected}" if self.expected else ""))
+        c.traffic_log.note("--", text, device=c.name)
+        log.info("device %r: %s", c.name, text)
+
     def _corrupt_error(self, last: FrameCorrupt) -> FrameCorrupt:
         c = self.client
         return FrameCorrupt(
@@ -117,6 +134,7 @@ class Exchange:
         else:
             fix = ("Bytes arrived but never a complete frame: suspect a baud rate mismatch (host uses "
                    f"{c.baudrate}) or firmware that does not speak this protocol.")
+        waited = f"{self.wait_s:.3g} s" + (f", {self.expected}" if self.expected else "")
         return DeviceTimeout(
             f"device {c.name!r} on {c.port} at {c.baudrate} baud did not answer {self.command} (seq "
-            f"{self.frame.seq}) within {self.wait_s:.3g} s ({self.sent} transmissions); {got}. {fix}")
+            f"{self.frame.seq}) within {waited} ({self.sent} transmissions); {got}. {fix}")

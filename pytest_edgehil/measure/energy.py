@@ -31,7 +31,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError
-from pytest_edgehil.measure.point_sampling import POINT_ERROR_REL, point_sampling_refusal
+from pytest_edgehil.measure.point_sampling import (
+    POINT_ERROR_REL,
+    point_sampling_refusal,
+    unclassified_refusal,
+)
 from pytest_edgehil.measure.trace_windows import edge_index, locate_edges, window_energies
 
 # Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
@@ -290,8 +294,10 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
 
     A point-sampled trace prices each edge to one sample of its step (`point_sampling`): an end-to-end
     window it cannot price to `point_error_rel` raises CannotResolve; inference windows it cannot price
-    come back empty with `inference_refusal` saying why (end to end still measured). `point_error_rel=None`
-    turns the check off (to test the pricing itself against its closed-form bound).
+    come back empty with `inference_refusal` saying why (end to end still measured). A run with too few
+    located steps to tell the sampling model (≤ 3 inferences) is held to point sampling's worst case at
+    0.5 % the same way (`point_sampling.unclassified_refusal`). `point_error_rel=None` turns both checks off
+    (to test the pricing itself against its closed-form bound).
     """
     t, p = _as_trace(time_s, power_w)
     _check_increasing(np.diff(t[:2]))
@@ -309,11 +315,13 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     trace_s = fit.centroid_s[ends[:, 1]] - fit.centroid_s[ends[:, 0]]
     refusal = None
     if point_error_rel is not None:
-        e2e_refusal = point_sampling_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names, point_error_rel)
+        inference_names = [f"inference window {i}" for i in range(n)]
+        e2e_refusal = (point_sampling_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names, point_error_rel)
+                       or unclassified_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names))
         if e2e_refusal is not None:
             raise e2e_refusal
-        refusal = point_sampling_refusal(fit, inference_w, inference_j,
-                                         [f"inference window {i}" for i in range(n)], point_error_rel)
+        refusal = (point_sampling_refusal(fit, inference_w, inference_j, inference_names, point_error_rel)
+                   or unclassified_refusal(fit, inference_w, inference_j, inference_names))
     if refusal is not None:
         inference_j = inference_u = trace_s = np.zeros(0)
         inference_w = inference_w[:0]

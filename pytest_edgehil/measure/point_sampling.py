@@ -61,3 +61,47 @@ def point_sampling_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np
         f"step: up to {bound_rel[w]:.1%} of this window, over the {max_error_rel:.0%} allowed; it holds "
         f"{have:.0f} samples and needs ≥ {np.ceil(need):.0f} at these steps ({bad.size} of {len(names)} "
         "windows are refused)", POINT_FIX)
+
+
+# A run whose sampling model cannot be told is returned only where even point sampling keeps it within the
+# truth rule (issue 10: ≤ 0.5 % or a typed refusal).
+UNCLASSIFIED_ERROR_REL = 0.005
+UNCLASSIFIED_FIX = ("run more inferences per acquisition window (EnergyPlan.runs_per_window, ini "
+                    "edgehil_energy_runs: at least 5, so that 12 or more power steps tell the sampling model), "
+                    "or use a finer sample interval")
+
+
+def unclassified_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarray, names: Sequence[str],
+                         max_error_rel: float = UNCLASSIFIED_ERROR_REL) -> CannotResolve | None:
+    """The refusal for the first window of a too-short run that point sampling could push past
+    `max_error_rel`, else None (None too when the sampling model is known: `fit.sampling_known`).
+
+    With fewer than 12 located power steps the meter cannot tell an integrating digitizer (edges energy-exact)
+    from a point-sampling one, whose every edge may be priced up to one sample of the power beside it off:
+    a centroid on a cell boundary is up to half a sample from the true edge, at the level on either side,
+    and the straddling sample is read at one instant. So each window's worst case is (L0 + L1)·dt / |E|, with
+    L the largest |power| within a sample of a located edge (`EdgeFit.edge_level_w`) and the |step| at an
+    edge placed by the clock map (priced step-aware, as `point_sampling_refusal` bounds it).
+    Runs of ≤ 3 inferences (≤ 10 distinct edges) always land here.
+    """
+    if fit.sampling_known or len(names) == 0 or fit.edge_level_w is None:
+        return None
+    idx = edge_index(fit.device_s, windows_dev_s)
+    i0, i1 = idx[:, 0], idx[:, 1]
+    dt = fit.sample_interval_s
+    # A located edge is priced from its centroid (off by up to a sample of the level beside it); one placed
+    # by the map is priced step-aware (off by up to a sample of its step, nothing where there is no step).
+    per_edge_w = np.where(fit.located, fit.edge_level_w, np.abs(fit.step_w))
+    edge_j = (per_edge_w[i0] + per_edge_w[i1]) * dt
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound_rel = np.where(edge_j > 0, edge_j / np.abs(energy_j), 0.0)
+    bad = np.flatnonzero(~(bound_rel <= max_error_rel))
+    if bad.size == 0:
+        return None
+    w = int(bad[0])
+    return CannotResolve(
+        names[w], (float(fit.position_s[i0[w]]), float(fit.position_s[i1[w]])), dt,
+        f"the run has only {fit.located_steps} located power steps, too few (< 12) to tell whether the "
+        f"analyzer integrates each sample or point-samples it; if it point-samples, each edge may be priced up "
+        f"to one sample of the power beside it off: up to {bound_rel[w]:.2%} of this window, over the "
+        f"{max_error_rel:.1%} allowed ({bad.size} of {len(names)} windows are refused)", UNCLASSIFIED_FIX)

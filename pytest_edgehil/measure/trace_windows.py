@@ -84,6 +84,15 @@ class EdgeFit:
     settle_tau_s: np.ndarray  # first-order settling seen after a step, where slower than the locator allows;
     # NaN where the step settles within it (or there is no step): see `settling_tau_s`
     point_sampled: bool = False  # the located steps sit on sample boundaries: a point-sampling digitizer
+    # How many power steps were located (centroids): fewer than _POINT_MIN_EDGES cannot tell the sampling
+    # model (`sampling_known`), and point_sampling.unclassified_refusal prices such a run conservatively.
+    located_steps: int = 0
+    edge_level_w: np.ndarray | None = None  # the largest |power| within one sample of each edge
+
+    @property
+    def sampling_known(self) -> bool:
+        """Whether enough steps were located to tell an integrating digitizer from a point-sampling one."""
+        return self.point_sampled or self.located_steps >= _POINT_MIN_EDGES
 
 
 def _cumulative(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -171,16 +180,21 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             located[k] = True
             fit_x.append(float(dev[k]))
             fit_y.append(hit[0])
+    # The sampling model, told apart from the centroids alone (a scatter gate can miss it: at 20.48 µs a
+    # point-sampled trace scattered 0.198 samples rms and passed for integrating, 4 % silent).
+    point_sampled = len(fit_x) >= _POINT_MIN_EDGES and _quantized(fit_y, bounds[0], dt, _POINT_WITHIN)
     # Located centroids that sit on a line to a fraction of a sample are integrated-sample precise: trust
     # them and the line's ratio however short the run; otherwise the ratio must earn its place (gated).
+    # A point-sampled trace never is: its centroid sits on a cell boundary up to half a sample from the true
+    # edge, and pricing from there errs by the *level* times that distance, not the step (a 6-inference
+    # Coral run at 5 µs: centroids on a line to 0.19 samples, 1.3 % silent on a 0.23 ms window).
     offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt, gated=False)
-    precise = len(fit_x) >= 3 and (residual <= _PRECISE_SAMPLES * dt or not _quantized(fit_y, bounds[0], dt))
+    precise = not point_sampled and len(fit_x) >= 3 and (
+        residual <= _PRECISE_SAMPLES * dt or not _quantized(fit_y, bounds[0], dt))
     if not precise:
         offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt)
     stepped, centroid = located.copy(), position.copy()
-    # The sampling model, told apart from the centroids alone (the scatter gate above can miss it: at
-    # 20.48 µs a point-sampled trace scattered 0.198 samples rms and passed for integrating, 4 % silent).
-    point_sampled = len(fit_x) >= _POINT_MIN_EDGES and _quantized(fit_y, bounds[0], dt, _POINT_WITHIN)
+    located_steps = len(fit_x)
     if not precise:
         # The located edges scatter like sample quantization (a point-sampling digitizer): one edge's own
         # centroid is worse than the device's timer. Place every edge by the map, moved off the device's
@@ -204,8 +218,13 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {tolerance * 1e6:.1f} µs): the device's "
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
             "trace holds the RUN it was fetched for")
+    # The largest power next to each edge (one sample either side): what a point-sampling digitizer could
+    # misprice there, per sample (point_sampling.unclassified_refusal).
+    j = np.clip(np.floor((position - bounds[0]) / dt).astype(np.int64), 0, p.size - 1)
+    level = np.max(np.abs(np.stack([p[np.clip(j + d, 0, p.size - 1)] for d in (-1, 0, 1)])), axis=0)
     return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
-                   noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled)
+                   noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled,
+                   located_steps, level)
 
 
 def _supply_tau(trace: _Trace, dev: np.ndarray, fit_x: list[float], fit_y: list[float], offset: float,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +221,25 @@ class ModelRunner:
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"model {self.name}: inference failed in LiteRT ({exc})") from exc
             return [np.array(self._interpreter.get_tensor(index)) for index in self._output_indices]
+
+    def run_raw_timed(self, tensors: Sequence[np.ndarray],
+                      clock_ns: Callable[[], int]) -> tuple[list[np.ndarray], tuple[int, int, int]]:
+        """`run_raw` with its three stages timed on `clock_ns` (an on-board agent: `time.monotonic_ns`):
+        (outputs, (input copy-in ns, invoke ns, output copy-out ns))."""
+        checked = self._check_inputs(tensors)
+        with self._lock:
+            t0 = clock_ns()
+            for index, array in zip(self._input_indices, checked):
+                self._interpreter.set_tensor(index, array)
+            t1 = clock_ns()
+            try:
+                self._interpreter.invoke()
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(f"model {self.name}: inference failed in LiteRT ({exc})") from exc
+            t2 = clock_ns()
+            outputs = [np.array(self._interpreter.get_tensor(index)) for index in self._output_indices]
+            t3 = clock_ns()
+        return outputs, (t1 - t0, t2 - t1, t3 - t2)
 
     def run(self, tensors: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference on float inputs; returns float32 outputs (dequantized where quantized)."""

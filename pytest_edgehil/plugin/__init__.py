@@ -29,6 +29,7 @@ from pytest_edgehil.plugin.fixtures import (  # noqa: F401  (fixtures are found 
     edgehil_model,
     edgehil_model_info,
     edgehil_pair,
+    edgehil_pushed_inputs,
     edgehil_record,
     edgehil_session,
 )
@@ -52,7 +53,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--device", default=None, help="device name(s) from the lab, comma-separated, or 'all'")
     group.addoption("--model", default=None, help="model name(s) from the catalog, or PATH.tflite, comma-separated")
     group.addoption("--backend", default=None, choices=["sim", "hw"], help="force simulated twins or real hardware")
-    group.addoption("--budgets", default=None, help=f"budget table (TOML); default {DEFAULT_BUDGETS}")
+    group.addoption("--budgets", default=None,
+                    help=f"budget table (TOML), layered over {DEFAULT_BUDGETS} and the edgehil_budgets ini "
+                         "table: its entries add pairs or replace single limits (docs/budgets.md)")
+    group.addoption("--budgets-only", action="store_true", default=False,
+                    help="read the --budgets table alone, without layering it over the shipped one")
     group.addoption("--dataset-root", default=None, help="root of a public dataset (e.g. CHASE_DB1)")
     group.addoption("--edgehil-seed", type=int, default=0, help="seed of the simulated twins' jitter and noise")
     group.addoption("--analyzer", default=None, help="VISA resource of the power analyzer, overriding the lab file")

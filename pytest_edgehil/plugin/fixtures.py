@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pytest_edgehil.plugin.recorder import Recorder
     from pytest_edgehil.sim.device_faults import DeviceFaultPlan
 
+SENSOR_INPUTS = "inputs:sensor"  # HELLO capability: the network runs on the board's sensor frames, not pushed inputs
 HOW_TO_PARAMETRIZE = (
     "{test} uses {fixtures}: these run once per model/device pair, and only tests marked with the metrics "
     "they check are parametrized over pairs. Add @pytest.mark.edgehil_metrics(\"inference_ms\", …, "
@@ -87,14 +88,15 @@ def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_benc
     dut.traffic.clear()
     request.node.stash.setdefault(duts_key, []).append(dut)
     _find_again_if_lost(request, edgehil_bench, name, f"after test {previous}" if previous else "")
+    artifact, _ = edgehil_model.artifact_for(dut.config.kind)  # a compiled file where the card has one for the kind
     try:
-        dut.ensure_model(edgehil_model.data, edgehil_model.name)
+        dut.ensure_model(artifact, edgehil_model.name)
     except DeviceError:
         if dut.client.lost is None:
             raise
         # Lost between tests, learnt only now (the first command after a reboot finds the port gone): once more.
         _find_again_if_lost(request, edgehil_bench, name, "while this test selected its model")
-        dut.ensure_model(edgehil_model.data, edgehil_model.name)
+        dut.ensure_model(artifact, edgehil_model.name)
     request.node.stash.setdefault(context_key, {}).update(
         model_sha256=dut.loaded_sha256, device_firmware=dut.hello.firmware,
         protocol_version=dut.hello.protocol_version, device_serial=dut.hello.serial_number)
@@ -105,6 +107,16 @@ def _find_again_if_lost(request: pytest.FixtureRequest, bench: Bench, name: str,
     note = bench.recover_lost(name, after=after)
     if note is not None:
         request.node.add_report_section("setup", "edgehil", note)
+
+
+@pytest.fixture
+def edgehil_pushed_inputs(edgehil_dut: DeviceUnderTest) -> DeviceUnderTest:
+    """The pair's device, where the host can push inputs to it; skips, with the reason, on a board whose
+    network consumes its own sensor frames (HELLO capability `inputs:sensor`)."""
+    if SENSOR_INPUTS in edgehil_dut.hello.capabilities:
+        pytest.skip(f"device {edgehil_dut.name!r} infers on its own sensor frames (HELLO says {SENSOR_INPUTS!r}): "
+                    "this test pushes its inputs from a data set")
+    return edgehil_dut
 
 
 @pytest.fixture
@@ -140,7 +152,13 @@ def edgehil_dataset_root(edgehil_session: EdgeHILSession) -> Path | None:
 
 @pytest.fixture
 def edgehil_analyzer(edgehil_pair: Pair, edgehil_bench: Bench) -> tuple[PowerAnalyzer, SupplySettings]:
-    """The analyzer on the pair's device supply (the SCPI twin over TCP for a simulated device)."""
+    """The analyzer on the pair's device supply (the SCPI twin over TCP for a simulated device).
+
+    Skips, with the reason, on a real board whose lab-file table wires no analyzer: energy cannot be
+    measured there, which is not an error of the test."""
+    missing = edgehil_bench.analyzer_missing(edgehil_pair.device)
+    if missing is not None:
+        pytest.skip(missing)
     return edgehil_bench.analyzer(edgehil_pair.device)
 
 
@@ -160,8 +178,13 @@ def edgehil_energy_plan(pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTes
 def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTest,
                    edgehil_analyzer: tuple[PowerAnalyzer, SupplySettings],
                    edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
-    """Energy per inference of the pair's model on its device, measured once per pair and session."""
-    from pytest_edgehil.errors import MonitorLimit
+    """Energy per inference of the pair's model on its device, measured once per pair and session.
+
+    Where the data cannot give the figure — the meter's CannotResolve (a window the trace cannot resolve)
+    or the monitor's MonitorLimit (a sample rate it does not have) — the energy tests skip with that typed
+    refusal as the reason, never an error. A monitor that cannot power the board is a ConfigError at
+    bring-up instead (a wiring to change: docs/instruments.md)."""
+    from pytest_edgehil.errors import CannotResolve, MonitorLimit
     from pytest_edgehil.measure.meter import measure_energy
     from pytest_edgehil.plugin.recorder import context_key
 
@@ -172,11 +195,13 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
         try:
             cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
                                         current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
-        except MonitorLimit as exc:  # the monitor cannot power or measure this board: a typed refusal
+        except (MonitorLimit, CannotResolve) as exc:  # what the data cannot give: a typed refusal
             cache[key] = exc
     measurement = cache[key]
     if isinstance(measurement, MonitorLimit):
         pytest.skip(f"refused by the power monitor: {measurement}")
+    if isinstance(measurement, CannotResolve):
+        pytest.skip(f"refused by the meter: {measurement}")
     request.node.stash.setdefault(context_key, {}).update(
         instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s,
         instrument=measurement.instrument, window_source=measurement.window_source)

@@ -79,6 +79,8 @@ class Recorder:
             context=dict(stashed_context),
             direction=spec.direction.value if spec.direction else None, family=spec.family.value,
             published=limit.published if limit else None,
+            limit_min=limit.min if limit else None, limit_max=limit.max if limit else None,
+            marginal_rel=limit.marginal_rel if limit else None,
         )
         self.item.user_properties.append((USER_PROPERTY, asdict(record)))
         if verdict is None:
@@ -98,7 +100,8 @@ class Recorder:
         from pytest_edgehil.results.decimate import peak_decimate
 
         time_s, power_w, windows_s = np.asarray(time_s), np.asarray(power_w), np.asarray(windows_s).reshape(-1, 2)
-        t, p = peak_decimate(time_s, power_w, MAX_TRACE_POINTS)
+        # Buckets split at the inference windows' edges: each dip keeps its own minimum (results.decimate).
+        t, p = peak_decimate(time_s, power_w, MAX_TRACE_POINTS, breaks_s=windows_s)
         # The zoomed panel: the middle inference with a width of margin on each side, at full resolution
         # (decimated only if the analyzer sampled it more finely than a plot can show).
         zoom_t, zoom_p = np.zeros(0), np.zeros(0)

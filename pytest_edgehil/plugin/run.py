@@ -18,7 +18,7 @@ from pytest_edgehil.config.session import EdgeHILSession
 
 if TYPE_CHECKING:
     from pytest_edgehil.bench import Bench, DeviceUnderTest
-    from pytest_edgehil.errors import MonitorLimit
+    from pytest_edgehil.errors import CannotResolve, MonitorLimit
     from pytest_edgehil.measure.meter import EnergyMeasurement
     from pytest_edgehil.results.records import MetricRecord
 
@@ -44,8 +44,9 @@ class EdgeHILRun:
     _session: EdgeHILSession | None = None
     bench: Bench | None = None
     tests: list[TestRecords] = field(default_factory=list)
-    # A MonitorLimit where the power monitor refused the board (the energy tests skip with it).
-    energy_cache: dict[tuple[str, str | None], EnergyMeasurement | MonitorLimit] = field(default_factory=dict)
+    # A MonitorLimit or CannotResolve where the monitor or the meter refused (the energy tests skip with it).
+    energy_cache: dict[tuple[str, str | None], EnergyMeasurement | MonitorLimit | CannotResolve] = field(
+        default_factory=dict)
     listeners: list[Callable[[TestRecords], None]] = field(default_factory=list)
     lock_timeout_s: float = 0.0  # ini edgehil_lock_timeout: how long bring-up waits for a busy board
     twin_realtime: float = 0.0  # ini edgehil_twin_realtime
@@ -71,7 +72,7 @@ class EdgeHILRun:
             s = self.session
             self.bench = Bench(s.lab, seed=s.seed, analyzer_override=s.analyzer_override,
                                lock_timeout_s=self.lock_timeout_s, on_lock_wait=self.on_lock_wait,
-                               owner=self.lock_owner, twin_realtime=self.twin_realtime)
+                               owner=self.lock_owner, twin_realtime=self.twin_realtime, catalog=s.catalog)
         return self.bench
 
     def close_bench(self) -> None:

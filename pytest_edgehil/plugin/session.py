@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgehil.config.budgets import load_budgets
+from pytest_edgehil.config.budget_layers import load_layered_budgets
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.config.lab import apply_backend, load_lab, select_devices, simulated_lab
 from pytest_edgehil.config.pairs import check_budget_targets, generate_pairs, is_selected, why_no_pairs
@@ -24,7 +24,8 @@ DEFAULT_MODELS = "fixtures/models"
 
 # dest of every edgehil command-line option → its default (an option counts as given when it differs).
 OPTION_DEFAULTS: dict[str, object] = {
-    "lab": None, "device": None, "model": None, "backend": None, "budgets": None, "dataset_root": None,
+    "lab": None, "device": None, "model": None, "backend": None, "budgets": None, "budgets_only": False,
+    "dataset_root": None,
     "edgehil_seed": 0, "analyzer": None, "edgehil_save": None, "edgehil_baseline": None, "edgehil_fail_on": None,
 }
 # name → (help, default) of every edgehil ini value; a value counts as given when it differs from its default.
@@ -61,15 +62,33 @@ def _path_option(config: pytest.Config, option: str, ini: str, default: str) -> 
     return config.rootpath / default, False
 
 
+def budget_layer_paths(config: pytest.Config) -> list[Path]:
+    """The budget tables to layer, lowest first (`config/budget_layers.py`): the rootdir's shipped table
+    when present, the ini `edgehil_budgets` table, the `--budgets` table; `--budgets-only`: that alone."""
+    option = config.getoption("--budgets")
+    if config.getoption("--budgets-only"):
+        if not option:
+            raise ConfigError("--budgets-only: give the table with --budgets PATH (it is then the only "
+                              "budget table read; without --budgets-only it is layered over the shipped one)")
+        return [Path(option)]
+    shipped = config.rootpath / DEFAULT_BUDGETS
+    ini = config.getini("edgehil_budgets")
+    paths = [shipped] if shipped.is_file() else []
+    paths += [config.rootpath / ini] if ini else []
+    paths += [Path(option)] if option else []
+    return paths
+
+
 def build_session(config: pytest.Config) -> EdgeHILSession:
     """Read and validate everything edgehil needs. Raises ConfigError naming the file or option and the fix."""
     lab_path, explicit = _path_option(config, "--lab", "edgehil_lab", DEFAULT_LAB)
     lab = load_lab(lab_path) if explicit or lab_path.is_file() else simulated_lab()
     lab = apply_backend(lab, config.getoption("--backend"))
     devices = select_devices(lab, config.getoption("--device"))
-    budgets_path, explicit = _path_option(config, "--budgets", "edgehil_budgets", DEFAULT_BUDGETS)
-    budgets_found = explicit or budgets_path.is_file()
-    budgets = load_budgets(budgets_path) if budgets_found else []
+    budget_paths = budget_layer_paths(config)
+    budgets_found = bool(budget_paths)
+    budgets_path = budget_paths[-1] if budget_paths else config.rootpath / DEFAULT_BUDGETS
+    budgets = load_layered_budgets(budget_paths)
     models_dir, _ = _path_option(config, "", "edgehil_models_dir", DEFAULT_MODELS)
     catalog = ModelCatalog(models_dir)
     model_opt = config.getoption("--model")

@@ -42,6 +42,11 @@ class MetricRecord:
     direction: str | None = None
     family: str = ""
     published: float | None = None  # the budget's published figure (paper, datasheet), shown beside the value
+    # The budget as numbers (bound_text is for reading): the report's trend plots draw the budget band and
+    # the marginal band from them. None: no such bound, or a file written before records carried them.
+    limit_min: float | None = None
+    limit_max: float | None = None
+    marginal_rel: float | None = None
 
     @property
     def spec(self) -> MetricSpec:

@@ -1,11 +1,13 @@
 """The nightly HTML report: `edgehil report RESULTS… --html out.html`.
 
-One self-contained page (CSS inline, plots as base64 PNG, no external URL) so it survives being a CI
-artifact opened from a zip: the newest run's pair × metric table coloured against budgets, its power
-traces with the inference windows marked, and trend plots over every run given. A run is one results
-file, or a directory of them (a CI matrix writes one file per bench job): `report_runs.py` reads them,
-`report_plots.py` draws (matplotlib, imported only when drawing), this module writes the HTML. Columns
-and trends follow the metric vocabulary's family order, as the terminal summary does.
+One self-contained page (CSS inline, plots as base64 PNG, no external URL, no script) so it survives
+being a CI artifact opened from a zip, laid out for the question "what changed, and is it OK?": at the
+top the gate's verdicts on the newest run against the one before and what changed under the numbers
+(`report_gate.py`); then the newest run's pairs as rows grouped by device, metrics grouped by family,
+each with its published figure and budget, coloured by verdict (`report_table.py`); its power traces;
+trend plots over every run given with the budget, marginal band and baseline. A run is one results file,
+or a directory of them (a CI matrix writes one file per bench job): `report_runs.py` reads them,
+`report_plots.py` draws (matplotlib, imported only when drawing), this module assembles the page.
 """
 
 from __future__ import annotations
@@ -19,21 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.report_gate import GATE_CSS, gate_html
 from pytest_edgehil.results.report_plots import MIN_WINDOW_SPAN_FRACTION, trace_plot, trend_plot
 from pytest_edgehil.results.report_runs import ResultsRun, Trace, order_runs, read_night, read_results
+from pytest_edgehil.results.report_table import STATUS_LABELS, STATUSES, TABLE_CSS, table_html
 from pytest_edgehil.results.store import ResultRecord
-from pytest_edgehil.results.summary import family_of, format_value, metric_order
+from pytest_edgehil.results.summary import format_value, metric_order
 
-__all__ = ["ResultsRun", "Trace", "add_report_command", "build_report_html", "order_runs", "read_night",
+__all__ = ["STATUSES", "STATUS_LABELS", "ResultsRun", "Trace", "add_report_command", "build_report_html", "order_runs", "read_night",
            "read_results", "trace_plot", "trend_plot", "write_report"]
-
-STATUSES = ("pass", "marginal", "fail", "info")  # info: measured, no budget to check against
-STATUS_LABELS = {"pass": "pass", "marginal": "marginal", "fail": "FAIL", "info": "no budget"}
-
-
-def _with_unit(value: float, unit: str) -> str:
-    return format_value(value) + (f" {unit}" if unit else "")
-
 
 # ------------------------------------------------------------------------------------------------ HTML
 
@@ -45,15 +41,6 @@ h1{font-size:1.45rem;margin:0 0 .4rem} h2{font-size:1.15rem;margin:1.8rem 0 .6re
 .badge.SIMULATED{background:#fff1d6;color:#7a4b00} .badge.HW{background:#d9f2e0;color:#145a2a}
 .badge.MIXED{background:#e4e0f5;color:#3b2a7a} .incomplete{color:#a02418;font-weight:600}
 .counts span{margin-right:1rem} .note{color:#5b6670;font-size:.85rem}
-.scroll{overflow-x:auto} table.results{border-collapse:collapse;font-size:.82rem}
-table.results th{background:#eef1f4;padding:.35rem .5rem;text-align:left;position:sticky;top:0}
-table.results td{border:1px solid #d8dde3;padding:.3rem .5rem;vertical-align:top;min-width:7.5rem}
-td.pair{font-weight:600;white-space:nowrap;background:#f7f8fa}
-.cell .value{font-weight:600;font-size:.92rem} .cell div{white-space:nowrap}
-.cell .ci,.cell .bound{color:#47515b} .cell .verdict{font-size:.72rem;text-transform:uppercase;letter-spacing:.03em}
-.pass{background:#e3f4e8} .marginal{background:#fff0c2} .fail{background:#f9d3cf}
-td.fail .verdict{color:#a02418;font-weight:700} .info{background:#f4f5f7} td.absent{background:#fff;color:#aab}
-.legend span{display:inline-block;padding:.1rem .5rem;margin-right:.4rem;border:1px solid #d8dde3;font-size:.8rem}
 .plots{display:flex;flex-wrap:wrap;gap:.8rem} figure{margin:0} figcaption{font-size:.78rem;color:#5b6670}
 details{margin-top:.8rem;font-size:.82rem} details td{padding:.1rem .6rem .1rem 0;font-family:monospace}
 """
@@ -75,53 +62,8 @@ def _header_html(newest: ResultsRun, runs: Sequence[ResultsRun], ordered_by_time
     return f'<h1>pytest-edgehil nightly report</h1><table class="meta">{body}</table>'
 
 
-def _cell_html(rec: ResultRecord | None) -> str:
-    if rec is None:
-        return '<td class="cell absent">—</td>'
-    status = rec.status if rec.status in STATUSES else "info"
-    parts = [f'<div class="value">{escape(_with_unit(rec.value, rec.unit))}</div>']
-    if rec.ci_low is not None and rec.ci_high is not None:
-        parts.append(f'<div class="ci">95 % CI {format_value(rec.ci_low)}–{format_value(rec.ci_high)}</div>')
-    parts.append(f'<div class="bound">budget {escape(rec.bound) if rec.bound else "(none)"}</div>')
-    verdict = STATUS_LABELS.get(status, status)
-    if rec.margin_rel is not None:
-        verdict += f" · margin {rec.margin_rel:+.1%}"
-    parts.append(f'<div class="verdict">{escape(verdict)}</div>')
-    title = f"n={rec.samples}" if rec.samples is not None else ""
-    if rec.source:
-        title += f"; budget source: {rec.source}"
-    return f'<td class="cell {status}" title="{escape(title.strip("; "))}">{"".join(parts)}</td>'
-
-
 def _table_html(newest: ResultsRun) -> str:
-    latest = newest.by_pair_metric()
-    records = list(latest.values())
-    if not records:
-        return '<p class="note">The newest results file holds no records.</p>'
-    columns = metric_order(records)
-    pairs = sorted({r.pair for r in records})
-    # A row of family headers over the metric names, so "`*_mw` is power" reads off the page.
-    family = {r.metric: family_of(r).value for r in records}
-    groups: list[tuple[str, int]] = []
-    for m in columns:
-        if groups and groups[-1][0] == family[m]:
-            groups[-1] = (family[m], groups[-1][1] + 1)
-        else:
-            groups.append((family[m], 1))
-    family_row = ('<tr class="families"><th></th>'
-                  + "".join(f'<th colspan="{n}" class="family">{escape(f)}</th>' for f, n in groups) + "</tr>")
-    head = family_row + "<tr><th>pair</th>" + "".join(f"<th>{escape(m)}</th>" for m in columns) + "</tr>"
-    rows = "".join(f'<tr><td class="pair">{escape(p)}</td>'
-                   + "".join(_cell_html(latest.get((p, m))) for m in columns) + "</tr>" for p in pairs)
-    counts = {s: sum(r.status == s for r in records) for s in STATUSES}
-    failing = sorted(f"{r.pair} {r.metric}" for r in records if r.status == "fail")
-    count_html = "".join(f"<span>{counts[s]} {STATUS_LABELS[s]}</span>" for s in STATUSES)
-    fail_html = (f'<p class="note">over budget: {escape(", ".join(failing))}</p>' if failing else "")
-    legend = "".join(f'<span class="{s}">{STATUS_LABELS[s]}</span>' for s in STATUSES)
-    return (f'<p class="counts">{count_html}</p>{fail_html}'
-            f'<div class="legend">{legend}</div>'
-            f'<div class="scroll"><table class="results" id="results-table"><thead>{head}</thead>'
-            f"<tbody>{rows}</tbody></table></div>{_context_html(records)}")
+    return table_html(newest) + _context_html(list(newest.by_pair_metric().values()))
 
 
 def _context_html(records: Sequence[ResultRecord]) -> str:
@@ -188,7 +130,8 @@ def _trends_html(runs: Sequence[ResultsRun]) -> str:
     records = [r for run in kept for r in run.records]
     unit = {r.metric: r.unit for r in records}
     figures = [_figure_html(trend_plot(m, unit[m], kept), f"trend {m}",
-                            "error bars: 95 % CI of the median where recorded; red rings: over budget",
+                            "error bars: 95 % CI of the median where recorded; red: beyond the budget, yellow: its marginal band; "
+                            "dashed: baseline (the run before the newest); dotted green: published figure; red rings: over budget",
                             "trend-plot") for m in metric_order(records)]
     return note + f'<div class="plots">{"".join(figures)}</div>'
 
@@ -202,9 +145,10 @@ def build_report_html(runs: Sequence[ResultsRun]) -> str:
     by_time = all(run.started is not None for run in runs)
     newest = ordered[-1]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>pytest-edgehil report {escape(newest.label)}</title><style>{_CSS}</style></head><body>"
-            f"{_header_html(newest, ordered, by_time)}"
-            f"<h2>Pairs against budgets</h2>{_table_html(newest)}"
+            f"<title>pytest-edgehil report {escape(newest.label)}</title><style>{_CSS}{TABLE_CSS}{GATE_CSS}</style>"
+            f"</head><body>{_header_html(newest, ordered, by_time)}"
+            f"<h2>What changed, and is it OK?</h2>{gate_html(ordered)}"
+            f"<h2>Pairs against budgets, by device</h2>{_table_html(newest)}"
             f"<h2>Power traces</h2>{_traces_html(newest)}"
             f"<h2>Trends</h2>{_trends_html(ordered)}"
             "</body></html>\n")
@@ -241,7 +185,8 @@ def _run_report(args: argparse.Namespace) -> int:
 def add_report_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report", help="render results files into one self-contained HTML page",
-        description="Render the newest run's pair x metric table (coloured against budgets) and power "
+        description="Render the gate verdicts of the newest run against the one before, its pairs grouped by device "
+                    "(metrics by family, coloured against budgets, published figures beside them) and power "
                     "traces, and trend plots across all the runs given, into one HTML page with no external "
                     "resources. A directory counts as one run made of the *.json files in it (one per "
                     "device job of a CI matrix).")

@@ -65,6 +65,9 @@ class RecordSchema(_Lenient):
     outcome: str = ""
     median: Finite | None = None
     published: Finite | None = None
+    limit_min: Finite | None = None
+    limit_max: Finite | None = None
+    marginal_rel: Finite | None = None
 
     @model_validator(mode="after")
     def _physical(self) -> RecordSchema:

@@ -180,6 +180,21 @@ def register_twin_profile(profile: DeviceProfile, *, replace: bool = False) -> D
     return profile
 
 
+def register_profiles_file(path: Path, where: str) -> dict[str, DeviceProfile]:
+    """Make every `[device.KIND]` of a lab's own profiles file (`[lab] profiles`) the twin of its kind,
+    replacing a shipped calibration of that kind (a lab calibrates its own board). ConfigError naming
+    `where` when the file is missing, malformed or names an unregistered kind."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: no file {path}; the path is relative to the lab file")
+    try:
+        profiles = load_profiles(Path(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    for profile in profiles.values():
+        register_twin_profile(profile, replace=True)
+    return profiles
+
+
 def unregister_twin_profile(kind: str) -> None:
     """Drop a run-time profile: the kind's twin is the one from profiles.toml again (if any)."""
     _REGISTERED.pop(kind, None)

@@ -1,0 +1,197 @@
+"""The agent's LiteRT backend: the board's own CPU runs the model, timed on the board's monotonic clock.
+
+It answers the same messages as any firmware (`link.messages`): HELLO, LOAD_BEGIN/CHUNK/END (the model is
+checked against its SHA-256), SELECT_MODEL (models kept in memory, by hash), SET_INPUT (dtype and shape
+checked against the model), RUN n and RESET. A RUN's stage times are real: per inference, the input
+copy-in (`readout`), `invoke()` (`inference`) and the output copy-out (`retrieval`), each from
+`time.monotonic_ns()` on the board; `start_us` is each inference's start relative to the first.
+Nothing here is simulated, and nothing imports `pytest_edgehil.sim`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import pytest_edgehil
+from pytest_edgehil.agent.power import find_monitors, power_capabilities
+from pytest_edgehil.errors import ModelError
+from pytest_edgehil.link import messages as p
+from pytest_edgehil.model.runtime import ModelRunner
+
+FIRMWARE = f"edgehil-agent {pytest_edgehil.__version__}"
+DEFAULT_STORE_BYTES = 256 * 1024 * 1024  # models kept in memory; a LOAD_BEGIN beyond it is refused
+BASE_CAPABILITIES = ("load_model", "select_model", "run", "stage_timings", "backend:litert-cpu")
+
+
+class Refusal(Exception):
+    """Becomes an ERROR frame with its code: the agent refuses the request and stays up."""
+
+    def __init__(self, code: p.ErrorCode, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+@dataclass
+class _Loaded:
+    sha256: bytes
+    name: str
+    runner: ModelRunner
+    inputs: list[np.ndarray]
+
+
+@dataclass
+class _Upload:
+    size_bytes: int
+    sha256: bytes
+    name: str
+    data: bytearray = field(default_factory=bytearray)
+
+
+def board_serial() -> str:
+    """A stable identity of this machine: a hash of /etc/machine-id (else the host name)."""
+    try:
+        ident = open("/etc/machine-id").read().strip()  # noqa: SIM115 - one short read
+    except OSError:
+        ident = socket.gethostname()
+    return f"AGENT-{hashlib.sha256(ident.encode()).hexdigest()[:12].upper()}"
+
+
+def physical_ram_bytes() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+class LiteRTDevice:
+    """Answers protocol messages with LiteRT on this machine's CPU. Thread-safe (one lock)."""
+
+    def __init__(self, *, kind: str = "linux-cpu", name: str | None = None, threads: int = 1,
+                 store_bytes: int = DEFAULT_STORE_BYTES, extra_capabilities: Sequence[str] | None = None,
+                 inputs: str = "pushed",
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.kind, self.name = kind, name or socket.gethostname()
+        self.threads, self.store_bytes, self.clock_ns = threads, store_bytes, clock_ns
+        if extra_capabilities is None:  # default: the on-board power readers present here (`power:none`)
+            extra_capabilities = power_capabilities(find_monitors())
+        # "pushed": the host sends inputs (SET_INPUT); "sensor": the network runs on the board's own frames
+        self.capabilities = (*BASE_CAPABILITIES, f"inputs:{inputs}", *extra_capabilities)
+        self.serial_number = board_serial()
+        self._store: dict[bytes, bytes] = {}
+        self._upload: _Upload | None = None
+        self._model: _Loaded | None = None
+        self._lock = threading.Lock()
+        self._handlers: dict[type, Callable[..., p.Message]] = {
+            p.Hello: self._hello, p.LoadBegin: self._load_begin, p.LoadChunk: self._load_chunk,
+            p.LoadEnd: self._load_end, p.SelectModel: self._select, p.SetInput: self._set_input,
+            p.Run: self._run, p.Reset: self._reset,
+        }
+
+    def handle(self, message: p.Message) -> p.Message:
+        with self._lock:
+            handler = self._handlers.get(type(message))
+            if handler is None:
+                return p.Error(p.ErrorCode.UNKNOWN_MESSAGE, f"{self.name}: no handler for {type(message).__name__}")
+            try:
+                return handler(message)
+            except Refusal as refusal:
+                return p.Error(refusal.code, f"{self.name}: {refusal}")
+            except ModelError as exc:
+                return p.Error(p.ErrorCode.BAD_INPUT, f"{self.name}: {exc}")
+
+    def _hello(self, _: p.Hello) -> p.Message:
+        return p.HelloReply(device_kind=self.kind, device_name=self.name, firmware=FIRMWARE,
+                            protocol_version=p.PROTOCOL_VERSION, capabilities=self.capabilities,
+                            ram_bytes=physical_ram_bytes(), flash_bytes=self.store_bytes,
+                            serial_number=self.serial_number)
+
+    def _load_begin(self, msg: p.LoadBegin) -> p.Message:
+        if msg.size_bytes > self.store_bytes:
+            raise Refusal(p.ErrorCode.MODEL_TOO_LARGE, f"model {msg.name!r} is {msg.size_bytes} bytes; this agent "
+                                                       f"keeps at most {self.store_bytes} (--store-mb)")
+        self._upload = _Upload(msg.size_bytes, bytes(msg.sha256), msg.name)
+        return p.Ack(p.MsgType.LOAD_BEGIN)
+
+    def _load_chunk(self, msg: p.LoadChunk) -> p.Message:
+        upload = self._require_upload()
+        if msg.offset != len(upload.data) or len(upload.data) + len(msg.data) > upload.size_bytes:
+            raise Refusal(p.ErrorCode.BAD_PAYLOAD, f"chunk at offset {msg.offset} ({len(msg.data)} bytes) does not "
+                                                   f"follow {len(upload.data)} of {upload.size_bytes} bytes")
+        upload.data += msg.data
+        return p.Ack(p.MsgType.LOAD_CHUNK)
+
+    def _load_end(self, msg: p.LoadEnd) -> p.Message:
+        upload = self._require_upload()
+        self._upload = None
+        digest = hashlib.sha256(upload.data).digest()
+        if digest != bytes(msg.sha256) or digest != upload.sha256 or len(upload.data) != upload.size_bytes:
+            raise Refusal(p.ErrorCode.HASH_MISMATCH, f"model {upload.name!r}: {len(upload.data)} bytes with SHA-256 "
+                                                     f"{digest.hex()[:16]}…, announced {upload.sha256.hex()[:16]}…")
+        self._activate(bytes(upload.data), upload.name)
+        while sum(map(len, self._store.values())) + len(upload.data) > self.store_bytes and self._store:
+            self._store.pop(next(iter(self._store)))  # the oldest model goes; the host uploads it again if asked
+        self._store[digest] = bytes(upload.data)
+        return p.Ack(p.MsgType.LOAD_END)
+
+    def _select(self, msg: p.SelectModel) -> p.Message:
+        data = self._store.get(bytes(msg.sha256))
+        if data is None:
+            raise Refusal(p.ErrorCode.NO_MODEL, f"no model with SHA-256 {bytes(msg.sha256).hex()[:16]}… here")
+        self._activate(data, "stored")
+        return p.Ack(p.MsgType.SELECT_MODEL)
+
+    def _set_input(self, msg: p.SetInput) -> p.Message:
+        model = self._require_model()
+        specs = model.runner.inputs
+        if not 0 <= msg.index < len(specs):
+            raise Refusal(p.ErrorCode.BAD_INPUT, f"input index {msg.index}; the model has {len(specs)}")
+        tensor, spec = np.asarray(msg.tensor), specs[msg.index]
+        if tensor.dtype != spec.dtype or tuple(tensor.shape) != tuple(spec.shape):
+            raise Refusal(p.ErrorCode.BAD_INPUT, f"input {msg.index} is {tensor.dtype}{list(tensor.shape)}, the "
+                                                 f"model expects {np.dtype(spec.dtype)}{list(spec.shape)}")
+        model.inputs[msg.index] = tensor
+        return p.Ack(p.MsgType.SET_INPUT)
+
+    def _run(self, msg: p.Run) -> p.Message:
+        model = self._require_model()
+        if msg.count < 1:
+            raise Refusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {msg.count}")
+        timings: list[p.StageTiming] = []
+        outputs: list[np.ndarray] = []
+        first_ns = self.clock_ns()
+        for _ in range(msg.count):
+            start_ns = self.clock_ns()
+            outputs, (copy_in, invoke, copy_out) = model.runner.run_raw_timed(model.inputs, self.clock_ns)
+            timings.append(p.StageTiming(start_us=(start_ns - first_ns) / 1e3, readout_us=copy_in / 1e3,
+                                         inference_us=invoke / 1e3, retrieval_us=copy_out / 1e3))
+        return p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)
+
+    def _reset(self, _: p.Reset) -> p.Message:
+        self._upload, self._model = None, None
+        return p.Ack(p.MsgType.RESET)
+
+    def _activate(self, data: bytes, name: str) -> None:
+        try:
+            runner = ModelRunner(data, num_threads=self.threads, name=name)
+        except ModelError as exc:
+            raise Refusal(p.ErrorCode.BAD_PAYLOAD, str(exc)) from exc
+        inputs = [np.zeros(spec.shape, dtype=spec.dtype) for spec in runner.inputs]
+        self._model = _Loaded(hashlib.sha256(data).digest(), name, runner, inputs)
+
+    def _require_upload(self) -> _Upload:
+        if self._upload is None:
+            raise Refusal(p.ErrorCode.BAD_PAYLOAD, "LOAD_CHUNK/LOAD_END without LOAD_BEGIN")
+        return self._upload
+
+    def _require_model(self) -> _Loaded:
+        if self._model is None:
+            raise Refusal(p.ErrorCode.NO_MODEL, "no active model: load or select one first")
+        return self._model

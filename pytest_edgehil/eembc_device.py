@@ -1,0 +1,55 @@
+"""Bring-up of a lab device that runs the unmodified MLPerf Tiny reference firmware (`protocol = "eembc"`).
+
+The firmware's model is compiled in: the lab names it (`firmware_model`, a catalog model), its output
+tensors tell the client how to read `m-results`, and its name is checked against the firmware's
+`profile%` reply at start-up (`EembcClient.hello`). A real board is locked and opened like any other; a
+simulated one gets the firmware twin (`sim.eembc_twin`, imported only then) with that model compiled in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.link.eembc_client import EembcClient
+from pytest_edgehil.link.traffic_log import TrafficLog
+
+if TYPE_CHECKING:
+    from pytest_edgehil.bench import Bench, DeviceUnderTest
+    from pytest_edgehil.config.lab import DeviceConfig
+    from pytest_edgehil.link.client import DeviceClient
+
+
+def bring_up_eembc(bench: Bench, config: DeviceConfig) -> tuple[DeviceUnderTest, Any]:
+    """(the device, its firmware twin or None). ConfigError without a catalog or an unknown model;
+    DeviceError / ProtocolError from the firmware (another model, garbled text, silence)."""
+    from pytest_edgehil.bench import DeviceUnderTest, _close_quietly, device_lock, resolve_port
+
+    if bench.catalog is None or config.firmware_model is None:
+        raise ConfigError(f"device {config.name!r}: an eembc device needs the model catalog (a pytest run has it) "
+                          "and `firmware_model` in its lab-file table")
+    model = bench.catalog.get(config.firmware_model)
+    twin, lock, client = None, None, None
+    try:
+        if config.simulated:
+            from pytest_edgehil.sim.eembc_twin import EembcTwin
+
+            twin = EembcTwin(model.data, model.name, device_name=config.name)
+            port = twin.port
+        else:
+            port = resolve_port(config)
+            lock = device_lock(config, port, owner=bench.owner)
+            lock.acquire(bench.lock_timeout_s, bench.on_lock_wait)
+        traffic = TrafficLog()
+        client = EembcClient(port, model_name=model.name, outputs=model.info.outputs, kind=config.kind,
+                             baudrate=config.baud, timeout_s=bench.timeout_s, name=config.name, traffic_log=traffic)
+        client.open()
+        hello = client.hello()  # checks the compiled-in model against the lab
+        # Duck-typed: EembcClient offers the DeviceClient methods the bench, meter and suites call.
+        dut = DeviceUnderTest(config, port, cast("DeviceClient", client), hello, traffic, None, lock=lock)
+        return dut, twin
+    except BaseException:
+        _close_quietly(cast("DeviceClient | None", client), None, lock)
+        if twin is not None:
+            twin.close()
+        raise

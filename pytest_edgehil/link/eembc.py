@@ -1,0 +1,139 @@
+"""The MLPerf Tiny / EEMBC text protocol of the unmodified reference firmware: commands and replies.
+
+What the reference firmware (mlcommons/tiny `api/internally_implemented.cpp`, EEMBC monitor) speaks, in
+performance mode:
+- every command ends with `%`; tokens are separated by spaces; every reply ends with `m-ready`;
+- `name%` → `m-name-DEVICE-[VENDOR]`; `profile%` → `m-profile-[FW]` and `m-model-[MODEL]`;
+- `db load N%` → `m-[Expecting N bytes]`; `db HEXHEX…%` fills the buffer, `m-load-done` when full;
+- `infer N W%` → `m-warmup-start-W`, `m-warmup-done`, `m-infer-start-N`, `m-lap-us-T0`, `m-lap-us-T1`,
+  `m-infer-done`, `m-results-[f,f,…]` (the dequantized outputs, `%0.3f`);
+- `results%` → `m-results-[…]`; an unknown command → `e-[Unknown command: X]`; errors start with `e-`.
+Lines end with CRLF. In energy mode `m-lap-us-` lines are not printed: the timestamp GPIO goes to the
+energy monitor instead.
+
+Pure parsing here (no I/O): `EembcClient` (link/eembc_client.py) and the firmware twin share it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pytest_edgehil.errors import ProtocolError
+
+TERMINATOR = "%"
+READY = "m-ready"
+CMD_SIZE = 80  # EE_CMD_SIZE: the reference firmware keeps at most 80 characters of a command
+HEX_BYTES_PER_COMMAND = 32  # "db " + 64 hex digits fits in EE_CMD_SIZE
+
+_NAME = re.compile(r"^m-name-(.*)-\[(.*)\]$")
+_PROFILE = re.compile(r"^m-profile-\[(.*)\]$")
+_MODEL = re.compile(r"^m-model-\[(.*)\]$")
+_LAP = re.compile(r"^m-lap-us-([0-9]+)$")
+_RESULTS = re.compile(r"^m-results-\[(.*)\]$")
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+
+
+def command(*tokens: object) -> bytes:
+    """`command("infer", 1, 0)` → b"infer 1 0%"."""
+    return (" ".join(str(t) for t in tokens) + TERMINATOR).encode("ascii")
+
+
+def db_commands(data: bytes) -> list[bytes]:
+    """`db load N%` then `db HEX…%` commands that fill the firmware's buffer with `data`."""
+    cmds = [command("db", "load", len(data))]
+    for offset in range(0, len(data), HEX_BYTES_PER_COMMAND):
+        cmds.append(command("db", data[offset:offset + HEX_BYTES_PER_COMMAND].hex()))
+    return cmds
+
+
+def split_lines(raw: bytes) -> list[str]:
+    """Reply bytes → lines (CR/LF stripped). ProtocolError naming the bytes when a line is not printable
+    ASCII: the signature of a baud-rate mismatch or a noisy line."""
+    lines = []
+    for part in raw.replace(b"\r", b"").split(b"\n"):
+        if not part:
+            continue
+        text = part.decode("ascii", "replace")
+        if "\ufffd" in text or not _PRINTABLE.match(text):
+            raise ProtocolError(f"received bytes that are not the firmware's text ({part[:32]!r}): the line is "
+                                "garbled. A baud-rate mismatch does exactly this; check the lab file's `baud` "
+                                "against the firmware's UART setting")
+        lines.append(text)
+    return lines
+
+
+def errors(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("e-")]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What `name%` and `profile%` say: device name, vendor, firmware (profile) and model versions."""
+
+    name: str
+    vendor: str
+    firmware: str
+    model: str
+
+
+def parse_identity(name_lines: list[str], profile_lines: list[str]) -> Identity:
+    name = _first(_NAME, name_lines, "name%", "m-name-DEVICE-[VENDOR]")
+    firmware = _first(_PROFILE, profile_lines, "profile%", "m-profile-[FW]")
+    model = _first(_MODEL, profile_lines, "profile%", "m-model-[MODEL]")
+    return Identity(name.group(1), name.group(2), firmware.group(1), model.group(1))
+
+
+@dataclass(frozen=True)
+class InferReply:
+    """One `infer N W%`: the two timestamps (µs, the firmware's timer) and the results vector."""
+
+    count: int
+    laps_us: tuple[int, ...]
+    results: tuple[float, ...]
+
+    @property
+    def elapsed_us(self) -> int:
+        return self.laps_us[-1] - self.laps_us[0]
+
+
+def parse_infer(lines: list[str], count: int) -> InferReply:
+    """The reply to `infer count W%`. ProtocolError when fewer than two `m-lap-us-` timestamps came (energy-
+    mode firmware, or a dropped line), when they run backwards, or when the results line is damaged."""
+    laps = tuple(int(m.group(1)) for m in (_LAP.match(line) for line in lines) if m)
+    if len(laps) < 2:
+        raise ProtocolError(f"infer {count}: {len(laps)} m-lap-us- timestamp(s) in the reply, two are needed to time "
+                            "it. Firmware built for energy mode (EE_CFG_ENERGY_MODE=1) prints none: build it for "
+                            "performance mode, or time it from the energy monitor's timestamp GPIO; a dropped "
+                            f"line gives the same. Reply: {_excerpt(lines)}")
+    if laps[-1] < laps[0]:
+        raise ProtocolError(f"infer {count}: the timestamps run backwards ({laps[0]} then {laps[-1]} µs): the "
+                            "firmware's µs counter wrapped (32 bits: every 71.6 min) or a digit was dropped")
+    return InferReply(count, laps, parse_results(lines, f"infer {count}"))
+
+
+def parse_results(lines: list[str], what: str) -> tuple[float, ...]:
+    match = _first(_RESULTS, lines, what, "m-results-[f,f,…]")
+    values = []
+    for item in match.group(1).split(","):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise ProtocolError(f"{what}: results value {item!r} is not a number: the line lost or changed "
+                                "bytes on the way (dropped UART bytes); check the cable and lower the baud "
+                                "rate") from None
+    return tuple(values)
+
+
+def _first(pattern: re.Pattern[str], lines: list[str], what: str, shape: str) -> re.Match[str]:
+    for line in lines:
+        match = pattern.match(line)
+        if match:
+            return match
+    raise ProtocolError(f"{what}: no line shaped {shape} in the reply {_excerpt(lines)}: a line lost bytes on the "
+                        "way (dropped UART bytes: check the cable, lower the baud rate) or the firmware is another one")
+
+
+def _excerpt(lines: list[str]) -> list[str]:
+    """The first lines of a reply, each cut short, for messages (a results line can be 100 kB)."""
+    return [line if len(line) <= 60 else line[:57] + "…" for line in lines[:8]]

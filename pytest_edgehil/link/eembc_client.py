@@ -1,0 +1,183 @@
+"""A board running the unmodified MLPerf Tiny reference firmware, driven through the EEMBC text protocol.
+
+`EembcClient` offers what the bench and the suites use of a `DeviceClient` (`hello`, `load_model`,
+`select_model`, `set_input`, `run`, `reset`, `open`/`close`, `lost`), so such a board is one more device in
+the lab file (`protocol = "eembc"`, `firmware_model = "NAME"`). Differences, each explicit:
+- the model is compiled into the firmware: `profile%`'s `m-model-[…]` is checked at start-up against
+  the lab's `firmware_model`, and "uploading" any other model is refused (DeviceRejected, NO_MODEL);
+- `set_input` sends the raw tensor bytes with `db load` / `db HEX`;
+- `run(n)` sends `infer 1 0%` n times: each inference is timed by its own pair of `m-lap-us-`
+  timestamps (the firmware's µs timer); the protocol has no readout or retrieval stage, so those are 0;
+- outputs come back as `m-results-[…]`, dequantized floats with 3 decimals: they are quantized back with
+  the model's output parameters, and refused (ProtocolError) if a value is not within rounding of a level.
+Known pains are typed errors naming port and baud: garbled text (baud mismatch), a damaged results line
+(dropped bytes), fewer than two timestamps (energy-mode firmware), no `m-ready` in time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import select
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import serial
+
+from pytest_edgehil.errors import DeviceError, DeviceRejected, DeviceTimeout, ProtocolError
+from pytest_edgehil.link import eembc
+from pytest_edgehil.link.messages import PROTOCOL_VERSION, ErrorCode, HelloReply, Result, StageTiming
+from pytest_edgehil.link.traffic_log import TrafficLog
+
+if TYPE_CHECKING:
+    from pytest_edgehil.model.runtime import TensorSpec
+
+RESULT_DECIMALS = 3  # the reference th_results prints "%0.3f"
+
+
+class EembcClient:
+    """The reference firmware on `port`, holding model `model_name` with these output tensors."""
+
+    def __init__(self, port: str, *, model_name: str, outputs: Sequence[TensorSpec], kind: str,
+                 baudrate: int = 115200, timeout_s: float = 10.0, name: str = "device",
+                 traffic_log: TrafficLog | None = None) -> None:
+        self.port, self.baudrate, self.timeout_s, self.name = port, baudrate, timeout_s, name
+        self.model_name, self.outputs, self.kind = model_name, tuple(outputs), kind
+        self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
+        self._serial: serial.SerialBase | None = None
+        self._model_sha: str | None = None
+        self.lost: str | None = None  # a text protocol has no port recovery here: None, like a healthy client
+
+    @property
+    def is_open(self) -> bool:
+        return self._serial is not None
+
+    def open(self) -> None:
+        if self._serial is not None:
+            return
+        try:
+            self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0, exclusive=True)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(f"device {self.name!r}: cannot open port {self.port} at {self.baudrate} baud: {exc}. "
+                              "Check the cable and that no other program holds the port") from exc
+
+    def close(self) -> None:
+        ser, self._serial = self._serial, None
+        if ser is not None:
+            ser.close()
+
+    # -- commands -------------------------------------------------------------------------------------
+    def hello(self) -> HelloReply:
+        """`name%` and `profile%` as a HELLO; DeviceError when the firmware holds another model than the lab's."""
+        ident = eembc.parse_identity(self.transact("name"), self.transact("profile"))
+        if ident.model != self.model_name:
+            raise DeviceError(f"device {self.name!r} on {self.port}: its firmware holds model {ident.model!r} "
+                              f"(profile% m-model-[…]), the lab file's `firmware_model` says {self.model_name!r}; "
+                              "flash the firmware built for that model or fix the lab file")
+        return HelloReply(device_kind=self.kind, device_name=ident.name, firmware=f"{ident.firmware} ({ident.vendor})",
+                          protocol_version=PROTOCOL_VERSION,
+                          capabilities=("eembc", "run", "inputs:pushed", f"model:{ident.model}"),
+                          ram_bytes=0, flash_bytes=0, serial_number="")
+
+    def load_model(self, model_bytes: bytes, name: str, chunk_size: int = 0) -> str:
+        """The firmware's model is compiled in: accept only that one (by name), refuse any other."""
+        if name != self.model_name:
+            raise DeviceRejected(f"device {self.name!r} on {self.port} runs the MLPerf Tiny reference firmware "
+                                 f"with model {self.model_name!r} compiled in; model {name!r} cannot be uploaded. "
+                                 "Select pairs of that model only (the lab's `firmware_model`)", code=ErrorCode.NO_MODEL)
+        self._model_sha = hashlib.sha256(model_bytes).hexdigest()
+        return self._model_sha
+
+    def select_model(self, sha256_hex: str) -> None:
+        if sha256_hex != self._model_sha:
+            raise DeviceRejected(f"device {self.name!r}: only its compiled-in model {self.model_name!r} can be "
+                                 "selected", code=ErrorCode.NO_MODEL)
+
+    def set_input(self, index: int, tensor: np.ndarray) -> None:
+        if index != 0:
+            raise DeviceRejected(f"device {self.name!r}: the reference firmware takes one input buffer, not input "
+                                 f"{index}", code=ErrorCode.BAD_INPUT)
+        for cmd in eembc.db_commands(np.ascontiguousarray(tensor).tobytes()):
+            self._checked(cmd.decode().rstrip("%"))
+
+    def run(self, count: int = 1) -> Result:
+        """`count` inferences, each `infer 1 0%` with its own two timestamps; outputs of the last."""
+        timings: list[StageTiming] = []
+        start_us = 0.0
+        reply = None
+        for _ in range(count):
+            reply = eembc.parse_infer(self._checked("infer 1 0"), 1)
+            timings.append(StageTiming(start_us=start_us, readout_us=0.0, inference_us=float(reply.elapsed_us),
+                                       retrieval_us=0.0))
+            start_us += reply.elapsed_us
+        assert reply is not None
+        # The reference firmware's model is compiled in and was checked by name (`profile%`) at start-up; it
+        # cannot change between RUNs, so the result names the model the host declared for it.
+        ran = bytes.fromhex(self._model_sha) if self._model_sha else bytes(32)
+        return Result(timings=tuple(timings), outputs=(self._raw_output(reply.results),), model_sha256=ran)
+
+    def reset(self) -> None:
+        """The reference firmware has no reset command; a reset is a power cycle (the analyzer's)."""
+
+    # -- text I/O -------------------------------------------------------------------------------------
+    def _checked(self, text: str) -> list[str]:
+        lines = self.transact(text)
+        failed = eembc.errors(lines)
+        if failed:
+            raise DeviceRejected(f"device {self.name!r} on {self.port}: {text}% failed: {'; '.join(failed)}",
+                                 code=ErrorCode.BAD_PAYLOAD)
+        return lines
+
+    def transact(self, text: str) -> list[str]:
+        """Send `text%`, read lines until `m-ready`. DeviceTimeout / ProtocolError naming port, baud, bytes."""
+        ser = self._serial
+        if ser is None:
+            raise DeviceError(f"EembcClient {self.name!r} ({self.port}): {text}% while closed; call open() first")
+        ser.reset_input_buffer()
+        ser.write((text + eembc.TERMINATOR).encode("ascii"))
+        self.traffic_log.note("tx", f"{text}%"[:80], device=self.name)
+        raw = bytearray()
+        deadline = time.monotonic() + self.timeout_s
+        while not raw.replace(b"\r", b"").rstrip(b"\n").endswith(eembc.READY.encode()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._silent(text, bytes(raw))
+            select.select([ser.fileno()], [], [], min(left, 0.05))
+            chunk = ser.read(65536)
+            raw += chunk
+            if any(b > 0x7E for b in chunk):  # the firmware prints ASCII only: garbage now is garbage for good
+                break
+        try:
+            lines = eembc.split_lines(bytes(raw))
+        except ProtocolError as exc:
+            raise ProtocolError(f"device {self.name!r} on {self.port} at {self.baudrate} baud, reply to {text}%: "
+                                f"{exc}") from exc
+        self.traffic_log.note("rx", " | ".join(lines)[:120], device=self.name)
+        return lines
+
+    def _silent(self, text: str, raw: bytes) -> DeviceTimeout:
+        got = f"received {len(raw)} bytes" + (f" ({raw[:40]!r})" if raw else "")
+        fix = ("Nothing came back: check the cable, the port and that the firmware runs (it prints m-ready at boot)"
+               if not raw else "Bytes came but never m-ready: suspect a baud-rate mismatch (the lab file's `baud` "
+               "against the firmware's UART) or firmware of another protocol")
+        return DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud did not finish {text}% "
+                             f"within {self.timeout_s:.3g} s; {got}. {fix}")
+
+    def _raw_output(self, values: tuple[float, ...]) -> np.ndarray:
+        spec = self.outputs[0]
+        size = int(np.prod(spec.shape))
+        if len(values) != size:
+            raise ProtocolError(f"device {self.name!r} on {self.port}: m-results has {len(values)} values, model "
+                                f"{self.model_name!r} outputs {size}: bytes were dropped on the line (or the "
+                                "firmware prints another output); check the cable and the baud rate")
+        floats = np.asarray(values, dtype=np.float64).reshape(spec.shape)
+        if not spec.quantized:
+            return floats.astype(spec.dtype)
+        raw = spec.quantize(floats)
+        gap = np.abs(spec.dequantize(raw) - floats)
+        if float(gap.max()) > 0.5 * 10.0 ** -RESULT_DECIMALS + 1e-9:
+            raise ProtocolError(f"device {self.name!r}: m-results value off every quantization level of model "
+                                f"{self.model_name!r} by {float(gap.max()):.4g} (3-decimal print rounds by at most "
+                                "0.0005): the firmware's output parameters differ from the catalog model's")
+        return raw

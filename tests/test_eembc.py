@@ -1,0 +1,134 @@
+"""The MLPerf Tiny / EEMBC text protocol adapter against a twin of the reference firmware (pty, real LiteRT),
+its known pains as typed errors, and the shipped suites' latency and accuracy through it."""
+
+from __future__ import annotations
+
+import os
+import pty
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.errors import DeviceError, DeviceRejected, DeviceTimeout, ProtocolError
+from pytest_edgehil.link import eembc
+from pytest_edgehil.link.eembc_client import EembcClient
+from pytest_edgehil.model.runtime import ModelRunner
+from pytest_edgehil.sim.eembc_twin import EembcTwin
+
+from .conftest import MODELS, REPO
+
+MODEL = MODELS / "qsegment.tflite"
+
+
+def _client(port: str, runner: ModelRunner, timeout_s: float = 10.0) -> EembcClient:
+    return EembcClient(port, model_name="qsegment", outputs=runner.outputs, kind="cortex-m4", timeout_s=timeout_s,
+                       name="mcu")
+
+
+def test_commands_fit_the_reference_firmwares_command_buffer():
+    cmds = eembc.db_commands(bytes(range(256)) * 3)
+    assert cmds[0] == b"db load 768%"
+    assert all(len(c) - 1 <= eembc.CMD_SIZE for c in cmds)  # without the terminator
+    assert b"".join(bytes.fromhex(c[3:-1].decode()) for c in cmds[1:]) == bytes(range(256)) * 3
+
+
+def test_timestamps_that_run_backwards_are_refused():
+    with pytest.raises(ProtocolError, match="backwards"):
+        eembc.parse_infer(["m-lap-us-500", "m-lap-us-100", "m-results-[0.1]"], 1)
+
+
+def test_the_adapter_runs_the_compiled_in_model_and_times_each_inference():
+    runner = ModelRunner(MODEL)
+    spec = runner.inputs[0]
+    x = np.random.default_rng(5).integers(-128, 128, size=spec.shape, dtype=spec.dtype)
+    with EembcTwin(MODEL.read_bytes(), "qsegment") as twin:
+        client = _client(twin.port, runner)
+        client.open()
+        try:
+            hello = client.hello()
+            client.load_model(MODEL.read_bytes(), "qsegment")
+            client.set_input(0, x)
+            result = client.run(3)
+        finally:
+            client.close()
+        assert twin.commands.count("infer 1 0") == 3 and f"db load {spec.size_bytes}" in twin.commands
+    assert hello.device_kind == "cortex-m4" and "model:qsegment" in hello.capabilities
+    np.testing.assert_array_equal(result.outputs[0], runner.run_raw([x])[0])  # quantized back exactly
+    assert len(result.timings) == 3 and all(t.inference_us > 0 for t in result.timings)
+    assert [t.start_us for t in result.timings] == sorted(t.start_us for t in result.timings)
+
+
+def test_another_model_in_the_firmware_is_refused_at_start_up():
+    runner = ModelRunner(MODEL)
+    with EembcTwin(MODEL.read_bytes(), "kws01") as twin:
+        client = _client(twin.port, runner)
+        client.open()
+        try:
+            with pytest.raises(DeviceError, match=r"holds model 'kws01'.*`firmware_model` says 'qsegment'"):
+                client.hello()
+            with pytest.raises(DeviceRejected, match="cannot be uploaded"):
+                client.load_model(b"other", "tinytracker")
+        finally:
+            client.close()
+
+
+@pytest.mark.parametrize(("fault", "match"), [
+    ({"garble": True}, r"at 115200 baud.*not the firmware's text.*baud-rate mismatch"),
+    ({"drop_every": 7}, r"dropped"),
+    ({"energy_mode": True}, r"0 m-lap-us- timestamp\(s\).*energy mode"),
+])
+def test_known_pains_are_clear_errors(fault, match):
+    runner = ModelRunner(MODEL)
+    with EembcTwin(MODEL.read_bytes(), "qsegment", **fault) as twin:
+        client = _client(twin.port, runner)
+        client.open()
+        try:
+            with pytest.raises(ProtocolError, match=match):
+                if fault.get("garble"):
+                    client.hello()
+                client.run(1)
+        finally:
+            client.close()
+
+
+def test_a_silent_port_names_port_baud_and_what_to_check():
+    controller, peripheral = pty.openpty()
+    try:
+        client = _client(os.ttyname(peripheral), ModelRunner(MODEL), timeout_s=0.3)
+        client.open()
+        with pytest.raises(DeviceTimeout, match=r"at 115200 baud did not finish name% within 0.3 s.*Nothing came"):
+            client.hello()
+        client.close()
+    finally:
+        os.close(controller)
+        os.close(peripheral)
+
+
+SUITES = REPO / "suites"
+BUDGETS = """
+[[budget]]
+model = "qsegment"
+device = "cortex-m4"
+[budget.limits]
+roc_auc = { min = 0.92, source = "the model card's figure on the shipped eval set, as for imx500" }
+binary_accuracy = { min = 0.935, source = "the model card's figure on the shipped eval set, as for imx500" }
+"""
+
+
+def test_the_shipped_latency_and_accuracy_suites_run_through_the_adapter(pytester):
+    pytester.makeini(f"[pytest]\nedgehil_models_dir = {MODELS}\nedgehil_latency_runs = 10\n")
+    pytester.makefile(".toml", lab='[devices.mcu]\nkind = "cortex-m4"\nsimulated = true\nprotocol = "eembc"\n'
+                                   'firmware_model = "qsegment"\n', budgets=BUDGETS, empty="")
+    conftest = (SUITES / "conftest.py").read_text().replace(
+        'Path(__file__).resolve().parent.parent / "fixtures" / "data"', f'Path({str(REPO / "fixtures" / "data")!r})')
+    pytester.makeconftest(conftest)
+    for suite in ("test_latency.py", "test_accuracy.py"):
+        pytester.makepyfile(**{suite[:-3]: (SUITES / suite).read_text()})
+    # Latency without a budget (figures recorded as measured), accuracy against the model card's figures.
+    latency = pytester.runpytest("test_latency.py", "--lab=lab.toml", "--budgets=empty.toml", "-p", "no:cacheprovider")
+    latency.assert_outcomes(passed=2)
+    latency.stdout.fnmatch_lines(["*qsegment-mcu*inference_ms*(none)*SIMULATED*"])
+    accuracy = pytester.runpytest("test_accuracy.py", "--lab=lab.toml", "--budgets=budgets.toml", "-p",
+                                  "no:cacheprovider", "-rA")
+    accuracy.assert_outcomes(passed=1, skipped=3)
+    accuracy.stdout.fnmatch_lines(["PASSED*test_accuracy.py::test_segmentation_accuracy[[]qsegment-mcu[]]*"])
