@@ -159,3 +159,8 @@ class DeviceBusy(DeviceError, ResourceBusy):
 
 class InstrumentBusy(InstrumentError, ResourceBusy):
     """An analyzer channel's lock is held by another process."""
+
+
+class StreamGap(InstrumentError):
+    """A streamed record (the NGM202's FastLog) lost a chunk: the data have a gap, so no trace is given
+    rather than a silently shorter one."""

@@ -1,6 +1,10 @@
 """Faults injected in the analyzer twin (a real SCPI server on loopback TCP, reached through pyvisa-py):
 each ends in the driver's typed error naming the resource, and the next capture on the same driver,
 over the same VISA session, returns exactly what the twin served. One bad reply costs one test.
+
+The NGM202 streams (FastLog, no trigger): its reader thread sends the status and FLOG:DATA? queries
+while the stream runs, so a bad reply to them is raised by `wait_complete` (the record it was part of
+is gone: chunks are overwritten every 250 ms), and a lost chunk takes the place of a lost trigger.
 """
 
 from __future__ import annotations
@@ -12,7 +16,13 @@ import numpy as np
 import pytest
 import pyvisa
 
-from pytest_edgehil.errors import InstrumentError, InstrumentReplyError, InstrumentTimeout, ScpiError
+from pytest_edgehil.errors import (
+    InstrumentError,
+    InstrumentReplyError,
+    InstrumentTimeout,
+    ScpiError,
+    StreamGap,
+)
 from pytest_edgehil.instruments import open_analyzer
 from pytest_edgehil.instruments.driver import ScpiAnalyzer
 from pytest_edgehil.sim.analyzer_twin import AnalyzerFault, AnalyzerTwin
@@ -29,6 +39,12 @@ POINTS = 400
 # dialect -> (sample interval, pre-trigger points)
 CAPTURES = {"keysight-n6705c": (10.24e-6, 40), "rs-ngm202": (20e-6, 40), "keithley-2281s": (1e-3, 0)}
 BINARY = ("keysight-n6705c", "rs-ngm202")
+TRIGGERED = ("keithley-2281s", "keysight-n6705c")  # the NGM202's FastLog has no trigger
+
+
+def streams(twin: AnalyzerTwin) -> bool:
+    """Whether the twin's instrument streams (FastLog): its queries run inside wait_complete."""
+    return twin.dialect.driver.chunk_period_s is not None
 
 
 @pytest.fixture
@@ -61,11 +77,18 @@ def assert_capture_is_what_the_twin_served(analyzer: ScpiAnalyzer, twin: Analyze
     """The next configure + capture on the same driver returns the twin's readings, bit for bit."""
     trace = capture(analyzer, twin)
     served = twin.last_readings()
-    assert served is not None
+    window = twin.last_capture
+    assert served is not None and window is not None
+    # A stream serves whole 250 ms chunks; the trace is their first `points` pairs.
+    assert served[0].size == trace.current_a.size or (streams(twin) and served[0].size > trace.current_a.size)
     # float32 as served (the Keithley sends text: nine digits round-trip a float32 exactly)
-    assert np.array_equal(trace.current_a.astype(np.float32), served[0])
-    interval_s, _pre = CAPTURES[twin.dialect_name]
-    inside = (trace.time_s > interval_s) & (trace.time_s < 99 * interval_s)
+    assert np.array_equal(trace.current_a.astype(np.float32), served[0][:trace.current_a.size])
+    # Each sample on the device's timeline (a triggered window and a stream alike), inside the inference.
+    sample_s = window.t0_s + np.arange(trace.current_a.size) * window.sample_interval_s
+    inference = [span for span in twin.timeline.snapshot() if span.trigger_high][-1]
+    dt = window.sample_interval_s
+    inside = (sample_s > inference.start_s + dt) & (sample_s < inference.end_s - dt)
+    assert inside.sum() >= 90  # the inference lies in the capture
     assert trace.power_w[inside].mean() == pytest.approx(INFERENCE_W, rel=0.01)
 
 
@@ -104,9 +127,13 @@ def test_a_bad_fetch_reply_costs_one_capture_not_the_session(kind: str, twin: An
         error, pattern = InstrumentTimeout, r"did not answer 'DATA:DATA\? \"READ,SOUR,REL\"' \(in full\)"
     twin.inject(kind, delay_s=LATE_S)
     configure_and_arm(analyzer, twin)
-    analyzer.wait_complete(timeout_s=5.0)
-    with pytest.raises(error, match=pattern) as info:
-        analyzer.fetch_trace()
+    if streams(twin):  # the reader's FLOG:DATA? fails while the stream runs
+        with pytest.raises(error, match=pattern) as info:
+            analyzer.wait_complete(timeout_s=5.0)
+    else:
+        analyzer.wait_complete(timeout_s=5.0)
+        with pytest.raises(error, match=pattern) as info:
+            analyzer.fetch_trace()
     assert twin.resource in str(info.value) and "[the session was cleared and resynchronized]" in str(info.value)
     assert twin.faults.fired == {kind: 1}
     assert analyzer.link.recoveries == 1 and not analyzer.link.needs_recovery
@@ -136,8 +163,9 @@ def test_non_ascii_bytes_in_a_text_reply_are_named_and_cleared(twin: AnalyzerTwi
     with pytest.raises(InstrumentReplyError, match=r"non-ASCII byte 0xb5 at offset 1") as info:
         analyzer.wait_complete(timeout_s=5.0)
     assert twin.resource in str(info.value) and b"\xb5" in info.value.reply
-    analyzer.wait_complete(timeout_s=5.0)
-    analyzer.fetch_trace()
+    if not streams(twin):  # a stream's record is gone with its reader; a triggered capture is still there
+        analyzer.wait_complete(timeout_s=5.0)
+        analyzer.fetch_trace()
     # ... and in the error queue's reply, during configure: the next configure works.
     twin.inject("non-ascii", on="SYST:ERR")
     with pytest.raises(InstrumentReplyError, match=r"SYST:ERR\?"):
@@ -161,6 +189,7 @@ def test_a_queued_scpi_error_is_raised_with_its_text_then_configure_works(
     assert_capture_is_what_the_twin_served(analyzer, twin)
 
 
+@pytest.mark.parametrize("twin", TRIGGERED, indirect=True)
 def test_a_lost_trigger_times_out_naming_the_cabling_then_the_next_capture_works(
         twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
     twin.inject("lost-trigger")
@@ -168,6 +197,25 @@ def test_a_lost_trigger_times_out_naming_the_cabling_then_the_next_capture_works
     with pytest.raises(InstrumentTimeout, match=r"still waiting for trigger after 0.3 s.*trigger cabling") as info:
         analyzer.wait_complete(timeout_s=0.3)
     assert twin.resource in str(info.value)
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+@pytest.mark.parametrize("twin", ["rs-ngm202"], indirect=True)
+def test_a_lost_fastlog_chunk_is_refused_as_a_gap_then_the_next_capture_works(
+        twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    # The stream's second chunk is overwritten unread: a capture that needs it (more pairs than one
+    # 250 ms chunk holds at 20 µs) must be refused, not returned with 250 ms missing.
+    interval_s, _pre = CAPTURES[twin.dialect_name]
+    points = round(1.5 * twin.dialect.driver.chunk_period_s / interval_s)
+    twin.inject("lost-chunk")
+    analyzer.configure(voltage_v=SUPPLY_V, current_range_a=0.1, sample_interval_s=interval_s, points=points)
+    analyzer.arm("EXT")
+    with pytest.raises(StreamGap, match=r"FastLog chunk 2 was offered up to .* after chunk 1.*overwritten") as info:
+        analyzer.wait_complete(timeout_s=5.0)
+    assert isinstance(info.value, InstrumentError) and twin.resource in str(info.value)
+    assert twin.faults.fired == {"lost-chunk": 1} and twin.lost_chunks >= 1
+    with pytest.raises(InstrumentError, match=r"fetch_trace\(\) called while the driver is 'armed'"):
+        analyzer.fetch_trace()  # nothing of the refused stream is handed out
     assert_capture_is_what_the_twin_served(analyzer, twin)
 
 

@@ -81,23 +81,33 @@ def capture(twin: AnalyzerTwin, manager: pyvisa.ResourceManager, *, points: int 
     return analyzer, trace
 
 
-def test_each_dialect_identifies_and_captures_the_triggered_span(twin: AnalyzerTwin, manager) -> None:
+def test_each_dialect_identifies_and_captures_the_device_span(twin: AnalyzerTwin, manager) -> None:
     driver, interval_s, pre = DIALECTS[twin.dialect_name]
+    stream_start_s = twin.timeline.end_s  # where a FastLog stream starts: FLOG 1, before the device plays
     analyzer, trace = capture(twin, manager)
     try:
         assert type(analyzer) is driver
         assert trace.idn == twin.dialect.idn
-        assert trace.trigger_index == pre and trace.time_s[pre] == 0.0
         assert trace.sample_interval_s == pytest.approx(interval_s)
         window = twin.last_capture
         inference = next(s for s in twin.timeline.snapshot() if s.trigger_high)
-        assert window is not None and window.trigger_s == inference.start_s
-        # Inside the triggered span, one sample clear of its edges, the mean power is the span's.
-        inside = (trace.time_s > interval_s) & (trace.time_s < inference.duration_s - interval_s)
+        assert window is not None
+        if driver.chunk_period_s is None:  # a triggered window: t = 0 at the trigger, the inference's start
+            assert trace.trigger_located and trace.trigger_index == pre and trace.time_s[pre] == 0.0
+            assert window.trigger_s == inference.start_s
+        else:  # a stream (FastLog): t = 0 at its first sample, taken when FLOG 1 arrived; no trigger
+            assert not trace.trigger_located and trace.trigger_index == 0 and trace.time_s[0] == 0.0
+            assert window.t0_s == stream_start_s
+        # Each sample on the device's timeline; inside the inference, one sample clear of its edges, the
+        # mean power is the span's, and the load before it is the load's.
+        sample_s = window.t0_s + np.arange(trace.current_a.size) * interval_s
+        inside = (sample_s > inference.start_s + interval_s) & (sample_s < inference.end_s - interval_s)
+        assert inside.sum() >= 90
         assert trace.power_w[inside].mean() == pytest.approx(INFERENCE_W, rel=0.01)
         assert trace.voltage_v.mean() == pytest.approx(SUPPLY_V, rel=0.001)
-        if pre:
-            before = trace.time_s < -interval_s
+        before = sample_s < inference.start_s - interval_s
+        if pre or not trace.trigger_located:
+            assert before.sum() >= 30
             assert trace.power_w[before].mean() == pytest.approx(LOAD_W, rel=0.01)
     finally:
         analyzer.close()
@@ -173,24 +183,31 @@ def test_byte_order_mistake_does_not_pass_unnoticed(timeline: ActivityTimeline, 
             analyzer.fetch_trace()
         analyzer.close()
     with AnalyzerTwin(timeline, dialect="rs-ngm202") as twin:
-        analyzer, _trace = capture(twin, manager)
-        analyzer.fetch_big_endian = True  # the classic is_big_endian slip
+        analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=2000)
+        assert isinstance(analyzer, rs_ngm202.RsNgm202)
+        analyzer.fetch_big_endian = True  # the classic is_big_endian slip, made before the stream is read
+        analyzer.configure(voltage_v=SUPPLY_V, current_range_a=0.1, sample_interval_s=20e-6, points=400)
+        analyzer.arm("EXT")
+        analyzer.wait_complete(timeout_s=5.0)
         with pytest.raises(InstrumentError, match="mis-decoded"):
             analyzer.fetch_trace()
         analyzer.close()
 
 
-def test_bus_trigger_captures_the_idle_device(timeline: ActivityTimeline, manager) -> None:
+def test_a_stream_started_with_the_device_idle_records_the_idle_level(timeline: ActivityTimeline, manager) -> None:
+    # FastLog has no trigger (BUS or EXT): FLOG 1 starts the record at once, the idle board included.
     with AnalyzerTwin(timeline, dialect="rs-ngm202") as twin:
         analyzer = open_analyzer(twin.resource, resource_manager=manager)
         analyzer.configure(voltage_v=SUPPLY_V, current_range_a=0.01, sample_interval_s=2e-6, points=200)
         analyzer.arm("BUS")
-        assert analyzer.acquisition_status() == "waiting for trigger"
-        analyzer.trigger_now()
+        assert analyzer.acquisition_status() in ("measuring", "complete")  # never "waiting for trigger"
+        with pytest.raises(ConfigError, match="FastLog has no software trigger"):
+            analyzer.trigger_now()
         analyzer.wait_complete(timeout_s=2.0)
         trace = analyzer.fetch_trace()
         analyzer.close()
-    assert twin.last_capture is not None and twin.last_capture.trigger_s == pytest.approx(0.25)
+    assert twin.last_capture is not None and twin.last_capture.t0_s == pytest.approx(0.25)
+    assert not trace.trigger_located and trace.current_a.size == 200
     assert trace.power_w.mean() == pytest.approx(IDLE_W, rel=0.01)
 
 

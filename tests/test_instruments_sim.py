@@ -120,7 +120,7 @@ def test_close_drains_the_error_queue_and_raises_what_was_left() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SIMULATED))
-def test_trigger_that_never_arrives_times_out_with_what_to_check(name: str) -> None:
+def test_a_capture_that_never_completes_times_out_with_what_to_check(name: str) -> None:
     _resource, _driver, interval_s = SIMULATED[name]
     analyzer = open_sim(name)
     try:
@@ -129,9 +129,12 @@ def test_trigger_that_never_arrives_times_out_with_what_to_check(name: str) -> N
         with pytest.raises(InstrumentTimeout) as info:
             analyzer.wait_complete(0.05)
         message = str(info.value)
-        assert analyzer.resource in message
-        assert "waiting for trigger" in message
-        assert "trigger cabling" in message and "pyvisa-info" in message
+        assert analyzer.resource in message and "pyvisa-info" in message
+        if isinstance(analyzer, RsNgm202):  # FastLog has no trigger: the stream offered no chunk in time
+            assert "FastLog held 0 of 10 pairs" in message and "a chunk comes every 250 ms" in message
+            assert "FLOG:TARGet is SCPI" in message
+        else:
+            assert "waiting for trigger" in message and "trigger cabling" in message
     finally:
         analyzer.close()
 

@@ -31,6 +31,10 @@ class Trace:
     sample_interval_s: float
     trigger_index: int  # sample index of the trigger instant (= pre-trigger points)
     idn: str
+    #: False: the instrument has no trigger in this capture (a FastLog stream starts when it is armed);
+    #: `trigger_index` is then 0, the stream's first sample, and the run must be placed from the trace
+    #: itself (`measure.run_start`).
+    trigger_located: bool = True
     # The device's trigger line sampled with the current on the same time base (bool per sample), from a
     # power monitor with a digital input (PPK2 logic port, Joulescope GPI, Otii GPI); None where the
     # instrument records no digital channel (the SCPI analyzers, the LPM01A).
@@ -75,6 +79,10 @@ class PowerAnalyzer(abc.ABC):
     max_points: ClassVar[int]
     #: Whether a capture can hold samples from before its trigger (the Keithley 2281S's buffer cannot).
     keeps_pretrigger: ClassVar[bool] = True
+    #: Seconds a capture may run before the device starts: 0 for a triggered capture; for a stream that
+    #: starts when armed (NGM202 FastLog), the host's latency between arm() and the device's RUN, which
+    #: the capture must hold on top of the run (`measure.meter.plan_acquisition` adds it).
+    start_latency_s: ClassVar[float] = 0.0
 
     idn: str
     resource: str

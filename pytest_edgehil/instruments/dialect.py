@@ -141,8 +141,8 @@ class CaptureRoles:
     voltage: str = "voltage_v"
     current_range: str = "current_range_a"  # read back: the range the instrument really chose
     output: str = "output"
-    points: str = "points"
-    trigger_source: str = "trigger_source"
+    points: str = "points"  # "": none (a stream: the driver counts what it collects)
+    trigger_source: str = "trigger_source"  # "": none (FastLog has no trigger)
     pretrigger: str | None = None  # None: the instrument keeps no pre-trigger samples
     pretrigger_sign: int = 1  # -1: a trigger offset in which negative means pre-trigger points
     channel_select: str | None = None  # a setting that selects the channel (instead of "(@n)" lists)
@@ -162,7 +162,7 @@ class CaptureRoles:
         named = {self.interval, self.voltage, self.current_range, self.output, self.points,
                  self.trigger_source, self.pretrigger, self.channel_select, self.digitize_current,
                  self.digitize_voltage}
-        return ({name for name in named if name is not None} | {name for name, _ in self.fixed}
+        return ({name for name in named if name} | {name for name, _ in self.fixed}
                 | {name for name, _ in self.trigger_input}
                 | {name for _, level, slope in self.level_triggers for name in (level, slope)})
 

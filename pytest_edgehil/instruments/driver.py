@@ -80,6 +80,10 @@ class ScpiAnalyzer(PowerAnalyzer):
     fetch_hint: ClassVar[str] = "check the transfer format and byte order"
     error_query: ClassVar[str] = "SYST:ERR?"
     status_query: ClassVar[str]  # may contain {channel}
+    #: The latched (EVENt) form of the status register, where the driver declares one (read clears it).
+    status_event_query: ClassVar[str | None] = None
+    #: Seconds between the chunks of a streamed record (NGM202 FastLog: 0.25); None: triggered captures.
+    chunk_period_s: ClassVar[float | None] = None
     waiting_bit: ClassVar[int]  # status bit set while armed and waiting for the trigger
     measuring_bit: ClassVar[int]  # status bit set from the trigger until the capture is complete
     max_channel: ClassVar[int] = 1
@@ -99,10 +103,13 @@ class ScpiAnalyzer(PowerAnalyzer):
         if "interval_rule" in cls.__dict__:
             cls.min_sample_interval_s = cls.interval_rule.minimum_s
         if "settings" in cls.__dict__ and "roles" in cls.__dict__:
-            maximum = cls.settings[cls.roles.points].maximum
-            if maximum is not None:
-                cls.max_points = int(maximum)
-            cls.keeps_pretrigger = cls.roles.pretrigger is not None
+            # A streaming instrument (the NGM202's FastLog) has no points setting; it declares max_points.
+            if cls.roles.points in cls.settings:
+                maximum = cls.settings[cls.roles.points].maximum
+                if maximum is not None:
+                    cls.max_points = int(maximum)
+            if "keeps_pretrigger" not in cls.__dict__:
+                cls.keeps_pretrigger = cls.roles.pretrigger is not None
 
     def __init__(self, link: VisaLink, *, idn: str, channel: int = 1) -> None:
         if not 1 <= channel <= self.max_channel:
@@ -232,7 +239,9 @@ class ScpiAnalyzer(PowerAnalyzer):
             sequence.append((roles.digitize_current, "ON"))
         if roles.digitize_voltage:
             sequence.append((roles.digitize_voltage, "ON" if digitize_voltage else "OFF"))
-        sequence += [(roles.interval, interval_value), (roles.points, points)]
+        sequence.append((roles.interval, interval_value))
+        if roles.points in self.settings:  # a stream (FastLog) has no points setting: the driver counts
+            sequence.append((roles.points, points))
         if roles.pretrigger:
             sequence.append((roles.pretrigger, roles.pretrigger_sign * pretrigger_points))
         if FORMAT_SETTING in self.settings:
@@ -375,7 +384,6 @@ class ScpiAnalyzer(PowerAnalyzer):
         return self.link.query_ascii_floats(command, expected_count=count)
 
     def _fetch(self, capture: CaptureConfig) -> Trace:
-        where = f"{self.model} at {self.resource} ch{self.channel}"
         columns: dict[str, np.ndarray] = {}
         sources: dict[str, str] = {}  # column -> the command that read it (named in errors)
         for fetch in self.fetch_queries:
@@ -392,6 +400,13 @@ class ScpiAnalyzer(PowerAnalyzer):
         # One error query for the whole fetch: the queue keeps every error of every block, so nothing is
         # missed, and a 1 M-sample fetch saves a round trip per block.
         self.drain_errors(after="; ".join(dict.fromkeys(sources.values())) or "the fetch")
+        return self._checked_trace(capture, columns, sources, trigger_index=capture.pretrigger_points)
+
+    def _checked_trace(self, capture: CaptureConfig, columns: dict[str, np.ndarray], sources: dict[str, str], *,
+                       trigger_index: int, trigger_located: bool = True) -> Trace:
+        """The Trace of fetched `columns` ("current", "voltage", "time" arrays; `sources` names the command
+        that read each), after the range, clipping and spacing checks (InstrumentReplyError, InstrumentError)."""
+        where = f"{self.model} at {self.resource} ch{self.channel}"
         hint = self.fetch_hint.format(big_endian=self._big_endian(self.fetch_queries[0]))
         current_a = columns["current"]
         # Range checks: a byte-order or format mistake decodes to impossible values, and a reading
@@ -414,7 +429,7 @@ class ScpiAnalyzer(PowerAnalyzer):
                                       f"{capture.sample_interval_s * 1e3:g} ms was configured; check "
                                       f"the interval setting ({self.roles.interval}) and the line frequency")
         return Trace(current_a=current_a, voltage_v=voltage_v, sample_interval_s=capture.sample_interval_s,
-                     trigger_index=capture.pretrigger_points, idn=self.idn)
+                     trigger_index=trigger_index, idn=self.idn, trigger_located=trigger_located)
 
 
 def _within(setting: Setting, value: float) -> bool:

@@ -32,6 +32,7 @@ from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_
 #: What a record's context says about where its windows came from.
 WINDOW_SOURCE_DIGITAL = "digital channel"  # trigger edges sampled in the monitor's stream
 WINDOW_SOURCE_TRIGGER = "trigger start + clock fit"  # the analyzer's trigger instant, device timings, fitted map
+WINDOW_SOURCE_RUN_START = "run start + clock fit"  # a trigger-less stream (FastLog): the RUN's first power step
 
 # An edge farther than this many sample intervals from the fitted line is not the line's edge: the digital
 # channel is not this device's trigger line (or a pulse was lost).

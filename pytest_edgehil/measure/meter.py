@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
-from pytest_edgehil.errors import CannotResolve
+from pytest_edgehil.errors import CannotResolve, StreamGap
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.eembc import ENERGY_MODE
-from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.link.messages import Result, StageTiming
 from pytest_edgehil.measure.digital_windows import (
     WINDOW_SOURCE_DIGITAL,
+    WINDOW_SOURCE_RUN_START,
     WINDOW_SOURCE_TRIGGER,
     energy_from_digital,
 )
 from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_energy_from_trace
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
+from pytest_edgehil.measure.run_start import run_start_s
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ def plan_acquisition(timing: StageTiming, analyzer: PowerAnalyzer, plan: EnergyP
     shortest_s = min(timing.inference_us, timing.retrieval_us, timing.readout_us) * 1e-6
     wanted_s = min(plan.sample_interval_s, shortest_s / SAMPLES_PER_STAGE)
     pre_s = (timing.readout_us * 1e-6 * 1.25 + 20 * wanted_s) if analyzer.keeps_pretrigger else 0.0
-    total_s = pre_s + runs * period_s * 1.10 + 20 * wanted_s
+    # A stream that starts when armed (FastLog) must also hold the host's latency before the RUN.
+    total_s = analyzer.start_latency_s + pre_s + runs * period_s * 1.10 + 20 * wanted_s
     dt_s = analyzer.supported_sample_interval_s(max(wanted_s, total_s / analyzer.max_points))
     if not analyzer.keeps_pretrigger:
         runs = max(runs, 3)  # a run window needs three inferences (run_energy_from_trace)
@@ -174,18 +177,56 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal,
                                     instrument=analyzer.model)
     for _ in range(plan.windows):
-        analyzer.arm("EXT")
-        result = dut.client.run(runs)
-        analyzer.wait_complete(plan.timeout_s)
-        trace = analyzer.fetch_trace()
+        result, trace = _capture_window(dut, analyzer, runs, plan)
         if trace.digital is not None:  # the trigger line is in the stream: windows from its edges
             measurement.windows.append(energy_from_digital(trace.time_s, trace.power_w, trace.digital,
                                                            result.timings, per_inference=refusal is None))
             measurement.window_source = WINDOW_SOURCE_DIGITAL
         else:
+            time_s, power_w = trace.time_s, trace.power_w
+            if not trace.trigger_located:  # a trigger-less stream (FastLog): the RUN placed from its first step
+                time_s, power_w = _placed_in_stream(time_s, power_w, result.timings[0], pre, points, analyzer)
             estimate = run_energy_from_trace if refusal is not None else energy_from_trace
-            measurement.windows.append(estimate(trace.time_s, trace.power_w, result.timings))
-            measurement.window_source = WINDOW_SOURCE_TRIGGER
+            measurement.windows.append(estimate(time_s, power_w, result.timings))
+            measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
         measurement.timings.append(tuple(result.timings))
         measurement.last_trace = trace
     return measurement
+
+
+# A streamed record that lost a chunk is captured again this many times before its StreamGap is raised.
+STREAM_GAP_RETRIES = 2
+
+
+def _capture_window(dut: DeviceUnderTest, analyzer: PowerAnalyzer, runs: int,
+                    plan: EnergyPlan) -> tuple[Result, Trace]:
+    """Arm, `RUN runs`, wait, fetch: one window's (run result, trace).
+
+    A streamed record refused for a lost chunk (StreamGap, the NGM202's FastLog: a chunk not read within
+    250 ms is overwritten) is discarded whole and the window captured again, up to STREAM_GAP_RETRIES
+    times: the gap is the link's, not the device's, and a record with a gap is never integrated. Any
+    other error, and the last StreamGap, is raised."""
+    for attempt in range(STREAM_GAP_RETRIES + 1):
+        analyzer.arm("EXT")
+        result = dut.client.run(runs)
+        try:
+            analyzer.wait_complete(plan.timeout_s)
+            return result, analyzer.fetch_trace()
+        except StreamGap:
+            if attempt == STREAM_GAP_RETRIES:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _placed_in_stream(time_s: np.ndarray, power_w: np.ndarray, first: StageTiming, pre: int, points: int,
+                      analyzer: PowerAnalyzer) -> tuple[np.ndarray, np.ndarray]:
+    """A trigger-less stream (FastLog) as the triggered capture the plan describes: t = 0 at the RUN's
+    trigger (its first readout's end, found from the trace's first power step), cut to the `pre` samples
+    before it and the run after it, so the window estimators see what a triggered capture holds (the
+    stream's extra start-latency margin, idle, would otherwise weigh on the trace's noise estimate).
+    MeasurementError (run_start) when the stream does not show where the RUN starts."""
+    dt_s = float(time_s[1] - time_s[0])
+    trigger_s = run_start_s(time_s, power_w) + first.readout_us * 1e-6
+    k0 = max(0, int(np.rint((trigger_s - time_s[0]) / dt_s)) - pre)
+    keep = points - int(np.rint(analyzer.start_latency_s / dt_s))
+    return time_s[k0:k0 + keep] - trigger_s, power_w[k0:k0 + keep]

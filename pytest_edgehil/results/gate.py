@@ -48,7 +48,6 @@ from pytest_edgehil.results.gate_stats import (
     hodges_lehmann_ratio,
     hodges_lehmann_shift,
     ratio_test,
-    ratio_tests,
 )
 from pytest_edgehil.results.records import paired_rounds
 from pytest_edgehil.results.session_stats import (

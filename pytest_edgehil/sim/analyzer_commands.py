@@ -17,6 +17,7 @@ from pytest_edgehil.instruments.dialect import BYTE_ORDER_SETTING, FORMAT_SETTIN
 from pytest_edgehil.instruments.scpi import Setting, Value
 from pytest_edgehil.sim.analyzer_acquisition import Digitizer, interleave
 from pytest_edgehil.sim.analyzer_faults import ACQUISITION, FaultPlan
+from pytest_edgehil.sim.fastlog_stream import FastLogStream
 from pytest_edgehil.sim.scpi_server import ScpiCommand
 from pytest_edgehil.sim.scpi_status import StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
@@ -40,8 +41,9 @@ class CommandSet:
     """What each header does on one twin: its settings state, common commands and declared routes."""
 
     def __init__(self, dialect: TwinDialect, *, timeline: ActivityTimeline, status: StatusRegisters,
-                 digitizer: Digitizer, faults: FaultPlan) -> None:
+                 digitizer: Digitizer, faults: FaultPlan, stream: FastLogStream | None = None) -> None:
         self.dialect = dialect
+        self.stream = stream  # the NGM202's FastLog; None where the dialect captures triggered windows
         self.timeline = timeline
         self.status = status
         self.digitizer = digitizer
@@ -63,7 +65,8 @@ class CommandSet:
             "*TST": (lambda c: b"0", None),  # self-test passed
         }
         self._routes: dict[str, Callable[[Route, ScpiCommand], bytes | None]] = {
-            "program": self._program, "fetch": self._fetch, "status": self._status, "measure": self._measure}
+            "program": self._program, "fetch": self._fetch, "status": self._status, "measure": self._measure,
+            "status_event": self._status_event}
 
     def key(self, command: ScpiCommand) -> tuple[str, Route | None]:
         """The short form of the declared header `command` names (its own header if none), and its route."""
@@ -189,6 +192,8 @@ class CommandSet:
 
     def _reset(self, command: ScpiCommand) -> None:
         self.digitizer.abort()
+        if self.stream is not None:
+            self.stream.stop()
         self.state.clear()
         self.state.update(self.dialect.defaults)
         self.digitizer.data = None
@@ -202,6 +207,15 @@ class CommandSet:
     def _program(self, route: Route, command: ScpiCommand) -> None:
         """A start/stop command the driver declares: start, clear the buffer, or abort."""
         action = self._action(route, command)
+        if self.stream is not None:  # FastLog: FLOG 1 starts the stream, FLOG 0 stops it
+            if action == "init":
+                drop = self.faults.take(("lost-chunk",), {ACQUISITION})
+                clip = self.faults.take(("clip",), {ACQUISITION})
+                self.stream.start(self.dialect.plan(self.state), drop_chunk=None if drop is None else 1,
+                                  clip_overload=None if clip is None else clip.overload)
+            else:
+                self.stream.stop()
+            return
         if action == "init":
             plan = self.dialect.plan(self.state)
             clip = self.faults.take(("clip",), {ACQUISITION})
@@ -253,9 +267,18 @@ class CommandSet:
         if not command.is_query:
             raise ScpiFault(scpi.UNDEFINED_HEADER)
         self._check_channels(command.args)
+        if self.stream is not None:  # ISUMmary<n>:CONDition: bit 12 while a FastLog chunk waits unread
+            return str(self.stream.condition()).encode()
         bits = {"waiting for trigger": self.dialect.driver.waiting_bit,
                 "measuring": self.dialect.driver.measuring_bit}.get(self.digitizer.status_name(), 0)
         return str(bits).encode()
+
+    def _status_event(self, route: Route, command: ScpiCommand) -> bytes:
+        """ISUMmary<n>:EVENt: bit 12 latched by each FastLog chunk offered, cleared by the read."""
+        if not command.is_query or self.stream is None:
+            raise ScpiFault(scpi.UNDEFINED_HEADER)
+        self._check_channels(command.args)
+        return str(self.stream.read_event()).encode()
 
     def _fetch(self, route: Route, command: ScpiCommand) -> bytes:
         """Answer one of the driver's declared fetch queries with the columns it declares. The
@@ -268,6 +291,11 @@ class CommandSet:
         binary = fetch.binary if fetch.binary is not None else self.state[FORMAT_SETTING] == "REAL"
         if normalized_args(self._check_channels(command.args)) != route.args:
             raise ScpiFault(scpi.ILLEGAL_PARAMETER)
+        if self.stream is not None:  # FLOG:DATA?: the chunk on offer (the twin waited for one)
+            chunk = self.stream.take()
+            if chunk is None:
+                raise ScpiFault(scpi.DATA_STALE)
+            return scpi.encode_block(scpi.float32_payload(chunk.pairs, big_endian=False))
         data = self.digitizer.data
         if data is None:
             raise ScpiFault(scpi.DATA_STALE)

@@ -17,6 +17,7 @@ the wire (no mocks): the driver must raise its typed error or recover. Kinds:
 | `scpi-error` | queues `error` in SYST:ERR? after the command | the next setting or command sent |
 | `lost-trigger` | the acquisition is armed but never triggers | the next acquisition |
 | `clip` | the device draws twice the range; samples pinned at the range limit | the next acquisition |
+| `lost-chunk` | FastLog (NGM202): the stream's second chunk is overwritten before it is offered | the next `FLOG 1` |
 
 `on` names the header a fault applies to (upper case, no `?`, e.g. "STAT:OPER:COND"), overriding
 the default target. Counts are per fault; `fired` counts what happened, for the tests' books.
@@ -33,7 +34,7 @@ from pytest_edgehil.sim.scpi_server import Reply, StagedReply
 #: Faults that reshape the reply to a query.
 REPLY_FAULTS = ("timeout", "late", "half", "short-block", "bad-header", "surplus", "non-ascii", "inf-status")
 #: Faults that act on a command or an acquisition.
-ACTION_FAULTS = ("scpi-error", "lost-trigger", "clip")
+ACTION_FAULTS = ("scpi-error", "lost-trigger", "clip", "lost-chunk")
 FAULT_KINDS = REPLY_FAULTS + ACTION_FAULTS
 BLOCK_FAULTS = ("short-block", "bad-header", "surplus")
 _TEXT_FAULTS = ("non-ascii", "inf-status")
@@ -41,7 +42,7 @@ _TEXT_FAULTS = ("non-ascii", "inf-status")
 FETCH, STATUS, ANY_COMMAND, ACQUISITION = "<fetch>", "<status>", "<command>", "<acquisition>"
 _DEFAULT_TARGET = {**dict.fromkeys(("timeout", "late", "half", *BLOCK_FAULTS), FETCH),
                    **dict.fromkeys(_TEXT_FAULTS, STATUS), "scpi-error": ANY_COMMAND,
-                   "lost-trigger": ACQUISITION, "clip": ACQUISITION}
+                   "lost-trigger": ACQUISITION, "clip": ACQUISITION, "lost-chunk": ACQUISITION}
 
 
 @dataclass

@@ -32,6 +32,7 @@ from pytest_edgehil.sim.analyzer_faults import (
     reshape_reply,
 )
 from pytest_edgehil.sim.bench_physics import BenchPhysics
+from pytest_edgehil.sim.fastlog_stream import FastLogStream
 from pytest_edgehil.sim.scpi_server import Reply, ScpiCommand, ScpiServer, parse_line
 from pytest_edgehil.sim.scpi_status import StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
@@ -74,8 +75,12 @@ class AnalyzerTwin:
         self._digitizer = Digitizer(timeline, status=self.status, lock=self._lock, closed=self._closed,
                                     physics=self.physics, seed=seed, noise_rel=noise_rel, adc_bits=adc_bits,
                                     grace_s=grace_s, external_polarity=lambda: self._commands.external_polarity())
+        chunk_s = self.dialect.driver.chunk_period_s
+        self._stream = None if chunk_s is None else FastLogStream(
+            timeline, lock=self._lock, closed=self._closed, physics=self.physics, seed=seed, noise_rel=noise_rel,
+            adc_bits=adc_bits, grace_s=grace_s, chunk_s=chunk_s, status=self.status)
         self._commands = CommandSet(self.dialect, timeline=timeline, status=self.status,
-                                    digitizer=self._digitizer, faults=self.faults)
+                                    digitizer=self._digitizer, faults=self.faults, stream=self._stream)
         self._server = ScpiServer(self._handle, name=f"analyzer-twin-{dialect}", on_line=self._on_line)
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -89,6 +94,8 @@ class AnalyzerTwin:
         self._closed.set()
         with self._lock:
             self._digitizer.cancel()
+            if self._stream is not None:
+                self._stream.stop()
         self._server.close()
 
     def __enter__(self) -> Self:
@@ -103,16 +110,28 @@ class AnalyzerTwin:
 
     @property
     def last_capture(self) -> CaptureWindow | None:
-        """Where the last completed capture sat on the timeline; None before the first."""
+        """Where the last completed capture sat on the timeline; None before the first. For a FastLog
+        stream: the stretch its chunks have covered so far (from FLOG 1 on)."""
+        if self._stream is not None:
+            return self._stream.last_window
         return self._digitizer.last_capture
+
+    @property
+    def lost_chunks(self) -> int:
+        """FastLog chunks overwritten unread (or dropped by the lost-chunk fault); 0 for other dialects."""
+        return 0 if self._stream is None else self._stream.lost
 
     def true_energy_j(self, t0_s: float, t1_s: float) -> float:
         """The energy the device really drew in [t0, t1] (the function the samples average)."""
         return self.timeline.energy_between(t0_s, t1_s)
 
     def last_readings(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(current_a, voltage_v) float32 of the last completed capture, exactly as served; None if none."""
+        """(current_a, voltage_v) float32 of the last completed capture, exactly as served; None if none.
+        For a FastLog stream: every chunk served since the last `FLOG 1`, in order."""
         with self._lock:
+            if self._stream is not None:
+                pairs = self._stream.served_pairs()
+                return None if pairs is None else (pairs[1::2].copy(), pairs[0::2].copy())
             data = self._digitizer.data
             return None if data is None else (data.current_a.copy(), data.voltage_v.copy())
 
@@ -146,7 +165,10 @@ class AnalyzerTwin:
         # Blocking commands wait outside the lock, so that the capture can complete meanwhile: FETCh
         # until the acquisition is done (trigger included), *OPC? and *WAI until a running capture ends.
         if route is not None and route.kind == "fetch" and command.is_query:
-            self._digitizer.wait(include_trigger=True)
+            if self._stream is not None:
+                self._stream.wait_ready()
+            else:
+                self._digitizer.wait(include_trigger=True)
         elif key in ("*WAI", "*OPC") and (key == "*WAI" or command.is_query):
             self._digitizer.wait(include_trigger=False)
         with self._lock:

@@ -69,6 +69,12 @@ class ActivityTimeline:
             self._busy += 1 if busy else -1
             self._lock.notify_all()
 
+    @property
+    def busy(self) -> bool:
+        """Whether the device is recording a command's activity right now (more spans may follow)."""
+        with self._lock:
+            return self._busy > 0
+
     def append(self, span: StageSpan) -> None:
         with self._lock:
             if self.spans and span.start_s < self.spans[-1].end_s - 1e-12:

@@ -89,7 +89,7 @@ class Route:
     """A declared command other than a setting: what the twin does when its header arrives."""
 
     header: Header
-    kind: str  # "program" (args -> action), "fetch", "status", "measure"
+    kind: str  # "program" (args -> action), "fetch", "status", "status_event", "measure"
     actions: tuple[tuple[tuple[str, ...], str], ...] = ()  # program: (args, "init" | "clear" | "abort")
     fetch: FetchQuery | None = None
     args: tuple[str, ...] = ()  # fetch: the declared arguments (normalized, no channel list)
@@ -124,6 +124,8 @@ class TwinDialect:
         routes += [Route(*_header_and_args(fetch.query)[:1], "fetch", fetch=fetch,
                          args=_header_and_args(fetch.query)[1]) for fetch in driver.fetch_queries]
         routes.append(Route(_header_and_args(driver.status_query)[0], "status"))
+        if driver.status_event_query:
+            routes.append(Route(_header_and_args(driver.status_event_query)[0], "status_event"))
         routes += [Route(_header_and_args(query)[0], "measure", quantity=quantity)
                    for quantity, query in driver.measure_queries]
         defaults = {state_key(s, n): s.reset for s in driver.settings if s.reset is not None
@@ -141,6 +143,11 @@ class TwinDialect:
     def setting(self, header: str) -> tuple[Setting, int] | None:
         """(setting, numeric suffix) a received header names; None if none."""
         return self.settings.lookup(split_header(header))
+
+    @property
+    def streams(self) -> bool:
+        """Whether the instrument streams its record in chunks (the NGM202's FastLog)."""
+        return self.driver.chunk_period_s is not None
 
     @property
     def status_header(self) -> str:
@@ -171,6 +178,10 @@ class TwinDialect:
         """The capture the instrument would run from its settings; ScpiFault(-221) where they conflict."""
         roles = self.driver.roles
         interval_s = self.driver.interval_rule.interval_s(state[roles.interval])
+        if self.streams:  # FastLog: no points, no trigger; the stream holds what it is read for
+            voltage_v = float(state[roles.voltage]) if state[roles.output] == "ON" else 0.0
+            return CapturePlan(interval_s, 0, 0, "IMM", voltage_v, float(state[roles.current_range]),
+                               float(self.settings[roles.voltage].maximum or 20.0), True)
         points = int(state[roles.points])
         pretrigger = roles.pretrigger_sign * int(state[roles.pretrigger]) if roles.pretrigger else 0
         if pretrigger >= points:

@@ -1,0 +1,78 @@
+"""Where a RUN starts in a record that has no trigger: the first power step out of the opening level.
+
+A FastLog stream (R&S NGM202) starts when the host sends `FLOG 1`, some tens of milliseconds (on the
+simulated bench, tens of microseconds) before the device starts its RUN; nothing in the data marks
+the device's trigger (R&S documents no trigger input for FastLog). The RUN's first stage, the sensor
+readout, draws more than the idle board (every profile we model; a board whose readout draws its idle
+power would be refused here, not mis-placed), so the RUN starts where the power first steps away from
+the level the record opens with. That instant is located to a fraction of a sample (half-level
+crossing of an integrated step), close enough for `trace_windows.locate_edges`, which then fits every
+edge's exact place and the clock ratio itself.
+
+Pure functions on arrays; time in seconds, power in watts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from pytest_edgehil.errors import MeasurementError
+
+# The opening level is read from this many samples at least (the idle lead before the RUN) ...
+LEAD_SAMPLES = 4
+# ... and a departure counts when it stands this many noise sigmas and this fraction of the larger level
+# away from it (the same bar trace_windows sets for a locatable edge), for this many samples in a row.
+_MIN_STEP_SIGMAS = 8.0
+_MIN_STEP_REL = 0.02
+_PERSIST_SAMPLES = 3
+
+
+def run_start_s(time_s: ArrayLike, power_w: ArrayLike) -> float:
+    """Trace time (s) of the first power step away from the idle level (read at the record's end)
+    after the record has first settled there.
+
+    Raises MeasurementError when the record never settles at idle, holds fewer than LEAD_SAMPLES idle
+    samples before the step (the device started before the record did), or holds no step at all (the
+    RUN is not in it).
+    """
+    t = np.asarray(time_s, dtype=np.float64)
+    p = np.asarray(power_w, dtype=np.float64)
+    if p.size < LEAD_SAMPLES + _PERSIST_SAMPLES + 1:
+        raise MeasurementError(f"a record of {p.size} samples is too short to find where the RUN starts")
+    noise_w = 1.4826 * float(np.median(np.abs(np.diff(p) - np.median(np.diff(p))))) / np.sqrt(2.0)
+    # The idle level from the record's end: the record runs past the RUN (the plan leaves a margin),
+    # while its opening may still hold the tail of the previous command's activity settling.
+    idle_w = float(np.median(p[-4 * LEAD_SAMPLES:]))
+    threshold_w = max(_MIN_STEP_SIGMAS * noise_w, _MIN_STEP_REL * float(np.max(np.abs(p))))
+    away = np.abs(p - idle_w) > threshold_w
+    at_idle = np.flatnonzero(~away)
+    if at_idle.size == 0 or at_idle[0] + LEAD_SAMPLES > p.size:
+        raise MeasurementError(
+            f"the record never settles at the idle level ({idle_w:.6g} W, from its end): the RUN's start cannot "
+            "be told. Collect a longer record, or check that the supply path settles between commands")
+    first_idle = int(at_idle[0])
+    # Persistent departures only: a noise spike is one sample, a stage many.
+    run = np.convolve(away.astype(np.int64), np.ones(_PERSIST_SAMPLES, dtype=np.int64), "valid") == _PERSIST_SAMPLES
+    starts = np.flatnonzero(run[first_idle:]) + first_idle
+    if starts.size == 0:
+        raise MeasurementError(
+            f"the record ({t[-1] - t[0]:.4g} s) shows no power step away from the idle level "
+            f"({idle_w:.6g} W): the RUN is not in it. Start the device after arming, or collect a longer record")
+    i = int(starts[0])
+    if i - first_idle < LEAD_SAMPLES:
+        raise MeasurementError(
+            f"the record holds fewer than {LEAD_SAMPLES} idle samples before its first power step: the device "
+            "was already active when it started, so the RUN's start cannot be told. Arm the analyzer with the "
+            "device idle, then start the RUN (or use a finer FLOG:SRAT)")
+    base_w = idle_w
+    after_w = float(np.median(p[i + 1:i + 1 + _PERSIST_SAMPLES]))
+    half_w = 0.5 * (base_w + after_w)
+    # Sub-sample: where the samples around the departure cross the half level (each sample is the mean
+    # over its own interval, so an ideal step crosses half way exactly at the edge).
+    k = max(i - 1, 0)
+    while k + 1 < p.size and (p[k + 1] - half_w) * (after_w - base_w) < 0:
+        k += 1
+    if k + 1 >= p.size or p[k + 1] == p[k]:
+        return float(t[i])
+    return float(t[k] + (half_w - p[k]) / (p[k + 1] - p[k]) * (t[k + 1] - t[k]))

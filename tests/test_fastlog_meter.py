@@ -1,0 +1,76 @@
+"""The meter on a FastLog stream (R&S NGM202 twin over pyvisa-py TCP): no trigger, the RUN placed from
+its first power step, every number within 0.5 % of the twins' truth; a lost chunk is never integrated
+(the window is captured again, and refused with StreamGap when it keeps happening)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.bench import Bench
+from pytest_edgehil.config.catalog import ModelCatalog
+from pytest_edgehil.config.lab import simulated_lab
+from pytest_edgehil.errors import InstrumentError, StreamGap
+from pytest_edgehil.measure.digital_windows import WINDOW_SOURCE_RUN_START
+from pytest_edgehil.measure.meter import STREAM_GAP_RETRIES, EnergyPlan, measure_energy
+
+from .conftest import MODELS
+
+CATALOG = ModelCatalog(MODELS)
+PLAN = EnergyPlan(windows=1, runs_per_window=8)
+
+
+@pytest.fixture
+def ngm202_bench():
+    lab = replace(simulated_lab(), physics={"ideal": True})
+    lab.devices["imx500"] = replace(lab.devices["imx500"], twin_analyzer="rs-ngm202")
+    bench = Bench(lab, seed=3)
+    dut = bench.device("imx500")
+    model = CATALOG.get("qsegment")
+    dut.ensure_model(model.data, model.name)
+    analyzer, supply = bench.analyzer("imx500")
+    yield bench, dut, analyzer, supply
+    bench.close()
+
+
+def _worst_errors(dut, m) -> tuple[float, float]:
+    """Worst relative error of the inference and end-to-end energies against the device twin's truth."""
+    timeline, edges = dut.twin.timeline, np.array(dut.twin.last_run_edges_s)
+    inference = np.array([timeline.energy_between(b, c) for _, b, c, _ in edges])
+    end_to_end = np.array([timeline.energy_between(a, d) for a, _, _, d in edges])
+    return (float(np.abs(m.windows[-1].inference_j / inference - 1).max()),
+            float(np.abs(m.windows[-1].end_to_end_j / end_to_end - 1).max()))
+
+
+def test_a_stream_is_measured_within_half_a_percent_from_the_runs_first_step(ngm202_bench):
+    bench, dut, analyzer, supply = ngm202_bench
+    m = measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a, plan=PLAN)
+    assert m.instrument == "R&S NGM202" and m.window_source == WINDOW_SOURCE_RUN_START
+    assert m.last_trace is not None and not m.last_trace.trigger_located
+    assert m.windows[-1].inference_j.size == 8
+    inference_err, end_to_end_err = _worst_errors(dut, m)
+    assert inference_err < 0.005 and end_to_end_err < 0.005, (inference_err, end_to_end_err)
+    assert bench.analyzer_twin("imx500").lost_chunks == 0
+
+
+def test_a_lost_chunk_is_captured_again_never_integrated(ngm202_bench):
+    bench, dut, analyzer, supply = ngm202_bench
+    twin = bench.analyzer_twin("imx500")
+    twin.inject("lost-chunk")  # the stream's second chunk: the RUN's window needs it (start latency 0.2 s)
+    m = measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a, plan=PLAN)
+    assert twin.faults.fired == {"lost-chunk": 1} and twin.lost_chunks >= 1
+    # The number comes from the second, whole record: its runs are the device's last RUN.
+    inference_err, end_to_end_err = _worst_errors(dut, m)
+    assert inference_err < 0.005 and end_to_end_err < 0.005, (inference_err, end_to_end_err)
+
+
+def test_a_stream_that_keeps_losing_chunks_is_refused_with_stream_gap(ngm202_bench):
+    bench, dut, analyzer, supply = ngm202_bench
+    twin = bench.analyzer_twin("imx500")
+    twin.inject("lost-chunk", count=STREAM_GAP_RETRIES + 1)
+    with pytest.raises(StreamGap, match=r"chunk .* may have been overwritten.*refused") as info:
+        measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a, plan=PLAN)
+    assert isinstance(info.value, InstrumentError) and twin.resource in str(info.value)
+    assert twin.faults.fired == {"lost-chunk": STREAM_GAP_RETRIES + 1}
