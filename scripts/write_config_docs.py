@@ -32,6 +32,30 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 # Meanings a field's line does not say (or says for a programmer, not a lab). Key: "Model.field".
 MEANINGS: dict[str, str] = {
+    "LabTable.coordinator": "labgrid coordinator `HOST[:PORT]` (default port 20408) of `place`/`tags` devices; "
+                            "else labgrid's `LG_COORDINATOR` (docs/lab-farm.md)",
+    "DeviceTable.monitor": "a USB power monitor on the supply instead of `analyzer`: `ppk2:PORT`, `lpm01a:PORT`, "
+                           "`joulescope:SERIAL`, `otii:HOST:PORT` (docs/instruments.md)",
+    "DeviceTable.twin_monitor": "a simulated device measured through this monitor's twin (`ppk2`, `lpm01a`) "
+                                "instead of the SCPI analyzer twin",
+    "DeviceTable.token_file": "an `edgehil agent` board's shared token file (mode 0600, relative to the lab file); "
+                              "needs `port = \"socket://HOST:PORT\"` (docs/hardware.md)",
+    "DeviceTable.models": "catalog models run on this device without a budget (figures recorded, nothing asserted)",
+    "DeviceTable.protocol": "`eembc`: the unmodified MLPerf Tiny reference firmware's text protocol "
+                            "(with `firmware_model`); default our framed protocol",
+    "DeviceTable.firmware_model": "MLPerf Tiny firmware: the catalog model compiled into it, checked against "
+                                  "`profile%` at start-up",
+    "DeviceTable.eembc_mode": "MLPerf Tiny firmware build: `performance` (timestamps printed) or `energy` "
+                              "(the timestamp GPIO, sampled by a monitor's digital input)",
+    "DeviceTable.timestamp_hold_us": "energy mode: how long `th_timestamp` holds the line low, in µs "
+                                     "(default the reference's 1 µs; a monitor needs ≥ 2 of its sample intervals)",
+    "DeviceTable.place": "a labgrid place that holds this board, reserved through the coordinator "
+                         "(instead of `port`; docs/lab-farm.md)",
+    "DeviceTable.tags": "any free labgrid place with these tags, e.g. `{ board = \"coral\" }` (instead of `port`)",
+    "ProfileTable.frame_readout": "per input frame `\"HxWxC\"`: the sensor's readout time and power for that frame "
+                                  "(`readout_s`, `readout_w`), overriding the stage's",
+    "LimitTable.tolerance": "with `published`: the limit is published × (1 ± tolerance) on the metric's bad side "
+                            "(a fraction, e.g. 0.07)",
     "LabTable.name": "the lab's name in headers and results (default: the file's stem)",
     "LabTable.dataset_root": "dataset directory (e.g. CHASE_DB1), relative to the lab file",
     "LabTable.kinds": "a file of your own board kinds (`[kind.NAME]` tables, keys below), relative to the lab "
