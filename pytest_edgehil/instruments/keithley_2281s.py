@@ -4,8 +4,9 @@ The 2281S is a supply that measures, not a microsecond digitizer: its concurrent
 integrated over `SENS:CONC:NPLC` power-line cycles and land in a buffer of at most 2500 points
 (`TRAC:POIN`), read back as ASCII with `DATA:DATA? "READ,SOUR,REL"` (current, voltage, relative time
 triples). We model its achievable reading period as NPLC / line frequency with 1 ms (0.05 PLC at
-50 Hz) as the fastest: the manual accepts NPLC down to 0.002, but per-reading overhead keeps the
-buffered rate in the millisecond class. A capture needing a shorter interval raises
+50 Hz) as the fastest: the instrument accepts NPLC down to 0.002 (the setting below takes the manual's
+range, so the twin does too), but per-reading overhead keeps the buffered rate in the millisecond
+class, so the driver's interval rule refuses anything faster than 1 ms. A capture needing a shorter interval raises
 MeasurementError saying so, instead of returning a number the instrument could not have measured.
 Its buffer starts at the trigger: no pre-trigger samples.
 """
@@ -21,18 +22,25 @@ MODEL = "Keithley 2281S"
 IDN = "Keithley Instruments,2281S-20-6,04386580,02.03.00"
 
 LINE_CYCLES = LineCycles(line_frequency_hz=50.0, min_nplc=0.05)  # fastest buffered reading: 1 ms
-MAX_POINTS = 2500
+MAX_POINTS = 2500  # the buffer's capacity: "2,500 readings" (Reference Manual p. 7-178, :DATA[n]:CLEar:AUTO)
+#: `:SENSe[n]:<function>:NPLCycles`, Reference Manual p. 7-120: 0.002 to 12 at 50 Hz (15 at 60 Hz), default 1.
+MANUAL_NPLC = (0.002, 12.0)
 
-# confirmed=False: not found in the reference manual text we could check (docs/instruments.md).
+# Model 2281S-20-6 Reference Manual (077114601, March 2019), checked line by line in docs/instruments.md.
+# confirmed=False: the command's own page was not in the manual text we could check (pymeasure's 2281S
+# driver and the 2280S family use them; the twin speaks them all the same).
 SETTINGS = SettingTable([
-    Setting("function", "ENTRy:FUNCtion", kind=str, choices=("POWER", "TEST", "SIMULATOR"), reset="POWER"),
-    Setting("output", "OUTPut[:STATe]", kind=str, choices=("ON", "OFF"), reset="OFF"),
-    Setting("voltage_v", "[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", "V", float, 0.0, 20.0, reset=0.0),
+    Setting("function", "ENTRy:FUNCtion", kind=str, choices=("POWer", "TEST", "SIMulator"), reset="POW",
+            confirmed=False),
+    Setting("output", "OUTPut[:STATe]", kind=str, choices=("ON", "OFF"), reset="OFF", confirmed=False),
+    Setting("voltage_v", "[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", "V", float, 0.0, 20.0, reset=0.0,
+            confirmed=False),
     # The current limit doubles as the measurement full scale.
     Setting("current_limit_a", "[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", "A", float, 0.1, 6.1,
-            reset=1.0),
-    Setting("nplc", "SENSe:CONCurrent:NPLCycles", "PLC", float, LINE_CYCLES.min_nplc, 12.0, reset=1.0),
-    Setting("points", "TRACe:POINts", "points", int, 2, MAX_POINTS, reset=MAX_POINTS),
+            reset=1.0, confirmed=False),
+    # Confirmed (p. 7-120). The range is the instrument's; the driver's 1 ms floor is LINE_CYCLES's to enforce.
+    Setting("nplc", "SENSe:CONCurrent[:DC]:NPLCycles", "PLC", float, *MANUAL_NPLC, reset=1.0),
+    Setting("points", "TRACe:POINts", "points", int, 2, MAX_POINTS, reset=MAX_POINTS, confirmed=False),
     Setting("trigger_source", "TRIGger:SOURce", kind=str, choices=("EXTernal", "BUS"), reset="BUS",
             confirmed=False),
 ])
@@ -59,6 +67,6 @@ class Keithley2281S(ScpiAnalyzer):
     status_query = "STATus:OPERation:INSTrument:ISUMmary:CONDition?"
     measure_queries = (("current", "MEASure:CURRent?"), ("voltage", "MEASure:VOLTage?"))
     unconfirmed_commands = ("TRACe:CLEar", "INITiate[:IMMediate]", "ABORt", "MEASure:CURRent",
-                            "MEASure:VOLTage")
+                            "MEASure:VOLTage", "STATus:OPERation:INSTrument:ISUMmary:CONDition")
     waiting_bit = 32
     measuring_bit = 16

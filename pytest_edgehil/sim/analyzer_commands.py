@@ -32,6 +32,9 @@ from pytest_edgehil.sim.twin_dialect import (
     without_channel_list,
 )
 
+#: `STATus:PRESet` in the forms a client may send (upper case, as the server passes headers on).
+_STATUS_PRESET_FORMS = frozenset({"STAT:PRES", "STATUS:PRES", "STAT:PRESET", "STATUS:PRESET"})
+
 SCALAR_WINDOW_S = 1e-3  # MEASure queries average the supply over the last millisecond of the timeline
 
 Handler = Callable[[ScpiCommand], bytes | None]
@@ -116,7 +119,7 @@ class CommandSet:
                 return self._routes[route.kind](route, command)
             found = self.dialect.setting(command.header)
             if found is None:
-                raise ScpiFault(scpi.UNDEFINED_HEADER)
+                return self._status_tree(command)
             return self._setting(found[0], found[1], command)
         except ScpiFault as fault:
             self.status.queue(fault.error)
@@ -212,7 +215,8 @@ class CommandSet:
                 drop = self.faults.take(("lost-chunk",), {ACQUISITION})
                 clip = self.faults.take(("clip",), {ACQUISITION})
                 self.stream.start(self.dialect.plan(self.state), drop_chunk=None if drop is None else 1,
-                                  clip_overload=None if clip is None else clip.overload)
+                                  clip_overload=None if clip is None else clip.overload,
+                                  channel=int(self.state.get(self.dialect.driver.roles.channel_select or "", 1)))
             else:
                 self.stream.stop()
             return
@@ -267,18 +271,54 @@ class CommandSet:
         if not command.is_query:
             raise ScpiFault(scpi.UNDEFINED_HEADER)
         self._check_channels(command.args)
-        if self.stream is not None:  # ISUMmary<n>:CONDition: bit 12 while a FastLog chunk waits unread
-            return str(self.stream.condition()).encode()
+        if self.status.tree is not None:  # ISUMmary<n>:CONDition: bit 12 while a FastLog chunk waits unread
+            return str(self.status.tree.condition(self._route_suffix(route, command))).encode()
         bits = {"waiting for trigger": self.dialect.driver.waiting_bit,
                 "measuring": self.dialect.driver.measuring_bit}.get(self.digitizer.status_name(), 0)
         return str(bits).encode()
 
     def _status_event(self, route: Route, command: ScpiCommand) -> bytes:
-        """ISUMmary<n>:EVENt: bit 12 latched by each FastLog chunk offered, cleared by the read."""
-        if not command.is_query or self.stream is None:
+        """ISUMmary<n>:EVENt: bit 12 latched when a FastLog chunk is offered, cleared by the read."""
+        tree = self.status.tree
+        if not command.is_query or tree is None:
             raise ScpiFault(scpi.UNDEFINED_HEADER)
         self._check_channels(command.args)
-        return str(self.stream.read_event()).encode()
+        found = tree.lookup(command.header)
+        if found is None:
+            raise ScpiFault(scpi.HARDWARE_MISSING)
+        return str(tree.read(*found)).encode()
+
+    @staticmethod
+    def _route_suffix(route: Route, command: ScpiCommand) -> int:
+        suffixes = route.header.match(split_header(command.header)) or (1,)
+        return suffixes[0]
+
+    def _status_tree(self, command: ScpiCommand) -> bytes | None:
+        """The OPERation register hierarchy where the twin keeps one (the NGM202): EVENt and CONDition
+        queries, ENABle/PTRansition/NTRansition set and query, STATus:PRESet; -113 for anything else."""
+        tree = self.status.tree
+        if tree is not None and command.header in _STATUS_PRESET_FORMS and not command.is_query:
+            tree.preset()
+            return None
+        found = None if tree is None else tree.lookup(command.header)
+        if tree is None or found is None:
+            raise ScpiFault(scpi.UNDEFINED_HEADER)
+        register, field = found
+        if command.is_query:
+            return str(tree.read(register, field)).encode()
+        if not command.args:
+            raise ScpiFault(scpi.MISSING_PARAMETER)
+        try:
+            value = int(float(command.args[0]))
+        except ValueError:
+            raise ScpiFault(scpi.DATA_TYPE_ERROR) from None
+        if not 0 <= value <= 65535:
+            raise ScpiFault(scpi.DATA_OUT_OF_RANGE)
+        try:
+            tree.write(register, field, value)
+        except ValueError:  # CONDition and EVENt are query-only
+            raise ScpiFault(scpi.UNDEFINED_HEADER) from None
+        return None
 
     def _fetch(self, route: Route, command: ScpiCommand) -> bytes:
         """Answer one of the driver's declared fetch queries with the columns it declares. The

@@ -34,7 +34,7 @@ from pytest_edgehil.sim.analyzer_faults import (
 from pytest_edgehil.sim.bench_physics import BenchPhysics
 from pytest_edgehil.sim.fastlog_stream import FastLogStream
 from pytest_edgehil.sim.scpi_server import Reply, ScpiCommand, ScpiServer, parse_line
-from pytest_edgehil.sim.scpi_status import StatusRegisters
+from pytest_edgehil.sim.scpi_status import StatusRegisters, StatusTree
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import CaptureWindow, mean_power_per_sample
 from pytest_edgehil.sim.twin_dialect import DIALECTS, ERROR_QUEUE, CapturePlan, TwinDialect
@@ -69,13 +69,14 @@ class AnalyzerTwin:
         self.physics = physics or BenchPhysics.ideal()
         self.commands: list[str] = []
         self.resource = ""
-        self.status = StatusRegisters()
+        chunk_s = self.dialect.driver.chunk_period_s
+        # A streaming instrument (the NGM202) flags its chunks through the OPERation register hierarchy.
+        self.status = StatusRegisters(tree=None if chunk_s is None else StatusTree(self.dialect.driver.max_channel))
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._digitizer = Digitizer(timeline, status=self.status, lock=self._lock, closed=self._closed,
                                     physics=self.physics, seed=seed, noise_rel=noise_rel, adc_bits=adc_bits,
                                     grace_s=grace_s, external_polarity=lambda: self._commands.external_polarity())
-        chunk_s = self.dialect.driver.chunk_period_s
         self._stream = None if chunk_s is None else FastLogStream(
             timeline, lock=self._lock, closed=self._closed, physics=self.physics, seed=seed, noise_rel=noise_rel,
             adc_bits=adc_bits, grace_s=grace_s, chunk_s=chunk_s, status=self.status)

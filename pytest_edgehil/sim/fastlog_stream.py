@@ -4,7 +4,9 @@ R&S's NGM20x FastLog example (`Rohde-Schwarz/Examples`, `Powersupplies/Python/Rs
 RSInstrument_NGM200_FastLog.py`): after `FLOG:TARGet SCPI` and `FLOG[:STATe] 1` the instrument
 collects samples into an internal buffer and offers them in chunks every 250 ms whatever the rate,
 each chunk flagged by bit 12 ("FastLog data available") of `STATus:OPERation:INSTrument:ISUMmary<n>`,
-read with `FLOG:DATA?`; a chunk not picked up before the next one is ready is overwritten.
+read with `FLOG:DATA?`; a chunk not picked up before the next one is ready is overwritten. The bit is a
+condition of the twin's `StatusTree`: set while a chunk waits unread, it latches the ISUM event and
+summarises up to `*STB?` bit 7, as the example's polling expects.
 
 The twin does the same on its device twin's virtual timeline: the stream starts at the timeline's end
 when `FLOG 1` arrives; chunk k holds [start + k·P, start + (k+1)·P] and is offered P real seconds after
@@ -61,7 +63,7 @@ class FastLogStream:
         self.served: list[Chunk] = []  # the chunks FLOG:DATA? returned since the last FLOG 1, in order
         self.lost = 0  # chunks overwritten unread (or dropped by the lost-chunk fault)
         self.last_window: CaptureWindow | None = None  # what the stream has covered so far
-        self._event = False  # the ISUM EVENt bit 12: set per chunk, cleared when read
+        self.channel = 1  # the output whose ISUMmary<n> flags the chunks (INST:NSEL at FLOG 1)
         self._lock = lock
         self._closed = closed
         self._offered = threading.Condition(lock)
@@ -72,15 +74,16 @@ class FastLogStream:
     def running(self) -> bool:
         return self._stop is not None and not self._stop.is_set()
 
-    def start(self, plan: CapturePlan, *, drop_chunk: int | None, clip_overload: float | None = None) -> None:
+    def start(self, plan: CapturePlan, *, drop_chunk: int | None, clip_overload: float | None = None,
+              channel: int = 1) -> None:
         """`FLOG 1`: stop a running stream, then stream from the timeline's end (lock held). Faults:
         chunk `drop_chunk` is overwritten unread; `clip_overload` scales each chunk's peak current to that
         multiple of the range and pins it at the range limit (the ADC saturates)."""
         self.stop()
         self._streams += 1
-        self.ready = None
+        self.channel = channel
+        self._offer(None)
         self.served = []
-        self._event = False
         stop = threading.Event()
         self._stop = stop
         threading.Thread(target=self._run, args=(plan, self.timeline.end_s, stop, self._streams, drop_chunk,
@@ -91,20 +94,19 @@ class FastLogStream:
         """`FLOG 0` (or *RST, close): the stream ends; an unread chunk is discarded (lock held)."""
         if self._stop is not None:
             self._stop.set()
-        self.ready = None
+        self._offer(None)
         self._offered.notify_all()
 
-    def condition(self) -> int:
-        return CHUNK_READY_BIT if self.ready is not None else 0
-
-    def read_event(self) -> int:
-        """The EVENt register: bit 12 latched by each offered chunk, cleared by this read."""
-        bits, self._event = (CHUNK_READY_BIT if self._event else 0), False
-        return bits
+    def _offer(self, chunk: Chunk | None) -> None:
+        """The chunk on offer (None: none), mirrored in the ISUMmary<channel> condition bit 12."""
+        self.ready = chunk
+        if self.status.tree is not None:
+            self.status.tree.set_channel_bit(self.channel, CHUNK_READY_BIT, chunk is not None)
 
     def take(self) -> Chunk | None:
         """`FLOG:DATA?`: the offered chunk (it is then gone), or None (lock held)."""
-        chunk, self.ready = self.ready, None
+        chunk = self.ready
+        self._offer(None)
         if chunk is not None:
             self.served.append(chunk)
         return chunk
@@ -171,10 +173,10 @@ class FastLogStream:
                 self.last_window = CaptureWindow(start_s, start_s, t0_s + points * dt, dt, (k + 1) * points, 0)
                 if k == drop_chunk:  # fault: this chunk is overwritten before anyone could read it
                     self.lost += 1
-                    self.ready = None
+                    self._offer(None)
                 else:
-                    self.ready = Chunk(k, pairs)
-                    self._event = True
+                    # A chunk replacing an unread one leaves bit 12 set: no new transition, no new event.
+                    self._offer(Chunk(k, pairs))
                 self._offered.notify_all()
             # The next chunk comes one period after this one was offered (a twin late with its synthesis
             # keeps the spacing the instrument has rather than catching up with a burst).
