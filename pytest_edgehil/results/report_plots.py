@@ -69,11 +69,11 @@ def _render(fig: Figure, named_axes: Sequence[tuple[str, Any]]) -> Plot:
     axes = []
     for name, ax in named_axes:
         pos = ax.get_position()  # figure fraction, origin bottom-left
-        box = (pos.x0 * width_px, (1 - pos.y1) * height_px, pos.x1 * width_px, (1 - pos.y0) * height_px)
+        left, top, right, bottom = (round(float(v), 2) for v in (
+            pos.x0 * width_px, (1 - pos.y1) * height_px, pos.x1 * width_px, (1 - pos.y0) * height_px))
         x0, x1 = ax.get_xlim()
         y0, y1 = ax.get_ylim()
-        axes.append(PlotAxes(name, tuple(round(v, 2) for v in box),  # type: ignore[arg-type]
-                             (float(x0), float(x1)), (float(y0), float(y1))))
+        axes.append(PlotAxes(name, (left, top, right, bottom), (float(x0), float(x1)), (float(y0), float(y1))))
     return Plot(uri, (width_px, height_px), tuple(axes))
 
 
