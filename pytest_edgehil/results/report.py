@@ -13,16 +13,23 @@ or a directory of them (a CI matrix writes one file per bench job): `report_runs
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.report_gate import GATE_CSS, gate_html
-from pytest_edgehil.results.report_plots import MIN_WINDOW_SPAN_FRACTION, trace_plot, trend_plot
+from pytest_edgehil.results.report_plots import (
+    MIN_WINDOW_SPAN_FRACTION,
+    Plot,
+    trace_figure,
+    trace_plot,
+    trend_plot,
+)
 from pytest_edgehil.results.report_runs import ResultsRun, Trace, order_runs, read_night, read_results
 from pytest_edgehil.results.report_table import STATUS_LABELS, STATUSES, TABLE_CSS, table_html
 from pytest_edgehil.results.store import ResultRecord
@@ -78,8 +85,12 @@ def _context_html(records: Sequence[ResultRecord]) -> str:
     return f"<details><summary>measurement context per pair</summary><table>{rows}</table></details>"
 
 
-def _figure_html(uri: str, alt: str, caption: str, css_class: str) -> str:
-    return (f'<figure class="{css_class}"><img src="{uri}" alt="{escape(alt)}">'
+def _figure_html(uri: str, alt: str, caption: str, css_class: str, plot: Plot | None = None) -> str:
+    """A figure with its caption; a plot's axes (pixel box and limits, `PlotAxes`) ride along as JSON in
+    `data-axes`, so a reader of the page (or a screenshot test) can turn a pixel back into ms and mW."""
+    axes = (f' width="{plot.size_px[0]}" height="{plot.size_px[1]}" data-axes="'
+            f'{escape(json.dumps([asdict(a) for a in plot.axes]))}"' if plot else "")
+    return (f'<figure class="{css_class}"><img src="{uri}" alt="{escape(alt)}"{axes}>'
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
@@ -99,7 +110,8 @@ def _traces_html(newest: ResultsRun) -> str:
                    "points, min/max decimated so every dip and spike keeps its depth; dotted line: trigger")
         if trace.caption:
             caption = f"{trace.caption}. {caption}"
-        figures.append(_figure_html(trace_plot(trace), f"power trace {trace.pair}", caption, "trace-plot"))
+        plot = trace_figure(trace)
+        figures.append(_figure_html(plot.uri, f"power trace {trace.pair}", caption, "trace-plot", plot))
     return f'<div class="plots">{"".join(figures)}</div>'
 
 

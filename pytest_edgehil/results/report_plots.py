@@ -3,7 +3,9 @@
 matplotlib is driven through `Figure` + the Agg canvas directly, never pyplot, so building a report
 neither opens windows nor changes the global backend of a process that imports this module; it is
 imported inside the functions, so reading results files does not pay for it. Each plot comes back as a
-PNG data URI for the self-contained page.
+PNG data URI for the self-contained page. A trace plot also says where its axes lie in the image and
+what they span (`PlotAxes`), so the page can carry the pixel-to-mW mapping beside the picture and a
+screenshot of the rendered page can be read back in mW (tests/test_report_trace_screenshot.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.results.records import MetricRecord
@@ -21,6 +24,33 @@ if TYPE_CHECKING:
 
 MIN_WINDOW_SPAN_FRACTION = 0.004  # inference windows narrower than this share of the plot are widened to show
 MAX_TREND_TICKS = 8
+PLOT_DPI = 110  # the figure's own dpi, so the layout drawn is the layout PlotAxes reads back after saving
+TRACE_LINE_RGB = "#1f4e79"  # the power line, on the trace and its zoomed panel
+
+
+@dataclass(frozen=True)
+class PlotAxes:
+    """Where one axes lies in a plot's PNG and what it spans: enough to map a pixel back to data.
+
+    `box_px` is (left, top, right, bottom) of the axes' data area in image pixels, origin at the image's
+    top-left corner (as a browser or Pillow counts); `x_lim`/`y_lim` are the axis limits in the plot's
+    units (ms and mW on a trace). A point (x, y) is drawn at column left + (x - x0) / (x1 - x0) * width
+    and row bottom - (y - y0) / (y1 - y0) * height.
+    """
+
+    name: str
+    box_px: tuple[float, float, float, float]
+    x_lim: tuple[float, float]
+    y_lim: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A rendered plot: its PNG data URI, its size in pixels, and the axes drawn in it."""
+
+    uri: str
+    size_px: tuple[int, int]
+    axes: tuple[PlotAxes, ...]
 
 
 def _png_data_uri(fig: Figure) -> str:
@@ -28,8 +58,23 @@ def _png_data_uri(fig: Figure) -> str:
 
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=fig.dpi, metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _render(fig: Figure, named_axes: Sequence[tuple[str, Any]]) -> Plot:
+    """Save the figure, then read each axes' box and limits as drawn (constrained layout runs at save)."""
+    uri = _png_data_uri(fig)
+    width_px, height_px = (round(v) for v in fig.get_size_inches() * fig.dpi)
+    axes = []
+    for name, ax in named_axes:
+        pos = ax.get_position()  # figure fraction, origin bottom-left
+        left, top, right, bottom = (round(float(v), 2) for v in (
+            pos.x0 * width_px, (1 - pos.y1) * height_px, pos.x1 * width_px, (1 - pos.y0) * height_px))
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        axes.append(PlotAxes(name, (left, top, right, bottom), (float(x0), float(x1)), (float(y0), float(y1))))
+    return Plot(uri, (width_px, height_px), tuple(axes))
 
 
 STAGE_COLOURS = {"readout": "#7fb3d5", "inference": "#f0a030", "retrieval": "#9b59b6"}
@@ -51,8 +96,14 @@ def _stages(trace: Trace) -> dict[str, list[tuple[float, float]]]:
 
 
 def trace_plot(trace: Trace) -> str:
+    """`trace_figure`'s PNG data URI alone."""
+    return trace_figure(trace).uri
+
+
+def trace_figure(trace: Trace) -> Plot:
     """Power over time with readout, inference and retrieval shaded and labelled; beside it, one inference
-    zoomed at full resolution (when the trace carries it); a PNG data URI.
+    zoomed at full resolution (when the trace carries it); the PNG with its axes ("trace" in ms and mW,
+    and "zoom" when drawn).
 
     The points are peak-detect decimated (`results.decimate`), so a dip narrower than a pixel still
     reaches its depth. Time 0 is the trigger; samples before it are the pre-trigger record (the idle
@@ -61,11 +112,11 @@ def trace_plot(trace: Trace) -> str:
     from matplotlib.figure import Figure
 
     zoomed = len(trace.zoom_time_s) > 1
-    fig = Figure(figsize=(10.5 if zoomed else 7.2, 2.6), layout="constrained")
+    fig = Figure(figsize=(10.5 if zoomed else 7.2, 2.6), dpi=PLOT_DPI, layout="constrained")
     axes = fig.subplots(1, 2, width_ratios=[2.6, 1]) if zoomed else [fig.add_subplot()]
     ax = axes[0]
     time_ms = [t * 1e3 for t in trace.time_s]
-    ax.plot(time_ms, [p * 1e3 for p in trace.power_w], color="#1f4e79", linewidth=0.8)
+    ax.plot(time_ms, [p * 1e3 for p in trace.power_w], color=TRACE_LINE_RGB, linewidth=0.8)
     span_ms = (max(time_ms) - min(time_ms)) if time_ms else 1.0
     stages = _stages(trace)
     for name, windows in stages.items():
@@ -81,7 +132,7 @@ def trace_plot(trace: Trace) -> str:
         zx = [t * 1e3 for t in trace.zoom_time_s]
         zy = [p * 1e3 for p in trace.zoom_power_w]
         zax = axes[1]
-        zax.plot(zx, zy, color="#1f4e79", linewidth=0.9, marker=".", markersize=2.5)
+        zax.plot(zx, zy, color=TRACE_LINE_RGB, linewidth=0.9, marker=".", markersize=2.5)
         lo, hi = min(zx), max(zx)
         for name, windows in stages.items():
             inside = [(max(a, lo / 1e3), min(b, hi / 1e3)) for a, b in windows if b * 1e3 > lo and a * 1e3 < hi]
@@ -93,7 +144,8 @@ def trace_plot(trace: Trace) -> str:
         zax.set_xlabel("time since trigger (ms)")
         zax.set_title("one inference, full resolution", fontsize=9, loc="left")
         zax.grid(True, alpha=0.3)
-    return _png_data_uri(fig)  # the caption (analyzer, interval, uncertainty) is the page's text, not pixels
+    # the caption (analyzer, interval, uncertainty) is the page's text, not pixels
+    return _render(fig, [("trace", ax), *([("zoom", axes[1])] if zoomed else [])])
 
 
 def run_labels(runs: Sequence[ResultsRun]) -> list[str]:
@@ -153,7 +205,7 @@ def trend_plot(metric: str, unit: str, runs: Sequence[ResultsRun]) -> str:
 
     tables = [run.by_pair_metric() for run in runs]
     pairs = sorted({pair for table in tables for pair, m in table if m == metric})
-    fig = Figure(figsize=(4.6, 0.55 + 0.95 * len(pairs)), layout="constrained")
+    fig = Figure(figsize=(4.6, 0.55 + 0.95 * len(pairs)), dpi=PLOT_DPI, layout="constrained")
     axes = fig.subplots(len(pairs), 1, sharex=True, squeeze=False)[:, 0]
     for ax, pair in zip(axes, pairs):
         points = [(x, table[(pair, metric)]) for x, table in enumerate(tables) if (pair, metric) in table]
