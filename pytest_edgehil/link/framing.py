@@ -105,9 +105,12 @@ class MsgType(IntEnum):
     SET_INPUT = 0x06
     RUN = 0x07
     RESET = 0x08
+    # 0x09-0x0B left free (0x09: EVAL, another branch). Optional, behind HELLO capability `energy_read`.
+    ENERGY_READ = 0x0C
     ACK = 0x80
     HELLO_REPLY = 0x81
     RESULT = 0x87
+    ENERGY_COUNTERS = 0x8C
     ERROR = 0xFF
 
 
