@@ -29,22 +29,29 @@ def add_agent_command(subparsers: Any) -> None:
     parser.add_argument("--trigger-chip", default=None, help="GPIO chip of the trigger output, e.g. /dev/gpiochip0 "
                         "(needs the agent extra: gpiod)")
     parser.add_argument("--trigger-line", type=int, default=None, help="line offset on --trigger-chip")
-    parser.add_argument("--list-power", action="store_true", help="list the on-board power readers and exit")
+    parser.add_argument("--max-power-w", type=float, default=500.0,
+                        help="the board's power ceiling for telling RAPL counter wraps apart (default 500 W)")
+    parser.add_argument("--list-power", action="store_true",
+                        help="list the on-board power readers and the energy sources served over ENERGY_READ, and exit")
     parser.set_defaults(handler=run_agent)
 
 
 def run_agent(args: argparse.Namespace) -> int:
     from pytest_edgehil.agent.backends import check_backend
     from pytest_edgehil.agent.litert_device import LiteRTDevice
+    from pytest_edgehil.agent.onboard_energy import OnboardEnergy, find_sources
     from pytest_edgehil.agent.power import find_monitors, power_capabilities
     from pytest_edgehil.agent.server import AgentServer
     from pytest_edgehil.errors import ConfigError
     from pytest_edgehil.link.auth import read_token, write_new_token
 
     readers = find_monitors()
+    energy = OnboardEnergy(find_sources(max_power_w=args.max_power_w))
     if args.list_power:
         for reader in readers:
             print(f"{reader.kind:10} {reader.name:30} {reader.path}")
+        for source in energy.sources:
+            print(f"{'energy':10} {source.counter_id:30} served over ENERGY_READ")
         if not readers:
             print("no on-board power reader present (hwmon INA3221/INA2xx, powercap RAPL, NVML)")
         return 0
@@ -62,7 +69,7 @@ def run_agent(args: argparse.Namespace) -> int:
 
         trigger = GpiodTrigger(args.trigger_chip, args.trigger_line)
     device = LiteRTDevice(kind=args.kind, name=args.name, threads=args.threads, store_bytes=args.store_mb << 20,
-                          extra_capabilities=power_capabilities(readers), trigger=trigger)
+                          extra_capabilities=power_capabilities(readers), trigger=trigger, energy=energy)
     server = AgentServer(device, token, host=args.host, port=args.port)
     print(f"edgehil agent: serving kind {args.kind!r} on {server.url} (token {token_file}); Ctrl-C stops",
           flush=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import pytest_edgehil
+from pytest_edgehil.agent.onboard_energy import OnboardEnergy, find_sources
 from pytest_edgehil.agent.power import find_monitors, power_capabilities
 from pytest_edgehil.agent.trigger_gpio import GpiodTrigger, trigger_capabilities
 from pytest_edgehil.errors import ModelError
@@ -78,15 +79,17 @@ class LiteRTDevice:
     def __init__(self, *, kind: str = "linux-cpu", name: str | None = None, threads: int = 1,
                  store_bytes: int = DEFAULT_STORE_BYTES, extra_capabilities: Sequence[str] | None = None,
                  inputs: str = "pushed", trigger: GpiodTrigger | None = None,
-                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+                 clock_ns: Callable[[], int] = time.monotonic_ns, energy: OnboardEnergy | None = None) -> None:
         self.kind, self.name = kind, name or socket.gethostname()
         self.threads, self.store_bytes, self.clock_ns = threads, store_bytes, clock_ns
         if extra_capabilities is None:  # default: the on-board power readers present here (`power:none`)
             extra_capabilities = power_capabilities(find_monitors())
         # "pushed": the host sends inputs (SET_INPUT); "sensor": the network runs on the board's own frames
         self.trigger = trigger  # raised around each inference where a GPIO line is wired (agent.trigger_gpio)
+        # on-board energy counters read around every RUN, served by ENERGY_READ (default: those under /sys)
+        self.energy = energy if energy is not None else OnboardEnergy(find_sources())
         self.capabilities = (*BASE_CAPABILITIES, f"inputs:{inputs}", *extra_capabilities,
-                             *trigger_capabilities(trigger))
+                             *trigger_capabilities(trigger), *self.energy.capabilities)
         self.serial_number = board_serial()
         self._store: dict[bytes, bytes] = {}
         self._upload: _Upload | None = None
@@ -95,7 +98,7 @@ class LiteRTDevice:
         self._handlers: dict[type, Callable[..., p.Message]] = {
             p.Hello: self._hello, p.LoadBegin: self._load_begin, p.LoadChunk: self._load_chunk,
             p.LoadEnd: self._load_end, p.SelectModel: self._select, p.SetInput: self._set_input,
-            p.Run: self._run, p.Reset: self._reset,
+            p.Run: self._run, p.Reset: self._reset, p.EnergyRead: self._energy_read,
         }
 
     def handle(self, message: p.Message) -> p.Message:
@@ -169,6 +172,7 @@ class LiteRTDevice:
             raise Refusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {msg.count}")
         timings: list[p.StageTiming] = []
         outputs: list[np.ndarray] = []
+        self.energy.begin(self.clock_ns)  # counters read just before the first inference …
         first_ns = self.clock_ns()
         for _ in range(msg.count):
             start_ns = self.clock_ns()
@@ -179,7 +183,12 @@ class LiteRTDevice:
                 self.trigger.set(False)
             timings.append(p.StageTiming(start_us=(start_ns - first_ns) / 1e3, readout_us=copy_in / 1e3,
                                          inference_us=invoke / 1e3, retrieval_us=copy_out / 1e3))
+            self.energy.poll(self.clock_ns)  # a wrapping counter read often enough to unwrap it
+        self.energy.end(self.clock_ns, msg.count)  # … and just after the last
         return p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)
+
+    def _energy_read(self, _: p.EnergyRead) -> p.Message:
+        return self.energy.last()
 
     def _reset(self, _: p.Reset) -> p.Message:
         self._upload, self._model = None, None

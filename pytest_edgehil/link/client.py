@@ -49,6 +49,8 @@ from pytest_edgehil.link.messages import (
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
     Ack,
+    EnergyCounters,
+    EnergyRead,
     Error,
     ErrorCode,
     Frame,
@@ -291,6 +293,12 @@ class DeviceClient:
         result = check_result(result, count, device=self.name, port=self.port, command=command)
         self.run_wait.learn(result.timings)
         return result
+
+    def energy_counters(self) -> EnergyCounters:
+        """The device's on-board energy counters over its last RUN (ENERGY_READ; only for a device whose
+        HELLO lists `energy_read`, docs/protocol.md "On-board energy"; others answer UNKNOWN_MESSAGE)."""
+        command = "energy_counters"
+        return self._expect(command, self._request(command, EnergyRead(), self.timeout_s), EnergyCounters)
 
     def reset(self) -> None:
         self.run_wait.forget()

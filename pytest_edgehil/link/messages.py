@@ -10,14 +10,15 @@ firmware author implements; these two modules are its reference implementation.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, TypeVar
 
 import numpy as np
 
 from pytest_edgehil.errors import ProtocolError
+
+# Optional message types live in their own modules; imported here so MESSAGE_TYPES always holds them.
+from pytest_edgehil.link.energy_messages import CounterWindow, EnergyCounters, EnergyRead
 from pytest_edgehil.link.framing import (
     CRC,
     HEADER,
@@ -33,6 +34,7 @@ from pytest_edgehil.link.framing import (
     decode_frame,
     type_name,
 )
+from pytest_edgehil.link.message_base import MESSAGE_TYPES, Message, register
 from pytest_edgehil.link.payload import (
     DTYPE_CODES,
     PayloadReader,
@@ -45,7 +47,7 @@ from pytest_edgehil.link.payload import (
 
 __all__ = [
     "CRC", "DTYPE_CODES", "EVAL_CAPABILITY", "HEADER", "MAX_ENCODED", "MAX_PACKET", "MAX_PAYLOAD",
-    "MESSAGE_TYPES", "PIPELINE_CAPABILITY", "PROTOCOL_VERSION", "Ack", "Error", "ErrorCode", "Eval", "Frame",
+    "MESSAGE_TYPES", "PIPELINE_CAPABILITY", "PROTOCOL_VERSION", "Ack", "CounterWindow", "EnergyCounters", "EnergyRead", "Error", "ErrorCode", "Eval", "Frame",
     "FrameDecoder", "Hello", "HelloReply", "LoadBegin", "LoadChunk", "LoadEnd", "Message", "MsgType", "Reset",
     "Result", "Run", "SelectModel", "SetInput", "StageTiming", "cobs_decode", "cobs_encode", "decode_frame",
     "decode_tensor", "encode_message", "encode_tensor", "pipeline_depth", "register", "type_name",
@@ -62,34 +64,6 @@ class ErrorCode(IntEnum):
     BAD_INPUT = 6
     BUSY = 7
     INTERNAL = 8
-
-
-class Message:
-    """Base of every message dataclass: a fixed MsgType and a payload codec."""
-
-    msg_type: ClassVar[MsgType]
-
-    def encode_payload(self) -> bytes:
-        raise NotImplementedError
-
-    @classmethod
-    def decode_payload(cls, payload: bytes) -> Message:
-        raise NotImplementedError
-
-
-MESSAGE_TYPES: dict[int, type[Message]] = {}
-M = TypeVar("M", bound=type[Message])
-
-
-def register(msg_type: MsgType) -> Callable[[M], M]:
-    """Class decorator: bind a message dataclass to its type code (duplicates are a bug)."""
-    def bind(cls: M) -> M:
-        if msg_type in MESSAGE_TYPES:
-            raise ProtocolError(f"{msg_type.name} is already bound to {MESSAGE_TYPES[msg_type].__name__}")
-        cls.msg_type = msg_type
-        MESSAGE_TYPES[msg_type] = cls
-        return cls
-    return bind
 
 
 def _empty(cls_name: str, payload: bytes) -> None:

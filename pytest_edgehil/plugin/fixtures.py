@@ -179,25 +179,31 @@ def edgehil_energy_plan(pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTes
 
 @pytest.fixture
 def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTest,
-                   edgehil_analyzer: tuple[PowerAnalyzer, SupplySettings],
-                   edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
+                   edgehil_bench: Bench, edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
     """Energy per inference of the pair's model on its device, measured once per pair and session.
 
     Where the data cannot give the figure — the meter's CannotResolve (a window the trace cannot resolve)
     or the monitor's MonitorLimit (a sample rate it does not have) — the energy tests skip with that typed
     refusal as the reason, never an error. A monitor that cannot power the board is a ConfigError at
-    bring-up instead (a wiring to change: docs/instruments.md)."""
+    bring-up instead (a wiring to change: docs/instruments.md). A board with no analyzer wired whose agent
+    serves on-board counters (`energy_read`) is measured through them: end-to-end energy over many
+    inferences (`measure.onboard_energy`); per-inference energy then skips with the reason."""
     from pytest_edgehil.errors import CannotResolve, MonitorLimit
     from pytest_edgehil.measure.meter import measure_energy
+    from pytest_edgehil.measure.onboard_energy import has_onboard_counters, measure_onboard_energy
     from pytest_edgehil.plugin.recorder import context_key
 
     key = (edgehil_dut.name, edgehil_dut.loaded_sha256)
     cache = pytestconfig.stash[run_key].energy_cache
     if key not in cache:
-        analyzer, supply = edgehil_analyzer
+        onboard = edgehil_bench.analyzer_missing(edgehil_dut.name) is not None and has_onboard_counters(edgehil_dut)
+        analyzer, supply = (None, None) if onboard else request.getfixturevalue("edgehil_analyzer")
         try:
-            cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
-                                        current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
+            if analyzer is None or supply is None:
+                cache[key] = measure_onboard_energy(edgehil_dut, edgehil_energy_plan)
+            else:
+                cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
+                                            current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
         except (MonitorLimit, CannotResolve) as exc:  # what the data cannot give: a typed refusal
             cache[key] = exc
     measurement = cache[key]

@@ -1,0 +1,125 @@
+"""Energy per inference from a board's own energy counters (an agent's ENERGY_READ), without an analyzer.
+
+A low-rate monitor: the agent reads its counters (RAPL, hwmon accumulators, integrated INA rails, NVML)
+just before the first and just after the last inference of a RUN, so one window = one RUN of n
+back-to-back inferences and energy per inference = Δcounter / n (end to end: copy-in, inference and
+copy-out, with the agent's loop between inferences). n is sized from the counter's update period so that
+an update period at each end stays under 1 % of the window's energy (`counter_energy.min_window_s`), and
+never below the energy plan's windows of `min_window_s`. A window the counter still cannot resolve (given
+`runs` too small, a rail whose sampler fell behind) is refused with CannotResolve naming the counter and
+the n needed. Per-inference and per-stage energy cannot come from a counter that updates every
+millisecond or slower: `EnergyMeasurement.inference_j` raises the CannotResolve that says so.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pytest_edgehil.bench import DeviceUnderTest
+from pytest_edgehil.errors import CannotResolve, MeasurementError, ProtocolError
+from pytest_edgehil.link.energy_messages import CAPABILITY, CounterWindow, EnergyCounters
+from pytest_edgehil.measure.counter_energy import (
+    DEFAULT_REL,
+    CounterReading,
+    CounterSpec,
+    energy_per_inference_j,
+    window_uncertainty_j,
+)
+from pytest_edgehil.measure.energy import EnergySamples
+from pytest_edgehil.measure.meter import EnergyMeasurement, EnergyPlan
+
+PROBE_RUNS = 5
+SIZING_MARGIN = 1.25  # run this much longer than the counter's minimum window: the refusal stays the exception
+
+
+def has_onboard_counters(dut: DeviceUnderTest) -> bool:
+    """Whether the board serves ENERGY_READ (its HELLO lists `energy_read`)."""
+    return CAPABILITY in dut.hello.capabilities
+
+
+def window_source(runs: int) -> str:
+    return f"on-board counter over {runs} inferences"
+
+
+def _pick(counters: EnergyCounters, counter_id: str | None, device: str) -> CounterWindow:
+    usable = [w for w in counters.windows if counter_id in (None, w.counter_id)]
+    if not usable:
+        offered = ", ".join(w.counter_id for w in counters.windows) or "none"
+        raise MeasurementError(f"device {device!r} offers no on-board counter {counter_id or ''} (it offers: "
+                               f"{offered}); name one it offers, or wire a power analyzer")
+    return next((w for w in usable if not w.note), usable[0])
+
+
+def _spec(window: CounterWindow) -> CounterSpec:
+    # The agent unwrapped the counter: its values only grow, so no wrap range here (max_range_uj 0).
+    return CounterSpec("on-board", window.counter_id, 0, window.resolution_uj, window.update_us * 1e-6)
+
+
+def runs_for(window: CounterWindow, period_s: float, plan: EnergyPlan, rel: float = DEFAULT_REL) -> int:
+    """Inferences per window: the plan's (runs, min_window_s), and enough for the counter's update period
+    (2 update periods under `rel` of the window, with SIZING_MARGIN)."""
+    needed_s = SIZING_MARGIN * 2 * window.update_us * 1e-6 / rel
+    return max(plan.runs_per_window, math.ceil(max(plan.min_window_s, needed_s) / period_s))
+
+
+def counter_window_energy(window: CounterWindow, count: int, *, device: str,
+                          rel: float = DEFAULT_REL) -> tuple[float, float, float]:
+    """(energy per inference J, its uncertainty bound J, mean power W) of one RUN's counter window.
+    CannotResolve when the window is too short for the counter; MeasurementError for a window the agent
+    marked unusable (a read failed, a possible double wrap)."""
+    if window.note:
+        raise MeasurementError(f"device {device!r}: on-board counter {window.counter_id} over RUN {count}: "
+                               f"{window.note}")
+    spec = _spec(window)
+    start = CounterReading(window.start_uj, window.start_us * 1e-6)
+    end = CounterReading(window.end_uj, window.end_us * 1e-6)
+    per_inference_j = energy_per_inference_j(spec, start, end, count, max_power_w=0.0, rel=rel)
+    window_s = end.time_s - start.time_s
+    total_j = per_inference_j * count
+    return per_inference_j, window_uncertainty_j(spec, total_j, window_s) / count, total_j / window_s
+
+
+def stage_refusal(window: CounterWindow) -> CannotResolve:
+    return CannotResolve("inference window", (0.0, 0.0), window.update_us * 1e-6,
+                         f"the on-board counter {window.counter_id} updates every {window.update_us / 1e3:.3g} ms, "
+                         "far slower than one inference's stages: it gives energy over many inferences only",
+                         "per-inference and per-stage energy need a digitizing analyzer (N6705C/N678xA, NGM202)")
+
+
+def measure_onboard_energy(dut: DeviceUnderTest, plan: EnergyPlan | None = None, *, runs: int | None = None,
+                           counter_id: str | None = None, rel: float = DEFAULT_REL) -> EnergyMeasurement:
+    """End-to-end energy per inference of the active model (input already set) from the board's counters.
+
+    `plan.windows` RUNs of n inferences, n from `runs` or sized by `runs_for`; `counter_id` picks a counter
+    (default: the first the agent lists without a note, RAPL package zones first). Raises CannotResolve
+    (too short for the counter: names it and the n needed), MeasurementError (no such counter, a window
+    the agent marked unusable), ProtocolError (the counters bracket another RUN than the one sent).
+    """
+    plan = plan or EnergyPlan.simulated()
+    # The period sizes n: the shortest of a few (a first inference warms caches up, a loaded CPU stalls
+    # some), so that n errs long; the probe's counters say which counters there are.
+    probe = dut.client.run(PROBE_RUNS)
+    window = _pick(dut.client.energy_counters(), counter_id, dut.name)
+    period_s = max(min(t.end_to_end_us for t in probe.timings) * 1e-6, 1e-9)
+    n = runs if runs is not None else runs_for(window, period_s, plan, rel)
+    measurement = EnergyMeasurement(sample_interval_s=window.update_us * 1e-6, idn=window.counter_id,
+                                    instrument=f"on-board {window.label}", window_source=window_source(n),
+                                    refusal=stage_refusal(window))
+    for _ in range(plan.windows):
+        result = dut.client.run(n)
+        counters = dut.client.energy_counters()
+        if counters.run_count != n:
+            raise ProtocolError(f"device {dut.name!r}: ENERGY_COUNTERS bracket a RUN of {counters.run_count}, "
+                                f"the host sent RUN {n}; update the agent")
+        window = _pick(counters, window.counter_id, dut.name)
+        energy_j, u_j, power_w = counter_window_energy(window, n, device=dut.name, rel=rel)
+        empty = np.zeros(0)
+        measurement.windows.append(EnergySamples(
+            inference_j=empty, end_to_end_j=np.array([energy_j]), inference_power_w=empty,
+            end_to_end_power_w=np.array([power_w]), trace_inference_s=empty,
+            sample_interval_s=window.update_us * 1e-6, end_to_end_u_j=np.array([u_j]),
+            inference_refusal=measurement.refusal))
+        measurement.timings.append(tuple(result.timings))
+    return measurement
