@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -252,6 +253,14 @@ def find_sources(root: Path | str = "/sys", *, max_power_w: float = DEFAULT_MAX_
     return found
 
 
+MAX_SETTLE_S = 0.2  # longest idle tail a RUN's window is given (NVML's assumed 100 ms update fits)
+
+
+def _update_s(source: Source) -> float:
+    spec = getattr(source, "spec", None)
+    return float(spec.update_s if spec is not None else getattr(source, "update_s", 0.0))
+
+
 class OnboardEnergy:
     """The agent's bracket around each RUN: `begin()`, `poll()` after every inference, `end(count)`;
     `last()` is what ENERGY_READ answers."""
@@ -273,6 +282,15 @@ class OnboardEnergy:
             source.poll(clock_ns)
 
     def end(self, clock_ns: Clock, count: int) -> None:
+        # A counter read lags the true energy by up to one update period at the power of that moment. The
+        # window opens at idle (just before the first inference); closing it one update period after the
+        # last inference puts its end at idle power too, so each end's lag is bounded by update period ×
+        # idle power ≤ update period × the window's mean power, which is what the host's uncertainty
+        # (measure.counter_energy.window_uncertainty_j) assumes. Without it a window ending mid-burst, on a
+        # loaded board with long gaps, could err by more than its stated bound.
+        settle_s = min(max((_update_s(source) for source in self.sources), default=0.0), MAX_SETTLE_S)
+        if settle_s > 0:
+            time.sleep(settle_s)
         self._last = EnergyCounters(count, tuple(source.end(clock_ns) for source in self.sources))
 
     def last(self) -> EnergyCounters:
