@@ -20,10 +20,10 @@ from pytest_edgehil.config.budgets import Limit
 from pytest_edgehil.measure.metrics import summarize
 from pytest_edgehil.results.records import MetricRecord
 from pytest_edgehil.results.report import build_report_html, read_results, trend_plot, write_report
-from pytest_edgehil.results.report_plots import MIN_TREND_SPAN_REL, _y_range
+from pytest_edgehil.results.report_trends import MIN_TREND_SPAN_REL, _y_range
 from pytest_edgehil.results.store import ResultRecord, ResultsFile, RunInfo
 from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, lookup
-from tests.test_report import parse, pixels_near, png_of, save
+from tests.test_report import parse, save
 
 # Every built-in metric (the widest a pair gets), with a typical value and a budget around it.
 TYPICAL = {"inference_ms": 0.86, "end_to_end_ms": 18.97, "readout_ms": 17.86, "retrieval_ms": 0.24,
@@ -35,8 +35,6 @@ TYPICAL = {"inference_ms": 0.86, "end_to_end_ms": 18.97, "readout_ms": 17.86, "r
 assert set(TYPICAL) == set(BUILT_IN_METRICS)
 PAIRS = {"tinytracker-imx500": ("tinytracker", "imx500"), "qsegment-imx500": ("qsegment", "imx500"),
          "tinytracker-coral-bench-7": ("tinytracker", "coral-bench-7"), "lowres_seg-coral-bench-7": ("lowres_seg", "coral-bench-7")}
-BUDGET_LINE_RGB = np.array([160, 36, 24])  # #a02418: a bound drawn on a trend
-MARGINAL_BAND_RGB = np.array([255, 236, 184])  # #ffe08a at alpha 0.6 over white
 
 
 def limit_for(metric: str, typical: float) -> Limit:
@@ -123,14 +121,35 @@ def test_trend_axes_hold_the_budget_and_noise_does_not_fill_them(tmp_path: Path)
     lo, hi = _y_range([68.0, 68.3], [72.0])
     assert lo < 68.0 and hi > 72.0
     runs = [read_results(save(tmp_path / f"n{i}.json", night(i))) for i in range(3)]
-    with_budget = png_of(trend_plot("inference_mw", "mW", runs))
-    assert pixels_near(with_budget, BUDGET_LINE_RGB, tolerance=12) > 50  # the bound, on every pair's row
-    assert pixels_near(with_budget, MARGINAL_BAND_RGB, tolerance=6) > 200  # the marginal band under it
+    with_budget = trend_plot("inference_mw", "mW", runs)
+    rows = trend_rows(with_budget)
+    newest = {r.pair: r for r in runs[-1].records if r.metric == "inference_mw"}
+    assert set(rows) == set(newest)
+    for pair, row in rows.items():  # the bound and its marginal band on every pair's row, inside the axis
+        bound = newest[pair].limit_max
+        assert bound is not None and row["y_min"] < bound < row["y_max"]
+        assert row["budget-line"] == 1 and row["marginal-band"] == 1 and row["budget-fail"] == 1
+        assert row["y_max"] - row["y_min"] >= MIN_TREND_SPAN_REL * newest[pair].value
+        assert row["baseline"] == 1  # the run before the newest, dashed
     no_budget = [read_results(save(tmp_path / f"nb{i}.json", ResultsFile(
         run=night(i).run, records=[ResultRecord(**{**r.__dict__, "limit_max": None, "limit_min": None})
                                    for r in night(i).records]))) for i in range(3)]
-    bare = png_of(trend_plot("inference_mw", "mW", no_budget))
-    assert pixels_near(bare, BUDGET_LINE_RGB, tolerance=12) == 0 and pixels_near(bare, MARGINAL_BAND_RGB, tolerance=6) == 0
+    bare = trend_rows(trend_plot("inference_mw", "mW", no_budget))
+    assert set(bare) == set(newest)
+    assert all(row["budget-line"] == row["marginal-band"] == row["budget-fail"] == 0 for row in bare.values())
+
+
+def trend_rows(svg: str) -> dict[str, dict[str, float]]:
+    """pair -> its trend row's y range and how many elements of each kind it draws, read from the SVG."""
+    rows = {}
+    for match in re.finditer(r'<g class="trend-row" data-pair="([^"]*)" data-y-min="([^"]*)" data-y-max="([^"]*)">'
+                             r"(.*?)</g>", svg):
+        body = match.group(4)
+        rows[html.unescape(match.group(1))] = {
+            "y_min": float(match.group(2)), "y_max": float(match.group(3)),
+            **{kind: body.count(f'class="{kind}"') for kind in ("budget-line", "marginal-band", "budget-fail",
+                                                                 "baseline", "published", "values")}}
+    return rows
 
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")

@@ -45,6 +45,7 @@ from pytest_edgehil.results.gate_stats import (
     RatioTest,
     block_medians,
     drift_of,
+    drifts_past,
     hodges_lehmann_ratio,
     hodges_lehmann_shift,
     ratio_test,
@@ -53,8 +54,9 @@ from pytest_edgehil.results.records import paired_rounds
 from pytest_edgehil.results.session_stats import (
     ASSUMED_DRIFT_REL,
     MIN_SESSIONS,
+    SessionTest,
     paired_rounds_test,
-    session_test,
+    session_tests,
 )
 from pytest_edgehil.results.store import ResultRecord, RunInfo
 from pytest_edgehil.results.vocabulary import Direction, Family, how_to_declare
@@ -183,31 +185,58 @@ def compare_records(base: ResultRecord | Sequence[ResultRecord], new: ResultReco
     (oldest first; a single record is one session). Which way is worse comes from the records themselves
     (their direction, or the vocabulary's for files written before records carried one)."""
     bases = [base] if isinstance(base, ResultRecord) else list(base)
-    latest = bases[-1]
-    comparison, incomparable = _start(latest, new, fail_on)
-    for other in bases[:-1]:
-        incomparable += [text for text in _start(other, new, fail_on)[1] if text not in incomparable]
+    return _compare_many([(bases, new)], fail_on, assumed_drift_rel)[0]
+
+
+def _compare_many(items: Sequence[tuple[Sequence[ResultRecord], ResultRecord]], fail_on: FailOn,
+                  assumed_drift_rel: float) -> list[Comparison]:
+    """`compare_records` of each (baseline records, new record): the same verdicts, the statistics of all
+    items computed together (`session_tests`, `drifts_past`), not one numpy/scipy round per record."""
+    started = []
+    for bases, new in items:
+        comparison, incomparable = _start(bases[-1], new, fail_on)
+        for other in bases[:-1]:
+            incomparable += [text for text in _start(other, new, fail_on)[1] if text not in incomparable]
+        started.append((comparison, incomparable))
+    # Records with samples on every side are tested across sessions; the others compare values.
+    tested = [i for i, ((bases, new), (_, incomparable)) in enumerate(zip(items, started)) if not incomparable
+              and all(len(b.raw or []) >= 2 for b in bases) and len(items[i][1].raw or []) >= 2]
+    tests = dict(zip(tested, session_tests([([b.raw or [] for b in items[i][0]], items[i][1].raw or [])
+                                            for i in tested], assumed_drift_rel=assumed_drift_rel)))
+    arrays, owners, limits = [], [], []
+    for i in tested:
+        for record in [items[i][1], *items[i][0]]:
+            arrays.append(np.asarray(record.raw, dtype=float))
+            owners.append(i)
+            limits.append(started[i][0].threshold)
+    within = dict.fromkeys(tested, 0.0)
+    for i, drift in zip(owners, drifts_past(arrays, limits)):
+        within[i] = max(within[i], drift)
+    return [_conclude(comparison, incomparable, bases, new, fail_on, tests.get(i), within.get(i, 0.0))
+            for i, ((bases, new), (comparison, incomparable)) in enumerate(zip(items, started))]
+
+
+def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[ResultRecord], new: ResultRecord,
+              fail_on: FailOn, test: SessionTest | None, within: float) -> Comparison:
+    """The verdict of one item of `_compare_many`, given its session test (None: compared as values) and
+    the largest within-run drift of its sides (exact when past the threshold, else at most it)."""
     if incomparable:
         return replace(comparison, blocking=comparison.gated and fail_on.unknown,
                        flags=tuple(incomparable) + comparison.flags,
                        note="not comparable: rerun both sides on the same bench with the same budgets")
     hib = comparison.direction is Direction.HIGHER  # unknown is oriented as lower here, then overruled
     threshold = comparison.threshold
-    raws = [b.raw or [] for b in bases]
-    raw_n = new.raw or []
-    if all(len(r) >= 2 for r in raws) and len(raw_n) >= 2:
-        test = session_test(raws, raw_n, assumed_drift_rel=assumed_drift_rel)
+    if test is not None:
         p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
         status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, threshold, tested=True,
                                alpha=ALPHA_SESSIONS)
         if status is GateStatus.UNKNOWN and test.assumed:
             note += (f"; a single-session baseline cannot rule out {test.allowance(ALPHA_SESSIONS):.1%} drift "
-                    f"between sessions (σ {test.drift_rel:.1%} assumed): compare with ≥ {MIN_SESSIONS} "
-                    "baseline sessions (a directory of results files), or run A/B in one session (--edgehil-ab)")
+                     f"between sessions (σ {test.drift_rel:.1%} assumed): compare with ≥ {MIN_SESSIONS} "
+                     "baseline sessions (a directory of results files), or run A/B in one session (--edgehil-ab)")
         elif status is GateStatus.UNKNOWN:
             note += (f"; the baseline's {test.sessions} sessions spread {test.drift_rel:.1%} (σ): this change "
                      f"is within what that drift can explain ({test.allowance(ALPHA_SESSIONS):.1%})")
-        within = max(drift_of(np.asarray(raw_n, dtype=float)), *(drift_of(np.asarray(r, dtype=float)) for r in raws))
         if within > threshold:
             note = "; ".join(filter(None, [f"a run drifted {within:.1%} between its own windows", note]))
             # A change no larger than the bench's own wander within one run cannot be told from drift.
@@ -222,11 +251,13 @@ def compare_records(base: ResultRecord | Sequence[ResultRecord], new: ResultReco
                              p_value=p_worse if comparison.direction else None, method=method,
                              n_base=test.sessions, n_new=1)
     else:
+        latest = bases[-1]
         exact = comparison.family in _EXACT_FAMILIES
         # Deterministic values do not drift: the latest baseline session is the reference.
         ratio = new.value / latest.value if latest.value else (1.0 if new.value == latest.value else math.nan)
         status, note = _decide(worse_fraction(ratio, hib), None, None, threshold, tested=not exact)
-        comparison = replace(comparison, ratio=ratio, method="values", n_base=len(raws[-1]), n_new=len(raw_n))
+        comparison = replace(comparison, ratio=ratio, method="values", n_base=len(latest.raw or []),
+                             n_new=len(new.raw or []))
     return _finish(comparison, status, note, fail_on, new.metric)
 
 
@@ -292,14 +323,18 @@ def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Itera
     new_by_key, notes_n = _index([r for r in new if paired_rounds(r) is None], "this run")
     notes = [note for _, session_notes in sessions for note in session_notes] + notes_n
     keys = set(new_by_key).union(*(by_key.keys() for by_key, _ in sessions))
-    comparisons = []
+    both: list[tuple[list[ResultRecord], ResultRecord]] = []
+    slots: list[Comparison | None] = []
     for key in sorted(keys):
         bs = [by_key[key] for by_key, _ in sessions if key in by_key]
         n = new_by_key.get(key)
         if bs and n is not None:
-            comparisons.append(compare_records(bs, n, fail_on, assumed_drift_rel=assumed_drift_rel))
+            both.append((bs, n))
+            slots.append(None)  # filled below, all such pairs compared in one batch
             continue
-        comparisons.append(_one_sided(bs[-1] if bs else None, n, fail_on))
+        slots.append(_one_sided(bs[-1] if bs else None, n, fail_on))
+    compared = iter(_compare_many(both, fail_on, assumed_drift_rel))
+    comparisons = [c if c is not None else next(compared) for c in slots]
     return GateReport(comparisons, fail_on, tuple(run_flags(base_run, new_run)), tuple(notes))
 
 

@@ -1,13 +1,15 @@
 """The nightly HTML report: `edgehil report RESULTS… --html out.html`.
 
-One self-contained page (CSS inline, plots as base64 PNG, no external URL, no script) so it survives
-being a CI artifact opened from a zip, laid out for the question "what changed, and is it OK?": at the
+One self-contained page (CSS inline, trace plots as base64 PNG, trends as inline SVG, no external URL,
+no script) so it survives being a CI artifact opened from a zip, laid out for the question "what changed, and is it OK?": at the
 top the gate's verdicts on the newest run against the one before and what changed under the numbers
 (`report_gate.py`); then the newest run's pairs as rows grouped by device, metrics grouped by family,
 each with its published figure and budget, coloured by verdict (`report_table.py`); its power traces;
 trend plots over every run given with the budget, marginal band and baseline. A run is one results file,
 or a directory of them (a CI matrix writes one file per bench job): `report_runs.py` reads them,
-`report_plots.py` draws (matplotlib, imported only when drawing), this module assembles the page.
+`report_plots.py` draws the traces (matplotlib, imported only when drawing), `report_trends.py` writes
+the trends as SVG (5,000 rows for 200 pairs × 25 metrics: matplotlib took minutes), this module assembles
+the page.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ from pytest_edgehil.results.report_plots import (
     Plot,
     trace_figure,
     trace_plot,
-    trend_plot,
 )
 from pytest_edgehil.results.report_runs import ResultsRun, Trace, order_runs, read_night, read_results
 from pytest_edgehil.results.report_table import STATUS_LABELS, STATUSES, TABLE_CSS, table_html
+from pytest_edgehil.results.report_trends import trend_plot
 from pytest_edgehil.results.store import ResultRecord
 from pytest_edgehil.results.summary import format_value, metric_order
 
@@ -141,10 +143,16 @@ def _trends_html(runs: Sequence[ResultsRun]) -> str:
             if left_out else "")
     records = [r for run in kept for r in run.records]
     unit = {r.metric: r.unit for r in records}
-    figures = [_figure_html(trend_plot(m, unit[m], kept), f"trend {m}",
-                            "error bars: 95 % CI of the median where recorded; red: beyond the budget, yellow: its marginal band; "
-                            "dashed: baseline (the run before the newest); dotted green: published figure; red rings: over budget",
-                            "trend-plot") for m in metric_order(records)]
+    tables = [run.by_pair_metric() for run in kept]  # once for all metrics, not once per metric
+    pairs: dict[str, set[str]] = {}
+    for table in tables:
+        for pair, metric in table:
+            pairs.setdefault(metric, set()).add(pair)
+    caption = escape("error bars: 95 % CI of the median where recorded; red: beyond the budget, yellow: its marginal "
+                     "band; dashed: baseline (the run before the newest); dotted green: published figure; red rings: "
+                     "over budget")
+    figures = [f'<figure class="trend-plot">{trend_plot(m, unit[m], kept, tables, sorted(pairs[m]))}<figcaption>{caption}</figcaption>'
+               "</figure>" for m in metric_order(records)]
     return note + f'<div class="plots">{"".join(figures)}</div>'
 
 

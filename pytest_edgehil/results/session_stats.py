@@ -21,11 +21,11 @@ A/B round) and not the inference:
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.gate_stats import CONFIDENCE, RatioTest, ratio_test
@@ -52,18 +52,59 @@ def parse_drift(text: str | None, option: str = "--edgehil-session-drift") -> fl
 
 def log_median(samples: Sequence[float]) -> float:
     """log of the median of positive samples; NaN when the median is not positive."""
-    median = float(np.median(np.asarray(samples, dtype=float)))
-    return math.log(median) if median > 0 else math.nan
+    return float(log_medians_and_se([np.asarray(samples, dtype=float)])[0][0])
 
 
 def log_median_se(samples: Sequence[float]) -> float:
     """Standard error of the log median from the samples' own spread (robust: 1.4826·MAD of log x)."""
-    x = np.asarray(samples, dtype=float)
-    if x.size < 2 or np.any(x <= 0):
-        return 0.0
-    logs = np.log(x)
-    sd = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
-    return MEDIAN_EFFICIENCY * sd / math.sqrt(x.size)
+    return float(log_medians_and_se([np.asarray(samples, dtype=float)])[1][0])
+
+
+def log_medians_and_se(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(`log_median`, `log_median_se`) of each 1-D array, one numpy call per group of arrays of one length
+    (a nightly compare has thousands of records of equal sample counts: per-array calls were most of its
+    time). log median: NaN when the median is not positive (or there are no samples); its standard error:
+    0.0 with fewer than 2 samples or any sample ≤ 0."""
+    log_median_of = np.full(len(arrays), math.nan)
+    se = np.zeros(len(arrays))
+    groups: dict[int, list[int]] = {}
+    for index, array in enumerate(arrays):
+        groups.setdefault(array.size, []).append(index)
+    for size, indexes in groups.items():
+        if size == 0:
+            continue
+        rows = np.stack([arrays[i] for i in indexes])
+        for index, median in zip(indexes, np.median(rows, axis=1).tolist()):
+            log_median_of[index] = math.log(median) if median > 0 else math.nan
+        positive = np.all(rows > 0, axis=1)
+        if size < 2 or not positive.any():
+            continue
+        logs = np.log(rows[positive])
+        mad = np.median(np.abs(logs - np.median(logs, axis=1, keepdims=True)), axis=1)
+        se[np.asarray(indexes)[positive]] = MEDIAN_EFFICIENCY * (1.4826 * mad) / math.sqrt(size)
+    return log_median_of, se
+
+
+# The distributions, without scipy.stats (it takes ~0.6 s CPU to import, more than a whole nightly
+# compare should): the normal from the standard library (erfc keeps both tails accurate), Student's t
+# from scipy.special's ufuncs, which are what scipy.stats.t calls itself (stdtr, stdtrit).
+_NORMAL = statistics.NormalDist()
+
+
+def _cdf(x: float, df: float) -> float:
+    if math.isinf(df):
+        return 0.5 * math.erfc(-x / math.sqrt(2.0))
+    from scipy import special  # only a baseline of several sessions needs Student's t
+
+    return float(special.stdtr(df, x))
+
+
+def _ppf(q: float, df: float) -> float:
+    if math.isinf(df):
+        return _NORMAL.inv_cdf(q)
+    from scipy import special
+
+    return float(special.stdtrit(df, q))
 
 
 @dataclass(frozen=True)
@@ -84,8 +125,7 @@ class SessionTest:
     def allowance(self, alpha: float) -> float:
         """The smallest relative change this comparison can call significant at one-sided `alpha`: the
         drift (plus noise) it cannot rule out."""
-        quantile = float(stats.norm.ppf(1 - alpha) if math.isinf(self.df) else stats.t.ppf(1 - alpha, self.df))
-        return math.expm1(quantile * self.se_log)
+        return math.expm1(_ppf(1 - alpha, self.df) * self.se_log)
 
 
 def session_test(base_sessions: Sequence[Sequence[float]], new: Sequence[float], *,
@@ -97,32 +137,51 @@ def session_test(base_sessions: Sequence[Sequence[float]], new: Sequence[float],
     k − 1 degrees of freedom. k = 1: se² = se_base² + se_new² + 2·σ² with σ = `assumed_drift_rel`
     (log scale), normal. Raises ValueError without a baseline session.
     """
-    if not base_sessions:
-        raise ValueError("session_test needs at least one baseline session")
-    base_logs = np.array([log_median(s) for s in base_sessions])
-    new_log = log_median(new)
+    return session_tests([(base_sessions, new)], assumed_drift_rel=assumed_drift_rel)[0]
+
+
+def session_tests(cases: Sequence[tuple[Sequence[Sequence[float]], Sequence[float]]], *,
+                  assumed_drift_rel: float = ASSUMED_DRIFT_REL) -> list[SessionTest]:
+    """`session_test` of each (baseline sessions, new samples) case: the same values, the medians of all
+    cases computed together (`log_medians_and_se`). Raises ValueError for a case without a baseline session."""
+    arrays: list[np.ndarray] = []
+    for base_sessions, new in cases:
+        if not base_sessions:
+            raise ValueError("session_test needs at least one baseline session")
+        arrays += [np.asarray(s, dtype=float) for s in base_sessions] + [np.asarray(new, dtype=float)]
+    log_medians, ses = log_medians_and_se(arrays)
+    tests, at = [], 0
+    for base_sessions, _ in cases:
+        k = len(base_sessions)
+        tests.append(_session_test(log_medians[at:at + k], float(log_medians[at + k]), float(ses[at]),
+                                   float(ses[at + k]), assumed_drift_rel))
+        at += k + 1
+    return tests
+
+
+def _session_test(base_logs: np.ndarray, new_log: float, se_base: float, se_new: float,
+                  assumed_drift_rel: float) -> SessionTest:
+    """`session_test` from the log medians (and the first baseline session's and the new one's se)."""
     k = base_logs.size
-    se_new = log_median_se(new)
     if not (np.all(np.isfinite(base_logs)) and math.isfinite(new_log)):
         return SessionTest(math.nan, math.nan, math.nan, 1.0, 1.0, k, math.nan, k == 1, math.nan, math.nan)
-    diff = new_log - float(np.mean(base_logs))
+    diff = new_log - (float(base_logs[0]) if k == 1 else float(np.mean(base_logs)))
     if k >= 2:
         spread = max(float(np.std(base_logs, ddof=1)), se_new)
         se, df, drift, assumed = spread * math.sqrt(1 + 1 / k), float(k - 1), math.expm1(spread), False
     else:
         sigma = math.log1p(assumed_drift_rel)
-        se = math.sqrt(log_median_se(base_sessions[0]) ** 2 + se_new ** 2 + 2 * sigma ** 2)
+        se = math.sqrt(se_base ** 2 + se_new ** 2 + 2 * sigma ** 2)
         df, drift, assumed = math.inf, assumed_drift_rel, True
     if se == 0.0:  # identical sessions with no spread at all: no evidence either way unless they differ
         p_greater = 0.0 if diff > 0 else 1.0
         p_less = 0.0 if diff < 0 else 1.0
         return SessionTest(math.exp(diff), math.exp(diff), math.exp(diff), p_greater, p_less, k, drift, assumed,
                            0.0, df)
-    dist = stats.norm() if math.isinf(df) else stats.t(df)
     z = diff / se
-    half = float(dist.ppf(0.5 + CONFIDENCE / 2)) * se
-    return SessionTest(math.exp(diff), math.exp(diff - half), math.exp(diff + half), float(dist.sf(z)),
-                       float(dist.cdf(z)), k, drift, assumed, se, df)
+    half = _ppf(0.5 + CONFIDENCE / 2, df) * se
+    return SessionTest(math.exp(diff), math.exp(diff - half), math.exp(diff + half), _cdf(-z, df),
+                       _cdf(z, df), k, drift, assumed, se, df)
 
 
 def paired_rounds_test(base_rounds: Sequence[Sequence[float]], new_rounds: Sequence[Sequence[float]]) -> RatioTest:
@@ -152,7 +211,7 @@ def paired_rounds_test(base_rounds: Sequence[Sequence[float]], new_rounds: Seque
         return RatioTest(math.exp(mean), math.exp(mean), math.exp(mean), p_greater, p_less, "paired rounds",
                          rounds, rounds)
     se = sd / math.sqrt(rounds)
-    dist = stats.t(rounds - 1)
-    half = float(dist.ppf(0.5 + CONFIDENCE / 2)) * se
-    return RatioTest(math.exp(mean), math.exp(mean - half), math.exp(mean + half), float(dist.sf(mean / se)),
-                     float(dist.cdf(mean / se)), "paired rounds", rounds, rounds)
+    df = float(rounds - 1)
+    half = _ppf(0.5 + CONFIDENCE / 2, df) * se
+    return RatioTest(math.exp(mean), math.exp(mean - half), math.exp(mean + half), _cdf(-mean / se, df),
+                     _cdf(mean / se, df), "paired rounds", rounds, rounds)
