@@ -36,6 +36,28 @@ MEANINGS: dict[str, str] = {
     "LabTable.dataset_root": "dataset directory (e.g. CHASE_DB1), relative to the lab file",
     "LabTable.kinds": "a file of your own board kinds (`[kind.NAME]` tables, keys below), relative to the lab "
                       "file; see docs/extending.md",
+    "LabTable.coordinator": "the labgrid coordinator, \"HOST[:PORT]\" (default port 20408), of the devices "
+                            "that name `place` or `tags` (default: $LG_COORDINATOR); see docs/lab-farm.md",
+    "DeviceTable.place": "a labgrid place that is this board, reserved through the coordinator instead of a "
+                         "`port` (docs/lab-farm.md)",
+    "DeviceTable.tags": "any free labgrid place whose tags match (e.g. `{ board = \"coral\" }`), instead of a "
+                        "`port`; the place's tags may carry the analyzer wiring (docs/lab-farm.md)",
+    "DeviceTable.models": "catalog models to run on this device without a budget (measured figures recorded, "
+                          "nothing asserted)",
+    "DeviceTable.protocol": "`\"eembc\"`: the unmodified MLPerf Tiny reference firmware (text protocol) with "
+                            "`firmware_model` compiled in; `\"edgehil\"`: the framed protocol",
+    "DeviceTable.firmware_model": "eembc: the catalog model compiled into the firmware (checked against its "
+                                  "`profile%` answer at start-up)",
+    "DeviceTable.eembc_mode": "eembc: `\"energy\"` for firmware built for energy mode (EE_CFG_ENERGY_MODE=1), "
+                              "which toggles its timestamp GPIO instead of printing m-lap-us",
+    "DeviceTable.timestamp_hold_us": "eembc energy mode: how long th_timestamp holds the line low (≥ 1 µs; a "
+                                     "sampling monitor needs ≥ 2 of its intervals)",
+    "DeviceTable.monitor": "a USB power monitor on the supply, \"KIND:ADDRESS\" (e.g. a PPK2), instead of a SCPI "
+                           "analyzer (docs/instruments.md)",
+    "DeviceTable.twin_monitor": "a simulated device's monitor twin (`ppk2`, `lpm01a`) instead of the SCPI "
+                                "analyzer twin",
+    "DeviceTable.token_file": "an on-board agent (`edgehil agent`): the file holding the shared token (relative "
+                              "to the lab file, ~ expanded)",
     "LabTable.profiles": "a file of twin calibrations (`[device.KIND]` tables, keys below), relative to the lab "
                          "file: gives your kind a twin, or recalibrates a shipped one",
     "DeviceTable.kind": "what the board is (a registered kind: `imx500`, `coral`, … or one from `[lab] kinds`); "
@@ -84,6 +106,8 @@ MEANINGS: dict[str, str] = {
     "KindTable.flash_bytes": "model storage, bytes (0: unknown)",
     "KindTable.default_baud": "serial speed when the lab's device gives no `baud`",
     "KindTable.supply_v": "nominal supply in volts (a twin needs it; a lab device may give its own)",
+    "ProfileTable.frame_readout": "per input frame shape `\"HxWxC\"`: the sensor readout of one such frame "
+                                  "(its sensor mode): `readout_s`, `readout_w`",
     "ProfileTable.firmware": "the firmware string the twin reports (goes into records' context)",
     "ProfileTable.int8_macs_per_s": "int8 multiply-accumulates per second",
     "ProfileTable.inference_overhead_s": "fixed cost of every inference (invoke, DMA set-up), s",
@@ -111,6 +135,8 @@ MEANINGS: dict[str, str] = {
     "LimitTable.max": "upper bound, in the metric's unit",
     "LimitTable.min": "lower bound, in the metric's unit (at least one of `max`/`min`; `min ≤ max`; bounds of "
                       "latency, energy, power, throughput and footprint metrics are ≥ 0)",
+    "LimitTable.tolerance": "with `published`: the limit is published × (1 ± tolerance) on the metric's bad "
+                            "side",
     "LimitTable.marginal": "this limit's marginal band (default: `[defaults] marginal` of the same file)",
     "LimitTable.published": "the published figure (paper, datasheet) the limit derives from; shown beside the "
                             "measured value in the terminal, results and report",
