@@ -218,8 +218,17 @@ class Bench:
 
     def analyzer_missing(self, name: str) -> str | None:
         """Why device `name` has no analyzer to measure energy with, or None when one is wired (a twin's
-        analyzer twin, --analyzer, or the lab's `analyzer` with `supply_v` and `current_range_a`)."""
+        analyzer twin, --analyzer, or the lab's `analyzer` with `supply_v` and `current_range_a`).
+
+        A farm device's wiring may come from its labgrid place's tags (`farm.apply_place`), known only once
+        the place is acquired: such a device is brought up first (DeviceError, DeviceBusy as `device`)."""
         config = self.lab.devices[name]
+        if name in self._devices or (config.in_farm and not config.simulated and not self.analyzer_override):
+            config = self.device(name).config  # the wiring the bring-up used, the place's tags applied
+        return self._wiring_missing(config)
+
+    def _wiring_missing(self, config: DeviceConfig) -> str | None:
+        name = config.name
         if config.simulated or self.analyzer_override:
             return None
         supply_v = config.supply_v if config.supply_v is not None else get_device_kind(config.kind).supply_v
@@ -227,7 +236,8 @@ class Bench:
                                           ("current_range_a", config.current_range_a)) if value in (None, "")]
         if not missing:
             return None
-        return (f"device {name!r} has no power analyzer wired: its lab-file table lacks {', '.join(missing)} "
+        where = "its lab-file table" + (" and its labgrid place's tags lack" if config.in_farm else " lacks")
+        return (f"device {name!r} has no power analyzer wired: {where} {', '.join(missing)} "
                 "(energy needs `analyzer` (VISA resource), `supply_v` and `current_range_a`, or --analyzer)")
 
     def _bring_up_analyzer(self, dut: DeviceUnderTest) -> tuple[PowerAnalyzer, SupplySettings]:
@@ -248,7 +258,7 @@ class Bench:
         return self._open_hw_analyzer(config)
 
     def _open_hw_analyzer(self, config: DeviceConfig) -> tuple[PowerAnalyzer, SupplySettings]:
-        missing = self.analyzer_missing(config.name)
+        missing = self._wiring_missing(config)
         if missing is not None:
             raise ConfigError(f"{missing}")
         resource = self.analyzer_override or config.analyzer
@@ -276,7 +286,7 @@ class Bench:
     def _power_before_hello(self, config: DeviceConfig) -> None:
         """A real board on an analyzer is powered (trigger input ready) before its first byte: the analyzer
         comes up with the device, not at the first energy test. Boards without one are powered otherwise."""
-        if config.simulated or self.analyzer_missing(config.name) is not None or config.name in self._analyzers:
+        if config.simulated or self._wiring_missing(config) is not None or config.name in self._analyzers:
             return
         analyzer, settings = self._analyzers[config.name] = self._open_hw_analyzer(config)
         power_board(config, analyzer, settings)

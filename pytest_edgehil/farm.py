@@ -190,7 +190,7 @@ class Farm:
         """Each place matching the device's filter, with who holds it: ("coral-1", "acquired by HOST/USER"),
         ("coral-2", "reserved for HOST/USER, reservation TOKEN") or ("coral-3", "free")."""
         wanted = place_filter(config)
-        reservations = {r.token: r.owner for r in self._call(self._reservations(), "list reservations")}
+        reservations = dict(self.reservations())
         found = []
         for name, place in sorted(self._places().items()):
             if all((place.name if k == "name" else place.tags.get(k)) == v for k, v in wanted.items()):
@@ -202,6 +202,10 @@ class Farm:
                 else:
                     found.append((name, "free"))
         return found
+
+    def reservations(self) -> list[tuple[str, str]]:
+        """The coordinator's open reservations as (token, owner HOST/USER). Raises DeviceError."""
+        return [(r.token, r.owner) for r in self._call(self._reservations(), "list reservations")]
 
     def _busy_text(self, config: DeviceConfig) -> str:
         return "; ".join(f"{name} {who}" for name, who in self.holders(config))

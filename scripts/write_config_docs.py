@@ -32,34 +32,32 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 # Meanings a field's line does not say (or says for a programmer, not a lab). Key: "Model.field".
 MEANINGS: dict[str, str] = {
-    "LabTable.coordinator": "labgrid coordinator `HOST[:PORT]` (default port 20408) of `place`/`tags` devices; "
-                            "else labgrid's `LG_COORDINATOR` (docs/lab-farm.md)",
-    "DeviceTable.monitor": "a USB power monitor on the supply instead of `analyzer`: `ppk2:PORT`, `lpm01a:PORT`, "
-                           "`joulescope:SERIAL`, `otii:HOST:PORT` (docs/instruments.md)",
-    "DeviceTable.twin_monitor": "a simulated device measured through this monitor's twin (`ppk2`, `lpm01a`) "
-                                "instead of the SCPI analyzer twin",
-    "DeviceTable.token_file": "an `edgehil agent` board's shared token file (mode 0600, relative to the lab file); "
-                              "needs `port = \"socket://HOST:PORT\"` (docs/hardware.md)",
-    "DeviceTable.models": "catalog models run on this device without a budget (figures recorded, nothing asserted)",
-    "DeviceTable.protocol": "`eembc`: the unmodified MLPerf Tiny reference firmware's text protocol "
-                            "(with `firmware_model`); default our framed protocol",
-    "DeviceTable.firmware_model": "MLPerf Tiny firmware: the catalog model compiled into it, checked against "
-                                  "`profile%` at start-up",
-    "DeviceTable.eembc_mode": "MLPerf Tiny firmware build: `performance` (timestamps printed) or `energy` "
-                              "(the timestamp GPIO, sampled by a monitor's digital input)",
-    "DeviceTable.timestamp_hold_us": "energy mode: how long `th_timestamp` holds the line low, in µs "
-                                     "(default the reference's 1 µs; a monitor needs ≥ 2 of its sample intervals)",
-    "DeviceTable.place": "a labgrid place that holds this board, reserved through the coordinator "
-                         "(instead of `port`; docs/lab-farm.md)",
-    "DeviceTable.tags": "any free labgrid place with these tags, e.g. `{ board = \"coral\" }` (instead of `port`)",
-    "ProfileTable.frame_readout": "per input frame `\"HxWxC\"`: the sensor's readout time and power for that frame "
-                                  "(`readout_s`, `readout_w`), overriding the stage's",
-    "LimitTable.tolerance": "with `published`: the limit is published × (1 ± tolerance) on the metric's bad side "
-                            "(a fraction, e.g. 0.07)",
     "LabTable.name": "the lab's name in headers and results (default: the file's stem)",
     "LabTable.dataset_root": "dataset directory (e.g. CHASE_DB1), relative to the lab file",
     "LabTable.kinds": "a file of your own board kinds (`[kind.NAME]` tables, keys below), relative to the lab "
                       "file; see docs/extending.md",
+    "LabTable.coordinator": "the labgrid coordinator, \"HOST[:PORT]\" (default port 20408), of the devices "
+                            "that name `place` or `tags` (default: $LG_COORDINATOR); see docs/lab-farm.md",
+    "DeviceTable.place": "a labgrid place that is this board, reserved through the coordinator instead of a "
+                         "`port` (docs/lab-farm.md)",
+    "DeviceTable.tags": "any free labgrid place whose tags match (e.g. `{ board = \"coral\" }`), instead of a "
+                        "`port`; the place's tags may carry the analyzer wiring (docs/lab-farm.md)",
+    "DeviceTable.models": "catalog models to run on this device without a budget (measured figures recorded, "
+                          "nothing asserted)",
+    "DeviceTable.protocol": "`\"eembc\"`: the unmodified MLPerf Tiny reference firmware (text protocol) with "
+                            "`firmware_model` compiled in; `\"edgehil\"`: the framed protocol",
+    "DeviceTable.firmware_model": "eembc: the catalog model compiled into the firmware (checked against its "
+                                  "`profile%` answer at start-up)",
+    "DeviceTable.eembc_mode": "eembc: `\"energy\"` for firmware built for energy mode (EE_CFG_ENERGY_MODE=1), "
+                              "which toggles its timestamp GPIO instead of printing m-lap-us",
+    "DeviceTable.timestamp_hold_us": "eembc energy mode: how long th_timestamp holds the line low (≥ 1 µs; a "
+                                     "sampling monitor needs ≥ 2 of its intervals)",
+    "DeviceTable.monitor": "a USB power monitor on the supply, \"KIND:ADDRESS\" (e.g. a PPK2), instead of a SCPI "
+                           "analyzer (docs/instruments.md)",
+    "DeviceTable.twin_monitor": "a simulated device's monitor twin (`ppk2`, `lpm01a`) instead of the SCPI "
+                                "analyzer twin",
+    "DeviceTable.token_file": "an on-board agent (`edgehil agent`): the file holding the shared token (relative "
+                              "to the lab file, ~ expanded)",
     "LabTable.profiles": "a file of twin calibrations (`[device.KIND]` tables, keys below), relative to the lab "
                          "file: gives your kind a twin, or recalibrates a shipped one",
     "DeviceTable.kind": "what the board is (a registered kind: `imx500`, `coral`, … or one from `[lab] kinds`); "
@@ -108,6 +106,8 @@ MEANINGS: dict[str, str] = {
     "KindTable.flash_bytes": "model storage, bytes (0: unknown)",
     "KindTable.default_baud": "serial speed when the lab's device gives no `baud`",
     "KindTable.supply_v": "nominal supply in volts (a twin needs it; a lab device may give its own)",
+    "ProfileTable.frame_readout": "per input frame shape `\"HxWxC\"`: the sensor readout of one such frame "
+                                  "(its sensor mode): `readout_s`, `readout_w`",
     "ProfileTable.firmware": "the firmware string the twin reports (goes into records' context)",
     "ProfileTable.int8_macs_per_s": "int8 multiply-accumulates per second",
     "ProfileTable.inference_overhead_s": "fixed cost of every inference (invoke, DMA set-up), s",
@@ -135,6 +135,8 @@ MEANINGS: dict[str, str] = {
     "LimitTable.max": "upper bound, in the metric's unit",
     "LimitTable.min": "lower bound, in the metric's unit (at least one of `max`/`min`; `min ≤ max`; bounds of "
                       "latency, energy, power, throughput and footprint metrics are ≥ 0)",
+    "LimitTable.tolerance": "with `published`: the limit is published × (1 ± tolerance) on the metric's bad "
+                            "side",
     "LimitTable.marginal": "this limit's marginal band (default: `[defaults] marginal` of the same file)",
     "LimitTable.published": "the published figure (paper, datasheet) the limit derives from; shown beside the "
                             "measured value in the terminal, results and report",

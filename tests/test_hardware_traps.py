@@ -146,6 +146,22 @@ def test_backend_hw_refuses_a_twin_declared_as_hardware_and_closes_its_port():
         twin.close()
 
 
+def test_a_twin_standing_in_for_a_board_passes_backend_hw_and_otherwise_answers_as_its_kind():
+    # A rack's stand-in board (tests/test_farm.py): HELLO without the twin's marks, the rest unchanged.
+    twin, port = start_device_twin(SLOW_KIND, "board", as_board=True)
+    try:
+        bench = Bench(apply_backend(_hardware(port), "hw"), timeout_s=5)
+        try:
+            hello = bench.device("board").hello
+        finally:
+            bench.close()
+    finally:
+        twin.close()
+    assert simulated_firmware(hello) is None and hello.device_kind == SLOW_KIND
+    assert hello.firmware.split()[1:] == twin_profile(SLOW_KIND).firmware.split()[1:]  # its version kept
+    assert "run" in hello.capabilities and hello.serial_number.endswith(twin.usb_serial.removeprefix("SIM-"))
+
+
 def test_the_analyzer_powers_the_board_and_readies_its_trigger_input_before_hello():
     twin, port = start_device_twin(SLOW_KIND, "board")
     analyzer_twin, resource, supply_v, range_a = start_analyzer_twin(twin)

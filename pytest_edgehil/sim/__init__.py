@@ -38,7 +38,7 @@ def has_twin(kind: str) -> bool:
 def start_device_twin(kind: str, name: str, *, seed: int = 0,
                       faults: DeviceFaultPlan | Iterable[DeviceFault] | Mapping[str, Any] | None = None,
                       realtime: float = 0.0,
-                      physics: Mapping[str, object] | None = None) -> tuple[DeviceTwin, str]:
+                      physics: Mapping[str, object] | None = None, as_board: bool = False) -> tuple[DeviceTwin, str]:
     """Start the twin of a `kind` board called `name` on a pty: (twin, port path for pyserial).
 
     `faults`: a `DeviceFaultPlan`, a list of `DeviceFault`s or a lab-file style table (`rate`, `seed`,
@@ -46,7 +46,9 @@ def start_device_twin(kind: str, name: str, *, seed: int = 0,
     armed later on `twin.faults`). `realtime` > 0 makes a RUN take its simulated time × `realtime` of
     wall-clock time (1.0: as long as the board would), for measuring what parallel runs gain; 0 (the
     default) answers at once. `physics`: the lab file's `[physics]` table (bench effects,
-    `sim.bench_physics`; None: the defaults, every effect on). Raises ConfigError when the kind has no
+    `sim.bench_physics`; None: the defaults, every effect on). `as_board`: HELLO carries no mark of
+    simulated firmware, so `--backend hw` accepts the twin as a board (tests of the hardware path, a
+    farm's stand-in board). Raises ConfigError when the kind has no
     twin or the faults are invalid. The caller owns the twin and must `close()` it.
     """
     from pytest_edgehil.sim.bench_physics import BenchPhysics
@@ -55,7 +57,7 @@ def start_device_twin(kind: str, name: str, *, seed: int = 0,
     from pytest_edgehil.sim.profile import twin_profile
 
     twin = DeviceTwin(twin_profile(kind), name, seed=seed, faults=as_plan(faults), realtime=realtime,
-                      physics=BenchPhysics.from_table(physics))
+                      physics=BenchPhysics.from_table(physics), as_board=as_board)
     return twin, twin.start()
 
 

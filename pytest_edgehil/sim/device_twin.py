@@ -73,8 +73,11 @@ class DeviceTwin:
 
     def __init__(self, profile: DeviceProfile, name: str, *, seed: int = 0,
                  timeline: ActivityTimeline | None = None, faults: DeviceFaultPlan | None = None,
-                 realtime: float = 0.0, physics: BenchPhysics | None = None) -> None:
+                 realtime: float = 0.0, physics: BenchPhysics | None = None, as_board: bool = False) -> None:
         self.profile = profile
+        # A stand-in for a real board (tests of the hardware path, `--backend hw`): HELLO then carries none
+        # of the marks of simulated firmware (bring_up.simulated_firmware), so the host treats it as a board.
+        self.as_board = as_board
         self.realtime = realtime  # > 0: a RUN sleeps its simulated span × this (parallel speed-up checks)
         self.name = name
         # Stable across reboots, like a board's USB serial number; HELLO reports the same string.
@@ -166,12 +169,19 @@ class DeviceTwin:
 
     # -- commands ------------------------------------------------------------------------------------
     def _hello(self, _: p.Hello) -> Sequence[p.Message]:
-        caps = ("load_model", "select_model", "run", "stage_timings", "trigger_gpio", "simulated",
-                p.EVAL_CAPABILITY, f"{p.PIPELINE_CAPABILITY}{REPLY_CACHE}")
+        caps: tuple[str, ...] = ("load_model", "select_model", "run", "stage_timings", "trigger_gpio",
+                                 p.EVAL_CAPABILITY, f"{p.PIPELINE_CAPABILITY}{REPLY_CACHE}")
+        firmware, serial = self.profile.firmware, self.usb_serial
+        if self.as_board:  # what a board's firmware would say: no "-twin" name, no SIM- serial, no capability
+            words = firmware.split(maxsplit=1)
+            firmware = " ".join([words[0].removesuffix("-twin"), *words[1:]])
+            serial = "BOARD-" + serial.removeprefix("SIM-")
+        else:
+            caps += ("simulated",)
         return [p.HelloReply(
-            device_kind=self.profile.kind, device_name=self.name, firmware=self.profile.firmware,
+            device_kind=self.profile.kind, device_name=self.name, firmware=firmware,
             protocol_version=p.PROTOCOL_VERSION, capabilities=caps, ram_bytes=self.profile.ram_bytes,
-            flash_bytes=self.profile.flash_bytes, serial_number=self.usb_serial,
+            flash_bytes=self.profile.flash_bytes, serial_number=serial,
         )]
 
     def _load_begin(self, msg: p.LoadBegin) -> Sequence[p.Message]:
