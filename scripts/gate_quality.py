@@ -16,8 +16,10 @@ the new run (never from a session in its own baseline). `--synthetic N` adds N s
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,21 +62,64 @@ def ab_table(unchanged: list[Session], plus5: list[Session]) -> list[str]:
     return lines
 
 
-def session_table(unchanged: list[Session], plus5: list[Session]) -> list[str]:
-    """New = a session's candidate side; baseline = the baseline sides of the k sessions after it (cyclic)."""
+def session_table(unchanged: list[Session], plus5: list[Session], draws: int, seed: int = 0) -> list[str]:
+    """New = a session's candidate side; baseline = `draws` random sets of k baseline sides of *other*
+    sessions, drawn without replacement (seeded). Random sets, not the k sessions that follow in seed order:
+    consecutive windows reuse each session in k overlapping baselines, so 200 such comparisons are one
+    correlated draw whose count cannot tell 0.5 % from 2 % (the twins' first 200 seeds gave 4 alarms that
+    way and 0.4 % with random baselines). The interval is the 2.5–97.5 % range over a bootstrap of the
+    new sessions' own alarm fractions."""
     lines = ["| baseline sessions | threshold | +5 % is | false alarms (unchanged) | +5 % caught |",
              "|---|---|---|---|---|"]
     pool = [b for b, _ in unchanged]  # every session's baseline side: an unchanged model's session
+    rng = np.random.default_rng(seed)
     for k in BASELINE_SIZES:
+        # the same baseline sets for every threshold, so the rows differ only by the threshold
+        sets_u = [[rng.choice(np.delete(np.arange(len(pool)), i), k, replace=False) for _ in range(draws)]
+                  for i in range(len(unchanged))]
+        # +5 % sessions are other sessions than the pool's, so any k pool sessions are independent of them.
+        sets_p = [[rng.choice(len(pool), k, replace=False) for _ in range(draws)] for _ in plus5]
         for multiple, threshold in THRESHOLDS:
             fo = fail_on(threshold)
-            alarms = [session_verdict([pool[(i + 1 + j) % len(pool)] for j in range(k)], n, fo).blocking
-                      for i, (_, n) in enumerate(unchanged)]
-            # +5 % sessions are other sessions than the pool's, so any k pool sessions are independent of them.
-            caught = [session_verdict([pool[(i + j) % len(pool)] for j in range(k)], n, fo).blocking
-                      for i, (_, n) in enumerate(plus5)]
-            lines.append(f"| {k} | energy:{threshold * 100:.3g}% | {multiple:g}× | {rate(alarms)} | {rate(caught)} |")
+            alarms = [[session_verdict([pool[j] for j in chosen], n, fo).blocking for chosen in sets]
+                      for (_, n), sets in zip(unchanged, sets_u)]
+            caught = [[session_verdict([pool[j] for j in chosen], n, fo).blocking for chosen in sets]
+                      for (_, n), sets in zip(plus5, sets_p)]
+            lines.append(f"| {k} | energy:{threshold * 100:.3g}% | {multiple:g}× | {resampled_rate(alarms, rng)} | "
+                         f"{resampled_rate(caught, rng)} |")
     return lines
+
+
+def resampled_rate(hits: list[list[bool]], rng: np.random.Generator) -> str:
+    """Rate over all comparisons, with a bootstrap interval over the new sessions."""
+    fractions = np.array([np.mean(h) for h in hits])
+    boot = rng.choice(fractions, (2000, fractions.size)).mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    total = sum(len(h) for h in hits)
+    return f"{fractions.mean():.2%} ({sum(map(sum, hits))}/{total}; {low:.2%}–{high:.2%})"
+
+
+def cached_sessions(path: Path | None, seeds: range, sigma: float, effect: float,
+                    compute: Callable[[range], list[Session]]) -> list[Session]:
+    """Twin sessions for `seeds`, reusing those already in the JSON-lines file `path` (a twin session is a
+    function of its seed, σ and effect) and appending the ones computed."""
+    known: dict[int, Session] = {}
+    if path is not None and path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if row["sigma"] == sigma and row["effect"] == effect:
+                known[row["seed"]] = (row["base"], row["candidate"])
+    missing = range(0) if all(s in known for s in seeds) else range(min(s for s in seeds if s not in known),
+                                                                     seeds.stop)
+    if missing:
+        fresh = dict(zip(missing, compute(missing)))
+        if path is not None:
+            with path.open("a", encoding="utf-8") as out:
+                for seed, (base, candidate) in fresh.items():
+                    out.write(json.dumps({"seed": seed, "sigma": sigma, "effect": effect, "base": base,
+                                          "candidate": candidate}) + "\n")
+        known.update(fresh)
+    return [known[s] for s in seeds]
 
 
 def main() -> None:
@@ -83,6 +128,10 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=0.015, help="session drift σ (relative)")
     parser.add_argument("--workers", type=int, default=4, help="twin sessions run side by side")
     parser.add_argument("--synthetic", type=int, default=0, help="synthetic trials per group, 0: none")
+    parser.add_argument("--draws", type=int, default=10,
+                        help="random baseline sets per new session in the cross-session table")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="JSON-lines file of twin sessions to reuse and extend (keyed by seed, σ, effect)")
     args = parser.parse_args()
     models = REPO / "fixtures" / "models"
     started = time.perf_counter()
@@ -92,8 +141,10 @@ def main() -> None:
             return list(pool.map(lambda s: twin_ab_session(s, drift_rel=args.sigma, effect_rel=effect,
                                                            models_dir=models), seeds))
 
-    unchanged = run(range(10_000, 10_000 + args.sessions), 0.0)
-    plus5 = run(range(20_000, 20_000 + args.sessions), EFFECT)
+    unchanged = cached_sessions(args.cache, range(10_000, 10_000 + args.sessions), args.sigma, 0.0,
+                                lambda seeds: run(seeds, 0.0))
+    plus5 = cached_sessions(args.cache, range(20_000, 20_000 + args.sessions), args.sigma, EFFECT,
+                            lambda seeds: run(seeds, EFFECT))
     levels = np.log([np.median(np.concatenate(b)) for b, _ in unchanged])
     shifts = [np.median(np.concatenate(n)) / np.median(np.concatenate(b)) for b, n in plus5]
     print(f"twin sessions: {len(unchanged)} unchanged + {len(plus5)} at +5 % power, σ = {args.sigma:.1%}, "
@@ -102,7 +153,7 @@ def main() -> None:
     print("Same-session A/B (twins)\n")
     print("\n".join(ab_table(unchanged, plus5)) + "\n")
     print("Across sessions (twins)\n")
-    print("\n".join(session_table(unchanged, plus5)) + "\n")
+    print("\n".join(session_table(unchanged, plus5, args.draws)) + "\n")
     if args.synthetic:
         rng = np.random.default_rng(0)
         syn_u = [synthetic_ab_session(rng, drift_rel=args.sigma) for _ in range(args.synthetic)]
@@ -110,7 +161,7 @@ def main() -> None:
         print(f"Same-session A/B (synthetic, {args.synthetic} per group)\n")
         print("\n".join(ab_table(syn_u, syn_p)) + "\n")
         print(f"Across sessions (synthetic, {args.synthetic} per group)\n")
-        print("\n".join(session_table(syn_u, syn_p)) + "\n")
+        print("\n".join(session_table(syn_u, syn_p, args.draws)) + "\n")
 
 
 if __name__ == "__main__":

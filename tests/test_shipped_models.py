@@ -22,7 +22,8 @@ Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "fixtures" / "models"
 DATA = REPO / "fixtures" / "data"
-SHIPPED = ["qsegment", "variants/qsegment_wide", "tinytracker", "tinytracker_float", "lowres_seg"]
+SHIPPED = ["qsegment", "variants/qsegment_wide", "tinytracker", "tinytracker_float", "lowres_seg",
+           "variants/lowres_seg_base"]
 EVAL_SET_BY_TASK = {
     "binary-segmentation": ("vessels_eval.npz", "masks"),
     "gaze-regression": ("gaze_eval.npz", "gaze_cm"),
@@ -140,6 +141,18 @@ def test_relative_costs_the_twins_rely_on():
     assert 550_000 <= tracker["file_bytes"] <= 650_000  # the paper's 600 KB int8 model
     head = card("lowres_seg")["upsampling_head"]["parameters"]
     assert 0 < head < 200
+
+
+def test_the_head_pair_differs_only_by_the_head():
+    """lowres_seg and its base: the same encoder, trained the same way; the learned head adds < 200
+    parameters (the paper's bound) over the base's 1x1 predictor, and no other parameter differs."""
+    head, base = card("lowres_seg"), card("variants/lowres_seg_base")
+    extra = head["upsampling_head"]["parameters"] - base["upsampling_head"]["parameters"]
+    assert 0 < extra < 200
+    assert head["parameters"] - base["parameters"] == extra
+    assert head["input"] == base["input"] and head["output"] == base["output"]
+    assert {k: v for k, v in head["provenance"].items() if k not in ("date", "final_train_loss", "training_time_s")} \
+        == {k: v for k, v in base["provenance"].items() if k not in ("date", "final_train_loss", "training_time_s")}
 
 
 def test_float_twin_has_the_int8_models_shape_and_parameters():

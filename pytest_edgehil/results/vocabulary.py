@@ -101,6 +101,11 @@ _BUILT_IN: dict[str, tuple[str, Family, Direction]] = {
     "quantization_gap_cm": ("cm", Family.ACCURACY, Direction.LOWER),  # int8 vs float gaze points
     "parameters": ("", Family.FOOTPRINT, Direction.LOWER),
     "macs": ("MAC", Family.FOOTPRINT, Direction.LOWER),
+    # The low-res head A/B (suites/test_head_ab.py): the head's binary accuracy and fps as multiples of its
+    # base's on the same board (1.055: +5.5 %; 0.8: 25 -> 20 fps).
+    "base_binary_accuracy": ("", Family.ACCURACY, Direction.HIGHER),
+    "head_quality_ratio": ("x", Family.ACCURACY, Direction.HIGHER),
+    "head_fps_ratio": ("x", Family.THROUGHPUT, Direction.HIGHER),
 }
 
 # Every metric name the reference suites and the shipped budgets use; tests check that all parts of the
@@ -110,6 +115,7 @@ BUILT_IN_METRICS: tuple[str, ...] = (
     "inference_mj", "end_to_end_mj", "inference_mw", "end_to_end_mw",
     "roc_auc", "binary_accuracy", "chase_roc_auc", "chase_binary_accuracy",
     "gaze_error_cm", "quantization_gap_cm", "model_kb", "peak_activation_kb", "parameters", "macs",
+    "base_fps", "head_fps", "base_binary_accuracy", "head_quality_ratio", "head_extra_params", "head_fps_ratio",
 )
 
 _registered: dict[str, MetricSpec] = {}
