@@ -229,11 +229,13 @@ class Bench:
 
     def _wiring_missing(self, config: DeviceConfig) -> str | None:
         name = config.name
-        if config.simulated or self.analyzer_override:
+        if config.simulated and not self.analyzer_override:
             return None
         supply_v = config.supply_v if config.supply_v is not None else get_device_kind(config.kind).supply_v
-        missing = [key for key, value in (("analyzer", config.analyzer), ("supply_v", supply_v),
-                                          ("current_range_a", config.current_range_a)) if value in (None, "")]
+        # --analyzer stands in for the lab's `analyzer`, not for the supply settings the board needs.
+        missing = [key for key, value in (("analyzer", self.analyzer_override or config.analyzer),
+                                          ("supply_v", supply_v), ("current_range_a", config.current_range_a))
+                   if value in (None, "")]
         if not missing:
             return None
         where = "its lab-file table" + (" and its labgrid place's tags lack" if config.in_farm else " lacks")
@@ -264,7 +266,8 @@ class Bench:
         resource = self.analyzer_override or config.analyzer
         # The lab's supply voltage wins; the kind's nominal supply is the default.
         supply_v = config.supply_v if config.supply_v is not None else get_device_kind(config.kind).supply_v
-        assert resource and supply_v is not None and config.current_range_a is not None  # analyzer_missing
+        if not resource or supply_v is None or config.current_range_a is None:  # _wiring_missing said so
+            raise ConfigError(f"device {config.name!r}: energy needs `analyzer`, `supply_v` and `current_range_a`")
         settings = SupplySettings(resource, config.analyzer_channel, supply_v, config.current_range_a)
         lock = ResourceLock(f"analyzer {resource} channel {settings.channel} (device {config.name!r})",
                             lock_name("analyzer", f"{resource}#ch{settings.channel}"),

@@ -90,6 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
     run = EdgeHILRun(build_session=lambda: _build_or_usage_error(config), in_use=in_use(config))
     run.lock_timeout_s = _seconds_ini(config, "edgehil_lock_timeout")
     run.twin_realtime = _seconds_ini(config, "edgehil_twin_realtime")
+    for name in COUNT_INIS:  # read by fixtures and suites later: a bad count fails here, once, not per test
+        _count_ini(config, name)
     run.on_lock_wait = _lock_wait_notifier(config)
     run.lock_owner = " ".join(["pytest", *map(str, config.invocation_params.args)])
     if run.in_use:
@@ -101,6 +103,19 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_edgehil.plugin.gate import register as register_gate
 
         register_gate(config, run)
+
+
+COUNT_INIS = ("edgehil_latency_runs", "edgehil_energy_windows", "edgehil_energy_runs")
+
+
+def _count_ini(config: pytest.Config, name: str) -> int | None:
+    """A whole number >= 1 from the ini (None when unset); a bad value fails at start-up."""
+    raw = str(config.getini(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise pytest.UsageError(f"pytest-edgehil: ini value {name} = {raw!r} must be a whole number >= 1")
+    return int(raw)
 
 
 def _seconds_ini(config: pytest.Config, name: str) -> float:
