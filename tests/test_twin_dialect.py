@@ -181,3 +181,23 @@ def test_a_capture_started_by_the_declared_commands_completes(timeline: Activity
     assert 'DATA:DATA? "READ,SOUR,REL"' in twin.commands
 
 
+
+
+def test_a_min_or_max_query_answers_the_limit_not_the_setting(timeline: ActivityTimeline) -> None:
+    """`SENS:SWE:POIN? MAX,(@1)` is the instrument's limit (SCPI-99); answering the current setting would be
+    a plausible wrong number (found by a new-user review)."""
+    with AnalyzerTwin(timeline, dialect="keysight-n6705c") as twin:
+        rm = pyvisa.ResourceManager("@py")
+        inst = rm.open_resource(twin.resource, read_termination="\n", write_termination="\n", timeout=2000)
+        try:
+            points = next(s for s in KeysightN6705C.settings if s.header.upper().endswith("POINTS"))
+            assert points.minimum is not None and points.maximum is not None
+            inst.write("SENS:SWE:POIN 1024,(@1)")
+            assert float(inst.query("SENS:SWE:POIN? MAX,(@1)")) == points.maximum
+            assert float(inst.query("SENS:SWE:POIN? MIN,(@1)")) == points.minimum
+            assert float(inst.query("SENS:SWE:POIN? (@1)")) == 1024
+            assert inst.query("SYST:ERR?").startswith("+0")
+            inst.write("SENS:SWE:POIN? 5,(@1)")  # a number is no query parameter: an error, never a reply
+            assert inst.query("SYST:ERR?").startswith("-224")
+        finally:
+            inst.close()

@@ -157,6 +157,13 @@ class CommandSet:
         key = state_key(setting, suffix)
         if command.is_query:
             value = self.state[key]
+            if args and not setting.choices:  # `VOLT? MAX`: the limit, as SCPI-99 answers it, not the setting
+                try:
+                    value = self.dialect.normalize(setting, self._number(setting, args[0]))
+                except ValueError:
+                    raise ScpiFault(scpi.DATA_TYPE_ERROR) from None
+                if args[0].strip().upper() not in ("MIN", "MINIMUM", "MAX", "MAXIMUM", "DEF", "DEFAULT"):
+                    raise ScpiFault(scpi.ILLEGAL_PARAMETER)
             if setting.choices and set(setting.choices) == {"ON", "OFF"}:
                 return b"1" if value == "ON" else b"0"  # SCPI booleans are answered 1/0
             return (f"{value:+.8E}" if isinstance(value, float) else str(value)).encode()
