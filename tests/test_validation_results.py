@@ -47,6 +47,9 @@ CASES = [
      ("record #2", "inference_ms (a latency figure) is negative (-5.45)")),
     ("negative-energy-sample", json.dumps(_record(metric="inference_mj", unit="mJ", family="energy",
                                                   raw=[0.05, -0.05])), ("record #2", "is negative (-0.05)")),
+    # Found by a new-user review: a score of -5 was compared as UNKNOWN and the gate passed.
+    ("negative-score", json.dumps(_record(metric="roc_auc", unit="", family="accuracy", value=-5.0)),
+     ("record #2", "roc_auc (an accuracy figure) is negative (-5)")),
     ("samples-401-digits", json.dumps(_record(samples=int(BIG))), ("record #2", "not a count of measurements")),
     ("unit-number", json.dumps(_record(unit=5)), ("record #2", "`unit` must be a string", "got 5")),
     ("direction-bad", json.dumps(_record(direction="up")), ("record #2", "`direction` must be one of")),

@@ -71,15 +71,17 @@ class RecordSchema(_Lenient):
 
     @model_validator(mode="after")
     def _physical(self) -> RecordSchema:
-        """A cost (time, energy, power, rate, size) is never negative, in the value or any raw sample: a
+        """A cost (time, energy, power, rate, size) or a score is never negative, in the value or any raw sample: a
         file that says so was edited or corrupted, and the gate would compare the samples silently."""
         if self.samples is not None and self.samples > MAX_SAMPLES:
             raise ValueError(f"`samples` = {self.samples} is not a count of measurements")
         # min() first: one C-level pass over the samples; the list only for the message.
-        if self.family in ("latency", "energy", "power", "throughput", "footprint") and (
+        # Accuracy too: the budgets refuse a negative accuracy bound for the same reason (config/schemas.py).
+        if self.family in ("latency", "energy", "power", "throughput", "footprint", "accuracy") and (
                 (self.value is not None and self.value < 0) or (self.raw and min(self.raw) < 0)):
             negative = [v for v in [self.value, *(self.raw or [])] if v is not None and v < 0]
-            raise ValueError(f"{self.metric} (a {self.family} figure) is negative ({negative[0]:g}): the file "
+            article = "an" if self.family[0] in "aeiou" else "a"
+            raise ValueError(f"{self.metric} ({article} {self.family} figure) is negative ({negative[0]:g}): the file "
                              "was edited or damaged; measure again")
         return self
 
