@@ -26,6 +26,7 @@ from pytest_edgehil.agent.power import find_monitors, power_capabilities
 from pytest_edgehil.agent.trigger_gpio import GpiodTrigger, trigger_capabilities
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
+from pytest_edgehil.link.device_side import DeviceRefusal
 from pytest_edgehil.model.runtime import ModelRunner
 
 FIRMWARE = f"edgehil-agent {pytest_edgehil.__version__}"
@@ -33,12 +34,7 @@ DEFAULT_STORE_BYTES = 256 * 1024 * 1024  # models kept in memory; a LOAD_BEGIN b
 BASE_CAPABILITIES = ("load_model", "select_model", "run", "stage_timings", "backend:litert-cpu")
 
 
-class Refusal(Exception):
-    """Becomes an ERROR frame with its code: the agent refuses the request and stays up."""
-
-    def __init__(self, code: p.ErrorCode, text: str) -> None:
-        super().__init__(text)
-        self.code = code
+Refusal = DeviceRefusal  # becomes an ERROR frame, as real firmware answers a request it cannot serve
 
 
 @dataclass

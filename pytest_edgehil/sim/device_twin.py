@@ -30,6 +30,7 @@ from typing_extensions import Self
 
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
+from pytest_edgehil.link.device_side import DeviceRefusal
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
@@ -42,12 +43,7 @@ from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 COMMAND_S = 50e-6
 
 
-class TwinRefusal(Exception):
-    """Internal: becomes an ERROR frame, as real firmware answers a request it cannot serve."""
-
-    def __init__(self, code: p.ErrorCode, text: str) -> None:
-        super().__init__(text)
-        self.code = code
+TwinRefusal = DeviceRefusal  # becomes an ERROR frame, as real firmware answers a request it cannot serve
 
 
 @dataclass
