@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from pytest_edgehil.agent.power import find_monitors, power_capabilities
 from pytest_edgehil.agent.trigger_gpio import GpiodTrigger, trigger_capabilities
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
-from pytest_edgehil.link.device_side import DeviceRefusal
+from pytest_edgehil.link.device_side import DeviceRefusal, ModelUpload, require_upload
 from pytest_edgehil.model.runtime import ModelRunner
 
 FIRMWARE = f"edgehil-agent {pytest_edgehil.__version__}"
@@ -43,14 +43,6 @@ class _Loaded:
     name: str
     runner: ModelRunner
     inputs: list[np.ndarray]
-
-
-@dataclass
-class _Upload:
-    size_bytes: int
-    sha256: bytes
-    name: str
-    data: bytearray = field(default_factory=bytearray)
 
 
 def board_serial() -> str:
@@ -88,7 +80,7 @@ class LiteRTDevice:
                              *trigger_capabilities(trigger), *self.energy.capabilities)
         self.serial_number = board_serial()
         self._store: dict[bytes, bytes] = {}
-        self._upload: _Upload | None = None
+        self._upload: ModelUpload | None = None
         self._model: _Loaded | None = None
         self._lock = threading.Lock()
         self._handlers: dict[type, Callable[..., p.Message]] = {
@@ -116,31 +108,20 @@ class LiteRTDevice:
                             serial_number=self.serial_number)
 
     def _load_begin(self, msg: p.LoadBegin) -> p.Message:
-        if msg.size_bytes > self.store_bytes:
-            raise Refusal(p.ErrorCode.MODEL_TOO_LARGE, f"model {msg.name!r} is {msg.size_bytes} bytes; this agent "
-                                                       f"keeps at most {self.store_bytes} (--store-mb)")
-        self._upload = _Upload(msg.size_bytes, bytes(msg.sha256), msg.name)
+        self._upload = ModelUpload.begin(msg, self.store_bytes, "this agent keeps (--store-mb) at most")
         return p.Ack(p.MsgType.LOAD_BEGIN)
 
     def _load_chunk(self, msg: p.LoadChunk) -> p.Message:
-        upload = self._require_upload()
-        if msg.offset != len(upload.data) or len(upload.data) + len(msg.data) > upload.size_bytes:
-            raise Refusal(p.ErrorCode.BAD_PAYLOAD, f"chunk at offset {msg.offset} ({len(msg.data)} bytes) does not "
-                                                   f"follow {len(upload.data)} of {upload.size_bytes} bytes")
-        upload.data += msg.data
+        require_upload(self._upload).add(msg)
         return p.Ack(p.MsgType.LOAD_CHUNK)
 
     def _load_end(self, msg: p.LoadEnd) -> p.Message:
-        upload = self._require_upload()
-        self._upload = None
-        digest = hashlib.sha256(upload.data).digest()
-        if digest != bytes(msg.sha256) or digest != upload.sha256 or len(upload.data) != upload.size_bytes:
-            raise Refusal(p.ErrorCode.HASH_MISMATCH, f"model {upload.name!r}: {len(upload.data)} bytes with SHA-256 "
-                                                     f"{digest.hex()[:16]}…, announced {upload.sha256.hex()[:16]}…")
-        self._activate(bytes(upload.data), upload.name)
-        while sum(map(len, self._store.values())) + len(upload.data) > self.store_bytes and self._store:
+        upload, self._upload = require_upload(self._upload), None
+        data, digest = upload.finish(msg)
+        self._activate(data, upload.name)
+        while sum(map(len, self._store.values())) + len(data) > self.store_bytes and self._store:
             self._store.pop(next(iter(self._store)))  # the oldest model goes; the host uploads it again if asked
-        self._store[digest] = bytes(upload.data)
+        self._store[digest] = data
         return p.Ack(p.MsgType.LOAD_END)
 
     def _select(self, msg: p.SelectModel) -> p.Message:
@@ -197,11 +178,6 @@ class LiteRTDevice:
             raise Refusal(p.ErrorCode.BAD_PAYLOAD, str(exc)) from exc
         inputs = [np.zeros(spec.shape, dtype=spec.dtype) for spec in runner.inputs]
         self._model = _Loaded(hashlib.sha256(data).digest(), name, runner, inputs)
-
-    def _require_upload(self) -> _Upload:
-        if self._upload is None:
-            raise Refusal(p.ErrorCode.BAD_PAYLOAD, "LOAD_CHUNK/LOAD_END without LOAD_BEGIN")
-        return self._upload
 
     def _require_model(self) -> _Loaded:
         if self._model is None:

@@ -1,9 +1,13 @@
 """What the device side of the protocol shares, whichever program plays it (`edgehil agent` on a Linux
-board, the device twins): a request it refuses becomes an ERROR frame with a code, and the device stays up."""
+board, the device twins): a request it refuses becomes an ERROR frame with a code, and the device stays up;
+a model upload is checked the same way on both."""
 
 from __future__ import annotations
 
-from pytest_edgehil.link.messages import ErrorCode
+import hashlib
+from dataclasses import dataclass, field
+
+from pytest_edgehil.link.messages import ErrorCode, LoadBegin, LoadChunk, LoadEnd
 
 
 class DeviceRefusal(Exception):
@@ -12,3 +16,45 @@ class DeviceRefusal(Exception):
     def __init__(self, code: ErrorCode, text: str) -> None:
         super().__init__(text)
         self.code = code
+
+
+@dataclass
+class ModelUpload:
+    """A model arriving in LOAD_BEGIN / LOAD_CHUNK* / LOAD_END, checked as it comes: chunks in order and
+    within the announced size, the whole matching both announced SHA-256 digests (DeviceRefusal otherwise)."""
+
+    size_bytes: int
+    sha256: bytes
+    name: str
+    data: bytearray = field(default_factory=bytearray)
+
+    @classmethod
+    def begin(cls, msg: LoadBegin, capacity_bytes: int, capacity: str) -> ModelUpload:
+        """`capacity` says what holds models, for the refusal: "flash holds", "this agent keeps at most"."""
+        if msg.size_bytes > capacity_bytes:
+            raise DeviceRefusal(ErrorCode.MODEL_TOO_LARGE, f"model {msg.name!r} is {msg.size_bytes} bytes but "
+                                                           f"{capacity} {capacity_bytes} bytes")
+        return cls(msg.size_bytes, bytes(msg.sha256), msg.name)
+
+    def add(self, msg: LoadChunk) -> None:
+        if msg.offset != len(self.data):
+            raise DeviceRefusal(ErrorCode.BAD_PAYLOAD, f"chunk at offset {msg.offset}, expected {len(self.data)}")
+        if len(self.data) + len(msg.data) > self.size_bytes:
+            raise DeviceRefusal(ErrorCode.BAD_PAYLOAD, "chunks exceed the size announced in LOAD_BEGIN")
+        self.data += msg.data
+
+    def finish(self, msg: LoadEnd) -> tuple[bytes, bytes]:
+        """(model bytes, their SHA-256) once complete and matching."""
+        digest = hashlib.sha256(self.data).digest()
+        if digest != bytes(msg.sha256) or digest != self.sha256 or len(self.data) != self.size_bytes:
+            raise DeviceRefusal(ErrorCode.HASH_MISMATCH,
+                                f"model {self.name!r}: received {len(self.data)} bytes with SHA-256 "
+                                f"{digest.hex()[:16]}…, expected {self.size_bytes} bytes {self.sha256.hex()[:16]}…; "
+                                "resend the model")
+        return bytes(self.data), digest
+
+
+def require_upload(upload: ModelUpload | None) -> ModelUpload:
+    if upload is None:
+        raise DeviceRefusal(ErrorCode.BAD_PAYLOAD, "LOAD_CHUNK/LOAD_END without LOAD_BEGIN")
+    return upload

@@ -23,14 +23,14 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from typing_extensions import Self
 
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
-from pytest_edgehil.link.device_side import DeviceRefusal
+from pytest_edgehil.link.device_side import DeviceRefusal, ModelUpload, require_upload
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
@@ -44,14 +44,6 @@ COMMAND_S = 50e-6
 
 
 TwinRefusal = DeviceRefusal  # becomes an ERROR frame, as real firmware answers a request it cannot serve
-
-
-@dataclass
-class _Upload:
-    size_bytes: int
-    sha256: bytes
-    name: str
-    data: bytearray = field(default_factory=bytearray)
 
 
 @dataclass
@@ -92,7 +84,7 @@ class DeviceTwin:
         self.last_run_edges_s: list[tuple[float, float, float, float]] = []
         self.clock_s = 0.0
         self._flash: dict[bytes, bytes] = {}  # models stored on the device, by SHA-256
-        self._upload: _Upload | None = None
+        self._upload: ModelUpload | None = None
         self._model: _LoadedModel | None = None
         self._endpoint: PtyEndpoint | None = None
         self._lock = threading.Lock()
@@ -181,34 +173,18 @@ class DeviceTwin:
         )]
 
     def _load_begin(self, msg: p.LoadBegin) -> Sequence[p.Message]:
-        if msg.size_bytes > self.profile.flash_bytes:
-            raise TwinRefusal(p.ErrorCode.MODEL_TOO_LARGE,
-                              f"model {msg.name!r} is {msg.size_bytes} bytes but flash holds "
-                              f"{self.profile.flash_bytes} bytes")
-        self._upload = _Upload(msg.size_bytes, bytes(msg.sha256), msg.name)
+        self._upload = ModelUpload.begin(msg, self.profile.flash_bytes, "flash holds")
         return [p.Ack(p.MsgType.LOAD_BEGIN)]
 
     def _load_chunk(self, msg: p.LoadChunk) -> Sequence[p.Message]:
-        upload = self._require_upload()
-        if msg.offset != len(upload.data):
-            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD,
-                              f"chunk at offset {msg.offset}, expected {len(upload.data)}")
-        if len(upload.data) + len(msg.data) > upload.size_bytes:
-            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, "chunks exceed the size announced in LOAD_BEGIN")
-        upload.data += msg.data
+        require_upload(self._upload).add(msg)
         return [p.Ack(p.MsgType.LOAD_CHUNK)]
 
     def _load_end(self, msg: p.LoadEnd) -> Sequence[p.Message]:
-        upload = self._require_upload()
-        self._upload = None
-        digest = hashlib.sha256(upload.data).digest()
-        if digest != bytes(msg.sha256) or digest != upload.sha256 or len(upload.data) != upload.size_bytes:
-            raise TwinRefusal(p.ErrorCode.HASH_MISMATCH,
-                              f"model {upload.name!r}: received {len(upload.data)} bytes with SHA-256 "
-                              f"{digest.hex()[:16]}…, expected {upload.size_bytes} bytes "
-                              f"{upload.sha256.hex()[:16]}…; resend the model")
-        self._activate(bytes(upload.data), upload.name)
-        self._flash[digest] = bytes(upload.data)
+        upload, self._upload = require_upload(self._upload), None
+        data, digest = upload.finish(msg)
+        self._activate(data, upload.name)
+        self._flash[digest] = data
         return [p.Ack(p.MsgType.LOAD_END)]
 
     def _select_model(self, msg: p.SelectModel) -> Sequence[p.Message]:
@@ -379,11 +355,6 @@ class DeviceTwin:
 
     def _advance_idle(self, duration_s: float) -> None:
         self._advance("idle", duration_s, self.profile.power.idle_w * self.power_factor)
-
-    def _require_upload(self) -> _Upload:
-        if self._upload is None:
-            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, "LOAD_CHUNK/LOAD_END without LOAD_BEGIN")
-        return self._upload
 
     def _require_model(self) -> _LoadedModel:
         if self._model is None:
