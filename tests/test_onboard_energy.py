@@ -89,7 +89,10 @@ def test_each_window_is_within_the_counters_stated_uncertainty_of_the_truth(boar
     assert len(measurement.windows) == PLAN.windows and all(len(t) == n for t in measurement.timings)
     board.sysfs.wrap_in(1.0)  # ~1.8 J per window below at 6 W: the first one passes through 0
     wrapped = False
-    for _ in range(3):  # the meter's windows, each checked against the model's truth over it
+    # The meter sized n for 0.3 s at the speed it saw; a loaded machine that speeds up later would make
+    # n inferences too short for the counter's 1 % (a refusal, not a wrong figure), so check on 3n.
+    n *= 3
+    for _ in range(3):  # windows like the meter's, each checked against the model's truth over it
         dut.client.run(n)
         window = next(w for w in dut.client.energy_counters().windows if w.counter_id == counter_id)
         energy_j, u_j, power_w = counter_window_energy(window, n, device="agent")
