@@ -411,9 +411,10 @@ class ScpiAnalyzer(PowerAnalyzer):
         current_a = columns["current"]
         # Range checks: a byte-order or format mistake decodes to impossible values, and a reading
         # pinned at the range limit is the ADC saturating: neither is ever integrated.
-        check_plausible(current_a, full_scale=capture.current_range_a, what="current", where=where, hint=hint,
-                        command=sources["current"])
-        check_not_clipped(current_a, range_a=capture.current_range_a, where=where, command=sources["current"])
+        largest_a = check_plausible(current_a, full_scale=capture.current_range_a, what="current", where=where,
+                                    hint=hint, command=sources["current"])
+        check_not_clipped(current_a, range_a=capture.current_range_a, where=where, command=sources["current"],
+                          largest=largest_a)
         voltage_v = columns.get("voltage")
         if voltage_v is None:
             voltage_v = np.full(current_a.shape, capture.voltage_v)

@@ -206,35 +206,45 @@ def decode_float32(payload: bytes, *, big_endian: bool, resource: str, command: 
 
 
 def check_plausible(values: np.ndarray, *, full_scale: float, what: str, where: str,
-                    hint: str, expected: float | None = None, command: str = "") -> None:
+                    hint: str, expected: float | None = None, command: str = "") -> float:
     """Raise InstrumentReplyError if decoded samples cannot be real readings (wrong byte order, format).
 
     A byte-swapped float32 decodes without any error to values that are absurdly large, NaN, or
     absurdly small (subnormal-like); a real reading is finite, within its range, and not below a
     part in 10^12 of it. Where the level is known (`expected`, e.g. the programmed supply voltage)
     the median must also lie within 25 % of it: a swapped 3.3 V decodes to a tidy-looking 4e-8.
-    SCPI's INF/NaN sentinels (9.9E37, 9.91E37) are named as such.
+    SCPI's INF/NaN sentinels (9.9E37, 9.91E37) are named as such. Returns the largest magnitude (what
+    `check_not_clipped` needs, so it does not pass over the samples again).
     """
     what_cmd = command or what
     if values.size == 0:
         raise reply_error(where, what_cmd, b"", f"returned no {what} samples",
                           "the acquisition did not complete: arm and wait again")
-    magnitude = np.abs(values)
-    # Fast path (one reduction, one masked reduction): a largest magnitude that is finite, below the
-    # sentinels and within range, and no non-zero magnitude below the floor, is exactly "nothing bad"
-    # below; only otherwise are the masks built, to count and name the bad samples.
-    largest = float(magnitude.max())
+    # Fast path: the smallest and largest sample (two reductions, no temporary array; a NaN propagates
+    # into both). Largest magnitude finite, below the sentinels and within range, and the smallest sample
+    # above the floor (all positive, none tiny) is exactly "nothing bad" below. Only when a sample is
+    # zero or negative is the magnitude built for the floor test, and only when something is wrong are
+    # the masks built to count and name the bad samples.
+    lowest, highest = float(values.min()), float(values.max())
+    largest = max(highest, -lowest)
     floor = full_scale * 1e-12
-    if not (largest < SCPI_SENTINEL and largest <= 1.1 * full_scale
-            and float(np.min(magnitude, where=magnitude > 0, initial=np.inf)) >= floor):
-        _name_impossible(values, magnitude, full_scale=full_scale, what=what, where=where, hint=hint,
+    if not (largest < SCPI_SENTINEL and largest <= 1.1 * full_scale):  # NaN fails both comparisons
+        _name_impossible(values, np.abs(values), full_scale=full_scale, what=what, where=where, hint=hint,
                          what_cmd=what_cmd)
-    if expected is not None and expected > 0 and not _median_surely_within(values, 0.75 * expected, 1.25 * expected):
+    if lowest < floor:
+        magnitude = np.abs(values)
+        if float(np.min(magnitude, where=magnitude > 0, initial=np.inf)) < floor:
+            _name_impossible(values, magnitude, full_scale=full_scale, what=what, where=where, hint=hint,
+                             what_cmd=what_cmd)
+    low, high = (0.75 * expected, 1.25 * expected) if expected is not None else (0.0, 0.0)
+    if (expected is not None and expected > 0 and not low <= lowest <= highest <= high
+            and not _median_surely_within(values, low, high)):
         median = float(np.median(values))  # the exact median, only when the counts cannot clear it
         if abs(median - expected) > 0.25 * expected:
             raise reply_error(where, what_cmd, repr(median),
                               f"has median {what} {median!r} but {expected:g} was programmed; the data "
                               f"look mis-decoded", hint)
+    return largest
 
 
 def _name_impossible(values: np.ndarray, magnitude: np.ndarray, *, full_scale: float, what: str, where: str,
@@ -264,11 +274,16 @@ def _median_surely_within(values: np.ndarray, low: float, high: float) -> bool:
     return int(np.count_nonzero(values < low)) < half and int(np.count_nonzero(values > high)) < half
 
 
-def check_not_clipped(current_a: np.ndarray, *, range_a: float, where: str, command: str) -> None:
+def check_not_clipped(current_a: np.ndarray, *, range_a: float, where: str, command: str,
+                      largest: float | None = None) -> None:
     """Refuse a trace whose current reached the end of its measurement range.
 
     A sample at or beyond the range limit is the ADC saturating, not the device's current: integrating
-    it under-reports energy by an unknown amount, so the trace is refused rather than measured."""
+    it under-reports energy by an unknown amount, so the trace is refused rather than measured.
+    `largest`: the samples' largest magnitude if already known (`check_plausible` returns it); below the
+    limit it clears the trace without another pass."""
+    if largest is not None and largest < range_a * (1 - 1e-6):
+        return
     clipped = np.abs(current_a) >= range_a * (1 - 1e-6)
     if clipped.any():
         raise reply_error(where, command, repr(float(current_a[clipped][0])),
