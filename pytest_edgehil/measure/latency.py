@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import numpy as np
@@ -10,15 +11,35 @@ from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.config.catalog import CatalogModel
 from pytest_edgehil.link.messages import StageTiming, pipeline_depth
 from pytest_edgehil.link.pipeline import evaluate
+from pytest_edgehil.model.runtime import TensorSpec
 
 
 def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
-    """An 8-bit image as the raw tensor the model's first input takes (scaled to the card's range)."""
+    """An 8-bit image as the raw tensor the model's first input takes (scaled to the card's range).
+
+    A uint8 image goes through a 256-entry table of that same conversion (`_uint8_table`): each pixel
+    value maps to one raw value, so the table gives the very bytes the arithmetic does, in one gather
+    instead of five passes over the image (a seventh of an accuracy evaluation's host time).
+    Raises ModelError for NaN in a float image (`TensorSpec.quantize`)."""
     spec = model.info.inputs[0]
     lo, hi = model.input_range
-    scaled = lo + np.asarray(image, dtype=np.float32) / 255.0 * (hi - lo)
-    scaled = scaled.reshape(spec.shape)
+    pixels = np.asarray(image)
+    if pixels.dtype == np.uint8:
+        return _uint8_table(spec, float(lo), float(hi))[pixels].reshape(spec.shape)
+    return _convert(spec, lo, hi, pixels).reshape(spec.shape)
+
+
+def _convert(spec: TensorSpec, lo: float, hi: float, pixels: np.ndarray) -> np.ndarray:
+    scaled = lo + np.asarray(pixels, dtype=np.float32) / 255.0 * (hi - lo)
     return spec.quantize(scaled) if spec.quantized else scaled.astype(spec.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _uint8_table(spec: TensorSpec, lo: float, hi: float) -> np.ndarray:
+    """The raw input value of each of the 256 pixel values (read-only: shared between calls)."""
+    table = _convert(spec, lo, hi, np.arange(256, dtype=np.uint8))
+    table.setflags(write=False)
+    return table
 
 
 def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.ndarray:

@@ -54,9 +54,9 @@ if TYPE_CHECKING:
 Handler = Callable[[Message], Sequence[Message]]
 RebootHook = Callable[[bool], None]  # called with `wipe_flash` when the board reboots
 READ_CHUNK = 65536
-# Replies kept for retransmissions: the pipeline depth a twin offers (capability `pipeline=2`) needs one
+# Replies kept for retransmissions: the pipeline depth a twin offers (capability `pipeline=3`) needs one
 # per request in flight. A firmware offering depth N keeps N (docs/protocol.md, "Pipelined evaluation").
-REPLY_CACHE = 2
+REPLY_CACHE = 3
 POLL_S = 0.1  # how often a blocked write looks at the stop flag
 
 log = logging.getLogger("pytest_edgehil.sim.pty_link")

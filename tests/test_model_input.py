@@ -1,0 +1,39 @@
+"""The host's image → raw input conversion: the 256-entry table for uint8 images gives exactly the bytes
+of the per-pixel arithmetic, for int8, uint8 and float inputs; other images take the arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.config.catalog import ModelCatalog
+from pytest_edgehil.errors import ModelError
+from pytest_edgehil.measure.latency import _convert, to_model_input
+
+from .conftest import MODELS
+
+
+@pytest.mark.parametrize("name", ["tinytracker", "qsegment", "lowres_seg", "tinytracker_float"])
+def test_the_uint8_table_gives_the_arithmetic_bytes_exactly(name):
+    model = ModelCatalog(MODELS).get(name)
+    spec = model.info.inputs[0]
+    lo, hi = model.input_range
+    image = np.random.default_rng(3).integers(0, 256, size=spec.shape[1:], dtype=np.uint8)
+    image.flat[:256] = np.arange(256)  # every pixel value at least once, whatever the draw
+    expected = _convert(spec, lo, hi, image).reshape(spec.shape)
+    got = to_model_input(model, image)
+    assert got.dtype == expected.dtype == spec.dtype and got.shape == tuple(spec.shape)
+    assert got.tobytes() == expected.tobytes()
+    got.flat[0] = 1  # the caller's copy: the shared table is not written through it
+    assert to_model_input(model, image).tobytes() == expected.tobytes()
+
+
+def test_a_float_image_takes_the_arithmetic_and_nan_is_refused():
+    model = ModelCatalog(MODELS).get("tinytracker")
+    spec = model.info.inputs[0]
+    image = np.random.default_rng(4).uniform(0, 255, size=spec.shape[1:]).astype(np.float32)
+    lo, hi = model.input_range
+    assert to_model_input(model, image).tobytes() == _convert(spec, lo, hi, image).reshape(spec.shape).tobytes()
+    image[0, 0, 0] = np.nan
+    with pytest.raises(ModelError, match="NaN"):
+        to_model_input(model, image)
