@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from pytest_edgehil.agent.litert_device import LiteRTDevice
-from pytest_edgehil.agent.onboard_energy import OnboardEnergy, RailSource, find_sources
+from pytest_edgehil.agent.onboard_energy import (
+    READ_TRIES,
+    CounterSource,
+    OnboardEnergy,
+    RailSource,
+    find_sources,
+)
 from pytest_edgehil.agent.server import AgentServer
 from pytest_edgehil.bench import Bench, DeviceUnderTest
 from pytest_edgehil.config.lab import DeviceConfig, LabConfig, apply_backend
@@ -20,6 +26,7 @@ from pytest_edgehil.errors import CannotResolve
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.link.auth import read_token, write_new_token
 from pytest_edgehil.link.energy_messages import METHOD_INTEGRATED
+from pytest_edgehil.measure.counter_energy import CounterSpec
 from pytest_edgehil.measure.meter import EnergyPlan
 from pytest_edgehil.measure.onboard_energy import counter_window_energy, measure_onboard_energy
 
@@ -180,3 +187,34 @@ def test_the_energy_suite_runs_on_the_agent_end_to_end_only(board, edgehil_proje
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(["*qsegment-agent*energy*end_to_end_mj*mJ*HW*",
                                  "*SKIPPED*on-board counter intel-rapl:0:package-0 updates every 1 ms*"])
+
+
+class PreemptedReader:
+    """A counter whose first `stalls` reads are preempted: the board clock jumps 5 ms during each."""
+
+    def __init__(self, clock: SteppedClock, stalls: int) -> None:
+        self.clock, self.stalls, self.reads = clock, stalls, 0
+
+    def read_uj(self) -> int:
+        self.reads += 1
+        if self.reads <= self.stalls:
+            self.clock.ns += 5_000_000
+        self.clock.ns += 20_000  # an unhurried sysfs read
+        return 1_000 * self.reads
+
+
+@pytest.mark.parametrize("stalls", [0, 1, READ_TRIES])
+def test_a_counter_read_preempted_between_clock_and_value_is_read_again(stalls):
+    clock = SteppedClock()
+    reader = PreemptedReader(clock, stalls)
+    spec = CounterSpec("rapl", RAPL_ID, RAPL_MAX_UJ, 1.0, 0.001)
+    source = CounterSource(spec, reader, "RAPL package-0")
+    start_ns = clock.ns
+    reading = source._read(clock)
+    assert reading is not None
+    if stalls < READ_TRIES:  # the first unpreempted read is kept, stamped at the middle of its clock reads
+        assert reader.reads == stalls + 1 and reading.energy_uj == 1_000 * (stalls + 1)
+        assert reading.time_s * 1e9 == pytest.approx(start_ns + stalls * 5_020_000 + 10_000)
+    else:  # every try preempted: the tightest (all alike here: the first) is kept, not the last
+        assert reader.reads == READ_TRIES and reading.energy_uj == 1_000
+        assert reading.time_s * 1e9 == pytest.approx(start_ns + 2_510_000)

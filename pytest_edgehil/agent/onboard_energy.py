@@ -43,6 +43,10 @@ DEFAULT_POLL_S = 0.05  # reads of a wrapping counter during a RUN: 25 J per step
 # NVIDIA does not document how often the total-energy counter updates; 100 ms is an assumption, stated
 # as the counter's update period so that the host sizes windows (20 s at 1 %) to cover it.
 NVML_UPDATE_S = 0.1
+# A counter read whose clock reads (before and after) lie further apart than this was preempted: read
+# again, up to READ_TRIES times. 200 µs is a fifth of RAPL's 1 ms update and ~10x an unhurried sysfs read.
+READ_SKEW_NS = 200_000
+READ_TRIES = 5
 
 
 class Source(Protocol):
@@ -77,12 +81,27 @@ class CounterSource:
         return self.spec.name
 
     def _read(self, clock_ns: Clock) -> CounterReading | None:
-        time_s = clock_ns() / 1e9  # the time first: the value read is then at least as new as the time
+        """The counter stamped with the midpoint of clock reads taken just before and just after it.
+
+        A reader preempted between the clock and the counter (a loaded board, a busy host running the
+        agent) would stamp a value that is milliseconds newer than its time: at several watts that is
+        more energy than the counter's own resolution. So the read is retried while the two clock reads
+        lie more than READ_SKEW_NS apart, and the tightest one is kept."""
+        best: tuple[int, int, int] | None = None  # (gap ns, value µJ, midpoint ns)
         try:
-            return CounterReading(self.reader.read_uj(), time_s)
+            for _ in range(READ_TRIES):
+                before = clock_ns()
+                value = self.reader.read_uj()
+                after = clock_ns()
+                if best is None or after - before < best[0]:
+                    best = (after - before, value, (before + after) // 2)
+                if after - before <= READ_SKEW_NS:
+                    break
         except MeasurementError as exc:
             self._note = self._note or str(exc)
             return None
+        assert best is not None  # READ_TRIES >= 1
+        return CounterReading(best[1], best[2] / 1e9)
 
     def begin(self, clock_ns: Clock) -> None:
         self._note, self._total_uj = "", 0
