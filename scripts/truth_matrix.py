@@ -19,10 +19,11 @@ import numpy as np
 from pytest_edgehil.bench import Bench
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.config.lab import simulated_lab
-from pytest_edgehil.errors import CannotResolve, MeasurementError
+from pytest_edgehil.errors import CannotResolve, MeasurementError, StreamGap
 from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
 
 MODELS = Path(__file__).resolve().parent.parent / "fixtures" / "models"
+STREAM_TRIES = 3
 
 ROWS: dict[str, dict] = {
     "none (ideal bench)": {"ideal": True},
@@ -100,7 +101,16 @@ def cell_errors(physics: dict, dialect: str, coarse_s: float, model: str, seed: 
 def _job(args: tuple) -> tuple:
     row, col, model, seed, runs = args
     _, dialect, coarse = ANALYZERS[col]
-    return row, col, model, cell_errors(ROWS[row], dialect, coarse, model, seed, runs)
+    # The NGM202 twin streams FastLog chunks in real time: on a saturated machine the reader can fall
+    # behind and the capture is refused (StreamGap: a lost chunk is never a shorter trace). That is the
+    # machine, not the cell, so the cell is measured again on a fresh bench, and named if it never lands.
+    for _ in range(STREAM_TRIES):
+        try:
+            return row, col, model, cell_errors(ROWS[row], dialect, coarse, model, seed, runs)
+        except StreamGap:
+            continue
+    gap = f"not measured: StreamGap {STREAM_TRIES}x (machine too busy)"
+    return row, col, model, {"inference": gap, "end_to_end": gap}
 
 
 def worst(values: list[float | str]) -> float | str:
@@ -114,20 +124,23 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--analyzer", action="append", choices=sorted({d for _, d, _ in ANALYZERS}),
+                    help="only these twin dialects' columns (repeatable; default all)")
     a = ap.parse_args()
-    jobs = [(row, col, model, seed, a.runs) for row in ROWS for col in range(len(ANALYZERS))
+    columns = [c for c, (_, d, _) in enumerate(ANALYZERS) if not a.analyzer or d in a.analyzer]
+    jobs = [(row, col, model, seed, a.runs) for row in ROWS for col in columns
             for model in ("qsegment", "tinytracker") for seed in range(1, a.seeds + 1)]
     cells: dict[tuple[str, int, str, str], list[float | str]] = {}
     with ProcessPoolExecutor(a.jobs) as pool:
         for row, col, model, res in pool.map(_job, jobs):
             for kind, v in res.items():
                 cells.setdefault((row, col, model, kind), []).append(v)
-    head = [f"{an} · {w}" for an, _, _ in ANALYZERS for w, _, _ in WINDOWS]
+    head = [f"{ANALYZERS[c][0]} · {w}" for c in columns for w, _, _ in WINDOWS]
     print("| effect | " + " | ".join(head) + " |")
     print("|---" * (len(head) + 1) + "|")
     for row in ROWS:
         out = []
-        for col in range(len(ANALYZERS)):
+        for col in columns:
             for _, model, kind in WINDOWS:
                 v = worst(cells[(row, col, model, kind)])
                 out.append(v if isinstance(v, str) else f"{v:.2%}")

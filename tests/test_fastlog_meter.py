@@ -12,9 +12,16 @@ import pytest
 from pytest_edgehil.bench import Bench
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.config.lab import simulated_lab
-from pytest_edgehil.errors import InstrumentError, StreamGap
+from pytest_edgehil.errors import CannotResolve, InstrumentError, StreamGap
 from pytest_edgehil.measure.digital_windows import WINDOW_SOURCE_RUN_START
-from pytest_edgehil.measure.meter import STREAM_GAP_RETRIES, EnergyPlan, measure_energy
+from pytest_edgehil.measure.energy import energy_from_trace
+from pytest_edgehil.measure.meter import (
+    STREAM_GAP_RETRIES,
+    EnergyPlan,
+    _placed_in_stream,
+    measure_energy,
+    plan_acquisition,
+)
 
 from .conftest import MODELS
 
@@ -74,3 +81,41 @@ def test_a_stream_that_keeps_losing_chunks_is_refused_with_stream_gap(ngm202_ben
         measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a, plan=PLAN)
     assert isinstance(info.value, InstrumentError) and twin.resource in str(info.value)
     assert twin.faults.fired == {"lost-chunk": STREAM_GAP_RETRIES + 1}
+
+
+@pytest.fixture
+def rc_clock_bench():
+    """The NGM202 stream with an RC-oscillator board: its timer 0.2 % fast against the analyzer."""
+    lab = replace(simulated_lab(), physics={"ideal": True, "clock_ppm": 2000.0})
+    lab.devices["imx500"] = replace(lab.devices["imx500"], twin_analyzer="rs-ngm202")
+    bench = Bench(lab, seed=1)
+    dut = bench.device("imx500")
+    model = CATALOG.get("tinytracker")
+    dut.ensure_model(model.data, model.name)
+    analyzer, supply = bench.analyzer("imx500")
+    yield dut, analyzer, supply
+    bench.close()
+
+
+def test_a_stream_from_a_board_with_an_rc_clock_is_measured_within_half_a_percent(rc_clock_bench):
+    # The record's t = 0 is its first step plus the device-timed readout (17.9 ms, 36 µs long at 0.2 %):
+    # the locator must search that far for the first edges, then fit the clock over the run (was +240 %).
+    dut, analyzer, supply = rc_clock_bench
+    m = measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a,
+                       plan=EnergyPlan(windows=1, runs_per_window=20))
+    inference_err, end_to_end_err = _worst_errors(dut, m)
+    assert inference_err < 0.005 and end_to_end_err < 0.005, (inference_err, end_to_end_err)
+    assert m.windows[-1].clock_ratio == pytest.approx(1 / 1.002, rel=2e-5)
+
+
+def test_windows_placed_by_an_unchecked_clock_are_refused_not_measured(rc_clock_bench):
+    # The same record, but the locator not told how far t = 0 may be off: it finds no edge, and the
+    # windows it can only place by the board's (0.2 % wrong) clock must be refused, never integrated.
+    dut, analyzer, supply = rc_clock_bench
+    plan = EnergyPlan(windows=1, runs_per_window=20)
+    m = measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a, plan=plan)
+    timings, trace = m.timings[-1], m.last_trace
+    _, _, points, pre = plan_acquisition(timings[0], analyzer, plan)  # the meter's own cut of the record
+    time_s, power_w = _placed_in_stream(trace.time_s, trace.power_w, timings[0], pre, points, analyzer)
+    with pytest.raises(CannotResolve, match=r"end-to-end window \d+ .*not visible in the trace.*over the 1%"):
+        energy_from_trace(time_s, power_w, timings, origin_u_s=0.0)

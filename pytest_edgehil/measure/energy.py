@@ -37,6 +37,7 @@ from pytest_edgehil.measure.point_sampling import (
     unclassified_refusal,
 )
 from pytest_edgehil.measure.trace_windows import edge_index, locate_edges, window_energies
+from pytest_edgehil.measure.uncertainty_refusal import uncertainty_refusal
 
 # Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
 _EDGE_TOLERANCE_SAMPLES = 1e-6
@@ -283,7 +284,7 @@ RESOLVE_FIX = ("use a finer sample interval (SENS:SWE:TINT, FLOG:SRAT) or measur
 
 
 def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any], *,
-                      point_error_rel: float | None = POINT_ERROR_REL) -> EnergySamples:
+                      point_error_rel: float | None = POINT_ERROR_REL, origin_u_s: float = 0.0) -> EnergySamples:
     """Energy of every inference (inference stage and end to end) of a RUN from one trace and its timings.
 
     The windows are placed from the trace (`trace_windows.locate_edges`: each edge's energy centroid, the
@@ -297,14 +298,16 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     come back empty with `inference_refusal` saying why (end to end still measured). A run with too few
     located steps to tell the sampling model (≤ 3 inferences) is held to point sampling's worst case at
     0.5 % the same way (`point_sampling.unclassified_refusal`). `point_error_rel=None` turns both checks off
-    (to test the pricing itself against its closed-form bound).
+    (to test the pricing itself against its closed-form bound). Windows whose edges the trace does not show and an
+    unpinned clock places (`uncertainty_refusal.MAX_DRIFT_REL`) are refused the same way: inference windows by `inference_refusal`, end-to-end by CannotResolve.
+    `origin_u_s`: how far t = 0 may be from the device's time 0 (`trace_windows.locate_edges`).
     """
     t, p = _as_trace(time_s, power_w)
     _check_increasing(np.diff(t[:2]))
     timing_list = list(timings)
     inference_w = inference_windows_s(timing_list)
     end_to_end_w = end_to_end_windows_s(timing_list)
-    fit = locate_edges(t, p, np.concatenate([inference_w, end_to_end_w]).reshape(-1))
+    fit = locate_edges(t, p, np.concatenate([inference_w, end_to_end_w]).reshape(-1), origin_u_s=origin_u_s)
     n = len(timing_list)
     inference_j, inference_u, _ = window_energies(
         fit, inference_w, [f"inference window {i}" for i in range(n)], RESOLVE_FIX)
@@ -322,6 +325,11 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
             raise e2e_refusal
         refusal = (point_sampling_refusal(fit, inference_w, inference_j, inference_names, point_error_rel)
                    or unclassified_refusal(fit, inference_w, inference_j, inference_names))
+    e2e_placement = uncertainty_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names)
+    if e2e_placement is not None:
+        raise e2e_placement
+    refusal = refusal or uncertainty_refusal(fit, inference_w, inference_j,
+                                             [f"inference window {i}" for i in range(n)])
     if refusal is not None:
         inference_j = inference_u = trace_s = np.zeros(0)
         inference_w = inference_w[:0]

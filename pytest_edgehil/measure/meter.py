@@ -184,16 +184,25 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
             measurement.window_source = WINDOW_SOURCE_DIGITAL
         else:
             time_s, power_w = trace.time_s, trace.power_w
-            if not trace.trigger_located:  # a trigger-less stream (FastLog): the RUN placed from its first step
+            if trace.trigger_located:
+                origin_u_s = 0.0
+            else:  # a trigger-less stream (FastLog): the RUN placed from its first step
                 time_s, power_w = _placed_in_stream(time_s, power_w, result.timings[0], pre, points, analyzer)
-            estimate = run_energy_from_trace if refusal is not None else energy_from_trace
-            measurement.windows.append(estimate(time_s, power_w, result.timings))
+                # t = 0 is that step plus the device-timed readout: off by the device clock's error on it.
+                origin_u_s = STREAM_CLOCK_TOLERANCE * result.timings[0].readout_us * 1e-6 + 2 * dt_s
+            if refusal is not None:
+                measurement.windows.append(run_energy_from_trace(time_s, power_w, result.timings))
+            else:
+                measurement.windows.append(energy_from_trace(time_s, power_w, result.timings, origin_u_s=origin_u_s))
             measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
         measurement.timings.append(tuple(result.timings))
         measurement.last_trace = trace
     return measurement
 
 
+# How far a device's clock may be off (an RC oscillator's 0.5 %, as trace_windows allows): it bounds where a
+# record placed from its first power step and the device-timed readout puts the trigger.
+STREAM_CLOCK_TOLERANCE = 5e-3
 # A streamed record that lost a chunk is captured again this many times before its StreamGap is raised.
 STREAM_GAP_RETRIES = 2
 

@@ -88,6 +88,9 @@ class EdgeFit:
     # model (`sampling_known`), and point_sampling.unclassified_refusal prices such a run conservatively.
     located_steps: int = 0
     edge_level_w: np.ndarray | None = None  # the largest |power| within one sample of each edge
+    # Worst-case energy (J) an unlocated edge may be off by where the clock map's ratio is not pinned
+    # by located edges (0 where located): what `uncertainty_refusal` holds each window to.
+    drift_j: np.ndarray | None = None
 
     @property
     def sampling_known(self) -> bool:
@@ -110,9 +113,13 @@ def _noise_w(p: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(np.diff(p))) / np.sqrt(2.0))
 
 
-def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLike) -> EdgeFit:
+def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLike, *,
+                 origin_u_s: float = 0.0) -> EdgeFit:
     """Place every device edge (device seconds since the first trigger, any order) on the trace.
 
+    `origin_u_s`: how far (s) the trace's t = 0 may sit from the device's time 0 beyond the trigger's own
+    latency (0 for a triggered capture; a record placed from its first power step and a device-timed
+    stage, as FastLog's, is off by that stage's clock error): the first searches are widened by it.
     Raises MeasurementError when an edge falls outside the trace (more pre-trigger or post-trigger samples
     are needed), WindowMisplaced when a located edge sits off the fitted clock map.
     """
@@ -137,7 +144,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     fit_y: list[float] = []
     offset, ratio, tolerance = 0.0, 1.0, _PASS1_TOLERANCE
     for k in order:
-        widen = tolerance * min((abs(dev[k] - x) for x in fit_x[-4:]), default=abs(dev[k]))
+        widen = tolerance * min((abs(dev[k] - x) for x in fit_x[-4:]), default=abs(dev[k])) + (
+            0.0 if fit_x else origin_u_s)
         hit = trace.locate(dev, k, offset, ratio, widen)
         if hit is not None:
             fit_x.append(float(dev[k]))
@@ -203,11 +211,25 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         if len(fit_x) < 3 or abs(offset) < 3 * max(residual, dt / np.sqrt(12.0)) / np.sqrt(max(len(fit_x), 1)):
             offset = 0.0
     # Unlocated edges take the final map's position (their prediction came from a partial fit), priced
-    # step-aware: the straddling sample's outside part at its outside neighbour's level.
+    # step-aware: the straddling sample's outside part at its outside neighbour's level. Their place is
+    # only as good as the map: away from the located edges it drifts by the ratio's error, which, if the
+    # located edges did not pin it, may be an RC oscillator's (a 0.2 % board clock over a 0.4 s run put
+    # windows 0.76 ms off, +240 % silent): priced at the trace's largest power, so such windows carry an
+    # uncertainty that refuses them (`placement_refusal`) instead of a plausible number.
+    anchor_s, drift_rel = _map_anchor(fit_x)
+    largest_w = float(np.max(np.abs(p))) if p.size else 0.0
+    # How far each edge may move before it crosses a neighbouring one: within that, a misplaced edge costs
+    # its own step per second; beyond it, up to the trace's largest power.
+    gaps = np.diff(dev)
+    room = np.minimum(np.concatenate([[np.inf], gaps]), np.concatenate([gaps, [np.inf]]))
+    drift_j = np.zeros(n)
     for k in map(int, np.flatnonzero(~located)):
         position[k] = offset + ratio * dev[k]
         cumulative[k] = _step_aware_cumulative(p, bounds, cum, position[k], dt)
-        edge_u[k] = float(np.hypot(edge_u[k], abs(step[k]) * max(residual, dt / np.sqrt(12.0))))
+        drift_s = drift_rel * abs(dev[k] - anchor_s) + (0.0 if fit_x else origin_u_s)
+        drift_j[k] = (abs(step[k]) if drift_s < room[k] else largest_w) * drift_s
+        edge_u[k] = float(np.hypot(np.hypot(edge_u[k], abs(step[k]) * max(residual, dt / np.sqrt(12.0))),
+                                   drift_j[k]))
     tolerance = max(_MISPLACED_SAMPLES * dt, _MISPLACED_MIN_S)
     off_map = np.abs(position - (offset + ratio * dev)) > tolerance
     if np.any(off_map & located):
@@ -224,7 +246,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     level = np.max(np.abs(np.stack([p[np.clip(j + d, 0, p.size - 1)] for d in (-1, 0, 1)])), axis=0)
     return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
                    noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled,
-                   located_steps, level)
+                   located_steps, level, drift_j)
 
 
 def _supply_tau(trace: _Trace, dev: np.ndarray, fit_x: list[float], fit_y: list[float], offset: float,
@@ -350,6 +372,17 @@ def _quantized(centroids_s: list[float], start_s: float, dt: float, within: floa
 # them, an integrating digitizer at defaults 10-14 % (by chance: P(≥ 6 of 12) at 14 % ≈ 0.2 %).
 _POINT_MIN_EDGES = 12
 _POINT_WITHIN = 0.05
+
+
+def _map_anchor(xs: list[float]) -> tuple[float, float]:
+    """(device time the map is pinned at, how far its ratio may be from the true one) for placing edges the
+    trace does not show. Two or more located edges apart fit the ratio (its standard error is in every
+    window's uncertainty already, `window_energies`; a ratio kept at 1 is one the fit could not tell from
+    1): 0. Fewer, and nothing in the trace checks the device's clock: an RC oscillator's _PASS1_TOLERANCE
+    from the one located edge, or from the trigger."""
+    if len(xs) >= 2 and np.ptp(xs) > 0:
+        return float(np.mean(xs)), 0.0
+    return (float(xs[0]) if xs else 0.0), _PASS1_TOLERANCE
 
 
 def _map(xs: list[float], ys: list[float], dt: float, *, gated: bool = True) -> tuple[float, float, float, float]:
