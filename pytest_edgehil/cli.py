@@ -184,9 +184,13 @@ def _run_compare(args: argparse.Namespace) -> int:
     allow = parse_allow(args.allow, option="--allow")
     drift = parse_drift(args.session_drift, "--session-drift")
     with open_for_command(args.history) as history:
-        # Through the store when there is one: a file it holds is not read again, one it lacks is imported.
-        read = (lambda p: history.load_file(p, traces=False)) if history is not None else load_results
-        sessions, new = load_baseline(args.base, read=read), read(Path(args.new))
+        if history is None:
+            sessions, new = load_baseline(args.base), load_results(args.new)
+        else:
+            # Through the store: a file it holds is not read again. A baseline file it lacks is imported;
+            # NEW is not: a candidate (a branch, a PR) is not history until pytest or a report adds it.
+            sessions = load_baseline(args.base, read=lambda p: history.load_file(p, traces=False))
+            new = history.load_file(args.new, traces=False, add=False)
     report = compare_sessions([s.records for s in sessions], new.records, fail_on, base_run=sessions[-1].run,
                               new_run=new.run, assumed_drift_rel=drift)
     report = dataclasses.replace(report, inputs=tuple(check_inputs(sessions, new, allow)))
@@ -228,9 +232,9 @@ def add_compare_command(subparsers: _SubParsers) -> None:
     parser.add_argument("--session-drift", default="1.5%", metavar="PCT",
                         help="between-session drift σ assumed when BASE holds one session (default 1.5%%)")
     parser.add_argument("--history", metavar="PATH|off", default=None,
-                        help="history store to read BASE and NEW through, importing the files it does not hold "
-                             "(default $EDGEHIL_HISTORY, else ./edgehil-history.sqlite when it exists; 'off': "
-                             "read the files only)")
+                        help="history store to read BASE and NEW through: files it holds are not read again, "
+                             "BASE files it lacks are imported, NEW is not (default $EDGEHIL_HISTORY, else "
+                             "./edgehil-history.sqlite when it exists; 'off': read the files only)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.set_defaults(handler=_run_compare)
 

@@ -261,6 +261,11 @@ def test_compare_through_the_store_is_compare_of_the_files(tmp_path: Path, capsy
         verdicts.append((status, capsys.readouterr().out))
     assert verdicts[0] == verdicts[1] == verdicts[2]
     assert json.loads(verdicts[0][1])["comparisons"]
+    with History(history_path) as history:  # the baseline is history; the candidate is not, until added
+        assert history.latest(10) == [load_results(base).run.run_id]
+        history.import_file(new)
+    assert main(["compare", "--history", history_path, str(base), str(new), "--json"]) == verdicts[0][0]
+    assert capsys.readouterr().out == verdicts[0][1]  # both read from the store
 
 
 def test_where_the_store_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -197,42 +197,51 @@ class History:
         validated when it had to be read, None when the store knew the file already (by path, size and
         mtime, or by its bytes). Raises ConfigError as `load_results` does for a file that is not valid."""
         path = Path(path)
+        key, raw, origin = self._lookup(path)
+        if key is not None:
+            return key, None
+        results = load_results(path, raw)  # says what is wrong with a file that cannot be read
+        return self.add(results, source=path, origin=origin if results.run.finished_at else None), results
+
+    def _lookup(self, path: Path) -> tuple[str | None, bytes | None, tuple[str, int, int, str] | None]:
+        """(key of the run when the store knows this file, else None; the file's bytes when they were read;
+        its origin for `add`). A file known by its bytes under another path is remembered at this one."""
         try:
             stat = path.stat()
             resolved = str(path.resolve())
         except OSError:
-            results = load_results(path)  # says what is wrong with the file (or it appeared meanwhile)
-            return self.add(results, source=path), results
+            return None, None, None
         with self._guard("cannot read it"):
             row = self._db.execute("SELECT size, mtime_ns, run_key FROM sources JOIN runs ON runs.id = sources.run "
                                    "WHERE path = ?", (resolved,)).fetchone()
         if row is not None and (row[0], row[1]) == (stat.st_size, stat.st_mtime_ns):
-            return row[2], None
+            return row[2], None, None
         try:
             raw = path.read_bytes()
         except OSError:
-            results = load_results(path)
-            return self.add(results, source=path), results
+            return None, None, None
         digest = hashlib.sha256(raw).hexdigest()
+        origin = (resolved, stat.st_size, stat.st_mtime_ns, digest) if _unchanged(path, stat) else None
         with self._guard("cannot read it"):
             row = self._db.execute("SELECT sources.run, run_key FROM sources JOIN runs ON runs.id = sources.run "
                                    "WHERE digest = ? LIMIT 1", (digest,)).fetchone()
-        if row is not None:
-            if _unchanged(path, stat):
-                with self._transaction():
-                    self._db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)",
-                                     (resolved, stat.st_size, stat.st_mtime_ns, digest, row[0]))
-            return row[1], None
-        results = load_results(path, raw)
-        origin = (resolved, stat.st_size, stat.st_mtime_ns, digest)
-        finished = results.run.finished_at is not None and _unchanged(path, stat)
-        return self.add(results, source=path, origin=origin if finished else None), results
+        if row is None:
+            return None, raw, origin
+        if origin is not None:
+            with self._transaction():
+                self._db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)", (*origin, row[0]))
+        return row[1], None, None
 
-    def load_file(self, path: Path | str, *, samples: bool = True, traces: bool = True) -> ResultsFile:
-        """A results file's run, from the store when it holds the file, else read, validated and imported:
-        what `load_results(path)` returns, without validating a file the store has seen."""
-        key, content = self.import_file(path)
-        return content if content is not None else self.load(key, samples=samples, traces=traces, path=Path(path))
+    def load_file(self, path: Path | str, *, samples: bool = True, traces: bool = True, add: bool = True) -> ResultsFile:
+        """A results file's run, from the store when it holds the file, else read and validated (and, with
+        `add`, imported): what `load_results(path)` returns, without validating a file the store has seen."""
+        path = Path(path)
+        if add:
+            key, content = self.import_file(path)
+        else:
+            found, raw, _ = self._lookup(path)
+            key, content = (found, None) if found is not None else ("", load_results(path, raw))
+        return content if content is not None else self.load(key, samples=samples, traces=traces, path=path)
 
     # ------------------------------------------------------------------------------------------- reading
 
