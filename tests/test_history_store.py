@@ -318,3 +318,27 @@ def test_a_store_that_is_not_one_fails_the_run_at_start_up(edgehil_project) -> N
     result = edgehil_project.runpytest("--device=imx500", "--model=qsegment", f"--edgehil-history={bad}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*history store {bad}*file is not a database*"])
+
+
+def test_history_import_counts_what_it_read_and_what_it_held(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    night = tmp_path / "night"
+    night.mkdir()
+    for i in range(2):
+        save(night / f"job-{i}.json", make_night(i))
+    db = str(tmp_path / "h.sqlite")
+    assert main(["history", "import", "--history", db, str(night)]) == 0
+    assert "2 results file(s) read and imported, 0 already held; 2 run(s) in all" in capsys.readouterr().out
+    assert main(["history", "import", "--history", db, str(night)]) == 0
+    assert "0 results file(s) read and imported, 2 already held; 2 run(s) in all" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--last", "3"], "--last: the newest runs come from a history store"),
+    ([], "no results files given"),
+    (["--history", "{db}"], "holds no runs"),
+])
+def test_a_report_with_nothing_to_show_says_what_to_give(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         args: list[str], message: str) -> None:
+    args = [a.format(db=tmp_path / "empty.sqlite") for a in args]
+    assert main(["report", *args, "--html", str(tmp_path / "r.html")]) == EXIT_ERROR
+    assert message in capsys.readouterr().err

@@ -6,10 +6,11 @@ samples and context beside them: the gate's statistics need the samples, `histor
 nightly report validates only the night that is new. Results files stay what pytest writes and what
 everyone reads; the store is an index of them that survives their pruning.
 
-* Written by the plugin when a run finishes (one transaction), and by `edgehil report`/`compare`/
-  `history import` for the results files they are pointed at and do not hold yet: a killed run's
+* Written by the plugin when a run finishes (one transaction), and by `edgehil report`, `edgehil history
+  import` and `edgehil compare` (its baseline; not the run under test, which is no history until pytest
+  or a report adds it) for the results files they are pointed at and do not hold yet: a killed run's
   document (and journal) is imported as it is, marked incomplete, and replaced when a later import
-  or the run itself brings more of it.
+  brings more of it.
 * A run is keyed by its identity (`RunInfo.run_id`; for files written before runs carried one, a hash
   of the run header), so importing a file twice, or a copy of it, adds nothing. A file already seen is
   recognised by path, size and mtime without reading it, or else by the SHA-256 of its bytes.

@@ -193,6 +193,9 @@ def write_report(results_paths: Sequence[Path], html_path: Path, *, history: His
     `last` adds the newest runs it holds besides them."""
     if history is not None:
         runs = read_nights_from_history(history, [Path(p) for p in results_paths], last)
+        if not runs:
+            raise ConfigError(f"edgehil report: the history store {history.path} holds no runs; pass results files "
+                              "to import, or point --history at the store your runs are added to")
     else:
         runs = [read_night(Path(p)) for p in results_paths]
     page = build_report_html(runs)
@@ -223,9 +226,6 @@ def _run_report(args: argparse.Namespace) -> int:
                               "--edgehil-save, or a history store with --history PATH")
         last = args.last if args.last is not None else (None if args.results else DEFAULT_LAST)
         runs = write_report([Path(p) for p in args.results], Path(args.html), history=history, last=last)
-    if not runs:
-        raise ConfigError(f"edgehil report: the history store {history.path if history else ''} holds no runs; "
-                          "pass results files to import")
     newest = order_runs(runs)[-1]
     fails = sum(r.status == "fail" for r in newest.by_pair_metric().values())
     print(f"wrote {args.html}: {len(runs)} run(s), newest {newest.label} ({newest.backend}), "
