@@ -18,15 +18,18 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pytest_edgehil.agent.cli import add_agent_command
 from pytest_edgehil.errors import EdgeHILError
-from pytest_edgehil.model.info import ModelInfo, analyze_model
+from pytest_edgehil.results.history_cli import add_history_command
 from pytest_edgehil.results.report import add_report_command
 from pytest_edgehil.starter import add_init_command
+
+if TYPE_CHECKING:
+    from pytest_edgehil.model.info import ModelInfo
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1  # `compare`: the merge gate blocks
@@ -142,6 +145,8 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 def _run_inspect(args: argparse.Namespace) -> int:
     path = Path(args.model)
+    from pytest_edgehil.model.info import analyze_model  # LiteRT's schema: `inspect` only, not every command
+
     info = analyze_model(path, input_shapes=args.input_shape or None)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))
@@ -171,13 +176,21 @@ def _run_compare(args: argparse.Namespace) -> int:
     # Imported here: the gate pulls in scipy, which `inspect` does not need.
     from pytest_edgehil.results.gate import FailOn, compare_sessions
     from pytest_edgehil.results.gate_inputs import check_inputs, load_baseline, parse_allow
+    from pytest_edgehil.results.history_cli import open_for_command
     from pytest_edgehil.results.session_stats import parse_drift
     from pytest_edgehil.results.store import load_results
 
     fail_on = FailOn.parse(args.fail_on, option="--fail-on")
     allow = parse_allow(args.allow, option="--allow")
     drift = parse_drift(args.session_drift, "--session-drift")
-    sessions, new = load_baseline(args.base), load_results(args.new)
+    with open_for_command(args.history) as history:
+        if history is None:
+            sessions, new = load_baseline(args.base), load_results(args.new)
+        else:
+            # Through the store: a file it holds is not read again. A baseline file it lacks is imported;
+            # NEW is not: a candidate (a branch, a PR) is not history until pytest or a report adds it.
+            sessions = load_baseline(args.base, read=lambda p: history.load_file(p, traces=False))
+            new = history.load_file(args.new, traces=False, add=False)
     report = compare_sessions([s.records for s in sessions], new.records, fail_on, base_run=sessions[-1].run,
                               new_run=new.run, assumed_drift_rel=drift)
     report = dataclasses.replace(report, inputs=tuple(check_inputs(sessions, new, allow)))
@@ -218,6 +231,10 @@ def add_compare_command(subparsers: _SubParsers) -> None:
                              "model-changed (an A/A comparison whose model SHA-256 differs)")
     parser.add_argument("--session-drift", default="1.5%", metavar="PCT",
                         help="between-session drift σ assumed when BASE holds one session (default 1.5%%)")
+    parser.add_argument("--history", metavar="PATH|off", default=None,
+                        help="history store to read BASE and NEW through: files it holds are not read again, "
+                             "BASE files it lacks are imported, NEW is not (default $EDGEHIL_HISTORY, else "
+                             "./edgehil-history.sqlite when it exists; 'off': read the files only)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.set_defaults(handler=_run_compare)
 
@@ -275,7 +292,8 @@ def add_sim_command(subparsers: _SubParsers) -> None:
 
 
 COMMANDS: list[Callable[[_SubParsers], None]] = [add_inspect_command, add_report_command, add_compare_command,
-                                                  add_init_command, add_sim_command, add_agent_command]
+                                                  add_init_command, add_sim_command, add_agent_command,
+                                                  add_history_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,11 @@ class ConfigError(EdgeHILError):
     """A lab file, budget table, option or model card is invalid."""
 
 
+class HistoryError(ConfigError):
+    """The history store (an SQLite file of past runs, `results/history.py`) cannot be opened, is not one,
+    was written by a newer version, or holds a value no run could have written (edited or damaged)."""
+
+
 class ProtocolError(EdgeHILError):
     """A frame could not be decoded or a reply broke the protocol's rules."""
 

@@ -21,6 +21,14 @@ MODELS = REPO / "fixtures" / "models"
 BUDGETS = REPO / "fixtures" / "budgets.toml"
 
 
+@pytest.fixture(autouse=True)
+def _no_history_store_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI tests run in the repository, where a developer's edgehil-history.sqlite (or $EDGEHIL_HISTORY)
+    would change what `edgehil report`/`compare` read and receive the tests' files; pytester runs would add
+    their runs to it. Off for every test; the history store's own tests name a store explicitly."""
+    monkeypatch.setenv("EDGEHIL_HISTORY", "off")
+
+
 @pytest.fixture
 def edgehil_project(pytester: pytest.Pytester):
     """A pytester project wired to the repository's models and budgets (paths absolute, so tmp works)."""

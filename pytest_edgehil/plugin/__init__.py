@@ -64,6 +64,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--analyzer", default=None, help="VISA resource of the power analyzer, overriding the lab file")
     group.addoption("--edgehil-save", default=None, metavar="PATH",
                     help="write the results file (JSON) here; records are journaled as they are measured")
+    group.addoption("--edgehil-history", default=None, metavar="PATH|off",
+                    help="history store (SQLite) the finished run is added to, for `edgehil report` trends and "
+                         "`edgehil compare` baselines; default $EDGEHIL_HISTORY, else ini edgehil_history, else "
+                         "edgehil-history.sqlite under the rootdir; 'off': none")
     group.addoption("--edgehil-baseline", default=None, metavar="PATH",
                     help="results file to gate against: fail the run on significant regressions")
     group.addoption("--edgehil-fail-on", default=None, metavar="FAMILY:PCT,…",

@@ -12,7 +12,9 @@ The plugin listens to the run's one collection of records (`EdgeHILRun.collect`,
 record; the document is written whole when the run finishes: `results/store.py`). Without
 `--edgehil-save` the file is `edgehil-results/<run-id>.json`, with `latest.json` beside it as a copy of
 the last document written, so concurrent runs keep both files; when a run finishes, all but the newest
-`edgehil_results_keep` (ini, default 200) run files there are deleted. It decides in `pytest_sessionfinish` (it may raise the exit status from
+`edgehil_results_keep` (ini, default 200) run files there are deleted, and the run is added to the history
+store (`--edgehil-history`, $EDGEHIL_HISTORY or ini `edgehil_history`; default edgehil-history.sqlite
+beside edgehil-results/: `results/history.py`), which keeps it after its file is pruned. It decides in `pytest_sessionfinish` (it may raise the exit status from
 0 to 1, never lower it), and prints the gate table in the terminal summary.
 
 With `--junitxml`, `JUnitMetricProperties` (registered on workers too, where the items run) adds each
@@ -73,7 +75,7 @@ def run_info(config: pytest.Config) -> RunInfo:
         started_at=utc_now(), backend=session.backend_label if session else "",
         git_commit=commit, git_dirty=dirty, seed=session.seed if session else None,
         lab=session.lab.name if session else "", devices=list(session.devices) if session else [],
-        argv=[str(a) for a in config.invocation_params.args])
+        argv=[str(a) for a in config.invocation_params.args], run_id=new_run_id())
 
 
 DEFAULT_RESULTS_DIR = "edgehil-results"  # one <run-id>.json per run, plus latest.json: a copy of the last written
@@ -95,25 +97,41 @@ def register(config: pytest.Config, run: EdgeHILRun) -> None:
             config.stash[ab_source_key] = BaselineModels.parse(ab_opt)
         if _is_xdist_worker(config):
             return
-        lazy, latest, prune = False, None, None
+        lazy, latest, prune, info = False, None, None, None
         if not save and run.session.pairs:
+            info = run_info(config)
             # Every run that measures keeps its results, even when nobody asked to save them: in a file of
             # its own (two runs at once must not overwrite each other), with latest.json as the pointer.
             results_dir = config.rootpath / DEFAULT_RESULTS_DIR
-            save, lazy, latest = str(results_dir / f"{new_run_id()}.json"), True, results_dir / LATEST_RESULTS
+            save, lazy, latest = str(results_dir / f"{info.run_id}.json"), True, results_dir / LATEST_RESULTS
             prune = (results_dir, _results_keep(config))
         if not (save or baseline_opt or ab_opt):
             return
         baseline = load_baseline(Path(baseline_opt)) if baseline_opt else []
-        info = run_info(config)
+        info = info or run_info(config)
         writer = ResultsWriter(Path(save), info, lazy=lazy, latest=latest) if save else None
+        history = _history_path(config) if writer is not None else None
     except EdgeHILError as exc:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
     plugin = GatePlugin(info, fail_on=fail_on, writer=writer, baseline=baseline,
                         baseline_path=Path(baseline_opt) if baseline_opt else None, allow=allow,
-                        assumed_drift_rel=drift, ab_source=ab_opt, prune=prune)
+                        assumed_drift_rel=drift, ab_source=ab_opt, prune=prune, history=history)
     run.listeners.append(plugin.add)
     config.pluginmanager.register(plugin, GATE_PLUGIN_NAME)
+
+
+def _history_path(config: pytest.Config) -> Path | None:
+    """Where the run is added when it finishes (`--edgehil-history`, $EDGEHIL_HISTORY, ini `edgehil_history`,
+    else edgehil-history.sqlite under the rootdir; None: 'off'). A store that exists is checked now, so a
+    foreign, damaged or newer one fails at start-up, not after the run; a missing one is made at the end."""
+    from pytest_edgehil.results.history import History  # sqlite3: only for runs that save
+    from pytest_edgehil.results.history_cli import choose_history
+
+    path = choose_history(config.getoption("--edgehil-history", None), ini=config.getini("edgehil_history"),
+                          root=config.rootpath, create=True)
+    if path is not None and path.exists():
+        History(path).close()
+    return path
 
 
 def _results_keep(config: pytest.Config) -> int:
@@ -131,8 +149,10 @@ class GatePlugin:
     def __init__(self, run: RunInfo, *, fail_on: FailOn, writer: ResultsWriter | None,
                  baseline: list[ResultsFile], baseline_path: Path | None, allow: frozenset[str] = frozenset(),
                  assumed_drift_rel: float = ASSUMED_DRIFT_REL, ab_source: str | None = None,
-                 prune: tuple[Path, int] | None = None) -> None:
+                 prune: tuple[Path, int] | None = None, history: Path | None = None) -> None:
         self.run = run
+        self.history = history  # the history store the finished run is added to; None: off
+        self.history_error: str | None = None
         self.prune = prune  # (edgehil-results/, runs to keep): the default folder's retention
         self.fail_on = fail_on
         self.writer = writer
@@ -206,8 +226,24 @@ class GatePlugin:
                 self.write_error = str(exc)
             except OSError as exc:  # pruning is housekeeping: say so, never fail a measured run for it
                 warnings.warn(f"pytest-edgehil: could not prune old results in {self.prune}: {exc}", stacklevel=1)
-        if self.write_error is not None and session.exitstatus == pytest.ExitCode.OK:
+        if self.write_error is None and self.writer is not None and self.writer.results.records:
+            self._add_to_history()
+        if (self.write_error or self.history_error) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _add_to_history(self) -> None:
+        """The finished run into the history store, in one transaction (a run killed before this point is
+        added when a report or `edgehil history import` is pointed at its results file)."""
+        if self.history is None or self.writer is None:
+            return
+        from pytest_edgehil.results.history import History
+
+        try:
+            with History(self.history) as history:
+                history.add_written(self.writer.results, self.writer.path)
+        except EdgeHILError as exc:
+            self.history_error = (f"{exc} (the run is safe in {self.writer.path}: `edgehil history import "
+                                  f"--history {self.history} {self.writer.path}` adds it once the store is fixed)")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         for title, report in self.reports:
@@ -217,6 +253,8 @@ class GatePlugin:
             for line in report.detail_lines():
                 terminalreporter.write_line(line, red=line.startswith("FAIL"), yellow=not line.startswith("FAIL"))
             terminalreporter.write_line(report.headline(), bold=True, red=not report.passed, green=report.passed)
+        if self.history_error is not None:
+            terminalreporter.write_sep("=", f"edgehil history: {self.history_error}", red=True)
         if self.write_error is not None:
             terminalreporter.write_sep("=", f"edgehil results: {self.write_error}", red=True)
         elif self.writer is not None and self.writer.results.records:

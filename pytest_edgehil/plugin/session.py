@@ -27,6 +27,7 @@ OPTION_DEFAULTS: dict[str, object] = {
     "lab": None, "device": None, "model": None, "backend": None, "budgets": None, "budgets_only": False,
     "dataset_root": None,
     "edgehil_seed": 0, "analyzer": None, "edgehil_save": None, "edgehil_baseline": None, "edgehil_fail_on": None,
+    "edgehil_history": None,
 }
 # name → (help, default) of every edgehil ini value; a value counts as given when it differs from its default.
 INI_VALUES: dict[str, tuple[str, str]] = {
@@ -39,6 +40,7 @@ INI_VALUES: dict[str, tuple[str, str]] = {
     "edgehil_lock_timeout": ("seconds to wait for a board another process holds (0: fail at once, 'busy')", "0"),
     "edgehil_twin_realtime": ("simulated bench: twins run in wall-clock time × this (0: answer at once)", "0"),
     "edgehil_results_keep": ("runs kept in edgehil-results/ (older run files deleted as a run finishes)", "200"),
+    "edgehil_history": ("history store (SQLite) runs are added to (rootdir-relative; 'off': none)", ""),
 }
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -169,6 +170,14 @@ def _start(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> tuple[Comp
     return comparison, incomparable
 
 
+def _evolve(comparison: Comparison, **changes: Any) -> Comparison:
+    """`dataclasses.replace` without running __init__ again (Comparison has no __post_init__ to skip):
+    ~1 µs instead of ~8, and a nightly compare of 5,000 records makes three per record."""
+    evolved = object.__new__(Comparison)
+    evolved.__dict__.update(comparison.__dict__, **changes)
+    return evolved
+
+
 def _finish(comparison: Comparison, status: GateStatus, note: str, fail_on: FailOn, metric: str) -> Comparison:
     if comparison.direction is None and status is not GateStatus.SAME:
         # Better or worse is a matter of direction, and nobody said which: no verdict but a way to get one.
@@ -176,7 +185,7 @@ def _finish(comparison: Comparison, status: GateStatus, note: str, fail_on: Fail
         note = f"direction unknown, so not judged better or worse: {how_to_declare(metric)}"
     blocking = comparison.gated and (status is GateStatus.REGRESSED
                                      or (status is GateStatus.UNKNOWN and fail_on.unknown))
-    return replace(comparison, status=status, note=note, blocking=blocking)
+    return _evolve(comparison, status=status, note=note, blocking=blocking)
 
 
 def compare_records(base: ResultRecord | Sequence[ResultRecord], new: ResultRecord, fail_on: FailOn, *,
@@ -221,7 +230,7 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
     """The verdict of one item of `_compare_many`, given its session test (None: compared as values) and
     the largest within-run drift of its sides (exact when past the threshold, else at most it)."""
     if incomparable:
-        return replace(comparison, blocking=comparison.gated and fail_on.unknown,
+        return _evolve(comparison, blocking=comparison.gated and fail_on.unknown,
                        flags=tuple(incomparable) + comparison.flags,
                        note="not comparable: rerun both sides on the same bench with the same budgets")
     hib = comparison.direction is Direction.HIGHER  # unknown is oriented as lower here, then overruled
@@ -247,7 +256,7 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
             note = "; ".join(filter(None, [note, f"drift estimated from {test.sessions} sessions only"]))
         method = (f"session medians ({test.sessions} baseline sessions, drift σ {test.drift_rel:.1%}"
                   f"{' assumed' if test.assumed else ''})")
-        comparison = replace(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
+        comparison = _evolve(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
                              p_value=p_worse if comparison.direction else None, method=method,
                              n_base=test.sessions, n_new=1)
     else:
@@ -256,7 +265,7 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
         # Deterministic values do not drift: the latest baseline session is the reference.
         ratio = new.value / latest.value if latest.value else (1.0 if new.value == latest.value else math.nan)
         status, note = _decide(worse_fraction(ratio, hib), None, None, threshold, tested=not exact)
-        comparison = replace(comparison, ratio=ratio, method="values", n_base=len(latest.raw or []),
+        comparison = _evolve(comparison, ratio=ratio, method="values", n_base=len(latest.raw or []),
                              n_new=len(new.raw or []))
     return _finish(comparison, status, note, fail_on, new.metric)
 

@@ -14,7 +14,7 @@ No pytest; reading files goes through `store.load_results`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pytest_edgehil.errors import ConfigError
@@ -36,18 +36,19 @@ def parse_allow(text: str | None, option: str = "--edgehil-allow") -> frozenset[
     return kinds
 
 
-def load_baseline(path: Path | str) -> list[ResultsFile]:
+def load_baseline(path: Path | str, *, read: Callable[[Path], ResultsFile] = load_results) -> list[ResultsFile]:
     """A baseline of one session (a results file) or several (a directory of them: one file per session,
-    oldest first by their start time; `latest.json`, a copy of the newest, is skipped). Raises ConfigError
-    for a missing path, an unreadable file, or a directory without results files."""
+    oldest first by their start time; `latest.json`, a copy of the newest, is skipped), each file read by
+    `read` (a history store's `load_file` reads it through the store). Raises ConfigError for a missing
+    path, an unreadable file, or a directory without results files."""
     path = Path(path)
     if not path.is_dir():
-        return [load_results(path)]
+        return [read(path)]
     files = sorted(p for p in path.glob("*.json") if p.name != LATEST_COPY)
     if not files:
         raise ConfigError(f"baseline directory {path} holds no results files (*.json); save sessions into it "
                           f"with `pytest --edgehil-save {path}/<name>.json` on the baseline branch")
-    sessions = [load_results(p) for p in files]
+    sessions = [read(p) for p in files]
     return sorted(sessions, key=lambda f: f.run.started_at)
 
 

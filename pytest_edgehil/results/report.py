@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.report_gate import GATE_CSS, gate_html
@@ -31,11 +31,23 @@ from pytest_edgehil.results.report_plots import (
     trace_figure,
     trace_plot,
 )
-from pytest_edgehil.results.report_runs import ResultsRun, Trace, order_runs, read_night, read_results
+from pytest_edgehil.results.report_runs import (
+    ResultsRun,
+    Trace,
+    order_runs,
+    read_night,
+    read_nights_from_history,
+    read_results,
+)
 from pytest_edgehil.results.report_table import STATUS_LABELS, STATUSES, TABLE_CSS, table_html
 from pytest_edgehil.results.report_trends import trend_plot
 from pytest_edgehil.results.store import ResultRecord
 from pytest_edgehil.results.summary import format_value, metric_order
+
+if TYPE_CHECKING:
+    from pytest_edgehil.results.history import History
+
+DEFAULT_LAST = 30  # runs a report of the history store alone shows: a month of nights
 
 __all__ = ["STATUSES", "STATUS_LABELS", "ResultsRun", "Trace", "add_report_command", "build_report_html", "order_runs", "read_night",
            "read_results", "trace_plot", "trend_plot", "write_report"]
@@ -174,9 +186,18 @@ def build_report_html(runs: Sequence[ResultsRun]) -> str:
             "</body></html>\n")
 
 
-def write_report(results_paths: Sequence[Path], html_path: Path) -> list[ResultsRun]:
-    """Read the results files (or per-night directories), write the page atomically; return the runs."""
-    runs = [read_night(Path(p)) for p in results_paths]
+def write_report(results_paths: Sequence[Path], html_path: Path, *, history: History | None = None,
+                 last: int | None = None) -> list[ResultsRun]:
+    """Read the results files (or per-night directories), write the page atomically; return the runs.
+    With a history store, the runs are read from it (files it does not hold are imported first), and
+    `last` adds the newest runs it holds besides them."""
+    if history is not None:
+        runs = read_nights_from_history(history, [Path(p) for p in results_paths], last)
+        if not runs:
+            raise ConfigError(f"edgehil report: the history store {history.path} holds no runs; pass results files "
+                              "to import, or point --history at the store your runs are added to")
+    else:
+        runs = [read_night(Path(p)) for p in results_paths]
     page = build_report_html(runs)
     html_path = Path(html_path)
     tmp = html_path.with_name(f".{html_path.name}.tmp{os.getpid()}")
@@ -194,7 +215,17 @@ def write_report(results_paths: Sequence[Path], html_path: Path) -> list[Results
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    runs = write_report([Path(p) for p in args.results], Path(args.html))
+    from pytest_edgehil.results.history_cli import HISTORY_ENV, open_for_command
+
+    with open_for_command(args.history) as history:
+        if history is None and args.last is not None:
+            raise ConfigError("edgehil report --last: the newest runs come from a history store: give "
+                              f"--history PATH (or set ${HISTORY_ENV})")
+        if history is None and not args.results:
+            raise ConfigError("edgehil report: no results files given; pass one or more files written by "
+                              "--edgehil-save, or a history store with --history PATH")
+        last = args.last if args.last is not None else (None if args.results else DEFAULT_LAST)
+        runs = write_report([Path(p) for p in args.results], Path(args.html), history=history, last=last)
     newest = order_runs(runs)[-1]
     fails = sum(r.status == "fail" for r in newest.by_pair_metric().values())
     print(f"wrote {args.html}: {len(runs)} run(s), newest {newest.label} ({newest.backend}), "
@@ -202,15 +233,31 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of runs: give a whole number >= 1")
+    return int(text)
+
+
 def add_report_command(subparsers: Any) -> None:
+    from pytest_edgehil.results.history_cli import DEFAULT_HISTORY, HISTORY_ENV
+
     parser = subparsers.add_parser(
         "report", help="render results files into one self-contained HTML page",
         description="Render the gate verdicts of the newest run against the one before, its pairs grouped by device "
                     "(metrics by family, coloured against budgets, published figures beside them) and power "
                     "traces, and trend plots across all the runs given, into one HTML page with no external "
                     "resources. A directory counts as one run made of the *.json files in it (one per "
-                    "device job of a CI matrix).")
-    parser.add_argument("results", nargs="+", metavar="RESULTS",
-                        help="results JSON files written by --edgehil-save, or one directory of them per run")
+                    "device job of a CI matrix). With a history store (docs/gate.md), runs are read from it "
+                    "and each results file is validated once, when the store first sees it.")
+    parser.add_argument("results", nargs="*", metavar="RESULTS",
+                        help="results JSON files written by --edgehil-save, or one directory of them per run "
+                             "(none: the newest runs of the history store)")
     parser.add_argument("--html", required=True, metavar="OUT.html", help="where to write the page")
+    parser.add_argument("--history", metavar="PATH|off", default=None,
+                        help=f"history store to read runs from and import RESULTS into (default ${HISTORY_ENV}, "
+                             f"else ./{DEFAULT_HISTORY} when it exists; 'off': read the files only)")
+    parser.add_argument("--last", type=_count, metavar="N", default=None,
+                        help=f"also show the N newest runs of the history store (default {DEFAULT_LAST} when "
+                             "no RESULTS are given)")
     parser.set_defaults(handler=_run_report)

@@ -1,7 +1,8 @@
 """The runs a report shows: results files (or per-night directories of them) read into `ResultsRun`s.
 
 Results files are read with `results.store.load_results`, the gate's own reader, so the report and the
-gate never disagree about what a file holds. No pytest, no matplotlib.
+gate never disagree about what a file holds; with a history store (`results/history.py`), through the
+store, which validated each file once when it imported it. No pytest, no matplotlib.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.errors import ConfigError
-from pytest_edgehil.results.store import ResultRecord, load_results
+from pytest_edgehil.results.store import ResultRecord, ResultsFile, load_results
+
+if TYPE_CHECKING:
+    from pytest_edgehil.results.history import History
 
 
 @dataclass(frozen=True)
@@ -83,14 +87,42 @@ def trace_from_dict(raw: dict[str, Any], where: Path | str, default_backend: str
                           "regenerate it with `pytest --edgehil-save PATH`") from None
 
 
-def read_results(path: Path) -> ResultsRun:
-    """One results file, read and validated by `results.load_results` (the gate's own reader)."""
-    results = load_results(path)
+def results_run(results: ResultsFile, source: str, where: Path | str) -> ResultsRun:
+    """The report's view of a loaded run; `where` names it in messages about its traces."""
     run = results.run
-    return ResultsRun(source=Path(path).name, started=_parse_started(run.started_at), backend=run.backend,
+    return ResultsRun(source=source, started=_parse_started(run.started_at), backend=run.backend,
                       git_commit=run.git_commit, edgehil_version=run.edgehil_version, complete=run.complete,
                       records=tuple(results.records),
-                      traces=tuple(trace_from_dict(t, Path(path), run.backend) for t in results.traces))
+                      traces=tuple(trace_from_dict(t, where, run.backend) for t in results.traces))
+
+
+def read_results(path: Path) -> ResultsRun:
+    """One results file, read and validated by `results.load_results` (the gate's own reader)."""
+    return results_run(load_results(path), Path(path).name, Path(path))
+
+
+def night_files(path: Path) -> list[Path]:
+    """The results files of one run: the file, or a directory's *.json files (one per device job of a CI
+    matrix). ConfigError for a directory without any."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(path.glob("*.json"))
+    if not files:
+        raise ConfigError(f"results directory {path}: no *.json results files in it; pass the directory that "
+                          "holds one night's --edgehil-save files")
+    return files
+
+
+def merge_night(name: str, runs: Sequence[ResultsRun]) -> ResultsRun:
+    """The runs of one night's directory as one run: its records and traces, the earliest start."""
+    starts = [run.started for run in runs if run.started is not None]
+    return ResultsRun(
+        source=name, started=min(starts) if len(starts) == len(runs) else None,
+        backend=backends.pop() if len(backends := {run.backend for run in runs}) == 1 else "MIXED",
+        git_commit=", ".join(sorted({run.git_commit for run in runs if run.git_commit})) or None,
+        edgehil_version=", ".join(sorted({run.edgehil_version for run in runs if run.edgehil_version})),
+        complete=all(run.complete for run in runs), records=tuple(r for run in runs for r in run.records),
+        traces=tuple(t for run in runs for t in run.traces))
 
 
 def read_night(path: Path) -> ResultsRun:
@@ -98,17 +130,47 @@ def read_night(path: Path) -> ResultsRun:
     path = Path(path)
     if not path.is_dir():
         return read_results(path)
-    runs = [read_results(f) for f in sorted(path.glob("*.json"))]
-    if not runs:
-        raise ConfigError(f"results directory {path}: no *.json results files in it; pass the directory that "
-                          "holds one night's --edgehil-save files")
-    starts = [run.started for run in runs if run.started is not None]
-    return ResultsRun(
-        source=path.name, started=min(starts) if len(starts) == len(runs) else None,
-        backend=backends.pop() if len(backends := {run.backend for run in runs}) == 1 else "MIXED",
-        git_commit=", ".join(sorted({run.git_commit for run in runs if run.git_commit})) or None,
-        edgehil_version=", ".join(sorted({run.edgehil_version for run in runs if run.edgehil_version})),
-        complete=all(run.complete for run in runs), records=tuple(r for run in runs for r in run.records), traces=tuple(t for run in runs for t in run.traces))
+    return merge_night(path.name, [read_results(f) for f in night_files(path)])
+
+
+_Part = tuple[str, "Path | None", "ResultsFile | None"]  # (store key, results file, its content when it was read)
+
+
+def read_nights_from_history(history: History, paths: Sequence[Path], last: int | None = None) -> list[ResultsRun]:
+    """What `read_night` gives for each path, read from the history store (files it does not hold are
+    imported), then the `last` runs the store holds besides them. Oldest first, as `order_runs`.
+
+    Only the newest run is read with its traces and only the newest two with their samples and context
+    (the gate compares those two); the others' records carry raw and context None: the trends need neither,
+    and skipping them is most of what reading a night costs.
+    """
+    nights: list[tuple[str | None, list[_Part]]] = []
+    for path in map(Path, paths):
+        parts: list[_Part] = [(key, f, content) for f in night_files(path) for key, content in [history.import_file(f)]]
+        nights.append((path.name if path.is_dir() else None, parts))
+    if last:
+        shown = {key for _, parts in nights for key, _, _ in parts}
+        nights += [(None, [(key, None, None)]) for key in history.latest(last) if key not in shown]
+    starts = []
+    for _, parts in nights:
+        part_starts = [_parse_started((content.run if content else history.run_info(key)).started_at)
+                       for key, _, content in parts]
+        starts.append(None if None in part_starts else min(s for s in part_starts if s is not None))
+    order = list(range(len(nights)))
+    if all(start is not None for start in starts):
+        order.sort(key=lambda i: starts[i])  # type: ignore[arg-type, return-value]
+
+    def build(night: tuple[str | None, list[_Part]], samples: bool, traces: bool) -> ResultsRun:
+        name, parts = night
+        runs = []
+        for key, path, content in parts:
+            results = content or history.load(key, samples=samples, traces=traces, path=path)
+            where = path or f"{history.path} (run {results.path.name if results.path else key})"
+            runs.append(results_run(results, results.path.name if results.path else key, where))
+        return runs[0] if name is None else merge_night(name, runs)
+
+    return [build(nights[i], samples=rank >= len(order) - 2, traces=rank == len(order) - 1)
+            for rank, i in enumerate(order)]
 
 
 def order_runs(runs: Sequence[ResultsRun]) -> list[ResultsRun]:

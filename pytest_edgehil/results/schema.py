@@ -38,6 +38,7 @@ class RunSchema(_Lenient):
     finished_at: str | None = None
     complete: bool | None = None
     exit_status: int | None = None
+    run_id: str | None = None
 
 
 class RecordSchema(_Lenient):

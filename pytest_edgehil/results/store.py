@@ -4,7 +4,7 @@ Layout (``schema_version`` 2; version 1, without `direction` and `family`, still
 
     {"format": "pytest-edgehil results", "schema_version": 1,
      "run": {started_at, finished_at, complete, exit_status, backend, edgehil_version, git_commit,
-             git_dirty, seed, lab, devices, python, platform, argv},
+             git_dirty, seed, lab, devices, python, platform, argv, run_id},
      "records": [{pair, model, device, kind, metric, value, unit, backend, status, bound, margin_rel,
                   samples, source, ci_low, ci_high, raw, context, direction, family, test, outcome,
                   median, published}, ...],
@@ -83,6 +83,9 @@ class RunInfo:
     finished_at: str | None = None
     complete: bool = False  # false until the session finished: a killed run stays false
     exit_status: int | None = None
+    # Unique to the run (`new_run_id()`, set by the writer): what the history store keys a run by, so
+    # importing a file twice, or a copy of it, adds nothing. "" in files written before runs carried one.
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -208,12 +211,13 @@ def _load_fast(raw: bytes, source: str) -> ResultsFile | None:
     return _results_file(parsed, source)
 
 
-def load_results(path: Path | str) -> ResultsFile:
-    """Read and validate a results file (or baseline). Raises ConfigError: missing, unreadable, not UTF-8,
+def load_results(path: Path | str, raw: bytes | None = None) -> ResultsFile:
+    """Read and validate a results file (or baseline); `raw`: its bytes, when the caller has read them
+    already (the history store hashes them first). Raises ConfigError: missing, unreadable, not UTF-8,
     not JSON, or not the schema (naming the record and field)."""
     path = Path(path)
     try:
-        fast = _load_fast(path.read_bytes(), str(path))
+        fast = _load_fast(path.read_bytes() if raw is None else raw, str(path))
     except OSError:
         fast = None  # read_text below says what is wrong with the file
     if fast is not None:
@@ -289,8 +293,10 @@ class ResultsWriter:
         except OSError as exc:
             raise ConfigError(f"--edgehil-save {self.path}: cannot create directory {self.path.parent}: "
                               f"{exc.strerror}") from exc
+        if not run.run_id:
+            run = RunInfo(**{**asdict(run), "run_id": new_run_id()})
         self.results = ResultsFile(run=run)
-        self.journal_path = journal_path_for(self.path, new_run_id())
+        self.journal_path = journal_path_for(self.path, run.run_id)
         self._journal: Journal | None = None
         if not lazy:
             self._start()  # a valid file from the start: a run killed before any record still loads
