@@ -342,3 +342,20 @@ def test_a_report_with_nothing_to_show_says_what_to_give(tmp_path: Path, capsys:
     args = [a.format(db=tmp_path / "empty.sqlite") for a in args]
     assert main(["report", *args, "--html", str(tmp_path / "r.html")]) == EXIT_ERROR
     assert message in capsys.readouterr().err
+
+
+def test_a_store_that_cannot_take_the_run_fails_it_only_when_named(edgehil_project,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # A store that cannot be opened at the end (its folder is a file). Named by the user: the run fails,
+    # saying where the run is safe. The default one beside the checkout: said in yellow, verdict kept.
+    edgehil_project.makepyfile(test_steps=STEPS)
+    (edgehil_project.path / "not-a-dir").write_text("a file\n")
+    named = edgehil_project.path / "not-a-dir" / "h.sqlite"
+    result = edgehil_project.runpytest("--device=imx500", "--model=qsegment", f"--edgehil-history={named}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*edgehil history:*the run is safe in*edgehil history import*"])
+    monkeypatch.delenv("EDGEHIL_HISTORY")
+    (edgehil_project.path / DEFAULT_HISTORY).symlink_to(named)  # the default path, unopenable the same way
+    result = edgehil_project.runpytest("--device=imx500", "--model=qsegment")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*edgehil history:*the run is safe in*"])

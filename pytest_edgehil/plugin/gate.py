@@ -111,11 +111,15 @@ def register(config: pytest.Config, run: EdgeHILRun) -> None:
         info = info or run_info(config)
         writer = ResultsWriter(Path(save), info, lazy=lazy, latest=latest) if save else None
         history = _history_path(config) if writer is not None else None
+        from pytest_edgehil.results.history_cli import DEFAULT_HISTORY
+
+        history_named = history is not None and history != config.rootpath / DEFAULT_HISTORY
     except EdgeHILError as exc:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
     plugin = GatePlugin(info, fail_on=fail_on, writer=writer, baseline=baseline,
                         baseline_path=Path(baseline_opt) if baseline_opt else None, allow=allow,
-                        assumed_drift_rel=drift, ab_source=ab_opt, prune=prune, history=history)
+                        assumed_drift_rel=drift, ab_source=ab_opt, prune=prune, history=history,
+                        history_named=history_named)
     run.listeners.append(plugin.add)
     config.pluginmanager.register(plugin, GATE_PLUGIN_NAME)
 
@@ -149,10 +153,14 @@ class GatePlugin:
     def __init__(self, run: RunInfo, *, fail_on: FailOn, writer: ResultsWriter | None,
                  baseline: list[ResultsFile], baseline_path: Path | None, allow: frozenset[str] = frozenset(),
                  assumed_drift_rel: float = ASSUMED_DRIFT_REL, ab_source: str | None = None,
-                 prune: tuple[Path, int] | None = None, history: Path | None = None) -> None:
+                 prune: tuple[Path, int] | None = None, history: Path | None = None,
+                 history_named: bool = True) -> None:
         self.run = run
         self.history = history  # the history store the finished run is added to; None: off
         self.history_error: str | None = None
+        # Named by --edgehil-history, $EDGEHIL_HISTORY or ini edgehil_history (not the default beside the
+        # checkout): only then does a failure to add the run fail the session.
+        self.history_named = history is not None and history_named
         self.prune = prune  # (edgehil-results/, runs to keep): the default folder's retention
         self.fail_on = fail_on
         self.writer = writer
@@ -228,7 +236,10 @@ class GatePlugin:
                 warnings.warn(f"pytest-edgehil: could not prune old results in {self.prune}: {exc}", stacklevel=1)
         if self.write_error is None and self.writer is not None and self.writer.results.records:
             self._add_to_history()
-        if (self.write_error or self.history_error) and session.exitstatus == pytest.ExitCode.OK:
+        # A store the user named must take the run; the default one beside the checkout is a convenience
+        # (a read-only checkout, a full disk): its failure is said, the run's verdict is not changed.
+        history_fails = self.history_error is not None and self.history_named
+        if (self.write_error or history_fails) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _add_to_history(self) -> None:
@@ -254,7 +265,8 @@ class GatePlugin:
                 terminalreporter.write_line(line, red=line.startswith("FAIL"), yellow=not line.startswith("FAIL"))
             terminalreporter.write_line(report.headline(), bold=True, red=not report.passed, green=report.passed)
         if self.history_error is not None:
-            terminalreporter.write_sep("=", f"edgehil history: {self.history_error}", red=True)
+            terminalreporter.write_sep("=", f"edgehil history: {self.history_error}", red=self.history_named,
+                                       yellow=not self.history_named)
         if self.write_error is not None:
             terminalreporter.write_sep("=", f"edgehil results: {self.write_error}", red=True)
         elif self.writer is not None and self.writer.results.records:
