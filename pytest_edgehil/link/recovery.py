@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 
 from pytest_edgehil.errors import DeviceError
-from pytest_edgehil.link.client import POLL_S, DeviceClient
+from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.link.device_port import POLL_S
 from pytest_edgehil.link.messages import HelloReply
 
 __all__ = ["reconnect"]
