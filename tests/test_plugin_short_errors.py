@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 # A user's conftest fixture that reaches into the package (a bench for a device its lab does not have a
-# port for) and a test that raises through it: the DeviceError comes from pytest_edgehil/bench.py frames.
+# port for) and a test that raises through it: the DeviceError comes from package frames (resolve_port,
+# imported from bench where it was first, lives in pytest_edgehil/device_under_test.py).
 CONFTEST = """
 import pytest
 from pytest_edgehil.bench import resolve_port
@@ -59,5 +60,5 @@ def test_asking_for_tracebacks_shows_the_traceback(project, flag):
     result = project.runpytest("-p", "no:cacheprovider", flag)
     result.assert_outcomes(errors=1, failed=1)
     out = result.stdout.str()
-    assert "pytest_edgehil/bench.py" in out and "def resolve_port" in out
+    assert "pytest_edgehil/device_under_test.py" in out and "def resolve_port" in out
     assert "shortened this error's traceback" not in out

@@ -1,5 +1,7 @@
-"""What every SCPI power-analyzer driver shares: settings applied one by one with the error queue
-drained after each, an explicit state machine, status polling while armed, and a checked close.
+"""What every SCPI power-analyzer driver shares: an explicit state machine over the capture roles it
+declares, status polling while armed, array fetches checked before a Trace is built, and a checked close.
+Settings are applied one by one with the error queue drained after each (`scpi_instrument.ScpiInstrument`,
+the base class); the fetched arrays are checked by `fetched_trace.checked_trace`.
 
 A driver subclass is declarations only (pymeasure style): its settings table, its interval rule, which
 settings carry a capture (`CaptureRoles`), its measurement ranges, the commands that start and stop an
@@ -11,9 +13,7 @@ method and the state, so a test that forgot to arm fails with a sentence, not wi
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,33 +27,21 @@ from pytest_edgehil.instruments.dialect import (
     FetchQuery,
     IntervalRule,
 )
-from pytest_edgehil.instruments.replies import (
-    check_not_clipped,
-    check_plausible,
-    parse_status,
-    reply_error,
-)
-from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
+from pytest_edgehil.instruments.fetched_trace import CaptureConfig, checked_trace
+from pytest_edgehil.instruments.replies import parse_status
+from pytest_edgehil.instruments.scpi import Value
 from pytest_edgehil.instruments.scpi_header import short_command
-from pytest_edgehil.instruments.visa_link import MAX_QUEUE_ENTRIES, VisaLink, drain_errors
+from pytest_edgehil.instruments.scpi_instrument import ScpiInstrument
+from pytest_edgehil.instruments.visa_link import VisaLink
+
+# CaptureConfig lives with the trace checks (fetched_trace); importable from here, where it was first.
+__all__ = ["CaptureConfig", "ScpiAnalyzer"]
 
 
-@dataclass(frozen=True)
-class CaptureConfig:
-    """A capture as the instrument actually runs it (interval and range as it reports them)."""
+class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
+    """Common plumbing of the SCPI drivers; subclasses are declarations (`settings`, `measure_queries`,
+    `trigger_pin`, `error_query` and `max_channel` are declared as `ScpiInstrument` describes)."""
 
-    voltage_v: float
-    current_range_a: float
-    sample_interval_s: float
-    points: int
-    pretrigger_points: int
-    digitize_voltage: bool
-
-
-class ScpiAnalyzer(PowerAnalyzer):
-    """Common plumbing of the SCPI drivers; subclasses are declarations."""
-
-    settings: ClassVar[SettingTable]
     #: How a sample interval is programmed (grid, rate table, line cycles).
     interval_rule: ClassVar[IntervalRule]
     #: Which settings carry a capture, and in which way.
@@ -68,17 +56,12 @@ class ScpiAnalyzer(PowerAnalyzer):
     start_commands: ClassVar[tuple[str, ...]]
     #: Stops an armed acquisition (may contain {channel}).
     stop_command: ClassVar[str]
-    #: Scalar measurement queries by quantity ("current", "voltage", "power"; may contain {channel}).
-    measure_queries: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: Headers of commands above not found in the maker's manual (marked so in docs/instruments.md).
     unconfirmed_commands: ClassVar[tuple[str, ...]] = ()
-    #: The digital pin wired to the device's trigger line, where `roles.trigger_input` is declared.
-    trigger_pin: ClassVar[int] = 1
     #: The array reads of a completed capture, in order.
     fetch_queries: ClassVar[tuple[FetchQuery, ...]]
     #: What to check when fetched data look mis-decoded.
     fetch_hint: ClassVar[str] = "check the transfer format and byte order"
-    error_query: ClassVar[str] = "SYST:ERR?"
     status_query: ClassVar[str]  # may contain {channel}
     #: The latched (EVENt) form of the status register, where the driver declares one (read clears it).
     status_event_query: ClassVar[str | None] = None
@@ -86,7 +69,6 @@ class ScpiAnalyzer(PowerAnalyzer):
     chunk_period_s: ClassVar[float | None] = None
     waiting_bit: ClassVar[int]  # status bit set while armed and waiting for the trigger
     measuring_bit: ClassVar[int]  # status bit set from the trigger until the capture is complete
-    max_channel: ClassVar[int] = 1
     poll_interval_s: ClassVar[float] = 0.005
 
     #: "REAL" (float32 binary blocks, the fast path) or "ASC" (text), where a FORMAT_SETTING exists.
@@ -112,16 +94,9 @@ class ScpiAnalyzer(PowerAnalyzer):
                 cls.keeps_pretrigger = cls.roles.pretrigger is not None
 
     def __init__(self, link: VisaLink, *, idn: str, channel: int = 1) -> None:
-        if not 1 <= channel <= self.max_channel:
-            raise ConfigError(f"{self.model} at {link.name}: channel {channel} does not exist; "
-                              f"use 1 to {self.max_channel}")
-        self.link = link
-        self.idn = idn
-        self.resource = link.name
-        self.channel = channel
         self.capture: CaptureConfig | None = None
         self._state = "open"
-        self._drain_stale_errors()
+        super().__init__(link, idn=idn, channel=channel)
 
     # --- plumbing -----------------------------------------------------------------------------------
 
@@ -134,70 +109,6 @@ class ScpiAnalyzer(PowerAnalyzer):
             raise InstrumentError(f"{self.model} at {self.resource}: {method}() called while the driver "
                                   f"is {self._state!r}; it needs {' or '.join(map(repr, states))} "
                                   f"(order: configure, arm, wait_complete, fetch_trace)")
-
-    def _drain_stale_errors(self) -> None:
-        # Errors left by an earlier session are not ours to raise; clear them so that the first
-        # ScpiError we raise blames the right command.
-        self.link.write("*CLS")
-        for _ in range(MAX_QUEUE_ENTRIES):
-            if self.link.query_error(self.error_query)[0] == 0:
-                break
-
-    def drain_errors(self, after: str) -> None:
-        drain_errors(self.link, after=after, model=self.model, query=self.error_query)
-
-    def apply(self, name: str, value: Value) -> Value:
-        """Validate (ConfigError, bounds in the message), send, then drain the error queue."""
-        setting = self.settings[name]
-        checked = setting.check(value, model=f"{self.model} at {self.resource}")
-        command = setting.set_command(checked, self.channel, self._suffix(setting))
-        self.link.write(command)
-        self.drain_errors(after=command)
-        return checked
-
-    def read_setting(self, name: str) -> Value:
-        """The setting's value as the instrument reports it, checked against the setting's own
-        bounds or choices (InstrumentReplyError, and a cleared session, for anything else)."""
-        setting = self.settings[name]
-        command = setting.query_command(self.channel, self._suffix(setting))
-
-        def parse(reply: str) -> Value:
-            try:
-                value = setting.parse(reply)
-                accepted = setting.accepts(value) if setting.kind is str else _within(setting, float(value))
-            except (ValueError, OverflowError):
-                accepted = False
-            if not accepted:
-                raise reply_error(self.resource, command, reply,
-                                  f"is not a {setting.kind.__name__} within {setting.bounds_text()}",
-                                  f"is this the model the driver expects ({self.idn})?")
-            return value
-
-        return self.link.query_checked(command, parse)
-
-    def _suffix(self, setting: Setting) -> int:
-        return self.trigger_pin if setting.suffixes > 1 else 1
-
-    def send(self, command: str) -> None:
-        """Send a raw command and raise the instrument's own error text if it objected."""
-        self.link.write(command)
-        self.drain_errors(after=command)
-
-    def query(self, command: str) -> str:
-        return self.link.query(command)
-
-    def measure(self, quantity: str) -> float:
-        """One scalar reading: "current" (A), "voltage" (V) or "power" (W), from the instrument's
-        MEASure query. ConfigError if the instrument has none for `quantity`; InstrumentReplyError
-        for a reply that is not a finite number; ScpiError if the instrument objected."""
-        queries = dict(self.measure_queries)
-        if quantity not in queries:
-            raise ConfigError(f"{self.model} at {self.resource} has no scalar {quantity} measurement; "
-                              f"it measures {', '.join(queries) or 'nothing as a scalar'}")
-        command = short_command(queries[quantity]).format(channel=self.channel)
-        value = self.link.query_number(command)
-        self.drain_errors(after=command)
-        return value
 
     def _configured(self, capture: CaptureConfig) -> None:
         self.capture = capture
@@ -404,37 +315,10 @@ class ScpiAnalyzer(PowerAnalyzer):
 
     def _checked_trace(self, capture: CaptureConfig, columns: dict[str, np.ndarray], sources: dict[str, str], *,
                        trigger_index: int, trigger_located: bool = True) -> Trace:
-        """The Trace of fetched `columns` ("current", "voltage", "time" arrays; `sources` names the command
-        that read each), after the range, clipping and spacing checks (InstrumentReplyError, InstrumentError)."""
-        where = f"{self.model} at {self.resource} ch{self.channel}"
-        hint = self.fetch_hint.format(big_endian=self._big_endian(self.fetch_queries[0]))
-        current_a = columns["current"]
-        # Range checks: a byte-order or format mistake decodes to impossible values, and a reading
-        # pinned at the range limit is the ADC saturating: neither is ever integrated.
-        largest_a = check_plausible(current_a, full_scale=capture.current_range_a, what="current", where=where,
-                                    hint=hint, command=sources["current"])
-        check_not_clipped(current_a, range_a=capture.current_range_a, where=where, command=sources["current"],
-                          largest=largest_a)
-        voltage_v = columns.get("voltage")
-        if voltage_v is None:
-            voltage_v = np.full(current_a.shape, capture.voltage_v)
-        else:
-            full_scale_v = self.settings[self.roles.voltage].maximum or capture.voltage_v
-            check_plausible(voltage_v, full_scale=full_scale_v, what="voltage", where=where, hint=hint,
-                            expected=capture.voltage_v, command=sources["voltage"])
-        rel_time_s = columns.get("time")
-        if rel_time_s is not None and rel_time_s.size > 1:
-            spacing_s = float(np.median(np.diff(rel_time_s)))
-            if abs(spacing_s - capture.sample_interval_s) > 0.01 * capture.sample_interval_s:
-                raise InstrumentError(f"{where}: readings are {spacing_s * 1e3:g} ms apart but "
-                                      f"{capture.sample_interval_s * 1e3:g} ms was configured; check "
-                                      f"the interval setting ({self.roles.interval}) and the line frequency")
-        return Trace(current_a=current_a, voltage_v=voltage_v, sample_interval_s=capture.sample_interval_s,
-                     trigger_index=trigger_index, idn=self.idn, trigger_located=trigger_located)
-
-
-def _within(setting: Setting, value: float) -> bool:
-    """A read-back number within the setting's bounds, allowing for the text's last-digit rounding."""
-    return (math.isfinite(value)
-            and (setting.minimum is None or value >= setting.minimum - 1e-9 * abs(setting.minimum))
-            and (setting.maximum is None or value <= setting.maximum + 1e-9 * abs(setting.maximum)))
+        """The Trace of fetched `columns` after the checks of `fetched_trace.checked_trace`, in this
+        driver's words (InstrumentReplyError, InstrumentError)."""
+        return checked_trace(capture, columns, sources, where=f"{self.model} at {self.resource} ch{self.channel}",
+                             hint=self.fetch_hint.format(big_endian=self._big_endian(self.fetch_queries[0])),
+                             full_scale_v=self.settings[self.roles.voltage].maximum or capture.voltage_v,
+                             interval_setting=self.roles.interval, idn=self.idn, trigger_index=trigger_index,
+                             trigger_located=trigger_located)

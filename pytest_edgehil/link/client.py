@@ -22,28 +22,21 @@ A dropped or flipped byte is thus a retry, never a wrong value. `stats` counts w
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import select
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import serial
 
 from pytest_edgehil.errors import (
     ConfigError,
-    DeviceError,
     DeviceRejected,
-    DeviceTimeout,
-    FrameCorrupt,
     ModelMismatch,
     ProtocolError,
     ProtocolVersionMismatch,
 )
+from pytest_edgehil.link.device_port import POLL_S, DevicePort, LinkStats
 from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import (
     MAX_PAYLOAD,
@@ -54,7 +47,6 @@ from pytest_edgehil.link.messages import (
     Error,
     ErrorCode,
     Frame,
-    FrameDecoder,
     Hello,
     HelloReply,
     LoadBegin,
@@ -72,15 +64,9 @@ from pytest_edgehil.link.replies import check_result
 from pytest_edgehil.link.run_wait import RunWait
 from pytest_edgehil.link.traffic_log import TrafficLog
 
-try:
-    from serial.serialposix import Serial as PosixSerial
-except ImportError:  # Windows: every port goes through pyserial's read
-    PosixSerial = None  # type: ignore[assignment,misc]
+# POLL_S and LinkStats live with the port (link.device_port); re-exported here, where they were first.
+__all__ = ["ERROR_HINTS", "OLD_VERSIONS", "POLL_S", "DeviceClient", "LinkStats"]
 
-if TYPE_CHECKING:
-    from typing import Self  # annotations only: the package supports Python 3.10 at runtime
-
-POLL_S = 0.05  # longest a wait sleeps before looking at its deadline again
 # Why a board of an older version is refused rather than driven in its version (docs/protocol.md).
 OLD_VERSIONS: dict[int, str] = {
     1: " (version 1 RESULTs do not say which model ran, so this host cannot check the active model on each "
@@ -101,20 +87,11 @@ ERROR_HINTS: dict[int, str] = {
 }
 
 
-@dataclass
-class LinkStats:
-    """What the line did to one client, for soak books and traffic reports (counts since construction)."""
+class DeviceClient(DevicePort):
+    """Drives one device over the framed protocol. Open it (or use `with`) before sending commands.
 
-    requests: int = 0  # commands sent (each once, retransmissions not included)
-    retransmissions: int = 0  # the same request sent again (after a corrupt reply or a silent slice)
-    corrupt_frames: int = 0  # received frames that failed COBS/length/CRC
-    stale_replies: int = 0  # well-formed replies carrying another seq (duplicates, late answers), skipped
-    ports_lost: int = 0  # the port failed under the client (vanished, EIO)
-    reopened: int = 0  # reopen() calls that succeeded
-
-
-class DeviceClient:
-    """Drives one device over the framed protocol. Open it (or use `with`) before sending commands."""
+    The port, its open/closed/lost state and its raw I/O are `DevicePort`'s; this class is the request API.
+    """
 
     def __init__(self, port: str | serial.SerialBase, *, baudrate: int = 115200, timeout_s: float = 5.0,
                  name: str = "device", retries: int = 2, traffic_log: TrafficLog | None = None,
@@ -122,107 +99,23 @@ class DeviceClient:
         if timeout_s <= 0 or retries < 0:
             raise ConfigError(f"device {name!r}: timeout_s must be > 0 and retries >= 0, got {timeout_s} "
                               f"and {retries}")
-        self._url = port if isinstance(port, str) else None
-        self._given = None if isinstance(port, str) else port  # handed over: the client closes it
-        self.port = port if isinstance(port, str) else str(getattr(port, "port", None) or port)
-        self.baudrate = baudrate
-        self.timeout_s = timeout_s
-        self.name = name
+        super().__init__(port, baudrate=baudrate, timeout_s=timeout_s, name=name, handshake=handshake)
         self.retries = retries
         self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
-        self._serial: serial.SerialBase | None = None
-        self._decoder = FrameDecoder()
-        self._backlog: list[Frame | FrameCorrupt] = []
         # A random first seq: a new session's first request never matches the device's reply cache.
         self._seq = random.randrange(0x10000)
-        self._lock = threading.RLock()
-        self._lost: str | None = None  # why the port failed under us, until reopened
         # The model this host last asked the device to activate (LOAD_* or SELECT_MODEL), checked against
         # every RESULT; kept across reopen() (the board must still run it) and RESET (it then answers NO_MODEL).
         self._expected_model: bytes | None = None
         self._model_names: dict[bytes, str] = {}  # SHA-256 → name given to load_model, for messages
-        self.stats = LinkStats()
-        # Run on the port each time it is opened, before any frame: an on-board agent's auth (link.agent_port).
-        self.handshake = handshake
         self.run_wait = RunWait(timeout_s)  # how long RUN n may take: from the active model's period
 
     # -- state ------------------------------------------------------------------------------------------
-    @property
-    def is_open(self) -> bool:
-        return self._serial is not None
-
     @property
     def expected_model(self) -> str | None:
         """SHA-256 hex of the model this client last loaded or selected (every RUN's RESULT must report
         it, else ModelMismatch); None before any."""
         return self._expected_model.hex() if self._expected_model is not None else None
-
-    @property
-    def lost(self) -> str | None:
-        """Why the port failed under the client ("OSError: [Errno 5] …"), until it is reopened; else None.
-        A client whose port was lost refuses commands until `reopen()`."""
-        return self._lost
-
-    def open(self) -> None:
-        with self._lock:
-            if self._serial is not None:
-                return
-            try:
-                if self._given is not None:
-                    if not self._given.is_open:
-                        self._given.open()
-                    self._given.reset_input_buffer()
-                    ser = self._given
-                else:
-                    assert self._url is not None
-                    # pyserial's rfc2217:// (ser2net's telnet port, a labgrid NetworkSerialPort) refuses a
-                    # write timeout; its writes go to a TCP socket and return once the kernel takes them.
-                    write_timeout = None if self._url.startswith("rfc2217://") else self.timeout_s
-                    ser = serial.serial_for_url(self._url, baudrate=self.baudrate, timeout=0,
-                                                write_timeout=write_timeout, exclusive=True)
-                # Reads never block: the client waits with select() and its own deadlines.
-                ser.timeout = 0
-                if self.handshake is not None:
-                    try:
-                        self.handshake(ser)
-                    except BaseException:
-                        ser.close()
-                        raise
-                # A lone delimiter ends whatever partial garbage the device's decoder holds.
-                ser.write(b"\x00")
-            except (serial.SerialException, OSError, ValueError, OverflowError) as exc:
-                raise DeviceError(f"device {self.name!r}: cannot open port {self.port} at {self.baudrate} baud: "
-                                  f"{exc}. {_open_advice(self.port)}") from exc
-            self._serial = ser
-            self._lost = None
-            self._decoder.reset()
-            self._backlog.clear()
-
-    def reopen(self, port: str | None = None) -> None:
-        """Close the port and open `port` (default: the same one), e.g. a board found again under a new
-        name after it reset. Only for clients built from a URL; DeviceError if the port cannot be opened."""
-        with self._lock:
-            if self._url is None:
-                raise DeviceError(f"device {self.name!r}: cannot reopen a port object handed to the client "
-                                  f"({self.port}); build the DeviceClient from a port URL to let it reconnect")
-            self.close()
-            if port is not None:
-                self._url = self.port = port
-            self.open()
-            self.stats.reopened += 1
-
-    def close(self) -> None:
-        with self._lock:
-            ser, self._serial = self._serial, None
-            if ser is not None:
-                ser.close()
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -360,94 +253,3 @@ class DeviceClient:
             self.stats.requests += 1
             frame = Frame(PROTOCOL_VERSION, request.msg_type, self._seq, request.encode_payload())
             return Exchange(self, command, frame, wait_s, expected=expected).run()
-
-    def _check_usable(self, command: str) -> None:
-        """DeviceError unless the port is open (naming what to do if it was lost or never opened)."""
-        if self._serial is None and self._lost is not None:
-            # Under pytest the plugin finds the board again before the device's next test; a script
-            # does it itself.
-            raise DeviceError(f"device {self.name!r}: {command} called after port {self.port} was lost "
-                              f"({self._lost}). In a pytest run the plugin finds the board again (by "
-                              "`usb_serial`) before its next test; a script calls DeviceUnderTest.recover() "
-                              "or Bench.reconnect(name) (DeviceClient.reopen(new_port) for a bare client)")
-        if self._serial is None:
-            raise DeviceError(f"DeviceClient {self.name!r} ({self.port}): {command} called while the client "
-                              "is closed; call open() first or use the client as a context manager")
-
-    # -- port I/O (called by link.exchange.Exchange) --------------------------------------------------------------------
-    def _write(self, command: str, wire: bytes) -> None:
-        assert self._serial is not None
-        try:
-            self._serial.write(wire)
-        except serial.SerialTimeoutException as exc:
-            raise DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud: writing {command} "
-                                f"({len(wire)} bytes) timed out after {self.timeout_s} s: the device is not "
-                                "reading. Check that the firmware/agent is running and flow control.") from exc
-        except (serial.SerialException, OSError) as exc:
-            raise self._port_failed(command, exc) from exc
-
-    def _read_some(self, until: float) -> bytes:
-        """Bytes available now, or after waiting at most until `until` (monotonic); b"" if none came."""
-        ser = self._serial
-        assert ser is not None
-        fd = _posix_fd(ser)
-        if fd is not None:
-            return self._read_fd(fd, until)
-        try:
-            if ser.in_waiting == 0:
-                wait_s = max(0.0, min(POLL_S, until - time.monotonic()))
-                try:
-                    select.select([ser.fileno()], [], [], wait_s)
-                except (AttributeError, NotImplementedError, OSError, ValueError):
-                    time.sleep(min(wait_s, 0.001))  # transports without a selectable fd (rfc2217://, loop://)
-            return bytes(ser.read(65536))
-        except (serial.SerialException, OSError) as exc:
-            raise self._port_failed("read", exc) from exc
-
-    def _read_fd(self, fd: int, until: float) -> bytes:
-        """`_read_some` on a POSIX port: one select and one read (pyserial's read adds an ioctl and a second
-        select per call, a fifth of a RUN 1 round trip). The same failure rules as pyserial's read."""
-        try:
-            if not select.select([fd], [], [], max(0.0, min(POLL_S, until - time.monotonic())))[0]:
-                return b""
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return b""
-        except OSError as exc:
-            raise self._port_failed("read", exc) from exc
-        if not data:  # readable but empty: the port is gone (pyserial raises the same)
-            raise self._port_failed("read", serial.SerialException(
-                "device reports readiness to read but returned no data (device disconnected?)"))
-        return data
-
-    def _port_failed(self, command: str, exc: Exception) -> DeviceError:
-        # The port is dead (a vanished pty or USB-CDC node gives EIO for good): release its descriptors now,
-        # and remember why, so the next command says what to do instead of failing the same way.
-        ser, self._serial = self._serial, None
-        self._lost = f"{type(exc).__name__}: {exc}"
-        self.stats.ports_lost += 1
-        if ser is not None:
-            try:
-                ser.close()
-            except (serial.SerialException, OSError):
-                pass  # already gone: nothing left to release
-        return DeviceError(f"device {self.name!r}: port {self.port} failed during {command}: {exc}. The board may "
-                           "have reset or re-enumerated (USB-CDC ports vanish on reset); check the cable and "
-                           "identify the board by `usb_serial` in the lab file.")
-
-
-def _posix_fd(ser: serial.SerialBase) -> int | None:
-    """The descriptor of a POSIX serial port (ttys, ptys), read directly; None for other transports
-    (socket://, rfc2217://, loop://), which go through pyserial's read."""
-    if PosixSerial is not None and isinstance(ser, PosixSerial) and ser.fd is not None:
-        return int(ser.fd)
-    return None
-
-
-def _open_advice(port: str) -> str:
-    """What to check when a port does not open: a network agent is not a cable."""
-    if port.startswith(("socket://", "rfc2217://")):
-        return ("Check that the board's agent (or ser2net) is running and listening at that host and port, "
-                "that the host is reachable from here, and the lab file's `port`.")
-    return ("Check the cable, that the port exists and no other program holds it, and the lab file's "
-            "`port`/`usb_serial`.")

@@ -3,13 +3,17 @@ silence, skip stale replies, and say precisely what came back when nothing valid
 
 The retry rule itself is documented in `link/client.py` and docs/protocol.md ("Retry rule"); this is its
 implementation, kept apart from the client's commands. It works on the client's port and decoder, which
-it reaches through the client (one exchange at a time holds the client's lock).
+it reaches through the client (one exchange at a time holds the client's lock). Pipelined evaluation
+(`link.pipeline`) waits for each of its requests through the same loop (`Exchange.await_reply`), with
+hooks for the replies and corrupt frames that concern its other requests in flight.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytest_edgehil.errors import DeviceTimeout, FrameCorrupt, SequenceMismatch
@@ -28,9 +32,11 @@ class Exchange:
     """One request's life: send, wait for the reply with its seq, retransmit on corruption or silence."""
 
     def __init__(self, client: DeviceClient, command: str, frame: Frame, wait_s: float,
-                 expected: str = "") -> None:
+                 expected: str = "", write: Callable[[Exchange], None] | None = None) -> None:
         self.client, self.command, self.frame, self.wait_s = client, command, frame, wait_s
         self.expected = expected  # what the wait was derived from ("expected ≈ 12 s (…)"), for messages
+        # How the request goes on the wire: the client's write, or the pipeline's full-duplex one.
+        self.write = write
         self.wire = frame.encode()
         self.attempts = client.retries + 1
         self.slice_s = wait_s / self.attempts
@@ -43,12 +49,27 @@ class Exchange:
         self.stale_seqs: list[int] = []  # the first few, for the error message
 
     def run(self) -> Frame:
-        c = self.client
         start = time.monotonic()
+        self.send("")
+        return self.await_reply(start)
+
+    def await_reply(self, start: float, *, on_corrupt: Callable[[FrameCorrupt], None] | None = None,
+                    keep: Callable[[Frame], bool] | None = None, waiting_for: Callable[[], str] | None = None,
+                    progress: bool = True) -> Frame:
+        """Read until the reply carrying this request's seq arrives (sent already; its wait began at
+        `start`, monotonic s); return it, keeping whatever arrived behind it for the next wait.
+
+        The retry rule: at the end of each silent wait slice this request is sent again (`attempts` in
+        all); a corrupt frame is counted and logged, then handed to `on_corrupt` (default: send this
+        request again, FrameCorrupt once its attempts are spent); a frame with another seq is offered to
+        `keep` (True: the pipeline holds it for a younger request) and otherwise counted and skipped as
+        stale, its note naming `waiting_for()`. With `progress`, a long wait is reported every PROGRESS_S.
+        Raises DeviceTimeout (SequenceMismatch when only stale replies came) at `start + wait_s`.
+        """
+        c = self.client
         deadline = start + self.wait_s
-        self._send("")
         resend_at = start + self.slice_s
-        progress_at = start + PROGRESS_S
+        progress_at = start + PROGRESS_S if progress else math.inf
         while True:
             now = time.monotonic()
             if now >= deadline:
@@ -57,7 +78,7 @@ class Exchange:
                 self._progress(now - start)
                 progress_at = now + PROGRESS_S
             if now >= resend_at and self.sent < self.attempts:
-                self._send(f"no reply within {self.slice_s:.3g} s")
+                self.send(f"no reply within {self.slice_s:.3g} s")
                 resend_at = now + self.slice_s
             items, c._backlog = c._backlog, []
             if not items:
@@ -67,33 +88,43 @@ class Exchange:
                 items = c._decoder.feed(data) if data else []
             for i, item in enumerate(items):
                 if isinstance(item, FrameCorrupt):
-                    self.corrupt += 1
                     c.stats.corrupt_frames += 1
                     c.traffic_log.note("rx", f"corrupt frame: {item}", device=c.name)
-                    if self.sent >= self.attempts:
-                        raise self._corrupt_error(item)
-                    self._send(f"corrupt reply ({self.corrupt} so far)")
+                    (on_corrupt or self.resend_after_corrupt)(item)
                     resend_at = time.monotonic() + self.slice_s
                     continue
                 c.traffic_log.record_frame("rx", item, device=c.name)
-                if item.seq != self.frame.seq:
-                    self.stale += 1
-                    c.stats.stale_replies += 1
-                    if len(self.stale_seqs) < 8:
-                        self.stale_seqs.append(item.seq)
-                    c.traffic_log.note("rx", f"skipped stale reply seq={item.seq} (waiting for "
-                                             f"seq={self.frame.seq})", device=c.name)
+                if item.seq == self.frame.seq:
+                    c._backlog = items[i + 1:]  # keep anything that arrived behind the reply
+                    return item
+                if keep is not None and keep(item):
                     continue
-                c._backlog = items[i + 1:]  # keep anything that arrived behind the reply
-                return item
+                self.stale += 1
+                c.stats.stale_replies += 1
+                if len(self.stale_seqs) < 8:
+                    self.stale_seqs.append(item.seq)
+                waiting = waiting_for() if waiting_for is not None else f"waiting for seq={self.frame.seq}"
+                c.traffic_log.note("rx", f"skipped stale reply seq={item.seq} ({waiting})", device=c.name)
 
-    def _send(self, reason: str) -> None:
+    def resend_after_corrupt(self, last: FrameCorrupt) -> None:
+        """A corrupt frame that may have been this request's reply: send it again, or raise FrameCorrupt
+        once every attempt was sent."""
+        self.corrupt += 1
+        if self.sent >= self.attempts:
+            raise self._corrupt_error(last)
+        self.send(f"corrupt reply ({self.corrupt} so far)")
+
+    def send(self, reason: str) -> None:
+        """Put the request on the wire (`reason` given: a retransmission, counted and logged with it)."""
         c = self.client
         if reason:
             c.stats.retransmissions += 1
             c.traffic_log.note("tx", f"retransmit seq={self.frame.seq} ({reason})", device=c.name)
         c.traffic_log.record_frame("tx", self.frame, device=c.name)
-        c._write(self.command, self.wire)
+        if self.write is None:
+            c._write(self.command, self.wire)
+        else:
+            self.write(self)
         self.sent += 1
 
     def _progress(self, waited_s: float) -> None:

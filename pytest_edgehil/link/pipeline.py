@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pytest_edgehil.errors import ConfigError, DeviceTimeout, FrameCorrupt
-from pytest_edgehil.link.client import POLL_S, _posix_fd
+from pytest_edgehil.link.device_port import POLL_S, _posix_fd
 from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import PROTOCOL_VERSION, Eval, Frame, Result
 from pytest_edgehil.link.replies import check_result
-from pytest_edgehil.link.traffic_log import PREVIEW_BYTES
 
 if TYPE_CHECKING:
     from pytest_edgehil.link.client import DeviceClient
@@ -94,78 +93,41 @@ class _Pipeline:
         frame = Frame(PROTOCOL_VERSION, request.msg_type, c._seq, request.encode_payload())
         # Each EVAL is RUN 1's work: its wait comes from the expected run time, as RUN 1's does.
         exchange = Exchange(c, f"evaluate (image {self.count})", frame, c.run_wait.wait_s(1),
-                            expected=c.run_wait.describe(1))
-        self._send(exchange, "")
+                            expected=c.run_wait.describe(1), write=self._write)
+        exchange.send("")
         self.in_flight.append(exchange)
 
     def _wait(self, oldest: Exchange) -> Frame:
         """Read until the oldest request's reply arrives, keeping the replies to younger ones."""
-        c = self.client
-        deadline = oldest.started_s + oldest.wait_s
-        resend_at = oldest.started_s + oldest.slice_s
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                raise oldest._timeout()
-            if now >= resend_at and oldest.sent < oldest.attempts:
-                self._send(oldest, f"no reply within {oldest.slice_s:.3g} s")
-                resend_at = now + oldest.slice_s
-            items, c._backlog = c._backlog, []
-            if not items:
-                data = c._read_some(min(deadline, resend_at) if oldest.sent < oldest.attempts else deadline)
-                oldest.bytes_received += len(data)
-                oldest.preview += data[:PREVIEW_BYTES - len(oldest.preview)]
-                items = c._decoder.feed(data) if data else []
-            for i, item in enumerate(items):
-                if isinstance(item, FrameCorrupt):
-                    self._corrupt(item)
-                    resend_at = time.monotonic() + oldest.slice_s
-                    continue
-                c.traffic_log.record_frame("rx", item, device=c.name)
-                if item.seq == oldest.frame.seq:
-                    c._backlog = items[i + 1:]
-                    return item
-                if any(e.frame.seq == item.seq for e in self.in_flight):
-                    self.answered[item.seq] = item
-                    continue
-                oldest.stale += 1
-                c.stats.stale_replies += 1
-                if len(oldest.stale_seqs) < 8:
-                    oldest.stale_seqs.append(item.seq)
-                c.traffic_log.note("rx", f"skipped stale reply seq={item.seq} (in flight: "
-                                         f"{[e.frame.seq for e in self.in_flight]})", device=c.name)
+        return oldest.await_reply(oldest.started_s, on_corrupt=self._corrupt, keep=self._keep, progress=False,
+                                  waiting_for=lambda: f"in flight: {[e.frame.seq for e in self.in_flight]}")
+
+    def _keep(self, frame: Frame) -> bool:
+        """A reply to a younger request still in flight: held for its turn (replies go back in request order)."""
+        if any(e.frame.seq == frame.seq for e in self.in_flight):
+            self.answered[frame.seq] = frame
+            return True
+        return False
 
     def _corrupt(self, item: FrameCorrupt) -> None:
         """A damaged reply: it may be anyone's, so every request still unanswered is sent again."""
-        c = self.client
-        c.stats.corrupt_frames += 1
-        c.traffic_log.note("rx", f"corrupt frame: {item}", device=c.name)
         for exchange in self.in_flight:
-            if exchange.frame.seq in self.answered:
-                continue
-            exchange.corrupt += 1
-            if exchange.sent >= exchange.attempts:
-                raise exchange._corrupt_error(item)
-            self._send(exchange, f"corrupt reply ({exchange.corrupt} so far)")
+            if exchange.frame.seq not in self.answered:
+                exchange.resend_after_corrupt(item)
 
-    def _send(self, exchange: Exchange, reason: str) -> None:
-        """`Exchange._send`, writing full duplex: while the device's input is full, read its replies.
+    def _write(self, exchange: Exchange) -> None:
+        """The request written full duplex: while the device's input is full, read its replies.
 
         A device busy writing a reply does not read; a host blocked writing the next request does not
         read either: each waits for the other. So the write never blocks without reading (on a POSIX
         port; on other transports the device offers no more than it can buffer, see `evaluate`).
         """
         c = self.client
-        if reason:
-            c.stats.retransmissions += 1
-            c.traffic_log.note("tx", f"retransmit seq={exchange.frame.seq} ({reason})", device=c.name)
-        c.traffic_log.record_frame("tx", exchange.frame, device=c.name)
         fd = None if c._serial is None else _posix_fd(c._serial)
         if fd is None:
             c._write(exchange.command, exchange.wire)
         else:
             self._write_duplex(fd, exchange)
-        exchange.sent += 1
 
     def _write_duplex(self, fd: int, exchange: Exchange) -> None:
         c = self.client

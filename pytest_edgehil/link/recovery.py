@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 
 from pytest_edgehil.errors import DeviceError
-from pytest_edgehil.link.client import POLL_S, DeviceClient
+from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.link.device_port import POLL_S
 from pytest_edgehil.link.messages import HelloReply
 
 __all__ = ["reconnect"]
@@ -24,8 +25,8 @@ def reconnect(client: DeviceClient, find_port: Callable[[], str], *, wait_s: flo
               expect: HelloReply | None = None) -> HelloReply:
     """Reopen `client` on the port `find_port()` names, once it names one, and return the board's HELLO.
 
-    `find_port` raises DeviceError while the board is absent (e.g. `bench.resolve_port` before the port
-    re-enumerates); it is polled until `wait_s` seconds have passed. With `expect`, the board must report
+    `find_port` raises DeviceError while the board is absent (e.g. `device_under_test.resolve_port` before
+    the port re-enumerates); it is polled until `wait_s` seconds have passed. With `expect`, the board must report
     the same device kind and serial number. Raises DeviceError when the board does not reappear in time or
     another board answers (the client is then left closed); the client's own errors (DeviceTimeout,
     ProtocolError, ...) when the HELLO exchange fails.

@@ -8,12 +8,8 @@ front end) smears each power step over microseconds. Windows built from the devi
 fall beside the stages they mean (bench-facts: +33 % at 20 ppm, +61 % at τ = 50 µs).
 
 So every stage edge (readout start, inference start, inference end, retrieval end) is located in the
-trace. Around its predicted position the trace holds two levels, A before and B after, joined by the
-smeared step. The edge's *energy centroid* c is where an ideal step between A and B would hold the same
-energy as the samples do: ∫ y = A·(c − lo) + B·(hi − c) over [lo, hi]. Any filter with unit DC gain (an
-RC, a first-order front end, both in cascade) moves energy in time but neither creates nor destroys it,
-so the cumulative energy up to c, Y(lo) + A·(c − lo), is the load's cumulative energy up to its true
-edge, whatever the filter; and a trigger latency shifts every c alike. A window's energy is then the
+trace, at its *energy centroid* (`measure.edge_locator`): the cumulative energy up to it is the load's
+cumulative energy up to its true edge, whatever filter smeared the step. A window's energy is then the
 difference of two such cumulative values, exact up to noise and up to structure inside the level
 regions (a layer boundary within the few samples beside an edge).
 
@@ -36,16 +32,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError, WindowMisplaced
+from pytest_edgehil.measure.edge_locator import EdgeLocator, cumulative_energy, noise_w, step_aware_cumulative
 from pytest_edgehil.measure.settling import SETTLE_COVER, settling_tau_s, supply_tau_s
 
-# A step counts as an edge the trace can locate when it stands this many noise sigmas tall ...
-_MIN_STEP_SIGMAS = 8.0
-# ... and is at least this fraction of the larger level (a 1 % wiggle is layer structure, not a stage edge).
-_MIN_STEP_REL = 0.02
-# Half-width of the region searched around a predicted edge: at least this many samples ...
-_REGION_SAMPLES = 3
-# ... and at least this long, so that a smeared step (RC and front end, τ of a few µs) has settled inside it.
-_SETTLE_S = 20e-6
 # A located edge this far (in sample intervals, or µs) from the fitted clock map means a misplaced window.
 _MISPLACED_SAMPLES = 3.0
 _MISPLACED_MIN_S = 10e-6
@@ -56,6 +45,8 @@ _PASS1_RATIO_PINNED = 2e-4
 # Located edges scattering about the map by more than this many sample intervals (rms) are quantized
 # (point sampling), not integrated: see locate_edges.
 _PRECISE_SAMPLES = 0.2
+
+
 @dataclass(frozen=True)
 class EdgeFit:
     """Every stage edge of a RUN on the trace axis, with what the trace says about it.
@@ -98,21 +89,6 @@ class EdgeFit:
         return self.point_sampled or self.located_steps >= _POINT_MIN_EDGES
 
 
-def _cumulative(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """(boundaries, cumulative energy at each boundary, dt): each sample is its cell's mean power."""
-    dt = float(t[-1] - t[0]) / (t.size - 1)
-    bounds = t[0] - dt / 2 + np.arange(t.size + 1) * dt
-    cum = np.concatenate([[0.0], np.cumsum(p) * dt])
-    return bounds, cum, dt
-
-
-def _noise_w(p: np.ndarray) -> float:
-    """Per-sample noise from the median absolute first difference (steps are rare, so they do not count)."""
-    if p.size < 3:
-        return 0.0
-    return float(1.4826 * np.median(np.abs(np.diff(p))) / np.sqrt(2.0))
-
-
 def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLike, *,
                  origin_u_s: float = 0.0) -> EdgeFit:
     """Place every device edge (device seconds since the first trigger, any order) on the trace.
@@ -126,8 +102,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     t = np.asarray(time_s, dtype=np.float64)
     p = np.asarray(power_w, dtype=np.float64)
     dev = _distinct(np.asarray(device_edges_s, dtype=np.float64))
-    bounds, cum, dt = _cumulative(t, p)
-    noise = _noise_w(p)
+    bounds, cum, dt = cumulative_energy(t, p)
+    noise = noise_w(p)
     n = dev.size
     span = f"[{bounds[0] * 1e3:.4f}, {bounds[-1] * 1e3:.4f}] ms"
     outside = (dev < bounds[0] - 1e-3 * abs(bounds[0])) | (dev > bounds[-1] * (1 + 1e-3) + dt)
@@ -136,7 +112,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         raise MeasurementError(
             f"stage edge at device time {dev[k] * 1e3:.4f} ms lies outside the trace {span}; acquire more "
             "pre-trigger samples (SENS:SWE:OFFS:POIN) or a longer sweep so the trace covers every window")
-    trace = _Trace(p, bounds, cum, dt, noise)
+    trace = EdgeLocator(p, bounds, cum, dt, noise)
     # Pass 1, outward from the trigger: each prediction from the edges located so far, its search widened
     # by a 0.5 % clock tolerance times its distance from the nearest located edge (an RC oscillator's error).
     order = np.argsort(np.abs(dev), kind="stable")
@@ -225,7 +201,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     drift_j = np.zeros(n)
     for k in map(int, np.flatnonzero(~located)):
         position[k] = offset + ratio * dev[k]
-        cumulative[k] = _step_aware_cumulative(p, bounds, cum, position[k], dt)
+        cumulative[k] = step_aware_cumulative(p, bounds, cum, position[k], dt)
         drift_s = drift_rel * abs(dev[k] - anchor_s) + (0.0 if fit_x else origin_u_s)
         drift_j[k] = (abs(step[k]) if drift_s < room[k] else largest_w) * drift_s
         edge_u[k] = float(np.hypot(np.hypot(edge_u[k], abs(step[k]) * max(residual, dt / np.sqrt(12.0))),
@@ -249,7 +225,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
                    located_steps, level, drift_j)
 
 
-def _supply_tau(trace: _Trace, dev: np.ndarray, fit_x: list[float], fit_y: list[float], offset: float,
+def _supply_tau(trace: EdgeLocator, dev: np.ndarray, fit_x: list[float], fit_y: list[float], offset: float,
                 ratio: float) -> float:
     """The supply path's time constant from pass 1's located steps: one joint fit (`supply_tau_s`), or for
     a RUN with too few steps the slowest approach seen at any one of them; 0.0 when none is seen."""
@@ -261,77 +237,6 @@ def _supply_tau(trace: _Trace, dev: np.ndarray, fit_x: list[float], fit_y: list[
         return tau
     each = [settling_tau_s(trace.p, trace.bounds, c, nx, st) for c, st, nx in zip(fit_y, steps, nexts)]
     return float(np.nanmax(each)) if each and not np.all(np.isnan(each)) else 0.0
-
-
-class _Trace:
-    """The trace's cumulative energy and the one-edge locator (energy centroid in a two-level region)."""
-
-    def __init__(self, p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, noise: float) -> None:
-        self.p, self.bounds, self.cum, self.dt, self.noise = p, bounds, cum, dt, noise
-        self.half_max = max(_REGION_SAMPLES * dt, _SETTLE_S + dt)
-        # Outside the RUN's first and last edge the trace holds whatever the board did before and after
-        # (idle, another RUN's steps): a region widened for settling does not reach further out there.
-        self.outer_half = np.inf
-
-    def _region(self, dev: np.ndarray, k: int, offset: float, ratio: float,
-                widen: float) -> tuple[int, float, int, float]:
-        pred = offset + ratio * dev[k]
-        gap_lo = (dev[k] - dev[k - 1]) * ratio if k > 0 else 2 * self.outer_half
-        gap_hi = (dev[k + 1] - dev[k]) * ratio if k < dev.size - 1 else 2 * self.outer_half
-        lo_s = pred - min(self.half_max + widen, gap_lo / 2)
-        hi_s = pred + min(self.half_max + widen, gap_hi / 2)
-        b = self.bounds
-        j0 = int(np.ceil((max(lo_s, b[0]) - b[0]) / self.dt - 1e-9))
-        j1 = int(np.floor((min(hi_s, b[-1]) - b[0]) / self.dt + 1e-9))
-        return j0, (pred - b[0]) / self.dt, j1, min(gap_lo, gap_hi)
-
-    def reach_s(self, dev: np.ndarray, k: int, ratio: float) -> float:
-        """How far edge k's region can reach on either side: half the shorter neighbouring stage."""
-        gap_lo = (dev[k] - dev[k - 1]) * ratio if k > 0 else np.inf
-        gap_hi = (dev[k + 1] - dev[k]) * ratio if k < dev.size - 1 else np.inf
-        return float(min(gap_lo, gap_hi) / 2)
-
-    def usable(self, dev: np.ndarray, k: int, offset: float, ratio: float) -> tuple[bool, float]:
-        """(whether both neighbouring stages hold two samples, the step seen across the edge)."""
-        j0, j_pred, j1, gap = self._region(dev, k, offset, ratio, 0.0)
-        if j_pred - j0 < 2 or j1 - j_pred < 2:
-            # Fewer than two whole samples of a neighbouring stage: nothing to read its level from; at
-            # the trace's own ends the edge is still priced by the map.
-            return bool(gap >= 2 * self.dt and 2 < j_pred < self.p.size - 2), 0.0
-        m = max(1, min(2, int(j_pred - j0) // 2, int(j1 - j_pred) // 2))
-        return True, float(np.mean(self.p[j1 - m:j1]) - np.mean(self.p[j0:j0 + m]))
-
-    def locate(self, dev: np.ndarray, k: int, offset: float, ratio: float,
-               widen: float) -> tuple[float, float, float] | None:
-        """(centroid s, cumulative energy J up to it, its 1-sigma J) of edge k, or None without a clear step.
-
-        The region reaches _SETTLE_S past the edge: a supply path that smears a step over longer (a 50 µs
-        decoupling RC) is not seen through here; docs/measurement.md lists what that costs.
-        """
-        j0, j_pred, j1, _ = self._region(dev, k, offset, ratio, widen)
-        if j_pred - j0 < 2 or j1 - j_pred < 2:
-            return None
-        p, dt = self.p, self.dt
-        m = max(1, min(2, int(j_pred - j0) // 2, int(j1 - j_pred) // 2))
-        a_w = float(np.mean(p[j0:j0 + m]))
-        b_w = float(np.mean(p[j1 - m:j1]))
-        if abs(b_w - a_w) < max(_MIN_STEP_SIGMAS * self.noise, _MIN_STEP_REL * max(abs(a_w), abs(b_w))):
-            return None  # no step: the edge moves no energy, the map's position is as good as any
-        lo_b, hi_b = self.bounds[j0], self.bounds[j1]
-        c = lo_b + (self.cum[j1] - self.cum[j0] - b_w * (hi_b - lo_b)) / (a_w - b_w)
-        if not lo_b <= c <= hi_b:  # the levels do not describe this region
-            return None
-        u = self.noise * dt * np.sqrt(j1 - j0) * (1.0 + abs(a_w) / abs(a_w - b_w))
-        return float(c), float(self.cum[j0] + a_w * (c - lo_b)), float(u)
-
-
-def _step_aware_cumulative(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, x: float, dt: float) -> float:
-    """Energy up to instant x when the power steps at x: the straddling cell's part after x is priced at
-    the next cell's level (as `stage_edges` does); at the trace's ends, linear within the cell."""
-    j = int(np.clip(np.floor((x - bounds[0]) / dt), 0, p.size - 1))
-    if j + 1 >= p.size:
-        return float(np.interp(x, bounds, cum))
-    return float(cum[j + 1] - p[j + 1] * (bounds[j + 1] - x))
 
 
 # Device edges closer than this are one edge (a retrieval's end is the next readout's start, to round-off).

@@ -1,13 +1,11 @@
 """A device twin: firmware behaviour of one board, served over a real pseudo-terminal.
 
 The twin speaks the same protocol module as the host (`pytest_edgehil.link.messages`) through the generic
-pty link (`pytest_edgehil.sim.pty_link`), runs the model for real with LiteRT, and derives stage timings
-and power from its `DeviceProfile` and the MACs counted in the model at the shape actually fed: a model
-with dynamic height/width is resized (LiteRT `resize_tensor_input`) to each SET_INPUT's shape and timed
-from the MACs at that shape; a RUN before any input of such a model is refused with the reason. Whether
-it is timed as int8 or float follows the dtype its convolutions compute in, not its input dtype. It runs on a virtual clock: a
-RUN of 100 inferences of 19 ms answers at once, but every span it reports (and records on the bench's
-`ActivityTimeline` for the analyzer twin) is consistent in virtual time.
+pty link (`pytest_edgehil.sim.pty_link`), runs the model for real with LiteRT, and times it with its
+timing model (`sim.twin_timing.TimedTwin`, its base class: stage times and power from its
+`DeviceProfile` and the MACs counted at the shape actually fed, on a virtual clock). A model with dynamic
+height/width is resized (LiteRT `resize_tensor_input`) to each SET_INPUT's shape and timed from the MACs
+at that shape; a RUN before any input of such a model is refused with the reason.
 
 Faults (`sim/device_faults.py`) act on the line through the pty link; a reboot fault also resets the
 twin as firmware resets: the active model, its inputs and any upload in progress are lost, the models in
@@ -18,7 +16,6 @@ under its USB serial number (`usb_serial`, the same string HELLO reports) for th
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 import time
 import zlib
@@ -33,11 +30,15 @@ from pytest_edgehil.link import messages as p
 from pytest_edgehil.link.device_side import DeviceRefusal, ModelUpload, require_upload
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
-from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
+from pytest_edgehil.sim.bench_physics import BenchPhysics
 from pytest_edgehil.sim.device_faults import DeviceFaultPlan
-from pytest_edgehil.sim.profile import DeviceProfile, FrameReadout
+from pytest_edgehil.sim.profile import DeviceProfile
 from pytest_edgehil.sim.pty_link import REPLY_CACHE, PtyEndpoint, serve_pty
-from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
+from pytest_edgehil.sim.timeline import ActivityTimeline
+from pytest_edgehil.sim.twin_timing import TimedTwin, float_compute
+
+# float_compute lives with the timing model (sim.twin_timing); importable from here, where it was first.
+__all__ = ["COMMAND_S", "DeviceTwin", "TwinRefusal", "float_compute"]
 
 # Virtual time the firmware spends parsing a command and answering it (host round trip excluded).
 COMMAND_S = 50e-6
@@ -56,13 +57,13 @@ class _LoadedModel:
     inputs: list[np.ndarray]
 
 
-class DeviceTwin:
+class DeviceTwin(TimedTwin):
     """One simulated board. `start()` serves it on a pty and returns the port path pyserial opens."""
 
     def __init__(self, profile: DeviceProfile, name: str, *, seed: int = 0,
                  timeline: ActivityTimeline | None = None, faults: DeviceFaultPlan | None = None,
                  realtime: float = 0.0, physics: BenchPhysics | None = None, as_board: bool = False) -> None:
-        self.profile = profile
+        super().__init__(profile, name, seed=seed, timeline=timeline, physics=physics)
         # A stand-in for a real board (tests of the hardware path, `--backend hw`): HELLO then carries none
         # of the marks of simulated firmware (bring_up.simulated_firmware), so the host treats it as a board.
         self.as_board = as_board
@@ -72,23 +73,11 @@ class DeviceTwin:
         self.usb_serial = f"SIM-{zlib.crc32(name.encode()):08X}"
         self.faults = faults if faults is not None else DeviceFaultPlan()
         self.reboots = 0
-        # Bench effects (sim.bench_physics): none unless given; the bench passes the lab's (defaults on).
-        self.physics = physics or BenchPhysics.ideal()
-        # Seed from the device name too, so two boards of one kind do not jitter in lockstep.
-        self._rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        self.device_clock = DeviceClock(self.physics)
-        self.power_factor = session_factor(self.physics, np.random.default_rng([seed, 7, zlib.crc32(name.encode())]))
-        self.timeline = timeline or ActivityTimeline(profile.power.idle_w * self.power_factor, profile.supply_v)
-        # True (analyzer-clock) instants of the last RUN's edges: (readout start, trigger, inference end,
-        # retrieval end) per inference. What the meter is checked against; the device reports stamps.
-        self.last_run_edges_s: list[tuple[float, float, float, float]] = []
-        self.clock_s = 0.0
         self._flash: dict[bytes, bytes] = {}  # models stored on the device, by SHA-256
         self._upload: ModelUpload | None = None
         self._model: _LoadedModel | None = None
         self._endpoint: PtyEndpoint | None = None
         self._lock = threading.Lock()
-        self._plan: tuple[ModelInfo, tuple[float, float, float], list[tuple[float, float]], float] | None = None
         self._handlers: dict[type, Callable[..., Sequence[p.Message]]] = {
             p.Hello: self._hello,
             p.LoadBegin: self._load_begin,
@@ -286,76 +275,6 @@ class DeviceTwin:
         model.info = info
         model.inputs = [t if tuple(t.shape) == s else np.zeros(s, dtype=t.dtype) for t, s in zip(model.inputs, shapes)]
 
-    def nominal_stage_s(self, info: ModelInfo) -> tuple[float, float, float]:
-        """(readout, inference, retrieval) seconds without jitter: what calibration is checked against.
-
-        Timed as float when the model's convolutions/matmuls compute in float (`ModelInfo.compute_dtype`),
-        so an int8 graph with float32 I/O (QUANTIZE in front, DEQUANTIZE behind) runs at the int8 rate.
-        ModelError if the model has dynamic dimensions and `info` was not analysed at a concrete shape.
-        """
-        float_model = float_compute(info)
-        output_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in info.outputs)
-        return (self._readout(info).readout_s,
-                self.profile.inference_s(info.macs, info.elementwise_ops, float_model=float_model),
-                self.profile.retrieval_s(output_bytes))
-
-    def _readout(self, info: ModelInfo) -> FrameReadout:
-        """The sensor readout (time, power) of the frame the model consumes (`DeviceProfile.readout`)."""
-        return self.profile.readout(tuple(info.inputs[0].shape) if info.inputs else None)
-
-    def _jittered(self, nominal_s: tuple[float, float, float]) -> tuple[float, float, float]:
-        """The three stage times with jitter: one draw of three normals (the same stream as three
-        single draws, so a seed gives the same timings as before this was batched)."""
-        rel = self.profile.jitter_rel
-        z0, z1, z2 = self._rng.standard_normal(3).tolist()
-        return (nominal_s[0] * min(max(1.0 + rel * z0, 0.5), 1.5), nominal_s[1] * min(max(1.0 + rel * z1, 0.5), 1.5),
-                nominal_s[2] * min(max(1.0 + rel * z2, 0.5), 1.5))
-
-    def _stage_plan(self, info: ModelInfo) -> tuple[tuple[float, float, float], list[tuple[float, float]], float]:
-        """Nominal stage times, inference power segments and readout power of `info`, computed once per
-        analysed model (a new shape brings a new ModelInfo): recounting them per RUN was a third of a
-        RUN 1's twin cost."""
-        if self._plan is None or self._plan[0] is not info:
-            nominal = self.nominal_stage_s(info)
-            segments = layer_segments(info.macs_by_op, self.profile.inference_overhead_s, nominal[1],
-                                      self.physics.layer_power_rel)
-            self._plan = (info, nominal, segments, self._readout(info).readout_w)
-        return self._plan[1], self._plan[2], self._plan[3]
-
-    def _simulate_runs(self, info: ModelInfo, count: int) -> list[p.StageTiming]:
-        nominal, segments, readout_w = self._stage_plan(info)
-        power, factor, stamp = self.profile.power, self.power_factor, self.device_clock.stamp_s
-        timings: list[p.StageTiming] = []
-        self.last_run_edges_s = []
-        first_stamp_s: float | None = None
-        for run_index in range(count):
-            r, i, q = self._jittered(nominal)
-            readout_start_s = self.clock_s
-            self._advance("readout", r, readout_w * factor, run_index=run_index)
-            trigger_s = self.clock_s
-            for fraction, level in segments:  # power varies within the stage (bench_physics.layer_segments)
-                self._advance("inference", i * fraction, power.inference_w * factor * level, trigger_high=True,
-                              run_index=run_index)
-            self.clock_s = trigger_s + i  # the segments' round-off must not move the stage's end
-            inference_end_s = self.clock_s
-            self._advance("retrieval", q, power.retrieval_w * factor, run_index=run_index)
-            self.last_run_edges_s.append((readout_start_s, trigger_s, inference_end_s, self.clock_s))
-            # The firmware stamps each edge on its own timer (rate error, resolution) and reports differences.
-            s0, s1, s2, s3 = (stamp(x) for x in (readout_start_s, trigger_s, inference_end_s, self.clock_s))
-            first_stamp_s = s1 if first_stamp_s is None else first_stamp_s
-            timings.append(p.StageTiming(start_us=(s1 - first_stamp_s) * 1e6, readout_us=(s1 - s0) * 1e6,
-                                         inference_us=(s2 - s1) * 1e6, retrieval_us=(s3 - s2) * 1e6))
-        return timings
-
-    def _advance(self, stage: str, duration_s: float, power_w: float, *, trigger_high: bool = False,
-                 run_index: int = -1) -> None:
-        span = StageSpan(stage, self.clock_s, self.clock_s + duration_s, power_w, trigger_high, run_index)
-        self.timeline.append(span)
-        self.clock_s = span.end_s
-
-    def _advance_idle(self, duration_s: float) -> None:
-        self._advance("idle", duration_s, self.profile.power.idle_w * self.power_factor)
-
     def _require_model(self) -> _LoadedModel:
         if self._model is None:
             raise TwinRefusal(p.ErrorCode.NO_MODEL, "no model loaded; send LOAD_MODEL or SELECT_MODEL first")
@@ -365,11 +284,3 @@ class DeviceTwin:
 def _fits(shape: tuple[int, ...], signature: tuple[int, ...]) -> bool:
     """Whether a fed shape fits an input's shape_signature (-1: any size >= 1)."""
     return len(shape) == len(signature) and all((s < 0 and d >= 1) or d == s for d, s in zip(shape, signature))
-
-
-def float_compute(info: ModelInfo) -> bool:
-    """Whether a twin times `info` at the float rate: its conv/matmul ops compute in float. A model
-    without such ops falls back on its input dtype (nothing else says what its arithmetic is)."""
-    if info.compute_dtype != "none":
-        return not info.integer_compute
-    return bool(info.inputs) and np.issubdtype(np.dtype(info.inputs[0].dtype), np.floating)

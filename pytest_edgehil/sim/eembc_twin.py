@@ -32,8 +32,8 @@ from pytest_edgehil.link.eembc import CMD_SIZE
 from pytest_edgehil.model.info import analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics
-from pytest_edgehil.sim.device_twin import float_compute
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
+from pytest_edgehil.sim.twin_timing import float_compute
 
 if TYPE_CHECKING:
     from typing import Self

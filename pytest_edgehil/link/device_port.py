@@ -1,0 +1,230 @@
+"""The serial side of a device client: its port, the port's open/closed/lost state, and raw I/O.
+
+`DevicePort` is what `link.client.DeviceClient` is built on: the port opened from a `serial_for_url` URL
+(`/dev/ttyACM0`, `/dev/pts/7`, `socket://host:port`, `rfc2217://...`) or a ready pyserial object, writes
+that fail typed, and reads that never block past a deadline (the request/reply rules of
+`link.exchange` wait with them). A port that fails under the client (a board resetting re-enumerates its
+USB-CDC port under another name) is closed at once and remembered as lost, so the next command says what
+to do instead of failing the same way; `reopen()` (or `link.recovery.reconnect()`) finds the board again.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import serial
+
+from pytest_edgehil.errors import DeviceError, DeviceTimeout, FrameCorrupt
+from pytest_edgehil.link.messages import Frame, FrameDecoder
+
+try:
+    from serial.serialposix import Serial as PosixSerial
+except ImportError:  # Windows: every port goes through pyserial's read
+    PosixSerial = None  # type: ignore[assignment,misc]
+
+if TYPE_CHECKING:
+    from typing import Self  # annotations only: the package supports Python 3.10 at runtime
+
+POLL_S = 0.05  # longest a wait sleeps before looking at its deadline again
+
+
+@dataclass
+class LinkStats:
+    """What the line did to one client, for soak books and traffic reports (counts since construction)."""
+
+    requests: int = 0  # commands sent (each once, retransmissions not included)
+    retransmissions: int = 0  # the same request sent again (after a corrupt reply or a silent slice)
+    corrupt_frames: int = 0  # received frames that failed COBS/length/CRC
+    stale_replies: int = 0  # well-formed replies carrying another seq (duplicates, late answers), skipped
+    ports_lost: int = 0  # the port failed under the client (vanished, EIO)
+    reopened: int = 0  # reopen() calls that succeeded
+
+
+class DevicePort:
+    """One device's port with an explicit state: closed, open, or lost (failed under us until reopened)."""
+
+    def __init__(self, port: str | serial.SerialBase, *, baudrate: int, timeout_s: float, name: str,
+                 handshake: Callable[[serial.SerialBase], None] | None = None) -> None:
+        self._url = port if isinstance(port, str) else None
+        self._given = None if isinstance(port, str) else port  # handed over: the client closes it
+        self.port = port if isinstance(port, str) else str(getattr(port, "port", None) or port)
+        self.baudrate = baudrate
+        self.timeout_s = timeout_s
+        self.name = name
+        self._serial: serial.SerialBase | None = None
+        self._decoder = FrameDecoder()
+        self._backlog: list[Frame | FrameCorrupt] = []  # decoded but not yet consumed (link.exchange)
+        self._lock = threading.RLock()
+        self._lost: str | None = None  # why the port failed under us, until reopened
+        self.stats = LinkStats()
+        # Run on the port each time it is opened, before any frame: an on-board agent's auth (link.agent_port).
+        self.handshake = handshake
+
+    # -- state ------------------------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self._serial is not None
+
+    @property
+    def lost(self) -> str | None:
+        """Why the port failed under the client ("OSError: [Errno 5] …"), until it is reopened; else None.
+        A client whose port was lost refuses commands until `reopen()`."""
+        return self._lost
+
+    def open(self) -> None:
+        with self._lock:
+            if self._serial is not None:
+                return
+            try:
+                if self._given is not None:
+                    if not self._given.is_open:
+                        self._given.open()
+                    self._given.reset_input_buffer()
+                    ser = self._given
+                else:
+                    assert self._url is not None
+                    # pyserial's rfc2217:// (ser2net's telnet port, a labgrid NetworkSerialPort) refuses a
+                    # write timeout; its writes go to a TCP socket and return once the kernel takes them.
+                    write_timeout = None if self._url.startswith("rfc2217://") else self.timeout_s
+                    ser = serial.serial_for_url(self._url, baudrate=self.baudrate, timeout=0,
+                                                write_timeout=write_timeout, exclusive=True)
+                # Reads never block: the client waits with select() and its own deadlines.
+                ser.timeout = 0
+                if self.handshake is not None:
+                    try:
+                        self.handshake(ser)
+                    except BaseException:
+                        ser.close()
+                        raise
+                # A lone delimiter ends whatever partial garbage the device's decoder holds.
+                ser.write(b"\x00")
+            except (serial.SerialException, OSError, ValueError, OverflowError) as exc:
+                raise DeviceError(f"device {self.name!r}: cannot open port {self.port} at {self.baudrate} baud: "
+                                  f"{exc}. {_open_advice(self.port)}") from exc
+            self._serial = ser
+            self._lost = None
+            self._decoder.reset()
+            self._backlog.clear()
+
+    def reopen(self, port: str | None = None) -> None:
+        """Close the port and open `port` (default: the same one), e.g. a board found again under a new
+        name after it reset. Only for clients built from a URL; DeviceError if the port cannot be opened."""
+        with self._lock:
+            if self._url is None:
+                raise DeviceError(f"device {self.name!r}: cannot reopen a port object handed to the client "
+                                  f"({self.port}); build the DeviceClient from a port URL to let it reconnect")
+            self.close()
+            if port is not None:
+                self._url = self.port = port
+            self.open()
+            self.stats.reopened += 1
+
+    def close(self) -> None:
+        with self._lock:
+            ser, self._serial = self._serial, None
+            if ser is not None:
+                ser.close()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_usable(self, command: str) -> None:
+        """DeviceError unless the port is open (naming what to do if it was lost or never opened)."""
+        if self._serial is None and self._lost is not None:
+            # Under pytest the plugin finds the board again before the device's next test; a script
+            # does it itself.
+            raise DeviceError(f"device {self.name!r}: {command} called after port {self.port} was lost "
+                              f"({self._lost}). In a pytest run the plugin finds the board again (by "
+                              "`usb_serial`) before its next test; a script calls DeviceUnderTest.recover() "
+                              "or Bench.reconnect(name) (DeviceClient.reopen(new_port) for a bare client)")
+        if self._serial is None:
+            raise DeviceError(f"DeviceClient {self.name!r} ({self.port}): {command} called while the client "
+                              "is closed; call open() first or use the client as a context manager")
+
+    # -- port I/O (called by link.exchange.Exchange) --------------------------------------------------------------------
+    def _write(self, command: str, wire: bytes) -> None:
+        assert self._serial is not None
+        try:
+            self._serial.write(wire)
+        except serial.SerialTimeoutException as exc:
+            raise DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud: writing {command} "
+                                f"({len(wire)} bytes) timed out after {self.timeout_s} s: the device is not "
+                                "reading. Check that the firmware/agent is running and flow control.") from exc
+        except (serial.SerialException, OSError) as exc:
+            raise self._port_failed(command, exc) from exc
+
+    def _read_some(self, until: float) -> bytes:
+        """Bytes available now, or after waiting at most until `until` (monotonic); b"" if none came."""
+        ser = self._serial
+        assert ser is not None
+        fd = _posix_fd(ser)
+        if fd is not None:
+            return self._read_fd(fd, until)
+        try:
+            if ser.in_waiting == 0:
+                wait_s = max(0.0, min(POLL_S, until - time.monotonic()))
+                try:
+                    select.select([ser.fileno()], [], [], wait_s)
+                except (AttributeError, NotImplementedError, OSError, ValueError):
+                    time.sleep(min(wait_s, 0.001))  # transports without a selectable fd (rfc2217://, loop://)
+            return bytes(ser.read(65536))
+        except (serial.SerialException, OSError) as exc:
+            raise self._port_failed("read", exc) from exc
+
+    def _read_fd(self, fd: int, until: float) -> bytes:
+        """`_read_some` on a POSIX port: one select and one read (pyserial's read adds an ioctl and a second
+        select per call, a fifth of a RUN 1 round trip). The same failure rules as pyserial's read."""
+        try:
+            if not select.select([fd], [], [], max(0.0, min(POLL_S, until - time.monotonic())))[0]:
+                return b""
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            raise self._port_failed("read", exc) from exc
+        if not data:  # readable but empty: the port is gone (pyserial raises the same)
+            raise self._port_failed("read", serial.SerialException(
+                "device reports readiness to read but returned no data (device disconnected?)"))
+        return data
+
+    def _port_failed(self, command: str, exc: Exception) -> DeviceError:
+        # The port is dead (a vanished pty or USB-CDC node gives EIO for good): release its descriptors now,
+        # and remember why, so the next command says what to do instead of failing the same way.
+        ser, self._serial = self._serial, None
+        self._lost = f"{type(exc).__name__}: {exc}"
+        self.stats.ports_lost += 1
+        if ser is not None:
+            try:
+                ser.close()
+            except (serial.SerialException, OSError):
+                pass  # already gone: nothing left to release
+        return DeviceError(f"device {self.name!r}: port {self.port} failed during {command}: {exc}. The board may "
+                           "have reset or re-enumerated (USB-CDC ports vanish on reset); check the cable and "
+                           "identify the board by `usb_serial` in the lab file.")
+
+
+def _posix_fd(ser: serial.SerialBase) -> int | None:
+    """The descriptor of a POSIX serial port (ttys, ptys), read directly; None for other transports
+    (socket://, rfc2217://, loop://), which go through pyserial's read."""
+    if PosixSerial is not None and isinstance(ser, PosixSerial) and ser.fd is not None:
+        return int(ser.fd)
+    return None
+
+
+def _open_advice(port: str) -> str:
+    """What to check when a port does not open: a network agent is not a cable."""
+    if port.startswith(("socket://", "rfc2217://")):
+        return ("Check that the board's agent (or ser2net) is running and listening at that host and port, "
+                "that the host is reachable from here, and the lab file's `port`.")
+    return ("Check the cable, that the port exists and no other program holds it, and the lab file's "
+            "`port`/`usb_serial`.")

@@ -1,0 +1,121 @@
+"""A twin's timing model: stage times and power from its profile, on a virtual clock.
+
+Stage timings and power are derived from the twin's `DeviceProfile` and the MACs counted in the model at
+the shape actually fed; whether it is timed as int8 or float follows the dtype its convolutions compute
+in, not its input dtype (`float_compute`). It runs on a virtual clock: a RUN of 100 inferences of 19 ms
+answers at once, but every span it reports (and records on the bench's `ActivityTimeline` for the
+analyzer twin) is consistent in virtual time. Bench effects (`sim.bench_physics`: the device's clock
+error and timer resolution, power varying within a stage, a session's power offset) apply here.
+`sim.device_twin.DeviceTwin` builds the firmware's protocol handlers on it.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+
+from pytest_edgehil.link import messages as p
+from pytest_edgehil.model.info import ModelInfo
+from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
+from pytest_edgehil.sim.profile import DeviceProfile, FrameReadout
+from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
+
+
+class TimedTwin:
+    """The virtual clock and stage timing of one simulated board (`name` seeds its jitter and power offset)."""
+
+    def __init__(self, profile: DeviceProfile, name: str, *, seed: int = 0,
+                 timeline: ActivityTimeline | None = None, physics: BenchPhysics | None = None) -> None:
+        self.profile = profile
+        # Bench effects (sim.bench_physics): none unless given; the bench passes the lab's (defaults on).
+        self.physics = physics or BenchPhysics.ideal()
+        # Seed from the device name too, so two boards of one kind do not jitter in lockstep.
+        self._rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        self.device_clock = DeviceClock(self.physics)
+        self.power_factor = session_factor(self.physics, np.random.default_rng([seed, 7, zlib.crc32(name.encode())]))
+        self.timeline = timeline or ActivityTimeline(profile.power.idle_w * self.power_factor, profile.supply_v)
+        # True (analyzer-clock) instants of the last RUN's edges: (readout start, trigger, inference end,
+        # retrieval end) per inference. What the meter is checked against; the device reports stamps.
+        self.last_run_edges_s: list[tuple[float, float, float, float]] = []
+        self.clock_s = 0.0
+        self._plan: tuple[ModelInfo, tuple[float, float, float], list[tuple[float, float]], float] | None = None
+
+    def nominal_stage_s(self, info: ModelInfo) -> tuple[float, float, float]:
+        """(readout, inference, retrieval) seconds without jitter: what calibration is checked against.
+
+        Timed as float when the model's convolutions/matmuls compute in float (`ModelInfo.compute_dtype`),
+        so an int8 graph with float32 I/O (QUANTIZE in front, DEQUANTIZE behind) runs at the int8 rate.
+        ModelError if the model has dynamic dimensions and `info` was not analysed at a concrete shape.
+        """
+        float_model = float_compute(info)
+        output_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in info.outputs)
+        return (self._readout(info).readout_s,
+                self.profile.inference_s(info.macs, info.elementwise_ops, float_model=float_model),
+                self.profile.retrieval_s(output_bytes))
+
+    def _readout(self, info: ModelInfo) -> FrameReadout:
+        """The sensor readout (time, power) of the frame the model consumes (`DeviceProfile.readout`)."""
+        return self.profile.readout(tuple(info.inputs[0].shape) if info.inputs else None)
+
+    def _jittered(self, nominal_s: tuple[float, float, float]) -> tuple[float, float, float]:
+        """The three stage times with jitter: one draw of three normals (the same stream as three
+        single draws, so a seed gives the same timings as before this was batched)."""
+        rel = self.profile.jitter_rel
+        z0, z1, z2 = self._rng.standard_normal(3).tolist()
+        return (nominal_s[0] * min(max(1.0 + rel * z0, 0.5), 1.5), nominal_s[1] * min(max(1.0 + rel * z1, 0.5), 1.5),
+                nominal_s[2] * min(max(1.0 + rel * z2, 0.5), 1.5))
+
+    def _stage_plan(self, info: ModelInfo) -> tuple[tuple[float, float, float], list[tuple[float, float]], float]:
+        """Nominal stage times, inference power segments and readout power of `info`, computed once per
+        analysed model (a new shape brings a new ModelInfo): recounting them per RUN was a third of a
+        RUN 1's twin cost."""
+        if self._plan is None or self._plan[0] is not info:
+            nominal = self.nominal_stage_s(info)
+            segments = layer_segments(info.macs_by_op, self.profile.inference_overhead_s, nominal[1],
+                                      self.physics.layer_power_rel)
+            self._plan = (info, nominal, segments, self._readout(info).readout_w)
+        return self._plan[1], self._plan[2], self._plan[3]
+
+    def _simulate_runs(self, info: ModelInfo, count: int) -> list[p.StageTiming]:
+        nominal, segments, readout_w = self._stage_plan(info)
+        power, factor, stamp = self.profile.power, self.power_factor, self.device_clock.stamp_s
+        timings: list[p.StageTiming] = []
+        self.last_run_edges_s = []
+        first_stamp_s: float | None = None
+        for run_index in range(count):
+            r, i, q = self._jittered(nominal)
+            readout_start_s = self.clock_s
+            self._advance("readout", r, readout_w * factor, run_index=run_index)
+            trigger_s = self.clock_s
+            for fraction, level in segments:  # power varies within the stage (bench_physics.layer_segments)
+                self._advance("inference", i * fraction, power.inference_w * factor * level, trigger_high=True,
+                              run_index=run_index)
+            self.clock_s = trigger_s + i  # the segments' round-off must not move the stage's end
+            inference_end_s = self.clock_s
+            self._advance("retrieval", q, power.retrieval_w * factor, run_index=run_index)
+            self.last_run_edges_s.append((readout_start_s, trigger_s, inference_end_s, self.clock_s))
+            # The firmware stamps each edge on its own timer (rate error, resolution) and reports differences.
+            s0, s1, s2, s3 = (stamp(x) for x in (readout_start_s, trigger_s, inference_end_s, self.clock_s))
+            first_stamp_s = s1 if first_stamp_s is None else first_stamp_s
+            timings.append(p.StageTiming(start_us=(s1 - first_stamp_s) * 1e6, readout_us=(s1 - s0) * 1e6,
+                                         inference_us=(s2 - s1) * 1e6, retrieval_us=(s3 - s2) * 1e6))
+        return timings
+
+    def _advance(self, stage: str, duration_s: float, power_w: float, *, trigger_high: bool = False,
+                 run_index: int = -1) -> None:
+        span = StageSpan(stage, self.clock_s, self.clock_s + duration_s, power_w, trigger_high, run_index)
+        self.timeline.append(span)
+        self.clock_s = span.end_s
+
+    def _advance_idle(self, duration_s: float) -> None:
+        self._advance("idle", duration_s, self.profile.power.idle_w * self.power_factor)
+
+
+def float_compute(info: ModelInfo) -> bool:
+    """Whether a twin times `info` at the float rate: its conv/matmul ops compute in float. A model
+    without such ops falls back on its input dtype (nothing else says what its arithmetic is)."""
+    if info.compute_dtype != "none":
+        return not info.integer_compute
+    return bool(info.inputs) and np.issubdtype(np.dtype(info.inputs[0].dtype), np.floating)
