@@ -78,7 +78,7 @@ class _ConnectTimesOut:
     (a bare Exception carrying the VISA status): an unroutable address cannot be relied on in CI."""
 
     def open_resource(self, resource: str, **_: object) -> None:
-        raise Exception("could not connect: StatusCode.error_timeout")
+        raise Exception("could not connect: StatusCode.error_timeout")  # noqa: TRY002 - what pyvisa-py raises
 
 
 def test_connect_timeout_at_open_is_an_instrument_error() -> None:
