@@ -15,6 +15,10 @@ try:
     import flatbuffers.table  # noqa: F401
 except ImportError:  # no LiteRT schema here: the model tests skip or fail on their own
     pass
+# The same for numpy's C extensions first imported by the bench inside a run (numpy.fft): dropped from
+# sys.modules at a pytester teardown, the next import fails "cannot load module more than once per process"
+# (test_plugin.py run alone failed so; the whole suite imports it early through other modules).
+import numpy.fft  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "fixtures" / "models"

@@ -25,6 +25,7 @@ from pytest_edgehil.errors import (
 )
 from pytest_edgehil.instruments import open_analyzer
 from pytest_edgehil.instruments.driver import ScpiAnalyzer
+from pytest_edgehil.instruments.scpi_header import short_command
 from pytest_edgehil.sim.analyzer_twin import AnalyzerFault, AnalyzerTwin
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
@@ -294,3 +295,26 @@ def test_a_link_that_cannot_resynchronize_retries_before_its_next_use(
         assert not analyzer.link.needs_recovery
         analyzer.fetch_trace()
         analyzer.close()
+
+
+@pytest.mark.parametrize("twin", TRIGGERED, indirect=True)
+def test_a_fetch_left_waiting_for_a_trigger_is_released_and_leaves_no_stale_error(
+        twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    # The status register reads "complete" while the acquisition still waits for its trigger (a real
+    # instrument's WTG bit lagging INIT), so the FETCh waits for a trigger that never comes and the client
+    # times out. The recovery must end that FETCh (the driver's stop command: the instrument answers it
+    # with -230, as SCPI answers a query that has no data) and clear what it queued, so that the next
+    # capture is not refused for a stale error.
+    interval_s, pre = CAPTURES[twin.dialect_name]
+    analyzer.configure(voltage_v=SUPPLY_V, current_range_a=0.1, sample_interval_s=interval_s, points=POINTS,
+                       pretrigger_points=pre)
+    twin.inject("inf-status", text=b"0")
+    analyzer.arm("EXT")  # nothing plays on the timeline: no trigger
+    analyzer.wait_complete(timeout_s=5.0)
+    with pytest.raises(InstrumentTimeout, match=r"did not answer '(FETC|DATA)") as info:
+        analyzer.fetch_trace()
+    assert "[the session was cleared and resynchronized]" in str(info.value)
+    assert not analyzer.link.needs_recovery and analyzer.state == "configured"
+    assert short_command(analyzer.stop_command).format(channel=analyzer.channel) in twin.commands
+    assert analyzer.link.query_error() == (0, "No error")
+    assert_capture_is_what_the_twin_served(analyzer, twin)

@@ -140,6 +140,31 @@ def test_trigger_that_never_arrives_times_out(timeline: ActivityTimeline, manage
         analyzer.close()
 
 
+def test_an_aborted_fetch_is_answered_with_one_error_and_the_session_stays_in_step(
+        timeline: ActivityTimeline, manager) -> None:
+    # SCPI-99/IEEE 488.2: a query that has no data to send (its acquisition aborted) queues -230 and sends
+    # nothing; ABORt itself queues nothing and clears nothing (only *CLS and reading empty the queue). So
+    # the raw sequence leaves exactly one -230, read once; what clears it is the driver's recovery (*CLS,
+    # tests/test_analyzer_faults.py::test_a_fetch_left_waiting_for_a_trigger_is_released_...).
+    with AnalyzerTwin(timeline) as twin:
+        handle = manager.open_resource(twin.resource, read_termination="\n", write_termination="\n",
+                                       timeout=300)
+        try:
+            handle.write("TRIG:ACQ:SOUR BUS,(@1)")
+            handle.write("INIT:ACQ (@1)")  # no *TRG: it never triggers
+            with pytest.raises(pyvisa.errors.VisaIOError) as timed_out:
+                handle.query("FETC:ARR:CURR? (@1)")
+            assert timed_out.value.error_code == pyvisa.constants.StatusCode.error_timeout
+            handle.timeout = 5000
+            handle.write("ABOR:ACQ (@1)")
+            assert handle.query("*OPC?") == "1"  # no reply of the FETCh's came late
+            assert handle.query("SYST:ERR?") == '-230,"Data corrupt or stale"'
+            assert handle.query("SYST:ERR?") == '+0,"No error"'
+            assert handle.query("STAT:OPER:COND? (@1)") == "0"  # no longer waiting for a trigger
+        finally:
+            handle.close()
+
+
 def test_bad_setting_raises_the_instruments_own_text(timeline: ActivityTimeline, manager) -> None:
     with AnalyzerTwin(timeline) as twin:
         analyzer = open_analyzer(twin.resource, resource_manager=manager)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.config.tomlfile import parse_json, read_text
-from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:  # the model analysis (numpy, flatbuffers) is imported when a model's info is first asked for
     from pytest_edgehil.model.info import ModelInfo
@@ -25,11 +25,53 @@ class CatalogModel:
     def data(self) -> bytes:
         return self.path.read_bytes()
 
+    @property
+    def card_path(self) -> Path:
+        return self.path.with_suffix(".json")
+
+    @cached_property
+    def input_shapes(self) -> tuple[tuple[int, ...], ...] | None:
+        """The card's `input.shape` when every dimension is given (no -1): the size a model with dynamic
+        input dimensions is analysed, timed and fed at. None without one (a static model needs none)."""
+        shape = (self.card.get("input") or {}).get("shape")  # validated: a list of ints >= -1
+        if not shape or any(int(d) < 0 for d in shape):
+            return None
+        return (tuple(int(d) for d in shape),)
+
     @cached_property
     def info(self) -> ModelInfo:
+        """The static analysis; a model with dynamic inputs at its card's `input.shape` when the card gives
+        one (else unresolved: its cost figures raise). ModelError for a damaged file, or a card shape the
+        model cannot take (naming the card)."""
         from pytest_edgehil.model.info import analyze_model
 
-        return analyze_model(self.data, name=self.name)
+        info = analyze_model(self.data, name=self.name)
+        if not info.dynamic_inputs or self.input_shapes is None:
+            return info
+        try:
+            return analyze_model(self.data, name=self.name, input_shapes=self.input_shapes)
+        except ModelError as exc:
+            raise ModelError(f"{exc} (the shape is `input.shape` of its card {self.card_path}: give the size "
+                             "to measure there, every dimension the model leaves open as a number >= 1)") from exc
+
+    def check(self) -> None:
+        """Read and analyse the file now, before any device is touched: a damaged or truncated file, and a
+        model with dynamic inputs whose card gives no size to run it at, raise ModelError naming the file
+        and the fix (the device would refuse the first at LOAD_END and the second at every RUN)."""
+        try:
+            info = self.info
+        except OSError as exc:
+            raise ModelError(f"model file {self.path} cannot be read ({exc.strerror or exc}); check the path "
+                             "and its permissions") from exc
+        except ModelError as exc:
+            raise ModelError(f"model file {self.path}: {exc}. Refused at start-up: nothing was sent to any "
+                             "device") from exc
+        if not info.resolved:
+            example = ", ".join("N" if d < 0 else str(d) for d in next(iter(info.dynamic_inputs.values())))
+            raise ModelError(f"model file {self.path}: {info.dynamic_text()}, so it has no size to time or "
+                             f"feed. Give the input shape to measure in its card {self.card_path}: "
+                             f'{{"input": {{"shape": [{example}]}}}} with each N the size you feed '
+                             "(docs/models.md)")
 
     @property
     def task(self) -> str:

@@ -288,11 +288,14 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
         return self.byte_order == "NORM" if fetch.big_endian is None else fetch.big_endian
 
     def _read_array(self, fetch: FetchQuery, command: str, count: int) -> np.ndarray:
+        # A FETCh the instrument still holds for a trigger (its status said complete too early) blocks the
+        # session until the acquisition is stopped: the link's recovery sends the stop command first.
+        release = short_command(self.stop_command).format(channel=self.channel)
         binary = self.transfer_format == "REAL" if fetch.binary is None else fetch.binary
         if binary:
             return self.link.query_float32_block(command, big_endian=self._big_endian(fetch),
-                                                 expected_count=count)
-        return self.link.query_ascii_floats(command, expected_count=count)
+                                                 expected_count=count, release=release)
+        return self.link.query_ascii_floats(command, expected_count=count, release=release)
 
     def _fetch(self, capture: CaptureConfig) -> Trace:
         columns: dict[str, np.ndarray] = {}
@@ -303,7 +306,11 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
             command = short_command(fetch.query).format(channel=self.channel)
             width = len(fetch.columns)
             # The count is checked as the reply is read (a block's header before its payload).
-            values = self._read_array(fetch, command, width * capture.points)
+            try:
+                values = self._read_array(fetch, command, width * capture.points)
+            except InstrumentTimeout:
+                self._state = "configured"  # the recovery stopped the acquisition: arm again for a capture
+                raise
             for k, name in enumerate(fetch.columns):
                 # One column is the fresh array itself; interleaved ones are copied out contiguous.
                 columns[name] = values if width == 1 else values[k::width].copy()

@@ -88,21 +88,26 @@ def driver_for_idn(idn: str) -> type:
                           f"or register a driver with @register_analyzer")
 
 
-def open_analyzer(resource: str, *, channel: int = 1, resource_manager: Any = None,
-                  timeout_ms: int = 5000) -> PowerAnalyzer:
-    """Open a VISA resource, identify it and return its driver, ready to configure.
+OPEN_FIX = ("Check the address (pyvisa-info lists what VISA sees; a TCPIP::HOST::PORT::SOCKET resource needs "
+            "the instrument's SCPI port, e.g. 5025), that the instrument is on and its LAN/USB interface enabled, "
+            "and the network/USB cabling")
 
-    `resource_manager` defaults to pyvisa-py (`ResourceManager("@py")`); tests pass
-    `ResourceManager("instruments/<model>.yaml@sim")` or use the TCP analyzer twin's address.
+
+def open_visa(resource: str, *, resource_manager: Any = None, timeout_ms: int = 5000) -> Any:
+    """Open a VISA message resource with LF terminations: the session our drivers (and the SCPI contract
+    suite) talk through. InstrumentError naming `resource` and what to check when it cannot be opened.
+
+    `resource_manager` defaults to pyvisa-py (`ResourceManager("@py")`). On a raw socket a refused
+    connection shows only at the first write (pyvisa-py connects without waiting for the peer): the first
+    query then raises VisaLink's InstrumentError, which says the same.
     """
     manager = resource_manager if resource_manager is not None else pyvisa.ResourceManager("@py")
     try:
         handle = manager.open_resource(resource, read_termination="\n", write_termination="\n",
                                        timeout=timeout_ms)
-    except (pyvisa.errors.Error, OSError, ValueError) as exc:
-        raise InstrumentError(
-            f"could not open power analyzer {resource!r}: {exc}. Check the address (pyvisa-info lists "
-            f"what VISA sees), that the instrument is on, and the network/USB cabling") from exc
+    except Exception as exc:  # pyvisa-py raises a bare Exception for an unknown host or a connect timeout
+        raise InstrumentError(f"could not open power analyzer {resource!r}: {type(exc).__name__}: {exc}. "
+                              f"{OPEN_FIX}") from exc
     if "::SOCKET" in resource.upper():
         # Raw-socket SCPI is write, write, read: without TCP_NODELAY, Nagle's algorithm holds each
         # second small write until the instrument's delayed ACK (tens of ms per setting).
@@ -110,6 +115,19 @@ def open_analyzer(resource: str, *, channel: int = 1, resource_manager: Any = No
             handle.set_visa_attribute(pyvisa.constants.ResourceAttribute.tcpip_nodelay, True)
         except Exception:  # pyvisa-py 0.8 wires this attribute's setter wrongly; it is only speed
             log.debug("%s: could not set TCP_NODELAY; settings will be slower", resource, exc_info=True)
+    return handle
+
+
+def open_analyzer(resource: str, *, channel: int = 1, resource_manager: Any = None,
+                  timeout_ms: int = 5000) -> PowerAnalyzer:
+    """Open a VISA resource, identify it and return its driver, ready to configure.
+
+    `resource_manager` defaults to pyvisa-py (`ResourceManager("@py")`); tests pass
+    `ResourceManager("instruments/<model>.yaml@sim")` or use the TCP analyzer twin's address.
+    InstrumentError (InstrumentTimeout when it stays silent) naming `resource` and what to check when the
+    instrument cannot be reached, does not answer `*IDN?`, or is no model a driver is registered for.
+    """
+    handle = open_visa(resource, resource_manager=resource_manager, timeout_ms=timeout_ms)
     link = VisaLink(handle, resource)
     try:
         idn = link.query("*IDN?")

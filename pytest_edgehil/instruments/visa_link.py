@@ -9,6 +9,12 @@ INSTR resources the instrument clears its output queue), clears the instrument's
 then sends `*IDN?` and discards everything until the instrument's own identity comes back: a late
 reply still in flight is thereby consumed, however many lines its binary payload splits into.
 If that does not succeed within `sync_timeout_s`, the next use of the link tries again first.
+
+A query the instrument holds until something happens (a FETCh waiting for an acquisition's trigger)
+keeps it from answering that `*IDN?`: the caller names a `release` command for such a query (the
+driver's stop command, `ABOR:ACQ`), which recovery after its timeout sends before `*CLS`. The held query
+then ends with the error SCPI gives a query with no data (-230, nothing sent), and the `*CLS` after it
+clears that error, so it is not blamed on the next command.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class VisaLink:
         self.identity: str | None = None
         self.needs_recovery = False
         self.recoveries = 0  # successful recoveries (tests and logs read it)
+        self._release: str | None = None  # sent first by the pending recovery (see the module docstring)
 
     @property
     def timeout_ms(self) -> float:
@@ -91,13 +98,16 @@ class VisaLink:
                                   f"address (pyvisa-info lists what VISA sees), that the instrument "
                                   f"is on, and the network/USB cabling") from exc
 
-    def _exchange(self, what: str, action: Callable[[], T]) -> T:
-        """Run one write/read exchange; after a timeout or a bad reply, recover before raising."""
+    def _exchange(self, what: str, action: Callable[[], T], release: str | None = None) -> T:
+        """Run one write/read exchange; after a timeout or a bad reply, recover before raising. After a
+        timeout, `release` (if given) is sent first to end what the instrument still holds the query for."""
         if self.needs_recovery:
             self.recover()
         try:
             return self._call(what, action)
         except (InstrumentTimeout, InstrumentReplyError) as exc:
+            if release is not None and isinstance(exc, InstrumentTimeout):
+                self._release = release
             try:
                 self.recover()
                 outcome = "the session was cleared and resynchronized"
@@ -132,6 +142,10 @@ class VisaLink:
         if self.identity is None:  # nothing to synchronize on yet (the *IDN? of open itself failed)
             self.needs_recovery = False
             return
+        release = self._release
+        if release is not None:  # before *CLS: the error the released query queues is cleared with the rest
+            self.log.info("sending %s to end the query the instrument still holds", release)
+            self._call(release, lambda: self.resource.write(release))
         self._call("*CLS", lambda: self.resource.write("*CLS"))
         self._call("*IDN?", lambda: self.resource.write("*IDN?"))
         expected = self.identity.encode("ascii")
@@ -141,6 +155,7 @@ class VisaLink:
             raw: bytes = self._call("*IDN? (resynchronizing)", self.resource.read_raw)
             if raw.rstrip(b"\r\n") == expected:
                 self.needs_recovery = False
+                self._release = None
                 self.recoveries += 1
                 self.log.info("session resynchronized (%d stale bytes discarded)", discarded)
                 return
@@ -195,15 +210,16 @@ class VisaLink:
         """The reply as checked ASCII text (InstrumentReplyError for non-ASCII bytes)."""
         return self.query_checked(command, lambda text: text)
 
-    def query_checked(self, command: str, parse: Callable[[str], T]) -> T:
-        """The reply passed through `parse`, which raises InstrumentReplyError for a bad one."""
+    def query_checked(self, command: str, parse: Callable[[str], T], release: str | None = None) -> T:
+        """The reply passed through `parse`, which raises InstrumentReplyError for a bad one; `release` as
+        for `query_float32_block`."""
         self.log.debug("write %s", command)
 
         def exchange() -> T:
             self.resource.write(command)
             return parse(self._read_text(command))
 
-        return self._exchange(command, exchange)
+        return self._exchange(command, exchange, release)
 
     def query_number(self, command: str, *, minimum: float | None = None, maximum: float | None = None,
                      integer: bool = False, unit: str = "") -> float:
@@ -218,8 +234,9 @@ class VisaLink:
                                                                          command=command))
 
     def query_float32_block(self, command: str, *, big_endian: bool, expected_count: int | None = None,
-                            max_bytes: int = MAX_BLOCK_BYTES) -> np.ndarray:
-        """A definite-length block of float32, decoded in the given byte order, as float64.
+                            max_bytes: int = MAX_BLOCK_BYTES, release: str | None = None) -> np.ndarray:
+        """A definite-length block of float32, decoded in the given byte order, as float64. `release`: the
+        command that ends this query if the instrument holds it (see the module docstring).
 
         We parse the block ourselves rather than through pyvisa's `query_binary_values`: that one
         silently drops bytes after the block and trusts the header's length however large."""
@@ -235,14 +252,16 @@ class VisaLink:
             return decode_float32(payload, big_endian=big_endian, resource=self.name, command=command,
                                   expected_count=expected_count)
 
-        values = self._exchange(command, exchange)
+        values = self._exchange(command, exchange, release)
         self.log.debug("read block of %d float32 (%s-endian)", values.size, "big" if big_endian else "little")
         return values
 
-    def query_ascii_floats(self, command: str, *, expected_count: int | None = None) -> np.ndarray:
-        """Comma-separated readings, each finite, `expected_count` of them if given."""
+    def query_ascii_floats(self, command: str, *, expected_count: int | None = None,
+                           release: str | None = None) -> np.ndarray:
+        """Comma-separated readings, each finite, `expected_count` of them if given; `release` as for
+        `query_float32_block`."""
         values = self.query_checked(command, lambda text: parse_ascii_floats(
-            text, resource=self.name, command=command, expected_count=expected_count))
+            text, resource=self.name, command=command, expected_count=expected_count), release)
         self.log.debug("read %d ASCII values", values.size)
         return values
 

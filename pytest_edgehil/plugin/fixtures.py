@@ -98,12 +98,32 @@ def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_benc
         # Lost between tests, learnt only now (the first command after a reboot finds the port gone): once more.
         _find_again_if_lost(request, edgehil_bench, name, "while this test selected its model")
         dut.ensure_model(artifact, edgehil_model.name)
+    _feed_the_cards_size(dut, edgehil_model)
     request.node.stash.setdefault(context_key, {}).update(
         model_sha256=dut.loaded_sha256, device_firmware=dut.hello.firmware,
         protocol_version=dut.hello.protocol_version, device_serial=dut.hello.serial_number)
     if dut.place is not None:  # a labgrid farm board: which place, on which exporter host, measured it
         request.node.stash[context_key].update(place=dut.place.place, place_host=dut.place.host)
     return dut
+
+
+def _feed_the_cards_size(dut: DeviceUnderTest, model: CatalogModel) -> None:
+    """A model with dynamic inputs runs at its card's `input.shape`: the device is given zeros of that shape
+    (SET_INPUT sizes it; a static model's device feeds zeros of its own shape by itself). ModelError naming
+    the card, before any RUN, when the card gives no size."""
+    info = model.info  # analysed once per file and shape (model.info's cache): cheap after the first test
+    if not info.dynamic_inputs:
+        return
+    if not info.resolved:
+        from pytest_edgehil.errors import ModelError
+
+        raise ModelError(f"model {model.name!r} ({model.path}): {info.dynamic_text()}, so the device has no size "
+                         f"to run it at; give the input shape to measure as `input.shape` in its card "
+                         f"{model.card_path} (docs/models.md)")
+    import numpy as np
+
+    for index, spec in enumerate(info.inputs):
+        dut.client.set_input(index, np.zeros(spec.shape, dtype=spec.dtype))
 
 
 def _find_again_if_lost(request: pytest.FixtureRequest, bench: Bench, name: str, after: str) -> None:

@@ -109,6 +109,13 @@ def build_session(config: pytest.Config) -> EdgeHILSession:
     pairs = generate_pairs(budgets, lab, extra, devices)
     if (device_opt or models) and not any(is_selected(p, devices, models) for p in pairs):
         raise ConfigError(why_no_pairs(pairs, devices, models))
+    # The models asked for by name or given by path are read and analysed now: a damaged file, or a dynamic
+    # input without a size, fails at start-up instead of at every device's LOAD_END or RUN. Shipped catalog
+    # models reached only through the budget table are left to the tests (no analysis at every start).
+    asked = set(models or ()) | {p.model for p in pairs
+                                 if p.model.endswith(".tflite") and is_selected(p, devices, models)}
+    for model in sorted(asked):
+        catalog.get(model).check()
     root = config.getoption("--dataset-root")
     return EdgeHILSession(lab=lab, devices=tuple(devices), models=tuple(models) if models else None,
                           catalog=catalog, budgets=tuple(budgets), pairs=tuple(pairs),

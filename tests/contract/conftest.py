@@ -4,7 +4,10 @@ pyvisa writes and queries (never through our drivers).
 By default every test runs against the analyzer twin of each instrument (a live idle timeline with a
 synthetic periodic load, so supply current always flows). With `--analyzer RESOURCE` the same tests
 run against that resource instead (a lab's real instrument): tests for another instrument than its
-`*IDN?` names are skipped, and tests that need the twin's truth (`twin_only`) are skipped.
+`*IDN?` names are skipped, and tests that need the twin's truth (`twin_only`) are skipped. The
+resource is reached once per session first: if it cannot be (refused, unknown host, silent), the first
+test errors with the InstrumentError naming the resource and what to check, and every other test skips
+pointing at it, rather than each repeating pyvisa's traceback.
 
 Safety on a real bench: the capture tests program 3.3 V and turn the output on; run the suite with the
 device under test disconnected (or at a voltage it takes).
@@ -19,6 +22,10 @@ from dataclasses import dataclass
 import pytest
 import pyvisa
 
+from pytest_edgehil.errors import InstrumentError
+from pytest_edgehil.instruments.registry import open_visa
+from pytest_edgehil.instruments.visa_link import VisaLink
+
 DIALECT_IDN = {  # dialect -> (manufacturer pattern, model pattern) of its *IDN? reply
     "keysight-n6705c": (r"(Keysight|Agilent) Technologies", r"N6705[ABC]?\b"),
     "rs-ngm202": (r"Rohde\s*&\s*Schwarz", r"NGM20[12]\b"),
@@ -27,6 +34,9 @@ DIALECT_IDN = {  # dialect -> (manufacturer pattern, model pattern) of its *IDN?
 LOAD = (0.02, 0.005, 0.5)  # the twin's synthetic load: 5 ms at 0.5 W every 20 ms
 IDLE_POWER_W = 0.05
 LIVE_GRACE_S = 30.0  # the live timeline covers a window in real time: wait for it
+TIMEOUT_MS = 10000
+# The --analyzer resource's *IDN? reply, or the InstrumentError that reaching it raised: asked once a session.
+reached_key = pytest.StashKey["str | InstrumentError"]()
 
 
 @dataclass
@@ -50,6 +60,29 @@ def dialect_of(idn: str) -> str | None:
         if len(parts) > 1 and re.search(maker, parts[0], re.IGNORECASE) and re.search(model, parts[1], re.IGNORECASE):
             return dialect
     return None
+
+
+def reach(config: pytest.Config, resource: str) -> str:
+    """The `*IDN?` reply of `resource`, asked once a session through the product's open path (typed errors).
+
+    The first caller gets the InstrumentError if the instrument cannot be reached; later callers skip,
+    naming the resource and pointing at that error (one failure, not one traceback per test)."""
+    reached = config.stash.get(reached_key, None)
+    if reached is None:
+        try:
+            handle = open_visa(resource, timeout_ms=TIMEOUT_MS)
+            try:
+                reached = VisaLink(handle, resource).query("*IDN?")
+            finally:
+                handle.close()
+        except InstrumentError as exc:
+            config.stash[reached_key] = exc
+            raise
+        config.stash[reached_key] = reached
+    if isinstance(reached, InstrumentError):
+        pytest.skip(f"analyzer {resource} could not be reached ({type(reached).__name__}); the first test's "
+                    "error says why and what to check")
+    return reached
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -78,11 +111,10 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     if kind == "visa":
         if request.node.get_closest_marker("twin_only"):
             pytest.skip("needs the analyzer twin (its truth or its synthetic load)")
-        handle = manager.open_resource(name, read_termination="\n", write_termination="\n", timeout=10000)
-        dialect = dialect_of(handle.query("*IDN?"))
+        dialect = dialect_of(reach(request.config, name))
         if marker is not None and marker.args[0] != dialect:
-            handle.close()
             pytest.skip(f"written for {marker.args[0]}; {name} is {dialect or 'another instrument'}")
+        handle = manager.open_resource(name, read_termination="\n", write_termination="\n", timeout=TIMEOUT_MS)
         handle.write("*RST")
         handle.write("*CLS")
         try:
