@@ -219,3 +219,20 @@ def test_median_ci_lies_within_the_data(values):
     ulps = 1e-12 * max(abs(v) for v in values)  # the percentile interpolation may round past an end
     assert min(values) - ulps <= s.ci_low <= s.ci_high <= max(values) + ulps
     assert min(values) <= s.median <= max(values)
+
+
+@pytest.mark.parametrize("quantized", [True, False])
+def test_pooled_segmentation_scores_equal_scikit_learn_on_every_pixel(quantized):
+    # The scores are computed on the distinct probabilities weighted by their pixel counts; they must be
+    # exactly scikit-learn's over the raw pixels (a quantized output's 256 levels, and continuous floats
+    # where every value is distinct), ties included.
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    rng = np.random.default_rng(11)
+    raw = rng.integers(0, 256, size=(3, 64, 64)) if quantized else rng.random((3, 64, 64))
+    prob = raw / 255.0 if quantized else raw
+    mask = rng.random(prob.shape) < prob  # foreground more likely where the model says so
+    scores = segmentation_scores(prob, mask)
+    assert scores.roc_auc == roc_auc_score(mask.reshape(-1), prob.reshape(-1))
+    assert scores.binary_accuracy == accuracy_score(mask.reshape(-1), prob.reshape(-1) > 0.5)
+    assert scores.pixels == prob.size

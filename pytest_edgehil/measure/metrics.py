@@ -51,18 +51,29 @@ def segmentation_scores(prob: np.ndarray, mask: np.ndarray, threshold: float = 0
     if not np.all(np.isfinite(prob)):
         raise MeasurementError(f"segmentation scores: {int(np.sum(~np.isfinite(prob)))} probabilities are "
                                "NaN or infinite; check the model output and its dequantization")
-    classes = np.unique(mask)
-    if not np.all(np.isin(classes, (0, 1))):
+    truth = mask.reshape(-1)
+    not_binary = (truth != 0) & (truth != 1)
+    if not_binary.any():
         raise MeasurementError(f"segmentation scores: the mask must be binary (0/1 or bool); found values "
-                               f"{classes[:8].tolist()}; binarize it first")
-    truth, scores = mask.reshape(-1).astype(np.uint8), prob.reshape(-1)
-    if len(classes) < 2:
-        raise MeasurementError(f"segmentation scores: the mask has a single class ({int(classes[0])}) over all "
+                               f"{np.unique(truth[not_binary])[:8].tolist()}; binarize it first")
+    truth = truth.astype(np.uint8)
+    positives = int(np.count_nonzero(truth))
+    if positives in (0, truth.size):
+        raise MeasurementError(f"segmentation scores: the mask has a single class ({int(positives > 0)}) over all "
                                f"{truth.size} pixels, so ROC AUC is undefined; score a set with both "
                                "foreground and background pixels")
+    # Pixels pooled by distinct probability (a quantized output has at most 256), each value's foreground
+    # and background counts as weights: scikit-learn's ROC AUC and accuracy over the weighted values are
+    # exactly those over the pixels (ties are grouped by value either way, the counts are exact sums), and
+    # its input checks and stable sort then run on hundreds of points instead of millions (2-3x faster).
+    values, index = np.unique(prob.reshape(-1), return_inverse=True)
+    foreground = np.bincount(index, weights=truth, minlength=values.size)
+    background = np.bincount(index, minlength=values.size) - foreground
+    labels = np.repeat(np.array([1, 0], dtype=np.uint8), values.size)
+    scores, weights = np.concatenate([values, values]), np.concatenate([foreground, background])
     return SegmentationScores(
-        roc_auc=float(roc_auc_score(truth, scores)),
-        binary_accuracy=float(accuracy_score(truth, (scores > threshold).astype(np.uint8))),
+        roc_auc=float(roc_auc_score(labels, scores, sample_weight=weights)),
+        binary_accuracy=float(accuracy_score(labels, (scores > threshold).astype(np.uint8), sample_weight=weights)),
         pixels=int(truth.size),
     )
 
