@@ -330,3 +330,16 @@ def test_a_virtual_capture_ends_when_the_host_asks_not_after_the_grace(timeline:
     high = trace.power_w > (LOAD_W + INFERENCE_W) / 2
     rising = int(np.count_nonzero(high[1:] & ~high[:-1])) + int(high[0])
     assert rising == runs
+
+
+def test_an_instrument_that_integrates_over_line_cycles_never_point_samples():
+    # The 2281S integrates each reading over NPLC (its aperture is its interval): a bench set to point
+    # sampling changes the digitizers, not it. The N6705C's digitizer does take the bench's model.
+    from dataclasses import replace as _replace
+
+    from pytest_edgehil.sim.bench_physics import BenchPhysics
+
+    point = _replace(BenchPhysics.ideal(), sampling="point")
+    timeline = ActivityTimeline(idle_power_w=0.01, supply_v=3.3)
+    assert AnalyzerTwin(timeline, dialect="keithley-2281s", physics=point).physics.sampling == "integrating"
+    assert AnalyzerTwin(timeline, dialect="keysight-n6705c", physics=point).physics.sampling == "point"

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.instruments.dialect import LineCycles
 from pytest_edgehil.instruments.scpi import Value
 from pytest_edgehil.sim.analyzer_acquisition import Digitizer
 from pytest_edgehil.sim.analyzer_commands import SCALAR_WINDOW_S, CommandSet
@@ -67,6 +69,11 @@ class AnalyzerTwin:
         self.faults = FaultPlan(tuple(faults))
         # Bench effects on the analyzer's side (trigger latency, front end, decoupling, sampling model).
         self.physics = physics or BenchPhysics.ideal()
+        if isinstance(self.dialect.driver.interval_rule, LineCycles) and self.physics.sampling != "integrating":
+            # An instrument whose readings are integrated over NPLC power-line cycles (the 2281S, Reference
+            # Manual p. 7-120) cannot point-sample, whatever the bench's digitizers do: its aperture is its
+            # interval. A point-sampled 2281S would be a bench no lab has (it gave the run window 1.1 %).
+            self.physics = replace(self.physics, sampling="integrating")
         self.commands: list[str] = []
         self.resource = ""
         chunk_s = self.dialect.driver.chunk_period_s
