@@ -36,7 +36,8 @@ from pytest_edgehil.measure.point_sampling import (
     point_sampling_refusal,
     unclassified_refusal,
 )
-from pytest_edgehil.measure.trace_windows import edge_index, locate_edges, window_energies
+from pytest_edgehil.measure.run_envelope import check_clock_within
+from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, edge_index, locate_edges, window_energies
 from pytest_edgehil.measure.uncertainty_refusal import uncertainty_refusal
 
 # Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
@@ -308,6 +309,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     inference_w = inference_windows_s(timing_list)
     end_to_end_w = end_to_end_windows_s(timing_list)
     fit = locate_edges(t, p, np.concatenate([inference_w, end_to_end_w]).reshape(-1), origin_u_s=origin_u_s)
+    if fit.drift_j is not None and bool(np.any(fit.drift_j > 0)):  # windows placed by an unpinned clock
+        check_clock_within(t, p, float(end_to_end_w[-1, 1] - end_to_end_w[0, 0]), CLOCK_TOLERANCE)
     n = len(timing_list)
     inference_j, inference_u, _ = window_energies(
         fit, inference_w, [f"inference window {i}" for i in range(n)], RESOLVE_FIX)

@@ -9,8 +9,8 @@ step unread, about 1 % of Q-Segment's inference window, silently (issue 10).
 
 So the supply path's time constant is fitted once per trace, over every located step together
 (`supply_tau_s`: one RC for the whole bench, so one τ; a joint fit is not fooled by one noisy edge the way
-a per-edge fit is), the locator's region is widened to SETTLE_COVER·τ, and only an edge whose neighbouring
-stages are too short for that region is refused. `settling_tau_s` is the per-edge fit, used when a RUN
+a per-edge fit is), the locator's region is widened to SETTLE_COVER·τ, and an edge whose neighbouring
+stages are shorter than SETTLE_STAGE_TAUS·τ is refused. `settling_tau_s` is the per-edge fit, used when a RUN
 has too few steps for the joint one. Pure functions on arrays; seconds and watts.
 """
 
@@ -22,6 +22,11 @@ import numpy as np
 
 # The locator reads the levels this many time constants past the edge (see the module docstring).
 SETTLE_COVER = 7.0
+# ... and refuses an edge beside a stage shorter than this many (fitted) time constants. A stage's power
+# is not flat (per-op power inside an inference), and a region reaching deep into it reads a level that is
+# not the one at the edge: on Q-Segment's 0.23 ms inference behind a 15 µs RC (15 τ) that was +1.1 to
+# +2.7 % silent, behind 12.5 µs (18 τ) +0.9 % worst, behind 10 µs (25 τ) +0.4 % (a fresh-user review).
+SETTLE_STAGE_TAUS = 22.0
 # A per-edge fit (short RUNs) reads this long after the step (or to the next edge).
 _SETTLE_FIT_S = 40e-6
 # An approach counts as one only when it carries this fraction of the step at its start: per-op power

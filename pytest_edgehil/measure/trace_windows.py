@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError, WindowMisplaced
 from pytest_edgehil.measure.edge_locator import EdgeLocator, cumulative_energy, noise_w, step_aware_cumulative
-from pytest_edgehil.measure.settling import SETTLE_COVER, settling_tau_s, supply_tau_s
+from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, settling_tau_s, supply_tau_s
 
 # A located edge this far (in sample intervals, or µs) from the fitted clock map means a misplaced window.
 _MISPLACED_SAMPLES = 3.0
@@ -41,6 +41,7 @@ _MISPLACED_MIN_S = 10e-6
 # Pass 1 searches this clock error (0.5 %: an RC oscillator) times the distance from a located edge, until
 # the located edges pin the ratio to _PASS1_RATIO_PINNED.
 _PASS1_TOLERANCE = 5e-3
+CLOCK_TOLERANCE = _PASS1_TOLERANCE  # the device-clock error the meter allows where no edge pins it
 _PASS1_RATIO_PINNED = 2e-4
 # Located edges scattering about the map by more than this many sample intervals (rms) are quantized
 # (point sampling), not integrated: see locate_edges.
@@ -154,7 +155,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         usable[k], step[k] = trace.usable(dev, k, offset, ratio)
         hit = trace.locate(dev, k, offset, ratio, 0.0)
         if hit is not None:
-            if tau_s > 0 and trace.reach_s(dev, k, ratio) < SETTLE_COVER * tau_s + dt:
+            if tau_s > 0 and trace.reach_s(dev, k, ratio) < SETTLE_STAGE_TAUS / 2 * tau_s + dt:
                 # A neighbouring stage is too short for the step to settle where its level is read: its
                 # centroid and energy would be wrong, and so would a map fitted to it. Windows that use
                 # it are refused (window_energies).
@@ -192,10 +193,9 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     # located edges did not pin it, may be an RC oscillator's (a 0.2 % board clock over a 0.4 s run put
     # windows 0.76 ms off, +240 % silent): priced at the trace's largest power, so such windows carry an
     # uncertainty that refuses them (`placement_refusal`) instead of a plausible number.
-    anchor_s, drift_rel = _map_anchor(fit_x)
+    anchor_s, drift_rel = _map_anchor(fit_x, fit_y, dt, ratio)
     largest_w = float(np.max(np.abs(p))) if p.size else 0.0
-    # How far each edge may move before it crosses a neighbouring one: within that, a misplaced edge costs
-    # its own step per second; beyond it, up to the trace's largest power.
+    # How far each edge may move before it crosses a neighbouring one.
     gaps = np.diff(dev)
     room = np.minimum(np.concatenate([[np.inf], gaps]), np.concatenate([gaps, [np.inf]]))
     drift_j = np.zeros(n)
@@ -203,7 +203,17 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         position[k] = offset + ratio * dev[k]
         cumulative[k] = step_aware_cumulative(p, bounds, cum, position[k], dt)
         drift_s = drift_rel * abs(dev[k] - anchor_s) + (0.0 if fit_x else origin_u_s)
-        drift_j[k] = (abs(step[k]) if drift_s < room[k] else largest_w) * drift_s
+        # Moving edge k by δ moves the energy up to it by the power where it lands: the largest within
+        # reach (both neighbouring stages' levels), or anywhere in the trace once it may cross a neighbour.
+        if drift_s <= 0:
+            level_w = 0.0
+        elif drift_s < room[k]:
+            j0 = max(0, int((position[k] - drift_s - dt - bounds[0]) / dt))
+            j1 = min(p.size, int((position[k] + drift_s + dt - bounds[0]) / dt) + 1)
+            level_w = float(np.max(np.abs(p[j0:j1]))) if j1 > j0 else largest_w
+        else:
+            level_w = largest_w
+        drift_j[k] = level_w * drift_s
         edge_u[k] = float(np.hypot(np.hypot(edge_u[k], abs(step[k]) * max(residual, dt / np.sqrt(12.0))),
                                    drift_j[k]))
     tolerance = max(_MISPLACED_SAMPLES * dt, _MISPLACED_MIN_S)
@@ -279,15 +289,25 @@ _POINT_MIN_EDGES = 12
 _POINT_WITHIN = 0.05
 
 
-def _map_anchor(xs: list[float]) -> tuple[float, float]:
+def _map_anchor(xs: list[float], ys: list[float], dt: float, ratio: float) -> tuple[float, float]:
     """(device time the map is pinned at, how far its ratio may be from the true one) for placing edges the
-    trace does not show. Two or more located edges apart fit the ratio (its standard error is in every
-    window's uncertainty already, `window_energies`; a ratio kept at 1 is one the fit could not tell from
-    1): 0. Fewer, and nothing in the trace checks the device's clock: an RC oscillator's _PASS1_TOLERANCE
-    from the one located edge, or from the trigger."""
+    trace does not show. Located edges far enough apart to pin the ratio (its standard error within
+    _PASS1_RATIO_PINNED; that error is in every window's uncertainty already, `window_energies`): 0, unless
+    the map kept a ratio (1) the edges' line differs from by more than 3 standard errors: that difference. Located edges that fit a looser line: the
+    fitted ratio's distance from 1 plus 3 standard errors. Otherwise nothing in the trace checks the
+    device's clock (no edge, one, or a few close together: two edges of one 0.23 ms stage pin nothing):
+    an RC oscillator's _PASS1_TOLERANCE, from where the located edges are or from the trigger."""
+    if not xs:
+        return 0.0, _PASS1_TOLERANCE
     if len(xs) >= 2 and np.ptp(xs) > 0:
-        return float(np.mean(xs)), 0.0
-    return (float(xs[0]) if xs else 0.0), _PASS1_TOLERANCE
+        _, fitted, fitted_u, _ = _map(xs, ys, dt, gated=False)
+        gap = abs(ratio - fitted)  # the ratio the map uses against the line the located edges fit
+        if fitted_u <= _PASS1_RATIO_PINNED:
+            # Pinned: the map is right unless it kept a ratio the edges significantly disagree with (two
+            # far-apart edges of a 1 % slow board fit 0.99 to 1e-5, yet a gated map keeps 1).
+            return float(np.mean(xs)), gap if gap > 3 * fitted_u else 0.0
+        return float(np.mean(xs)), min(_PASS1_TOLERANCE, gap + 3 * fitted_u)
+    return float(np.mean(xs)), _PASS1_TOLERANCE
 
 
 def _map(xs: list[float], ys: list[float], dt: float, *, gated: bool = True) -> tuple[float, float, float, float]:
@@ -334,7 +354,7 @@ def window_energies(fit: EdgeFit, windows_dev_s: np.ndarray, names: Sequence[str
                 names[w], interval, dt,
                 f"the power step at its edge settles with a time constant of ≈ {max(unsettled) * 1e6:.3g} µs "
                 f"(a first-order approach seen in the trace), and a stage beside that edge is shorter than "
-                f"{2 * SETTLE_COVER:g} time constants, so the step never settles where its level could be read: "
+                f"{SETTLE_STAGE_TAUS:g} time constants, so the step never settles where its level could be read: "
                 "the supply path between analyzer and load (board decoupling, the analyzer's front end) smears "
                 "the window's edges",
                 "measure at the board's load side or with a wider analyzer front end, or measure the stage's "
