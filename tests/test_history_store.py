@@ -359,3 +359,18 @@ def test_a_store_that_cannot_take_the_run_fails_it_only_when_named(edgehil_proje
     result = edgehil_project.runpytest("--device=imx500", "--model=qsegment")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*edgehil history:*the run is safe in*"])
+
+
+def test_a_store_refused_at_start_up_leaves_the_results_file_as_it_was(edgehil_project) -> None:
+    # A complete earlier run at the --edgehil-save path: a start-up refusal must not replace it.
+    edgehil_project.makepyfile(test_steps=STEPS)
+    out = edgehil_project.path / "D.json"
+    edgehil_project.runpytest("--device=imx500", "--model=qsegment", f"--edgehil-save={out}").assert_outcomes(passed=1)
+    before = out.read_bytes()
+    bad = edgehil_project.path / "notes.sqlite"
+    _garbage(bad)
+    result = edgehil_project.runpytest("--device=imx500", "--model=qsegment", f"--edgehil-save={out}",
+                                       f"--edgehil-history={bad}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert out.read_bytes() == before
+    assert not list(edgehil_project.path.glob(".D.json.*"))  # no journal left beside it

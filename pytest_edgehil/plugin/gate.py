@@ -109,8 +109,10 @@ def register(config: pytest.Config, run: EdgeHILRun) -> None:
             return
         baseline = load_baseline(Path(baseline_opt)) if baseline_opt else []
         info = info or run_info(config)
+        # The history store is checked before the writer exists: a refusal at start-up must leave an
+        # earlier run's results file at the --edgehil-save path as it was (the writer replaces it).
+        history = _history_path(config) if save else None
         writer = ResultsWriter(Path(save), info, lazy=lazy, latest=latest) if save else None
-        history = _history_path(config) if writer is not None else None
         from pytest_edgehil.results.history_cli import DEFAULT_HISTORY
 
         history_named = history is not None and history != config.rootpath / DEFAULT_HISTORY
