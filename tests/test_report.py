@@ -374,6 +374,19 @@ def test_a_killed_run_is_reported_with_what_it_measured(tmp_path: Path) -> None:
     assert set(parse(page).table()) == {(r.pair, r.metric) for r in night.records}
 
 
+def test_the_gate_section_fails_a_killed_newest_run_as_compare_does(tmp_path: Path) -> None:
+    # `edgehil compare` fails an incomplete run ("input incomplete"); the report's gate section must say
+    # the same, not "passed" under its "did not finish" banner (a fresh-user review).
+    whole = save(tmp_path / "whole.json", make_night(0))
+    night = make_night(1)
+    night.records = night.records[:3]
+    killed = save(tmp_path / "killed.json", night, finish=False)
+    page = build_report_html([read_results(whole), read_results(killed)])
+    gate = page[page.index('id="gate"') - 40:]
+    assert 'class="gate failed"' in gate[:200]
+    assert "did not finish (complete: false" in gate and "FAIL" in gate
+
+
 def test_write_report_needs_a_results_file(tmp_path: Path) -> None:
     from pytest_edgehil.errors import ConfigError
 

@@ -9,11 +9,17 @@ The fail-on thresholds are the gate's defaults (`DEFAULT_FAIL_ON`), as `edgehil 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from html import escape
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON, FailOn, GateReport, GateStatus
 from pytest_edgehil.results.report_runs import ResultsRun
+
+if TYPE_CHECKING:
+    from pytest_edgehil.results.store import ResultsFile
 
 GATE_CSS = """
 .gate{border:1px solid #d8dde3;border-radius:.3rem;padding:.5rem .8rem;margin:.6rem 0}
@@ -28,10 +34,22 @@ _ORDER = (GateStatus.REGRESSED, GateStatus.UNKNOWN, GateStatus.MISSING, GateStat
 
 
 def gate_report(baseline: ResultsRun, newest: ResultsRun) -> GateReport:
-    """The gate's comparison of the two runs, at the default fail-on thresholds."""
+    """The gate's comparison of the two runs, at the default fail-on thresholds, with the input problems
+    `edgehil compare` names (a run that did not finish, no records, failed tests): the report's verdict is
+    the command's, never "passed" on a killed run."""
     from pytest_edgehil.results.gate import compare_results  # scipy: only when a report compares runs
+    from pytest_edgehil.results.gate_inputs import check_inputs
 
-    return compare_results(baseline.records, newest.records, FailOn.parse(DEFAULT_FAIL_ON))
+    report = compare_results(baseline.records, newest.records, FailOn.parse(DEFAULT_FAIL_ON))
+    return dataclasses.replace(report, inputs=tuple(check_inputs([_as_input(baseline)], _as_input(newest))))
+
+
+def _as_input(run: ResultsRun) -> ResultsFile:
+    """What `check_inputs` reads of a results file, from the report's run (its A/A model check needs the
+    git state, which the report does not keep: treated as dirty, so that check is left to `compare`)."""
+    header = SimpleNamespace(complete=run.complete, started_at=run.label, git_commit=run.git_commit,
+                             git_dirty=True)
+    return cast("ResultsFile", SimpleNamespace(records=run.records, path=run.source, run=header))
 
 
 def changes(baseline: ResultsRun, newest: ResultsRun) -> list[str]:
@@ -63,7 +81,8 @@ def gate_html(runs: Sequence[ResultsRun]) -> str:
     rows = "".join(f'<li><span class="status {c.status.value}">{c.status.value}{" ✗ blocks" if c.blocking else ""}'
                    f"</span>{escape(c.describe())}</li>" for c in items)
     same = report.count(GateStatus.SAME)
-    notes = "".join(f"<li>{escape(text)}</li>" for text in (*report.run_flags, *report.duplicate_notes))
+    problems = [f"{'FAIL ' if i.blocking else ''}{i.describe()}" for i in report.inputs]
+    notes = "".join(f"<li>{escape(text)}</li>" for text in (*problems, *report.run_flags, *report.duplicate_notes))
     changed = changes(baseline, newest)
     change_html = (f'<p>What changed between the runs:</p><ul class="changes">'
                    f'{"".join(f"<li>{escape(line)}</li>" for line in changed)}</ul>' if changed else
