@@ -66,9 +66,10 @@ def point_sampling_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np
 # A run whose sampling model cannot be told is returned only where even point sampling keeps it within the
 # truth rule (issue 10: ≤ 0.5 % or a typed refusal).
 UNCLASSIFIED_ERROR_REL = 0.005
-UNCLASSIFIED_FIX = ("run more inferences per acquisition window (EnergyPlan.runs_per_window, ini "
-                    "edgehil_energy_runs: at least 5, so that 12 or more power steps tell the sampling model), "
-                    "or use a finer sample interval")
+UNCLASSIFIED_FIX = ("if the run is short, run more inferences per acquisition window (EnergyPlan.runs_per_window, "
+                    "ini edgehil_energy_runs: 5 or more give 12 power steps when the edges show); if it is not, the "
+                    "edges do not show where the device's timings put them: check the device's clock (an internal "
+                    "RC oscillator beyond 0.5 %) and timer resolution, or use a finer sample interval")
 
 
 def unclassified_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarray, names: Sequence[str],
@@ -101,7 +102,8 @@ def unclassified_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.n
     w = int(bad[0])
     return CannotResolve(
         names[w], (float(fit.position_s[i0[w]]), float(fit.position_s[i1[w]])), dt,
-        f"the run has only {fit.located_steps} located power steps, too few (< 12) to tell whether the "
+        f"the run has only {fit.located_steps} located power steps of its {fit.device_s.size} stage edges, too "
+        f"few (< 12) to tell whether the "
         f"analyzer integrates each sample or point-samples it; if it point-samples, each edge may be priced up "
         f"to one sample of the power beside it off: up to {bound_rel[w]:.2%} of this window, over the "
         f"{max_error_rel:.1%} allowed ({bad.size} of {len(names)} windows are refused)", UNCLASSIFIED_FIX)

@@ -225,7 +225,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             f"{(position[k] - offset - ratio * dev[k]) * 1e6:+.1f} µs from where the fitted device clock puts it "
             f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {tolerance * 1e6:.1f} µs): the device's "
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
-            "trace holds the RUN it was fetched for")
+            "trace holds the RUN it was fetched for; then the device's own timing: a clock further than 0.5 % "
+            "off the analyzer's (an internal RC oscillator) or a timer coarser than the stages it stamps")
     # The largest power next to each edge (one sample either side): what a point-sampling digitizer could
     # misprice there, per sample (point_sampling.unclassified_refusal).
     j = np.clip(np.floor((position - bounds[0]) / dt).astype(np.int64), 0, p.size - 1)
