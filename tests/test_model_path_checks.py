@@ -122,3 +122,13 @@ def test_a_budgeted_dynamic_model_without_a_size_errors_before_any_run(
     card_path = models / "dyn.json"
     result.stdout.fnmatch_lines([f"*ModelError: model 'dyn' *open dims 1, 2*input.shape* its card {card_path}*"])
     assert "DeviceRejected" not in result.stdout.str()  # the device's BAD_INPUT refusal at RUN, before
+
+
+def test_a_card_size_too_large_for_one_set_input_frame_is_refused_at_start_up(tmp_path: Path) -> None:
+    # 1x4000x4000x8 int8 is 128 MB: no SET_INPUT frame (4 MiB payload) can carry it; each test used to
+    # error with "exceeds MAX_PAYLOAD; send it in smaller pieces" (a fresh-user review).
+    model = dynamic_model(tmp_path, {"input": {"shape": [1, 4000, 4000, 8]}})
+    entry = ModelCatalog(tmp_path).get(str(model))
+    with pytest.raises(ModelError, match=r"input .* at shape 1x4000x4000x8 is 128,000,000 bytes, over the 4 MiB "
+                                         r"one SET_INPUT frame carries.*input.shape.*nothing was sent"):
+        entry.check()

@@ -66,6 +66,18 @@ class CatalogModel:
         except ModelError as exc:
             raise ModelError(f"model file {self.path}: {exc}. Refused at start-up: nothing was sent to any "
                              "device") from exc
+        # One SET_INPUT frame carries a whole input tensor: one larger than the protocol's payload limit
+        # could never be sent (the device would refuse it at every test, saying only "too large").
+        from pytest_edgehil.link.framing import MAX_PAYLOAD
+
+        for spec in info.inputs if info.resolved else ():
+            size = spec.size_bytes
+            if size > MAX_PAYLOAD - 64:
+                shape = "x".join(str(d) for d in spec.shape)
+                raise ModelError(f"model file {self.path}: input {spec.name!r} at shape {shape} is {size:,} bytes, "
+                                 f"over the {MAX_PAYLOAD // (1024 * 1024)} MiB one SET_INPUT frame carries; measure "
+                                 f"a smaller input shape (its card {self.card_path}, `input.shape`) or a smaller "
+                                 "model. Refused at start-up: nothing was sent to any device")
         if not info.resolved:
             example = ", ".join("N" if d < 0 else str(d) for d in next(iter(info.dynamic_inputs.values())))
             raise ModelError(f"model file {self.path}: {info.dynamic_text()}, so it has no size to time or "
