@@ -108,7 +108,7 @@ class BudgetEntry:
         return f"{model}-{self.device_kind}"
 
 
-BUDGET_FIX = "fix the budget table (its keys and the built-in metrics are listed in docs/config-files.md)"
+BUDGET_FIX = "fix the budget table (its keys and the built-in metrics are listed in docs/budgets.md)"
 
 
 def published_bounds(published: float, tolerance: float, direction: str | None) -> tuple[float | None, float | None]:

@@ -94,7 +94,7 @@ def simulated_lab() -> LabConfig:
     return LabConfig(name="simulated bench", path=None, devices=devices)
 
 
-LAB_FIX = "fix the lab file (its keys are listed in docs/config-files.md)"
+LAB_FIX = "fix the lab file (its keys are listed in docs/lab.md, the rules for every file in docs/config-files.md)"
 
 
 def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) -> DeviceConfig:

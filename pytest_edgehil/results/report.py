@@ -171,7 +171,7 @@ def _trends_html(runs: Sequence[ResultsRun]) -> str:
 def build_report_html(runs: Sequence[ResultsRun]) -> str:
     """The whole page for these runs; the newest (by start time, else the last given) fills table and traces."""
     if not runs:
-        raise ConfigError("edgehil report: no results files given; pass one or more files written by "
+        raise ConfigError("no results files given; pass one or more files written by "
                           "--edgehil-save")
     ordered = order_runs(runs)
     by_time = all(run.started is not None for run in runs)
@@ -194,7 +194,7 @@ def write_report(results_paths: Sequence[Path], html_path: Path, *, history: His
     if history is not None:
         runs = read_nights_from_history(history, [Path(p) for p in results_paths], last)
         if not runs:
-            raise ConfigError(f"edgehil report: the history store {history.path} holds no runs; pass results files "
+            raise ConfigError(f"the history store {history.path} holds no runs; pass results files "
                               "to import, or point --history at the store your runs are added to")
     else:
         runs = [read_night(Path(p)) for p in results_paths]
@@ -222,7 +222,7 @@ def _run_report(args: argparse.Namespace) -> int:
             raise ConfigError("edgehil report --last: the newest runs come from a history store: give "
                               f"--history PATH (or set ${HISTORY_ENV})")
         if history is None and not args.results:
-            raise ConfigError("edgehil report: no results files given; pass one or more files written by "
+            raise ConfigError("no results files given; pass one or more files written by "
                               "--edgehil-save, or a history store with --history PATH")
         last = args.last if args.last is not None else (None if args.results else DEFAULT_LAST)
         runs = write_report([Path(p) for p in args.results], Path(args.html), history=history, last=last)
