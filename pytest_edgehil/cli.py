@@ -147,7 +147,13 @@ def _run_inspect(args: argparse.Namespace) -> int:
     path = Path(args.model)
     from pytest_edgehil.model.info import analyze_model  # LiteRT's schema: `inspect` only, not every command
 
-    info = analyze_model(path, input_shapes=args.input_shape or None)
+    shapes = args.input_shape or None
+    if shapes is None and path.with_suffix(".json").is_file():
+        # The card beside the file gives the size the suites measure a dynamic model at: the same here.
+        from pytest_edgehil.config.catalog import ModelCatalog
+
+        shapes = ModelCatalog(path.parent).get(str(path)).input_shapes
+    info = analyze_model(path, input_shapes=shapes)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))
     else:

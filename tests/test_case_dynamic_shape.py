@@ -137,3 +137,17 @@ def test_dynamic_shape_case_twin_checks_ram_at_the_fed_shape(twin_client) -> Non
     with pytest.raises(DeviceRejected, match=r"bytes of activation memory.*RAM") as refused:
         client.set_input(0, np.zeros((1, side, side, 8), np.int8))
     assert refused.value.code == ErrorCode.MODEL_TOO_LARGE
+
+
+def test_inspect_takes_the_size_from_the_card_beside_the_file(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # The suites measure a dynamic model at its card's `input.shape`; `inspect` on the same file says the
+    # same figures, not "give --input-shape" (a fresh-user review). An explicit --input-shape still wins.
+    model = tmp_path / "dyn.tflite"
+    model.write_bytes(MODEL.read_bytes())
+    model.with_suffix(".json").write_text('{"input": {"shape": [1, 32, 32, 8]}}')
+    assert main(["inspect", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "figures below at input [1, 32, 32, 8]" in out and "1,179,648" in out
+    assert main(["inspect", str(model), "--input-shape", "1,16,16,8"]) == 0
+    assert f"{1_179_648 // 4:,}" in capsys.readouterr().out
