@@ -29,15 +29,21 @@ CATALOG = ModelCatalog(MODELS)
 PLAN = EnergyPlan(windows=1, runs_per_window=8)
 
 
+def _ngm202_bench(physics: dict, model: str, seed: int):
+    """A bench whose imx500 streams to the NGM202 twin, `model` loaded: (bench, dut, analyzer, supply)."""
+    lab = replace(simulated_lab(), physics=physics)
+    lab.devices["imx500"] = replace(lab.devices["imx500"], twin_analyzer="rs-ngm202")
+    bench = Bench(lab, seed=seed)
+    dut = bench.device("imx500")
+    entry = CATALOG.get(model)
+    dut.ensure_model(entry.data, entry.name)
+    analyzer, supply = bench.analyzer("imx500")
+    return bench, dut, analyzer, supply
+
+
 @pytest.fixture
 def ngm202_bench():
-    lab = replace(simulated_lab(), physics={"ideal": True})
-    lab.devices["imx500"] = replace(lab.devices["imx500"], twin_analyzer="rs-ngm202")
-    bench = Bench(lab, seed=3)
-    dut = bench.device("imx500")
-    model = CATALOG.get("qsegment")
-    dut.ensure_model(model.data, model.name)
-    analyzer, supply = bench.analyzer("imx500")
+    bench, dut, analyzer, supply = _ngm202_bench({"ideal": True}, "qsegment", seed=3)
     yield bench, dut, analyzer, supply
     bench.close()
 
@@ -86,13 +92,7 @@ def test_a_stream_that_keeps_losing_chunks_is_refused_with_stream_gap(ngm202_ben
 @pytest.fixture
 def rc_clock_bench():
     """The NGM202 stream with an RC-oscillator board: its timer 0.2 % fast against the analyzer."""
-    lab = replace(simulated_lab(), physics={"ideal": True, "clock_ppm": 2000.0})
-    lab.devices["imx500"] = replace(lab.devices["imx500"], twin_analyzer="rs-ngm202")
-    bench = Bench(lab, seed=1)
-    dut = bench.device("imx500")
-    model = CATALOG.get("tinytracker")
-    dut.ensure_model(model.data, model.name)
-    analyzer, supply = bench.analyzer("imx500")
+    bench, dut, analyzer, supply = _ngm202_bench({"ideal": True, "clock_ppm": 2000.0}, "tinytracker", seed=1)
     yield dut, analyzer, supply
     bench.close()
 
