@@ -206,3 +206,26 @@ def test_a_network_port_that_does_not_open_points_at_the_agent_not_a_cable():
     with pytest.raises(DeviceError, match=r"'jetson'.*socket://127.0.0.1:1.*agent .*listening") as excinfo:
         client.open()
     assert "cable" not in str(excinfo.value)
+
+
+def test_a_frame_the_device_never_reads_times_out_naming_its_whole_size() -> None:
+    # A deaf device (a pty nobody reads): the first direct write takes what the line buffers, the rest
+    # waits in pyserial's write until the timeout; the error names the whole frame, the port and the fix.
+    import os
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        client = DeviceClient(os.ttyname(slave), name="deaf", timeout_s=0.3)
+        client.open()
+        try:
+            with pytest.raises(DeviceTimeout, match=r"device 'deaf' on /dev/\S+ .*writing set_input\(0\) "
+                                                     r"\(300000 bytes\) timed out after 0.3 s: the device is not "
+                                                     r"reading"):
+                client._write("set_input(0)", b"\x01" * 300_000)
+        finally:
+            client.close()
+    finally:
+        os.close(master)
+        os.close(slave)

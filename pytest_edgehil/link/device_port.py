@@ -154,12 +154,26 @@ class DevicePort:
     # -- port I/O (called by link.exchange.Exchange) --------------------------------------------------------------------
     def _write(self, command: str, wire: bytes) -> None:
         assert self._serial is not None
+        total = len(wire)
+        fd = _posix_fd(self._serial)
+        if fd is not None:
+            # A POSIX port takes a request frame in one write as a rule: pyserial's own write first waits
+            # in select for the port to be writable (a third of a RUN 1 round trip's host time). What the
+            # port does not take at once goes through pyserial, with its timeout and errors.
+            try:
+                wire = wire[os.write(fd, wire):]
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise self._port_failed(command, exc) from exc
+            if not wire:
+                return
         try:
             self._serial.write(wire)
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud: writing {command} "
-                                f"({len(wire)} bytes) timed out after {self.timeout_s} s: the device is not "
-                                "reading. Check that the firmware/agent is running and flow control.") from exc
+                                f"({total} bytes) timed out after {self.timeout_s} s: the device is not reading. "
+                                "Check that the firmware/agent is running and flow control.") from exc
         except (serial.SerialException, OSError) as exc:
             raise self._port_failed(command, exc) from exc
 
