@@ -47,4 +47,5 @@ def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: f
             f"device's clock: its timer runs {(1 / ratio - 1) * 100:+.2f} % against the analyzer, beyond the "
             f"{tolerance:.1%} the meter allows where the trace shows too few stage edges to fit the clock. Check "
             "the board's clock source (an internal RC oscillator; a crystal is within 0.01 %), or make the stage "
-            "edges visible (a finer sample interval, the trigger line wired) so the clock is fitted")
+            "edges visible (a finer sample interval, the trigger line wired) so the clock is fitted; if the clock is "
+            "right, the record does not hold the whole RUN (its start or end lies outside it)")

@@ -83,6 +83,7 @@ class EdgeFit:
     # Worst-case energy (J) an unlocated edge may be off by where the clock map's ratio is not pinned
     # by located edges (0 where located): what `uncertainty_refusal` holds each window to.
     drift_j: np.ndarray | None = None
+    clock_pinned: bool = True  # the located edges fit the clock map's ratio (else the device's timer placed it)
 
     @property
     def sampling_known(self) -> bool:
@@ -91,12 +92,14 @@ class EdgeFit:
 
 
 def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLike, *,
-                 origin_u_s: float = 0.0) -> EdgeFit:
+                 origin_u_s: float = 0.0, stamp_u_s: float = 0.0) -> EdgeFit:
     """Place every device edge (device seconds since the first trigger, any order) on the trace.
 
     `origin_u_s`: how far (s) the trace's t = 0 may sit from the device's time 0 beyond the trigger's own
     latency (0 for a triggered capture; a record placed from its first power step and a device-timed
     stage, as FastLog's, is off by that stage's clock error): the first searches are widened by it.
+    `stamp_u_s`: the device timer's tick (`energy.device_tick_s`): an edge the trace does not show is
+    placed by a stamp only that exact, which its drift bound (`EdgeFit.drift_j`) includes.
     Raises MeasurementError when an edge falls outside the trace (more pre-trigger or post-trigger samples
     are needed), WindowMisplaced when a located edge sits off the fitted clock map.
     """
@@ -202,7 +205,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     for k in map(int, np.flatnonzero(~located)):
         position[k] = offset + ratio * dev[k]
         cumulative[k] = step_aware_cumulative(p, bounds, cum, position[k], dt)
-        drift_s = drift_rel * abs(dev[k] - anchor_s) + (0.0 if fit_x else origin_u_s)
+        drift_s = drift_rel * abs(dev[k] - anchor_s) + (0.0 if fit_x else origin_u_s) + stamp_u_s
         # Moving edge k by δ moves the energy up to it by the power where it lands: the largest within
         # reach (both neighbouring stages' levels), or anywhere in the trace once it may cross a neighbour.
         if drift_s <= 0:
@@ -233,7 +236,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     level = np.max(np.abs(np.stack([p[np.clip(j + d, 0, p.size - 1)] for d in (-1, 0, 1)])), axis=0)
     return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
                    noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled,
-                   located_steps, level, drift_j)
+                   located_steps, level, drift_j, drift_rel == 0)
 
 
 def _supply_tau(trace: EdgeLocator, dev: np.ndarray, fit_x: list[float], fit_y: list[float], offset: float,
