@@ -258,3 +258,11 @@ def test_a_front_end_too_slow_for_the_stage_is_refused_not_biased(seed):
     # approaches of mixed sign at the top of its grid and read them as "settled"; the windows came out
     # +21 to +92 % with under 1 % stated (a helper's sweep).
     assert _refused_or_within({"ideal": True, "front_end_bandwidth_hz": 5e3}, model="qsegment", seed=seed) == "refused"
+
+
+@pytest.mark.parametrize(("seed", "model"), [(0, "qsegment"), (1, "tinytracker")])
+def test_a_clock_past_the_search_tolerance_is_refused_not_drifted(seed, model):
+    # A 0.8 % fast board (past the locator's 0.5 % search): a few edges located, matched consistently but
+    # to the wrong device edges, pinned a ratio 0.9954 against the true 0.9921; the last end-to-end window
+    # came out −2.6 %. The RUN's envelope (first step out of idle, last step back) shows the true ratio.
+    assert _refused_or_within({"ideal": True, "clock_ppm": 8000.0}, model=model, seed=seed) == "refused"

@@ -36,7 +36,7 @@ from pytest_edgehil.measure.point_sampling import (
     point_sampling_refusal,
     unclassified_refusal,
 )
-from pytest_edgehil.measure.run_envelope import check_clock_within
+from pytest_edgehil.measure.run_envelope import check_clock_within, check_map_against_envelope
 from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, edge_index, locate_edges, window_energies
 from pytest_edgehil.measure.uncertainty_refusal import uncertainty_refusal
 
@@ -321,6 +321,9 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
                        stamp_u_s=device_tick_s(timing_list))
     if not fit.clock_pinned:  # windows placed by the device's timer alone: its envelope checks that clock
         check_clock_within(t, p, float(end_to_end_w[-1, 1] - end_to_end_w[0, 0]), CLOCK_TOLERANCE)
+    else:  # a pinned map is still checked against the RUN's envelope, where a wrong ratio shows most
+        check_map_against_envelope(t, p, float(end_to_end_w[-1, 1] - end_to_end_w[0, 0]), fit.clock_ratio,
+                                   fit.clock_ratio_u)
     n = len(timing_list)
     inference_j, inference_u, _ = window_energies(
         fit, inference_w, [f"inference window {i}" for i in range(n)], RESOLVE_FIX)

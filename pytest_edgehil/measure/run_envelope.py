@@ -49,3 +49,61 @@ def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: f
             "the board's clock source (an internal RC oscillator; a crystal is within 0.01 %), or make the stage "
             "edges visible (a finer sample interval, the trigger line wired) so the clock is fitted; if the clock is "
             "right, the record does not hold the whole RUN (its start or end lies outside it)")
+
+
+def run_end_s(time_s: np.ndarray, power_w: np.ndarray) -> float | None:
+    """Trace time (s) of the last step back to the idle level the record ends at (the last retrieval's end),
+    to a fraction of a sample (half-level crossing); None when the record does not end at idle after at
+    least 3 samples away from it."""
+    p = np.asarray(power_w, dtype=np.float64)
+    t = np.asarray(time_s, dtype=np.float64)
+    if p.size < 32:
+        return None
+    idle_w = float(np.median(p[-16:]))
+    diffs = np.diff(p)
+    noise_w = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / np.sqrt(2.0)
+    threshold_w = max(8.0 * noise_w, 0.02 * float(np.max(np.abs(p))))
+    away = np.flatnonzero(np.abs(p - idle_w) > threshold_w)
+    if away.size < 3 or away[-1] >= p.size - 16:
+        return None  # no activity, or the record ends before it has settled back at idle
+    j = int(away[-1])
+    if not (away[-3:] == np.arange(j - 2, j + 1)).all():
+        return None  # a spike, not a stage: no RUN end to read
+    before_w = float(np.median(p[j - 2:j + 1]))
+    half_w = 0.5 * (before_w + idle_w)
+    k = j
+    while k + 1 < p.size and (p[k + 1] - half_w) * (before_w - idle_w) > 0:
+        k += 1
+    if k + 1 >= p.size or p[k + 1] == p[k]:
+        return float(t[k])
+    return float(t[k] + (half_w - p[k]) / (p[k + 1] - p[k]) * (t[k + 1] - t[k]))
+
+
+def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, ratio: float,
+                               ratio_u: float, *, run: str = "the RUN") -> None:
+    """Raise WindowMisplaced when the clock map's `ratio` (fitted to located edges) disagrees with the ratio
+    the RUN's envelope shows: its first step out of idle and its last step back (`run_end_s`) over the
+    device's own span. A map fitted to mismatched edges (a clock past the locator's 0.5 % search: a 0.8 %
+    fast board pinned 0.9954 against the true 0.9921, and the last end-to-end window came out −2.6 %) is
+    caught here. Nothing when the record does not show both ends."""
+    if device_span_s <= 0 or time_s.size < 2:
+        return
+    try:
+        start_s = run_start_s(time_s, power_w)
+    except MeasurementError:
+        return
+    end_s = run_end_s(time_s, power_w)
+    if end_s is None:
+        return
+    dt = float(time_s[1] - time_s[0])
+    envelope = (end_s - start_s) / device_span_s
+    # 0.1 % of slack: a slow supply path moves the two half-level crossings a little apart (10 µs RC on the
+    # NGM202: 2.4e-4), while edges matched wrongly past the 0.5 % search are off by more (0.8 % clock: 3.3e-3).
+    allowed = 3 * (2 * dt / device_span_s + ratio_u) + 1e-3
+    if abs(envelope - ratio) > allowed:
+        raise WindowMisplaced(
+            f"{run} lasts {(end_s - start_s) * 1e3:.4f} ms in the trace, {device_span_s * 1e3:.4f} ms by the "
+            f"device's clock (ratio {envelope:.6f}), but the stage edges located in it fit a ratio of {ratio:.6f}: "
+            "they were matched to the wrong device edges, and the windows drift along the RUN. The device's "
+            "clock is likely further off than the 0.5 % the locator searches (an internal RC oscillator): check "
+            "the board's clock source, or make the stage edges visible so the clock is fitted")
