@@ -19,38 +19,6 @@ from pytest_edgehil.errors import MeasurementError, WindowMisplaced
 from pytest_edgehil.measure.run_start import run_start_s
 
 
-def envelope_ratio(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float) -> tuple[float, float] | None:
-    """(trace span / device span of the RUN, its uncertainty) from the first step out of idle and the last
-    step back to it; None when the record does not show both (no idle lead or tail, no step)."""
-    if device_span_s <= 0 or time_s.size < 2:
-        return None
-    try:
-        start_s = run_start_s(time_s, power_w)
-        end_s = -run_start_s(-time_s[::-1], power_w[::-1])
-    except MeasurementError:
-        return None
-    dt = float(time_s[1] - time_s[0])
-    return (end_s - start_s) / device_span_s, 2 * dt / device_span_s
-
-
-def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, tolerance: float,
-                       *, run: str = "the RUN") -> None:
-    """Raise WindowMisplaced when the RUN's envelope shows the device's clock further off the analyzer's
-    than `tolerance` (the drift the unpinned windows were bounded by); nothing when it cannot tell."""
-    found = envelope_ratio(time_s, power_w, device_span_s)
-    if found is None:
-        return
-    ratio, ratio_u = found
-    if abs(ratio - 1.0) > tolerance + 3 * ratio_u:
-        raise WindowMisplaced(
-            f"{run} lasts {ratio * device_span_s * 1e3:.4f} ms in the trace but {device_span_s * 1e3:.4f} ms by the "
-            f"device's clock: its timer runs {(1 / ratio - 1) * 100:+.2f} % against the analyzer, beyond the "
-            f"{tolerance:.1%} the meter allows where the trace shows too few stage edges to fit the clock. Check "
-            "the board's clock source (an internal RC oscillator; a crystal is within 0.01 %), or make the stage "
-            "edges visible (a finer sample interval, the trigger line wired) so the clock is fitted; if the clock is "
-            "right, the record does not hold the whole RUN (its start or end lies outside it)")
-
-
 def run_end_s(time_s: np.ndarray, power_w: np.ndarray) -> float | None:
     """Trace time (s) of the last step back to the idle level the record ends at (the last retrieval's end),
     to a fraction of a sample (half-level crossing); None when the record does not end at idle after at
@@ -79,6 +47,40 @@ def run_end_s(time_s: np.ndarray, power_w: np.ndarray) -> float | None:
     return float(t[k] + (half_w - p[k]) / (p[k + 1] - p[k]) * (t[k + 1] - t[k]))
 
 
+def envelope_ratio(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float) -> tuple[float, float] | None:
+    """(trace span / device span of the RUN, its uncertainty) from the first step out of idle and the last
+    step back to it; None when the record does not show both (no idle lead or tail, no step)."""
+    if device_span_s <= 0 or time_s.size < 2:
+        return None
+    try:
+        start_s = run_start_s(time_s, power_w)
+    except MeasurementError:
+        return None
+    end_s = run_end_s(time_s, power_w)
+    if end_s is None:
+        return None
+    dt = float(time_s[1] - time_s[0])
+    return (end_s - start_s) / device_span_s, 2 * dt / device_span_s
+
+
+def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, tolerance: float,
+                       *, run: str = "the RUN") -> None:
+    """Raise WindowMisplaced when the RUN's envelope shows the device's clock further off the analyzer's
+    than `tolerance` (the drift the unpinned windows were bounded by); nothing when it cannot tell."""
+    found = envelope_ratio(time_s, power_w, device_span_s)
+    if found is None:
+        return
+    ratio, ratio_u = found
+    if abs(ratio - 1.0) > tolerance + 3 * ratio_u:
+        raise WindowMisplaced(
+            f"{run} lasts {ratio * device_span_s * 1e3:.4f} ms in the trace but {device_span_s * 1e3:.4f} ms by the "
+            f"device's clock: its timer runs {(1 / ratio - 1) * 100:+.2f} % against the analyzer, beyond the "
+            f"{tolerance:.1%} the meter allows where the trace shows too few stage edges to fit the clock. Check "
+            "the board's clock source (an internal RC oscillator; a crystal is within 0.01 %), or make the stage "
+            "edges visible (a finer sample interval, the trigger line wired) so the clock is fitted; if the clock is "
+            "right, the record does not hold the whole RUN (its start or end lies outside it)")
+
+
 def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, ratio: float,
                                ratio_u: float, *, run: str = "the RUN") -> None:
     """Raise WindowMisplaced when the clock map's `ratio` (fitted to located edges) disagrees with the ratio
@@ -86,23 +88,16 @@ def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_s
     device's own span. A map fitted to mismatched edges (a clock past the locator's 0.5 % search: a 0.8 %
     fast board pinned 0.9954 against the true 0.9921, and the last end-to-end window came out −2.6 %) is
     caught here. Nothing when the record does not show both ends."""
-    if device_span_s <= 0 or time_s.size < 2:
+    found = envelope_ratio(time_s, power_w, device_span_s)
+    if found is None:
         return
-    try:
-        start_s = run_start_s(time_s, power_w)
-    except MeasurementError:
-        return
-    end_s = run_end_s(time_s, power_w)
-    if end_s is None:
-        return
-    dt = float(time_s[1] - time_s[0])
-    envelope = (end_s - start_s) / device_span_s
+    envelope, envelope_u = found
     # 0.1 % of slack: a slow supply path moves the two half-level crossings a little apart (10 µs RC on the
     # NGM202: 2.4e-4), while edges matched wrongly past the 0.5 % search are off by more (0.8 % clock: 3.3e-3).
-    allowed = 3 * (2 * dt / device_span_s + ratio_u) + 1e-3
+    allowed = 3 * (envelope_u + ratio_u) + 1e-3
     if abs(envelope - ratio) > allowed:
         raise WindowMisplaced(
-            f"{run} lasts {(end_s - start_s) * 1e3:.4f} ms in the trace, {device_span_s * 1e3:.4f} ms by the "
+            f"{run} lasts {envelope * device_span_s * 1e3:.4f} ms in the trace, {device_span_s * 1e3:.4f} ms by the "
             f"device's clock (ratio {envelope:.6f}), but the stage edges located in it fit a ratio of {ratio:.6f}: "
             "they were matched to the wrong device edges, and the windows drift along the RUN. The device's "
             "clock is likely further off than the 0.5 % the locator searches (an internal RC oscillator): check "
