@@ -31,6 +31,14 @@ POINT_FIX = ("use an integrating digitizer or its averaging mode (each sample th
              "back-to-back inferences in one window, as MLPerf Tiny does) so the edges matter once per run")
 
 
+def windows_over(bound_j: np.ndarray, energy_j: np.ndarray, max_rel: float) -> tuple[np.ndarray, np.ndarray]:
+    """(each window's bound over its |energy|, the indices of those over `max_rel`): what every refusal of
+    the meter's windows tests (a window with no bound is 0; one with no energy but a bound is over)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(bound_j > 0, bound_j / np.abs(energy_j), 0.0)
+    return rel, np.flatnonzero(~(rel <= max_rel))
+
+
 def point_sampling_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarray, names: Sequence[str],
                            max_error_rel: float = POINT_ERROR_REL) -> CannotResolve | None:
     """The refusal for the first window a point-sampled trace cannot price to `max_error_rel`, else None.
@@ -45,9 +53,7 @@ def point_sampling_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np
     i0, i1 = idx[:, 0], idx[:, 1]
     dt = fit.sample_interval_s
     edge_j = (np.abs(fit.step_w[i0]) + np.abs(fit.step_w[i1])) * dt * _POINT_EDGE_SAMPLES
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bound_rel = np.where(edge_j > 0, edge_j / np.abs(energy_j), 0.0)
-    bad = np.flatnonzero(~(bound_rel <= max_error_rel))
+    bound_rel, bad = windows_over(edge_j, energy_j, max_error_rel)
     if bad.size == 0:
         return None
     w = int(bad[0])
@@ -94,9 +100,7 @@ def unclassified_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.n
     # by the map is priced step-aware (off by up to a sample of its step, nothing where there is no step).
     per_edge_w = np.where(fit.located, fit.edge_level_w, np.abs(fit.step_w))
     edge_j = (per_edge_w[i0] + per_edge_w[i1]) * dt
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bound_rel = np.where(edge_j > 0, edge_j / np.abs(energy_j), 0.0)
-    bad = np.flatnonzero(~(bound_rel <= max_error_rel))
+    bound_rel, bad = windows_over(edge_j, energy_j, max_error_rel)
     if bad.size == 0:
         return None
     w = int(bad[0])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pytest_edgehil.errors import CannotResolve
+from pytest_edgehil.measure.point_sampling import windows_over
 from pytest_edgehil.measure.trace_windows import EdgeFit, edge_index
 
 # A window whose edges, placed by a clock the trace did not pin, may be off by more than this fraction
@@ -31,10 +32,7 @@ def uncertainty_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.nd
     if fit.drift_j is None or len(names) == 0:
         return None
     idx = edge_index(fit.device_s, windows_dev_s)
-    bound_j = fit.drift_j[idx[:, 0]] + fit.drift_j[idx[:, 1]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(bound_j > 0, bound_j / np.abs(energy_j), 0.0)
-    bad = np.flatnonzero(~(rel <= max_rel))
+    rel, bad = windows_over(fit.drift_j[idx[:, 0]] + fit.drift_j[idx[:, 1]], energy_j, max_rel)
     if bad.size == 0:
         return None
     w = int(bad[0])
