@@ -28,6 +28,7 @@ from pytest_edgehil.measure.digital_windows import (
 from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_energy_from_trace
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
 from pytest_edgehil.measure.run_start import run_start_s
+from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -200,9 +201,9 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     return measurement
 
 
-# How far a device's clock may be off (an RC oscillator's 0.5 %, as trace_windows allows): it bounds where a
-# record placed from its first power step and the device-timed readout puts the trigger.
-STREAM_CLOCK_TOLERANCE = 5e-3
+# How far a device's clock may be off (the tolerance trace_windows allows, an RC oscillator's): it bounds where
+# a record placed from its first power step and the device-timed readout puts the trigger.
+STREAM_CLOCK_TOLERANCE = CLOCK_TOLERANCE
 # A streamed record that lost a chunk is captured again this many times before its StreamGap is raised.
 STREAM_GAP_RETRIES = 2
 
