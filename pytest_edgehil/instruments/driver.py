@@ -287,27 +287,36 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
             return self.fetch_big_endian
         return self.byte_order == "NORM" if fetch.big_endian is None else fetch.big_endian
 
-    def _read_array(self, fetch: FetchQuery, command: str, count: int) -> np.ndarray:
+    def _read_array(self, fetch: FetchQuery, command: str, count: int, *,
+                    with_error: bool = False) -> tuple[np.ndarray, tuple[int, str] | None]:
+        """The fetched values and, when `with_error` and the block is binary, the first error-queue entry
+        asked in the same program message (a round trip fewer; None otherwise)."""
         # A FETCh the instrument still holds for a trigger (its status said complete too early) blocks the
         # session until the acquisition is stopped: the link's recovery sends the stop command first.
         release = short_command(self.stop_command).format(channel=self.channel)
         binary = self.transfer_format == "REAL" if fetch.binary is None else fetch.binary
+        if binary and with_error:
+            return self.link.query_float32_block_and_error(
+                command, self.error_query, big_endian=self._big_endian(fetch), expected_count=count,
+                release=release)
         if binary:
             return self.link.query_float32_block(command, big_endian=self._big_endian(fetch),
-                                                 expected_count=count, release=release)
-        return self.link.query_ascii_floats(command, expected_count=count, release=release)
+                                                 expected_count=count, release=release), None
+        return self.link.query_ascii_floats(command, expected_count=count, release=release), None
 
     def _fetch(self, capture: CaptureConfig) -> Trace:
         columns: dict[str, np.ndarray] = {}
         sources: dict[str, str] = {}  # column -> the command that read it (named in errors)
-        for fetch in self.fetch_queries:
-            if fetch.columns == ("voltage",) and not capture.digitize_voltage:
-                continue  # not digitized: the programmed voltage stands in below
+        fetches = [fetch for fetch in self.fetch_queries
+                   if fetch.columns != ("voltage",) or capture.digitize_voltage]  # else the programmed voltage
+        entry: tuple[int, str] | None = None
+        for number, fetch in enumerate(fetches, start=1):
             command = short_command(fetch.query).format(channel=self.channel)
             width = len(fetch.columns)
             # The count is checked as the reply is read (a block's header before its payload).
             try:
-                values = self._read_array(fetch, command, width * capture.points)
+                values, entry = self._read_array(fetch, command, width * capture.points,
+                                                 with_error=number == len(fetches))
             except InstrumentTimeout:
                 self._state = "configured"  # the recovery stopped the acquisition: arm again for a capture
                 raise
@@ -315,9 +324,10 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
                 # One column is the fresh array itself; interleaved ones are copied out contiguous.
                 columns[name] = values if width == 1 else values[k::width].copy()
                 sources[name] = command
-        # One error query for the whole fetch: the queue keeps every error of every block, so nothing is
-        # missed, and a 1 M-sample fetch saves a round trip per block.
-        self.drain_errors(after="; ".join(dict.fromkeys(sources.values())) or "the fetch")
+        # One error query for the whole fetch, asked with its last block where that is binary: the queue
+        # keeps every error of every block, so nothing is missed, and a 1 M-sample fetch saves a round
+        # trip per block.
+        self.drain_errors(after="; ".join(dict.fromkeys(sources.values())) or "the fetch", first=entry)
         return self._checked_trace(capture, columns, sources, trigger_index=capture.pretrigger_points)
 
     def _checked_trace(self, capture: CaptureConfig, columns: dict[str, np.ndarray], sources: dict[str, str], *,

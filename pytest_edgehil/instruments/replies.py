@@ -128,16 +128,13 @@ def parse_ascii_floats(text: str, *, resource: str, command: str, expected_count
 ReadExact = Callable[[int], bytes]
 
 
-def read_block(read_exact: ReadExact, *, resource: str, command: str, expected_bytes: int | None,
-               max_bytes: int, terminator: bytes = b"\n") -> bytes:
-    """Read one `#<n><length><payload>` block and its terminator through `read_exact`; return the payload.
+def read_block_header(read_exact: ReadExact, *, resource: str, command: str, expected_bytes: int | None,
+                      max_bytes: int) -> tuple[bytes, int]:
+    """Read a block's `#<n><length>` header through `read_exact`; return it and the payload's length.
 
-    `read_exact(k)` returns exactly k bytes or raises (InstrumentTimeout when the instrument stops
-    sending). Raises InstrumentReplyError for a reply that is not a definite-length block (`#0`
-    indefinite blocks included), a length field that is not digits, a length other than
-    `expected_bytes` (checked before the payload is read) or above `max_bytes`, and bytes between
-    the payload and the terminator (surplus is never dropped silently).
-    """
+    Raises InstrumentReplyError for a reply that is not a definite-length block (`#0` indefinite blocks
+    included), a length field that is not digits, and a length other than `expected_bytes` (checked
+    before any payload byte is read) or above `max_bytes`."""
     head = read_exact(2)
     if head[:1] != b"#" or not head[1:2].isdigit() or head[1:2] == b"0":
         raise reply_error(resource, command, head, "is not a definite-length block '#<n><length>...'",
@@ -152,14 +149,33 @@ def read_block(read_exact: ReadExact, *, resource: str, command: str, expected_b
         raise reply_error(resource, command, head + digits, f"announces a {length}-byte block but {wanted}",
                           "another program may have changed the capture settings (points, functions): "
                           "configure again")
+    return head + digits, length
+
+
+def check_block_end(read_exact: ReadExact, *, resource: str, command: str, length: int, tail: bytes,
+                    terminator: bytes = b"\n") -> None:
+    """Read what follows a `length`-byte block (`tail`: its last bytes, shown in errors) and raise
+    InstrumentReplyError unless it is `terminator` (surplus is never dropped silently)."""
+    end = read_exact(len(terminator))
+    if end != terminator:
+        raise reply_error(resource, command, tail + end,
+                          f"carries bytes after its {length}-byte block instead of {terminator!r}",
+                          "the reply is longer than its header says (garbled or mixed with another reply)")
+
+
+def read_block(read_exact: ReadExact, *, resource: str, command: str, expected_bytes: int | None,
+               max_bytes: int, terminator: bytes = b"\n") -> bytes:
+    """Read one `#<n><length><payload>` block and its terminator through `read_exact`; return the payload.
+
+    `read_exact(k)` returns exactly k bytes or raises (InstrumentTimeout when the instrument stops
+    sending). Raises InstrumentReplyError as `read_block_header` and `check_block_end` do.
+    """
+    header, length = read_block_header(read_exact, resource=resource, command=command,
+                                       expected_bytes=expected_bytes, max_bytes=max_bytes)
     payload = read_exact(length)
     if terminator:
-        end = read_exact(len(terminator))
-        if end != terminator:
-            raise reply_error(resource, command, head + digits + payload[-8:] + end,
-                              f"carries bytes after its {length}-byte block instead of the terminator",
-                              "the reply is longer than its header says (garbled or mixed with another "
-                              "reply)")
+        check_block_end(read_exact, resource=resource, command=command, length=length,
+                        tail=header + payload[-8:], terminator=terminator)
     return payload
 
 

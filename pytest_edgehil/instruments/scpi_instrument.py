@@ -53,8 +53,9 @@ class ScpiInstrument:
             if self.link.query_error(self.error_query)[0] == 0:
                 break
 
-    def drain_errors(self, after: str) -> None:
-        drain_errors(self.link, after=after, model=self.model, query=self.error_query)
+    def drain_errors(self, after: str, first: tuple[int, str] | None = None) -> None:
+        """Read the error queue to its end (`first`: an entry already read with the last query)."""
+        drain_errors(self.link, after=after, model=self.model, query=self.error_query, first=first)
 
     def apply(self, name: str, value: Value) -> Value:
         """Validate (ConfigError, bounds in the message), send, then drain the error queue."""

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
@@ -29,12 +30,13 @@ import pyvisa
 
 from pytest_edgehil.errors import InstrumentError, InstrumentReplyError, InstrumentTimeout, ScpiError
 from pytest_edgehil.instruments.replies import (
-    decode_float32,
+    check_block_end,
     decode_text,
     parse_ascii_floats,
     parse_error_entry,
     parse_number,
-    read_block,
+    read_block_header,
+    reply_error,
     shown,
 )
 
@@ -240,21 +242,115 @@ class VisaLink:
 
         We parse the block ourselves rather than through pyvisa's `query_binary_values`: that one
         silently drops bytes after the block and trusts the header's length however large."""
-        self.log.debug("write %s", command)
-
-        def exchange() -> np.ndarray:
-            self.resource.write(command)
-            received = [0]
-            payload = read_block(
-                lambda count: self._read_exact(count, command=command, received=received),
-                resource=self.name, command=command,
-                expected_bytes=None if expected_count is None else 4 * expected_count, max_bytes=max_bytes)
-            return decode_float32(payload, big_endian=big_endian, resource=self.name, command=command,
-                                  expected_count=expected_count)
-
-        values = self._exchange(command, exchange, release)
-        self.log.debug("read block of %d float32 (%s-endian)", values.size, "big" if big_endian else "little")
+        values, _ = self._float32_exchange(command, None, big_endian=big_endian, expected_count=expected_count,
+                                           max_bytes=max_bytes, release=release)
         return values
+
+    def query_float32_block_and_error(self, command: str, error_query: str, *, big_endian: bool,
+                                      expected_count: int | None = None, max_bytes: int = MAX_BLOCK_BYTES,
+                                      release: str | None = None) -> tuple[np.ndarray, tuple[int, str]]:
+        """`query_float32_block` and the first error-queue entry, asked in one program message
+        (`<command>;:<error_query>`, IEEE 488.2 §7.3: the replies come back as one response message,
+        the block then `;` then the entry): a round trip fewer per fetch than asking separately.
+
+        An instrument that answers the query with no block (it queued an error instead, e.g. -230 for
+        no data) sends only the entry: InstrumentReplyError naming it, after recovery."""
+        values, entry = self._float32_exchange(command, error_query, big_endian=big_endian,
+                                               expected_count=expected_count, max_bytes=max_bytes,
+                                               release=release)
+        assert entry is not None
+        return values, entry
+
+    def _float32_exchange(self, command: str, error_query: str | None, *, big_endian: bool,
+                          expected_count: int | None, max_bytes: int,
+                          release: str | None) -> tuple[np.ndarray, tuple[int, str] | None]:
+        message = command if error_query is None else f"{command};:{error_query.lstrip(':')}"
+        self.log.debug("write %s", message)
+
+        def exchange() -> tuple[np.ndarray, tuple[int, str] | None]:
+            self.resource.write(message)
+            received = [0]
+
+            def read_exact(count: int) -> bytes:
+                return self._read_exact(count, command=command, received=received)
+
+            try:
+                header, length = read_block_header(
+                    read_exact, resource=self.name, command=command,
+                    expected_bytes=None if expected_count is None else 4 * expected_count, max_bytes=max_bytes)
+            except InstrumentReplyError as exc:
+                if error_query is not None:
+                    self._name_blockless_reply(exc, message)
+                raise
+            if length % 4:
+                raise reply_error(self.name, command, header, f"announces {length} bytes, not whole float32 "
+                                  "values", "check FORM REAL (32-bit) and that the query returns float32")
+            values = self._read_float32_payload(length, big_endian=big_endian, read_exact=read_exact)
+            tail = header + values[-2:].astype(">f4" if big_endian else "<f4").tobytes()
+            if error_query is None:
+                check_block_end(read_exact, resource=self.name, command=command, length=length, tail=tail)
+                return values, None
+            check_block_end(read_exact, resource=self.name, command=message, length=length, tail=tail,
+                            terminator=b";")
+            return values, parse_error_entry(self._read_text(message), resource=self.name, command=error_query)
+
+        values, entry = self._exchange(command, exchange, release)
+        self.log.debug("read block of %d float32 (%s-endian)", values.size, "big" if big_endian else "little")
+        return values, entry
+
+    def _read_float32_payload(self, length: int, *, big_endian: bool,
+                              read_exact: Callable[[int], bytes]) -> np.ndarray:
+        """`length` payload bytes decoded piece by piece into one float64 array.
+
+        Why pieces with the termination character off: pyvisa-py ends a read at every LF byte when the
+        termination character is on (about one in 256 bytes of float data) and rescans its buffer each
+        time; off, a read returns its full count. Decoding each 64 KiB piece while it is still in cache
+        spares joining the block into one bytes object and a second pass to convert it (the float64
+        array is what every check and the meter use)."""
+        values = np.empty(length // 4, dtype=np.float64)
+        dtype = np.dtype(">f4" if big_endian else "<f4")
+        with self._termchar_off(), np.errstate(invalid="ignore"):  # a signalling NaN warns; range checks refuse it
+            done = 0
+            while done < length:
+                piece = read_exact(min(length - done, _READ_BYTES))
+                values[done // 4:(done + len(piece)) // 4] = np.frombuffer(piece, dtype=dtype)
+                done += len(piece)
+        return values
+
+    @contextmanager
+    def _termchar_off(self) -> Iterator[None]:
+        """VI_ATTR_TERMCHAR_EN off for a binary payload of known length, restored after (a backend that
+        lacks the attribute reads as before)."""
+        attribute = pyvisa.constants.ResourceAttribute.termchar_enabled
+        try:
+            was = self.resource.get_visa_attribute(attribute)
+            self.resource.set_visa_attribute(attribute, pyvisa.constants.VI_FALSE)
+        except (NotImplementedError, pyvisa.errors.Error, AttributeError):
+            yield
+            return
+        try:
+            yield
+        finally:
+            self.resource.set_visa_attribute(attribute, was)
+
+    def _name_blockless_reply(self, exc: InstrumentReplyError, message: str) -> None:
+        """The reply to `<query>;:SYST:ERR?` held no block: if what came is an error entry, raise it named
+        (the instrument refused the query) instead of "not a block"."""
+        seen = exc.reply or b""
+        if seen.startswith(b"#") or b"\n" in seen:
+            return  # a block of another shape, or the whole reply already seen: the original error stands
+        try:
+            rest = self.resource.read_raw()
+        except pyvisa.errors.Error:
+            return  # nothing more: the original error stands
+        text = seen + rest
+        try:
+            code, reason = parse_error_entry(text.decode("ascii", "replace"), resource=self.name)
+        except InstrumentReplyError:
+            return
+        raise reply_error(self.name, message, text, f"holds no block: the instrument queued {code:+d},"
+                          f'"{reason}" instead', "arm and wait for a completed acquisition before fetching; "
+                          "check that the capture settings were accepted") from exc
 
     def query_ascii_floats(self, command: str, *, expected_count: int | None = None,
                            release: str | None = None) -> np.ndarray:
@@ -270,11 +366,13 @@ class VisaLink:
         self._call("close", self.resource.close)
 
 
-def drain_errors(link: VisaLink, *, after: str, model: str, query: str = "SYST:ERR?") -> None:
-    """Read the error queue until it reports no error; raise ScpiError with every entry found."""
+def drain_errors(link: VisaLink, *, after: str, model: str, query: str = "SYST:ERR?",
+                 first: tuple[int, str] | None = None) -> None:
+    """Read the error queue until it reports no error; raise ScpiError with every entry found. `first`:
+    an entry already read (asked together with the last query), taken as the queue's first."""
     entries: list[str] = []
-    for _ in range(MAX_QUEUE_ENTRIES):
-        code, text = link.query_error(query)
+    for number in range(MAX_QUEUE_ENTRIES):
+        code, text = first if number == 0 and first is not None else link.query_error(query)
         if code == 0:
             break
         entries.append(f'{code:+d},"{text}"')

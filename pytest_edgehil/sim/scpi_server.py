@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 log = logging.getLogger("pytest_edgehil.sim.scpi_server")
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+# Replies shorter than this are joined with what follows them (the terminator, a compound reply's other
+# units) and sent in one segment; longer ones are sent as they are, not copied to append a byte.
+_JOIN_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -103,13 +106,14 @@ def parse_line(line: str) -> list[ScpiCommand]:
     return commands
 
 
-def _response_messages(replies: list[Reply]) -> list[Reply]:
+def _response_messages(replies: list[Reply]) -> list[Reply | list[bytes]]:
     """IEEE 488.2 8.4: the replies to the queries of one program message form one response message,
-    joined by `;` (`SENS:SWE:POIN?;TINT?` -> `10;+4.096E-05`). A staged (faulty) reply goes alone."""
+    joined by `;` (`SENS:SWE:POIN?;TINT?` -> `10;+4.096E-05`): returned as the list of its units, sent
+    one after another (a megabyte block is not copied to join it). A staged (faulty) reply goes alone."""
     sent: list[Reply] = [reply for reply in replies if reply is not None]
     if len(sent) > 1 and all(isinstance(reply, bytes) for reply in sent):
-        return [b";".join(reply for reply in sent if isinstance(reply, bytes))]
-    return sent
+        return [[reply for reply in sent if isinstance(reply, bytes)]]
+    return list(sent)
 
 
 class ScpiServer:
@@ -207,18 +211,37 @@ class ScpiServer:
         finally:
             lines.put(None)
 
-    def _send(self, client: socket.socket, reply: Reply) -> bool:
-        """Send one reply (False once the connection or the server is gone)."""
+    def _send(self, client: socket.socket, reply: Reply | list[bytes]) -> bool:
+        """Send one response message (False once the connection or the server is gone): a reply, or the
+        units of a compound one, which go `;`-separated; the LF terminator follows the last byte."""
         if reply is None:
             return True
-        parts = reply.parts if isinstance(reply, StagedReply) else ((0.0, reply),)
-        for k, (delay_s, data) in enumerate(parts):
-            if delay_s > 0 and self._closing.wait(delay_s):
+        if isinstance(reply, list):
+            parts = tuple(item for k, unit in enumerate(reply) for item in (((0.0, b";"),) if k else ()) + ((0.0, unit),))
+        else:
+            parts = reply.parts if isinstance(reply, StagedReply) else ((0.0, reply),)
+        pending = b""  # small pieces go out joined, in one segment; a large block is never copied
+        for delay_s, data in parts:
+            if delay_s > 0:
+                if pending and not self._sendall(client, pending):
+                    return False
+                pending = b""
+                if self._closing.wait(delay_s):
+                    return False
+            if len(data) < _JOIN_BYTES:
+                pending += data
+                continue
+            if (pending and not self._sendall(client, pending)) or not self._sendall(client, data):
                 return False
-            try:
-                client.sendall(data + (b"\n" if k == len(parts) - 1 else b""))
-            except OSError:
-                return False
+            pending = b""
+        return self._sendall(client, pending + b"\n")
+
+    @staticmethod
+    def _sendall(client: socket.socket, data: bytes | memoryview) -> bool:
+        try:
+            client.sendall(data)
+        except OSError:
+            return False
         return True
 
     def close(self) -> None:
