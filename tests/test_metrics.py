@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pytest_edgehil.errors import MeasurementError
 from pytest_edgehil.measure.metrics import (
     bootstrap_ci,
+    distinct_values,
     gaze_errors_cm,
     gaze_scores,
     quantization_gap_cm,
@@ -236,3 +237,50 @@ def test_pooled_segmentation_scores_equal_scikit_learn_on_every_pixel(quantized)
     assert scores.roc_auc == roc_auc_score(mask.reshape(-1), prob.reshape(-1))
     assert scores.binary_accuracy == accuracy_score(mask.reshape(-1), prob.reshape(-1) > 0.5)
     assert scores.pixels == prob.size
+
+
+def _assert_unique_equal(flat: np.ndarray) -> None:
+    values, inverse = distinct_values(flat)
+    expected_values, expected_inverse = np.unique(flat, return_inverse=True)
+    np.testing.assert_array_equal(values, expected_values)
+    np.testing.assert_array_equal(inverse, expected_inverse.reshape(-1))
+
+
+@pytest.mark.parametrize("scale, zero_point, dtype", [(1 / 256, -128, np.int8), (1 / 255, 0, np.uint8),
+                                                      (0.0123, 7, np.int8), (3e-5, 0, np.int16)])
+def test_distinct_values_of_a_dequantized_output_equal_numpy_unique(scale, zero_point, dtype):
+    # The grid fast path (the output of a quantized model): float32 dequantization as LiteRT does it,
+    # then float64, as infer_many hands it over.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    codes = rng.integers(info.min, int(info.max) + 1, size=200_000).astype(np.float32)
+    _assert_unique_equal(((codes - np.float32(zero_point)) * np.float32(scale)).astype(np.float64))
+
+
+@given(st.lists(st.integers(0, 255), min_size=1, max_size=400), st.integers(0, 2000),
+       st.sampled_from([0.0, 0.5, 1e-9, -0.25]))
+@settings(max_examples=150, deadline=None)
+def test_distinct_values_equal_numpy_unique_on_and_off_the_grid(codes, repeat, nudge):
+    # Grids with missing codes (the probe sees a coarser step), single values, and one element moved off
+    # the grid (by half a step, by a hair, or below the lowest value): all must come out as np.unique's.
+    grid = np.repeat(np.array(codes, dtype=np.float64) / 255.0, 1 + repeat // max(1, len(codes)))
+    grid[len(grid) // 2] += nudge / 255.0
+    _assert_unique_equal(grid)
+
+
+def test_distinct_values_of_continuous_floats_fall_back_to_the_sort():
+    rng = np.random.default_rng(5)
+    _assert_unique_equal(rng.random(50_000))
+    _assert_unique_equal(np.concatenate([np.arange(1000) / 7.0, [np.pi]]).repeat(20))
+
+
+@pytest.mark.parametrize("rare", [1, 5, 40, 300])
+def test_distinct_values_of_a_skewed_output_equal_numpy_unique(rare):
+    # A segmentation output is mostly one code (background) with rare codes between: the sample the grid
+    # is guessed from misses most of them, so the step guessed is too coarse until they are added.
+    rng = np.random.default_rng(rare)
+    codes = np.full(300_000, -128, dtype=np.int8)
+    where = rng.choice(codes.size, size=rare, replace=False)
+    codes[where] = rng.integers(-127, 128, size=rare)
+    codes[: 3000] = 127  # some foreground
+    _assert_unique_equal(((codes.astype(np.float32) + 128) * np.float32(1 / 256)).astype(np.float64))
