@@ -20,7 +20,14 @@ from pytest_edgehil.results.gate_stats import drift_of, drifts_past
 from pytest_edgehil.results.records import MetricRecord
 from pytest_edgehil.results.schema import RecordSchema
 from pytest_edgehil.results.session_stats import log_median, log_median_se, session_test, session_tests
-from pytest_edgehil.results.store import ResultRecord, ResultsWriter, RunInfo, load_results, results_from_json
+from pytest_edgehil.results.store import (
+    ResultRecord,
+    ResultsWriter,
+    RunInfo,
+    dump_document,
+    load_results,
+    results_from_json,
+)
 
 
 def samples(kind: int, n: int, level: float) -> list[float]:
@@ -143,3 +150,16 @@ def test_an_invalid_file_still_gets_the_validating_readers_message(tmp_path: Pat
 
     with pytest.raises(ConfigError, match=r"record #1: .*latency_ms .*is negative \(-2\)"):
         load_results(path)
+
+
+def test_a_results_document_is_the_same_json_with_one_record_per_line():
+    data = {"format": 3, "run": {"started_at": "2026-11-30T10:00:00Z", "tags": ["a", "é"]},
+            "records": [{"metric": "energy_mj", "value": 4.9, "samples": [4.8, 5.0], "context": {"k": None}},
+                        {"metric": "latency_ms", "value": 19.0, "samples": [], "context": {}}],
+            "traces": []}
+    text = dump_document(data)
+    assert json.loads(text) == data
+    lines = text.splitlines()
+    assert sum(line.startswith('{"metric"') for line in lines) == 2  # each record whole on its own line
+    with pytest.raises(ValueError):
+        dump_document({"records": [{"value": math.nan}]})

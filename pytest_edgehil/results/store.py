@@ -334,20 +334,38 @@ class ResultsWriter:
                 pass
 
     def _write(self, *, journal: bool) -> None:
-        data = self.results.to_json_dict()
+        data = _finite_or_null(self.results.to_json_dict())
         if journal:
             data["records"], data["traces"] = [], []  # they live in the journal until the run finishes
+        text = None
         for target in (self.path, self.latest):
             if target is None:
                 continue
             if journal:
                 data[JOURNAL_KEY] = os.path.relpath(self.journal_path, target.parent)
-            text = json.dumps(_finite_or_null(data), indent=1, allow_nan=False)
+                text = None  # the journal's path is relative to each file
+            text = text or dump_document(data)
             try:
                 write_atomically(target, text)  # the run's own file first: a crash in between loses nothing
             except OSError as exc:
                 raise ConfigError(f"--edgehil-save {target}: cannot write the results file: {exc.strerror}; "
                                   "check the directory exists and is writable") from exc
+
+
+def dump_document(data: dict[str, Any]) -> str:
+    """A results document as JSON text: each top-level key on its own line, each item of a top-level list
+    (a record, a trace) on its own line. Readable and diffable line by line, and written by the json
+    module's C encoder (an `indent` makes it fall back to the pure-Python one, 5-10x slower). Raises
+    ValueError for NaN or infinity (`_finite_or_null` first)."""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            body = ",\n".join(json.dumps(item, allow_nan=False) for item in value)
+            text = f"[\n{body}\n]" if value else "[]"
+        else:
+            text = json.dumps(value, allow_nan=False)
+        parts.append(f"{json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def prune_old_runs(directory: Path, keep: int, *, pattern: str = "2*.json") -> list[Path]:

@@ -247,6 +247,10 @@ class ScpiServer:
     def close(self) -> None:
         self._closing.set()
         if self._listener is not None:
+            try:  # wakes the accept loop at once (else it notices within its 0.1 s timeout)
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
         for client in self._clients:
             try:
