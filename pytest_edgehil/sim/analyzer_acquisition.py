@@ -13,6 +13,7 @@ drawing current. The command side (`analyzer_commands`) reads `data`, `status_na
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -188,10 +189,12 @@ class Digitizer:
             acquisition.voltage_step = (self.timeline.end_s, before_v, after_v)
             acquisition.voltage_event.set()
 
-    def wait(self, *, include_trigger: bool) -> None:
+    def wait(self, *, include_trigger: bool, timeout_s: float | None = None) -> None:
         """Block (outside the lock) until the capture is done; with `include_trigger` False, only
-        while it is measuring (`*WAI`, `*OPC?`: an untriggered capture is no pending operation)."""
-        while not self._closed.is_set():
+        while it is measuring (`*WAI`, `*OPC?`: an untriggered capture is no pending operation); at most
+        `timeout_s` if given."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._closed.is_set() and (deadline is None or time.monotonic() < deadline):
             with self._lock:
                 acquisition = self.current
                 if acquisition is None or not acquisition.pending or (

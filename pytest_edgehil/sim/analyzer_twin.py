@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["DIALECTS", "SCALAR_WINDOW_S", "AnalyzerFault", "AnalyzerTwin", "CapturePlan", "CaptureWindow",
            "TwinDialect", "mean_power_per_sample"]
 
+# How long a status query waits for a measuring capture's samples to be computed (see `_handle`).
+STATUS_SETTLE_S = 1.0
 GRACE_S = 0.05  # real seconds to wait for the device to record activity up to the window's end
 
 
@@ -179,6 +181,12 @@ class AnalyzerTwin:
                 self._digitizer.wait(include_trigger=True)
         elif key in ("*WAI", "*OPC") and (key == "*WAI" or command.is_query):
             self._digitizer.wait(include_trigger=False)
+        elif route is not None and route.kind == "status" and command.is_query:
+            # Asking for the status ends a measuring capture's virtual time (the host commands the device
+            # no more for it): the answer waits for the samples to be computed, as a real capture would
+            # have completed by the time its window had passed, instead of "measuring" for the host to
+            # poll again. A capture that takes longer still answers "measuring".
+            self._digitizer.wait(include_trigger=False, timeout_s=STATUS_SETTLE_S)
         with self._lock:
             self.commands.append(command.text)
             reply = self._commands.dispatch(command, key, route)
