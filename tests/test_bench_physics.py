@@ -244,7 +244,7 @@ def test_a_coarse_device_timer_is_refused_not_measured(tick_s, model):
 
 def test_the_device_tick_is_read_from_the_stamps():
     from pytest_edgehil.link.messages import StageTiming
-    from pytest_edgehil.measure.energy import device_tick_s
+    from pytest_edgehil.measure.device_windows import device_tick_s
 
     stamps = [StageTiming(19000.0 * i, 17900.0, 850.0, 250.0) for i in range(5)]
     assert device_tick_s(stamps) == pytest.approx(50e-6)  # every value a multiple of 50 µs
