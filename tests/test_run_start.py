@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_edgehil.errors import MeasurementError
-from pytest_edgehil.measure.run_start import LEAD_SAMPLES, run_start_s
+from pytest_edgehil.measure.run_start import LEAD_SAMPLES, record_noise_w, run_start_s
 
 DT = 2e-6
 IDLE_W, READOUT_W, INFERENCE_W = 0.05, 0.30, 0.60
@@ -81,3 +81,13 @@ def test_a_record_that_ends_inside_the_run_is_refused_not_placed() -> None:
 def test_a_record_too_short_to_tell_is_refused() -> None:
     with pytest.raises(MeasurementError, match="too short to find where the RUN starts"):
         run_start_s(np.arange(5) * DT, np.full(5, IDLE_W))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_noise_passed_in_gives_the_same_start_as_computed(seed: int) -> None:
+    t, p = record(300.3 * DT)
+    noisy = p + 0.01 * np.random.default_rng(seed).standard_normal(p.size)
+    noise = record_noise_w(noisy)
+    diffs = np.diff(noisy)  # the centred MAD of the first differences, one sample's sigma
+    assert noise == pytest.approx(1.4826 * np.median(np.abs(diffs - np.median(diffs))) / np.sqrt(2.0), rel=1e-12)
+    assert run_start_s(t, noisy, noise_w=noise) == run_start_s(t, noisy)  # bit for bit

@@ -28,38 +28,54 @@ _MIN_STEP_REL = 0.02
 _PERSIST_SAMPLES = 3
 
 
-def run_start_s(time_s: ArrayLike, power_w: ArrayLike) -> float:
+def record_noise_w(power_w: ArrayLike) -> float:
+    """Per-sample noise (W) of a record: the median absolute deviation of its first differences about their
+    median, scaled to a Gaussian sigma of one sample. Steps are rare, so they do not count.
+
+    What `run_start_s` and `run_envelope.run_end_s` measure a departure from idle against. It is centred on
+    the median difference, unlike `edge_locator.noise_w` (which the edge locator keeps): two medians over the
+    whole record (10-20 ms per million samples), so a caller with several checks on one record computes it
+    once and passes it to each.
+    """
+    diffs = np.diff(np.asarray(power_w, dtype=np.float64))
+    return 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / float(np.sqrt(2.0))
+
+
+def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None = None) -> float:
     """Trace time (s) of the first power step away from the idle level (read at the record's end)
     after the record has first settled there.
 
+    `noise_w`: the record's `record_noise_w`, when the caller has it (else computed here).
+
     Raises MeasurementError when the record never settles at idle, holds fewer than LEAD_SAMPLES idle
-    samples before the step (the device started before the record did), or holds no step at all (the
-    RUN is not in it).
+    samples before the step (the device started before the record did), or holds no step at all (the RUN
+    is not in it).
     """
     t = np.asarray(time_s, dtype=np.float64)
     p = np.asarray(power_w, dtype=np.float64)
     if p.size < LEAD_SAMPLES + _PERSIST_SAMPLES + 1:
         raise MeasurementError(f"a record of {p.size} samples is too short to find where the RUN starts")
-    noise_w = 1.4826 * float(np.median(np.abs(np.diff(p) - np.median(np.diff(p))))) / np.sqrt(2.0)
+    noise = record_noise_w(p) if noise_w is None else noise_w
     # The idle level from the record's end: the record runs past the RUN (the plan leaves a margin),
     # while its opening may still hold the tail of the previous command's activity settling.
     idle_w = float(np.median(p[-4 * LEAD_SAMPLES:]))
-    threshold_w = max(_MIN_STEP_SIGMAS * noise_w, _MIN_STEP_REL * float(np.max(np.abs(p))))
+    threshold_w = max(_MIN_STEP_SIGMAS * noise, _MIN_STEP_REL * float(np.max(np.abs(p))))
     away = np.abs(p - idle_w) > threshold_w
-    at_idle = np.flatnonzero(~away)
-    if at_idle.size == 0 or at_idle[0] + LEAD_SAMPLES > p.size:
+    first_idle = int(np.argmin(away))  # the first sample at idle (argmin stops at the first False)
+    if away[first_idle] or first_idle + LEAD_SAMPLES > p.size:
         raise MeasurementError(
             f"the record never settles at the idle level ({idle_w:.6g} W, from its end): the RUN's start cannot "
             "be told. Collect a longer record, or check that the supply path settles between commands")
-    first_idle = int(at_idle[0])
-    # Persistent departures only: a noise spike is one sample, a stage many.
-    run = np.convolve(away.astype(np.int64), np.ones(_PERSIST_SAMPLES, dtype=np.int64), "valid") == _PERSIST_SAMPLES
-    starts = np.flatnonzero(run[first_idle:]) + first_idle
-    if starts.size == 0:
+    # Persistent departures only: a noise spike is one sample, a stage many. run[j]: samples j to
+    # j + _PERSIST_SAMPLES - 1 all away (boolean ANDs: a convolution cost ~3 ms per million samples).
+    run = away[first_idle:p.size - _PERSIST_SAMPLES + 1].copy()
+    for lag in range(1, _PERSIST_SAMPLES):
+        run &= away[first_idle + lag:p.size - _PERSIST_SAMPLES + 1 + lag]
+    if not run.any():
         raise MeasurementError(
             f"the record ({t[-1] - t[0]:.4g} s) shows no power step away from the idle level "
             f"({idle_w:.6g} W): the RUN is not in it. Start the device after arming, or collect a longer record")
-    i = int(starts[0])
+    i = first_idle + int(np.argmax(run))
     if i - first_idle < LEAD_SAMPLES:
         raise MeasurementError(
             f"the record holds fewer than {LEAD_SAMPLES} idle samples before its first power step: the device "
