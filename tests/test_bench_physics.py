@@ -16,7 +16,7 @@ import pytest
 from pytest_edgehil.bench import Bench
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.config.lab import load_lab, simulated_lab
-from pytest_edgehil.errors import CannotResolve, ConfigError, WindowMisplaced
+from pytest_edgehil.errors import CannotResolve, ConfigError, SupplyPathTooSlow, WindowMisplaced
 from pytest_edgehil.measure.energy import energy_from_trace
 from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
 from pytest_edgehil.sim.bench_physics import BenchPhysics
@@ -201,6 +201,27 @@ def test_a_supply_path_too_slow_for_the_window_is_a_typed_refusal():
     seen_us = float(message.split("time constant of ≈ ")[1].split(" µs")[0])
     assert seen_us > 35.0  # the settling it names is the supply path's (fitted ≥ 0.7 τ)
     assert "stage-only loop" in excinfo.value.fix and "wider analyzer front end" in excinfo.value.fix
+
+
+@pytest.mark.parametrize(("physics", "tau_s"), [
+    ({"ideal": True, "decoupling_tau_s": 12.5e-6}, 12.5e-6),
+    ({"ideal": True, "front_end_bandwidth_hz": 5e3}, 1 / (2 * np.pi * 5e3)),
+])
+def test_a_slow_supply_path_on_the_ngm202_is_refused_naming_the_path_not_a_missing_run(physics, tau_s):
+    """FastLog has no trigger: the RUN is placed from its first power step. Behind a slow supply path the
+    record opens on the previous command's activity still decaying, and the RUN begins before it settles.
+    Refused (a path that slow beside Q-Segment's 0.23 ms inference cannot be measured to 1 %), but it used to
+    say "the RUN is not in it"; now it names the fitted time constant, what the stages need and the fix."""
+    with pytest.raises(SupplyPathTooSlow) as excinfo:
+        measure(physics, dialect="rs-ngm202")
+    refusal = excinfo.value
+    assert refusal.tau_s == pytest.approx(tau_s, rel=0.1)
+    # Q-Segment's shortest stage is its ≈ 0.23 ms inference: τ ≤ 0.23 ms / 22 ≈ 10.5 µs.
+    assert refusal.allowed_tau_s == pytest.approx(0.23e-3 / 22, rel=0.05) and refusal.allowed_tau_s < refusal.tau_s
+    message = str(refusal)
+    assert "not in it" not in message and "RUN is in the record" in message
+    assert f"τ ≈ {refusal.tau_s * 1e6:.3g} µs" in message and "inference" in message
+    assert "front end" in message and "decoupling" in message and "N6705C" in message
 
 
 def _refused_or_within(physics: dict, *, model: str, seed: int, rel: float = 0.01) -> str:

@@ -9,6 +9,11 @@ the level the record opens with. That instant is located to a fraction of a samp
 crossing of an integrated step), close enough for `trace_windows.locate_edges`, which then fits every
 edge's exact place and the clock ratio itself.
 
+A record that opens on the previous command's activity still decaying through a slow supply path (a
+12.5 µs decoupling RC, a 5 kHz front end) may not reach idle before the RUN begins: its start cannot be
+told, and the refusal names the path's time constant fitted from that decay (`SupplyPathTooSlow`), not
+a missing RUN.
+
 Pure functions on arrays; time in seconds, power in watts.
 """
 
@@ -17,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from pytest_edgehil.errors import MeasurementError
+from pytest_edgehil.errors import MeasurementError, SupplyPathTooSlow
+from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, opening_decay_tau_s
 
 # The opening level is read from this many samples at least (the idle lead before the RUN) ...
 LEAD_SAMPLES = 4
@@ -41,15 +47,19 @@ def record_noise_w(power_w: ArrayLike) -> float:
     return 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / float(np.sqrt(2.0))
 
 
-def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None = None) -> float:
+def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None = None,
+                shortest_stage: tuple[str, float] | None = None) -> float:
     """Trace time (s) of the first power step away from the idle level (read at the record's end)
     after the record has first settled there.
 
     `noise_w`: the record's `record_noise_w`, when the caller has it (else computed here).
+    `shortest_stage`: (name, seconds) of the RUN's shortest stage, to say in a SupplyPathTooSlow what a
+    supply path must allow.
 
-    Raises MeasurementError when the record never settles at idle, holds fewer than LEAD_SAMPLES idle
-    samples before the step (the device started before the record did), or holds no step at all (the RUN
-    is not in it).
+    Raises SupplyPathTooSlow when the record opens on a first-order decay that had not settled at idle
+    when the RUN began (its fitted time constant named); MeasurementError when the record never settles at
+    idle, holds fewer than LEAD_SAMPLES idle samples before the step (the device started before the record
+    did), or holds no step at all (the RUN is not in it).
     """
     t = np.asarray(time_s, dtype=np.float64)
     p = np.asarray(power_w, dtype=np.float64)
@@ -72,11 +82,13 @@ def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None 
     for lag in range(1, _PERSIST_SAMPLES):
         run &= away[first_idle + lag:p.size - _PERSIST_SAMPLES + 1 + lag]
     if not run.any():
+        _refuse_slow_opening(t, p, idle_w, threshold_w, first_idle, None, shortest_stage)
         raise MeasurementError(
             f"the record ({t[-1] - t[0]:.4g} s) shows no power step away from the idle level "
             f"({idle_w:.6g} W): the RUN is not in it. Start the device after arming, or collect a longer record")
     i = first_idle + int(np.argmax(run))
     if i - first_idle < LEAD_SAMPLES:
+        _refuse_slow_opening(t, p, idle_w, threshold_w, first_idle, i, shortest_stage)
         raise MeasurementError(
             f"the record holds fewer than {LEAD_SAMPLES} idle samples before its first power step: the device "
             "was already active when it started, so the RUN's start cannot be told. Arm the analyzer with the "
@@ -92,3 +104,51 @@ def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None 
     if k + 1 >= p.size or p[k + 1] == p[k]:
         return float(t[i])
     return float(t[k] + (half_w - p[k]) / (p[k + 1] - p[k]) * (t[k + 1] - t[k]))
+
+
+def _refuse_slow_opening(t: np.ndarray, p: np.ndarray, idle_w: float, threshold_w: float, first_idle: int,
+                         run_index: int | None, shortest_stage: tuple[str, float] | None) -> None:
+    """Raise SupplyPathTooSlow when the record opens on a first-order decay toward idle that was still
+    under way when the RUN began, so the RUN's start is lost in it; nothing otherwise.
+
+    `first_idle`: the first sample at idle; `run_index`: the first step after it, found too soon after it
+    (None: no step follows, so the RUN can only be inside the opening: the power rose again after the
+    decay's fall, before reaching idle)."""
+    decay = opening_decay_tau_s(t, p, idle_w, threshold_w)
+    if decay is None:
+        return
+    tau_s, fitted = decay
+    if run_index is None:
+        departure = np.abs(p[fitted:max(first_idle, fitted + 1)] - idle_w)
+        rose = np.flatnonzero(departure > departure[0] + threshold_w)
+        if rose.size == 0:
+            return  # the decay settled and nothing followed: the RUN is not in the record
+        run_index = fitted + int(rose[0])
+    began_s = float(t[run_index] - t[0])
+    tau_us = tau_s * 1e6
+    message = (
+        f"cannot tell where the RUN starts: the record opens on a first-order decay toward the idle level "
+        f"({idle_w:.6g} W, from its end), τ ≈ {tau_us:.3g} µs fitted to its first {fitted} samples, still "
+        f"settling when the RUN began {began_s * 1e6:.4g} µs in. The RUN is in the record; the supply path "
+        f"between analyzer and load (board decoupling RC, or the analyzer's analog front end: τ ≈ {tau_us:.3g} µs "
+        f"is a {_bandwidth_hz(tau_s) / 1e3:.3g} kHz first-order low-pass) drains the previous activity that "
+        f"slowly. That path allows stages of ≥ {SETTLE_STAGE_TAUS:g} τ ≈ {SETTLE_STAGE_TAUS * tau_us:.3g} µs")
+    allowed_s: float | None = None
+    if shortest_stage is not None:
+        name, stage_s = shortest_stage
+        allowed_s = stage_s / SETTLE_STAGE_TAUS
+        message += (f"; this RUN's shortest stage ({name}, {stage_s * 1e6:.4g} µs) needs τ ≤ {allowed_s * 1e6:.3g} µs "
+                    f"(a front end of ≥ {_bandwidth_hz(allowed_s) / 1e3:.3g} kHz)")
+    if allowed_s is None or tau_s > allowed_s:
+        message += (". Use a faster analyzer front end (the N6705C/N678xA digitizer, trigger line wired), a smaller "
+                    "board decoupling capacitance, or a sense point at the load side")
+    else:
+        message += (f". The path is fast enough for these stages, but the RUN began before the opening settled "
+                    f"(≈ {SETTLE_COVER:g} τ = {SETTLE_COVER * tau_us:.3g} µs): arm the analyzer longer before the RUN, or use a triggered "
+                    "analyzer (the N6705C/N678xA, trigger line wired)")
+    raise SupplyPathTooSlow(message, tau_s=tau_s, allowed_tau_s=allowed_s)
+
+
+def _bandwidth_hz(tau_s: float) -> float:
+    """-3 dB bandwidth (Hz) of a first-order low-pass of time constant `tau_s`."""
+    return 1.0 / (2.0 * np.pi * tau_s)
