@@ -224,6 +224,20 @@ def test_a_slow_supply_path_on_the_ngm202_is_refused_naming_the_path_not_a_missi
     assert "front end" in message and "decoupling" in message and "N6705C" in message
 
 
+def test_the_energy_tests_skip_with_the_slow_path_refusal_as_their_reason(edgehil_project):
+    """As a window the N6705C's trace cannot resolve skips (CannotResolve), so does the NGM202's record whose
+    RUN start a slow supply path hides: a refusal of what the data can give, not an error of the bench."""
+    lab = edgehil_project.makefile(".toml", lab='[physics]\nideal = true\ndecoupling_tau_s = 12.5e-6\n'
+                                   '[devices.imx500]\nkind = "imx500"\nsimulated = true\ntwin_analyzer = "rs-ngm202"\n')
+    edgehil_project.makepyfile(test_refused="import pytest\n\n"
+                               "@pytest.mark.edgehil_metrics('end_to_end_mj', unbudgeted=True)\n"
+                               "def test_end_to_end_energy(edgehil_energy):\n    pass\n")
+    result = edgehil_project.runpytest_subprocess("--device=imx500", f"--lab={lab}", "-p", "no:cacheprovider", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("skipped", 0) >= 1 and not {"passed", "failed", "errors", "error"} & set(outcomes), outcomes
+    result.stdout.fnmatch_lines(["*refused by the meter: cannot tell where the RUN starts*τ ≈*"])
+
+
 def _refused_or_within(physics: dict, *, model: str, seed: int, rel: float = 0.01) -> str:
     """'refused' when the meter refuses the inference windows (CannotResolve, or `inference_refusal`),
     else asserts every inference energy within `rel` of the truth and says 'measured'."""
