@@ -26,10 +26,23 @@ def trace():
     rng = np.random.default_rng(0)
     time_s = (np.arange(SAMPLES) - 4000) * DT_S
     period_s, readout_s, inference_s, retrieval_s = 0.0184, 0.0179, 0.23e-3, 0.24e-3
-    # The sample clock is not aligned to the trigger: stage edges fall 0.37 of a sample off the grid.
-    phase_s = np.mod(time_s + 0.37 * DT_S + readout_s, period_s)
-    power_w = np.where(phase_s < readout_s, 0.265,
-                       np.where(phase_s < readout_s + inference_s, 0.0685, 0.265))
+    # The sample clock is not aligned to the trigger: stage edges fall 0.37 of a sample off the grid. Each
+    # sample is the mean power over its own interval (an integrating digitizer: a point-sampled trace has its
+    # 0.23 ms windows refused, point_sampling), from the pattern's exact cumulative energy. Idle before the
+    # first readout and after the last retrieval: the RUN the timings describe, as a capture holds it (the
+    # meter checks the clock map against the RUN's envelope, its first step out of idle and its last back).
+    idle_w, run_s = 0.012, WINDOWS * period_s
+    knots_s = np.array([0.0, readout_s, readout_s + inference_s, period_s])
+    knots_j = np.concatenate([[0.0], np.cumsum(np.diff(knots_s) * np.array([0.265, 0.0685, 0.265]))])
+
+    def cumulative_j(u_s: np.ndarray) -> np.ndarray:  # energy since the first readout's start
+        k = np.clip(np.floor(u_s / period_s), 0, WINDOWS - 1)
+        inside = k * knots_j[-1] + np.interp(u_s - k * period_s, knots_s, knots_j)
+        return np.where(u_s < 0, idle_w * u_s,
+                        np.where(u_s >= run_s, WINDOWS * knots_j[-1] + idle_w * (u_s - run_s), inside))
+
+    bounds_s = (np.arange(SAMPLES + 1) - 4000 - 0.5) * DT_S + 0.37 * DT_S + readout_s
+    power_w = np.diff(cumulative_j(bounds_s)) / DT_S
     power_w += rng.normal(0.0, 0.002, SAMPLES)
     starts_us = np.arange(WINDOWS) * period_s * 1e6
     timings = [StageTiming(s, readout_s * 1e6, inference_s * 1e6, retrieval_s * 1e6) for s in starts_us]

@@ -136,6 +136,18 @@ class WindowMisplaced(MeasurementError):
     """A window placed from the device's timings disagrees with the edges the trace itself shows."""
 
 
+class SupplyPathTooSlow(MeasurementError):
+    """The supply path between analyzer and load (board decoupling RC, the analyzer's analog front end)
+    settles too slowly for the trace to show what the meter needs (e.g. where a trigger-less record's RUN
+    starts). `tau_s` is its first-order time constant as fitted from the trace (s); `allowed_tau_s` the
+    largest the RUN's stages allow (s), None when the stages were not known."""
+
+    def __init__(self, message: str, *, tau_s: float, allowed_tau_s: float | None = None) -> None:
+        super().__init__(message)
+        self.tau_s = tau_s
+        self.allowed_tau_s = allowed_tau_s
+
+
 class DatasetError(EdgeHILError):
     """A dataset is missing or does not follow its documented layout."""
 

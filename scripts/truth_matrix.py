@@ -19,7 +19,7 @@ import numpy as np
 from pytest_edgehil.bench import Bench
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.config.lab import simulated_lab
-from pytest_edgehil.errors import CannotResolve, MeasurementError, StreamGap
+from pytest_edgehil.errors import CannotResolve, MeasurementError, StreamGap, SupplyPathTooSlow
 from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
 
 MODELS = Path(__file__).resolve().parent.parent / "fixtures" / "models"
@@ -47,6 +47,8 @@ WINDOWS = [("0.23 ms", "qsegment", "inference"), ("0.86 ms", "tinytracker", "inf
 
 def _short(e: MeasurementError) -> str:
     text = str(e)
+    if isinstance(e, SupplyPathTooSlow):
+        return f"refused: supply path τ ≈ {e.tau_s * 1e6:.3g} µs hides the RUN's start"
     if "settles with a time constant" in text:
         return "refused: edge settling " + text.split("constant of ")[1].split(" (")[0]
     if "shows in the trace at" in text:

@@ -16,7 +16,7 @@ import pytest
 from pytest_edgehil.bench import Bench
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.config.lab import load_lab, simulated_lab
-from pytest_edgehil.errors import CannotResolve, ConfigError, WindowMisplaced
+from pytest_edgehil.errors import CannotResolve, ConfigError, SupplyPathTooSlow, WindowMisplaced
 from pytest_edgehil.measure.energy import energy_from_trace
 from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
 from pytest_edgehil.sim.bench_physics import BenchPhysics
@@ -203,6 +203,41 @@ def test_a_supply_path_too_slow_for_the_window_is_a_typed_refusal():
     assert "stage-only loop" in excinfo.value.fix and "wider analyzer front end" in excinfo.value.fix
 
 
+@pytest.mark.parametrize(("physics", "tau_s"), [
+    ({"ideal": True, "decoupling_tau_s": 12.5e-6}, 12.5e-6),
+    ({"ideal": True, "front_end_bandwidth_hz": 5e3}, 1 / (2 * np.pi * 5e3)),
+])
+def test_a_slow_supply_path_on_the_ngm202_is_refused_naming_the_path_not_a_missing_run(physics, tau_s):
+    """FastLog has no trigger: the RUN is placed from its first power step. Behind a slow supply path the
+    record opens on the previous command's activity still decaying, and the RUN begins before it settles.
+    Refused (a path that slow beside Q-Segment's 0.23 ms inference cannot be measured to 1 %), but it used to
+    say "the RUN is not in it"; now it names the fitted time constant, what the stages need and the fix."""
+    with pytest.raises(SupplyPathTooSlow) as excinfo:
+        measure(physics, dialect="rs-ngm202")
+    refusal = excinfo.value
+    assert refusal.tau_s == pytest.approx(tau_s, rel=0.1)
+    # Q-Segment's shortest stage is its ≈ 0.23 ms inference: τ ≤ 0.23 ms / 22 ≈ 10.5 µs.
+    assert refusal.allowed_tau_s == pytest.approx(0.23e-3 / 22, rel=0.05) and refusal.allowed_tau_s < refusal.tau_s
+    message = str(refusal)
+    assert "not in it" not in message and "RUN is in the record" in message
+    assert f"τ ≈ {refusal.tau_s * 1e6:.3g} µs" in message and "inference" in message
+    assert "front end" in message and "decoupling" in message and "N6705C" in message
+
+
+def test_the_energy_tests_skip_with_the_slow_path_refusal_as_their_reason(edgehil_project):
+    """As a window the N6705C's trace cannot resolve skips (CannotResolve), so does the NGM202's record whose
+    RUN start a slow supply path hides: a refusal of what the data can give, not an error of the bench."""
+    lab = edgehil_project.makefile(".toml", lab='[physics]\nideal = true\ndecoupling_tau_s = 12.5e-6\n'
+                                   '[devices.imx500]\nkind = "imx500"\nsimulated = true\ntwin_analyzer = "rs-ngm202"\n')
+    edgehil_project.makepyfile(test_refused="import pytest\n\n"
+                               "@pytest.mark.edgehil_metrics('end_to_end_mj', unbudgeted=True)\n"
+                               "def test_end_to_end_energy(edgehil_energy):\n    pass\n")
+    result = edgehil_project.runpytest_subprocess("--device=imx500", f"--lab={lab}", "-p", "no:cacheprovider", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("skipped", 0) >= 1 and not {"passed", "failed", "errors", "error"} & set(outcomes), outcomes
+    result.stdout.fnmatch_lines(["*refused by the meter: cannot tell where the RUN starts*τ ≈*"])
+
+
 def _refused_or_within(physics: dict, *, model: str, seed: int, rel: float = 0.01) -> str:
     """'refused' when the meter refuses the inference windows (CannotResolve, or `inference_refusal`),
     else asserts every inference energy within `rel` of the truth and says 'measured'."""
@@ -244,7 +279,7 @@ def test_a_coarse_device_timer_is_refused_not_measured(tick_s, model):
 
 def test_the_device_tick_is_read_from_the_stamps():
     from pytest_edgehil.link.messages import StageTiming
-    from pytest_edgehil.measure.energy import device_tick_s
+    from pytest_edgehil.measure.device_windows import device_tick_s
 
     stamps = [StageTiming(19000.0 * i, 17900.0, 850.0, 250.0) for i in range(5)]
     assert device_tick_s(stamps) == pytest.approx(50e-6)  # every value a multiple of 50 µs

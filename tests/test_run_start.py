@@ -7,14 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgehil.errors import MeasurementError
-from pytest_edgehil.measure.run_start import LEAD_SAMPLES, run_start_s
+from pytest_edgehil.errors import MeasurementError, SupplyPathTooSlow
+from pytest_edgehil.measure.run_start import LEAD_SAMPLES, record_noise_w, run_start_s
+from pytest_edgehil.measure.settling import SETTLE_STAGE_TAUS
 
 DT = 2e-6
 IDLE_W, READOUT_W, INFERENCE_W = 0.05, 0.30, 0.60
 
 
-def record(step_s: float, *, points: int = 2000, end_active_s: float = 2.5e-3, opening_w: float | None = None):
+def record(step_s: float, *, points: int = 2000, end_active_s: float = 2.5e-3, opening_w: float | None = None,
+           decay: tuple[float, float] | None = None):
     """Interval-mean samples of idle → readout (from `step_s`) → inference → idle (from `end_active_s`);
     sample i covers [i·DT, (i+1)·DT] and is stamped at its start (the trace's time axis)."""
     edges_s = np.arange(points + 1) * DT
@@ -29,6 +31,9 @@ def record(step_s: float, *, points: int = 2000, end_active_s: float = 2.5e-3, o
     power_w = np.diff(energy(edges_s)) / DT
     if opening_w is not None:  # the previous command's activity still settling at the record's start
         power_w[:LEAD_SAMPLES + 2] = opening_w
+    if decay is not None:  # (amplitude W, τ s): that activity draining through a first-order supply path
+        amplitude_w, tau_s = decay
+        power_w += amplitude_w * tau_s / DT * -np.diff(np.exp(-edges_s / tau_s))
     return edges_s[:-1], power_w
 
 
@@ -81,3 +86,67 @@ def test_a_record_that_ends_inside_the_run_is_refused_not_placed() -> None:
 def test_a_record_too_short_to_tell_is_refused() -> None:
     with pytest.raises(MeasurementError, match="too short to find where the RUN starts"):
         run_start_s(np.arange(5) * DT, np.full(5, IDLE_W))
+
+
+# A 12.5 µs RC and a 5 kHz front end (τ 31.8 µs) with the RUN 30 µs in: the opening never reaches idle
+# before it; a 10 µs RC with the RUN 40 µs in reaches idle one sample before the step (fewer than
+# LEAD_SAMPLES idle samples). Either way the RUN is in the record and the supply path hides its start.
+SLOW_OPENINGS = [(12.5e-6, 30e-6), (1 / (2 * np.pi * 5e3), 30e-6), (10e-6, 40e-6)]
+
+
+@pytest.mark.parametrize(("tau_s", "run_at_s"), SLOW_OPENINGS)
+def test_a_slow_opening_that_hides_the_run_start_names_the_supply_path(tau_s: float, run_at_s: float) -> None:
+    t, p = record(run_at_s, decay=(0.5, tau_s))
+    with pytest.raises(SupplyPathTooSlow) as excinfo:
+        run_start_s(t, p)
+    # The opening's samples are exact interval means of the decay: the fit recovers τ itself.
+    assert excinfo.value.tau_s == pytest.approx(tau_s, rel=1e-3)
+    assert excinfo.value.allowed_tau_s is None
+    message = str(excinfo.value)
+    assert "RUN is in the record" in message and "not in it" not in message
+    assert f"τ ≈ {tau_s * 1e6:.3g} µs" in message and f"{1 / (2 * np.pi * tau_s) / 1e3:.3g} kHz" in message
+    assert "decoupling" in message and "front end" in message and "N6705C" in message
+
+
+def test_a_slow_opening_is_named_through_noise() -> None:
+    t, p = record(30e-6, decay=(0.5, 12.5e-6))
+    noisy = p + 2e-4 * np.random.default_rng(5).standard_normal(p.size)
+    with pytest.raises(SupplyPathTooSlow) as excinfo:
+        run_start_s(t, noisy)
+    assert excinfo.value.tau_s == pytest.approx(12.5e-6, rel=0.05)
+
+
+def test_the_slow_path_refusal_says_what_the_runs_stages_allow() -> None:
+    t, p = record(30e-6, decay=(0.5, 12.5e-6))
+    with pytest.raises(SupplyPathTooSlow) as excinfo:  # Q-Segment's 0.23 ms inference: τ ≤ 10.5 µs
+        run_start_s(t, p, shortest_stage=("inference", 230e-6))
+    assert excinfo.value.allowed_tau_s == pytest.approx(230e-6 / SETTLE_STAGE_TAUS)
+    assert f"needs τ ≤ {230e-6 / SETTLE_STAGE_TAUS * 1e6:.3g} µs" in str(excinfo.value)
+    assert "faster analyzer front end" in str(excinfo.value)
+    with pytest.raises(SupplyPathTooSlow) as excinfo:  # a 1 ms stage allows 45 µs: the RUN simply came early
+        run_start_s(t, p, shortest_stage=("retrieval", 1e-3))
+    assert "fast enough for these stages" in str(excinfo.value) and "arm the analyzer longer" in str(excinfo.value)
+
+
+def test_a_decay_that_settles_before_the_run_still_finds_its_start() -> None:
+    step_s = 200.5 * DT
+    t, p = record(step_s, decay=(0.5, 3e-6))
+    assert run_start_s(t, p) == pytest.approx(step_s - DT / 2, abs=0.05 * DT)
+
+
+def test_a_decay_with_no_run_after_it_is_not_called_a_slow_path() -> None:
+    t = np.arange(500) * DT
+    decaying = IDLE_W + 0.5 * 12.5e-6 / DT * -np.diff(np.exp(-np.arange(501) * DT / 12.5e-6))
+    with pytest.raises(MeasurementError, match="the RUN is not in it") as excinfo:
+        run_start_s(t, decaying)
+    assert not isinstance(excinfo.value, SupplyPathTooSlow)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_noise_passed_in_gives_the_same_start_as_computed(seed: int) -> None:
+    t, p = record(300.3 * DT)
+    noisy = p + 0.01 * np.random.default_rng(seed).standard_normal(p.size)
+    noise = record_noise_w(noisy)
+    diffs = np.diff(noisy)  # the centred MAD of the first differences, one sample's sigma
+    assert noise == pytest.approx(1.4826 * np.median(np.abs(diffs - np.median(diffs))) / np.sqrt(2.0), rel=1e-12)
+    assert run_start_s(t, noisy, noise_w=noise) == run_start_s(t, noisy)  # bit for bit

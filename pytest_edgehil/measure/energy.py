@@ -31,6 +31,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError
+from pytest_edgehil.measure.device_windows import (
+    device_tick_s,
+    end_to_end_windows_s,
+    inference_windows_s,
+    stage_windows_s,
+)
 from pytest_edgehil.measure.point_sampling import (
     POINT_ERROR_REL,
     point_sampling_refusal,
@@ -39,6 +45,11 @@ from pytest_edgehil.measure.point_sampling import (
 from pytest_edgehil.measure.run_envelope import check_clock_within, check_map_against_envelope
 from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, edge_index, locate_edges, window_energies
 from pytest_edgehil.measure.uncertainty_refusal import uncertainty_refusal
+
+# The device's windows (device_windows) stay importable from here, where callers have long found them.
+__all__ = ["RESOLVE_FIX", "EnergySamples", "active_window_s", "device_tick_s", "end_to_end_windows_s",
+           "energy_from_trace", "inference_windows_s", "mean_power_w", "power_from_current_voltage_w",
+           "run_energy_from_trace", "stage_windows_s", "trace_sample_interval_s"]
 
 # Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
 _EDGE_TOLERANCE_SAMPLES = 1e-6
@@ -124,43 +135,6 @@ def mean_power_w(energy_j: ArrayLike, window_s: ArrayLike) -> np.ndarray | float
     """Mean power over a window: energy divided by its length (element-wise for arrays)."""
     result = np.asarray(energy_j, dtype=np.float64) / np.asarray(window_s, dtype=np.float64)
     return float(result) if result.ndim == 0 else result
-
-
-# --------------------------------------------------------------------------------- device windows
-
-def _timing_columns_us(timings: Iterable[Any]) -> np.ndarray:
-    rows = [(t.start_us, t.readout_us, t.inference_us, t.retrieval_us) for t in timings]
-    return np.array(rows, dtype=np.float64).reshape(-1, 4)
-
-
-def device_tick_s(timings: Iterable[Any]) -> float:
-    """The device timer's tick (s) as its reported stage times show it: the largest step every start and
-    stage duration is a whole multiple of (to the nanosecond). A 1 µs timer gives 1e-6; a coarse one, say
-    100 µs, 1e-4: an edge the trace does not show is then only known to within that much."""
-    values = np.rint(np.abs(_timing_columns_us(timings)).reshape(-1) * 1000.0).astype(np.int64)
-    values = values[values > 0]
-    return float(np.gcd.reduce(values)) * 1e-9 if values.size else 0.0
-
-
-def inference_windows_s(timings: Iterable[Any]) -> np.ndarray:
-    """(n, 2) windows [start, start + inference] in seconds on the trace's time axis, one per inference."""
-    start, _readout, inference, _retrieval = _timing_columns_us(timings).T
-    return np.stack([start, start + inference], axis=1) * 1e-6
-
-
-def end_to_end_windows_s(timings: Iterable[Any]) -> np.ndarray:
-    """(n, 2) windows [start − readout, start + inference + retrieval] in seconds, one per inference."""
-    start, readout, inference, retrieval = _timing_columns_us(timings).T
-    return np.stack([start - readout, start + inference + retrieval], axis=1) * 1e-6
-
-
-def stage_windows_s(timings: Iterable[Any]) -> dict[str, np.ndarray]:
-    """{"readout", "inference", "retrieval"}: (n, 2) windows in seconds on the trace's time axis, one per
-    inference; readout ends at the trigger edge (`start`), retrieval follows the inference."""
-    start, readout, inference, retrieval = _timing_columns_us(timings).T * 1e-6
-    return {"readout": np.stack([start - readout, start], axis=1),
-            "inference": np.stack([start, start + inference], axis=1),
-            "retrieval": np.stack([start + inference, start + inference + retrieval], axis=1)}
 
 
 # ------------------------------------------------------------------------ latency from the trace

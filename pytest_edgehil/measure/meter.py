@@ -234,9 +234,13 @@ def _placed_in_stream(time_s: np.ndarray, power_w: np.ndarray, first: StageTimin
     trigger (its first readout's end, found from the trace's first power step), cut to the `pre` samples
     before it and the run after it, so the window estimators see what a triggered capture holds (the
     stream's extra start-latency margin, idle, would otherwise weigh on the trace's noise estimate).
-    MeasurementError (run_start) when the stream does not show where the RUN starts."""
+    MeasurementError (run_start) when the stream does not show where the RUN starts; SupplyPathTooSlow
+    when a slow supply path hides it (naming what this RUN's shortest stage allows)."""
     dt_s = float(time_s[1] - time_s[0])
-    trigger_s = run_start_s(time_s, power_w) + first.readout_us * 1e-6
+    stages_us = {"readout": first.readout_us, "inference": first.inference_us, "retrieval": first.retrieval_us}
+    shortest = min(stages_us, key=stages_us.__getitem__)
+    trigger_s = run_start_s(time_s, power_w, shortest_stage=(shortest, stages_us[shortest] * 1e-6)) \
+        + first.readout_us * 1e-6
     k0 = max(0, int(np.rint((trigger_s - time_s[0]) / dt_s)) - pre)
     keep = points - int(np.rint(analyzer.start_latency_s / dt_s))
     return time_s[k0:k0 + keep] - trigger_s, power_w[k0:k0 + keep]

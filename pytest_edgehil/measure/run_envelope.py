@@ -16,21 +16,21 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
-from pytest_edgehil.measure.run_start import run_start_s
+from pytest_edgehil.measure.run_start import record_noise_w, run_start_s
 
 
-def run_end_s(time_s: np.ndarray, power_w: np.ndarray) -> float | None:
+def run_end_s(time_s: np.ndarray, power_w: np.ndarray, *, noise_w: float | None = None) -> float | None:
     """Trace time (s) of the last step back to the idle level the record ends at (the last retrieval's end),
     to a fraction of a sample (half-level crossing); None when the record does not end at idle after at
-    least 3 samples away from it."""
+    least 3 samples away from it. `noise_w`: the record's `run_start.record_noise_w`, when the caller has
+    it (else computed here)."""
     p = np.asarray(power_w, dtype=np.float64)
     t = np.asarray(time_s, dtype=np.float64)
     if p.size < 32:
         return None
     idle_w = float(np.median(p[-16:]))
-    diffs = np.diff(p)
-    noise_w = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / np.sqrt(2.0)
-    threshold_w = max(8.0 * noise_w, 0.02 * float(np.max(np.abs(p))))
+    noise = record_noise_w(p) if noise_w is None else noise_w
+    threshold_w = max(8.0 * noise, 0.02 * float(np.max(np.abs(p))))
     away = np.flatnonzero(np.abs(p - idle_w) > threshold_w)
     if away.size < 3 or away[-1] >= p.size - 16:
         return None  # no activity, or the record ends before it has settled back at idle
@@ -47,16 +47,22 @@ def run_end_s(time_s: np.ndarray, power_w: np.ndarray) -> float | None:
     return float(t[k] + (half_w - p[k]) / (p[k + 1] - p[k]) * (t[k + 1] - t[k]))
 
 
-def envelope_ratio(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float) -> tuple[float, float] | None:
+def envelope_ratio(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, *,
+                   noise_w: float | None = None) -> tuple[float, float] | None:
     """(trace span / device span of the RUN, its uncertainty) from the first step out of idle and the last
-    step back to it; None when the record does not show both (no idle lead or tail, no step)."""
+    step back to it; None when the record does not show both (no idle lead or tail, no step).
+
+    `noise_w`: the record's `run_start.record_noise_w` when the caller has it; else it is computed once
+    here for both ends (two medians over the whole record: 10-20 ms per million samples).
+    """
     if device_span_s <= 0 or time_s.size < 2:
         return None
+    noise = record_noise_w(power_w) if noise_w is None else noise_w
     try:
-        start_s = run_start_s(time_s, power_w)
+        start_s = run_start_s(time_s, power_w, noise_w=noise)
     except MeasurementError:
         return None
-    end_s = run_end_s(time_s, power_w)
+    end_s = run_end_s(time_s, power_w, noise_w=noise)
     if end_s is None:
         return None
     dt = float(time_s[1] - time_s[0])
@@ -64,10 +70,11 @@ def envelope_ratio(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float
 
 
 def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, tolerance: float,
-                       *, run: str = "the RUN") -> None:
+                       *, run: str = "the RUN", noise_w: float | None = None) -> None:
     """Raise WindowMisplaced when the RUN's envelope shows the device's clock further off the analyzer's
-    than `tolerance` (the drift the unpinned windows were bounded by); nothing when it cannot tell."""
-    found = envelope_ratio(time_s, power_w, device_span_s)
+    than `tolerance` (the drift the unpinned windows were bounded by); nothing when it cannot tell.
+    `noise_w`: as for `envelope_ratio`."""
+    found = envelope_ratio(time_s, power_w, device_span_s, noise_w=noise_w)
     if found is None:
         return
     ratio, ratio_u = found
@@ -82,13 +89,13 @@ def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: f
 
 
 def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, ratio: float,
-                               ratio_u: float, *, run: str = "the RUN") -> None:
+                               ratio_u: float, *, run: str = "the RUN", noise_w: float | None = None) -> None:
     """Raise WindowMisplaced when the clock map's `ratio` (fitted to located edges) disagrees with the ratio
     the RUN's envelope shows: its first step out of idle and its last step back (`run_end_s`) over the
     device's own span. A map fitted to mismatched edges (a clock past the locator's 0.5 % search: a 0.8 %
     fast board pinned 0.9954 against the true 0.9921, and the last end-to-end window came out −2.6 %) is
-    caught here. Nothing when the record does not show both ends."""
-    found = envelope_ratio(time_s, power_w, device_span_s)
+    caught here. Nothing when the record does not show both ends. `noise_w`: as for `envelope_ratio`."""
+    found = envelope_ratio(time_s, power_w, device_span_s, noise_w=noise_w)
     if found is None:
         return
     envelope, envelope_u = found

@@ -128,3 +128,39 @@ def settling_tau_s(p: np.ndarray, bounds: np.ndarray, centroid_s: float, next_ed
     if tau <= 2 * float(x[-1]) and start >= _SETTLE_MIN_AMPLITUDE:
         return tau
     return float("nan")
+
+
+# An opening decay is read from this many falling samples at least.
+_OPENING_MIN_SAMPLES = 3
+
+
+def opening_decay_tau_s(time_s: np.ndarray, power_w: np.ndarray, idle_w: float,
+                        threshold_w: float) -> tuple[float, int] | None:
+    """(time constant s, index of the decay's last falling sample) when a record opens on a first-order
+    decay toward `idle_w`: the previous activity draining through the supply path. None when it opens
+    within `threshold_w` of idle, or on a level that does not fall by more than `threshold_w` over at
+    least _OPENING_MIN_SAMPLES samples.
+
+    Sample 0 is skipped (it may straddle the end of that activity); the fall runs from sample 1 while
+    each sample is nearer idle than the one before and still more than `threshold_w` from it. Its distance
+    from idle is fitted as A·exp(−t/τ) by least squares on the logarithm, weighted by the distance (the
+    log of a sample d above idle with noise σ errs by σ/d).
+    """
+    p = np.asarray(power_w, dtype=np.float64)
+    if p.size < _OPENING_MIN_SAMPLES + 2:
+        return None
+    sign = 1.0 if p[1] >= idle_w else -1.0
+    # The opening's fall is short (a few τ); reading a bounded head keeps this O(1) per record.
+    head = sign * (p[1:1 + 4096] - idle_w)
+    if head[0] <= threshold_w:
+        return None
+    stops = np.flatnonzero(~((np.diff(head) < 0) & (head[1:] > threshold_w)))
+    count = int(stops[0]) + 1 if stops.size else head.size  # falling samples from sample 1 on
+    if count < _OPENING_MIN_SAMPLES or head[0] - head[count - 1] <= threshold_w:
+        return None
+    x = np.asarray(time_s, dtype=np.float64)[1:1 + count]
+    d = head[:count]
+    slope = float(np.polyfit(x - x[0], np.log(d), 1, w=d)[0])
+    if not slope < 0:
+        return None
+    return -1.0 / slope, count

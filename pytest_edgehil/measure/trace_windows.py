@@ -98,7 +98,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     `origin_u_s`: how far (s) the trace's t = 0 may sit from the device's time 0 beyond the trigger's own
     latency (0 for a triggered capture; a record placed from its first power step and a device-timed
     stage, as FastLog's, is off by that stage's clock error): the first searches are widened by it.
-    `stamp_u_s`: the device timer's tick (`energy.device_tick_s`): an edge the trace does not show is
+    `stamp_u_s`: the device timer's tick (`device_windows.device_tick_s`): an edge the trace does not show is
     placed by a stamp only that exact, which its drift bound (`EdgeFit.drift_j`) includes.
     Raises MeasurementError when an edge falls outside the trace (more pre-trigger or post-trigger samples
     are needed), WindowMisplaced when a located edge sits off the fitted clock map.

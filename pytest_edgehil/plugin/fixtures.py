@@ -202,13 +202,13 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
                    edgehil_bench: Bench, edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
     """Energy per inference of the pair's model on its device, measured once per pair and session.
 
-    Where the data cannot give the figure — the meter's CannotResolve (a window the trace cannot resolve)
-    or the monitor's MonitorLimit (a sample rate it does not have) — the energy tests skip with that typed
+    Where the data cannot give the figure — the meter's CannotResolve (a window the trace cannot resolve) or
+    SupplyPathTooSlow (a supply path too slow for the RUN's stages), or the monitor's MonitorLimit (a sample rate it does not have) — the energy tests skip with that typed
     refusal as the reason, never an error. A monitor that cannot power the board is a ConfigError at
     bring-up instead (a wiring to change: docs/instruments.md). A board with no analyzer wired whose agent
     serves on-board counters (`energy_read`) is measured through them: end-to-end energy over many
     inferences (`measure.onboard_energy`); per-inference energy then skips with the reason."""
-    from pytest_edgehil.errors import CannotResolve, MonitorLimit
+    from pytest_edgehil.errors import CannotResolve, MonitorLimit, SupplyPathTooSlow
     from pytest_edgehil.measure.meter import measure_energy
     from pytest_edgehil.measure.onboard_energy import has_onboard_counters, measure_onboard_energy
     from pytest_edgehil.plugin.recorder import context_key
@@ -224,12 +224,12 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
             else:
                 cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
                                             current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
-        except (MonitorLimit, CannotResolve) as exc:  # what the data cannot give: a typed refusal
+        except (MonitorLimit, CannotResolve, SupplyPathTooSlow) as exc:  # what the data cannot give: a typed refusal
             cache[key] = exc
     measurement = cache[key]
     if isinstance(measurement, MonitorLimit):
         pytest.skip(f"refused by the power monitor: {measurement}")
-    if isinstance(measurement, CannotResolve):
+    if isinstance(measurement, (CannotResolve, SupplyPathTooSlow)):
         pytest.skip(f"refused by the meter: {measurement}")
     request.node.stash.setdefault(context_key, {}).update(
         instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s,

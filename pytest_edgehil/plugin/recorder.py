@@ -126,7 +126,7 @@ class Recorder:
     def attach_energy_trace(self, energy: EnergyMeasurement) -> None:
         """The last acquisition of an energy measurement, its stages shaded, captioned with the analyzer,
         the sample interval and the uncertainty of the figure it yields (inference energy, else end to end)."""
-        from pytest_edgehil.measure.energy import inference_windows_s, stage_windows_s
+        from pytest_edgehil.measure.device_windows import inference_windows_s, stage_windows_s
 
         trace = energy.last_trace
         if trace is None or not energy.timings:

@@ -18,7 +18,7 @@ from pytest_edgehil.config.session import EdgeHILSession
 
 if TYPE_CHECKING:
     from pytest_edgehil.bench import Bench, DeviceUnderTest
-    from pytest_edgehil.errors import CannotResolve, MonitorLimit
+    from pytest_edgehil.errors import CannotResolve, MonitorLimit, SupplyPathTooSlow
     from pytest_edgehil.measure.meter import EnergyMeasurement
     from pytest_edgehil.results.records import MetricRecord
 
@@ -44,9 +44,10 @@ class EdgeHILRun:
     _session: EdgeHILSession | None = None
     bench: Bench | None = None
     tests: list[TestRecords] = field(default_factory=list)
-    # A MonitorLimit or CannotResolve where the monitor or the meter refused (the energy tests skip with it).
-    energy_cache: dict[tuple[str, str | None], EnergyMeasurement | MonitorLimit | CannotResolve] = field(
-        default_factory=dict)
+    # A MonitorLimit, CannotResolve or SupplyPathTooSlow where the monitor or the meter refused (the energy
+    # tests skip with it).
+    energy_cache: dict[tuple[str, str | None],
+                       EnergyMeasurement | MonitorLimit | CannotResolve | SupplyPathTooSlow] = field(default_factory=dict)
     listeners: list[Callable[[TestRecords], None]] = field(default_factory=list)
     lock_timeout_s: float = 0.0  # ini edgehil_lock_timeout: how long bring-up waits for a busy board
     twin_realtime: float = 0.0  # ini edgehil_twin_realtime

@@ -1,0 +1,77 @@
+"""`measure.run_envelope`: the RUN's envelope (first step out of idle, last step back) read with the
+record's noise computed once per trace: passed in, the answers are the same bit for bit, and no check
+computes it again (two medians over the whole record each time: 10-20 ms per million samples)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.errors import WindowMisplaced
+from pytest_edgehil.measure import run_envelope, run_start
+from pytest_edgehil.measure.energy import end_to_end_windows_s, energy_from_trace
+from pytest_edgehil.measure.run_envelope import (
+    check_clock_within,
+    check_map_against_envelope,
+    envelope_ratio,
+    run_end_s,
+)
+from pytest_edgehil.measure.run_start import record_noise_w, run_start_s
+
+from .test_energy_math import sample_timeline, simulated_run
+
+DT = 5e-6
+
+
+def traced_run(seed: int):
+    """(time s, power W, timings, device span s): an IMX500-like RUN of 6 inferences with idle before and
+    after, point samples plus noise (σ 1 mW: 8 σ, not 2 % of the peak, sets the departure threshold)."""
+    timeline, timings, first_trigger_s, end_s = simulated_run((0.012, 0.265, 0.0685, 0.265), runs=6, seed=seed)
+    time_s = np.arange(-1.6e-3, end_s - first_trigger_s + 0.4e-3, DT) + 0.37 * DT
+    power_w = sample_timeline(timeline, time_s, first_trigger_s)
+    power_w = power_w + 1e-3 * np.random.default_rng(seed).standard_normal(power_w.size)
+    windows = end_to_end_windows_s(timings)
+    return time_s, power_w, timings, float(windows[-1, 1] - windows[0, 0])
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_passing_the_noise_gives_the_same_envelope_bit_for_bit(seed: int) -> None:
+    t, p, _, span_s = traced_run(seed)
+    noise = record_noise_w(p)
+    assert run_start_s(t, p, noise_w=noise) == run_start_s(t, p)
+    end = run_end_s(t, p)
+    assert end is not None and run_end_s(t, p, noise_w=noise) == end
+    found = envelope_ratio(t, p, span_s)
+    assert found is not None and abs(found[0] - 1.0) < 1e-3  # the envelope is read: the equality means something
+    assert envelope_ratio(t, p, span_s, noise_w=noise) == found
+
+
+def test_the_checks_raise_alike_with_the_noise_passed_or_computed() -> None:
+    t, p, _, span_s = traced_run(3)
+    messages = []
+    for noise in (None, record_noise_w(p)):
+        with pytest.raises(WindowMisplaced) as excinfo:  # a clock map 1 % off the envelope
+            check_map_against_envelope(t, p, span_s, 0.99, 1e-6, noise_w=noise)
+        messages.append(str(excinfo.value))
+        with pytest.raises(WindowMisplaced):  # a record whose time base runs 1 % off the device's
+            check_clock_within(t / 1.01, p, span_s, 1e-3, noise_w=noise)
+        check_clock_within(t, p, span_s, 5e-3, noise_w=noise)  # within: nothing raised
+    assert messages[0] == messages[1]
+
+
+def test_energy_from_trace_computes_the_record_noise_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    t, p, timings, _ = traced_run(3)
+    calls: list[int] = []
+
+    def counted(power_w: np.ndarray) -> float:
+        calls.append(np.asarray(power_w).size)
+        return record_noise_w(power_w)
+
+    def refused(power_w: np.ndarray) -> float:
+        raise AssertionError("run_start_s computed the record's noise although it was passed in")
+
+    monkeypatch.setattr(run_envelope, "record_noise_w", counted)
+    monkeypatch.setattr(run_start, "record_noise_w", refused)
+    samples = energy_from_trace(t, p, timings, point_error_rel=None)
+    assert samples.end_to_end_j.size == len(timings)
+    assert calls == [p.size]  # one whole-record noise per trace, shared by both ends of the envelope
