@@ -74,9 +74,9 @@ def test_a_payload_of_lf_bytes_decodes_whole_in_either_byte_order(link) -> None:
     visa, _ = link
     big = visa.query_float32_block("DATA?", big_endian=True, expected_count=VALUES.size)
     little = visa.query_float32_block("DATA:LITT?", big_endian=False, expected_count=VALUES.size)
-    np.testing.assert_array_equal(big, VALUES.astype(np.float64))
-    np.testing.assert_array_equal(little, VALUES.astype(np.float64))
-    assert big.dtype == np.float64
+    np.testing.assert_array_equal(big, VALUES)
+    np.testing.assert_array_equal(little, VALUES)
+    assert big.dtype == little.dtype == np.dtype(np.float32)  # native order, the values as sent
     # The termination character is on again for text replies.
     attribute = pyvisa.constants.ResourceAttribute.termchar_enabled
     assert visa.resource.get_visa_attribute(attribute) == pyvisa.constants.VI_TRUE
@@ -87,7 +87,7 @@ def test_the_error_entry_comes_back_with_the_block_in_one_response(link) -> None
     visa, handler = link
     values, entry = visa.query_float32_block_and_error("DATA?", "SYST:ERR?", big_endian=True,
                                                        expected_count=VALUES.size)
-    np.testing.assert_array_equal(values, VALUES.astype(np.float64))
+    np.testing.assert_array_equal(values, VALUES)
     assert entry == (0, "No error")
     handler.errors.append('-222,"Data out of range"')  # queued by an earlier command
     values, entry = visa.query_float32_block_and_error("DATA?", "SYST:ERR?", big_endian=True)
@@ -106,3 +106,16 @@ def test_a_query_answered_with_an_error_instead_of_a_block_is_named_at_once(link
     assert "EMPT?;:SYST:ERR?" in str(raised.value)
     assert visa.query("*IDN?") == IDN
     assert handler.errors == []
+
+
+def test_power_from_float32_readings_is_the_exact_float64_product() -> None:
+    # Traces keep a binary fetch's float32 readings; their power is computed in float64, and must equal
+    # widening both readings first (the product of two 24-bit significands is exact in 53 bits).
+    from pytest_edgehil.instruments.base import Trace
+
+    rng = np.random.default_rng(2)
+    current = rng.uniform(1e-4, 0.1, 100_000).astype(np.float32)
+    voltage = rng.uniform(3.2, 3.4, 100_000).astype(np.float32)
+    power = Trace(current_a=current, voltage_v=voltage, sample_interval_s=1e-5, trigger_index=0, idn="t").power_w
+    assert power.dtype == np.float64
+    np.testing.assert_array_equal(power, current.astype(np.float64) * voltage.astype(np.float64))

@@ -26,8 +26,10 @@ TRIGGER_SOURCES = ("EXT", "BUS")
 class Trace:
     """One captured window: current and voltage sampled every `sample_interval_s`."""
 
-    current_a: np.ndarray  # float64
-    voltage_v: np.ndarray  # float64 (constant array if the instrument did not digitize voltage)
+    # The readings as the instrument sent them: float32 from a binary block (exact, half the memory of
+    # float64), float64 from text; `power_w` is float64 either way.
+    current_a: np.ndarray
+    voltage_v: np.ndarray  # constant array if the instrument did not digitize voltage
     sample_interval_s: float
     trigger_index: int  # sample index of the trigger instant (= pre-trigger points)
     idn: str
@@ -61,7 +63,9 @@ class Trace:
 
     @property
     def power_w(self) -> np.ndarray:
-        return self.current_a * self.voltage_v
+        """Power per sample, W, float64: the product of two float32 readings is exact in float64, so this
+        equals widening both first."""
+        return np.multiply(self.current_a, self.voltage_v, dtype=np.float64)
 
     @property
     def duration_s(self) -> float:
