@@ -27,7 +27,7 @@ def line() -> Iterator[tuple[PtyReader, int]]:
     master, slave = _pty()
     reader = PtyReader(master, name="test", limit=8192)
     yield reader, slave
-    reader.stop()
+    reader.close()
     os.close(master)
     os.close(slave)
 
@@ -52,7 +52,7 @@ def test_take_waits_for_a_frame_delimiter_and_returns_every_byte_in_order(line):
 
 def test_the_reader_holds_at_most_its_limit_so_a_host_writing_more_is_held_back(line):
     reader, slave = line
-    sent = bytes(range(1, 256)) * 800 + b"\x00"  # 204 KB: more than the pty and the reader's 8 KB hold
+    sent = bytes(range(1, 256)) * 800 + b"\x00"  # 204 KB: more than the pty (~18 KB) and the reader's 8 KB hold
     writer = threading.Thread(target=lambda: os.write(slave, sent), daemon=True)
     writer.start()
     writer.join(timeout=0.5)
@@ -66,9 +66,34 @@ def test_the_reader_holds_at_most_its_limit_so_a_host_writing_more_is_held_back(
     assert received == sent and not writer.is_alive()
 
 
+def test_while_the_host_streams_the_reader_thread_reads_ahead_without_a_take():
+    master, slave = _pty()
+    reader = PtyReader(master, name="test", limit=200_000)
+    try:
+        os.write(slave, b"\x02z\x00\x02")  # a frame and the start of the next: the host streams
+        assert reader.take() == b"\x02z\x00\x02"
+        rest = b"\x05" * 100_000 + b"\x00"  # far more than a pty holds: written only if someone reads on
+        writer = threading.Thread(target=lambda: os.write(slave, rest), daemon=True)
+        writer.start()
+        writer.join(timeout=5)
+        assert not writer.is_alive()
+        received = b""
+        while not received.endswith(b"\x00"):
+            chunk = reader.take()
+            assert chunk is not None
+            received += chunk
+        assert received == rest
+    finally:
+        reader.close()
+        os.close(master)
+        os.close(slave)
+
+
 def test_a_swap_drops_what_the_old_pty_said_and_reads_the_new_one(line):
     reader, old_slave = line
-    os.write(old_slave, b"\x02a")  # no delimiter: read, held, never taken
+    os.write(old_slave, b"\x02z\x00\x02")
+    assert reader.take() == b"\x02z\x00\x02"  # streaming: the reader thread reads on
+    os.write(old_slave, b"a")  # read ahead, held, never taken
     time.sleep(0.2)
     master, slave = _pty()
     try:
@@ -79,7 +104,7 @@ def test_a_swap_drops_what_the_old_pty_said_and_reads_the_new_one(line):
         thread.join(timeout=5)
         assert got == [b"\x02b\x00"]
     finally:
-        reader.stop()
+        reader.close()
         os.close(master)
         os.close(slave)
 
@@ -102,5 +127,5 @@ def test_a_pty_that_fails_ends_reading_and_take_returns_none():
         thread.join(timeout=5)
         assert got == [None]
     finally:
-        reader.stop()
+        reader.close()
         os.close(master)

@@ -115,6 +115,7 @@ class PtyEndpoint:
         self._reader.stop()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5.0)
+        self._reader.close()
         if self.usb_serial:
             usb_ports.withdraw(self.usb_serial, self.port)
         for fd in (self._master_fd, self._slave_fd, self._wake_r, self._wake_w):
