@@ -26,7 +26,7 @@ log = logging.getLogger("pytest_edgehil.sim.pty_link")
 
 READ_CHUNK = 65536
 # What a device buffers ahead (bytes not yet taken): a few of the largest requests the suites pipeline
-# (a 49 KB image, `pipeline=3` in flight); the pty's own ~64 KB comes on top.
+# (a 49 KB image, `pipeline=3` in flight); the pty itself holds about 18 KB more.
 READ_AHEAD = 4 * READ_CHUNK
 
 
