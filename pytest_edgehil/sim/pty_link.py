@@ -152,15 +152,18 @@ class PtyEndpoint:
     def _split(self, data: bytes) -> list[bytes]:
         """Whole frames (each with its 0x00) received so far; an over-long run goes to the decoder, which
         reports and discards it. A read holding exactly one frame is passed on as it is (no copy)."""
+        if 0 not in data:  # a frame still arriving
+            self._raw += data
+            if len(self._raw) <= MAX_ENCODED:
+                return []
+            run, self._raw = bytes(self._raw), bytearray()
+            return [run]
         if self._raw:
             self._raw += data
             data = bytes(self._raw)
             self._raw.clear()
-        cut = data.rfind(b"\x00") + 1
-        if cut < len(data):  # a frame still arriving: kept for the next read
-            if cut == 0 and len(data) > MAX_ENCODED:
-                return [data]
-            self._raw += data[cut:]
+        cut = data.rindex(b"\x00") + 1
+        self._raw += data[cut:]  # the start of the next frame, if any
         parts = []
         start = 0
         while start < cut:
