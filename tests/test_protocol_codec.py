@@ -102,6 +102,23 @@ def test_frames_survive_any_split_of_the_stream(sent, cuts):
     assert feed_in_pieces(stream, cuts) == sent
 
 
+@settings(max_examples=200, deadline=None)
+@given(frames, st.data())
+def test_a_read_holding_one_frame_decodes_as_the_same_bytes_fed_one_at_a_time(frame, data):
+    # One whole frame per read takes the decoder's short path; byte by byte goes through its buffer.
+    wire = bytearray(frame.encode())
+    if data.draw(st.booleans()):  # damaged, or not
+        i = data.draw(st.integers(0, len(wire) - 2))
+        wire[i] = data.draw(st.integers(1, 255))
+    whole, pieces = p.FrameDecoder(), p.FrameDecoder()
+    got_whole = whole.feed(bytes(wire))
+    got_pieces = [item for b in wire for item in pieces.feed(bytes([b]))]
+    assert [str(x) if isinstance(x, FrameCorrupt) else x for x in got_whole] == \
+        [str(x) if isinstance(x, FrameCorrupt) else x for x in got_pieces]
+    assert (whole.frames_ok, whole.frames_corrupt, whole.pending_bytes) == \
+        (pieces.frames_ok, pieces.frames_corrupt, pieces.pending_bytes)
+
+
 @settings(max_examples=300, deadline=None)
 @given(frames, st.data())
 def test_any_single_byte_substitution_is_detected(frame, data):

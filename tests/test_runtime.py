@@ -78,6 +78,19 @@ def test_quantize_rejects_nan_naming_the_tensor() -> None:
         INT8_SPEC.quantize(np.array([0.0, np.nan]))
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32])
+def test_dequantize_gives_the_correctly_rounded_product_for_every_raw_value(dtype) -> None:
+    info = np.iinfo(dtype)
+    raw = np.arange(max(info.min, -70000), min(info.max, 70000) + 1).astype(dtype)
+    rng = np.random.default_rng(11)
+    for scale in [*(10.0 ** rng.uniform(-44, 3, 40)), 1.0, 0.05, 1 / 255]:  # subnormal results included
+        zero_point = int(rng.integers(max(info.min, -70000), min(info.max, 70000) + 1))
+        spec = TensorSpec("y", raw.shape, np.dtype(dtype), scale=float(np.float32(scale)), zero_point=zero_point)
+        # float64 holds (raw - zero_point) * scale exactly here; float32 then rounds it once.
+        exact = (raw.astype(np.float64) - zero_point) * np.float64(np.float32(scale))
+        assert spec.dequantize(raw).tobytes() == exact.astype(np.float32).tobytes()
+
+
 def test_unquantized_spec_passes_values_through() -> None:
     spec = TensorSpec("f", (3,), np.dtype(np.float32))
     values = np.array([0.1, -2.5, 3.25], np.float32)

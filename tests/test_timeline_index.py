@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 from pytest_edgehil.sim.trace_synthesis import mean_power_per_sample
@@ -85,3 +86,16 @@ def test_a_capture_reads_only_the_history_its_samples_can_see():
             assert len(tail) < len(timeline.snapshot()) or t0_s < 1e-3
             assert np.array_equal(analog_samples(tail, IDLE_W, t0_s, dt, points, physics),
                                   analog_samples(timeline.snapshot(), IDLE_W, t0_s, dt, points, physics))
+
+
+def test_extend_appends_in_one_step_and_refuses_a_span_that_starts_before_the_last_ends():
+    timeline = ActivityTimeline(idle_power_w=IDLE_W, supply_v=3.3)
+    spans = [StageSpan("readout", 0.0, 1.0, 0.1), StageSpan("inference", 1.0, 2.5, 0.4, True, 0),
+             StageSpan("retrieval", 2.5, 3.0, 0.2)]
+    timeline.extend(spans)
+    assert timeline.snapshot() == spans
+    assert timeline.wait_for_trigger(0.5, timeout_s=0.0) == 1.0
+    assert timeline.energy_between(0.0, 3.0) == pytest.approx(sum(s.energy_j for s in spans))
+    with pytest.raises(ValueError, match="time order"):
+        timeline.extend([StageSpan("idle", 3.0, 4.0, 0.1), StageSpan("idle", 3.5, 5.0, 0.1)])
+    assert timeline.snapshot() == spans  # nothing of the refused step was recorded

@@ -8,7 +8,8 @@ import pytest
 from pytest_edgehil.config.catalog import ModelCatalog
 from pytest_edgehil.errors import DeviceRejected
 from pytest_edgehil.link.client import DeviceClient
-from pytest_edgehil.link.messages import ErrorCode
+from pytest_edgehil.link.messages import ErrorCode, StageTiming
+from pytest_edgehil.sim.bench_physics import BenchPhysics
 from pytest_edgehil.sim.device_twin import DeviceTwin
 from pytest_edgehil.sim.profile import load_profiles
 
@@ -184,6 +185,41 @@ def test_jitter_is_seeded():
 
     assert run(3) == run(3)
     assert run(3) != run(4)
+
+
+def _simulate_step_by_step(twin, info, count):
+    """The timing model as it recorded before spans were batched: one `_advance` per span (the oracle)."""
+    nominal, segments, readout_w = twin._stage_plan(info)
+    power, factor, stamp = twin.profile.power, twin.power_factor, twin.device_clock.stamp_s
+    timings, edges, first = [], [], None
+    for run_index in range(count):
+        r, i, q = twin._jittered(nominal)
+        readout_start_s = twin.clock_s
+        twin._advance("readout", r, readout_w * factor, run_index=run_index)
+        trigger_s = twin.clock_s
+        for fraction, level in segments:
+            twin._advance("inference", i * fraction, power.inference_w * factor * level, trigger_high=True,
+                          run_index=run_index)
+        twin.clock_s = trigger_s + i
+        inference_end_s = twin.clock_s
+        twin._advance("retrieval", q, power.retrieval_w * factor, run_index=run_index)
+        edges.append((readout_start_s, trigger_s, inference_end_s, twin.clock_s))
+        s0, s1, s2, s3 = (stamp(x) for x in edges[-1])
+        first = s1 if first is None else first
+        timings.append(StageTiming((s1 - first) * 1e6, (s1 - s0) * 1e6, (s2 - s1) * 1e6, (s3 - s2) * 1e6))
+    return timings, edges
+
+
+@pytest.mark.parametrize("physics", [BenchPhysics.ideal(), BenchPhysics()], ids=["ideal", "bench"])
+@pytest.mark.parametrize("seed", [0, 5])
+def test_batched_recording_gives_exactly_the_spans_and_timings_of_step_by_step_recording(physics, seed):
+    info = CATALOG.get("qsegment").info
+    batched, stepped = (DeviceTwin(PROFILES["imx500"], "imx500", seed=seed, physics=physics) for _ in range(2))
+    for count in (1, 3, 1):
+        timings = batched._simulate_runs(info, count)
+        assert (timings, batched.last_run_edges_s) == _simulate_step_by_step(stepped, info, count)
+    assert batched.timeline.snapshot() == stepped.timeline.snapshot()
+    assert batched.clock_s == stepped.clock_s and not batched.timeline.busy
 
 
 def test_timeline_records_trigger_high_only_during_inference():

@@ -43,6 +43,7 @@ from pytest_edgehil.link.payload import (
     encode_tensor,
     same_tensor,
     string_field,
+    tensor_fields,
 )
 
 __all__ = [
@@ -184,7 +185,7 @@ class SetInput(Message):
     tensor: np.ndarray
 
     def encode_payload(self) -> bytes:
-        return struct.pack("<H", self.index) + encode_tensor(self.tensor, f"SET_INPUT {self.index}")
+        return b"".join((struct.pack("<H", self.index), *tensor_fields(self.tensor, f"SET_INPUT {self.index}")))
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> SetInput:
@@ -250,15 +251,15 @@ class Result(Message):
         out += b"".join(_TIMING.pack(t.start_us, t.readout_us, t.inference_us, t.retrieval_us)
                         for t in self.timings)
         out += struct.pack("<B", len(self.outputs))
-        return out + b"".join(encode_tensor(o, f"RESULT output {i}") for i, o in enumerate(self.outputs))
+        return b"".join([out, *(field for i, o in enumerate(self.outputs)
+                                for field in tensor_fields(o, f"RESULT output {i}"))])
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> Result:
         r = PayloadReader(payload, "RESULT")
         model = r.take(32, "model_sha256")
         (n,) = r.unpack("I", "timing count")
-        raw = r.take(n * _TIMING.size, "timings")
-        timings = tuple(StageTiming(*values) for values in _TIMING.iter_unpack(raw))
+        timings = tuple(StageTiming(*values) for values in _TIMING.iter_unpack(r.view(n * _TIMING.size, "timings")))
         (n_out,) = r.unpack("B", "output count")
         outputs = tuple(decode_tensor(r, f"RESULT output {i}") for i in range(n_out))
         r.done()
@@ -305,8 +306,11 @@ class Eval(Message):
     def encode_payload(self) -> bytes:
         if not 1 <= len(self.inputs) <= 0xFF:
             raise ProtocolError(f"EVAL carries 1..255 inputs, got {len(self.inputs)}")
-        return struct.pack("<B", len(self.inputs)) + b"".join(
-            struct.pack("<H", index) + encode_tensor(tensor, f"EVAL input {index}") for index, tensor in self.inputs)
+        fields: list[bytes | memoryview] = [struct.pack("<B", len(self.inputs))]
+        for index, tensor in self.inputs:  # joined once: each tensor's data is copied into the payload once
+            fields.append(struct.pack("<H", index))
+            fields += tensor_fields(tensor, f"EVAL input {index}")
+        return b"".join(fields)
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> Eval:

@@ -14,7 +14,7 @@ import numpy as np
 from pytest_edgehil.errors import InvalidPayload, ProtocolError
 
 __all__ = ["DTYPE_CODES", "MAX_NDIM", "MAX_TENSOR_BYTES", "PayloadReader", "check_dims", "decode_tensor", "digest_field", "encode_tensor",
-           "same_tensor", "string_field"]
+           "same_tensor", "string_field", "tensor_fields"]
 
 
 _STRUCTS: dict[str, struct.Struct] = {}  # compiled field formats, by format string
@@ -88,6 +88,7 @@ _CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
 MAX_NDIM = 8
 _LITTLE = {code: dtype.newbyteorder("<") for code, dtype in _CODE_DTYPES.items()}  # the wire's byte order
 _DIMS_FORMATS = [f"{n}I" for n in range(MAX_NDIM + 1)]
+_TENSOR_HEADERS = [struct.Struct(f"<BB{n}I") for n in range(MAX_NDIM + 1)]  # dtype code, ndim, dims
 # A tensor's data never exceeds one frame's payload (4 MiB, framing.MAX_PAYLOAD); stated here as well so
 # that a header is bounded before any byte of its data is read.
 MAX_TENSOR_BYTES = 4 * 1024 * 1024
@@ -114,6 +115,12 @@ def check_dims(dims: tuple[int, ...], itemsize: int, what: str) -> int:
 
 def encode_tensor(tensor: np.ndarray, what: str) -> bytes:
     """dtype code (u8), ndim (u8), dims (u32 each), then the raw little-endian elements."""
+    return b"".join(tensor_fields(tensor, what))
+
+
+def tensor_fields(tensor: np.ndarray, what: str) -> tuple[bytes, memoryview]:
+    """A tensor field as its header and its little-endian, contiguous elements: a message joins them with
+    its other fields, so the data is copied once into the payload. ProtocolError as `encode_tensor`."""
     array = np.asarray(tensor)
     code = DTYPE_CODES.get(array.dtype.newbyteorder("="))
     if code is None:
@@ -126,7 +133,7 @@ def encode_tensor(tensor: np.ndarray, what: str) -> bytes:
         raise ProtocolError(f"{what}: shape {list(array.shape)} has no elements; the protocol carries only "
                             "tensors whose every dimension is >= 1")
     little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-    return struct.pack(f"<BB{array.ndim}I", code, array.ndim, *array.shape) + little.tobytes()
+    return _TENSOR_HEADERS[array.ndim].pack(code, array.ndim, *array.shape), little.data
 
 
 def decode_tensor(reader: PayloadReader, what: str) -> np.ndarray:

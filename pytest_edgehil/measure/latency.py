@@ -25,7 +25,10 @@ def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
     lo, hi = model.input_range
     pixels = np.asarray(image)
     if pixels.dtype == np.uint8:
-        return _uint8_table(spec, float(lo), float(hi))[pixels].reshape(spec.shape)
+        table, offset = _uint8_table(spec, float(lo), float(hi))
+        if offset is not None:  # the table is "pixel + offset" in bytes (int8 [0, 1] inputs: -128): one add
+            return (pixels + np.uint8(offset)).view(table.dtype).reshape(spec.shape)
+        return table[pixels].reshape(spec.shape)
     return _convert(spec, lo, hi, pixels).reshape(spec.shape)
 
 
@@ -35,11 +38,17 @@ def _convert(spec: TensorSpec, lo: float, hi: float, pixels: np.ndarray) -> np.n
 
 
 @functools.lru_cache(maxsize=64)
-def _uint8_table(spec: TensorSpec, lo: float, hi: float) -> np.ndarray:
-    """The raw input value of each of the 256 pixel values (read-only: shared between calls)."""
+def _uint8_table(spec: TensorSpec, lo: float, hi: float) -> tuple[np.ndarray, int | None]:
+    """The raw input value of each of the 256 pixel values (read-only: shared between calls), and, for a
+    one-byte raw type, the offset k when every raw byte is (pixel + k) mod 256 (None otherwise)."""
     table = _convert(spec, lo, hi, np.arange(256, dtype=np.uint8))
     table.setflags(write=False)
-    return table
+    offset = None
+    if table.itemsize == 1:
+        k = int(table.view(np.uint8)[0])
+        if np.array_equal(table.view(np.uint8), (np.arange(256) + k).astype(np.uint8)):
+            offset = k
+    return table, offset
 
 
 def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.ndarray:
@@ -63,8 +72,8 @@ def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.nd
         return np.stack([infer(dut, model, image) for image in images])
     results = evaluate(dut.client, ((to_model_input(model, image),) for image in images), depth=depth)
     spec = model.info.outputs[0]
-    raws = [np.asarray(result.outputs[0]) for result in results]
-    return np.stack([spec.dequantize(raw) if spec.quantized else raw.astype(np.float32) for raw in raws])
+    raws = np.stack([np.asarray(result.outputs[0]) for result in results])
+    return spec.dequantize(raws) if spec.quantized else raws.astype(np.float32)  # elementwise: all at once
 
 
 def stage_timings(dut: DeviceUnderTest, count: int) -> tuple[StageTiming, ...]:

@@ -185,50 +185,55 @@ class DeviceTwin(TimedTwin):
         return [p.Ack(p.MsgType.SELECT_MODEL)]
 
     def _set_input(self, msg: p.SetInput) -> Sequence[p.Message]:
-        model = self._require_model()
-        specs = model.runner.inputs
-        if not 0 <= msg.index < len(specs):
-            raise TwinRefusal(p.ErrorCode.BAD_INPUT, f"input index {msg.index}; the model has {len(specs)}")
-        spec = specs[msg.index]
-        tensor = np.asarray(msg.tensor)
-        signature = model.runner.input_signatures[msg.index]
-        if tensor.dtype != spec.dtype or not _fits(tuple(tensor.shape), signature):
-            raise TwinRefusal(p.ErrorCode.BAD_INPUT,
-                              f"input {msg.index} is {tensor.dtype}{list(tensor.shape)}, "
-                              f"the model expects {np.dtype(spec.dtype)}{list(signature)} (-1: any size)")
-        if tuple(tensor.shape) != tuple(spec.shape) or not model.info.resolved:
-            self._reshape(model, msg.index, tuple(tensor.shape))
-        model.inputs[msg.index] = tensor
+        self._feed(msg.index, msg.tensor)
         return [p.Ack(p.MsgType.SET_INPUT)]
 
     def _run(self, msg: p.Run) -> Sequence[p.Message]:
+        return [self._infer(msg.count)]
+
+    def _eval(self, msg: p.Eval) -> Sequence[p.Message]:
+        """EVAL: each input as SET_INPUT sets it, then RUN 1; a refused input runs nothing."""
+        for index, tensor in msg.inputs:
+            self._feed(index, tensor)
+        return [self._infer(1)]
+
+    def _feed(self, index: int, tensor: np.ndarray) -> None:
+        """Set input `index` (SET_INPUT, EVAL); TwinRefusal for an index, dtype or shape the model refuses."""
         model = self._require_model()
-        if msg.count < 1:
-            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {msg.count}")
+        specs = model.runner.inputs
+        if not 0 <= index < len(specs):
+            raise TwinRefusal(p.ErrorCode.BAD_INPUT, f"input index {index}; the model has {len(specs)}")
+        spec = specs[index]
+        tensor = np.asarray(tensor)
+        shape = tensor.shape
+        signature = model.runner.input_signatures[index]
+        # The shape the runner has now always fits its signature: only another shape needs the check.
+        if tensor.dtype != spec.dtype or (shape != spec.shape and not _fits(shape, signature)):
+            raise TwinRefusal(p.ErrorCode.BAD_INPUT,
+                              f"input {index} is {tensor.dtype}{list(shape)}, "
+                              f"the model expects {np.dtype(spec.dtype)}{list(signature)} (-1: any size)")
+        if shape != spec.shape or not model.info.resolved:
+            self._reshape(model, index, shape)
+        model.inputs[index] = tensor
+
+    def _infer(self, count: int) -> p.Result:
+        """RUN `count`: one real inference gives the outputs (the input does not change within a RUN);
+        the timeline is generated for every one of the `count` inferences."""
+        model = self._require_model()
+        if count < 1:
+            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {count}")
         if not model.info.resolved:
             raise TwinRefusal(p.ErrorCode.BAD_INPUT,
                               f"model {model.name!r} has dynamic input dimensions ({model.info.dynamic_text()}) "
                               "and no input has been set, so there is no size to time; send SET_INPUT with "
                               "the shape to measure first")
-        # One real inference gives the outputs (the input does not change within a RUN);
-        # the timeline is generated for every one of the `count` inferences.
         outputs = model.runner.run_raw(model.inputs)
         start_s = self.clock_s
-        self.timeline.set_busy(True)  # a capture waiting on this RUN's spans waits until they are all there
-        try:
-            timings = self._simulate_runs(model.info, msg.count)
-        finally:
-            self.timeline.set_busy(False)
+        timings = self._simulate_runs(model.info, count)
         if self.realtime > 0:
             time.sleep((self.clock_s - start_s) * self.realtime)
         # Protocol v2: the RESULT names the model that ran, so the host can refuse a swapped one.
-        return [p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)]
-
-    def _eval(self, msg: p.Eval) -> Sequence[p.Message]:
-        """EVAL: each input as SET_INPUT sets it, then RUN 1; a refused input runs nothing."""
-        for index, tensor in msg.inputs:
-            self._set_input(p.SetInput(index, tensor))
-        return self._run(p.Run(1))
+        return p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)
 
     def _rebooted(self, wipe_flash: bool) -> None:
         """A reset by a reboot fault: RAM is gone (active model, inputs, upload); flash survives unless wiped."""

@@ -47,13 +47,13 @@ from pytest_edgehil.link.messages import (
 )
 from pytest_edgehil.sim import usb_ports
 from pytest_edgehil.sim.device_faults import WIRE_KINDS, DeviceFault, DeviceFaultPlan, damage, restamp
+from pytest_edgehil.sim.pty_reader import PtyReader
 
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the package supports Python 3.10 at runtime
 
 Handler = Callable[[Message], Sequence[Message]]
 RebootHook = Callable[[bool], None]  # called with `wipe_flash` when the board reboots
-READ_CHUNK = 65536
 # Replies kept for retransmissions: the pipeline depth a twin offers (capability `pipeline=3`) needs one
 # per request in flight. A firmware offering depth N keeps N (docs/protocol.md, "Pipelined evaluation").
 REPLY_CACHE = 3
@@ -91,6 +91,8 @@ class PtyEndpoint:
         self._closed = False
         if usb_serial:
             usb_ports.publish(usb_serial, self.port)
+        # Reads the line on its own thread, so the next request arrives while a handler computes.
+        self._reader = PtyReader(self._master_fd, name=name)
         self._thread = threading.Thread(target=self._serve, name=f"pty-link-{name}", daemon=True)
         self._thread.start()
 
@@ -110,8 +112,10 @@ class PtyEndpoint:
         self._closed = True
         self._stop.set()
         os.write(self._wake_w, b"x")
+        self._reader.stop()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5.0)
+        self._reader.close()
         if self.usb_serial:
             usb_ports.withdraw(self.usb_serial, self.port)
         for fd in (self._master_fd, self._slave_fd, self._wake_r, self._wake_w):
@@ -136,15 +140,8 @@ class PtyEndpoint:
     # -- serving ---------------------------------------------------------------------------------------------
     def _serve(self) -> None:
         while not self._stop.is_set():
-            readable, _, _ = select.select([self._master_fd, self._wake_r], [], [])
-            if self._wake_r in readable:
-                return
-            try:
-                data = os.read(self._master_fd, READ_CHUNK)
-            except BlockingIOError:
-                continue
-            except OSError as exc:  # the pty went away under us
-                log.warning("%s: pty read failed (%s); stopping the link on %s", self.name, exc, self.port)
+            data = self._reader.take()
+            if data is None:  # stopped, or the pty failed (the reader said why)
                 return
             reboots = self.reboots
             for part in self._split(data):
@@ -154,16 +151,26 @@ class PtyEndpoint:
 
     def _split(self, data: bytes) -> list[bytes]:
         """Whole frames (each with its 0x00) received so far; an over-long run goes to the decoder, which
-        reports and discards it."""
-        self._raw += data
-        if 0 not in data:
+        reports and discards it. A read holding exactly one frame is passed on as it is (no copy)."""
+        if 0 not in data:  # a frame still arriving
+            self._raw += data
             if len(self._raw) <= MAX_ENCODED:
                 return []
             run, self._raw = bytes(self._raw), bytearray()
             return [run]
-        cut = self._raw.rindex(0) + 1
-        whole, self._raw = bytes(self._raw[:cut]), self._raw[cut:]
-        return [part + b"\x00" for part in whole.split(b"\x00")[:-1]]
+        if self._raw:
+            self._raw += data
+            data = bytes(self._raw)
+            self._raw.clear()
+        cut = data.rindex(b"\x00") + 1
+        self._raw += data[cut:]  # the start of the next frame, if any
+        parts = []
+        start = 0
+        while start < cut:
+            end = data.index(b"\x00", start) + 1
+            parts.append(data[start:end])
+            start = end
+        return parts
 
     def _receive(self, part: bytes) -> None:
         """One frame as it came off the line: request faults applied, then decoded and answered."""
@@ -226,6 +233,7 @@ class PtyEndpoint:
         """
         master, slave, port = _open_pty()
         old = (self._master_fd, self._slave_fd)
+        self._reader.swap(master)  # what it read from the old pty and we did not take is lost with it
         if self.usb_serial:
             usb_ports.withdraw(self.usb_serial, self.port)
         self._master_fd, self._slave_fd, old_port, self.port = master, slave, self.port, port

@@ -12,8 +12,9 @@ Times are seconds on the device twin's virtual clock; powers are watts drawn fro
 from __future__ import annotations
 
 import bisect
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -76,13 +77,21 @@ class ActivityTimeline:
             return self._busy > 0
 
     def append(self, span: StageSpan) -> None:
+        self.extend((span,))
+
+    def extend(self, spans: Iterable[StageSpan]) -> None:
+        """Append spans in time order, as one step (waiters are woken once); ValueError if one starts
+        before the previous one ends."""
+        spans = list(spans)
         with self._lock:
-            if self.spans and span.start_s < self.spans[-1].end_s - 1e-12:
-                raise ValueError("timeline spans must be appended in time order")
-            self.spans.append(span)
-            self._ends.append(span.end_s)
-            if span.trigger_high:
-                self._trigger_starts.append(span.start_s)
+            last_end_s = self.spans[-1].end_s if self.spans else -math.inf
+            for span in spans:  # all checked before any is appended: a refused step leaves no trace
+                if span.start_s < last_end_s - 1e-12:
+                    raise ValueError("timeline spans must be appended in time order")
+                last_end_s = span.end_s
+            self.spans += spans
+            self._ends += [span.end_s for span in spans]
+            self._trigger_starts += [span.start_s for span in spans if span.trigger_high]
             self._lock.notify_all()
 
     def snapshot(self) -> list[StageSpan]:

@@ -79,28 +79,46 @@ class TimedTwin:
         return self._plan[1], self._plan[2], self._plan[3]
 
     def _simulate_runs(self, info: ModelInfo, count: int) -> list[p.StageTiming]:
+        """`count` inferences of `info` on the virtual clock: their spans recorded on the timeline (each
+        inference's at once), the clock advanced, the stage timings the firmware reports returned."""
         nominal, segments, readout_w = self._stage_plan(info)
         power, factor, stamp = self.profile.power, self.power_factor, self.device_clock.stamp_s
+        readout_w, retrieval_w = readout_w * factor, power.retrieval_w * factor
+        inference_w = [power.inference_w * factor * level for _, level in segments]
+        timeline = self.timeline
         timings: list[p.StageTiming] = []
         self.last_run_edges_s = []
         first_stamp_s: float | None = None
-        for run_index in range(count):
-            r, i, q = self._jittered(nominal)
-            readout_start_s = self.clock_s
-            self._advance("readout", r, readout_w * factor, run_index=run_index)
-            trigger_s = self.clock_s
-            for fraction, level in segments:  # power varies within the stage (bench_physics.layer_segments)
-                self._advance("inference", i * fraction, power.inference_w * factor * level, trigger_high=True,
-                              run_index=run_index)
-            self.clock_s = trigger_s + i  # the segments' round-off must not move the stage's end
-            inference_end_s = self.clock_s
-            self._advance("retrieval", q, power.retrieval_w * factor, run_index=run_index)
-            self.last_run_edges_s.append((readout_start_s, trigger_s, inference_end_s, self.clock_s))
-            # The firmware stamps each edge on its own timer (rate error, resolution) and reports differences.
-            s0, s1, s2, s3 = (stamp(x) for x in (readout_start_s, trigger_s, inference_end_s, self.clock_s))
-            first_stamp_s = s1 if first_stamp_s is None else first_stamp_s
-            timings.append(p.StageTiming(start_us=(s1 - first_stamp_s) * 1e6, readout_us=(s1 - s0) * 1e6,
-                                         inference_us=(s2 - s1) * 1e6, retrieval_us=(s3 - s2) * 1e6))
+        # One inference's spans go on the timeline in one step; a longer RUN takes real time to record, so a
+        # capture waiting on its spans is told to wait until they are all there.
+        busy = count > 1
+        if busy:
+            timeline.set_busy(True)
+        try:
+            for run_index in range(count):
+                r, i, q = self._jittered(nominal)
+                readout_start_s = self.clock_s
+                trigger_s = readout_start_s + r
+                spans = [StageSpan("readout", readout_start_s, trigger_s, readout_w, False, run_index)]
+                start_s = trigger_s
+                for (fraction, _), power_w in zip(segments, inference_w):  # power varies within the stage
+                    end_s = start_s + i * fraction
+                    spans.append(StageSpan("inference", start_s, end_s, power_w, True, run_index))
+                    start_s = end_s
+                inference_end_s = trigger_s + i  # the segments' round-off must not move the stage's end
+                end_s = inference_end_s + q
+                spans.append(StageSpan("retrieval", inference_end_s, end_s, retrieval_w, False, run_index))
+                timeline.extend(spans)
+                self.clock_s = end_s
+                self.last_run_edges_s.append((readout_start_s, trigger_s, inference_end_s, end_s))
+                # The firmware stamps each edge on its own timer (rate error, resolution) and reports differences.
+                s0, s1, s2, s3 = stamp(readout_start_s), stamp(trigger_s), stamp(inference_end_s), stamp(end_s)
+                first_stamp_s = s1 if first_stamp_s is None else first_stamp_s
+                timings.append(p.StageTiming(start_us=(s1 - first_stamp_s) * 1e6, readout_us=(s1 - s0) * 1e6,
+                                             inference_us=(s2 - s1) * 1e6, retrieval_us=(s3 - s2) * 1e6))
+        finally:
+            if busy:
+                timeline.set_busy(False)
         return timings
 
     def _advance(self, stage: str, duration_s: float, power_w: float, *, trigger_high: bool = False,
