@@ -1,13 +1,18 @@
-"""Suite-level fixtures: which shipped evaluation set goes with which model task."""
+"""Suite-level fixtures: which shipped evaluation set goes with which model task, and the board's outputs on
+it, evaluated once per board, model and set in a session and scored by every accuracy test that needs them."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pytest_edgehil.config.catalog import CatalogModel
 from pytest_edgehil.measure.datasets import load_npz_dataset
+from pytest_edgehil.measure.latency import infer_many
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "data"
 EVAL_SET_BY_TASK = {
@@ -29,3 +34,30 @@ def eval_set(edgehil_model: CatalogModel, edgehil_pushed_inputs):
 @pytest.fixture
 def latency_runs(pytestconfig: pytest.Config) -> int:
     return int(pytestconfig.getini("edgehil_latency_runs"))
+
+
+@pytest.fixture(scope="session")
+def _device_outputs() -> dict[tuple[str, str, str], np.ndarray]:
+    return {}
+
+
+@pytest.fixture
+def device_outputs(edgehil_dut, _device_outputs) -> Callable[[CatalogModel, Sequence[np.ndarray]], np.ndarray]:
+    """`outputs(model, images)`: `infer_many` on this test's board, made active first, shape (n_images,
+    *output shape). The same board, model (by SHA-256) and images (by their bytes) are evaluated once per
+    session: the gaze error and the quantization gap score one set of TinyTracker outputs, the head A/B the
+    outputs the segmentation test scored. A read-only array (shared between tests)."""
+
+    def outputs(model: CatalogModel, images: Sequence[np.ndarray]) -> np.ndarray:
+        digest = hashlib.sha256()
+        for image in images:
+            digest.update(np.ascontiguousarray(image).tobytes())
+        key = (edgehil_dut.name, hashlib.sha256(model.data).hexdigest(), digest.hexdigest())
+        if key not in _device_outputs:
+            edgehil_dut.ensure_model(model.data, model.name)
+            result = infer_many(edgehil_dut, model, images)
+            result.setflags(write=False)
+            _device_outputs[key] = result
+        return _device_outputs[key]
+
+    return outputs

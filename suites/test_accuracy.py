@@ -23,28 +23,28 @@ def _inputs_targets(dataset):
 
 
 @pytest.mark.edgehil_metrics("roc_auc", "binary_accuracy")
-def test_segmentation_accuracy(edgehil_dut, edgehil_model, edgehil_record, eval_set):
+def test_segmentation_accuracy(device_outputs, edgehil_model, edgehil_record, eval_set):
     images, masks = _inputs_targets(eval_set)
-    prob = infer_many(edgehil_dut, edgehil_model, images)
+    prob = device_outputs(edgehil_model, images)
     scores = segmentation_scores(prob.reshape(masks.shape), masks)
     edgehil_record.check("roc_auc", scores.roc_auc, samples=len(images))
     edgehil_record.check("binary_accuracy", scores.binary_accuracy, samples=len(images))
 
 
 @pytest.mark.edgehil_metrics("gaze_error_cm")
-def test_gaze_error(edgehil_dut, edgehil_model, edgehil_record, eval_set):
+def test_gaze_error(device_outputs, edgehil_model, edgehil_record, eval_set):
     images, gaze_cm = _inputs_targets(eval_set)
-    pred = infer_many(edgehil_dut, edgehil_model, images).reshape(gaze_cm.shape)
+    pred = device_outputs(edgehil_model, images).reshape(gaze_cm.shape)
     edgehil_record.check("gaze_error_cm", gaze_scores(pred, gaze_cm).mean_cm, samples=len(images))
 
 
 @pytest.mark.edgehil_metrics("quantization_gap_cm")
-def test_float_int8_gap(edgehil_dut, edgehil_model, edgehil_session, edgehil_record, eval_set):
+def test_float_int8_gap(device_outputs, edgehil_model, edgehil_session, edgehil_record, eval_set):
     float_model = edgehil_session.catalog.models_dir / f"{edgehil_model.name}_float.tflite"
     if not float_model.is_file():
         pytest.skip(f"no float twin {float_model.name} beside {edgehil_model.name}")
     images, _ = _inputs_targets(eval_set)
-    pred_int8 = infer_many(edgehil_dut, edgehil_model, images).reshape(len(images), -1)
+    pred_int8 = device_outputs(edgehil_model, images).reshape(len(images), -1)
     # The float reference is host work while the board idles: every core the host has (XNNPACK splits
     # each layer's outputs over its threads; the same values as one thread).
     runner = ModelRunner(float_model, num_threads=min(4, os.cpu_count() or 1))

@@ -26,7 +26,7 @@ import pytest
 
 from pytest_edgehil.config.catalog import CatalogModel
 from pytest_edgehil.link.eembc import ENERGY_MODE
-from pytest_edgehil.measure.latency import infer_many, stage_timings, timing_arrays_ms
+from pytest_edgehil.measure.latency import stage_timings, timing_arrays_ms
 from pytest_edgehil.measure.metrics import segmentation_scores
 
 HEAD_MODEL = "lowres_seg"
@@ -46,7 +46,8 @@ def base_model(edgehil_model: CatalogModel, edgehil_session) -> CatalogModel:
 
 
 @pytest.mark.edgehil_metrics("head_quality_ratio", "head_extra_params", "head_fps_ratio")
-def test_head_against_base(edgehil_dut, edgehil_model, base_model, edgehil_record, eval_set, latency_runs):
+def test_head_against_base(edgehil_dut, edgehil_model, base_model, edgehil_record, eval_set, latency_runs,
+                           device_outputs):
     if ENERGY_MODE in edgehil_dut.hello.capabilities:
         pytest.skip(f"device {edgehil_dut.name!r} runs energy-mode firmware, which prints no timestamps")
     images = [x for x, _ in eval_set]
@@ -55,8 +56,7 @@ def test_head_against_base(edgehil_dut, edgehil_model, base_model, edgehil_recor
     accuracy, fps_rounds = {}, {"base": [], "head": []}
     try:
         for name, model in sides.items():
-            edgehil_dut.ensure_model(model.data, model.name)
-            prob = infer_many(edgehil_dut, model, images)
+            prob = device_outputs(model, images)
             accuracy[name] = segmentation_scores(prob.reshape(masks.shape), masks).binary_accuracy
         for index in range(ROUNDS):
             for name in (("base", "head") if index % 2 == 0 else ("head", "base")):
