@@ -29,11 +29,9 @@ report; a reader that ignores the key (an older pytest-edgehil, jq) sees an inco
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform as _platform
-import secrets
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -46,6 +44,7 @@ import numpy as np
 from pytest_edgehil import __version__
 from pytest_edgehil.config.tomlfile import parse_json, read_text
 from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.document_text import dump_document, finite_or_null, write_atomically
 from pytest_edgehil.results.journal import JOURNAL_KEY, Journal, journal_path_for, read_journal
 from pytest_edgehil.results.records import MetricRecord
 
@@ -236,37 +235,6 @@ def load_results(path: Path | str, raw: bytes | None = None) -> ResultsFile:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that a reader (or a crash) only ever sees a whole file."""
-    # Results are for the whole lab to read: created 0666 and left to the umask, as open() would, not
-    # mkstemp's 0600. (Reading the umask means setting it, process-wide, under the twins' threads.)
-    tmp_name = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())  # the rename must not land before the data does (power loss)
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _finite_or_null(value: Any) -> Any:
-    """NaN and infinity as JSON null: strict JSON readers (browsers, jq) reject Python's NaN token."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
-    return value
-
-
 def new_run_id() -> str:
     """A results file name stem unique to this run, sorting by start time: `20261130T101500Z-12345-a1b2`
     (UTC start, PID, random suffix: two runs started in one second, or on two hosts sharing a directory)."""
@@ -313,7 +281,7 @@ class ResultsWriter:
         if self._journal is None:
             self._start()
         assert self._journal is not None
-        self._journal.append(_finite_or_null({"records": [asdict(r) for r in new_records], "traces": new_traces}))
+        self._journal.append(finite_or_null({"records": [asdict(r) for r in new_records], "traces": new_traces}))
         self.results.records.extend(new_records)
         self.results.traces.extend(new_traces)
 
@@ -334,7 +302,7 @@ class ResultsWriter:
                 pass
 
     def _write(self, *, journal: bool) -> None:
-        data = _finite_or_null(self.results.to_json_dict())
+        data = finite_or_null(self.results.to_json_dict())
         if journal:
             data["records"], data["traces"] = [], []  # they live in the journal until the run finishes
         text = None
@@ -350,22 +318,6 @@ class ResultsWriter:
             except OSError as exc:
                 raise ConfigError(f"--edgehil-save {target}: cannot write the results file: {exc.strerror}; "
                                   "check the directory exists and is writable") from exc
-
-
-def dump_document(data: dict[str, Any]) -> str:
-    """A results document as JSON text: each top-level key on its own line, each item of a top-level list
-    (a record, a trace) on its own line. Readable and diffable line by line, and written by the json
-    module's C encoder (an `indent` makes it fall back to the pure-Python one, 5-10x slower). Raises
-    ValueError for NaN or infinity (`_finite_or_null` first)."""
-    parts = []
-    for key, value in data.items():
-        if isinstance(value, list):
-            body = ",\n".join(json.dumps(item, allow_nan=False) for item in value)
-            text = f"[\n{body}\n]" if value else "[]"
-        else:
-            text = json.dumps(value, allow_nan=False)
-        parts.append(f"{json.dumps(key)}: {text}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def prune_old_runs(directory: Path, keep: int, *, pattern: str = "2*.json") -> list[Path]:
