@@ -318,3 +318,20 @@ def test_a_fetch_left_waiting_for_a_trigger_is_released_and_leaves_no_stale_erro
     assert short_command(analyzer.stop_command).format(channel=analyzer.channel) in twin.commands
     assert analyzer.link.query_error() == (0, "No error")
     assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+@pytest.mark.parametrize("target", ["last-fetch", "SYST:ERR"])
+@pytest.mark.parametrize("kind", ["late", "half"])
+@pytest.mark.parametrize("twin", ["keysight-n6705c"], indirect=True)
+def test_a_slow_part_of_the_compound_fetch_reply_within_the_timeout_is_read_whole(
+        kind: str, target: str, twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    # The last block and the error entry are one response message (`<block>;<entry>`); a part of it
+    # sent slowly, but well within the VISA timeout, is still that one message: read in full, no error.
+    header = short_command(analyzer.fetch_queries[-1].query).split(" ")[0].rstrip("?")
+    configure_and_arm(analyzer, twin)
+    analyzer.wait_complete(timeout_s=5.0)
+    twin.inject(kind, on=header if target == "last-fetch" else target, delay_s=TIMEOUT_MS / 1000 / 10)
+    trace = analyzer.fetch_trace()
+    assert twin.faults.fired == {kind: 1} and analyzer.link.recoveries == 0
+    served = twin.last_readings()
+    assert served is not None and np.array_equal(trace.voltage_v, served[1])
