@@ -1,9 +1,10 @@
 """A small threaded SCPI-over-TCP server ("raw socket", port 5025 style) on loopback.
 
 It knows framing only: messages are lines ending in LF; a line may carry several commands separated
-by `;` (headers after `;` resolved by the implied-path rule, `parse_line`); the replies to a line go back as one LF-terminated response message, at once or, for an
-injected fault, with a `StagedReply` whose parts are sent after delays (a late or half-sent reply). What the commands mean
-is the handler's business (the analyzer twin). PyVISA reaches it as `TCPIP::127.0.0.1::<port>::SOCKET`.
+by `;` (headers after `;` resolved by the implied-path rule, `parse_line`); the replies to a line go
+back as one LF-terminated response message, at once or, for an injected fault, with a `StagedReply`
+whose parts are sent after delays (a late or half-sent reply). What the commands mean is the
+handler's business (the analyzer twin). PyVISA reaches it as `TCPIP::127.0.0.1::<port>::SOCKET`.
 """
 
 from __future__ import annotations
