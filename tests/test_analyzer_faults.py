@@ -335,3 +335,20 @@ def test_a_slow_part_of_the_compound_fetch_reply_within_the_timeout_is_read_whol
     assert twin.faults.fired == {kind: 1} and analyzer.link.recoveries == 0
     served = twin.last_readings()
     assert served is not None and np.array_equal(trace.voltage_v, served[1])
+
+
+@pytest.mark.parametrize("twin", ["keysight-n6705c"], indirect=True)
+def test_a_reply_later_than_the_timeout_but_within_the_resync_wait_is_drained_by_one_recovery(
+        twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    # The fetch times out; its reply comes 2.5 timeouts after it was asked, while the recovery waits for
+    # its *IDN? (up to sync_timeout_s): one recovery drains it, and the next capture needs none.
+    late_s = 2.5 * TIMEOUT_MS / 1000
+    assert late_s < analyzer.link.sync_timeout_s
+    twin.inject("late", delay_s=late_s)
+    configure_and_arm(analyzer, twin)
+    analyzer.wait_complete(timeout_s=5.0)
+    with pytest.raises(InstrumentTimeout, match=r"\[the session was cleared and resynchronized\]"):
+        analyzer.fetch_trace()
+    assert analyzer.link.recoveries == 1 and not analyzer.link.needs_recovery
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+    assert analyzer.link.recoveries == 1

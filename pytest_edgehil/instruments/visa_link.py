@@ -133,7 +133,9 @@ class VisaLink:
                 self.log.debug("flush not supported either", exc_info=True)
 
     def recover(self) -> None:
-        """Clear the session and read until `*IDN?` answers with `identity` (see the module docstring).
+        """Clear the session and read until `*IDN?` answers with `identity` (see the module docstring); a
+        read that times out is not the end of it: a reply later than the VISA timeout may still arrive ahead
+        of the identity, and is drained, within `sync_timeout_s`.
 
         Raises InstrumentError (InstrumentTimeout if the instrument stays silent) when the
         identity does not come back within `sync_timeout_s`; the link then retries at its next use.
@@ -153,8 +155,14 @@ class VisaLink:
         expected = self.identity.encode("ascii")
         deadline = time.monotonic() + self.sync_timeout_s
         discarded = 0
+        silent: InstrumentTimeout | None = None
         while time.monotonic() < deadline:
-            raw: bytes = self._call("*IDN? (resynchronizing)", self.resource.read_raw)
+            try:
+                raw: bytes = self._call("*IDN? (resynchronizing)", self.resource.read_raw)
+            except InstrumentTimeout as exc:  # a late reply ahead of the identity may still come in time
+                silent = exc
+                continue
+            silent = None
             if raw.rstrip(b"\r\n") == expected:
                 self.needs_recovery = False
                 self._release = None
@@ -162,6 +170,8 @@ class VisaLink:
                 self.log.info("session resynchronized (%d stale bytes discarded)", discarded)
                 return
             discarded += len(raw)
+        if silent is not None:  # nothing at all came back before the deadline
+            raise silent
         raise InstrumentError(f"{self.name}: after clearing the session, *IDN? did not answer with "
                               f"{self.identity!r} within {self.sync_timeout_s:g} s ({discarded} stale bytes "
                               f"discarded); power-cycle the instrument or reconnect")
