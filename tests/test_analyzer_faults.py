@@ -352,3 +352,22 @@ def test_a_reply_later_than_the_timeout_but_within_the_resync_wait_is_drained_by
     assert analyzer.link.recoveries == 1 and not analyzer.link.needs_recovery
     assert_capture_is_what_the_twin_served(analyzer, twin)
     assert analyzer.link.recoveries == 1
+
+
+@pytest.mark.parametrize(("target", "pattern"), [
+    ("last-fetch", r"holds no block: only the error query was answered \(\+0, nothing queued\)"),
+    ("SYST:ERR", r"ends after its 1600-byte block, without the reply to the query after it"),
+])
+@pytest.mark.parametrize("twin", ["keysight-n6705c"], indirect=True)
+def test_a_part_of_the_compound_fetch_reply_missing_is_named_as_missing(
+        target: str, pattern: str, twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    # One of the two queries of `FETC...;:SYST:ERR?` sends nothing: the refusal says which part is missing
+    # (not "the instrument queued +0,No error instead", nor "longer than its header says").
+    header = short_command(analyzer.fetch_queries[-1].query).split(" ")[0].rstrip("?")
+    configure_and_arm(analyzer, twin)
+    analyzer.wait_complete(timeout_s=5.0)
+    twin.inject("timeout", on=header if target == "last-fetch" else target)
+    with pytest.raises(InstrumentReplyError, match=pattern) as info:
+        analyzer.fetch_trace()
+    assert "SYST:ERR?" in str(info.value) and "[the session was cleared and resynchronized]" in str(info.value)
+    assert_capture_is_what_the_twin_served(analyzer, twin)

@@ -360,6 +360,10 @@ class VisaLink:
             code, reason = parse_error_entry(text.decode("ascii", "replace"), resource=self.name)
         except InstrumentReplyError:
             return
+        if code == 0:  # nothing queued: the query itself sent nothing, and no error says why
+            raise reply_error(self.name, message, text, "holds no block: only the error query was answered "
+                              "(+0, nothing queued)", "the query sent no reply and queued no error: check "
+                              "that it exists on this instrument and fetch again") from exc
         raise reply_error(self.name, message, text, f"holds no block: the instrument queued {code:+d},"
                           f'"{reason}" instead', "arm and wait for a completed acquisition before fetching; "
                           "check that the capture settings were accepted") from exc
