@@ -9,6 +9,7 @@ is gone: chunks are overwritten every 250 ms), and a lost chunk takes the place 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -371,3 +372,28 @@ def test_a_part_of_the_compound_fetch_reply_missing_is_named_as_missing(
         analyzer.fetch_trace()
     assert "SYST:ERR?" in str(info.value) and "[the session was cleared and resynchronized]" in str(info.value)
     assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+def test_an_instrument_that_closed_its_connection_is_an_error_not_a_hang(
+        timeline: ActivityTimeline, manager: pyvisa.ResourceManager) -> None:
+    # The instrument goes away (its server closes the socket: a reboot, a new client taking over). The next
+    # query times out and the recovery clears the session; pyvisa-py's device clear on a TCPIP SOCKET drains
+    # the socket until it is silent, which a closed socket never is (select says readable, recv says b"").
+    with AnalyzerTwin(timeline) as twin:
+        analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
+        assert isinstance(analyzer, ScpiAnalyzer)
+    outcome: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            analyzer.acquisition_status()
+        except BaseException as exc:  # noqa: BLE001 - the test reads what came out
+            outcome.append(exc)
+
+    worker = threading.Thread(target=use, daemon=True)
+    worker.start()
+    worker.join(timeout=20 * analyzer.link.sync_timeout_s)
+    assert not worker.is_alive(), "the recovery of a closed session never returned"
+    assert len(outcome) == 1 and isinstance(outcome[0], InstrumentError), outcome
+    assert twin.resource in str(outcome[0]) and "clearing the session failed too" in str(outcome[0])
+    assert analyzer.link.needs_recovery

@@ -3,9 +3,9 @@ after a timeout or a malformed reply so that one bad reply costs one test, not t
 
 Why recovery is needed: after a read times out part-way, the rest of the reply arrives later and
 would be read as the answer to the next query; a malformed block leaves its unread payload on the
-line the same way. So after any timeout or reply error the link clears the session (VISA device
-clear: on pyvisa-py's TCPIP SOCKET it discards the read buffer and drains what is on the socket; on
-INSTR resources the instrument clears its output queue), clears the instrument's status (`*CLS`), and
+line the same way. So after any timeout or reply error the link clears the session (on a TCPIP SOCKET
+it discards the read buffer and drains what is on the socket, bounded, itself; on INSTR resources a VISA
+device clear, and the instrument clears its output queue), clears the instrument's status (`*CLS`), and
 then sends `*IDN?` and discards everything until the instrument's own identity comes back: a late
 reply still in flight is thereby consumed, however many lines its binary payload splits into.
 If that does not succeed within `sync_timeout_s`, the next use of the link tries again first.
@@ -52,6 +52,8 @@ _CHUNK_BYTES = 1 << 20
 # after every recv, so a 1 MiB request costs O(n^2) in memchr (12 ms of a 4 MB block); pyvisa's own
 # default (20 KiB) keeps that scan short. Progress is still counted per _CHUNK_BYTES.
 _READ_BYTES = 64 << 10
+# A raw socket is drained until it is quiet this long (what pyvisa-py's SOCKET clear waits for).
+_DRAIN_QUIET_MS = 100
 # The largest block any modelled instrument sends: NGM202 FastLog, 4 Mi (V, I) float32 pairs.
 MAX_BLOCK_BYTES = 4_194_304 * 2 * 4
 
@@ -120,6 +122,12 @@ class VisaLink:
             raise
 
     def _clear(self) -> None:
+        # A raw socket has no device-clear message: clearing it is discarding what was received. pyvisa-py
+        # (0.8) does that by reading until the socket is quiet for 0.1 s, which a socket the instrument
+        # closed never is (readable, and recv returns b""): it spins forever. So we drain it ourselves.
+        if getattr(self.resource, "resource_class", None) == "SOCKET":
+            self._drain()
+            return
         # Not every backend implements viClear (pyvisa-sim raises NotImplementedError): then at least
         # discard the read buffer; a VISA error here is left to the *IDN? synchronization to judge.
         unsupported = (NotImplementedError, pyvisa.errors.Error)
@@ -131,6 +139,28 @@ class VisaLink:
                 self.resource.flush(pyvisa.constants.BufferOperation.discard_read_buffer_no_io)
             except unsupported:
                 self.log.debug("flush not supported either", exc_info=True)
+
+    def _drain(self) -> None:
+        """Discard the read buffer and what arrives until the line is quiet for _DRAIN_QUIET_MS, for at most
+        `sync_timeout_s` (an instrument still sending is left to the *IDN? synchronization). A closed
+        connection ends it: its read times out or fails; the recovery's next write then says so."""
+        try:
+            self.resource.flush(pyvisa.constants.BufferOperation.discard_read_buffer_no_io)
+        except (NotImplementedError, pyvisa.errors.Error):
+            self.log.debug("flush not supported", exc_info=True)
+        deadline = time.monotonic() + self.sync_timeout_s
+        timeout = self.resource.timeout
+        self.resource.timeout = _DRAIN_QUIET_MS
+        discarded = 0
+        try:
+            with self._termchar_off():
+                while time.monotonic() < deadline:
+                    discarded += len(self.resource.read_raw())
+        except (pyvisa.errors.Error, OSError):
+            pass  # quiet (the read timed out), or the connection is gone
+        finally:
+            self.resource.timeout = timeout
+        self.log.debug("drained %d bytes from the socket", discarded)
 
     def recover(self) -> None:
         """Clear the session and read until `*IDN?` answers with `identity` (see the module docstring); a
