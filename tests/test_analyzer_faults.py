@@ -9,6 +9,7 @@ is gone: chunks are overwritten every 250 ms), and a lost chunk takes the place 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -318,3 +319,81 @@ def test_a_fetch_left_waiting_for_a_trigger_is_released_and_leaves_no_stale_erro
     assert short_command(analyzer.stop_command).format(channel=analyzer.channel) in twin.commands
     assert analyzer.link.query_error() == (0, "No error")
     assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+@pytest.mark.parametrize("target", ["last-fetch", "SYST:ERR"])
+@pytest.mark.parametrize("kind", ["late", "half"])
+@pytest.mark.parametrize("twin", ["keysight-n6705c"], indirect=True)
+def test_a_slow_part_of_the_compound_fetch_reply_within_the_timeout_is_read_whole(
+        kind: str, target: str, twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    # The last block and the error entry are one response message (`<block>;<entry>`); a part of it
+    # sent slowly, but well within the VISA timeout, is still that one message: read in full, no error.
+    header = short_command(analyzer.fetch_queries[-1].query).split(" ")[0].rstrip("?")
+    configure_and_arm(analyzer, twin)
+    analyzer.wait_complete(timeout_s=5.0)
+    twin.inject(kind, on=header if target == "last-fetch" else target, delay_s=TIMEOUT_MS / 1000 / 10)
+    trace = analyzer.fetch_trace()
+    assert twin.faults.fired == {kind: 1} and analyzer.link.recoveries == 0
+    served = twin.last_readings()
+    assert served is not None and np.array_equal(trace.voltage_v, served[1])
+
+
+@pytest.mark.parametrize("twin", ["keysight-n6705c"], indirect=True)
+def test_a_reply_later_than_the_timeout_but_within_the_resync_wait_is_drained_by_one_recovery(
+        twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    # The fetch times out; its reply comes 2.5 timeouts after it was asked, while the recovery waits for
+    # its *IDN? (up to sync_timeout_s): one recovery drains it, and the next capture needs none.
+    late_s = 2.5 * TIMEOUT_MS / 1000
+    assert late_s < analyzer.link.sync_timeout_s
+    twin.inject("late", delay_s=late_s)
+    configure_and_arm(analyzer, twin)
+    analyzer.wait_complete(timeout_s=5.0)
+    with pytest.raises(InstrumentTimeout, match=r"\[the session was cleared and resynchronized\]"):
+        analyzer.fetch_trace()
+    assert analyzer.link.recoveries == 1 and not analyzer.link.needs_recovery
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+    assert analyzer.link.recoveries == 1
+
+
+@pytest.mark.parametrize(("target", "pattern"), [
+    ("last-fetch", r"holds no block: only the error query was answered \(\+0, nothing queued\)"),
+    ("SYST:ERR", r"ends after its 1600-byte block, without the reply to the query after it"),
+])
+@pytest.mark.parametrize("twin", ["keysight-n6705c"], indirect=True)
+def test_a_part_of_the_compound_fetch_reply_missing_is_named_as_missing(
+        target: str, pattern: str, twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
+    # One of the two queries of `FETC...;:SYST:ERR?` sends nothing: the refusal says which part is missing
+    # (not "the instrument queued +0,No error instead", nor "longer than its header says").
+    header = short_command(analyzer.fetch_queries[-1].query).split(" ")[0].rstrip("?")
+    configure_and_arm(analyzer, twin)
+    analyzer.wait_complete(timeout_s=5.0)
+    twin.inject("timeout", on=header if target == "last-fetch" else target)
+    with pytest.raises(InstrumentReplyError, match=pattern) as info:
+        analyzer.fetch_trace()
+    assert "SYST:ERR?" in str(info.value) and "[the session was cleared and resynchronized]" in str(info.value)
+    assert_capture_is_what_the_twin_served(analyzer, twin)
+
+
+def test_an_instrument_that_closed_its_connection_is_an_error_not_a_hang(
+        timeline: ActivityTimeline, manager: pyvisa.ResourceManager) -> None:
+    # The instrument goes away (its server closes the socket: a reboot, a new client taking over). The next
+    # query times out and the recovery clears the session; pyvisa-py's device clear on a TCPIP SOCKET drains
+    # the socket until it is silent, which a closed socket never is (select says readable, recv says b"").
+    with AnalyzerTwin(timeline) as twin:
+        analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
+        assert isinstance(analyzer, ScpiAnalyzer)
+    outcome: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            analyzer.acquisition_status()
+        except BaseException as exc:  # noqa: BLE001 - the test reads what came out
+            outcome.append(exc)
+
+    worker = threading.Thread(target=use, daemon=True)
+    worker.start()
+    worker.join(timeout=20 * analyzer.link.sync_timeout_s)
+    assert not worker.is_alive(), "the recovery of a closed session never returned"
+    assert len(outcome) == 1 and isinstance(outcome[0], InstrumentError), outcome
+    assert twin.resource in str(outcome[0]) and "clearing the session failed too" in str(outcome[0])
+    assert analyzer.link.needs_recovery

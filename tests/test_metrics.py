@@ -284,3 +284,15 @@ def test_distinct_values_of_a_skewed_output_equal_numpy_unique(rare):
     codes[where] = rng.integers(-127, 128, size=rare)
     codes[: 3000] = 127  # some foreground
     _assert_unique_equal(((codes.astype(np.float32) + 128) * np.float32(1 / 256)).astype(np.float64))
+
+
+@pytest.mark.parametrize("flat", [
+    np.array([-1.7e308, 1.7e308] * 600),  # finite values whose span overflows to infinity
+    np.array([-1.7e308, 0.0, 1.7e308] * 600),
+    (np.arange(1200) % 7 / 8).astype(np.float32),  # a float32 grid: float32 values back, as np.unique's
+    (np.arange(1200) % 7 + 2**62).astype(np.int64),  # integers a float64 grid cannot tell apart
+], ids=["span-overflow-2", "span-overflow-3", "float32", "int64-near-2**62"])
+def test_distinct_values_at_the_edges_of_the_grid_fast_path_equal_numpy_unique(flat):
+    values, _ = distinct_values(flat)
+    assert values.dtype == np.unique(flat).dtype
+    _assert_unique_equal(flat)

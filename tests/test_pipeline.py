@@ -13,6 +13,7 @@ from pytest_edgehil.link import messages as p
 from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.pipeline import evaluate
 from pytest_edgehil.measure.latency import infer, infer_many
+from pytest_edgehil.sim.device_faults import DeviceFault
 from pytest_edgehil.sim.device_twin import DeviceTwin
 from pytest_edgehil.sim.profile import load_profiles
 from pytest_edgehil.sim.pty_link import REPLY_CACHE, serve_pty
@@ -143,3 +144,31 @@ def test_an_old_board_without_eval_gets_set_input_and_run(tinytracker):
         old = infer_many(dut, tinytracker, batch)
         assert client.stats.requests - before == 2 * len(batch)  # SET_INPUT + RUN per image
     np.testing.assert_array_equal(new, old)
+
+
+@pytest.mark.parametrize("first", ["mislabelled", "genuine", "lost"])
+def test_a_reply_stamped_with_another_in_flight_request_s_seq_is_refused_not_taken(first):
+    # The first EVAL's reply is lost (corrupt) and the second's carries the first's seq: the host must not
+    # take image 2's result for image 1's. The first's genuine reply (replayed for its retransmission)
+    # then carries the same seq with another payload: two different answers to one request, refused.
+    # `first`: whether the mislabelled reply or the genuine one reaches the host first; "lost": the first's
+    # reply is lost on the line (silence), so only the second's retransmission, answered from the cache
+    # with the frame already taken for image 1, shows it.
+    device = EvalDevice()
+    batch = images(4, size=100)
+    with serve_pty(device, name="e0") as endpoint, DeviceClient(endpoint.port, timeout_s=2) as client:
+        if first == "mislabelled":
+            endpoint.faults.inject(DeviceFault("corrupt", direction="reply", on="EVAL"))
+        elif first == "lost":
+            endpoint.faults.inject(DeviceFault("drop-frame", direction="reply", on="EVAL"))
+        else:
+            endpoint.faults.inject(DeviceFault("duplicate", on="EVAL"))  # the same frame twice: no conflict
+        endpoint.faults.inject(DeviceFault("stale-seq", on="EVAL"))
+        pattern = (r"evaluate \(image 2\).* is the frame taken for evaluate \(image 1\)" if first == "lost" else
+                   r"two different replies carry seq \d+ \(evaluate \(image 1\)\)")
+        with pytest.raises(ProtocolError, match=pattern):
+            evaluate(client, ((b,) for b in batch), depth=REPLY_CACHE)
+        assert endpoint.faults.pending() == 0
+        # The link is usable after: the next batch comes back right.
+        results = evaluate(client, ((b,) for b in batch), depth=REPLY_CACHE)
+    assert [int(r.outputs[0][0]) for r in results] == sums(batch)

@@ -157,6 +157,10 @@ def check_block_end(read_exact: ReadExact, *, resource: str, command: str, lengt
     """Read what follows a `length`-byte block (`tail`: its last bytes, shown in errors) and raise
     InstrumentReplyError unless it is `terminator` (surplus is never dropped silently)."""
     end = read_exact(len(terminator))
+    if end == b"\n" != terminator:  # the response message ended: the next unit never came
+        raise reply_error(resource, command, tail + end, f"ends after its {length}-byte block, without the "
+                          f"reply to the query after it ({terminator!r} and that reply were expected)",
+                          "the instrument answered only the first query of the program message: fetch again")
     if end != terminator:
         raise reply_error(resource, command, tail + end,
                           f"carries bytes after its {length}-byte block instead of {terminator!r}",

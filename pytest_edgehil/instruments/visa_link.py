@@ -3,9 +3,9 @@ after a timeout or a malformed reply so that one bad reply costs one test, not t
 
 Why recovery is needed: after a read times out part-way, the rest of the reply arrives later and
 would be read as the answer to the next query; a malformed block leaves its unread payload on the
-line the same way. So after any timeout or reply error the link clears the session (VISA device
-clear: on pyvisa-py's TCPIP SOCKET it discards the read buffer and drains what is on the socket; on
-INSTR resources the instrument clears its output queue), clears the instrument's status (`*CLS`), and
+line the same way. So after any timeout or reply error the link clears the session (on a TCPIP SOCKET
+it discards the read buffer and drains what is on the socket, bounded, itself; on INSTR resources a VISA
+device clear, and the instrument clears its output queue), clears the instrument's status (`*CLS`), and
 then sends `*IDN?` and discards everything until the instrument's own identity comes back: a late
 reply still in flight is thereby consumed, however many lines its binary payload splits into.
 If that does not succeed within `sync_timeout_s`, the next use of the link tries again first.
@@ -52,6 +52,8 @@ _CHUNK_BYTES = 1 << 20
 # after every recv, so a 1 MiB request costs O(n^2) in memchr (12 ms of a 4 MB block); pyvisa's own
 # default (20 KiB) keeps that scan short. Progress is still counted per _CHUNK_BYTES.
 _READ_BYTES = 64 << 10
+# A raw socket is drained until it is quiet this long (what pyvisa-py's SOCKET clear waits for).
+_DRAIN_QUIET_MS = 100
 # The largest block any modelled instrument sends: NGM202 FastLog, 4 Mi (V, I) float32 pairs.
 MAX_BLOCK_BYTES = 4_194_304 * 2 * 4
 
@@ -120,6 +122,12 @@ class VisaLink:
             raise
 
     def _clear(self) -> None:
+        # A raw socket has no device-clear message: clearing it is discarding what was received. pyvisa-py
+        # (0.8) does that by reading until the socket is quiet for 0.1 s, which a socket the instrument
+        # closed never is (readable, and recv returns b""): it spins forever. So we drain it ourselves.
+        if getattr(self.resource, "resource_class", None) == "SOCKET":
+            self._drain()
+            return
         # Not every backend implements viClear (pyvisa-sim raises NotImplementedError): then at least
         # discard the read buffer; a VISA error here is left to the *IDN? synchronization to judge.
         unsupported = (NotImplementedError, pyvisa.errors.Error)
@@ -132,8 +140,32 @@ class VisaLink:
             except unsupported:
                 self.log.debug("flush not supported either", exc_info=True)
 
+    def _drain(self) -> None:
+        """Discard the read buffer and what arrives until the line is quiet for _DRAIN_QUIET_MS, for at most
+        `sync_timeout_s` (an instrument still sending is left to the *IDN? synchronization). A closed
+        connection ends it: its read times out or fails; the recovery's next write then says so."""
+        try:
+            self.resource.flush(pyvisa.constants.BufferOperation.discard_read_buffer_no_io)
+        except (NotImplementedError, pyvisa.errors.Error):
+            self.log.debug("flush not supported", exc_info=True)
+        deadline = time.monotonic() + self.sync_timeout_s
+        timeout = self.resource.timeout
+        self.resource.timeout = _DRAIN_QUIET_MS
+        discarded = 0
+        try:
+            with self._termchar_off():
+                while time.monotonic() < deadline:
+                    discarded += len(self.resource.read_raw())
+        except (pyvisa.errors.Error, OSError):
+            pass  # quiet (the read timed out), or the connection is gone
+        finally:
+            self.resource.timeout = timeout
+        self.log.debug("drained %d bytes from the socket", discarded)
+
     def recover(self) -> None:
-        """Clear the session and read until `*IDN?` answers with `identity` (see the module docstring).
+        """Clear the session and read until `*IDN?` answers with `identity` (see the module docstring); a
+        read that times out is not the end of it: a reply later than the VISA timeout may still arrive ahead
+        of the identity, and is drained, within `sync_timeout_s`.
 
         Raises InstrumentError (InstrumentTimeout if the instrument stays silent) when the
         identity does not come back within `sync_timeout_s`; the link then retries at its next use.
@@ -153,8 +185,14 @@ class VisaLink:
         expected = self.identity.encode("ascii")
         deadline = time.monotonic() + self.sync_timeout_s
         discarded = 0
+        silent: InstrumentTimeout | None = None
         while time.monotonic() < deadline:
-            raw: bytes = self._call("*IDN? (resynchronizing)", self.resource.read_raw)
+            try:
+                raw: bytes = self._call("*IDN? (resynchronizing)", self.resource.read_raw)
+            except InstrumentTimeout as exc:  # a late reply ahead of the identity may still come in time
+                silent = exc
+                continue
+            silent = None
             if raw.rstrip(b"\r\n") == expected:
                 self.needs_recovery = False
                 self._release = None
@@ -162,6 +200,8 @@ class VisaLink:
                 self.log.info("session resynchronized (%d stale bytes discarded)", discarded)
                 return
             discarded += len(raw)
+        if silent is not None:  # nothing at all came back before the deadline
+            raise silent
         raise InstrumentError(f"{self.name}: after clearing the session, *IDN? did not answer with "
                               f"{self.identity!r} within {self.sync_timeout_s:g} s ({discarded} stale bytes "
                               f"discarded); power-cycle the instrument or reconnect")
@@ -350,6 +390,10 @@ class VisaLink:
             code, reason = parse_error_entry(text.decode("ascii", "replace"), resource=self.name)
         except InstrumentReplyError:
             return
+        if code == 0:  # nothing queued: the query itself sent nothing, and no error says why
+            raise reply_error(self.name, message, text, "holds no block: only the error query was answered "
+                              "(+0, nothing queued)", "the query sent no reply and queued no error: check "
+                              "that it exists on this instrument and fetch again") from exc
         raise reply_error(self.name, message, text, f"holds no block: the instrument queued {code:+d},"
                           f'"{reason}" instead', "arm and wait for a completed acquisition before fetching; "
                           "check that the capture settings were accepted") from exc

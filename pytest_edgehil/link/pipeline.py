@@ -10,7 +10,10 @@ a request no longer in flight is a stale reply, skipped and counted); a corrupt 
 retransmit every request still waiting (the device answers those from its reply cache, which holds
 `depth` replies, so nothing runs twice); silence retransmits the oldest at the end of each wait slice;
 the oldest's deadline running out is DeviceTimeout. Replies are returned in request order; an ERROR
-reply is DeviceRejected for that image, after the requests before it have been answered.
+reply is DeviceRejected for that image, after the requests before it have been answered. Two different
+replies with the seq of one request of the evaluation are ProtocolError: one was stamped with another
+request's seq, and with requests in flight it would pass for the answer to another image; so is a
+retransmitted request answered with the frame taken for the request before it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_edgehil.errors import ConfigError, DeviceTimeout, FrameCorrupt
+from pytest_edgehil.errors import ConfigError, DeviceTimeout, FrameCorrupt, ProtocolError
 from pytest_edgehil.link.device_port import POLL_S, _posix_fd
 from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import PROTOCOL_VERSION, Eval, Frame, Result
@@ -58,6 +61,10 @@ class _Pipeline:
         self.client, self.depth = client, depth
         self.in_flight: deque[Exchange] = deque()
         self.answered: dict[int, Frame] = {}  # replies that came before older ones were answered
+        # The reply taken for each request of this evaluation, by seq, and the request's name: a second,
+        # different reply with the same seq means one of them answers another request (see `_check_same`).
+        self.taken: dict[int, tuple[Frame, str]] = {}
+        self.previous: tuple[Exchange, Frame] | None = None  # the last request answered, and its reply
         self.count = 0
 
     def run(self, items: Iterable[Sequence[np.ndarray]]) -> list[Result]:
@@ -76,6 +83,9 @@ class _Pipeline:
                 return results
             oldest = self.in_flight[0]
             reply = self.answered.pop(oldest.frame.seq, None) or self._wait(oldest)
+            self._check_not_a_copy(oldest, reply)
+            self.taken[reply.seq] = (reply, oldest.command)
+            self.previous = (oldest, reply)
             self.in_flight.popleft()
             if self.in_flight:  # the device answers in order: the next one's wait starts now
                 self.in_flight[0].started_s = time.monotonic()
@@ -103,11 +113,49 @@ class _Pipeline:
                                   waiting_for=lambda: f"in flight: {[e.frame.seq for e in self.in_flight]}")
 
     def _keep(self, frame: Frame) -> bool:
-        """A reply to a younger request still in flight: held for its turn (replies go back in request order)."""
+        """A reply to a younger request still in flight: held for its turn (replies go back in request order).
+        Any other frame is stale, unless it contradicts a reply already held or taken (ProtocolError)."""
         if any(e.frame.seq == frame.seq for e in self.in_flight):
+            held = self.answered.get(frame.seq)
+            if held is not None:
+                self._check_same(held, frame, next(e.command for e in self.in_flight if e.frame.seq == frame.seq))
             self.answered[frame.seq] = frame
             return True
+        if frame.seq in self.taken:
+            taken, command = self.taken[frame.seq]
+            self._check_same(taken, frame, command)
         return False
+
+    def _check_not_a_copy(self, exchange: Exchange, reply: Frame) -> None:
+        """A request answered only after a retransmission, with the very reply taken for the request before
+        it (another image): its first reply went out under that request's seq and was taken for it, the
+        cache replaying it now. Refused as `_check_same` explains. (Without the retransmission, identical
+        replies to two images are possible: equal outputs and a coarse device timer.)"""
+        if self.previous is None or exchange.sent < 2:
+            return
+        before, taken = self.previous
+        if ((reply.msg_type, reply.payload) == (taken.msg_type, taken.payload)
+                and exchange.frame.payload != before.frame.payload):
+            c = self.client
+            raise ProtocolError(
+                f"device {c.name!r} on {c.port}: the reply to {exchange.command} (seq {exchange.frame.seq}, "
+                f"retransmitted) is the frame taken for {before.command} (seq {before.frame.seq}), another "
+                f"input: its first reply carried the wrong sequence number and was taken for that image. No "
+                f"result of this evaluation is returned. Check the firmware's sequence numbering (each reply "
+                f"carries its request's seq); recover() and evaluate again")
+
+    def _check_same(self, taken: Frame, again: Frame, command: str) -> None:
+        """A repeated reply (a duplicate, a replay for a retransmission) is the same frame. One with the same
+        seq and another payload answers another request (a reply stamped with the wrong seq): which of the
+        two is this request's cannot be told, so the evaluation is refused rather than a result guessed."""
+        if (again.msg_type, again.payload) == (taken.msg_type, taken.payload):
+            return
+        c = self.client
+        raise ProtocolError(
+            f"device {c.name!r} on {c.port}: two different replies carry seq {taken.seq} ({command}), so one of "
+            f"them answers another request in flight (a reply stamped with the wrong sequence number); no "
+            f"result of this evaluation is returned. Check the firmware's sequence numbering (each reply "
+            f"carries its request's seq); recover() and evaluate again")
 
     def _corrupt(self, item: FrameCorrupt) -> None:
         """A damaged reply: it may be anyone's, so every request still unanswered is sent again."""

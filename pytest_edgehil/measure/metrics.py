@@ -12,6 +12,7 @@ this module (or the results layer, through the sample summary) does not load it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,15 +93,19 @@ def distinct_values(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     probe = np.unique(flat[::max(1, flat.size // 4096)])
     for _ in range(_GRID_ATTEMPTS):
-        if not (2 <= probe.size <= _GRID_MAX and flat.size > 4 * probe.size):
+        # Floats only: the table is of flat's own type (np.unique's values), and NaN marks its holes.
+        if flat.dtype.kind != "f" or not (2 <= probe.size <= _GRID_MAX and flat.size > 4 * probe.size):
             break
-        step = float(np.min(np.diff(probe)))
-        span = round(float(probe[-1] - probe[0]) / step) if step > 0 else 0
-        if not 0 < span <= _GRID_MAX:
+        with np.errstate(over="ignore"):  # values a float64 span apart: an infinite step, no grid
+            step = float(np.min(np.diff(probe)))
+        codes = (float(probe[-1]) - float(probe[0])) / step if step > 0 else 0.0
+        if not (math.isfinite(codes) and 0 < round(codes) <= _GRID_MAX):
             break
-        table = np.full(span + 1, np.nan)
+        span = round(codes)
+        table = np.full(span + 1, np.nan, dtype=flat.dtype)
         table[np.rint((probe - probe[0]) / step).astype(np.intp)] = probe
-        code = np.clip(np.rint((flat - probe[0]) / step), 0, span).astype(np.intp)
+        with np.errstate(over="ignore", invalid="ignore"):  # far off the grid: clipped, then failed below
+            code = np.clip(np.rint((flat - probe[0]) / step), 0, span).astype(np.intp)
         wrong = table[code] != flat  # NaN never equals: a grid value the probe missed is wrong too
         misses = int(np.count_nonzero(wrong))
         if misses == 0:

@@ -1,9 +1,10 @@
 """A small threaded SCPI-over-TCP server ("raw socket", port 5025 style) on loopback.
 
 It knows framing only: messages are lines ending in LF; a line may carry several commands separated
-by `;` (headers after `;` resolved by the implied-path rule, `parse_line`); each reply goes back as one LF-terminated message, at once or, for an injected fault, as a
-`StagedReply` whose parts are sent after delays (a late or half-sent reply). What the commands mean
-is the handler's business (the analyzer twin). PyVISA reaches it as `TCPIP::127.0.0.1::<port>::SOCKET`.
+by `;` (headers after `;` resolved by the implied-path rule, `parse_line`); the replies to a line go
+back as one LF-terminated response message, at once or, for an injected fault, with a `StagedReply`
+whose parts are sent after delays (a late or half-sent reply). What the commands mean is the
+handler's business (the analyzer twin). PyVISA reaches it as `TCPIP::127.0.0.1::<port>::SOCKET`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ _JOIN_BYTES = 64 << 10
 
 @dataclass(frozen=True)
 class StagedReply:
-    """A reply sent in parts: each (delay_s, bytes) after its delay; the LF terminator follows the last.
+    """A reply sent in parts: each (delay_s, bytes) after its delay; what follows the last (`;` and the next
+    reply of a compound response, or the LF terminator) follows it at once.
 
     The serving thread sends it before reading the next command, as an instrument answers in order:
     whatever the client sends meanwhile is answered after it."""
@@ -106,14 +108,12 @@ def parse_line(line: str) -> list[ScpiCommand]:
     return commands
 
 
-def _response_messages(replies: list[Reply]) -> list[Reply | list[bytes]]:
+def _response_message(replies: list[Reply]) -> list[bytes | StagedReply]:
     """IEEE 488.2 8.4: the replies to the queries of one program message form one response message,
     joined by `;` (`SENS:SWE:POIN?;TINT?` -> `10;+4.096E-05`): returned as the list of its units, sent
-    one after another (a megabyte block is not copied to join it). A staged (faulty) reply goes alone."""
-    sent: list[Reply] = [reply for reply in replies if reply is not None]
-    if len(sent) > 1 and all(isinstance(reply, bytes) for reply in sent):
-        return [[reply for reply in sent if isinstance(reply, bytes)]]
-    return list(sent)
+    one after another (a megabyte block is not copied to join it). A staged (faulty) unit keeps its
+    delays inside that message: a late block is still followed by `;` and the next unit, not by LF."""
+    return [reply for reply in replies if reply is not None]
 
 
 class ScpiServer:
@@ -177,9 +177,8 @@ class ScpiServer:
                         replies.append(self._handler(command))
                     except Exception:  # a twin bug must not look like a silent instrument
                         log.exception("%s: handler failed on %r", self._name, command.text)
-                for reply in _response_messages(replies):
-                    if not self._send(client, reply):
-                        return
+                if not self._send(client, _response_message(replies)):
+                    return
 
     def _read(self, client: socket.socket, lines: queue.Queue[str | None]) -> None:
         buffer = b""
@@ -211,15 +210,16 @@ class ScpiServer:
         finally:
             lines.put(None)
 
-    def _send(self, client: socket.socket, reply: Reply | list[bytes]) -> bool:
-        """Send one response message (False once the connection or the server is gone): a reply, or the
-        units of a compound one, which go `;`-separated; the LF terminator follows the last byte."""
-        if reply is None:
+    def _send(self, client: socket.socket, units: list[bytes | StagedReply]) -> bool:
+        """Send one response message (False once the connection or the server is gone): its units go
+        `;`-separated, a staged one's parts after their delays; the LF terminator follows the last byte."""
+        if not units:
             return True
-        if isinstance(reply, list):
-            parts = tuple(item for k, unit in enumerate(reply) for item in (((0.0, b";"),) if k else ()) + ((0.0, unit),))
-        else:
-            parts = reply.parts if isinstance(reply, StagedReply) else ((0.0, reply),)
+        parts: list[tuple[float, bytes]] = []
+        for k, unit in enumerate(units):
+            if k:
+                parts.append((0.0, b";"))
+            parts.extend(unit.parts if isinstance(unit, StagedReply) else ((0.0, unit),))
         pending = b""  # small pieces go out joined, in one segment; a large block is never copied
         for delay_s, data in parts:
             if delay_s > 0:
