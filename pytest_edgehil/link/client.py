@@ -180,7 +180,7 @@ class DeviceClient(DevicePort):
             self.run(1)  # learn the period: a long run is never waited for with a guess
         command = f"run({count})"
         wait_s = self.run_wait.wait_s(count)
-        frame = self._request(command, Run(count), wait_s, expected=self.run_wait.describe(count))
+        frame = self._request(command, Run(count), wait_s, expected=lambda: self.run_wait.describe(count))
         result = self._expect(command, frame, Result)
         self._check_model(command, result.model_sha256)
         result = check_result(result, count, device=self.name, port=self.port, command=command)
@@ -246,7 +246,8 @@ class DeviceClient(DevicePort):
             f"(pytest-edgehil) speaks version {PROTOCOL_VERSION}{why}. Flash firmware/agent that speaks version "
             f"{PROTOCOL_VERSION}, or install the pytest-edgehil release that speaks version {device_version}.")
 
-    def _request(self, command: str, request: Message, wait_s: float, expected: str = "") -> Frame:
+    def _request(self, command: str, request: Message, wait_s: float,
+                 expected: str | Callable[[], str] = "") -> Frame:
         with self._lock:
             self._check_usable(command)
             self._seq = (self._seq + 1) & 0xFFFF

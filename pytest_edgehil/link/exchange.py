@@ -32,9 +32,11 @@ class Exchange:
     """One request's life: send, wait for the reply with its seq, retransmit on corruption or silence."""
 
     def __init__(self, client: DeviceClient, command: str, frame: Frame, wait_s: float,
-                 expected: str = "", write: Callable[[Exchange], None] | None = None) -> None:
+                 expected: str | Callable[[], str] = "", write: Callable[[Exchange], None] | None = None) -> None:
         self.client, self.command, self.frame, self.wait_s = client, command, frame, wait_s
-        self.expected = expected  # what the wait was derived from ("expected ≈ 12 s (…)"), for messages
+        # What the wait was derived from ("expected ≈ 12 s (…)"), for messages only: a callable is formatted
+        # when a message needs it, not on every request.
+        self._expected = expected
         # How the request goes on the wire: the client's write, or the pipeline's full-duplex one.
         self.write = write
         self.wire = frame.encode()
@@ -126,6 +128,10 @@ class Exchange:
         else:
             self.write(self)
         self.sent += 1
+
+    @property
+    def expected(self) -> str:
+        return self._expected() if callable(self._expected) else self._expected
 
     def _progress(self, waited_s: float) -> None:
         c = self.client

@@ -103,7 +103,7 @@ class _Pipeline:
         frame = Frame(PROTOCOL_VERSION, request.msg_type, c._seq, request.encode_payload())
         # Each EVAL is RUN 1's work: its wait comes from the expected run time, as RUN 1's does.
         exchange = Exchange(c, f"evaluate (image {self.count})", frame, c.run_wait.wait_s(1),
-                            expected=c.run_wait.describe(1), write=self._write)
+                            expected=lambda: c.run_wait.describe(1), write=self._write)
         exchange.send("")
         self.in_flight.append(exchange)
 
