@@ -20,6 +20,7 @@ Figures are indicative on a shared machine; the spread says how far.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import select
@@ -29,6 +30,7 @@ import tty
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyvisa
@@ -47,6 +49,9 @@ from pytest_edgehil.sim.device_twin import DeviceTwin
 from pytest_edgehil.sim.profile import load_profiles
 from pytest_edgehil.sim.pty_link import serve_pty
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
+
+if TYPE_CHECKING:
+    from pytest_edgehil.bench import DeviceUnderTest
 
 MODELS = Path(__file__).resolve().parent.parent / "fixtures" / "models"
 TENSOR_64K = np.random.default_rng(0).integers(-128, 128, size=(1, 256, 256, 1), dtype=np.int8)
@@ -172,7 +177,8 @@ def accuracy_row(model_name: str, rounds: int, images: int, inner: int) -> tuple
                 runner.run_raw([tensor])
 
         ratio = interleaved(f"accuracy eval, {model_name}, {images} images x {inner} calls, twin vs bare write + LiteRT",
-                            lambda: infer_many(dut, model, batch), bare, rounds=rounds, inner=inner, warmup=1)
+                            lambda: infer_many(cast("DeviceUnderTest", dut), model, batch), bare, rounds=rounds,
+                            inner=inner, warmup=1)
     return ratio, "throughput >= 0.8x (time <= 1.25x)"
 
 
@@ -182,6 +188,10 @@ class _Dut:
     def __init__(self, client: DeviceClient) -> None:
         self.client = client
         self.hello = client.hello()
+
+
+def _accuracy_step(rows: list[tuple[Ratio, str]], name: str, rounds: int, calls: int) -> None:
+    rows.append(accuracy_row(name, rounds, images=20, inner=calls))
 
 
 def table(rows: list[tuple[Ratio, str]]) -> str:
@@ -212,8 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(lambda: rows.append(fetch_row(max(3, rounds // 2))))
     if "accuracy" in only:
         for name in ("tinytracker", "qsegment"):
-            steps.append(lambda name=name: rows.append(
-                accuracy_row(name, max(3, rounds // 2), images=20, inner=args.accuracy_calls)))
+            steps.append(functools.partial(_accuracy_step, rows, name, max(3, rounds // 2), args.accuracy_calls))
     for step in steps:
         step()
     print(table(rows))
