@@ -172,3 +172,37 @@ def test_a_reply_stamped_with_another_in_flight_request_s_seq_is_refused_not_tak
         # The link is usable after: the next batch comes back right.
         results = evaluate(client, ((b,) for b in batch), depth=REPLY_CACHE)
     assert [int(r.outputs[0][0]) for r in results] == sums(batch)
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "drop-frame"])
+def test_two_images_with_identical_replies_are_not_refused_after_a_retransmission(fault):
+    # Two different images whose outputs (and, on a coarse device timer, timings) are identical give
+    # byte-identical RESULTs: a saturated mask, a constant gaze. A corrupt first reply makes the host
+    # retransmit both requests; the second is then answered "only after a retransmission" with a frame
+    # equal to the first's, but no reply was mislabelled: the evaluation must come back, not be refused.
+    device = EvalDevice()  # the RESULT is the input's sum, timings constant
+    base = np.arange(100, dtype=np.int8).reshape(1, 100)
+    batch = [base, base[:, ::-1].copy(), np.roll(base, 7, axis=1)]  # different inputs, one sum
+    assert len({b.tobytes() for b in batch}) == 3 and len(set(sums(batch))) == 1
+    with serve_pty(device, name="e0") as endpoint, DeviceClient(endpoint.port, timeout_s=2) as client:
+        endpoint.faults.inject(DeviceFault(fault, direction="reply", on="EVAL"))
+        results = evaluate(client, ((b,) for b in batch), depth=REPLY_CACHE)
+        assert endpoint.faults.pending() == 0 and client.stats.retransmissions >= 1
+    assert [int(r.outputs[0][0]) for r in results] == sums(batch)
+
+
+def test_identical_replies_after_the_second_reply_was_lost_are_not_refused():
+    # The second image's reply is lost (silence); its retransmission is answered from the cache with a frame
+    # equal to the one taken for the first image (identical outputs and timings). On the wire this looks
+    # like a mislabelled reply, so the host asks the first request again: its cached reply is the same
+    # frame, no reply was mislabelled, and the evaluation comes back.
+    device = EvalDevice()
+    base = np.arange(100, dtype=np.int8).reshape(1, 100)
+    batch = [base, base[:, ::-1].copy(), np.roll(base, 7, axis=1)]
+    with serve_pty(device, name="e0") as endpoint, DeviceClient(endpoint.port, timeout_s=2) as client:
+        endpoint.faults.inject(DeviceFault("delay", delay_s=0.0, direction="reply", on="EVAL"))  # reply 1 as is
+        endpoint.faults.inject(DeviceFault("drop-frame", direction="reply", on="EVAL"))  # reply 2 lost
+        results = evaluate(client, ((b,) for b in batch), depth=REPLY_CACHE)
+        assert endpoint.faults.pending() == 0 and client.stats.retransmissions >= 1
+    assert [int(r.outputs[0][0]) for r in results] == sums(batch)
+    assert device.runs == 3  # the check was answered from the reply cache
