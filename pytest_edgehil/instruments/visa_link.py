@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -39,6 +38,12 @@ from pytest_edgehil.instruments.replies import (
     reply_error,
     shown,
 )
+from pytest_edgehil.instruments.visa_blocks import (
+    READ_BYTES,
+    raise_blockless_reply,
+    read_float32_payload,
+    termchar_off,
+)
 
 T = TypeVar("T")
 
@@ -48,10 +53,6 @@ MAX_QUEUE_ENTRIES = 64
 # chunk); each chunk is one pyvisa read of that size (pyvisa's default 20 KB reads cost a quarter of a
 # 1 M-sample fetch in Python loop overhead).
 _CHUNK_BYTES = 1 << 20
-# What one low-level read asks for. pyvisa-py scans its whole pending buffer for the termination character
-# after every recv, so a 1 MiB request costs O(n^2) in memchr (12 ms of a 4 MB block); pyvisa's own
-# default (20 KiB) keeps that scan short. Progress is still counted per _CHUNK_BYTES.
-_READ_BYTES = 64 << 10
 # A raw socket is drained until it is quiet this long (what pyvisa-py's SOCKET clear waits for).
 _DRAIN_QUIET_MS = 100
 # The largest block any modelled instrument sends: NGM202 FastLog, 4 Mi (V, I) float32 pairs.
@@ -153,7 +154,7 @@ class VisaLink:
         self.resource.timeout = _DRAIN_QUIET_MS
         discarded = 0
         try:
-            with self._termchar_off():
+            with termchar_off(self.resource):
                 while time.monotonic() < deadline:
                     discarded += len(self.resource.read_raw())
         except (pyvisa.errors.Error, OSError):
@@ -216,7 +217,7 @@ class VisaLink:
         got = 0
         while got < count:
             try:
-                part = self.resource.read_bytes(min(count - got, _CHUNK_BYTES), chunk_size=_READ_BYTES)
+                part = self.resource.read_bytes(min(count - got, _CHUNK_BYTES), chunk_size=READ_BYTES)
             except pyvisa.errors.VisaIOError as exc:
                 if exc.error_code != pyvisa.constants.StatusCode.error_timeout:
                     raise
@@ -322,12 +323,12 @@ class VisaLink:
                     expected_bytes=None if expected_count is None else 4 * expected_count, max_bytes=max_bytes)
             except InstrumentReplyError as exc:
                 if error_query is not None:
-                    self._name_blockless_reply(exc, message)
+                    raise_blockless_reply(self.resource, self.name, exc, message)
                 raise
             if length % 4:
                 raise reply_error(self.name, command, header, f"announces {length} bytes, not whole float32 "
                                   "values", "check FORM REAL (32-bit) and that the query returns float32")
-            values = self._read_float32_payload(length, big_endian=big_endian, read_exact=read_exact)
+            values = read_float32_payload(self.resource, length, big_endian=big_endian, read_exact=read_exact)
             tail = header + values[-2:].astype(">f4" if big_endian else "<f4").tobytes()
             if error_query is None:
                 check_block_end(read_exact, resource=self.name, command=command, length=length, tail=tail)
@@ -339,64 +340,6 @@ class VisaLink:
         values, entry = self._exchange(command, exchange, release)
         self.log.debug("read block of %d float32 (%s-endian)", values.size, "big" if big_endian else "little")
         return values, entry
-
-    def _read_float32_payload(self, length: int, *, big_endian: bool,
-                              read_exact: Callable[[int], bytes]) -> np.ndarray:
-        """`length` payload bytes decoded piece by piece into one native float32 array.
-
-        Why pieces with the termination character off: pyvisa-py ends a read at every LF byte when the
-        termination character is on (about one in 256 bytes of float data) and rescans its buffer each
-        time; off, a read returns its full count. Each 64 KiB piece is put in place (byte-swapped if need
-        be) while it is still in cache, which spares joining the block into one bytes object first.
-        Native float32 rather than float64: no value changes, and half the bytes to write and to check."""
-        values = np.empty(length // 4, dtype=np.float32)
-        dtype = np.dtype(">f4" if big_endian else "<f4")
-        done = 0
-        with self._termchar_off():
-            while done < length:
-                piece = read_exact(min(length - done, _READ_BYTES))
-                values[done // 4:(done + len(piece)) // 4] = np.frombuffer(piece, dtype=dtype)
-                done += len(piece)
-        return values
-
-    @contextmanager
-    def _termchar_off(self) -> Iterator[None]:
-        """VI_ATTR_TERMCHAR_EN off for a binary payload of known length, restored after (a backend that
-        lacks the attribute reads as before)."""
-        attribute = pyvisa.constants.ResourceAttribute.termchar_enabled
-        try:
-            was = self.resource.get_visa_attribute(attribute)
-            self.resource.set_visa_attribute(attribute, pyvisa.constants.VI_FALSE)
-        except (NotImplementedError, pyvisa.errors.Error, AttributeError):
-            yield
-            return
-        try:
-            yield
-        finally:
-            self.resource.set_visa_attribute(attribute, was)
-
-    def _name_blockless_reply(self, exc: InstrumentReplyError, message: str) -> None:
-        """The reply to `<query>;:SYST:ERR?` held no block: if what came is an error entry, raise it named
-        (the instrument refused the query) instead of "not a block"."""
-        seen = exc.reply or b""
-        if seen.startswith(b"#") or b"\n" in seen:
-            return  # a block of another shape, or the whole reply already seen: the original error stands
-        try:
-            rest = self.resource.read_raw()
-        except pyvisa.errors.Error:
-            return  # nothing more: the original error stands
-        text = seen + rest
-        try:
-            code, reason = parse_error_entry(text.decode("ascii", "replace"), resource=self.name)
-        except InstrumentReplyError:
-            return
-        if code == 0:  # nothing queued: the query itself sent nothing, and no error says why
-            raise reply_error(self.name, message, text, "holds no block: only the error query was answered "
-                              "(+0, nothing queued)", "the query sent no reply and queued no error: check "
-                              "that it exists on this instrument and fetch again") from exc
-        raise reply_error(self.name, message, text, f"holds no block: the instrument queued {code:+d},"
-                          f'"{reason}" instead', "arm and wait for a completed acquisition before fetching; "
-                          "check that the capture settings were accepted") from exc
 
     def query_ascii_floats(self, command: str, *, expected_count: int | None = None,
                            release: str | None = None) -> np.ndarray:
