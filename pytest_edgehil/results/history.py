@@ -38,6 +38,7 @@ import numpy as np
 
 from pytest_edgehil.errors import HistoryError
 from pytest_edgehil.results import history_schema as hs
+from pytest_edgehil.results.document_text import finite_or_null
 from pytest_edgehil.results.store import ResultsFile, RunInfo, load_results, utc_now
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class History:
             rows, samples = hs.record_rows(0, results.records)
         except ValueError as exc:
             raise HistoryError(f"history store {self.path}: cannot add {source.name}: {exc}; measure again") from None
-        traces = zlib.compress(json.dumps(hs.finite_json(results.traces), allow_nan=False).encode())
+        traces = zlib.compress(json.dumps(finite_or_null(results.traces), allow_nan=False).encode())
         key, run = run_key(results.run), results.run
         state = (int(run.finished_at is not None), int(run.complete), len(rows))
         with self._transaction():

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_edgehil.results.document_text import finite_or_null
 from pytest_edgehil.results.store import ResultRecord, RunInfo
 from pytest_edgehil.results.vocabulary import Family
 
@@ -93,17 +94,6 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def finite_json(value: Any) -> Any:
-    """`value` with non-finite floats as None (as the results file writes them), for json.dumps."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
-
-
 def record_rows(run: int, records: list[ResultRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(`records` rows, `samples` rows) of a run's records. Raises ValueError naming a record whose raw
     samples are not all finite (a results file could not hold it either)."""
@@ -127,7 +117,7 @@ def context_text(context: dict[str, Any]) -> str:
     try:
         return json.dumps(context, allow_nan=False)
     except ValueError:  # a NaN or infinity inside: null, as the results file has it
-        return json.dumps(finite_json(context), allow_nan=False)
+        return json.dumps(finite_or_null(context), allow_nan=False)
 
 
 def record_from_row(row: tuple[Any, ...], raw: list[float] | None, context: dict[str, Any] | None) -> ResultRecord:

@@ -10,28 +10,18 @@ where the gate and the report read them.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
+
+from pytest_edgehil.results.document_text import finite_or_null
 
 MAX_PROPERTY_CHARS = 2048  # a property is a line in a CI page, not a data store
 # Dropped in this order while a record's JSON is over the cap (the figures themselves always stay).
 _DROPPABLE = ("context", "source", "bound")
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinity as null: JSON has no token for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def dumps(value: Any) -> str:
-    return json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(finite_or_null(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def record_property(record: Mapping[str, Any]) -> str:
