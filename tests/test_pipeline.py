@@ -124,10 +124,17 @@ def test_infer_many_gives_the_same_outputs_pipelined_and_one_by_one(tinytracker)
         client.load_model(tinytracker.data, tinytracker.name)
         dut = _Dut(client)
         assert p.pipeline_depth(dut.hello.capabilities) == REPLY_CACHE
+        assert p.batch_size(dut.hello.capabilities) == 8  # the IMX500 twin's 8 MiB
+        requests_before = client.stats.requests
+        batched = infer_many(dut, tinytracker, batch)
+        assert client.stats.requests - requests_before == 3  # EVAL_BATCH of 1, 2, then 2 images
+        dut.hello = p.HelloReply(**{**dut.hello.__dict__, "capabilities": tuple(
+            c for c in dut.hello.capabilities if not c.startswith(p.BATCH_CAPABILITY))})  # a board without it
         requests_before = client.stats.requests
         pipelined = infer_many(dut, tinytracker, batch)
         assert client.stats.requests - requests_before == len(batch)  # one EVAL per image
         one_by_one = np.stack([infer(dut, tinytracker, image) for image in batch])
+    np.testing.assert_array_equal(batched, one_by_one)
     np.testing.assert_array_equal(pipelined, one_by_one)
 
 

@@ -57,7 +57,7 @@ class Exchange:
 
     def await_reply(self, start: float, *, on_corrupt: Callable[[FrameCorrupt], None] | None = None,
                     keep: Callable[[Frame], bool] | None = None, waiting_for: Callable[[], str] | None = None,
-                    progress: bool = True) -> Frame:
+                    progress: bool = True, accept: Callable[[Frame], bool] | None = None) -> Frame:
         """Read until the reply carrying this request's seq arrives (sent already; its wait began at
         `start`, monotonic s); return it, keeping whatever arrived behind it for the next wait.
 
@@ -65,7 +65,9 @@ class Exchange:
         all); a corrupt frame is counted and logged, then handed to `on_corrupt` (default: send this
         request again, FrameCorrupt once its attempts are spent); a frame with another seq is offered to
         `keep` (True: the pipeline holds it for a younger request) and otherwise counted and skipped as
-        stale, its note naming `waiting_for()`. With `progress`, a long wait is reported every PROGRESS_S.
+        stale, its note naming `waiting_for()`. A frame with this seq that `accept` rejects (a reply that
+        says it answers another request) is treated like one with another seq. With `progress`, a long
+        wait is reported every PROGRESS_S.
         Raises DeviceTimeout (SequenceMismatch when only stale replies came) at `start + wait_s`.
         """
         c = self.client
@@ -96,7 +98,7 @@ class Exchange:
                     resend_at = time.monotonic() + self.slice_s
                     continue
                 c.traffic_log.record_frame("rx", item, device=c.name)
-                if item.seq == self.frame.seq:
+                if item.seq == self.frame.seq and (accept is None or accept(item)):
                     c._backlog = items[i + 1:]  # keep anything that arrived behind the reply
                     return item
                 if keep is not None and keep(item):

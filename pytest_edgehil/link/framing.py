@@ -72,11 +72,13 @@ class MsgType(IntEnum):
     RUN = 0x07
     RESET = 0x08
     EVAL = 0x09  # inputs + one inference in one request, pipelined (capability `eval`)
-    # 0x0A-0x0B free. Optional, behind HELLO capability `energy_read` (link/energy_messages.py).
+    EVAL_BATCH = 0x0A  # N images in one request (capability `batch=N`, link/batch_messages.py)
+    # 0x0B free. Optional, behind HELLO capability `energy_read` (link/energy_messages.py).
     ENERGY_READ = 0x0C
     ACK = 0x80
     HELLO_REPLY = 0x81
     RESULT = 0x87
+    BATCH_RESULT = 0x8A
     ENERGY_COUNTERS = 0x8C
     ERROR = 0xFF
 

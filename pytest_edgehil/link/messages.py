@@ -18,6 +18,13 @@ import numpy as np
 from pytest_edgehil.errors import ProtocolError
 
 # Optional message types live in their own modules; imported here so MESSAGE_TYPES always holds them.
+from pytest_edgehil.link.batch_messages import (
+    BATCH_CAPABILITY,
+    BatchResult,
+    EvalBatch,
+    batch_size,
+    payload_crc32,
+)
 from pytest_edgehil.link.energy_messages import CounterWindow, EnergyCounters, EnergyRead
 from pytest_edgehil.link.framing import (
     CRC,
@@ -38,20 +45,64 @@ from pytest_edgehil.link.message_base import MESSAGE_TYPES, Message, register
 from pytest_edgehil.link.payload import (
     DTYPE_CODES,
     PayloadReader,
+    StageTiming,
     decode_tensor,
+    decode_timings,
     digest_field,
     encode_tensor,
     same_tensor,
     string_field,
     tensor_fields,
+    timing_fields,
 )
 
 __all__ = [
-    "CRC", "DTYPE_CODES", "EVAL_CAPABILITY", "HEADER", "MAX_ENCODED", "MAX_PACKET", "MAX_PAYLOAD",
-    "MESSAGE_TYPES", "PIPELINE_CAPABILITY", "PROTOCOL_VERSION", "Ack", "CounterWindow", "EnergyCounters", "EnergyRead", "Error", "ErrorCode", "Eval", "Frame",
-    "FrameDecoder", "Hello", "HelloReply", "LoadBegin", "LoadChunk", "LoadEnd", "Message", "MsgType", "Reset",
-    "Result", "Run", "SelectModel", "SetInput", "StageTiming", "cobs_decode", "cobs_encode", "decode_frame",
-    "decode_tensor", "encode_message", "encode_tensor", "pipeline_depth", "register", "type_name",
+    "BATCH_CAPABILITY",
+    "CRC",
+    "DTYPE_CODES",
+    "EVAL_CAPABILITY",
+    "HEADER",
+    "MAX_ENCODED",
+    "MAX_PACKET",
+    "MAX_PAYLOAD",
+    "MESSAGE_TYPES",
+    "PIPELINE_CAPABILITY",
+    "PROTOCOL_VERSION",
+    "Ack",
+    "BatchResult",
+    "CounterWindow",
+    "EnergyCounters",
+    "EnergyRead",
+    "Error",
+    "ErrorCode",
+    "Eval",
+    "EvalBatch",
+    "Frame",
+    "FrameDecoder",
+    "Hello",
+    "HelloReply",
+    "LoadBegin",
+    "LoadChunk",
+    "LoadEnd",
+    "Message",
+    "MsgType",
+    "Reset",
+    "Result",
+    "Run",
+    "SelectModel",
+    "SetInput",
+    "StageTiming",
+    "batch_size",
+    "cobs_decode",
+    "cobs_encode",
+    "decode_frame",
+    "decode_tensor",
+    "encode_message",
+    "encode_tensor",
+    "payload_crc32",
+    "pipeline_depth",
+    "register",
+    "type_name",
 ]
 
 
@@ -215,23 +266,6 @@ class Run(Message):
         return cls(count)
 
 
-@dataclass(frozen=True)
-class StageTiming:
-    """One inference's stages in µs; `start_us` is its trigger edge relative to the RUN's first one."""
-
-    start_us: float
-    readout_us: float
-    inference_us: float
-    retrieval_us: float
-
-    @property
-    def end_to_end_us(self) -> float:
-        return self.readout_us + self.inference_us + self.retrieval_us
-
-
-_TIMING = struct.Struct("<4d")
-
-
 @register(MsgType.RESULT)
 @dataclass(frozen=True, eq=False)
 class Result(Message):
@@ -248,8 +282,7 @@ class Result(Message):
 
     def encode_payload(self) -> bytes:
         out = digest_field(self.model_sha256, "RESULT model_sha256") + struct.pack("<I", len(self.timings))
-        out += b"".join(_TIMING.pack(t.start_us, t.readout_us, t.inference_us, t.retrieval_us)
-                        for t in self.timings)
+        out += timing_fields(self.timings)
         out += struct.pack("<B", len(self.outputs))
         return b"".join([out, *(field for i, o in enumerate(self.outputs)
                                 for field in tensor_fields(o, f"RESULT output {i}"))])
@@ -259,7 +292,7 @@ class Result(Message):
         r = PayloadReader(payload, "RESULT")
         model = r.take(32, "model_sha256")
         (n,) = r.unpack("I", "timing count")
-        timings = tuple(StageTiming(*values) for values in _TIMING.iter_unpack(r.view(n * _TIMING.size, "timings")))
+        timings = decode_timings(r, n)
         (n_out,) = r.unpack("B", "output count")
         outputs = tuple(decode_tensor(r, f"RESULT output {i}") for i in range(n_out))
         r.done()

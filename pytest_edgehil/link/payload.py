@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from pytest_edgehil.errors import InvalidPayload, ProtocolError
 
-__all__ = ["DTYPE_CODES", "MAX_NDIM", "MAX_TENSOR_BYTES", "PayloadReader", "check_dims", "decode_tensor", "digest_field", "encode_tensor",
-           "same_tensor", "string_field", "tensor_fields"]
+__all__ = ["DTYPE_CODES", "MAX_NDIM", "MAX_TENSOR_BYTES", "PayloadReader", "StageTiming", "check_dims", "decode_tensor",
+           "decode_timings", "digest_field", "encode_tensor", "same_tensor", "string_field", "tensor_fields",
+           "timing_fields"]
 
 
 _STRUCTS: dict[str, struct.Struct] = {}  # compiled field formats, by format string
@@ -151,3 +154,30 @@ def same_tensor(a: np.ndarray, b: np.ndarray) -> bool:
     """Bitwise equality (so NaN payloads compare equal to themselves after a round trip)."""
     a, b = np.asarray(a), np.asarray(b)
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    """One inference's stages in µs; `start_us` is its trigger edge relative to the RUN's first one."""
+
+    start_us: float
+    readout_us: float
+    inference_us: float
+    retrieval_us: float
+
+    @property
+    def end_to_end_us(self) -> float:
+        return self.readout_us + self.inference_us + self.retrieval_us
+
+
+_TIMING = struct.Struct("<4d")  # start, readout, inference, retrieval: f64 µs each
+
+
+def timing_fields(timings: Iterable[StageTiming]) -> bytes:
+    """Stage timings as consecutive `<4d` records (RESULT, BATCH_RESULT); the count is the caller's field."""
+    return b"".join(_TIMING.pack(t.start_us, t.readout_us, t.inference_us, t.retrieval_us) for t in timings)
+
+
+def decode_timings(reader: PayloadReader, count: int) -> tuple[StageTiming, ...]:
+    """`count` `<4d` timing records; ProtocolError (payload too short) when they are not all there."""
+    return tuple(StageTiming(*values) for values in _TIMING.iter_unpack(reader.view(count * _TIMING.size, "timings")))

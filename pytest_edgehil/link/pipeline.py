@@ -15,6 +15,13 @@ replies with the seq of one request of the evaluation are ProtocolError: one was
 request's seq, and with requests in flight it would pass for the answer to another image; so is a
 retransmitted request answered with the frame taken for the request before it, unless that request, asked
 again, is answered with the same outputs (two images with identical replies: nothing was mislabelled).
+
+A device offering `batch=N` gets EVAL_BATCH requests instead, each carrying up to N images
+(`link.batch_messages`): the per-request work on both ends is paid once per N images. Its reply echoes
+the CRC-32 of the request payload it answers, so matching needs no guesswork: a reply under a request's
+seq whose CRC-32 is another request's answers other images and is skipped as stale (the request is then
+retransmitted and answered from the device's reply cache, or times out), never taken; two replies that
+both answer a request (it ran twice) are equally valid, and the first is taken.
 """
 
 from __future__ import annotations
@@ -23,43 +30,68 @@ import os
 import select
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_edgehil.errors import ConfigError, DeviceTimeout, FrameCorrupt, ProtocolError
+from pytest_edgehil.errors import ConfigError, DeviceTimeout, FrameCorrupt, InvalidPayload, ProtocolError
 from pytest_edgehil.link.device_port import POLL_S, _posix_fd
 from pytest_edgehil.link.exchange import Exchange
-from pytest_edgehil.link.messages import PROTOCOL_VERSION, Eval, Frame, Result
-from pytest_edgehil.link.replies import check_result
+from pytest_edgehil.link.messages import (
+    PROTOCOL_VERSION,
+    BatchResult,
+    Eval,
+    EvalBatch,
+    Frame,
+    MsgType,
+    Result,
+    payload_crc32,
+)
+from pytest_edgehil.link.replies import check_result, check_timings
 
 if TYPE_CHECKING:
     from pytest_edgehil.link.client import DeviceClient
 
 MAX_DEPTH = 8  # the host never keeps more in flight, whatever a device offers
+MAX_BATCH = 64  # nor puts more images in one EVAL_BATCH
+# Nor more than this many bytes of images in one EVAL_BATCH (one image always goes): a request is received
+# whole before its first inference starts, and a board buffers `depth` of them.
+BATCH_BYTES = 64 * 1024
 
 
-def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, depth: int) -> list[Result]:
-    """One inference per item of `inputs` (each: the tensors of the model's inputs 0..k-1) as EVAL
-    requests, up to `depth` in flight; the RESULTs in order, each checked as RUN 1's (`check_result`).
+def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, depth: int,
+             batch: int = 0) -> list[Result]:
+    """One inference per item of `inputs` (each: the tensors of the model's inputs 0..k-1), up to `depth`
+    requests in flight; one RESULT per item, in order, each checked as RUN 1's (`check_result`).
 
     `depth` is what the device offered (`messages.pipeline_depth` of its HELLO_REPLY), capped at
-    MAX_DEPTH. Each RESULT must name the model this client loaded or selected (ModelMismatch otherwise),
-    as RUN's does. Raises ConfigError for depth < 1, and what `DeviceClient.run` raises (DeviceRejected,
-    DeviceTimeout, FrameCorrupt, InvalidPayload, ModelMismatch, DeviceError) for the first image that fails.
+    MAX_DEPTH. `batch` (`messages.batch_size`; 0: the device has no EVAL_BATCH) sends EVAL_BATCH requests
+    of up to `batch` items (capped at MAX_BATCH) instead of one EVAL per item; the RESULTs are the same.
+    Each reply must name the model this client loaded or selected (ModelMismatch otherwise), as RUN's
+    does. Raises ConfigError for depth < 1 or batch < 0, and what `DeviceClient.run` raises
+    (DeviceRejected, DeviceTimeout, FrameCorrupt, InvalidPayload, ModelMismatch, DeviceError) for the
+    first request that fails.
     """
-    if depth < 1:
-        raise ConfigError(f"evaluate: depth must be >= 1 (the device's `pipeline=` capability), got {depth}")
+    if depth < 1 or batch < 0:
+        raise ConfigError(f"evaluate: depth must be >= 1 (the device's `pipeline=` capability) and batch >= 0 "
+                          f"(its `batch=`), got depth {depth}, batch {batch}")
     depth = min(depth, MAX_DEPTH)
     with client._lock:
         client._check_usable("evaluate")
-        return _Pipeline(client, depth).run(iter(inputs))
+        return _Pipeline(client, depth, min(batch, MAX_BATCH)).run(iter(inputs))
 
 
 class _Pipeline:
-    def __init__(self, client: DeviceClient, depth: int) -> None:
-        self.client, self.depth = client, depth
+    def __init__(self, client: DeviceClient, depth: int, batch: int = 0) -> None:
+        self.client, self.depth, self.batch = client, depth, batch
+        # EVAL_BATCH requests in flight, by seq: the CRC-32 of the payload (what the reply must echo) and
+        # the number of images.
+        self.batches: dict[int, tuple[int, int]] = {}
+        self.batches_sent: list[int] = []  # images per EVAL_BATCH sent, in order
+        self.held: Sequence[np.ndarray] | None = None  # an image drawn that did not fit the last request
+        # Replies taken and not yet decoded: the device gets its next request before the host decodes.
+        self.unread: list[tuple[Exchange, Frame]] = []
         self.in_flight: deque[Exchange] = deque()
         self.answered: dict[int, Frame] = {}  # replies that came before older ones were answered
         # The reply taken for each request of this evaluation, by seq, and the request's name: a second,
@@ -75,15 +107,31 @@ class _Pipeline:
         exhausted = False
         while True:
             while not exhausted and len(self.in_flight) < self.depth:
+                if self.batch:
+                    images = self._next_batch(pending)
+                    if images:
+                        self._submit_batch(images)
+                    exhausted = not images
+                    continue
                 tensors = next(pending, None)
                 if tensors is None:
                     exhausted = True
                 else:
                     self._submit(tensors)
+            for exchange, reply in self.unread:  # decoded once the next request is on the wire
+                results += self._batch_results(exchange, reply)
+            self.unread.clear()
             if not self.in_flight:
                 return results
             oldest = self.in_flight[0]
-            reply = self.answered.pop(oldest.frame.seq, None) or self._wait(oldest)
+            held = self.answered.pop(oldest.frame.seq, None)
+            reply = held if held is not None else self._wait(oldest)
+            if self.batch:
+                self.in_flight.popleft()
+                if self.in_flight:
+                    self.in_flight[0].started_s = time.monotonic()
+                self.unread.append((oldest, reply))
+                continue
             self._check_not_a_copy(oldest, reply)
             self.taken[reply.seq] = (reply, oldest.command)
             self.previous = (oldest, reply)
@@ -109,14 +157,96 @@ class _Pipeline:
         exchange.send("")
         self.in_flight.append(exchange)
 
+    def _next_batch(self, pending: Iterator[Sequence[np.ndarray]]) -> list[Sequence[np.ndarray]]:
+        """The images of the next EVAL_BATCH: at most `batch`, at most BATCH_BYTES of tensors (but one at
+        least), and 1, 2, 4, … for the first requests, so that the device starts on the first image
+        while the next requests are still on the line (a full first request would keep it idle)."""
+        limit = min(self.batch, 1 << min(len(self.batches_sent), 16))
+        images: list[Sequence[np.ndarray]] = []
+        size = 0
+        while len(images) < limit:
+            tensors: Sequence[np.ndarray] | None
+            if self.held is not None:
+                tensors, self.held = self.held, None
+            else:
+                tensors = next(pending, None)
+                if tensors is None:
+                    break
+            nbytes = sum(np.asarray(t).nbytes for t in tensors)
+            if images and size + nbytes > BATCH_BYTES:
+                self.held = tensors  # the first image of the next request
+                break
+            images.append(tensors)
+            size += nbytes
+        if images:
+            self.batches_sent.append(len(images))
+        return images
+
+    def _submit_batch(self, images: list[Sequence[np.ndarray]]) -> None:
+        c = self.client
+        first = self.count + 1
+        self.count += len(images)
+        c._seq = (c._seq + 1) & 0xFFFF
+        c.stats.requests += 1
+        k = len(images[0])
+        request = EvalBatch(tuple(range(k)), tuple(tuple(np.asarray(t) for t in tensors) for tensors in images))
+        payload = request.encode_payload()
+        frame = Frame(PROTOCOL_VERSION, request.msg_type, c._seq, payload)
+        self.batches[c._seq] = (payload_crc32(payload), len(images))
+        n = len(images)
+        command = f"evaluate (image {first})" if n == 1 else f"evaluate (images {first}-{self.count})"
+        exchange = Exchange(c, command, frame, c.run_wait.wait_s(n), expected=lambda: c.run_wait.describe(n),
+                            write=self._write)
+        exchange.send("")
+        self.in_flight.append(exchange)
+
+    def _answers(self, exchange: Exchange, frame: Frame) -> bool:
+        """Whether `frame` (carrying `exchange`'s seq) answers it: a BATCH_RESULT must echo the CRC-32 of
+        its request payload; any other reply (ERROR, a wrong type) is for `_expect` to judge."""
+        if frame.msg_type != MsgType.BATCH_RESULT:
+            return True
+        crc, _ = self.batches[exchange.frame.seq]
+        echoed = BatchResult.peek_request_crc32(frame.payload)
+        if echoed == crc:
+            return True
+        c = self.client
+        c.traffic_log.note("rx", f"reply seq={frame.seq} echoes request CRC-32 "
+                                 f"{'none' if echoed is None else f'0x{echoed:08X}'}, not 0x{crc:08X} of "
+                                 f"{exchange.command}: it answers another request; skipped", device=c.name)
+        return False
+
+    def _batch_results(self, exchange: Exchange, reply: Frame) -> list[Result]:
+        """One EVAL_BATCH's reply, checked (type, model, one timing and output set per image), as Results."""
+        c = self.client
+        _, n = self.batches.pop(exchange.frame.seq)
+        batch = c._expect(exchange.command, reply, BatchResult)
+        c._check_model(exchange.command, batch.model_sha256)
+        check_timings(batch.timings, n, device=c.name, port=c.port, command=exchange.command,
+                      asked=f"EVAL_BATCH of {n} images")
+        if len(batch.outputs) != n:
+            raise InvalidPayload(f"device {c.name!r} on {c.port}: {exchange.command}: EVAL_BATCH of {n} images "
+                                 f"answered with the outputs of {len(batch.outputs)}; the firmware must send "
+                                 "every image's outputs (docs/protocol.md, \"Batched evaluation\")")
+        c.run_wait.learn(batch.timings)
+        return [Result((timing,), outputs, batch.model_sha256) for timing, outputs in zip(batch.timings, batch.outputs)]
+
     def _wait(self, oldest: Exchange) -> Frame:
         """Read until the oldest request's reply arrives, keeping the replies to younger ones."""
+        accept = (lambda frame: self._answers(oldest, frame)) if self.batch else None
         return oldest.await_reply(oldest.started_s, on_corrupt=self._corrupt, keep=self._keep, progress=False,
-                                  waiting_for=lambda: f"in flight: {[e.frame.seq for e in self.in_flight]}")
+                                  waiting_for=lambda: f"in flight: {[e.frame.seq for e in self.in_flight]}",
+                                  accept=accept)
 
     def _keep(self, frame: Frame) -> bool:
         """A reply to a younger request still in flight: held for its turn (replies go back in request order).
-        Any other frame is stale, unless it contradicts a reply already held or taken (ProtocolError)."""
+        Any other frame is stale, unless it contradicts a reply already held or taken (ProtocolError). With
+        EVAL_BATCH, a reply is held only if it answers its seq's request (`_answers`); the first one wins."""
+        if self.batch:
+            exchange = next((e for e in self.in_flight if e.frame.seq == frame.seq), None)
+            if exchange is None or not self._answers(exchange, frame):
+                return False
+            self.answered.setdefault(frame.seq, frame)
+            return True
         if any(e.frame.seq == frame.seq for e in self.in_flight):
             held = self.answered.get(frame.seq)
             if held is not None:

@@ -10,11 +10,12 @@ which device answered which command.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from pytest_edgehil.errors import InvalidPayload
 from pytest_edgehil.link.messages import Result, StageTiming
 
-__all__ = ["STAGE_FIELDS", "check_result"]
+__all__ = ["STAGE_FIELDS", "check_result", "check_timings"]
 
 # Every duration/offset a RESULT carries, in µs; each must be finite and >= 0.
 STAGE_FIELDS = ("start_us", "readout_us", "inference_us", "retrieval_us")
@@ -41,11 +42,19 @@ def check_result(result: Result, count: int, *, device: str, port: str, command:
     """The RESULT of `RUN count`, checked: one timing per inference, every stage time finite and >= 0,
     trigger offsets (`start_us`) non-decreasing. Returns `result` unchanged; raises InvalidPayload (a
     ProtocolError) naming the device, port, inference, field and value otherwise."""
-    if len(result.timings) != count:
-        raise InvalidPayload(f"device {device!r} on {port}: RUN {count} answered with {len(result.timings)} "
+    check_timings(result.timings, count, device=device, port=port, command=command, asked=f"RUN {count}")
+    return result
+
+
+def check_timings(timings: Sequence[StageTiming], count: int, *, device: str, port: str, command: str,
+                  asked: str) -> None:
+    """`count` inferences' timings (`asked`: what requested them, e.g. "RUN 5", "EVAL_BATCH of 8 images"),
+    checked as `check_result` says; InvalidPayload otherwise."""
+    if len(timings) != count:
+        raise InvalidPayload(f"device {device!r} on {port}: {asked} answered with {len(timings)} "
                              "timings; the firmware must report one per inference")
     previous_start = 0.0
-    for index, timing in enumerate(result.timings):
+    for index, timing in enumerate(timings):
         _check_timing(device, port, command, index, count, timing)
         if timing.start_us < previous_start:
             raise InvalidPayload(
@@ -54,4 +63,3 @@ def check_result(result: Result, count: int, *, device: str, port: str, command:
                 "to back, so the firmware's trigger timestamps are wrong (timer wrap?). The value was not "
                 "recorded; check the firmware's stage timer.")
         previous_start = timing.start_us
-    return result

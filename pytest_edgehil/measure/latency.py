@@ -9,7 +9,7 @@ import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.config.catalog import CatalogModel
-from pytest_edgehil.link.messages import StageTiming, pipeline_depth
+from pytest_edgehil.link.messages import StageTiming, batch_size, pipeline_depth
 from pytest_edgehil.link.pipeline import evaluate
 from pytest_edgehil.model.runtime import TensorSpec
 
@@ -63,14 +63,16 @@ def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.nd
 def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.ndarray]) -> np.ndarray:
     """The first output of one inference per image, dequantized, stacked: shape (n_images, *output shape).
 
-    A device that offers EVAL (HELLO capability `eval`) gets pipelined EVAL requests, one per image, with
-    as many in flight as it offers (`link.pipeline`); another gets SET_INPUT + RUN 1 per image. Both give
-    the same outputs. Raises what `DeviceClient.run` raises.
+    A device that offers EVAL (HELLO capability `eval`) gets pipelined requests with as many in flight as
+    it offers (`link.pipeline`): EVAL_BATCH requests of as many images as it takes (`batch=N`), else one
+    EVAL per image; another gets SET_INPUT + RUN 1 per image. All give the same outputs. Raises what
+    `DeviceClient.run` raises.
     """
     depth = pipeline_depth(dut.hello.capabilities)
     if depth == 0:
         return np.stack([infer(dut, model, image) for image in images])
-    results = evaluate(dut.client, ((to_model_input(model, image),) for image in images), depth=depth)
+    results = evaluate(dut.client, ((to_model_input(model, image),) for image in images), depth=depth,
+                       batch=batch_size(dut.hello.capabilities))
     spec = model.info.outputs[0]
     raws = np.stack([np.asarray(result.outputs[0]) for result in results])
     return spec.dequantize(raws) if spec.quantized else raws.astype(np.float32)  # elementwise: all at once

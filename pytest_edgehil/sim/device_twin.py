@@ -42,6 +42,18 @@ __all__ = ["COMMAND_S", "DeviceTwin", "TwinRefusal", "float_compute"]
 
 # Virtual time the firmware spends parsing a command and answering it (host round trip excluded).
 COMMAND_S = 50e-6
+# EVAL_BATCH sizing: a board keeps a quarter of its RAM for the requests it buffers (`pipeline=` of them),
+# each image counted at 64 KiB (HELLO comes before any model, so the real input size is not known yet).
+BATCH_RAM_SHARE = 4
+BATCH_IMAGE_BYTES = 64 * 1024
+MAX_BATCH_IMAGES = 8
+
+
+def batch_images(ram_bytes: int) -> int:
+    """Images per EVAL_BATCH a board with `ram_bytes` of RAM offers (HELLO `batch=N`): 1 on a Cortex-M4
+    class board (192 KiB), 8 on the IMX500 (8 MiB) and larger."""
+    per_request = ram_bytes // BATCH_RAM_SHARE // REPLY_CACHE
+    return max(1, min(MAX_BATCH_IMAGES, per_request // BATCH_IMAGE_BYTES))
 
 
 TwinRefusal = DeviceRefusal  # becomes an ERROR frame, as real firmware answers a request it cannot serve
@@ -87,6 +99,7 @@ class DeviceTwin(TimedTwin):
             p.SetInput: self._set_input,
             p.Run: self._run,
             p.Eval: self._eval,
+            p.EvalBatch: self._eval_batch,
             p.Reset: self._reset,
         }
 
@@ -147,7 +160,8 @@ class DeviceTwin(TimedTwin):
     # -- commands ------------------------------------------------------------------------------------
     def _hello(self, _: p.Hello) -> Sequence[p.Message]:
         caps: tuple[str, ...] = ("load_model", "select_model", "run", "stage_timings", "trigger_gpio",
-                                 p.EVAL_CAPABILITY, f"{p.PIPELINE_CAPABILITY}{REPLY_CACHE}")
+                                 p.EVAL_CAPABILITY, f"{p.PIPELINE_CAPABILITY}{REPLY_CACHE}",
+                                 f"{p.BATCH_CAPABILITY}{batch_images(self.profile.ram_bytes)}")
         firmware, serial = self.profile.firmware, self.usb_serial
         if self.as_board:  # what a board's firmware would say: no "-twin" name, no SIM- serial, no capability
             words = firmware.split(maxsplit=1)
@@ -197,6 +211,34 @@ class DeviceTwin(TimedTwin):
             self._feed(index, tensor)
         return [self._infer(1)]
 
+    def _eval_batch(self, msg: p.EvalBatch) -> Sequence[p.Message]:
+        """EVAL_BATCH: image by image, its inputs set as SET_INPUT sets them and one inference run; one
+        BATCH_RESULT with every image's outputs and timing, echoing the request payload's CRC-32. A refused
+        input ends the batch (the images before it ran, as on a board; the reply is the ERROR)."""
+        offered = batch_images(self.profile.ram_bytes)
+        if len(msg.images) > offered:
+            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"EVAL_BATCH of {len(msg.images)} images; this board buffers "
+                                                       f"{offered} per request (HELLO batch={offered})")
+        model = self._require_model()
+        outputs: list[tuple[np.ndarray, ...]] = []
+        timings: list[p.StageTiming] = []
+        first_trigger_s: float | None = None
+        start_s = self.clock_s
+        for tensors in msg.images:
+            for index, tensor in zip(msg.indices, tensors):
+                self._feed(index, tensor)
+            self._require_resolved(model)
+            outputs.append(tuple(model.runner.run_raw(model.inputs)))
+            # Timed image by image: a dynamic model's images may differ in shape, hence in MACs and time.
+            (timing,) = self._simulate_runs(model.info, 1)
+            trigger_s = self.device_clock.stamp_s(self.last_run_edges_s[0][1])
+            first_trigger_s = trigger_s if first_trigger_s is None else first_trigger_s
+            timings.append(p.StageTiming((trigger_s - first_trigger_s) * 1e6, timing.readout_us,
+                                         timing.inference_us, timing.retrieval_us))
+        if self.realtime > 0:
+            time.sleep((self.clock_s - start_s) * self.realtime)
+        return [p.BatchResult(model.sha256, msg.payload_crc32, tuple(timings), tuple(outputs))]
+
     def _feed(self, index: int, tensor: np.ndarray) -> None:
         """Set input `index` (SET_INPUT, EVAL); TwinRefusal for an index, dtype or shape the model refuses."""
         model = self._require_model()
@@ -222,11 +264,7 @@ class DeviceTwin(TimedTwin):
         model = self._require_model()
         if count < 1:
             raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {count}")
-        if not model.info.resolved:
-            raise TwinRefusal(p.ErrorCode.BAD_INPUT,
-                              f"model {model.name!r} has dynamic input dimensions ({model.info.dynamic_text()}) "
-                              "and no input has been set, so there is no size to time; send SET_INPUT with "
-                              "the shape to measure first")
+        self._require_resolved(model)
         outputs = model.runner.run_raw(model.inputs)
         start_s = self.clock_s
         timings = self._simulate_runs(model.info, count)
@@ -234,6 +272,14 @@ class DeviceTwin(TimedTwin):
             time.sleep((self.clock_s - start_s) * self.realtime)
         # Protocol v2: the RESULT names the model that ran, so the host can refuse a swapped one.
         return p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)
+
+    @staticmethod
+    def _require_resolved(model: _LoadedModel) -> None:
+        if not model.info.resolved:
+            raise TwinRefusal(p.ErrorCode.BAD_INPUT,
+                              f"model {model.name!r} has dynamic input dimensions ({model.info.dynamic_text()}) "
+                              "and no input has been set, so there is no size to time; send SET_INPUT with "
+                              "the shape to measure first")
 
     def _rebooted(self, wipe_flash: bool) -> None:
         """A reset by a reboot fault: RAM is gone (active model, inputs, upload); flash survives unless wiped."""
