@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 import zlib
 
 import numpy as np
@@ -292,3 +293,11 @@ def test_unknown_type_and_unknown_error_code_are_reported_not_guessed():
 @given(finite_timings)
 def test_end_to_end_is_the_sum_of_the_stages(t):
     assert t.end_to_end_us == t.readout_us + t.inference_us + t.retrieval_us
+
+
+def test_every_message_type_is_in_the_protocol_spec_table_with_its_code():
+    spec = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in spec.splitlines()
+            if line.startswith("| ") and line.count("|") >= 6}
+    for msg_type in p.MsgType:
+        assert rows.get(msg_type.name) == f"0x{msg_type.value:02X}", msg_type.name
