@@ -124,7 +124,7 @@ def test_infer_many_gives_the_same_outputs_pipelined_and_one_by_one(tinytracker)
         client.load_model(tinytracker.data, tinytracker.name)
         dut = _Dut(client)
         assert p.pipeline_depth(dut.hello.capabilities) == REPLY_CACHE
-        assert p.batch_size(dut.hello.capabilities) == 8  # the IMX500 twin's 8 MiB
+        assert p.batch_size(dut.hello.capabilities) == 16  # the IMX500 twin's 8 MiB
         requests_before = client.stats.requests
         batched = infer_many(dut, tinytracker, batch)
         assert client.stats.requests - requests_before == 3  # EVAL_BATCH of 1, 2, then 2 images

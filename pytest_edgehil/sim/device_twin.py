@@ -43,15 +43,15 @@ __all__ = ["COMMAND_S", "DeviceTwin", "TwinRefusal", "float_compute"]
 # Virtual time the firmware spends parsing a command and answering it (host round trip excluded).
 COMMAND_S = 50e-6
 # EVAL_BATCH sizing: a board keeps a quarter of its RAM for the requests it buffers (`pipeline=` of them),
-# each image counted at 64 KiB (HELLO comes before any model, so the real input size is not known yet).
+# each image counted at 32 KiB (HELLO comes before any model, so the real input size is not known yet).
 BATCH_RAM_SHARE = 4
-BATCH_IMAGE_BYTES = 64 * 1024
-MAX_BATCH_IMAGES = 8
+BATCH_IMAGE_BYTES = 32 * 1024
+MAX_BATCH_IMAGES = 16
 
 
 def batch_images(ram_bytes: int) -> int:
     """Images per EVAL_BATCH a board with `ram_bytes` of RAM offers (HELLO `batch=N`): 1 on a Cortex-M4
-    class board (192 KiB), 8 on the IMX500 (8 MiB) and larger."""
+    class board (192 KiB), 4 on the Spresense (1.5 MiB), 16 on the IMX500 (8 MiB) and larger."""
     per_request = ram_bytes // BATCH_RAM_SHARE // REPLY_CACHE
     return max(1, min(MAX_BATCH_IMAGES, per_request // BATCH_IMAGE_BYTES))
 
