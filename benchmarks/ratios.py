@@ -25,11 +25,12 @@ import functools
 import itertools
 import os
 import select
+import subprocess
 import sys
 import threading
 import tty
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -157,8 +158,11 @@ class DrainPty:
         os.close(self.slave)
 
 
-def accuracy_row(model_name: str, rounds: int, images: int | None, inner: int) -> tuple[Ratio, str]:
-    """`images` random images per call, or (None) the model's shipped evaluation set, as the suites run it."""
+def accuracy_row(model_name: str, rounds: int, images: int | None, inner: int,
+                 own_process: bool = False) -> tuple[Ratio, str]:
+    """`images` random images per call, or (None) the model's shipped evaluation set, as the suites run it.
+    `own_process`: the twin runs in a process of its own (`edgehil sim device`), apart from the host, as a
+    board does; otherwise in this one, on threads, as `pytest suites/` runs it."""
     model = ModelCatalog(MODELS).get(model_name)
     spec = model.info.inputs[0]
     if images is None:
@@ -170,27 +174,48 @@ def accuracy_row(model_name: str, rounds: int, images: int | None, inner: int) -
         what = f"{images} images x {inner} calls"
     tensors = [to_model_input(model, image) for image in batch]  # the very bytes the twin path sends
     with ExitStack() as stack:
-        twin = DeviceTwin(load_profiles()["imx500"], "imx500", seed=1)
-        twin.start()
-        stack.callback(twin.close)
-        client = stack.enter_context(DeviceClient(twin.port, name="imx500", timeout_s=10))
+        if own_process:
+            port = stack.enter_context(_twin_process("imx500", seed=1))
+            where = "twin in its own process"
+        else:
+            twin = DeviceTwin(load_profiles()["imx500"], "imx500", seed=1)
+            port = twin.start()
+            stack.callback(twin.close)
+            where = "twin in this process"
+        client = stack.enter_context(DeviceClient(port, name="imx500", timeout_s=10))
         client.load_model(model.data, model.name)
         dut = _Dut(client)
         drain = DrainPty()
         stack.callback(drain.close)
-        port = stack.enter_context(serial.serial_for_url(drain.port, timeout=10))
+        bare_port = stack.enter_context(serial.serial_for_url(drain.port, timeout=10))
         runner = ModelRunner(model.data)
         wires = [p.encode_message(p.SetInput(0, t), 1) for t in tensors]
 
         def bare() -> None:
             for wire, tensor in zip(wires, tensors):
-                port.write(wire)
+                bare_port.write(wire)
                 runner.run_raw([tensor])
 
-        ratio = interleaved(f"accuracy eval, {model_name}, {what}, twin vs bare write + LiteRT",
+        ratio = interleaved(f"accuracy eval, {model_name}, {what}, {where} vs bare write + LiteRT",
                             lambda: infer_many(cast("DeviceUnderTest", dut), model, batch), bare, rounds=rounds,
                             inner=inner, warmup=1)
     return ratio, "throughput >= 0.8x (time <= 1.25x)"
+
+
+@contextmanager
+def _twin_process(kind: str, seed: int) -> Iterator[str]:
+    """A device twin served by `edgehil sim device` in a process of its own: its port, until the block ends."""
+    process = subprocess.Popen([sys.executable, "-m", "pytest_edgehil.cli", "sim", "device", kind, "--seed",
+                                str(seed)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        port = process.stdout.readline().strip()
+        if not port:
+            raise RuntimeError(f"`edgehil sim device {kind}` printed no port (exit status {process.wait()})")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 class _Dut:
@@ -203,11 +228,13 @@ class _Dut:
 
 def _accuracy_step(rows: list[tuple[Ratio, str]], name: str, rounds: int, calls: int) -> None:
     rows.append(accuracy_row(name, rounds, images=20, inner=calls))
+    rows.append(accuracy_row(name, rounds, images=20, inner=calls, own_process=True))
     # The evaluation the suites run: the shipped set in one call (200 TinyTracker images, 24 Q-Segment ones),
     # repeated so that a block holds about 100 images. The 20-image row keeps the per-call cost visible.
     task = ModelCatalog(MODELS).get(name).task
     size = len(load_npz_dataset(DATA / EVAL_SET_BY_TASK[task], task).images)
     rows.append(accuracy_row(name, rounds, images=None, inner=max(1, round(100 / size))))
+    rows.append(accuracy_row(name, rounds, images=None, inner=max(1, round(100 / size)), own_process=True))
 
 
 def table(rows: list[tuple[Ratio, str]]) -> str:

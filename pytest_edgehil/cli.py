@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_edgehil.agent.cli import add_agent_command
+from pytest_edgehil.cli_sim import add_sim_command
 from pytest_edgehil.errors import EdgeHILError
 from pytest_edgehil.results.history_cli import add_history_command
 from pytest_edgehil.results.report import add_report_command
@@ -243,58 +242,6 @@ def add_compare_command(subparsers: _SubParsers) -> None:
                              "./edgehil-history.sqlite when it exists; 'off': read the files only)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.set_defaults(handler=_run_compare)
-
-
-def _run_sim_analyzer(args: argparse.Namespace) -> int:
-    # Imported here: the simulation stays off the hardware path (and out of the other commands).
-    from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
-    from pytest_edgehil.sim.live_bench import LiveTimeline, PeriodicLoad
-    from pytest_edgehil.sim.timeline import ActivityTimeline
-
-    load = PeriodicLoad.parse(args.load) if args.load else None
-    timeline = ActivityTimeline(idle_power_w=args.idle_power, supply_v=args.supply)
-    live = LiveTimeline(timeline, load).start()
-    # The timeline follows the wall clock: a capture waits (up to a minute) for its window to pass.
-    twin = AnalyzerTwin(timeline, dialect=args.dialect, seed=args.seed, grace_s=60.0)
-    try:
-        print(twin.start(), flush=True)
-        print(f"analyzer twin ({args.dialect}) serving on loopback; idle {args.idle_power:g} W"
-              + (f", load {load.active_power_w:g} W for {load.active_s:g} s every {load.period_s:g} s "
-                 "(trigger line high meanwhile)" if load else "") + "; Ctrl-C stops it", file=sys.stderr, flush=True)
-        # A shell starting us in the background ignores SIGINT for us: take it back, so Ctrl-C (or a
-        # test's SIGINT) always stops the twin cleanly.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        while True:
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        twin.close()
-        live.stop()
-    return EXIT_OK
-
-
-def add_sim_command(subparsers: _SubParsers) -> None:
-    parser = subparsers.add_parser(
-        "sim", help="run a simulated instrument on loopback, to develop scripts against",
-        description="Start a simulated bench instrument outside pytest. It prints its VISA resource on "
-                    "stdout and runs until Ctrl-C.")
-    kinds = parser.add_subparsers(dest="sim_kind", metavar="KIND", required=True)
-    analyzer = kinds.add_parser(
-        "analyzer", help="an analyzer twin: SCPI over TCP, `TCPIP::127.0.0.1::PORT::SOCKET`",
-        description="Serve an analyzer twin speaking one instrument's SCPI dialect on 127.0.0.1. The supply "
-                    "draws --idle-power while nothing runs; --load adds a synthetic periodic load whose "
-                    "active stretches raise the trigger line (for EXT triggers).")
-    analyzer.add_argument("--dialect", default="keysight-n6705c",
-                          choices=("keysight-n6705c", "rs-ngm202", "keithley-2281s"),
-                          help="the instrument to speak (default keysight-n6705c)")
-    analyzer.add_argument("--idle-power", type=float, default=0.05, metavar="W",
-                          help="what the idle board draws, in watts (default 0.05)")
-    analyzer.add_argument("--supply", type=float, default=3.3, metavar="V", help="nominal supply (default 3.3)")
-    analyzer.add_argument("--load", metavar="PERIOD_S,ACTIVE_S,POWER_W",
-                          help="a synthetic periodic load, e.g. 0.02,0.005,0.5")
-    analyzer.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    analyzer.set_defaults(handler=_run_sim_analyzer)
 
 
 COMMANDS: list[Callable[[_SubParsers], None]] = [add_inspect_command, add_report_command, add_compare_command,

@@ -42,3 +42,45 @@ def test_sim_analyzer_refuses_a_malformed_load() -> None:
                             check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "PERIOD_S,ACTIVE_S,POWER_W" in result.stderr
+
+
+def test_sim_device_serves_a_twin_in_its_own_process_that_a_client_drives_and_stops_on_sigterm() -> None:
+    from pathlib import Path
+
+    import numpy as np
+
+    from pytest_edgehil.config.catalog import ModelCatalog
+    from pytest_edgehil.link.client import DeviceClient
+    from pytest_edgehil.model.runtime import ModelRunner
+
+    model = ModelCatalog(Path(__file__).resolve().parent.parent / "fixtures" / "models").get("tinytracker")
+    process = subprocess.Popen([sys.executable, "-m", "pytest_edgehil.cli", "sim", "device", "imx500",
+                                "--name", "bench-imx"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        port = process.stdout.readline().strip()
+        assert port.startswith("/dev/"), port
+        tensor = np.random.default_rng(3).integers(-128, 128, size=model.info.inputs[0].shape, dtype=np.int8)
+        with DeviceClient(port, name="bench-imx", timeout_s=10) as client:
+            hello = client.hello()
+            assert (hello.device_kind, hello.device_name) == ("imx500", "bench-imx")
+            assert "simulated" in hello.capabilities
+            client.load_model(model.data, model.name)
+            client.set_input(0, tensor)
+            result = client.run(1)
+        # The twin ran the model for real: the same outputs as LiteRT here.
+        np.testing.assert_array_equal(result.outputs[0], ModelRunner(model.data).run_raw([tensor])[0])
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert "serving on " + port in (process.stderr.read() if process.stderr else "")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_sim_device_refuses_a_kind_without_a_twin() -> None:
+    result = subprocess.run([sys.executable, "-m", "pytest_edgehil.cli", "sim", "device", "toaster"],
+                            check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "toaster" in result.stderr and "imx500" in result.stderr  # names the kind and the ones there are
