@@ -2,9 +2,11 @@
 
 It answers the same messages as any firmware (`link.messages`): HELLO, LOAD_BEGIN/CHUNK/END (the model is
 checked against its SHA-256), SELECT_MODEL (models kept in memory, by hash), SET_INPUT (dtype and shape
-checked against the model), RUN n and RESET. A RUN's stage times are real: per inference, the input
-copy-in (`readout`), `invoke()` (`inference`) and the output copy-out (`retrieval`), each from
-`time.monotonic_ns()` on the board; `start_us` is each inference's start relative to the first.
+checked against the model), RUN n, EVAL, EVAL_BATCH and RESET. A RUN's stage times are real: per
+inference, the input copy-in (`readout`), `invoke()` (`inference`) and the output copy-out (`retrieval`),
+each from `time.monotonic_ns()` on the board; `start_us` is each inference's start relative to the first.
+EVAL (inputs, then RUN 1) and EVAL_BATCH (that, image by image) go through the same inference loop, so
+accuracy evaluation costs one round trip per request rather than two per image (SET_INPUT + RUN 1).
 Nothing here is simulated, and nothing imports `pytest_edgehil.sim`.
 """
 
@@ -23,10 +25,11 @@ import numpy as np
 import pytest_edgehil
 from pytest_edgehil.agent.onboard_energy import OnboardEnergy, find_sources
 from pytest_edgehil.agent.power import find_monitors, power_capabilities
+from pytest_edgehil.agent.server import REPLY_CACHE
 from pytest_edgehil.agent.trigger_gpio import GpiodTrigger, trigger_capabilities
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
-from pytest_edgehil.link.device_side import DeviceRefusal, ModelUpload, require_upload
+from pytest_edgehil.link.device_side import DeviceRefusal, ModelUpload, batch_images, require_upload
 from pytest_edgehil.model.runtime import ModelRunner
 
 FIRMWARE = f"edgehil-agent {pytest_edgehil.__version__}"
@@ -76,7 +79,13 @@ class LiteRTDevice:
         self.trigger = trigger  # raised around each inference where a GPIO line is wired (agent.trigger_gpio)
         # on-board energy counters read around every RUN, served by ENERGY_READ (default: those under /sys)
         self.energy = energy if energy is not None else OnboardEnergy(find_sources())
-        self.capabilities = (*BASE_CAPABILITIES, f"inputs:{inputs}", *extra_capabilities,
+        # EVAL_BATCH images per request (HELLO `batch=N`), sized from this machine's RAM as a twin's are
+        self.batch = batch_images(physical_ram_bytes(), REPLY_CACHE)
+        # EVAL and EVAL_BATCH push inputs, so only an agent whose host pushes them offers them. `pipeline=`:
+        # no more requests in flight than the server's reply cache holds (server.REPLY_CACHE says why).
+        evaluation = (p.EVAL_CAPABILITY, f"{p.PIPELINE_CAPABILITY}{REPLY_CACHE}",
+                      f"{p.BATCH_CAPABILITY}{self.batch}") if inputs == "pushed" else ()
+        self.capabilities = (*BASE_CAPABILITIES, *evaluation, f"inputs:{inputs}", *extra_capabilities,
                              *trigger_capabilities(trigger), *self.energy.capabilities)
         self.serial_number = board_serial()
         self._store: dict[bytes, bytes] = {}
@@ -86,7 +95,8 @@ class LiteRTDevice:
         self._handlers: dict[type, Callable[..., p.Message]] = {
             p.Hello: self._hello, p.LoadBegin: self._load_begin, p.LoadChunk: self._load_chunk,
             p.LoadEnd: self._load_end, p.SelectModel: self._select, p.SetInput: self._set_input,
-            p.Run: self._run, p.Reset: self._reset, p.EnergyRead: self._energy_read,
+            p.Run: self._run, p.Eval: self._eval, p.EvalBatch: self._eval_batch, p.Reset: self._reset,
+            p.EnergyRead: self._energy_read,
         }
 
     def handle(self, message: p.Message) -> p.Message:
@@ -132,37 +142,76 @@ class LiteRTDevice:
         return p.Ack(p.MsgType.SELECT_MODEL)
 
     def _set_input(self, msg: p.SetInput) -> p.Message:
-        model = self._require_model()
-        specs = model.runner.inputs
-        if not 0 <= msg.index < len(specs):
-            raise Refusal(p.ErrorCode.BAD_INPUT, f"input index {msg.index}; the model has {len(specs)}")
-        tensor, spec = np.asarray(msg.tensor), specs[msg.index]
-        if tensor.dtype != spec.dtype or tuple(tensor.shape) != tuple(spec.shape):
-            raise Refusal(p.ErrorCode.BAD_INPUT, f"input {msg.index} is {tensor.dtype}{list(tensor.shape)}, the "
-                                                 f"model expects {np.dtype(spec.dtype)}{list(spec.shape)}")
-        model.inputs[msg.index] = tensor
+        self._feed(self._require_model(), msg.index, msg.tensor)
         return p.Ack(p.MsgType.SET_INPUT)
 
     def _run(self, msg: p.Run) -> p.Message:
         model = self._require_model()
         if msg.count < 1:
             raise Refusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {msg.count}")
-        timings: list[p.StageTiming] = []
-        outputs: list[np.ndarray] = []
         self.energy.begin(self.clock_ns)  # counters read just before the first inference …
-        first_ns = self.clock_ns()
-        for _ in range(msg.count):
+        outputs, timings = self._infer(model, [()] * msg.count, energy=True)
+        self.energy.end(self.clock_ns, msg.count)  # … and just after the last
+        return p.Result(timings=tuple(timings), outputs=outputs[-1], model_sha256=model.sha256)
+
+    def _eval(self, msg: p.Eval) -> p.Message:
+        """EVAL: the inputs set as SET_INPUT sets them, then RUN 1 (a refused input runs nothing). Not
+        bracketed by the energy counters: ENERGY_READ answers the last RUN (docs/protocol.md), and a window
+        per request would add its settle wait (up to MAX_SETTLE_S) to every image of an evaluation."""
+        model = self._require_model()
+        outputs, timings = self._infer(model, [msg.inputs])
+        return p.Result(timings=tuple(timings), outputs=outputs[0], model_sha256=model.sha256)
+
+    def _eval_batch(self, msg: p.EvalBatch) -> p.Message:
+        """EVAL_BATCH: EVAL image by image, one BATCH_RESULT echoing the request payload's CRC-32, timings
+        as RUN N reports them. More images than HELLO offered is refused before any runs; a refused input
+        ends the batch with the ERROR (the images before it ran). No energy window, as for EVAL."""
+        if len(msg.images) > self.batch:
+            raise Refusal(p.ErrorCode.BAD_PAYLOAD, f"EVAL_BATCH of {len(msg.images)} images; this agent takes "
+                                                   f"{self.batch} per request (HELLO batch={self.batch})")
+        model = self._require_model()
+        outputs, timings = self._infer(model, [tuple(zip(msg.indices, tensors)) for tensors in msg.images])
+        return p.BatchResult(model.sha256, msg.payload_crc32, tuple(timings), tuple(outputs))
+
+    def _infer(self, model: _Loaded, images: Sequence[Sequence[tuple[int, np.ndarray]]], *,
+               energy: bool = False) -> tuple[list[tuple[np.ndarray, ...]], list[p.StageTiming]]:
+        """One inference per item of `images`, after setting its (index, tensor) inputs (checked as SET_INPUT;
+        none: the inputs as they stand): each inference's outputs and stage times (µs, board clock;
+        `start_us` from the first inference's start). The trigger line is high over each inference;
+        `energy` polls the counters after each (RUN, whose window is open). Refusal on a refused input."""
+        outputs: list[tuple[np.ndarray, ...]] = []
+        timings: list[p.StageTiming] = []
+        first_ns: int | None = None
+        for inputs in images:
+            for index, tensor in inputs:
+                self._feed(model, index, tensor)
             start_ns = self.clock_ns()
+            first_ns = start_ns if first_ns is None else first_ns
             if self.trigger is not None:  # high over the whole inference (copy-in, invoke, copy-out)
                 self.trigger.set(True)
-            outputs, (copy_in, invoke, copy_out) = model.runner.run_raw_timed(model.inputs, self.clock_ns)
-            if self.trigger is not None:
-                self.trigger.set(False)
+            try:
+                raw, (copy_in, invoke, copy_out) = model.runner.run_raw_timed(model.inputs, self.clock_ns)
+            finally:
+                if self.trigger is not None:
+                    self.trigger.set(False)
+            outputs.append(tuple(raw))
             timings.append(p.StageTiming(start_us=(start_ns - first_ns) / 1e3, readout_us=copy_in / 1e3,
                                          inference_us=invoke / 1e3, retrieval_us=copy_out / 1e3))
-            self.energy.poll(self.clock_ns)  # a wrapping counter read often enough to unwrap it
-        self.energy.end(self.clock_ns, msg.count)  # … and just after the last
-        return p.Result(timings=tuple(timings), outputs=tuple(outputs), model_sha256=model.sha256)
+            if energy:
+                self.energy.poll(self.clock_ns)  # a wrapping counter read often enough to unwrap it
+        return outputs, timings
+
+    def _feed(self, model: _Loaded, index: int, tensor: np.ndarray) -> None:
+        """Set input `index` (SET_INPUT, EVAL, EVAL_BATCH); Refusal for an index, dtype or shape the model
+        does not take."""
+        specs = model.runner.inputs
+        if not 0 <= index < len(specs):
+            raise Refusal(p.ErrorCode.BAD_INPUT, f"input index {index}; the model has {len(specs)}")
+        tensor, spec = np.asarray(tensor), specs[index]
+        if tensor.dtype != spec.dtype or tuple(tensor.shape) != tuple(spec.shape):
+            raise Refusal(p.ErrorCode.BAD_INPUT, f"input {index} is {tensor.dtype}{list(tensor.shape)}, the "
+                                                 f"model expects {np.dtype(spec.dtype)}{list(spec.shape)}")
+        model.inputs[index] = tensor
 
     def _energy_read(self, _: p.EnergyRead) -> p.Message:
         return self.energy.last()

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("pytest_edgehil.agent")
 DEFAULT_PORT = 4000
 AUTH_TIMEOUT_S = 10.0  # a peer that does not finish the handshake in this time is dropped
+# Requests whose replies `_frames` keeps for retransmissions: the last one. A backend offering EVAL must
+# not let the host keep more in flight than this (HELLO `pipeline=N`, N <= REPLY_CACHE): after a corrupt
+# reply the host resends every request still waiting, and one whose reply is no longer cached would run
+# again.
+REPLY_CACHE = 1
 
 
 class Backend(Protocol):

@@ -1,6 +1,6 @@
 """What the device side of the protocol shares, whichever program plays it (`edgehil agent` on a Linux
 board, the device twins): a request it refuses becomes an ERROR frame with a code, and the device stays up;
-a model upload is checked the same way on both."""
+a model upload is checked the same way on both, and both size EVAL_BATCH (`batch=N`) from their RAM alike."""
 
 from __future__ import annotations
 
@@ -8,6 +8,21 @@ import hashlib
 from dataclasses import dataclass, field
 
 from pytest_edgehil.link.messages import ErrorCode, LoadBegin, LoadChunk, LoadEnd
+
+# EVAL_BATCH sizing: a board keeps a quarter of its RAM for the requests it buffers (`pipeline=` of them),
+# each image counted at 32 KiB (HELLO comes before any model, so the real input size is not known yet).
+BATCH_RAM_SHARE = 4
+BATCH_IMAGE_BYTES = 32 * 1024
+MAX_BATCH_IMAGES = 16
+
+
+def batch_images(ram_bytes: int, buffered_requests: int) -> int:
+    """Images per EVAL_BATCH (HELLO `batch=N`) a device with `ram_bytes` of RAM offers when it buffers
+    `buffered_requests` requests (its `pipeline=` depth, >= 1): with 3, 1 on a Cortex-M4 class board
+    (192 KiB), 4 on the Spresense (1.5 MiB), 16 on the IMX500 (8 MiB) and larger; at least 1 (also when
+    the RAM is unknown, 0)."""
+    per_request = ram_bytes // BATCH_RAM_SHARE // max(1, buffered_requests)
+    return max(1, min(MAX_BATCH_IMAGES, per_request // BATCH_IMAGE_BYTES))
 
 
 class DeviceRefusal(Exception):

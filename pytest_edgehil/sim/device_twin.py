@@ -27,7 +27,7 @@ from typing_extensions import Self
 
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
-from pytest_edgehil.link.device_side import DeviceRefusal, ModelUpload, require_upload
+from pytest_edgehil.link.device_side import DeviceRefusal, ModelUpload, batch_images, require_upload
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics
@@ -42,19 +42,6 @@ __all__ = ["COMMAND_S", "DeviceTwin", "TwinRefusal", "float_compute"]
 
 # Virtual time the firmware spends parsing a command and answering it (host round trip excluded).
 COMMAND_S = 50e-6
-# EVAL_BATCH sizing: a board keeps a quarter of its RAM for the requests it buffers (`pipeline=` of them),
-# each image counted at 32 KiB (HELLO comes before any model, so the real input size is not known yet).
-BATCH_RAM_SHARE = 4
-BATCH_IMAGE_BYTES = 32 * 1024
-MAX_BATCH_IMAGES = 16
-
-
-def batch_images(ram_bytes: int) -> int:
-    """Images per EVAL_BATCH a board with `ram_bytes` of RAM offers (HELLO `batch=N`): 1 on a Cortex-M4
-    class board (192 KiB), 4 on the Spresense (1.5 MiB), 16 on the IMX500 (8 MiB) and larger."""
-    per_request = ram_bytes // BATCH_RAM_SHARE // REPLY_CACHE
-    return max(1, min(MAX_BATCH_IMAGES, per_request // BATCH_IMAGE_BYTES))
-
 
 TwinRefusal = DeviceRefusal  # becomes an ERROR frame, as real firmware answers a request it cannot serve
 
@@ -161,7 +148,7 @@ class DeviceTwin(TimedTwin):
     def _hello(self, _: p.Hello) -> Sequence[p.Message]:
         caps: tuple[str, ...] = ("load_model", "select_model", "run", "stage_timings", "trigger_gpio",
                                  p.EVAL_CAPABILITY, f"{p.PIPELINE_CAPABILITY}{REPLY_CACHE}",
-                                 f"{p.BATCH_CAPABILITY}{batch_images(self.profile.ram_bytes)}")
+                                 f"{p.BATCH_CAPABILITY}{batch_images(self.profile.ram_bytes, REPLY_CACHE)}")
         firmware, serial = self.profile.firmware, self.usb_serial
         if self.as_board:  # what a board's firmware would say: no "-twin" name, no SIM- serial, no capability
             words = firmware.split(maxsplit=1)
@@ -215,7 +202,7 @@ class DeviceTwin(TimedTwin):
         """EVAL_BATCH: image by image, its inputs set as SET_INPUT sets them and one inference run; one
         BATCH_RESULT with every image's outputs and timing, echoing the request payload's CRC-32. A refused
         input ends the batch (the images before it ran, as on a board; the reply is the ERROR)."""
-        offered = batch_images(self.profile.ram_bytes)
+        offered = batch_images(self.profile.ram_bytes, REPLY_CACHE)
         if len(msg.images) > offered:
             raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"EVAL_BATCH of {len(msg.images)} images; this board buffers "
                                                        f"{offered} per request (HELLO batch={offered})")
