@@ -56,7 +56,8 @@ def batch_size(capabilities: Sequence[str]) -> int:
     for cap in capabilities:
         if cap.startswith(BATCH_CAPABILITY):
             text = cap[len(BATCH_CAPABILITY):]
-            if not text.isdigit() or not 1 <= int(text) <= MAX_IMAGES:
+            # ASCII digits only: str.isdigit() also admits '²', which int() then refuses with a ValueError.
+            if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_IMAGES:
                 raise ProtocolError(f"HELLO_REPLY capability {cap!r}: the image count must be an integer "
                                     f"from 1 to {MAX_IMAGES}")
             return int(text)
