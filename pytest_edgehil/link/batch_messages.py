@@ -141,6 +141,9 @@ class BatchResult(Message):
     def encode_payload(self) -> bytes:
         if len(self.outputs) != len(self.timings):
             raise ProtocolError(f"BATCH_RESULT has {len(self.timings)} timings and {len(self.outputs)} images' outputs")
+        if not self.timings:  # what decode_payload refuses is never sent
+            raise ProtocolError(f"BATCH_RESULT answers at least one image (an EVAL_BATCH carries >= 1), got "
+                                f"{len(self.timings)}")
         m = len(self.outputs[0]) if self.outputs else 0
         if m > 0xFF or any(len(o) != m for o in self.outputs):
             raise ProtocolError("BATCH_RESULT: every image carries the same number (<= 255) of outputs")
