@@ -25,7 +25,8 @@ from pytest_edgehil.errors import (
     SequenceMismatch,
 )
 from pytest_edgehil.link.client import DeviceClient
-from pytest_edgehil.link.messages import PROTOCOL_VERSION
+from pytest_edgehil.link.messages import PROTOCOL_VERSION, batch_size, pipeline_depth
+from pytest_edgehil.link.pipeline import evaluate
 from pytest_edgehil.link.recovery import reconnect
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim import sim_comports, start_device_twin
@@ -165,6 +166,29 @@ def test_a_hang_mid_inference_is_a_device_timeout_then_recover_resumes(dut):
     assert hello.serial_number == dut.twin.usb_serial
     assert dut.loaded_sha256 is not None  # re-selected by hash
     assert_same(infer(dut, x), reference(x))
+
+
+@pytest.mark.parametrize("on", ["EVAL_BATCH", None])
+def test_a_hang_during_batched_evaluation_is_a_device_timeout_naming_the_images_in_flight(dut, on):
+    # The first EVAL_BATCH (image 1) hangs while those of images 2-3 and 4-7 are in flight behind it: no
+    # result comes back, not even those the board did answer, and the error names every image lost.
+    assert dut.twin is not None
+    xs = [image(20 + i) for i in range(12)]
+    depth, batch = pipeline_depth(dut.hello.capabilities), batch_size(dut.hello.capabilities)
+    assert depth >= 3 and batch >= 4  # the coral twin: 1, 2 and 4 images in flight
+    plan(dut).inject(DeviceFault("hang", on=on))  # None: the first request that runs an inference
+    with pytest.raises(DeviceTimeout) as excinfo:
+        evaluate(dut.client, ((x,) for x in xs), depth=depth, batch=batch)
+    message = str(excinfo.value)
+    assert dut.name in message and dut.port in message and "did not answer evaluate (image 1)" in message
+    assert "In flight: image 1, images 2-3, images 4-7; no result of this evaluation is returned" in message
+    assert "answered 2 later requests in flight but not this one" in message  # not "suspect the baud rate"
+    assert plan(dut).log[0].request == "EVAL_BATCH" and dut.twin.link.swallowed == dut.client.retries
+    dut.recover()
+    results = evaluate(dut.client, ((x,) for x in xs), depth=depth, batch=batch)
+    assert len(results) == len(xs)
+    for result, x in zip(results, xs):
+        assert_same(result.outputs, reference(x))
 
 
 def test_a_reboot_re_enumerates_the_port_and_recover_finds_the_board_by_usb_serial_number(dut):

@@ -79,7 +79,11 @@ def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, de
     depth = min(depth, MAX_DEPTH)
     with client._lock:
         client._check_usable("evaluate")
-        return _Pipeline(client, depth, min(batch, MAX_BATCH)).run(iter(inputs))
+        pipeline = _Pipeline(client, depth, min(batch, MAX_BATCH))
+        try:
+            return pipeline.run(iter(inputs))
+        except DeviceTimeout as exc:
+            raise pipeline.unanswered(exc) from exc
 
 
 class _Pipeline:
@@ -99,6 +103,13 @@ class _Pipeline:
         self.taken: dict[int, tuple[Frame, str]] = {}
         self.previous: tuple[Exchange, Frame] | None = None  # the last request answered, and its reply
         self.count = 0
+
+    def unanswered(self, exc: DeviceTimeout) -> DeviceTimeout:
+        """`exc` (a request of this evaluation timed out) naming every request still in flight: the images
+        whose results are lost with it, not only the oldest's."""
+        requests = ", ".join(e.command.removeprefix("evaluate (").removesuffix(")") for e in self.in_flight)
+        return type(exc)(f"{exc} In flight: {requests}; no result of this evaluation is returned. recover() "
+                         "the device and evaluate again.")
 
     def run(self, items: Iterable[Sequence[np.ndarray]]) -> list[Result]:
         c = self.client
