@@ -118,3 +118,22 @@ def test_a_request_answered_twice_with_other_timings_is_taken_not_refused():
     assert outputs(outcome) == sums(data)
     assert [r.timings[0].readout_us for r in outcome] == [1.0] * len(data)  # the first reply of each
     assert device.sizes == list(SIZES)  # run once each: the second reply is the firmware's, not a replay
+
+
+def test_a_request_never_answered_times_out_after_the_wait_of_its_images_naming_all_in_flight():
+    # Request 3 (images 8-15) was sent before any reply taught the device's period; its reply and both
+    # replays are lost. Its wait is that of 8 images at the period learnt since (not timeout_s per image),
+    # and the error names the requests in flight behind it, whose results are lost with it.
+    data = images(IMAGES)
+    plan = ReplyScript(script={(3, i): "drop-frame" for i in range(3)})
+    device = BatchDevice()
+    with serve_pty(device, name="b0", faults=plan) as endpoint, \
+            DeviceClient(endpoint.port, name="batcher", timeout_s=1.0) as client:
+        with pytest.raises(DeviceTimeout) as excinfo:
+            evaluate(client, ((x,) for x in data), depth=REPLY_CACHE, batch=8)
+        learnt_wait_s = client.run_wait.wait_s(SIZES[3])
+    assert client.run_wait.period_s is not None and learnt_wait_s < SIZES[3] * client.timeout_s
+    message = str(excinfo.value)
+    assert "did not answer evaluate (images 8-15) (seq" in message and f"within {learnt_wait_s:.3g} s" in message
+    assert "In flight: images 8-15, images 16-23, images 24-31; no result of this evaluation is returned" in message
+    assert device.sizes[:6] == list(SIZES[:6])  # the two behind it ran, and were answered

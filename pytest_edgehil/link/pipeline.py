@@ -243,6 +243,12 @@ class _Pipeline:
 
     def _wait(self, oldest: Exchange) -> Frame:
         """Read until the oldest request's reply arrives, keeping the replies to younger ones."""
+        # Its wait from what is known now, not when it was sent: requests sent before the first reply taught
+        # the period (after every model select) would wait timeout_s per image (`RunWait`), 16 s and slices
+        # of 5.3 s for 8 images at a 2 s timeout, before a lost frame is sent again or a hang is reported.
+        images = self.batches[oldest.frame.seq][1] if self.batch else 1
+        oldest.wait_s = self.client.run_wait.wait_s(images)
+        oldest.slice_s = oldest.wait_s / oldest.attempts
         accept = (lambda frame: self._answers(oldest, frame)) if self.batch else None
         return oldest.await_reply(oldest.started_s, on_corrupt=self._corrupt, keep=self._keep, progress=False,
                                   waiting_for=lambda: f"in flight: {[e.frame.seq for e in self.in_flight]}",
