@@ -32,8 +32,8 @@ def batch_message() -> p.EvalBatch:
 
 def result_message(crc: int = 0xDEADBEEF) -> p.BatchResult:
     timings = (p.StageTiming(0.0, 1.0, 2.0, 3.0), p.StageTiming(7.5, 1.0, 2.5, 3.0))
-    return p.BatchResult(bytes(range(32)), crc, timings, ((np.int8([1, 2]), np.float32([0.5])),
-                                                          (np.int8([3, 4]), np.float32([-0.5]))))
+    return p.BatchResult(bytes(range(32)), crc, timings, ((np.array([1, 2], np.int8), np.array([0.5], np.float32)),
+                                                          (np.array([3, 4], np.int8), np.array([-0.5], np.float32))))
 
 
 # -- codec ------------------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def eval_batch_payload(k: int, indices: tuple[int, ...], n: int, tensors: bytes 
     return struct.pack(f"<B{len(indices)}HH", k, *indices, n) + tensors
 
 
-ONE_TENSOR = p.encode_tensor(np.int8([1, 2, 3]), "t")
+ONE_TENSOR = p.encode_tensor(np.array([1, 2, 3], np.int8), "t")
 
 
 @pytest.mark.parametrize(("payload", "field"), [

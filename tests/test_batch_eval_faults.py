@@ -100,6 +100,7 @@ def test_a_lost_reply_and_replay_with_the_next_reply_under_its_seq_is_never_misl
     outcome, client = run(BatchDevice(), plan, data, retries=retries)
     assert_right_or_typed_error(outcome, data)
     assert plan.fired == {"drop-frame": 2, "stale-seq": 1}
+    assert client.stats.retransmissions >= min(retries, 2)  # the lost request, sent again until answered
     if retries >= 2:
         assert not isinstance(outcome, EdgeHILError), outcome
     else:
@@ -113,7 +114,7 @@ def test_a_request_answered_twice_with_other_timings_is_taken_not_refused():
     # and the second skipped. Plain EVAL refuses this (two different replies under one seq).
     data = images(IMAGES)
     device = BatchDevice(twice=True)
-    outcome, client = run(device, None, data)
+    outcome, _ = run(device, None, data)
     assert not isinstance(outcome, EdgeHILError), outcome
     assert outputs(outcome) == sums(data)
     assert [r.timings[0].readout_us for r in outcome] == [1.0] * len(data)  # the first reply of each
