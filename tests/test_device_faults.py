@@ -25,11 +25,12 @@ from pytest_edgehil.errors import (
     SequenceMismatch,
 )
 from pytest_edgehil.link.client import DeviceClient
-from pytest_edgehil.link.messages import PROTOCOL_VERSION
+from pytest_edgehil.link.messages import PROTOCOL_VERSION, batch_size, pipeline_depth
+from pytest_edgehil.link.pipeline import evaluate
 from pytest_edgehil.link.recovery import reconnect
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim import sim_comports, start_device_twin
-from pytest_edgehil.sim.device_faults import DeviceFault, DeviceFaultPlan, FiredFault
+from pytest_edgehil.sim.device_faults import INFERENCE_REQUESTS, DeviceFault, DeviceFaultPlan, FiredFault
 from pytest_edgehil.sim.usb_ports import SIM_PID, SIM_VID
 
 from .conftest import REPO
@@ -155,7 +156,7 @@ def test_a_hang_mid_inference_is_a_device_timeout_then_recover_resumes(dut):
     assert dut.twin is not None
     x = image(6)
     dut.client.set_input(0, x)
-    plan(dut).inject(DeviceFault("hang"))  # default target: RUN
+    plan(dut).inject(DeviceFault("hang"))  # default target: a request that runs an inference, RUN here
     with pytest.raises(DeviceTimeout) as excinfo:
         dut.client.run(1)
     message = str(excinfo.value)
@@ -165,6 +166,29 @@ def test_a_hang_mid_inference_is_a_device_timeout_then_recover_resumes(dut):
     assert hello.serial_number == dut.twin.usb_serial
     assert dut.loaded_sha256 is not None  # re-selected by hash
     assert_same(infer(dut, x), reference(x))
+
+
+@pytest.mark.parametrize("on", ["EVAL_BATCH", None])
+def test_a_hang_during_batched_evaluation_is_a_device_timeout_naming_the_images_in_flight(dut, on):
+    # The first EVAL_BATCH (image 1) hangs while those of images 2-3 and 4-7 are in flight behind it: no
+    # result comes back, not even those the board did answer, and the error names every image lost.
+    assert dut.twin is not None
+    xs = [image(20 + i) for i in range(12)]
+    depth, batch = pipeline_depth(dut.hello.capabilities), batch_size(dut.hello.capabilities)
+    assert depth >= 3 and batch >= 4  # the coral twin: 1, 2 and 4 images in flight
+    plan(dut).inject(DeviceFault("hang", on=on))  # None: the first request that runs an inference
+    with pytest.raises(DeviceTimeout) as excinfo:
+        evaluate(dut.client, ((x,) for x in xs), depth=depth, batch=batch)
+    message = str(excinfo.value)
+    assert dut.name in message and dut.port in message and "did not answer evaluate (image 1)" in message
+    assert "In flight: image 1, images 2-3, images 4-7; no result of this evaluation is returned" in message
+    assert "answered 2 later requests in flight but not this one" in message  # not "suspect the baud rate"
+    assert plan(dut).log[0].request == "EVAL_BATCH" and dut.twin.link.swallowed == dut.client.retries
+    dut.recover()
+    results = evaluate(dut.client, ((x,) for x in xs), depth=depth, batch=batch)
+    assert len(results) == len(xs)
+    for result, x in zip(results, xs):
+        assert_same(result.outputs, reference(x))
 
 
 def test_a_reboot_re_enumerates_the_port_and_recover_finds_the_board_by_usb_serial_number(dut):
@@ -258,23 +282,37 @@ def test_a_plan_from_a_table_arms_its_faults_and_rate():
     assert [(f.kind, f.direction, f.on, f.wipe_flash) for f in p.faults] == [("reboot", "request", "RUN", True)]
 
 
+FRAMES = (("request", "SET_INPUT"), ("request", "RUN"), ("request", "EVAL"), ("request", "EVAL_BATCH"),
+          ("request", "HELLO"), ("reply", "RUN"), ("reply", "EVAL_BATCH"))
+
+
 def test_rate_mode_faults_every_frame_at_rate_1_none_at_0_and_repeats_with_its_seed():
     never = DeviceFaultPlan(rate=0.0)
     assert all(never.take("reply", "RUN", seq) is None for seq in range(200))
     always = DeviceFaultPlan(rate=1.0, seed=11)
-    drawn = [always.take(direction, request, seq) for seq in range(200)
-             for direction, request in (("request", "SET_INPUT"), ("request", "RUN"), ("reply", "RUN"))]
-    assert all(fault is not None for fault in drawn) and always.total_fired == 600 == len(always.log)
-    # Only kinds that can act there: no hang but on RUN, no delay/stale/version on a request, no reboot on a reply.
-    assert all(f.kind != "hang" for f in always.log if f.request != "RUN")
+    drawn = [always.take(direction, request, seq) for seq in range(200) for direction, request in FRAMES]
+    assert all(fault is not None for fault in drawn) and always.total_fired == 200 * len(FRAMES) == len(always.log)
+    # Only kinds that can act there: a hang only on a request that runs an inference (each of them drawn
+    # here), no delay/stale/version on a request, no reboot on a reply.
+    hung = {f.request for f in always.log if f.kind == "hang"}
+    assert hung == set(INFERENCE_REQUESTS) == {"RUN", "EVAL", "EVAL_BATCH"}
     assert all(f.kind not in ("delay", "stale-seq", "bad-version") for f in always.log if f.direction == "request")
     assert all(f.kind not in ("hang", "reboot") for f in always.log if f.direction == "reply")
     again = DeviceFaultPlan(rate=1.0, seed=11)
     for seq in range(200):
-        for direction, request in (("request", "SET_INPUT"), ("request", "RUN"), ("reply", "RUN")):
+        for direction, request in FRAMES:
             again.take(direction, request, seq)
     assert again.log == always.log
     assert always.log[0] == FiredFault(always.log[0].kind, "request", "SET_INPUT", 0)
+
+
+def test_an_armed_hang_waits_for_a_request_that_runs_an_inference_unless_told_which():
+    p = DeviceFaultPlan([DeviceFault("hang", count=3)])
+    assert [p.take("request", r, 1) is not None for r in ("HELLO", "SET_INPUT", "SELECT_MODEL")] == [False] * 3
+    assert [p.take("request", r, 2) is not None for r in INFERENCE_REQUESTS] == [True] * 3 and not p.active
+    only = DeviceFaultPlan([DeviceFault("hang", on="eval")])
+    assert only.take("request", "RUN", 3) is None and only.take("request", "EVAL_BATCH", 3) is None
+    assert only.take("request", "EVAL", 3) is not None
 
 
 def test_armed_faults_fire_on_their_target_only_and_count_down():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest

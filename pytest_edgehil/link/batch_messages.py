@@ -56,7 +56,8 @@ def batch_size(capabilities: Sequence[str]) -> int:
     for cap in capabilities:
         if cap.startswith(BATCH_CAPABILITY):
             text = cap[len(BATCH_CAPABILITY):]
-            if not text.isdigit() or not 1 <= int(text) <= MAX_IMAGES:
+            # ASCII digits only: str.isdigit() also admits '²', which int() then refuses with a ValueError.
+            if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_IMAGES:
                 raise ProtocolError(f"HELLO_REPLY capability {cap!r}: the image count must be an integer "
                                     f"from 1 to {MAX_IMAGES}")
             return int(text)
@@ -140,6 +141,9 @@ class BatchResult(Message):
     def encode_payload(self) -> bytes:
         if len(self.outputs) != len(self.timings):
             raise ProtocolError(f"BATCH_RESULT has {len(self.timings)} timings and {len(self.outputs)} images' outputs")
+        if not self.timings:  # what decode_payload refuses is never sent
+            raise ProtocolError(f"BATCH_RESULT answers at least one image (an EVAL_BATCH carries >= 1), got "
+                                f"{len(self.timings)}")
         m = len(self.outputs[0]) if self.outputs else 0
         if m > 0xFF or any(len(o) != m for o in self.outputs):
             raise ProtocolError("BATCH_RESULT: every image carries the same number (<= 255) of outputs")

@@ -49,6 +49,9 @@ class Exchange:
         self.corrupt = 0
         self.stale = 0
         self.stale_seqs: list[int] = []  # the first few, for the error message
+        # Replies to other requests in flight that arrived while this one waited (pipelining): the line and
+        # the device work, only this request went unanswered.
+        self.kept = 0
 
     def run(self) -> Frame:
         start = time.monotonic()
@@ -102,6 +105,7 @@ class Exchange:
                     c._backlog = items[i + 1:]  # keep anything that arrived behind the reply
                     return item
                 if keep is not None and keep(item):
+                    self.kept += 1
                     continue
                 self.stale += 1
                 c.stats.stale_replies += 1
@@ -165,6 +169,9 @@ class Exchange:
         if self.bytes_received == 0:
             fix = ("Nothing came back: check the cable and that this is the right port, the baud rate, and that "
                    "the firmware/agent is running on the device.")
+        elif self.kept:
+            fix = (f"The device answered {self.kept} later requests in flight but not this one: it hung in this "
+                   "request, or lost it and every retransmission; reset the device.")
         elif self.corrupt and not self.stale:
             fix = (f"Bytes arrived but never a valid frame: suspect a baud rate mismatch (host uses "
                    f"{c.baudrate}) or firmware that does not speak this protocol.")

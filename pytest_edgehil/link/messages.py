@@ -319,7 +319,7 @@ def pipeline_depth(capabilities: tuple[str, ...]) -> int:
     for cap in capabilities:
         if cap.startswith(PIPELINE_CAPABILITY):
             text = cap[len(PIPELINE_CAPABILITY):]
-            if not text.isdigit() or int(text) < 1:
+            if not (text.isascii() and text.isdigit()) or int(text) < 1:  # not '²' (isdigit, not int)
                 raise ProtocolError(f"HELLO_REPLY capability {cap!r}: the depth must be an integer >= 1")
             return int(text)
     return 1

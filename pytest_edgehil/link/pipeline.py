@@ -79,7 +79,11 @@ def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, de
     depth = min(depth, MAX_DEPTH)
     with client._lock:
         client._check_usable("evaluate")
-        return _Pipeline(client, depth, min(batch, MAX_BATCH)).run(iter(inputs))
+        pipeline = _Pipeline(client, depth, min(batch, MAX_BATCH))
+        try:
+            return pipeline.run(iter(inputs))
+        except DeviceTimeout as exc:
+            raise pipeline.unanswered(exc) from exc
 
 
 class _Pipeline:
@@ -99,6 +103,13 @@ class _Pipeline:
         self.taken: dict[int, tuple[Frame, str]] = {}
         self.previous: tuple[Exchange, Frame] | None = None  # the last request answered, and its reply
         self.count = 0
+
+    def unanswered(self, exc: DeviceTimeout) -> DeviceTimeout:
+        """`exc` (a request of this evaluation timed out) naming every request still in flight: the images
+        whose results are lost with it, not only the oldest's."""
+        requests = ", ".join(e.command.removeprefix("evaluate (").removesuffix(")") for e in self.in_flight)
+        return type(exc)(f"{exc} In flight: {requests}; no result of this evaluation is returned. recover() "
+                         "the device and evaluate again.")
 
     def run(self, items: Iterable[Sequence[np.ndarray]]) -> list[Result]:
         c = self.client
@@ -232,6 +243,12 @@ class _Pipeline:
 
     def _wait(self, oldest: Exchange) -> Frame:
         """Read until the oldest request's reply arrives, keeping the replies to younger ones."""
+        # Its wait from what is known now, not when it was sent: requests sent before the first reply taught
+        # the period (after every model select) would wait timeout_s per image (`RunWait`), 16 s and slices
+        # of 5.3 s for 8 images at a 2 s timeout, before a lost frame is sent again or a hang is reported.
+        images = self.batches[oldest.frame.seq][1] if self.batch else 1
+        oldest.wait_s = self.client.run_wait.wait_s(images)
+        oldest.slice_s = oldest.wait_s / oldest.attempts
         accept = (lambda frame: self._answers(oldest, frame)) if self.batch else None
         return oldest.await_reply(oldest.started_s, on_corrupt=self._corrupt, keep=self._keep, progress=False,
                                   waiting_for=lambda: f"in flight: {[e.frame.seq for e in self.in_flight]}",

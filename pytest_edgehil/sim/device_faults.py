@@ -15,11 +15,13 @@ the wire, not mocks: a flipped bit reaches the host's decoder as a flipped bit. 
 | `delay` | reply | the reply is sent `delay_s` late (the firmware is busy) | any reply |
 | `stale-seq` | reply | the reply carries the previous sequence number (seq − 1) | any reply |
 | `bad-version` | reply | the reply frame is stamped with protocol version `version` | any reply |
-| `hang` | request | the inference runs but the RUN is never answered, nor its retransmissions | RUN |
+| `hang` | request | the inference runs but the request is never answered, nor its retransmissions | a request that runs inferences: RUN, EVAL, EVAL_BATCH |
 | `reboot` | request | the board resets: its pty closes, and after `down_s` it serves on a NEW pty path (a USB-CDC port re-enumerating); RAM state is lost (active model, inputs), flash kept unless `wipe_flash` | any request |
 
 `on` names the request type a fault waits for (`"RUN"`, `"SET_INPUT"`, …; for a reply fault: the request
-being answered). Two modes, usable together: armed faults (`inject`, each fires on its next `count`
+being answered); without it a fault acts on its default target. A hang targets every request that runs an
+inference (`INFERENCE_REQUESTS`), pipelined evaluation included: a firmware stuck in an inference is stuck
+whichever request started it. Two modes, usable together: armed faults (`inject`, each fires on its next `count`
 matching frames) and a rate (`rate=p`: every frame is faulted with probability p, the kind drawn
 uniformly among `kinds` that apply to that frame). Everything random comes from one seeded generator,
 so a plan with the same seed on the same traffic injects the same faults. `fired` counts each kind that
@@ -43,7 +45,9 @@ REPLY_KINDS = (*WIRE_KINDS, "delay", "stale-seq", "bad-version")
 REQUEST_KINDS = (*WIRE_KINDS, "hang", "reboot")
 FAULT_KINDS = (*REPLY_KINDS, "hang", "reboot")
 DIRECTIONS = ("request", "reply")
-_DEFAULT_ON = {"hang": "RUN"}
+# The requests that run an inference (RUN, and pipelined evaluation's EVAL and EVAL_BATCH): where a hang acts
+# unless `on` names one request type.
+INFERENCE_REQUESTS = ("RUN", "EVAL", "EVAL_BATCH")
 NOISE = b"\r\nI (4711) app: free heap 183412 bytes\r\n"  # what firmware logging on the protocol UART looks like
 
 
@@ -57,7 +61,7 @@ class DeviceFault:
     kind: str
     count: int = 1
     direction: str = ""  # "request" or "reply"; "" picks the kind's only one ("reply" for wire kinds)
-    on: str | None = None  # request type name, e.g. "RUN"; None: any (hang: RUN)
+    on: str | None = None  # request type name, e.g. "RUN"; None: any (hang: any of INFERENCE_REQUESTS)
     delay_s: float = 0.5  # delay: how long the reply is held back, real seconds
     down_s: float = 0.2  # reboot: how long the board is gone before its new port appears
     wipe_flash: bool = False  # reboot: the board loses the models stored in flash too
@@ -75,7 +79,13 @@ class DeviceFault:
         if self.count < 1 or self.delay_s < 0 or self.down_s < 0 or not 0 <= self.version <= 255:
             raise ConfigError(f"device fault {self.kind!r}: count must be >= 1, delay_s and down_s >= 0, version "
                               f"0..255 (got {self.count}, {self.delay_s}, {self.down_s}, {self.version})")
-        self.on = (self.on or _DEFAULT_ON.get(self.kind) or "").upper() or None
+        self.on = (self.on or "").upper() or None
+
+    def targets(self, request: str) -> bool:
+        """Whether this fault may act on a frame of (or answering) request type `request`."""
+        if self.on is not None:
+            return self.on == request
+        return self.kind != "hang" or request in INFERENCE_REQUESTS
 
 
 @dataclass(frozen=True)
@@ -184,7 +194,7 @@ class DeviceFaultPlan:
 
     def _armed(self, direction: str, request: str) -> DeviceFault | None:
         for fault in self.faults:
-            if fault.direction == direction and fault.on in (None, request):
+            if fault.direction == direction and fault.targets(request):
                 fault.count -= 1
                 if fault.count == 0:
                     self.faults.remove(fault)
@@ -195,7 +205,7 @@ class DeviceFaultPlan:
         if self.rate <= 0.0 or self._rng.random() >= self.rate:
             return None
         allowed = REQUEST_KINDS if direction == "request" else REPLY_KINDS
-        kinds = [k for k in self.kinds if k in allowed and (k != "hang" or request == "RUN")]
+        kinds = [k for k in self.kinds if k in allowed and (k != "hang" or request in INFERENCE_REQUESTS)]
         if not kinds:
             return None
         kind = kinds[int(self._rng.integers(len(kinds)))]
