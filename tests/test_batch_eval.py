@@ -188,7 +188,7 @@ def test_batched_evaluation_gives_the_outputs_of_set_input_and_run_per_image(tin
         client.load_model(tinytracker.data, tinytracker.name)
         hello = client.hello()
         batch = p.batch_size(hello.capabilities)
-        # 16 images of 9 KiB do not fit 128 KiB: a full-size request is split by the byte cap.
+        # 16 images of 9 KiB do not fit 64 KiB: a full-size request is split by the byte cap.
         assert batch * image_bytes > BATCH_BYTES
         before = client.stats.requests
         batched = evaluate(client, ((x,) for x in data), depth=p.pipeline_depth(hello.capabilities), batch=batch)

@@ -57,7 +57,7 @@ MAX_DEPTH = 8  # the host never keeps more in flight, whatever a device offers
 MAX_BATCH = 64  # nor puts more images in one EVAL_BATCH
 # Nor more than this many bytes of images in one EVAL_BATCH (one image always goes): a request is received
 # whole before its first inference starts, and a board buffers `depth` of them.
-BATCH_BYTES = 128 * 1024
+BATCH_BYTES = 64 * 1024
 
 
 def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, depth: int,
