@@ -9,7 +9,8 @@ import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.config.catalog import CatalogModel
-from pytest_edgehil.link.messages import StageTiming, batch_size, pipeline_depth
+from pytest_edgehil.errors import InvalidPayload
+from pytest_edgehil.link.messages import Result, StageTiming, batch_size, pipeline_depth
 from pytest_edgehil.link.pipeline import evaluate
 from pytest_edgehil.model.runtime import TensorSpec
 
@@ -51,10 +52,39 @@ def _uint8_table(spec: TensorSpec, lo: float, hi: float) -> tuple[np.ndarray, in
     return table, offset
 
 
+def check_outputs(dut: DeviceUnderTest, model: CatalogModel, result: Result, what: str) -> Result:
+    """`result` (of one inference of `model`, `what` names it: "run(1)", "image 7") if its outputs are the
+    model's: as many, each of its output spec's dtype and shape. InvalidPayload naming the device, port,
+    output, what came and what the model has otherwise.
+
+    Why: a CRC proves the bytes arrived as sent, not that the firmware packed the model's outputs. An int8
+    output labelled uint8 dequantizes 256 x scale off wherever it is negative; a dropped element shifts
+    every later value. Both would be scored as plausible numbers."""
+    specs = model.info.outputs
+    c = dut.client
+    problem = ""
+    if len(result.outputs) != len(specs):
+        problem = f"{len(result.outputs)} outputs; the model has {len(specs)}"
+    else:
+        for index, (spec, output) in enumerate(zip(specs, result.outputs)):
+            raw = np.asarray(output)
+            if raw.dtype != spec.dtype or tuple(raw.shape) != tuple(spec.shape):
+                problem = (f"output {index} is {raw.dtype.name}{list(raw.shape)}; the model's output {index} "
+                           f"({spec.name!r}) is {np.dtype(spec.dtype).name}{list(spec.shape)}")
+                break
+    if problem:
+        raise InvalidPayload(
+            f"device {c.name!r} on {c.port}: {what} of model {model.name!r} answered with {problem}. The "
+            "outputs were not dequantized or recorded. Check the firmware's output packing (type code, shape, "
+            "order) against docs/protocol.md and that it runs this model, then rerun.")
+    return result
+
+
 def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.ndarray:
-    """One inference on the device; the first output, dequantized to float."""
+    """One inference on the device; the first output, dequantized to float. InvalidPayload for outputs
+    that are not the model's (`check_outputs`)."""
     dut.client.set_input(0, to_model_input(model, image))
-    result = dut.client.run(1)
+    result = check_outputs(dut, model, dut.client.run(1), "run(1)")
     spec = model.info.outputs[0]
     raw = np.asarray(result.outputs[0])
     return spec.dequantize(raw) if spec.quantized else raw.astype(np.float32)
@@ -65,14 +95,16 @@ def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.nd
 
     A device that offers EVAL (HELLO capability `eval`) gets pipelined requests with as many in flight as
     it offers (`link.pipeline`): EVAL_BATCH requests of as many images as it takes (`batch=N`), else one
-    EVAL per image; another gets SET_INPUT + RUN 1 per image. All give the same outputs. Raises what
-    `DeviceClient.run` raises.
+    EVAL per image; another gets SET_INPUT + RUN 1 per image. All give the same outputs, each checked
+    against the model's output specs (`check_outputs`: InvalidPayload). Raises what `DeviceClient.run` raises.
     """
     depth = pipeline_depth(dut.hello.capabilities)
     if depth == 0:
         return np.stack([infer(dut, model, image) for image in images])
     results = evaluate(dut.client, ((to_model_input(model, image),) for image in images), depth=depth,
                        batch=batch_size(dut.hello.capabilities))
+    for n, result in enumerate(results, start=1):
+        check_outputs(dut, model, result, f"evaluate (image {n})")
     spec = model.info.outputs[0]
     raws = np.stack([np.asarray(result.outputs[0]) for result in results])
     return spec.dequantize(raws) if spec.quantized else raws.astype(np.float32)  # elementwise: all at once
