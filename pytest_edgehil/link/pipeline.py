@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_edgehil.errors import ConfigError, DeviceTimeout, FrameCorrupt, InvalidPayload, ProtocolError
+from pytest_edgehil.errors import (
+    ConfigError,
+    DeviceTimeout,
+    EdgeHILError,
+    FrameCorrupt,
+    InvalidPayload,
+    ProtocolError,
+)
 from pytest_edgehil.link.device_port import POLL_S, _posix_fd
 from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import (
@@ -71,7 +78,8 @@ def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, de
     Each reply must name the model this client loaded or selected (ModelMismatch otherwise), as RUN's
     does. Raises ConfigError for depth < 1 or batch < 0, and what `DeviceClient.run` raises
     (DeviceRejected, DeviceTimeout, FrameCorrupt, InvalidPayload, ModelMismatch, DeviceError) for the
-    first request that fails.
+    first request that fails. Before raising anything but a timeout (an exception of `inputs` included),
+    it waits out the replies to the requests still in flight (`_Pipeline.drain`), so the link is idle.
     """
     if depth < 1 or batch < 0:
         raise ConfigError(f"evaluate: depth must be >= 1 (the device's `pipeline=` capability) and batch >= 0 "
@@ -84,6 +92,9 @@ def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, de
             return pipeline.run(iter(inputs))
         except DeviceTimeout as exc:
             raise pipeline.unanswered(exc) from exc
+        except Exception:
+            pipeline.drain()
+            raise
 
 
 class _Pipeline:
@@ -110,6 +121,27 @@ class _Pipeline:
         requests = ", ".join(e.command.removeprefix("evaluate (").removesuffix(")") for e in self.in_flight)
         return type(exc)(f"{exc} In flight: {requests}; no result of this evaluation is returned. recover() "
                          "the device and evaluate again.")
+
+    def drain(self) -> None:
+        """The evaluation ended in an error that is not a timeout (an ERROR reply, a reply refused, the
+        caller's iterator raising): wait out the replies to the requests still in flight, skipping them.
+
+        Why: the device runs what it buffered (up to `depth` requests of `batch` images) and answers each; a
+        next command sent meanwhile waits behind that work with only its own `timeout_s` and times out
+        blaming the cable. Best effort: a request not answered within its wait ends the drain (noted in the
+        traffic log) and the evaluation's own error is raised either way."""
+        c = self.client
+        while self.in_flight and c._serial is not None:  # a port lost (its error raised) has nothing to drain
+            oldest = self.in_flight[0]
+            if self.answered.pop(oldest.frame.seq, None) is None:
+                oldest.started_s = time.monotonic()
+                try:
+                    self._wait(oldest)
+                except EdgeHILError as exc:
+                    c.traffic_log.note("--", f"evaluation ended with requests in flight; waiting them out, "
+                                             f"{oldest.command} was not answered: {exc}", device=c.name)
+                    return
+            self.in_flight.popleft()
 
     def run(self, items: Iterable[Sequence[np.ndarray]]) -> list[Result]:
         c = self.client
