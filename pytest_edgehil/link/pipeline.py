@@ -41,6 +41,7 @@ from pytest_edgehil.errors import (
     EdgeHILError,
     FrameCorrupt,
     InvalidPayload,
+    ModelMismatch,
     ProtocolError,
 )
 from pytest_edgehil.link.device_port import POLL_S, _posix_fd
@@ -114,6 +115,7 @@ class _Pipeline:
         self.taken: dict[int, tuple[Frame, str]] = {}
         self.previous: tuple[Exchange, Frame] | None = None  # the last request answered, and its reply
         self.count = 0
+        self.model: bytes | None = None  # the model (SHA-256) the evaluation's first reply named
 
     def unanswered(self, exc: DeviceTimeout) -> DeviceTimeout:
         """`exc` (a request of this evaluation timed out) naming every request still in flight: the images
@@ -183,9 +185,26 @@ class _Pipeline:
             if self.in_flight:  # the device answers in order: the next one's wait starts now
                 self.in_flight[0].started_s = time.monotonic()
             result = c._expect(oldest.command, reply, Result)
-            c._check_model(oldest.command, result.model_sha256)  # the model this host selected, as RUN
+            self._check_model(oldest.command, result.model_sha256)  # the model this host selected, as RUN
             results.append(check_result(result, 1, device=c.name, port=c.port, command=oldest.command))
             c.run_wait.learn(result.timings)
+
+    def _check_model(self, command: str, found: bytes) -> None:
+        """A reply's model (`found`) must be the one this client selected (`DeviceClient._check_model`) and,
+        with none selected, the one the evaluation's first reply named: one evaluation's results are one
+        model's outputs, never a mix (a model switched under the host mid-evaluation). ModelMismatch."""
+        c = self.client
+        c._check_model(command, found)
+        if self.model is None:
+            self.model = found
+        elif found != self.model:
+            raise ModelMismatch(
+                f"device {c.name!r} on {c.port}: {command} ran model SHA-256 {found.hex()[:16]}…, the images "
+                f"before it in this evaluation model SHA-256 {self.model.hex()[:16]}…: the board's active model "
+                "changed during the evaluation (another program on the port, firmware that switched models, a "
+                "reboot into a default model). No result of this evaluation is returned; load or select the "
+                "model first (every reply is then checked against it) and evaluate again.",
+                device=c.name, port=c.port, expected=self.model.hex(), found=found.hex())
 
     def _submit(self, tensors: Sequence[np.ndarray]) -> None:
         c = self.client
@@ -202,7 +221,7 @@ class _Pipeline:
 
     def _next_batch(self, pending: Iterator[Sequence[np.ndarray]]) -> list[Sequence[np.ndarray]]:
         """The images of the next EVAL_BATCH: at most `batch`, at most BATCH_BYTES of tensors (but one at
-        least), and 1, 2, 4, … for the first requests, so that the device starts on the first image
+        least), each with as many tensors as the first, and 1, 2, 4, … for the first requests, so that the device starts on the first image
         while the next requests are still on the line (a full first request would keep it idle)."""
         limit = min(self.batch, 1 << min(len(self.batches_sent), 16))
         images: list[Sequence[np.ndarray]] = []
@@ -216,7 +235,9 @@ class _Pipeline:
                 if tensors is None:
                     break
             nbytes = sum(np.asarray(t).nbytes for t in tensors)
-            if images and size + nbytes > BATCH_BYTES:
+            # One input count per request (EVAL_BATCH's k); EVAL carries each image's own, so a change of
+            # count starts the next request rather than failing to encode this one.
+            if images and (size + nbytes > BATCH_BYTES or len(tensors) != len(images[0])):
                 self.held = tensors  # the first image of the next request
                 break
             images.append(tensors)
@@ -263,7 +284,7 @@ class _Pipeline:
         c = self.client
         _, n = self.batches.pop(exchange.frame.seq)
         batch = c._expect(exchange.command, reply, BatchResult)
-        c._check_model(exchange.command, batch.model_sha256)
+        self._check_model(exchange.command, batch.model_sha256)
         check_timings(batch.timings, n, device=c.name, port=c.port, command=exchange.command,
                       asked=f"EVAL_BATCH of {n} images")
         if len(batch.outputs) != n:

@@ -91,21 +91,25 @@ def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.nd
 
 
 def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.ndarray]) -> np.ndarray:
-    """The first output of one inference per image, dequantized, stacked: shape (n_images, *output shape).
+    """The first output of one inference per image, dequantized, stacked: shape (n_images, *output shape)
+    (no image: an empty array of that shape, no request sent).
 
     A device that offers EVAL (HELLO capability `eval`) gets pipelined requests with as many in flight as
     it offers (`link.pipeline`): EVAL_BATCH requests of as many images as it takes (`batch=N`), else one
     EVAL per image; another gets SET_INPUT + RUN 1 per image. All give the same outputs, each checked
     against the model's output specs (`check_outputs`: InvalidPayload). Raises what `DeviceClient.run` raises.
     """
+    spec = model.info.outputs[0]
     depth = pipeline_depth(dut.hello.capabilities)
     if depth == 0:
-        return np.stack([infer(dut, model, image) for image in images])
+        values = [infer(dut, model, image) for image in images]
+        return np.stack(values) if values else np.empty((0, *spec.shape), np.float32)
     results = evaluate(dut.client, ((to_model_input(model, image),) for image in images), depth=depth,
                        batch=batch_size(dut.hello.capabilities))
+    if not results:  # no image: np.stack refuses an empty list
+        return np.empty((0, *spec.shape), np.float32)
     for n, result in enumerate(results, start=1):
         check_outputs(dut, model, result, f"evaluate (image {n})")
-    spec = model.info.outputs[0]
     raws = np.stack([np.asarray(result.outputs[0]) for result in results])
     return spec.dequantize(raws) if spec.quantized else raws.astype(np.float32)  # elementwise: all at once
 
