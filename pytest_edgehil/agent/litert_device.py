@@ -46,6 +46,9 @@ class _Loaded:
     name: str
     runner: ModelRunner
     inputs: list[np.ndarray]
+    # Inputs with open dimensions (shape_signature -1) not yet set: until each is, there is no size to run
+    # at (the file's 1x1 placeholder must never be timed as the model).
+    unsized: set[int]
 
 
 def board_serial() -> str:
@@ -185,6 +188,10 @@ class LiteRTDevice:
         for inputs in images:
             for index, tensor in inputs:
                 self._feed(model, index, tensor)
+            if model.unsized:
+                raise Refusal(p.ErrorCode.BAD_INPUT, f"model {model.name!r} has dynamic input dimensions "
+                                                     f"(inputs {sorted(model.unsized)}) never set, so there is no size to "
+                                                     "run at; send SET_INPUT with the shape to measure first")
             start_ns = self.clock_ns()
             first_ns = start_ns if first_ns is None else first_ns
             if self.trigger is not None:  # high over the whole inference (copy-in, invoke, copy-out)
@@ -208,10 +215,17 @@ class LiteRTDevice:
         if not 0 <= index < len(specs):
             raise Refusal(p.ErrorCode.BAD_INPUT, f"input index {index}; the model has {len(specs)}")
         tensor, spec = np.asarray(tensor), specs[index]
-        if tensor.dtype != spec.dtype or tuple(tensor.shape) != tuple(spec.shape):
-            raise Refusal(p.ErrorCode.BAD_INPUT, f"input {index} is {tensor.dtype}{list(tensor.shape)}, the "
-                                                 f"model expects {np.dtype(spec.dtype)}{list(spec.shape)}")
+        shape, signature = tuple(tensor.shape), model.runner.input_signatures[index]
+        if tensor.dtype != spec.dtype or (shape != tuple(spec.shape) and not _fits(shape, signature)):
+            raise Refusal(p.ErrorCode.BAD_INPUT, f"input {index} is {tensor.dtype}{list(shape)}, the model expects "
+                                                 f"{np.dtype(spec.dtype)}{list(signature)} (-1: any size)")
+        if shape != tuple(spec.shape):  # a dynamic input at another size: the model runs at the size fed
+            shapes = [tuple(s.shape) for s in specs]
+            shapes[index] = shape
+            model.runner.resize_inputs(shapes)  # ModelError (LiteRT refuses the size) becomes BAD_INPUT
+            model.inputs = [t if tuple(t.shape) == s else np.zeros(s, t.dtype) for t, s in zip(model.inputs, shapes)]
         model.inputs[index] = tensor
+        model.unsized.discard(index)
 
     def _energy_read(self, _: p.EnergyRead) -> p.Message:
         return self.energy.last()
@@ -226,9 +240,15 @@ class LiteRTDevice:
         except ModelError as exc:
             raise Refusal(p.ErrorCode.BAD_PAYLOAD, str(exc)) from exc
         inputs = [np.zeros(spec.shape, dtype=spec.dtype) for spec in runner.inputs]
-        self._model = _Loaded(hashlib.sha256(data).digest(), name, runner, inputs)
+        unsized = {i for i, signature in enumerate(runner.input_signatures) if any(d < 0 for d in signature)}
+        self._model = _Loaded(hashlib.sha256(data).digest(), name, runner, inputs, unsized)
 
     def _require_model(self) -> _Loaded:
         if self._model is None:
             raise Refusal(p.ErrorCode.NO_MODEL, "no active model: load or select one first")
         return self._model
+
+
+def _fits(shape: tuple[int, ...], signature: tuple[int, ...]) -> bool:
+    """Whether a fed shape fits an input's shape_signature (-1: any size >= 1)."""
+    return len(shape) == len(signature) and all((s < 0 and d >= 1) or d == s for d, s in zip(shape, signature))
