@@ -44,3 +44,15 @@ def test_a_float_image_takes_the_arithmetic_and_nan_is_refused():
     image[0, 0, 0] = np.nan
     with pytest.raises(ModelError, match="NaN"):
         to_model_input(model, image)
+
+
+@pytest.mark.parametrize("shape", [(48, 192), (192, 48, 1), (9216,), (64, 64)])
+def test_an_image_that_is_not_the_input_s_shape_is_refused_not_reshaped(shape):
+    # (48, 192) holds the 9,216 pixels of a 96x96 input: reshaped, it would run as a scrambled image and
+    # give a plausible output. Only the input's own shape, with or without its size-1 dims, is taken.
+    model = ModelCatalog(MODELS).get("tinytracker")
+    for dtype in (np.uint8, np.float32):
+        with pytest.raises(ModelError, match=rf"tinytracker.*{list(shape)}.*\[1, 96, 96, 1\]"):
+            to_model_input(model, np.zeros(shape, dtype))
+    for ok in [(96, 96), (96, 96, 1), (1, 96, 96, 1)]:
+        assert to_model_input(model, np.zeros(ok, np.uint8)).shape == (1, 96, 96, 1)

@@ -9,7 +9,7 @@ import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.config.catalog import CatalogModel
-from pytest_edgehil.errors import InvalidPayload
+from pytest_edgehil.errors import InvalidPayload, ModelError
 from pytest_edgehil.link.messages import Result, StageTiming, batch_size, pipeline_depth
 from pytest_edgehil.link.pipeline import evaluate
 from pytest_edgehil.model.runtime import TensorSpec
@@ -21,16 +21,27 @@ def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
     A uint8 image goes through a 256-entry table of that same conversion (`_uint8_table`): each pixel
     value maps to one raw value, so the table gives the very bytes the arithmetic does, in one gather
     instead of five passes over the image (a seventh of an accuracy evaluation's host time).
-    Raises ModelError for NaN in a float image (`TensorSpec.quantize`)."""
+    Raises ModelError for an image whose shape is not the input's (size-1 dimensions aside) and for NaN in
+    a float image (`TensorSpec.quantize`)."""
     spec = model.info.inputs[0]
     lo, hi = model.input_range
     pixels = np.asarray(image)
+    # Reshaped blindly, an image of another shape with as many pixels (48x192 for 96x96) would run as a
+    # scrambled image and give a plausible output.
+    if pixels.shape != spec.shape and _squeezed(pixels.shape) != _squeezed(spec.shape):
+        raise ModelError(f"model {model.name!r}: an image of shape {list(pixels.shape)} does not fit its input "
+                         f"{spec.describe()} (its shape, with or without the size-1 dimensions); resize or "
+                         "convert the images to the model's input size")
     if pixels.dtype == np.uint8:
         table, offset = _uint8_table(spec, float(lo), float(hi))
         if offset is not None:  # the table is "pixel + offset" in bytes (int8 [0, 1] inputs: -128): one add
             return (pixels + np.uint8(offset)).view(table.dtype).reshape(spec.shape)
         return table[pixels].reshape(spec.shape)
     return _convert(spec, lo, hi, pixels).reshape(spec.shape)
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
 
 
 def _convert(spec: TensorSpec, lo: float, hi: float, pixels: np.ndarray) -> np.ndarray:
