@@ -60,7 +60,8 @@ class Exchange:
 
     def await_reply(self, start: float, *, on_corrupt: Callable[[FrameCorrupt], None] | None = None,
                     keep: Callable[[Frame], bool] | None = None, waiting_for: Callable[[], str] | None = None,
-                    progress: bool = True, accept: Callable[[Frame], bool] | None = None) -> Frame:
+                    progress: bool = True, accept: Callable[[Frame], bool] | None = None,
+                    stream_s: float = 0.0) -> Frame:
         """Read until the reply carrying this request's seq arrives (sent already; its wait began at
         `start`, monotonic s); return it, keeping whatever arrived behind it for the next wait.
 
@@ -70,11 +71,15 @@ class Exchange:
         `keep` (True: the pipeline holds it for a younger request) and otherwise counted and skipped as
         stale, its note naming `waiting_for()`. A frame with this seq that `accept` rejects (a reply that
         says it answers another request) is treated like one with another seq. With `progress`, a long
-        wait is reported every PROGRESS_S.
-        Raises DeviceTimeout (SequenceMismatch when only stale replies came) at `start + wait_s`.
+        wait is reported every PROGRESS_S. `stream_s` (s): while a frame is arriving (bytes read, its
+        delimiter not yet), the next retransmission and the deadline stay at least `slice_s` after the last
+        bytes, up to `start + wait_s + stream_s`: a long reply on a slow line is not sent for again (each
+        replay holds the line as long) nor given up on halfway.
+        Raises DeviceTimeout (SequenceMismatch when only stale replies came) at that deadline.
         """
         c = self.client
         deadline = start + self.wait_s
+        latest = deadline + stream_s
         resend_at = start + self.slice_s
         progress_at = start + PROGRESS_S if progress else math.inf
         while True:
@@ -93,6 +98,9 @@ class Exchange:
                 self.bytes_received += len(data)
                 self.preview += data[:PREVIEW_BYTES - len(self.preview)]
                 items = c._decoder.feed(data) if data else []
+                if data and stream_s and c._decoder.pending_bytes:  # a frame still arriving
+                    later = min(time.monotonic() + self.slice_s, latest)
+                    deadline, resend_at = max(deadline, later), max(resend_at, later)
             for i, item in enumerate(items):
                 if isinstance(item, FrameCorrupt):
                     c.stats.corrupt_frames += 1

@@ -116,6 +116,7 @@ class _Pipeline:
         self.previous: tuple[Exchange, Frame] | None = None  # the last request answered, and its reply
         self.count = 0
         self.model: bytes | None = None  # the model (SHA-256) the evaluation's first reply named
+        self.reply_bytes_per_image = 0.0  # the most bytes per image a reply took (for its time on the line)
 
     def unanswered(self, exc: DeviceTimeout) -> DeviceTimeout:
         """`exc` (a request of this evaluation timed out) naming every request still in flight: the images
@@ -184,6 +185,7 @@ class _Pipeline:
             self.answered.pop(oldest.frame.seq, None)  # a copy held while the request before was asked again
             if self.in_flight:  # the device answers in order: the next one's wait starts now
                 self.in_flight[0].started_s = time.monotonic()
+            self.reply_bytes_per_image = max(self.reply_bytes_per_image, len(reply.payload))
             result = c._expect(oldest.command, reply, Result)
             self._check_model(oldest.command, result.model_sha256)  # the model this host selected, as RUN
             results.append(check_result(result, 1, device=c.name, port=c.port, command=oldest.command))
@@ -292,6 +294,7 @@ class _Pipeline:
                                  f"answered with the outputs of {len(batch.outputs)}; the firmware must send "
                                  "every image's outputs (docs/protocol.md, \"Batched evaluation\")")
         c.run_wait.learn(batch.timings)
+        self.reply_bytes_per_image = max(self.reply_bytes_per_image, len(reply.payload) / n)
         return [Result((timing,), outputs, batch.model_sha256) for timing, outputs in zip(batch.timings, batch.outputs)]
 
     def _wait(self, oldest: Exchange) -> Frame:
@@ -305,7 +308,17 @@ class _Pipeline:
         accept = (lambda frame: self._answers(oldest, frame)) if self.batch else None
         return oldest.await_reply(oldest.started_s, on_corrupt=self._corrupt, keep=self._keep, progress=False,
                                   waiting_for=lambda: f"in flight: {[e.frame.seq for e in self.in_flight]}",
-                                  accept=accept)
+                                  accept=accept, stream_s=self._reply_line_s(images))
+
+    def _reply_line_s(self, images: int) -> float:
+        """Seconds a reply of `images` images takes on the line at the link's baud rate (8N1), from the most
+        bytes per image a reply took so far (0 before the first): how long its wait may stretch while its
+        bytes are arriving (`Exchange.await_reply`'s `stream_s`). Why: a BATCH_RESULT carries every image's
+        outputs; on a UART (11.5 KB/s at 115200 baud) it takes N times one image's reply time, which
+        `timeout_s` covers once: batching turned a set-up that works one image per request into timeouts
+        mid-reply, the request sent again (each replay holding the line as long). Only bytes actually
+        arriving stretch a wait, so a hung device is reported as soon as before, on a fast port too."""
+        return images * self.reply_bytes_per_image * 10 / self.client.baudrate
 
     def _keep(self, frame: Frame) -> bool:
         """A reply to a younger request still in flight: held for its turn (replies go back in request order).
