@@ -26,8 +26,6 @@ both answer a request (it ran twice) are equally valid, and the first is taken.
 
 from __future__ import annotations
 
-import os
-import select
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,7 +42,7 @@ from pytest_edgehil.errors import (
     ModelMismatch,
     ProtocolError,
 )
-from pytest_edgehil.link.device_port import POLL_S, _posix_fd
+from pytest_edgehil.link.duplex_write import write_reading
 from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import (
     PROTOCOL_VERSION,
@@ -401,39 +399,7 @@ class _Pipeline:
                 exchange.resend_after_corrupt(item)
 
     def _write(self, exchange: Exchange) -> None:
-        """The request written full duplex: while the device's input is full, read its replies.
-
-        A device busy writing a reply does not read; a host blocked writing the next request does not
-        read either: each waits for the other. So the write never blocks without reading (on a POSIX
-        port; on other transports the device offers no more than it can buffer, see `evaluate`).
-        """
-        c = self.client
-        fd = None if c._serial is None else _posix_fd(c._serial)
-        if fd is None:
-            c._write(exchange.command, exchange.wire)
-        else:
-            self._write_duplex(fd, exchange)
-
-    def _write_duplex(self, fd: int, exchange: Exchange) -> None:
-        c = self.client
-        view = memoryview(exchange.wire)
-        deadline = time.monotonic() + c.timeout_s
-        while view:
-            try:
-                view = view[os.write(fd, view):]
-                continue
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise c._port_failed(exchange.command, exc) from exc
-            if time.monotonic() >= deadline:
-                raise DeviceTimeout(f"device {c.name!r} on {c.port}: writing {exchange.command} "
-                                    f"({len(exchange.wire)} bytes) timed out after {c.timeout_s} s: the device is "
-                                    "not reading. Check that the firmware/agent is running and flow control.")
-            readable, _, _ = select.select([fd], [fd], [], POLL_S)
-            if readable:
-                data = c._read_fd(fd, time.monotonic())
-                c._backlog += c._decoder.feed(data) if data else []
+        write_reading(self.client, exchange)
 
 
 def _same_outputs(a: Frame, b: Frame) -> bool:

@@ -1,0 +1,50 @@
+"""A request written full duplex: while the device's input is full, the host reads its replies.
+
+A device busy writing a reply does not read; a host blocked writing the next request does not read either:
+each would wait for the other. With several requests in flight (`link.pipeline`) the host therefore never
+blocks in a write without reading (on a POSIX port; on other transports the device offers no more
+requests in flight than it can buffer). What it reads goes to the client's backlog, for the waits.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from typing import TYPE_CHECKING
+
+from pytest_edgehil.errors import DeviceTimeout
+from pytest_edgehil.link.device_port import POLL_S, _posix_fd
+
+if TYPE_CHECKING:
+    from pytest_edgehil.link.client import DeviceClient
+    from pytest_edgehil.link.exchange import Exchange
+
+__all__ = ["write_reading"]
+
+
+def write_reading(client: DeviceClient, exchange: Exchange) -> None:
+    """`exchange`'s request on the wire, replies read meanwhile while the port does not take it. Raises
+    DeviceTimeout when the port takes nothing for `timeout_s`, DeviceError when the port fails."""
+    fd = None if client._serial is None else _posix_fd(client._serial)
+    if fd is None:
+        client._write(exchange.command, exchange.wire)
+        return
+    view = memoryview(exchange.wire)
+    deadline = time.monotonic() + client.timeout_s
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+            continue
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise client._port_failed(exchange.command, exc) from exc
+        if time.monotonic() >= deadline:
+            raise DeviceTimeout(f"device {client.name!r} on {client.port}: writing {exchange.command} "
+                                f"({len(exchange.wire)} bytes) timed out after {client.timeout_s} s: the device is "
+                                "not reading. Check that the firmware/agent is running and flow control.")
+        readable, _, _ = select.select([fd], [fd], [], POLL_S)
+        if readable:
+            data = client._read_fd(fd, time.monotonic())
+            client._backlog += client._decoder.feed(data) if data else []
