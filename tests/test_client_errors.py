@@ -209,8 +209,8 @@ def test_a_network_port_that_does_not_open_points_at_the_agent_not_a_cable():
 
 
 def test_a_frame_the_device_never_reads_times_out_naming_its_whole_size() -> None:
-    # A deaf device (a pty nobody reads): the first direct write takes what the line buffers, the rest
-    # waits in pyserial's write until the timeout; the error names the whole frame, the port and the fix.
+    # A deaf device (a pty nobody reads): the write takes what the line buffers, then the port takes no byte
+    # for timeout_s; the error names the whole frame, what went out, the port and the fix.
     import os
     import tty
 
@@ -221,8 +221,8 @@ def test_a_frame_the_device_never_reads_times_out_naming_its_whole_size() -> Non
         client.open()
         try:
             with pytest.raises(DeviceTimeout, match=r"device 'deaf' on /dev/\S+ .*writing set_input\(0\) "
-                                                     r"\(300000 bytes\) timed out after 0.3 s: the device is not "
-                                                     r"reading"):
+                                                     r"\(300000 bytes\) stalled: the port took no byte for 0.3 s "
+                                                     r"after \d+: the device is not reading"):
                 client._write("set_input(0)", b"\x01" * 300_000)
         finally:
             client.close()

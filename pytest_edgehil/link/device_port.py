@@ -158,16 +158,9 @@ class DevicePort:
         fd = _posix_fd(self._serial)
         if fd is not None:
             # A POSIX port takes a request frame in one write as a rule: pyserial's own write first waits
-            # in select for the port to be writable (a third of a RUN 1 round trip's host time). What the
-            # port does not take at once goes through pyserial, with its timeout and errors.
-            try:
-                wire = wire[os.write(fd, wire):]
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise self._port_failed(command, exc) from exc
-            if not wire:
-                return
+            # in select for the port to be writable (a third of a RUN 1 round trip's host time).
+            self._write_fd(command, fd, wire)
+            return
         try:
             self._serial.write(wire)
         except serial.SerialTimeoutException as exc:
@@ -176,6 +169,34 @@ class DevicePort:
                                 "Check that the firmware/agent is running and flow control.") from exc
         except (serial.SerialException, OSError) as exc:
             raise self._port_failed(command, exc) from exc
+
+    def _write_fd(self, command: str, fd: int, wire: bytes) -> None:
+        """`wire` written to a POSIX port. DeviceTimeout when the port takes no byte for `timeout_s`: a slow
+        line that keeps taking bytes is no timeout (64 KiB at 115200 baud take 5.7 s, longer than the default
+        5 s, and pyserial's write timeout bounds the whole write). DeviceError when the port fails."""
+        view = memoryview(wire)
+        deadline = time.monotonic() + self.timeout_s
+        while view:
+            try:
+                taken = os.write(fd, view)
+            except BlockingIOError:
+                taken = 0
+            except OSError as exc:
+                raise self._port_failed(command, exc) from exc
+            if taken:
+                view = view[taken:]
+                deadline = time.monotonic() + self.timeout_s
+                continue
+            if time.monotonic() >= deadline:
+                raise self.write_stalled(command, len(wire), len(wire) - len(view))
+            select.select([], [fd], [], POLL_S)
+
+    def write_stalled(self, command: str, total: int, written: int) -> DeviceTimeout:
+        """The error of a write the port stopped taking (`written` of `total` bytes went out)."""
+        return DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud: writing {command} "
+                             f"({total} bytes) stalled: the port took no byte for {self.timeout_s} s after "
+                             f"{written}: the device is not reading. Check that the firmware/agent is running "
+                             "and flow control.")
 
     def _read_some(self, until: float) -> bytes:
         """Bytes available now, or after waiting at most until `until` (monotonic); b"" if none came."""

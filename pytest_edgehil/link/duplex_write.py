@@ -13,7 +13,6 @@ import select
 import time
 from typing import TYPE_CHECKING
 
-from pytest_edgehil.errors import DeviceTimeout
 from pytest_edgehil.link.device_port import POLL_S, _posix_fd
 
 if TYPE_CHECKING:
@@ -25,25 +24,24 @@ __all__ = ["write_reading"]
 
 def write_reading(client: DeviceClient, exchange: Exchange) -> None:
     """`exchange`'s request on the wire, replies read meanwhile while the port does not take it. Raises
-    DeviceTimeout when the port takes nothing for `timeout_s`, DeviceError when the port fails."""
+    DeviceTimeout when the port takes no byte for `timeout_s`, DeviceError when the port fails."""
     fd = None if client._serial is None else _posix_fd(client._serial)
     if fd is None:
         client._write(exchange.command, exchange.wire)
         return
     view = memoryview(exchange.wire)
-    deadline = time.monotonic() + client.timeout_s
+    deadline = time.monotonic() + client.timeout_s  # a stall, not the whole write: a slow line keeps taking
     while view:
         try:
             view = view[os.write(fd, view):]
+            deadline = time.monotonic() + client.timeout_s
             continue
         except BlockingIOError:
             pass
         except OSError as exc:
             raise client._port_failed(exchange.command, exc) from exc
         if time.monotonic() >= deadline:
-            raise DeviceTimeout(f"device {client.name!r} on {client.port}: writing {exchange.command} "
-                                f"({len(exchange.wire)} bytes) timed out after {client.timeout_s} s: the device is "
-                                "not reading. Check that the firmware/agent is running and flow control.")
+            raise client.write_stalled(exchange.command, len(exchange.wire), len(exchange.wire) - len(view))
         readable, _, _ = select.select([fd], [fd], [], POLL_S)
         if readable:
             data = client._read_fd(fd, time.monotonic())

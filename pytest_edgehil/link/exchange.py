@@ -54,9 +54,10 @@ class Exchange:
         self.kept = 0
 
     def run(self) -> Frame:
-        start = time.monotonic()
         self.send("")
-        return self.await_reply(start)
+        # The wait starts once the request is on the wire: on a slow line writing it takes longer than
+        # `timeout_s` may allow the device to answer (64 KiB at 115200 baud: 5.7 s).
+        return self.await_reply(time.monotonic())
 
     def await_reply(self, start: float, *, on_corrupt: Callable[[FrameCorrupt], None] | None = None,
                     keep: Callable[[Frame], bool] | None = None, waiting_for: Callable[[], str] | None = None,

@@ -1,0 +1,78 @@
+"""A request on a slow line: the write waits while the port keeps taking bytes, and only a stall is a timeout.
+
+64 KiB at 115200 baud take 5.7 s on the wire, longer than the default `timeout_s` of 5 s; bounding the whole
+write by `timeout_s` (pyserial's write timeout) refused a large SET_INPUT or EVAL_BATCH on a healthy UART
+as "the device is not reading". A pty firmware that reads slowly stands for the slow line here.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.errors import DeviceTimeout
+from pytest_edgehil.link import messages as p
+from pytest_edgehil.link.client import DeviceClient
+
+TIMEOUT_S = 0.5
+CHUNK, PAUSE_S = 2048, 0.04  # the firmware's reading pace: about 50 KB/s, 64 KiB in about 1.3 s
+
+
+@contextmanager
+def slow_reader(*, reads: bool = True) -> Iterator[str]:
+    """A firmware that reads CHUNK bytes every PAUSE_S (or, `reads` False, nothing) and ACKs each frame."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    stop = threading.Event()
+    decoder = p.FrameDecoder()
+
+    def serve() -> None:
+        while not stop.is_set():
+            if not reads:
+                time.sleep(0.01)
+                continue
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    data = os.read(master, CHUNK)
+                except BlockingIOError:
+                    continue
+                for frame in decoder.feed(data):
+                    if isinstance(frame, p.Frame):
+                        os.write(master, p.encode_message(p.Ack(frame.msg_type), frame.seq))
+                time.sleep(PAUSE_S)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield os.ttyname(slave)
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_large_request_on_a_slow_line_is_written_although_it_takes_longer_than_timeout_s():
+    tensor = np.random.default_rng(1).integers(-128, 128, size=(1, 256, 256, 1), dtype=np.int8)  # 64 KiB
+    with slow_reader() as port, DeviceClient(port, timeout_s=TIMEOUT_S, retries=0) as client:
+        start = time.monotonic()
+        client.set_input(0, tensor)
+        took = time.monotonic() - start
+    assert took > 1.5 * TIMEOUT_S  # the line was slower than timeout_s, and the request still went through
+
+
+def test_a_device_that_stops_reading_is_a_timeout_naming_the_stall():
+    tensor = np.zeros((1, 256, 256, 1), np.int8)
+    with slow_reader(reads=False) as port, DeviceClient(port, name="m4", timeout_s=TIMEOUT_S, retries=0) as client:
+        with pytest.raises(DeviceTimeout, match=r"stalled: the port took no byte for 0\.5 s after \d+") as err:
+            client.set_input(0, tensor)
+    assert "'m4'" in str(err.value) and "not reading" in str(err.value)
