@@ -72,7 +72,7 @@ def test_a_large_request_on_a_slow_line_is_written_although_it_takes_longer_than
 
 def test_a_device_that_stops_reading_is_a_timeout_naming_the_stall():
     tensor = np.zeros((1, 256, 256, 1), np.int8)
-    with slow_reader(reads=False) as port, DeviceClient(port, name="m4", timeout_s=TIMEOUT_S, retries=0) as client:
-        with pytest.raises(DeviceTimeout, match=r"stalled: the port took no byte for 0\.5 s after \d+") as err:
-            client.set_input(0, tensor)
+    with slow_reader(reads=False) as port, DeviceClient(port, name="m4", timeout_s=TIMEOUT_S, retries=0) as client, \
+            pytest.raises(DeviceTimeout, match=r"stalled: the port took no byte for 0\.5 s after \d+") as err:
+        client.set_input(0, tensor)
     assert "'m4'" in str(err.value) and "not reading" in str(err.value)
