@@ -15,7 +15,7 @@ from pytest_edgehil.link import messages as p
 from pytest_edgehil.link.batch_messages import MAX_IMAGES
 from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.device_side import batch_images
-from pytest_edgehil.link.pipeline import BATCH_BYTES, MAX_BATCH, evaluate
+from pytest_edgehil.link.pipeline import BATCH_BYTES, MAX_BATCH, REPLY_BYTES, evaluate
 from pytest_edgehil.sim.device_twin import DeviceTwin
 from pytest_edgehil.sim.profile import load_profiles
 from pytest_edgehil.sim.pty_link import REPLY_CACHE, serve_pty
@@ -169,6 +169,18 @@ def test_request_sizes_ramp_1_2_4_up_to_the_batch_and_64_kib(count, batch, size)
     assert device.sizes == expected_sizes(count, batch, size)
     assert requests == len(device.sizes)
     assert device.sizes[:3] == [1, 2, min(4, BATCH_BYTES // size)]  # the ramp's start, in every case here
+
+
+@pytest.mark.parametrize("per_image", [REPLY_BYTES // 3, REPLY_BYTES, 4 * REPLY_BYTES])
+def test_a_request_holds_no_more_images_than_their_outputs_fit_reply_bytes(per_image):
+    # An upsampling model's outputs outgrow its inputs: the reply, not the request, is what must fit a frame.
+    device = BatchDevice(batch=16)
+    data = images(20, size=100)
+    with serve_pty(device, name="b0") as endpoint, DeviceClient(endpoint.port, timeout_s=5) as client:
+        results = evaluate(client, ((x,) for x in data), depth=REPLY_CACHE, batch=16, reply_bytes=per_image)
+    assert [int(r.outputs[0][0]) for r in results] == sums(data)
+    fits = max(1, REPLY_BYTES // per_image)  # 3, 1, and one image at least when one does not fit
+    assert max(device.sizes) == fits and sum(device.sizes) == 20
 
 
 # -- against a real model --------------------------------------------------------------------------------

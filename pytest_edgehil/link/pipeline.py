@@ -45,6 +45,7 @@ from pytest_edgehil.errors import (
 from pytest_edgehil.link.duplex_write import write_reading
 from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import (
+    MAX_PAYLOAD,
     PROTOCOL_VERSION,
     BatchResult,
     Eval,
@@ -64,16 +65,21 @@ MAX_BATCH = 64  # nor puts more images in one EVAL_BATCH
 # Nor more than this many bytes of images in one EVAL_BATCH (one image always goes): a request is received
 # whole before its first inference starts, and a board buffers `depth` of them.
 BATCH_BYTES = 64 * 1024
+# Nor more than this many bytes of outputs in its reply (when the caller knows them): a quarter of a frame.
+REPLY_BYTES = MAX_PAYLOAD // 4
 
 
 def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, depth: int,
-             batch: int = 0) -> list[Result]:
+             batch: int = 0, reply_bytes: int = 0) -> list[Result]:
     """One inference per item of `inputs` (each: the tensors of the model's inputs 0..k-1), up to `depth`
     requests in flight; one RESULT per item, in order, each checked as RUN 1's (`check_result`).
 
     `depth` is what the device offered (`messages.pipeline_depth` of its HELLO_REPLY), capped at
     MAX_DEPTH. `batch` (`messages.batch_size`; 0: the device has no EVAL_BATCH) sends EVAL_BATCH requests
     of up to `batch` items (capped at MAX_BATCH) instead of one EVAL per item; the RESULTs are the same.
+    `reply_bytes`: the bytes of one item's outputs, when known (the model's output specs): a request then
+    holds no more items than REPLY_BYTES of outputs (an upsampling model's reply would otherwise outgrow a
+    frame's MAX_PAYLOAD, which the device can only answer with an ERROR).
     Each reply must name the model this client loaded or selected (ModelMismatch otherwise), as RUN's
     does. Raises ConfigError for depth < 1 or batch < 0, and what `DeviceClient.run` raises
     (DeviceRejected, DeviceTimeout, FrameCorrupt, InvalidPayload, ModelMismatch, DeviceError) for the
@@ -86,6 +92,8 @@ def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, de
     depth = min(depth, MAX_DEPTH)
     with client._lock:
         client._check_usable("evaluate")
+        if reply_bytes > 0:  # as many items as REPLY_BYTES of outputs hold, one at least
+            batch = min(batch, max(1, REPLY_BYTES // reply_bytes))
         pipeline = _Pipeline(client, depth, min(batch, MAX_BATCH))
         try:
             return pipeline.run(iter(inputs))
