@@ -10,6 +10,7 @@ The simulation is imported only when a command runs: the hardware path never loa
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -69,7 +70,10 @@ def add_sim_command(subparsers: Any) -> None:
                     "process, apart from any host, as a board does: point DeviceClient, a script or a lab "
                     "file's `port` at it.")
     device.add_argument("kind", help="the device kind (a twin profile: imx500, coral, spresense, cortex-m4, ...)")
-    device.add_argument("--name", default=None, help="the board's name in HELLO (default: the kind)")
+    device.add_argument("--name", default=None,
+                        help="the board's name in HELLO, from which its USB serial number derives (default: "
+                             "KIND-PID, so two twins of one kind differ; a name keeps the serial number across "
+                             "starts, as a board's does)")
     device.add_argument("--seed", type=int, default=0, help="jitter and noise seed (default 0)")
     device.add_argument("--as-board", action="store_true",
                         help="answer HELLO as a board does (no mark of simulated firmware), so `--backend hw` "
@@ -80,7 +84,8 @@ def add_sim_command(subparsers: Any) -> None:
 def _run_sim_device(args: argparse.Namespace) -> int:
     from pytest_edgehil.sim import start_device_twin  # the simulation stays off the other commands
 
-    twin, port = start_device_twin(args.kind, args.name or args.kind, seed=args.seed, as_board=args.as_board)
+    name = args.name or f"{args.kind}-{os.getpid()}"
+    twin, port = start_device_twin(args.kind, name, seed=args.seed, as_board=args.as_board)
     try:
         print(port, flush=True)
         print(f"device twin {twin.name!r} ({args.kind}, firmware {twin.profile.firmware!r}) serving on {port}; "

@@ -84,3 +84,22 @@ def test_sim_device_refuses_a_kind_without_a_twin() -> None:
                             check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "toaster" in result.stderr and "imx500" in result.stderr  # names the kind and the ones there are
+
+
+def test_two_sim_devices_of_one_kind_without_names_report_different_serial_numbers() -> None:
+    from pytest_edgehil.link.client import DeviceClient
+
+    processes = [subprocess.Popen([sys.executable, "-m", "pytest_edgehil.cli", "sim", "device", "coral"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    try:
+        serials = []
+        for process in processes:
+            assert process.stdout is not None
+            with DeviceClient(process.stdout.readline().strip(), timeout_s=10) as client:
+                serials.append(client.hello().serial_number)
+        assert serials[0] != serials[1], serials  # two boards, as two physical ones would be
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            assert process.wait(timeout=20) == 0
