@@ -27,8 +27,8 @@ CHUNK, PAUSE_S = 2048, 0.04  # the firmware's reading pace: about 50 KB/s, 64 Ki
 
 
 @contextmanager
-def slow_reader(*, reads: bool = True) -> Iterator[str]:
-    """A firmware that reads CHUNK bytes every PAUSE_S (or, `reads` False, nothing) and ACKs each frame."""
+def slow_reader(*, reads: bool = True, chunk: int = CHUNK, pause_s: float = PAUSE_S) -> Iterator[str]:
+    """A firmware that reads `chunk` bytes every `pause_s` (or, `reads` False, nothing) and ACKs each frame."""
     master, slave = os.openpty()
     tty.setraw(slave)
     os.set_blocking(master, False)
@@ -42,13 +42,13 @@ def slow_reader(*, reads: bool = True) -> Iterator[str]:
                 continue
             if select.select([master], [], [], 0.05)[0]:
                 try:
-                    data = os.read(master, CHUNK)
+                    data = os.read(master, chunk)
                 except BlockingIOError:
                     continue
                 for frame in decoder.feed(data):
                     if isinstance(frame, p.Frame):
                         os.write(master, p.encode_message(p.Ack(frame.msg_type), frame.seq))
-                time.sleep(PAUSE_S)
+                time.sleep(pause_s)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -76,3 +76,15 @@ def test_a_device_that_stops_reading_is_a_timeout_naming_the_stall():
             pytest.raises(DeviceTimeout, match=r"stalled: the port took no byte for 0\.5 s after \d+") as err:
         client.set_input(0, tensor)
     assert "'m4'" in str(err.value) and "not reading" in str(err.value)
+
+
+def test_a_device_trickling_bytes_cannot_hold_the_host_for_ever():
+    # 4 KB every 0.25 s: never a stall of timeout_s, but far slower than the line. The write gives up at
+    # timeout_s plus twice the request's line time (at 1 Mbaud here: 1 + 1.3 s; a read every 0.25 s is far
+    # from a 1 s stall even on a loaded machine).
+    tensor = np.zeros((1, 256, 256, 1), np.int8)
+    # Without the limit the 64 KiB would go through in about 4 s, and set_input would succeed.
+    with slow_reader(chunk=4096, pause_s=0.25) as port, \
+            DeviceClient(port, name="m4", baudrate=1_000_000, timeout_s=1.0, retries=0) as client, \
+            pytest.raises(DeviceTimeout, match=r"took more than 2\.3\d* s .* reads far slower than the line"):
+        client.set_input(0, tensor)

@@ -175,7 +175,8 @@ class DevicePort:
         line that keeps taking bytes is no timeout (64 KiB at 115200 baud take 5.7 s, longer than the default
         5 s, and pyserial's write timeout bounds the whole write). DeviceError when the port fails."""
         view = memoryview(wire)
-        deadline = time.monotonic() + self.timeout_s
+        now = time.monotonic()
+        deadline, limit = now + self.timeout_s, now + self.write_limit_s(len(wire))
         while view:
             try:
                 taken = os.write(fd, view)
@@ -183,20 +184,31 @@ class DevicePort:
                 taken = 0
             except OSError as exc:
                 raise self._port_failed(command, exc) from exc
+            now = time.monotonic()
             if taken:
                 view = view[taken:]
-                deadline = time.monotonic() + self.timeout_s
-                continue
-            if time.monotonic() >= deadline:
-                raise self.write_stalled(command, len(wire), len(wire) - len(view))
-            select.select([], [fd], [], POLL_S)
+                deadline = now + self.timeout_s
+            if view and (now >= deadline or now >= limit):
+                raise self.write_stalled(command, len(wire), len(wire) - len(view), trickled=now < deadline)
+            if view and not taken:
+                select.select([], [fd], [], POLL_S)
 
-    def write_stalled(self, command: str, total: int, written: int) -> DeviceTimeout:
-        """The error of a write the port stopped taking (`written` of `total` bytes went out)."""
-        return DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud: writing {command} "
-                             f"({total} bytes) stalled: the port took no byte for {self.timeout_s} s after "
-                             f"{written}: the device is not reading. Check that the firmware/agent is running "
-                             "and flow control.")
+    def write_limit_s(self, size: int) -> float:
+        """The longest a `size`-byte write may take even while the port keeps taking bytes: `timeout_s` plus
+        twice its line time at the port's baud rate (10 bits a byte), so a device trickling a byte now and
+        then cannot hold the host for ever."""
+        return self.timeout_s + 2 * size * 10 / self.baudrate
+
+    def write_stalled(self, command: str, total: int, written: int, *, trickled: bool = False) -> DeviceTimeout:
+        """The error of a write the port stopped taking (`written` of `total` bytes went out), or (`trickled`)
+        still took after `write_limit_s`."""
+        where = f"device {self.name!r} on {self.port} at {self.baudrate} baud: writing {command} ({total} bytes)"
+        if trickled:
+            return DeviceTimeout(f"{where} took more than {self.write_limit_s(total):.3g} s (timeout_s plus twice its "
+                                 f"line time) and sent {written}: the device reads far slower than the line. Check "
+                                 "the baud rate and flow control, and that the firmware reads its UART promptly.")
+        return DeviceTimeout(f"{where} stalled: the port took no byte for {self.timeout_s} s after {written}: the "
+                             "device is not reading. Check that the firmware/agent is running and flow control.")
 
     def _read_some(self, until: float) -> bytes:
         """Bytes available now, or after waiting at most until `until` (monotonic); b"" if none came."""

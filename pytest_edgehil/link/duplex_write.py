@@ -30,18 +30,23 @@ def write_reading(client: DeviceClient, exchange: Exchange) -> None:
         client._write(exchange.command, exchange.wire)
         return
     view = memoryview(exchange.wire)
-    deadline = time.monotonic() + client.timeout_s  # a stall, not the whole write: a slow line keeps taking
+    now = time.monotonic()
+    # A stall, not the whole write, is a timeout (a slow line keeps taking bytes), within a limit.
+    deadline, limit = now + client.timeout_s, now + client.write_limit_s(len(exchange.wire))
     while view:
         try:
             view = view[os.write(fd, view):]
             deadline = time.monotonic() + client.timeout_s
-            continue
+            if time.monotonic() < limit:
+                continue
         except BlockingIOError:
             pass
         except OSError as exc:
             raise client._port_failed(exchange.command, exc) from exc
-        if time.monotonic() >= deadline:
-            raise client.write_stalled(exchange.command, len(exchange.wire), len(exchange.wire) - len(view))
+        now = time.monotonic()
+        if view and (now >= deadline or now >= limit):
+            raise client.write_stalled(exchange.command, len(exchange.wire), len(exchange.wire) - len(view),
+                                       trickled=now < deadline)
         readable, _, _ = select.select([fd], [fd], [], POLL_S)
         if readable:
             data = client._read_fd(fd, time.monotonic())
