@@ -159,7 +159,14 @@ class DevicePort:
         if fd is not None:
             # A POSIX port takes a request frame in one write as a rule: pyserial's own write first waits
             # in select for the port to be writable (a third of a RUN 1 round trip's host time).
-            self._write_fd(command, fd, wire)
+            try:
+                taken = os.write(fd, wire)
+            except BlockingIOError:
+                taken = 0
+            except OSError as exc:
+                raise self._port_failed(command, exc) from exc
+            if taken < len(wire):
+                self._write_fd(command, fd, wire, taken)
             return
         try:
             self._serial.write(wire)
@@ -170,11 +177,12 @@ class DevicePort:
         except (serial.SerialException, OSError) as exc:
             raise self._port_failed(command, exc) from exc
 
-    def _write_fd(self, command: str, fd: int, wire: bytes) -> None:
-        """`wire` written to a POSIX port. DeviceTimeout when the port takes no byte for `timeout_s`: a slow
-        line that keeps taking bytes is no timeout (64 KiB at 115200 baud take 5.7 s, longer than the default
-        5 s, and pyserial's write timeout bounds the whole write). DeviceError when the port fails."""
-        view = memoryview(wire)
+    def _write_fd(self, command: str, fd: int, wire: bytes, taken: int = 0) -> None:
+        """The rest of `wire` (after `taken` bytes) written to a POSIX port. DeviceTimeout when the port takes
+        no byte for `timeout_s` (a slow line that keeps taking bytes is no timeout: 64 KiB at 115200 baud take
+        5.7 s, longer than the default 5 s, and pyserial's write timeout bounds the whole write) or when it
+        still takes after `write_limit_s`; DeviceError when the port fails."""
+        view = memoryview(wire)[taken:]  # `taken` bytes went out already
         now = time.monotonic()
         deadline, limit = now + self.timeout_s, now + self.write_limit_s(len(wire))
         while view:
