@@ -27,13 +27,16 @@ CHUNK, PAUSE_S = 2048, 0.04  # the firmware's reading pace: about 50 KB/s, 64 Ki
 
 
 @contextmanager
-def slow_reader(*, reads: bool = True, chunk: int = CHUNK, pause_s: float = PAUSE_S) -> Iterator[str]:
-    """A firmware that reads `chunk` bytes every `pause_s` (or, `reads` False, nothing) and ACKs each frame."""
+def slow_reader(*, reads: bool = True, chunk: int = CHUNK, pause_s: float = PAUSE_S,
+                drop_first: bool = False) -> Iterator[str]:
+    """A firmware that reads `chunk` bytes every `pause_s` (or, `reads` False, nothing) and ACKs each frame
+    (`drop_first`: but the first, as if it were lost on the line)."""
     master, slave = os.openpty()
     tty.setraw(slave)
     os.set_blocking(master, False)
     stop = threading.Event()
     decoder = p.FrameDecoder()
+    dropped = [not drop_first]
 
     def serve() -> None:
         while not stop.is_set():
@@ -46,7 +49,9 @@ def slow_reader(*, reads: bool = True, chunk: int = CHUNK, pause_s: float = PAUS
                 except BlockingIOError:
                     continue
                 for frame in decoder.feed(data):
-                    if isinstance(frame, p.Frame):
+                    if isinstance(frame, p.Frame) and not dropped[0]:
+                        dropped[0] = True
+                    elif isinstance(frame, p.Frame):
                         os.write(master, p.encode_message(p.Ack(frame.msg_type), frame.seq))
                 time.sleep(pause_s)
 
@@ -88,3 +93,12 @@ def test_a_device_trickling_bytes_cannot_hold_the_host_for_ever():
             DeviceClient(port, name="m4", baudrate=1_000_000, timeout_s=1.0, retries=0) as client, \
             pytest.raises(DeviceTimeout, match=r"took more than 2\.3\d* s .* reads far slower than the line"):
         client.set_input(0, tensor)
+
+
+def test_a_retransmission_on_a_slow_line_gets_its_own_wait_slice():
+    # The first request is lost (the firmware reads it but does not answer); writing the retransmission takes
+    # longer than the whole wait, yet its reply counts: time spent writing is no wait for the reply.
+    tensor = np.zeros((1, 256, 256, 1), np.int8)
+    with slow_reader(drop_first=True) as port, DeviceClient(port, timeout_s=1.0, retries=1) as client:
+        client.set_input(0, tensor)
+        assert client.stats.retransmissions == 1

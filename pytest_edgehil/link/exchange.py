@@ -43,6 +43,9 @@ class Exchange:
         self.attempts = client.retries + 1
         self.slice_s = wait_s / self.attempts
         self.sent = 0
+        # Seconds spent writing this request (all transmissions): on a slow line a retransmission takes as
+        # long as the request, and the wait for its reply starts once it is on the wire, as the first's does.
+        self.writing_s = 0.0
         self.started_s = time.monotonic()  # when the wait for the reply starts (pipelining moves it)
         self.bytes_received = 0
         self.preview = bytearray()
@@ -81,9 +84,13 @@ class Exchange:
         c = self.client
         deadline = start + self.wait_s
         latest = deadline + stream_s
+        written_s = self.writing_s  # writing retransmissions pauses the wait (below)
         resend_at = start + self.slice_s
         progress_at = start + PROGRESS_S if progress else math.inf
         while True:
+            if self.writing_s > written_s:  # a retransmission was written: that time was no wait for a reply
+                paused_s, written_s = self.writing_s - written_s, self.writing_s
+                deadline, latest = deadline + paused_s, latest + paused_s
             now = time.monotonic()
             if now >= deadline:
                 raise self._timeout()
@@ -92,7 +99,7 @@ class Exchange:
                 progress_at = now + PROGRESS_S
             if now >= resend_at and self.sent < self.attempts:
                 self.send(f"no reply within {self.slice_s:.3g} s")
-                resend_at = now + self.slice_s
+                resend_at = time.monotonic() + self.slice_s  # a slice from when it is on the wire
             items, c._backlog = c._backlog, []
             if not items:
                 data = c._read_some(min(deadline, resend_at) if self.sent < self.attempts else deadline)
@@ -138,10 +145,14 @@ class Exchange:
             c.stats.retransmissions += 1
             c.traffic_log.note("tx", f"retransmit seq={self.frame.seq} ({reason})", device=c.name)
         c.traffic_log.record_frame("tx", self.frame, device=c.name)
-        if self.write is None:
-            c._write(self.command, self.wire)
-        else:
-            self.write(self)
+        began = time.monotonic()
+        try:
+            if self.write is None:
+                c._write(self.command, self.wire)
+            else:
+                self.write(self)
+        finally:
+            self.writing_s += time.monotonic() - began
         self.sent += 1
 
     @property
@@ -191,6 +202,8 @@ class Exchange:
             fix = ("Bytes arrived but never a complete frame: suspect a baud rate mismatch (host uses "
                    f"{c.baudrate}) or firmware that does not speak this protocol.")
         waited = f"{self.wait_s:.3g} s" + (f", {self.expected}" if self.expected else "")
+        if self.writing_s >= 0.1:  # a slow line: the wait did not count the time writing took
+            waited += f"; not counting {self.writing_s:.3g} s writing the request"
         return DeviceTimeout(
             f"device {c.name!r} on {c.port} at {c.baudrate} baud did not answer {self.command} (seq "
             f"{self.frame.seq}) within {waited} ({self.sent} transmissions); {got}. {fix}")
