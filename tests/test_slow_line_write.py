@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 import threading
 import time
 import tty
@@ -102,3 +103,46 @@ def test_a_retransmission_on_a_slow_line_gets_its_own_wait_slice():
     with slow_reader(drop_first=True) as port, DeviceClient(port, timeout_s=1.0, retries=1) as client:
         client.set_input(0, tensor)
         assert client.stats.retransmissions == 1
+
+
+@contextmanager
+def serial_server(baudrate: int) -> Iterator[str]:
+    """ser2net in front of a UART at `baudrate`: it takes a request off the socket at once (TCP buffers it),
+    but the board receives it only after its time on the line, and ACKs it then."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        decoder = p.FrameDecoder()
+        with conn:
+            conn.settimeout(0.05)
+            while not stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    return
+                time.sleep(len(data) * 10 / baudrate)  # these bytes' time on the UART
+                for frame in decoder.feed(data):
+                    if isinstance(frame, p.Frame):
+                        conn.sendall(p.encode_message(p.Ack(frame.msg_type), frame.seq))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"socket://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=2)
+
+
+def test_over_a_network_port_the_reply_wait_starts_after_the_request_s_line_time():
+    # socket:// (ser2net, a board's agent): the kernel takes the 64 KiB request at once, the UART behind it
+    # carries it for 2 s at this baud rate; a healthy board answers after that, later than timeout_s.
+    tensor = np.zeros((1, 256, 256, 1), np.int8)
+    baudrate = 64 * 1024 * 10 // 2
+    with serial_server(baudrate) as port, DeviceClient(port, baudrate=baudrate, timeout_s=1.0, retries=0) as client:
+        client.set_input(0, tensor)

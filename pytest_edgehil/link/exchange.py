@@ -60,7 +60,7 @@ class Exchange:
         self.send("")
         # The wait starts once the request is on the wire: on a slow line writing it takes longer than
         # `timeout_s` may allow the device to answer (64 KiB at 115200 baud: 5.7 s).
-        return self.await_reply(time.monotonic())
+        return self.await_reply(self.started_s)
 
     def await_reply(self, start: float, *, on_corrupt: Callable[[FrameCorrupt], None] | None = None,
                     keep: Callable[[Frame], bool] | None = None, waiting_for: Callable[[], str] | None = None,
@@ -90,7 +90,7 @@ class Exchange:
         while True:
             if self.writing_s > written_s:  # a retransmission was written: that time was no wait for a reply
                 paused_s, written_s = self.writing_s - written_s, self.writing_s
-                deadline, latest = deadline + paused_s, latest + paused_s
+                deadline, latest, resend_at = deadline + paused_s, latest + paused_s, resend_at + paused_s
             now = time.monotonic()
             if now >= deadline:
                 raise self._timeout()
@@ -99,7 +99,7 @@ class Exchange:
                 progress_at = now + PROGRESS_S
             if now >= resend_at and self.sent < self.attempts:
                 self.send(f"no reply within {self.slice_s:.3g} s")
-                resend_at = time.monotonic() + self.slice_s  # a slice from when it is on the wire
+                resend_at = now + self.slice_s  # moved on by the time writing took, at the loop's top
             items, c._backlog = c._backlog, []
             if not items:
                 data = c._read_some(min(deadline, resend_at) if self.sent < self.attempts else deadline)
@@ -113,8 +113,8 @@ class Exchange:
                 if isinstance(item, FrameCorrupt):
                     c.stats.corrupt_frames += 1
                     c.traffic_log.note("rx", f"corrupt frame: {item}", device=c.name)
+                    resend_at = time.monotonic() + self.slice_s  # plus any writing, at the loop's top
                     (on_corrupt or self.resend_after_corrupt)(item)
-                    resend_at = time.monotonic() + self.slice_s
                     continue
                 c.traffic_log.record_frame("rx", item, device=c.name)
                 if item.seq == self.frame.seq and (accept is None or accept(item)):
@@ -152,7 +152,13 @@ class Exchange:
             else:
                 self.write(self)
         finally:
-            self.writing_s += time.monotonic() - began
+            # On the wire once written, and not before its line time at the baud rate: a network port
+            # (socket://, rfc2217://) takes the request into a TCP buffer at once, and the UART behind it
+            # carries it for that long (64 KiB at 115200 baud: 5.7 s) before the device can answer.
+            on_wire = max(time.monotonic(), began + len(self.wire) * 10 / c.baudrate)
+            self.writing_s += on_wire - began
+        if not reason:  # the first transmission: the reply's wait starts once it is on the wire
+            self.started_s = on_wire
         self.sent += 1
 
     @property
