@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
+import serial
 
 from pytest_edgehil.errors import DeviceTimeout
 from pytest_edgehil.link import messages as p
@@ -146,3 +147,13 @@ def test_over_a_network_port_the_reply_wait_starts_after_the_request_s_line_time
     baudrate = 64 * 1024 * 10 // 2
     with serial_server(baudrate) as port, DeviceClient(port, baudrate=baudrate, timeout_s=1.0, retries=0) as client:
         client.set_input(0, tensor)
+
+
+def test_a_port_object_handed_over_is_timed_at_its_own_baud_rate():
+    # The client does not set a handed port's rate: a line at 9600 baud judged at the default 115200 would
+    # give up on a healthy 64 KiB write after a twelfth of its line time, blaming the device.
+    with slow_reader() as port:
+        ser = serial.serial_for_url(port, baudrate=9600, timeout=0)
+        with DeviceClient(ser, timeout_s=TIMEOUT_S, retries=0) as client:
+            assert client.baudrate == 9600
+            assert client.write_limit_s(65536) == pytest.approx(TIMEOUT_S + 2 * 65536 * 10 / 9600)
