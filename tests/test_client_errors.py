@@ -229,3 +229,10 @@ def test_a_frame_the_device_never_reads_times_out_naming_its_whole_size() -> Non
     finally:
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.parametrize("baudrate", [0, -9600])
+def test_a_baud_rate_that_is_no_rate_is_refused_naming_the_device(baudrate: int) -> None:
+    # A request's time on the line is its size over the baud rate: 0 would divide by zero mid-request.
+    with pytest.raises(ConfigError, match=rf"device 'm4': baudrate must be > 0, got {baudrate}"):
+        DeviceClient("loop://", baudrate=baudrate, name="m4")

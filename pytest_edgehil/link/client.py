@@ -99,6 +99,9 @@ class DeviceClient(DevicePort):
         if timeout_s <= 0 or retries < 0:
             raise ConfigError(f"device {name!r}: timeout_s must be > 0 and retries >= 0, got {timeout_s} "
                               f"and {retries}")
+        if baudrate <= 0:  # a request's line time is its size over the rate (link.exchange)
+            raise ConfigError(f"device {name!r}: baudrate must be > 0, got {baudrate}; give the line's rate "
+                              "(the lab file's `baud`)")
         super().__init__(port, baudrate=baudrate, timeout_s=timeout_s, name=name, handshake=handshake)
         self.retries = retries
         self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()

@@ -54,7 +54,10 @@ class DevicePort:
         self._url = port if isinstance(port, str) else None
         self._given = None if isinstance(port, str) else port  # handed over: the client closes it
         self.port = port if isinstance(port, str) else str(getattr(port, "port", None) or port)
-        self.baudrate = baudrate
+        # A handed port runs at the rate it was opened with (open() does not set it): writes and waits are
+        # timed at that rate, and messages name it.
+        given_rate = getattr(self._given, "baudrate", None)
+        self.baudrate = given_rate if isinstance(given_rate, int) and given_rate > 0 else baudrate
         self.timeout_s = timeout_s
         self.name = name
         self._serial: serial.SerialBase | None = None

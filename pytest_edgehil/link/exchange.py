@@ -43,6 +43,9 @@ class Exchange:
         self.attempts = client.retries + 1
         self.slice_s = wait_s / self.attempts
         self.sent = 0
+        # Seconds spent writing this request (all transmissions): on a slow line a retransmission takes as
+        # long as the request, and the wait for its reply starts once it is on the wire, as the first's does.
+        self.writing_s = 0.0
         self.started_s = time.monotonic()  # when the wait for the reply starts (pipelining moves it)
         self.bytes_received = 0
         self.preview = bytearray()
@@ -57,7 +60,7 @@ class Exchange:
         self.send("")
         # The wait starts once the request is on the wire: on a slow line writing it takes longer than
         # `timeout_s` may allow the device to answer (64 KiB at 115200 baud: 5.7 s).
-        return self.await_reply(time.monotonic())
+        return self.await_reply(self.started_s)
 
     def await_reply(self, start: float, *, on_corrupt: Callable[[FrameCorrupt], None] | None = None,
                     keep: Callable[[Frame], bool] | None = None, waiting_for: Callable[[], str] | None = None,
@@ -81,9 +84,13 @@ class Exchange:
         c = self.client
         deadline = start + self.wait_s
         latest = deadline + stream_s
+        written_s = self.writing_s  # writing retransmissions pauses the wait (below)
         resend_at = start + self.slice_s
         progress_at = start + PROGRESS_S if progress else math.inf
         while True:
+            if self.writing_s > written_s:  # a retransmission was written: that time was no wait for a reply
+                paused_s, written_s = self.writing_s - written_s, self.writing_s
+                deadline, latest, resend_at = deadline + paused_s, latest + paused_s, resend_at + paused_s
             now = time.monotonic()
             if now >= deadline:
                 raise self._timeout()
@@ -92,7 +99,7 @@ class Exchange:
                 progress_at = now + PROGRESS_S
             if now >= resend_at and self.sent < self.attempts:
                 self.send(f"no reply within {self.slice_s:.3g} s")
-                resend_at = now + self.slice_s
+                resend_at = now + self.slice_s  # moved on by the time writing took, at the loop's top
             items, c._backlog = c._backlog, []
             if not items:
                 data = c._read_some(min(deadline, resend_at) if self.sent < self.attempts else deadline)
@@ -106,8 +113,8 @@ class Exchange:
                 if isinstance(item, FrameCorrupt):
                     c.stats.corrupt_frames += 1
                     c.traffic_log.note("rx", f"corrupt frame: {item}", device=c.name)
+                    resend_at = time.monotonic() + self.slice_s  # plus any writing, at the loop's top
                     (on_corrupt or self.resend_after_corrupt)(item)
-                    resend_at = time.monotonic() + self.slice_s
                     continue
                 c.traffic_log.record_frame("rx", item, device=c.name)
                 if item.seq == self.frame.seq and (accept is None or accept(item)):
@@ -138,10 +145,20 @@ class Exchange:
             c.stats.retransmissions += 1
             c.traffic_log.note("tx", f"retransmit seq={self.frame.seq} ({reason})", device=c.name)
         c.traffic_log.record_frame("tx", self.frame, device=c.name)
-        if self.write is None:
-            c._write(self.command, self.wire)
-        else:
-            self.write(self)
+        began = time.monotonic()
+        try:
+            if self.write is None:
+                c._write(self.command, self.wire)
+            else:
+                self.write(self)
+        finally:
+            # On the wire once written, and not before its line time at the baud rate: a network port
+            # (socket://, rfc2217://) takes the request into a TCP buffer at once, and the UART behind it
+            # carries it for that long (64 KiB at 115200 baud: 5.7 s) before the device can answer.
+            on_wire = max(time.monotonic(), began + len(self.wire) * 10 / c.baudrate)
+            self.writing_s += on_wire - began
+        if not reason:  # the first transmission: the reply's wait starts once it is on the wire
+            self.started_s = on_wire
         self.sent += 1
 
     @property
@@ -191,6 +208,8 @@ class Exchange:
             fix = ("Bytes arrived but never a complete frame: suspect a baud rate mismatch (host uses "
                    f"{c.baudrate}) or firmware that does not speak this protocol.")
         waited = f"{self.wait_s:.3g} s" + (f", {self.expected}" if self.expected else "")
+        if self.writing_s >= 0.1:  # a slow line: the wait did not count the time writing took
+            waited += f"; not counting {self.writing_s:.3g} s writing the request"
         return DeviceTimeout(
             f"device {c.name!r} on {c.port} at {c.baudrate} baud did not answer {self.command} (seq "
             f"{self.frame.seq}) within {waited} ({self.sent} transmissions); {got}. {fix}")
