@@ -14,7 +14,8 @@ reply is DeviceRejected for that image, after the requests before it have been a
 replies with the seq of one request of the evaluation are ProtocolError: one was stamped with another
 request's seq, and with requests in flight it would pass for the answer to another image; so is a
 retransmitted request answered with the frame taken for the request before it, unless that request, asked
-again, is answered with the same outputs (two images with identical replies: nothing was mislabelled).
+again, is answered with the same outputs (two images with identical replies: nothing was mislabelled);
+those checks are `link.eval_reply_checks`.
 
 A device offering `batch=N` gets EVAL_BATCH requests instead, each carrying up to N images
 (`link.batch_messages`): the per-request work on both ends is paid once per N images. Its reply echoes
@@ -40,9 +41,9 @@ from pytest_edgehil.errors import (
     FrameCorrupt,
     InvalidPayload,
     ModelMismatch,
-    ProtocolError,
 )
 from pytest_edgehil.link.duplex_write import write_reading
+from pytest_edgehil.link.eval_reply_checks import EvalReplyChecks
 from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import (
     MAX_PAYLOAD,
@@ -104,7 +105,7 @@ def evaluate(client: DeviceClient, inputs: Iterable[Sequence[np.ndarray]], *, de
             raise
 
 
-class _Pipeline:
+class _Pipeline(EvalReplyChecks):
     def __init__(self, client: DeviceClient, depth: int, batch: int = 0) -> None:
         self.client, self.depth, self.batch = client, depth, batch
         # EVAL_BATCH requests in flight, by seq: the CRC-32 of the payload (what the reply must echo) and
@@ -347,59 +348,6 @@ class _Pipeline:
             self._check_same(taken, frame, command)
         return False
 
-    def _check_not_a_copy(self, exchange: Exchange, reply: Frame) -> None:
-        """A request answered only after a retransmission, with the very reply taken for the request before
-        it (another image): either its first reply went out under that request's seq and was taken for it
-        (the cache replaying it now), or the two images really have identical replies (equal outputs, a
-        coarse device timer) and a corrupt or lost reply caused the retransmission. The wire cannot tell
-        these apart, so the request before is asked again (`_ask_again`): its own reply, replayed from the
-        cache, is the taken frame in the second case; another output means the first (ProtocolError, as
-        `_check_same` explains)."""
-        if self.previous is None or exchange.sent < 2:
-            return
-        before, taken = self.previous
-        if ((reply.msg_type, reply.payload) != (taken.msg_type, taken.payload)
-                or exchange.frame.payload == before.frame.payload):
-            return
-        own = self._ask_again(before)
-        if (own.msg_type, own.payload) == (taken.msg_type, taken.payload) or _same_outputs(own, taken):
-            return  # identical replies to two images: nothing was mislabelled
-        c = self.client
-        raise ProtocolError(
-            f"device {c.name!r} on {c.port}: the reply to {exchange.command} (seq {exchange.frame.seq}, "
-            f"retransmitted) is the frame taken for {before.command} (seq {before.frame.seq}), another "
-            f"input, whose own reply (asked again) differs: its first reply carried the wrong sequence number "
-            f"and was taken for that image. No result of this evaluation is returned. Check the firmware's "
-            f"sequence numbering (each reply carries its request's seq); recover() and evaluate again")
-
-    def _ask_again(self, before: Exchange) -> Frame:
-        """`before`'s request sent once more and its reply awaited (answered from the device's reply cache,
-        or run again if the cache no longer holds it), keeping the replies of the requests in flight."""
-        c = self.client
-        again = Exchange(c, f"{before.command}, asked again", before.frame,
-                         c.run_wait.wait_s(1 + len(self.in_flight)), expected=before.expected, write=self._write)
-        again.send("")
-
-        def corrupt(item: FrameCorrupt) -> None:
-            self._corrupt(item)
-            again.resend_after_corrupt(item)
-
-        return again.await_reply(time.monotonic(), on_corrupt=corrupt, keep=self._keep, progress=False,
-                                 waiting_for=lambda: f"in flight: {[e.frame.seq for e in self.in_flight]}")
-
-    def _check_same(self, taken: Frame, again: Frame, command: str) -> None:
-        """A repeated reply (a duplicate, a replay for a retransmission) is the same frame. One with the same
-        seq and another payload answers another request (a reply stamped with the wrong seq): which of the
-        two is this request's cannot be told, so the evaluation is refused rather than a result guessed."""
-        if (again.msg_type, again.payload) == (taken.msg_type, taken.payload):
-            return
-        c = self.client
-        raise ProtocolError(
-            f"device {c.name!r} on {c.port}: two different replies carry seq {taken.seq} ({command}), so one of "
-            f"them answers another request in flight (a reply stamped with the wrong sequence number); no "
-            f"result of this evaluation is returned. Check the firmware's sequence numbering (each reply "
-            f"carries its request's seq); recover() and evaluate again")
-
     def _corrupt(self, item: FrameCorrupt) -> None:
         """A damaged reply: it may be anyone's, so every request still unanswered is sent again."""
         for exchange in self.in_flight:
@@ -409,13 +357,3 @@ class _Pipeline:
     def _write(self, exchange: Exchange) -> None:
         write_reading(self.client, exchange)
 
-
-def _same_outputs(a: Frame, b: Frame) -> bool:
-    """Whether two RESULT frames carry the same outputs (a request run again has other timings)."""
-    try:
-        first, second = Result.decode_payload(a.payload), Result.decode_payload(b.payload)
-    except ProtocolError:
-        return False
-    return (a.msg_type == b.msg_type and len(first.outputs) == len(second.outputs)
-            and all(x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y)
-                    for x, y in zip(first.outputs, second.outputs)))
