@@ -11,7 +11,6 @@ import os
 import select
 import threading
 import time
-import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +20,8 @@ from pytest_edgehil.link import messages as p
 from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.framing import Frame, FrameDecoder
 from pytest_edgehil.link.pipeline import evaluate
+
+from .raw_pty import serving_pty
 
 PIECE_S = 0.05  # the firmware reads and writes the line in pieces of this long
 
@@ -32,9 +33,6 @@ def slow_line_firmware(batch: int, baud: int, output_bytes: int) -> Iterator[str
     input's sum (mod 256)."""
     line_bytes_s = baud / 10
     piece = int(line_bytes_s * PIECE_S)
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    stop = threading.Event()
     caps = (p.EVAL_CAPABILITY, "pipeline=1", f"{p.BATCH_CAPABILITY}{batch}")
 
     def output(tensor: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -51,7 +49,7 @@ def slow_line_firmware(batch: int, baud: int, output_bytes: int) -> Iterator[str
         return p.BatchResult(bytes(32), message.payload_crc32, (timing,) * len(message.images),
                              tuple(output(tensors[0]) for tensors in message.images))
 
-    def serve() -> None:
+    def serve(master: int, stop: threading.Event) -> None:
         decoder = FrameDecoder()
         answered: dict[int, bytes] = {}
         while not stop.is_set():
@@ -70,15 +68,8 @@ def slow_line_firmware(batch: int, baud: int, output_bytes: int) -> Iterator[str
                     os.write(master, wire[start:start + piece])
                     time.sleep(len(wire[start:start + piece]) / line_bytes_s)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield os.ttyname(slave)
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        os.close(master)
-        os.close(slave)
+    with serving_pty(serve) as port:
+        yield port
 
 
 def test_a_batch_reply_that_takes_longer_than_the_timeout_on_the_line_is_waited_for():

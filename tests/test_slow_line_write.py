@@ -12,7 +12,6 @@ import select
 import socket
 import threading
 import time
-import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,6 +23,8 @@ from pytest_edgehil.errors import DeviceTimeout
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.link.client import DeviceClient
 
+from .raw_pty import serving_pty
+
 TIMEOUT_S = 0.5
 CHUNK, PAUSE_S = 2048, 0.04  # the firmware's reading pace: about 50 KB/s, 64 KiB in about 1.3 s
 
@@ -33,14 +34,11 @@ def slow_reader(*, reads: bool = True, chunk: int = CHUNK, pause_s: float = PAUS
                 drop_first: bool = False) -> Iterator[str]:
     """A firmware that reads `chunk` bytes every `pause_s` (or, `reads` False, nothing) and ACKs each frame
     (`drop_first`: but the first, as if it were lost on the line)."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    os.set_blocking(master, False)
-    stop = threading.Event()
     decoder = p.FrameDecoder()
     dropped = [not drop_first]
 
-    def serve() -> None:
+    def serve(master: int, stop: threading.Event) -> None:
+        os.set_blocking(master, False)
         while not stop.is_set():
             if not reads:
                 time.sleep(0.01)
@@ -57,15 +55,8 @@ def slow_reader(*, reads: bool = True, chunk: int = CHUNK, pause_s: float = PAUS
                         os.write(master, p.encode_message(p.Ack(frame.msg_type), frame.seq))
                 time.sleep(pause_s)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield os.ttyname(slave)
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        os.close(master)
-        os.close(slave)
+    with serving_pty(serve) as port:
+        yield port
 
 
 def test_a_large_request_on_a_slow_line_is_written_although_it_takes_longer_than_timeout_s():
