@@ -25,7 +25,7 @@ from pytest_edgehil.results.report_runs import read_nights_from_history
 from pytest_edgehil.results.store import ResultsFile, ResultsWriter, load_results
 
 from .conftest import REPO
-from .test_report import make_night, save
+from .report_support import make_night, save
 
 
 def _same_records(a: ResultsFile, b: ResultsFile) -> None:

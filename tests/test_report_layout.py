@@ -23,7 +23,8 @@ from pytest_edgehil.results.report import build_report_html, read_results, trend
 from pytest_edgehil.results.report_trends import MIN_TREND_SPAN_REL, _y_range
 from pytest_edgehil.results.store import ResultRecord, ResultsFile, RunInfo
 from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, lookup
-from tests.test_report import parse, save
+
+from .report_support import parse, save
 
 # Every built-in metric (the widest a pair gets), with a typical value and a budget around it.
 TYPICAL = {"inference_ms": 0.86, "end_to_end_ms": 18.97, "readout_ms": 17.86, "retrieval_ms": 0.24,

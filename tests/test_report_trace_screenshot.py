@@ -30,7 +30,7 @@ from pytest_edgehil.results.report_plots import STAGE_COLOURS, TRACE_LINE_RGB, t
 from pytest_edgehil.results.store import ResultsFile, load_results
 
 from .conftest import REPO
-from .test_report import make_trace, png_of, read_trace
+from .report_support import make_trace, png_of, read_trace
 from .test_report_layout import CHROMIUM
 
 PAIR = "qsegment-imx500"

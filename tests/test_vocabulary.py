@@ -26,7 +26,7 @@ from pytest_edgehil.results.vocabulary import (
 )
 
 from .conftest import BUDGETS, REPO
-from .test_report import PageParser
+from .report_support import PageParser
 
 DEFAULT = FailOn.parse(DEFAULT_FAIL_ON)
 WITH_ACCURACY = FailOn.parse("energy:5%,power:5%,latency:10%,throughput:10%,accuracy:5%")
