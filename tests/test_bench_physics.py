@@ -93,7 +93,7 @@ def test_keithley_refuses_per_inference_windows_and_measures_run_windows():
 
 
 def test_a_window_shorter_than_two_samples_is_a_typed_refusal():
-    from .test_energy_math import sample_timeline, simulated_run
+    from .test_energy_vs_timeline import sample_timeline, simulated_run
 
     timeline, timings, first_trigger_s, end_s = simulated_run((0.1, 0.3, 1.0, 0.3), runs=3, seed=5)
     dt_s = 0.2e-3  # the 0.23 ms inference is barely one sample

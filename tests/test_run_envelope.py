@@ -18,7 +18,7 @@ from pytest_edgehil.measure.run_envelope import (
 )
 from pytest_edgehil.measure.run_start import record_noise_w, run_start_s
 
-from .test_energy_math import sample_timeline, simulated_run
+from .test_energy_vs_timeline import sample_timeline, simulated_run
 
 DT = 5e-6
 
