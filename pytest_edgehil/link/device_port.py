@@ -155,7 +155,12 @@ class DevicePort:
                               "is closed; call open() first or use the client as a context manager")
 
     # -- port I/O (called by link.exchange.Exchange) --------------------------------------------------------------------
-    def _write(self, command: str, wire: bytes) -> None:
+    def _write(self, command: str, wire: bytes, *, read_replies: bool = False) -> None:
+        """`wire` on the port. `read_replies` (several requests in flight, `link.pipeline`): while a POSIX
+        port does not take it, the replies the device sends meanwhile are read into the backlog, for the
+        waits. Why: a device busy writing a reply does not read, and a host blocked writing the next request
+        does not read either, so each would wait for the other. (On other transports the device offers no
+        more requests in flight than it can buffer.) DeviceTimeout and DeviceError as `_write_fd`."""
         assert self._serial is not None
         total = len(wire)
         fd = _posix_fd(self._serial)
@@ -169,7 +174,7 @@ class DevicePort:
             except OSError as exc:
                 raise self._port_failed(command, exc) from exc
             if taken < len(wire):
-                self._write_fd(command, fd, wire, taken)
+                self._write_fd(command, fd, wire, taken, read_replies=read_replies)
             return
         try:
             self._serial.write(wire)
@@ -180,7 +185,7 @@ class DevicePort:
         except (serial.SerialException, OSError) as exc:
             raise self._port_failed(command, exc) from exc
 
-    def _write_fd(self, command: str, fd: int, wire: bytes, taken: int = 0) -> None:
+    def _write_fd(self, command: str, fd: int, wire: bytes, taken: int = 0, *, read_replies: bool = False) -> None:
         """The rest of `wire` (after `taken` bytes) written to a POSIX port. DeviceTimeout when the port takes
         no byte for `timeout_s` (a slow line that keeps taking bytes is no timeout: 64 KiB at 115200 baud take
         5.7 s, longer than the default 5 s, and pyserial's write timeout bounds the whole write) or when it
@@ -202,7 +207,10 @@ class DevicePort:
             if view and (now >= deadline or now >= limit):
                 raise self.write_stalled(command, len(wire), len(wire) - len(view), trickled=now < deadline)
             if view and not taken:
-                select.select([], [fd], [], POLL_S)
+                readable, _, _ = select.select([fd] if read_replies else [], [fd], [], POLL_S)
+                if readable:
+                    data = self._read_fd(fd, time.monotonic())
+                    self._backlog += self._decoder.feed(data) if data else []
 
     def write_limit_s(self, size: int) -> float:
         """The longest a `size`-byte write may take even while the port keeps taking bytes: `timeout_s` plus

@@ -42,7 +42,6 @@ from pytest_edgehil.errors import (
     InvalidPayload,
     ModelMismatch,
 )
-from pytest_edgehil.link.duplex_write import write_reading
 from pytest_edgehil.link.eval_reply_checks import EvalReplyChecks
 from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import (
@@ -355,5 +354,6 @@ class _Pipeline(EvalReplyChecks):
                 exchange.resend_after_corrupt(item)
 
     def _write(self, exchange: Exchange) -> None:
-        write_reading(self.client, exchange)
+        """The request written full duplex: the replies to the requests in flight are read meanwhile."""
+        self.client._write(exchange.command, exchange.wire, read_replies=True)
 
