@@ -110,7 +110,7 @@ class _Pipeline(EvalReplyChecks):
         # EVAL_BATCH requests in flight, by seq: the CRC-32 of the payload (what the reply must echo) and
         # the number of images.
         self.batches: dict[int, tuple[int, int]] = {}
-        self.batches_sent: list[int] = []  # images per EVAL_BATCH sent, in order
+        self.batches_sent = 0  # EVAL_BATCH requests sent (the ramp's step)
         self.held: Sequence[np.ndarray] | None = None  # an image drawn that did not fit the last request
         # Replies taken and not yet decoded: the device gets its next request before the host decodes.
         self.unread: list[tuple[Exchange, Frame]] = []
@@ -215,23 +215,30 @@ class _Pipeline(EvalReplyChecks):
                 device=c.name, port=c.port, expected=self.model.hex(), found=found.hex())
 
     def _submit(self, tensors: Sequence[np.ndarray]) -> None:
+        request = Eval(tuple((i, np.asarray(t)) for i, t in enumerate(tensors)))
+        self._send(request.msg_type, request.encode_payload(), 1)
+
+    def _send(self, msg_type: int, payload: bytes, images: int) -> int:
+        """A request of `images` images put on the wire and in flight; its seq. Each image is RUN 1's work:
+        the wait comes from the expected run time of that many inferences, as a RUN's does."""
         c = self.client
-        self.count += 1
+        first = self.count + 1
+        self.count += images
         c._seq = (c._seq + 1) & 0xFFFF
         c.stats.requests += 1
-        request = Eval(tuple((i, np.asarray(t)) for i, t in enumerate(tensors)))
-        frame = Frame(PROTOCOL_VERSION, request.msg_type, c._seq, request.encode_payload())
-        # Each EVAL is RUN 1's work: its wait comes from the expected run time, as RUN 1's does.
-        exchange = Exchange(c, f"evaluate (image {self.count})", frame, c.run_wait.wait_s(1),
-                            expected=lambda: c.run_wait.describe(1), write=self._write)
+        frame = Frame(PROTOCOL_VERSION, msg_type, c._seq, payload)
+        command = f"evaluate (image {first})" if images == 1 else f"evaluate (images {first}-{self.count})"
+        exchange = Exchange(c, command, frame, c.run_wait.wait_s(images),
+                            expected=lambda: c.run_wait.describe(images), write=self._write)
         exchange.send("")
         self.in_flight.append(exchange)
+        return frame.seq
 
     def _next_batch(self, pending: Iterator[Sequence[np.ndarray]]) -> list[Sequence[np.ndarray]]:
         """The images of the next EVAL_BATCH: at most `batch`, at most BATCH_BYTES of tensors (but one at
         least), each with as many tensors as the first, and 1, 2, 4, … for the first requests, so that the device starts on the first image
         while the next requests are still on the line (a full first request would keep it idle)."""
-        limit = min(self.batch, 1 << min(len(self.batches_sent), 16))
+        limit = min(self.batch, 1 << min(self.batches_sent, 16))
         images: list[Sequence[np.ndarray]] = []
         size = 0
         while len(images) < limit:
@@ -250,27 +257,15 @@ class _Pipeline(EvalReplyChecks):
                 break
             images.append(tensors)
             size += nbytes
-        if images:
-            self.batches_sent.append(len(images))
+        self.batches_sent += bool(images)
         return images
 
     def _submit_batch(self, images: list[Sequence[np.ndarray]]) -> None:
-        c = self.client
-        first = self.count + 1
-        self.count += len(images)
-        c._seq = (c._seq + 1) & 0xFFFF
-        c.stats.requests += 1
         k = len(images[0])
         request = EvalBatch(tuple(range(k)), tuple(tuple(np.asarray(t) for t in tensors) for tensors in images))
         payload = request.encode_payload()
-        frame = Frame(PROTOCOL_VERSION, request.msg_type, c._seq, payload)
-        self.batches[c._seq] = (payload_crc32(payload), len(images))
-        n = len(images)
-        command = f"evaluate (image {first})" if n == 1 else f"evaluate (images {first}-{self.count})"
-        exchange = Exchange(c, command, frame, c.run_wait.wait_s(n), expected=lambda: c.run_wait.describe(n),
-                            write=self._write)
-        exchange.send("")
-        self.in_flight.append(exchange)
+        seq = self._send(request.msg_type, payload, len(images))  # replies are taken only in the waits, later
+        self.batches[seq] = (payload_crc32(payload), len(images))
 
     def _answers(self, exchange: Exchange, frame: Frame) -> bool:
         """Whether `frame` (carrying `exchange`'s seq) answers it: a BATCH_RESULT must echo the CRC-32 of
