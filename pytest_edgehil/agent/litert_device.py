@@ -29,7 +29,14 @@ from pytest_edgehil.agent.server import REPLY_CACHE
 from pytest_edgehil.agent.trigger_gpio import GpiodTrigger, trigger_capabilities
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
-from pytest_edgehil.link.device_side import DeviceRefusal, ModelUpload, batch_images, require_upload
+from pytest_edgehil.link.device_side import (
+    DeviceRefusal,
+    ModelUpload,
+    batch_images,
+    check_batch,
+    checked_input,
+    require_upload,
+)
 from pytest_edgehil.model.runtime import ModelRunner
 
 FIRMWARE = f"edgehil-agent {pytest_edgehil.__version__}"
@@ -169,9 +176,7 @@ class LiteRTDevice:
         """EVAL_BATCH: EVAL image by image, one BATCH_RESULT echoing the request payload's CRC-32, timings
         as RUN N reports them. More images than HELLO offered is refused before any runs; a refused input
         ends the batch with the ERROR (the images before it ran). No energy window, as for EVAL."""
-        if len(msg.images) > self.batch:
-            raise Refusal(p.ErrorCode.BAD_PAYLOAD, f"EVAL_BATCH of {len(msg.images)} images; this agent takes "
-                                                   f"{self.batch} per request (HELLO batch={self.batch})")
+        check_batch(len(msg.images), self.batch)
         model = self._require_model()
         outputs, timings = self._infer(model, [tuple(zip(msg.indices, tensors)) for tensors in msg.images])
         return p.BatchResult(model.sha256, msg.payload_crc32, tuple(timings), tuple(outputs))
@@ -211,15 +216,9 @@ class LiteRTDevice:
     def _feed(self, model: _Loaded, index: int, tensor: np.ndarray) -> None:
         """Set input `index` (SET_INPUT, EVAL, EVAL_BATCH); Refusal for an index, dtype or shape the model
         does not take."""
-        specs = model.runner.inputs
-        if not 0 <= index < len(specs):
-            raise Refusal(p.ErrorCode.BAD_INPUT, f"input index {index}; the model has {len(specs)}")
-        tensor, spec = np.asarray(tensor), specs[index]
-        shape, signature = tuple(tensor.shape), model.runner.input_signatures[index]
-        if tensor.dtype != spec.dtype or (shape != tuple(spec.shape) and not _fits(shape, signature)):
-            raise Refusal(p.ErrorCode.BAD_INPUT, f"input {index} is {tensor.dtype}{list(shape)}, the model expects "
-                                                 f"{np.dtype(spec.dtype)}{list(signature)} (-1: any size)")
-        if shape != tuple(spec.shape):  # a dynamic input at another size: the model runs at the size fed
+        tensor = checked_input(model.runner, index, tensor)
+        specs, shape = model.runner.inputs, tuple(tensor.shape)
+        if shape != tuple(specs[index].shape):  # a dynamic input at another size: the model runs at the size fed
             shapes = [tuple(s.shape) for s in specs]
             shapes[index] = shape
             model.runner.resize_inputs(shapes)  # ModelError (LiteRT refuses the size) becomes BAD_INPUT
@@ -248,7 +247,3 @@ class LiteRTDevice:
             raise Refusal(p.ErrorCode.NO_MODEL, "no active model: load or select one first")
         return self._model
 
-
-def _fits(shape: tuple[int, ...], signature: tuple[int, ...]) -> bool:
-    """Whether a fed shape fits an input's shape_signature (-1: any size >= 1)."""
-    return len(shape) == len(signature) and all((s < 0 and d >= 1) or d == s for d, s in zip(shape, signature))

@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from pytest_edgehil.link.messages import ErrorCode, LoadBegin, LoadChunk, LoadEnd
+
+if TYPE_CHECKING:
+    from pytest_edgehil.model.runtime import ModelRunner
 
 # EVAL_BATCH sizing: a board keeps a quarter of its RAM for the requests it buffers (`pipeline=` of them),
 # each image counted at 32 KiB (HELLO comes before any model, so the real input size is not known yet).
@@ -23,6 +29,34 @@ def batch_images(ram_bytes: int, buffered_requests: int) -> int:
     the RAM is unknown, 0)."""
     per_request = ram_bytes // BATCH_RAM_SHARE // max(1, buffered_requests)
     return max(1, min(MAX_BATCH_IMAGES, per_request // BATCH_IMAGE_BYTES))
+
+
+def check_batch(images: int, offered: int) -> None:
+    """DeviceRefusal (BAD_PAYLOAD) for an EVAL_BATCH of more `images` than the device offered in HELLO."""
+    if images > offered:
+        raise DeviceRefusal(ErrorCode.BAD_PAYLOAD, f"EVAL_BATCH of {images} images; this device takes {offered} "
+                                                   f"per request (HELLO batch={offered})")
+
+
+def checked_input(runner: ModelRunner, index: int, tensor: np.ndarray) -> np.ndarray:
+    """`tensor` as input `index` of `runner`'s model takes it (SET_INPUT, EVAL, EVAL_BATCH alike), as an
+    array. DeviceRefusal (BAD_INPUT) for an index the model lacks, another dtype, or a shape its signature
+    does not take (-1: any size >= 1)."""
+    specs = runner.inputs
+    if not 0 <= index < len(specs):
+        raise DeviceRefusal(ErrorCode.BAD_INPUT, f"input index {index}; the model has {len(specs)}")
+    array, spec = np.asarray(tensor), specs[index]
+    shape, signature = tuple(array.shape), runner.input_signatures[index]
+    # The shape the runner has now always fits its signature: only another shape needs the check.
+    if array.dtype != spec.dtype or (shape != tuple(spec.shape) and not _fits(shape, signature)):
+        raise DeviceRefusal(ErrorCode.BAD_INPUT, f"input {index} is {array.dtype}{list(shape)}, the model expects "
+                                                 f"{np.dtype(spec.dtype)}{list(signature)} (-1: any size)")
+    return array
+
+
+def _fits(shape: tuple[int, ...], signature: tuple[int, ...]) -> bool:
+    """Whether a fed shape fits an input's shape_signature (-1: any size >= 1)."""
+    return len(shape) == len(signature) and all((s < 0 and d >= 1) or d == s for d, s in zip(shape, signature))
 
 
 class DeviceRefusal(Exception):

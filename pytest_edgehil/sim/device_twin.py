@@ -27,7 +27,14 @@ from typing_extensions import Self
 
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
-from pytest_edgehil.link.device_side import DeviceRefusal, ModelUpload, batch_images, require_upload
+from pytest_edgehil.link.device_side import (
+    DeviceRefusal,
+    ModelUpload,
+    batch_images,
+    check_batch,
+    checked_input,
+    require_upload,
+)
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics
@@ -202,10 +209,7 @@ class DeviceTwin(TimedTwin):
         """EVAL_BATCH: image by image, its inputs set as SET_INPUT sets them and one inference run; one
         BATCH_RESULT with every image's outputs and timing, echoing the request payload's CRC-32. A refused
         input ends the batch (the images before it ran, as on a board; the reply is the ERROR)."""
-        offered = batch_images(self.profile.ram_bytes, REPLY_CACHE)
-        if len(msg.images) > offered:
-            raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"EVAL_BATCH of {len(msg.images)} images; this board buffers "
-                                                       f"{offered} per request (HELLO batch={offered})")
+        check_batch(len(msg.images), batch_images(self.profile.ram_bytes, REPLY_CACHE))
         model = self._require_model()
         outputs: list[tuple[np.ndarray, ...]] = []
         timings: list[p.StageTiming] = []
@@ -229,19 +233,9 @@ class DeviceTwin(TimedTwin):
     def _feed(self, index: int, tensor: np.ndarray) -> None:
         """Set input `index` (SET_INPUT, EVAL); TwinRefusal for an index, dtype or shape the model refuses."""
         model = self._require_model()
-        specs = model.runner.inputs
-        if not 0 <= index < len(specs):
-            raise TwinRefusal(p.ErrorCode.BAD_INPUT, f"input index {index}; the model has {len(specs)}")
-        spec = specs[index]
-        tensor = np.asarray(tensor)
+        tensor = checked_input(model.runner, index, tensor)
         shape = tensor.shape
-        signature = model.runner.input_signatures[index]
-        # The shape the runner has now always fits its signature: only another shape needs the check.
-        if tensor.dtype != spec.dtype or (shape != spec.shape and not _fits(shape, signature)):
-            raise TwinRefusal(p.ErrorCode.BAD_INPUT,
-                              f"input {index} is {tensor.dtype}{list(shape)}, "
-                              f"the model expects {np.dtype(spec.dtype)}{list(signature)} (-1: any size)")
-        if shape != spec.shape or not model.info.resolved:
+        if shape != model.runner.inputs[index].shape or not model.info.resolved:
             self._reshape(model, index, shape)
         model.inputs[index] = tensor
 
@@ -318,7 +312,3 @@ class DeviceTwin(TimedTwin):
             raise TwinRefusal(p.ErrorCode.NO_MODEL, "no model loaded; send LOAD_MODEL or SELECT_MODEL first")
         return self._model
 
-
-def _fits(shape: tuple[int, ...], signature: tuple[int, ...]) -> bool:
-    """Whether a fed shape fits an input's shape_signature (-1: any size >= 1)."""
-    return len(shape) == len(signature) and all((s < 0 and d >= 1) or d == s for d, s in zip(shape, signature))
