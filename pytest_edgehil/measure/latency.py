@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -116,7 +115,7 @@ def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.nd
     if depth == 0:
         values = [infer(dut, model, image) for image in images]
         return np.stack(values) if values else np.empty((0, *spec.shape), np.float32)
-    reply_bytes = sum(math.prod(spec.shape) * np.dtype(spec.dtype).itemsize for spec in model.info.outputs)
+    reply_bytes = sum(spec.size_bytes for spec in model.info.outputs)
     results = evaluate(dut.client, ((to_model_input(model, image),) for image in images), depth=depth,
                        batch=batch_size(dut.hello.capabilities), reply_bytes=reply_bytes)
     if not results:  # no image: np.stack refuses an empty list

@@ -11,7 +11,6 @@ error and timer resolution, power varying within a stage, a session's power offs
 
 from __future__ import annotations
 
-import math
 import zlib
 
 import numpy as np
@@ -50,7 +49,7 @@ class TimedTwin:
         ModelError if the model has dynamic dimensions and `info` was not analysed at a concrete shape.
         """
         float_model = float_compute(info)
-        output_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in info.outputs)
+        output_bytes = sum(s.size_bytes for s in info.outputs)
         return (self._readout(info).readout_s,
                 self.profile.inference_s(info.macs, info.elementwise_ops, float_model=float_model),
                 self.profile.retrieval_s(output_bytes))
