@@ -216,7 +216,11 @@ class DevicePort:
         """The longest a `size`-byte write may take even while the port keeps taking bytes: `timeout_s` plus
         twice its line time at the port's baud rate (10 bits a byte), so a device trickling a byte now and
         then cannot hold the host for ever."""
-        return self.timeout_s + 2 * size * 10 / self.baudrate
+        return self.timeout_s + 2 * self.line_time_s(size)
+
+    def line_time_s(self, size: float) -> float:
+        """Seconds `size` bytes take on the line at the port's baud rate (8N1: 10 bits a byte)."""
+        return size * 10 / self.baudrate
 
     def write_stalled(self, command: str, total: int, written: int, *, trickled: bool = False) -> DeviceTimeout:
         """The error of a write the port stopped taking (`written` of `total` bytes went out), or (`trickled`)

@@ -155,7 +155,7 @@ class Exchange:
             # On the wire once written, and not before its line time at the baud rate: a network port
             # (socket://, rfc2217://) takes the request into a TCP buffer at once, and the UART behind it
             # carries it for that long (64 KiB at 115200 baud: 5.7 s) before the device can answer.
-            on_wire = max(time.monotonic(), began + len(self.wire) * 10 / c.baudrate)
+            on_wire = max(time.monotonic(), began + c.line_time_s(len(self.wire)))
             self.writing_s += on_wire - began
         if not reason:  # the first transmission: the reply's wait starts once it is on the wire
             self.started_s = on_wire

@@ -319,7 +319,7 @@ class _Pipeline(EvalReplyChecks):
         `timeout_s` covers once: batching turned a set-up that works one image per request into timeouts
         mid-reply, the request sent again (each replay holding the line as long). Only bytes actually
         arriving stretch a wait, so a hung device is reported as soon as before, on a fast port too."""
-        return images * self.reply_bytes_per_image * 10 / self.client.baudrate
+        return self.client.line_time_s(images * self.reply_bytes_per_image)
 
     def _keep(self, frame: Frame) -> bool:
         """A reply to a younger request still in flight: held for its turn (replies go back in request order).
