@@ -158,19 +158,22 @@ class DrainPty:
         os.close(self.slave)
 
 
-def accuracy_row(model_name: str, rounds: int, images: int | None, inner: int,
+def accuracy_row(model_name: str, rounds: int, images: int | None, inner: int | None,
                  own_process: bool = False) -> tuple[Ratio, str]:
-    """`images` random images per call, or (None) the model's shipped evaluation set, as the suites run it.
-    `own_process`: the twin runs in a process of its own (`edgehil sim device`), apart from the host, as a
-    board does; otherwise in this one, on threads, as `pytest suites/` runs it."""
+    """`images` random images per call, or (None) the model's shipped evaluation set, as the suites run it;
+    `inner` calls per timed block (None: as many as make about 100 images). `own_process`: the twin runs in
+    a process of its own (`edgehil sim device`), apart from the host, as a board does; otherwise in this
+    one, on threads, as `pytest suites/` runs it."""
     model = ModelCatalog(MODELS).get(model_name)
     spec = model.info.inputs[0]
     if images is None:
         batch = list(load_npz_dataset(DATA / EVAL_SET_BY_TASK[model.task], model.task).images)
+        inner = inner or max(1, round(100 / len(batch)))
         what = f"its eval set ({len(batch)} images) x {inner}"
     else:
         rng = np.random.default_rng(0)
         batch = [rng.integers(0, 256, size=spec.shape[1:], dtype=np.uint8) for _ in range(images)]
+        inner = inner or max(1, round(100 / images))
         what = f"{images} images x {inner} calls"
     tensors = [to_model_input(model, image) for image in batch]  # the very bytes the twin path sends
     with ExitStack() as stack:
@@ -231,10 +234,8 @@ def _accuracy_step(rows: list[tuple[Ratio, str]], name: str, rounds: int, calls:
     rows.append(accuracy_row(name, rounds, images=20, inner=calls, own_process=True))
     # The evaluation the suites run: the shipped set in one call (200 TinyTracker images, 24 Q-Segment ones),
     # repeated so that a block holds about 100 images. The 20-image row keeps the per-call cost visible.
-    task = ModelCatalog(MODELS).get(name).task
-    size = len(load_npz_dataset(DATA / EVAL_SET_BY_TASK[task], task).images)
-    rows.append(accuracy_row(name, rounds, images=None, inner=max(1, round(100 / size))))
-    rows.append(accuracy_row(name, rounds, images=None, inner=max(1, round(100 / size)), own_process=True))
+    rows.append(accuracy_row(name, rounds, images=None, inner=None))
+    rows.append(accuracy_row(name, rounds, images=None, inner=None, own_process=True))
 
 
 def table(rows: list[tuple[Ratio, str]]) -> str:
