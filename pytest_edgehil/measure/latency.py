@@ -92,25 +92,28 @@ def check_outputs(dut: DeviceUnderTest, model: CatalogModel, result: Result, wha
 
 
 def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.ndarray:
-    """One inference on the device; the first output, dequantized to float. InvalidPayload for outputs
-    that are not the model's (`check_outputs`)."""
+    """One inference on the device; the scored output (`CatalogModel.scored_output`: the only one, or the
+    card's `output.name`), dequantized to float. InvalidPayload for outputs that are not the model's
+    (`check_outputs`); ModelError for several outputs and no name."""
+    index = model.scored_output
     dut.client.set_input(0, to_model_input(model, image))
     result = check_outputs(dut, model, dut.client.run(1), "run(1)")
-    spec = model.info.outputs[0]
-    raw = np.asarray(result.outputs[0])
+    spec = model.info.outputs[index]
+    raw = np.asarray(result.outputs[index])
     return spec.dequantize(raw) if spec.quantized else raw.astype(np.float32)
 
 
 def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.ndarray]) -> np.ndarray:
-    """The first output of one inference per image, dequantized, stacked: shape (n_images, *output shape)
-    (no image: an empty array of that shape, no request sent).
+    """The scored output (`CatalogModel.scored_output`) of one inference per image, dequantized, stacked:
+    shape (n_images, *output shape) (no image: an empty array of that shape, no request sent).
 
     A device that offers EVAL (HELLO capability `eval`) gets pipelined requests with as many in flight as
     it offers (`link.pipeline`): EVAL_BATCH requests of as many images as it takes (`batch=N`), else one
     EVAL per image; another gets SET_INPUT + RUN 1 per image. All give the same outputs, each checked
     against the model's output specs (`check_outputs`: InvalidPayload). Raises what `DeviceClient.run` raises.
     """
-    spec = model.info.outputs[0]
+    index = model.scored_output
+    spec = model.info.outputs[index]
     depth = pipeline_depth(dut.hello.capabilities)
     if depth == 0:
         values = [infer(dut, model, image) for image in images]
@@ -122,7 +125,7 @@ def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.nd
         return np.empty((0, *spec.shape), np.float32)
     for n, result in enumerate(results, start=1):
         check_outputs(dut, model, result, f"evaluate (image {n})")
-    raws = np.stack([np.asarray(result.outputs[0]) for result in results])
+    raws = np.stack([np.asarray(result.outputs[index]) for result in results])
     return spec.dequantize(raws) if spec.quantized else raws.astype(np.float32)  # elementwise: all at once
 
 
