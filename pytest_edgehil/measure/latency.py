@@ -21,9 +21,17 @@ def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
     A uint8 image goes through a 256-entry table of that same conversion (`_uint8_table`): each pixel
     value maps to one raw value, so the table gives the very bytes the arithmetic does, in one gather
     instead of five passes over the image (a seventh of an accuracy evaluation's host time).
-    Raises ModelError for an image whose shape is not the input's (size-1 dimensions aside) and for NaN in
-    a float image (`TensorSpec.quantize`)."""
-    spec = model.info.inputs[0]
+    Raises ModelError for a model with several inputs, an image whose shape is not the input's (size-1
+    dimensions aside) and for NaN in a float image (`TensorSpec.quantize`)."""
+    inputs = model.info.inputs
+    # One image per sample fills input 0 only; a device runs the other inputs at whatever they hold (zeros
+    # after a load, the previous test's tensors later), so their outputs would be scored as the model's.
+    if len(inputs) != 1:
+        listed = ", ".join(f"{spec.name!r} {spec.describe()}" for spec in inputs)
+        raise ModelError(f"model {model.name!r} ({model.path}) has {len(inputs)} inputs ({listed}); an evaluation "
+                         "set gives one image per sample, so only single-input models can be scored. Export a "
+                         "single-input model to score (fold fixed inputs into it as constants)")
+    spec = inputs[0]
     lo, hi = model.input_range
     pixels = np.asarray(image)
     # Reshaped blindly, an image of another shape with as many pixels (48x192 for 96x96) would run as a
