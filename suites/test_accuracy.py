@@ -48,9 +48,10 @@ def test_float_int8_gap(device_outputs, edgehil_model, edgehil_session, edgehil_
     # The float reference is host work while the board idles: every core the host has (XNNPACK splits
     # each layer's outputs over its threads; the same values as one thread).
     runner = ModelRunner(float_model, num_threads=min(4, os.cpu_count() or 1))
+    scored = edgehil_session.catalog.get(str(float_model)).scored_output  # its card's `output.name`, if several
     lo, hi = edgehil_model.input_range
     pred_float = np.stack([
-        runner.run([(lo + np.asarray(x, np.float32) / 255.0 * (hi - lo)).reshape(runner.inputs[0].shape)])[0]
+        runner.run([(lo + np.asarray(x, np.float32) / 255.0 * (hi - lo)).reshape(runner.inputs[0].shape)])[scored]
         for x in images]).reshape(len(images), -1)
     edgehil_record.check("quantization_gap_cm", quantization_gap_cm(pred_int8, pred_float), samples=len(images))
 

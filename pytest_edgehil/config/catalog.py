@@ -85,6 +85,26 @@ class CatalogModel:
                              f'{{"input": {{"shape": [{example}]}}}} with each N the size you feed '
                              "(docs/models.md)")
 
+    @cached_property
+    def scored_output(self) -> int:
+        """Index of the output the accuracy tests score: the only one, or the one whose tensor name is the
+        card's `output.name`. ModelError naming the card and every output otherwise: a converter orders
+        outputs as it likes, and output 0 of a model that also exports its logits (or an auxiliary head)
+        would be scored as the prediction and give a plausible wrong figure."""
+        outputs = self.info.outputs
+        wanted = (self.card.get("output") or {}).get("name")
+        if wanted is None and len(outputs) == 1:
+            return 0
+        names = [spec.name for spec in outputs]
+        if wanted in names:
+            return names.index(wanted)
+        listed = "; ".join(f"{i}: {spec.name!r} {spec.describe()}" for i, spec in enumerate(outputs))
+        said = f"its card names output {wanted!r}, which it does not have" if wanted is not None \
+            else f"it has {len(outputs)} outputs and its card names none"
+        raise ModelError(f"model {self.name!r} ({self.path}): {said}; outputs: {listed}. Give the tensor name of "
+                         f'the output to score as `output.name` in its card {self.card_path} ({{"output": '
+                         f'{{"name": "..."}}}}, docs/config-files.md)')
+
     @property
     def task(self) -> str:
         return str(self.card.get("task") or "unknown")

@@ -326,6 +326,7 @@ def budget_label(index: str | int, raw: Any) -> str:
 class TensorCard(StrictModel):
     """A card's `input` / `output`: the tensor contract, for readers and for the input scaling."""
 
+    name: NonEmpty | None = None  # the tensor's name in the model; for `output`, the one accuracy tests score
     shape: list[Annotated[int, Field(ge=-1)]] | None = None  # -1: a dynamic dimension
     dtype: NonEmpty | None = None
     layout: NonEmpty | None = None

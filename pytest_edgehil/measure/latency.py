@@ -21,10 +21,23 @@ def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
     A uint8 image goes through a 256-entry table of that same conversion (`_uint8_table`): each pixel
     value maps to one raw value, so the table gives the very bytes the arithmetic does, in one gather
     instead of five passes over the image (a seventh of an accuracy evaluation's host time).
-    Raises ModelError for an image whose shape is not the input's (size-1 dimensions aside) and for NaN in
-    a float image (`TensorSpec.quantize`)."""
-    spec = model.info.inputs[0]
+    Raises ModelError for a model with several inputs, an image whose shape is not the input's (size-1
+    dimensions aside) and for NaN in a float image (`TensorSpec.quantize`)."""
+    inputs = model.info.inputs
+    # One image per sample fills input 0 only; a device runs the other inputs at whatever they hold (zeros
+    # after a load, the previous test's tensors later), so their outputs would be scored as the model's.
+    if len(inputs) != 1:
+        listed = ", ".join(f"{spec.name!r} {spec.describe()}" for spec in inputs)
+        raise ModelError(f"model {model.name!r} ({model.path}) has {len(inputs)} inputs ({listed}); an evaluation "
+                         "set gives one image per sample, so only single-input models can be scored. Export a "
+                         "single-input model to score (fold fixed inputs into it as constants)")
+    spec = inputs[0]
     lo, hi = model.input_range
+    problem = _scaling_problem(spec, float(lo), float(hi))
+    if problem is not None:
+        raise ModelError(f"model {model.name!r} ({model.path}): {problem}. Give the range the model takes as "
+                         f"`input.range` in its card {model.card_path} (default [0, 1]; docs/config-files.md); "
+                         "the images were not scored")
     pixels = np.asarray(image)
     # Reshaped blindly, an image of another shape with as many pixels (48x192 for 96x96) would run as a
     # scrambled image and give a plausible output.
@@ -46,7 +59,48 @@ def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def _convert(spec: TensorSpec, lo: float, hi: float, pixels: np.ndarray) -> np.ndarray:
     scaled = lo + np.asarray(pixels, dtype=np.float32) / 255.0 * (hi - lo)
-    return spec.quantize(scaled) if spec.quantized else scaled.astype(spec.dtype)
+    if spec.quantized:
+        return spec.quantize(scaled)
+    # An integer input without quantization takes whole numbers (`_scaling_problem`): rounded, not truncated.
+    return (np.rint(scaled) if np.dtype(spec.dtype).kind in "iu" else scaled).astype(spec.dtype)
+
+
+# A card range and a quantized input disagree when more of the pixel range saturates, or fewer of the
+# input's codes are used, than this: [-1, 1] pixels into a [0, 1] input saturate 50 %, [0, 1] pixels into a
+# [-1, 1] input use 50 % of its codes, while calibration on real images leaves a few % either way.
+_MAX_SATURATED = 0.25
+_MIN_CODES_USED = 0.6
+
+
+@functools.lru_cache(maxsize=64)
+def _scaling_problem(spec: TensorSpec, lo: float, hi: float) -> str | None:
+    """Why pixels mapped to [lo, hi] are not what the integer input `spec` takes (None when they are, and
+    for a float input, which takes any range): an unquantized integer input takes whole numbers in its
+    dtype's range; a quantized one represents scale * ([qmin, qmax] - zero_point), which the range must
+    mostly fill and mostly stay inside (`_MAX_SATURATED`, `_MIN_CODES_USED`)."""
+    dtype = np.dtype(spec.dtype)
+    if dtype.kind not in "iu":
+        return None
+    info = np.iinfo(dtype)
+    where = f"input {spec.name!r} {spec.describe()}"
+    if not spec.quantized:
+        values = lo + np.arange(256, dtype=np.float32) / 255.0 * (hi - lo)  # as `_convert` computes them
+        if np.max(np.abs(values - np.rint(values))) > 1e-3:
+            return (f"pixels map to [{lo:g}, {hi:g}] (p = 1 gives {values[1]:.6g}), not whole numbers, but {where} "
+                    "has no quantization: it takes integers as they are (raw 8-bit pixels: [0, 255])")
+        if lo < info.min or hi > info.max:
+            return f"pixels map to [{lo:g}, {hi:g}] but {where} has no quantization and {dtype.name} holds " \
+                   f"[{info.min}, {info.max}]"
+        return None
+    rmin, rmax = spec.scale * (info.min - spec.zero_point), spec.scale * (info.max - spec.zero_point)
+    overlap = max(0.0, min(hi, rmax) - max(lo, rmin))
+    saturated, used = 1.0 - overlap / (hi - lo), overlap / (rmax - rmin)
+    mapped = f"pixels map to [{lo:g}, {hi:g}] but {where} represents [{rmin:.4g}, {rmax:.4g}]"
+    if saturated > _MAX_SATURATED:
+        return f"{mapped}: {100 * saturated:.0f} % of the pixel range would saturate"
+    if used < _MIN_CODES_USED:
+        return f"{mapped}: the images would use only {100 * used:.0f} % of its codes"
+    return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -92,25 +146,28 @@ def check_outputs(dut: DeviceUnderTest, model: CatalogModel, result: Result, wha
 
 
 def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.ndarray:
-    """One inference on the device; the first output, dequantized to float. InvalidPayload for outputs
-    that are not the model's (`check_outputs`)."""
+    """One inference on the device; the scored output (`CatalogModel.scored_output`: the only one, or the
+    card's `output.name`), dequantized to float. InvalidPayload for outputs that are not the model's
+    (`check_outputs`); ModelError for several outputs and no name."""
+    index = model.scored_output
     dut.client.set_input(0, to_model_input(model, image))
     result = check_outputs(dut, model, dut.client.run(1), "run(1)")
-    spec = model.info.outputs[0]
-    raw = np.asarray(result.outputs[0])
+    spec = model.info.outputs[index]
+    raw = np.asarray(result.outputs[index])
     return spec.dequantize(raw) if spec.quantized else raw.astype(np.float32)
 
 
 def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.ndarray]) -> np.ndarray:
-    """The first output of one inference per image, dequantized, stacked: shape (n_images, *output shape)
-    (no image: an empty array of that shape, no request sent).
+    """The scored output (`CatalogModel.scored_output`) of one inference per image, dequantized, stacked:
+    shape (n_images, *output shape) (no image: an empty array of that shape, no request sent).
 
     A device that offers EVAL (HELLO capability `eval`) gets pipelined requests with as many in flight as
     it offers (`link.pipeline`): EVAL_BATCH requests of as many images as it takes (`batch=N`), else one
     EVAL per image; another gets SET_INPUT + RUN 1 per image. All give the same outputs, each checked
     against the model's output specs (`check_outputs`: InvalidPayload). Raises what `DeviceClient.run` raises.
     """
-    spec = model.info.outputs[0]
+    index = model.scored_output
+    spec = model.info.outputs[index]
     depth = pipeline_depth(dut.hello.capabilities)
     if depth == 0:
         values = [infer(dut, model, image) for image in images]
@@ -122,7 +179,7 @@ def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.nd
         return np.empty((0, *spec.shape), np.float32)
     for n, result in enumerate(results, start=1):
         check_outputs(dut, model, result, f"evaluate (image {n})")
-    raws = np.stack([np.asarray(result.outputs[0]) for result in results])
+    raws = np.stack([np.asarray(result.outputs[index]) for result in results])
     return spec.dequantize(raws) if spec.quantized else raws.astype(np.float32)  # elementwise: all at once
 
 
