@@ -13,7 +13,12 @@ import pytest
 
 from pytest_edgehil.measure.datasets import load_chase_db1
 from pytest_edgehil.measure.latency import infer_many
-from pytest_edgehil.measure.metrics import gaze_scores, quantization_gap_cm, segmentation_scores
+from pytest_edgehil.measure.metrics import (
+    gaze_scores,
+    quantization_gap_cm,
+    segmentation_scores,
+    to_target_shape,
+)
 from pytest_edgehil.model.runtime import ModelRunner
 
 
@@ -25,8 +30,8 @@ def _inputs_targets(dataset):
 @pytest.mark.edgehil_metrics("roc_auc", "binary_accuracy")
 def test_segmentation_accuracy(device_outputs, edgehil_model, edgehil_record, eval_set):
     images, masks = _inputs_targets(eval_set)
-    prob = device_outputs(edgehil_model, images)
-    scores = segmentation_scores(prob.reshape(masks.shape), masks)
+    prob = to_target_shape(device_outputs(edgehil_model, images), masks, f"model {edgehil_model.name!r}")
+    scores = segmentation_scores(prob, masks)
     edgehil_record.check("roc_auc", scores.roc_auc, samples=len(images))
     edgehil_record.check("binary_accuracy", scores.binary_accuracy, samples=len(images))
 
@@ -34,7 +39,7 @@ def test_segmentation_accuracy(device_outputs, edgehil_model, edgehil_record, ev
 @pytest.mark.edgehil_metrics("gaze_error_cm")
 def test_gaze_error(device_outputs, edgehil_model, edgehil_record, eval_set):
     images, gaze_cm = _inputs_targets(eval_set)
-    pred = device_outputs(edgehil_model, images).reshape(gaze_cm.shape)
+    pred = to_target_shape(device_outputs(edgehil_model, images), gaze_cm, f"model {edgehil_model.name!r}")
     edgehil_record.check("gaze_error_cm", gaze_scores(pred, gaze_cm).mean_cm, samples=len(images))
 
 
@@ -64,7 +69,8 @@ def test_chase_db1_accuracy(edgehil_pushed_inputs, edgehil_model, edgehil_record
     size = edgehil_model.info.inputs[0].shape[1]
     data = load_chase_db1(edgehil_dataset_root, size=size)
     images, masks = _inputs_targets(data)
-    prob = infer_many(edgehil_pushed_inputs, edgehil_model, images)
-    scores = segmentation_scores(prob.reshape(masks.shape), masks)
+    prob = to_target_shape(infer_many(edgehil_pushed_inputs, edgehil_model, images), masks,
+                           f"model {edgehil_model.name!r} on CHASE_DB1")
+    scores = segmentation_scores(prob, masks)
     edgehil_record.check("chase_roc_auc", scores.roc_auc, samples=len(images))
     edgehil_record.check("chase_binary_accuracy", scores.binary_accuracy, samples=len(images))

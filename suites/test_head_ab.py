@@ -27,7 +27,7 @@ import pytest
 from pytest_edgehil.config.catalog import CatalogModel
 from pytest_edgehil.link.eembc import ENERGY_MODE
 from pytest_edgehil.measure.latency import stage_timings, timing_arrays_ms
-from pytest_edgehil.measure.metrics import segmentation_scores
+from pytest_edgehil.measure.metrics import segmentation_scores, to_target_shape
 
 HEAD_MODEL = "lowres_seg"
 BASE_PATH = ("variants", "lowres_seg_base.tflite")  # beside the catalog's models, out of its pairs
@@ -57,7 +57,8 @@ def test_head_against_base(edgehil_dut, edgehil_model, base_model, edgehil_recor
     try:
         for name, model in sides.items():
             prob = device_outputs(model, images)
-            accuracy[name] = segmentation_scores(prob.reshape(masks.shape), masks).binary_accuracy
+            accuracy[name] = segmentation_scores(to_target_shape(prob, masks, f"model {model.name!r}"),
+                                                 masks).binary_accuracy
         for index in range(ROUNDS):
             for name in (("base", "head") if index % 2 == 0 else ("head", "base")):
                 edgehil_dut.ensure_model(sides[name].data, sides[name].name)

@@ -21,7 +21,29 @@ from pytest_edgehil.errors import MeasurementError
 from pytest_edgehil.measure.sample_summary import SampleSummary, bootstrap_ci, summarize
 
 __all__ = ["GazeScores", "SampleSummary", "SegmentationScores", "bootstrap_ci", "gaze_errors_cm",
-           "gaze_scores", "quantization_gap_cm", "segmentation_scores", "summarize"]
+           "gaze_scores", "quantization_gap_cm", "segmentation_scores", "summarize", "to_target_shape"]
+
+
+def to_target_shape(pred: np.ndarray, targets: np.ndarray, what: str) -> np.ndarray:
+    """`pred` (one output per sample: n x output shape) in the shape of `targets` (n x target shape), when
+    the two differ only by size-1 dimensions (a (1, H, W, 1) mask output against (H, W) masks).
+
+    Raises MeasurementError naming both per-sample shapes otherwise: a two-channel softmax, another
+    resolution or another layout. Why not reshape: an output with as many elements in another layout
+    (64 x 256 for a 128 x 128 mask) reshapes without complaint and scores scrambled pixels."""
+    p, t = np.asarray(pred), np.asarray(targets)
+    if p.shape[:1] != t.shape[:1] or _squeezed(p.shape[1:]) != _squeezed(t.shape[1:]):
+        raise MeasurementError(
+            f"{what}: the model gives {p.shape[0] if p.ndim else 0} outputs of shape {list(p.shape[1:])} for "
+            f"{t.shape[0] if t.ndim else 0} targets of shape {list(t.shape[1:])}; they differ beyond size-1 "
+            "dimensions (a two-channel softmax, another resolution or layout), so nothing was scored. Score an "
+            "output of the targets' shape (segmentation: one foreground probability per pixel): export one, or "
+            "name it as `output.name` in the model's card (docs/config-files.md)")
+    return p.reshape(t.shape)
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
 
 
 # ------------------------------------------------------------------------------------------ segmentation
