@@ -200,7 +200,10 @@ def _run_compare(args: argparse.Namespace) -> int:
                               new_run=new.run, assumed_drift_rel=drift)
     report = dataclasses.replace(report, inputs=tuple(check_inputs(sessions, new, allow)))
     if args.json:
-        print(json.dumps(report.to_json_dict(), indent=2))
+        from pytest_edgehil.results.document_text import finite_or_null
+
+        # Strict JSON: a ratio from zero is +inf, a missing one NaN; jq and browsers reject those tokens.
+        print(json.dumps(finite_or_null(report.to_json_dict()), indent=2, allow_nan=False))
     else:
         base = sessions[-1]
         count = f"{len(sessions)} sessions, latest " if len(sessions) > 1 else ""
