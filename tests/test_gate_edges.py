@@ -5,14 +5,20 @@ here from the values, not read back from the gate."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
-from pytest_edgehil.cli import EXIT_OK, EXIT_REGRESSION, main
+from pytest_edgehil.cli import EXIT_ERROR, EXIT_OK, EXIT_REGRESSION, main
+from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.gate import FailOn, GateStatus, compare_records
-from pytest_edgehil.results.store import ResultRecord
+from pytest_edgehil.results.gate_inputs import load_baseline
+from pytest_edgehil.results.history import History
+from pytest_edgehil.results.report import write_report
+from pytest_edgehil.results.store import ResultRecord, load_results
 
-from .test_gate_semantics import save
+from .test_gate_semantics import exact, record, save
 
 ACCURACY_1 = FailOn.parse("accuracy:1%")
 
@@ -57,3 +63,70 @@ def test_edgehil_compare_fails_a_score_that_fell_to_zero(tmp_path, capsys) -> No
     assert [c["status"] for c in data["comparisons"]] == ["IMPROVED"]
     same = save(tmp_path / "same.json", [task("top1", 0.72, "higher")])
     assert main(["compare", str(base), str(same), "--history", "off"]) == EXIT_OK
+
+
+# ------------------------------------------------------------------ the run under test is not its baseline
+
+
+def _nights(directory: Path, levels: list[float]) -> None:
+    for i, level in enumerate(levels):
+        save(directory / f"night-{i}.json", [record(exact(level))], started_at=f"2026-11-0{i + 1}T00:00:00+00:00")
+
+
+STEADY = [0.0114 * (1 + d) for d in (0.0, 0.003, -0.002, 0.001, -0.003)]  # a steady bench: 5 sessions within ±0.3 %
+
+
+def test_a_candidate_saved_into_its_baseline_directory_is_left_out_of_the_baseline(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pytest --edgehil-save nightly/today.json` then `edgehil compare nightly/ nightly/today.json`: +15 %
+    against 5 steady nights is a regression; counted as a sixth night of its own baseline, it was compared
+    with itself and passed (UNKNOWN: "within what that drift can explain")."""
+    _nights(tmp_path, STEADY)
+    today = save(tmp_path / "today.json", [record(exact(0.0114 * 1.15))], started_at="2026-11-07T00:00:00+00:00")
+    assert main(["compare", str(tmp_path), str(today), "--history", "off", "--json"]) == EXIT_REGRESSION
+    data = json.loads(capsys.readouterr().out)
+    (c,) = data["comparisons"]
+    assert (c["status"], c["n_base"]) == ("REGRESSED", len(STEADY))
+    assert any("left out of the baseline" in flag and "today.json" in flag for flag in data["run_flags"])
+    # A copy of the candidate under another name is the same run (its run id): left out too.
+    shutil.copy(today, tmp_path / "today-copy.json")
+    assert main(["compare", str(tmp_path), str(today), "--history", "off", "--json"]) == EXIT_REGRESSION
+    assert json.loads(capsys.readouterr().out)["comparisons"][0]["n_base"] == len(STEADY)
+
+
+def test_a_baseline_directory_holding_only_the_candidate_is_refused(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    today = save(tmp_path / "today.json", [record(exact(0.0114))])
+    with pytest.raises(ConfigError, match=r"holds no session but the run under test \(.*today\.json"):
+        load_baseline(tmp_path, leave_out=load_results(today))
+    assert main(["compare", str(tmp_path), str(today), "--history", "off"]) == EXIT_ERROR
+    assert "holds no session but the run under test" in capsys.readouterr().err
+
+
+def test_a_session_copied_twice_into_a_baseline_directory_counts_once(tmp_path: Path) -> None:
+    """Copies of one night would count it several times, a spread of zero between them, and the drift
+    estimate would understate the bench's drift; a run is one session whatever its files are named."""
+    _nights(tmp_path, STEADY)
+    for copy in range(3):
+        shutil.copy(tmp_path / "night-0.json", tmp_path / f"night-0-copy{copy}.json")
+    sessions = load_baseline(tmp_path)
+    assert len(sessions) == len(STEADY)
+    assert len({s.run.run_id for s in sessions}) == len(STEADY)
+
+
+def test_the_report_of_a_results_directory_glob_does_not_compare_the_newest_run_with_its_copy(tmp_path: Path) -> None:
+    """`edgehil report edgehil-results/*.json` takes latest.json too, a copy of the newest run: the page's
+    gate compared that run with itself and said "passed (all SAME)" over a +15 % regression."""
+    _nights(tmp_path, STEADY[:1])
+    newest = save(tmp_path / "night-9.json", [record(exact(0.0114 * 1.15))], started_at="2026-11-09T00:00:00+00:00")
+    shutil.copy(newest, tmp_path / "latest.json")
+    html = tmp_path / "report.html"
+    runs = write_report(sorted(tmp_path.glob("*.json")), html)
+    page = html.read_text(encoding="utf-8")
+    assert "edgehil gate FAILED: 1 blocking (1 REGRESSED" in page
+    assert len(runs) == 2  # the trends count the run once too
+    # Through a history store (the copy is the same run there: one key).
+    with History(tmp_path / "history.sqlite") as history:
+        runs = write_report(sorted(tmp_path.glob("*.json")), html, history=history)
+    assert "edgehil gate FAILED: 1 blocking (1 REGRESSED" in html.read_text(encoding="utf-8")
+    assert len(runs) == 2

@@ -36,20 +36,59 @@ def parse_allow(text: str | None, option: str = "--edgehil-allow") -> frozenset[
     return kinds
 
 
-def load_baseline(path: Path | str, *, read: Callable[[Path], ResultsFile] = load_results) -> list[ResultsFile]:
+def load_baseline(path: Path | str, *, read: Callable[[Path], ResultsFile] = load_results,
+                  leave_out: ResultsFile | None = None) -> list[ResultsFile]:
     """A baseline of one session (a results file) or several (a directory of them: one file per session,
     oldest first by their start time; `latest.json`, a copy of the newest, is skipped), each file read by
-    `read` (a history store's `load_file` reads it through the store). Raises ConfigError for a missing
-    path, an unreadable file, or a directory without results files."""
+    `read` (a history store's `load_file` reads it through the store); `baseline_sessions` also says
+    which files it left out.
+
+    A session is a run, not a file: copies of one run (the same run id) count once, and the run under
+    test, `leave_out`, is no session of its own baseline (`pytest --edgehil-save nightly/today.json`, then
+    `edgehil compare nightly/ nightly/today.json`): compared with itself, a regression would pass as
+    drift. Raises ConfigError for a missing path, an unreadable file, a directory without results files,
+    or a baseline that holds nothing but the run under test."""
+    return baseline_sessions(path, read=read, leave_out=leave_out)[0]
+
+
+def baseline_sessions(path: Path | str, *, read: Callable[[Path], ResultsFile] = load_results,
+                      leave_out: ResultsFile | None = None) -> tuple[list[ResultsFile], list[Path]]:
+    """`load_baseline`, and the files of the run under test it found among the baseline's and left out."""
     path = Path(path)
     if not path.is_dir():
-        return [read(path)]
-    files = sorted(p for p in path.glob("*.json") if p.name != LATEST_COPY)
-    if not files:
-        raise ConfigError(f"baseline directory {path} holds no results files (*.json); save sessions into it "
-                          f"with `pytest --edgehil-save {path}/<name>.json` on the baseline branch")
-    sessions = [read(p) for p in files]
-    return sorted(sessions, key=lambda f: f.run.started_at)
+        files = [path]
+    else:
+        files = sorted(p for p in path.glob("*.json") if p.name != LATEST_COPY)
+        if not files:
+            raise ConfigError(f"baseline directory {path} holds no results files (*.json); save sessions into "
+                              f"it with `pytest --edgehil-save {path}/<name>.json` on the baseline branch")
+    sessions: list[ResultsFile] = []
+    seen: set[str] = set()
+    left_out: list[Path] = []
+    for file in files:
+        results = read(file)
+        run_id = results.run.run_id
+        if leave_out is not None and ((run_id and run_id == leave_out.run.run_id)
+                                      or (leave_out.path is not None and _same_file(file, leave_out.path))):
+            left_out.append(file)
+            continue
+        if run_id in seen:
+            continue  # a copy of a run already read (files written before runs carried an id have "")
+        if run_id:
+            seen.add(run_id)
+        sessions.append(results)
+    if not sessions:
+        raise ConfigError(f"baseline {path} holds no session but the run under test ({', '.join(map(str, left_out))}, "
+                          f"run id {leave_out.run.run_id if leave_out else '?'}): a run is not its own baseline; "
+                          "compare with the results of earlier runs")
+    return sorted(sessions, key=lambda f: f.run.started_at), left_out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _name(results: ResultsFile, side: str) -> str:
