@@ -243,7 +243,8 @@ def add_compare_command(subparsers: _SubParsers) -> None:
     parser.add_argument("--allow", default="", metavar="KIND,…",
                         help="input problems that do not fail the comparison: incomplete (a run that did not "
                              "finish), empty (no records), failed-tests (records of failed tests), "
-                             "model-changed (an A/A comparison whose model SHA-256 differs)")
+                             "model-changed (an A/A comparison whose model SHA-256 differs), duplicates (a pair's "
+                             "metric recorded by several tests with different values: the first is compared)")
     parser.add_argument("--session-drift", default="1.5%", metavar="PCT",
                         help="between-session drift σ assumed when BASE holds one session (default 1.5%%)")
     parser.add_argument("--history", metavar="PATH|off", default=None,

@@ -13,11 +13,12 @@ import pytest
 from pytest_edgehil.cli import EXIT_ERROR, EXIT_OK, EXIT_REGRESSION, main
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.gate import FailOn, GateStatus, compare_records
-from pytest_edgehil.results.gate_inputs import load_baseline
+from pytest_edgehil.results.gate_inputs import check_inputs, load_baseline
 from pytest_edgehil.results.history import History
 from pytest_edgehil.results.report import write_report
 from pytest_edgehil.results.store import ResultRecord, load_results
 
+from .conftest import MODELS
 from .test_gate_semantics import exact, record, save
 
 ACCURACY_1 = FailOn.parse("accuracy:1%")
@@ -130,3 +131,52 @@ def test_the_report_of_a_results_directory_glob_does_not_compare_the_newest_run_
         runs = write_report(sorted(tmp_path.glob("*.json")), html, history=history)
     assert "edgehil gate FAILED: 1 blocking (1 REGRESSED" in html.read_text(encoding="utf-8")
     assert len(runs) == 2
+
+
+# ------------------------------------------------------------ one pair × metric recorded by several tests
+
+
+def test_a_metric_recorded_by_two_tests_with_different_values_is_a_named_input_problem(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A test parametrized over two evaluation splits records top1 for one pair twice. The val split stays
+    at 0.80, the test split falls 0.75 → 0.71 (5.3 % worse, past accuracy:1 %): comparing the first record
+    only, the gate passed (SAME) with a note. One value per pair × metric cannot say which to compare."""
+    def split(name: str, value: float) -> ResultRecord:
+        return task("top1", value, "higher", test=f"test_dup.py::test_top1[qsegment-coral-{name}]")
+    base = save(tmp_path / "base.json", [split("val", 0.80), split("test", 0.75)])
+    new = save(tmp_path / "new.json", [split("val", 0.80), split("test", 0.71)])
+    assert main(["compare", str(base), str(new), "--history", "off"]) == EXIT_REGRESSION
+    out = capsys.readouterr().out
+    assert "FAIL INPUT DUPLICATES" in out and "qsegment-coral top1" in out and "qsegment-coral-test]" in out
+    assert "edgehil gate FAILED: input duplicates" in out
+    # Allowed, the old behaviour (the first compared, a note), and equal values are no problem at all.
+    assert main(["compare", str(base), str(new), "--history", "off", "--allow", "duplicates"]) == EXIT_OK
+    twice = save(tmp_path / "twice.json", [split("val", 0.80), split("test", 0.80)])
+    assert not check_inputs(load_baseline(twice), load_results(twice))
+
+
+def test_the_pytest_gate_names_a_metric_its_own_run_recorded_twice(pytester: pytest.Pytester,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeini(f"""
+        [pytest]
+        edgehil_models_dir = {MODELS}
+    """)
+    pytester.makepyfile(test_dup="""
+        import os
+        import pytest
+
+        @pytest.mark.edgehil_metrics("top1")
+        @pytest.mark.parametrize("split", ["val", "test"])
+        def test_top1(edgehil_record, split):
+            edgehil_record.check("top1", float(os.environ["TOP1_" + split.upper()]))
+    """)
+    pytester.makefile(".toml", budgets='[[budget]]\nmodel = "qsegment"\ndevice = "coral"\n'
+                                       '[budget.limits]\ntop1 = { min = 0.70 }\n')
+    args = ("--device=coral", "-p", "no:cacheprovider", "--budgets=budgets.toml", "--edgehil-history=off")
+    monkeypatch.setenv("TOP1_VAL", "0.80")
+    monkeypatch.setenv("TOP1_TEST", "0.75")
+    pytester.runpytest(*args, "--edgehil-save=base.json").assert_outcomes(passed=2)
+    monkeypatch.setenv("TOP1_TEST", "0.71")
+    result = pytester.runpytest(*args, "--edgehil-save=new.json", "--edgehil-baseline=base.json")
+    result.stdout.fnmatch_lines(["*FAIL INPUT DUPLICATES*qsegment-coral top1*", "*edgehil gate FAILED*duplicates*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
