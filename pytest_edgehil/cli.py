@@ -180,7 +180,7 @@ def add_inspect_command(subparsers: _SubParsers) -> None:
 def _run_compare(args: argparse.Namespace) -> int:
     # Imported here: the gate pulls in scipy, which `inspect` does not need.
     from pytest_edgehil.results.gate import FailOn, compare_sessions
-    from pytest_edgehil.results.gate_inputs import check_inputs, load_baseline, parse_allow
+    from pytest_edgehil.results.gate_inputs import baseline_sessions, check_inputs, parse_allow
     from pytest_edgehil.results.history_cli import open_for_command
     from pytest_edgehil.results.session_stats import parse_drift
     from pytest_edgehil.results.store import load_results
@@ -189,18 +189,28 @@ def _run_compare(args: argparse.Namespace) -> int:
     allow = parse_allow(args.allow, option="--allow")
     drift = parse_drift(args.session_drift, "--session-drift")
     with open_for_command(args.history) as history:
+        # NEW first: saved into the baseline's directory, it is left out of its own baseline.
         if history is None:
-            sessions, new = load_baseline(args.base), load_results(args.new)
+            new = load_results(args.new)
+            sessions, left_out = baseline_sessions(args.base, leave_out=new)
         else:
             # Through the store: a file it holds is not read again. A baseline file it lacks is imported;
             # NEW is not: a candidate (a branch, a PR) is not history until pytest or a report adds it.
-            sessions = load_baseline(args.base, read=lambda p: history.load_file(p, traces=False))
             new = history.load_file(args.new, traces=False, add=False)
+            sessions, left_out = baseline_sessions(args.base, read=lambda p: history.load_file(p, traces=False),
+                                                   leave_out=new)
     report = compare_sessions([s.records for s in sessions], new.records, fail_on, base_run=sessions[-1].run,
                               new_run=new.run, assumed_drift_rel=drift)
-    report = dataclasses.replace(report, inputs=tuple(check_inputs(sessions, new, allow)))
+    skipped = [(f"{', '.join(p.name for p in left_out)} in {args.base} is the run under test (run id "
+                f"{new.run.run_id or '?'}): left out of the baseline, compared with the other {len(sessions)} "
+                "session(s)")] if left_out else []
+    report = dataclasses.replace(report, inputs=tuple(check_inputs(sessions, new, allow)),
+                                 run_flags=(*skipped, *report.run_flags))
     if args.json:
-        print(json.dumps(report.to_json_dict(), indent=2))
+        from pytest_edgehil.results.document_text import finite_or_null
+
+        # Strict JSON: a ratio from zero is +inf, a missing one NaN; jq and browsers reject those tokens.
+        print(json.dumps(finite_or_null(report.to_json_dict()), indent=2, allow_nan=False))
     else:
         base = sessions[-1]
         count = f"{len(sessions)} sessions, latest " if len(sessions) > 1 else ""
@@ -233,7 +243,8 @@ def add_compare_command(subparsers: _SubParsers) -> None:
     parser.add_argument("--allow", default="", metavar="KIND,…",
                         help="input problems that do not fail the comparison: incomplete (a run that did not "
                              "finish), empty (no records), failed-tests (records of failed tests), "
-                             "model-changed (an A/A comparison whose model SHA-256 differs)")
+                             "model-changed (an A/A comparison whose model SHA-256 differs), duplicates (a pair's "
+                             "metric recorded by several tests with different values: the first is compared)")
     parser.add_argument("--session-drift", default="1.5%", metavar="PCT",
                         help="between-session drift σ assumed when BASE holds one session (default 1.5%%)")
     parser.add_argument("--history", metavar="PATH|off", default=None,

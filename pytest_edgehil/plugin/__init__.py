@@ -80,7 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "board, and gate on the paired rounds (suites/test_ab.py)")
     group.addoption("--edgehil-allow", default=None, metavar="KIND,…",
                     help="gate input problems that do not fail the run: incomplete, empty, failed-tests, "
-                         "model-changed")
+                         "model-changed, duplicates")
     group.addoption("--edgehil-session-drift", default=None, metavar="PCT",
                     help="between-session drift sigma assumed when the baseline holds one session "
                          "(default 1.5%%); a directory of >= 5 baseline sessions measures it instead")

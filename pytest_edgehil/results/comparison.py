@@ -111,8 +111,8 @@ class Comparison:
     def worse_change(self) -> float | None:
         """Relative change in the worse direction (+0.08: 8 % worse), whatever the metric's direction;
         None without a ratio or a known direction."""
-        if self.direction is None or self.ratio is None or not math.isfinite(self.ratio) or self.ratio <= 0:
-            return None
+        if self.direction is None or self.ratio is None or not math.isfinite(self.ratio) or self.ratio < 0:
+            return None  # (a ratio of 0 is 100 % in either direction; +inf, from zero, has no percentage)
         # The same orientation as the gate's decision (results.gate.worse_fraction): a top1 falling
         # 0.72 → 0.60 is 16.7 % worse, not 1/0.833 − 1 = 20 %.
         return 1.0 - self.ratio if self.higher_is_better else self.ratio - 1.0

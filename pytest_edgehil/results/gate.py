@@ -118,8 +118,8 @@ def _decide(worse: float, p_worse: float | None, p_better: float | None, cut: fl
             tested: bool, alpha: float = ALPHA) -> tuple[GateStatus, str]:
     """`worse` is the relative change of the value in the worse direction (+0.08: 8 % worse, −0.08: 8 %
     better, for a top1 falling 0.72 → 0.60 it is +0.167); `cut` the threshold past which it counts."""
-    if not math.isfinite(worse):
-        return GateStatus.UNKNOWN, "no ratio: a value is zero or of the other sign"
+    if math.isnan(worse) or (tested and math.isinf(worse)):
+        return GateStatus.UNKNOWN, "no ratio: a value is missing, zero or of the other sign"
     if not tested:  # deterministic values: the threshold applies literally
         if worse > cut:
             return GateStatus.REGRESSED, ""
@@ -143,10 +143,14 @@ def _decide(worse: float, p_worse: float | None, p_better: float | None, cut: fl
 
 def worse_fraction(ratio: float, higher_is_better: bool) -> float:
     """Relative change new/base − 1 signed so that > 0 is worse (a fall, for a higher-is-better metric);
-    NaN when there is no meaningful ratio. A threshold of 10 % then means what it says in both directions:
-    latency up by more than 10 %, or a score down by more than 10 %."""
-    if not (math.isfinite(ratio) and ratio > 0):
+    NaN when there is no meaningful ratio (a value missing, or of the other sign). A threshold of 10 % then
+    means what it says in both directions: latency up by more than 10 %, or a score down by more than 10 %.
+    To or from zero is a change too: a ratio of 0 is 100 % (a top1 of 0.72 → 0 is 100 % worse), a ratio of
+    +inf (0 → 3 false alarms) is unbounded, ±inf, past every threshold."""
+    if math.isnan(ratio) or ratio < 0:
         return math.nan
+    if math.isinf(ratio):
+        return -math.inf if higher_is_better else math.inf
     return 1.0 - ratio if higher_is_better else ratio - 1.0
 
 
@@ -263,7 +267,9 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
         latest = bases[-1]
         exact = comparison.family in _EXACT_FAMILIES
         # Deterministic values do not drift: the latest baseline session is the reference.
-        ratio = new.value / latest.value if latest.value else (1.0 if new.value == latest.value else math.nan)
+        # From zero, any rise is unbounded (+inf): a verdict for exact values, not "no ratio" (NaN: none).
+        ratio = (new.value / latest.value if latest.value
+                 else 1.0 if new.value == 0 else math.inf if new.value > 0 else math.nan)
         status, note = _decide(worse_fraction(ratio, hib), None, None, threshold, tested=not exact)
         comparison = _evolve(comparison, ratio=ratio, method="values", n_base=len(latest.raw or []),
                              n_new=len(new.raw or []))

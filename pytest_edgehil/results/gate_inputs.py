@@ -8,21 +8,25 @@ would make a pass meaningless — each a named verdict that fails the gate unles
   from a failing test is not a reference, and a failing candidate should not pass by comparison.
 * `model-changed`: an A/A comparison (both runs of one clean commit) in which a pair's model SHA-256
   differs: the "same code" ran a different model, so the A/A spread it shows is not the bench's.
+* `duplicates`: one pair × metric recorded by several tests with different values (a test parametrized
+  over evaluation splits or input sizes): the gate compares one value per pair × metric, and would compare
+  the first and pass over a regression in another.
 
 No pytest; reading files goes through `store.load_results`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.comparison import InputProblem
 from pytest_edgehil.results.records import paired_rounds
-from pytest_edgehil.results.store import ResultsFile, load_results
+from pytest_edgehil.results.store import ResultRecord, ResultsFile, load_results
 
-INPUT_KINDS = ("incomplete", "empty", "failed-tests", "model-changed")
+INPUT_KINDS = ("incomplete", "empty", "failed-tests", "model-changed", "duplicates")
 LATEST_COPY = "latest.json"  # a copy of the newest run in a results directory: not a session of its own
 
 
@@ -36,20 +40,59 @@ def parse_allow(text: str | None, option: str = "--edgehil-allow") -> frozenset[
     return kinds
 
 
-def load_baseline(path: Path | str, *, read: Callable[[Path], ResultsFile] = load_results) -> list[ResultsFile]:
+def load_baseline(path: Path | str, *, read: Callable[[Path], ResultsFile] = load_results,
+                  leave_out: ResultsFile | None = None) -> list[ResultsFile]:
     """A baseline of one session (a results file) or several (a directory of them: one file per session,
     oldest first by their start time; `latest.json`, a copy of the newest, is skipped), each file read by
-    `read` (a history store's `load_file` reads it through the store). Raises ConfigError for a missing
-    path, an unreadable file, or a directory without results files."""
+    `read` (a history store's `load_file` reads it through the store); `baseline_sessions` also says
+    which files it left out.
+
+    A session is a run, not a file: copies of one run (the same run id) count once, and the run under
+    test, `leave_out`, is no session of its own baseline (`pytest --edgehil-save nightly/today.json`, then
+    `edgehil compare nightly/ nightly/today.json`): compared with itself, a regression would pass as
+    drift. Raises ConfigError for a missing path, an unreadable file, a directory without results files,
+    or a baseline that holds nothing but the run under test."""
+    return baseline_sessions(path, read=read, leave_out=leave_out)[0]
+
+
+def baseline_sessions(path: Path | str, *, read: Callable[[Path], ResultsFile] = load_results,
+                      leave_out: ResultsFile | None = None) -> tuple[list[ResultsFile], list[Path]]:
+    """`load_baseline`, and the files of the run under test it found among the baseline's and left out."""
     path = Path(path)
     if not path.is_dir():
-        return [read(path)]
-    files = sorted(p for p in path.glob("*.json") if p.name != LATEST_COPY)
-    if not files:
-        raise ConfigError(f"baseline directory {path} holds no results files (*.json); save sessions into it "
-                          f"with `pytest --edgehil-save {path}/<name>.json` on the baseline branch")
-    sessions = [read(p) for p in files]
-    return sorted(sessions, key=lambda f: f.run.started_at)
+        files = [path]
+    else:
+        files = sorted(p for p in path.glob("*.json") if p.name != LATEST_COPY)
+        if not files:
+            raise ConfigError(f"baseline directory {path} holds no results files (*.json); save sessions into "
+                              f"it with `pytest --edgehil-save {path}/<name>.json` on the baseline branch")
+    sessions: list[ResultsFile] = []
+    seen: set[str] = set()
+    left_out: list[Path] = []
+    for file in files:
+        results = read(file)
+        run_id = results.run.run_id
+        if leave_out is not None and ((run_id and run_id == leave_out.run.run_id)
+                                      or (leave_out.path is not None and _same_file(file, leave_out.path))):
+            left_out.append(file)
+            continue
+        if run_id in seen:
+            continue  # a copy of a run already read (files written before runs carried an id have "")
+        if run_id:
+            seen.add(run_id)
+        sessions.append(results)
+    if not sessions:
+        raise ConfigError(f"baseline {path} holds no session but the run under test ({', '.join(map(str, left_out))}, "
+                          f"run id {leave_out.run.run_id if leave_out else '?'}): a run is not its own baseline; "
+                          "compare with the results of earlier runs")
+    return sorted(sessions, key=lambda f: f.run.started_at), left_out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _name(results: ResultsFile, side: str) -> str:
@@ -78,10 +121,29 @@ def check_inputs(baseline: Sequence[ResultsFile], new: ResultsFile | None, allow
             shown = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
             problems.append(("failed-tests", (f"{_name(results, side)} holds records of {len(failed)} failed "
                                               f"test(s): {shown}; fix them or rerun before comparing")))
+        # The run's own too, inside pytest: its tests passed, yet the gate cannot tell which value to compare.
+        problems += [("duplicates", f"{_name(results, side)}: {text}") for text in recorded_twice(results)]
     if new is not None:
         for results in baseline:
             problems += [("model-changed", text) for text in model_changes_in_aa(results, new)]
     return [InputProblem(kind, text, kind not in allow) for kind, text in problems]
+
+
+def recorded_twice(results: ResultsFile) -> list[str]:
+    """Each pair × metric recorded by several tests with different values (an A/B record and a plain
+    one are different measurements); equal values (one figure recorded by two tests) are none."""
+    by_key: dict[tuple[bool, str, str], list[ResultRecord]] = {}
+    for r in results.records:
+        by_key.setdefault((paired_rounds(r) is not None, r.pair, r.metric), []).append(r)
+    texts = []
+    for (_, pair, metric), records in by_key.items():
+        if len({(None if math.isnan(r.value) else r.value, tuple(r.raw or ())) for r in records}) > 1:
+            shown = ", ".join(f"{r.test or '?'} = {r.value:.4g}" for r in records[:3])
+            more = f" and {len(records) - 3} more" if len(records) > 3 else ""
+            texts.append(f"{pair} {metric} recorded {len(records)} times with different values ({shown}{more}): "
+                         f"the gate compares one value per pair × metric; record each under a name of its own "
+                         f"(e.g. {metric}_<split>), or allow duplicates to compare the first")
+    return texts
 
 
 def model_changes_in_aa(base: ResultsFile, new: ResultsFile) -> list[str]:

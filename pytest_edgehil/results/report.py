@@ -34,6 +34,7 @@ from pytest_edgehil.results.report_plots import (
 from pytest_edgehil.results.report_runs import (
     ResultsRun,
     Trace,
+    each_run_once,
     order_runs,
     read_night,
     read_nights_from_history,
@@ -197,7 +198,7 @@ def write_report(results_paths: Sequence[Path], html_path: Path, *, history: His
             raise ConfigError(f"the history store {history.path} holds no runs; pass results files "
                               "to import, or point --history at the store your runs are added to")
     else:
-        runs = [read_night(Path(p)) for p in results_paths]
+        runs = each_run_once([read_night(Path(p)) for p in results_paths])
     page = build_report_html(runs)
     html_path = Path(html_path)
     tmp = html_path.with_name(f".{html_path.name}.tmp{os.getpid()}")

@@ -46,6 +46,7 @@ class ResultsRun:
     complete: bool  # false when the run was killed (or is still running): the table lacks what it never got to
     records: tuple[ResultRecord, ...]
     traces: tuple[Trace, ...]
+    run_id: str = ""  # "" for a night directory (merged runs) and files written before runs carried one
 
     @property
     def label(self) -> str:
@@ -93,7 +94,8 @@ def results_run(results: ResultsFile, source: str, where: Path | str) -> Results
     return ResultsRun(source=source, started=_parse_started(run.started_at), backend=run.backend,
                       git_commit=run.git_commit, edgehil_version=run.edgehil_version, complete=run.complete,
                       records=tuple(results.records),
-                      traces=tuple(trace_from_dict(t, where, run.backend) for t in results.traces))
+                      traces=tuple(trace_from_dict(t, where, run.backend) for t in results.traces),
+                      run_id=run.run_id)
 
 
 def read_results(path: Path) -> ResultsRun:
@@ -147,6 +149,8 @@ def read_nights_from_history(history: History, paths: Sequence[Path], last: int 
     nights: list[tuple[str | None, list[_Part]]] = []
     for path in map(Path, paths):
         parts: list[_Part] = [(key, f, content) for f in night_files(path) for key, content in [history.import_file(f)]]
+        if not path.is_dir() and any(name is None and held[0][0] == parts[0][0] for name, held in nights):
+            continue  # a copy of a run given already (latest.json): one run, or the gate compares it with itself
         nights.append((path.name if path.is_dir() else None, parts))
     if last:
         shown = {key for _, parts in nights for key, _, _ in parts}
@@ -173,8 +177,23 @@ def read_nights_from_history(history: History, paths: Sequence[Path], last: int 
             for rank, i in enumerate(order)]
 
 
+def each_run_once(runs: Sequence[ResultsRun]) -> list[ResultsRun]:
+    """`runs` without copies of a run already given (the same run id), in the order given."""
+    seen: set[str] = set()
+    once = []
+    for run in runs:
+        if run.run_id and run.run_id in seen:
+            continue
+        seen.add(run.run_id)
+        once.append(run)
+    return once
+
+
 def order_runs(runs: Sequence[ResultsRun]) -> list[ResultsRun]:
-    """Oldest first by start time; in the order given when any run lacks one (then the last is newest)."""
+    """Oldest first by start time; in the order given when any run lacks one (then the last is newest).
+    Each run once: a copy of a run (the same run id; `edgehil-results/*.json` takes `latest.json`, a copy
+    of the newest) is the same session, and the gate would compare the newest run with itself."""
+    runs = each_run_once(runs)
     if all(run.started is not None for run in runs):
         return sorted(runs, key=lambda run: run.started)  # type: ignore[arg-type, return-value]
     return list(runs)

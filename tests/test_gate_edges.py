@@ -1,0 +1,182 @@
+"""Gate inputs at the edges a lab's own files reach: values at zero, a candidate that is also one of its
+baseline's sessions, one pair × metric recorded by several tests. Each expected verdict is worked out
+here from the values, not read back from the gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_edgehil.cli import EXIT_ERROR, EXIT_OK, EXIT_REGRESSION, main
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.gate import FailOn, GateStatus, compare_records
+from pytest_edgehil.results.gate_inputs import check_inputs, load_baseline
+from pytest_edgehil.results.history import History
+from pytest_edgehil.results.report import write_report
+from pytest_edgehil.results.store import ResultRecord, load_results
+
+from .conftest import MODELS
+from .test_gate_semantics import exact, record, save
+
+ACCURACY_1 = FailOn.parse("accuracy:1%")
+
+
+def _refuse(token: str) -> float:
+    raise AssertionError(f"not strict JSON: {token}")
+
+
+def task(metric: str, value: float, direction: str, *, test: str = "test_task.py::test_it") -> ResultRecord:
+    """A deterministic task metric (no samples: a score or a count over a fixed evaluation set)."""
+    return ResultRecord(pair="qsegment-coral", model="qsegment", device="coral", kind="coral", metric=metric,
+                        value=value, unit="", backend="SIMULATED", status="pass", direction=direction,
+                        family="accuracy", test=test, outcome="passed")
+
+
+# ----------------------------------------------------------------------------------------- zero values
+
+
+@pytest.mark.parametrize(("metric", "direction", "base", "new", "status"), [
+    ("top1", "higher", 0.72, 0.0, GateStatus.REGRESSED),  # a model that gets nothing right: 100 % worse
+    ("top1", "higher", 0.0, 0.72, GateStatus.IMPROVED),
+    ("false_alarms", "lower", 0.0, 3.0, GateStatus.REGRESSED),  # none before: any is past every threshold
+    ("false_alarms", "lower", 3.0, 0.0, GateStatus.IMPROVED),
+    ("false_alarms", "lower", 0.0, 0.0, GateStatus.SAME),
+])
+def test_a_deterministic_value_at_zero_is_judged_not_left_unknown(metric: str, direction: str, base: float,
+                                                                  new: float, status: GateStatus) -> None:
+    """Relative change from or to zero is 100 % or unbounded, past any threshold: a verdict, not "no ratio"."""
+    c = compare_records(task(metric, base, direction), task(metric, new, direction), ACCURACY_1)
+    assert c.status is status
+    assert c.blocking == (status is GateStatus.REGRESSED)
+
+
+def test_edgehil_compare_fails_a_score_that_fell_to_zero(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    base = save(tmp_path / "base.json", [task("top1", 0.72, "higher")])
+    new = save(tmp_path / "new.json", [task("top1", 0.0, "higher")])
+    assert main(["compare", str(base), str(new), "--history", "off"]) == EXIT_REGRESSION
+    assert "FAIL qsegment-coral top1: 0.72 → 0" in capsys.readouterr().out
+    rose = save(tmp_path / "rose.json", [task("top1", 0.72, "higher")])
+    assert main(["compare", str(new), str(rose), "--history", "off", "--json"]) == EXIT_OK
+    data = json.loads(capsys.readouterr().out, parse_constant=_refuse)  # from zero: no Infinity token
+    assert [c["status"] for c in data["comparisons"]] == ["IMPROVED"]
+    same = save(tmp_path / "same.json", [task("top1", 0.72, "higher")])
+    assert main(["compare", str(base), str(same), "--history", "off"]) == EXIT_OK
+
+
+# ------------------------------------------------------------------ the run under test is not its baseline
+
+
+def _nights(directory: Path, levels: list[float]) -> None:
+    for i, level in enumerate(levels):
+        save(directory / f"night-{i}.json", [record(exact(level))], started_at=f"2026-11-0{i + 1}T00:00:00+00:00")
+
+
+STEADY = [0.0114 * (1 + d) for d in (0.0, 0.003, -0.002, 0.001, -0.003)]  # a steady bench: 5 sessions within ±0.3 %
+
+
+def test_a_candidate_saved_into_its_baseline_directory_is_left_out_of_the_baseline(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pytest --edgehil-save nightly/today.json` then `edgehil compare nightly/ nightly/today.json`: +15 %
+    against 5 steady nights is a regression; counted as a sixth night of its own baseline, it was compared
+    with itself and passed (UNKNOWN: "within what that drift can explain")."""
+    _nights(tmp_path, STEADY)
+    today = save(tmp_path / "today.json", [record(exact(0.0114 * 1.15))], started_at="2026-11-07T00:00:00+00:00")
+    assert main(["compare", str(tmp_path), str(today), "--history", "off", "--json"]) == EXIT_REGRESSION
+    data = json.loads(capsys.readouterr().out)
+    (c,) = data["comparisons"]
+    assert (c["status"], c["n_base"]) == ("REGRESSED", len(STEADY))
+    assert any("left out of the baseline" in flag and "today.json" in flag for flag in data["run_flags"])
+    # A copy of the candidate under another name is the same run (its run id): left out too.
+    shutil.copy(today, tmp_path / "today-copy.json")
+    assert main(["compare", str(tmp_path), str(today), "--history", "off", "--json"]) == EXIT_REGRESSION
+    assert json.loads(capsys.readouterr().out)["comparisons"][0]["n_base"] == len(STEADY)
+
+
+def test_a_baseline_directory_holding_only_the_candidate_is_refused(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    today = save(tmp_path / "today.json", [record(exact(0.0114))])
+    with pytest.raises(ConfigError, match=r"holds no session but the run under test \(.*today\.json"):
+        load_baseline(tmp_path, leave_out=load_results(today))
+    assert main(["compare", str(tmp_path), str(today), "--history", "off"]) == EXIT_ERROR
+    assert "holds no session but the run under test" in capsys.readouterr().err
+
+
+def test_a_session_copied_twice_into_a_baseline_directory_counts_once(tmp_path: Path) -> None:
+    """Copies of one night would count it several times, a spread of zero between them, and the drift
+    estimate would understate the bench's drift; a run is one session whatever its files are named."""
+    _nights(tmp_path, STEADY)
+    for copy in range(3):
+        shutil.copy(tmp_path / "night-0.json", tmp_path / f"night-0-copy{copy}.json")
+    sessions = load_baseline(tmp_path)
+    assert len(sessions) == len(STEADY)
+    assert len({s.run.run_id for s in sessions}) == len(STEADY)
+
+
+def test_the_report_of_a_results_directory_glob_does_not_compare_the_newest_run_with_its_copy(tmp_path: Path) -> None:
+    """`edgehil report edgehil-results/*.json` takes latest.json too, a copy of the newest run: the page's
+    gate compared that run with itself and said "passed (all SAME)" over a +15 % regression."""
+    _nights(tmp_path, STEADY[:1])
+    newest = save(tmp_path / "night-9.json", [record(exact(0.0114 * 1.15))], started_at="2026-11-09T00:00:00+00:00")
+    shutil.copy(newest, tmp_path / "latest.json")
+    html = tmp_path / "report.html"
+    runs = write_report(sorted(tmp_path.glob("*.json")), html)
+    page = html.read_text(encoding="utf-8")
+    assert "edgehil gate FAILED: 1 blocking (1 REGRESSED" in page
+    assert len(runs) == 2  # the trends count the run once too
+    # Through a history store (the copy is the same run there: one key).
+    with History(tmp_path / "history.sqlite") as history:
+        runs = write_report(sorted(tmp_path.glob("*.json")), html, history=history)
+    assert "edgehil gate FAILED: 1 blocking (1 REGRESSED" in html.read_text(encoding="utf-8")
+    assert len(runs) == 2
+
+
+# ------------------------------------------------------------ one pair × metric recorded by several tests
+
+
+def test_a_metric_recorded_by_two_tests_with_different_values_is_a_named_input_problem(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A test parametrized over two evaluation splits records top1 for one pair twice. The val split stays
+    at 0.80, the test split falls 0.75 → 0.71 (5.3 % worse, past accuracy:1 %): comparing the first record
+    only, the gate passed (SAME) with a note. One value per pair × metric cannot say which to compare."""
+    def split(name: str, value: float) -> ResultRecord:
+        return task("top1", value, "higher", test=f"test_dup.py::test_top1[qsegment-coral-{name}]")
+    base = save(tmp_path / "base.json", [split("val", 0.80), split("test", 0.75)])
+    new = save(tmp_path / "new.json", [split("val", 0.80), split("test", 0.71)])
+    assert main(["compare", str(base), str(new), "--history", "off"]) == EXIT_REGRESSION
+    out = capsys.readouterr().out
+    assert "FAIL INPUT DUPLICATES" in out and "qsegment-coral top1" in out and "qsegment-coral-test]" in out
+    assert "edgehil gate FAILED: input duplicates" in out
+    # Allowed, the old behaviour (the first compared, a note), and equal values are no problem at all.
+    assert main(["compare", str(base), str(new), "--history", "off", "--allow", "duplicates"]) == EXIT_OK
+    twice = save(tmp_path / "twice.json", [split("val", 0.80), split("test", 0.80)])
+    assert not check_inputs(load_baseline(twice), load_results(twice))
+
+
+def test_the_pytest_gate_names_a_metric_its_own_run_recorded_twice(pytester: pytest.Pytester,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeini(f"""
+        [pytest]
+        edgehil_models_dir = {MODELS}
+    """)
+    pytester.makepyfile(test_dup="""
+        import os
+        import pytest
+
+        @pytest.mark.edgehil_metrics("top1")
+        @pytest.mark.parametrize("split", ["val", "test"])
+        def test_top1(edgehil_record, split):
+            edgehil_record.check("top1", float(os.environ["TOP1_" + split.upper()]))
+    """)
+    pytester.makefile(".toml", budgets='[[budget]]\nmodel = "qsegment"\ndevice = "coral"\n'
+                                       '[budget.limits]\ntop1 = { min = 0.70 }\n')
+    args = ("--device=coral", "-p", "no:cacheprovider", "--budgets=budgets.toml", "--edgehil-history=off")
+    monkeypatch.setenv("TOP1_VAL", "0.80")
+    monkeypatch.setenv("TOP1_TEST", "0.75")
+    pytester.runpytest(*args, "--edgehil-save=base.json").assert_outcomes(passed=2)
+    monkeypatch.setenv("TOP1_TEST", "0.71")
+    result = pytester.runpytest(*args, "--edgehil-save=new.json", "--edgehil-baseline=base.json")
+    result.stdout.fnmatch_lines(["*FAIL INPUT DUPLICATES*qsegment-coral top1*", "*edgehil gate FAILED*duplicates*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
