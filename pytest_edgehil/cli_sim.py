@@ -27,6 +27,7 @@ def _run_sim_analyzer(args: argparse.Namespace) -> int:
 
     load = PeriodicLoad.parse(args.load) if args.load else None
     timeline = ActivityTimeline(idle_power_w=args.idle_power, supply_v=args.supply)
+    _take_stop_signals()
     live = LiveTimeline(timeline, load).start()
     # The timeline follows the wall clock: a capture waits (up to a minute) for its window to pass.
     twin = AnalyzerTwin(timeline, dialect=args.dialect, seed=args.seed, grace_s=60.0)
@@ -36,6 +37,8 @@ def _run_sim_analyzer(args: argparse.Namespace) -> int:
               + (f", load {load.active_power_w:g} W for {load.active_s:g} s every {load.period_s:g} s "
                  "(trigger line high meanwhile)" if load else "") + "; Ctrl-C stops it", file=sys.stderr, flush=True)
         _serve_until_stopped()
+    except KeyboardInterrupt:
+        pass  # stopped before it got to wait: as asked
     finally:
         twin.close()
         live.stop()
@@ -85,22 +88,33 @@ def _run_sim_device(args: argparse.Namespace) -> int:
     from pytest_edgehil.sim import start_device_twin  # the simulation stays off the other commands
 
     name = args.name or f"{args.kind}-{os.getpid()}"
-    twin, port = start_device_twin(args.kind, name, seed=args.seed, as_board=args.as_board)
+    _take_stop_signals()
+    twin = None
     try:
+        twin, port = start_device_twin(args.kind, name, seed=args.seed, as_board=args.as_board)
         print(port, flush=True)
         print(f"device twin {twin.name!r} ({args.kind}, firmware {twin.profile.firmware!r}) serving on {port}; "
               "Ctrl-C stops it", file=sys.stderr, flush=True)
         _serve_until_stopped()
+    except KeyboardInterrupt:
+        pass  # stopped before it got to wait: as asked
     finally:
-        twin.close()
+        if twin is not None:
+            twin.close()
     return EXIT_OK
 
 
-def _serve_until_stopped() -> None:
-    """Sleep until SIGINT or SIGTERM. A shell starting us in the background ignores SIGINT for us: take it
-    back, so Ctrl-C (or a test's or a script's signal) always stops the twin cleanly."""
+def _take_stop_signals() -> None:
+    """SIGINT and SIGTERM stop the twin cleanly (KeyboardInterrupt), from before its address is printed: a
+    script that reads the address and signals at once used to kill it with the default SIGTERM action
+    (exit status -15, nothing closed). A shell starting us in the background ignores SIGINT for us: take
+    it back too."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def _serve_until_stopped() -> None:
+    """Sleep until SIGINT or SIGTERM (`_take_stop_signals`)."""
     try:
         while True:
             time.sleep(0.2)

@@ -103,3 +103,14 @@ def test_two_sim_devices_of_one_kind_without_names_report_different_serial_numbe
             process.send_signal(signal.SIGTERM)
         for process in processes:
             assert process.wait(timeout=20) == 0
+
+
+def test_a_twin_signalled_as_soon_as_it_prints_its_port_stops_cleanly() -> None:
+    # The signal handlers used to be taken after the port was printed: a script that read the port and
+    # stopped the twin at once killed it with SIGTERM's default action (status -15, nothing closed).
+    process = subprocess.Popen([sys.executable, "-m", "pytest_edgehil.cli", "sim", "device", "coral"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("/dev/")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
