@@ -180,3 +180,23 @@ def test_the_pytest_gate_names_a_metric_its_own_run_recorded_twice(pytester: pyt
     result = pytester.runpytest(*args, "--edgehil-save=new.json", "--edgehil-baseline=base.json")
     result.stdout.fnmatch_lines(["*FAIL INPUT DUPLICATES*qsegment-coral top1*", "*edgehil gate FAILED*duplicates*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+# ----------------------------------------------------------------------------------- at the threshold
+
+
+@pytest.mark.parametrize(("direction", "base", "new", "spec", "status"), [
+    # A threshold is the largest change that passes (docs/gate.md); these are exactly at it, though the
+    # relative change computes a few ulps past it in floating point.
+    ("higher", 0.72, 0.7128, "accuracy:1%", GateStatus.SAME),  # 1 - 0.7128/0.72 = 0.010000000000000009
+    ("lower", 10.0, 10.5, "accuracy:5%", GateStatus.SAME),  # 10.5/10 - 1 = 0.050000000000000044
+    ("higher", 0.72, 0.7272, "accuracy:1%", GateStatus.SAME),  # 1 % better: not past it either
+    # Just past it, in either direction.
+    ("higher", 0.72, 0.7127, "accuracy:1%", GateStatus.REGRESSED),
+    ("lower", 10.0, 10.5001, "accuracy:5%", GateStatus.REGRESSED),
+    ("higher", 0.72, 0.7273, "accuracy:1%", GateStatus.IMPROVED),
+])
+def test_a_change_of_exactly_the_threshold_passes_and_one_just_past_it_does_not(
+        direction: str, base: float, new: float, spec: str, status: GateStatus) -> None:
+    c = compare_records(task("score", base, direction), task("score", new, direction), FailOn.parse(spec))
+    assert c.status is status
