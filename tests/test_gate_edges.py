@@ -4,6 +4,7 @@ here from the values, not read back from the gate."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -200,3 +201,19 @@ def test_a_change_of_exactly_the_threshold_passes_and_one_just_past_it_does_not(
         direction: str, base: float, new: float, spec: str, status: GateStatus) -> None:
     c = compare_records(task("score", base, direction), task("score", new, direction), FailOn.parse(spec))
     assert c.status is status
+
+
+# ------------------------------------------------------------------------------------------- units
+
+
+def test_a_baseline_in_other_units_is_shown_in_its_own_unit_and_not_compared(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # 0.01216 J is 12.16 mJ: printed as "0.01216 mJ → 12.16 mJ" it read as a thousandfold regression.
+    base = save(tmp_path / "base.json", [dataclasses.replace(record(exact(0.01216)), unit="J")])
+    new = save(tmp_path / "new.json", [record(exact(12.16))])
+    assert main(["compare", str(base), str(new), "--history", "off"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "0.01216 J → 12.16 mJ" in out and "units differ: 'J' → 'mJ'" in out
+    assert "0.01216 mJ" not in out
+    assert main(["compare", str(base), str(new), "--history", "off", "--json"]) == EXIT_OK
+    (row,) = json.loads(capsys.readouterr().out)["comparisons"]
+    assert (row["base_unit"], row["unit"], row["status"]) == ("J", "mJ", "UNKNOWN")

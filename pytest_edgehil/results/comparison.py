@@ -102,6 +102,13 @@ class Comparison:
     n_new: int = 0
     flags: tuple[str, ...] = ()
     note: str = ""
+    base_unit: str | None = None  # the baseline's unit when it is not `unit` (then never compared)
+
+    @property
+    def base_unit_text(self) -> str:
+        """" mJ": the unit the baseline value was recorded in, to print beside it."""
+        unit = self.unit if self.base_unit is None else self.base_unit
+        return f" {unit}" if unit else ""
 
     @property
     def higher_is_better(self) -> bool:
@@ -129,10 +136,13 @@ class Comparison:
         unit = f" {self.unit}" if self.unit else ""
         head = f"{self.pair} {self.metric}"
         if self.status is GateStatus.MISSING:
-            return f"{head}: in the baseline ({fmt(self.base_value)}{unit}) but not measured in this run"
+            return f"{head}: in the baseline ({fmt(self.base_value)}{self.base_unit_text}) but not measured in this run"
         if self.status is GateStatus.NEW:
             return f"{head}: measured in this run ({fmt(self.new_value)}{unit}), not in the baseline"
-        text = f"{head}: {fmt(self.base_value)} → {fmt(self.new_value)}{unit}"
+        if self.base_unit is not None:  # the values differ in unit: each with its own
+            text = f"{head}: {fmt(self.base_value)}{self.base_unit_text} → {fmt(self.new_value)}{unit}"
+        else:
+            text = f"{head}: {fmt(self.base_value)} → {fmt(self.new_value)}{unit}"
         if self.ratio is not None and math.isfinite(self.ratio):
             text += f", ratio {self.ratio:.3f}"
             if self.ci_low is not None and self.ci_high is not None:
@@ -215,7 +225,7 @@ class GateReport:
                 verdict += " ✗ FAILS"
             elif not c.gated and c.status in (GateStatus.REGRESSED, GateStatus.IMPROVED):
                 verdict += " (not gated)"
-            rows.append((c.pair, c.metric, fmt(c.base_value) + (unit if c.base_value is not None else ""),
+            rows.append((c.pair, c.metric, fmt(c.base_value) + (c.base_unit_text if c.base_value is not None else ""),
                          fmt(c.new_value) + (unit if c.new_value is not None else ""), c.ratio_text(),
                          "" if c.p_value is None else f"{c.p_value:.2g}", verdict, "; ".join(c.flags)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -240,6 +250,7 @@ class GateReport:
                 "comparisons": [{**{k: getattr(c, k) for k in (
                     "pair", "metric", "unit", "base_value", "new_value", "ratio", "ci_low", "ci_high", "p_value",
                     "method", "n_base", "n_new", "note", "blocking", "gated", "threshold")},
+                    "base_unit": c.unit if c.base_unit is None else c.base_unit,
                     "family": c.family.value, "direction": c.direction.value if c.direction else None,
                     "status": c.status.value, "flags": list(c.flags)}
                     for c in self.comparisons]}

@@ -169,7 +169,8 @@ def _start(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> tuple[Comp
                             direction=spec.direction or base_spec.direction, status=GateStatus.UNKNOWN,
                             blocking=False, gated=family in fail_on.thresholds,
                             threshold=fail_on.thresholds.get(family, REPORT_THRESHOLD),
-                            base_value=base.value, new_value=new.value, flags=tuple(context_flags(base, new)))
+                            base_value=base.value, new_value=new.value, flags=tuple(context_flags(base, new)),
+                            base_unit=base.unit if base.unit != new.unit else None)
     incomparable = []
     if base.unit != new.unit:
         incomparable.append(f"units differ: {base.unit!r} → {new.unit!r}")
