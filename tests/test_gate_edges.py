@@ -217,3 +217,11 @@ def test_a_baseline_in_other_units_is_shown_in_its_own_unit_and_not_compared(tmp
     assert main(["compare", str(base), str(new), "--history", "off", "--json"]) == EXIT_OK
     (row,) = json.loads(capsys.readouterr().out)["comparisons"]
     assert (row["base_unit"], row["unit"], row["status"]) == ("J", "mJ", "UNKNOWN")
+
+
+def test_a_comparison_across_two_boards_of_one_kind_says_so() -> None:
+    base, new = (dataclasses.replace(record(exact(1.0)), context={"model_sha256": "a" * 64, "device_serial": serial})
+                 for serial in ("CORAL-0001", "CORAL-0002"))
+    flags = compare_records(base, new, FailOn.parse("energy:5%")).flags
+    assert "board serial number differs: CORAL-0001 → CORAL-0002" in flags
+    assert not compare_records(base, base, FailOn.parse("energy:5%")).flags

@@ -93,11 +93,13 @@ REPORT_THRESHOLD = 0.05  # families that do not gate are still classified at thi
 _EXACT_FAMILIES = (Family.FOOTPRINT, Family.ACCURACY)
 _CONTEXT_CHECKS = (("model_sha256", "model SHA-256"), ("device_firmware", "firmware"),
                    ("protocol_version", "protocol version"), ("sample_interval_s", "sample interval"),
-                   ("instrument_idn", "instrument"))
+                   ("instrument_idn", "instrument"), ("device_serial", "board serial number"))
 
 
 def context_flags(base: ResultRecord, new: ResultRecord) -> list[str]:
-    """What differs between the two sides' measurement context; empty when like for like."""
+    """What differs between the two sides' measurement context; empty when like for like. (Another board
+    of the same kind is flagged too: boards of one kind differ by a few % in power, which a pool of lab
+    boards or a replaced one would pass off as a change of the model.)"""
     flags = []
     a, b = base.context or {}, new.context or {}
     for key, label in _CONTEXT_CHECKS:
