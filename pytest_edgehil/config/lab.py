@@ -65,8 +65,6 @@ class LabConfig:
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     dataset_root: Path | None = None
     physics: dict[str, Any] = field(default_factory=dict)  # `[physics]`: the simulated bench's effects
-    # --backend hw: every device must be real, and a board whose HELLO says simulated firmware is refused
-    hardware_only: bool = False
     coordinator: str | None = None  # `[lab] coordinator`: the labgrid coordinator of `place`/`tags` devices
 
     @property
@@ -237,7 +235,7 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
                 f"--backend hw, but lab {lab.name!r} marks {', '.join(simulated)} as simulated; "
                 "pass --lab with a hardware lab file (see fixtures/lab.example-hw.toml)"
             )
-        return replace(lab, hardware_only=True)
+        return lab  # each device's HELLO is then checked for twin firmware (bring_up.check_identity)
     raise ConfigError(f"--backend must be 'sim' or 'hw', got {backend!r}")
 
 
