@@ -288,7 +288,7 @@ class Bench:
                 raise DeviceError(f"device {config.name!r}: cannot open port {port} at {config.baud} baud: {exc}. "
                                   "Check the cable, that no other program holds the port, and the lab file's "
                                   "`port`/`usb_serial`.") from exc
-            check_identity(config, port, hello, hardware_only=self.lab.hardware_only)
+            check_identity(config, port, hello)
             return DeviceUnderTest(config, port, client, hello, traffic, twin, lock=lock, place=lease)
         except BaseException:
             # A failed bring-up owns nothing afterwards: close its port, stop its twin and give its lock back,

@@ -4,8 +4,9 @@ HELLO identity against the lab.
 A board on an analyzer's output is dark until the output is on, and an N6705C's external trigger fires
 only from a digital pin configured as trigger input: both are done before the first byte goes to the
 board (`power_board`). A HELLO is checked against the lab (`check_identity`): the kind the lab names,
-and, under `--backend hw`, firmware that is not a twin (a twin served on a pty or a TCP port and
-declared as hardware in a lab file would otherwise be recorded as HW).
+and, for a device the lab declares as hardware, firmware that is not a twin: a twin served on a pty or a
+TCP port (`edgehil sim device`) and declared as hardware would otherwise be recorded, summarised and gated
+as HW, with or without `--backend hw`. A twin meant to stand in for a board says so with `--as-board`.
 """
 
 from __future__ import annotations
@@ -39,18 +40,19 @@ def simulated_firmware(hello: HelloReply) -> str | None:
     return None
 
 
-def check_identity(config: DeviceConfig, port: str, hello: HelloReply, *, hardware_only: bool) -> None:
-    """Raise DeviceError when the HELLO is not the board the lab names: another kind, or (under
-    `--backend hw`) simulated firmware."""
+def check_identity(config: DeviceConfig, port: str, hello: HelloReply) -> None:
+    """Raise DeviceError when the HELLO is not the board the lab names: another kind, or simulated firmware
+    on a device the lab declares as hardware (`simulated` false)."""
     if hello.device_kind != config.kind:
         raise DeviceError(f"device {config.name!r} on {port} identifies as kind {hello.device_kind!r}, "
                           f"the lab file says {config.kind!r}; fix the lab file or the cabling")
-    why = simulated_firmware(hello) if hardware_only else None
+    why = None if config.simulated else simulated_firmware(hello)
     if why is not None:
-        raise DeviceError(f"device {config.name!r} on {port}: --backend hw, but it answers HELLO as simulated "
-                          f"firmware ({why}): a twin, not a board, so its numbers would be recorded as HW. "
-                          "Point the lab file's `port`/`usb_serial` at the real board, or run without "
-                          "--backend hw (or mark the device `simulated = true`)")
+        raise DeviceError(f"device {config.name!r} on {port}: declared as hardware in the lab file, but it answers "
+                          f"HELLO as simulated firmware ({why}): a twin, not a board, so its numbers would be "
+                          "recorded as HW. Point the lab file's `port`/`usb_serial` at the real board; for a twin, "
+                          "set `simulated = true` (the plugin serves its own), or serve it with "
+                          "`edgehil sim device KIND --as-board` if it is to stand in for a board")
 
 
 def power_board(config: DeviceConfig, analyzer: PowerAnalyzer, supply: SupplySettings) -> None:

@@ -96,3 +96,35 @@ def test_the_device_kind_entry_point_group_keeps_its_public_name() -> None:
     from pytest_edgehil.config.kinds import ENTRY_POINT_GROUP
 
     assert ENTRY_POINT_GROUP == "pytest_edgehil.devices"
+
+
+def _rack(tmp_path: Path, tables: str) -> Path:
+    path = tmp_path / "rack.toml"
+    path.write_text('[lab]\nname = "rack"\n' + tables)
+    return path
+
+
+def test_two_selected_devices_on_one_board_are_refused_at_start_up_naming_both(tmp_path):
+    # Otherwise the second one's bring-up fails "busy: held by PID <this run>", as if another run held it.
+    (tmp_path / "by-id").mkdir()
+    alias = tmp_path / "by-id" / "usb-coral"
+    alias.symlink_to("/dev/ttyACM0")  # a /dev/serial/by-id name is the same board as the device node
+    lab = load_lab(_rack(tmp_path, '[devices.coral]\nport = "/dev/ttyACM0"\n'
+                                   f'[devices.coral-b]\nkind = "coral"\nport = "{alias}"\n'
+                                   '[devices.imx500]\nusb_serial = "0A1B"\n[devices.cam]\nkind = "imx500"\n'
+                                   'usb_serial = "0A1B"\n[devices.spresense]\nport = "/dev/ttyUSB0"\n'))
+    with pytest.raises(ConfigError, match=r"devices 'coral' and 'coral-b' of lab 'rack' both name port "
+                                          r"/dev/ttyACM0: one board .*select one of them.*`port`"):
+        select_devices(lab, "coral,coral-b")
+    with pytest.raises(ConfigError, match=r"devices 'imx500' and 'cam' of lab 'rack' both name usb_serial '0A1B'"):
+        select_devices(lab, "spresense,imx500,cam")
+    with pytest.raises(ConfigError, match=r"devices 'coral' and 'coral-b' .* both name port"):
+        select_devices(lab, "all")
+    # Each alone, or with a board of its own, is fine: a lab may describe one board two ways (two firmwares).
+    assert select_devices(lab, "coral-b,imx500,spresense") == ["coral-b", "imx500", "spresense"]
+
+
+def test_simulated_devices_never_share_a_board(tmp_path):
+    lab = load_lab(_rack(tmp_path, '[devices.coral]\nport = "/dev/ttyACM0"\n[devices.coral-b]\nkind = "coral"\n'
+                                   'port = "/dev/ttyACM0"\n'))
+    assert select_devices(apply_backend(lab, "sim"), "all") == ["coral", "coral-b"]  # each its own twin

@@ -107,7 +107,7 @@ class Project:
 
 @pytest.fixture
 def rack(tmp_path: Path) -> Iterator[Project]:
-    twin, _ = start_device_twin("coral", "coral")
+    twin, _ = start_device_twin("coral", "coral", as_board=True)  # a rack board: HELLO as a board
     try:
         yield Project(tmp_path, {"coral": twin})
     finally:
@@ -277,7 +277,7 @@ def test_loadgroup_keeps_every_device_on_one_worker(edgehil_project):
 def test_plain_n2_on_a_hardware_lab_groups_by_device_instead_of_failing_busy(edgehil_project, monkeypatch, tmp_path):
     pytest.importorskip("xdist")
     monkeypatch.setenv("EDGEHIL_LOCK_DIR", str(tmp_path / "locks"))
-    twins = {name: start_device_twin(name, name)[0] for name in ("coral", "imx500")}
+    twins = {name: start_device_twin(name, name, as_board=True)[0] for name in ("coral", "imx500")}
     try:
         tables = "".join(f'[devices.{n}]\nkind = "{n}"\nport = "{t.port}"\n\n' for n, t in twins.items())
         lab = edgehil_project.makefile(".toml", lab=tables)

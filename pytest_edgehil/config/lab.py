@@ -7,6 +7,7 @@ silently replaced by a twin: if it cannot be reached the run fails, naming the p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,8 +66,6 @@ class LabConfig:
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     dataset_root: Path | None = None
     physics: dict[str, Any] = field(default_factory=dict)  # `[physics]`: the simulated bench's effects
-    # --backend hw: every device must be real, and a board whose HELLO says simulated firmware is refused
-    hardware_only: bool = False
     coordinator: str | None = None  # `[lab] coordinator`: the labgrid coordinator of `place`/`tags` devices
 
     @property
@@ -237,17 +236,46 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
                 f"--backend hw, but lab {lab.name!r} marks {', '.join(simulated)} as simulated; "
                 "pass --lab with a hardware lab file (see fixtures/lab.example-hw.toml)"
             )
-        return replace(lab, hardware_only=True)
+        return lab  # each device's HELLO is then checked for twin firmware (bring_up.check_identity)
     raise ConfigError(f"--backend must be 'sim' or 'hw', got {backend!r}")
 
 
 def select_devices(lab: LabConfig, selection: str | None) -> list[str]:
     """Names chosen by `--device NAME[,NAME…]|all`; unknown names are an error listing the known ones."""
     if not selection or selection == "all":
-        return list(lab.devices)
+        names = list(lab.devices)
+        _check_one_board_each(lab, names)
+        return names
     names = [s.strip() for s in selection.split(",") if s.strip()]
     unknown = [n for n in names if n not in lab.devices]
     if unknown:
         raise ConfigError(f"--device {','.join(unknown)}: not in lab {lab.name!r}; "
                           f"known devices: {', '.join(lab.devices)} (or 'all')")
+    _check_one_board_each(lab, names)
     return names
+
+
+def _board_keys(dev: DeviceConfig) -> list[tuple[str, str]]:
+    """What identifies the board a hardware device opens: its port (a local path with its links resolved, so
+    a /dev/serial/by-id name equals its device node) and its USB serial number."""
+    keys = [("usb_serial", repr(dev.usb_serial))] if dev.usb_serial else []
+    if dev.port:
+        keys.append(("port", dev.port if "://" in dev.port else os.path.realpath(dev.port)))
+    return keys
+
+
+def _check_one_board_each(lab: LabConfig, names: list[str]) -> None:
+    """ConfigError when two selected hardware devices name one board. Checked on the selection only: a lab
+    may describe one board two ways (e.g. two firmwares) as long as a run uses one of them. Without this
+    the second device's bring-up fails "busy: held by PID ..." naming this very run."""
+    seen: dict[tuple[str, str], str] = {}
+    for name in names:
+        dev = lab.devices[name]
+        if dev.simulated:
+            continue  # each simulated device gets a twin of its own
+        for key in _board_keys(dev):
+            if key in seen:
+                raise ConfigError(f"devices {seen[key]!r} and {name!r} of lab {lab.name!r} both name {key[0]} "
+                                  f"{key[1]}: one board cannot be two devices in one run; select one of them "
+                                  f"(--device), or fix the `{key[0]}` of one in the lab file")
+            seen[key] = name

@@ -211,9 +211,20 @@ def _no_pairs_reason(s: EdgeHILSession, metrics: tuple[str, ...], unbudgeted: bo
         where = "no budget table was found" + (" and no --model PATH.tflite was given" if unbudgeted else "")
         return (f"edgehil: no model/device pair to run ({where}); pass --budgets PATH (or ini edgehil_budgets), "
                 "or run `edgehil init` to write the reference budgets and suites")
-    fix = ("add a limit for one of these metrics to a [[budget]] entry"
-           + (", or measure a model without a budget with --model PATH.tflite" if unbudgeted else ""))
-    return f"edgehil: no pair in the {len(s.budgets)} budget entries has a limit for {wanted}; {fix}"
+    without = ", or measure a model without a budget with --model PATH.tflite" if unbudgeted else ""
+    # Entries that have the limit but are for kinds the lab has no device of: name them, since "add a limit"
+    # would send the user to write one that exists. (A kind the lab has can still pair with nothing, e.g. an
+    # eembc firmware with another model compiled in: the general message then.)
+    elsewhere = [b for b in s.budgets if any(m in b.limits for m in metrics)]
+    lab_kinds = {d.kind for d in s.lab.devices.values()}
+    if elsewhere and not any(b.device_kind in lab_kinds for b in elsewhere):
+        kinds = sorted({b.device_kind for b in elsewhere})
+        return (f"edgehil: no pair in lab {s.lab.name!r} has a limit for {wanted}: the budget entries that do "
+                f"({', '.join(b.id for b in elsewhere)}) are for device kinds the lab lacks ({', '.join(kinds)}; "
+                f"its devices: {', '.join(s.lab.devices)}); add such a device to the lab, or a [[budget]] entry "
+                f"with this limit for a kind it has{without}")
+    return (f"edgehil: no pair in the {len(s.budgets)} budget entries has a limit for {wanted}; add a limit for one "
+            f"of these metrics to a [[budget]] entry{without}")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker hook, which names loadgroup items by their group
