@@ -88,6 +88,14 @@ def test_select_devices():
     assert set(select_devices(lab, "all")) == set(lab.devices)
     with pytest.raises(ConfigError, match="known devices"):
         select_devices(lab, "coral,nope")
+    assert set(select_devices(lab, None)) == set(lab.devices)  # the option not given: every device
+
+
+@pytest.mark.parametrize("given", ["", " ", ",", " , "])
+def test_a_given_but_empty_device_selection_is_refused_not_taken_for_all(given: str) -> None:
+    # `--device=$BOARD` with BOARD unset in a CI job ran every board of the lab.
+    with pytest.raises(ConfigError, match=r"--device is empty .*a CI variable left unset.*'all'"):
+        select_devices(simulated_lab(), given)
 
 
 def test_the_device_kind_entry_point_group_keeps_its_public_name() -> None:

@@ -106,8 +106,9 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
     if kind_name not in kinds:
         hint = closest(kind_name, kinds)
         raise ConfigError(f"{where}: [devices.{name}]: `kind` = {kind_name!r} is not a known device kind"
-                          + (f"; did you mean {hint!r}?" if hint else "") + f" Known kinds: {', '.join(sorted(kinds))}; "
-                          f"a new kind is registered through the {ENTRY_POINT_GROUP!r} entry-point group")
+                          + (f"; did you mean {hint!r}?" if hint else "") + f". Known kinds: {', '.join(sorted(kinds))}; "
+                          "a new kind is declared in a kinds file named by the lab's `[lab] kinds` (docs/extending.md) "
+                          f"or registered through the {ENTRY_POINT_GROUP!r} entry-point group")
     kind = get_device_kind(kind_name)
     if table.simulated and not has_twin(kind.name):
         raise ConfigError(f"{where}: [devices.{name}]: device {name!r} is marked simulated but kind {kind.name!r} "
@@ -241,8 +242,13 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
 
 
 def select_devices(lab: LabConfig, selection: str | None) -> list[str]:
-    """Names chosen by `--device NAME[,NAME…]|all`; unknown names are an error listing the known ones."""
-    if not selection or selection == "all":
+    """Names chosen by `--device NAME[,NAME…]|all` (None, the option not given: all); unknown names are an
+    error listing the known ones, and so is a given but empty selection (`--device=$BOARD` with BOARD unset
+    in a CI job would otherwise run every board of the lab)."""
+    if selection is not None and not selection.replace(",", "").strip():
+        raise ConfigError(f"--device is empty ({selection!r}: a CI variable left unset?); give device names from "
+                          f"lab {lab.name!r} ({', '.join(lab.devices)}) or 'all'")
+    if selection is None or selection == "all":
         names = list(lab.devices)
         _check_one_board_each(lab, names)
         return names
