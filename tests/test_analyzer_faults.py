@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -61,11 +61,16 @@ def manager() -> pyvisa.ResourceManager:
     return pyvisa.ResourceManager("@py")
 
 
-def configure_and_arm(analyzer: ScpiAnalyzer, twin: AnalyzerTwin, *, current_range_a: float = 0.1) -> None:
+def configure_and_arm(analyzer: ScpiAnalyzer, twin: AnalyzerTwin, *, current_range_a: float = 0.1,
+                      after_arm: Callable[[], object] | None = None) -> None:
+    """Configure, arm and play the device; `after_arm` (e.g. a status fault's injection) runs once `arm()`
+    has returned, so that a fault aimed at the status query hits the wait, not arm's ready check."""
     interval_s, pre = CAPTURES[twin.dialect_name]
     analyzer.configure(voltage_v=SUPPLY_V, current_range_a=current_range_a, sample_interval_s=interval_s,
                        points=POINTS, pretrigger_points=pre)
     analyzer.arm("EXT")
+    if after_arm is not None:
+        after_arm()
     play_device(twin.timeline, inference_s=100 * interval_s).join()
 
 
@@ -145,10 +150,10 @@ def test_a_bad_fetch_reply_costs_one_capture_not_the_session(kind: str, twin: An
 @pytest.mark.parametrize("text", [b"INF", b"9.9E37", b"9.91E37", b"NAN"])
 def test_inf_or_nan_in_a_status_reply_is_a_typed_error_and_the_wait_resumes(
         text: bytes, timeline: ActivityTimeline, manager: pyvisa.ResourceManager) -> None:
-    with AnalyzerTwin(timeline, faults=[AnalyzerFault("inf-status", text=text)]) as twin:
+    with AnalyzerTwin(timeline) as twin:
         analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
         assert isinstance(analyzer, ScpiAnalyzer)
-        configure_and_arm(analyzer, twin)
+        configure_and_arm(analyzer, twin, after_arm=lambda: twin.inject("inf-status", text=text))
         with pytest.raises(InstrumentReplyError, match=r"STAT:OPER:COND\? \(@1\)'.*(sentinel|not a number)") as info:
             analyzer.wait_complete(timeout_s=5.0)
         assert twin.resource in str(info.value) and info.value.reply == text
@@ -160,8 +165,7 @@ def test_inf_or_nan_in_a_status_reply_is_a_typed_error_and_the_wait_resumes(
 
 
 def test_non_ascii_bytes_in_a_text_reply_are_named_and_cleared(twin: AnalyzerTwin, analyzer: ScpiAnalyzer) -> None:
-    twin.inject("non-ascii")
-    configure_and_arm(analyzer, twin)
+    configure_and_arm(analyzer, twin, after_arm=lambda: twin.inject("non-ascii"))
     with pytest.raises(InstrumentReplyError, match=r"non-ASCII byte 0xb5 at offset 1") as info:
         analyzer.wait_complete(timeout_s=5.0)
     assert twin.resource in str(info.value) and b"\xb5" in info.value.reply
@@ -283,9 +287,11 @@ def test_a_link_that_cannot_resynchronize_retries_before_its_next_use(
         analyzer = open_analyzer(twin.resource, resource_manager=manager, timeout_ms=TIMEOUT_MS)
         assert isinstance(analyzer, ScpiAnalyzer)
         # The status query times out, and so does the *IDN? the recovery syncs on.
-        twin.inject("timeout", on="STAT:OPER:COND")
-        twin.inject("timeout", on="*IDN", count=2)
-        configure_and_arm(analyzer, twin)
+        def faults() -> None:
+            twin.inject("timeout", on="STAT:OPER:COND")
+            twin.inject("timeout", on="*IDN", count=2)
+
+        configure_and_arm(analyzer, twin, after_arm=faults)
         with pytest.raises(InstrumentTimeout, match="did not answer 'STAT:OPER:COND"):
             analyzer.wait_complete(timeout_s=5.0)
         assert analyzer.link.needs_recovery and twin.faults.pending() == 1
@@ -309,8 +315,8 @@ def test_a_fetch_left_waiting_for_a_trigger_is_released_and_leaves_no_stale_erro
     interval_s, pre = CAPTURES[twin.dialect_name]
     analyzer.configure(voltage_v=SUPPLY_V, current_range_a=0.1, sample_interval_s=interval_s, points=POINTS,
                        pretrigger_points=pre)
-    twin.inject("inf-status", text=b"0")
     analyzer.arm("EXT")  # nothing plays on the timeline: no trigger
+    twin.inject("inf-status", text=b"0")  # after arm's own ready check, which the twin passes
     analyzer.wait_complete(timeout_s=5.0)
     with pytest.raises(InstrumentTimeout, match=r"did not answer '(FETC|DATA)") as info:
         analyzer.fetch_trace()

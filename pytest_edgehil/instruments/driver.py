@@ -70,6 +70,8 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
     waiting_bit: ClassVar[int]  # status bit set while armed and waiting for the trigger
     measuring_bit: ClassVar[int]  # status bit set from the trigger until the capture is complete
     poll_interval_s: ClassVar[float] = 0.005
+    #: How long `arm` waits for the instrument to report it is ready for its trigger (N6705C: "a few ms").
+    arm_timeout_s: float = 2.0
 
     #: "REAL" (float32 binary blocks, the fast path) or "ASC" (text), where a FORMAT_SETTING exists.
     transfer_format: str = "REAL"
@@ -216,6 +218,26 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
                               f"supported; use one of {', '.join(TRIGGER_SOURCES)}")
         self._start_acquisition(source)
         self._state = "armed"
+        self._wait_ready(source)
+
+    def _wait_ready(self, source: str) -> None:
+        """Return once the instrument reports the acquisition waiting for (or past) its trigger.
+
+        After INITiate the trigger system takes a few milliseconds to get ready, and a trigger before then is
+        ignored (N6705C guide: test the WTG-meas bit). Started before it, the device's first inference goes
+        uncaptured: the capture fires on a later one and the device-timed windows land a period late (4x
+        energies, no error). InstrumentTimeout after `arm_timeout_s`, the acquisition stopped."""
+        deadline = time.monotonic() + self.arm_timeout_s
+        while self.acquisition_status() == "complete":  # neither waiting nor measuring: still arming
+            if time.monotonic() >= deadline:
+                self.abort()
+                query = short_command(self.status_query).format(channel=self.channel)
+                raise InstrumentTimeout(
+                    f"{self.model} at {self.resource} ch{self.channel}: acquisition (source {source}) not ready for "
+                    f"its trigger {self.arm_timeout_s:g} s after it was started: {query} never showed the "
+                    f"waiting-for-trigger bit ({self.waiting_bit}); a trigger now would be ignored, so the "
+                    f"device is not started. Check SYST:ERR? and the trigger settings, or raise arm_timeout_s")
+            time.sleep(self.poll_interval_s)
 
     def abort(self) -> None:
         """Stop an armed acquisition; the capture stays configured."""

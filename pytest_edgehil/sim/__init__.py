@@ -69,6 +69,12 @@ def sim_comports() -> list[ListPortInfo]:
     return comports()
 
 
+# Real seconds a bench's analyzer twin takes from INITiate to ready-for-trigger: "a few milliseconds" on an
+# N6705C (its programming guide: a trigger before the WTG-meas bit is set is ignored), so a driver that
+# starts the device before the bit is up misses the first inference on the simulated bench too.
+ARM_LATENCY_S = 0.005
+
+
 def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0,
                         dialect: str = "keysight-n6705c") -> tuple[AnalyzerTwin, str, float, float]:
     """Start the SCPI analyzer twin on `device_twin`'s supply, served over TCP for pyvisa-py.
@@ -80,7 +86,8 @@ def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0,
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
 
     profile = device_twin.profile
-    twin = AnalyzerTwin(device_twin.timeline, seed=seed, dialect=dialect, physics=device_twin.physics)
+    twin = AnalyzerTwin(device_twin.timeline, seed=seed, dialect=dialect, physics=device_twin.physics,
+                        arm_latency_s=ARM_LATENCY_S)
     resource = twin.start()
     # Headroom for the session's drift and the layer structure's peaks.
     frame_w = [f.readout_w for f in profile.frame_readout.values()]

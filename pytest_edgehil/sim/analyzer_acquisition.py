@@ -55,7 +55,7 @@ class Acquisition:
 
     @property
     def pending(self) -> bool:
-        return self.status in ("waiting for trigger", "measuring")
+        return self.status in ("arming", "waiting for trigger", "measuring")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ class Digitizer:
 
     def __init__(self, timeline: ActivityTimeline, *, status: StatusRegisters, lock: threading.RLock,
                  closed: threading.Event, physics: BenchPhysics, seed: int, noise_rel: float,
-                 adc_bits: int, grace_s: float, external_polarity: Callable[[], str | None]) -> None:
+                 adc_bits: int, grace_s: float, external_polarity: Callable[[], str | None],
+                 arm_latency_s: float = 0.0) -> None:
         self.timeline = timeline
         self.status = status
         self.physics = physics
@@ -112,6 +113,9 @@ class Digitizer:
         self.noise_rel = noise_rel
         self.adc_bits = adc_bits
         self.grace_s = grace_s
+        # Real seconds from INITiate until the trigger system is ready (the N6705C's WTG-meas bit set):
+        # "a few milliseconds" in its programming guide; a trigger before then is ignored.
+        self.arm_latency_s = arm_latency_s
         self.current: Acquisition | None = None
         self.data: Capture | None = None
         self.last_capture: CaptureWindow | None = None
@@ -137,7 +141,8 @@ class Digitizer:
         self._captures += 1
         self.data = None
         acquisition = Acquisition(plan, armed_at_s=self.timeline.end_s, index=self._captures,
-                                  trigger_lost=trigger_lost, clip_overload=clip_overload)
+                                  trigger_lost=trigger_lost, clip_overload=clip_overload,
+                                  status="arming" if self.arm_latency_s > 0 else "waiting for trigger")
         self.current = acquisition
         threading.Thread(target=self._run, args=(acquisition,), daemon=True,
                          name=f"analyzer-twin-capture-{acquisition.index}").start()
@@ -247,6 +252,16 @@ class Digitizer:
 
     def _run(self, acquisition: Acquisition) -> None:
         plan = acquisition.plan
+        if acquisition.status == "arming":  # no status bit set, and what the device does meanwhile is missed
+            if acquisition.cancelled.wait(self.arm_latency_s):
+                acquisition.done.set()
+                return
+            with self._lock:
+                if acquisition.cancelled.is_set():
+                    acquisition.done.set()
+                    return
+                acquisition.armed_at_s = self.timeline.end_s
+                acquisition.status = "waiting for trigger"
         trigger_s: float | None = None
         while trigger_s is None and not acquisition.cancelled.is_set():
             trigger_s = self._trigger_time(acquisition)

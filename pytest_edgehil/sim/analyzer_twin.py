@@ -57,7 +57,8 @@ class AnalyzerTwin:
 
     def __init__(self, timeline: ActivityTimeline, *, dialect: str = "keysight-n6705c", seed: int = 0,
                  noise_rel: float = 0.002, adc_bits: int = 18, grace_s: float = GRACE_S,
-                 faults: Iterable[AnalyzerFault] = (), physics: BenchPhysics | None = None) -> None:
+                 faults: Iterable[AnalyzerFault] = (), physics: BenchPhysics | None = None,
+                 arm_latency_s: float = 0.0) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"analyzer twin dialect {dialect!r} is unknown; "
                               f"use one of {', '.join(DIALECTS)}")
@@ -85,7 +86,8 @@ class AnalyzerTwin:
         self._closed = threading.Event()
         self._digitizer = Digitizer(timeline, status=self.status, lock=self._lock, closed=self._closed,
                                     physics=self.physics, seed=seed, noise_rel=noise_rel, adc_bits=adc_bits,
-                                    grace_s=grace_s, external_polarity=lambda: self._commands.external_polarity())
+                                    grace_s=grace_s, external_polarity=lambda: self._commands.external_polarity(),
+                                    arm_latency_s=arm_latency_s)
         self._stream = None if chunk_s is None else FastLogStream(
             timeline, lock=self._lock, closed=self._closed, physics=self.physics, seed=seed, noise_rel=noise_rel,
             adc_bits=adc_bits, grace_s=grace_s, chunk_s=chunk_s, status=self.status)
