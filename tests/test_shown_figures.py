@@ -1,0 +1,75 @@
+"""Every figure shown (terminal table, `-v` line, failure message, HTML table and trends, `edgehil compare`)
+reads as the recorded one: a value beside its budget is on the same side of it as the recorded value, a
+trend's baseline is the run before the newest, a baseline figure is the one the ratio was taken against.
+Expected values are computed here from the recorded data, never by the code under test."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pytest_edgehil.config.budgets import Limit
+from pytest_edgehil.plugin.html_extras import values_table_html
+from pytest_edgehil.results.records import MetricRecord
+from pytest_edgehil.results.report_table import metric_html
+from pytest_edgehil.results.summary import summary_lines
+from pytest_edgehil.results.terminal import value_vs_budget
+
+# A 0.25 µs device timer's 859.0 µs median comes out of float arithmetic as 0.8590000000001652 ms (a real
+# run, seed 3): over a budget of max = 0.859 by 2e-13, so FAIL, though 4 digits print it as 0.859.
+JUST_OVER = (0.8590000000001652, Limit("inference_ms", max=0.859, source="edge"))
+JUST_UNDER_MIN = (0.9199996, Limit("roc_auc", min=0.92, source="edge"))
+
+
+def _record(value: float, limit: Limit) -> MetricRecord:
+    # The verdict from the recorded numbers themselves, not from Limit.check (the code under test).
+    fails = (limit.max is not None and value > limit.max) or (limit.min is not None and value < limit.min)
+    unit = limit.unit
+    bound = " and ".join(([f"≥ {limit.min:g}"] if limit.min is not None else [])
+                         + ([f"≤ {limit.max:g}"] if limit.max is not None else []))
+    return MetricRecord(pair="p-d", model="p", device="d", kind="d", metric=limit.metric, value=value, unit=unit,
+                        backend="SIMULATED", status="fail" if fails else "pass",
+                        bound=bound + (f" {unit}" if unit else ""), margin_rel=-1e-9 if fails else 0.01,
+                        limit_min=limit.min, limit_max=limit.max, marginal_rel=0.0)
+
+
+def _number_before(text: str, anchor: str) -> float:
+    """The number printed right before `anchor` (`0.859 ms vs`, `= 0.9200 vs budget`)."""
+    match = re.search(r"([0-9][0-9.e+-]*)\s*(?:ms\s*)?" + re.escape(anchor), text)
+    assert match, f"no number before {anchor!r} in {text!r}"
+    return float(match.group(1))
+
+
+def _reads_as_recorded(shown: float, value: float, limit: Limit) -> None:
+    """The figure shown stands where the recorded value stands against each bound: beyond it, at it or
+    inside it, so a reader comparing the printed value with the printed budget gets the verdict."""
+    for bound in (limit.min, limit.max):
+        if bound is not None:
+            side = (value > bound) - (value < bound)
+            assert (shown > bound) - (shown < bound) == side, (shown, value, bound)
+
+
+@pytest.mark.parametrize(("value", "limit"), [JUST_OVER, JUST_UNDER_MIN])
+def test_a_value_just_past_its_limit_is_not_printed_as_the_limit(value: float, limit: Limit) -> None:
+    record = _record(value, limit)
+    assert record.status == "fail"
+    row = next(line for line in summary_lines([record]) if line.startswith("p-d"))
+    cells = re.split(r"\s{2,}", row)
+    _reads_as_recorded(float(cells[3].split()[0]), value, limit)
+    assert "FAIL" in cells
+    _reads_as_recorded(_number_before(value_vs_budget(record), " vs "), value, limit)
+    block = metric_html(record, record.metric)
+    shown = re.search(r'<div class="value">([^ <]+)', block)
+    assert shown
+    _reads_as_recorded(float(shown.group(1)), value, limit)
+    extras_row = re.search(r"<td>inference_ms</td><td>([^ <]+)|<td>roc_auc</td><td>([^ <]+)", values_table_html([record]))
+    assert extras_row
+    _reads_as_recorded(float(extras_row.group(1) or extras_row.group(2)), value, limit)
+    message = limit.check(value).describe(device="d", model="p", backend="SIMULATED")
+    _reads_as_recorded(_number_before(message, " vs budget"), value, limit)
+
+
+def test_a_value_inside_its_limit_still_reads_four_digits() -> None:
+    value, limit = 0.8571234, Limit("inference_ms", max=0.859)
+    assert value_vs_budget(_record(value, limit)).startswith("inference_ms 0.8571 ms vs ≤ 0.859 ms")
