@@ -6,15 +6,21 @@ Expected values are computed here from the recorded data, never by the code unde
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from pytest_edgehil.config.budgets import Limit
 from pytest_edgehil.plugin.html_extras import values_table_html
 from pytest_edgehil.results.records import MetricRecord
+from pytest_edgehil.results.report import build_report_html
+from pytest_edgehil.results.report_runs import read_results
 from pytest_edgehil.results.report_table import metric_html
+from pytest_edgehil.results.report_trends import ROW_H, trend_plot
 from pytest_edgehil.results.summary import summary_lines
 from pytest_edgehil.results.terminal import value_vs_budget
+
+from .report_support import make_night, write_nights
 
 # A 0.25 µs device timer's 859.0 µs median comes out of float arithmetic as 0.8590000000001652 ms (a real
 # run, seed 3): over a budget of max = 0.859 by 2e-13, so FAIL, though 4 digits print it as 0.859.
@@ -73,3 +79,36 @@ def test_a_value_just_past_its_limit_is_not_printed_as_the_limit(value: float, l
 def test_a_value_inside_its_limit_still_reads_four_digits() -> None:
     value, limit = 0.8571234, Limit("inference_ms", max=0.859)
     assert value_vs_budget(_record(value, limit)).startswith("inference_ms 0.8571 ms vs ≤ 0.859 ms")
+
+
+def _baseline_value(svg: str, pair: str) -> tuple[float | None, float]:
+    """The value the dashed baseline line of `pair`'s row stands for, read back through the row's y range,
+    and how far off that reading can be (y is written to 0.1 px)."""
+    row = re.search(rf'<g class="trend-row" data-pair="{re.escape(pair)}" data-y-min="([^"]+)" '
+                    rf'data-y-max="([^"]+)"><rect class="axes" x="[^"]+" y="([^"]+)"(.*?)</g>', svg)
+    assert row, svg[:400]
+    lo, hi, top, body = float(row.group(1)), float(row.group(2)), float(row.group(3)), row.group(4)
+    line = re.search(r'<line class="baseline" x1="[^"]+" x2="[^"]+" y1="([^"]+)"', body)
+    per_px = (hi - lo) / ROW_H
+    return (None if line is None else hi - (float(line.group(1)) - top) * per_px), 0.051 * per_px
+
+
+def test_the_trend_baseline_is_the_run_before_the_newest_even_where_a_pair_lacks_a_night(tmp_path: Path) -> None:
+    pair = "qsegment-imx500"
+    nights = [make_night(i) for i in range(4)]
+    # Night 3 (the newest, killed) lacks the metric for this pair; night 2 has it: the gate's baseline.
+    nights[3].records = [r for r in nights[3].records if not (r.pair == pair and r.metric == "inference_mw")]
+    runs = [read_results(p) for p in write_nights(tmp_path, nights)]
+    before_newest = next(r.value for r in nights[2].records if r.pair == pair and r.metric == "inference_mw")
+    shown, tolerance = _baseline_value(trend_plot("inference_mw", "mW", runs), pair)
+    assert shown is not None
+    assert abs(shown - before_newest) <= tolerance, (shown, before_newest)
+
+    # The run before the newest lacks it: nothing to compare with, so no baseline line (not night 1's).
+    nights = [make_night(i) for i in range(4)]
+    nights[2].records = [r for r in nights[2].records if not (r.pair == pair and r.metric == "inference_mw")]
+    (tmp_path / "gap").mkdir()
+    runs = [read_results(p) for p in write_nights(tmp_path / "gap", nights)]
+    assert _baseline_value(trend_plot("inference_mw", "mW", runs), pair)[0] is None
+    page = build_report_html(runs)
+    assert f"{pair} inference_mw: measured in this run" in page  # the gate says NEW: it has no baseline either
