@@ -5,11 +5,15 @@ Expected values are computed here from the recorded data, never by the code unde
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import statistics
 from pathlib import Path
 
 import pytest
 
+from pytest_edgehil.cli import main
 from pytest_edgehil.config.budgets import Limit
 from pytest_edgehil.plugin.html_extras import values_table_html
 from pytest_edgehil.results.records import MetricRecord
@@ -20,7 +24,7 @@ from pytest_edgehil.results.report_trends import ROW_H, trend_plot
 from pytest_edgehil.results.summary import summary_lines
 from pytest_edgehil.results.terminal import value_vs_budget
 
-from .report_support import make_night, write_nights
+from .report_support import make_night, save, write_nights
 
 # A 0.25 µs device timer's 859.0 µs median comes out of float arithmetic as 0.8590000000001652 ms (a real
 # run, seed 3): over a budget of max = 0.859 by 2e-13, so FAIL, though 4 digits print it as 0.859.
@@ -112,3 +116,40 @@ def test_the_trend_baseline_is_the_run_before_the_newest_even_where_a_pair_lacks
     assert _baseline_value(trend_plot("inference_mw", "mW", runs), pair)[0] is None
     page = build_report_html(runs)
     assert f"{pair} inference_mw: measured in this run" in page  # the gate says NEW: it has no baseline either
+
+
+def test_compare_shows_the_baseline_the_ratio_was_taken_against(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Over several baseline sessions the ratio is the new median over the sessions' centre (the geometric
+    mean of their medians, docs/gate.md): that centre is the baseline figure, not the latest session's."""
+    drifts = [1.00, 0.97, 1.00, 1.06]  # the latest session ran 6 % high: its figure is not the baseline
+    base_dir = tmp_path / "nightly"
+    base_dir.mkdir()
+    paths = [save(base_dir / f"n{i}.json", make_night(i, drift=d)) for i, d in enumerate(drifts)]
+    new = save(tmp_path / "new.json", make_night(9, drift=1.0))
+    assert main(["compare", str(base_dir), str(new), "--history", "off", "--json"]) in (0, 1)
+    shown = {(c["pair"], c["metric"]): c for c in json.loads(capsys.readouterr().out)["comparisons"]}
+    assert main(["compare", str(base_dir), str(new), "--history", "off"]) in (0, 1)
+    text = capsys.readouterr().out
+    sessions = [json.loads(p.read_text())["records"] for p in paths]
+    checked = 0
+    for (pair, metric), c in shown.items():
+        raws = [next(r["raw"] for r in recs if r["pair"] == pair and r["metric"] == metric) for recs in sessions]
+        if not all(raws) or not c["method"].startswith("session medians"):
+            continue
+        centre = math.exp(statistics.fmean(math.log(statistics.median(raw)) for raw in raws))
+        assert c["base_value"] == pytest.approx(centre, rel=1e-9), (pair, metric)
+        assert c["ratio"] == pytest.approx(c["new_value"] / c["base_value"], rel=1e-9)
+        row = next(line for line in text.splitlines() if re.match(rf"{re.escape(pair)}\s+{metric}\s", line))
+        assert re.split(r"\s{2,}", row)[2].split()[0] == f"{centre:.4g}", row
+        checked += 1
+    assert checked >= 6
+
+
+def test_a_one_session_baseline_still_shows_its_recorded_value(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    base, new = write_nights(tmp_path, [make_night(0), make_night(1, drift=1.02)])
+    assert main(["compare", str(base), str(new), "--history", "off", "--json"]) in (0, 1)
+    shown = json.loads(capsys.readouterr().out)["comparisons"]
+    recorded = {(r["pair"], r["metric"]): r["value"] for r in json.loads(base.read_text())["records"]}
+    assert {(c["pair"], c["metric"]): c["base_value"] for c in shown} == recorded
