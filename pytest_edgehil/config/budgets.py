@@ -88,7 +88,10 @@ class Verdict:
         n = f", n={samples}" if samples is not None else ""
         src = f" [budget: {self.limit.source}]" if self.limit.source else ""
         unit = f" {self.limit.unit}" if self.limit.unit else ""
-        return (f"{model} on {device} ({backend}): {self.limit.metric} = {self.value:.4g}{unit} "
+        from pytest_edgehil.results.summary import format_against  # not at import: the plugin loads budgets
+
+        value = format_against(self.value, self.limit.min, self.limit.max)
+        return (f"{model} on {device} ({backend}): {self.limit.metric} = {value}{unit} "
                 f"vs budget {self.limit.bound_text} — margin {self.margin_rel:+.1%}{n}{src}")
 
 

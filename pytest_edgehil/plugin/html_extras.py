@@ -23,7 +23,7 @@ def wants_html_extras(config: pytest.Config) -> bool:
 
 def values_table_html(records: Sequence[MetricRecord]) -> str:
     """An HTML table: metric, value, published, budget, margin, verdict (one row per record)."""
-    from pytest_edgehil.results.summary import format_value
+    from pytest_edgehil.results.summary import format_against
 
     def unit(r: MetricRecord) -> str:
         return f" {r.unit}" if r.unit else ""
@@ -33,7 +33,7 @@ def values_table_html(records: Sequence[MetricRecord]) -> str:
     for r in records:
         published = f"{r.published:g}{unit(r)}" if r.published is not None else ""
         margin = f"{r.margin_rel:+.1%}" if r.margin_rel is not None else ""
-        cells = (r.metric, format_value(r.value) + unit(r), published, r.bound or "(none)", margin, r.status,
+        cells = (r.metric, format_against(r.value, r.limit_min, r.limit_max) + unit(r), published, r.bound or "(none)", margin, r.status,
                  r.backend)
         rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
     return f'<table class="edgehil-values">{"".join(rows)}</table>'

@@ -16,7 +16,7 @@ from html import escape
 from pytest_edgehil.results.records import MetricRecord
 from pytest_edgehil.results.report_runs import ResultsRun
 from pytest_edgehil.results.store import ResultRecord
-from pytest_edgehil.results.summary import family_of, format_value, metric_order
+from pytest_edgehil.results.summary import family_of, format_against, format_value, metric_order
 from pytest_edgehil.results.vocabulary import FAMILY_ORDER
 
 STATUSES = ("pass", "marginal", "fail", "info")  # info: measured, no budget to check against
@@ -56,8 +56,9 @@ def metric_html(rec: MetricRecord | None, metric: str) -> str:
     vs.append(f"budget {rec.bound}" if rec.bound else "no budget")
     if rec.margin_rel is not None:
         vs.append(f"margin {rec.margin_rel:+.1%}")
+    shown = format_against(rec.value, rec.limit_min, rec.limit_max) + (f" {rec.unit}" if rec.unit else "")
     parts = [f'<div class="name">{escape(rec.metric)}</div>',
-             f'<div class="value">{escape(_with_unit(rec.value, rec.unit))}</div>',
+             f'<div class="value">{escape(shown)}</div>',
              f'<div class="vs">{escape(" · ".join(vs))}</div>']
     if rec.ci_low is not None and rec.ci_high is not None:
         parts.append(f'<div class="ci">95 % CI {format_value(rec.ci_low)}–{format_value(rec.ci_high)}</div>')

@@ -65,7 +65,11 @@ def _row(pair: str, metric: str, tables: Sequence[Table], top: float, x_of: list
     points = [(x, table[(pair, metric)]) for x, table in enumerate(tables) if (pair, metric) in table]
     newest = points[-1][1]
     limit_min, limit_max, marginal = budget_lines(newest)
-    baseline = points[-2][1].value if len(points) > 1 else None
+    # The gate's baseline is the run before the newest, not this pair's previous point: where the newest
+    # run lacks the metric (killed, failed test) that point is the night before last; where the run before
+    # it lacks the metric, there is no baseline (the gate says NEW), so no line.
+    before_newest = tables[-2].get((pair, metric)) if len(tables) > 1 else None
+    baseline = before_newest.value if before_newest is not None else None
     ys = [rec.value for _, rec in points]
     extra = [v for v in (limit_min, limit_max, baseline, newest.published) if v is not None]
     extra += [rec.ci_low for _, rec in points if rec.ci_low is not None]

@@ -121,6 +121,9 @@ class SessionTest:
     assumed: bool  # drift_rel is the assumption, not an estimate
     se_log: float  # standard error of the log ratio the p-values used
     df: float  # degrees of freedom (inf: normal, with the assumed drift)
+    # What `ratio` divides by: the baseline session's median, or for k >= 2 sessions the geometric mean of
+    # their medians (exp of the mean log median); NaN when a median is not positive.
+    base_level: float = math.nan
 
     def allowance(self, alpha: float) -> float:
         """The smallest relative change this comparison can call significant at one-sided `alpha`: the
@@ -165,7 +168,8 @@ def _session_test(base_logs: np.ndarray, new_log: float, se_base: float, se_new:
     k = base_logs.size
     if not (np.all(np.isfinite(base_logs)) and math.isfinite(new_log)):
         return SessionTest(math.nan, math.nan, math.nan, 1.0, 1.0, k, math.nan, k == 1, math.nan, math.nan)
-    diff = new_log - (float(base_logs[0]) if k == 1 else float(np.mean(base_logs)))
+    base_log = float(base_logs[0]) if k == 1 else float(np.mean(base_logs))
+    diff = new_log - base_log
     if k >= 2:
         spread = max(float(np.std(base_logs, ddof=1)), se_new)
         se, df, drift, assumed = spread * math.sqrt(1 + 1 / k), float(k - 1), math.expm1(spread), False
@@ -177,11 +181,11 @@ def _session_test(base_logs: np.ndarray, new_log: float, se_base: float, se_new:
         p_greater = 0.0 if diff > 0 else 1.0
         p_less = 0.0 if diff < 0 else 1.0
         return SessionTest(math.exp(diff), math.exp(diff), math.exp(diff), p_greater, p_less, k, drift, assumed,
-                           0.0, df)
+                           0.0, df, math.exp(base_log))
     z = diff / se
     half = _ppf(0.5 + CONFIDENCE / 2, df) * se
     return SessionTest(math.exp(diff), math.exp(diff - half), math.exp(diff + half), _cdf(-z, df),
-                       _cdf(z, df), k, drift, assumed, se, df)
+                       _cdf(z, df), k, drift, assumed, se, df, math.exp(base_log))
 
 
 def paired_rounds_test(base_rounds: Sequence[Sequence[float]], new_rounds: Sequence[Sequence[float]]) -> RatioTest:

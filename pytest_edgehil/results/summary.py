@@ -15,6 +15,25 @@ def format_value(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _side(value: float, bound: float) -> int:
+    return (value > bound) - (value < bound)
+
+
+def format_against(value: float, limit_min: float | None, limit_max: float | None) -> str:
+    """`format_value`, with as many more significant digits as it takes for the printed figure to stand
+    where `value` stands against each limit (beyond, at or inside it).
+
+    Why: 0.8590000000001652 ms fails `≤ 0.859 ms` and would print as 0.859 beside it; a reader gating a
+    merge on the page must not see a value equal to its limit marked FAIL (or one past it marked ok).
+    """
+    bounds = [b for b in (limit_min, limit_max) if b is not None]
+    for digits in range(4, 18):
+        text = f"{value:.{digits}g}"
+        if all(_side(float(text), b) == _side(value, b) for b in bounds):
+            return text
+    return repr(value)
+
+
 def family_of(record: MetricRecord) -> Family:
     """The record's family (as recorded; the vocabulary's for records of older results files)."""
     return record.spec.family
@@ -32,7 +51,7 @@ def summary_lines(records: Iterable[MetricRecord]) -> list[str]:
     position = {m: i for i, m in enumerate(metric_order(records))}
     rows = [("pair", "family", "metric", "value", "published", "budget", "margin", "verdict", "backend")]
     for r in sorted(records, key=lambda r: (r.pair, position[r.metric])):
-        value = format_value(r.value) + (f" {r.unit}" if r.unit else "")
+        value = format_against(r.value, r.limit_min, r.limit_max) + (f" {r.unit}" if r.unit else "")
         published = f"{r.published:g}" + (f" {r.unit}" if r.unit else "") if r.published is not None else ""
         margin = f"{r.margin_rel:+.1%}" if r.margin_rel is not None else ""
         rows.append((r.pair, family_of(r).value, r.metric, value, published, r.bound or "(none)", margin,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from pytest_edgehil.results.records import MetricRecord
-from pytest_edgehil.results.summary import format_value
+from pytest_edgehil.results.summary import format_against, format_value
 
 # The on-device stages of one frame, in the order they happen (measure/latency.py records each).
 LATENCY_STAGES = (("readout", "readout_ms"), ("inference", "inference_ms"), ("retrieval", "retrieval_ms"))
@@ -24,9 +24,10 @@ def _with_unit(value: float, unit: str) -> str:
 
 def value_vs_budget(record: MetricRecord) -> str:
     """`inference_ms 0.859 ms vs ≤ 0.886 ms (+3.0%)`; `fps 52.7 fps (no budget)` for a record without one."""
-    text = f"{record.metric} {_with_unit(record.value, record.unit)}"
     if not record.bound:
-        return text + " (no budget)"
+        return f"{record.metric} {_with_unit(record.value, record.unit)} (no budget)"
+    value = format_against(record.value, record.limit_min, record.limit_max)
+    text = f"{record.metric} {value}" + (f" {record.unit}" if record.unit else "")
     margin = f" ({record.margin_rel:+.1%})" if record.margin_rel is not None else ""
     return f"{text} vs {record.bound}{margin}"
 
