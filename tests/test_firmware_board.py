@@ -1,0 +1,57 @@
+"""The host against a board written from docs/protocol.md alone (`tests/firmware_board.py`), and against
+the plausible bugs of such firmware: what the document promises a firmware author, checked end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.errors import InvalidPayload
+from pytest_edgehil.link.client import DeviceClient
+
+from .firmware_board import FirmwareBoard
+
+pytest.importorskip("ai_edge_litert")
+
+MODEL = (Path(__file__).resolve().parent.parent / "fixtures" / "models" / "tinytracker.tflite").read_bytes()
+IMAGE = np.random.default_rng(3).integers(-128, 128, (1, 96, 96, 1), dtype=np.int8)
+
+
+@pytest.fixture
+def board() -> Iterator[FirmwareBoard]:
+    firmware = FirmwareBoard()
+    firmware.start()
+    yield firmware
+    firmware.stop()
+
+
+@contextmanager
+def _client(board: FirmwareBoard) -> Iterator[DeviceClient]:
+    with DeviceClient(board.port, name="lab-board", timeout_s=5) as client:
+        client.hello()
+        client.load_model(MODEL, "tinytracker")
+        client.set_input(0, IMAGE)
+        yield client
+
+
+def test_a_board_written_from_the_document_runs_and_its_timings_fit_the_round_trip(board):
+    with _client(board) as client:
+        result = client.run(5)
+    assert len(result.timings) == 5 and result.timings[0].start_us == 0.0
+    assert result.outputs[0].dtype == np.int8 and result.outputs[0].shape == (1, 2)
+
+
+@pytest.mark.parametrize(("unit", "scale"), [("ns", 1e3), ("cycles at 168 MHz", 168.0)])
+def test_stage_times_in_a_larger_unit_than_us_are_refused_not_recorded(board, unit, scale):
+    # docs/protocol.md: timings are µs. A firmware packing its ns timer (or a raw cycle counter) as µs
+    # reports inferences that would have taken longer than the whole RUN's round trip: impossible, so the
+    # host must refuse the RESULT instead of recording a plausible "300 ms" inference.
+    board.timing_scale = scale
+    with _client(board) as client, pytest.raises(InvalidPayload) as caught:
+        client.run(5)
+    message = str(caught.value)
+    assert "lab-board" in message and board.port in message and "µs" in message and "round trip" in message
