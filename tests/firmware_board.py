@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import select
 import struct
 import sys
@@ -103,6 +104,7 @@ class FirmwareBoard:
     split_writes: int = 1
     split_pause_s: float = 0.0
     cache_depth: int = 2
+    busy_s: float = 0.0  # extra time each request takes to execute (a slow MCU)
     models: dict[bytes, tuple[str, bytes]] = field(default_factory=dict)
     requests: list[tuple[int, int]] = field(default_factory=list)  # (seq, type) of each good frame
 
@@ -110,6 +112,7 @@ class FirmwareBoard:
         self.active: bytes | None = None
         self.interp: Any = None  # a LiteRT Interpreter once a model is active
         self.upload: tuple[int, bytes, str, bytearray] | None = None
+        self.latest_seq = -1  # the seq of the newest frame received (a bug may stamp replies with it)
         self.cache: OrderedDict[tuple[int, int, bytes], list[tuple[int, Reply]]] = OrderedDict()
 
     # ---------------------------------------------------------------- messages
@@ -248,6 +251,7 @@ class FirmwareBoard:
         if length != len(payload):
             return []
         self.requests.append((seq, mtype))
+        self.last_payload = payload
         key = (seq, mtype, payload)
         if key in self.cache:
             return [frame(s, *rep) for s, rep in self.cache[key]]
@@ -265,6 +269,11 @@ class FirmwareBoard:
         return [frame(s, *rep) for s, rep in replies]
 
     def serve(self, master: int, stop: threading.Event) -> None:
+        """Two tasks, as dual-task firmware has: this one receives frames (and goes on receiving while the
+        inference task runs), the other executes them in arrival order and writes the replies."""
+        frames: queue.Queue[bytes | None] = queue.Queue()
+        worker = threading.Thread(target=self._execute, args=(master, frames), daemon=True)
+        worker.start()
         buf = b""
         while not stop.is_set():
             if not select.select([master], [], [], 0.05)[0]:
@@ -274,10 +283,21 @@ class FirmwareBoard:
             except OSError:
                 time.sleep(0.05)  # no reader on the slave side yet
                 continue
-            while b"\x00" in buf:
-                raw, buf = buf.split(b"\x00", 1)
-                for out in self.on_frame(raw) if raw else []:
-                    self.write(master, out)
+            *complete, buf = buf.split(b"\x00")
+            for raw in complete:
+                try:  # the RX task sees each frame's seq as it arrives
+                    self.latest_seq = HEADER.unpack_from(cobs.decode(raw))[2]
+                except (cobs.DecodeError, struct.error):
+                    pass
+                frames.put(raw)
+        frames.put(None)
+        worker.join(timeout=5)
+
+    def _execute(self, master: int, frames: queue.Queue[bytes | None]) -> None:
+        while (raw := frames.get()) is not None:
+            time.sleep(self.busy_s)
+            for out in self.on_frame(raw) if raw else []:
+                self.write(master, out)
 
     def write(self, master: int, data: bytes) -> None:
         step = max(1, -(-len(data) // self.split_writes))

@@ -3,6 +3,8 @@ the plausible bugs of such firmware: what the document promises a firmware autho
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_edgehil.errors import InvalidPayload
+from pytest_edgehil.errors import InvalidPayload, SequenceMismatch
 from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.link.pipeline import evaluate
 
-from .firmware_board import FirmwareBoard
+from .firmware_board import BATCH_RESULT, EVAL_BATCH, HEADER, FirmwareBoard
 
 pytest.importorskip("ai_edge_litert")
 
@@ -30,8 +33,8 @@ def board() -> Iterator[FirmwareBoard]:
 
 
 @contextmanager
-def _client(board: FirmwareBoard) -> Iterator[DeviceClient]:
-    with DeviceClient(board.port, name="lab-board", timeout_s=5) as client:
+def _client(board: FirmwareBoard, timeout_s: float = 5.0) -> Iterator[DeviceClient]:
+    with DeviceClient(board.port, name="lab-board", timeout_s=timeout_s) as client:
         client.hello()
         client.load_model(MODEL, "tinytracker")
         client.set_input(0, IMAGE)
@@ -55,3 +58,25 @@ def test_stage_times_in_a_larger_unit_than_us_are_refused_not_recorded(board, un
         client.run(5)
     message = str(caught.value)
     assert "lab-board" in message and board.port in message and "µs" in message and "round trip" in message
+
+
+def test_a_batch_result_echoing_the_frame_crc_instead_of_the_payload_crc_is_named_as_such(board):
+    # docs/protocol.md's table says BATCH_RESULT "echoes its request's CRC-32"; its section says: the zlib
+    # CRC-32 of the EVAL_BATCH *payload*. A firmware echoing the request frame's CRC trailer (header +
+    # payload) is never taken, and the error must say so, not blame a late device or another program.
+    board.capabilities = ["eval", "pipeline=2", "batch=4"]
+
+    def echo_frame_crc(request_type: int, seq: int, reply: tuple[int, bytes]) -> list[tuple[int, tuple[int, bytes]]]:
+        if request_type != EVAL_BATCH:
+            return [(seq, reply)]
+        header = HEADER.pack(2, EVAL_BATCH, seq, len(board.last_payload))
+        wrong = struct.pack("<I", zlib.crc32(header + board.last_payload))
+        return [(seq, (BATCH_RESULT, reply[1][:32] + wrong + reply[1][36:]))]
+
+    board.mutate = echo_frame_crc
+    with _client(board, timeout_s=1.0) as client, pytest.raises(SequenceMismatch) as caught:
+        evaluate(client, [(IMAGE,)] * 3, depth=2, batch=4)
+    message = str(caught.value)
+    payload_crc = f"0x{zlib.crc32(board.last_payload):08X}"
+    assert "lab-board" in message and board.port in message
+    assert "CRC-32" in message and payload_crc in message and "payload" in message
