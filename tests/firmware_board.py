@@ -33,7 +33,9 @@ HEADER = struct.Struct("<BBHI")
 DTYPES = {1: np.int8, 2: np.uint8, 3: np.int16, 4: np.int32, 5: np.float16, 6: np.float32}
 CODES = {np.dtype(v): k for k, v in DTYPES.items()}
 (HELLO, LOAD_BEGIN, LOAD_CHUNK, LOAD_END, SELECT_MODEL, SET_INPUT, RUN, RESET, EVAL, EVAL_BATCH) = range(1, 11)
-ACK, HELLO_REPLY, RESULT, BATCH_RESULT, ERROR = 0x80, 0x81, 0x87, 0x8A, 0xFF
+ENERGY_READ = 0x0C
+ACK, HELLO_REPLY, RESULT, BATCH_RESULT, ENERGY_COUNTERS, ERROR = 0x80, 0x81, 0x87, 0x8A, 0x8C, 0xFF
+BOARD_POWER_W = 2.0  # what the board's (simulated) energy counter accumulates: µJ = W × µs
 BAD_PAYLOAD, NO_MODEL, HASH_MISMATCH, BAD_INPUT = 2, 3, 5, 6
 
 
@@ -105,6 +107,7 @@ class FirmwareBoard:
     split_pause_s: float = 0.0
     cache_depth: int = 2
     busy_s: float = 0.0  # extra time each request takes to execute (a slow MCU)
+    counter_time_scale: float = 1.0  # ENERGY_READ's start_us/end_us: 1.0 µs as documented; 1e-3 a ms clock
     models: dict[bytes, tuple[str, bytes]] = field(default_factory=dict)
     requests: list[tuple[int, int]] = field(default_factory=list)  # (seq, type) of each good frame
 
@@ -112,6 +115,7 @@ class FirmwareBoard:
         self.active: bytes | None = None
         self.interp: Any = None  # a LiteRT Interpreter once a model is active
         self.upload: tuple[int, bytes, str, bytearray] | None = None
+        self.window: tuple[int, int, int] = (0, 0, 0)  # the last RUN's (count, start µs, end µs), board clock
         self.latest_seq = -1  # the seq of the newest frame received (a bug may stamp replies with it)
         self.cache: OrderedDict[tuple[int, int, bytes], list[tuple[int, Reply]]] = OrderedDict()
 
@@ -166,7 +170,13 @@ class FirmwareBoard:
         if mtype == RUN:
             (count,) = r.unpack("I")
             r.end()
-            return RESULT, self.result(count)
+            start_us = time.monotonic_ns() // 1000
+            body = self.result(count)
+            self.window = (count, start_us, time.monotonic_ns() // 1000)
+            return RESULT, body
+        if mtype == ENERGY_READ:
+            r.end()
+            return ENERGY_COUNTERS, self.energy_counters()
         if mtype == EVAL:
             (n,) = r.unpack("B")
             pairs = [(r.unpack("H")[0], r.tensor()) for _ in range(n)]
@@ -217,6 +227,17 @@ class FirmwareBoard:
         assert self.active is not None
         body = self.active + struct.pack("<I", len(timings)) + b"".join(struct.pack("<4d", *t) for t in timings)
         return body + bytes([len(outputs)]) + b"".join(pack_tensor(o) for o in outputs)
+
+    def energy_counters(self) -> bytes:
+        """One counter read from a read-only energy accumulator (method 0): µJ = BOARD_POWER_W × board µs."""
+        count, start_us, end_us = self.window
+        if count == 0:
+            return struct.pack("<IB", 0, 0)
+        stamp = [round(t * self.counter_time_scale) for t in (start_us, end_us)]
+        counter = pack_str("board:vdd") + pack_str("board VDD counter") + struct.pack("<Bdd", 0, 1.0, 1000.0)
+        counter += struct.pack("<QQQQ", round(BOARD_POWER_W * start_us), stamp[0], round(BOARD_POWER_W * end_us),
+                               stamp[1])
+        return struct.pack("<IB", count, 1) + counter + pack_str("")
 
     def batch(self, payload: bytes, r: Reader) -> bytes:
         (k,) = r.unpack("B")

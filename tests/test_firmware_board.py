@@ -12,15 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_edgehil.bench import Bench, DeviceUnderTest
+from pytest_edgehil.config.lab import DeviceConfig, LabConfig, apply_backend
 from pytest_edgehil.errors import InvalidPayload, SequenceMismatch
 from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.pipeline import evaluate
+from pytest_edgehil.measure.meter import EnergyPlan
+from pytest_edgehil.measure.onboard_energy import measure_onboard_energy
 
-from .firmware_board import BATCH_RESULT, EVAL_BATCH, HEADER, FirmwareBoard
+from .firmware_board import BATCH_RESULT, BOARD_POWER_W, EVAL_BATCH, HEADER, FirmwareBoard
 
 pytest.importorskip("ai_edge_litert")
 
 MODEL = (Path(__file__).resolve().parent.parent / "fixtures" / "models" / "tinytracker.tflite").read_bytes()
+ENERGY_PLAN = EnergyPlan(windows=1, runs_per_window=1, min_window_s=0.0)
 IMAGE = np.random.default_rng(3).integers(-128, 128, (1, 96, 96, 1), dtype=np.int8)
 
 
@@ -80,3 +85,35 @@ def test_a_batch_result_echoing_the_frame_crc_instead_of_the_payload_crc_is_name
     payload_crc = f"0x{zlib.crc32(board.last_payload):08X}"
     assert "lab-board" in message and board.port in message
     assert "CRC-32" in message and payload_crc in message and "payload" in message
+
+
+@pytest.fixture
+def dut(board) -> Iterator[DeviceUnderTest]:
+    board.capabilities = ["energy_read"]
+    config = DeviceConfig(name="lab-board", kind="coral", simulated=False, port=board.port)
+    bench = Bench(apply_backend(LabConfig("lab", None, {"lab-board": config}), "hw"), timeout_s=5)
+    try:
+        device = bench.device("lab-board")
+        device.ensure_model(MODEL, "tinytracker")
+        device.client.set_input(0, IMAGE)
+        yield device
+    finally:
+        bench.close()
+
+
+def test_on_board_energy_is_the_counters_energy_over_their_board_us_window(dut):
+    measured = measure_onboard_energy(dut, ENERGY_PLAN)
+    assert measured.windows[0].end_to_end_power_w[0] == pytest.approx(BOARD_POWER_W, rel=0.01)
+
+
+@pytest.mark.parametrize(("clock", "scale"), [("ns", 1e3), ("ms", 1e-3)])
+def test_a_counter_window_stamped_in_another_unit_than_us_is_refused(board, dut, clock, scale):
+    # docs/protocol.md: ENERGY_COUNTERS' start_us/end_us are board µs. Stamped from a ns clock, the window
+    # looks 1000x longer and the mean power 1000x lower (2 mW for a 2 W board: under any power budget);
+    # from a ms clock 1000x shorter than the RUN it brackets. The board times the RUN's stages on the same
+    # clock, so the host can tell, and must refuse instead of recording the power.
+    board.counter_time_scale = scale
+    with pytest.raises(InvalidPayload) as caught:
+        measure_onboard_energy(dut, ENERGY_PLAN)
+    message = str(caught.value)
+    assert "lab-board" in message and "board:vdd" in message and "µs" in message
