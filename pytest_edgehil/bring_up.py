@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytest_edgehil.errors import DeviceError, EdgeHILError, InstrumentError
+from pytest_edgehil.link.messages import SIMULATED_CAPABILITY
 
 if TYPE_CHECKING:
     from pytest_edgehil.bench import SupplySettings
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 # number ("SIM-1A2B3C4D"), and the capability a twin may declare.
 TWIN_FIRMWARE_MARK = "-twin"
 TWIN_SERIAL_PREFIX = "SIM-"
-SIMULATED_CAPABILITY = "simulated"
 
 
 def simulated_firmware(hello: HelloReply) -> str | None:

@@ -44,7 +44,9 @@ class EchoDevice:
         kind = type(message).__name__
         self.calls[kind] = self.calls.get(kind, 0) + 1
         if isinstance(message, p.Hello):
-            return [p.HelloReply("echo", "echo0", "test-1.0", self.hello_version, ("run", "echo"),
+            # `simulated`: its timings are synthetic, not bounded by the round trip as a board's are
+            return [p.HelloReply("echo", "echo0", "test-1.0", self.hello_version,
+                                 ("run", "echo", p.SIMULATED_CAPABILITY),
                                  256 * 1024, 1024 * 1024, "ECHO-0001")]
         if isinstance(message, p.SetInput):
             self.inputs[message.index] = message.tensor

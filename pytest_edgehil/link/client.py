@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -41,6 +42,7 @@ from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import (
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
+    SIMULATED_CAPABILITY,
     Ack,
     EnergyCounters,
     EnergyRead,
@@ -60,7 +62,7 @@ from pytest_edgehil.link.messages import (
     SelectModel,
     SetInput,
 )
-from pytest_edgehil.link.replies import check_result
+from pytest_edgehil.link.replies import check_result, check_within_round_trip
 from pytest_edgehil.link.run_wait import RunWait
 from pytest_edgehil.link.traffic_log import TrafficLog
 
@@ -112,6 +114,9 @@ class DeviceClient(DevicePort):
         self._expected_model: bytes | None = None
         self._model_names: dict[bytes, str] = {}  # SHA-256 → name given to load_model, for messages
         self.run_wait = RunWait(timeout_s)  # how long RUN n may take: from the active model's period
+        # Whether RUN timings are on a real clock, bounded by the round trip (docs/protocol.md, RESULT): set
+        # by a HELLO without the twins' `simulated` capability (a twin's timings are simulated, not slept).
+        self._real_clock = False
 
     # -- state ------------------------------------------------------------------------------------------
     @property
@@ -131,7 +136,9 @@ class DeviceClient(DevicePort):
         # HELLO_REPLY starts with the device's version byte in every version: check it before decoding.
         if frame.msg_type == MsgType.HELLO_REPLY and frame.payload and frame.payload[0] != PROTOCOL_VERSION:
             raise self._version_mismatch(frame.payload[0])
-        return self._expect("hello", frame, HelloReply)
+        hello = self._expect("hello", frame, HelloReply)
+        self._real_clock = SIMULATED_CAPABILITY not in hello.capabilities
+        return hello
 
     def load_model(self, model_bytes: bytes, name: str, chunk_size: int = 32768) -> str:
         """Upload a model (LOAD_BEGIN, LOAD_CHUNKs, LOAD_END) and make it active; returns its SHA-256 hex."""
@@ -183,10 +190,15 @@ class DeviceClient(DevicePort):
             self.run(1)  # learn the period: a long run is never waited for with a guess
         command = f"run({count})"
         wait_s = self.run_wait.wait_s(count)
+        began_s = time.monotonic()  # before the request's first byte: the RUN cannot have begun earlier
         frame = self._request(command, Run(count), wait_s, expected=lambda: self.run_wait.describe(count))
+        round_trip_s = time.monotonic() - began_s
         result = self._expect(command, frame, Result)
         self._check_model(command, result.model_sha256)
         result = check_result(result, count, device=self.name, port=self.port, command=command)
+        if self._real_clock:
+            check_within_round_trip(result.timings, round_trip_s, device=self.name, port=self.port,
+                                    command=command)
         self.run_wait.learn(result.timings)
         return result
 

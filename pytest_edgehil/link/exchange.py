@@ -52,6 +52,9 @@ class Exchange:
         self.corrupt = 0
         self.stale = 0
         self.stale_seqs: list[int] = []  # the first few, for the error message
+        # Replies carrying this request's seq that say they answer another request (`accept`, e.g. an
+        # EVAL_BATCH reply echoing another CRC-32), each with why: set by the pipeline, named at the timeout.
+        self.refused: list[str] = []
         # Replies to other requests in flight that arrived while this one waited (pipelining): the line and
         # the device work, only this request went unanswered.
         self.kept = 0
@@ -181,6 +184,14 @@ class Exchange:
 
     def _timeout(self) -> DeviceTimeout:
         c = self.client
+        if self.refused and not self.corrupt:
+            # Replies did carry this seq, but each said it answers another request: name what they said.
+            return SequenceMismatch(
+                f"device {c.name!r} on {c.port}: waited {self.wait_s:.3g} s for the reply to {self.command} "
+                f"(seq {self.frame.seq}, {self.sent} transmissions); {len(self.refused)} replies carried its seq "
+                f"but not this request's identity: {self.refused[0]}. The firmware answers under this seq with "
+                "something it computed wrongly or for another request; nothing from them was recorded. Check "
+                "its reply against docs/protocol.md, update the firmware, then rerun.")
         if self.stale and not self.corrupt:
             # Frames did arrive, well formed, but never for this request: say so with the numbers.
             return SequenceMismatch(

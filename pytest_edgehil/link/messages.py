@@ -58,7 +58,7 @@ from pytest_edgehil.link.payload import (
 
 __all__ = [
     "BATCH_CAPABILITY", "CRC", "DTYPE_CODES", "EVAL_CAPABILITY", "HEADER", "MAX_ENCODED", "MAX_PACKET",
-    "MAX_PAYLOAD", "MESSAGE_TYPES", "PIPELINE_CAPABILITY", "PROTOCOL_VERSION", "Ack", "BatchResult",
+    "MAX_PAYLOAD", "MESSAGE_TYPES", "PIPELINE_CAPABILITY", "PROTOCOL_VERSION", "SIMULATED_CAPABILITY", "Ack", "BatchResult",
     "CounterWindow", "EnergyCounters", "EnergyRead", "Error", "ErrorCode", "Eval", "EvalBatch", "Frame",
     "FrameDecoder", "Hello", "HelloReply", "LoadBegin", "LoadChunk", "LoadEnd", "Message", "MsgType", "Reset",
     "Result", "Run", "SelectModel", "SetInput", "StageTiming", "batch_size", "cobs_decode", "cobs_encode",
@@ -270,6 +270,8 @@ class Result(Message):
 # "eval" and "pipeline=N" (N >= 1; N requests buffered means N input buffers and N cached replies).
 EVAL_CAPABILITY = "eval"
 PIPELINE_CAPABILITY = "pipeline="
+# A twin's HELLO_REPLY capability: its stage timings are simulated, not taken on a clock while it ran.
+SIMULATED_CAPABILITY = "simulated"
 
 
 def pipeline_depth(capabilities: tuple[str, ...]) -> int:

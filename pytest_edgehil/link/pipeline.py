@@ -28,6 +28,7 @@ both answer a request (it ran twice) are equally valid, and the first is taken.
 from __future__ import annotations
 
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -45,6 +46,7 @@ from pytest_edgehil.errors import (
 from pytest_edgehil.link.eval_reply_checks import EvalReplyChecks
 from pytest_edgehil.link.exchange import Exchange
 from pytest_edgehil.link.messages import (
+    HEADER,
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
     BatchResult,
@@ -277,10 +279,21 @@ class _Pipeline(EvalReplyChecks):
         if echoed == crc:
             return True
         c = self.client
-        c.traffic_log.note("rx", f"reply seq={frame.seq} echoes request CRC-32 "
-                                 f"{'none' if echoed is None else f'0x{echoed:08X}'}, not 0x{crc:08X} of "
+        shown = "none" if echoed is None else f"0x{echoed:08X}"
+        c.traffic_log.note("rx", f"reply seq={frame.seq} echoes request CRC-32 {shown}, not 0x{crc:08X} of "
                                  f"{exchange.command}: it answers another request; skipped", device=c.name)
+        # Why, for the timeout's message: the echo must be the zlib CRC-32 of the EVAL_BATCH payload; a
+        # firmware echoing its frame's CRC trailer (header + payload) is refused on every reply.
+        exchange.refused.append(
+            f"the BATCH_RESULT echoes request CRC-32 {shown}, not 0x{crc:08X} (zlib CRC-32 of the EVAL_BATCH "
+            f"payload it answers{self._frame_crc_hint(exchange, echoed)})")
         return False
+
+    @staticmethod
+    def _frame_crc_hint(exchange: Exchange, echoed: int | None) -> str:
+        f = exchange.frame
+        trailer = zlib.crc32(f.payload, zlib.crc32(HEADER.pack(f.version, f.msg_type, f.seq, len(f.payload))))
+        return "; it echoes the request frame's CRC trailer, over header and payload" if echoed == trailer else ""
 
     def _batch_results(self, exchange: Exchange, reply: Frame) -> list[Result]:
         """One EVAL_BATCH's reply, checked (type, model, one timing and output set per image), as Results."""

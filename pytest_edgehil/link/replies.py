@@ -15,8 +15,12 @@ from collections.abc import Sequence
 from pytest_edgehil.errors import InvalidPayload
 from pytest_edgehil.link.messages import Result, StageTiming
 
-__all__ = ["STAGE_FIELDS", "check_result", "check_timings"]
+__all__ = ["ROUND_TRIP_CLOCK_TOLERANCE", "STAGE_FIELDS", "check_result", "check_timings", "check_within_round_trip"]
 
+# How much faster than the host's clock a board's timer may run (an RC oscillator is within 1 %), and the
+# least slack for the host's own clock and scheduling: below these a RESULT's span cannot exceed its round trip.
+ROUND_TRIP_CLOCK_TOLERANCE = 0.02
+ROUND_TRIP_SLACK_S = 1e-3
 # Every duration/offset a RESULT carries, in µs; each must be finite and >= 0.
 STAGE_FIELDS = ("start_us", "readout_us", "inference_us", "retrieval_us")
 
@@ -63,3 +67,31 @@ def check_timings(timings: Sequence[StageTiming], count: int, *, device: str, po
                 "to back, so the firmware's trigger timestamps are wrong (timer wrap?). The value was not "
                 "recorded; check the firmware's stage timer.")
         previous_start = timing.start_us
+
+
+def _tick_us(timings: Sequence[StageTiming]) -> float:
+    """The device timer's tick (µs) its stamps show: the largest step (to the ns) every value is a multiple of."""
+    values = [round(abs(getattr(t, f)) * 1000.0) for t in timings for f in STAGE_FIELDS]
+    return math.gcd(*values) / 1000.0 if any(values) else 0.0
+
+
+def check_within_round_trip(timings: Sequence[StageTiming], round_trip_s: float, *, device: str, port: str,
+                            command: str) -> None:
+    """The device's account of a RUN must fit in the time the host waited for it: from the first trigger to
+    the end of the last inference (`start_us` + `inference_us` of the last, whatever the firmware counts as
+    readout) is at most `round_trip_s` (host monotonic s from before the request was written until its reply
+    was read) × (1 + ROUND_TRIP_CLOCK_TOLERANCE), plus ROUND_TRIP_SLACK_S or two timer ticks. Else
+    InvalidPayload: the firmware's stage timer is not in µs (a ns timer or a cycle counter packed as µs
+    reports "300 ms" for a 0.3 ms inference, a number a budget would take at face value)."""
+    if not timings:
+        return
+    last = timings[-1]
+    span_us = last.start_us - timings[0].start_us + last.inference_us
+    slack_s = max(ROUND_TRIP_SLACK_S, 2e-6 * _tick_us(timings))
+    allowed_us = (round_trip_s * (1 + ROUND_TRIP_CLOCK_TOLERANCE) + slack_s) * 1e6
+    if span_us > allowed_us:
+        raise InvalidPayload(
+            f"device {device!r} on {port}: {command} reply says its inferences took {span_us:.6g} µs from the "
+            f"first trigger to the end of the last inference, but the whole round trip took {round_trip_s * 1e6:.6g} "
+            f"µs on the host: the stage times cannot be in µs (a ns timer or a CPU cycle counter packed as µs?). "
+            "Nothing was recorded. Send every stage time in µs (docs/protocol.md, RESULT), then rerun.")

@@ -14,12 +14,16 @@ millisecond or slower: `EnergyMeasurement.inference_j` raises the CannotResolve 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Sequence
 
 import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
-from pytest_edgehil.errors import CannotResolve, MeasurementError, ProtocolError
+from pytest_edgehil.errors import CannotResolve, InvalidPayload, MeasurementError, ProtocolError
 from pytest_edgehil.link.energy_messages import CAPABILITY, CounterWindow, EnergyCounters
+from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.link.replies import ROUND_TRIP_CLOCK_TOLERANCE, ROUND_TRIP_SLACK_S
 from pytest_edgehil.measure.counter_energy import (
     DEFAULT_REL,
     CounterReading,
@@ -81,6 +85,30 @@ def counter_window_energy(window: CounterWindow, count: int, *, device: str,
     return per_inference_j, window_uncertainty_j(spec, total_j, window_s) / count, total_j / window_s
 
 
+def check_window_clock(window: CounterWindow, timings: Sequence[StageTiming], round_trip_s: float, *,
+                       device: str, port: str) -> None:
+    """The counter window's board-µs stamps against the RUN they bracket: read just before its first
+    inference and just after its last, on the clock that timed its stages, the window spans at least the RUN
+    (first `start_us` to the end of the last inference) and at most the host's round trip of the RUN (s),
+    each within ROUND_TRIP_CLOCK_TOLERANCE and ROUND_TRIP_SLACK_S. Else InvalidPayload: the stamps are not in
+    µs (a ns clock makes the mean power 1000x too low, a ms clock 1000x too high) or not the RUN's."""
+    if not timings:
+        return
+    window_us = float(window.end_us) - float(window.start_us)
+    last = timings[-1]
+    run_us = last.start_us - timings[0].start_us + last.inference_us
+    slack_us = ROUND_TRIP_SLACK_S * 1e6
+    longest_us = round_trip_s * 1e6 * (1 + ROUND_TRIP_CLOCK_TOLERANCE) + slack_us
+    if window_us * (1 + ROUND_TRIP_CLOCK_TOLERANCE) + slack_us < run_us or window_us > longest_us:
+        raise InvalidPayload(
+            f"device {device!r} on {port}: on-board counter {window.counter_id} brackets RUN {len(timings)} with a "
+            f"window of {window_us:.6g} µs (start_us {window.start_us}, end_us {window.end_us}), but the RUN's own "
+            f"stage timings span {run_us:.6g} µs and the host's round trip took {round_trip_s * 1e6:.6g} µs: the "
+            "window is not stamped in µs on the board clock that times the stages (a ns or ms clock?), so its "
+            "mean power would be off by that factor. Nothing was recorded; stamp ENERGY_COUNTERS' start_us/"
+            "end_us in board µs (docs/protocol.md, \"On-board energy\"), then rerun.")
+
+
 def stage_refusal(window: CounterWindow) -> CannotResolve:
     return CannotResolve("inference window", (0.0, 0.0), window.update_us * 1e-6,
                          f"the on-board counter {window.counter_id} updates every {window.update_us / 1e3:.3g} ms, "
@@ -108,12 +136,15 @@ def measure_onboard_energy(dut: DeviceUnderTest, plan: EnergyPlan | None = None,
                                     instrument=f"on-board {window.label}", window_source=window_source(n),
                                     refusal=stage_refusal(window))
     for _ in range(plan.windows):
+        began_s = time.monotonic()
         result = dut.client.run(n)
+        round_trip_s = time.monotonic() - began_s
         counters = dut.client.energy_counters()
         if counters.run_count != n:
             raise ProtocolError(f"device {dut.name!r}: ENERGY_COUNTERS bracket a RUN of {counters.run_count}, "
                                 f"the host sent RUN {n}; update the agent")
         window = _pick(counters, window.counter_id, dut.name)
+        check_window_clock(window, result.timings, round_trip_s, device=dut.name, port=dut.client.port)
         energy_j, u_j, power_w = counter_window_energy(window, n, device=dut.name, rel=rel)
         empty = np.zeros(0)
         measurement.windows.append(EnergySamples(

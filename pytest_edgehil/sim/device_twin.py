@@ -73,7 +73,9 @@ class DeviceTwin(TimedTwin):
         # A stand-in for a real board (tests of the hardware path, `--backend hw`): HELLO then carries none
         # of the marks of simulated firmware (bring_up.simulated_firmware), so the host treats it as a board.
         self.as_board = as_board
-        self.realtime = realtime  # > 0: a RUN sleeps its simulated span × this (parallel speed-up checks)
+        # > 0: a RUN sleeps its simulated span × this (parallel speed-up checks). A stand-in board takes its
+        # RUN's time, as a board does: the host bounds a board's timings by the round trip (link.replies).
+        self.realtime = max(realtime, 1.0) if as_board else realtime
         self.name = name
         # Stable across reboots, like a board's USB serial number; HELLO reports the same string.
         self.usb_serial = f"SIM-{zlib.crc32(name.encode()):08X}"
@@ -162,7 +164,7 @@ class DeviceTwin(TimedTwin):
             firmware = " ".join([words[0].removesuffix("-twin"), *words[1:]])
             serial = "BOARD-" + serial.removeprefix("SIM-")
         else:
-            caps += ("simulated",)
+            caps += (p.SIMULATED_CAPABILITY,)
         return [p.HelloReply(
             device_kind=self.profile.kind, device_name=self.name, firmware=firmware,
             protocol_version=p.PROTOCOL_VERSION, capabilities=caps, ram_bytes=self.profile.ram_bytes,
