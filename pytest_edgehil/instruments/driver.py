@@ -37,6 +37,8 @@ from pytest_edgehil.instruments.visa_link import VisaLink
 # CaptureConfig lives with the trace checks (fetched_trace); importable from here, where it was first.
 __all__ = ["CaptureConfig", "ScpiAnalyzer"]
 
+ARM_POLL_S = 0.001  # how often `arm` asks whether the acquisition is ready for its trigger
+
 
 class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
     """Common plumbing of the SCPI drivers; subclasses are declarations (`settings`, `measure_queries`,
@@ -237,7 +239,8 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
                     f"its trigger {self.arm_timeout_s:g} s after it was started: {query} never showed the "
                     f"waiting-for-trigger bit ({self.waiting_bit}); a trigger now would be ignored, so the "
                     f"device is not started. Check SYST:ERR? and the trigger settings, or raise arm_timeout_s")
-            time.sleep(self.poll_interval_s)
+            # Finer than a capture's poll: arming takes a few ms, and every capture waits for it.
+            time.sleep(min(self.poll_interval_s, ARM_POLL_S))
 
     def abort(self) -> None:
         """Stop an armed acquisition; the capture stays configured."""
