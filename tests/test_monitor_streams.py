@@ -1,0 +1,86 @@
+"""The monitors' sample streams decoded from bytes written by the devices' own references, not by our twins'
+codecs: the PPK2's 32-bit word (pc-nrfconnect-ppk's serialDevice: ADC bits 0-13, range 14-16, a 6-bit
+per-sample counter 18-23 that the Power Profiler uses to find lost samples, logic 24-31)."""
+
+from __future__ import annotations
+
+import os
+import tty
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.errors import StreamGap
+
+ADC_MULT = 1.8 / 163840  # pc-nrfconnect-ppk's adcMult
+SHUNT_R2_OHM = 10.15  # range 2's nominal shunt (the uncalibrated metadata)
+
+
+def _ppk2_words(current_a: np.ndarray, logic: np.ndarray, counter0: int) -> np.ndarray:
+    """Sample words on range 2 as a PPK2 sends them: code = I·R / (4·adcMult), counter +1 each sample."""
+    code = np.round(current_a * SHUNT_R2_OHM / (4 * ADC_MULT)).astype(np.uint32)
+    counter = (np.arange(current_a.size, dtype=np.uint32) + counter0) & 0x3F
+    return code | (2 << 14) | (counter << 18) | (logic.astype(np.uint32) << 24)
+
+
+@pytest.fixture
+def ppk2():
+    """The PPK2 driver on ppk2-api over a bare pty (nothing answers: `_decode` needs no device)."""
+    pytest.importorskip("ppk2_api")
+    from ppk2_api.ppk2_api import PPK2_API
+
+    from pytest_edgehil.instruments.ppk2 import PPK2
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    monitor = object.__new__(PPK2)
+    monitor._api = PPK2_API(os.ttyname(slave), timeout=0.05)
+    monitor._api.current_vdd = 3300
+    # What GET_META_DATA would set: no quadratic gain (the library's defaults, GS = 1, stand for none read).
+    monitor._api._parse_metadata("".join(f"GS{r}: 0\nGI{r}: 1\n" for r in range(5)) + "END\n")
+    monitor._api.spike_filter_alpha = monitor._api.spike_filter_alpha5 = 1.0
+    monitor.resource, monitor.idn, monitor.trigger_bit, monitor._voltage_v = "pty", "Nordic PPK2", 0, 3.3
+    try:
+        yield monitor
+    finally:
+        monitor._api.ser.close()
+        os.close(master)
+        os.close(slave)
+
+
+def _stream(n: int = 3000, counter0: int = 37) -> tuple[np.ndarray, np.ndarray]:
+    current = np.full(n, 1e-3)
+    current[1000:2000] = 5e-3  # the inference, with the trigger line (D0) high
+    logic = np.zeros(n, dtype=np.uint32)
+    logic[1000:2000] = 1
+    return _ppk2_words(current, logic, counter0), current
+
+
+def test_ppk2_whole_stream_decodes_to_the_currents_and_the_trigger_line(ppk2):
+    words, current = _stream()
+    trace = ppk2._decode(words.astype("<u4").tobytes())  # the counter starts at 37 and wraps: no loss
+    assert trace.current_a.size == current.size
+    assert np.abs(trace.current_a / current - 1).max() < 2e-3
+    assert np.flatnonzero(trace.digital).tolist() == list(range(1000, 2000))
+
+
+def test_ppk2_samples_lost_on_the_link_are_refused_not_integrated(ppk2):
+    """USB data loss (the Power Profiler's 'Data loss detected'): the words after a gap arrive with a jump
+    in the sample counter. Decoded as if contiguous, the trigger window shrinks by the lost samples and its
+    energy reads low by as much (40 of 1000 here: 4 %); the stream is refused with StreamGap instead, so
+    the meter captures the window again."""
+    words, _ = _stream()
+    raw = np.delete(words, np.arange(1500, 1540)).astype("<u4").tobytes()
+    with pytest.raises(StreamGap) as excinfo:
+        ppk2._decode(raw)
+    text = str(excinfo.value)
+    for needle in ("Nordic PPK2", "sample 1500", "40 samples", "capture again"):
+        assert needle in text, needle
+
+
+def test_ppk2_a_torn_word_is_refused(ppk2):
+    """Two bytes lost mid-stream shift every later word: the counter no longer steps by one."""
+    words, _ = _stream()
+    raw = words.astype("<u4").tobytes()
+    with pytest.raises(StreamGap, match="Nordic PPK2"):
+        ppk2._decode(raw[:6002] + raw[6004:] + b"\x00\x00")
