@@ -84,3 +84,34 @@ def test_ppk2_a_torn_word_is_refused(ppk2):
     raw = words.astype("<u4").tobytes()
     with pytest.raises(StreamGap, match="Nordic PPK2"):
         ppk2._decode(raw[:6002] + raw[6004:] + b"\x00\x00")
+
+
+# The LPM01A as its users' drivers (MLPerf Tiny's energy runner, Zephyr's PowerShield scripts, LPM01A-lib)
+# read it: every reply line carries the shell prompt, e.g. "PowerShield > ack temp degc 28.0".
+LPM_PROMPT = b"PowerShield > "
+
+
+def _lpm01a_board(stream: bytes = b"") -> object:
+    """A bare LPM01A 'firmware': each command line acked behind the prompt; after `start`, `stream` and the
+    completion line."""
+    def answer(chunk: bytes) -> bytes:
+        out = b""
+        for line in chunk.decode().splitlines():
+            out += LPM_PROMPT + b"ack " + line.strip().encode() + b"\r\n"
+            if line.strip() == "start":
+                out += stream + b"\r\n" + LPM_PROMPT + b"Acquisition completed\r\n"
+        return out
+    return answer
+
+
+def test_lpm01a_opens_and_configures_a_board_that_prompts():
+    from pytest_edgehil.instruments.lpm01a import LPM01A
+    from tests.raw_pty import raw_pty_firmware
+
+    with raw_pty_firmware(_lpm01a_board()) as port:
+        monitor = LPM01A(port)
+        try:
+            monitor.configure(voltage_v=3.3, current_range_a=0.04, sample_interval_s=1e-3, points=5)
+        finally:
+            monitor.close()
+    assert ("read", "PowerShield > ack format ascii_dec") in monitor.log

@@ -58,14 +58,15 @@ class LPM01A(PowerMonitor):
         return buf.decode("ascii", "replace").strip()
 
     def command(self, line: str) -> None:
-        """Send one command and require `ack <command>`; InstrumentReplyError with the board's text otherwise."""
+        """Send one command and require `ack <command>` (behind the board's prompt); InstrumentReplyError with
+        the board's text otherwise."""
         self.log.append(("write", line))
         self._serial.write(line.encode() + b"\n")
         reply = ""
-        while not reply:
+        while not proto.strip_prompt(reply):  # a prompt alone ends the previous reply
             reply = self._readline(REPLY_TIMEOUT_S)
         self.log.append(("read", reply))
-        if reply != f"ack {line}":
+        if proto.strip_prompt(reply) != f"ack {line}":
             raise InstrumentReplyError(f"{self.model} at {self.resource}: {line!r} answered {reply!r}",
                                        resource=self.resource, command=line, reply=reply.encode())
 

@@ -2,7 +2,8 @@
 
 From UM2269 as its users' drivers restate it: the host writes one command per line (`htc`, `volt 3300m`,
 `freq 100k`, `acqtime 184000u`, `acqmode dyn`, `output current`, `format ascii_dec|bin_hexa`,
-`trigsrc d7`, `start`, `stop`); the board answers `ack <command>` or `error <command>: <reason>`. After
+`trigsrc d7`, `start`, `stop`); the board answers `ack <command>` or `error <command>: <reason>`, each
+reply line behind its shell prompt (`PowerShield > ack htc`, as MLPerf Tiny's and Zephyr's drivers read it). After
 `start` (and, with `trigsrc d7`, the first rising edge on Arduino pin D7) it streams current samples:
 
 - `ascii_dec`: one line per sample, 4-digit mantissa and 2-digit negative power of ten (`5212-08` =
@@ -29,6 +30,7 @@ BLOCK = 1000
 BLOCK_HEADER = b"\xf0\xf3"
 STREAM_END = b"\xf0\xf4\xff\xff"
 COMPLETED = "Acquisition completed"
+PROMPT = "PowerShield > "
 _SAMPLE = re.compile(r"^(\d{4})-(\d{2})$")
 _SUFFIX = {"k": 1e3, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
@@ -52,6 +54,12 @@ def format_ascii(current_a: float) -> str:
     if mantissa > 9999:
         exp, mantissa = exp - 1, round(current_a * 10 ** (exp - 1))
     return f"{mantissa:04d}-{exp:02d}"
+
+
+def strip_prompt(line: str) -> str:
+    """A reply line without the board's shell prompt (`PowerShield > ack htc` → `ack htc`), stripped."""
+    line = line.strip()
+    return line[len(PROMPT):].strip() if line.startswith(PROMPT.strip()) else line
 
 
 def parse_ascii(line: str) -> float | None:
