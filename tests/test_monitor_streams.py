@@ -10,7 +10,7 @@ import tty
 import numpy as np
 import pytest
 
-from pytest_edgehil.errors import StreamGap
+from pytest_edgehil.errors import MeasurementError, StreamGap
 
 ADC_MULT = 1.8 / 163840  # pc-nrfconnect-ppk's adcMult
 SHUNT_R2_OHM = 10.15  # range 2's nominal shunt (the uncalibrated metadata)
@@ -115,3 +115,74 @@ def test_lpm01a_opens_and_configures_a_board_that_prompts():
         finally:
             monitor.close()
     assert ("read", "PowerShield > ack format ascii_dec") in monitor.log
+
+
+def _bin_samples(current_a: np.ndarray) -> bytes:
+    """UM2269's bin_hexa sample: 4-bit negative power of 16, 12-bit mantissa (52A0 = 0x2A0·16^-5 A)."""
+    out = bytearray()
+    for i in current_a:
+        e = max(e for e in range(15) if round(i * 16 ** e) <= 4095)
+        out += ((e << 12) | round(i * 16 ** e)).to_bytes(2, "big")
+    return bytes(out)
+
+
+def _timestamp(ms: int, load_pct: int) -> bytes:
+    return b"\xf0\xf3" + ms.to_bytes(4, "big") + bytes([load_pct]) + b"\xff\xff"
+
+
+END = b"\xf0\xf4\xff\xff"
+
+
+def test_lpm01a_binary_metadata_is_found_wherever_the_board_puts_it():
+    """Timestamps (F0 F3 <ms> <buffer load %> FF FF) arrive when the board sends them, not every 1000
+    samples; an info message (F0 F2 <text> FF FF) may come between samples too."""
+    from pytest_edgehil.instruments import lpm01a_protocol as proto
+
+    current = np.array([640.9e-6, 1e-3, 12e-3, 3e-7] * 400)
+    raw = (_timestamp(0, 0) + _bin_samples(current[:700]) + b"\xf0\xf2target powered\xff\xff"
+           + _bin_samples(current[700:1300]) + _timestamp(13, 2) + _bin_samples(current[1300:]) + END)
+    assert _bin_samples(np.array([640.9e-6])) == b"\x52\xa0"  # UM2269's example
+    stream = proto.decode_binary(raw)
+    assert stream.current_a.size == current.size
+    assert np.abs(stream.current_a / current - 1).max() < 1 / 512
+    assert stream.problems == []
+
+
+@pytest.mark.parametrize(("packet", "needle"), [(b"\xf0\xf5\xff\xff", "overcurrent"),
+                                                 (b"\xf0\xf1buffer overflow\xff\xff", "buffer overflow")])
+def test_lpm01a_overcurrent_or_error_in_a_binary_stream_is_named(packet, needle):
+    from pytest_edgehil.instruments.lpm01a import LPM01A
+    from tests.raw_pty import raw_pty_firmware
+
+    current = np.full(2000, 20e-3)
+    stream = _timestamp(0, 0) + _bin_samples(current[:1000]) + packet + _bin_samples(current[1000:]) + END
+    with raw_pty_firmware(_lpm01a_board(stream)) as port:
+        monitor = LPM01A(port)
+        try:
+            monitor.configure(voltage_v=3.3, current_range_a=0.04, sample_interval_s=1e-5, points=2000)
+            monitor.arm()
+            with pytest.raises(MeasurementError) as excinfo:
+                monitor.wait_complete(5.0)
+        finally:
+            monitor.close()
+    assert "ST X-NUCLEO-LPM01A" in str(excinfo.value) and needle in str(excinfo.value)
+
+
+def test_lpm01a_error_line_in_an_ascii_stream_is_not_dropped():
+    """At 1 kHz the stream is ASCII; a board past its 50 mA dynamic range reports it in the stream while the
+    samples go on, clipped. Dropping that line as 'not a sample' gave a full-length trace whose mean read
+    50 mA for a board drawing 80 mA in half of it (-30 % energy)."""
+    from pytest_edgehil.instruments.lpm01a import LPM01A
+    from tests.raw_pty import raw_pty_firmware
+
+    lines = ["2000-05"] * 50 + ["PowerShield > error: overcurrent"] + ["5000-05"] * 50
+    stream = "\r\n".join(lines).encode()
+    with raw_pty_firmware(_lpm01a_board(stream)) as port:
+        monitor = LPM01A(port)
+        try:
+            monitor.configure(voltage_v=3.3, current_range_a=0.04, sample_interval_s=1e-3, points=100)
+            monitor.arm()
+            with pytest.raises(MeasurementError, match="overcurrent"):
+                monitor.wait_complete(5.0)
+        finally:
+            monitor.close()
