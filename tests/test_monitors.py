@@ -207,8 +207,9 @@ def test_lpm01a_codecs_round_trip():
 
     current = np.array([0.0123, 1e-6, 0.049, 3.3e-3] * 600)
     raw = proto.encode_binary(current)
-    assert len(raw) == proto.binary_length(current.size)
-    assert np.abs(proto.decode_binary(raw) / current - 1).max() < 1 / 512  # a 12-bit mantissa, 9 bits at worst
+    stream = proto.decode_binary(raw)
+    assert np.abs(stream.current_a / current - 1).max() < 1 / 512  # a 12-bit mantissa, 9 bits at worst
+    assert len(stream.timestamps) == 3 and not stream.problems  # the twin stamps every 1000 samples
     with pytest.raises(ValueError, match="end mark"):
         proto.decode_binary(raw[:-1])
     assert proto.format_ascii(52.12e-6) == "5212-08"

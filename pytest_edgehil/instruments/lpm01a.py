@@ -58,14 +58,15 @@ class LPM01A(PowerMonitor):
         return buf.decode("ascii", "replace").strip()
 
     def command(self, line: str) -> None:
-        """Send one command and require `ack <command>`; InstrumentReplyError with the board's text otherwise."""
+        """Send one command and require `ack <command>` (behind the board's prompt); InstrumentReplyError with
+        the board's text otherwise."""
         self.log.append(("write", line))
         self._serial.write(line.encode() + b"\n")
         reply = ""
-        while not reply:
+        while not proto.strip_prompt(reply):  # a prompt alone ends the previous reply
             reply = self._readline(REPLY_TIMEOUT_S)
         self.log.append(("read", reply))
-        if reply != f"ack {line}":
+        if proto.strip_prompt(reply) != f"ack {line}":
             raise InstrumentReplyError(f"{self.model} at {self.resource}: {line!r} answered {reply!r}",
                                        resource=self.resource, command=line, reply=reply.encode())
 
@@ -98,22 +99,18 @@ class LPM01A(PowerMonitor):
         volts, dt, points, fmt = self._plan
         deadline = time.monotonic() + timeout_s
         if fmt == "bin_hexa":
-            raw = b""
-            need = proto.binary_length(points)
-            while len(raw) < need:
-                if time.monotonic() > deadline:
-                    raise InstrumentTimeout(f"{self.model} at {self.resource}: {len(raw)} of {need} bytes within "
-                                            f"{timeout_s:g} s; did the trigger line (D7) fire?")
-                raw += self._serial.read(need - len(raw))
+            raw, tail = self._read_binary(deadline, timeout_s)
             try:
-                current_a = proto.decode_binary(raw)
+                stream = proto.decode_binary(raw)
             except ValueError as exc:
                 raise MeasurementError(f"{self.model} at {self.resource}: the binary stream is corrupt ({exc}); "
                                        "capture again") from exc
-            while proto.COMPLETED not in self._readline(max(deadline - time.monotonic(), 0.1)):
-                pass
+            current_a, problems = stream.current_a, stream.problems
+            while proto.COMPLETED not in tail:
+                tail += self._readline(max(deadline - time.monotonic(), 0.1))
         else:
             values: list[float] = []
+            problems = []
             while True:
                 line = self._readline(max(deadline - time.monotonic(), 0.1))
                 if proto.COMPLETED in line:
@@ -121,11 +118,35 @@ class LPM01A(PowerMonitor):
                 value = proto.parse_ascii(line)
                 if value is not None:
                     values.append(value)
+                elif (problem := proto.ascii_problem(line)) is not None:
+                    problems.append(problem)
             current_a = np.asarray(values)
+        if problems:
+            # The samples go on after such a report (clipped at the range, or from an unpowered board): a
+            # trace of the right length whose energy reads low, so no trace at all.
+            raise MeasurementError(f"{self.model} at {self.resource}: the board reported {'; '.join(problems)} "
+                                   f"during the acquisition, so its samples are not the device's current; check "
+                                   f"that the device stays within {self.max_current_a * 1e3:g} mA (else measure it "
+                                   "with a monitor of a larger range and raise its `current_range_a`) and capture "
+                                   "again")
         if current_a.size != points:
             raise MeasurementError(f"{self.model} at {self.resource}: {current_a.size} samples arrived, {points} "
                                    "were asked for: the stream lost data; capture again")
         self._trace = Trace(current_a, np.full(points, volts), dt, 0, self.idn)
+
+    def _read_binary(self, deadline: float, timeout_s: float) -> tuple[bytes, str]:
+        """The `bin_hexa` stream up to its end mark, and the text read after it. Its length is not known
+        beforehand: the board puts timestamps and flags among the samples when it sends them."""
+        buf, end = bytearray(), -1
+        while end < 0:
+            if time.monotonic() > deadline:
+                raise InstrumentTimeout(f"{self.model} at {self.resource}: {len(buf)} bytes and no end mark "
+                                        f"within {timeout_s:g} s; did the trigger line (D7) fire?")
+            start = max(0, len(buf) - len(proto.STREAM_END) + 1)
+            buf += self._serial.read(65536)
+            end = buf.find(proto.STREAM_END, start)
+        end += len(proto.STREAM_END)
+        return bytes(buf[:end]), bytes(buf[end:]).decode("ascii", "replace")
 
     def fetch_trace(self) -> Trace:
         if self._trace is None:

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_edgehil.errors import InstrumentError, InstrumentTimeout, MeasurementError
+from pytest_edgehil.errors import InstrumentError, InstrumentTimeout, MeasurementError, StreamGap
 from pytest_edgehil.instruments.base import Trace
 from pytest_edgehil.instruments.monitor import PowerMonitor, import_library
-from pytest_edgehil.instruments.ppk2_protocol import SAMPLE_INTERVAL_S
+from pytest_edgehil.instruments.ppk2_protocol import SAMPLE_INTERVAL_S, counter_gap
 
 START_TIMEOUT_S = 2.0  # the stream must begin this soon after AVERAGE_START
 QUIET_S = 0.5  # after AVERAGE_STOP, the stream has ended once nothing arrived for this long
@@ -121,6 +121,16 @@ class PPK2(PowerMonitor):
         self._trace = self._decode(b"".join(self._chunks))
 
     def _decode(self, raw: bytes) -> Trace:
+        """The trace of a whole stream. StreamGap when its sample counter jumps: samples lost on the USB
+        link would shorten every window after them (ppk2-api decodes what arrived as if contiguous), so the
+        record is refused and the meter captures it again; MeasurementError when ppk2-api drops words."""
+        gap = counter_gap(raw)
+        if gap is not None:
+            at, lost = gap
+            raise StreamGap(f"{self.model} at {self.resource}: the sample counter jumps at sample {at} of "
+                            f"{len(raw) // 4} ({lost} samples lost on the USB link, counted modulo 64), so the "
+                            "time base after it is broken; capture again, and if it recurs connect the PPK2 "
+                            "without a hub and keep other traffic off its USB bus")
         samples, bits = self._api.get_samples(raw)
         expected = len(raw) // 4
         if len(samples) != expected or len(bits) != expected:

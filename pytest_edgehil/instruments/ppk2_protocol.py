@@ -6,7 +6,8 @@ writes single-byte opcodes with their argument bytes; after AVERAGE_START the PP
 
     bits 0-13  ADC code (the current is code · 4 · 1.8 V / 163840 / R[range] in amperes, uncalibrated)
     bits 14-16 current range 0-4 (shunts R0..R4 = 1031.64, 101.65, 10.15, 0.94, 0.043 Ω; auto-ranging)
-    bits 18-23 a 6-bit counter
+    bits 18-23 a 6-bit counter, +1 per sample: the Power Profiler finds samples lost on the USB link from
+               its jumps (`counter_gap`)
     bits 24-31 the 8 logic inputs D0-D7, sampled with the current
 
 GET_META_DATA answers `key: value` lines (calibration R0-R4, GS, GI, O, S, I, UG per range) ending in
@@ -33,6 +34,7 @@ ARGUMENT_BYTES = {REGULATOR_SET: 2, SET_POWER_MODE: 1, DEVICE_RUNNING_SET: 1, 0x
 POWER_MODE_SOURCE = 2  # SET_POWER_MODE argument: source meter (the PPK2 powers the device)
 
 SAMPLE_INTERVAL_S = 1e-5  # 100 kS/s, fixed
+COUNTER_SHIFT, COUNTER_MODULO = 18, 64
 ADC_MULT = 1.8 / 163840
 ADC_MAX = (1 << 14) - 1
 SHUNTS_OHM = (1031.64, 101.65, 10.15, 0.94, 0.043)
@@ -74,3 +76,16 @@ def encode_samples(current_a: np.ndarray, logic: np.ndarray, counter_start: int 
     counter = (np.arange(i.size, dtype=np.uint32) + counter_start) % 64
     words = code | (rng.astype(np.uint32) << 14) | (counter << 18) | (np.asarray(logic, dtype=np.uint32) << 24)
     return words.astype("<u4").tobytes()
+
+
+def counter_gap(raw: bytes) -> tuple[int, int] | None:
+    """Where the stream's sample counter first fails to step by one: (index of the first sample after the
+    gap, samples lost modulo 64); None when it steps through every whole word. A torn word (bytes lost
+    mid-word) shifts all later words and shows as a jump too; a loss of exactly 64·k samples cannot."""
+    words = np.frombuffer(raw[:len(raw) // 4 * 4], dtype="<u4")
+    counter = ((words >> COUNTER_SHIFT) % COUNTER_MODULO).astype(np.int64)
+    lost = (np.diff(counter) - 1) % COUNTER_MODULO
+    jumps = np.flatnonzero(lost)
+    if jumps.size == 0:
+        return None
+    return int(jumps[0]) + 1, int(lost[jumps[0]])

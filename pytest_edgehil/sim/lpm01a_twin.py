@@ -2,7 +2,7 @@
 device twin's timeline from the trigger line's rising edge (`trigsrc d7`) for `acqtime`.
 
 It refuses what the board refuses: a voltage outside 1.8-3.3 V, a frequency it does not have, ASCII output
-above 10 kHz, an unknown command (`error <command>: <reason>`). Samples are the analyzer twin's synthesis
+above 10 kHz, an unknown command (`error <command>: <reason>`); every reply line behind the board's prompt. Samples are the analyzer twin's synthesis
 (bench physics, trigger latency) with relative noise, coded in the chosen format. `commands` logs every line.
 """
 
@@ -48,7 +48,7 @@ class LPM01ATwin(SerialTwin):
                 self._reply(line, self._handle(line))
 
     def _reply(self, line: str, error: str | None) -> None:
-        self.write((f"error {line}: {error}" if error else f"ack {line}").encode() + b"\r\n")
+        self.write((proto.PROMPT + (f"error {line}: {error}" if error else f"ack {line}")).encode() + b"\r\n")
 
     def _handle(self, line: str) -> str | None:
         """None when the command is accepted, else the reason for `error`."""
@@ -110,4 +110,4 @@ class LPM01ATwin(SerialTwin):
         else:
             data = "".join(proto.format_ascii(i) + "\r\n" for i in current_a).encode()
         if self.write(data):
-            self.write(f"\r\n{proto.COMPLETED}\r\n".encode())
+            self.write(f"\r\n{proto.PROMPT}{proto.COMPLETED}\r\n".encode())
