@@ -46,6 +46,7 @@ class WorkloadSysfs:
         self._p = [idle_w]
         self.inferences = 0
         self._rapl_offset_j = 0.0  # added to the published register only (`wrap_in`), never to the truth
+        self._published_s = 0.0  # the files' time: it only moves forward, as the kernel's counters do
         self.rapl = root / "class" / "powercap" / "intel-rapl:0"
         self.rapl.mkdir(parents=True)
         (self.rapl / "name").write_text("package-0\n")
@@ -69,6 +70,9 @@ class WorkloadSysfs:
             return self._energy_at(t1_us * 1e-6 - self.t0_ns * 1e-9) - self._energy_at(t0_us * 1e-6 - self.t0_ns * 1e-9)
 
     def _publish(self, now_s: float) -> None:
+        # A thread that read the clock, then waited for the lock (the GIL on a loaded machine: milliseconds),
+        # must not set the files back to its older time under a reader that has already seen newer ones.
+        now_s = self._published_s = max(now_s, self._published_s)
         tick = math.floor(now_s / self.rapl_update_s) * self.rapl_update_s
         _write(self.rapl / "energy_uj", f"{int((self._energy_at(tick) + self._rapl_offset_j) * 1e6) % self.rapl_max_uj}\n")
         tick = math.floor(now_s / self.ina_s) * self.ina_s

@@ -4,7 +4,8 @@ It answers the same messages as any firmware (`link.messages`): HELLO, LOAD_BEGI
 checked against its SHA-256), SELECT_MODEL (models kept in memory, by hash), SET_INPUT (dtype and shape
 checked against the model), RUN n, EVAL, EVAL_BATCH and RESET. A RUN's stage times are real: per
 inference, the input copy-in (`readout`), `invoke()` (`inference`) and the output copy-out (`retrieval`),
-each from `time.monotonic_ns()` on the board; `start_us` is each inference's start relative to the first.
+each from `time.monotonic_ns()` on the board; `start_us` is each inference's invoke start (where the
+trigger line rises; copy-in precedes it) relative to the first one's, as docs/protocol.md defines it.
 EVAL (inputs, then RUN 1) and EVAL_BATCH (that, image by image) go through the same inference loop, so
 accuracy evaluation costs one round trip per request rather than two per image (SET_INPUT + RUN 1).
 Nothing here is simulated, and nothing imports `pytest_edgehil.sim`.
@@ -86,7 +87,7 @@ class LiteRTDevice:
         if extra_capabilities is None:  # default: the on-board power readers present here (`power:none`)
             extra_capabilities = power_capabilities(find_monitors())
         # "pushed": the host sends inputs (SET_INPUT); "sensor": the network runs on the board's own frames
-        self.trigger = trigger  # raised around each inference where a GPIO line is wired (agent.trigger_gpio)
+        self.trigger = trigger  # high over each invoke() where a GPIO line is wired (agent.trigger_gpio)
         # on-board energy counters read around every RUN, served by ENERGY_READ (default: those under /sys)
         self.energy = energy if energy is not None else OnboardEnergy(find_sources())
         # EVAL_BATCH images per request (HELLO `batch=N`), sized from this machine's RAM as a twin's are
@@ -185,7 +186,9 @@ class LiteRTDevice:
                energy: bool = False) -> tuple[list[tuple[np.ndarray, ...]], list[p.StageTiming]]:
         """One inference per item of `images`, after setting its (index, tensor) inputs (checked as SET_INPUT;
         none: the inputs as they stand): each inference's outputs and stage times (µs, board clock;
-        `start_us` from the first inference's start). The trigger line is high over each inference;
+        `start_us` at each invoke start, from the first one's). The trigger line is high over each invoke()
+        only, so its rising edge is `start_us` and its pulse `inference_us` long, the convention every
+        host window (device_windows, digital_windows) and the twins use;
         `energy` polls the counters after each (RUN, whose window is open). Refusal on a refused input."""
         outputs: list[tuple[np.ndarray, ...]] = []
         timings: list[p.StageTiming] = []
@@ -197,18 +200,12 @@ class LiteRTDevice:
                 raise Refusal(p.ErrorCode.BAD_INPUT, f"model {model.name!r} has dynamic input dimensions "
                                                      f"(inputs {sorted(model.unsized)}) never set, so there is no size to "
                                                      "run at; send SET_INPUT with the shape to measure first")
-            start_ns = self.clock_ns()
-            first_ns = start_ns if first_ns is None else first_ns
-            if self.trigger is not None:  # high over the whole inference (copy-in, invoke, copy-out)
-                self.trigger.set(True)
-            try:
-                raw, (copy_in, invoke, copy_out) = model.runner.run_raw_timed(model.inputs, self.clock_ns)
-            finally:
-                if self.trigger is not None:
-                    self.trigger.set(False)
+            mark = self.trigger.set if self.trigger is not None else None  # high over invoke() only
+            raw, (t0, t1, t2, t3) = model.runner.run_raw_timed(model.inputs, self.clock_ns, mark)
+            first_ns = t1 if first_ns is None else first_ns
             outputs.append(tuple(raw))
-            timings.append(p.StageTiming(start_us=(start_ns - first_ns) / 1e3, readout_us=copy_in / 1e3,
-                                         inference_us=invoke / 1e3, retrieval_us=copy_out / 1e3))
+            timings.append(p.StageTiming(start_us=(t1 - first_ns) / 1e3, readout_us=(t1 - t0) / 1e3,
+                                         inference_us=(t2 - t1) / 1e3, retrieval_us=(t3 - t2) / 1e3))
             if energy:
                 self.energy.poll(self.clock_ns)  # a wrapping counter read often enough to unwrap it
         return outputs, timings

@@ -75,6 +75,8 @@ class CounterSource:
     _last: CounterReading | None = None
     _total_uj: int = 0
     _note: str = ""
+    _gap_ns: int = 0  # clock-read bracket of the last kept read (`_read`)
+    _end_gaps_ns: tuple[int, int] = (0, 0)  # … of the window's first and last reading
 
     @property
     def counter_id(self) -> str:
@@ -86,7 +88,8 @@ class CounterSource:
         A reader preempted between the clock and the counter (a loaded board, a busy host running the
         agent) would stamp a value that is milliseconds newer than its time: at several watts that is
         more energy than the counter's own resolution. So the read is retried while the two clock reads
-        lie more than READ_SKEW_NS apart, and the tightest one is kept."""
+        lie more than READ_SKEW_NS apart, and the tightest one is kept; its bracket (`_gap_ns`) widens
+        the window's stated update period where it is an end of the window (`end`)."""
         best: tuple[int, int, int] | None = None  # (gap ns, value µJ, midpoint ns)
         try:
             for _ in range(READ_TRIES):
@@ -101,11 +104,13 @@ class CounterSource:
             self._note = self._note or str(exc)
             return None
         assert best is not None  # READ_TRIES >= 1
+        self._gap_ns = best[0]
         return CounterReading(best[1], best[2] / 1e9)
 
     def begin(self, clock_ns: Clock) -> None:
         self._note, self._total_uj = "", 0
         self._start = self._last = self._read(clock_ns)
+        self._end_gaps_ns = (self._gap_ns, self._gap_ns)
 
     def poll(self, clock_ns: Clock) -> None:
         if self._last is not None and clock_ns() / 1e9 - self._last.time_s >= self.poll_s:
@@ -120,6 +125,7 @@ class CounterSource:
         except (CannotResolve, MeasurementError) as exc:
             self._note = self._note or str(exc)
         self._last = reading
+        self._end_gaps_ns = (self._end_gaps_ns[0], self._gap_ns)
 
     def end(self, clock_ns: Clock) -> CounterWindow:
         self._step(clock_ns)
@@ -127,8 +133,14 @@ class CounterSource:
         if start is None or last is None:
             return CounterWindow(self.counter_id, self.label, METHOD_COUNTER, self.spec.resolution_uj,
                                  self.spec.update_s * 1e6, 0, 0, 0, 0, self._note or "not read")
+        # Each end's value was read somewhere inside its clock-read bracket but is stamped at the bracket's
+        # middle: on top of the counter's own lag that is up to half the bracket's time at the power then
+        # (idle, as for the lag: `OnboardEnergy.end`). So the stated update period, which the host's bound
+        # prices at each end (counter_energy.window_uncertainty_j), grows by half the wider bracket: a
+        # window read on a loaded board is stated wider, and refused by the host where that exceeds 1 %.
+        update_us = self.spec.update_s * 1e6 + max(self._end_gaps_ns) / 2e3
         return CounterWindow(self.counter_id, self.label, METHOD_COUNTER, self.spec.resolution_uj,
-                             self.spec.update_s * 1e6, start.energy_uj, round(start.time_s * 1e6),
+                             update_us, start.energy_uj, round(start.time_s * 1e6),
                              start.energy_uj + self._total_uj, round(last.time_s * 1e6), self._note)
 
 

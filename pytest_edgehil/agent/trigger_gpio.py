@@ -1,6 +1,6 @@
 """The agent's trigger output through libgpiod (gpiod 2.x Python bindings), where a line is wired.
 
-A Linux board raises one GPIO line for the duration of each inference so a SCPI analyzer triggers on it,
+A Linux board raises one GPIO line over each inference stage (`invoke()`) so a SCPI analyzer triggers on it,
 or a monitor's digital input samples it (`measure.digital_windows`). The line is requested from its
 chip's character device (`/dev/gpiochipN`, line offset N) with `gpiod.request_lines`, as an output
 starting inactive. `gpiod` is imported only when a line is configured: an agent without one needs no

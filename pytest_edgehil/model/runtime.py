@@ -230,24 +230,33 @@ class ModelRunner:
                 raise ModelError(f"model {self.name}: inference failed in LiteRT ({exc})") from exc
             return [np.array(self._interpreter.get_tensor(index)) for index in self._output_indices]
 
-    def run_raw_timed(self, tensors: Sequence[np.ndarray],
-                      clock_ns: Callable[[], int]) -> tuple[list[np.ndarray], tuple[int, int, int]]:
-        """`run_raw` with its three stages timed on `clock_ns` (an on-board agent: `time.monotonic_ns`):
-        (outputs, (input copy-in ns, invoke ns, output copy-out ns))."""
+    def run_raw_timed(self, tensors: Sequence[np.ndarray], clock_ns: Callable[[], int],
+                      mark_invoke: Callable[[bool], None] | None = None,
+                      ) -> tuple[list[np.ndarray], tuple[int, int, int, int]]:
+        """`run_raw` with its three stages stamped on `clock_ns` (an on-board agent: `time.monotonic_ns`):
+        (outputs, (copy-in start, invoke start, invoke end, copy-out end) in ns). `mark_invoke(True)` is
+        called just after the invoke-start stamp and `mark_invoke(False)` just after the invoke-end stamp
+        (also when invoke fails): a trigger line driven by it lags both stamps alike, so its pulse is the
+        inference stage the protocol's `start_us` and `inference_us` describe (docs/protocol.md, RESULT)."""
         checked = self._check_inputs(tensors)
         with self._lock:
             t0 = clock_ns()
             for index, array in zip(self._input_indices, checked):
                 self._interpreter.set_tensor(index, array)
             t1 = clock_ns()
+            if mark_invoke is not None:
+                mark_invoke(True)
             try:
                 self._interpreter.invoke()
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"model {self.name}: inference failed in LiteRT ({exc})") from exc
-            t2 = clock_ns()
+            finally:
+                t2 = clock_ns()
+                if mark_invoke is not None:
+                    mark_invoke(False)
             outputs = [np.array(self._interpreter.get_tensor(index)) for index in self._output_indices]
             t3 = clock_ns()
-        return outputs, (t1 - t0, t2 - t1, t3 - t2)
+        return outputs, (t0, t1, t2, t3)
 
     def run(self, tensors: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference on float inputs; returns float32 outputs (dequantized where quantized)."""
