@@ -167,7 +167,7 @@ def test_command_writes_the_page(series: list[Path], tmp_path: Path, capsys: pyt
     assert main(["report", *map(str, series), "--html", str(out)]) == 0
     assert "4 run(s)" in capsys.readouterr().out
     assert len(parse(out.read_text(encoding="utf-8")).images) == len(PAIRS) + len(TYPICAL)
-    assert not list(tmp_path.glob(".report.html.tmp*"))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report.html")] == []
 
 
 RUN = {"format": "pytest-edgehil results", "run": {"started_at": "2025-05-10T02:00:00+00:00", "backend": "HW"}}
@@ -213,6 +213,25 @@ def test_the_gate_section_fails_a_killed_newest_run_as_compare_does(tmp_path: Pa
     gate = page[page.index('id="gate"') - 40:]
     assert 'class="gate failed"' in gate[:200]
     assert "did not finish (complete: false" in gate and "FAIL" in gate
+
+
+def test_a_read_only_report_directory_is_one_line_naming_the_page(series: list[Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a read-only file system (a CI artifact folder mounted ro) removing the temporary page fails too,
+    # with the same EROFS: that cleanup must not replace the error that says which file and what to do.
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    out = tmp_path / "ro" / "report.html"
+    out.parent.mkdir()
+    monkeypatch.setattr(os, "replace", read_only)
+    monkeypatch.setattr(os, "unlink", read_only)
+    assert main(["report", *map(str, series), "--html", str(out), "--history", "off"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("edgehil report: error:") and str(out) in err and "writable" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_write_report_needs_a_results_file(tmp_path: Path) -> None:
