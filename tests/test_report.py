@@ -151,6 +151,30 @@ def test_a_directory_of_device_files_is_one_run(tmp_path: Path, capsys: pytest.C
     assert len([img for img in parsed.images if img["figure"] == "trend-plot"]) == len(TYPICAL)
 
 
+@pytest.mark.parametrize("history", ["off", "store"])
+def test_a_directory_of_several_runs_of_one_pair_is_refused_not_merged(tmp_path: Path, history: str,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # The default results folder (`edgehil-results/`: one file per run, latest.json a copy of the newest)
+    # given as a directory was read as one night: the table showed the OLDEST run's figures under the
+    # newest's date, every run's traces beside them. Copies of one run count once; two runs of a pair refuse.
+    folder = tmp_path / "edgehil-results"
+    older, newer = make_night(0), make_night(1, drift=1.5)
+    save(folder / "20250510T020000Z-1-aaaa.json", older)
+    shutil.copy(save(folder / "20250511T020000Z-2-bbbb.json", newer), folder / "latest.json")
+    store = ["--history", "off"] if history == "off" else ["--history", str(tmp_path / "h.sqlite")]
+    out = tmp_path / "out.html"
+    assert main(["report", str(folder), "--html", str(out), *store]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("edgehil report: error:") and str(folder) in err and len(err.strip().splitlines()) == 1
+    assert "20250510T020000Z-1-aaaa.json" in err and "20250511T020000Z-2-bbbb.json" in err
+    assert not out.exists()
+    (folder / "20250510T020000Z-1-aaaa.json").unlink()  # one run and its copy: one run, its records once
+    assert main(["report", str(folder), "--html", str(out), *store]) == 0
+    assert "1 run(s)" in capsys.readouterr().out
+    cells = parse(out.read_text(encoding="utf-8")).table()
+    assert len(cells) == len(newer.records)
+
+
 def test_reader_ignores_fields_a_newer_writer_adds(tmp_path: Path) -> None:
     night = make_night(0)
     (path,) = write_nights(tmp_path, [night])
