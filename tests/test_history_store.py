@@ -332,6 +332,20 @@ def test_history_import_counts_what_it_read_and_what_it_held(tmp_path: Path, cap
     assert "0 results file(s) read and imported, 2 already held; 2 run(s) in all" in capsys.readouterr().out
 
 
+def test_history_import_of_a_killed_run_again_counts_it_as_held(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # A killed run's file (its journal) is read on every import, since it is not finished; a nightly import
+    # of the results folder said "1 read and imported" each night though the store held that run already.
+    killed = make_night(0)
+    killed.records = killed.records[:3]
+    path = save(tmp_path / "killed.json", killed, finish=False)
+    db = str(tmp_path / "h.sqlite")
+    assert main(["history", "import", "--history", db, str(path)]) == 0
+    assert "1 results file(s) read and imported, 0 already held; 1 run(s) in all" in capsys.readouterr().out
+    assert main(["history", "import", "--history", db, str(path)]) == 0
+    assert "0 results file(s) read and imported, 1 already held; 1 run(s) in all" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--last", "3"], "--last: the newest runs come from a history store"),
     ([], "no results files given"),

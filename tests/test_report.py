@@ -151,6 +151,30 @@ def test_a_directory_of_device_files_is_one_run(tmp_path: Path, capsys: pytest.C
     assert len([img for img in parsed.images if img["figure"] == "trend-plot"]) == len(TYPICAL)
 
 
+@pytest.mark.parametrize("history", ["off", "store"])
+def test_a_directory_of_several_runs_of_one_pair_is_refused_not_merged(tmp_path: Path, history: str,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # The default results folder (`edgehil-results/`: one file per run, latest.json a copy of the newest)
+    # given as a directory was read as one night: the table showed the OLDEST run's figures under the
+    # newest's date, every run's traces beside them. Copies of one run count once; two runs of a pair refuse.
+    folder = tmp_path / "edgehil-results"
+    older, newer = make_night(0), make_night(1, drift=1.5)
+    save(folder / "20250510T020000Z-1-aaaa.json", older)
+    shutil.copy(save(folder / "20250511T020000Z-2-bbbb.json", newer), folder / "latest.json")
+    store = ["--history", "off"] if history == "off" else ["--history", str(tmp_path / "h.sqlite")]
+    out = tmp_path / "out.html"
+    assert main(["report", str(folder), "--html", str(out), *store]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("edgehil report: error:") and str(folder) in err and len(err.strip().splitlines()) == 1
+    assert "20250510T020000Z-1-aaaa.json" in err and "20250511T020000Z-2-bbbb.json" in err
+    assert not out.exists()
+    (folder / "20250510T020000Z-1-aaaa.json").unlink()  # one run and its copy: one run, its records once
+    assert main(["report", str(folder), "--html", str(out), *store]) == 0
+    assert "1 run(s)" in capsys.readouterr().out
+    cells = parse(out.read_text(encoding="utf-8")).table()
+    assert len(cells) == len(newer.records)
+
+
 def test_reader_ignores_fields_a_newer_writer_adds(tmp_path: Path) -> None:
     night = make_night(0)
     (path,) = write_nights(tmp_path, [night])
@@ -167,7 +191,7 @@ def test_command_writes_the_page(series: list[Path], tmp_path: Path, capsys: pyt
     assert main(["report", *map(str, series), "--html", str(out)]) == 0
     assert "4 run(s)" in capsys.readouterr().out
     assert len(parse(out.read_text(encoding="utf-8")).images) == len(PAIRS) + len(TYPICAL)
-    assert not list(tmp_path.glob(".report.html.tmp*"))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report.html")] == []
 
 
 RUN = {"format": "pytest-edgehil results", "run": {"started_at": "2025-05-10T02:00:00+00:00", "backend": "HW"}}
@@ -213,6 +237,25 @@ def test_the_gate_section_fails_a_killed_newest_run_as_compare_does(tmp_path: Pa
     gate = page[page.index('id="gate"') - 40:]
     assert 'class="gate failed"' in gate[:200]
     assert "did not finish (complete: false" in gate and "FAIL" in gate
+
+
+def test_a_read_only_report_directory_is_one_line_naming_the_page(series: list[Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a read-only file system (a CI artifact folder mounted ro) removing the temporary page fails too,
+    # with the same EROFS: that cleanup must not replace the error that says which file and what to do.
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    out = tmp_path / "ro" / "report.html"
+    out.parent.mkdir()
+    monkeypatch.setattr(os, "replace", read_only)
+    monkeypatch.setattr(os, "unlink", read_only)
+    assert main(["report", *map(str, series), "--html", str(out), "--history", "off"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("edgehil report: error:") and str(out) in err and "writable" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_write_report_needs_a_results_file(tmp_path: Path) -> None:

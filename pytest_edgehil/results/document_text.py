@@ -27,8 +27,8 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         try:
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # a read-only or vanished directory refuses this too: the first error is the one to tell
         raise
 
 

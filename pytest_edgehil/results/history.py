@@ -345,6 +345,14 @@ class History:
             raise self._damaged(f"run {source}'s traces are not a list of traces")
         return traces
 
+    def states(self, key: str | None = None) -> dict[str, tuple[int, int, int]]:
+        """Held run key -> (finished, complete, records), what `add` compares to keep a run's later state;
+        of every run, or of run `key` alone (empty when not held)."""
+        where, args = ("WHERE run_key = ?", (key,)) if key is not None else ("", ())
+        with self._guard("cannot read it"):
+            return {k: (finished, complete, records) for k, finished, complete, records in
+                    self._db.execute(f"SELECT run_key, finished, complete, records FROM runs {where}", args)}
+
     def keys(self) -> list[str]:
         """Every held run's key, oldest first."""
         return self.latest(-1)

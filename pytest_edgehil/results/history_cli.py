@@ -62,10 +62,16 @@ def _run_import(args: argparse.Namespace) -> int:
                           "'off'); name one with --history PATH")
     read = known = 0
     with History(path) as history:
+        held = history.states()
         for given in map(Path, args.results):
             for file in night_files(given):
-                _, content = history.import_file(file)
-                read, known = read + (content is not None), known + (content is None)
+                key, _ = history.import_file(file)
+                # A file read again (a killed run's: unfinished files are not remembered) whose run the
+                # store held as it is now added nothing: it counts as held, not imported.
+                state = history.states(key)
+                imported = state.get(key) != held.get(key)
+                held.update(state)
+                read, known = read + imported, known + (not imported)
         total = len(history.latest(-1))
     print(f"history {path}: {read} results file(s) read and imported, {known} already held; {total} run(s) in all")
     return 0

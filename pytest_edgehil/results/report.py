@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from html import escape
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.document_text import write_atomically
 from pytest_edgehil.results.report_gate import GATE_CSS, gate_html
 from pytest_edgehil.results.report_plots import (
     MIN_WINDOW_SPAN_FRACTION,
@@ -201,12 +201,9 @@ def write_report(results_paths: Sequence[Path], html_path: Path, *, history: His
         runs = each_run_once([read_night(Path(p)) for p in results_paths])
     page = build_report_html(runs)
     html_path = Path(html_path)
-    tmp = html_path.with_name(f".{html_path.name}.tmp{os.getpid()}")
     try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, html_path)
+        write_atomically(html_path, page)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write {html_path} ({exc}); check the directory exists and "
                           "is writable") from None
     return runs

@@ -115,11 +115,25 @@ def night_files(path: Path) -> list[Path]:
     return files
 
 
-def merge_night(name: str, runs: Sequence[ResultsRun]) -> ResultsRun:
-    """The runs of one night's directory as one run: its records and traces, the earliest start."""
+def merge_night(directory: Path, runs: Sequence[ResultsRun]) -> ResultsRun:
+    """The runs of one night's directory as one run: its records and traces, the earliest start.
+
+    Copies of a run (the same run id: `latest.json`) count once. ConfigError when two runs in it record one
+    pair's metric: that is a folder of runs (`edgehil-results/`, a retried job), not one night's bench jobs,
+    and a merged table would show whichever file sorts first under the newest run's name."""
+    runs = each_run_once(runs)
+    owners: dict[tuple[str, str], str] = {}
+    for run in runs:
+        for record in run.records:
+            owner = owners.setdefault((record.pair, record.metric), run.source)
+            if owner != run.source:
+                raise ConfigError(
+                    f"results directory {directory}: {owner} and {run.source} are two runs of {record.pair} "
+                    f"({record.metric}); a directory is read as one run, one results file per bench job: pass "
+                    f"the runs as files instead (`edgehil report {directory}/*.json ...`), or one directory per night")
     starts = [run.started for run in runs if run.started is not None]
     return ResultsRun(
-        source=name, started=min(starts) if len(starts) == len(runs) else None,
+        source=directory.name, started=min(starts) if len(starts) == len(runs) else None,
         backend=backends.pop() if len(backends := {run.backend for run in runs}) == 1 else "MIXED",
         git_commit=", ".join(sorted({run.git_commit for run in runs if run.git_commit})) or None,
         edgehil_version=", ".join(sorted({run.edgehil_version for run in runs if run.edgehil_version})),
@@ -132,7 +146,7 @@ def read_night(path: Path) -> ResultsRun:
     path = Path(path)
     if not path.is_dir():
         return read_results(path)
-    return merge_night(path.name, [read_results(f) for f in night_files(path)])
+    return merge_night(path, [read_results(f) for f in night_files(path)])
 
 
 _Part = tuple[str, "Path | None", "ResultsFile | None"]  # (store key, results file, its content when it was read)
@@ -146,12 +160,12 @@ def read_nights_from_history(history: History, paths: Sequence[Path], last: int 
     (the gate compares those two); the others' records carry raw and context None: the trends need neither,
     and skipping them is most of what reading a night costs.
     """
-    nights: list[tuple[str | None, list[_Part]]] = []
+    nights: list[tuple[Path | None, list[_Part]]] = []
     for path in map(Path, paths):
         parts: list[_Part] = [(key, f, content) for f in night_files(path) for key, content in [history.import_file(f)]]
         if not path.is_dir() and any(name is None and held[0][0] == parts[0][0] for name, held in nights):
             continue  # a copy of a run given already (latest.json): one run, or the gate compares it with itself
-        nights.append((path.name if path.is_dir() else None, parts))
+        nights.append((path if path.is_dir() else None, parts))
     if last:
         shown = {key for _, parts in nights for key, _, _ in parts}
         nights += [(None, [(key, None, None)]) for key in history.latest(last) if key not in shown]
@@ -164,14 +178,14 @@ def read_nights_from_history(history: History, paths: Sequence[Path], last: int 
     if all(start is not None for start in starts):
         order.sort(key=lambda i: starts[i])  # type: ignore[arg-type, return-value]
 
-    def build(night: tuple[str | None, list[_Part]], samples: bool, traces: bool) -> ResultsRun:
-        name, parts = night
+    def build(night: tuple[Path | None, list[_Part]], samples: bool, traces: bool) -> ResultsRun:
+        directory, parts = night
         runs = []
         for key, path, content in parts:
             results = content or history.load(key, samples=samples, traces=traces, path=path)
             where = path or f"{history.path} (run {results.path.name if results.path else key})"
             runs.append(results_run(results, results.path.name if results.path else key, where))
-        return runs[0] if name is None else merge_night(name, runs)
+        return runs[0] if directory is None else merge_night(directory, runs)
 
     return [build(nights[i], samples=rank >= len(order) - 2, traces=rank == len(order) - 1)
             for rank, i in enumerate(order)]
