@@ -27,8 +27,10 @@ def _property(value_ms: float) -> tuple[str, object]:
 
 
 def _call_report(outcome: str, user_properties: list[tuple[str, object]]) -> pytest.TestReport:
-    return pytest.TestReport(NODEID, ("test_lat.py", 4, "test_inference"), {}, outcome, None, "call",
-                             user_properties=user_properties)
+    report = pytest.TestReport(NODEID, ("test_lat.py", 4, "test_inference"), {}, "failed", None, "call",
+                               user_properties=user_properties)
+    report.outcome = outcome  # type: ignore[assignment]  # "rerun" too, as pytest-rerunfailures sets it
+    return report
 
 
 def _run() -> EdgeHILRun:
