@@ -105,6 +105,35 @@ def test_a_quantized_input_refuses_a_range_that_uses_half_its_codes_and_takes_it
     np.testing.assert_array_equal(got[0].astype(np.float64), expected)
 
 
+def _input_quantized_as(data: bytes, scale: float, zero_point: int) -> bytes:
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    sub = model.subgraphs[0]
+    quantization = schema.QuantizationParametersT()
+    quantization.scale, quantization.zeroPoint = [scale], [zero_point]
+    sub.tensors[sub.inputs[0]].quantization = quantization
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+@pytest.mark.parametrize("input_range", [None, [0.0, 1.0], [-1.0, 1.0]])
+def test_an_int16_input_of_a_16x8_model_takes_a_range_on_one_side_of_zero(tmp_path, input_range):
+    """TFLite's 16x8 mode quantizes int16 activations symmetrically (zero point 0, always): calibrated on
+    [0, 1] images, the input represents [-1, 1] and a [0, 1] image can use only half its codes, so its
+    quantization cannot tell a [0, 1] model from a [-1, 1] one and neither range is refused."""
+    data = _input_quantized_as(_raw_pixels_model("INT16"), 1 / 32767, 0)
+    got = to_model_input(_write(tmp_path, "x16", data, input_range), PIXELS[0])
+    lo, hi = input_range or [0.0, 1.0]
+    expected = np.round((lo + PIXELS[0].astype(np.float64) / 255 * (hi - lo)) * 32767)
+    np.testing.assert_allclose(got.astype(np.float64), expected.reshape(got.shape), atol=1)  # float32 arithmetic: one step at most
+
+
+def test_an_int16_input_still_refuses_a_range_that_saturates(tmp_path):
+    data = _input_quantized_as(_raw_pixels_model("INT16"), 1 / 32767, 0)
+    with pytest.raises(ModelError, match="saturate"):
+        to_model_input(_write(tmp_path, "x16", data, [0.0, 255.0]), PIXELS[0])
+
+
 def test_the_shipped_models_ranges_fit_their_inputs():
     catalog = ModelCatalog(MODELS)
     for name in catalog.names():

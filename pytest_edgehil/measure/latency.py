@@ -94,6 +94,10 @@ def _scaling_problem(spec: TensorSpec, lo: float, hi: float) -> str | None:
         return None
     rmin, rmax = spec.scale * (info.min - spec.zero_point), spec.scale * (info.max - spec.zero_point)
     overlap = max(0.0, min(hi, rmax) - max(lo, rmin))
+    if dtype == np.int16 and spec.zero_point == 0 and (lo >= 0.0 or hi <= 0.0):
+        # TFLite's 16x8 mode quantizes int16 activations symmetrically (zero point 0 always): an input
+        # calibrated on [0, 1] images represents [-1, 1], so a one-signed range can fill only its half.
+        rmin, rmax = (0.0, rmax) if lo >= 0.0 else (rmin, 0.0)
     saturated, used = 1.0 - overlap / (hi - lo), overlap / (rmax - rmin)
     mapped = f"pixels map to [{lo:g}, {hi:g}] but {where} represents [{rmin:.4g}, {rmax:.4g}]"
     if saturated > _MAX_SATURATED:

@@ -55,6 +55,8 @@ class EdgeHILRun:
     lock_owner: str | None = None  # the pytest command line, written into the lock files
     last_test_of: dict[str, str] = field(default_factory=dict)  # device name → node id of its latest test
     _by_nodeid: dict[str, TestRecords] = field(default_factory=dict)
+    # Node id → how many of its user properties earlier attempts made (pytest-rerunfailures, see `collect`).
+    _superseded: dict[str, int] = field(default_factory=dict)
 
     @property
     def session(self) -> EdgeHILSession:
@@ -84,15 +86,25 @@ class EdgeHILRun:
             bench.close()
 
     def collect(self, report: pytest.TestReport) -> TestRecords | None:
-        """Take the records of a call report (once per test); tell the listeners. None if it recorded nothing."""
-        if report.when != "call" or not any(key.startswith("edgehil") for key, _ in report.user_properties):
+        """Take the records of a call report (once per test); tell the listeners. None if it recorded nothing.
+
+        A test retried by pytest-rerunfailures records its last attempt only: a failed attempt comes as outcome
+        "rerun", and the retry's report still carries that attempt's properties (the item keeps them), which
+        left one pair × metric recorded several times, refused by the gate as DUPLICATES."""
+        if report.when != "call":
+            return None
+        if report.outcome == "rerun":
+            self._superseded[report.nodeid] = len(report.user_properties)
+            return None
+        properties = list(report.user_properties)[self._superseded.pop(report.nodeid, 0):]
+        if not any(key.startswith("edgehil") for key, _ in properties):
             return None
         from pytest_edgehil.results.records import TRACE_PROPERTY, records_from_properties
 
         entry = TestRecords(
             nodeid=report.nodeid, outcome=report.outcome,
-            records=tuple(records_from_properties(report.user_properties)),
-            traces=tuple({**value, "test": report.nodeid} for key, value in report.user_properties
+            records=tuple(records_from_properties(properties)),
+            traces=tuple({**value, "test": report.nodeid} for key, value in properties
                          if key == TRACE_PROPERTY and isinstance(value, dict)))
         self.tests.append(entry)
         self._by_nodeid[entry.nodeid] = entry
