@@ -140,3 +140,21 @@ def test_the_shipped_models_ranges_fit_their_inputs():
         model = catalog.get(name)
         image = np.zeros(model.info.inputs[0].shape[1:], np.uint8)
         assert to_model_input(model, image).shape == model.info.inputs[0].shape
+
+
+def test_a_symmetric_int8_input_takes_the_range_its_card_states_and_is_refused_without_one(tmp_path):
+    # Zero point 0, scale 1/127: the input represents [-1.008, 1]. Quantized symmetrically (ONNX QDQ,
+    # Vitis AI), a model fed [0, 1] images has exactly this input; only its card can say so. Without a
+    # card the default [0, 1] is the usual missing card for a [-1, 1] model, and stays refused.
+    data = _qsegment_input_quantized_as(1 / 127, 0)
+    (tmp_path / "no-card").mkdir()
+    with pytest.raises(ModelError, match=r"use only 50 % of its codes.*default \[0, 1\].*gives no `input.range`"):
+        to_model_input(_write(tmp_path / "no-card", "sym", data, None), PIXELS)
+    stated = _write(tmp_path, "sym", data, [0.0, 1.0])
+    image = np.arange(128 * 128 * 3, dtype=np.int64).reshape(128, 128, 3) % 256
+    raw = to_model_input(stated, image.astype(np.uint8))
+    assert raw.dtype == np.int8
+    assert np.array_equal(raw.reshape(-1), np.rint(image.reshape(-1) / 255.0 * 127).astype(np.int8))
+    # A stated range that saturates the input (pixels beyond what it represents) is still refused.
+    with pytest.raises(ModelError, match=r"would saturate.*its card's `input.range`"):
+        to_model_input(_write(tmp_path, "sym2", data, [-3.0, 1.0]), image.astype(np.uint8))

@@ -33,10 +33,12 @@ def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
                          "single-input model to score (fold fixed inputs into it as constants)")
     spec = inputs[0]
     lo, hi = model.input_range
-    problem = _scaling_problem(spec, float(lo), float(hi))
+    stated = (model.card.get("input") or {}).get("range") is not None
+    problem = _scaling_problem(spec, float(lo), float(hi), stated)
     if problem is not None:
-        raise ModelError(f"model {model.name!r} ({model.path}): {problem}. Give the range the model takes as "
-                         f"`input.range` in its card {model.card_path} (default [0, 1]; docs/config-files.md); "
+        said = "its card's `input.range`" if stated else "the default [0, 1] (its card gives no `input.range`)"
+        raise ModelError(f"model {model.name!r} ({model.path}): {problem}. The range is {said}: give the range "
+                         f"the model takes as `input.range` in its card {model.card_path} (docs/config-files.md); "
                          "the images were not scored")
     pixels = np.asarray(image)
     # Reshaped blindly, an image of another shape with as many pixels (48x192 for 96x96) would run as a
@@ -73,11 +75,14 @@ _MIN_CODES_USED = 0.6
 
 
 @functools.lru_cache(maxsize=64)
-def _scaling_problem(spec: TensorSpec, lo: float, hi: float) -> str | None:
+def _scaling_problem(spec: TensorSpec, lo: float, hi: float, stated: bool = False) -> str | None:
     """Why pixels mapped to [lo, hi] are not what the integer input `spec` takes (None when they are, and
     for a float input, which takes any range): an unquantized integer input takes whole numbers in its
     dtype's range; a quantized one represents scale * ([qmin, qmax] - zero_point), which the range must
-    mostly fill and mostly stay inside (`_MAX_SATURATED`, `_MIN_CODES_USED`)."""
+    mostly stay inside (`_MAX_SATURATED`) and, unless the card states it (`stated`), mostly fill
+    (`_MIN_CODES_USED`). Why a stated range may fill less: a symmetric int8 input (zero point 0, as ONNX
+    QDQ and Vitis AI quantize) represents [-1, 1] for [0, 1] images; only the card can say so, while the
+    default [0, 1] into an input quantized for [-1, 1] is the usual missing card."""
     dtype = np.dtype(spec.dtype)
     if dtype.kind not in "iu":
         return None
@@ -102,7 +107,7 @@ def _scaling_problem(spec: TensorSpec, lo: float, hi: float) -> str | None:
     mapped = f"pixels map to [{lo:g}, {hi:g}] but {where} represents [{rmin:.4g}, {rmax:.4g}]"
     if saturated > _MAX_SATURATED:
         return f"{mapped}: {100 * saturated:.0f} % of the pixel range would saturate"
-    if used < _MIN_CODES_USED:
+    if used < _MIN_CODES_USED and not stated:
         return f"{mapped}: the images would use only {100 * used:.0f} % of its codes"
     return None
 
