@@ -50,6 +50,11 @@ def db_commands(data: bytes) -> list[bytes]:
     return cmds
 
 
+def line_print_us(line: str, baudrate: int) -> float:
+    """µs a UART at `baudrate` (8N1: 10 bits a character) takes to send `line` and its CRLF."""
+    return (len(line) + 2) * 10 / baudrate * 1e6
+
+
 def split_lines(raw: bytes) -> list[str]:
     """Reply bytes → lines (CR/LF stripped). ProtocolError naming the bytes when a line is not printable
     ASCII: the signature of a baud-rate mismatch or a noisy line."""
