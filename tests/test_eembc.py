@@ -153,3 +153,20 @@ def test_latency_matches_the_reference_runners_figure_when_the_lap_line_print_bl
     inference_us = [t.inference_us for t in result.timings]
     assert len(inference_us) == 5
     assert float(np.median(inference_us)) == pytest.approx(reference_us, rel=0.01)
+
+
+def test_an_input_larger_than_the_firmwares_db_buffer_is_refused_not_run():
+    # The reference `db load N` answers a bare "Supplied buffer size N exceeds maximum of M" (no e-) when N is
+    # over MAX_DB_INPUT_SIZE (96*96*3 by default; qsegment takes 128*128*3), then still says m-load-done.
+    runner = ModelRunner(MODEL)
+    spec = runner.inputs[0]
+    x = np.random.default_rng(7).integers(-128, 128, size=spec.shape, dtype=spec.dtype)
+    with EembcTwin(MODEL.read_bytes(), "qsegment", max_db_bytes=96 * 96 * 3) as twin:
+        client = _client(twin.port, runner)
+        client.open()
+        try:
+            with pytest.raises(DeviceRejected, match=r"db load 49152%.*exceeds maximum of 27648.*MAX_DB_INPUT_SIZE"):
+                client.set_input(0, x)
+        finally:
+            client.close()
+        assert not [c for c in twin.commands if c.startswith("db ") and c != "db load 49152"]  # no bytes sent

@@ -112,8 +112,22 @@ class EembcClient:
         if index != 0:
             raise DeviceRejected(f"device {self.name!r}: the reference firmware takes one input buffer, not input "
                                  f"{index}", code=ErrorCode.BAD_INPUT)
-        for cmd in eembc.db_commands(np.ascontiguousarray(tensor).tobytes()):
-            self._checked(cmd.decode().rstrip("%"))
+        load, *hexes = (cmd.decode().rstrip("%") for cmd in eembc.db_commands(np.ascontiguousarray(tensor).tobytes()))
+        size = int(load.split()[-1])
+        # The reference answers an oversized load with a bare line (no e-), then overruns its buffer with the
+        # bytes and still says m-load-done: only the m-[Expecting N bytes] echo shows the input fits.
+        lines = self._checked(load)
+        if f"m-[Expecting {size} bytes]" not in lines:
+            raise DeviceRejected(f"device {self.name!r} on {self.port}: {load}% answered {eembc.excerpt(lines)}, "
+                                 f"not m-[Expecting {size} bytes]: the firmware's input buffer is smaller than "
+                                 f"model {self.model_name!r}'s input of {size} bytes. Rebuild the firmware with "
+                                 f"MAX_DB_INPUT_SIZE (submitter_implemented.h) >= {size}", code=ErrorCode.BAD_INPUT)
+        for text in hexes:
+            lines = self._checked(text)
+        if eembc.LOAD_DONE not in lines:
+            raise ProtocolError(f"device {self.name!r} on {self.port}: the last db command of {size} bytes got "
+                                f"{eembc.excerpt(lines)}, not {eembc.LOAD_DONE}: the firmware holds another count "
+                                "of bytes (a db line lost bytes on the way); check the cable and the baud rate")
 
     def run(self, count: int = 1, *, timed: bool = True) -> Result:
         """`count` timed samples, each one `infer k 0%` window whose elapsed / k is its time per inference;

@@ -9,6 +9,9 @@ known field failures can be switched on to test the host's errors:
 - `energy_mode=True`: firmware built for energy mode, which prints no `m-lap-us-` lines; instead
   `th_timestamp()` pulls the open-drain timestamp GPIO low for `timestamp_hold_s` before and after the
   N inferences of `infer N W%`, as the reference ports do;
+- `max_db_bytes=M`: the firmware's `MAX_DB_INPUT_SIZE` (reference default 96*96*3): `db load N` with
+  N > M prints the reference's bare "Supplied buffer size N exceeds maximum of M" line (no `e-`) and the
+  bytes past M are lost (on the board they overrun the buffer), though `m-load-done` still comes;
 - `timer_inference_us=T`: the firmware's µs timer is virtual: each inference takes T µs on it, and
   `th_printf` blocks for the UART time of each line at `uart_baud` (8N1), as the reference ports' blocking
   UART does, so the first `m-lap-us-` line's print lies inside the timed window (the model then runs
@@ -55,7 +58,9 @@ class EembcTwin:
                  garble: bool = False, drop_every: int = 0, energy_mode: bool = False,
                  profile: DeviceProfile | None = None, physics: BenchPhysics | None = None,
                  timestamp_hold_s: float = REFERENCE_HOLD_S, seed: int = 0,
-                 timer_inference_us: float | None = None, uart_baud: int = 115200) -> None:
+                 timer_inference_us: float | None = None, uart_baud: int = 115200, max_db_bytes: int = 0
+                 ) -> None:
+        self.max_db_bytes = max_db_bytes  # 0: no MAX_DB_INPUT_SIZE limit
         self.runner = ModelRunner(model_bytes)
         self.timer_inference_us, self.uart_baud = timer_inference_us, uart_baud
         self._timer_us = 1_000_000.0  # the virtual timer (timer_inference_us): µs since the firmware's boot
@@ -77,7 +82,7 @@ class EembcTwin:
         spec = self.runner.inputs[0]
         self._input = np.zeros(spec.shape, dtype=spec.dtype)
         self._buffer = bytearray()
-        self._expected = 0
+        self._expected = self._received = 0
         self.commands: list[str] = []
         self._master, self._slave = os.openpty()
         tty.setraw(self._master)  # raw at once: bytes written before the host opens the port are kept
@@ -147,10 +152,14 @@ class EembcTwin:
         if not args:
             return ["e-[Command 'db' requires a subcommand]"]
         if args[0] == "load":
-            self._expected, self._buffer = int(args[1]), bytearray()
+            self._expected, self._buffer, self._received = int(args[1]), bytearray(), 0
+            if self.max_db_bytes and self._expected > self.max_db_bytes:
+                return [f"Supplied buffer size {self._expected} exceeds maximum of {self.max_db_bytes}"]
             return [f"m-[Expecting {self._expected} bytes]"]
-        self._buffer += bytes.fromhex(args[0])[: self._expected - len(self._buffer)]
-        if len(self._buffer) < self._expected:
+        chunk = bytes.fromhex(args[0])[: self._expected - self._received]
+        self._received += len(chunk)
+        self._buffer += chunk[: max(0, self.max_db_bytes - len(self._buffer))] if self.max_db_bytes else chunk
+        if self._received < self._expected:
             return []
         spec = self.runner.inputs[0]
         if len(self._buffer) == spec.size_bytes:
