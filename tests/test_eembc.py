@@ -49,9 +49,11 @@ def test_the_adapter_runs_the_compiled_in_model_and_times_each_inference():
             client.load_model(MODEL.read_bytes(), "qsegment")
             client.set_input(0, x)
             result = client.run(3)
+            per_window = client.window_inferences()
         finally:
             client.close()
-        assert twin.commands.count("infer 1 0") == 3 and f"db load {spec.size_bytes}" in twin.commands
+        infers = [c for c in twin.commands if c.startswith("infer")]
+        assert infers[-3:] == [f"infer {per_window} 0"] * 3 and f"db load {spec.size_bytes}" in twin.commands
     assert hello.device_kind == "cortex-m4" and "model:qsegment" in hello.capabilities
     np.testing.assert_array_equal(result.outputs[0], runner.run_raw([x])[0])  # quantized back exactly
     assert len(result.timings) == 3 and all(t.inference_us > 0 for t in result.timings)
@@ -132,3 +134,39 @@ def test_the_shipped_latency_and_accuracy_suites_run_through_the_adapter(pyteste
                                   "no:cacheprovider", "-rA")
     accuracy.assert_outcomes(passed=1, skipped=3)
     accuracy.stdout.fnmatch_lines(["PASSED*test_accuracy.py::test_segmentation_accuracy[[]qsegment-mcu[]]*"])
+
+
+def test_latency_matches_the_reference_runners_figure_when_the_lap_line_print_blocks():
+    # The reference th_timestamp() reads the µs timer, then prints m-lap-us- on a blocking UART: the first
+    # line's print (~1.8 ms at 115200 baud) is inside the timed window. The runner times `infer N W` over
+    # >= 10 s windows (ad01: infer 1500 10), so that print is a negligible share of elapsed / N.
+    runner = ModelRunner(MODEL)
+    with EembcTwin(MODEL.read_bytes(), "qsegment", timer_inference_us=100.0, uart_baud=115200) as twin:
+        client = _client(twin.port, runner)
+        client.open()
+        try:
+            laps = eembc.parse_infer(client.transact("infer 1500 10"), 1500)
+            reference_us = laps.elapsed_us / 1500  # the runner: throughput = N / elapsed
+            result = client.run(5)
+        finally:
+            client.close()
+    inference_us = [t.inference_us for t in result.timings]
+    assert len(inference_us) == 5
+    assert float(np.median(inference_us)) == pytest.approx(reference_us, rel=0.01)
+
+
+def test_an_input_larger_than_the_firmwares_db_buffer_is_refused_not_run():
+    # The reference `db load N` answers a bare "Supplied buffer size N exceeds maximum of M" (no e-) when N is
+    # over MAX_DB_INPUT_SIZE (96*96*3 by default; qsegment takes 128*128*3), then still says m-load-done.
+    runner = ModelRunner(MODEL)
+    spec = runner.inputs[0]
+    x = np.random.default_rng(7).integers(-128, 128, size=spec.shape, dtype=spec.dtype)
+    with EembcTwin(MODEL.read_bytes(), "qsegment", max_db_bytes=96 * 96 * 3) as twin:
+        client = _client(twin.port, runner)
+        client.open()
+        try:
+            with pytest.raises(DeviceRejected, match=r"db load 49152%.*exceeds maximum of 27648.*MAX_DB_INPUT_SIZE"):
+                client.set_input(0, x)
+        finally:
+            client.close()
+        assert not [c for c in twin.commands if c.startswith("db ") and c != "db load 49152"]  # no bytes sent

@@ -24,6 +24,7 @@ from pytest_edgehil.errors import ProtocolError
 
 TERMINATOR = "%"
 READY = "m-ready"
+LOAD_DONE = "m-load-done"  # the db command that fills the buffer answers this
 #: HELLO capability of a board whose firmware is built for energy mode (EE_CFG_ENERGY_MODE=1).
 ENERGY_MODE = "eembc:energy-mode"
 CMD_SIZE = 80  # EE_CMD_SIZE: the reference firmware keeps at most 80 characters of a command
@@ -48,6 +49,11 @@ def db_commands(data: bytes) -> list[bytes]:
     for offset in range(0, len(data), HEX_BYTES_PER_COMMAND):
         cmds.append(command("db", data[offset:offset + HEX_BYTES_PER_COMMAND].hex()))
     return cmds
+
+
+def line_print_us(line: str, baudrate: int) -> float:
+    """µs a UART at `baudrate` (8N1: 10 bits a character) takes to send `line` and its CRLF."""
+    return (len(line) + 2) * 10 / baudrate * 1e6
 
 
 def split_lines(raw: bytes) -> list[str]:
@@ -108,7 +114,7 @@ def parse_infer(lines: list[str], count: int) -> InferReply:
         raise ProtocolError(f"infer {count}: {len(laps)} m-lap-us- timestamp(s) in the reply, two are needed to time "
                             "it. Firmware built for energy mode (EE_CFG_ENERGY_MODE=1) prints none: build it for "
                             "performance mode, or time it from the energy monitor's timestamp GPIO; a dropped "
-                            f"line gives the same. Reply: {_excerpt(lines)}")
+                            f"line gives the same. Reply: {excerpt(lines)}")
     if laps[-1] < laps[0]:
         raise ProtocolError(f"infer {count}: the timestamps run backwards ({laps[0]} then {laps[-1]} µs): the "
                             "firmware's µs counter wrapped (32 bits: every 71.6 min) or a digit was dropped")
@@ -144,10 +150,10 @@ def _first(pattern: re.Pattern[str], lines: list[str], what: str, shape: str) ->
         match = pattern.match(line)
         if match:
             return match
-    raise ProtocolError(f"{what}: no line shaped {shape} in the reply {_excerpt(lines)}: a line lost bytes on the "
+    raise ProtocolError(f"{what}: no line shaped {shape} in the reply {excerpt(lines)}: a line lost bytes on the "
                         "way (dropped UART bytes: check the cable, lower the baud rate) or the firmware is another one")
 
 
-def _excerpt(lines: list[str]) -> list[str]:
+def excerpt(lines: list[str]) -> list[str]:
     """The first lines of a reply, each cut short, for messages (a results line can be 100 kB)."""
     return [line if len(line) <= 60 else line[:57] + "…" for line in lines[:8]]

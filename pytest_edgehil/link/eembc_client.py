@@ -6,8 +6,10 @@ the lab file (`protocol = "eembc"`, `firmware_model = "NAME"`). Differences, eac
 - the model is compiled into the firmware: `profile%`'s `m-model-[…]` is checked at start-up against
   the lab's `firmware_model`, and "uploading" any other model is refused (DeviceRejected, NO_MODEL);
 - `set_input` sends the raw tensor bytes with `db load` / `db HEX`;
-- `run(n)` sends `infer 1 0%` n times: each inference is timed by its own pair of `m-lap-us-`
-  timestamps (the firmware's µs timer); the protocol has no readout or retrieval stage, so those are 0;
+- `run(n)` sends `infer k 0%` n times: each window is timed by its own pair of `m-lap-us-` timestamps
+  (the firmware's µs timer) and gives one sample, elapsed / k; k is sized so that the print of the first
+  m-lap-us- line, timed with the inferences, is at most 1 % of the window (`window_inferences`); the
+  protocol has no readout or retrieval stage, so those are 0;
 - outputs come back as `m-results-[…]`, dequantized floats with 3 decimals: they are quantized back with
   the model's output parameters, and refused (ProtocolError) if a value is not within rounding of a level.
 In energy mode (`energy_mode=True`: firmware built with EE_CFG_ENERGY_MODE=1) the firmware prints no
@@ -21,6 +23,7 @@ Known pains are typed errors naming port and baud: garbled text (baud mismatch),
 from __future__ import annotations
 
 import hashlib
+import math
 import select
 import time
 from collections.abc import Sequence
@@ -38,6 +41,10 @@ if TYPE_CHECKING:
     from pytest_edgehil.model.runtime import TensorSpec
 
 RESULT_DECIMALS = 3  # the reference th_results prints "%0.3f"
+# The largest share of a timed window that the print of its first m-lap-us- line may take (it is timed
+# with the inferences on the reference firmware): windows last at least 100 times that print.
+LAP_PRINT_SHARE = 0.01
+_MAX_SIZING_PROBES = 6
 
 
 class EembcClient:
@@ -52,6 +59,7 @@ class EembcClient:
         self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
         self._serial: serial.SerialBase | None = None
         self._model_sha: str | None = None
+        self._window_inferences: int | None = None  # inferences per timed window, sized on the first run
         self.lost: str | None = None  # a text protocol has no port recovery here: None, like a healthy client
 
     @property
@@ -104,27 +112,70 @@ class EembcClient:
         if index != 0:
             raise DeviceRejected(f"device {self.name!r}: the reference firmware takes one input buffer, not input "
                                  f"{index}", code=ErrorCode.BAD_INPUT)
-        for cmd in eembc.db_commands(np.ascontiguousarray(tensor).tobytes()):
-            self._checked(cmd.decode().rstrip("%"))
+        load, *hexes = (cmd.decode().rstrip("%") for cmd in eembc.db_commands(np.ascontiguousarray(tensor).tobytes()))
+        size = int(load.split()[-1])
+        # The reference answers an oversized load with a bare line (no e-), then overruns its buffer with the
+        # bytes and still says m-load-done: only the m-[Expecting N bytes] echo shows the input fits.
+        lines = self._checked(load)
+        if f"m-[Expecting {size} bytes]" not in lines:
+            raise DeviceRejected(f"device {self.name!r} on {self.port}: {load}% answered {eembc.excerpt(lines)}, "
+                                 f"not m-[Expecting {size} bytes]: the firmware's input buffer is smaller than "
+                                 f"model {self.model_name!r}'s input of {size} bytes. Rebuild the firmware with "
+                                 f"MAX_DB_INPUT_SIZE (submitter_implemented.h) >= {size}", code=ErrorCode.BAD_INPUT)
+        for text in hexes:
+            lines = self._checked(text)
+        if eembc.LOAD_DONE not in lines:
+            raise ProtocolError(f"device {self.name!r} on {self.port}: the last db command of {size} bytes got "
+                                f"{eembc.excerpt(lines)}, not {eembc.LOAD_DONE}: the firmware holds another count "
+                                "of bytes (a db line lost bytes on the way); check the cable and the baud rate")
 
-    def run(self, count: int = 1) -> Result:
-        """`count` inferences, each `infer 1 0%` with its own two timestamps; outputs of the last. In energy
-        mode one `infer count 0%` and no timings (the firmware prints none)."""
-        if self.energy_mode:
-            results = self.infer_window(count)
+    def run(self, count: int = 1, *, timed: bool = True) -> Result:
+        """`count` timed samples, each one `infer k 0%` window whose elapsed / k is its time per inference;
+        outputs of the last. k is 1 when one inference outlasts `LAP_PRINT_SHARE`⁻¹ times the print of a lap
+        line, else as many as make the window that long (`window_inferences`): the sample is then the
+        window's mean, as the reference runner's figure is. In energy mode, or untimed (`timed=False`:
+        outputs only, for accuracy), one `infer count 0%` and no timings."""
+        if self.energy_mode or not timed:
+            results = (self.infer_window(count) if self.energy_mode
+                       else eembc.parse_results(self._checked(f"infer {count} 0"), f"infer {count}"))
             return Result(timings=(), outputs=(self._raw_output(results),), model_sha256=self._ran())
+        per_window = self.window_inferences()
         timings: list[StageTiming] = []
         start_us = 0.0
         reply = None
         for _ in range(count):
-            reply = eembc.parse_infer(self._checked("infer 1 0"), 1)
-            timings.append(StageTiming(start_us=start_us, readout_us=0.0, inference_us=float(reply.elapsed_us),
-                                       retrieval_us=0.0))
+            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window)
+            timings.append(StageTiming(start_us=start_us, readout_us=0.0,
+                                       inference_us=reply.elapsed_us / per_window, retrieval_us=0.0))
             start_us += reply.elapsed_us
         assert reply is not None
         # The reference firmware's model is compiled in and was checked by name (`profile%`) at start-up; it
         # cannot change between RUNs, so the result names the model the host declared for it.
         return Result(timings=tuple(timings), outputs=(self._raw_output(reply.results),), model_sha256=self._ran())
+
+    def window_inferences(self) -> int:
+        """Inferences per timed window (`infer k 0%`), sized once from probe windows.
+
+        The reference th_timestamp() reads the µs timer and then prints its m-lap-us- line, on most ports
+        through a blocking UART: the first line's print (about 1.6 ms at 115200 baud) is inside every
+        window. The reference runner makes it negligible with windows of >= 10 s; here a window lasts at
+        least `1 / LAP_PRINT_SHARE` times that print, so it adds at most `LAP_PRINT_SHARE` to a sample.
+        ProtocolError when `_MAX_SIZING_PROBES` windows do not get there (a timer that does not advance)."""
+        if self._window_inferences is not None:
+            return self._window_inferences
+        per_window = 1
+        for _ in range(_MAX_SIZING_PROBES):
+            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window)
+            print_us = eembc.line_print_us(f"m-lap-us-{reply.laps_us[0]}", self.baudrate)
+            wanted_us = print_us / LAP_PRINT_SHARE
+            if reply.elapsed_us >= wanted_us:
+                self._window_inferences = per_window
+                return per_window
+            # elapsed grows at least in proportion to k beyond the fixed print: scale k up and probe again
+            per_window = math.ceil(per_window * wanted_us / max(reply.elapsed_us, 1))
+        raise ProtocolError(f"device {self.name!r} on {self.port}: infer {per_window} 0% still lasted under "
+                            f"{wanted_us:.0f} µs on the firmware's m-lap-us- timer after {_MAX_SIZING_PROBES} "
+                            "probes: the timer barely advances. Check th_timestamp()'s timer (µs, running)")
 
     def infer_window(self, count: int) -> tuple[float, ...]:
         """Energy mode: `infer count 0%`, the count inferences back to back between two timestamp-GPIO

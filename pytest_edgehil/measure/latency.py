@@ -160,7 +160,7 @@ def infer(dut: DeviceUnderTest, model: CatalogModel, image: np.ndarray) -> np.nd
     (`check_outputs`); ModelError for several outputs and no name."""
     index = model.scored_output
     dut.client.set_input(0, to_model_input(model, image))
-    result = check_outputs(dut, model, dut.client.run(1), "run(1)")
+    result = check_outputs(dut, model, dut.client.run(1, timed=False), "run(1)")
     spec = model.info.outputs[index]
     raw = np.asarray(result.outputs[index])
     return spec.dequantize(raw) if spec.quantized else raw.astype(np.float32)

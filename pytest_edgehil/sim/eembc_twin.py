@@ -8,7 +8,14 @@ known field failures can be switched on to test the host's errors:
 - `drop_every=K`: the K-th byte of each results line is lost (a UART overrun);
 - `energy_mode=True`: firmware built for energy mode, which prints no `m-lap-us-` lines; instead
   `th_timestamp()` pulls the open-drain timestamp GPIO low for `timestamp_hold_s` before and after the
-  N inferences of `infer N W%`, as the reference ports do.
+  N inferences of `infer N W%`, as the reference ports do;
+- `max_db_bytes=M`: the firmware's `MAX_DB_INPUT_SIZE` (reference default 96*96*3): `db load N` with
+  N > M prints the reference's bare "Supplied buffer size N exceeds maximum of M" line (no `e-`) and the
+  bytes past M are lost (on the board they overrun the buffer), though `m-load-done` still comes;
+- `timer_inference_us=T`: the firmware's µs timer is virtual: each inference takes T µs on it, and
+  `th_printf` blocks for the UART time of each line at `uart_baud` (8N1), as the reference ports' blocking
+  UART does, so the first `m-lap-us-` line's print lies inside the timed window (the model then runs
+  once per `infer`: the outputs do not depend on how often).
 
 Given a device `profile`, the twin also records its activity on an `ActivityTimeline` (virtual clock,
 stage times from the profile's cost model for the compiled-in model, powers from the profile), so a
@@ -28,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_edgehil.link.eembc import CMD_SIZE
+from pytest_edgehil.link.eembc import CMD_SIZE, line_print_us
 from pytest_edgehil.model.info import analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics
@@ -50,8 +57,13 @@ class EembcTwin:
     def __init__(self, model_bytes: bytes, model_name: str, *, device_name: str = "twin",
                  garble: bool = False, drop_every: int = 0, energy_mode: bool = False,
                  profile: DeviceProfile | None = None, physics: BenchPhysics | None = None,
-                 timestamp_hold_s: float = REFERENCE_HOLD_S, seed: int = 0) -> None:
+                 timestamp_hold_s: float = REFERENCE_HOLD_S, seed: int = 0,
+                 timer_inference_us: float | None = None, uart_baud: int = 115200, max_db_bytes: int = 0
+                 ) -> None:
+        self.max_db_bytes = max_db_bytes  # 0: no MAX_DB_INPUT_SIZE limit
         self.runner = ModelRunner(model_bytes)
+        self.timer_inference_us, self.uart_baud = timer_inference_us, uart_baud
+        self._timer_us = 1_000_000.0  # the virtual timer (timer_inference_us): µs since the firmware's boot
         self.profile, self.physics = profile, physics or BenchPhysics.ideal()
         self.timestamp_hold_s = timestamp_hold_s
         self.timeline: ActivityTimeline | None = None
@@ -70,7 +82,7 @@ class EembcTwin:
         spec = self.runner.inputs[0]
         self._input = np.zeros(spec.shape, dtype=spec.dtype)
         self._buffer = bytearray()
-        self._expected = 0
+        self._expected = self._received = 0
         self.commands: list[str] = []
         self._master, self._slave = os.openpty()
         tty.setraw(self._master)  # raw at once: bytes written before the host opens the port are kept
@@ -140,10 +152,14 @@ class EembcTwin:
         if not args:
             return ["e-[Command 'db' requires a subcommand]"]
         if args[0] == "load":
-            self._expected, self._buffer = int(args[1]), bytearray()
+            self._expected, self._buffer, self._received = int(args[1]), bytearray(), 0
+            if self.max_db_bytes and self._expected > self.max_db_bytes:
+                return [f"Supplied buffer size {self._expected} exceeds maximum of {self.max_db_bytes}"]
             return [f"m-[Expecting {self._expected} bytes]"]
-        self._buffer += bytes.fromhex(args[0])[: self._expected - len(self._buffer)]
-        if len(self._buffer) < self._expected:
+        chunk = bytes.fromhex(args[0])[: self._expected - self._received]
+        self._received += len(chunk)
+        self._buffer += chunk[: max(0, self.max_db_bytes - len(self._buffer))] if self.max_db_bytes else chunk
+        if self._received < self._expected:
             return []
         spec = self.runner.inputs[0]
         if len(self._buffer) == spec.size_bytes:
@@ -158,15 +174,29 @@ class EembcTwin:
         for _ in range(warmup):
             self.runner.run_raw([self._input])
         lines += ["m-warmup-done", f"m-infer-start-{n}"]
-        start_us = time.monotonic_ns() // 1000
-        outputs: list[np.ndarray] = []
-        for _ in range(n):
-            outputs = self.runner.run_raw([self._input])  # real outputs; LiteRT on the host, not the board's time
-        end_us = time.monotonic_ns() // 1000
+        if self.timer_inference_us is not None:
+            start_us, end_us = self._virtual_laps(n)
+            outputs = self.runner.run_raw([self._input])
+        else:
+            start_us = time.monotonic_ns() // 1000
+            outputs = []
+            for _ in range(n):
+                outputs = self.runner.run_raw([self._input])  # real outputs; LiteRT on the host, not the board's
+            end_us = time.monotonic_ns() // 1000
         self._record(warmup, n)
         if not self.energy_mode:
             lines += [f"m-lap-us-{start_us}", f"m-lap-us-{end_us}"]
         return [*lines, "m-infer-done", self._results(outputs)]
+
+    def _virtual_laps(self, n: int) -> tuple[int, int]:
+        """th_timestamp, n inferences, th_timestamp on the virtual timer: each th_timestamp reads the timer,
+        then prints its line (blocking), so the first line's print is timed with the inferences."""
+        assert self.timer_inference_us is not None
+        start_us = int(self._timer_us)
+        self._timer_us += line_print_us(f"m-lap-us-{start_us}", self.uart_baud) + n * self.timer_inference_us
+        end_us = int(self._timer_us)
+        self._timer_us += line_print_us(f"m-lap-us-{end_us}", self.uart_baud)
+        return start_us, end_us
 
     def _record(self, warmup: int, n: int) -> None:
         """`infer n warmup` on the timeline: warm-up, timestamp, n inferences, timestamp, results print."""
