@@ -177,16 +177,18 @@ class EembcClient:
                             f"{wanted_us:.0f} µs on the firmware's m-lap-us- timer after {_MAX_SIZING_PROBES} "
                             "probes: the timer barely advances. Check th_timestamp()'s timer (µs, running)")
 
-    def infer_window(self, count: int) -> tuple[float, ...]:
+    def infer_window(self, count: int, timeout_s: float | None = None) -> tuple[float, ...]:
         """Energy mode: `infer count 0%`, the count inferences back to back between two timestamp-GPIO
-        pulses; returns the results line. DeviceError outside energy mode, ProtocolError on a reply with
-        timestamps (performance-mode firmware) or a damaged results line."""
+        pulses; returns the results line. `timeout_s`: how long the reply may take, when longer than the
+        client's (an energy window runs for at least 10 s on hardware, MLPerf Tiny's rule, past the 10 s a
+        command otherwise gets). DeviceError outside energy mode, ProtocolError on a reply with timestamps
+        (performance-mode firmware) or a damaged results line, DeviceTimeout as `transact`."""
         if not self.energy_mode:
             raise DeviceError(f"device {self.name!r}: infer_window() is for energy-mode firmware; the lab file "
                               "says performance mode (set `eembc_mode = \"energy\"` for an energy-mode build)")
         if count < 1:
             raise ValueError(f"infer_window(count) needs count >= 1, got {count}")
-        return eembc.parse_energy_infer(self._checked(f"infer {count} 0"), count)
+        return eembc.parse_energy_infer(self._checked(f"infer {count} 0", timeout_s), count)
 
     def _ran(self) -> bytes:
         return bytes.fromhex(self._model_sha) if self._model_sha else bytes(32)
@@ -195,16 +197,17 @@ class EembcClient:
         """The reference firmware has no reset command; a reset is a power cycle (the analyzer's)."""
 
     # -- text I/O -------------------------------------------------------------------------------------
-    def _checked(self, text: str) -> list[str]:
-        lines = self.transact(text)
+    def _checked(self, text: str, timeout_s: float | None = None) -> list[str]:
+        lines = self.transact(text, timeout_s)
         failed = eembc.errors(lines)
         if failed:
             raise DeviceRejected(f"device {self.name!r} on {self.port}: {text}% failed: {'; '.join(failed)}",
                                  code=ErrorCode.BAD_PAYLOAD)
         return lines
 
-    def transact(self, text: str) -> list[str]:
-        """Send `text%`, read lines until `m-ready`. DeviceTimeout / ProtocolError naming port, baud, bytes."""
+    def transact(self, text: str, timeout_s: float | None = None) -> list[str]:
+        """Send `text%`, read lines until `m-ready`, for at most the longer of `timeout_s` and the client's
+        own. DeviceTimeout / ProtocolError naming port, baud, bytes."""
         ser = self._serial
         if ser is None:
             raise DeviceError(f"EembcClient {self.name!r} ({self.port}): {text}% while closed; call open() first")
@@ -212,11 +215,12 @@ class EembcClient:
         ser.write((text + eembc.TERMINATOR).encode("ascii"))
         self.traffic_log.note("tx", f"{text}%"[:80], device=self.name)
         raw = bytearray()
-        deadline = time.monotonic() + self.timeout_s
+        wait_s = max(self.timeout_s, timeout_s or 0.0)
+        deadline = time.monotonic() + wait_s
         while not raw.replace(b"\r", b"").rstrip(b"\n").endswith(eembc.READY.encode()):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise self._silent(text, bytes(raw))
+                raise self._silent(text, bytes(raw), wait_s)
             select.select([ser.fileno()], [], [], min(left, 0.05))
             chunk = ser.read(65536)
             raw += chunk
@@ -230,13 +234,13 @@ class EembcClient:
         self.traffic_log.note("rx", " | ".join(lines)[:120], device=self.name)
         return lines
 
-    def _silent(self, text: str, raw: bytes) -> DeviceTimeout:
+    def _silent(self, text: str, raw: bytes, wait_s: float) -> DeviceTimeout:
         got = f"received {len(raw)} bytes" + (f" ({raw[:40]!r})" if raw else "")
         fix = ("Nothing came back: check the cable, the port and that the firmware runs (it prints m-ready at boot)"
                if not raw else "Bytes came but never m-ready: suspect a baud-rate mismatch (the lab file's `baud` "
                "against the firmware's UART) or firmware of another protocol")
         return DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud did not finish {text}% "
-                             f"within {self.timeout_s:.3g} s; {got}. {fix}")
+                             f"within {wait_s:.3g} s; {got}. {fix}")
 
     def _raw_output(self, values: tuple[float, ...]) -> np.ndarray:
         spec = self.outputs[0]

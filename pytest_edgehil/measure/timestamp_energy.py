@@ -76,7 +76,7 @@ def measure_timestamp_energy(dut: DeviceUnderTest, monitor: PowerAnalyzer, *, su
 def _window(client: EembcClient, monitor: PowerAnalyzer, count: int, plan: EnergyPlan
             ) -> tuple[EnergySamples, Trace]:
     monitor.arm("EXT")
-    client.infer_window(count)
+    client.infer_window(count, timeout_s=plan.timeout_s)  # a window of >= 10 s on hardware
     monitor.wait_complete(plan.timeout_s)
     trace = monitor.fetch_trace()
     if trace.digital is None:
