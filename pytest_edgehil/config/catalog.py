@@ -127,8 +127,17 @@ class CatalogModel:
     @property
     def input_range(self) -> tuple[float, float]:
         """The float range the model's input expects for an 8-bit image (from its card; default [0, 1])."""
-        rng = (self.card.get("input") or {}).get("range") or [0.0, 1.0]  # validated: two finite floats, low < high
+        rng = self._card_input_range or [0.0, 1.0]  # validated: two finite floats, low < high
         return float(rng[0]), float(rng[1])
+
+    @property
+    def input_range_stated(self) -> bool:
+        """Whether `input_range` is the card's `input.range`, not the default."""
+        return self._card_input_range is not None
+
+    @property
+    def _card_input_range(self) -> list[float] | None:
+        return (self.card.get("input") or {}).get("range")
 
 
 class ModelCatalog:

@@ -33,7 +33,7 @@ def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
                          "single-input model to score (fold fixed inputs into it as constants)")
     spec = inputs[0]
     lo, hi = model.input_range
-    stated = (model.card.get("input") or {}).get("range") is not None
+    stated = model.input_range_stated
     problem = _scaling_problem(spec, float(lo), float(hi), stated)
     if problem is not None:
         said = "its card's `input.range`" if stated else "the default [0, 1] (its card gives no `input.range`)"
