@@ -120,7 +120,8 @@ def measure_onboard_energy(dut: DeviceUnderTest, plan: EnergyPlan | None = None,
                            counter_id: str | None = None, rel: float = DEFAULT_REL) -> EnergyMeasurement:
     """End-to-end energy per inference of the active model (input already set) from the board's counters.
 
-    `plan.windows` RUNs of n inferences, n from `runs` or sized by `runs_for`; `counter_id` picks a counter
+    `plan.windows` RUNs of n inferences, n from `runs` or sized by `runs_for` (from the probe, and once more
+    from the first window too short for the counter, the windows then measured again); `counter_id` picks a counter
     (default: the first the agent lists without a note, RAPL package zones first). Raises CannotResolve
     (too short for the counter: names it and the n needed), MeasurementError (no such counter, a window
     the agent marked unusable), ProtocolError (the counters bracket another RUN than the one sent).
@@ -135,7 +136,8 @@ def measure_onboard_energy(dut: DeviceUnderTest, plan: EnergyPlan | None = None,
     measurement = EnergyMeasurement(sample_interval_s=window.update_us * 1e-6, idn=window.counter_id,
                                     instrument=f"on-board {window.label}", window_source=window_source(n),
                                     refusal=stage_refusal(window))
-    for _ in range(plan.windows):
+    resized = runs is not None  # a caller's n is run as given
+    while len(measurement.windows) < plan.windows:
         began_s = time.monotonic()
         result = dut.client.run(n)
         round_trip_s = time.monotonic() - began_s
@@ -145,7 +147,20 @@ def measure_onboard_energy(dut: DeviceUnderTest, plan: EnergyPlan | None = None,
                                 f"the host sent RUN {n}; update the agent")
         window = _pick(counters, window.counter_id, dut.name)
         check_window_clock(window, result.timings, round_trip_s, device=dut.name, port=dut.client.port)
-        energy_j, u_j, power_w = counter_window_energy(window, n, device=dut.name, rel=rel)
+        try:
+            energy_j, u_j, power_w = counter_window_energy(window, n, device=dut.name, rel=rel)
+        except CannotResolve:
+            if resized:
+                raise
+            # n came from the probe: the board then ran faster, or the counter's stated period (which carries
+            # its read brackets) grew on a loaded board. Sized again from this window, once, every window with
+            # the one n; a board that still cannot make it is refused.
+            resized = True
+            n = max(n + 1, runs_for(window, (window.end_us - window.start_us) * 1e-6 / n, plan, rel))
+            measurement.window_source = window_source(n)
+            measurement.windows.clear()
+            measurement.timings.clear()
+            continue
         empty = np.zeros(0)
         measurement.windows.append(EnergySamples(
             inference_j=empty, end_to_end_j=np.array([energy_j]), inference_power_w=empty,
