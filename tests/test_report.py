@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from pytest_edgehil.results.report import (
     trend_plot,
     write_report,
 )
+from pytest_edgehil.results.report_runs import utc_label
 
 from .report_support import (
     FAIL_CELL_RGB,
@@ -129,7 +131,7 @@ def test_trends_need_two_runs_and_leave_out_other_backends(tmp_path: Path) -> No
     mixed = write_nights(tmp_path, [make_night(0, backend="HW"), make_night(1), make_night(2)])
     page = build_report_html([read_results(p) for p in mixed])
     assert "Left out, another backend than the pair's latest:" in page
-    assert all(f"{pair} on HW (2025-05-10 02:00)" in page for pair in PAIRS)
+    assert all(f"{pair} on HW (2025-05-10 02:00 UTC)" in page for pair in PAIRS)
     assert len([img for img in parse(page).images if img["figure"] == "trend-plot"]) == len(TYPICAL)
 
 
@@ -290,3 +292,11 @@ def test_headless_chromium_renders_the_page(tmp_path: Path) -> None:
     # table cell covers several thousand pixels, the FAIL chip of the legend well under 2000.
     assert pixels_near(image, FAIL_CELL_RGB, tolerance=1) > 4000
     assert np.asarray(image).std() > 20  # not a blank page
+
+
+def test_run_labels_are_utc_and_say_so() -> None:
+    # A run stamped in another zone (a lab machine not on UTC) is shown on the same clock as the others.
+    started = datetime(2025, 5, 10, 4, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert utc_label(started, "run.json") == "2025-05-10 02:00 UTC"
+    assert utc_label(started, "run.json", seconds=True) == "2025-05-10 02:00:00 UTC"
+    assert utc_label(None, "run.json") == "run.json"

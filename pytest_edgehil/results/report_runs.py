@@ -50,7 +50,8 @@ class ResultsRun:
 
     @property
     def label(self) -> str:
-        return self.started.strftime("%Y-%m-%d %H:%M") if self.started else self.source
+        """The start as date and minute in UTC, marked so (a lab across time zones reads one clock)."""
+        return utc_label(self.started, self.source)
 
     def by_pair_metric(self) -> dict[tuple[str, str], ResultRecord]:
         """(pair, metric) -> record; of a metric recorded twice for a pair the first counts, as in the gate."""
@@ -58,6 +59,13 @@ class ResultsRun:
         for record in self.records:
             table.setdefault((record.pair, record.metric), record)
         return table
+
+
+def utc_label(when: datetime | None, source: str, seconds: bool = False) -> str:
+    """`when` as "YYYY-MM-DD HH:MM[:SS] UTC", or `source` when the run has no start time."""
+    if when is None:
+        return source
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + " UTC"
 
 
 def _parse_started(value: object) -> datetime | None:

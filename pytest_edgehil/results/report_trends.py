@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 from pytest_edgehil.results.records import MetricRecord
-from pytest_edgehil.results.report_runs import ResultsRun
+from pytest_edgehil.results.report_runs import ResultsRun, utc_label
 from pytest_edgehil.results.store import ResultRecord
 from pytest_edgehil.results.summary import format_value
 
@@ -39,7 +39,7 @@ def run_labels(runs: Sequence[ResultsRun]) -> list[str]:
     """Tick labels: date and minute, with seconds only when two runs would otherwise read the same."""
     labels = [run.label for run in runs]
     if len(set(labels)) < len(labels):
-        labels = [run.started.strftime("%Y-%m-%d %H:%M:%S") if run.started else run.source for run in runs]
+        labels = [utc_label(run.started, run.source, seconds=True) for run in runs]
     return labels
 
 
