@@ -156,6 +156,20 @@ def test_a_metric_recorded_by_two_tests_with_different_values_is_a_named_input_p
     assert not check_inputs(load_baseline(twice), load_results(twice))
 
 
+def test_pytest_repeat_repeats_are_named_as_such(tmp_path: Path) -> None:
+    """pytest-repeat's `--count 3` runs one test three times, ids ending "[...-1-3]": the refusal says so,
+    since "record each under a name of its own" is no help there; other duplicates get no such hint."""
+    def repeat(index: int, value: float) -> ResultRecord:
+        return task("top1", value, "higher", test=f"test_dup.py::test_top1[qsegment-coral-{index}-3]")
+    repeated = save(tmp_path / "repeated.json", [repeat(1, 0.80), repeat(2, 0.79), repeat(3, 0.81)])
+    problems = check_inputs(load_baseline(repeated), load_results(repeated))  # one per side
+    assert problems and all(p.kind == "duplicates" and "pytest-repeat" in p.text for p in problems)
+    other = save(tmp_path / "other.json", [task("top1", 0.80, "higher", test="test_a.py::test_top1"),
+                                           task("top1", 0.79, "higher", test="test_b.py::test_top1[1-3]")])
+    problems = check_inputs(load_baseline(other), load_results(other))
+    assert problems and all(p.kind == "duplicates" and "pytest-repeat" not in p.text for p in problems)
+
+
 def test_the_pytest_gate_names_a_metric_its_own_run_recorded_twice(pytester: pytest.Pytester,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makeini(f"""

@@ -18,6 +18,7 @@ No pytest; reading files goes through `store.load_results`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -142,8 +143,20 @@ def recorded_twice(results: ResultsFile) -> list[str]:
             more = f" and {len(records) - 3} more" if len(records) > 3 else ""
             texts.append(f"{pair} {metric} recorded {len(records)} times with different values ({shown}{more}): "
                          f"the gate compares one value per pair × metric; record each under a name of its own "
-                         f"(e.g. {metric}_<split>), or allow duplicates to compare the first")
+                         f"(e.g. {metric}_<split>), or allow duplicates to compare the first{_repeat_hint(records)}")
     return texts
+
+
+# pytest-repeat's `--count N` ids a test's repeats "[1-3]", "[2-3]", ... (alone or after its parameters).
+_REPEAT_ID = re.compile(r"[\[-]\d+-\d+\]$")
+
+
+def _repeat_hint(records: list[ResultRecord]) -> str:
+    """Why the same test recorded several times, when its ids are pytest-repeat's."""
+    if all(r.test and _REPEAT_ID.search(r.test) for r in records):
+        return (" (these are pytest-repeat's `--count` repeats of one test: each records its own value; take "
+                "more rounds inside the test for more samples, or run without --count)")
+    return ""
 
 
 def model_changes_in_aa(base: ResultsFile, new: ResultsFile) -> list[str]:
