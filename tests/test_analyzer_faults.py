@@ -28,6 +28,7 @@ from pytest_edgehil.instruments import open_analyzer
 from pytest_edgehil.instruments.driver import ScpiAnalyzer
 from pytest_edgehil.instruments.scpi_header import short_command
 from pytest_edgehil.sim.analyzer_twin import AnalyzerFault, AnalyzerTwin
+from pytest_edgehil.sim.status_bits import STATUS_BITS
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
 # The same device playback and stage powers as the fault-free twin tests: a fault changes nothing else.
@@ -316,7 +317,9 @@ def test_a_fetch_left_waiting_for_a_trigger_is_released_and_leaves_no_stale_erro
     analyzer.configure(voltage_v=SUPPLY_V, current_range_a=0.1, sample_interval_s=interval_s, points=POINTS,
                        pretrigger_points=pre)
     analyzer.arm("EXT")  # nothing plays on the timeline: no trigger
-    twin.inject("inf-status", text=b"0")  # after arm's own ready check, which the twin passes
+    # "Complete" as each register reads it: 0 on the N6705C, the idle bit on the 2281S (sim/status_bits.py).
+    idle = STATUS_BITS[twin.dialect_name].idle
+    twin.inject("inf-status", text=str(idle).encode())  # after arm's own ready check, which the twin passes
     analyzer.wait_complete(timeout_s=5.0)
     with pytest.raises(InstrumentTimeout, match=r"did not answer '(FETC|DATA)") as info:
         analyzer.fetch_trace()

@@ -71,6 +71,9 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
     chunk_period_s: ClassVar[float | None] = None
     waiting_bit: ClassVar[int]  # status bit set while armed and waiting for the trigger
     measuring_bit: ClassVar[int]  # status bit set from the trigger until the capture is complete
+    #: Status bit set while no acquisition is initiated, where the register has one (0: none). With it,
+    #: "complete" means idle, and a register with none of the three bits is an acquisition still arming.
+    idle_bit: ClassVar[int] = 0
     poll_interval_s: ClassVar[float] = 0.005
     #: How long `arm` waits for the instrument to report it is ready for its trigger (N6705C: "a few ms").
     arm_timeout_s: float = 2.0
@@ -230,7 +233,7 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
         uncaptured: the capture fires on a later one and the device-timed windows land a period late (4x
         energies, no error). InstrumentTimeout after `arm_timeout_s`, the acquisition stopped."""
         deadline = time.monotonic() + self.arm_timeout_s
-        while self.acquisition_status() == "complete":  # neither waiting nor measuring: still arming
+        while self.acquisition_status() in ("complete", "arming"):  # not yet waiting nor measuring
             if time.monotonic() >= deadline:
                 self.abort()
                 query = short_command(self.status_query).format(channel=self.channel)
@@ -254,7 +257,10 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
         self.send("*TRG")
 
     def acquisition_status(self) -> str:
-        """'waiting for trigger', 'measuring' or 'complete', from the instrument's status register."""
+        """'waiting for trigger', 'measuring', 'complete' or (where the register has an idle bit) 'arming',
+        from the instrument's status register. Without an idle bit, neither waiting nor measuring reads as
+        complete; with one, only the idle state is complete (a capture between INITiate and its trigger
+        layer is neither idle nor waiting)."""
         command = short_command(self.status_query).format(channel=self.channel)
         bits = self.link.query_checked(command, lambda text: parse_status(text, resource=self.resource,
                                                                           command=command))
@@ -262,6 +268,8 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
             return "waiting for trigger"
         if bits & self.measuring_bit:
             return "measuring"
+        if self.idle_bit and not bits & self.idle_bit:
+            return "arming"
         return "complete"
 
     def wait_complete(self, timeout_s: float) -> None:
@@ -273,12 +281,14 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
                 self._state = "complete"
                 return
             if time.monotonic() >= deadline:
-                hint = ("check the trigger cabling from the device's trigger pin to the analyzer's "
-                        "trigger input, that the device raises its trigger line (trigger enabled in "
-                        "firmware), and the VISA connection (pyvisa-info)"
-                        if status == "waiting for trigger" else
-                        "the capture is longer than the timeout allows: reduce points or the sample "
-                        "interval, or wait longer")
+                hints = {"waiting for trigger": "check the trigger cabling from the device's trigger pin to the "
+                         "analyzer's trigger input, that the device raises its trigger line (trigger enabled "
+                         "in firmware), and the VISA connection (pyvisa-info)",
+                         "arming": "it never reached its trigger layer: check SYST:ERR? and the trigger "
+                         "settings (arm and trigger sources)",
+                         "measuring": "the capture is longer than the timeout allows: reduce points or the "
+                         "sample interval, or wait longer"}
+                hint = hints[status]
                 raise InstrumentTimeout(f"{self.model} at {self.resource} ch{self.channel}: acquisition "
                                         f"still {status} after {timeout_s:g} s; {hint}")
             time.sleep(self.poll_interval_s)

@@ -64,9 +64,15 @@ class Keithley2281S(ScpiAnalyzer):
     # The 2281S serves its buffer as text only; this is the ASCII path by necessity.
     fetch_queries = (FetchQuery('DATA:DATA? "READ,SOUR,REL"', ("current", "voltage", "time"), binary=False),)
     fetch_hint = 'the buffer read must be DATA:DATA? "READ,SOUR,REL" (current, voltage, time)'
+    # The Operation Instrument Summary Condition Register (Reference Manual App. D: its summary is bit 13,
+    # ISUM, of the Operation Event Register, p. D-11). Its bits: idle B10 from the Series 2280 Reference
+    # Manual p. D-20 (the same status model); waiting for trigger B5 and measuring B4 as pymeasure's
+    # 2281S driver lists them. Unconfirmed: the 2281S manual's own bit table (p. D-13) and this query's
+    # page were not in the copies we could search (docs/instruments.md).
     status_query = "STATus:OPERation:INSTrument:ISUMmary:CONDition?"
     measure_queries = (("current", "MEASure:CURRent?"), ("voltage", "MEASure:VOLTage?"))
     unconfirmed_commands = ("TRACe:CLEar", "INITiate[:IMMediate]", "ABORt", "MEASure:CURRent",
                             "MEASure:VOLTage", "STATus:OPERation:INSTrument:ISUMmary:CONDition")
-    waiting_bit = 32
-    measuring_bit = 16
+    waiting_bit = 32  # B5: in the trigger layer, waiting for a trigger event
+    measuring_bit = 16  # B4: performing a measurement
+    idle_bit = 1024  # B10: idle; clears when INITiate takes the instrument out of idle

@@ -5,8 +5,10 @@ protocol itself: `lpm01a_protocol` is the codec the twin shares. The board start
 device's trigger line (`trigsrc d7`) and runs it for `acqtime`; it records no digital channel and keeps no
 samples from before the trigger, so the meter places windows from the trigger start and the device's
 timings (clock fit), and per-inference windows are refused (the first readout is never captured): the
-end-to-end energy comes from one run window. Dynamic mode measures up to 50 mA at up to 100 kS/s and the
-board sources 1.8-3.3 V: a device outside that is refused with MonitorLimit.
+end-to-end energy comes from one run window. Dynamic mode measures 100 nA to 50 mA at up to 100 kS/s, for
+100 µs to 100 s per acquisition, and the board sources 1.8-3.3 V (`lpm01a_limits`, with its sources): a plan
+outside that is refused with MonitorLimit before anything is sent, a capture outside the range with
+MeasurementError, never integrated.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ import time
 import numpy as np
 import serial
 
-from pytest_edgehil.errors import InstrumentError, InstrumentReplyError, InstrumentTimeout, MeasurementError
+from pytest_edgehil.errors import (
+    InstrumentError,
+    InstrumentReplyError,
+    InstrumentTimeout,
+    MeasurementError,
+    MonitorLimit,
+)
+from pytest_edgehil.instruments import lpm01a_limits as limits
 from pytest_edgehil.instruments import lpm01a_protocol as proto
 from pytest_edgehil.instruments.base import Trace
 from pytest_edgehil.instruments.monitor import PowerMonitor
@@ -29,10 +38,10 @@ class LPM01A(PowerMonitor):
     model = "ST X-NUCLEO-LPM01A"
     library = "pyserial"
     min_sample_interval_s = 1.0 / proto.FREQS_HZ[0]
-    max_points = 60_000_000
+    max_points = round(limits.ACQTIME_RANGE_S[1] * proto.FREQS_HZ[0])  # 100 s at 100 kS/s (`acqtime`'s limit)
     keeps_pretrigger = False
     voltage_range_v = proto.VOLTAGE_RANGE_V
-    max_current_a = proto.DYNAMIC_MAX_A
+    max_current_a = limits.DYNAMIC_RANGE_A[1]
     digital_inputs = 0
 
     def __init__(self, port: str) -> None:
@@ -76,10 +85,21 @@ class LPM01A(PowerMonitor):
 
     def configure(self, *, voltage_v: float, current_range_a: float, sample_interval_s: float,
                   points: int, pretrigger_points: int = 0) -> None:
+        """Program one triggered acquisition of `points` samples; MonitorLimit, before anything is sent, for
+        what the board cannot do: a supply or range outside it, a rate it does not have, a duration outside
+        its `acqtime` (100 µs to 100 s). ASCII where its table lets ASCII carry the whole acquisition,
+        bin_hexa otherwise (`lpm01a_limits`)."""
         self.check_supply(voltage_v, current_range_a)
         self.check_interval(sample_interval_s)
+        acqtime_s = points * sample_interval_s
+        problem = limits.acqtime_problem(acqtime_s)
+        if problem is not None:
+            low, high = (round(limit / sample_interval_s) for limit in limits.ACQTIME_RANGE_S)
+            raise MonitorLimit(f"{self.model} at {self.resource}: {problem}; at {sample_interval_s * 1e6:g} µs "
+                               f"per sample capture {max(low, 1)} to {high} points (split a longer run into "
+                               "windows of at most 100 s)")
         freq = round(1.0 / sample_interval_s)
-        fmt = "bin_hexa" if freq > proto.ASCII_MAX_HZ else "ascii_dec"
+        fmt = "ascii_dec" if limits.ascii_allowed(freq, acqtime_s) else "bin_hexa"
         for line in (f"volt {round(voltage_v * 1000)}m", f"freq {proto.freq_token(freq)}",
                      f"acqtime {round(points * sample_interval_s * 1e6)}u", "acqmode dyn", "output current",
                      f"format {fmt}", "trigsrc d7"):
@@ -132,6 +152,10 @@ class LPM01A(PowerMonitor):
         if current_a.size != points:
             raise MeasurementError(f"{self.model} at {self.resource}: {current_a.size} samples arrived, {points} "
                                    "were asked for: the stream lost data; capture again")
+        problem = limits.range_problem(current_a)
+        if problem is not None:  # unflagged by the board (its protection acts from 59 mA only): refused here
+            raise MeasurementError(f"{self.model} at {self.resource}: the capture has {problem}; it is not "
+                                   "integrated")
         self._trace = Trace(current_a, np.full(points, volts), dt, 0, self.idn)
 
     def _read_binary(self, deadline: float, timeout_s: float) -> tuple[bytes, str]:

@@ -7,14 +7,14 @@ reply line behind its shell prompt (`PowerShield > ack htc`, as MLPerf Tiny's an
 `start` (and, with `trigsrc d7`, the first rising edge on Arduino pin D7) it streams current samples:
 
 - `ascii_dec`: one line per sample, 4-digit mantissa and 2-digit negative power of ten (`5212-08` =
-  52.12 µA); used up to 10 kHz (a faster ASCII stream would outrun the UART),
+  52.12 µA); only where the UART carries it (`lpm01a_limits.ascii_allowed`: up to 5 kHz, 10 kHz for 1 s),
 - `bin_hexa`: 16-bit big-endian words, high nibble e, low 12 bits m: m · 16^−e amperes (e = 15 is
   reserved: F0 Fx starts a metadata record `F0 <tag> <payload> FF FF` wherever the board sends one:
   F1 error text, F2 info text, F3 `<32-bit ms timestamp> <buffer load %>`, F5 overcurrent, F6 target power
   down, F7 voltage), the stream closed by `F0 F4 FF FF` (the twin puts a timestamp every 1000 samples),
 
 then the line `Acquisition completed`. In `ascii_dec` the board reports errors (overcurrent) as text lines
-among the samples. Dynamic mode measures 100 nA to 50 mA at up to 100 kS/s; the supply
+among the samples. What the board can acquire (durations, ranges) is `lpm01a_limits`'s; the supply
 is programmable from 1.8 to 3.3 V. The LPM01A samples no digital input: D7 only starts the acquisition.
 """
 
@@ -26,9 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FREQS_HZ = (100_000, 50_000, 20_000, 10_000, 5_000, 2_000, 1_000, 500, 200, 100, 50, 20, 10, 5, 2, 1)
-ASCII_MAX_HZ = 10_000
 VOLTAGE_RANGE_V = (1.8, 3.3)
-DYNAMIC_MAX_A = 0.05
 BLOCK = 1000
 BLOCK_HEADER = b"\xf0\xf3"
 STREAM_END = b"\xf0\xf4\xff\xff"

@@ -20,8 +20,10 @@ from pytest_edgehil.sim.analyzer_faults import ACQUISITION, FaultPlan
 from pytest_edgehil.sim.fastlog_stream import FastLogStream
 from pytest_edgehil.sim.scpi_server import ScpiCommand
 from pytest_edgehil.sim.scpi_status import StatusRegisters
+from pytest_edgehil.sim.status_bits import bits_for
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.twin_dialect import (
+    DRIVERS,
     ERROR_QUEUE,
     Route,
     ScpiFault,
@@ -52,6 +54,9 @@ class CommandSet:
         self.digitizer = digitizer
         self.faults = faults
         self.state: dict[str, Value] = dict(dialect.defaults)
+        # The status bits as the instrument's manual defines them, not as the driver declares them.
+        name = next((key for key, driver in DRIVERS.items() if driver is dialect.driver), None)
+        self.status_bits = bits_for(name, (dialect.driver.waiting_bit, dialect.driver.measuring_bit))
         # IEEE 488.2 common commands (query form, command form); None: that form is undefined.
         self.common: dict[str, tuple[Callable[[ScpiCommand], bytes] | None,
                                      Callable[[ScpiCommand], None] | None]] = {
@@ -280,9 +285,7 @@ class CommandSet:
         self._check_channels(command.args)
         if self.status.tree is not None:  # ISUMmary<n>:CONDition: bit 12 while a FastLog chunk waits unread
             return str(self.status.tree.condition(self._route_suffix(route, command))).encode()
-        bits = {"waiting for trigger": self.dialect.driver.waiting_bit,
-                "measuring": self.dialect.driver.measuring_bit}.get(self.digitizer.status_name(), 0)
-        return str(bits).encode()
+        return str(self.status_bits.condition(self.digitizer.status_name())).encode()
 
     def _status_event(self, route: Route, command: ScpiCommand) -> bytes:
         """ISUMmary<n>:EVENt: bit 12 latched when a FastLog chunk is offered, cleared by the read."""

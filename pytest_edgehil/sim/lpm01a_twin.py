@@ -1,8 +1,11 @@
 """An ST X-NUCLEO-LPM01A twin on a pty: its ASCII protocol (`instruments/lpm01a_protocol.py`), digitizing the
 device twin's timeline from the trigger line's rising edge (`trigsrc d7`) for `acqtime`.
 
-It refuses what the board refuses: a voltage outside 1.8-3.3 V, a frequency it does not have, ASCII output
-above 10 kHz, an unknown command (`error <command>: <reason>`); every reply line behind the board's prompt. Samples are the analyzer twin's synthesis
+It refuses what the board refuses (the firmware's `help`, `instruments/lpm01a_limits.py`): a voltage outside
+1.8-3.3 V, a frequency it does not have, an `acqtime` outside 100 µs-100 s (0 and `inf`, infinite, are
+taken), an ASCII acquisition its UART cannot carry (past 10 kHz, or at 10 kHz for longer than 1 s), an
+unknown command (`error <command>: <reason>`); every reply line behind the board's prompt. An infinite
+acquisition is taken but not modelled: `start` refuses it. Samples are the analyzer twin's synthesis
 (bench physics, trigger latency) with relative noise, coded in the chosen format. `commands` logs every line.
 """
 
@@ -12,6 +15,7 @@ import threading
 
 import numpy as np
 
+from pytest_edgehil.instruments import lpm01a_limits as limits
 from pytest_edgehil.instruments import lpm01a_protocol as proto
 from pytest_edgehil.sim.bench_physics import BenchPhysics, trigger_delay_s
 from pytest_edgehil.sim.monitor_pty import SerialTwin, monitor_samples
@@ -66,8 +70,13 @@ class LPM01ATwin(SerialTwin):
         if word not in self.settings and word not in self.values:
             return "command unknown"
         try:
+            if word == "acqtime" and arg in ("0", "inf"):
+                self.values[word] = 0.0  # infinite acquisition
+                return None
             if word in ("volt", "freq", "acqtime"):
                 value = proto.parse_value(arg)
+                if word == "acqtime" and limits.acqtime_problem(value) is not None:
+                    return "value out of range 100u-100"
                 if word == "volt" and not proto.VOLTAGE_RANGE_V[0] <= value <= proto.VOLTAGE_RANGE_V[1] + 1e-9:
                     return "value out of range 1800m-3300m"
                 if word == "freq" and value not in proto.FREQS_HZ:
@@ -80,8 +89,11 @@ class LPM01ATwin(SerialTwin):
         return None
 
     def _start(self) -> str | None:
-        if self.settings["format"] == "ascii_dec" and self.values["freq"] > proto.ASCII_MAX_HZ:
-            return "ascii_dec is limited to 10k, use bin_hexa"
+        if self.settings["format"] == "ascii_dec" and not limits.ascii_allowed(self.values["freq"],
+                                                                                 self.values["acqtime"]):
+            return "ascii_dec cannot stream this acquisition (10k: 1s max, above 10k: none), use bin_hexa"
+        if self.values["acqtime"] == 0:
+            return "infinite acquisition not modelled by the twin"
         self._abort.clear()
         self.captures += 1
         self._capture = threading.Thread(target=self._acquire, args=(self.timeline.end_s, self.captures),
