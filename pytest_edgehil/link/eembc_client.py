@@ -10,8 +10,10 @@ the lab file (`protocol = "eembc"`, `firmware_model = "NAME"`). Differences, eac
   (the firmware's µs timer) and gives one sample, elapsed / k; k is sized so that the print of the first
   m-lap-us- line, timed with the inferences, is at most 1 % of the window (`window_inferences`); the
   protocol has no readout or retrieval stage, so those are 0;
-- outputs come back as `m-results-[…]`, dequantized floats with 3 decimals: they are quantized back with
-  the model's output parameters, and refused (ProtocolError) if a value is not within rounding of a level.
+- outputs come back as `m-results-[…]`, dequantized floats with 3 decimals, printed as the firmware's port
+  prints them (`results_print`: "%0.3f" rounds, the keyword-spotting port cuts; `eembc.parse_results`): they
+  are quantized back with the model's output parameters, and refused (ProtocolError) if a value is not within
+  the print's half step of a level.
 In energy mode (`energy_mode=True`: firmware built with EE_CFG_ENERGY_MODE=1) the firmware prints no
 timestamps: `infer_window(n)` runs n inferences under one pair of timestamp-GPIO pulses for the meter
 (`measure/timestamp_energy.py`), `run(n)` returns outputs with no timings, and HELLO says
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import serial
 
-from pytest_edgehil.errors import DeviceError, DeviceRejected, DeviceTimeout, ProtocolError
+from pytest_edgehil.errors import ConfigError, DeviceError, DeviceRejected, DeviceTimeout, ProtocolError
 from pytest_edgehil.link import eembc
 from pytest_edgehil.link.messages import PROTOCOL_VERSION, ErrorCode, HelloReply, Result, StageTiming
 from pytest_edgehil.link.traffic_log import TrafficLog
@@ -40,7 +42,6 @@ from pytest_edgehil.link.traffic_log import TrafficLog
 if TYPE_CHECKING:
     from pytest_edgehil.model.runtime import TensorSpec
 
-RESULT_DECIMALS = 3  # the reference th_results prints "%0.3f"
 # The largest share of a timed window that the print of its first m-lap-us- line may take (it is timed
 # with the inferences on the reference firmware): windows last at least 100 times that print.
 LAP_PRINT_SHARE = 0.01
@@ -52,8 +53,13 @@ class EembcClient:
 
     def __init__(self, port: str, *, model_name: str, outputs: Sequence[TensorSpec], kind: str,
                  baudrate: int = 115200, timeout_s: float = 10.0, name: str = "device",
-                 traffic_log: TrafficLog | None = None, energy_mode: bool = False) -> None:
+                 traffic_log: TrafficLog | None = None, energy_mode: bool = False,
+                 results_print: str | None = None) -> None:
         self.energy_mode = energy_mode
+        # how th_results() prints: the lab's `eembc_results_print`, else the reference port's for model_name
+        self.results_print = eembc.results_print(model_name, results_print)
+        if self.results_print not in eembc.RESULTS_PRINTS:
+            raise ConfigError(f"device {name!r}: results_print {results_print!r} is none of {eembc.RESULTS_PRINTS}")
         self.port, self.baudrate, self.timeout_s, self.name = port, baudrate, timeout_s, name
         self.model_name, self.outputs, self.kind = model_name, tuple(outputs), kind
         self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
@@ -137,14 +143,14 @@ class EembcClient:
         outputs only, for accuracy), one `infer count 0%` and no timings."""
         if self.energy_mode or not timed:
             results = (self.infer_window(count) if self.energy_mode
-                       else eembc.parse_results(self._checked(f"infer {count} 0"), f"infer {count}"))
+                       else eembc.parse_results(self._checked(f"infer {count} 0"), f"infer {count}", self.results_print))
             return Result(timings=(), outputs=(self._raw_output(results),), model_sha256=self._ran())
         per_window = self.window_inferences()
         timings: list[StageTiming] = []
         start_us = 0.0
         reply = None
         for _ in range(count):
-            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window)
+            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window, self.results_print)
             timings.append(StageTiming(start_us=start_us, readout_us=0.0,
                                        inference_us=reply.elapsed_us / per_window, retrieval_us=0.0))
             start_us += reply.elapsed_us
@@ -165,7 +171,7 @@ class EembcClient:
             return self._window_inferences
         per_window = 1
         for _ in range(_MAX_SIZING_PROBES):
-            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window)
+            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window, self.results_print)
             print_us = eembc.line_print_us(f"m-lap-us-{reply.laps_us[0]}", self.baudrate)
             wanted_us = print_us / LAP_PRINT_SHARE
             if reply.elapsed_us >= wanted_us:
@@ -188,7 +194,7 @@ class EembcClient:
                               "says performance mode (set `eembc_mode = \"energy\"` for an energy-mode build)")
         if count < 1:
             raise ValueError(f"infer_window(count) needs count >= 1, got {count}")
-        return eembc.parse_energy_infer(self._checked(f"infer {count} 0", timeout_s), count)
+        return eembc.parse_energy_infer(self._checked(f"infer {count} 0", timeout_s), count, self.results_print)
 
     def _ran(self) -> bytes:
         return bytes.fromhex(self._model_sha) if self._model_sha else bytes(32)
@@ -253,9 +259,24 @@ class EembcClient:
         if not spec.quantized:
             return floats.astype(spec.dtype)
         raw = spec.quantize(floats)
-        gap = np.abs(spec.dequantize(raw) - floats)
-        if float(gap.max()) > 0.5 * 10.0 ** -RESULT_DECIMALS + 1e-9:
-            raise ProtocolError(f"device {self.name!r}: m-results value off every quantization level of model "
-                                f"{self.model_name!r} by {float(gap.max()):.4g} (3-decimal print rounds by at most "
-                                "0.0005): the firmware's output parameters differ from the catalog model's")
+        gap = float(np.abs(spec.dequantize(raw) - floats).max())
+        # Each value is the middle of a print step (eembc.parse_results); 1e-6 allows for the float32 products
+        # of the firmware's print, nothing near a step.
+        if gap > eembc.RESULT_STEP / 2 + 1e-6:
+            raise ProtocolError(f"device {self.name!r} on {self.port}: m-results value off every quantization "
+                                f"level of model {self.model_name!r} by {gap:.4g}, more than the half step "
+                                f"({eembc.RESULT_STEP / 2:g}) of its 3-decimal print read as "
+                                f"`eembc_results_print = \"{self.results_print}\"`: "
+                                f"{self._other_print_hint(floats, spec)}")
         return raw
+
+    def _other_print_hint(self, floats: np.ndarray, spec: TensorSpec) -> str:
+        """What to do about values off the levels: the other print where the values fit it, else the model."""
+        if self.results_print == eembc.ROUNDED:  # rounded mid v, cut mid v + half a step (values >= 0 only)
+            cut = floats + eembc.RESULT_STEP / 2
+            if floats.min() >= 0 and float(np.abs(spec.dequantize(spec.quantize(cut)) - cut).max()) <= \
+                    eembc.RESULT_STEP / 2 + 1e-6:
+                return ("the values fit the keyword_spotting port's cut digits instead: set "
+                        "`eembc_results_print = \"truncated\"` for this device")
+        return "the firmware's output parameters differ from the catalog model's"
+
