@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-import select
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import serial
 
-from pytest_edgehil.errors import ConfigError, DeviceError, DeviceRejected, DeviceTimeout, ProtocolError
+from pytest_edgehil.errors import ConfigError, DeviceError, DeviceRejected, ProtocolError
 from pytest_edgehil.link import eembc
+from pytest_edgehil.link.eembc_link import EembcLink
 from pytest_edgehil.link.messages import PROTOCOL_VERSION, ErrorCode, HelloReply, Result, StageTiming
 from pytest_edgehil.link.traffic_log import TrafficLog
 
@@ -63,28 +61,24 @@ class EembcClient:
         self.port, self.baudrate, self.timeout_s, self.name = port, baudrate, timeout_s, name
         self.model_name, self.outputs, self.kind = model_name, tuple(outputs), kind
         self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
-        self._serial: serial.SerialBase | None = None
+        self.link = EembcLink(port, baudrate=baudrate, timeout_s=timeout_s, name=name, traffic_log=self.traffic_log)
         self._model_sha: str | None = None
         self._window_inferences: int | None = None  # inferences per timed window, sized on the first run
         self.lost: str | None = None  # a text protocol has no port recovery here: None, like a healthy client
 
     @property
     def is_open(self) -> bool:
-        return self._serial is not None
+        return self.link.is_open
 
     def open(self) -> None:
-        if self._serial is not None:
-            return
-        try:
-            self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0, exclusive=True)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise DeviceError(f"device {self.name!r}: cannot open port {self.port} at {self.baudrate} baud: {exc}. "
-                              "Check the cable and that no other program holds the port") from exc
+        self.link.open()
 
     def close(self) -> None:
-        ser, self._serial = self._serial, None
-        if ser is not None:
-            ser.close()
+        self.link.close()
+
+    def transact(self, text: str, timeout_s: float | None = None) -> list[str]:
+        """`EembcLink.transact`: `text%` and its reply to `m-ready`, never a late reply of an earlier command."""
+        return self.link.transact(text, timeout_s)
 
     # -- commands -------------------------------------------------------------------------------------
     def hello(self) -> HelloReply:
@@ -210,43 +204,6 @@ class EembcClient:
             raise DeviceRejected(f"device {self.name!r} on {self.port}: {text}% failed: {'; '.join(failed)}",
                                  code=ErrorCode.BAD_PAYLOAD)
         return lines
-
-    def transact(self, text: str, timeout_s: float | None = None) -> list[str]:
-        """Send `text%`, read lines until `m-ready`, for at most the longer of `timeout_s` and the client's
-        own. DeviceTimeout / ProtocolError naming port, baud, bytes."""
-        ser = self._serial
-        if ser is None:
-            raise DeviceError(f"EembcClient {self.name!r} ({self.port}): {text}% while closed; call open() first")
-        ser.reset_input_buffer()
-        ser.write((text + eembc.TERMINATOR).encode("ascii"))
-        self.traffic_log.note("tx", f"{text}%"[:80], device=self.name)
-        raw = bytearray()
-        wait_s = max(self.timeout_s, timeout_s or 0.0)
-        deadline = time.monotonic() + wait_s
-        while not raw.replace(b"\r", b"").rstrip(b"\n").endswith(eembc.READY.encode()):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._silent(text, bytes(raw), wait_s)
-            select.select([ser.fileno()], [], [], min(left, 0.05))
-            chunk = ser.read(65536)
-            raw += chunk
-            if any(b > 0x7E for b in chunk):  # the firmware prints ASCII only: garbage now is garbage for good
-                break
-        try:
-            lines = eembc.split_lines(bytes(raw))
-        except ProtocolError as exc:
-            raise ProtocolError(f"device {self.name!r} on {self.port} at {self.baudrate} baud, reply to {text}%: "
-                                f"{exc}") from exc
-        self.traffic_log.note("rx", " | ".join(lines)[:120], device=self.name)
-        return lines
-
-    def _silent(self, text: str, raw: bytes, wait_s: float) -> DeviceTimeout:
-        got = f"received {len(raw)} bytes" + (f" ({raw[:40]!r})" if raw else "")
-        fix = ("Nothing came back: check the cable, the port and that the firmware runs (it prints m-ready at boot)"
-               if not raw else "Bytes came but never m-ready: suspect a baud-rate mismatch (the lab file's `baud` "
-               "against the firmware's UART) or firmware of another protocol")
-        return DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud did not finish {text}% "
-                             f"within {wait_s:.3g} s; {got}. {fix}")
 
     def _raw_output(self, values: tuple[float, ...]) -> np.ndarray:
         spec = self.outputs[0]
