@@ -46,7 +46,8 @@ def bring_up_eembc(bench: Bench, config: DeviceConfig) -> tuple[DeviceUnderTest,
                              profile=twin_profile(config.kind) if has_twin(config.kind) else None,
                              physics=BenchPhysics.from_table(bench.lab.physics), timestamp_hold_s=hold_s,
                              seed=bench.seed,
-                             th_results="keyword_spotting" if results_print == eembc.TRUNCATED else "image_classification")
+                             th_results="keyword_spotting" if results_print == eembc.TRUNCATED else "image_classification",
+                             io_manager=config.eembc_io_manager)
             port = twin.port
         else:
             port = resolve_port(config)
@@ -55,7 +56,8 @@ def bring_up_eembc(bench: Bench, config: DeviceConfig) -> tuple[DeviceUnderTest,
         traffic = TrafficLog()
         client = EembcClient(port, model_name=model.name, outputs=model.info.outputs, kind=config.kind,
                              baudrate=config.baud, timeout_s=bench.timeout_s, name=config.name, traffic_log=traffic,
-                             energy_mode=energy_mode, results_print=results_print)
+                             energy_mode=energy_mode, results_print=results_print,
+                             io_manager=config.eembc_io_manager)
         client.open()
         hello = client.hello()  # checks the compiled-in model against the lab
         # Duck-typed: EembcClient offers the DeviceClient methods the bench, meter and suites call.

@@ -10,8 +10,9 @@ performance mode:
   `th_results()` prints them: `ROUNDED` or `TRUNCATED`, below);
 - `results%` → `m-results-[…]`; an unknown command → `e-[Unknown command: X]`; errors start with `e-`.
 Lines end with CRLF. In energy mode `m-lap-us-` lines are not printed: the timestamp GPIO goes to the
-energy monitor instead (`parse_energy_infer`; the host talks through EEMBC's IO manager, 9600 baud in the
-reference energy setup).
+energy monitor instead (`parse_energy_infer`). The reference energy build runs its UART at 9600 baud
+(th_serialport_initialize) behind EEMBC's IO manager, which the host reaches at 115200 and which relays
+`dut CMD%` (`IO_COMMAND`, `unwrap_io`).
 
 Pure parsing here (no I/O): `EembcClient` (link/eembc_client.py) and the firmware twin share it.
 """
@@ -30,6 +31,15 @@ LOAD_DONE = "m-load-done"  # the db command that fills the buffer answers this
 ENERGY_MODE = "eembc:energy-mode"
 CMD_SIZE = 80  # EE_CMD_SIZE: the reference firmware keeps at most 80 characters of a command
 HEX_BYTES_PER_COMMAND = 32  # "db " + 64 hex digits fits in EE_CMD_SIZE
+
+# EEMBC's IO manager (MLPerf Tiny's interface board; mlcommons/tiny benchmark/interface InterfaceMenu::
+# Passthrough, the runner's io_manager.py IOManager.send_command): `dut CMD%` is answered
+# `m-dut-passthrough(CMD)` and `m-ready`, then each line the board prints as `[dut]: LINE`, up to its
+# `[dut]: m-ready`. The runner sends 26 bytes per `db` command through it (device_under_test.py DUT:
+# `_max_bytes = 26 if power_manager else 31`): "dut db " + 52 hex digits + "%" is 60 characters.
+IO_COMMAND = "dut"
+IO_PREFIX = "[dut]: "
+IO_HEX_BYTES_PER_COMMAND = 26
 
 _NAME = re.compile(r"^m-name-(.*)-\[(.*)\]$")
 _PROFILE = re.compile(r"^m-profile-\[(.*)\]$")
@@ -57,12 +67,33 @@ def command(*tokens: object) -> bytes:
     return (" ".join(str(t) for t in tokens) + TERMINATOR).encode("ascii")
 
 
-def db_commands(data: bytes) -> list[bytes]:
-    """`db load N%` then `db HEX…%` commands that fill the firmware's buffer with `data`."""
+def db_commands(data: bytes, per_command: int = HEX_BYTES_PER_COMMAND) -> list[bytes]:
+    """`db load N%` then `db HEX…%` commands, `per_command` bytes each, that fill the firmware's buffer."""
     cmds = [command("db", "load", len(data))]
-    for offset in range(0, len(data), HEX_BYTES_PER_COMMAND):
-        cmds.append(command("db", data[offset:offset + HEX_BYTES_PER_COMMAND].hex()))
+    for offset in range(0, len(data), per_command):
+        cmds.append(command("db", data[offset:offset + per_command].hex()))
     return cmds
+
+
+def reply_done(raw: bytes, io_manager: bool = False) -> bool:
+    """Whether `raw` ends with the reply's last line: the firmware's `m-ready`, relayed as `[dut]: m-ready`
+    through an IO manager (whose own `m-ready` comes first)."""
+    end = IO_PREFIX + READY if io_manager else READY
+    return raw.replace(b"\r", b"").rstrip(b"\n").endswith(end.encode())
+
+
+def unwrap_io(lines: list[str], text: str) -> list[str]:
+    """The firmware's lines inside the IO manager's reply to `dut text%`. ProtocolError when the reply does
+    not start `m-dut-passthrough(text)`, `m-ready`, or a later line lacks the `[dut]: ` prefix."""
+    head = [f"m-dut-passthrough({text})", READY]
+    if lines[:2] != head:
+        raise ProtocolError(f"{IO_COMMAND} {text}%: the IO manager answered {excerpt(lines)}, not {head} "
+                            "(InterfaceMenu::Passthrough): the port is not an EEMBC IO manager, or a line lost bytes")
+    stray = [line for line in lines[2:] if not line.startswith(IO_PREFIX)]
+    if stray:
+        raise ProtocolError(f"{IO_COMMAND} {text}%: lines without the IO manager's {IO_PREFIX!r} prefix: "
+                            f"{excerpt(stray)}: a line lost bytes between the IO manager and the host")
+    return [line[len(IO_PREFIX):] for line in lines[2:]]
 
 
 def line_print_us(line: str, baudrate: int) -> float:

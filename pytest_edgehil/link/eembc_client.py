@@ -52,7 +52,7 @@ class EembcClient:
     def __init__(self, port: str, *, model_name: str, outputs: Sequence[TensorSpec], kind: str,
                  baudrate: int = 115200, timeout_s: float = 10.0, name: str = "device",
                  traffic_log: TrafficLog | None = None, energy_mode: bool = False,
-                 results_print: str | None = None) -> None:
+                 results_print: str | None = None, io_manager: bool = False) -> None:
         self.energy_mode = energy_mode
         # how th_results() prints: the lab's `eembc_results_print`, else the reference port's for model_name
         self.results_print = eembc.results_print(model_name, results_print)
@@ -61,7 +61,9 @@ class EembcClient:
         self.port, self.baudrate, self.timeout_s, self.name = port, baudrate, timeout_s, name
         self.model_name, self.outputs, self.kind = model_name, tuple(outputs), kind
         self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
-        self.link = EembcLink(port, baudrate=baudrate, timeout_s=timeout_s, name=name, traffic_log=self.traffic_log)
+        # io_manager: the port is EEMBC's IO manager (the energy setup's interface board) relaying `dut CMD%`
+        self.link = EembcLink(port, baudrate=baudrate, timeout_s=timeout_s, name=name, traffic_log=self.traffic_log,
+                              io_manager=io_manager)
         self._model_sha: str | None = None
         self._window_inferences: int | None = None  # inferences per timed window, sized on the first run
         self.lost: str | None = None  # a text protocol has no port recovery here: None, like a healthy client
@@ -83,7 +85,14 @@ class EembcClient:
     # -- commands -------------------------------------------------------------------------------------
     def hello(self) -> HelloReply:
         """`name%` and `profile%` as a HELLO; DeviceError when the firmware holds another model than the lab's."""
-        ident = eembc.parse_identity(self.transact("name"), self.transact("profile"))
+        try:
+            ident = eembc.parse_identity(self.transact("name"), self.transact("profile"))
+        except ProtocolError as exc:
+            if self.link.io_manager:
+                raise
+            raise ProtocolError(f"device {self.name!r} on {self.port}: {exc}. An EEMBC IO manager (MLPerf Tiny's "
+                                "interface board) answers name% itself and profile% with m-ready alone: for a "
+                                "board behind one, set `eembc_io_manager = true`") from exc
         if ident.model != self.model_name:
             raise DeviceError(f"device {self.name!r} on {self.port}: its firmware holds model {ident.model!r} "
                               f"(profile% m-model-[…]), the lab file's `firmware_model` says {self.model_name!r}; "
@@ -112,7 +121,9 @@ class EembcClient:
         if index != 0:
             raise DeviceRejected(f"device {self.name!r}: the reference firmware takes one input buffer, not input "
                                  f"{index}", code=ErrorCode.BAD_INPUT)
-        load, *hexes = (cmd.decode().rstrip("%") for cmd in eembc.db_commands(np.ascontiguousarray(tensor).tobytes()))
+        per_command = eembc.IO_HEX_BYTES_PER_COMMAND if self.link.io_manager else eembc.HEX_BYTES_PER_COMMAND
+        data = np.ascontiguousarray(tensor).tobytes()
+        load, *hexes = (cmd.decode().rstrip("%") for cmd in eembc.db_commands(data, per_command))
         size = int(load.split()[-1])
         # The reference answers an oversized load with a bare line (no e-), then overruns its buffer with the
         # bytes and still says m-load-done: only the m-[Expecting N bytes] echo shows the input fits.

@@ -38,8 +38,9 @@ class EembcLink:
     unfinished-reply state (`unfinished`: the command whose reply was not read to its end, or None)."""
 
     def __init__(self, port: str, *, baudrate: int = 115200, timeout_s: float = 10.0, name: str = "device",
-                 traffic_log: TrafficLog | None = None) -> None:
+                 traffic_log: TrafficLog | None = None, io_manager: bool = False) -> None:
         self.port, self.baudrate, self.timeout_s, self.name = port, baudrate, timeout_s, name
+        self.io_manager = io_manager  # the port is an EEMBC IO manager's, relaying to the board (eembc.unwrap_io)
         self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
         self._serial: serial.SerialBase | None = None
         # About the board, not the port: a reopened port still gets the late reply.
@@ -75,11 +76,11 @@ class EembcLink:
             self._resync(ser, wait_s)
         ser.reset_input_buffer()  # unsolicited bytes (a boot banner) are no reply either
         self.unfinished = text  # until its m-ready is read
-        ser.write((text + eembc.TERMINATOR).encode("ascii"))
-        self.traffic_log.note("tx", f"{text}%"[:80], device=self.name)
+        ser.write(self._wire(text))
+        self.traffic_log.note("tx", self._wire(text).decode()[:80], device=self.name)
         raw = bytearray()
         deadline = time.monotonic() + wait_s
-        while not raw.replace(b"\r", b"").rstrip(b"\n").endswith(eembc.READY.encode()):
+        while not eembc.reply_done(bytes(raw), self.io_manager):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise self._silent(text, bytes(raw), wait_s)
@@ -91,17 +92,26 @@ class EembcLink:
             self.unfinished = None
         try:
             lines = eembc.split_lines(bytes(raw))
+            self.traffic_log.note("rx", " | ".join(lines)[:120], device=self.name)
+            return eembc.unwrap_io(lines, text) if self.io_manager else lines
         except ProtocolError as exc:
             raise ProtocolError(f"device {self.name!r} on {self.port} at {self.baudrate} baud, reply to {text}%: "
-                                f"{exc}") from exc
-        self.traffic_log.note("rx", " | ".join(lines)[:120], device=self.name)
-        return lines
+                                f"{exc}{self._io_baud_hint()}") from exc
+
+    def _wire(self, text: str) -> bytes:
+        """`text%`, or `dut text%` for the IO manager to pass on."""
+        return (f"{eembc.IO_COMMAND} {text}" if self.io_manager else text).encode("ascii") + b"%"
+
+    def _io_baud_hint(self) -> str:
+        return ("" if not self.io_manager else ". Through an IO manager the lab's `baud` is the host side; the "
+                "board side is the IO manager's own setting (`setbaud N%` on the interface board) and must be "
+                "the firmware's (9600 in the reference energy build)")
 
     def _resync(self, ser: serial.SerialBase, wait_s: float) -> None:
         """Drop what the firmware still owed for `unfinished`, up to the echo of a marker command."""
         stale = self.unfinished
         flush, mark = (f"edgehil-sync-{secrets.token_hex(4)}" for _ in range(2))
-        ser.write(f"{flush}{eembc.TERMINATOR}{mark}{eembc.TERMINATOR}".encode("ascii"))
+        ser.write(self._wire(flush) + self._wire(mark))
         self.traffic_log.note("tx", f"resync after {stale}%: {flush}% {mark}%"[:120], device=self.name)
         echo = f"Unknown command: {mark}]".encode()  # EE_ERR_CMD "e-[Unknown command: %s]"
         raw = bytearray()
@@ -136,5 +146,13 @@ class EembcLink:
         fix = ("Nothing came back: check the cable, the port and that the firmware runs (it prints m-ready at boot)"
                if not raw else "Bytes came but never m-ready: suspect a baud-rate mismatch (the lab file's `baud` "
                "against the firmware's UART) or firmware of another protocol")
+        if self.io_manager and b"Unknown command: dut" in raw:
+            fix = ("The firmware itself answered `dut …%` (e-[Unknown command: dut]): this port is the board's own "
+                   "UART, not an IO manager. Drop `eembc_io_manager` or give the IO manager's port")
+        elif self.io_manager and b"m-dut-passthrough(" in raw and eembc.IO_PREFIX.encode() not in raw:
+            fix = ("The IO manager passed the command on, but the board behind it never answered: check the "
+                   "board's UART wires to the IO manager, the board's power (the energy monitor supplies it) and "
+                   "the IO manager's board-side baud (`setbaud N%` on the interface board; the reference energy "
+                   "firmware runs 9600)")
         return DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud did not finish {text}% "
                              f"within {wait_s:.3g} s; {got}. {fix}")

@@ -19,6 +19,8 @@ known field failures can be switched on to test the host's errors:
   digits `0.%d` `%d` `%d` of `(int)(x*10)`, `(int)(x*100) % 10`, `(int)(x*1000) % 10` (truncated, not rounded);
 - `infer_wall_s=S`: every `infer` takes S more seconds of wall time before its reply, as a slower board (or a
   larger N) does; the twin reads no command meanwhile, like the firmware's single loop (`main.cpp`);
+- `io_manager=True`: the host reaches it through a twin of EEMBC's IO manager (`sim.eembc_io_twin`, the
+  energy setup's interface board): `port` is then the IO manager's;
 - `timer_inference_us=T`: the firmware's µs timer is virtual: each inference takes T µs on it, and
   `th_printf` blocks for the UART time of each line at `uart_baud` (8N1), as the reference ports' blocking
   UART does, so the first `m-lap-us-` line's print lies inside the timed window (the model then runs
@@ -48,6 +50,7 @@ from pytest_edgehil.link.eembc import CMD_SIZE, line_print_us
 from pytest_edgehil.model.info import analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics
+from pytest_edgehil.sim.eembc_io_twin import IoManagerTwin
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 from pytest_edgehil.sim.twin_timing import float_compute
 
@@ -70,7 +73,8 @@ class EembcTwin:
                  profile: DeviceProfile | None = None, physics: BenchPhysics | None = None,
                  timestamp_hold_s: float = REFERENCE_HOLD_S, seed: int = 0,
                  timer_inference_us: float | None = None, uart_baud: int = 115200, max_db_bytes: int = 0,
-                 th_results: str = "image_classification", infer_wall_s: float = 0.0) -> None:
+                 th_results: str = "image_classification", infer_wall_s: float = 0.0,
+                 io_manager: bool = False) -> None:
         if th_results not in TH_RESULTS:
             raise ConfigError(f"EembcTwin(th_results={th_results!r}): the twin prints like one of the reference "
                               f"ports {TH_RESULTS}")
@@ -106,8 +110,14 @@ class EembcTwin:
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._serve, name=f"eembc-twin:{self.port}", daemon=True)
         self._thread.start()
+        # io_manager: the host reaches the firmware through an EEMBC IO manager twin, on its port
+        self.io_manager = IoManagerTwin(self.port) if io_manager else None
+        if self.io_manager is not None:
+            self.port = self.io_manager.port
 
     def close(self) -> None:
+        if self.io_manager is not None:
+            self.io_manager.close()
         os.write(self._stop_w, b"x")
         self._thread.join(timeout=5)
         for fd in (self._master, self._slave, self._stop_r, self._stop_w):
