@@ -11,6 +11,7 @@ import pytest
 import serial
 
 from pytest_edgehil.errors import ConfigError, DeviceTimeout, ProtocolError
+from pytest_edgehil.link import eembc
 from pytest_edgehil.link.eembc_client import EembcClient
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.eembc_twin import EembcTwin
@@ -137,11 +138,27 @@ def test_the_io_manager_setting_is_for_eembc_devices_only(tmp_path):
 
 
 def test_the_io_manager_prefix_is_checked_on_every_relayed_line():
-    from pytest_edgehil.link import eembc
-
     assert eembc.unwrap_io(["m-dut-passthrough(name)", "m-ready", "[dut]: m-name-dut-[x]", "[dut]: m-ready"],
                            "name") == ["m-name-dut-[x]", "m-ready"]
     with pytest.raises(ProtocolError, match="IO manager"):
         eembc.unwrap_io(["m-dut-passthrough(name)", "m-ready", "m-name-dut-[x]", "[dut]: m-ready"], "name")
     with pytest.raises(ProtocolError, match="IO manager"):
         eembc.unwrap_io(["m-dut-passthrough(profile)", "m-ready", "[dut]: m-ready"], "name")
+
+
+def test_latency_through_the_io_manager_allows_for_the_boards_slower_uart():
+    # The board behind the IO manager prints at 9600 baud (the reference energy build), 12 times slower than
+    # the host side: its first m-lap-us- line's print, timed with the inferences, is 12 times longer. The
+    # reference runner's figure, elapsed / N over a window of >= 10 s (here 100000 x 100 µs on the twin's
+    # virtual timer), is the expected one; the client's windows may add up to LAP_PRINT_SHARE (1 %).
+    with EembcTwin(MODEL.read_bytes(), "tinytracker", io_manager=True, timer_inference_us=100.0,
+                   uart_baud=9600) as twin:
+        client = _client(twin.port)
+        client.open()
+        try:
+            laps = eembc.parse_infer(client.transact("infer 100000 10"), 100000)
+            result = client.run(5)
+        finally:
+            client.close()
+    reference_us = laps.elapsed_us / 100000
+    assert float(np.median([t.inference_us for t in result.timings])) == pytest.approx(reference_us, rel=0.01)

@@ -40,6 +40,7 @@ HEX_BYTES_PER_COMMAND = 32  # "db " + 64 hex digits fits in EE_CMD_SIZE
 IO_COMMAND = "dut"
 IO_PREFIX = "[dut]: "
 IO_HEX_BYTES_PER_COMMAND = 26
+IO_BOARD_BAUD = 9600  # the board's UART behind the IO manager in the reference energy build (th_serialport_initialize)
 
 _NAME = re.compile(r"^m-name-(.*)-\[(.*)\]$")
 _PROFILE = re.compile(r"^m-profile-\[(.*)\]$")

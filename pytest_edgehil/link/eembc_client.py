@@ -170,20 +170,26 @@ class EembcClient:
         The reference th_timestamp() reads the µs timer and then prints its m-lap-us- line, on most ports
         through a blocking UART: the first line's print (about 1.6 ms at 115200 baud) is inside every
         window. The reference runner makes it negligible with windows of >= 10 s; here a window lasts at
-        least `1 / LAP_PRINT_SHARE` times that print, so it adds at most `LAP_PRINT_SHARE` to a sample.
+        least `1 / LAP_PRINT_SHARE` times that print, so it adds at most `LAP_PRINT_SHARE` to a sample. The
+        print runs at the firmware's baud: the port's, or behind an IO manager the board side's, taken as the
+        reference energy build's 9600 (`eembc.IO_BOARD_BAUD`; a faster one only lengthens the windows).
         ProtocolError when `_MAX_SIZING_PROBES` windows do not get there (a timer that does not advance)."""
         if self._window_inferences is not None:
             return self._window_inferences
+        print_baud = eembc.IO_BOARD_BAUD if self.link.io_manager else self.baudrate
         per_window = 1
         for _ in range(_MAX_SIZING_PROBES):
             reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window, self.results_print)
-            print_us = eembc.line_print_us(f"m-lap-us-{reply.laps_us[0]}", self.baudrate)
+            print_us = eembc.line_print_us(f"m-lap-us-{reply.laps_us[0]}", print_baud)
             wanted_us = print_us / LAP_PRINT_SHARE
             if reply.elapsed_us >= wanted_us:
                 self._window_inferences = per_window
                 return per_window
-            # elapsed grows at least in proportion to k beyond the fixed print: scale k up and probe again
-            per_window = math.ceil(per_window * wanted_us / max(reply.elapsed_us, 1))
+            # elapsed = the print + k inferences: scale k on the inferences' part, taken as at least half of
+            # elapsed, so a print that dominates is not scaled with k (6 probes fell short of a 9600-baud
+            # print) and one estimated too long cannot blow k up (the window then lasts at most ~2x wanted)
+            inference_us = max(reply.elapsed_us - print_us, reply.elapsed_us / 2, 1.0)
+            per_window = math.ceil(per_window * (wanted_us - print_us) / inference_us)
         raise ProtocolError(f"device {self.name!r} on {self.port}: infer {per_window} 0% still lasted under "
                             f"{wanted_us:.0f} µs on the firmware's m-lap-us- timer after {_MAX_SIZING_PROBES} "
                             "probes: the timer barely advances. Check th_timestamp()'s timer (µs, running)")
