@@ -19,7 +19,9 @@ timestamps: `infer_window(n)` runs n inferences under one pair of timestamp-GPIO
 (`measure/timestamp_energy.py`), `run(n)` returns outputs with no timings, and HELLO says
 `eembc:energy-mode` (latency comes from the monitor's window, not from the board).
 Known pains are typed errors naming port and baud: garbled text (baud mismatch), a damaged results line
-(dropped bytes), fewer than two timestamps (energy-mode firmware), no `m-ready` in time.
+(dropped bytes), fewer than two timestamps (energy-mode firmware), no `m-ready` in time. The line itself
+(`link/eembc_link.py`) never hands a late reply to the next command, and with `io_manager=True` speaks
+through EEMBC's IO manager (`dut CMD%`, replies relayed as `[dut]: …`).
 """
 
 from __future__ import annotations
