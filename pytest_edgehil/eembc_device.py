@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.link import eembc
 from pytest_edgehil.link.eembc_client import EembcClient
 from pytest_edgehil.link.traffic_log import TrafficLog
 
@@ -30,6 +31,7 @@ def bring_up_eembc(bench: Bench, config: DeviceConfig) -> tuple[DeviceUnderTest,
                           "and `firmware_model` in its lab-file table")
     model = bench.catalog.get(config.firmware_model)
     energy_mode = config.eembc_mode == "energy"
+    results_print = eembc.results_print(model.name, config.eembc_results_print)
     twin, lock, client = None, None, None
     try:
         if config.simulated:
@@ -43,7 +45,9 @@ def bring_up_eembc(bench: Bench, config: DeviceConfig) -> tuple[DeviceUnderTest,
             twin = EembcTwin(model.data, model.name, device_name=config.name, energy_mode=energy_mode,
                              profile=twin_profile(config.kind) if has_twin(config.kind) else None,
                              physics=BenchPhysics.from_table(bench.lab.physics), timestamp_hold_s=hold_s,
-                             seed=bench.seed)
+                             seed=bench.seed,
+                             th_results="keyword_spotting" if results_print == eembc.TRUNCATED else "image_classification",
+                             io_manager=config.eembc_io_manager)
             port = twin.port
         else:
             port = resolve_port(config)
@@ -52,7 +56,8 @@ def bring_up_eembc(bench: Bench, config: DeviceConfig) -> tuple[DeviceUnderTest,
         traffic = TrafficLog()
         client = EembcClient(port, model_name=model.name, outputs=model.info.outputs, kind=config.kind,
                              baudrate=config.baud, timeout_s=bench.timeout_s, name=config.name, traffic_log=traffic,
-                             energy_mode=energy_mode)
+                             energy_mode=energy_mode, results_print=results_print,
+                             io_manager=config.eembc_io_manager)
         client.open()
         hello = client.hello()  # checks the compiled-in model against the lab
         # Duck-typed: EembcClient offers the DeviceClient methods the bench, meter and suites call.

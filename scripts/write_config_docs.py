@@ -52,6 +52,12 @@ MEANINGS: dict[str, str] = {
                               "which toggles its timestamp GPIO instead of printing m-lap-us",
     "DeviceTable.timestamp_hold_us": "eembc energy mode: how long th_timestamp holds the line low (≥ 1 µs; a "
                                      "sampling monitor needs ≥ 2 of its intervals)",
+    "DeviceTable.eembc_results_print": "eembc: how the firmware's th_results() prints m-results: `\"rounded\"` "
+                                       "(`%0.3f`) or `\"truncated\"` (the keyword_spotting port's digits); "
+                                       "default: the reference port's for `firmware_model` (kws01: truncated)",
+    "DeviceTable.eembc_io_manager": "eembc: the port is EEMBC's IO manager (MLPerf Tiny's interface board, the "
+                                    "energy setup), which relays `dut CMD%` to the board; `baud` is its host side "
+                                    "(docs/hardware.md)",
     "DeviceTable.monitor": "a USB power monitor on the supply, \"KIND:ADDRESS\" (e.g. a PPK2), instead of a SCPI "
                            "analyzer (docs/instruments.md)",
     "DeviceTable.twin_monitor": "a simulated device's monitor twin (`ppk2`, `lpm01a`) instead of the SCPI "

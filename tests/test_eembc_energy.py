@@ -129,8 +129,9 @@ def test_hold_refusal_threshold():
 
 def test_performance_mode_firmware_under_an_energy_mode_lab_is_a_clear_error():
     with pytest.raises(ProtocolError, match="built for performance mode"):
-        eembc.parse_energy_infer(["m-lap-us-1", "m-lap-us-9", "m-results-[0.5]"], 1)
-    assert eembc.parse_energy_infer(["m-infer-done", "m-results-[0.5,0.25]"], 1) == (0.5, 0.25)
+        eembc.parse_energy_infer(["m-lap-us-1", "m-lap-us-9", "m-results-[0.500]"], 1)
+    # "%0.3f" prints three decimals (th_results of the reference ports)
+    assert eembc.parse_energy_infer(["m-infer-done", "m-results-[0.500,0.250]"], 1) == (0.5, 0.25)
 
 
 def test_eembc_mode_needs_the_eembc_protocol(tmp_path):

@@ -48,6 +48,8 @@ class DeviceConfig:
     firmware_model: str | None = None  # eembc: the catalog model compiled into the firmware
     eembc_mode: str = "performance"  # eembc: "energy" = windows from the timestamp GPIO (link/eembc_client.py)
     timestamp_hold_us: float | None = None  # eembc energy mode: th_timestamp's low pulse (None: the reference 1 µs)
+    eembc_results_print: str | None = None  # eembc: "rounded"/"truncated" m-results (None: the reference port's)
+    eembc_io_manager: bool = False  # eembc: the port is EEMBC's IO manager relaying `dut CMD%` to the board
     # A board in a labgrid farm (pytest_edgehil.farm): this named place, or any free place with these tags.
     # The bench reserves it through the coordinator and fills in `port` (and the analyzer, from the place).
     place: str | None = None
@@ -125,9 +127,11 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
     if (table.protocol == "eembc") != (table.firmware_model is not None):
         raise ConfigError(f"{where}: [devices.{name}]: `protocol = \"eembc\"` and `firmware_model` go together: the "
                           "MLPerf Tiny reference firmware has its model compiled in; name it (a catalog model)")
-    if table.protocol != "eembc" and (table.eembc_mode != "performance" or table.timestamp_hold_us is not None):
-        raise ConfigError(f"{where}: [devices.{name}]: `eembc_mode` and `timestamp_hold_us` describe MLPerf Tiny "
-                          "reference firmware: add `protocol = \"eembc\"` and `firmware_model`, or drop them")
+    if table.protocol != "eembc" and (table.eembc_mode != "performance" or table.timestamp_hold_us is not None
+                                      or table.eembc_results_print is not None or table.eembc_io_manager):
+        raise ConfigError(f"{where}: [devices.{name}]: `eembc_mode`, `timestamp_hold_us`, `eembc_results_print` and "
+                          "`eembc_io_manager` describe MLPerf Tiny reference firmware: add `protocol = \"eembc\"` "
+                          "and `firmware_model`, or drop them")
     if table.faults is not None and not table.simulated:
         raise ConfigError(f"{where}: [devices.{name}]: `faults` are injected by a device twin; a real board's "
                           "faults come by themselves. Set `simulated = true`, or remove the faults table")
@@ -173,7 +177,8 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
         token_file=_token_path(table.token_file, base) if table.token_file else None,
         models=tuple(table.models) or ((table.firmware_model,) if table.firmware_model else ()),
         protocol=table.protocol, firmware_model=table.firmware_model, eembc_mode=table.eembc_mode,
-        timestamp_hold_us=table.timestamp_hold_us,
+        timestamp_hold_us=table.timestamp_hold_us, eembc_results_print=table.eembc_results_print,
+        eembc_io_manager=table.eembc_io_manager,
         place=table.place, place_tags=tuple(sorted((table.tags or {}).items())),
     )
 

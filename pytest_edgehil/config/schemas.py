@@ -104,6 +104,12 @@ class DeviceTable(StrictModel):
     # holds the line low (the reference asks for >= 1 µs; a sampling monitor needs >= 2 of its intervals).
     eembc_mode: Literal["performance", "energy"] = "performance"
     timestamp_hold_us: Annotated[float, Field(gt=0)] | None = None
+    # eembc: how th_results() prints m-results (link/eembc.py): "rounded" ("%0.3f") or "truncated" (the
+    # keyword_spotting port's digits); default: the reference port's for `firmware_model` (kws01: truncated).
+    eembc_results_print: Literal["rounded", "truncated"] | None = None
+    # eembc: the port is EEMBC's IO manager (MLPerf Tiny's interface board, the energy setup), which relays
+    # `dut CMD%` to the board (link/eembc.py); `baud` is then the host side of it.
+    eembc_io_manager: bool = False
     # A board in a labgrid farm (docs/lab-farm.md): one named place, or any free place whose tags match.
     place: Annotated[str, Field(pattern=PLACE_NAME)] | None = None
     tags: dict[Annotated[str, Field(pattern=TAG_KEY)], Annotated[str, Field(pattern=PLACE_NAME)]] | None = None

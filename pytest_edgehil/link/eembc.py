@@ -6,11 +6,13 @@ performance mode:
 - `name%` → `m-name-DEVICE-[VENDOR]`; `profile%` → `m-profile-[FW]` and `m-model-[MODEL]`;
 - `db load N%` → `m-[Expecting N bytes]`; `db HEXHEX…%` fills the buffer, `m-load-done` when full;
 - `infer N W%` → `m-warmup-start-W`, `m-warmup-done`, `m-infer-start-N`, `m-lap-us-T0`, `m-lap-us-T1`,
-  `m-infer-done`, `m-results-[f,f,…]` (the dequantized outputs, `%0.3f`);
+  `m-infer-done`, `m-results-[f,f,…]` (the dequantized outputs with 3 decimals, as each reference port's
+  `th_results()` prints them: `ROUNDED` or `TRUNCATED`, below);
 - `results%` → `m-results-[…]`; an unknown command → `e-[Unknown command: X]`; errors start with `e-`.
 Lines end with CRLF. In energy mode `m-lap-us-` lines are not printed: the timestamp GPIO goes to the
-energy monitor instead (`parse_energy_infer`; the host talks through EEMBC's IO manager, 9600 baud in the
-reference energy setup).
+energy monitor instead (`parse_energy_infer`). The reference energy build runs its UART at 9600 baud
+(th_serialport_initialize) behind EEMBC's IO manager, which the host reaches at 115200 and which relays
+`dut CMD%` (`IO_COMMAND`, `unwrap_io`).
 
 Pure parsing here (no I/O): `EembcClient` (link/eembc_client.py) and the firmware twin share it.
 """
@@ -30,11 +32,34 @@ ENERGY_MODE = "eembc:energy-mode"
 CMD_SIZE = 80  # EE_CMD_SIZE: the reference firmware keeps at most 80 characters of a command
 HEX_BYTES_PER_COMMAND = 32  # "db " + 64 hex digits fits in EE_CMD_SIZE
 
+# EEMBC's IO manager (MLPerf Tiny's interface board; mlcommons/tiny benchmark/interface InterfaceMenu::
+# Passthrough, the runner's io_manager.py IOManager.send_command): `dut CMD%` is answered
+# `m-dut-passthrough(CMD)` and `m-ready`, then each line the board prints as `[dut]: LINE`, up to its
+# `[dut]: m-ready`. The runner sends 26 bytes per `db` command through it (device_under_test.py DUT:
+# `_max_bytes = 26 if power_manager else 31`): "dut db " + 52 hex digits + "%" is 60 characters.
+IO_COMMAND = "dut"
+IO_PREFIX = "[dut]: "
+IO_HEX_BYTES_PER_COMMAND = 26
+IO_BOARD_BAUD = 9600  # the board's UART behind the IO manager in the reference energy build (th_serialport_initialize)
+
 _NAME = re.compile(r"^m-name-(.*)-\[(.*)\]$")
 _PROFILE = re.compile(r"^m-profile-\[(.*)\]$")
 _MODEL = re.compile(r"^m-model-\[(.*)\]$")
 _LAP = re.compile(r"^m-lap-us-([0-9]+)$")
 _RESULTS = re.compile(r"^m-results-\[(.*)\]$")
+
+# How a reference port's th_results() prints each value (mlcommons/tiny benchmark/reference_submissions/
+# PORT/submitter_implemented.cpp), 3 decimals either way. ROUNDED: printf "%0.3f" (image_classification,
+# person_detection, anomaly_detection). TRUNCATED: keyword_spotting's digits ("Some platforms don't implement
+# floating point formatting"): "0.%d" of (int)(x*10), then "%d" of (int)(x*100) % 10 and (int)(x*1000) % 10,
+# i.e. x cut (not rounded) to 3 decimals for 0 <= x; 1.0 prints "0.1000"; a negative x prints no number.
+ROUNDED, TRUNCATED = "rounded", "truncated"
+RESULTS_PRINTS = (ROUNDED, TRUNCATED)
+#: Each reference firmware's print, by the model version its `profile%` names (internally_implemented.h).
+REFERENCE_RESULTS_PRINT = {"kws01": TRUNCATED, "vww01": ROUNDED, "ic01": ROUNDED, "ad01": ROUNDED}
+RESULT_STEP = 1e-3  # the last printed decimal
+_ROUNDED_VALUE = re.compile(r"^-?(?:[0-9]+\.[0-9]{3}|nan|inf)$")  # what "%0.3f" can print, all of it
+_TRUNCATED_VALUE = re.compile(r"^0\.([0-9]+)([0-9])([0-9])$")  # "0." (int)(x*10), then two single digits
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
 
 
@@ -43,12 +68,33 @@ def command(*tokens: object) -> bytes:
     return (" ".join(str(t) for t in tokens) + TERMINATOR).encode("ascii")
 
 
-def db_commands(data: bytes) -> list[bytes]:
-    """`db load N%` then `db HEX…%` commands that fill the firmware's buffer with `data`."""
+def db_commands(data: bytes, per_command: int = HEX_BYTES_PER_COMMAND) -> list[bytes]:
+    """`db load N%` then `db HEX…%` commands, `per_command` bytes each, that fill the firmware's buffer."""
     cmds = [command("db", "load", len(data))]
-    for offset in range(0, len(data), HEX_BYTES_PER_COMMAND):
-        cmds.append(command("db", data[offset:offset + HEX_BYTES_PER_COMMAND].hex()))
+    for offset in range(0, len(data), per_command):
+        cmds.append(command("db", data[offset:offset + per_command].hex()))
     return cmds
+
+
+def reply_done(raw: bytes, io_manager: bool = False) -> bool:
+    """Whether `raw` ends with the reply's last line: the firmware's `m-ready`, relayed as `[dut]: m-ready`
+    through an IO manager (whose own `m-ready` comes first)."""
+    end = IO_PREFIX + READY if io_manager else READY
+    return raw.replace(b"\r", b"").rstrip(b"\n").endswith(end.encode())
+
+
+def unwrap_io(lines: list[str], text: str) -> list[str]:
+    """The firmware's lines inside the IO manager's reply to `dut text%`. ProtocolError when the reply does
+    not start `m-dut-passthrough(text)`, `m-ready`, or a later line lacks the `[dut]: ` prefix."""
+    head = [f"m-dut-passthrough({text})", READY]
+    if lines[:2] != head:
+        raise ProtocolError(f"{IO_COMMAND} {text}%: the IO manager answered {excerpt(lines)}, not {head} "
+                            "(InterfaceMenu::Passthrough): the port is not an EEMBC IO manager, or a line lost bytes")
+    stray = [line for line in lines[2:] if not line.startswith(IO_PREFIX)]
+    if stray:
+        raise ProtocolError(f"{IO_COMMAND} {text}%: lines without the IO manager's {IO_PREFIX!r} prefix: "
+                            f"{excerpt(stray)}: a line lost bytes between the IO manager and the host")
+    return [line[len(IO_PREFIX):] for line in lines[2:]]
 
 
 def line_print_us(line: str, baudrate: int) -> float:
@@ -106,7 +152,13 @@ class InferReply:
         return self.laps_us[-1] - self.laps_us[0]
 
 
-def parse_infer(lines: list[str], count: int) -> InferReply:
+def results_print(model: str, declared: str | None = None) -> str:
+    """The print convention of firmware holding `model`: the lab's `declared` one, else the reference port's
+    for a reference model version (kws01: TRUNCATED), else ROUNDED (the other ports and the template)."""
+    return declared if declared is not None else REFERENCE_RESULTS_PRINT.get(model, ROUNDED)
+
+
+def parse_infer(lines: list[str], count: int, style: str = ROUNDED) -> InferReply:
     """The reply to `infer count W%`. ProtocolError when fewer than two `m-lap-us-` timestamps came (energy-
     mode firmware, or a dropped line), when they run backwards, or when the results line is damaged."""
     laps = tuple(int(m.group(1)) for m in (_LAP.match(line) for line in lines) if m)
@@ -118,10 +170,10 @@ def parse_infer(lines: list[str], count: int) -> InferReply:
     if laps[-1] < laps[0]:
         raise ProtocolError(f"infer {count}: the timestamps run backwards ({laps[0]} then {laps[-1]} µs): the "
                             "firmware's µs counter wrapped (32 bits: every 71.6 min) or a digit was dropped")
-    return InferReply(count, laps, parse_results(lines, f"infer {count}"))
+    return InferReply(count, laps, parse_results(lines, f"infer {count}", style))
 
 
-def parse_energy_infer(lines: list[str], count: int) -> tuple[float, ...]:
+def parse_energy_infer(lines: list[str], count: int, style: str = ROUNDED) -> tuple[float, ...]:
     """The reply to `infer count W%` from energy-mode firmware: its results (the timing is on the monitor's
     digital input). ProtocolError when `m-lap-us-` lines came: that firmware is built for performance mode."""
     laps = [line for line in lines if _LAP.match(line)]
@@ -129,20 +181,38 @@ def parse_energy_infer(lines: list[str], count: int) -> tuple[float, ...]:
         raise ProtocolError(f"infer {count}: the firmware printed {len(laps)} m-lap-us- timestamp(s): it is built for "
                             "performance mode (EE_CFG_ENERGY_MODE=0), the lab file says `eembc_mode = \"energy\"`; "
                             "flash the energy-mode build or set `eembc_mode = \"performance\"`")
-    return parse_results(lines, f"infer {count}")
+    return parse_results(lines, f"infer {count}", style)
 
 
-def parse_results(lines: list[str], what: str) -> tuple[float, ...]:
+def parse_results(lines: list[str], what: str, style: str = ROUNDED) -> tuple[float, ...]:
+    """The `m-results-[…]` values printed in `style`, each as the middle of the values its text stands for:
+    x within RESULT_STEP / 2 of the printed v (ROUNDED), x in [v, v + RESULT_STEP) (TRUNCATED: v + half a
+    step). One trailing comma is read (person_detection prints one after its last class). ProtocolError on
+    any other empty value, and on a value its print cannot produce (a dropped digit or point)."""
     match = _first(_RESULTS, lines, what, "m-results-[f,f,…]")
-    values = []
-    for item in match.group(1).split(","):
-        try:
-            values.append(float(item))
-        except ValueError:
-            raise ProtocolError(f"{what}: results value {item!r} is not a number: the line lost or changed "
-                                "bytes on the way (dropped UART bytes); check the cable and lower the baud "
-                                "rate") from None
-    return tuple(values)
+    items = match.group(1).split(",")
+    if len(items) > 1 and not items[-1]:
+        items.pop()
+    return tuple(_result_value(item, what, style) for item in items)
+
+
+def _result_value(item: str, what: str, style: str) -> float:
+    if style == TRUNCATED:
+        digits = _TRUNCATED_VALUE.match(item)
+        if digits is not None:
+            tenths, hundredths, thousandths = (int(d) for d in digits.groups())
+            return tenths / 10 + hundredths / 100 + thousandths / 1000 + RESULT_STEP / 2
+        if item.startswith("0.-"):
+            raise ProtocolError(f"{what}: results value {item!r} is the digit print of a negative value: the "
+                                "keyword_spotting th_results() prints (int)(x*10) and two more digits apart, so "
+                                "it cannot show a value below 0. The firmware's model is not the catalog's, or "
+                                "its port prints \"%0.3f\": then set `eembc_results_print = \"rounded\"`")
+    elif _ROUNDED_VALUE.match(item):
+        return float(item)
+    shape = "0.DDD digits" if style == TRUNCATED else "\"%0.3f\""
+    raise ProtocolError(f"{what}: results value {item!r} is not a number as the firmware prints it ({shape}, "
+                        f"`eembc_results_print = \"{style}\"`): the line lost or changed bytes on the way "
+                        "(dropped UART bytes); check the cable and lower the baud rate")
 
 
 def _first(pattern: re.Pattern[str], lines: list[str], what: str, shape: str) -> re.Match[str]:

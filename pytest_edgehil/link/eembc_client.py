@@ -10,37 +10,38 @@ the lab file (`protocol = "eembc"`, `firmware_model = "NAME"`). Differences, eac
   (the firmware's µs timer) and gives one sample, elapsed / k; k is sized so that the print of the first
   m-lap-us- line, timed with the inferences, is at most 1 % of the window (`window_inferences`); the
   protocol has no readout or retrieval stage, so those are 0;
-- outputs come back as `m-results-[…]`, dequantized floats with 3 decimals: they are quantized back with
-  the model's output parameters, and refused (ProtocolError) if a value is not within rounding of a level.
+- outputs come back as `m-results-[…]`, dequantized floats with 3 decimals, printed as the firmware's port
+  prints them (`results_print`: "%0.3f" rounds, the keyword-spotting port cuts; `eembc.parse_results`): they
+  are quantized back with the model's output parameters, and refused (ProtocolError) if a value is not within
+  the print's half step of a level.
 In energy mode (`energy_mode=True`: firmware built with EE_CFG_ENERGY_MODE=1) the firmware prints no
 timestamps: `infer_window(n)` runs n inferences under one pair of timestamp-GPIO pulses for the meter
 (`measure/timestamp_energy.py`), `run(n)` returns outputs with no timings, and HELLO says
 `eembc:energy-mode` (latency comes from the monitor's window, not from the board).
 Known pains are typed errors naming port and baud: garbled text (baud mismatch), a damaged results line
-(dropped bytes), fewer than two timestamps (energy-mode firmware), no `m-ready` in time.
+(dropped bytes), fewer than two timestamps (energy-mode firmware), no `m-ready` in time. The line itself
+(`link/eembc_link.py`) never hands a late reply to the next command, and with `io_manager=True` speaks
+through EEMBC's IO manager (`dut CMD%`, replies relayed as `[dut]: …`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import select
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import serial
 
-from pytest_edgehil.errors import DeviceError, DeviceRejected, DeviceTimeout, ProtocolError
+from pytest_edgehil.errors import ConfigError, DeviceError, DeviceRejected, ProtocolError
 from pytest_edgehil.link import eembc
+from pytest_edgehil.link.eembc_link import EembcLink
 from pytest_edgehil.link.messages import PROTOCOL_VERSION, ErrorCode, HelloReply, Result, StageTiming
 from pytest_edgehil.link.traffic_log import TrafficLog
 
 if TYPE_CHECKING:
     from pytest_edgehil.model.runtime import TensorSpec
 
-RESULT_DECIMALS = 3  # the reference th_results prints "%0.3f"
 # The largest share of a timed window that the print of its first m-lap-us- line may take (it is timed
 # with the inferences on the reference firmware): windows last at least 100 times that print.
 LAP_PRINT_SHARE = 0.01
@@ -52,38 +53,48 @@ class EembcClient:
 
     def __init__(self, port: str, *, model_name: str, outputs: Sequence[TensorSpec], kind: str,
                  baudrate: int = 115200, timeout_s: float = 10.0, name: str = "device",
-                 traffic_log: TrafficLog | None = None, energy_mode: bool = False) -> None:
+                 traffic_log: TrafficLog | None = None, energy_mode: bool = False,
+                 results_print: str | None = None, io_manager: bool = False) -> None:
         self.energy_mode = energy_mode
+        # how th_results() prints: the lab's `eembc_results_print`, else the reference port's for model_name
+        self.results_print = eembc.results_print(model_name, results_print)
+        if self.results_print not in eembc.RESULTS_PRINTS:
+            raise ConfigError(f"device {name!r}: results_print {results_print!r} is none of {eembc.RESULTS_PRINTS}")
         self.port, self.baudrate, self.timeout_s, self.name = port, baudrate, timeout_s, name
         self.model_name, self.outputs, self.kind = model_name, tuple(outputs), kind
         self.traffic_log = traffic_log if traffic_log is not None else TrafficLog()
-        self._serial: serial.SerialBase | None = None
+        # io_manager: the port is EEMBC's IO manager (the energy setup's interface board) relaying `dut CMD%`
+        self.link = EembcLink(port, baudrate=baudrate, timeout_s=timeout_s, name=name, traffic_log=self.traffic_log,
+                              io_manager=io_manager)
         self._model_sha: str | None = None
         self._window_inferences: int | None = None  # inferences per timed window, sized on the first run
         self.lost: str | None = None  # a text protocol has no port recovery here: None, like a healthy client
 
     @property
     def is_open(self) -> bool:
-        return self._serial is not None
+        return self.link.is_open
 
     def open(self) -> None:
-        if self._serial is not None:
-            return
-        try:
-            self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0, exclusive=True)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise DeviceError(f"device {self.name!r}: cannot open port {self.port} at {self.baudrate} baud: {exc}. "
-                              "Check the cable and that no other program holds the port") from exc
+        self.link.open()
 
     def close(self) -> None:
-        ser, self._serial = self._serial, None
-        if ser is not None:
-            ser.close()
+        self.link.close()
+
+    def transact(self, text: str, timeout_s: float | None = None) -> list[str]:
+        """`EembcLink.transact`: `text%` and its reply to `m-ready`, never a late reply of an earlier command."""
+        return self.link.transact(text, timeout_s)
 
     # -- commands -------------------------------------------------------------------------------------
     def hello(self) -> HelloReply:
         """`name%` and `profile%` as a HELLO; DeviceError when the firmware holds another model than the lab's."""
-        ident = eembc.parse_identity(self.transact("name"), self.transact("profile"))
+        try:
+            ident = eembc.parse_identity(self.transact("name"), self.transact("profile"))
+        except ProtocolError as exc:
+            if self.link.io_manager:
+                raise
+            raise ProtocolError(f"device {self.name!r} on {self.port}: {exc}. An EEMBC IO manager (MLPerf Tiny's "
+                                "interface board) answers name% itself and profile% with m-ready alone: for a "
+                                "board behind one, set `eembc_io_manager = true`") from exc
         if ident.model != self.model_name:
             raise DeviceError(f"device {self.name!r} on {self.port}: its firmware holds model {ident.model!r} "
                               f"(profile% m-model-[…]), the lab file's `firmware_model` says {self.model_name!r}; "
@@ -112,7 +123,9 @@ class EembcClient:
         if index != 0:
             raise DeviceRejected(f"device {self.name!r}: the reference firmware takes one input buffer, not input "
                                  f"{index}", code=ErrorCode.BAD_INPUT)
-        load, *hexes = (cmd.decode().rstrip("%") for cmd in eembc.db_commands(np.ascontiguousarray(tensor).tobytes()))
+        per_command = eembc.IO_HEX_BYTES_PER_COMMAND if self.link.io_manager else eembc.HEX_BYTES_PER_COMMAND
+        data = np.ascontiguousarray(tensor).tobytes()
+        load, *hexes = (cmd.decode().rstrip("%") for cmd in eembc.db_commands(data, per_command))
         size = int(load.split()[-1])
         # The reference answers an oversized load with a bare line (no e-), then overruns its buffer with the
         # bytes and still says m-load-done: only the m-[Expecting N bytes] echo shows the input fits.
@@ -137,14 +150,14 @@ class EembcClient:
         outputs only, for accuracy), one `infer count 0%` and no timings."""
         if self.energy_mode or not timed:
             results = (self.infer_window(count) if self.energy_mode
-                       else eembc.parse_results(self._checked(f"infer {count} 0"), f"infer {count}"))
+                       else eembc.parse_results(self._checked(f"infer {count} 0"), f"infer {count}", self.results_print))
             return Result(timings=(), outputs=(self._raw_output(results),), model_sha256=self._ran())
         per_window = self.window_inferences()
         timings: list[StageTiming] = []
         start_us = 0.0
         reply = None
         for _ in range(count):
-            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window)
+            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window, self.results_print)
             timings.append(StageTiming(start_us=start_us, readout_us=0.0,
                                        inference_us=reply.elapsed_us / per_window, retrieval_us=0.0))
             start_us += reply.elapsed_us
@@ -159,20 +172,26 @@ class EembcClient:
         The reference th_timestamp() reads the µs timer and then prints its m-lap-us- line, on most ports
         through a blocking UART: the first line's print (about 1.6 ms at 115200 baud) is inside every
         window. The reference runner makes it negligible with windows of >= 10 s; here a window lasts at
-        least `1 / LAP_PRINT_SHARE` times that print, so it adds at most `LAP_PRINT_SHARE` to a sample.
+        least `1 / LAP_PRINT_SHARE` times that print, so it adds at most `LAP_PRINT_SHARE` to a sample. The
+        print runs at the firmware's baud: the port's, or behind an IO manager the board side's, taken as the
+        reference energy build's 9600 (`eembc.IO_BOARD_BAUD`; a faster one only lengthens the windows).
         ProtocolError when `_MAX_SIZING_PROBES` windows do not get there (a timer that does not advance)."""
         if self._window_inferences is not None:
             return self._window_inferences
+        print_baud = eembc.IO_BOARD_BAUD if self.link.io_manager else self.baudrate
         per_window = 1
         for _ in range(_MAX_SIZING_PROBES):
-            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window)
-            print_us = eembc.line_print_us(f"m-lap-us-{reply.laps_us[0]}", self.baudrate)
+            reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window, self.results_print)
+            print_us = eembc.line_print_us(f"m-lap-us-{reply.laps_us[0]}", print_baud)
             wanted_us = print_us / LAP_PRINT_SHARE
             if reply.elapsed_us >= wanted_us:
                 self._window_inferences = per_window
                 return per_window
-            # elapsed grows at least in proportion to k beyond the fixed print: scale k up and probe again
-            per_window = math.ceil(per_window * wanted_us / max(reply.elapsed_us, 1))
+            # elapsed = the print + k inferences: scale k on the inferences' part, taken as at least half of
+            # elapsed, so a print that dominates is not scaled with k (6 probes fell short of a 9600-baud
+            # print) and one estimated too long cannot blow k up (the window then lasts at most ~2x wanted)
+            inference_us = max(reply.elapsed_us - print_us, reply.elapsed_us / 2, 1.0)
+            per_window = math.ceil(per_window * (wanted_us - print_us) / inference_us)
         raise ProtocolError(f"device {self.name!r} on {self.port}: infer {per_window} 0% still lasted under "
                             f"{wanted_us:.0f} µs on the firmware's m-lap-us- timer after {_MAX_SIZING_PROBES} "
                             "probes: the timer barely advances. Check th_timestamp()'s timer (µs, running)")
@@ -188,7 +207,7 @@ class EembcClient:
                               "says performance mode (set `eembc_mode = \"energy\"` for an energy-mode build)")
         if count < 1:
             raise ValueError(f"infer_window(count) needs count >= 1, got {count}")
-        return eembc.parse_energy_infer(self._checked(f"infer {count} 0", timeout_s), count)
+        return eembc.parse_energy_infer(self._checked(f"infer {count} 0", timeout_s), count, self.results_print)
 
     def _ran(self) -> bytes:
         return bytes.fromhex(self._model_sha) if self._model_sha else bytes(32)
@@ -205,43 +224,6 @@ class EembcClient:
                                  code=ErrorCode.BAD_PAYLOAD)
         return lines
 
-    def transact(self, text: str, timeout_s: float | None = None) -> list[str]:
-        """Send `text%`, read lines until `m-ready`, for at most the longer of `timeout_s` and the client's
-        own. DeviceTimeout / ProtocolError naming port, baud, bytes."""
-        ser = self._serial
-        if ser is None:
-            raise DeviceError(f"EembcClient {self.name!r} ({self.port}): {text}% while closed; call open() first")
-        ser.reset_input_buffer()
-        ser.write((text + eembc.TERMINATOR).encode("ascii"))
-        self.traffic_log.note("tx", f"{text}%"[:80], device=self.name)
-        raw = bytearray()
-        wait_s = max(self.timeout_s, timeout_s or 0.0)
-        deadline = time.monotonic() + wait_s
-        while not raw.replace(b"\r", b"").rstrip(b"\n").endswith(eembc.READY.encode()):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._silent(text, bytes(raw), wait_s)
-            select.select([ser.fileno()], [], [], min(left, 0.05))
-            chunk = ser.read(65536)
-            raw += chunk
-            if any(b > 0x7E for b in chunk):  # the firmware prints ASCII only: garbage now is garbage for good
-                break
-        try:
-            lines = eembc.split_lines(bytes(raw))
-        except ProtocolError as exc:
-            raise ProtocolError(f"device {self.name!r} on {self.port} at {self.baudrate} baud, reply to {text}%: "
-                                f"{exc}") from exc
-        self.traffic_log.note("rx", " | ".join(lines)[:120], device=self.name)
-        return lines
-
-    def _silent(self, text: str, raw: bytes, wait_s: float) -> DeviceTimeout:
-        got = f"received {len(raw)} bytes" + (f" ({raw[:40]!r})" if raw else "")
-        fix = ("Nothing came back: check the cable, the port and that the firmware runs (it prints m-ready at boot)"
-               if not raw else "Bytes came but never m-ready: suspect a baud-rate mismatch (the lab file's `baud` "
-               "against the firmware's UART) or firmware of another protocol")
-        return DeviceTimeout(f"device {self.name!r} on {self.port} at {self.baudrate} baud did not finish {text}% "
-                             f"within {wait_s:.3g} s; {got}. {fix}")
-
     def _raw_output(self, values: tuple[float, ...]) -> np.ndarray:
         spec = self.outputs[0]
         size = int(np.prod(spec.shape))
@@ -253,9 +235,24 @@ class EembcClient:
         if not spec.quantized:
             return floats.astype(spec.dtype)
         raw = spec.quantize(floats)
-        gap = np.abs(spec.dequantize(raw) - floats)
-        if float(gap.max()) > 0.5 * 10.0 ** -RESULT_DECIMALS + 1e-9:
-            raise ProtocolError(f"device {self.name!r}: m-results value off every quantization level of model "
-                                f"{self.model_name!r} by {float(gap.max()):.4g} (3-decimal print rounds by at most "
-                                "0.0005): the firmware's output parameters differ from the catalog model's")
+        gap = float(np.abs(spec.dequantize(raw) - floats).max())
+        # Each value is the middle of a print step (eembc.parse_results); 1e-6 allows for the float32 products
+        # of the firmware's print, nothing near a step.
+        if gap > eembc.RESULT_STEP / 2 + 1e-6:
+            raise ProtocolError(f"device {self.name!r} on {self.port}: m-results value off every quantization "
+                                f"level of model {self.model_name!r} by {gap:.4g}, more than the half step "
+                                f"({eembc.RESULT_STEP / 2:g}) of its 3-decimal print read as "
+                                f"`eembc_results_print = \"{self.results_print}\"`: "
+                                f"{self._other_print_hint(floats, spec)}")
         return raw
+
+    def _other_print_hint(self, floats: np.ndarray, spec: TensorSpec) -> str:
+        """What to do about values off the levels: the other print where the values fit it, else the model."""
+        if self.results_print == eembc.ROUNDED:  # rounded mid v, cut mid v + half a step (values >= 0 only)
+            cut = floats + eembc.RESULT_STEP / 2
+            if floats.min() >= 0 and float(np.abs(spec.dequantize(spec.quantize(cut)) - cut).max()) <= \
+                    eembc.RESULT_STEP / 2 + 1e-6:
+                return ("the values fit the keyword_spotting port's cut digits instead: set "
+                        "`eembc_results_print = \"truncated\"` for this device")
+        return "the firmware's output parameters differ from the catalog model's"
+

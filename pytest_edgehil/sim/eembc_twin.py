@@ -12,6 +12,15 @@ known field failures can be switched on to test the host's errors:
 - `max_db_bytes=M`: the firmware's `MAX_DB_INPUT_SIZE` (reference default 96*96*3): `db load N` with
   N > M prints the reference's bare "Supplied buffer size N exceeds maximum of M" line (no `e-`) and the
   bytes past M are lost (on the board they overrun the buffer), though `m-load-done` still comes;
+- `th_results=PORT`: the results line printed as that reference port's `th_results()` prints it
+  (`TH_RESULTS`, read from mlcommons/tiny `benchmark/reference_submissions/PORT/submitter_implemented.cpp`):
+  "image_classification" (default) `%0.3f` joined by commas; "person_detection" `%0.3f` with a comma after
+  each of the first `nresults - 1 = 2` values (its 2 classes: a trailing comma); "keyword_spotting" the
+  digits `0.%d` `%d` `%d` of `(int)(x*10)`, `(int)(x*100) % 10`, `(int)(x*1000) % 10` (truncated, not rounded);
+- `infer_wall_s=S`: every `infer` takes S more seconds of wall time before its reply, as a slower board (or a
+  larger N) does; the twin reads no command meanwhile, like the firmware's single loop (`main.cpp`);
+- `io_manager=True`: the host reaches it through a twin of EEMBC's IO manager (`sim.eembc_io_twin`, the
+  energy setup's interface board): `port` is then the IO manager's;
 - `timer_inference_us=T`: the firmware's µs timer is virtual: each inference takes T µs on it, and
   `th_printf` blocks for the UART time of each line at `uart_baud` (8N1), as the reference ports' blocking
   UART does, so the first `m-lap-us-` line's print lies inside the timed window (the model then runs
@@ -26,6 +35,7 @@ inference spans' energy / N), what the meter is checked against.
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import threading
@@ -35,10 +45,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.link.eembc import CMD_SIZE, line_print_us
 from pytest_edgehil.model.info import analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics
+from pytest_edgehil.sim.eembc_io_twin import IoManagerTwin
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 from pytest_edgehil.sim.twin_timing import float_compute
 
@@ -48,6 +60,8 @@ if TYPE_CHECKING:
     from pytest_edgehil.sim.profile import DeviceProfile
 
 REFERENCE_HOLD_S = 1e-6  # th_timestamp: "Hold low for at least 1us" (the reference port's comment)
+#: The reference ports whose th_results() the twin prints like (see the module docstring).
+TH_RESULTS = ("image_classification", "person_detection", "keyword_spotting")
 RESULTS_PRINT_S = 1e-3  # the results line leaves the UART after the second timestamp: idle, outside the window
 
 
@@ -58,8 +72,13 @@ class EembcTwin:
                  garble: bool = False, drop_every: int = 0, energy_mode: bool = False,
                  profile: DeviceProfile | None = None, physics: BenchPhysics | None = None,
                  timestamp_hold_s: float = REFERENCE_HOLD_S, seed: int = 0,
-                 timer_inference_us: float | None = None, uart_baud: int = 115200, max_db_bytes: int = 0
-                 ) -> None:
+                 timer_inference_us: float | None = None, uart_baud: int = 115200, max_db_bytes: int = 0,
+                 th_results: str = "image_classification", infer_wall_s: float = 0.0,
+                 io_manager: bool = False) -> None:
+        if th_results not in TH_RESULTS:
+            raise ConfigError(f"EembcTwin(th_results={th_results!r}): the twin prints like one of the reference "
+                              f"ports {TH_RESULTS}")
+        self.th_results, self.infer_wall_s = th_results, infer_wall_s
         self.max_db_bytes = max_db_bytes  # 0: no MAX_DB_INPUT_SIZE limit
         self.runner = ModelRunner(model_bytes)
         self.timer_inference_us, self.uart_baud = timer_inference_us, uart_baud
@@ -91,8 +110,14 @@ class EembcTwin:
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._serve, name=f"eembc-twin:{self.port}", daemon=True)
         self._thread.start()
+        # io_manager: the host reaches the firmware through an EEMBC IO manager twin, on its port
+        self.io_manager = IoManagerTwin(self.port) if io_manager else None
+        if self.io_manager is not None:
+            self.port = self.io_manager.port
 
     def close(self) -> None:
+        if self.io_manager is not None:
+            self.io_manager.close()
         os.write(self._stop_w, b"x")
         self._thread.join(timeout=5)
         for fd in (self._master, self._slave, self._stop_r, self._stop_w):
@@ -170,6 +195,8 @@ class EembcTwin:
         n, warmup = (int(args[0]) if args else 1), (int(args[1]) if len(args) > 1 else 10)
         if n <= 0:
             return ["e-[Inference iterations must be >0]"]
+        if self.infer_wall_s > 0:
+            time.sleep(self.infer_wall_s)
         lines = [f"m-warmup-start-{warmup}"]
         for _ in range(warmup):
             self.runner.run_raw([self._input])
@@ -231,6 +258,25 @@ class EembcTwin:
         return span.energy_j
 
     def _results(self, outputs: list[np.ndarray]) -> str:
+        """th_results() of the reference port `th_results`: `DequantizeInt8ToFloat` (float32), then its print."""
         spec = self.runner.outputs[0]
         values = spec.dequantize(outputs[0]).reshape(-1)
-        return "m-results-[" + ",".join(f"{v:0.3f}" for v in values) + "]"
+        # person_detection loops over its 2 classes but puts a comma after each i < nresults - 1, nresults = 3
+        commas = 2 if self.th_results == "person_detection" else len(values) - 1
+        text = "m-results-["
+        for i, value in enumerate(values):
+            text += kws_digits(value) if self.th_results == "keyword_spotting" else f"{value:0.3f}"
+            text += "," if i < commas else ""
+        return text + "]"
+
+
+def kws_digits(converted: np.float32) -> str:
+    """What keyword_spotting's th_results() prints for one value ("Some platforms don't implement floating
+    point formatting"): `th_printf("0.%d", (int)(converted * 10))`, then `"%d"` of `(int)(converted * 100) % 10`
+    and of `(int)(converted * 1000) % 10`. The products are float32 (a float times an int), the casts truncate
+    toward zero and `%` keeps the dividend's sign, as in C: 1.0 prints "0.1000", -0.25 prints "0.-2-50"."""
+    x = np.float32(converted)
+    tenths = int(x * np.float32(10))
+    hundredths = int(math.fmod(int(x * np.float32(100)), 10))
+    thousandths = int(math.fmod(int(x * np.float32(1000)), 10))
+    return f"0.{tenths}{hundredths}{thousandths}"
