@@ -154,9 +154,12 @@ def measure_onboard_energy(dut: DeviceUnderTest, plan: EnergyPlan | None = None,
                 raise
             # n came from the probe: the board then ran faster, or the counter's stated period (which carries
             # its read brackets) grew on a loaded board. Sized again from this window, once, every window with
-            # the one n; a board that still cannot make it is refused.
+            # the one n; a board that still cannot make it is refused. From its fastest inference, as the probe
+            # sizes n: the window's mean per inference carries this RUN's stalls, which the next RUN may not
+            # have (a loaded board then ran its n faster and was refused again, a CI flake).
             resized = True
-            n = max(n + 1, runs_for(window, (window.end_us - window.start_us) * 1e-6 / n, plan, rel))
+            fastest_s = max(min(t.end_to_end_us for t in result.timings) * 1e-6, 1e-9)
+            n = max(n + 1, runs_for(window, fastest_s, plan, rel))
             measurement.window_source = window_source(n)
             measurement.windows.clear()
             measurement.timings.clear()
