@@ -36,6 +36,7 @@ _SETTLE_TAUS_S = np.geomspace(0.3e-6, 300e-6, 96)
 # The joint fit needs this many located steps, each this many noise sigmas tall, and reads at most this
 # long after each (a 50 µs RC must bend within the span to be told from a ramp).
 JOINT_MIN_STEPS = 3
+_REL_PRECISION = 1e-9  # a step's own misfit is never taken as smaller than this share of it (float round-off)
 _JOINT_MIN_SIGMAS = 20.0
 _JOINT_REACH_S = 400e-6
 
@@ -94,7 +95,8 @@ def supply_tau_s(p: np.ndarray, bounds: np.ndarray, centroids_s: Sequence[float]
         x, y = got
         rss, amplitude, _ = _fit(x, y / step)
         rss_w2 = rss * float(step) ** 2
-        variance = max(float(rss_w2.min()) / x.size, noise_w ** 2, np.finfo(float).tiny)
+        # Floored at the noise and, for a noiseless trace, at float precision relative to the step.
+        variance = max(float(rss_w2.min()) / x.size, noise_w ** 2, (_REL_PRECISION * float(step)) ** 2)
         # -amplitude: the approach's part of the step at the centroid (e^-1 for one RC).
         fits.append((rss_w2 / variance, -amplitude, float(step) ** 2 / variance))
     if len(fits) < JOINT_MIN_STEPS:
