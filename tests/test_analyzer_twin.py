@@ -165,6 +165,23 @@ def test_an_aborted_fetch_is_answered_with_one_error_and_the_session_stays_in_st
             handle.close()
 
 
+def test_a_capture_the_instrument_runs_at_another_interval_is_refused_at_configure(
+        timeline: ActivityTimeline, manager) -> None:
+    # Someone left the N6705C at RES40: above 40.96 us it runs 40.96 us steps (its guide), so the driver's
+    # RES20 value 61.44 us comes back as another interval and the capture sized for it is not run.
+    with AnalyzerTwin(timeline) as twin:
+        analyzer = open_analyzer(twin.resource, resource_manager=manager)
+        analyzer.send("SENS:SWE:TINT:RES RES40")
+        with pytest.raises(InstrumentError, match=r"SENS:SWE:TINT\? reads [\d.]+ us back after 61.44 us was "
+                                                  r"programmed.*SENS:SWE:TINT:RES RES20"):
+            analyzer.configure(voltage_v=SUPPLY_V, current_range_a=0.1, sample_interval_s=61.44e-6, points=50)
+        assert analyzer.state == "open" and analyzer.capture is None
+        analyzer.send("SENS:SWE:TINT:RES RES20")
+        analyzer.configure(voltage_v=SUPPLY_V, current_range_a=0.1, sample_interval_s=61.44e-6, points=50)
+        assert analyzer.capture is not None and analyzer.capture.sample_interval_s == pytest.approx(61.44e-6)
+        analyzer.close()
+
+
 def test_bad_setting_raises_the_instruments_own_text(timeline: ActivityTimeline, manager) -> None:
     with AnalyzerTwin(timeline) as twin:
         analyzer = open_analyzer(twin.resource, resource_manager=manager)

@@ -149,6 +149,17 @@ def test_a_coarse_device_timer_is_seen_through():
     assert err.max() < 0.005, f"worst inference-energy error {err.max():.3%}"
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "open: on the N6705C's real interval grid MLPerf Tiny's 10 s plan runs at 40.96 µs, and per-op power within "
+    "the edge locator's 3-sample level regions (123 µs a side) biases IMX500 inference windows silently "
+    "(measured +0.4 % median, ≈ 3 % worst on Q-Segment; 1.2 % worst on TinyTracker): fix or refuse, then drop this"))
+def test_imx500_inference_windows_on_the_hardware_plan_at_the_n6705cs_interval():
+    m, truth_j, _, _, _, _ = measure({}, model="qsegment", plan=HARDWARE_PLAN)
+    assert m.sample_interval_s == pytest.approx(40.96e-6)  # the guide's grid: 21 µs needed, 40.96 µs run
+    err = np.abs(m.windows[-1].inference_j / truth_j - 1)
+    assert err.max() < 0.005, f"worst inference-energy error {err.max():.3%}"
+
+
 SUITE = Path(__file__).resolve().parent.parent / "suites" / "test_energy.py"
 
 

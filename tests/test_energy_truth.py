@@ -127,11 +127,14 @@ def test_heavier_power_profile_measures_hungrier():
 @pytest.mark.parametrize("physics", [{"ideal": True}, None], ids=["ideal", "bench-effects"])
 def test_a_hardware_plan_window_at_its_coarse_interval_is_measured_not_refused(physics):
     """MLPerf Tiny's ≥ 10 s window (EnergyPlan.hardware) no longer fits the digitizer's memory at 5.12 µs:
-    the interval coarsens to 25.6 µs. The meter before the joint settling fit (measure/settling.py)
-    misread that trace as a supply path settling with τ ≈ 300 µs — the top of its fit grid, on a twin
-    with no RC at all — and refused every window (CannotResolve), so energy failed on every real bench
-    whose windows MLPerf's rule lengthens (found through the labgrid farm, issue 17). Here: one such
-    window on the coral twin, with and without the bench effects, measured against the twin's truth."""
+    it needs ≈ 21 µs, and the N6705C's interval grid (its guide: 20.48 µs steps above 20.48 µs) makes that
+    40.96 µs. The meter before the joint settling fit (measure/settling.py) misread such a trace as a
+    supply path settling with τ ≈ 300 µs — the top of its fit grid, on a twin with no RC at all — and
+    refused every window (CannotResolve), so energy failed on every real bench whose windows MLPerf's rule
+    lengthens (found through the labgrid farm, issue 17); at 40.96 µs it did again, reading Coral's
+    per-layer power inside the inference as a settling after its 5 % readout step. Here: one such window
+    on the coral twin, with and without the bench effects, measured against the twin's truth: the load's
+    energy over its true stage spans (the device's reported times carry its clock's error)."""
     lab = simulated_lab() if physics is None else replace(simulated_lab(), physics=physics)
     bench = Bench(lab, seed=7)
     try:
@@ -144,12 +147,16 @@ def test_a_hardware_plan_window_at_its_coarse_interval_is_measured_not_refused(p
         m = measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a,
                            plan=plan)
         twin = bench.analyzer_twin("coral")
-        trigger_s = twin.last_capture.trigger_s
         windows = inference_windows_s(m.timings[-1])
-        truth_j = np.array([twin.true_energy_j(trigger_s + a, trigger_s + b) for a, b in windows])
+        timeline, edges = dut.twin.timeline, np.array(dut.twin.last_run_edges_s)
+        truth_j = np.array([timeline.energy_between(b, c) for _, b, c, _ in edges])
     finally:
         bench.close()
     assert m.sample_interval_s >= 20e-6  # the coarse interval this test is about, not the 5.12 µs one
+    # ... and one the instrument runs (the guide's RES20 grid above 20.48 µs: multiples of 20.48 µs), the
+    # interval the twin captured at, so the reported sample period is the one the trace has.
+    assert m.sample_interval_s / 20.48e-6 == pytest.approx(round(m.sample_interval_s / 20.48e-6), abs=1e-6)
+    assert m.sample_interval_s == pytest.approx(twin.last_capture.sample_interval_s, rel=1e-9)
     assert windows[-1, 1] - windows[0, 0] >= hardware.min_window_s * 0.9
     assert m.refusal is None
     rel_err = np.abs(m.windows[-1].inference_j / truth_j - 1)

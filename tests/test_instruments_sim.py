@@ -23,7 +23,7 @@ from pytest_edgehil.errors import (
 )
 from pytest_edgehil.instruments import driver_for_idn, known_models, open_analyzer, register_analyzer
 from pytest_edgehil.instruments.keithley_2281s import Keithley2281S
-from pytest_edgehil.instruments.keysight_n6705c import KeysightN6705C, instrument_tint
+from pytest_edgehil.instruments.keysight_n6705c import KeysightN6705C
 from pytest_edgehil.instruments.registry import unregister_analyzer
 from pytest_edgehil.instruments.rs_ngm202 import RsNgm202
 from pytest_edgehil.instruments.scpi import (
@@ -184,6 +184,20 @@ def test_ngm_rejects_an_interval_it_has_no_rate_for_instead_of_rounding() -> Non
         analyzer.close()
 
 
+def test_keysight_refuses_an_interval_off_its_grid_instead_of_letting_it_round() -> None:
+    # 25.6 us: a real N6705C runs it at 20.48 us (the guide's RES20 rounding), a 20 % shorter capture.
+    analyzer = open_sim("n6705c")
+    try:
+        analyzer.configure(voltage_v=3.3, current_range_a=0.1, sample_interval_s=10.24e-6, points=10)
+        with pytest.raises(ConfigError, match=r"cannot sample every 25.6 us.*20.48 us or 40.96 us"):
+            analyzer.configure(voltage_v=3.3, current_range_a=0.1, sample_interval_s=25.6e-6, points=10)
+        assert analyzer.read_setting("sample_interval_s") == pytest.approx(10.24e-6)  # nothing was sent
+        analyzer.configure(voltage_v=3.3, current_range_a=0.1, sample_interval_s=40.96e-6, points=10)
+        assert analyzer.capture is not None and analyzer.capture.sample_interval_s == pytest.approx(40.96e-6)
+    finally:
+        analyzer.close()
+
+
 def test_every_write_and_read_is_logged_under_the_resource(caplog: pytest.LogCaptureFixture) -> None:
     resource = SIMULATED["n6705c"][0]
     with caplog.at_level(logging.DEBUG, logger="pytest_edgehil.visa"):
@@ -238,7 +252,6 @@ def test_setting_validation_never_clamps() -> None:
     assert source.check("ext", model="m") == "EXT"
     with pytest.raises(ConfigError, match="one of EXT, BUS"):
         source.check("TIMER", model="m")
-    assert instrument_tint(10e-6) == pytest.approx(10.24e-6)
 
 
 def test_block_round_trip_and_error_reply_parsing() -> None:
@@ -270,7 +283,12 @@ def test_supported_interval_is_the_nearest_one_at_or_above_the_request() -> None
     try:
         assert keysight.supported_sample_interval_s(5e-6) == pytest.approx(5.12e-6)
         assert keysight.supported_sample_interval_s(10.24e-6) == pytest.approx(10.24e-6)
-        assert keysight.supported_sample_interval_s(11e-6) == pytest.approx(15.36e-6)
+        # The N6705C guide's grid (tests/contract/test_keysight_n6705c.py quotes it): 10.24 us steps up
+        # to 20.48 us, 20.48 us steps above it (RES20), so nothing between 10.24 and 20.48 or 20.48 and 40.96.
+        assert keysight.supported_sample_interval_s(11e-6) == pytest.approx(20.48e-6)
+        assert keysight.supported_sample_interval_s(21e-6) == pytest.approx(40.96e-6)
+        assert keysight.supported_sample_interval_s(25.6e-6) == pytest.approx(40.96e-6)
+        assert keysight.supported_sample_interval_s(41e-6) == pytest.approx(61.44e-6)
         assert ngm.supported_sample_interval_s(5e-6) == pytest.approx(20e-6)  # S050K: no rate between 4 and 20 us
         assert ngm.supported_sample_interval_s(2e-6) == pytest.approx(2e-6)
         assert keithley.supported_sample_interval_s(5e-6) == pytest.approx(1e-3)

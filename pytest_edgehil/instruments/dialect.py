@@ -3,8 +3,10 @@ programmed, which settings carry a capture, and how its arrays come back.
 
 `ScpiAnalyzer` applies these declarations (configure, arm, fetch) and the analyzer twin builds its
 dialect from the very same objects, so a command the driver sends and the twin accepts cannot drift
-apart. Every rule raises, never rounds or clamps a request silently: a changed test condition would
-poison every comparison made later.
+apart. What the instrument *does* with a value (how it rounds an interval) the twin takes from the
+manual on its own (`sim.instrument_rounding`), so a wrong rule here shows as a disagreement instead of
+being copied. Every rule raises, never rounds or clamps a request silently: a changed test condition
+would poison every comparison made later.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pytest_edgehil.instruments.scpi import Value
 FORMAT_SETTING = "data_format"  # "REAL" = float32 definite-length blocks, "ASC" = comma-separated text
 BYTE_ORDER_SETTING = "byte_order"  # "NORM" = big-endian (the SCPI reset default), "SWAP" = little-endian
 
-# Relative slack for float round-off when comparing intervals (a 5.12 us grid read back as text).
+# Relative slack for float round-off when comparing intervals (a grid value read back as text).
 _REL_TOL = 1e-9
 
 
@@ -41,10 +43,6 @@ class IntervalRule(abc.ABC):
     def interval_s(self, value: Value) -> float:
         """The interval, in seconds, the instrument samples at for a programmed (or read-back) value."""
 
-    def instrument_value(self, value: Value) -> Value:
-        """What the instrument stores when sent `value` (its own rounding; the twin applies it)."""
-        return value
-
     def supported_s(self, requested_s: float) -> float:
         """The nearest interval at or above `requested_s` that the instrument supports (for planning)."""
         return max(requested_s, self.minimum_s)
@@ -52,9 +50,15 @@ class IntervalRule(abc.ABC):
 
 @dataclass(frozen=True)
 class IntervalGrid(IntervalRule):
-    """The interval itself is programmed, and the instrument runs at a multiple of its clock."""
+    """The interval itself is programmed, and the instrument runs only on a grid whose step grows with
+    the interval: `steps` holds (upper bound s, step s) bands in ascending order, each band's values the
+    multiples of its step up to its bound (a single band is a uniform clock). `min_s`/`max_s` bound it.
 
-    resolution_s: float
+    The driver plans with `supported_s` and programs only grid values: `setting_value` refuses any other
+    (the instrument would round it to a neighbour, changing the capture the points were sized for).
+    """
+
+    steps: tuple[tuple[float, float], ...]
     min_s: float
     max_s: float
 
@@ -63,17 +67,37 @@ class IntervalGrid(IntervalRule):
         return self.min_s
 
     def setting_value(self, interval_s: float, *, where: str) -> Value:
-        return float(interval_s)  # bounds are the Setting's to check (raises with them)
+        if self.min_s * (1 - _REL_TOL) <= interval_s <= self.max_s * (1 + _REL_TOL):
+            supported = self.supported_s(interval_s)
+            if abs(supported - interval_s) > _REL_TOL * supported:
+                below = self._below(interval_s)
+                nearest = (f"{below * 1e6:g} us or " if below is not None else "") + f"{supported * 1e6:g} us"
+                raise ConfigError(f"{where} cannot sample every {interval_s * 1e6:g} us: its digitizer runs on "
+                                  f"a grid of intervals, here {nearest}, and would round the request to one "
+                                  "of them; plan with supported_sample_interval_s (values are never rounded "
+                                  "silently)")
+        return float(interval_s)  # out of bounds: the Setting's check raises with them
 
     def interval_s(self, value: Value) -> float:
         return float(value)
 
-    def instrument_value(self, value: Value) -> Value:
-        return max(1, round(float(value) / self.resolution_s)) * self.resolution_s
-
     def supported_s(self, requested_s: float) -> float:
-        steps = math.ceil(max(requested_s, self.min_s) / self.resolution_s - _REL_TOL)
-        return steps * self.resolution_s
+        wanted = max(requested_s, self.min_s)
+        for upper_s, step_s in self.steps:
+            value = math.ceil(wanted / step_s - _REL_TOL) * step_s
+            if value <= upper_s * (1 + _REL_TOL):
+                return value
+        raise ConfigError(f"no sample interval is as long as {requested_s:g} s; the longest is {self.max_s:g} s")
+
+    def _below(self, interval_s: float) -> float | None:
+        """The longest grid value below `interval_s`, or None below the grid."""
+        below, lower_s = None, self.min_s
+        for upper_s, step_s in self.steps:  # each band's values lie in [previous bound, its bound]
+            value = min(math.floor(interval_s / step_s + _REL_TOL) * step_s, upper_s)
+            if lower_s * (1 - _REL_TOL) <= value < interval_s * (1 - _REL_TOL):
+                below = value
+            lower_s = upper_s
+        return below
 
 
 @dataclass(frozen=True)

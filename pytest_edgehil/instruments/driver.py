@@ -38,6 +38,10 @@ from pytest_edgehil.instruments.visa_link import VisaLink
 __all__ = ["CaptureConfig", "ScpiAnalyzer"]
 
 ARM_POLL_S = 0.001  # how often `arm` asks whether the acquisition is ready for its trigger
+# A read-back interval this far (relative) from the programmed one is another interval, not the reply's
+# text precision (a reply with 6 significant digits is within 5e-6); neighbouring grid values differ by
+# more up to 1 s intervals (the N6705C's 20.48 us steps: 2e-5 there).
+INTERVAL_READBACK_TOLERANCE = 1e-5
 
 
 class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
@@ -209,10 +213,22 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
                 points=points, pretrigger_points=pretrigger_points, digitize_voltage=digitize_voltage):
             self.apply(name, value)
         # Read back what the instrument chose: the range holding the request, the interval it runs at.
+        running_s = self.interval_rule.interval_s(self.read_setting(roles.interval))
+        if abs(running_s - sample_interval_s) > INTERVAL_READBACK_TOLERANCE * sample_interval_s:
+            # The points were sized for the planned interval: a capture at another one covers another span
+            # (shorter: its windows fall off the trace's end), so it is not run at all.
+            self.capture, self._state = None, "open"
+            header = self.settings[roles.interval].short()
+            raise InstrumentError(
+                f"{where} ch{self.channel}: {header}? reads {running_s * 1e6:.6g} us back after "
+                f"{sample_interval_s * 1e6:.6g} us was programmed; the instrument runs an interval grid other "
+                f"than the driver's ({type(self).__name__}.interval_rule), so a {points}-point capture would not "
+                "span what was planned. Check the instrument's interval settings (Keysight N6705C: "
+                "SENS:SWE:TINT:RES RES20) and the module's interval table, then configure again")
         self._configured(CaptureConfig(
             voltage_v=float(voltage_v),
             current_range_a=float(self.read_setting(roles.current_range)),
-            sample_interval_s=self.interval_rule.interval_s(self.read_setting(roles.interval)),
+            sample_interval_s=running_s,
             points=points, pretrigger_points=pretrigger_points, digitize_voltage=digitize_voltage))
 
     def arm(self, source: str = "EXT") -> None:

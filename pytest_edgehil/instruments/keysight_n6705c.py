@@ -13,6 +13,8 @@ before arming EXT.
 Modelled module: N6781A. It digitizes at 5.12 us with one function; with both voltage and current on
 we take the conservative 10.24 us (the bench-facts rule for modules that cannot digitize both at
 once), so below 10.24 us the driver digitizes current only and reports the programmed voltage.
+Longer intervals exist only on the guide's grid (`INTERVALS`): the driver plans with it, programs only
+its values, and reads `SENS:SWE:TINT?` back, refusing a capture the instrument runs at another interval.
 """
 
 from __future__ import annotations
@@ -20,13 +22,21 @@ from __future__ import annotations
 from pytest_edgehil.instruments.dialect import CaptureRoles, FetchQuery, IntervalGrid
 from pytest_edgehil.instruments.driver import ScpiAnalyzer
 from pytest_edgehil.instruments.registry import register_analyzer
-from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
+from pytest_edgehil.instruments.scpi import Setting, SettingTable
 
 MODEL = "Keysight N6705C + N6781A"
 IDN = "Keysight Technologies,N6705C,MY56001234,D.04.07"
 
-# The digitizer's clock: intervals are multiples of 5.12 us, from 5.12 us (one function) up.
-INTERVALS = IntervalGrid(resolution_s=5.12e-6, min_s=5.12e-6, max_s=40000.0)
+# The digitizer's interval grid. N6705C User's Guide, ch. 6 "Advanced Source, Measurement, and Control",
+# the digitizer's time interval (SENS:SWE:TINT; p. 213 of the edition read): 5.12 us is the shortest
+# interval with one parameter on an N678xA SMU; "time interval values from 10.24 up to 20.48 microseconds
+# are rounded to the nearest 10.24-microsecond increment. Values above 20.48 microseconds are rounded to
+# the nearest 20.48-microsecond increment when the resolution is set to RES20" (RES40: 40.96 us steps
+# above 40.96 us). Planned at RES20, the resolution its table pairs with one to four parameters; the
+# read-back check in `configure` refuses a capture run at RES40's coarser steps. Between 5.12 and
+# 10.24 us the guide names no value: the grid holds only those two (not stated there, our reading).
+INTERVALS = IntervalGrid(steps=((10.24e-6, 5.12e-6), (20.48e-6, 10.24e-6), (40000.0, 20.48e-6)),
+                         min_s=5.12e-6, max_s=40000.0)
 MIN_TINT_BOTH_FUNCTIONS_S = 10.24e-6
 MAX_POINTS = 524288  # 512 Ki points per measured function
 CURRENT_RANGES_A = (0.001, 0.1, 3.0)  # N6781A current measurement ranges
@@ -56,7 +66,13 @@ SETTINGS = SettingTable([
     Setting("digitize_voltage", "SENSe:FUNCtion:VOLTage", kind=str, choices=("ON", "OFF"), channel_list=True,
             reset="OFF"),
     Setting("sample_interval_s", "SENSe:SWEep:TINTerval", "s", float, INTERVALS.min_s, INTERVALS.max_s,
-            channel_list=True, reset=20.48e-6, doc="digitizer sample interval, rounded to a multiple of 5.12 us"),
+            channel_list=True, reset=20.48e-6,
+            doc="digitizer sample interval; the instrument rounds it to its grid (INTERVALS)"),
+    # Not sent by the driver (whose grid is RES20's); declared so the twin speaks it. The guide's example
+    # sends it without a channel list. *RST value RES20: not found in the guide (our assumption).
+    Setting("sample_interval_resolution", "SENSe:SWEep:TINTerval:RESolution", kind=str,
+            choices=("RES20", "RES40"), reset="RES20",
+            doc="time-interval resolution above 20.48 us: 20.48 us steps (RES20) or 40.96 us ones (RES40)"),
     Setting("points", "SENSe:SWEep:POINts", "points", int, 1, MAX_POINTS, channel_list=True, reset=1024),
     Setting("offset_points", "SENSe:SWEep:OFFSet:POINts", "points", int, -(MAX_POINTS - 1), 2_000_000_000,
             channel_list=True, reset=0, doc="trigger offset; negative = that many pre-trigger points"),
@@ -82,11 +98,6 @@ SETTINGS = SettingTable([
     Setting("data_format", "FORMat[:DATA]", kind=str, choices=("ASCii", "REAL"), reset="ASC"),
     Setting("byte_order", "FORMat:BORDer", kind=str, choices=("NORMal", "SWAPped"), reset="NORM"),
 ])
-
-
-def instrument_tint(requested_s: float) -> Value:
-    """The interval the digitizer runs at: the requested one rounded to its 5.12 us clock."""
-    return INTERVALS.instrument_value(requested_s)
 
 
 @register_analyzer(r"(Keysight|Agilent) Technologies", r"N6705[ABC]?\b")

@@ -36,6 +36,7 @@ _SETTLE_TAUS_S = np.geomspace(0.3e-6, 300e-6, 96)
 # The joint fit needs this many located steps, each this many noise sigmas tall, and reads at most this
 # long after each (a 50 µs RC must bend within the span to be told from a ramp).
 JOINT_MIN_STEPS = 3
+_REL_PRECISION = 1e-9  # a step's own misfit is never taken as smaller than this share of it (float round-off)
 _JOINT_MIN_SIGMAS = 20.0
 _JOINT_REACH_S = 400e-6
 
@@ -70,14 +71,21 @@ def supply_tau_s(p: np.ndarray, bounds: np.ndarray, centroids_s: Sequence[float]
     tall enough to tell (fewer than JOINT_MIN_STEPS: the caller falls back on per-edge fits).
 
     Each step's samples from its centroid to the next edge (at most _JOINT_REACH_S) are fitted with
-    B_k + R_k·exp(−x/τ), with one τ for all and B_k, R_k per step; τ minimizes the summed squared residual
-    normalized by each step's size. It counts as an approach when the approaches hold, on the median, at least _SETTLE_MIN_AMPLITUDE of their step on the near side at the
-    centroid (a first-order path: e^-1 ≈ 0.37, since the centroid lags the true edge by τ).
+    B_k + R_k·exp(−x/τ), with one τ for all and B_k, R_k per step. It counts as an approach when the
+    approaches hold at least _SETTLE_MIN_AMPLITUDE of their step on the near side at the centroid (a
+    first-order path: e^-1 ≈ 0.37, since the centroid lags the true edge by τ).
+
+    Each step is weighed by what it can tell, inverse-variance: its size squared over the variance of its
+    own best fit (at least the noise's), in the τ fit and in the approach's share (a weighted median). The
+    supply path is linear: its approach is the same share of every step and fits every step down to the
+    noise, so a step of S watts tells that share to within noise / S. What else moves the level after an
+    edge does neither: per-layer power inside a stage is a fixed number of watts whatever the step beside
+    it, and no single exponential fits it (Coral's ±5 % op power beside its 5 % readout-to-inference step
+    read as a settling of ≈ 300 µs at 40.96 µs, and every window was refused, while its 0.65 W step into
+    idle showed none). Such steps weigh little, and the tall clean ones, which layers cannot fake, decide.
     """
     dt = float(bounds[1] - bounds[0])
-    total = np.zeros(_SETTLE_TAUS_S.size)
-    starts: list[np.ndarray] = []
-    spans: list[float] = []
+    fits: list[tuple[np.ndarray, np.ndarray, float]] = []  # (rss in W² per τ, approach share per τ, weight)
     for c, step, nxt in zip(centroids_s, steps_w, next_edges_s):
         if not (np.isfinite(step) and abs(step) >= _JOINT_MIN_SIGMAS * noise_w and step != 0):
             continue
@@ -86,22 +94,36 @@ def supply_tau_s(p: np.ndarray, bounds: np.ndarray, centroids_s: Sequence[float]
             continue
         x, y = got
         rss, amplitude, _ = _fit(x, y / step)
-        total += rss
-        starts.append(-amplitude)  # the approach's part of the step at the centroid (e^-1 for one RC)
-        spans.append(float(x[-1]))
-    if len(starts) < JOINT_MIN_STEPS:
+        rss_w2 = rss * float(step) ** 2
+        # Floored at the noise and, for a noiseless trace, at float precision relative to the step.
+        variance = max(float(rss_w2.min()) / x.size, noise_w ** 2, (_REL_PRECISION * float(step)) ** 2)
+        # -amplitude: the approach's part of the step at the centroid (e^-1 for one RC).
+        fits.append((rss_w2 / variance, -amplitude, float(step) ** 2 / variance))
+    if len(fits) < JOINT_MIN_STEPS:
         return None
+    total = np.sum([f[0] for f in fits], axis=0)
+    weights = [f[2] for f in fits]
+    starts = [f[1] for f in fits]
     best = int(np.argmin(total))
     tau = float(_SETTLE_TAUS_S[best])
-    start = float(np.median([s[best] for s in starts]))
+    start = _weighted_median([float(share[best]) for share in starts], weights)
     # A large approach that does not bend within the span is a path slower than the trace can tell: it is
     # returned (and refused by the caller's reach check), never read as "settled". So is a best fit at the
     # top of the grid whose approaches are large but of mixed sign: centroids placed before a slow path has
     # settled make the fitted approach swing either way (a 5 kHz front end, τ ≈ 32 µs: starts from −5 to
     # +1.3, median below the bar, and the 0.23 ms windows came out +21 to +92 %, silently).
-    magnitude = float(np.median([abs(s[best]) for s in starts]))
+    magnitude = _weighted_median([abs(float(share[best])) for share in starts], weights)
     slowest = best >= _SETTLE_TAUS_S.size - 3
     return tau if start >= _SETTLE_MIN_AMPLITUDE or (slowest and magnitude >= _SETTLE_MIN_AMPLITUDE) else 0.0
+
+
+def _weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
+    """The value at which the cumulative weight, in value order, first reaches half the total."""
+    v = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    order = np.argsort(v, kind="stable")
+    cumulative = np.cumsum(w[order])
+    return float(v[order][int(np.searchsorted(cumulative, 0.5 * cumulative[-1]))])
 
 
 def settling_tau_s(p: np.ndarray, bounds: np.ndarray, centroid_s: float, next_edge_s: float,

@@ -164,7 +164,7 @@ class CommandSet:
             value = self.state[key]
             if args and not setting.choices:  # `VOLT? MAX`: the limit, as SCPI-99 answers it, not the setting
                 try:
-                    value = self.dialect.normalize(setting, self._number(setting, args[0]))
+                    value = self.dialect.normalize(setting, self._number(setting, args[0]), self.state)
                 except ValueError:
                     raise ScpiFault(scpi.DATA_TYPE_ERROR) from None
                 if args[0].strip().upper() not in ("MIN", "MINIMUM", "MAX", "MAXIMUM", "DEF", "DEFAULT"):
@@ -180,7 +180,7 @@ class CommandSet:
             raise ScpiFault(scpi.DATA_TYPE_ERROR) from None
         if not setting.accepts(value):
             raise ScpiFault(scpi.ILLEGAL_PARAMETER if setting.choices else scpi.DATA_OUT_OF_RANGE)
-        self.state[key] = self.dialect.normalize(setting, value)
+        self.state[key] = self.dialect.normalize(setting, value, self.state)
         return None
 
     @staticmethod

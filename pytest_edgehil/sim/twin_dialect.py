@@ -8,6 +8,7 @@ twin accepts cannot drift apart. (The simulation may import the hardware path; n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pytest_edgehil.instruments import scpi
@@ -18,6 +19,7 @@ from pytest_edgehil.instruments.keysight_n6705c import KeysightN6705C
 from pytest_edgehil.instruments.rs_ngm202 import RsNgm202
 from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
 from pytest_edgehil.instruments.scpi_header import Header, parse_header, split_header
+from pytest_edgehil.sim.instrument_rounding import INTERVAL_ROUNDING
 from pytest_edgehil.sim.scpi_server import split_args
 
 #: Twin dialect name -> the driver whose declarations it speaks.
@@ -165,11 +167,14 @@ class TwinDialect:
         """Every header this dialect answers (besides COMMON_HEADERS), in short form."""
         return {s.short() for s in self.settings} | {route.key for route in self.routes}
 
-    def normalize(self, setting: Setting, value: Value) -> Value:
-        """What the instrument stores for an accepted value: its interval clock, its range choice."""
+    def normalize(self, setting: Setting, value: Value, state: Mapping[str, Value]) -> Value:
+        """What the instrument stores for an accepted value, given its other settings (`state`): its
+        interval rounding as its manual states it (`instrument_rounding`, never the driver's planning
+        grid), its range choice."""
         roles = self.driver.roles
         if setting.name == roles.interval:
-            return self.driver.interval_rule.instrument_value(value)
+            rounding = INTERVAL_ROUNDING.get(self.driver.__name__)
+            return rounding(value, state) if rounding is not None else value
         if setting.name == roles.current_range:
             return self.driver.select_current_range(float(value))
         return value

@@ -14,7 +14,7 @@ from tests.contract.conftest import Target
 pytestmark = pytest.mark.instrument("keysight-n6705c")
 
 POINTS = 4096
-INTERVAL_S = 2.048e-5  # a multiple of the 5.12 us clock, slow enough for voltage and current at once
+INTERVAL_S = 2.048e-5  # on the digitizer's interval grid, slow enough for voltage and current at once
 
 
 @pytest.mark.parametrize("command", [
@@ -32,6 +32,32 @@ INTERVAL_S = 2.048e-5  # a multiple of the 5.12 us clock, slow enough for voltag
 def test_the_guides_forms_are_accepted(target: Target, command: str) -> None:
     target.check("OUTP OFF,(@1)")
     target.check(command)
+
+
+# The digitizer's interval grid, N6705C User's Guide ch. 6 "Advanced Source, Measurement, and Control"
+# (SENS:SWE:TINT, p. 213 of the edition read): "Time interval values from 10.24 up to 20.48 microseconds
+# are rounded to the nearest 10.24-microsecond increment. Values above 20.48 microseconds are rounded to
+# the nearest 20.48-microsecond increment when the resolution is set to RES20. Values above 40.96
+# microseconds are rounded to the nearest 40.96-microsecond increment when the resolution is set to RES40."
+# Each expected value below is that rule worked by hand (request / step, rounded).
+@pytest.mark.parametrize(("resolution", "sent", "runs_s"), [
+    ("RES20", "1.5E-5", 10.24e-6),  # 15 / 10.24 = 1.46 -> 1 x 10.24
+    ("RES20", "1.6E-5", 20.48e-6),  # 16 / 10.24 = 1.56 -> 2 x 10.24
+    ("RES20", "2.048E-5", 20.48e-6),  # on the grid: kept
+    ("RES20", "2.56E-5", 20.48e-6),  # MLPerf Tiny's 10 s plan on a 5.12 us grid: 25.6 / 20.48 = 1.25 -> 1
+    ("RES20", "3.5E-5", 40.96e-6),  # 35 / 20.48 = 1.71 -> 2 x 20.48
+    ("RES20", "5E-5", 40.96e-6),  # 50 / 20.48 = 2.44 -> 2 x 20.48
+    ("RES20", "1E-4", 102.4e-6),  # 100 / 20.48 = 4.88 -> 5 x 20.48
+    ("RES40", "1E-4", 81.92e-6),  # 100 / 40.96 = 2.44 -> 2 x 40.96
+])
+def test_the_sample_interval_is_rounded_as_the_guide_says(target: Target, resolution: str, sent: str,
+                                                         runs_s: float) -> None:
+    target.check(f"SENSe:SWEep:TINTerval:RESolution {resolution}")
+    try:
+        target.check(f"SENSe:SWEep:TINTerval {sent},(@1)")
+        assert float(target.handle.query("SENS:SWE:TINT? (@1)")) == pytest.approx(runs_s, rel=1e-6)
+    finally:
+        target.check("SENS:SWE:TINT:RES RES20")
 
 
 def test_character_data_reads_back_in_short_form(target: Target) -> None:
