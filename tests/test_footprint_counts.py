@@ -1,0 +1,229 @@
+"""Parameters and peak activation memory of models the main-graph-only analysis used to get wrong.
+
+Every expected figure is computed here from the shapes the test writes (or, for the shipped models, from
+the Keras layers by scripts/build_models.py, recorded in their cards), never read from the analysis. Peak
+activation memory follows TFLM's planner (`micro_allocation_info.cc`): a subgraph input lives from the
+start of its subgraph, an output to its end, other tensors from their producer to their last consumer; the
+subgraphs a control-flow op invokes are planned inside that op's scope, while the op's own inputs and
+outputs stay live, each invoked subgraph in its own scope.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_edgehil.model.info import analyze_model
+from pytest_edgehil.model.runtime import ModelRunner
+
+from .tflite_builder import Subgraph, build, options, schema
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / "fixtures" / "models"
+F32 = 4  # bytes per float32 element
+
+
+# --- parameters as papers and Keras count them ------------------------------------------------------
+
+@pytest.mark.parametrize("card_path", sorted(MODELS.rglob("*.json")), ids=lambda p: p.stem)
+def test_parameters_agree_with_the_keras_count_on_the_card(card_path: Path) -> None:
+    """The cards count parameters from the Keras layers (batch norms folded: scripts/model_zoo.py), which is
+    what docs/models.md publishes. qsegment's separable convs reach the file with converter-made zero biases
+    on their depthwise halves, two pairs of them in one shared buffer: neither is a parameter."""
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    assert analyze_model(card_path.with_suffix(".tflite")).parameters == card["parameters"]
+
+
+def test_a_buffer_shared_by_two_weight_tensors_is_counted_once() -> None:
+    """The converter stores equal constants once and points several tensors at that buffer."""
+    g = Subgraph()
+    g.tensor("x", (1, 8, 8, 4))
+    g.tensor("w", (4, 3, 3, 4), const=True)
+    g.tensor("b", (4,), const=True)
+    g.tensor("w_again", (4, 3, 3, 4), same_buffer_as="w")
+    g.tensor("b_again", (4,), same_buffer_as="b")
+    g.tensor("y1", (1, 8, 8, 4))
+    g.tensor("y2", (1, 8, 8, 4))
+    conv = options("Conv2D", padding=0, strideH=1, strideW=1)
+    g.op("CONV_2D", ["x", "w", "b"], ["y1"], conv)
+    g.op("CONV_2D", ["y1", "w_again", "b_again"], ["y2"], conv)
+    g.inputs, g.outputs = ["x"], ["y2"]
+    info = analyze_model(build(g))
+    assert info.parameters == 4 * 3 * 3 * 4 + 4  # one filter, one bias: stored once
+    assert info.macs == 2 * 8 * 8 * 4 * 3 * 3 * 4  # but applied twice
+
+
+def test_a_zero_bias_the_converter_adds_is_not_a_parameter() -> None:
+    """Keras' SeparableConv2D(8, 3) on 4 channels: depthwise kernel 3·3·4, pointwise kernel 4·8 and one
+    bias of 8 = 76 parameters. The converter gives its DEPTHWISE_CONV_2D a bias of zeros."""
+    g = Subgraph()
+    g.tensor("x", (1, 8, 8, 4))
+    g.tensor("dw", (1, 3, 3, 4), const=True)
+    g.tensor("dw_bias", (4,), const=True, data=bytes(4 * 4))  # zeros: the converter's fill
+    g.tensor("pw", (8, 1, 1, 4), const=True)
+    g.tensor("pw_bias", (8,), const=True)
+    g.tensor("d", (1, 8, 8, 4))
+    g.tensor("y", (1, 8, 8, 8))
+    g.op("DEPTHWISE_CONV_2D", ["x", "dw", "dw_bias"], ["d"],
+         options("DepthwiseConv2D", padding=0, strideH=1, strideW=1, depthMultiplier=1))
+    g.op("CONV_2D", ["d", "pw", "pw_bias"], ["y"], options("Conv2D", padding=0, strideH=1, strideW=1))
+    g.inputs, g.outputs = ["x"], ["y"]
+    assert analyze_model(build(g)).parameters == 3 * 3 * 4 + 4 * 8 + 8
+
+
+# --- models with several subgraphs (WHILE, IF) --------------------------------------------------------
+
+def while_model() -> bytes:
+    """main: (i, x) -> WHILE -> (i', y); cond: i < 3; body: i + 1, FULLY_CONNECTED 16 -> 16 (the weights)."""
+    main = Subgraph()
+    main.tensor("i0", (), "INT32", const=True, data=struct.pack("<i", 0))
+    main.tensor("x", (1, 16))
+    main.tensor("i_out", (), "INT32")
+    main.tensor("y", (1, 16))
+    main.op("WHILE", ["i0", "x"], ["i_out", "y"], options("While", condSubgraphIndex=1, bodySubgraphIndex=2))
+    main.inputs, main.outputs = ["x"], ["y"]
+    cond = Subgraph()
+    cond.tensor("i", (), "INT32")
+    cond.tensor("v", (1, 16))
+    cond.tensor("n", (), "INT32", const=True, data=struct.pack("<i", 3))
+    cond.tensor("c", (), "BOOL")
+    cond.op("LESS", ["i", "n"], ["c"])
+    cond.inputs, cond.outputs = ["i", "v"], ["c"]
+    body = Subgraph()
+    body.tensor("i", (), "INT32")
+    body.tensor("v", (1, 16))
+    body.tensor("one", (), "INT32", const=True, data=struct.pack("<i", 1))
+    body.tensor("w", (16, 16), const=True, data=(np.eye(16, dtype=np.float32) / 2).tobytes())
+    body.tensor("b", (16,), const=True)
+    body.tensor("i_next", (), "INT32")
+    body.tensor("v_next", (1, 16))
+    body.op("ADD", ["i", "one"], ["i_next"])
+    body.op("FULLY_CONNECTED", ["v", "w", "b"], ["v_next"])
+    body.inputs, body.outputs = ["i", "v"], ["i_next", "v_next"]
+    return build(main, cond, body)
+
+
+def test_while_model_is_one_litert_runs() -> None:
+    """The hand-written loop is a real model: three passes of v -> v/2 + 1 from 0 give 1.75."""
+    (y,) = ModelRunner(while_model(), name="while").run_raw([np.zeros((1, 16), dtype=np.float32)])
+    assert np.allclose(y, 1.75)
+
+
+def test_weights_inside_a_while_body_are_parameters() -> None:
+    info = analyze_model(while_model())
+    assert info.parameters == 16 * 16 + 16
+    assert info.weight_dtype == "float32"
+    assert info.unknown_ops == ("WHILE",)  # its MACs depend on the trip count: listed, not guessed
+
+
+def test_peak_activation_includes_the_while_subgraphs() -> None:
+    # main, live during the WHILE: x, i_out, y.
+    main_live = 16 * F32 + 4 + 16 * F32
+    # cond: its inputs i, v and its output c live through its one op.
+    cond_peak = 4 + 16 * F32 + 1
+    # body: ADD: i, v, i_next; FULLY_CONNECTED: v, i_next, v_next (i died after the ADD).
+    body_peak = max(4 + 16 * F32 + 4, 16 * F32 + 4 + 16 * F32)
+    assert analyze_model(while_model()).peak_activation_bytes == main_live + max(cond_peak, body_peak)
+
+
+def if_model() -> bytes:
+    """main: IF(flag, x) -> y; then: FC 16 -> 16; else: FC 16 -> 32 -> FC 32 -> 16."""
+    main = Subgraph()
+    main.tensor("flag", (1,), "BOOL")
+    main.tensor("x", (1, 16))
+    main.tensor("y", (1, 16))
+    main.op("IF", ["flag", "x"], ["y"], options("If", thenSubgraphIndex=1, elseSubgraphIndex=2))
+    main.inputs, main.outputs = ["flag", "x"], ["y"]
+    then = Subgraph()
+    then.tensor("v", (1, 16))
+    then.tensor("w", (16, 16), const=True)
+    then.tensor("b", (16,), const=True)
+    then.tensor("out", (1, 16))
+    then.op("FULLY_CONNECTED", ["v", "w", "b"], ["out"])
+    then.inputs, then.outputs = ["v"], ["out"]
+    other = Subgraph()
+    other.tensor("v", (1, 16))
+    other.tensor("w1", (32, 16), const=True)
+    other.tensor("b1", (32,), const=True)
+    other.tensor("h", (1, 32))
+    other.tensor("w2", (16, 32), const=True)
+    other.tensor("b2", (16,), const=True)
+    other.tensor("out", (1, 16))
+    other.op("FULLY_CONNECTED", ["v", "w1", "b1"], ["h"])
+    other.op("FULLY_CONNECTED", ["h", "w2", "b2"], ["out"])
+    other.inputs, other.outputs = ["v"], ["out"]
+    return build(main, then, other)
+
+
+def test_if_model_runs_each_branch_in_litert() -> None:
+    runner = ModelRunner(if_model(), name="if")
+    x = np.ones((1, 16), dtype=np.float32)
+    (then_y,) = runner.run_raw([np.array([True]), x])
+    (else_y,) = runner.run_raw([np.array([False]), x])
+    assert np.allclose(then_y, 17.0) and np.allclose(else_y, 32 * (16 + 1) + 1)
+
+
+def test_if_branches_count_their_parameters_and_the_larger_one_sets_the_peak() -> None:
+    info = analyze_model(if_model())
+    assert info.parameters == (16 * 16 + 16) + (32 * 16 + 32) + (16 * 32 + 16)
+    main_live = 1 + 16 * F32 + 16 * F32  # flag, x, y
+    then_peak = 16 * F32 + 16 * F32
+    else_peak = max(16 * F32 + 32 * F32, 32 * F32 + 16 * F32)
+    assert info.peak_activation_bytes == main_live + max(then_peak, else_peak)
+
+
+def test_a_subgraph_that_calls_itself_is_a_model_error() -> None:
+    from pytest_edgehil.errors import ModelError
+
+    main = Subgraph()
+    main.tensor("x", (1, 4))
+    main.tensor("y", (1, 4))
+    main.op("IF", ["x", "x"], ["y"], options("If", thenSubgraphIndex=0, elseSubgraphIndex=0))
+    main.inputs, main.outputs = ["x"], ["y"]
+    with pytest.raises(ModelError, match="subgraph 0.*calls itself"):
+        _ = analyze_model(build(main)).peak_activation_bytes
+
+
+# --- sparse weights ------------------------------------------------------------------------------------
+
+def sparse_fc_model() -> bytes:
+    """FULLY_CONNECTED 16 -> 8 whose [8, 16] weights are stored sparse (CSR along the inputs: two ones per
+    row, 16 floats in the buffer instead of 128) and made dense by DENSIFY, once, when LiteRT prepares the
+    graph: the form the converter's EXPERIMENTAL_SPARSITY writes."""
+    sparsity = schema.SparsityParametersT()
+    sparsity.traversalOrder = [0, 1]
+    rows = schema.DimensionMetadataT()
+    rows.format, rows.denseSize = schema.DimensionType.DENSE, 8
+    cols = schema.DimensionMetadataT()
+    cols.format = schema.DimensionType.SPARSE_CSR
+    segments, indices = schema.Int32VectorT(), schema.Int32VectorT()
+    segments.values, indices.values = list(range(0, 17, 2)), [0, 1] * 8
+    cols.arraySegmentsType = cols.arrayIndicesType = schema.SparseIndexVector.Int32Vector
+    cols.arraySegments, cols.arrayIndices = segments, indices
+    sparsity.dimMetadata = [rows, cols]
+    g = Subgraph()
+    g.tensor("x", (1, 16))
+    g.tensor("w_sparse", (8, 16), data=np.ones(16, dtype=np.float32).tobytes(), sparsity=sparsity)
+    g.tensor("w", (8, 16))
+    g.tensor("b", (8,), const=True)
+    g.tensor("y", (1, 8))
+    g.op("DENSIFY", ["w_sparse"], ["w"])
+    g.op("FULLY_CONNECTED", ["x", "w", "b"], ["y"])
+    g.inputs, g.outputs = ["x"], ["y"]
+    return build(g)
+
+
+def test_sparse_weights_are_analysed_not_called_corrupt() -> None:
+    """LiteRT runs the model (x = 1: each output is its row's two ones, plus the bias 1 = 3)."""
+    data = sparse_fc_model()
+    (y,) = ModelRunner(data, name="sparse").run_raw([np.ones((1, 16), dtype=np.float32)])
+    assert np.allclose(y, 3.0)
+    info = analyze_model(data)
+    assert info.unknown_ops == ()
+    assert info.parameters == 8 * 16 + 8  # the declared (dense) weight shape, as the MACs
+    assert info.macs == 8 * 16
+    assert info.peak_activation_bytes == (16 + 8) * F32  # the dense weights are weights, not activations
