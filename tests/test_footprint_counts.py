@@ -227,3 +227,62 @@ def test_sparse_weights_are_analysed_not_called_corrupt() -> None:
     assert info.parameters == 8 * 16 + 8  # the declared (dense) weight shape, as the MACs
     assert info.macs == 8 * 16
     assert info.peak_activation_bytes == (16 + 8) * F32  # the dense weights are weights, not activations
+
+
+# --- data outside the flatbuffer ---------------------------------------------------------------------
+
+def _fc_model_with_weights_at(place: str) -> bytes:
+    """FULLY_CONNECTED 16 -> 8, its [8, 16] float weights (ones) stored `place`: "offset" after the flatbuffer
+    (how files over 2 GB keep their buffers, Buffer.offset / size), or in an "external" weights file."""
+    g = Subgraph()
+    g.tensor("x", (1, 16))
+    g.tensor("w", (8, 16))
+    g.tensor("b", (8,), const=True)
+    g.tensor("y", (1, 8))
+    g.op("FULLY_CONNECTED", ["x", "w", "b"], ["y"])
+    g.inputs, g.outputs = ["x"], ["y"]
+    model = schema.ModelT.InitFromPackedBuf(build(g), 0)
+    weights = np.ones(8 * 16, dtype=np.float32).tobytes()
+    if place == "external":
+        group, buffer = schema.ExternalBufferGroupT(), schema.ExternalBufferT()
+        group.name = "weights.bin"
+        buffer.id, buffer.group, buffer.offset, buffer.length = 1, 0, 0, len(weights)
+        model.externalBufferGroups, model.externalBuffers = [group], [buffer]
+        model.subgraphs[0].tensors[1].externalBuffer = 1
+        return _pack(model)
+    stored = schema.BufferT()
+    stored.offset, stored.size = 1, len(weights)  # placeholder offset: the packed length is not known yet
+    model.buffers.append(stored)
+    model.subgraphs[0].tensors[1].buffer = len(model.buffers) - 1
+    stored.offset = (len(_pack(model)) + 64 + 15) // 16 * 16  # past the flatbuffer (its length barely moves)
+    packed = _pack(model)
+    assert len(packed) <= stored.offset
+    return packed + bytes(stored.offset - len(packed)) + weights
+
+
+def _pack(model: object) -> bytes:
+    from .tflite_builder import flatbuffers
+
+    builder = flatbuffers.Builder(4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")  # type: ignore[attr-defined]
+    return bytes(builder.Output())
+
+
+def test_weights_stored_after_the_flatbuffer_are_counted_as_weights() -> None:
+    data = _fc_model_with_weights_at("offset")
+    (y,) = ModelRunner(data, name="offset").run_raw([np.ones((1, 16), dtype=np.float32)])
+    assert np.allclose(y, 16 + 1)  # LiteRT reads the weights where the buffer points
+    info = analyze_model(data)
+    assert info.parameters == 8 * 16 + 8 and info.weight_dtype == "float32"
+    assert info.peak_activation_bytes == (16 + 8) * F32
+    assert info.size_bytes == len(data)
+
+
+def test_weights_in_an_external_file_are_refused_naming_the_tensor_and_the_file() -> None:
+    from pytest_edgehil.errors import ModelError
+
+    data = _fc_model_with_weights_at("external")
+    with pytest.raises(ModelError, match="lacks data"):  # LiteRT cannot run the file alone
+        ModelRunner(data, name="external").run_raw([np.ones((1, 16), dtype=np.float32)])
+    with pytest.raises(ModelError, match=r"tensor 'w' .*external buffer \(file 'weights.bin', 512 bytes\)"):
+        analyze_model(data)

@@ -172,8 +172,29 @@ def parse_model(data: bytes, label: str) -> list[Graph]:
         name = op_table.get(builtin, f"BUILTIN_{builtin}")
         return f"CUSTOM:{_text(code.customCode)}" if name == "CUSTOM" else name
 
+    _refuse_external_buffers(model, label)
     return [_parse_subgraph(sub, index, model.buffers or [], data, label, type_table, op_name)
             for index, sub in enumerate(model.subgraphs)]
+
+
+def _refuse_external_buffers(model: Any, label: str) -> None:
+    """A tensor whose data lives in another file (`Tensor.external_buffer`, schema v3b): the .tflite alone is
+    not the model. Its size would leave those weights out, its parameters miss them and its activations
+    count them, and LiteRT here cannot load them ("Input tensor lacks data"): refused, naming the tensor."""
+    groups = [_text(g.name) for g in (model.externalBufferGroups or [])]
+    external = {int(b.id): b for b in (model.externalBuffers or [])}
+    for index, sub in enumerate(model.subgraphs):
+        for tensor in sub.tensors or []:
+            if not tensor.externalBuffer:
+                continue
+            buf = external.get(int(tensor.externalBuffer))
+            group = int(buf.group) if buf is not None else -1
+            where = f"file {groups[group]!r}" if 0 <= group < len(groups) else "a file the model does not name"
+            size = f", {int(buf.length):,} bytes" if buf is not None else ""
+            raise ModelError(f"{label}: tensor {_text(tensor.name)!r} (subgraph {index}) keeps its data in an "
+                             f"external buffer ({where}{size}): the .tflite alone is not the model, so its size, "
+                             "parameters and activation memory cannot be read from it, and LiteRT cannot load it; "
+                             "export the model with its weights inside the file")
 
 
 def _parse_subgraph(sub: Any, index: int, buffers: list[Any], data: bytes, label: str, type_table: dict[int, str],
