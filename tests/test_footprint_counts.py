@@ -286,3 +286,54 @@ def test_weights_in_an_external_file_are_refused_naming_the_tensor_and_the_file(
         ModelRunner(data, name="external").run_raw([np.ones((1, 16), dtype=np.float32)])
     with pytest.raises(ModelError, match=r"tensor 'w' .*external buffer \(file 'weights.bin', 512 bytes\)"):
         analyze_model(data)
+
+
+# --- the MAC convention on strided, dilated and per-channel convs, shapes checked by LiteRT ------------
+
+def _conv_case(kind: str) -> tuple[bytes, tuple[int, ...], int]:
+    """One op on a 9x9 input; returns (model, the output shape written, MACs by the paper formula)."""
+    g = Subgraph()
+    int8 = kind == "conv_per_channel_int8"
+    dtype = "INT8" if int8 else "FLOAT32"
+    g.tensor("x", (1, 9, 9, 2), dtype, scales=[0.1] if int8 else None)
+    if kind == "depthwise_mult3_stride2_valid":
+        # out = floor((9 - 3) / 2) + 1 = 4; C·mult = 6 channels: H_out·W_out·C·mult·K_h·K_w
+        out, macs = (1, 4, 4, 6), 4 * 4 * 6 * 3 * 3
+        g.tensor("w", (1, 3, 3, 6), const=True)
+        g.tensor("b", (6,), const=True)
+        opts = options("DepthwiseConv2D", padding=1, strideH=2, strideW=2, depthMultiplier=3,
+                       dilationHFactor=1, dilationWFactor=1)
+        op = "DEPTHWISE_CONV_2D"
+    else:
+        if kind == "conv_stride2_same":  # out = ceil(9 / 2) = 5
+            out, padding, stride, dilation = (1, 5, 5, 4), 0, 2, 1
+        elif kind == "conv_dilation2_valid":  # effective kernel 5: out = 9 - 5 + 1 = 5
+            out, padding, stride, dilation = (1, 5, 5, 4), 1, 1, 2
+        else:  # per-channel int8, 'same', stride 1
+            out, padding, stride, dilation = (1, 9, 9, 4), 0, 1, 1
+        macs = out[1] * out[2] * 4 * 3 * 3 * 2  # H_out·W_out·C_out·K_h·K_w·C_in: taps, not dilated span
+        g.tensor("w", (4, 3, 3, 2), "INT8" if int8 else "FLOAT32", const=True,
+                 scales=[0.01, 0.02, 0.03, 0.04] if int8 else None)
+        g.tensor("b", (4,), "INT32" if int8 else "FLOAT32", const=True,
+                 scales=[0.001, 0.002, 0.003, 0.004] if int8 else None)
+        opts = options("Conv2D", padding=padding, strideH=stride, strideW=stride, dilationHFactor=dilation,
+                       dilationWFactor=dilation)
+        op = "CONV_2D"
+    g.tensor("y", out, dtype, scales=[0.2] if int8 else None)
+    g.op(op, ["x", "w", "b"], ["y"], opts)
+    g.inputs, g.outputs = ["x"], ["y"]
+    return build(g), out, macs
+
+
+@pytest.mark.parametrize("kind", ["conv_stride2_same", "conv_dilation2_valid", "depthwise_mult3_stride2_valid",
+                                  "conv_per_channel_int8"])
+def test_macs_of_strided_dilated_and_per_channel_convs(kind: str) -> None:
+    data, out, macs = _conv_case(kind)
+    runner = ModelRunner(data, name=kind)
+    (y,) = runner.run_raw([np.zeros((1, 9, 9, 2), dtype=runner.inputs[0].dtype)])
+    assert y.shape == out  # LiteRT computes the output shape the formula uses
+    info = analyze_model(data)
+    assert info.macs == macs
+    weights = 3 * 3 * (6 if kind.startswith("depthwise") else 4 * 2)
+    assert info.parameters == weights + (6 if kind.startswith("depthwise") else 4)
+    assert info.compute_dtype == ("int8" if kind.endswith("int8") else "float32")
