@@ -337,3 +337,13 @@ def test_macs_of_strided_dilated_and_per_channel_convs(kind: str) -> None:
     weights = 3 * 3 * (6 if kind.startswith("depthwise") else 4 * 2)
     assert info.parameters == weights + (6 if kind.startswith("depthwise") else 4)
     assert info.compute_dtype == ("int8" if kind.endswith("int8") else "float32")
+
+
+def test_inspect_says_the_macs_of_a_model_with_unknown_ops_are_a_lower_bound(tmp_path: Path, capsys) -> None:
+    from pytest_edgehil.cli import main
+
+    path = tmp_path / "loop.tflite"
+    path.write_bytes(while_model())
+    assert main(["inspect", str(path)]) == 0
+    (mac_line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("MACs/inference")]
+    assert "lower bound" in mac_line and "WHILE" in mac_line
