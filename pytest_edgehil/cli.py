@@ -73,8 +73,10 @@ def _cost_lines(info: ModelInfo) -> list[str]:
     if info.dynamic_inputs:
         shapes = "; ".join(f"{list(s.shape)}" for s in info.inputs)
         lines.append(f"dynamic shape    {info.dynamic_text()}; figures below at input {shapes}")
+    # An op whose work is unknown (a WHILE body's trip count, a custom op) counts 0: the total is only a floor.
+    floor = f"; a lower bound: {', '.join(info.unknown_ops)} not counted" if info.unknown_ops else ""
     return lines + [
-        f"MACs/inference   {human_count(info.macs)} ({info.macs:,}) multiply-accumulates of conv/matmul ops",
+        f"MACs/inference   {human_count(info.macs)} ({info.macs:,}) multiply-accumulates of conv/matmul ops{floor}",
         (f"elementwise ops  {human_count(info.elementwise_ops)} ({info.elementwise_ops:,}) elements touched by "
          "activations, adds, pooling, resizes, quantize, copies (not MACs)"),
         (f"peak activation  {human_bytes(info.peak_activation_bytes)} ({info.peak_activation_bytes:,} bytes; "

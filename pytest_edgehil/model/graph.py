@@ -1,9 +1,10 @@
-"""A .tflite file's main subgraph as plain Python data, every size checked: the input of `info.py`.
+"""A .tflite file's subgraphs as plain Python data, every size checked: the input of `info.py`.
 
 The flatbuffer is parsed with the schema bindings shipped in LiteRT (`ai_edge_litert.schema_py_generated`).
 Nothing read from the file is trusted: shapes are multiplied with Python ints (a 64-bit product wraps,
 and a wrapped product once let a 2^63-byte activation pass a footprint budget), every tensor is bounded
-by `MAX_TENSOR_ELEMENTS`, and a constant whose shape needs more bytes than its buffer holds is refused.
+by `MAX_TENSOR_ELEMENTS`, and a constant whose shape needs more bytes than its buffer holds is refused
+(unless it is stored sparse: then the buffer holds only its non-zero values, for DENSIFY to expand).
 Every failure is a ModelError naming the file and the tensor.
 
 Dynamic dimensions: a model converted with a dynamic height/width stores `shape` [1, 1, 1, C] and
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ TYPES: dict[str, tuple[str, int]] = {
 
 @dataclass
 class Graph:
-    """The parts of the main subgraph the analysis needs, in plain Python types (shapes as int tuples)."""
+    """The parts of one subgraph the analysis needs, in plain Python types (shapes as int tuples)."""
 
     label: str
     op_names: list[str]
@@ -64,6 +65,12 @@ class Graph:
     graph_inputs: list[int]
     graph_outputs: list[int]
     specs: list[TensorSpec]
+    index: int = 0  # which subgraph of the file (0: the main graph)
+    # Per tensor: the buffer holding a constant's data (0: none). The converter stores equal constants once
+    # and points every tensor that has them at one buffer.
+    buffers: list[int] = field(default_factory=list)
+    zero: list[bool] = field(default_factory=list)  # a constant whose stored bytes are all zero
+    calls: list[tuple[int, ...]] = field(default_factory=list)  # per op: the subgraphs it invokes
 
     def elements(self, tensor: int) -> int:
         """Element count of a tensor (Python int, bounded when the graph was built)."""
@@ -120,8 +127,30 @@ def _buffer_bytes(buf: Any) -> int:
     return int(buf.size or 0) if (buf.offset or 0) > 1 else 0
 
 
-def parse_graph(data: bytes, label: str) -> Graph:
-    """The main subgraph of `data`; ModelError naming `label` for anything that is not a sound TFLite file."""
+def _all_zero(buf: Any, data: bytes) -> bool:
+    """Whether a buffer's stored bytes are all zero (inline, or after the flatbuffer at `offset`)."""
+    if buf.data is not None and len(buf.data) > 0:
+        return not np.any(np.asarray(buf.data))
+    offset, size = int(buf.offset or 0), int(buf.size or 0)
+    return not any(data[offset:offset + size])
+
+
+def _called_subgraphs(op: Any) -> tuple[int, ...]:
+    """Subgraphs an operator invokes: WHILE's cond and body, IF's branches, CALL_ONCE's init, and the
+    StableHLO ops' bodies (every `...SubgraphIndex` / `branchSubgraphIndices` field of its options)."""
+    called: list[int] = []
+    for opts in (op.builtinOptions, op.builtinOptions2):
+        for key, value in getattr(opts, "__dict__", {}).items():
+            if key.endswith("SubgraphIndex") or (key == "subgraph" and isinstance(value, int)):
+                called.append(int(value))
+            elif key == "branchSubgraphIndices" and value is not None:
+                called.extend(int(v) for v in value)
+    return tuple(called)
+
+
+def parse_model(data: bytes, label: str) -> list[Graph]:
+    """Every subgraph of `data`, the main one (index 0) first; ModelError naming `label` for anything that is
+    not a sound TFLite file."""
     if schema is None:
         raise ModelError("analysing .tflite files needs the 'ai-edge-litert' package (its flatbuffer schema); "
                          "install it in this environment")
@@ -136,8 +165,6 @@ def parse_graph(data: bytes, label: str) -> Graph:
     if not model.subgraphs:
         raise ModelError(f"{label} has no subgraphs; re-export the model")
     op_table, type_table = _name_tables()
-    sub = model.subgraphs[0]
-    buffers = model.buffers or []
 
     def op_name(index: int) -> str:
         code = model.operatorCodes[index]
@@ -145,21 +172,50 @@ def parse_graph(data: bytes, label: str) -> Graph:
         name = op_table.get(builtin, f"BUILTIN_{builtin}")
         return f"CUSTOM:{_text(code.customCode)}" if name == "CUSTOM" else name
 
+    _refuse_external_buffers(model, label)
+    return [_parse_subgraph(sub, index, model.buffers or [], data, label, type_table, op_name)
+            for index, sub in enumerate(model.subgraphs)]
+
+
+def _refuse_external_buffers(model: Any, label: str) -> None:
+    """A tensor whose data lives in another file (`Tensor.external_buffer`, schema v3b): the .tflite alone is
+    not the model. Its size would leave those weights out, its parameters miss them and its activations
+    count them, and LiteRT here cannot load them ("Input tensor lacks data"): refused, naming the tensor."""
+    groups = [_text(g.name) for g in (model.externalBufferGroups or [])]
+    external = {int(b.id): b for b in (model.externalBuffers or [])}
+    for index, sub in enumerate(model.subgraphs):
+        for tensor in sub.tensors or []:
+            if not tensor.externalBuffer:
+                continue
+            buf = external.get(int(tensor.externalBuffer))
+            group = int(buf.group) if buf is not None else -1
+            where = f"file {groups[group]!r}" if 0 <= group < len(groups) else "a file the model does not name"
+            size = f", {int(buf.length):,} bytes" if buf is not None else ""
+            raise ModelError(f"{label}: tensor {_text(tensor.name)!r} (subgraph {index}) keeps its data in an "
+                             f"external buffer ({where}{size}): the .tflite alone is not the model, so its size, "
+                             "parameters and activation memory cannot be read from it, and LiteRT cannot load it; "
+                             "export the model with its weights inside the file")
+
+
+def _parse_subgraph(sub: Any, index: int, buffers: list[Any], data: bytes, label: str, type_table: dict[int, str],
+                    op_name: Any) -> Graph:
+    where = label if index == 0 else f"{label} (subgraph {index})"
     names: list[str] = []
     shapes: list[tuple[int, ...]] = []
     signatures: list[tuple[int, ...] | None] = []
-    types, constant, variable, quantized, specs = [], [], [], [], []
+    types, constant, variable, quantized, specs, buffer_ids, zero = [], [], [], [], [], [], []
     for tensor in sub.tensors or []:
         name = _text(tensor.name)
-        shape = checked_shape(tensor.shape, label, name)
+        shape = checked_shape(tensor.shape, where, name)
         signature = tensor.shapeSignature
         type_name = type_table.get(int(tensor.type), f"TYPE_{tensor.type}")
         buf = buffers[tensor.buffer] if 0 < tensor.buffer < len(buffers) else None
         stored = _buffer_bytes(buf)
         bits = TYPES.get(type_name, ("", 0))[1]
         needed = (math.prod(shape) * bits + 7) // 8
-        if stored and type_name != "STRING" and needed > stored:
-            raise ModelError(f"{label}: constant tensor {name!r} declares shape {list(shape)} ({needed:,} bytes of "
+        # A sparse constant (tensor.sparsity) stores only its non-zero values: fewer bytes than its shape.
+        if stored and type_name != "STRING" and tensor.sparsity is None and needed > stored:
+            raise ModelError(f"{where}: constant tensor {name!r} declares shape {list(shape)} ({needed:,} bytes of "
                              f"{type_name}) but its buffer holds {stored:,} bytes; the file is corrupt or "
                              "hand-edited: re-export or re-download the model")
         q = tensor.quantization
@@ -170,6 +226,8 @@ def parse_graph(data: bytes, label: str) -> Graph:
         signatures.append(None if signature is None or len(signature) == 0 else tuple(int(d) for d in signature))
         types.append(type_name)
         constant.append(stored > 0)
+        buffer_ids.append(int(tensor.buffer) if stored else 0)
+        zero.append(bool(stored) and _all_zero(buf, data))
         variable.append(bool(tensor.isVariable))
         quantized.append(bool(scales))
         # I/O tensors carry one (per-tensor) scale; per-channel ones keep the first for the spec.
@@ -187,5 +245,6 @@ def parse_graph(data: bytes, label: str) -> Graph:
         quantized=quantized,
         graph_inputs=[int(i) for i in (sub.inputs if sub.inputs is not None else [])],
         graph_outputs=[int(i) for i in (sub.outputs if sub.outputs is not None else [])],
-        specs=specs,
+        specs=specs, index=index, buffers=buffer_ids, zero=zero,
+        calls=[_called_subgraphs(op) for op in operators],
     )

@@ -1,9 +1,10 @@
 """Static analysis of a .tflite model, without running it: size, parameters, MACs, peak activation memory,
 and the dtype its convolutions and matmuls compute in.
 
-The file is read into a checked `graph.Graph` (sizes bounded, products in Python ints). Only the main
-subgraph (index 0) is analysed; bodies of control-flow ops (WHILE, IF) run an unknown number of times,
-so those ops are reported as unknown rather than guessed.
+The file is read into checked `graph.Graph`s, one per subgraph (sizes bounded, products in Python ints).
+Parameters and peak activation memory cover every subgraph (`footprint.py`: WHILE / IF bodies hold weights
+and activations too). The work figures cover the main graph (index 0): bodies of control-flow ops (WHILE,
+IF) run an unknown number of times, so those ops are reported as unknown rather than guessed.
 
 Two work figures per inference, kept apart (the rules, and their sources, are in `ops.py`'s docstring):
   MACs               multiply-accumulates of CONV_2D, CONV_3D, DEPTHWISE_CONV_2D, FULLY_CONNECTED,
@@ -13,14 +14,18 @@ Two work figures per inference, kept apart (the rules, and their sources, are in
   elementwise ops    elements touched by everything else: activations, ADD/MUL/SUB, pooling (output ·
                      window), resizes, softmax, QUANTIZE/DEQUANTIZE, reductions, concatenation and copies;
                      views (RESHAPE, SQUEEZE, ...) touch 0. Not MACs: never added into `macs`.
-DEQUANTIZE of constant weights counts 0 in both (LiteRT does it once, not per inference). Any other op
-counts 0 and is listed in `ModelInfo.unknown_ops`; analysis never fails on an op.
+DEQUANTIZE and DENSIFY of constant weights count 0 in both (LiteRT does them once, not per inference). Any
+other op counts 0 and is listed in `ModelInfo.unknown_ops`; analysis never fails on an op.
 
-Peak activation memory simulates the operator order with tensor lifetimes: a non-constant tensor is live
-from the op that produces it (or the start, for graph inputs) to its last consumer (or the end, for graph
-outputs); the peak is the largest sum of live tensor bytes at any op. It is what must fit the device's
-RAM, and a lower bound on the tensor arena TFLM's planner needs (the planner adds alignment, fragmentation,
-scratch buffers and per-op persistent data).
+Parameters: weights and biases as Keras counts them, batch norms folded (`footprint.py`): a buffer several
+tensors share counts once, and a bias of zeros (the converter's fill for an op without one) not at all.
+
+Peak activation memory simulates the operator order with tensor lifetimes, as TFLM's planner marks them:
+a non-constant tensor is live from the op that produces it (or the start, for graph inputs) to its last
+consumer (or the end, for graph outputs); a control-flow op adds the peak of the subgraphs it invokes; the
+peak is the largest sum of live tensor bytes at any op. It is what must fit the device's RAM, and a lower
+bound on the tensor arena TFLM's planner needs (the planner adds alignment, fragmentation, scratch buffers
+and per-op persistent data).
 
 Compute dtype: the dtype of the activations (and weights) entering the conv / depthwise / fully connected /
 transpose conv / batch matmul ops, weighted by their MACs — not the model's input dtype. The TFLite
@@ -46,8 +51,13 @@ from typing import Any
 import numpy as np
 
 from pytest_edgehil.errors import ModelError
-from pytest_edgehil.model.graph import Graph, parse_graph
-from pytest_edgehil.model.ops import WEIGHT_INPUTS, OpCost, compute_dtype, op_cost
+from pytest_edgehil.model.footprint import (
+    constant_derived,
+    parameters_and_weight_dtype,
+    peak_activation_bytes,
+)
+from pytest_edgehil.model.graph import Graph, parse_model
+from pytest_edgehil.model.ops import CONSTANT_EXPANDERS, OpCost, compute_dtype, op_cost
 from pytest_edgehil.model.runtime import ModelRunner, TensorSpec
 
 # Compute dtypes the twins time at the int8 rate; anything else (float32, float16, hybrid) is float compute.
@@ -158,93 +168,18 @@ def _spec_dict(spec: TensorSpec) -> dict[str, Any]:
             "scale": spec.scale, "zero_point": spec.zero_point, "quantized": spec.quantized}
 
 
-def _constant_derived(graph: Graph) -> set[int]:
-    """Constants plus outputs of DEQUANTIZE applied to a constant (float16/int8-compressed weights)."""
-    derived = {t for t, c in enumerate(graph.constant) if c}
-    for op, name in enumerate(graph.op_names):
-        if name == "DEQUANTIZE" and graph.op_inputs[op] and graph.op_inputs[op][0] in derived:
-            derived.update(t for t in graph.op_outputs[op] if t >= 0)
-    return derived
-
-
-def _parameters_and_weight_dtype(graph: Graph) -> tuple[int, str]:
-    """Elements of constant weights/biases, and the dtype holding most weight elements."""
-    weight_slots: set[int] = set()
-    for op, name in enumerate(graph.op_names):
-        for position in WEIGHT_INPUTS.get(name, ()):
-            ins = graph.op_inputs[op]
-            if position < len(ins) and ins[position] >= 0:
-                weight_slots.add(ins[position])
-    # A weight stored compressed reaches its op through DEQUANTIZE: credit the stored constant.
-    source = {out: graph.op_inputs[op][0] for op, name in enumerate(graph.op_names) if name == "DEQUANTIZE"
-              and graph.op_inputs[op] for out in graph.op_outputs[op]}
-    weight_slots = {source.get(t, t) for t in weight_slots}
-    params: set[int] = set()
-    for t, is_const in enumerate(graph.constant):
-        if not is_const:
-            continue
-        # Shape/index operands (RESHAPE's shape, PAD's paddings) are int32 without quantization: not learned.
-        learned = graph.types[t].startswith(("FLOAT", "BFLOAT")) or graph.quantized[t]
-        if t in weight_slots or learned:
-            params.add(t)
-    # Weights kept as resource variables (a conversion that did not freeze them) are read each inference.
-    params.update(t for op, name in enumerate(graph.op_names) if name == "READ_VARIABLE"
-                  for t in graph.op_outputs[op] if t >= 0)
-    dtype_elements: Counter[str] = Counter()
-    for t in weight_slots:
-        # Matrices and filters only (rank >= 2): biases are int32 in int8 models and do not set the dtype.
-        if 0 <= t < len(graph.constant) and (graph.constant[t] or t in params) and len(graph.shapes[t]) >= 2:
-            dtype_elements[graph.types[t].lower()] += graph.elements(t)
-    weight_dtype = dtype_elements.most_common(1)[0][0] if dtype_elements else "none"
-    return sum(graph.elements(t) for t in params), weight_dtype
-
-
-def _peak_activation_bytes(graph: Graph, excluded: set[int]) -> int:
-    n_ops = len(graph.op_names)
-    if n_ops == 0:
-        return sum(graph.nbytes(t) for t in set(graph.graph_inputs) | set(graph.graph_outputs)
-                   if t >= 0 and t not in excluded)
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for t in graph.graph_inputs:
-        first[t] = 0
-    for op in range(n_ops):
-        for t in graph.op_outputs[op]:
-            first.setdefault(t, op)
-            last[t] = max(last.get(t, op), op)
-        for t in graph.op_inputs[op]:
-            first.setdefault(t, op)  # read but never written: live from its first use
-            last[t] = max(last.get(t, op), op)
-    for t in graph.graph_outputs:
-        first.setdefault(t, 0)
-        last[t] = n_ops - 1
-    for t, is_var in enumerate(graph.variable):
-        if is_var:  # state (e.g. RNN) persists across the whole inference
-            first[t], last[t] = 0, n_ops - 1
-    delta = [0] * (n_ops + 1)
-    for t, start in first.items():
-        if t < 0 or t in excluded:
-            continue
-        size = graph.nbytes(t)
-        delta[start] += size
-        delta[last.get(t, start) + 1] -= size
-    live = peak = 0
-    for op in range(n_ops):
-        live += delta[op]
-        peak = max(peak, live)
-    return peak
-
-
-def _shape_cost(graph: Graph) -> tuple[ShapeCost, list[int], set[str]]:
-    """MACs and elementwise ops (total, by op name), MACs per op index, peak activation bytes, unknown ops."""
+def _shape_cost(graphs: list[Graph]) -> tuple[ShapeCost, list[int], set[str]]:
+    """MACs and elementwise ops of the main graph (total, by op name), MACs per op index, peak activation
+    bytes (every subgraph it invokes included), unknown ops."""
+    graph = graphs[0]
     macs_by_op: Counter[str] = Counter()
     elementwise_by_op: Counter[str] = Counter()
     per_op: list[int] = []
     unknown: set[str] = set()
-    constants = _constant_derived(graph)
+    constants = constant_derived(graph)
     for op, name in enumerate(graph.op_names):
-        # LiteRT dequantizes constant weights once, at the first invoke: no per-inference cost.
-        weights_only = name == "DEQUANTIZE" and all(t in constants for t in graph.op_inputs[op] if t >= 0)
+        # LiteRT dequantizes (densifies) constant weights once, at the first invoke: no per-inference cost.
+        weights_only = name in CONSTANT_EXPANDERS and all(t in constants for t in graph.op_inputs[op] if t >= 0)
         cost = OpCost() if weights_only else op_cost(graph, op)
         if cost is None:
             unknown.add(name)
@@ -254,7 +189,7 @@ def _shape_cost(graph: Graph) -> tuple[ShapeCost, list[int], set[str]]:
         elementwise_by_op[name] += int(cost.elementwise_ops)
         per_op.append(int(cost.macs))
     cost_total = ShapeCost(macs=sum(macs_by_op.values()), macs_by_op=dict(sorted(macs_by_op.items())),
-                           peak_activation_bytes=_peak_activation_bytes(graph, constants),
+                           peak_activation_bytes=peak_activation_bytes(graphs),
                            elementwise_ops=sum(elementwise_by_op.values()),
                            elementwise_by_op=dict(sorted(elementwise_by_op.items())))
     return cost_total, per_op, unknown
@@ -268,13 +203,14 @@ def _resolve(graph: Graph, data: bytes, input_shapes: Sequence[Sequence[int]]) -
 
 
 def _analyze(data: bytes, sha256: str, label: str, input_shapes: tuple[tuple[int, ...], ...] | None) -> ModelInfo:
-    graph = parse_graph(data, label)
+    graphs = parse_model(data, label)
+    graph = graphs[0]
     dynamic = {graph.names[t]: graph.signatures[t] or () for t in graph.graph_inputs if graph.dynamic_dims(t)}
     dynamic_out = {graph.names[t]: graph.signatures[t] or () for t in graph.graph_outputs if graph.dynamic_dims(t)}
     if input_shapes is not None:
-        graph = _resolve(graph, data, input_shapes)
-    cost, per_op, unknown = _shape_cost(graph)
-    parameters, weight_dtype = _parameters_and_weight_dtype(graph)
+        graph = graphs[0] = _resolve(graph, data, input_shapes)
+    cost, per_op, unknown = _shape_cost(graphs)
+    parameters, weight_dtype = parameters_and_weight_dtype(graphs)
     return ModelInfo(
         name=label, size_bytes=len(data), sha256=sha256, parameters=parameters,
         inputs=tuple(graph.specs[t] for t in graph.graph_inputs),

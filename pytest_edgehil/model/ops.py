@@ -36,11 +36,11 @@ Elementwise ops (elements touched per inference):
                      elements (its window is in opaque custom options; equal for its 2×2/2 use)
   reductions         input elements (MEAN, SUM, REDUCE_MAX, ARG_MAX, ...)
   copies             elements written (CONCATENATION, PAD, TRANSPOSE, TILE, SLICE, GATHER, SPLIT, ...,
-                     MediaPipe's MaxUnpooling2D)
+                     DENSIFY, MediaPipe's MaxUnpooling2D)
   views              0 (RESHAPE, SQUEEZE, EXPAND_DIMS, SHAPE: no data moves) and resource-variable
                      plumbing
-DEQUANTIZE of constant weights counts 0 in both figures (LiteRT does it once, not per inference; see
-`info.py`). Any other op is unknown: `op_cost` returns None and the analysis lists it.
+DEQUANTIZE and DENSIFY of constant weights count 0 in both figures (the interpreter expands them once, not
+per inference; see `info.py`). Any other op is unknown: `op_cost` returns None and the analysis lists it.
 
 The compute dtype of a MAC op is the dtype of the activation it multiplies with its weights: the TFLite
 converter keeps float32 I/O around an int8 graph (QUANTIZE in front, DEQUANTIZE behind), so a model's
@@ -75,8 +75,11 @@ _COPIES = frozenset({
     "CONCATENATION", "PAD", "PADV2", "MIRROR_PAD", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "GATHER",
     "GATHER_ND", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "TILE", "BROADCAST_TO", "FILL", "ZEROS_LIKE",
     "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "REVERSE_V2", "RANGE",
-    "CUSTOM:MaxUnpooling2D",
+    "DENSIFY", "CUSTOM:MaxUnpooling2D",
 })
+# Ops that expand a stored constant into the weights an op uses (float16 / int8-compressed, sparse). Applied
+# to a constant, the interpreter runs them once, not per inference: their output is a weight.
+CONSTANT_EXPANDERS = frozenset({"DEQUANTIZE", "DENSIFY"})
 # Ops that move no data: a new shape over the same buffer, or resource-variable plumbing.
 _VIEWS = frozenset({
     "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE", "BROADCAST_ARGS",
@@ -87,6 +90,11 @@ WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
     "CONV_2D": (1, 2), "CONV_3D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
     "TRANSPOSE_CONV": (1, 3), "CONV_3D_TRANSPOSE": (1, 3), "BATCH_MATMUL": (0, 1),
     TRANSPOSE_CONV_BIAS: (1, 2),
+}
+# Input position of each MAC op's bias (BATCH_MATMUL has none).
+BIAS_INPUT: dict[str, int] = {
+    "CONV_2D": 2, "CONV_3D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3,
+    "CONV_3D_TRANSPOSE": 3, TRANSPOSE_CONV_BIAS: 2,
 }
 # Input position of the activation each MAC op multiplies with its weights.
 _ACTIVATION_INPUT: dict[str, int] = {
