@@ -153,6 +153,9 @@ class Farm:
             self._stop_loop()
             raise
         self.owner = f"{self.session.gethostname()}/{self.session.getuser()}"
+        # The places this connection holds, with the device holding each: another device of this run waiting
+        # for one of them would wait for itself (it is released at session end), whatever the wait's bound.
+        self._held: dict[str, str] = {}
 
     async def _connect(self) -> Any:
         from labgrid.remote.client import ClientSession
@@ -208,12 +211,16 @@ class Farm:
         return [(r.token, r.owner) for r in self._call(self._reservations(), "list reservations")]
 
     def _busy_text(self, config: DeviceConfig) -> str:
-        return "; ".join(f"{name} {who}" for name, who in self.holders(config))
+        return "; ".join(f"{name} held by this run's own device {self._held[name]!r}" if name in self._held
+                         else f"{name} {who}" for name, who in self.holders(config))
 
     def _clear_hint(self, config: DeviceConfig) -> str:
-        """The labgrid commands that free what a killed run left behind (docs/lab-farm.md)."""
+        """The labgrid commands that free what a killed run left behind (docs/lab-farm.md); never one that
+        would take a place from under this run's own devices."""
         hints = []
         for name, who in self.holders(config):
+            if name in self._held:
+                continue
             if who.startswith("acquired"):
                 hints.append(f"`labgrid-client -x {self.address} -p {name} release`")
             elif who.startswith("reserved"):
@@ -276,6 +283,15 @@ class Farm:
             raise ConfigError(f"{what}: no place of the labgrid farm at {self.address} matches; places: "
                               f"{', '.join(sorted(self._places())) or 'none'} (`labgrid-client -x {self.address} "
                               "places -v` shows their tags)")
+        ours = {name: self._held[name] for name, _ in holders if name in self._held}
+        if len(ours) == len(holders):
+            raise ConfigError(
+                f"{what}: " + ", ".join(f"{place} is held by this run's own device {device!r}"
+                                        for place, device in sorted(ours.items()))
+                + " until the session ends, so waiting for it cannot end: this run's devices ask for more such "
+                f"places than the farm at {self.address} has ({len(holders)}). Select fewer of them (--device), "
+                "add a place with these tags, or run them under pytest-xdist with --dist loadgroup, where each "
+                "worker reserves a place of its own (docs/lab-farm.md)")
         token = self._call(self._reserve(wanted), "create a reservation")
         place: str | None = None
         acquired: str | None = None  # set once AcquirePlace succeeded: only then is the place ours to release
@@ -306,6 +322,7 @@ class Farm:
                     serial_url({}, place)  # raises, naming what is missing
                 time.sleep(POLL_S)
             tags = tuple(sorted(self.session.places[place].tags.items()))
+            self._held[place] = config.name
             return PlaceLease(place=place, host=str(params["host"]), url=serial_url(params, place), token=token,
                               owner=self.owner, tags=tags)
         except BaseException:
@@ -315,6 +332,7 @@ class Farm:
     def _give_back(self, place: str | None, token: str) -> None:
         errors = []
         if place is not None:
+            self._held.pop(place, None)
             errors += self._try(self._release(place), f"release place {place!r}")
         errors += self._try(self._cancel(token), f"cancel reservation {token}")
         if errors:

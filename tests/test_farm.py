@@ -20,12 +20,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from pytest_edgehil.config.lab import DeviceConfig, LabConfig, lab_from_data
+from pytest_edgehil.config.lab import DeviceConfig, LabConfig, lab_from_data, select_devices
 from pytest_edgehil.errors import ConfigError, DeviceError
 from pytest_edgehil.farm import INSTALL, Farm, PlaceLease, apply_place, coordinator_address, serial_url
 
@@ -72,6 +72,18 @@ def test_without_a_coordinator_in_the_lab_or_environment_start_up_says_where_to_
     monkeypatch.setenv("LG_COORDINATOR", "rack-host")
     assert coordinator_address(LabConfig("farm", None, {})) == "rack-host:20408"  # labgrid's default port
     assert coordinator_address(LabConfig("farm", None, {}, coordinator="10.0.0.5:4000")) == "10.0.0.5:4000"
+
+
+def test_two_devices_of_one_run_naming_one_place_are_refused_at_start_up():
+    # One process holds a place for the whole session: the second device would wait for the first one,
+    # which lets go only when the session ends (a wait that cannot end, for edgehil_lock_timeout seconds).
+    lab = LabConfig("rack", None, {
+        "coral-a": DeviceConfig(name="coral-a", kind="coral", simulated=False, place="coral-1"),
+        "coral-b": DeviceConfig(name="coral-b", kind="coral", simulated=False, place="coral-1"),
+        "coral-c": DeviceConfig(name="coral-c", kind="coral", simulated=False, place="coral-2")})
+    with pytest.raises(ConfigError, match=r"devices 'coral-a' and 'coral-b' of lab 'rack' both name place 'coral-1'"):
+        select_devices(lab, "all")
+    assert select_devices(lab, "coral-a,coral-c") == ["coral-a", "coral-c"]  # two places: two boards
 
 
 def test_a_network_serial_port_becomes_the_pyserial_url_labgrid_itself_opens():
@@ -307,4 +319,24 @@ def test_a_second_run_asking_for_the_held_place_waits_then_runs_or_fails_naming_
     assert "1 passed" in (rack.root / "first.log").read_text()  # the first ran on the board, then let go
     second = records_of(rack.root / "second.json")  # and the second measured after it, on the same place
     assert second and {r["context"]["place"] for r in second} == {"coral-1"}  # type: ignore[index]
+    assert rack.place_holder() == "free" and rack.farm.reservations() == []
+
+
+@needs_farm
+def test_a_second_device_of_the_same_run_never_waits_for_the_place_its_first_device_holds(rack):
+    # Two lab devices with one place's tags, in one process: the first holds coral-1 until the session ends,
+    # so waiting for it cannot end. Refused at once, naming the device that holds it, not "busy … wait for
+    # that run to finish or release it" (which would have the user kick their own run off the board).
+    first = DeviceConfig(name="coral-a", kind="coral", simulated=False, place_tags=(("board", "coral"),))
+    second = replace(first, name="coral-b")
+    farm = rack.farm  # one labgrid session per process: gRPC shares its connection, the coordinator one client
+    lease = farm.acquire(first)
+    try:
+        with pytest.raises(ConfigError, match=r"device 'coral-b': .*coral-1.* held by this run's own device "
+                                              r"'coral-a'") as caught:
+            farm.acquire(second, timeout_s=WAIT_S)
+        assert "release" not in str(caught.value)  # no command that would free the board under coral-a
+        assert [token for token, _ in farm.reservations()] == [lease.token]  # coral-b's reservation cancelled
+    finally:
+        farm.release(lease)
     assert rack.place_holder() == "free" and rack.farm.reservations() == []
