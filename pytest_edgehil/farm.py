@@ -329,6 +329,17 @@ class Farm:
             self._give_back(acquired, token)
             raise
 
+    def current_url(self, lease: PlaceLease) -> str:
+        """The pyserial URL the place's board is served at now. labgrid's exporter republishes a board on a
+        new TCP port when it restarts ser2net (the exporter restarted, a USB-CDC board re-enumerated), so a
+        board that was lost is looked for here, not at the URL it had. Raises DeviceError while the place's
+        serial port is not published (a caller finding the board again polls until it is)."""
+        try:
+            params = self._call(self._serial_params(lease.place), f"read place {lease.place!r}")
+        except ConfigError as exc:  # its exporter is away (restarting): no NetworkSerialPort for now
+            raise DeviceError(str(exc)) from exc
+        return serial_url(params or {}, lease.place)
+
     def _give_back(self, place: str | None, token: str) -> None:
         errors = []
         if place is not None:

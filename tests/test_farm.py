@@ -173,6 +173,31 @@ def test_hold_the_board(edgehil_dut):
 """
 
 
+REFIND_TEST = """
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.edgehil_metrics("end_to_end_ms")
+def test_refind_a_before(edgehil_dut):
+    # Holds the board until the farm test has restarted the exporter (which republishes the place's serial
+    # port on a new TCP port, as it does when a USB-CDC board re-enumerates).
+    Path(os.environ["EDGEHIL_FARM_STEP"], "held").touch()
+    deadline = time.monotonic() + 120
+    while not Path(os.environ["EDGEHIL_FARM_STEP"], "go").exists():
+        assert time.monotonic() < deadline, "the farm test never let this run go"
+        time.sleep(0.05)
+
+
+@pytest.mark.edgehil_metrics("end_to_end_ms")
+def test_refind_b_after(edgehil_dut):
+    assert edgehil_dut.client.hello().device_kind == "coral"  # the board answers on the port found again
+"""
+
+
 @dataclass
 class Rack:
     """A coordinator, one exporter and one place `coral-1` (board=coral) on loopback, with the test's own
@@ -183,19 +208,48 @@ class Rack:
     address: str
     analyzer: str
     farm: Farm
+    exporter: subprocess.Popen[bytes]
 
     def place_holder(self) -> str:
         """coral-1's holder as `Farm.holders` says it: "free", "acquired by HOST/USER" or "reserved for …"."""
         return dict(self.farm.holders(CORAL_1))["coral-1"]
 
-    def pytest(self, *args: str, output: Path | None = None) -> subprocess.Popen[str]:
+    def serial_port(self) -> object:
+        """The TCP port coral-1's exporter serves the board on now (None while no ser2net runs)."""
+        self.farm._call(self.farm.session.sync_with_coordinator(), "sync")
+        entry = self.farm.session.resources.get("rack1", {}).get("coral-1", {}).get("RawSerialPort")
+        return None if entry is None else entry.data.get("params", {}).get("port")  # absent while it restarts
+
+    def restart_exporter(self) -> None:
+        """Stop the exporter (it stops its ser2net) and start it again, as after an exporter host's reboot."""
+        self.exporter.terminate()
+        self.exporter.wait(10)
+        self.exporter = start_exporter(self.root, self.address)
+
+    def free_the_place(self) -> None:
+        """Release coral-1 and cancel every reservation (the test's labgrid identity is the runs' own)."""
+        for token, _ in self.farm.reservations():
+            self.farm._try(self.farm._cancel(token), "cancel")
+        if self.place_holder().startswith("acquired"):
+            self.farm._try(self.farm._release("coral-1"), "release")
+
+    def pytest(self, *args: str, output: Path | None = None, tests: str = "suites/",
+               new_session: bool = False) -> subprocess.Popen[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
         env["EDGEHIL_LOCK_DIR"] = str(self.root / "locks")
         env["EDGEHIL_FARM_RELEASE"] = str(self.root / "release")
+        env["EDGEHIL_FARM_STEP"] = str(self.root)
         out = open(output, "w") if output else subprocess.PIPE  # noqa: SIM115 - closed with the process
-        return subprocess.Popen([sys.executable, "-m", "pytest", "suites/", "--lab=farm.toml", "--backend=hw",
+        return subprocess.Popen([sys.executable, "-m", "pytest", tests, "--lab=farm.toml", "--backend=hw",
                                  "--device=coral", "-p", "no:cacheprovider", "-q", "-rs", *args], cwd=self.root, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
+                                stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=new_session)
+
+
+def start_exporter(root: Path, address: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([str(BIN / "labgrid-exporter"), "-c", address, "-n", "rack1", "--hostname", "127.0.0.1",
+                             "exporter.yaml"], cwd=root,
+                            stdout=open(root / "exporter.log", "ab"),
+                            stderr=subprocess.STDOUT)
 
 
 CORAL_1 = DeviceConfig(name="look", kind="coral", simulated=False, place="coral-1")
@@ -233,26 +287,27 @@ def rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rack]:
                           text=True, timeout=WAIT_S, check=False)
     assert done.returncode == 0, done.stderr
     (root / "suites" / "test_zz_hold.py").write_text(HOLD_TEST)
+    (root / "test_refind.py").write_text(REFIND_TEST)  # outside suites/: run only by the test that needs it
     address = f"127.0.0.1:{free_port()}"
-    procs: list[subprocess.Popen[bytes]] = []
+    coordinator: subprocess.Popen[bytes] | None = None
+    exporter: subprocess.Popen[bytes] | None = None
     farm: Farm | None = None
+    rack: Rack | None = None
     # A board in a rack: HELLO without the twin's marks (`--backend hw` takes it for a board), ideal bench
     # physics (no decoupling smear, exact timer): this test is about reaching the board and its analyzer
     # through the farm; the bench physics have their own tests.
     twin, pty = start_device_twin("coral", "coral-1", physics={"ideal": True}, as_board=True)
     analyzer, resource, supply_v, range_a = start_analyzer_twin(twin)
     try:
-        procs.append(subprocess.Popen([str(BIN / "labgrid-coordinator"), "-l", address], cwd=root,
-                                      stdout=open(root / "coordinator.log", "wb"),  # noqa: SIM115 - closed with the process
-                                      stderr=subprocess.STDOUT))
+        coordinator = subprocess.Popen([str(BIN / "labgrid-coordinator"), "-l", address], cwd=root,
+                                       stdout=open(root / "coordinator.log", "wb"),  # noqa: SIM115 - closed with the process
+                                       stderr=subprocess.STDOUT)
         port = int(address.rsplit(":", 1)[1])
         wait_for(lambda: _accepts(port), "the coordinator to listen")  # an exporter started earlier gives up
         (root / "exporter.yaml").write_text(f"coral-1:\n  RawSerialPort:\n    port: {pty}\n    speed: 115200\n")
-        procs.append(subprocess.Popen([str(BIN / "labgrid-exporter"), "-c", address, "-n", "rack1", "--hostname",
-                                       "127.0.0.1", "exporter.yaml"], cwd=root,
-                                      stdout=open(root / "exporter.log", "wb"),  # noqa: SIM115 - closed with the process
-                                      stderr=subprocess.STDOUT))
+        exporter = start_exporter(root, address)
         farm = Farm(address)
+        rack = Rack(root, address, resource, farm, exporter)
         wait_for(lambda: published(farm, "rack1", "coral-1"), "the exporter to publish coral-1")
         # The place carries the power wiring: the lab file below names none.
         build_place(farm, "coral-1", "rack1/coral-1/NetworkSerialPort",
@@ -260,13 +315,14 @@ def rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rack]:
                      "supply_v": f"{supply_v:.6g}", "current_range_a": f"{range_a:.6g}"})
         (root / "farm.toml").write_text(f'[lab]\nname = "farm"\ncoordinator = "{address}"\n\n'
                                         '[devices.coral]\nkind = "coral"\ntags = { board = "coral" }\n')
-        yield Rack(root, address, resource, farm)
+        yield rack
     finally:
         if farm is not None:
             farm.close()
-        for proc in reversed(procs):
-            proc.terminate()
-            proc.wait(10)
+        for proc in (rack.exporter if rack is not None else exporter, coordinator):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
         analyzer.close()
         twin.close()
 
@@ -339,4 +395,24 @@ def test_a_second_device_of_the_same_run_never_waits_for_the_place_its_first_dev
         assert [token for token, _ in farm.reservations()] == [lease.token]  # coral-b's reservation cancelled
     finally:
         farm.release(lease)
+    assert rack.place_holder() == "free" and rack.farm.reservations() == []
+
+
+@needs_farm
+def test_a_board_republished_on_a_new_port_by_its_exporter_is_found_again_through_the_place(rack):
+    # An exporter that restarts (its host rebooted) or a USB-CDC board that re-enumerates gets a new ser2net
+    # TCP port from labgrid's exporter: the run finds the board again where the place now says it is.
+    run = rack.pytest("-k", "tinytracker", tests="test_refind.py", output=rack.root / "refind.log")
+    try:
+        wait_for(lambda: (rack.root / "held").exists() or run.poll() is not None, "the run to hold the board")
+        before = rack.serial_port()
+        rack.restart_exporter()
+        wait_for(lambda: rack.serial_port() not in (None, before), "the exporter to serve coral-1 again")
+        (rack.root / "go").touch()
+        assert run.wait(WAIT_S * 2) == 0, (rack.root / "refind.log").read_text()[-4000:]
+    finally:
+        (rack.root / "go").touch()
+        run.wait(WAIT_S * 2)
+    out = (rack.root / "refind.log").read_text()
+    assert "2 passed" in out, out[-3000:]
     assert rack.place_holder() == "free" and rack.farm.reservations() == []
