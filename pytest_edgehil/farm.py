@@ -166,13 +166,19 @@ class Farm:
         return session
 
     def _call(self, coro: Coroutine[Any, Any, T], what: str, timeout_s: float = RPC_TIMEOUT_S) -> T:
+        return self._result(asyncio.run_coroutine_threadsafe(coro, self._loop), what, timeout_s)
+
+    def _result(self, future: concurrent.futures.Future[T], what: str, timeout_s: float = RPC_TIMEOUT_S,
+                cancel: bool = True) -> T:
+        """The call's answer; DeviceError (cause: the RPC error) when the coordinator refused or did not
+        answer. `cancel=False` leaves a call that timed out running, for `_granted` to wait for."""
         from labgrid.remote.client import Error as ClientError
 
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(timeout_s)
         except concurrent.futures.TimeoutError:  # the builtin TimeoutError only from Python 3.11 on
-            future.cancel()
+            if cancel:
+                future.cancel()
             raise DeviceError(f"labgrid coordinator {self.address}: no answer to {what} within {timeout_s:g} s; "
                               "check that labgrid-coordinator runs there and the address") from None
         except ClientError as exc:
@@ -295,6 +301,7 @@ class Farm:
         token = self._call(self._reserve(wanted), "create a reservation")
         place: str | None = None
         acquired: str | None = None  # set once AcquirePlace succeeded: only then is the place ours to release
+        asked: concurrent.futures.Future[None] | None = None  # AcquirePlace, once sent
         try:
             deadline, next_note = time.monotonic() + max(0.0, timeout_s), time.monotonic()
             while True:
@@ -314,7 +321,8 @@ class Farm:
                             f"{deadline - now:.0f} s more (edgehil_lock_timeout)")
                     next_note = now + PROGRESS_EVERY_S
                 time.sleep(min(POLL_S, max(0.0, deadline - now)))
-            self._call(self._acquire(place), f"acquire place {place!r}")
+            asked = asyncio.run_coroutine_threadsafe(self._acquire(place), self._loop)
+            self._result(asked, f"acquire place {place!r}", cancel=False)
             acquired = place
             deadline = time.monotonic() + PORT_WAIT_S
             while (params := self._call(self._serial_params(place), f"read place {place!r}")) is None:
@@ -326,8 +334,24 @@ class Farm:
             return PlaceLease(place=place, host=str(params["host"]), url=serial_url(params, place), token=token,
                               owner=self.owner, tags=tags)
         except BaseException:
+            if acquired is None and asked is not None and place is not None:
+                acquired = self._granted(asked, place)
             self._give_back(acquired, token)
             raise
+
+    @staticmethod
+    def _granted(asked: concurrent.futures.Future[None], place: str) -> str | None:
+        """`place` when the AcquirePlace request in `asked` was granted after all, else None. An interrupt
+        (Ctrl-C, SIGTERM) or a timeout while the request was in flight leaves that unknown, and a place
+        granted to a run that is gone stays acquired (labgrid keeps acquisitions): wait for the answer,
+        bounded, and treat a request still unanswered as granted (its release then fails, naming the fix)."""
+        try:
+            asked.result(RPC_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            return place
+        except BaseException:  # noqa: BLE001 - refused (or interrupted again): nothing of ours to release
+            return None
+        return place
 
     def current_url(self, lease: PlaceLease) -> str:
         """The pyserial URL the place's board is served at now. labgrid's exporter republishes a board on a

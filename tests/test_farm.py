@@ -12,9 +12,11 @@ They skip when labgrid or ser2net is missing, except in CI (`CI` set), where the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -327,6 +329,14 @@ def rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rack]:
         twin.close()
 
 
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def records_of(path: Path) -> list[dict[str, object]]:
     data = json.loads(path.read_text(encoding="utf-8"))
     return list(data["records"])
@@ -399,6 +409,25 @@ def test_a_second_device_of_the_same_run_never_waits_for_the_place_its_first_dev
 
 
 @needs_farm
+def test_a_run_cancelled_while_the_coordinator_grants_its_place_releases_it(rack, monkeypatch):
+    # SIGTERM/Ctrl-C lands while AcquirePlace is in flight: the coordinator grants the place, the answer
+    # never reaches the run. The place must not stay acquired by a run that is gone (labgrid keeps it).
+    farm = rack.farm
+    granted = farm._acquire
+
+    async def granted_then_cancelled(place: str) -> None:
+        await granted(place)
+        os.kill(os.getpid(), signal.SIGINT)  # the run is cancelled before the answer is back
+        await asyncio.sleep(2)
+
+    monkeypatch.setattr(farm, "_acquire", granted_then_cancelled)
+    with pytest.raises(KeyboardInterrupt):
+        farm.acquire(CORAL_1)
+    monkeypatch.undo()
+    assert rack.place_holder() == "free" and farm.reservations() == []
+
+
+@needs_farm
 def test_a_board_republished_on_a_new_port_by_its_exporter_is_found_again_through_the_place(rack):
     # An exporter that restarts (its host rebooted) or a USB-CDC board that re-enumerates gets a new ser2net
     # TCP port from labgrid's exporter: the run finds the board again where the place now says it is.
@@ -416,3 +445,21 @@ def test_a_board_republished_on_a_new_port_by_its_exporter_is_found_again_throug
     out = (rack.root / "refind.log").read_text()
     assert "2 passed" in out, out[-3000:]
     assert rack.place_holder() == "free" and rack.farm.reservations() == []
+
+
+@needs_farm
+def test_a_cancelled_xdist_run_releases_its_place(rack):
+    # CI cancels a job with SIGTERM to its process group: xdist's workers, which hold the places, get it too.
+    # A place stays acquired after its holder dies (labgrid's design), so a worker killed outright would
+    # block every later job on that board until someone releases it by hand.
+    run = rack.pytest("-k", "hold and tinytracker", "-n", "2", output=rack.root / "cancelled.log", new_session=True)
+    try:
+        wait_for(lambda: rack.place_holder().startswith("acquired by "), "a worker to acquire the place")
+        os.killpg(run.pid, signal.SIGTERM)
+        run.wait(WAIT_S)
+        # The workers are gone too (a straggler would still hold the place).
+        wait_for(lambda: not group_alive(run.pid), "the run's processes to end")
+        assert rack.place_holder() == "free", (rack.root / "cancelled.log").read_text()[-4000:]
+        assert rack.farm.reservations() == []
+    finally:
+        rack.free_the_place()  # whatever happened, the next test finds the place free
