@@ -229,6 +229,11 @@ class Farm:
                 continue
             if who.startswith("acquired"):
                 hints.append(f"`labgrid-client -x {self.address} -p {name} release`")
+                # A killed run's reservation stays allocated to it (until ~60 s after its last poll): released
+                # alone, the place would still be refused to the next run as "reserved for" the dead one.
+                token = self.session.places[name].reservation
+                if token:
+                    hints.append(f"`labgrid-client -x {self.address} cancel-reservation {token}`")
             elif who.startswith("reserved"):
                 hints.append(f"`labgrid-client -x {self.address} cancel-reservation {who.rsplit(' ', 1)[-1]}`")
         return (" If its holder was killed (SIGKILL, a lost CI runner), free it with " + " and ".join(hints)

@@ -463,3 +463,24 @@ def test_a_cancelled_xdist_run_releases_its_place(rack):
         assert rack.farm.reservations() == []
     finally:
         rack.free_the_place()  # whatever happened, the next test finds the place free
+
+
+@needs_farm
+def test_the_busy_message_after_a_killed_run_frees_the_place_in_one_go(rack):
+    # A run killed with SIGKILL leaves its place acquired and its reservation allocated. Releasing the place
+    # alone is not enough: the next run still finds it reserved for the dead run until the reservation times
+    # out. The message gives every command that frees it, so one round of them does.
+    killed = rack.pytest("-k", "hold and tinytracker", output=rack.root / "killed.log", new_session=True)
+    try:
+        wait_for(lambda: rack.place_holder().startswith("acquired by "), "the run to acquire the place")
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(WAIT_S)
+        (token,) = [token for token, _ in rack.farm.reservations()]  # the dead run's, still allocated
+        refused = rack.pytest("-k", "test_end_to_end_latency and tinytracker")
+        out, _ = refused.communicate(timeout=WAIT_S * 2)
+        assert refused.returncode != 0 and "DeviceBusy" in out, out[-4000:]
+        assert f"labgrid-client -x {rack.address} -p coral-1 release" in out, out[-4000:]
+        assert f"labgrid-client -x {rack.address} cancel-reservation {token}" in out, out[-4000:]
+    finally:
+        rack.free_the_place()
+    assert rack.place_holder() == "free" and rack.farm.reservations() == []
