@@ -235,11 +235,13 @@ class Rack:
         if self.place_holder().startswith("acquired"):
             self.farm._try(self.farm._release("coral-1"), "release")
 
-    def pytest(self, *args: str, output: Path | None = None, tests: str = "suites/",
-               new_session: bool = False) -> subprocess.Popen[str]:
+    def pytest(self, *args: str, output: Path | None = None, tests: str = "suites/", new_session: bool = False,
+               release: str = "release") -> subprocess.Popen[str]:
+        """A pytest run of `tests` on the farm's lab; its hold test waits for the file `release` (each test that
+        holds the board names its own: a file an earlier test created would let go at once)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
         env["EDGEHIL_LOCK_DIR"] = str(self.root / "locks")
-        env["EDGEHIL_FARM_RELEASE"] = str(self.root / "release")
+        env["EDGEHIL_FARM_RELEASE"] = str(self.root / release)
         env["EDGEHIL_FARM_STEP"] = str(self.root)
         out = open(output, "w") if output else subprocess.PIPE  # noqa: SIM115 - closed with the process
         return subprocess.Popen([sys.executable, "-m", "pytest", tests, "--lab=farm.toml", "--backend=hw",
@@ -452,7 +454,8 @@ def test_a_cancelled_xdist_run_releases_its_place(rack):
     # CI cancels a job with SIGTERM to its process group: xdist's workers, which hold the places, get it too.
     # A place stays acquired after its holder dies (labgrid's design), so a worker killed outright would
     # block every later job on that board until someone releases it by hand.
-    run = rack.pytest("-k", "hold and tinytracker", "-n", "2", output=rack.root / "cancelled.log", new_session=True)
+    run = rack.pytest("-k", "hold and tinytracker", "-n", "2", output=rack.root / "cancelled.log", new_session=True,
+                      release="never-released")
     try:
         wait_for(lambda: rack.place_holder().startswith("acquired by "), "a worker to acquire the place")
         os.killpg(run.pid, signal.SIGTERM)
@@ -470,7 +473,8 @@ def test_the_busy_message_after_a_killed_run_frees_the_place_in_one_go(rack):
     # A run killed with SIGKILL leaves its place acquired and its reservation allocated. Releasing the place
     # alone is not enough: the next run still finds it reserved for the dead run until the reservation times
     # out. The message gives every command that frees it, so one round of them does.
-    killed = rack.pytest("-k", "hold and tinytracker", output=rack.root / "killed.log", new_session=True)
+    killed = rack.pytest("-k", "hold and tinytracker", output=rack.root / "killed.log", new_session=True,
+                         release="never-released")
     try:
         wait_for(lambda: rack.place_holder().startswith("acquired by "), "the run to acquire the place")
         os.killpg(killed.pid, signal.SIGKILL)
