@@ -227,15 +227,24 @@ class Bench:
         except EdgeHILError as exc:
             error = DeviceError(
                 f"device {name!r}: its port {lost_port} was lost{when} ({why}) and the board was not found "
-                f"again within {wait_s:.3g} s by {dut.looked_for()}: {exc}. Check its cable and power, and the "
-                f"lab file's `usb_serial` (a board that resets comes back under another port name, found only "
-                f"by its serial number); the rest of this run's tests of {name!r} are not retried")
+                f"again within {wait_s:.3g} s by {dut.looked_for()}: {exc}. {self._where_to_check(dut)}; the rest of "
+                f"this run's tests of {name!r} are not retried")
             self._not_found_again[name] = error
             dut.traffic.note("--", f"not found again: {exc}", device=name)
             raise error from exc
         note = f"device {name!r} was lost{when} ({why}) and found again on port {dut.port}"
         dut.traffic.note("--", note, device=name)
         return note
+
+    def _where_to_check(self, dut: DeviceUnderTest) -> str:
+        """What to check when a lost board was not found again: a farm board's place and exporter, else its
+        cable and the lab file's `usb_serial` (a farm device cannot give one: its place finds the board)."""
+        if dut.place is not None and self._farm is not None:
+            return (f"Check the board of labgrid place {dut.place.place!r} on exporter host {dut.place.host}: its "
+                    "cable and power, the exporter's log, and that the place still lists it (`labgrid-client -x "
+                    f"{self._farm.address} -p {dut.place.place} show`)")
+        return ("Check its cable and power, and the lab file's `usb_serial` (a board that resets comes back under "
+                "another port name, found only by its serial number)")
 
     @property
     def active(self) -> list[DeviceUnderTest]:
@@ -289,7 +298,9 @@ class Bench:
                                   "Check the cable, that no other program holds the port, and the lab file's "
                                   "`port`/`usb_serial`.") from exc
             check_identity(config, port, hello)
-            return DeviceUnderTest(config, port, client, hello, traffic, twin, lock=lock, place=lease)
+            find_port = partial(self._farm.current_url, lease) if lease is not None and self._farm else None
+            return DeviceUnderTest(config, port, client, hello, traffic, twin, lock=lock, place=lease,
+                                   find_port=find_port)
         except BaseException:
             # A failed bring-up owns nothing afterwards: close its port, stop its twin and give its lock back,
             # then re-raise the bring-up error (a close error here would only hide it).

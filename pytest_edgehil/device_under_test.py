@@ -3,7 +3,7 @@
 `DeviceUnderTest` is what the bench hands to tests and meters: the board's lab entry, its port and client,
 what its HELLO said, its traffic log, and the model this session put on it (`ensure_model` re-selects it
 by hash before each test rather than trusting memory). When the board resets, hangs or its port vanishes,
-`recover()` finds it again by USB serial number (`resolve_port`), re-HELLOs, checks it is the same board
+`recover()` finds it again by USB serial number (`resolve_port`; a farm board through its labgrid place), re-HELLOs, checks it is the same board
 and re-selects its model. The bench (`pytest_edgehil.bench`) brings devices up and closes them.
 """
 
@@ -45,6 +45,9 @@ class DeviceUnderTest:
     loaded_sha256: str | None = None
     lock: ResourceLock | None = None  # held from bring-up to close (real boards; twins are private)
     place: PlaceLease | None = None  # the labgrid place this board was acquired as (a farm device)
+    # Where to look for the board after it was lost, when not at `port` or by USB serial number: a farm
+    # board at the URL its place publishes now (`Farm.current_url`; the exporter may serve it on a new port).
+    find_port: Callable[[], str] | None = None
     _flashed: set[str] = field(default_factory=set)
 
     @property
@@ -110,11 +113,16 @@ class DeviceUnderTest:
         return hello
 
     def looked_for(self) -> str:
-        """Where `recover()` looks for the board: "USB serial number 'X'" or "port P" (for error messages)."""
+        """Where `recover()` looks for the board: "USB serial number 'X'", "labgrid place 'P' …" or "port P"
+        (for error messages)."""
+        if self.place is not None:
+            return f"labgrid place {self.place.place!r} (the serial port its exporter publishes now)"
         usb_serial = self.twin.usb_serial if self.twin is not None else self.config.usb_serial
         return f"USB serial number {usb_serial!r}" if usb_serial else f"port {self.port}"
 
     def _find_port(self) -> str:
+        if self.find_port is not None:
+            return self.find_port()
         if self.twin is not None:
             from pytest_edgehil.sim import sim_comports
 

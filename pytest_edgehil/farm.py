@@ -153,6 +153,9 @@ class Farm:
             self._stop_loop()
             raise
         self.owner = f"{self.session.gethostname()}/{self.session.getuser()}"
+        # The places this connection holds, with the device holding each: another device of this run waiting
+        # for one of them would wait for itself (it is released at session end), whatever the wait's bound.
+        self._held: dict[str, str] = {}
 
     async def _connect(self) -> Any:
         from labgrid.remote.client import ClientSession
@@ -163,13 +166,19 @@ class Farm:
         return session
 
     def _call(self, coro: Coroutine[Any, Any, T], what: str, timeout_s: float = RPC_TIMEOUT_S) -> T:
+        return self._result(asyncio.run_coroutine_threadsafe(coro, self._loop), what, timeout_s)
+
+    def _result(self, future: concurrent.futures.Future[T], what: str, timeout_s: float = RPC_TIMEOUT_S,
+                cancel: bool = True) -> T:
+        """The call's answer; DeviceError (cause: the RPC error) when the coordinator refused or did not
+        answer. `cancel=False` leaves a call that timed out running, for `_granted` to wait for."""
         from labgrid.remote.client import Error as ClientError
 
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(timeout_s)
         except concurrent.futures.TimeoutError:  # the builtin TimeoutError only from Python 3.11 on
-            future.cancel()
+            if cancel:
+                future.cancel()
             raise DeviceError(f"labgrid coordinator {self.address}: no answer to {what} within {timeout_s:g} s; "
                               "check that labgrid-coordinator runs there and the address") from None
         except ClientError as exc:
@@ -208,14 +217,23 @@ class Farm:
         return [(r.token, r.owner) for r in self._call(self._reservations(), "list reservations")]
 
     def _busy_text(self, config: DeviceConfig) -> str:
-        return "; ".join(f"{name} {who}" for name, who in self.holders(config))
+        return "; ".join(f"{name} held by this run's own device {self._held[name]!r}" if name in self._held
+                         else f"{name} {who}" for name, who in self.holders(config))
 
     def _clear_hint(self, config: DeviceConfig) -> str:
-        """The labgrid commands that free what a killed run left behind (docs/lab-farm.md)."""
+        """The labgrid commands that free what a killed run left behind (docs/lab-farm.md); never one that
+        would take a place from under this run's own devices."""
         hints = []
         for name, who in self.holders(config):
+            if name in self._held:
+                continue
             if who.startswith("acquired"):
                 hints.append(f"`labgrid-client -x {self.address} -p {name} release`")
+                # A killed run's reservation stays allocated to it (until ~60 s after its last poll): released
+                # alone, the place would still be refused to the next run as "reserved for" the dead one.
+                token = self.session.places[name].reservation
+                if token:
+                    hints.append(f"`labgrid-client -x {self.address} cancel-reservation {token}`")
             elif who.startswith("reserved"):
                 hints.append(f"`labgrid-client -x {self.address} cancel-reservation {who.rsplit(' ', 1)[-1]}`")
         return (" If its holder was killed (SIGKILL, a lost CI runner), free it with " + " and ".join(hints)
@@ -276,9 +294,19 @@ class Farm:
             raise ConfigError(f"{what}: no place of the labgrid farm at {self.address} matches; places: "
                               f"{', '.join(sorted(self._places())) or 'none'} (`labgrid-client -x {self.address} "
                               "places -v` shows their tags)")
+        ours = {name: self._held[name] for name, _ in holders if name in self._held}
+        if len(ours) == len(holders):
+            raise ConfigError(
+                f"{what}: " + ", ".join(f"{place} is held by this run's own device {device!r}"
+                                        for place, device in sorted(ours.items()))
+                + " until the session ends, so waiting for it cannot end: this run's devices ask for more such "
+                f"places than the farm at {self.address} has ({len(holders)}). Select fewer of them (--device), "
+                "add a place with these tags, or run them under pytest-xdist with --dist loadgroup, where each "
+                "worker reserves a place of its own (docs/lab-farm.md)")
         token = self._call(self._reserve(wanted), "create a reservation")
         place: str | None = None
         acquired: str | None = None  # set once AcquirePlace succeeded: only then is the place ours to release
+        asked: concurrent.futures.Future[None] | None = None  # AcquirePlace, once sent
         try:
             deadline, next_note = time.monotonic() + max(0.0, timeout_s), time.monotonic()
             while True:
@@ -298,7 +326,8 @@ class Farm:
                             f"{deadline - now:.0f} s more (edgehil_lock_timeout)")
                     next_note = now + PROGRESS_EVERY_S
                 time.sleep(min(POLL_S, max(0.0, deadline - now)))
-            self._call(self._acquire(place), f"acquire place {place!r}")
+            asked = asyncio.run_coroutine_threadsafe(self._acquire(place), self._loop)
+            self._result(asked, f"acquire place {place!r}", cancel=False)
             acquired = place
             deadline = time.monotonic() + PORT_WAIT_S
             while (params := self._call(self._serial_params(place), f"read place {place!r}")) is None:
@@ -306,15 +335,44 @@ class Farm:
                     serial_url({}, place)  # raises, naming what is missing
                 time.sleep(POLL_S)
             tags = tuple(sorted(self.session.places[place].tags.items()))
+            self._held[place] = config.name
             return PlaceLease(place=place, host=str(params["host"]), url=serial_url(params, place), token=token,
                               owner=self.owner, tags=tags)
         except BaseException:
+            if acquired is None and asked is not None and place is not None:
+                acquired = self._granted(asked, place)
             self._give_back(acquired, token)
             raise
+
+    @staticmethod
+    def _granted(asked: concurrent.futures.Future[None], place: str) -> str | None:
+        """`place` when the AcquirePlace request in `asked` was granted after all, else None. An interrupt
+        (Ctrl-C, SIGTERM) or a timeout while the request was in flight leaves that unknown, and a place
+        granted to a run that is gone stays acquired (labgrid keeps acquisitions): wait for the answer,
+        bounded, and treat a request still unanswered as granted (its release then fails, naming the fix)."""
+        try:
+            asked.result(RPC_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            return place
+        except BaseException:  # noqa: BLE001 - refused (or interrupted again): nothing of ours to release
+            return None
+        return place
+
+    def current_url(self, lease: PlaceLease) -> str:
+        """The pyserial URL the place's board is served at now. labgrid's exporter republishes a board on a
+        new TCP port when it restarts ser2net (the exporter restarted, a USB-CDC board re-enumerated), so a
+        board that was lost is looked for here, not at the URL it had. Raises DeviceError while the place's
+        serial port is not published (a caller finding the board again polls until it is)."""
+        try:
+            params = self._call(self._serial_params(lease.place), f"read place {lease.place!r}")
+        except ConfigError as exc:  # its exporter is away (restarting): no NetworkSerialPort for now
+            raise DeviceError(str(exc)) from exc
+        return serial_url(params or {}, lease.place)
 
     def _give_back(self, place: str | None, token: str) -> None:
         errors = []
         if place is not None:
+            self._held.pop(place, None)
             errors += self._try(self._release(place), f"release place {place!r}")
         errors += self._try(self._cancel(token), f"cancel reservation {token}")
         if errors:

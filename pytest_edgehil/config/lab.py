@@ -268,8 +268,11 @@ def select_devices(lab: LabConfig, selection: str | None) -> list[str]:
 
 def _board_keys(dev: DeviceConfig) -> list[tuple[str, str]]:
     """What identifies the board a hardware device opens: its port (a local path with its links resolved, so
-    a /dev/serial/by-id name equals its device node) and its USB serial number."""
+    a /dev/serial/by-id name equals its device node), its USB serial number, or its labgrid place (one
+    process holds a place for its whole session: a second device of the run would wait for the first)."""
     keys = [("usb_serial", repr(dev.usb_serial))] if dev.usb_serial else []
+    if dev.place:
+        keys.append(("place", repr(dev.place)))
     if dev.port:
         keys.append(("port", dev.port if "://" in dev.port else os.path.realpath(dev.port)))
     return keys

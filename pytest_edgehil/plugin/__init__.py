@@ -105,8 +105,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(EdgeHILReporter(run), REPORTER_NAME)
     if run.in_use:
         from pytest_edgehil.plugin.gate import register as register_gate
+        from pytest_edgehil.plugin.worker_signals import register as register_worker_signals
 
         register_gate(config, run)
+        register_worker_signals(config)  # a cancelled job's workers release what they hold (labgrid places)
 
 
 COUNT_INIS = ("edgehil_latency_runs", "edgehil_energy_windows", "edgehil_energy_runs")
