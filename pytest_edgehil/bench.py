@@ -227,8 +227,8 @@ class Bench:
         except EdgeHILError as exc:
             error = DeviceError(
                 f"device {name!r}: its port {lost_port} was lost{when} ({why}) and the board was not found "
-                f"again within {wait_s:.3g} s by {dut.looked_for()}: {exc}. {self._where_to_check(dut)}; the rest of "
-                f"this run's tests of {name!r} are not retried")
+                f"again within {wait_s:.3g} s by {dut.looked_for()}: {str(exc).rstrip('.')}. "
+                f"{self._where_to_check(dut)}; the rest of this run's tests of {name!r} are not retried")
             self._not_found_again[name] = error
             dut.traffic.note("--", f"not found again: {exc}", device=name)
             raise error from exc
@@ -243,6 +243,9 @@ class Bench:
             return (f"Check the board of labgrid place {dut.place.place!r} on exporter host {dut.place.host}: its "
                     "cable and power, the exporter's log, and that the place still lists it (`labgrid-client -x "
                     f"{self._farm.address} -p {dut.place.place} show`)")
+        if dut.port.startswith(("socket://", "rfc2217://")):
+            return ("Check that the board is up and its agent (or ser2net) is listening at that host and port "
+                    "again (a rebooted board restarts it), and the network to it")
         return ("Check its cable and power, and the lab file's `usb_serial` (a board that resets comes back under "
                 "another port name, found only by its serial number)")
 

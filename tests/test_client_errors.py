@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -206,6 +208,29 @@ def test_a_network_port_that_does_not_open_points_at_the_agent_not_a_cable():
     with pytest.raises(DeviceError, match=r"'jetson'.*socket://127.0.0.1:1.*agent .*listening") as excinfo:
         client.open()
     assert "cable" not in str(excinfo.value)
+
+
+def test_a_network_connection_that_drops_points_at_the_agent_not_usb_serial() -> None:
+    # An agent that closes its connection (a rebooted board) is no re-enumerated USB board: `usb_serial`
+    # cannot apply to a socket:// port, and the message ends in one full stop, not "disconnected..".
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def accept_then_drop() -> None:
+        connection, _ = server.accept()
+        connection.recv(64)
+        connection.close()
+
+    thread = threading.Thread(target=accept_then_drop, daemon=True)
+    thread.start()
+    try:
+        with DeviceClient(f"socket://127.0.0.1:{port}", name="jetson", timeout_s=2) as client, \
+                pytest.raises(DeviceError, match=rf"'jetson'.*socket://127.0.0.1:{port}.*agent") as excinfo:
+            client.hello()
+    finally:
+        thread.join(timeout=5)
+        server.close()
+    assert "usb_serial" not in str(excinfo.value) and ".." not in str(excinfo.value)
 
 
 def test_a_frame_the_device_never_reads_times_out_naming_its_whole_size() -> None:

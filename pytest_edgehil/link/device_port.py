@@ -278,9 +278,8 @@ class DevicePort:
                 ser.close()
             except (serial.SerialException, OSError):
                 pass  # already gone: nothing left to release
-        return DeviceError(f"device {self.name!r}: port {self.port} failed during {command}: {exc}. The board may "
-                           "have reset or re-enumerated (USB-CDC ports vanish on reset); check the cable and "
-                           "identify the board by `usb_serial` in the lab file.")
+        return DeviceError(f"device {self.name!r}: port {self.port} failed during {command}: "
+                           f"{str(exc).rstrip('.')}. {_lost_advice(self.port)}")
 
 
 def _posix_fd(ser: serial.SerialBase) -> int | None:
@@ -289,6 +288,15 @@ def _posix_fd(ser: serial.SerialBase) -> int | None:
     if PosixSerial is not None and isinstance(ser, PosixSerial) and ser.fd is not None:
         return int(ser.fd)
     return None
+
+
+def _lost_advice(port: str) -> str:
+    """What to check when an open port fails: a network agent's connection drops, a USB board re-enumerates."""
+    if port.startswith(("socket://", "rfc2217://")):
+        return ("The connection to the board's agent (or ser2net) dropped: check that it is still running at that "
+                "host and port (a board that rebooted restarts it) and the network to it.")
+    return ("The board may have reset or re-enumerated (USB-CDC ports vanish on reset); check the cable and "
+            "identify the board by `usb_serial` in the lab file.")
 
 
 def _open_advice(port: str) -> str:
