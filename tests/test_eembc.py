@@ -201,3 +201,31 @@ def test_an_energy_window_longer_than_the_clients_timeout_is_waited_for_when_the
         finally:
             client.close()
     assert len(results) == int(np.prod(runner.outputs[0].shape))
+
+
+def test_a_simulated_board_in_a_lab_times_inferences_on_its_kinds_clock_not_the_hosts():
+    """docs/hardware.md: a lab device with `protocol = "eembc"` and `simulated = true` gets the firmware twin.
+    Its m-lap-us timer must run on the kind's cost model (the twin profile's time for the model's MACs), as
+    every other twin does, not on the host's monotonic clock around host LiteRT: a cortex-m4 then read
+    about 1 ms for qsegment (the host's CPU), against the ~50 ms its profile and its energy-mode twin give."""
+    from pytest_edgehil.bench import Bench
+    from pytest_edgehil.config.catalog import ModelCatalog
+    from pytest_edgehil.config.lab import DeviceConfig, LabConfig
+    from pytest_edgehil.model.info import analyze_model
+    from pytest_edgehil.sim.profile import twin_profile
+    from pytest_edgehil.sim.twin_timing import float_compute
+
+    catalog = ModelCatalog(MODELS)
+    device = DeviceConfig(name="mcu", kind="cortex-m4", simulated=True, baud=115200, protocol="eembc",
+                          firmware_model="qsegment")
+    bench = Bench(LabConfig(name="eembc", path=None, devices={"mcu": device}, physics={}), seed=0, catalog=catalog)
+    try:
+        result = bench.device("mcu").client.run(5)
+    finally:
+        bench.close()
+    info = analyze_model(MODEL.read_bytes(), "qsegment")
+    expected_us = twin_profile("cortex-m4").inference_s(info.macs, info.elementwise_ops,
+                                                         float_model=float_compute(info)) * 1e6
+    inference_us = float(np.median([t.inference_us for t in result.timings]))
+    # Each window is timed with its first lap line's print (<= 1 % of it by the client's k sizing).
+    assert inference_us == pytest.approx(expected_us, rel=0.015)
