@@ -229,3 +229,42 @@ def test_a_simulated_board_in_a_lab_times_inferences_on_its_kinds_clock_not_the_
     inference_us = float(np.median([t.inference_us for t in result.timings]))
     # Each window is timed with its first lap line's print (<= 1 % of it by the client's k sizing).
     assert inference_us == pytest.approx(expected_us, rel=0.015)
+
+
+def _eembc_suite_project(pytester, model: str, extra: str = "") -> None:
+    pytester.makeini(f"[pytest]\nedgehil_models_dir = {MODELS}\nedgehil_latency_runs = 10\n")
+    pytester.makefile(".toml", lab='[devices.mcu]\nkind = "cortex-m4"\nsimulated = true\nprotocol = "eembc"\n'
+                                   f'firmware_model = "{model}"\n{extra}', empty="")
+    pytester.makeconftest((SUITES / "conftest.py").read_text())
+
+
+@pytest.mark.parametrize(("model", "fits"), [("lowres_seg", True), ("qsegment", False)])
+def test_the_footprint_suite_checks_an_eembc_board_against_its_kinds_memory(pytester, model, fits):
+    """MLPerf Tiny firmware reports no RAM or flash size (its HELLO says 0: unknown). The footprint suite
+    failed every such board with "has 0 bytes of flash"; it now checks against the kind's figures
+    (kinds.toml's cortex-m4: 192 KB SRAM, 1 MB flash): lowres_seg (12 KB, 128 KB of activations) fits,
+    qsegment (384 KB of activations) does not."""
+    _eembc_suite_project(pytester, model)
+    pytester.makepyfile(test_footprint=(SUITES / "test_footprint.py").read_text())
+    result = pytester.runpytest("test_footprint.py", "--lab=lab.toml", "--budgets=empty.toml", "-p",
+                                "no:cacheprovider", "-k", "fits_device")
+    if fits:
+        result.assert_outcomes(passed=1)
+    else:
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*qsegment needs 393216 bytes of activations; mcu has 196608 bytes of RAM*"])
+    result.stdout.no_fnmatch_line("*0 bytes of flash*")
+
+
+def test_energy_on_a_simulated_performance_mode_board_skips_saying_what_it_needs(pytester):
+    """A simulated board with the reference firmware in performance mode has no energy path (MLPerf Tiny's
+    energy comes from energy-mode firmware's timestamp GPIO on a monitor). Like a real board with no
+    analyzer wired (docs/hardware.md: "its energy tests skip with the reason"), its energy tests skip
+    naming what to set; they errored with "energy needs `analyzer`, `supply_v` and `current_range_a`",
+    keys a simulated device does not take."""
+    _eembc_suite_project(pytester, "lowres_seg")
+    pytester.makepyfile(test_energy=(SUITES / "test_energy.py").read_text())
+    result = pytester.runpytest("test_energy.py", "--lab=lab.toml", "--budgets=empty.toml", "-p", "no:cacheprovider",
+                                "-rs")
+    result.assert_outcomes(skipped=3)
+    result.stdout.fnmatch_lines(["*SKIPPED*device 'mcu'*MLPerf Tiny*eembc_mode = \"energy\"*twin_monitor*"])
