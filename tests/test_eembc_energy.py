@@ -155,3 +155,20 @@ def test_eembc_mode_needs_the_eembc_protocol(tmp_path):
     lab.write_text('[devices.mcu]\nkind = "cortex-m4"\nsimulated = true\neembc_mode = "energy"\n')
     with pytest.raises(ConfigError, match="eembc_mode"):
         load_lab(lab)
+
+
+def test_the_energy_suite_on_energy_mode_firmware_records_the_trace_latency(pytester):
+    """MLPerf Tiny energy-mode firmware times nothing itself (no m-lap-us): the trace's window / N is its
+    latency, which the latency suite's skip points to ("see test_energy"). The suite's trace-vs-device-timer
+    test indexed the absent device times and crashed with IndexError instead of recording it."""
+    from .test_eembc import SUITES
+    pytester.makeini(f"[pytest]\nedgehil_models_dir = {MODELS}\n")
+    pytester.makefile(".toml", lab='[devices.mcu]\nkind = "cortex-m4"\nsimulated = true\nprotocol = "eembc"\n'
+                                   'firmware_model = "lowres_seg"\neembc_mode = "energy"\ntimestamp_hold_us = 50\n'
+                                   'twin_monitor = "ppk2"\n', empty="")
+    pytester.makeconftest((SUITES / "conftest.py").read_text())
+    pytester.makepyfile(test_energy=(SUITES / "test_energy.py").read_text())
+    result = pytester.runpytest("test_energy.py", "--lab=lab.toml", "--budgets=empty.toml", "-p", "no:cacheprovider",
+                                "-k", "device_timer")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*lowres_seg-mcu*trace_inference_ms*(none)*SIMULATED*"])
