@@ -117,6 +117,12 @@ class Bench:
     def _wiring_missing(self, config: DeviceConfig) -> str | None:
         name = config.name
         if config.simulated and not self.analyzer_override:
+            if config.protocol == "eembc" and not config.twin_monitor:
+                # The firmware twin has no SCPI analyzer twin: MLPerf Tiny's energy is energy-mode firmware's
+                # timestamp GPIO sampled by a monitor's digital input.
+                return (f"device {name!r} is a simulated board running MLPerf Tiny reference firmware with no "
+                        "monitor twin: its energy comes from energy-mode firmware's timestamp GPIO on a monitor; "
+                        'set eembc_mode = "energy" and twin_monitor = "ppk2" in its lab-file table')
             return None
         supply_v = config.supply_v if config.supply_v is not None else get_device_kind(config.kind).supply_v
         # --analyzer stands in for the lab's `analyzer`, not for the supply settings the board needs.

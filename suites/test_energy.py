@@ -45,6 +45,10 @@ def test_trace_agrees_with_device_timer(edgehil_energy, edgehil_record):
     if not timed.any():
         pytest.skip(f"the trace cannot time the inference stage here: {edgehil_energy.windows[0].trace_latency_note}")
     edgehil_record.check_median("trace_inference_ms", trace_ms[timed])
+    if device_ms.size == 0:
+        # No device timer to compare with (MLPerf Tiny energy-mode firmware times nothing itself): the trace's
+        # window / N, recorded above, is this board's latency.
+        return
     dt_ms = edgehil_energy.sample_interval_s * 1e3
     gap_ms = float(np.median(np.abs(trace_ms[timed] - device_ms[timed])))
     assert gap_ms <= max(2 * dt_ms, 0.02 * float(np.median(device_ms))), (

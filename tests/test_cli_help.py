@@ -40,3 +40,12 @@ def test_every_command_formats_its_help() -> None:
     assert {"inspect", "compare", "report"} <= set(subparsers.choices)
     for name, sub in subparsers.choices.items():
         assert f"edgehil {name}" in sub.format_help()
+
+
+def test_pytest_help_says_the_baseline_may_be_a_directory_of_sessions(pytester: pytest.Pytester) -> None:
+    """docs/gate.md and README: `--edgehil-baseline` takes a results file or a directory of them (one per
+    session, >= 5 to measure the drift); `pytest --help` said "results file" only."""
+    result = pytester.runpytest("--help")
+    text = " ".join(result.stdout.str().split())
+    entry = text[text.index("--edgehil-baseline"):text.index("--edgehil-fail-on")]
+    assert "directory" in entry, entry

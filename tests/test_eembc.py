@@ -189,3 +189,70 @@ def test_an_energy_window_longer_than_the_clients_timeout_is_waited_for_when_the
         finally:
             client.close()
     assert len(results) == int(np.prod(runner.outputs[0].shape))
+
+
+def test_a_simulated_board_in_a_lab_times_inferences_on_its_kinds_clock_not_the_hosts():
+    """docs/hardware.md: a lab device with `protocol = "eembc"` and `simulated = true` gets the firmware twin.
+    Its m-lap-us timer must run on the kind's cost model (the twin profile's time for the model's MACs), as
+    every other twin does, not on the host's monotonic clock around host LiteRT: a cortex-m4 then read
+    about 1 ms for qsegment (the host's CPU), against the ~50 ms its profile and its energy-mode twin give."""
+    from pytest_edgehil.bench import Bench
+    from pytest_edgehil.config.catalog import ModelCatalog
+    from pytest_edgehil.config.lab import DeviceConfig, LabConfig
+    from pytest_edgehil.model.info import analyze_model
+    from pytest_edgehil.sim.profile import twin_profile
+    from pytest_edgehil.sim.twin_timing import float_compute
+
+    catalog = ModelCatalog(MODELS)
+    device = DeviceConfig(name="mcu", kind="cortex-m4", simulated=True, baud=115200, protocol="eembc",
+                          firmware_model="qsegment")
+    bench = Bench(LabConfig(name="eembc", path=None, devices={"mcu": device}, physics={}), seed=0, catalog=catalog)
+    try:
+        result = bench.device("mcu").client.run(5)
+    finally:
+        bench.close()
+    info = analyze_model(MODEL.read_bytes(), "qsegment")
+    expected_us = twin_profile("cortex-m4").inference_s(info.macs, info.elementwise_ops,
+                                                         float_model=float_compute(info)) * 1e6
+    inference_us = float(np.median([t.inference_us for t in result.timings]))
+    # Each window is timed with its first lap line's print (<= 1 % of it by the client's k sizing).
+    assert inference_us == pytest.approx(expected_us, rel=0.015)
+
+
+def _eembc_suite_project(pytester, model: str, extra: str = "") -> None:
+    pytester.makeini(f"[pytest]\nedgehil_models_dir = {MODELS}\nedgehil_latency_runs = 10\n")
+    pytester.makefile(".toml", lab='[devices.mcu]\nkind = "cortex-m4"\nsimulated = true\nprotocol = "eembc"\n'
+                                   f'firmware_model = "{model}"\n{extra}', empty="")
+    pytester.makeconftest((SUITES / "conftest.py").read_text())
+
+
+@pytest.mark.parametrize(("model", "fits"), [("lowres_seg", True), ("qsegment", False)])
+def test_the_footprint_suite_checks_an_eembc_board_against_its_kinds_memory(pytester, model, fits):
+    """MLPerf Tiny firmware reports no RAM or flash size (its HELLO says 0: unknown). The footprint suite
+    failed every such board with "has 0 bytes of flash"; it now checks against the kind's figures
+    (kinds.toml's cortex-m4: 192 KB SRAM, 1 MB flash): lowres_seg (12 KB, 128 KB of activations) fits,
+    qsegment (384 KB of activations) does not."""
+    _eembc_suite_project(pytester, model)
+    pytester.makepyfile(test_footprint=(SUITES / "test_footprint.py").read_text())
+    result = pytester.runpytest("test_footprint.py", "--lab=lab.toml", "--budgets=empty.toml", "-p",
+                                "no:cacheprovider", "-k", "fits_device")
+    if fits:
+        result.assert_outcomes(passed=1)
+    else:
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*qsegment needs 393216 bytes of activations; mcu has 196608 bytes of RAM*"])
+    result.stdout.no_fnmatch_line("*0 bytes of flash*")
+
+
+def test_energy_on_a_simulated_performance_mode_board_skips_saying_what_it_needs(pytester):
+    """A simulated board with the reference firmware in performance mode has no energy path (MLPerf Tiny's
+    energy comes from energy-mode firmware's timestamp GPIO on a monitor). Like a real board with no
+    analyzer wired (docs/hardware.md: "its energy tests skip with the reason"), its energy tests skip
+    naming what to set; they errored with "energy needs `analyzer`, `supply_v` and `current_range_a`",
+    keys a simulated device does not take."""
+    _eembc_suite_project(pytester, "lowres_seg")
+    pytester.makepyfile(test_energy=(SUITES / "test_energy.py").read_text())
+    result = pytester.runpytest("test_energy.py", "--lab=lab.toml", "--budgets=empty.toml", "-p", "no:cacheprovider",
+                                "-rs")
+    result.assert_outcomes(skipped=3)
+    result.stdout.fnmatch_lines(["*SKIPPED*device 'mcu'*MLPerf Tiny*eembc_mode = \"energy\"*twin_monitor*"])

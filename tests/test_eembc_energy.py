@@ -77,6 +77,19 @@ def test_hardware_plan_sizes_the_window_from_a_first_inference():
     assert abs(float(m.windows[-1].inference_j[0]) / twin.last_inference_j - 1) < 0.005
 
 
+def test_a_hold_of_exactly_two_samples_as_a_lab_file_states_it_is_measured():
+    """docs/hardware.md's lab: `timestamp_hold_us = 20` beside a PPK2 sampling every 10 µs. Two sample
+    intervals is the documented bound, and 20 µs in µs times 1e-6 is 1.9999999999999998e-05 in floating
+    point: it was refused as "20 µs, shorter than 2 sample intervals"."""
+    bench = _bench(hold_us=20.0)
+    try:
+        _, m = _measure(bench, EnergyPlan(windows=1, runs_per_window=10))
+        truth_j = bench._firmware_twins["mcu"].last_inference_j
+    finally:
+        bench.close()
+    assert abs(float(m.windows[-1].inference_j[0]) / truth_j - 1) < 0.005
+
+
 def test_a_pulse_shorter_than_two_samples_is_refused_before_capturing():
     bench = _bench(hold_us=1.0)  # the reference ports' "at least 1us", against a 10 µs PPK2
     try:
@@ -124,6 +137,7 @@ def test_window_energy_against_a_closed_form_trace():
 
 def test_hold_refusal_threshold():
     assert hold_refusal(20e-6, 1e-5) is None
+    assert hold_refusal(20 * 1e-6, 1e-5) is None  # a lab's `timestamp_hold_us = 20`, converted to seconds
     assert isinstance(hold_refusal(19e-6, 1e-5), CannotResolve)
 
 
@@ -142,3 +156,20 @@ def test_eembc_mode_needs_the_eembc_protocol(tmp_path):
     lab.write_text('[devices.mcu]\nkind = "cortex-m4"\nsimulated = true\neembc_mode = "energy"\n')
     with pytest.raises(ConfigError, match="eembc_mode"):
         load_lab(lab)
+
+
+def test_the_energy_suite_on_energy_mode_firmware_records_the_trace_latency(pytester):
+    """MLPerf Tiny energy-mode firmware times nothing itself (no m-lap-us): the trace's window / N is its
+    latency, which the latency suite's skip points to ("see test_energy"). The suite's trace-vs-device-timer
+    test indexed the absent device times and crashed with IndexError instead of recording it."""
+    from .test_eembc import SUITES
+    pytester.makeini(f"[pytest]\nedgehil_models_dir = {MODELS}\n")
+    pytester.makefile(".toml", lab='[devices.mcu]\nkind = "cortex-m4"\nsimulated = true\nprotocol = "eembc"\n'
+                                   'firmware_model = "lowres_seg"\neembc_mode = "energy"\ntimestamp_hold_us = 50\n'
+                                   'twin_monitor = "ppk2"\n', empty="")
+    pytester.makeconftest((SUITES / "conftest.py").read_text())
+    pytester.makepyfile(test_energy=(SUITES / "test_energy.py").read_text())
+    result = pytester.runpytest("test_energy.py", "--lab=lab.toml", "--budgets=empty.toml", "-p", "no:cacheprovider",
+                                "-k", "device_timer")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*lowres_seg-mcu*trace_inference_ms*(none)*SIMULATED*"])

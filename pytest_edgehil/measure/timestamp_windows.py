@@ -34,6 +34,7 @@ WINDOW_SOURCE_TIMESTAMP = "timestamp GPIO (MLPerf Tiny energy mode)"
 REFERENCE_HOLD_S = 1e-6
 #: A pulse must span this many sample intervals to be seen at every capture, whatever its phase.
 MIN_HOLD_SAMPLES = 2
+_REL_TOL = 1e-9  # floating-point slack of unit conversions (µs to s), far below any real hold difference
 
 HOLD_FIX = ("make th_timestamp() hold the line low for at least two of the monitor's sample intervals (e.g. "
             "a 20 µs busy wait for a 100 kS/s PPK2) and declare it as `timestamp_hold_us` in the lab file, or "
@@ -42,7 +43,9 @@ HOLD_FIX = ("make th_timestamp() hold the line low for at least two of the monit
 
 def hold_refusal(hold_s: float, sample_interval_s: float) -> CannotResolve | None:
     """Why a timestamp pulse held low for `hold_s` cannot be relied on at `sample_interval_s`, or None."""
-    if hold_s >= MIN_HOLD_SAMPLES * sample_interval_s:
+    # A relative tolerance of 1e-9: a lab's `timestamp_hold_us = 20` becomes 20 * 1e-6 = 1.9999999999999998e-05 s,
+    # which must count as the two 10 µs intervals it states, not as a hair shorter.
+    if hold_s >= MIN_HOLD_SAMPLES * sample_interval_s * (1 - _REL_TOL):
         return None
     seen = min(1.0, hold_s / sample_interval_s)
     return CannotResolve("timestamp pulse", (0.0, hold_s), sample_interval_s,

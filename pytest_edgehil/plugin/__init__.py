@@ -69,7 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "`edgehil compare` baselines; default $EDGEHIL_HISTORY, else ini edgehil_history, else "
                          "edgehil-history.sqlite under the rootdir; 'off': none")
     group.addoption("--edgehil-baseline", default=None, metavar="PATH",
-                    help="results file to gate against: fail the run on significant regressions")
+                    help="results file, or a directory of them (one per session; >= 5 let the gate measure "
+                         "the between-session drift), to gate against: fail the run on significant regressions")
     group.addoption("--edgehil-fail-on", default=None, metavar="FAMILY:PCT,…",
                     help=f"regressions that fail the gate (default {DEFAULT_FAIL_ON.replace('%', '%%')}); "
                          f"families: {', '.join(f.value for f in Family)}; add 'missing' or 'unknown' to "

@@ -2,7 +2,8 @@
 
 It speaks the EEMBC text protocol as `api/internally_implemented.cpp` does (commands end with `%`, every
 reply ends with `m-ready`; `name`, `profile`, `db load N`, `db HEX`, `infer N W`, `results`), runs the
-compiled-in model with LiteRT on the host's CPU and stamps `m-lap-us-` from `time.monotonic_ns()`. Its
+compiled-in model with LiteRT on the host's CPU and stamps `m-lap-us-` from `time.monotonic_ns()` (with a
+device `profile`, or `timer_inference_us`, from a virtual timer instead: see below). Its
 known field failures can be switched on to test the host's errors:
 - `garble=True`: every reply byte comes out as a wrong-baud UART would deliver it (high bit set);
 - `drop_every=K`: the K-th byte of each results line is lost (a UART overrun);
@@ -27,10 +28,12 @@ known field failures can be switched on to test the host's errors:
   once per `infer`: the outputs do not depend on how often).
 
 Given a device `profile`, the twin also records its activity on an `ActivityTimeline` (virtual clock,
-stage times from the profile's cost model for the compiled-in model, powers from the profile), so a
-monitor twin (`sim.ppk2_twin`) digitizes its current and its timestamp line. The truth of the last
-`infer` is kept: `last_window_s` (the two timestamps' falling edges) and `last_inference_j` (the
-inference spans' energy / N), what the meter is checked against.
+stage times from the profile's cost model for the compiled-in model, powers from the profile), and its
+`m-lap-us-` timer is virtual, advancing by those inference times (and the lap line's print), so a
+simulated board reports its kind's latency, not the host's; a monitor twin (`sim.ppk2_twin`) digitizes
+its current and its timestamp line. The truth of the last `infer` is kept: `last_window_s` (the two
+timestamps' falling edges) and `last_inference_j` (the inference spans' energy / N), what the meter is
+checked against.
 """
 
 from __future__ import annotations
@@ -201,8 +204,11 @@ class EembcTwin:
         for _ in range(warmup):
             self.runner.run_raw([self._input])
         lines += ["m-warmup-done", f"m-infer-start-{n}"]
-        if self.timer_inference_us is not None:
-            start_us, end_us = self._virtual_laps(n)
+        # With a profile the firmware's timer is the kind's: the n inferences last what the timeline says
+        # (the profile's cost for the model's MACs, with its jitter), not the host's LiteRT time.
+        timeline_s = self._record(warmup, n)
+        if self.timer_inference_us is not None or timeline_s is not None:
+            start_us, end_us = self._virtual_laps(n, timeline_s)
             outputs = self.runner.run_raw([self._input])
         else:
             start_us = time.monotonic_ns() // 1000
@@ -210,36 +216,40 @@ class EembcTwin:
             for _ in range(n):
                 outputs = self.runner.run_raw([self._input])  # real outputs; LiteRT on the host, not the board's
             end_us = time.monotonic_ns() // 1000
-        self._record(warmup, n)
         if not self.energy_mode:
             lines += [f"m-lap-us-{start_us}", f"m-lap-us-{end_us}"]
         return [*lines, "m-infer-done", self._results(outputs)]
 
-    def _virtual_laps(self, n: int) -> tuple[int, int]:
+    def _virtual_laps(self, n: int, inferences_s: float | None) -> tuple[int, int]:
         """th_timestamp, n inferences, th_timestamp on the virtual timer: each th_timestamp reads the timer,
-        then prints its line (blocking), so the first line's print is timed with the inferences."""
-        assert self.timer_inference_us is not None
+        then prints its line (blocking), so the first line's print is timed with the inferences. The n
+        inferences take n × `timer_inference_us` where it is given, else `inferences_s` (the timeline's)."""
+        infer_us = n * self.timer_inference_us if self.timer_inference_us is not None else (inferences_s or 0.0) * 1e6
         start_us = int(self._timer_us)
-        self._timer_us += line_print_us(f"m-lap-us-{start_us}", self.uart_baud) + n * self.timer_inference_us
+        self._timer_us += line_print_us(f"m-lap-us-{start_us}", self.uart_baud) + infer_us
         end_us = int(self._timer_us)
         self._timer_us += line_print_us(f"m-lap-us-{end_us}", self.uart_baud)
         return start_us, end_us
 
-    def _record(self, warmup: int, n: int) -> None:
-        """`infer n warmup` on the timeline: warm-up, timestamp, n inferences, timestamp, results print."""
+    def _record(self, warmup: int, n: int) -> float | None:
+        """`infer n warmup` on the timeline: warm-up, timestamp, n inferences, timestamp, results print.
+        Returns the n inferences' total time in s (None without a profile: no timeline)."""
         if self.timeline is None or self.profile is None:
-            return
+            return None
         power = self.profile.power
         jitter = self.profile.jitter_rel
         energy_j = 0.0
+        inferences_s = 0.0
         self._span("inference", warmup * self._inference_s, power.inference_w)
         first = self._timestamp(power.inference_w)
         for i in range(n):
             length_s = self._inference_s * min(max(1.0 + jitter * float(self._rng.standard_normal()), 0.5), 1.5)
             energy_j += self._span("inference", length_s, power.inference_w, run_index=i)
+            inferences_s += length_s
         second = self._timestamp(power.inference_w)
         self._span("idle", RESULTS_PRINT_S, power.idle_w)
         self.last_window_s, self.last_inference_j = (first, second), energy_j / n
+        return inferences_s
 
     def _timestamp(self, power_w: float) -> float:
         """th_timestamp(): the line held low for the hold time (the CPU spins meanwhile); its falling edge."""
