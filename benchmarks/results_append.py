@@ -10,6 +10,7 @@ costs, apart from what the disk takes to make a line durable (on a shared VM dis
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -47,8 +48,11 @@ def _text(times: list[float]) -> str:
     return f"{statistics.median(times):.2f} [{min(times):.2f}-{max(times):.2f}]"
 
 
-def main(argv: list[str]) -> int:
-    with tempfile.TemporaryDirectory(dir=argv[0] if argv else None) as tmp:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dir", nargs="?", type=Path, help="folder to write in (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         print("| records already written | one more record, ms (median [min-max]) | the same, fsync a no-op |")
         print("|---|---|---|")
         real_fsync = os.fsync
@@ -64,4 +68,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -23,6 +23,7 @@ IMX500 input frame gets the readout time and power that give its model's publish
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -67,7 +68,10 @@ def set_keys(text: str, kind: str, table: str, values: dict[str, float]) -> str:
     return text[:start] + section + text[end:]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # Without arguments it rewrites a shipped file: `--help` (or a typo) must never get that far.
+    argparse.ArgumentParser(description=__doc__.splitlines()[0] + " (rewrites pytest_edgehil/sim/profiles.toml)"
+                            ).parse_args(argv)
     models = REPO / "fixtures" / "models"
     qseg = analyze_model((models / "qsegment.tflite").read_bytes(), name="qsegment")
     tiny = analyze_model((models / "tinytracker.tflite").read_bytes(), name="tinytracker")
