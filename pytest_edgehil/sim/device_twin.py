@@ -190,7 +190,7 @@ class DeviceTwin(TimedTwin):
         model = self._flash.get(bytes(msg.sha256))
         if model is None:
             raise TwinRefusal(p.ErrorCode.NO_MODEL, f"no model with SHA-256 {bytes(msg.sha256).hex()[:16]}… "
-                                                    "in flash; upload it with LOAD_MODEL")
+                                                    "in flash; upload it with LOAD_BEGIN, LOAD_CHUNK and LOAD_END")
         self._activate(model, "flash")
         return [p.Ack(p.MsgType.SELECT_MODEL)]
 
@@ -311,6 +311,7 @@ class DeviceTwin(TimedTwin):
 
     def _require_model(self) -> _LoadedModel:
         if self._model is None:
-            raise TwinRefusal(p.ErrorCode.NO_MODEL, "no model loaded; send LOAD_MODEL or SELECT_MODEL first")
+            raise TwinRefusal(p.ErrorCode.NO_MODEL, "no model loaded; upload one (LOAD_BEGIN, LOAD_CHUNK, "
+                                                    "LOAD_END) or send SELECT_MODEL first")
         return self._model
 
