@@ -43,6 +43,14 @@ _MISPLACED_MIN_S = 10e-6
 _PASS1_TOLERANCE = 5e-3
 CLOCK_TOLERANCE = _PASS1_TOLERANCE  # the device-clock error the meter allows where no edge pins it
 _PASS1_RATIO_PINNED = 2e-4
+# ... and, while its searches reach outward, only once this many edges are located: a line through two has
+# no residual to show how far either centroid is off (a small step beside per-op power structure, Coral's
+# 3 % readout→inference step, sits microseconds off), so its ratio's error is unknown, and extrapolating it
+# multiplies that error. Two such edges 6 ms apart pinned 0.99876 against the true 1.00005 on Coral's
+# TinyTracker at the NGM202's 2 µs: the next searches missed, a layer step 300 µs away was taken for a stage
+# edge, and 3 of 12 default benches were refused (WindowMisplaced). (Once pass 1 is done, two edges are
+# used as they are: they then span what it found, and pass 2 only interpolates between them.)
+_PASS1_MIN_EDGES = 3
 # Located edges scattering about the map by more than this many sample intervals (rms) are quantized
 # (point sampling), not integrated: see locate_edges.
 _PRECISE_SAMPLES = 0.2
@@ -134,7 +142,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
                 offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
                 # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
                 # quantization), keep the device's clock and a wide search.
-                if ratio_u > _PASS1_RATIO_PINNED:
+                if not _pinned(fit_x, ratio_u):
                     offset, ratio, tolerance = float(np.mean(np.subtract(fit_y, fit_x))), 1.0, _PASS1_TOLERANCE
                 else:
                     tolerance = 3 * ratio_u
@@ -237,6 +245,11 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
                    noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled,
                    located_steps, level, drift_j, drift_rel == 0)
+
+
+def _pinned(fit_x: list[float], ratio_u: float) -> bool:
+    """Whether pass 1 may use the ratio fitted to the edges located so far (else the device's clock)."""
+    return len(fit_x) >= _PASS1_MIN_EDGES and ratio_u <= _PASS1_RATIO_PINNED
 
 
 def _supply_tau(trace: EdgeLocator, dev: np.ndarray, fit_x: list[float], fit_y: list[float], offset: float,

@@ -1,0 +1,61 @@
+"""The meter against the twins' truth at the edges of a real bench's range, from outside (a sweep).
+
+Each case is a bench the meter must measure within its promise (0.5 % at the defaults, 1 % anywhere) or
+refuse with a typed error; the expected value is always the twin's own truth: the load's energy over the
+true stage spans (`DeviceTwin.last_run_edges_s`, `ActivityTimeline.energy_between`), never the device's
+reported times. The cases are the faults a sweep found (docs/measurement.md, "Seen, left").
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from pytest_edgehil.bench import Bench
+from pytest_edgehil.config.catalog import ModelCatalog
+from pytest_edgehil.config.lab import simulated_lab
+from pytest_edgehil.measure.meter import EnergyMeasurement, EnergyPlan, measure_energy
+
+from .conftest import MODELS
+
+CATALOG = ModelCatalog(MODELS)
+
+
+def measure(physics: dict, *, kind: str = "imx500", model: str = "qsegment", dialect: str = "keysight-n6705c",
+            seed: int = 7, runs: int = 10) -> tuple[EnergyMeasurement, np.ndarray, np.ndarray]:
+    """(measurement, true inference J and true end-to-end J of each inference of the last window)."""
+    lab = replace(simulated_lab(), physics=physics)
+    lab.devices[kind] = replace(lab.devices[kind], twin_analyzer=dialect)
+    bench = Bench(lab, seed=seed)
+    try:
+        dut = bench.device(kind)
+        entry = CATALOG.get(model)
+        dut.ensure_model(entry.data, entry.name)
+        analyzer, supply = bench.analyzer(kind)
+        m = measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a,
+                           plan=EnergyPlan(windows=1, runs_per_window=runs))
+        timeline, edges = dut.twin.timeline, dut.twin.last_run_edges_s
+        inference_j = np.array([timeline.energy_between(b, c) for _, b, c, _ in edges])
+        end_to_end_j = np.array([timeline.energy_between(a, d) for a, _, _, d in edges])
+        return m, inference_j, end_to_end_j
+    finally:
+        bench.close()
+
+
+def worst_errors(m: EnergyMeasurement, inference_j: np.ndarray, end_to_end_j: np.ndarray) -> tuple[float, float]:
+    """(worst |relative error| of the inference windows, of the end-to-end windows) of the last window."""
+    last = m.windows[-1]
+    return (float(np.abs(last.inference_j / inference_j - 1).max()),
+            float(np.abs(last.end_to_end_j / end_to_end_j - 1).max()))
+
+
+def test_coral_on_the_ngm202_at_the_defaults_is_measured():
+    # Coral's readout→inference step is 3 % of its level, beside per-op power structure: its centroid sits
+    # microseconds off. Pass 1 fitted the clock ratio to that edge and the readout's start alone, 6 ms apart
+    # (0.99876 against the true 1.00005), missed every later edge and took a layer step for a stage edge:
+    # 3 of 12 benches (seeds 36-47) were refused (WindowMisplaced) and one gave end to end +0.55 %.
+    for seed in (36, 43, 45, 46):
+        m, inference_j, end_to_end_j = measure({}, kind="coral", model="tinytracker", dialect="rs-ngm202", seed=seed)
+        inference_err, end_to_end_err = worst_errors(m, inference_j, end_to_end_j)
+        assert inference_err < 0.005 and end_to_end_err < 0.005, (seed, inference_err, end_to_end_err)
