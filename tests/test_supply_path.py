@@ -85,3 +85,25 @@ def test_without_filters_the_samples_are_the_loads_own():
     t = np.arange(200) * DT
     inside = [next((s.power_w for s in spans if s.start_s <= ti < s.end_s), IDLE_W) for ti in t]
     assert np.array_equal(point, np.array(inside))
+
+
+@pytest.mark.parametrize("taus", [(3e-6,), (3e-6, 0.796e-6)])
+def test_a_point_sample_at_a_steps_instant_reads_the_filters_continuous_output(taus):
+    # A low-pass's output is continuous: a sample taken at the very instant the load steps still reads the
+    # level before it (S(0) = 0). The twin read the level after it there, a jump no filter passes; a FastLog
+    # record starting as the device's last span ended (the twin arms at that instant) then opened on idle,
+    # jumped back up and decayed, and every point-sampled NGM202 bench was refused as SupplyPathTooSlow.
+    high_w = 0.3
+    step_s = 10 * DT  # the load drops from high_w to idle exactly at sample 10's instant
+    spans = [StageSpan("readout", -1e-3, step_s, high_w)]
+    got = filtered_samples(spans, IDLE_W, 0.0, DT, 20, taus, point_sampled=True)
+    u = np.arange(20) * DT - step_s
+    if len(taus) == 1:  # y(t) = idle + (high − idle)·e^(−u/τ) from the step on (one RC)
+        response = np.exp(-np.maximum(u, 0.0) / taus[0])
+    else:  # two distinct stages: 1 − S(u) = (τ1·e^(−u/τ1) − τ2·e^(−u/τ2)) / (τ1 − τ2)
+        t1, t2 = taus
+        v = np.maximum(u, 0.0)
+        response = (t1 * np.exp(-v / t1) - t2 * np.exp(-v / t2)) / (t1 - t2)
+    want = IDLE_W + (high_w - IDLE_W) * np.where(u < 0, 1.0, response)
+    assert got[10] == pytest.approx(high_w, rel=1e-9)
+    np.testing.assert_allclose(got, want, rtol=1e-9)

@@ -94,7 +94,9 @@ class _Kernel:
             out = -(1 + pos / self.tau) * np.exp(-pos / self.tau)
         else:
             out = -sum(c * np.exp(-pos / t) for c, t in zip(self.c, self.taus))
-        return np.where(u > 0, out, 0.0)
+        # From the step's instant on (u = 0 included, E(0) = −1): the samples' base level already has the step
+        # there, and a low-pass's output is continuous, so a sample at that very instant reads the old level.
+        return np.where(u >= 0, out, 0.0)
 
     def integral(self, u: np.ndarray) -> np.ndarray:
         pos = np.maximum(u, 0.0)
