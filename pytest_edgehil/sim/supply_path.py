@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from pytest_edgehil.sim.timeline import StageSpan
+from pytest_edgehil.sim.timeline import LoadRipple, StageSpan
 from pytest_edgehil.sim.trace_synthesis import mean_power_per_sample
 
 # After this many of the slowest time constant a step's transient is below 1e-13 of its height (c up to
@@ -73,6 +73,23 @@ def filtered_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, s
         weights = effect * step_w[lo:lo + batch, None]
         correction += np.bincount(idx[valid], weights=weights[valid], minlength=points)
     return base + correction
+
+
+def ripple_samples(ripple: LoadRipple, t0_s: float, sample_interval_s: float, points: int,
+                   taus: tuple[float, ...], *, point_sampled: bool) -> np.ndarray:
+    """The load's ripple (`LoadRipple`) as the samples at t_i = t0 + i·dt see it (W, shape (points,)): through
+    the low-passes `taus` in steady state (each first-order stage multiplies the phasor by 1/(1 + jωτ)), then
+    the mean over [t_i − dt/2, t_i + dt/2] (× sin(ωdt/2)/(ωdt/2)) or the value at t_i if `point_sampled`.
+    A ripple that has run since long before the window is settled; added to `filtered_samples` (linear)."""
+    omega = 2 * math.pi * ripple.frequency_hz
+    gain = complex(ripple.amplitude_w)
+    for tau in taus:
+        gain /= 1 + 1j * omega * tau
+    if not point_sampled:
+        half = omega * sample_interval_s / 2
+        gain *= math.sin(half) / half if half > 0 else 1.0
+    phase = omega * (t0_s + np.arange(points) * sample_interval_s)
+    return gain.real * np.sin(phase) + gain.imag * np.cos(phase)  # Im(gain · e^(jωt))
 
 
 class _Kernel:
