@@ -84,3 +84,15 @@ def test_a_load_ripple_behind_a_slow_supply_path_is_measured():
         inference_err, end_to_end_err = worst_errors(m, inference_j, end_to_end_j)
         assert inference_err < 0.005 and end_to_end_err < 0.005, (dialect, seed, inference_err, end_to_end_err)
 
+
+
+def test_a_ripple_on_the_idle_level_does_not_refuse_a_sound_capture():
+    # The RUN's envelope (its first step out of idle, its last step back) read the idle level as the median of
+    # the record's last 16 samples (82 µs: a tenth of a 1 kHz ripple's period) and counted anything 2 % of the
+    # peak from it as activity: a 3 mW ripple on the 12 mW idle then ran "the RUN" on to the record's end
+    # (229 ms for 190), and a sound capture was refused as edges matched wrongly (WindowMisplaced).
+    idle_ripple = {"load_ripple_rel": 0.25, "load_ripple_hz": 1e3}
+    for model, seed in (("tinytracker", 7), ("qsegment", 8)):
+        m, inference_j, end_to_end_j = measure(idle_ripple, model=model, seed=seed)
+        inference_err, end_to_end_err = worst_errors(m, inference_j, end_to_end_j)
+        assert inference_err < 0.005 and end_to_end_err < 0.005, (model, seed, inference_err, end_to_end_err)
