@@ -130,6 +130,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     order = np.argsort(np.abs(dev), kind="stable")
     fit_x: list[float] = []
     fit_y: list[float] = []
+    fit_u: list[float] = []  # each centroid's own uncertainty (s): pass 1 weighs its edges by it
     offset, ratio, tolerance = 0.0, 1.0, _PASS1_TOLERANCE
     for k in order:
         widen = tolerance * min((abs(dev[k] - x) for x in fit_x[-4:]), default=abs(dev[k])) + (
@@ -138,12 +139,15 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         if hit is not None:
             fit_x.append(float(dev[k]))
             fit_y.append(hit[0])
+            fit_u.append(max(hit[3], dt / np.sqrt(12.0)))
             if len(fit_x) < 64 or len(fit_x) % 16 == 0:  # refit often early, then every few edges
-                offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
+                offset, ratio, ratio_u = _weighted_map(fit_x, fit_y, fit_u)
                 # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
                 # quantization), keep the device's clock and a wide search.
                 if not _pinned(fit_x, ratio_u):
-                    offset, ratio, tolerance = float(np.mean(np.subtract(fit_y, fit_x))), 1.0, _PASS1_TOLERANCE
+                    weights = 1.0 / np.square(fit_u)
+                    offset = float(np.sum(weights * np.subtract(fit_y, fit_x)) / np.sum(weights))
+                    ratio, tolerance = 1.0, _PASS1_TOLERANCE
                 else:
                     tolerance = 3 * ratio_u
     offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
@@ -172,7 +176,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
                 # it are refused (window_energies).
                 settle_tau[k] = tau_s
                 continue
-            position[k], cumulative[k], edge_u[k] = hit
+            position[k], cumulative[k], edge_u[k] = hit[:3]
             located[k] = True
             fit_x.append(float(dev[k]))
             fit_y.append(hit[0])
@@ -325,6 +329,24 @@ def _map_anchor(xs: list[float], ys: list[float], dt: float, ratio: float) -> tu
             return float(np.mean(xs)), gap if gap > 3 * fitted_u else 0.0
         return float(np.mean(xs)), min(_PASS1_TOLERANCE, gap + 3 * fitted_u)
     return float(np.mean(xs)), _PASS1_TOLERANCE
+
+
+def _weighted_map(xs: list[float], ys: list[float], us: list[float]) -> tuple[float, float, float]:
+    """(offset, ratio, ratio's standard error) of the line through the located edges weighted by each one's
+    uncertainty `us` (s): a noisy small step counts for little. The standard error is the fit's own, scaled up
+    when the edges scatter about the line more than their uncertainties say (per-op structure beside a step
+    moves its centroid more than the noise does). Fewer than two distinct edges: the offset alone, ratio 1."""
+    x, y = np.asarray(xs), np.asarray(ys)
+    w = 1.0 / np.square(np.asarray(us))
+    x_mean = float(np.sum(w * x) / np.sum(w))
+    sxx = float(np.sum(w * (x - x_mean) ** 2))
+    if x.size < 2 or sxx <= 0:
+        return float(np.sum(w * (y - x)) / np.sum(w)), 1.0, 0.0
+    y_mean = float(np.sum(w * y) / np.sum(w))
+    ratio = float(np.sum(w * (x - x_mean) * (y - y_mean)) / sxx)
+    offset = y_mean - ratio * x_mean
+    chi2 = float(np.sum(w * (y - offset - ratio * x) ** 2)) / (x.size - 2) if x.size > 2 else 1.0
+    return offset, ratio, float(np.sqrt(max(chi2, 1.0) / sxx))
 
 
 def _map(xs: list[float], ys: list[float], dt: float, *, gated: bool = True) -> tuple[float, float, float, float]:
