@@ -126,3 +126,23 @@ def test_windows_placed_by_an_unchecked_clock_are_refused_not_measured(rc_clock_
     assert inference_err < 0.005 and end_to_end_err < 0.005, (inference_err, end_to_end_err)
     with pytest.raises((CannotResolve, WindowMisplaced), match=r"window \d+ .*not visible in the trace|disagree"):
         energy_from_trace(time_s - 0.3e-3, power_w, timings, origin_u_s=0.0)
+
+def test_the_record_handed_to_the_locator_opens_at_idle():
+    # A FastLog record starts as it is armed, while the previous command still drains through the supply path
+    # (behind a 1 µs RC: 251 mW falling to the 12 mW idle over ~10 samples). A triggered capture's pre-trigger
+    # part holds the settled idle before the RUN; the record cut to look like one must too, or the RUN's first
+    # edge, searched ±90 µs, reads its level in that decay (it was placed 90 µs off).
+    bench, dut, analyzer, supply = _ngm202_bench({"decoupling_tau_s": 1e-6}, "tinytracker", seed=13)
+    try:
+        plan = EnergyPlan(windows=1, runs_per_window=10)
+        m = measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a,
+                           plan=plan)
+        timings, trace = m.timings[-1], m.last_trace
+        _, _, points, pre = plan_acquisition(timings[0], analyzer, plan)
+        _, power_w = _placed_in_stream(trace.time_s, trace.power_w, timings[0], pre, points, analyzer)
+        idle_w = dut.twin.timeline.idle_power_w  # the twin's truth
+    finally:
+        bench.close()
+    assert abs(trace.power_w[0] - idle_w) > 0.1  # the raw record does open on the decay
+    lead = power_w[:4]  # run_start.LEAD_SAMPLES: what the first edge's level is read from
+    assert np.abs(lead - idle_w).max() < 0.02 * float(np.max(power_w)), lead

@@ -91,11 +91,7 @@ def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None 
     # while its opening may still hold the tail of the previous command's activity settling.
     idle_w, threshold_w = idle_level_w(p, noise)
     away = np.abs(p - idle_w) > threshold_w
-    first_idle = int(np.argmin(away))  # the first sample at idle (argmin stops at the first False)
-    if away[first_idle] or first_idle + LEAD_SAMPLES > p.size:
-        raise MeasurementError(
-            f"the record never settles at the idle level ({idle_w:.6g} W, from its end): the RUN's start cannot "
-            "be told. Collect a longer record, or check that the supply path settles between commands")
+    first_idle = _first_idle(away, idle_w)
     # Persistent departures only: a noise spike is one sample, a stage many. run[j]: samples j to
     # j + _PERSIST_SAMPLES - 1 all away (boolean ANDs: a convolution cost ~3 ms per million samples).
     run = away[first_idle:p.size - _PERSIST_SAMPLES + 1].copy()
@@ -124,6 +120,24 @@ def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None 
     if k + 1 >= p.size or p[k + 1] == p[k]:
         return float(t[i])
     return float(t[k] + (half_w - p[k]) / (p[k + 1] - p[k]) * (t[k + 1] - t[k]))
+
+
+def settled_index(power_w: ArrayLike, *, noise_w: float | None = None) -> int:
+    """Index of the first sample of a record at its idle level (`idle_level_w`): where the opening, the previous
+    command's activity draining through the supply path, has settled. Samples before it hold nothing of the
+    RUN and no level an edge may be read against. MeasurementError when the record never settles."""
+    p = np.asarray(power_w, dtype=np.float64)
+    idle_w, threshold_w = idle_level_w(p, record_noise_w(p) if noise_w is None else noise_w)
+    return _first_idle(np.abs(p - idle_w) > threshold_w, idle_w)
+
+
+def _first_idle(away: np.ndarray, idle_w: float) -> int:
+    first_idle = int(np.argmin(away))  # the first sample at idle (argmin stops at the first False)
+    if away[first_idle] or first_idle + LEAD_SAMPLES > away.size:
+        raise MeasurementError(
+            f"the record never settles at the idle level ({idle_w:.6g} W, from its end): the RUN's start cannot "
+            "be told. Collect a longer record, or check that the supply path settles between commands")
+    return first_idle
 
 
 def _refuse_slow_opening(t: np.ndarray, p: np.ndarray, idle_w: float, threshold_w: float, first_idle: int,
