@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_samples
-from pytest_edgehil.sim.supply_path import ripple_samples
 from pytest_edgehil.sim.scpi_status import StatusRegisters
+from pytest_edgehil.sim.supply_path import ripple_samples
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, overload_and_pin
 from pytest_edgehil.sim.twin_dialect import CapturePlan

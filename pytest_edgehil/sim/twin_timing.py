@@ -17,7 +17,13 @@ import numpy as np
 
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.model.info import ModelInfo
-from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, load_ripple, session_factor
+from pytest_edgehil.sim.bench_physics import (
+    BenchPhysics,
+    DeviceClock,
+    layer_segments,
+    load_ripple,
+    session_factor,
+)
 from pytest_edgehil.sim.profile import DeviceProfile, FrameReadout
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
