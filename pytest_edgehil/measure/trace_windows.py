@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError, WindowMisplaced
+from pytest_edgehil.measure.clock_map import fit_map, weighted_map
 from pytest_edgehil.measure.edge_locator import EdgeLocator, cumulative_energy, noise_w, step_aware_cumulative
 from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, settling_tau_s, supply_tau_s
 
@@ -141,7 +142,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             fit_y.append(hit[0])
             fit_u.append(max(hit[3], dt / np.sqrt(12.0)))
             if len(fit_x) < 64 or len(fit_x) % 16 == 0:  # refit often early, then every few edges
-                offset, ratio, ratio_u = _weighted_map(fit_x, fit_y, fit_u)
+                offset, ratio, ratio_u = weighted_map(fit_x, fit_y, fit_u)
                 # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
                 # quantization), keep the device's clock and a wide search.
                 if not _pinned(fit_x, ratio_u):
@@ -150,7 +151,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
                     ratio, tolerance = 1.0, _PASS1_TOLERANCE
                 else:
                     tolerance = 3 * ratio_u
-    offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
+    offset, ratio, ratio_u, _ = fit_map(fit_x, fit_y, dt, gated=False)
     if ratio_u > _PASS1_RATIO_PINNED:
         offset, ratio = float(np.mean(np.subtract(fit_y, fit_x))) if fit_x else 0.0, 1.0
     # The supply path's settling (measure.settling): the regions reach SETTLE_COVER time constants past
@@ -188,11 +189,11 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     # A point-sampled trace never is: its centroid sits on a cell boundary up to half a sample from the true
     # edge, and pricing from there errs by the *level* times that distance, not the step (a 6-inference
     # Coral run at 5 µs: centroids on a line to 0.19 samples, 1.3 % silent on a 0.23 ms window).
-    offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt, gated=False)
+    offset, ratio, ratio_u, residual = fit_map(fit_x, fit_y, dt, gated=False)
     precise = not point_sampled and len(fit_x) >= 3 and (
         residual <= _PRECISE_SAMPLES * dt or not _quantized(fit_y, bounds[0], dt))
     if not precise:
-        offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt)
+        offset, ratio, ratio_u, residual = fit_map(fit_x, fit_y, dt)
     stepped, centroid = located.copy(), position.copy()
     located_steps = len(fit_x)
     if not precise:
@@ -290,9 +291,6 @@ def edge_index(device_s: np.ndarray, values_s: np.ndarray) -> np.ndarray:
     return np.where(np.abs(v - left) <= np.abs(right - v), i - 1, i)
 
 
-# The clock ratio is fitted only once the located edges pin it to better than this; until then the
-# device's clock is taken as true (its own error, tens of ppm, is below what a short fit could tell).
-_RATIO_RESOLUTION = 5e-6
 
 
 def _quantized(centroids_s: list[float], start_s: float, dt: float, within: float = 0.1) -> bool:
@@ -321,7 +319,7 @@ def _map_anchor(xs: list[float], ys: list[float], dt: float, ratio: float) -> tu
     if not xs:
         return 0.0, _PASS1_TOLERANCE
     if len(xs) >= 2 and np.ptp(xs) > 0:
-        _, fitted, fitted_u, _ = _map(xs, ys, dt, gated=False)
+        _, fitted, fitted_u, _ = fit_map(xs, ys, dt, gated=False)
         gap = abs(ratio - fitted)  # the ratio the map uses against the line the located edges fit
         if fitted_u <= _PASS1_RATIO_PINNED:
             # Pinned: the map is right unless it kept a ratio the edges significantly disagree with (two
@@ -329,47 +327,6 @@ def _map_anchor(xs: list[float], ys: list[float], dt: float, ratio: float) -> tu
             return float(np.mean(xs)), gap if gap > 3 * fitted_u else 0.0
         return float(np.mean(xs)), min(_PASS1_TOLERANCE, gap + 3 * fitted_u)
     return float(np.mean(xs)), _PASS1_TOLERANCE
-
-
-def _weighted_map(xs: list[float], ys: list[float], us: list[float]) -> tuple[float, float, float]:
-    """(offset, ratio, ratio's standard error) of the line through the located edges weighted by each one's
-    uncertainty `us` (s): a noisy small step counts for little. The standard error is the fit's own, scaled up
-    when the edges scatter about the line more than their uncertainties say (per-op structure beside a step
-    moves its centroid more than the noise does). Fewer than two distinct edges: the offset alone, ratio 1."""
-    x, y = np.asarray(xs), np.asarray(ys)
-    w = 1.0 / np.square(np.asarray(us))
-    x_mean = float(np.sum(w * x) / np.sum(w))
-    sxx = float(np.sum(w * (x - x_mean) ** 2))
-    if x.size < 2 or sxx <= 0:
-        return float(np.sum(w * (y - x)) / np.sum(w)), 1.0, 0.0
-    y_mean = float(np.sum(w * y) / np.sum(w))
-    ratio = float(np.sum(w * (x - x_mean) * (y - y_mean)) / sxx)
-    offset = y_mean - ratio * x_mean
-    chi2 = float(np.sum(w * (y - offset - ratio * x) ** 2)) / (x.size - 2) if x.size > 2 else 1.0
-    return offset, ratio, float(np.sqrt(max(chi2, 1.0) / sxx))
-
-
-def _map(xs: list[float], ys: list[float], dt: float, *, gated: bool = True) -> tuple[float, float, float, float]:
-    """(offset, ratio, ratio's standard error, rms residual about the fitted line) of the located edges.
-
-    Each position is uncertain by at least a sample's quantization (dt/√12). With `gated`, the ratio is
-    used only when the edges' spread pins it better than _RATIO_RESOLUTION, else it stays 1 (and the
-    offset is refitted alone); the residual is always the one about the full line fit.
-    """
-    x, y = np.asarray(xs), np.asarray(ys)
-    if x.size == 0:
-        return 0.0, 1.0, 0.0, 0.0
-    spread = float(np.sqrt(np.sum((x - x.mean()) ** 2)))
-    if x.size < 2 or spread == 0:
-        offset = float(np.mean(y - x))
-        return offset, 1.0, 0.0, float(np.sqrt(np.mean((y - x - offset) ** 2)))
-    ratio, offset = np.polyfit(x, y, 1)
-    res = y - offset - ratio * x
-    residual = float(np.sqrt(np.mean(res ** 2)))
-    ratio_u = max(residual, dt / np.sqrt(12.0)) / spread
-    if gated and ratio_u >= _RATIO_RESOLUTION:
-        return float(np.mean(y - x)), 1.0, 0.0, residual
-    return float(offset), float(ratio), ratio_u, residual
 
 
 def window_energies(fit: EdgeFit, windows_dev_s: np.ndarray, names: Sequence[str],
