@@ -111,3 +111,15 @@ def test_a_fastlog_record_opening_on_the_previous_commands_decay_is_measured():
                                                seed=seed)
         inference_err, end_to_end_err = worst_errors(m, inference_j, end_to_end_j)
         assert inference_err < 0.005 and end_to_end_err < 0.005, (seed, inference_err, end_to_end_err)
+
+
+def test_a_point_sampler_triggered_at_the_very_edge_is_measured():
+    # A trigger with no latency puts a sample on the first inference's start edge in every capture. The twin
+    # decided whether that sample had the step once on absolute instants and once on window-relative ones;
+    # they rounded apart by 1e-18 s and the sample jumped to the level after the step through a 50 kHz front
+    # end: +2.1 % on inference 0 of every window, silently (tests/test_supply_path.py).
+    physics = {"clock_ppm": -100.0, "trigger_latency_s": 0.0, "trigger_jitter_s": 0.0,
+               "front_end_bandwidth_hz": 50e3, "sampling": "point"}
+    m, inference_j, end_to_end_j = measure(physics, seed=10, windows=2)
+    inference_err, end_to_end_err = worst_errors(m, inference_j, end_to_end_j)
+    assert inference_err < 0.005 and end_to_end_err < 0.005, (inference_err, end_to_end_err)

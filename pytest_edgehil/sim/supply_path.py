@@ -45,8 +45,9 @@ def filtered_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, s
     the mean over [t_i − dt/2, t_i + dt/2], or the value at t_i if `point_sampled`. `spans` in time order,
     idle power between them; steps before t0 − dt/2 − `reach_s(taus)` are taken as settled."""
     dt = sample_interval_s
+    instants_s = t0_s + np.arange(points) * dt
     if point_sampled:
-        base = _levels_at(spans, idle_power_w, t0_s + np.arange(points) * dt)
+        base = _levels_at(spans, idle_power_w, instants_s)
     else:
         base = mean_power_per_sample(spans, idle_power_w, t0_s, dt, points)
     if not taus:
@@ -67,7 +68,11 @@ def filtered_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, s
         valid = idx < points
         instant = idx * dt - rel_t[lo:lo + batch, None]  # t_i − t_j
         if point_sampled:
-            effect = kernel.step_error(instant)
+            # Whether the base level has step j at sample i is decided on the absolute instants it was read at:
+            # the relative difference can round the other way (±1e-16 s late in a session), and the sample
+            # would jump to the level after the step while the filters' response had not begun.
+            taken = instants_s[np.minimum(idx, points - 1)] >= step_t[lo:lo + batch, None]
+            effect = np.where(taken, kernel.step_error(np.maximum(instant, 0.0)), 0.0)
         else:
             effect = (kernel.integral(instant + dt / 2) - kernel.integral(instant - dt / 2)) / dt
         weights = effect * step_w[lo:lo + batch, None]
