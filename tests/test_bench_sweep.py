@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from pytest_edgehil.bench import Bench
 from pytest_edgehil.config.catalog import ModelCatalog
-from pytest_edgehil.config.lab import simulated_lab
+from pytest_edgehil.config.lab import load_lab, simulated_lab
+from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.measure.meter import EnergyMeasurement, EnergyPlan, measure_energy
+from pytest_edgehil.sim.timeline import LoadRipple
 
 from .conftest import MODELS
 
@@ -123,3 +126,22 @@ def test_a_point_sampler_triggered_at_the_very_edge_is_measured():
     m, inference_j, end_to_end_j = measure(physics, seed=10, windows=2)
     inference_err, end_to_end_err = worst_errors(m, inference_j, end_to_end_j)
     assert inference_err < 0.005 and end_to_end_err < 0.005, (inference_err, end_to_end_err)
+
+
+def test_the_lab_files_load_ripple_reaches_the_timeline_and_its_truth(tmp_path):
+    lab_path = tmp_path / "lab.toml"
+    lab_path.write_text('[physics]\nideal = true\nload_ripple_rel = 0.2\nload_ripple_hz = 1250.0\n'
+                        '[devices.imx500]\nkind = "imx500"\nsimulated = true\n')
+    bench = Bench(load_lab(lab_path))
+    try:
+        timeline = bench.device("imx500").twin.timeline
+    finally:
+        bench.close()
+    assert timeline.ripple == LoadRipple(0.2 * timeline.idle_power_w, 1250.0)
+    # Over a quarter period from a zero crossing the truth holds A/ω of ripple energy beyond the idle's.
+    quarter_s = 1 / 1250.0 / 4
+    extra_j = timeline.energy_between(0.0, quarter_s) - timeline.idle_power_w * quarter_s
+    assert extra_j == pytest.approx(0.2 * timeline.idle_power_w / (2 * np.pi * 1250.0), rel=1e-9)
+    lab_path.write_text('[physics]\nload_ripple_rel = 1.0\n[devices.imx500]\nkind = "imx500"\nsimulated = true\n')
+    with pytest.raises(ConfigError, match="load_ripple_rel"):
+        load_lab(lab_path)
