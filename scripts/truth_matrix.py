@@ -36,6 +36,7 @@ ROWS: dict[str, dict] = {
     "decoupling τ 50 µs": {"ideal": True, "decoupling_tau_s": 50e-6},
     "per-op power ±10 %": {"ideal": True, "layer_power_rel": 0.10},
     "session drift σ 2 %": {"ideal": True, "session_drift_rel": 0.02},
+    "load ripple 25 % of idle, 1 kHz": {"ideal": True, "load_ripple_rel": 0.25, "load_ripple_hz": 1e3},
     "**all at defaults**": {},
 }
 # (column label, twin dialect, coarsest interval forced on the analyzer or 0 for the plan's own)

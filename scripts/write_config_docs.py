@@ -107,6 +107,8 @@ MEANINGS: dict[str, str] = {
     "PhysicsTable.decoupling_tau_s": "RC between analyzer and load (default 3e-6)",
     "PhysicsTable.layer_power_rel": "inference power varies by op type within the stage by ± this (default 0.05)",
     "PhysicsTable.session_drift_rel": "σ of one power factor drawn per bench session (default 0.015)",
+    "PhysicsTable.load_ripple_rel": "amplitude of a periodic part of the load's power, × its idle power (default 0)",
+    "PhysicsTable.load_ripple_hz": "rate of that periodic part: a DC-DC's power-save bursts, a timer, a PWM (default 1e3)",
     "KindTable.display_name": "the board's name in headers and HELLO",
     "KindTable.ram_bytes": "activation memory (tensor arena) a model may use, bytes (0: unknown)",
     "KindTable.flash_bytes": "model storage, bytes (0: unknown)",

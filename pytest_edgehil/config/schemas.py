@@ -147,6 +147,8 @@ class PhysicsTable(StrictModel):
     decoupling_tau_s: NonNegative | None = None
     layer_power_rel: Annotated[float, Field(ge=0, lt=1)] | None = None
     session_drift_rel: Annotated[float, Field(ge=0, lt=0.5)] | None = None
+    load_ripple_rel: Annotated[float, Field(ge=0, lt=1)] | None = None
+    load_ripple_hz: Annotated[float, Field(gt=0)] | None = None
 
 
 class LabFile(StrictModel):

@@ -79,8 +79,9 @@ class EdgeLocator:
         return True, float(np.mean(self.p[j1 - m:j1]) - np.mean(self.p[j0:j0 + m]))
 
     def locate(self, dev: np.ndarray, k: int, offset: float, ratio: float,
-               widen: float) -> tuple[float, float, float] | None:
-        """(centroid s, cumulative energy J up to it, its 1-sigma J) of edge k, or None without a clear step.
+               widen: float) -> tuple[float, float, float, float] | None:
+        """(centroid s, cumulative energy J up to it, its 1-sigma J, the centroid's own 1-sigma s from the noise)
+        of edge k, or None without a clear step.
 
         The region reaches _SETTLE_S past the edge: a supply path that smears a step over longer (a 50 µs
         decoupling RC) is not seen through here; docs/measurement.md lists what that costs.
@@ -99,7 +100,13 @@ class EdgeLocator:
         if not lo_b <= c <= hi_b:  # the levels do not describe this region
             return None
         u = self.noise * dt * np.sqrt(j1 - j0) * (1.0 + abs(a_w) / abs(a_w - b_w))
-        return float(c), float(self.cum[j0] + a_w * (c - lo_b)), float(u)
+        # c = lo + (E − B·(hi − lo))/(A − B): the region's energy E and both levels (m samples each) are noisy,
+        # and a level's error moves c by its distance from that end. A small step read across a wide region
+        # (a pass-1 search) is microseconds uncertain: Coral's 50 mW steps at the NGM202's 2 µs, ±160 µs, ≈ 7 µs.
+        level_u = self.noise / np.sqrt(m)
+        c_u = np.sqrt((self.noise * dt) ** 2 * (j1 - j0) + (level_u * (c - lo_b)) ** 2
+                      + (level_u * (hi_b - c)) ** 2) / abs(a_w - b_w)
+        return float(c), float(self.cum[j0] + a_w * (c - lo_b)), float(u), float(c_u)
 
 
 def step_aware_cumulative(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, x: float, dt: float) -> float:

@@ -27,7 +27,7 @@ from pytest_edgehil.measure.digital_windows import (
 )
 from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_energy_from_trace
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
-from pytest_edgehil.measure.run_start import run_start_s
+from pytest_edgehil.measure.run_start import record_noise_w, run_start_s, settled_index
 from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
 
 
@@ -239,8 +239,12 @@ def _placed_in_stream(time_s: np.ndarray, power_w: np.ndarray, first: StageTimin
     dt_s = float(time_s[1] - time_s[0])
     stages_us = {"readout": first.readout_us, "inference": first.inference_us, "retrieval": first.retrieval_us}
     shortest = min(stages_us, key=stages_us.__getitem__)
-    trigger_s = run_start_s(time_s, power_w, shortest_stage=(shortest, stages_us[shortest] * 1e-6)) \
+    noise_w = record_noise_w(power_w)
+    trigger_s = run_start_s(time_s, power_w, noise_w=noise_w, shortest_stage=(shortest, stages_us[shortest] * 1e-6)) \
         + first.readout_us * 1e-6
-    k0 = max(0, int(np.rint((trigger_s - time_s[0]) / dt_s)) - pre)
+    # Never before the record has settled at idle: its opening is the previous command's activity draining
+    # through the supply path, and the RUN's first edge, searched as far as the readout's clock tolerance,
+    # read its level there (behind a 1 µs RC the readout's start was placed 90 µs off and the RUN refused).
+    k0 = max(settled_index(power_w, noise_w=noise_w), int(np.rint((trigger_s - time_s[0]) / dt_s)) - pre)
     keep = points - int(np.rint(analyzer.start_latency_s / dt_s))
     return time_s[k0:k0 + keep] - trigger_s, power_w[k0:k0 + keep]

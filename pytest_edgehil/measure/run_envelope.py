@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
-from pytest_edgehil.measure.run_start import record_noise_w, run_start_s
+from pytest_edgehil.measure.run_start import idle_level_w, record_noise_w, run_start_s
 
 
 def run_end_s(time_s: np.ndarray, power_w: np.ndarray, *, noise_w: float | None = None) -> float | None:
@@ -28,9 +28,8 @@ def run_end_s(time_s: np.ndarray, power_w: np.ndarray, *, noise_w: float | None 
     t = np.asarray(time_s, dtype=np.float64)
     if p.size < 32:
         return None
-    idle_w = float(np.median(p[-16:]))
     noise = record_noise_w(p) if noise_w is None else noise_w
-    threshold_w = max(8.0 * noise, 0.02 * float(np.max(np.abs(p))))
+    idle_w, threshold_w = idle_level_w(p, noise)
     away = np.flatnonzero(np.abs(p - idle_w) > threshold_w)
     if away.size < 3 or away[-1] >= p.size - 16:
         return None  # no activity, or the record ends before it has settled back at idle

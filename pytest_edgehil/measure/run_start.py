@@ -32,6 +32,10 @@ LEAD_SAMPLES = 4
 _MIN_STEP_SIGMAS = 8.0
 _MIN_STEP_REL = 0.02
 _PERSIST_SAMPLES = 3
+# The idle level is the median of the record's last 1/_IDLE_TAIL_PARTS (at least 4·LEAD_SAMPLES samples), and
+# its own excursions there (their 99th percentile, twice over) never count as a departure from it.
+_IDLE_TAIL_PARTS = 64
+_IDLE_EXCURSION_QUANTILE = 0.99
 
 
 def record_noise_w(power_w: ArrayLike) -> float:
@@ -45,6 +49,23 @@ def record_noise_w(power_w: ArrayLike) -> float:
     """
     diffs = np.diff(np.asarray(power_w, dtype=np.float64))
     return 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / float(np.sqrt(2.0))
+
+
+def idle_level_w(power_w: np.ndarray, noise_w: float) -> tuple[float, float]:
+    """(the idle level W the record ends at, the departure from it W that counts as activity).
+
+    Read from the record's tail (its last 1/_IDLE_TAIL_PARTS: the plan leaves a tenth of the RUN after it),
+    not from its last few samples: a board's idle is not flat (a DC-DC converter's power-save bursts, a timer),
+    and 16 samples (82 µs) read a 1 kHz ripple at one phase of it. A departure counts when it stands
+    _MIN_STEP_SIGMAS noise sigmas, _MIN_STEP_REL of the record's peak and twice the idle's own excursions
+    away: a 3 mW ripple on a 12 mW idle counted as activity against a 5.3 mW bar and ran the RUN on to the
+    record's end (a sound capture refused)."""
+    p = np.asarray(power_w, dtype=np.float64)
+    tail = p[-max(4 * LEAD_SAMPLES, p.size // _IDLE_TAIL_PARTS):]
+    idle_w = float(np.median(tail))
+    excursion_w = float(np.quantile(np.abs(tail - idle_w), _IDLE_EXCURSION_QUANTILE))
+    threshold_w = max(_MIN_STEP_SIGMAS * noise_w, _MIN_STEP_REL * float(np.max(np.abs(p))), 2.0 * excursion_w)
+    return idle_w, threshold_w
 
 
 def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None = None,
@@ -68,14 +89,9 @@ def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None 
     noise = record_noise_w(p) if noise_w is None else noise_w
     # The idle level from the record's end: the record runs past the RUN (the plan leaves a margin),
     # while its opening may still hold the tail of the previous command's activity settling.
-    idle_w = float(np.median(p[-4 * LEAD_SAMPLES:]))
-    threshold_w = max(_MIN_STEP_SIGMAS * noise, _MIN_STEP_REL * float(np.max(np.abs(p))))
+    idle_w, threshold_w = idle_level_w(p, noise)
     away = np.abs(p - idle_w) > threshold_w
-    first_idle = int(np.argmin(away))  # the first sample at idle (argmin stops at the first False)
-    if away[first_idle] or first_idle + LEAD_SAMPLES > p.size:
-        raise MeasurementError(
-            f"the record never settles at the idle level ({idle_w:.6g} W, from its end): the RUN's start cannot "
-            "be told. Collect a longer record, or check that the supply path settles between commands")
+    first_idle = _first_idle(away, idle_w)
     # Persistent departures only: a noise spike is one sample, a stage many. run[j]: samples j to
     # j + _PERSIST_SAMPLES - 1 all away (boolean ANDs: a convolution cost ~3 ms per million samples).
     run = away[first_idle:p.size - _PERSIST_SAMPLES + 1].copy()
@@ -104,6 +120,24 @@ def run_start_s(time_s: ArrayLike, power_w: ArrayLike, *, noise_w: float | None 
     if k + 1 >= p.size or p[k + 1] == p[k]:
         return float(t[i])
     return float(t[k] + (half_w - p[k]) / (p[k + 1] - p[k]) * (t[k + 1] - t[k]))
+
+
+def settled_index(power_w: ArrayLike, *, noise_w: float | None = None) -> int:
+    """Index of the first sample of a record at its idle level (`idle_level_w`): where the opening, the previous
+    command's activity draining through the supply path, has settled. Samples before it hold nothing of the
+    RUN and no level an edge may be read against. MeasurementError when the record never settles."""
+    p = np.asarray(power_w, dtype=np.float64)
+    idle_w, threshold_w = idle_level_w(p, record_noise_w(p) if noise_w is None else noise_w)
+    return _first_idle(np.abs(p - idle_w) > threshold_w, idle_w)
+
+
+def _first_idle(away: np.ndarray, idle_w: float) -> int:
+    first_idle = int(np.argmin(away))  # the first sample at idle (argmin stops at the first False)
+    if away[first_idle] or first_idle + LEAD_SAMPLES > away.size:
+        raise MeasurementError(
+            f"the record never settles at the idle level ({idle_w:.6g} W, from its end): the RUN's start cannot "
+            "be told. Collect a longer record, or check that the supply path settles between commands")
+    return first_idle
 
 
 def _refuse_slow_opening(t: np.ndarray, p: np.ndarray, idle_w: float, threshold_w: float, first_idle: int,

@@ -83,6 +83,9 @@ def supply_tau_s(p: np.ndarray, bounds: np.ndarray, centroids_s: Sequence[float]
     it, and no single exponential fits it (Coral's ±5 % op power beside its 5 % readout-to-inference step
     read as a settling of ≈ 300 µs at 40.96 µs, and every window was refused, while its 0.65 W step into
     idle showed none). Such steps weigh little, and the tall clean ones, which layers cannot fake, decide.
+    So do steps a periodic load rides on: weighed relative to themselves, the IMX500's 10 mW readout↔retrieval
+    steps carrying a 1.8 mW, 1.2 kHz ripple outweighed every real approach, the fit saw none behind an 8 µs RC,
+    and Q-Segment's inference came out +2 %, silently (tests/test_bench_sweep.py).
     """
     dt = float(bounds[1] - bounds[0])
     fits: list[tuple[np.ndarray, np.ndarray, float]] = []  # (rss in W² per τ, approach share per τ, weight)

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError, WindowMisplaced
+from pytest_edgehil.measure.clock_map import fit_map, weighted_map
 from pytest_edgehil.measure.edge_locator import EdgeLocator, cumulative_energy, noise_w, step_aware_cumulative
 from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, settling_tau_s, supply_tau_s
 
@@ -43,6 +44,14 @@ _MISPLACED_MIN_S = 10e-6
 _PASS1_TOLERANCE = 5e-3
 CLOCK_TOLERANCE = _PASS1_TOLERANCE  # the device-clock error the meter allows where no edge pins it
 _PASS1_RATIO_PINNED = 2e-4
+# ... and, while its searches reach outward, only once this many edges are located: a line through two has
+# no residual to show how far either centroid is off (a small step beside per-op power structure, Coral's
+# 3 % readout→inference step, sits microseconds off), so its ratio's error is unknown, and extrapolating it
+# multiplies that error. Two such edges 6 ms apart pinned 0.99876 against the true 1.00005 on Coral's
+# TinyTracker at the NGM202's 2 µs: the next searches missed, a layer step 300 µs away was taken for a stage
+# edge, and 3 of 12 default benches were refused (WindowMisplaced). (Once pass 1 is done, two edges are
+# used as they are: they then span what it found, and pass 2 only interpolates between them.)
+_PASS1_MIN_EDGES = 3
 # Located edges scattering about the map by more than this many sample intervals (rms) are quantized
 # (point sampling), not integrated: see locate_edges.
 _PRECISE_SAMPLES = 0.2
@@ -122,6 +131,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     order = np.argsort(np.abs(dev), kind="stable")
     fit_x: list[float] = []
     fit_y: list[float] = []
+    fit_u: list[float] = []  # each centroid's own uncertainty (s): pass 1 weighs its edges by it
     offset, ratio, tolerance = 0.0, 1.0, _PASS1_TOLERANCE
     for k in order:
         widen = tolerance * min((abs(dev[k] - x) for x in fit_x[-4:]), default=abs(dev[k])) + (
@@ -130,15 +140,18 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         if hit is not None:
             fit_x.append(float(dev[k]))
             fit_y.append(hit[0])
+            fit_u.append(max(hit[3], dt / np.sqrt(12.0)))
             if len(fit_x) < 64 or len(fit_x) % 16 == 0:  # refit often early, then every few edges
-                offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
+                offset, ratio, ratio_u = weighted_map(fit_x, fit_y, fit_u)
                 # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
                 # quantization), keep the device's clock and a wide search.
-                if ratio_u > _PASS1_RATIO_PINNED:
-                    offset, ratio, tolerance = float(np.mean(np.subtract(fit_y, fit_x))), 1.0, _PASS1_TOLERANCE
+                if not _pinned(fit_x, ratio_u):
+                    weights = 1.0 / np.square(fit_u)
+                    offset = float(np.sum(weights * np.subtract(fit_y, fit_x)) / np.sum(weights))
+                    ratio, tolerance = 1.0, _PASS1_TOLERANCE
                 else:
                     tolerance = 3 * ratio_u
-    offset, ratio, ratio_u, _ = _map(fit_x, fit_y, dt, gated=False)
+    offset, ratio, ratio_u, _ = fit_map(fit_x, fit_y, dt, gated=False)
     if ratio_u > _PASS1_RATIO_PINNED:
         offset, ratio = float(np.mean(np.subtract(fit_y, fit_x))) if fit_x else 0.0, 1.0
     # The supply path's settling (measure.settling): the regions reach SETTLE_COVER time constants past
@@ -164,7 +177,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
                 # it are refused (window_energies).
                 settle_tau[k] = tau_s
                 continue
-            position[k], cumulative[k], edge_u[k] = hit
+            position[k], cumulative[k], edge_u[k] = hit[:3]
             located[k] = True
             fit_x.append(float(dev[k]))
             fit_y.append(hit[0])
@@ -176,11 +189,11 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     # A point-sampled trace never is: its centroid sits on a cell boundary up to half a sample from the true
     # edge, and pricing from there errs by the *level* times that distance, not the step (a 6-inference
     # Coral run at 5 µs: centroids on a line to 0.19 samples, 1.3 % silent on a 0.23 ms window).
-    offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt, gated=False)
+    offset, ratio, ratio_u, residual = fit_map(fit_x, fit_y, dt, gated=False)
     precise = not point_sampled and len(fit_x) >= 3 and (
         residual <= _PRECISE_SAMPLES * dt or not _quantized(fit_y, bounds[0], dt))
     if not precise:
-        offset, ratio, ratio_u, residual = _map(fit_x, fit_y, dt)
+        offset, ratio, ratio_u, residual = fit_map(fit_x, fit_y, dt)
     stepped, centroid = located.copy(), position.copy()
     located_steps = len(fit_x)
     if not precise:
@@ -239,6 +252,11 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
                    located_steps, level, drift_j, drift_rel == 0)
 
 
+def _pinned(fit_x: list[float], ratio_u: float) -> bool:
+    """Whether pass 1 may use the ratio fitted to the edges located so far (else the device's clock)."""
+    return len(fit_x) >= _PASS1_MIN_EDGES and ratio_u <= _PASS1_RATIO_PINNED
+
+
 def _supply_tau(trace: EdgeLocator, dev: np.ndarray, fit_x: list[float], fit_y: list[float], offset: float,
                 ratio: float) -> float:
     """The supply path's time constant from pass 1's located steps: one joint fit (`supply_tau_s`), or for
@@ -273,9 +291,6 @@ def edge_index(device_s: np.ndarray, values_s: np.ndarray) -> np.ndarray:
     return np.where(np.abs(v - left) <= np.abs(right - v), i - 1, i)
 
 
-# The clock ratio is fitted only once the located edges pin it to better than this; until then the
-# device's clock is taken as true (its own error, tens of ppm, is below what a short fit could tell).
-_RATIO_RESOLUTION = 5e-6
 
 
 def _quantized(centroids_s: list[float], start_s: float, dt: float, within: float = 0.1) -> bool:
@@ -304,7 +319,7 @@ def _map_anchor(xs: list[float], ys: list[float], dt: float, ratio: float) -> tu
     if not xs:
         return 0.0, _PASS1_TOLERANCE
     if len(xs) >= 2 and np.ptp(xs) > 0:
-        _, fitted, fitted_u, _ = _map(xs, ys, dt, gated=False)
+        _, fitted, fitted_u, _ = fit_map(xs, ys, dt, gated=False)
         gap = abs(ratio - fitted)  # the ratio the map uses against the line the located edges fit
         if fitted_u <= _PASS1_RATIO_PINNED:
             # Pinned: the map is right unless it kept a ratio the edges significantly disagree with (two
@@ -312,29 +327,6 @@ def _map_anchor(xs: list[float], ys: list[float], dt: float, ratio: float) -> tu
             return float(np.mean(xs)), gap if gap > 3 * fitted_u else 0.0
         return float(np.mean(xs)), min(_PASS1_TOLERANCE, gap + 3 * fitted_u)
     return float(np.mean(xs)), _PASS1_TOLERANCE
-
-
-def _map(xs: list[float], ys: list[float], dt: float, *, gated: bool = True) -> tuple[float, float, float, float]:
-    """(offset, ratio, ratio's standard error, rms residual about the fitted line) of the located edges.
-
-    Each position is uncertain by at least a sample's quantization (dt/√12). With `gated`, the ratio is
-    used only when the edges' spread pins it better than _RATIO_RESOLUTION, else it stays 1 (and the
-    offset is refitted alone); the residual is always the one about the full line fit.
-    """
-    x, y = np.asarray(xs), np.asarray(ys)
-    if x.size == 0:
-        return 0.0, 1.0, 0.0, 0.0
-    spread = float(np.sqrt(np.sum((x - x.mean()) ** 2)))
-    if x.size < 2 or spread == 0:
-        offset = float(np.mean(y - x))
-        return offset, 1.0, 0.0, float(np.sqrt(np.mean((y - x - offset) ** 2)))
-    ratio, offset = np.polyfit(x, y, 1)
-    res = y - offset - ratio * x
-    residual = float(np.sqrt(np.mean(res ** 2)))
-    ratio_u = max(residual, dt / np.sqrt(12.0)) / spread
-    if gated and ratio_u >= _RATIO_RESOLUTION:
-        return float(np.mean(y - x)), 1.0, 0.0, residual
-    return float(offset), float(ratio), ratio_u, residual
 
 
 def window_energies(fit: EdgeFit, windows_dev_s: np.ndarray, names: Sequence[str],

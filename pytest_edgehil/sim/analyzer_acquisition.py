@@ -283,7 +283,7 @@ class Digitizer:
         # Only the spans the samples can see (the filters' settling included), not every span since start-up.
         history_s = analog_history_start_s(window.t0_s, window.sample_interval_s, window.points, self.physics)
         power_w = analog_samples(self.timeline.spans_from(history_s), self.timeline.idle_power_w, window.t0_s,
-                                 window.sample_interval_s, window.points, self.physics)
+                                 window.sample_interval_s, window.points, self.physics, self.timeline.ripple)
         current_a, voltage_v = self._readings(power_w, acquisition, window, rng)
         if acquisition.clip_overload is not None:
             current_a = overload_and_pin(current_a, full_scale_a=plan.current_full_scale_a,

@@ -15,6 +15,8 @@ set in the lab file's `[physics]` table (`BenchPhysics.from_table`; keys are the
 | `decoupling_tau_s` | 3e-6 | the RC between analyzer and load (sense/cable resistance × board capacitance) |
 | `layer_power_rel` | 0.05 | inference power varies by op type within the stage (± this, duration-weighted mean kept) |
 | `session_drift_rel` | 0.015 | each bench session draws one power factor, N(1, σ): board-to-board, temperature |
+| `load_ripple_rel` | 0 | a periodic part of the load's power, this × its idle power in amplitude (`timeline.LoadRipple`) ... |
+| `load_ripple_hz` | 1000 | ... at this rate: a DC-DC converter's power-save bursts, a timer interrupt, an LED's PWM |
 
 `BenchPhysics.ideal()` turns everything off (the twins as they were: one clock, flat stages, exact means).
 The truth the meter is checked against is always the load's own energy (`ActivityTimeline.energy_between`
@@ -31,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from pytest_edgehil.errors import ConfigError
-from pytest_edgehil.sim.supply_path import filtered_samples, reach_s
-from pytest_edgehil.sim.timeline import StageSpan
+from pytest_edgehil.sim.supply_path import filtered_samples, reach_s, ripple_samples
+from pytest_edgehil.sim.timeline import LoadRipple, StageSpan
 
 SAMPLING_MODELS = ("integrating", "point")
 
@@ -50,6 +52,8 @@ class BenchPhysics:
     decoupling_tau_s: float = 3e-6
     layer_power_rel: float = 0.05
     session_drift_rel: float = 0.015
+    load_ripple_rel: float = 0.0
+    load_ripple_hz: float = 1e3
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLING_MODELS:
@@ -62,13 +66,16 @@ class BenchPhysics:
         if not abs(self.clock_ppm) < 1e4 or self.layer_power_rel >= 1 or self.session_drift_rel >= 0.5:
             raise ConfigError("bench physics: |clock_ppm| < 10000, layer_power_rel < 1 and session_drift_rel < 0.5 "
                               f"are required, got {self.clock_ppm}, {self.layer_power_rel}, {self.session_drift_rel}")
+        if self.load_ripple_rel >= 1 or (self.load_ripple_rel > 0 and not self.load_ripple_hz > 0):
+            raise ConfigError("bench physics: load_ripple_rel < 1 (the idle power never goes negative) and "
+                              f"load_ripple_hz > 0 are required, got {self.load_ripple_rel}, {self.load_ripple_hz}")
 
     @classmethod
     def ideal(cls) -> BenchPhysics:
         """No effect at all: one shared clock, exact sample means, flat stages, no drift."""
         return cls(clock_ppm=0.0, timer_resolution_s=0.0, trigger_latency_s=0.0, trigger_jitter_s=0.0,
                    sampling="integrating", front_end_bandwidth_hz=0.0, decoupling_tau_s=0.0,
-                   layer_power_rel=0.0, session_drift_rel=0.0)
+                   layer_power_rel=0.0, session_drift_rel=0.0, load_ripple_rel=0.0)
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any] | None) -> BenchPhysics:
@@ -104,6 +111,13 @@ class DeviceClock:
     def stamp_s(self, true_s: float) -> float:
         ticks = true_s * self.rate
         return math.floor(ticks / self.tick_s) * self.tick_s if self.tick_s > 0 else ticks
+
+
+def load_ripple(physics: BenchPhysics, idle_power_w: float) -> LoadRipple | None:
+    """The load's periodic part for a board idling at `idle_power_w` (None when off)."""
+    if physics.load_ripple_rel <= 0:
+        return None
+    return LoadRipple(physics.load_ripple_rel * idle_power_w, physics.load_ripple_hz)
 
 
 def session_factor(physics: BenchPhysics, rng: np.random.Generator) -> float:
@@ -151,12 +165,18 @@ def analog_history_start_s(t0_s: float, sample_interval_s: float, points: int, p
 
 
 def analog_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, sample_interval_s: float,
-                   points: int, physics: BenchPhysics) -> np.ndarray:
-    """Power per sample as the analyzer sees it: the load's power through the supply path's low-passes,
-    then integrated over each sample interval or taken at its instant (`physics.sampling`).
+                   points: int, physics: BenchPhysics, ripple: LoadRipple | None = None) -> np.ndarray:
+    """Power per sample as the analyzer sees it: the load's power (its stages, plus `ripple`, the timeline's
+    periodic part) through the supply path's low-passes, then integrated over each sample interval or taken at
+    its instant (`physics.sampling`).
 
     In closed form (`sim.supply_path`): exact for the piecewise-constant load, within 1e-6 W of a
     1/1024-sample grid where the former 1/14-sample grid was off by up to 13 mW (tests/test_supply_path.py).
     """
-    return filtered_samples(spans, idle_power_w, t0_s, sample_interval_s, points, physics.filter_taus_s,
-                            point_sampled=physics.sampling != "integrating")
+    point_sampled = physics.sampling != "integrating"
+    power_w = filtered_samples(spans, idle_power_w, t0_s, sample_interval_s, points, physics.filter_taus_s,
+                               point_sampled=point_sampled)
+    if ripple is not None:
+        power_w += ripple_samples(ripple, t0_s, sample_interval_s, points, physics.filter_taus_s,
+                                  point_sampled=point_sampled)
+    return power_w

@@ -52,7 +52,7 @@ from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.link.eembc import CMD_SIZE, line_print_us
 from pytest_edgehil.model.info import analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
-from pytest_edgehil.sim.bench_physics import BenchPhysics
+from pytest_edgehil.sim.bench_physics import BenchPhysics, load_ripple
 from pytest_edgehil.sim.eembc_io_twin import IoManagerTwin
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 from pytest_edgehil.sim.twin_timing import float_compute
@@ -92,7 +92,8 @@ class EembcTwin:
         self._inference_s = 0.0
         self._rng = np.random.default_rng([seed, len(model_bytes)])
         if profile is not None:
-            self.timeline = ActivityTimeline(profile.power.idle_w, profile.supply_v, trigger_active_low=energy_mode)
+            self.timeline = ActivityTimeline(profile.power.idle_w, profile.supply_v, trigger_active_low=energy_mode,
+                                             ripple=load_ripple(self.physics, profile.power.idle_w))
             info = analyze_model(model_bytes, model_name)
             self._inference_s = profile.inference_s(info.macs, info.elementwise_ops,
                                                     float_model=float_compute(info))

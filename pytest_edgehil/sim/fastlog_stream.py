@@ -31,6 +31,7 @@ import numpy as np
 
 from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_samples
 from pytest_edgehil.sim.scpi_status import StatusRegisters
+from pytest_edgehil.sim.supply_path import ripple_samples
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, overload_and_pin
 from pytest_edgehil.sim.twin_dialect import CapturePlan
@@ -134,6 +135,9 @@ class FastLogStream:
         power_w = np.full(points, idle_w)
         if active:
             power_w[:active] = analog_samples(spans, idle_w, t0_s, dt, active, self.physics)
+        if self.timeline.ripple is not None:  # the load's periodic part runs on through the idle tail too
+            power_w += ripple_samples(self.timeline.ripple, t0_s, dt, points, self.physics.filter_taus_s,
+                                      point_sampled=self.physics.sampling != "integrating")
         return power_w
 
     def _run(self, plan: CapturePlan, start_s: float, stop: threading.Event, stream: int,

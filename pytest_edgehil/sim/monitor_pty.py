@@ -101,7 +101,7 @@ def monitor_samples(timeline: ActivityTimeline, physics: BenchPhysics, t0_s: flo
     margin_s = 12 * sum(physics.filter_taus_s) + 2 * dt_s
     lo_s, hi_s = t0_s - margin_s, t0_s + (points + 1) * dt_s
     spans = [s for s in timeline.snapshot() if s.end_s > lo_s and s.start_s < hi_s]
-    power_w = analog_samples(spans, timeline.idle_power_w, t0_s, dt_s, points, physics)
+    power_w = analog_samples(spans, timeline.idle_power_w, t0_s, dt_s, points, physics, timeline.ripple)
     power_w = power_w * (1.0 + noise_rel * rng.standard_normal(points))
     line = trigger_line(timeline, t0_s + np.arange(points) * dt_s, physics.trigger_latency_s)
     return power_w, (~line if timeline.trigger_active_low else line)

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from pytest_edgehil.sim.timeline import StageSpan
+from pytest_edgehil.sim.timeline import LoadRipple, StageSpan
 from pytest_edgehil.sim.trace_synthesis import mean_power_per_sample
 
 # After this many of the slowest time constant a step's transient is below 1e-13 of its height (c up to
@@ -45,8 +45,9 @@ def filtered_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, s
     the mean over [t_i − dt/2, t_i + dt/2], or the value at t_i if `point_sampled`. `spans` in time order,
     idle power between them; steps before t0 − dt/2 − `reach_s(taus)` are taken as settled."""
     dt = sample_interval_s
+    instants_s = t0_s + np.arange(points) * dt
     if point_sampled:
-        base = _levels_at(spans, idle_power_w, t0_s + np.arange(points) * dt)
+        base = _levels_at(spans, idle_power_w, instants_s)
     else:
         base = mean_power_per_sample(spans, idle_power_w, t0_s, dt, points)
     if not taus:
@@ -67,12 +68,33 @@ def filtered_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, s
         valid = idx < points
         instant = idx * dt - rel_t[lo:lo + batch, None]  # t_i − t_j
         if point_sampled:
-            effect = kernel.step_error(instant)
+            # Whether the base level has step j at sample i is decided on the absolute instants it was read at:
+            # the relative difference can round the other way (±1e-16 s late in a session), and the sample
+            # would jump to the level after the step while the filters' response had not begun.
+            taken = instants_s[np.minimum(idx, points - 1)] >= step_t[lo:lo + batch, None]
+            effect = np.where(taken, kernel.step_error(np.maximum(instant, 0.0)), 0.0)
         else:
             effect = (kernel.integral(instant + dt / 2) - kernel.integral(instant - dt / 2)) / dt
         weights = effect * step_w[lo:lo + batch, None]
         correction += np.bincount(idx[valid], weights=weights[valid], minlength=points)
     return base + correction
+
+
+def ripple_samples(ripple: LoadRipple, t0_s: float, sample_interval_s: float, points: int,
+                   taus: tuple[float, ...], *, point_sampled: bool) -> np.ndarray:
+    """The load's ripple (`LoadRipple`) as the samples at t_i = t0 + i·dt see it (W, shape (points,)): through
+    the low-passes `taus` in steady state (each first-order stage multiplies the phasor by 1/(1 + jωτ)), then
+    the mean over [t_i − dt/2, t_i + dt/2] (× sin(ωdt/2)/(ωdt/2)) or the value at t_i if `point_sampled`.
+    A ripple that has run since long before the window is settled; added to `filtered_samples` (linear)."""
+    omega = 2 * math.pi * ripple.frequency_hz
+    gain = complex(ripple.amplitude_w)
+    for tau in taus:
+        gain /= 1 + 1j * omega * tau
+    if not point_sampled:
+        half = omega * sample_interval_s / 2
+        gain *= math.sin(half) / half if half > 0 else 1.0
+    phase = omega * (t0_s + np.arange(points) * sample_interval_s)
+    return gain.real * np.sin(phase) + gain.imag * np.cos(phase)  # Im(gain · e^(jωt))
 
 
 class _Kernel:
@@ -94,7 +116,9 @@ class _Kernel:
             out = -(1 + pos / self.tau) * np.exp(-pos / self.tau)
         else:
             out = -sum(c * np.exp(-pos / t) for c, t in zip(self.c, self.taus))
-        return np.where(u > 0, out, 0.0)
+        # From the step's instant on (u = 0 included, E(0) = −1): the samples' base level already has the step
+        # there, and a low-pass's output is continuous, so a sample at that very instant reads the old level.
+        return np.where(u >= 0, out, 0.0)
 
     def integral(self, u: np.ndarray) -> np.ndarray:
         pos = np.maximum(u, 0.0)

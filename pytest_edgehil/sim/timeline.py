@@ -38,6 +38,23 @@ class StageSpan:
         return self.power_w * self.duration_s
 
 
+@dataclass(frozen=True)
+class LoadRipple:
+    """A periodic part of the load's power on top of its stages: `amplitude_w`·sin(2π·`frequency_hz`·t), t in
+    seconds on the timeline. A board's DC-DC converter in power-save mode switches in bursts whose rate
+    falls with its load into the kHz range (TI TPS650250 data sheet, "Power Save Mode Operation"); a periodic
+    timer interrupt or an LED's PWM does the same. It averages to nothing over whole periods, so the stages'
+    mean powers are unchanged; a window's energy holds the part of a period it covers."""
+
+    amplitude_w: float
+    frequency_hz: float
+
+    def energy_j(self, t0_s: float, t1_s: float) -> float:
+        """∫ amplitude·sin(ωt) dt over [t0, t1], in joules."""
+        omega = 2 * math.pi * self.frequency_hz
+        return self.amplitude_w * (math.cos(omega * t0_s) - math.cos(omega * t1_s)) / omega
+
+
 @dataclass
 class ActivityTimeline:
     """Thread-safe, append-only record of a device twin's activity, plus its idle power and supply."""
@@ -54,6 +71,8 @@ class ActivityTimeline:
     # window in real time. False (a device twin's virtual clock): the activity is known once the host
     # stops commanding the device and asks for the capture (see `wait_until_covered`).
     follows_wall_clock: bool = False
+    # The load's periodic part (`LoadRipple`), in the truth (`energy_between`) and in what an analyzer samples.
+    ripple: LoadRipple | None = None
     # Indexes kept as spans are appended, so queries bisect instead of scanning every span since start-up
     # (a long session records millions): each span's end, and each trigger-high span's start.
     _ends: list[float] = field(default_factory=list, repr=False)
@@ -149,7 +168,7 @@ class ActivityTimeline:
             self._lock.notify_all()
 
     def power_at(self, t_s: float) -> float:
-        """Mean power at time t (idle outside recorded spans)."""
+        """Mean power at time t (idle outside recorded spans; the ripple, which averages out, not included)."""
         with self._lock:
             index = bisect.bisect_right(self._ends, t_s)  # the first span ending after t
             if index < len(self.spans) and self.spans[index].start_s <= t_s:
@@ -157,7 +176,7 @@ class ActivityTimeline:
             return self.idle_power_w
 
     def energy_between(self, t0_s: float, t1_s: float) -> float:
-        """The true energy drawn in [t0, t1] — what a perfect analyzer would measure."""
+        """The true energy drawn in [t0, t1] — what a perfect analyzer would measure (the ripple included)."""
         with self._lock:
             first = bisect.bisect_right(self._ends, t0_s)  # spans ending by t0 add nothing
             spans = self.spans[first:]
@@ -170,4 +189,5 @@ class ActivityTimeline:
             if hi > lo:
                 energy += span.power_w * (hi - lo)
                 covered += hi - lo
-        return energy + self.idle_power_w * max(0.0, (t1_s - t0_s) - covered)
+        ripple_j = self.ripple.energy_j(t0_s, t1_s) if self.ripple is not None else 0.0
+        return energy + self.idle_power_w * max(0.0, (t1_s - t0_s) - covered) + ripple_j

@@ -17,7 +17,13 @@ import numpy as np
 
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.model.info import ModelInfo
-from pytest_edgehil.sim.bench_physics import BenchPhysics, DeviceClock, layer_segments, session_factor
+from pytest_edgehil.sim.bench_physics import (
+    BenchPhysics,
+    DeviceClock,
+    layer_segments,
+    load_ripple,
+    session_factor,
+)
 from pytest_edgehil.sim.profile import DeviceProfile, FrameReadout
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 
@@ -34,7 +40,8 @@ class TimedTwin:
         self._rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         self.device_clock = DeviceClock(self.physics)
         self.power_factor = session_factor(self.physics, np.random.default_rng([seed, 7, zlib.crc32(name.encode())]))
-        self.timeline = timeline or ActivityTimeline(profile.power.idle_w * self.power_factor, profile.supply_v)
+        idle_w = profile.power.idle_w * self.power_factor
+        self.timeline = timeline or ActivityTimeline(idle_w, profile.supply_v, ripple=load_ripple(self.physics, idle_w))
         # True (analyzer-clock) instants of the last RUN's edges: (readout start, trigger, inference end,
         # retrieval end) per inference. What the meter is checked against; the device reports stamps.
         self.last_run_edges_s: list[tuple[float, float, float, float]] = []
