@@ -116,3 +116,19 @@ def test_a_prelu_alpha_is_a_parameter_whatever_its_size(alpha_shape: tuple[int, 
     g.op("PRELU", ["x", "alpha"], ["y"])
     g.inputs, g.outputs = ["x"], ["y"]
     assert analyze_model(build(g)).parameters == int(np.prod(alpha_shape))
+
+
+def test_the_lowres_heads_extra_parameters_are_what_the_cards_count() -> None:
+    """The paper's "< 200 extra parameters" counts the head's kernel and bias (Keras): lowres_seg's
+    Conv2DTranspose head (4·4·8 + 1 = 129) against the base's 1x1 predictor (8 + 1 = 9), both on their cards."""
+    import json
+
+    from .conftest import REPO
+
+    models = REPO / "fixtures" / "models"
+    head = json.loads((models / "lowres_seg.json").read_text())["upsampling_head"]["parameters"]
+    base = json.loads((models / "variants" / "lowres_seg_base.json").read_text())["upsampling_head"]["parameters"]
+    assert (head, base) == (4 * 4 * 8 + 1, 8 + 1)
+    extra = (analyze_model(models / "lowres_seg.tflite").parameters
+             - analyze_model(models / "variants" / "lowres_seg_base.tflite").parameters)
+    assert extra == head - base < 200
