@@ -167,3 +167,23 @@ def test_a_batch_only_model_by_path_needs_no_card_and_its_footprint_record_says_
     assert records["peak_activation_kb"].value == pytest.approx(CONV_PEAK / 1024)
     assert "batch 1" in str((records["peak_activation_kb"].context or {}).get("model_notes")), records
     assert json.dumps(records["model_kb"].context)  # plain data: survives the results file
+
+
+def test_a_twin_runs_a_batch_only_model_at_batch_1_without_set_input() -> None:
+    from pytest_edgehil.link.client import DeviceClient
+    from pytest_edgehil.sim.device_twin import DeviceTwin
+    from pytest_edgehil.sim.profile import load_profiles
+
+    twin = DeviceTwin(load_profiles()["imx500"], "imx500", seed=1)
+    twin.start()
+    client = DeviceClient(twin.port, timeout_s=10, name="imx500")
+    try:
+        client.open()
+        client.load_model(batch_model(), "keras_default")
+        result = client.run(1)
+        assert result.outputs[0].shape == (1, 8, 8, 6)
+        info = twin.active_model_info
+        assert info is not None and info.macs == CONV_MACS
+    finally:
+        client.close()
+        twin.close()

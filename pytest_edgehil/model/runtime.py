@@ -102,6 +102,13 @@ class TensorSpec:
         return text + (f" scale={self.scale:.6g} zp={self.zero_point}" if self.quantized else "")
 
 
+def only_batch_open(signature: Sequence[int]) -> bool:
+    """Whether the only open dimension (-1) of an input's shape_signature is its leading batch, on an input
+    of rank >= 2 (Keras's default signature [-1, H, W, C]; a rank-1 [-1] is a length, not a batch). TFLM and
+    the boards run such a model at batch 1, and so do the analysis, the twins and the agent."""
+    return len(signature) >= 2 and signature[0] < 0 and all(d >= 0 for d in signature[1:])
+
+
 def _spec_from_details(details: dict[str, Any]) -> TensorSpec:
     scale, zero_point = details.get("quantization", (0.0, 0))
     return TensorSpec(name=str(details["name"]), shape=tuple(int(d) for d in details["shape"]),

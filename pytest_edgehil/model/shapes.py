@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.model.graph import Graph
 from pytest_edgehil.model.ops import WEIGHT_INPUTS
-from pytest_edgehil.model.runtime import ModelRunner
+from pytest_edgehil.model.runtime import ModelRunner, only_batch_open
 
 _NOTE_NAMES = 3  # tensors named in a note; the rest are counted
 
@@ -48,12 +48,8 @@ def batch_one(graph: Graph) -> BatchOne | None:
     """Batch-1 input shapes when every open input dimension is the batch (axis 0 of an input of rank >= 2),
     None otherwise (a static model, or another open dimension: those need a shape given)."""
     open_inputs = [t for t in graph.graph_inputs if graph.dynamic_dims(t)]
-    if not open_inputs:
+    if not open_inputs or not all(only_batch_open(graph.signatures[t] or ()) for t in open_inputs):
         return None
-    for t in open_inputs:
-        signature = graph.signatures[t] or ()
-        if graph.dynamic_dims(t) != (0,) or len(signature) < 2:  # a rank-1 [-1] is a length, not a batch
-            return None
     shapes = tuple(tuple(1 if d < 0 else d for d in (graph.signatures[t] or graph.shapes[t]))
                    for t in graph.graph_inputs)
     notes = tuple(f"input {graph.names[t]!r} leaves its batch open (shape_signature {list(graph.signatures[t] or ())}): "
