@@ -101,6 +101,7 @@ def format_model_info(info: ModelInfo, source: str | None = None) -> str:
         f"parameters       {human_count(info.parameters)} ({info.parameters:,}), weights {info.weight_dtype}",
         _compute_line(info),
         *_cost_lines(info),
+        *(f"note             {note}" for note in info.notes),  # a batch taken as 1, shapes taken from LiteRT
     ]
     for title, specs in (("inputs", info.inputs), ("outputs", info.outputs)):
         lines.append(f"{title}:")

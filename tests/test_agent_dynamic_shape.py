@@ -79,3 +79,20 @@ def test_a_shape_or_dtype_the_signature_does_not_allow_is_refused_naming_it(agen
     reply = agent.handle(p.SetInput(0, tensor))
     assert isinstance(reply, p.Error) and reply.code == p.ErrorCode.BAD_INPUT
     assert re.search(why, reply.text), reply.text
+
+
+def test_a_model_whose_only_open_dimension_is_the_batch_runs_at_batch_1_without_set_input():
+    """Keras's default signature [-1, 8, 8, 4]: the boards (and the twins, and the analysis) run it at batch
+    1, so a RUN before any SET_INPUT is the batch-1 inference, not a refusal."""
+    from .test_footprint_shapes import batch_model
+
+    data = batch_model()
+    device = LiteRTDevice(name="batch-agent", extra_capabilities=())
+    sha = hashlib.sha256(data).digest()
+    for message in (p.LoadBegin(len(data), sha, "keras_default"), p.LoadChunk(0, data), p.LoadEnd(sha)):
+        assert isinstance(device.handle(message), p.Ack)
+    result = device.handle(p.Run(1))
+    assert isinstance(result, p.Result), result
+    (want,) = ModelRunner(data).run_raw([np.zeros((1, 8, 8, 4), np.float32)])
+    assert result.outputs[0].shape == (1, 8, 8, 6)
+    np.testing.assert_array_equal(result.outputs[0], want)

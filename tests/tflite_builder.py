@@ -22,12 +22,13 @@ BYTES = {"FLOAT32": 4, "FLOAT16": 2, "INT8": 1, "UINT8": 1, "INT16": 2, "INT32":
 @dataclass
 class Tensor:
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...] | None  # None: no shape vector in the file at all (unknown rank)
     dtype: str = "FLOAT32"
     data: bytes | None = None  # constant contents; None: an activation (or a shared buffer, see `same_buffer_as`)
     scales: list[float] | None = None  # quantization, one scale per channel (or one per tensor)
     same_buffer_as: str | None = None  # reuse another constant's buffer (what the converter does for equal data)
     sparsity: Any = None  # schema.SparsityParametersT: `data` then holds only the stored values
+    signature: tuple[int, ...] | None = None  # shape_signature (-1: a dimension the model leaves open)
 
 
 @dataclass
@@ -37,16 +38,17 @@ class Subgraph:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
 
-    def tensor(self, name: str, shape: tuple[int, ...], dtype: str = "FLOAT32", *, const: bool = False,
+    def tensor(self, name: str, shape: tuple[int, ...] | None, dtype: str = "FLOAT32", *, const: bool = False,
                data: bytes | None = None, **extra: Any) -> str:
-        """Add a tensor; `const=True` without `data` fills it with ones (a zero bias means 'no bias')."""
+        """Add a tensor; `const=True` without `data` fills it with ones (a zero bias means 'no bias').
+        `shape=None` writes no shape at all (unknown rank); `signature=` writes a shape_signature."""
         if const and data is None and extra.get("same_buffer_as") is None:
-            data = _ones(dtype, math.prod(shape))
-        self.tensors.append(Tensor(name, tuple(shape), dtype, data, **extra))
+            data = _ones(dtype, math.prod(shape or ()))
+        self.tensors.append(Tensor(name, None if shape is None else tuple(shape), dtype, data, **extra))
         return name
 
     def op(self, name: str, ins: list[str], outs: list[str], options: Any = None) -> None:
-        """`ins` may hold "" for an omitted optional input (index -1)."""
+        """`ins` may hold "" for an omitted optional input (index -1); "CUSTOM:Name" is a custom op."""
         self.ops.append((name, ins, outs, options))
 
 
@@ -78,7 +80,9 @@ def build(*subgraphs: Subgraph) -> bytes:
         sub.tensors = []
         for t in graph.tensors:
             tensor = schema.TensorT()
-            tensor.name, tensor.shape, tensor.type = t.name, list(t.shape), getattr(schema.TensorType, t.dtype)
+            tensor.name, tensor.type = t.name, getattr(schema.TensorType, t.dtype)
+            tensor.shape = None if t.shape is None else list(t.shape)
+            tensor.shapeSignature = None if t.signature is None else list(t.signature)
             tensor.buffer = 0
             if t.same_buffer_as is not None:
                 tensor.buffer = buffer_of[t.same_buffer_as]
@@ -111,8 +115,10 @@ def build(*subgraphs: Subgraph) -> bytes:
     model.operatorCodes = []
     for name in codes:
         code = schema.OperatorCodeT()
-        builtin = getattr(schema.BuiltinOperator, name)
+        builtin = getattr(schema.BuiltinOperator, name.split(":", 1)[0])
         code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+        if name.startswith("CUSTOM:"):
+            code.customCode = name.split(":", 1)[1]
         model.operatorCodes.append(code)
     builder = flatbuffers.Builder(4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")

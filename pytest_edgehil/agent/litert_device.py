@@ -38,7 +38,7 @@ from pytest_edgehil.link.device_side import (
     checked_input,
     require_upload,
 )
-from pytest_edgehil.model.runtime import ModelRunner
+from pytest_edgehil.model.runtime import ModelRunner, only_batch_open
 
 FIRMWARE = f"edgehil-agent {pytest_edgehil.__version__}"
 DEFAULT_STORE_BYTES = 256 * 1024 * 1024  # models kept in memory; a LOAD_BEGIN beyond it is refused
@@ -235,8 +235,17 @@ class LiteRTDevice:
             runner = ModelRunner(data, num_threads=self.threads, name=name)
         except ModelError as exc:
             raise Refusal(p.ErrorCode.BAD_PAYLOAD, str(exc)) from exc
+        # An input whose only open dimension is the batch runs at batch 1, as on every board; any other open
+        # dimension waits for SET_INPUT.
+        signatures = runner.input_signatures
+        if any(only_batch_open(s) for s in signatures):
+            try:
+                runner.resize_inputs([tuple(1 if d < 0 else d for d in s) if only_batch_open(s) else spec.shape
+                                      for s, spec in zip(signatures, runner.inputs)])
+            except ModelError as exc:
+                raise Refusal(p.ErrorCode.BAD_PAYLOAD, str(exc)) from exc
         inputs = [np.zeros(spec.shape, dtype=spec.dtype) for spec in runner.inputs]
-        unsized = {i for i, signature in enumerate(runner.input_signatures) if any(d < 0 for d in signature)}
+        unsized = {i for i, s in enumerate(signatures) if any(d < 0 for d in s) and not only_batch_open(s)}
         self._model = _Loaded(hashlib.sha256(data).digest(), name, runner, inputs, unsized)
 
     def _require_model(self) -> _Loaded:

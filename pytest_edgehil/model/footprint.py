@@ -2,6 +2,11 @@
 memory, over every subgraph of the file.
 
 Parameters are counted as Keras counts a model's weights and biases (batch norms folded by the converter):
+learned weights. Those are the constants at the weight/bias inputs of the MAC ops and at a PReLU's alpha, and
+any other float or quantized constant of more than one element (a batch norm the converter could not fold,
+a layer norm's scale); not integer shape/index operands, and not a single number broadcast over a tensor
+(Rescaling's 1/255 and offset, hard-swish's 3 and 1/6, an epsilon), which is a layer's setting that Keras
+does not count. Further:
 * a buffer several tensors share counts once: the converter stores equal constants once and points every
   tensor holding them at that buffer, and a weight a graph reuses is one set of parameters;
 * a bias of zeros is no bias: the converter gives a MAC op that has none (the depthwise half of a
@@ -15,7 +20,10 @@ is not constant lives from the op producing it (from the start, for a subgraph i
 (to the end, for an output); variable (state) tensors live throughout. A control-flow op plans the
 subgraphs it invokes inside its own scope, each in turn, while the op's inputs and outputs stay live: the
 peak at that op is what is live in the calling graph plus the largest peak of the subgraphs it invokes.
-Weights made by DEQUANTIZE or DENSIFY from constants are weights (made once), not activations.
+Weights a DEQUANTIZE (float16 or int8 weights dequantized at run time) or DENSIFY (sparse weights) expands
+from a constant are in RAM too: TFLM's planner places them in the arena like any tensor an op writes (from
+that op to its last reader; it runs the DEQUANTIZE every inference), so they count over that lifetime.
+LiteRT keeps its copies for the interpreter's life, so it needs at least this much.
 """
 
 from __future__ import annotations
@@ -38,12 +46,18 @@ def constant_derived(graph: Graph) -> set[int]:
     return derived
 
 
-def _weight_slots(graph: Graph) -> tuple[set[int], set[int]]:
+# Inputs of non-MAC ops that hold a trained weight whatever its size (Keras's PReLU: one alpha per channel,
+# or a single one shared over every axis).
+LEARNED_INPUTS: dict[str, tuple[int, ...]] = {"PRELU": (1,)}
+
+
+def _weight_slots(graph: Graph) -> tuple[set[int], set[int], set[int]]:
     """Constant tensors at the weight/bias inputs of MAC ops (a compressed weight credited to its stored
-    constant), and those among them used as nothing but a bias."""
+    constant), those among them used as nothing but a bias, and the constants at `LEARNED_INPUTS`."""
     source = {out: graph.op_inputs[op][0] for op, name in enumerate(graph.op_names)
               if name in CONSTANT_EXPANDERS and graph.op_inputs[op] for out in graph.op_outputs[op]}
     slots: set[int] = set()
+    learned: set[int] = set()
     bias_uses: Counter[int] = Counter()
     for op, name in enumerate(graph.op_names):
         ins = graph.op_inputs[op]
@@ -52,9 +66,10 @@ def _weight_slots(graph: Graph) -> tuple[set[int], set[int]]:
                 tensor = source.get(ins[position], ins[position])
                 slots.add(tensor)
                 bias_uses[tensor] += position == BIAS_INPUT.get(name)
+        learned.update(source.get(ins[p], ins[p]) for p in LEARNED_INPUTS.get(name, ()) if p < len(ins) and ins[p] >= 0)
     uses = Counter(source.get(t, t) for ins in graph.op_inputs for t in ins if t >= 0)
     only_bias = {t for t, n in bias_uses.items() if n and n == uses[t]}
-    return slots, only_bias
+    return slots, only_bias, learned
 
 
 def parameters_and_weight_dtype(graphs: Sequence[Graph]) -> tuple[int, str]:
@@ -63,14 +78,16 @@ def parameters_and_weight_dtype(graphs: Sequence[Graph]) -> tuple[int, str]:
     stored: dict[object, int] = {}  # buffer (or read variable) -> elements, each counted once
     dtype_elements: Counter[str] = Counter()
     for graph in graphs:
-        slots, only_bias = _weight_slots(graph)
+        slots, only_bias, learned_slots = _weight_slots(graph)
         for t, is_const in enumerate(graph.constant):
             if not is_const or (t in only_bias and graph.zero[t]):
                 continue
-            # Shape/index operands (RESHAPE's shape, PAD's paddings) are int32 without quantization: not learned.
-            learned = graph.types[t].startswith(("FLOAT", "BFLOAT")) or graph.quantized[t]
-            if t not in slots and not learned:
-                continue
+            if t not in slots and t not in learned_slots:
+                # Shape/index operands (RESHAPE's shape, PAD's paddings) are int32 without quantization, and a
+                # single number broadcast over a tensor (a scale, an offset) is a setting: neither is learned.
+                numeric = graph.types[t].startswith(("FLOAT", "BFLOAT")) or graph.quantized[t]
+                if not numeric or graph.elements(t) == 1:
+                    continue
             key = ("buffer", graph.buffers[t])
             if key in stored:
                 continue
@@ -93,7 +110,8 @@ def parameters_and_weight_dtype(graphs: Sequence[Graph]) -> tuple[int, str]:
 def _live_bytes_per_op(graph: Graph) -> list[int]:
     """Bytes of the non-constant tensors live at each op of one subgraph (TFLM's lifetimes)."""
     n_ops = len(graph.op_names)
-    excluded = constant_derived(graph)
+    # Constants stay in flash; weights a DEQUANTIZE / DENSIFY expands from them are written to the arena.
+    excluded = {t for t, c in enumerate(graph.constant) if c}
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for t in graph.graph_inputs:

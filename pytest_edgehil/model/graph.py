@@ -9,7 +9,7 @@ Every failure is a ModelError naming the file and the tensor.
 
 Dynamic dimensions: a model converted with a dynamic height/width stores `shape` [1, 1, 1, C] and
 `shape_signature` [1, -1, -1, C]. The 1s are placeholders, not the model's size, so the graph keeps the
-signature (`Graph.signatures`) and `Graph.with_shapes` substitutes the shapes of a concrete input.
+signature (`Graph.signatures`) and `Graph.with_shapes` substitutes the shapes LiteRT computes (`shapes.py`).
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ class Graph:
     buffers: list[int] = field(default_factory=list)
     zero: list[bool] = field(default_factory=list)  # a constant whose stored bytes are all zero
     calls: list[tuple[int, ...]] = field(default_factory=list)  # per op: the subgraphs it invokes
+    # Per tensor: whether the file states its shape: False for no shape vector at all (unknown rank, read as
+    # a scalar as LiteRT reads it) or a dimension <= 0 (a placeholder, read as 1), until LiteRT's kernels size
+    # it (`shapes.py`).
+    shape_stated: list[bool] = field(default_factory=list)
 
     def elements(self, tensor: int) -> int:
         """Element count of a tensor (Python int, bounded when the graph was built)."""
@@ -203,7 +207,7 @@ def _parse_subgraph(sub: Any, index: int, buffers: list[Any], data: bytes, label
     names: list[str] = []
     shapes: list[tuple[int, ...]] = []
     signatures: list[tuple[int, ...] | None] = []
-    types, constant, variable, quantized, specs, buffer_ids, zero = [], [], [], [], [], [], []
+    types, constant, variable, quantized, specs, buffer_ids, zero, shape_stated = [], [], [], [], [], [], [], []
     for tensor in sub.tensors or []:
         name = _text(tensor.name)
         shape = checked_shape(tensor.shape, where, name)
@@ -223,6 +227,7 @@ def _parse_subgraph(sub: Any, index: int, buffers: list[Any], data: bytes, label
         zero_points = [] if q is None or q.zeroPoint is None else list(q.zeroPoint)
         names.append(name)
         shapes.append(shape)
+        shape_stated.append(tensor.shape is not None and all(int(d) >= 1 for d in tensor.shape))
         signatures.append(None if signature is None or len(signature) == 0 else tuple(int(d) for d in signature))
         types.append(type_name)
         constant.append(stored > 0)
@@ -246,5 +251,5 @@ def _parse_subgraph(sub: Any, index: int, buffers: list[Any], data: bytes, label
         graph_inputs=[int(i) for i in (sub.inputs if sub.inputs is not None else [])],
         graph_outputs=[int(i) for i in (sub.outputs if sub.outputs is not None else [])],
         specs=specs, index=index, buffers=buffer_ids, zero=zero,
-        calls=[_called_subgraphs(op) for op in operators],
+        calls=[_called_subgraphs(op) for op in operators], shape_stated=shape_stated,
     )

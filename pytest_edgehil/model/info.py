@@ -32,10 +32,13 @@ transpose conv / batch matmul ops, weighted by their MACs — not the model's in
 converter keeps float32 I/O around an int8 graph by default (QUANTIZE in front, DEQUANTIZE behind); such a
 model computes in int8.
 
-Dynamic shapes: a model whose inputs leave dimensions open (shape_signature -1) has no single cost. Without
-`input_shapes` its shape-dependent figures (`macs`, `macs_by_op`, `peak_activation_bytes`) are not
-computed and reading them raises ModelError naming the open dimensions; with `input_shapes`, LiteRT resizes
-the inputs and the analysis uses every tensor shape it propagates.
+Shapes (`shapes.py`): the shape-dependent figures use the tensor shapes LiteRT's kernels compute, so a
+shape the file leaves open or states wrongly is sized as the runtime sizes it (and `notes` says so); where
+LiteRT cannot load the model, an open shape is a ModelError naming the tensor. A model whose inputs leave
+dimensions open (shape_signature -1) has no single cost: without `input_shapes` its shape-dependent figures
+(`macs`, `macs_by_op`, `peak_activation_bytes`) are not computed and reading them raises ModelError naming
+the open dimensions, except a lone open batch, analysed at batch 1 (a note says so); with `input_shapes`,
+LiteRT resizes the inputs and the analysis uses every tensor shape it propagates.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ from pytest_edgehil.model.footprint import (
 )
 from pytest_edgehil.model.graph import Graph, parse_model
 from pytest_edgehil.model.ops import CONSTANT_EXPANDERS, OpCost, compute_dtype, op_cost
-from pytest_edgehil.model.runtime import ModelRunner, TensorSpec
+from pytest_edgehil.model.runtime import TensorSpec
+from pytest_edgehil.model.shapes import batch_one, sized_graphs
 
 # Compute dtypes the twins time at the int8 rate; anything else (float32, float16, hybrid) is float compute.
 INTEGER_COMPUTE = frozenset({"int8", "uint8", "int16"})
@@ -102,6 +106,8 @@ class ModelInfo:
     dynamic_inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape_signature
     dynamic_outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # (sizes follow the inputs)
     cost: ShapeCost | None = None  # None: dynamic inputs and no input_shapes given
+    # What a reader of the figures must know: a batch taken as 1, shapes taken from LiteRT (`shapes.py`).
+    notes: tuple[str, ...] = ()
 
     @property
     def resolved(self) -> bool:
@@ -160,6 +166,7 @@ class ModelInfo:
             "unknown_ops": list(self.unknown_ops),
             "dynamic_inputs": {name: list(sig) for name, sig in self.dynamic_inputs.items()},
             "dynamic_outputs": {name: list(sig) for name, sig in self.dynamic_outputs.items()},
+            "notes": list(self.notes),
         }
 
 
@@ -195,11 +202,21 @@ def _shape_cost(graphs: list[Graph]) -> tuple[ShapeCost, list[int], set[str]]:
     return cost_total, per_op, unknown
 
 
-def _resolve(graph: Graph, data: bytes, input_shapes: Sequence[Sequence[int]]) -> Graph:
-    """The graph at concrete input shapes: LiteRT resizes the inputs and propagates every tensor's shape."""
-    runner = ModelRunner(data, name=graph.label)
-    runner.resize_inputs(input_shapes)
-    return graph.with_shapes(runner.tensor_shapes())
+def _sized(graphs: list[Graph], data: bytes, input_shapes: tuple[tuple[int, ...], ...] | None,
+           dynamic: bool) -> tuple[list[Graph], tuple[str, ...], bool]:
+    """The graphs with LiteRT's tensor shapes (`shapes.py`), the notes, and whether the shape-dependent
+    figures exist: a dynamic model needs `input_shapes`, or only its batch open (then batch 1)."""
+    if input_shapes is None and dynamic:
+        batch = batch_one(graphs[0])
+        if batch is None:
+            return graphs, (), False
+        try:
+            sized, notes = sized_graphs(graphs, data, batch.shapes)
+        except ModelError:  # LiteRT cannot run it (a custom op): no size to count at, as for other open dims
+            return graphs, (), False
+        return sized, batch.notes + notes, True
+    sized, notes = sized_graphs(graphs, data, input_shapes)
+    return sized, notes, True
 
 
 def _analyze(data: bytes, sha256: str, label: str, input_shapes: tuple[tuple[int, ...], ...] | None) -> ModelInfo:
@@ -207,8 +224,8 @@ def _analyze(data: bytes, sha256: str, label: str, input_shapes: tuple[tuple[int
     graph = graphs[0]
     dynamic = {graph.names[t]: graph.signatures[t] or () for t in graph.graph_inputs if graph.dynamic_dims(t)}
     dynamic_out = {graph.names[t]: graph.signatures[t] or () for t in graph.graph_outputs if graph.dynamic_dims(t)}
-    if input_shapes is not None:
-        graph = graphs[0] = _resolve(graph, data, input_shapes)
+    graphs, notes, resolved = _sized(graphs, data, input_shapes, bool(dynamic))
+    graph = graphs[0]
     cost, per_op, unknown = _shape_cost(graphs)
     parameters, weight_dtype = parameters_and_weight_dtype(graphs)
     return ModelInfo(
@@ -217,7 +234,7 @@ def _analyze(data: bytes, sha256: str, label: str, input_shapes: tuple[tuple[int
         outputs=tuple(graph.specs[t] for t in graph.graph_outputs),
         op_counts=dict(sorted(Counter(graph.op_names).items())), weight_dtype=weight_dtype,
         compute_dtype=compute_dtype(graph, per_op), unknown_ops=tuple(sorted(unknown)),
-        dynamic_inputs=dynamic, dynamic_outputs=dynamic_out, cost=cost if (input_shapes is not None or not dynamic) else None,
+        dynamic_inputs=dynamic, dynamic_outputs=dynamic_out, cost=cost if resolved else None, notes=notes,
     )
 
 

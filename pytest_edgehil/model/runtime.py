@@ -12,6 +12,7 @@ but gives no parallelism; for parallel inference create one runner per thread.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,13 @@ class TensorSpec:
         return text + (f" scale={self.scale:.6g} zp={self.zero_point}" if self.quantized else "")
 
 
+def only_batch_open(signature: Sequence[int]) -> bool:
+    """Whether the only open dimension (-1) of an input's shape_signature is its leading batch, on an input
+    of rank >= 2 (Keras's default signature [-1, H, W, C]; a rank-1 [-1] is a length, not a batch). TFLM and
+    the boards run such a model at batch 1, and so do the analysis, the twins and the agent."""
+    return len(signature) >= 2 and signature[0] < 0 and all(d >= 0 for d in signature[1:])
+
+
 def _spec_from_details(details: dict[str, Any]) -> TensorSpec:
     scale, zero_point = details.get("quantization", (0.0, 0))
     return TensorSpec(name=str(details["name"]), shape=tuple(int(d) for d in details["shape"]),
@@ -127,14 +135,20 @@ class ModelRunner:
     """
 
     def __init__(self, model: bytes | bytearray | str | Path, num_threads: int = 1,
-                 name: str | None = None) -> None:
+                 name: str | None = None, *, default_delegates: bool = True) -> None:
+        """`default_delegates=False` runs LiteRT's builtin kernels only (no XNNPACK): what the shape analysis
+        uses, as it only prepares the graph (faster, and the kernels that size tensors are the reference ones)."""
         data, default_name = _read_model(model)
         self.name = name or default_name
         if num_threads < 1:
             raise ModelError(f"model {self.name}: num_threads must be >= 1, got {num_threads}")
         interpreter_class = _load_interpreter_class()
+        options: dict[str, Any] = {}
+        if not default_delegates:
+            resolvers = importlib.import_module(interpreter_class.__module__).OpResolverType
+            options["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self._interpreter = interpreter_class(model_content=data, num_threads=num_threads)
+            self._interpreter = interpreter_class(model_content=data, num_threads=num_threads, **options)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"model {self.name} could not be loaded by LiteRT ({exc}); check that it is a "
@@ -195,11 +209,14 @@ class ModelRunner:
                                  f"{[list(w) for w in wanted]} ({exc})") from exc
             self._read_specs()
 
-    def tensor_shapes(self) -> dict[int, tuple[int, ...]]:
-        """Shape of every tensor of the main subgraph at the current input shapes, by tensor index."""
+    def tensor_shapes(self, subgraph: int = 0) -> dict[int, tuple[int, ...]]:
+        """Shape of every tensor of `subgraph` (0: the main one) at the current input shapes, by tensor index,
+        as LiteRT's kernels computed them when the graph was prepared. (LiteRT adds scratch tensors after the
+        file's: their indices are past the file's tensors.)"""
         with self._lock:
-            return {int(d["index"]): tuple(int(x) for x in d["shape"])
-                    for d in self._interpreter.get_tensor_details()}
+            details = (self._interpreter.get_tensor_details() if subgraph == 0
+                       else self._interpreter.get_tensor_details(subgraph_index=subgraph))
+            return {int(d["index"]): tuple(int(x) for x in d["shape"]) for d in details}
 
     def __repr__(self) -> str:
         return f"ModelRunner({self.name}, inputs={[s.describe() for s in self.inputs]})"

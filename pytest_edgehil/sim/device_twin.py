@@ -284,6 +284,8 @@ class DeviceTwin(TimedTwin):
         if info.resolved:  # a dynamic model is checked against RAM at the shape it is fed
             self._check_ram(info, name)
         runner = ModelRunner(model_bytes)
+        if info.resolved and info.dynamic_inputs:  # only the batch open: run at the batch analysed (1)
+            runner.resize_inputs([spec.shape for spec in info.inputs])
         inputs = [np.zeros(spec.shape, dtype=spec.dtype) for spec in runner.inputs]
         self._model = _LoadedModel(hashlib.sha256(model_bytes).digest(), name, model_bytes, info, runner, inputs)
         # Loading costs flash-read time: 1 µs per KB keeps virtual time moving plausibly.
