@@ -41,7 +41,10 @@ class Ratio:
         return f"{self.median:.2f}x [{self.low:.2f}-{self.high:.2f}]"
 
 
-def _block_s(call: Callable[[], object], inner: int) -> float:
+def _block_s(call: Callable[[], object], inner: int, settle_s: float = 0.0) -> float:
+    settle_end = time.perf_counter() + settle_s
+    while time.perf_counter() < settle_end:
+        call()
     start = time.perf_counter()
     for _ in range(inner):
         call()
@@ -49,11 +52,18 @@ def _block_s(call: Callable[[], object], inner: int) -> float:
 
 
 def interleaved(name: str, a: Callable[[], object], b: Callable[[], object], *, rounds: int = 15,
-                inner: int = 20, warmup: int = 2) -> Ratio:
+                inner: int = 20, warmup: int = 2, settle_s: float = 0.0) -> Ratio:
     """Time `inner` calls of `a` and of `b` per round, `rounds` times, alternating the order.
 
     Returns the per-round ratios time(a) / time(b). Garbage collection is off while a block runs (it
     would land on whichever side happened to allocate past the threshold) and run between blocks.
+
+    `settle_s`: each block is preceded by untimed calls of its own side for that long (pyperf's warm-up
+    values, per block). Why: on this machine (a KVM guest whose idle vCPUs halt at once) a path that hands
+    work between threads runs 15-40 % slower for about five calls after any pause (the other side's block,
+    the collection between blocks), while a single-threaded path does not (docs/benchmarks.md, "Stop 22"
+    and "Stop 23"). Without settling, every block of a threaded side is timed in that regime only, which
+    an evaluation run back to back is not in. 0 times the blocks cold.
     """
     for _ in range(warmup):
         a()
@@ -66,7 +76,7 @@ def interleaved(name: str, a: Callable[[], object], b: Callable[[], object], *, 
             gc.collect()
             gc.disable()
             try:
-                times[label] = _block_s(call, inner)
+                times[label] = _block_s(call, inner, settle_s)
             finally:
                 gc.enable()
         a_times.append(times["a"])

@@ -87,7 +87,7 @@ def frames(message: p.Message, first_seq: int) -> Iterator[bytes]:
     return itertools.cycle(wires)
 
 
-def link_rows(rounds: int, inner: int) -> list[tuple[Ratio, str]]:
+def link_rows(rounds: int, inner: int, settle_s: float) -> list[tuple[Ratio, str]]:
     with serve_pty(canned_handler, name="bench") as endpoint, \
             DeviceClient(endpoint.port, name="bench", timeout_s=10) as client:
         port = client._serial  # the client's own port: same pty, same device side
@@ -96,17 +96,18 @@ def link_rows(rounds: int, inner: int) -> list[tuple[Ratio, str]]:
         assert len(bare_round_trip(port, next(run_wires))) == len(p.encode_message(CANNED_RESULT, 0)) == 99
         run = interleaved("RUN 1 round trip vs bare pyserial, same pty (18 B out, 99 B back)",
                           lambda: client.run(1), lambda: bare_round_trip(port, next(run_wires)),
-                          rounds=rounds, inner=inner)
+                          rounds=rounds, inner=inner, settle_s=settle_s)
         set_wires = frames(p.SetInput(0, TENSOR_64K), client._seq + 40000)
         wire = next(set_wires)
         assert (len(wire), len(bare_round_trip(port, wire))) == (65711, 15)
         set_input = interleaved("64 KB SET_INPUT vs bare pyserial, same pty (65,711 B out, 15 B back)",
                                 lambda: client.set_input(0, TENSOR_64K),
-                                lambda: bare_round_trip(port, next(set_wires)), rounds=rounds, inner=inner)
+                                lambda: bare_round_trip(port, next(set_wires)), rounds=rounds, inner=inner,
+                                settle_s=settle_s)
     return [(run, "<= 1.5x"), (set_input, "<= 1.5x")]
 
 
-def fetch_row(rounds: int) -> tuple[Ratio, str]:
+def fetch_row(rounds: int, settle_s: float) -> tuple[Ratio, str]:
     timeline = ActivityTimeline(idle_power_w=0.01, supply_v=3.3)
     timeline.append(StageSpan("inference", 0.0, 8.0, 0.2, trigger_high=True))
     with AnalyzerTwin(timeline) as twin:
@@ -129,7 +130,7 @@ def fetch_row(rounds: int) -> tuple[Ratio, str]:
             np.testing.assert_array_equal(trace.current_a, blocks[0])  # the same block, decoded alike
             assert blocks[0].size + blocks[1].size == 2 * MAX_POINTS
             ratio = interleaved(f"trace fetch, {2 * MAX_POINTS:,} samples, vs bare query_binary_values",
-                                driver.fetch_trace, bare, rounds=rounds, inner=2, warmup=1)
+                                driver.fetch_trace, bare, rounds=rounds, inner=2, warmup=1, settle_s=settle_s)
         finally:
             driver.close()
     return ratio, "<= 1.1x"
@@ -159,11 +160,12 @@ class DrainPty:
 
 
 def accuracy_row(model_name: str, rounds: int, images: int | None, inner: int | None,
-                 own_process: bool = False) -> tuple[Ratio, str]:
+                 own_process: bool = False, settle_s: float = 0.1) -> tuple[Ratio, str]:
     """`images` random images per call, or (None) the model's shipped evaluation set, as the suites run it;
     `inner` calls per timed block (None: as many as make about 100 images). `own_process`: the twin runs in
     a process of its own (`edgehil sim device`), apart from the host, as a board does; otherwise in this
-    one, on threads, as `pytest suites/` runs it."""
+    one, on threads, as `pytest suites/` runs it. `settle_s`: untimed calls before each block
+    (`benchmarks.harness.interleaved`); 0 gives the row after a pause, which states no goal."""
     model = ModelCatalog(MODELS).get(model_name)
     spec = model.info.inputs[0]
     if images is None:
@@ -199,10 +201,11 @@ def accuracy_row(model_name: str, rounds: int, images: int | None, inner: int | 
                 bare_port.write(wire)
                 runner.run_raw([tensor])
 
-        ratio = interleaved(f"accuracy eval, {model_name}, {what}, {where} vs bare write + LiteRT",
+        when = "" if settle_s else ", after a pause (no settling)"
+        ratio = interleaved(f"accuracy eval, {model_name}, {what}, {where}{when} vs bare write + LiteRT",
                             lambda: infer_many(cast("DeviceUnderTest", dut), model, batch), bare, rounds=rounds,
-                            inner=inner, warmup=1)
-    return ratio, "throughput >= 0.8x (time <= 1.25x)"
+                            inner=inner, warmup=1, settle_s=settle_s)
+    return ratio, "throughput >= 0.8x (time <= 1.25x)" if settle_s else "none (shows the cost of a pause)"
 
 
 @contextmanager
@@ -229,13 +232,15 @@ class _Dut:
         self.hello = client.hello()
 
 
-def _accuracy_step(rows: list[tuple[Ratio, str]], name: str, rounds: int, calls: int) -> None:
-    rows.append(accuracy_row(name, rounds, images=20, inner=calls))
-    rows.append(accuracy_row(name, rounds, images=20, inner=calls, own_process=True))
+def _accuracy_step(rows: list[tuple[Ratio, str]], name: str, rounds: int, calls: int, settle_s: float) -> None:
+    rows.append(accuracy_row(name, rounds, images=20, inner=calls, settle_s=settle_s))
+    rows.append(accuracy_row(name, rounds, images=20, inner=calls, own_process=True, settle_s=settle_s))
     # The evaluation the suites run: the shipped set in one call (200 TinyTracker images, 24 Q-Segment ones),
     # repeated so that a block holds about 100 images. The 20-image row keeps the per-call cost visible.
-    rows.append(accuracy_row(name, rounds, images=None, inner=None))
-    rows.append(accuracy_row(name, rounds, images=None, inner=None, own_process=True))
+    rows.append(accuracy_row(name, rounds, images=None, inner=None, settle_s=settle_s))
+    rows.append(accuracy_row(name, rounds, images=None, inner=None, own_process=True, settle_s=settle_s))
+    if settle_s:  # the same 20-image calls timed cold, each block right after the other side's and a collection
+        rows.append(accuracy_row(name, rounds, images=20, inner=calls, settle_s=0.0))
 
 
 def table(rows: list[tuple[Ratio, str]]) -> str:
@@ -251,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved A/B rounds per row")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, wider spread)")
     parser.add_argument("--accuracy-calls", type=int, default=5,
-                        help="20-image evaluations per timed block on each side (default 5; 1 times each call "
-                             "right after the other side's block and a garbage collection, cold)")
+                        help="20-image evaluations per timed block on each side (default 5)")
+    parser.add_argument("--settle-s", type=float, default=0.1,
+                        help="untimed calls of a side before each of its timed blocks, in seconds (default 0.1; "
+                             "0 times every block right after the other side's, cold)")
     parser.add_argument("--only", choices=["link", "fetch", "accuracy"], action="append",
                         help="rows to run (default all)")
     args = parser.parse_args(argv)
@@ -261,12 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[Ratio, str]] = []
     steps: list[Callable[[], None]] = []
     if "link" in only:
-        steps.append(lambda: rows.extend(link_rows(rounds, inner=5 if args.quick else 20)))
+        steps.append(lambda: rows.extend(link_rows(rounds, inner=5 if args.quick else 20, settle_s=args.settle_s)))
     if "fetch" in only:
-        steps.append(lambda: rows.append(fetch_row(max(3, rounds // 2))))
+        steps.append(lambda: rows.append(fetch_row(max(3, rounds // 2), settle_s=args.settle_s)))
     if "accuracy" in only:
         for name in ("tinytracker", "qsegment"):
-            steps.append(functools.partial(_accuracy_step, rows, name, max(3, rounds // 2), args.accuracy_calls))
+            steps.append(functools.partial(_accuracy_step, rows, name, max(3, rounds // 2), args.accuracy_calls,
+                                           args.settle_s))
     for step in steps:
         step()
     print(table(rows))
