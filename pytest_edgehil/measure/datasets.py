@@ -49,6 +49,15 @@ CHASE_DB1_IMAGE_PATTERN = "Image_NNx.jpg (NN = 01..14, x = L or R)"
 CHASE_DB1_MASK_PATTERN = "Image_NNx_1stHO.png"
 CHASE_DB1_FOV_NOTE = ("CHASE_DB1 ships no FOV masks: segmentation scores are over all pixels, "
                       "the background outside the fundus included")
+# Which subjects each split holds. The split most deep-learning papers use on CHASE_DB1: the first 20
+# images (subjects 01-10) train, the last 8 (subjects 11-14, Image_11L..Image_14R) test. Published test
+# figures (Q-Segment's AUC 96.97 %, accuracy 97.25 %) are compared with `test`: a model trained on the first
+# 20 and scored on all 28 would be scored partly on its own training images. "all" is every image found.
+CHASE_DB1_SPLITS: dict[str, tuple[int, ...] | None] = {
+    "all": None,
+    "train": tuple(range(1, 11)),
+    "test": tuple(range(11, 15)),
+}
 _CHASE_IMAGE_RE = re.compile(r"^Image_(\d{2})([LR])\.jpg$", re.IGNORECASE)
 _CHASE_MASK_RE = re.compile(r"^Image_(\d{2})([LR])_1stHO\.png$", re.IGNORECASE)
 
@@ -188,8 +197,8 @@ def _binary_mask_array(masks: np.ndarray, what: str) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- CHASE_DB1
 
 
-def _chase_files(root: Path) -> list[tuple[Path, Path]]:
-    """(image, first-observer mask) pairs under `root` (flat or nested), sorted by image stem."""
+def _chase_files(root: Path) -> dict[str, tuple[Path, Path]]:
+    """(image, first-observer mask) pairs under `root` (flat or nested) by stem (`Image_01L`), sorted."""
     expected = f"expected {CHASE_DB1_IMAGE_PATTERN} with masks {CHASE_DB1_MASK_PATTERN}"
     if not root.is_dir():
         raise DatasetError(f"CHASE_DB1 root {root} does not exist or is not a directory; {expected}")
@@ -212,7 +221,7 @@ def _chase_files(root: Path) -> list[tuple[Path, Path]]:
         raise DatasetError(f"CHASE_DB1 image {missing[0]} has no first-observer mask "
                            f"{missing[0].stem}_1stHO.png under {root}"
                            + (f" (and {len(missing) - 1} more images lack theirs)" if len(missing) > 1 else ""))
-    return [(images[k], masks[k]) for k in sorted(images)]
+    return {k: (images[k], masks[k]) for k in sorted(images)}
 
 
 def chase_db1_available(root: Path | str | None) -> bool:
@@ -226,17 +235,47 @@ def chase_db1_available(root: Path | str | None) -> bool:
     return True
 
 
-def load_chase_db1(root: Path | str, size: int | None = None) -> SegmentationDataset:
+def chase_db1_split_stems(split: str) -> tuple[str, ...] | None:
+    """The stems a split holds, in order (`Image_11L`, `Image_11R`, ...); None for "all" (every image found).
+
+    Raises DatasetError for a split not in `CHASE_DB1_SPLITS`."""
+    if split not in CHASE_DB1_SPLITS:
+        raise DatasetError(f"CHASE_DB1 has no split {split!r}; known: {', '.join(sorted(CHASE_DB1_SPLITS))} "
+                           "(test: the literature's last 8 images, Image_11L..Image_14R)")
+    subjects = CHASE_DB1_SPLITS[split]
+    return None if subjects is None else tuple(f"Image_{n:02d}{eye}" for n in subjects for eye in "LR")
+
+
+def describe_chase_db1_split(split: str) -> str:
+    """The split in words for a record's context: which images, and of how many."""
+    stems = chase_db1_split_stems(split)
+    if stems is None:
+        return "all: every image found"
+    return f"{split}: {stems[0]}..{stems[-1]} ({len(stems)} of the release's 28; the first 20 train, the last 8 test)"
+
+
+def load_chase_db1(root: Path | str, size: int | None = None, split: str = "all") -> SegmentationDataset:
     """CHASE_DB1 images (uint8 RGB) with first-observer masks in {0, 1}, optionally resized to size x size.
 
     Images are resized bilinearly and masks by nearest neighbour (so they stay binary); the shipped
     segmentation model takes 128x128. Without `size`, all images must share one size (they do in the
-    public release, 999x960).
+    public release, 999x960). `split` picks the images (`CHASE_DB1_SPLITS`): "test" is the literature's
+    last 8, which published figures are measured on; every image of a split must be there (DatasetError
+    naming the missing ones otherwise: a figure on part of the test set is not the protocol's).
     """
     root = Path(root)
     if size is not None and size < 1:
         raise DatasetError(f"CHASE_DB1 resize target must be a positive pixel count, got size={size}")
-    pairs = _chase_files(root)
+    wanted = chase_db1_split_stems(split)
+    found = _chase_files(root)
+    pairs = list(found.values())
+    if wanted is not None:
+        missing = [stem for stem in wanted if stem not in found]
+        if missing:
+            raise DatasetError(f"CHASE_DB1 under {root}: the {split} split ({describe_chase_db1_split(split)}) lacks "
+                               f"{', '.join(missing)}; a figure on part of it is not the protocol's. Add the "
+                               "missing files, or pass split='all' to score every image found")
+        pairs = [found[stem] for stem in wanted]
     images, masks = [], []
     for image_path, mask_path in pairs:
         image, mask = _read_image(image_path, "RGB"), _read_mask(mask_path)

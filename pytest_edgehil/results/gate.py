@@ -93,7 +93,8 @@ REPORT_THRESHOLD = 0.05  # families that do not gate are still classified at thi
 _EXACT_FAMILIES = (Family.FOOTPRINT, Family.ACCURACY)
 _CONTEXT_CHECKS = (("model_sha256", "model SHA-256"), ("device_firmware", "firmware"),
                    ("protocol_version", "protocol version"), ("sample_interval_s", "sample interval"),
-                   ("instrument_idn", "instrument"), ("device_serial", "board serial number"))
+                   ("instrument_idn", "instrument"), ("device_serial", "board serial number"),
+                   ("eval_split", "evaluation split"))
 
 
 def context_flags(base: ResultRecord, new: ResultRecord) -> list[str]:
