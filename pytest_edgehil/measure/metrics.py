@@ -60,7 +60,9 @@ def segmentation_scores(prob: np.ndarray, mask: np.ndarray, threshold: float = 0
     """Pooled-pixel ROC AUC and binary accuracy of probabilities `prob` against binary `mask`.
 
     `prob` and `mask` have the same shape (any: one image or a stack); a pixel counts as foreground when
-    `prob > threshold`, as Keras' binary accuracy does.
+    `prob > threshold`, as Keras' binary accuracy does. Raises MeasurementError for shapes that differ,
+    no pixels, NaN or infinite values, values outside [0, 1] (logits are not probabilities), a mask that
+    is not 0/1, and a mask of a single class (AUC undefined).
     """
     from sklearn.metrics import accuracy_score, roc_auc_score  # ≈ 0.5 s to import: only when scoring
 
@@ -74,6 +76,14 @@ def segmentation_scores(prob: np.ndarray, mask: np.ndarray, threshold: float = 0
     if not np.all(np.isfinite(prob)):
         raise MeasurementError(f"segmentation scores: {int(np.sum(~np.isfinite(prob)))} probabilities are "
                                "NaN or infinite; check the model output and its dequantization")
+    low, high = float(prob.min()), float(prob.max())
+    if low < 0.0 or high > 1.0:
+        # Thresholded at 0.5, a logit 0.3 (probability 0.57) is background and codes 0..255 are nearly all
+        # foreground: a plausible, wrong accuracy. (AUC alone would survive any monotone map; accuracy not.)
+        raise MeasurementError(f"segmentation scores: the outputs span [{low:.4g}, {high:.4g}], outside [0, 1], so "
+                               f"they are not probabilities (logits, or codes not dequantized); binary accuracy "
+                               f"thresholds probabilities at {threshold:g}, so nothing was scored. Score the "
+                               "model's sigmoid output (its card's `output.name`), or apply the sigmoid first")
     truth = mask.reshape(-1)
     not_binary = (truth != 0) & (truth != 1)
     if not_binary.any():
