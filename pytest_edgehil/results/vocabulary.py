@@ -98,6 +98,7 @@ _BUILT_IN: dict[str, tuple[str, Family, Direction]] = {
     "chase_roc_auc": ("", Family.ACCURACY, Direction.HIGHER),
     "chase_binary_accuracy": ("", Family.ACCURACY, Direction.HIGHER),
     "gaze_error_cm": ("cm", Family.ACCURACY, Direction.LOWER),  # TinyTracker's mean gaze error on screen
+    "quantization_loss_cm": ("cm", Family.ACCURACY, Direction.LOWER),  # int8 mean gaze error − float's
     "quantization_gap_cm": ("cm", Family.ACCURACY, Direction.LOWER),  # int8 vs float gaze points
     "parameters": ("", Family.FOOTPRINT, Direction.LOWER),
     "macs": ("MAC", Family.FOOTPRINT, Direction.LOWER),
@@ -114,7 +115,7 @@ BUILT_IN_METRICS: tuple[str, ...] = (
     "inference_ms", "end_to_end_ms", "readout_ms", "retrieval_ms", "trace_inference_ms", "fps",
     "inference_mj", "end_to_end_mj", "inference_mw", "end_to_end_mw",
     "roc_auc", "binary_accuracy", "chase_roc_auc", "chase_binary_accuracy",
-    "gaze_error_cm", "quantization_gap_cm", "model_kb", "peak_activation_kb", "parameters", "macs",
+    "gaze_error_cm", "quantization_loss_cm", "quantization_gap_cm", "model_kb", "peak_activation_kb", "parameters", "macs",
     "base_fps", "head_fps", "base_binary_accuracy", "head_quality_ratio", "head_extra_params", "head_fps_ratio",
 )
 
