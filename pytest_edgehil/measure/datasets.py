@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from pytest_edgehil.errors import DatasetError
+from pytest_edgehil.measure.image_files import read_image, read_two_level_mask
 
 TASK_BINARY_SEGMENTATION = "binary-segmentation"
 TASK_GAZE_REGRESSION = "gaze-regression"
@@ -60,6 +61,7 @@ CHASE_DB1_SPLITS: dict[str, tuple[int, ...] | None] = {
 }
 _CHASE_IMAGE_RE = re.compile(r"^Image_(\d{2})([LR])\.jpg$", re.IGNORECASE)
 _CHASE_MASK_RE = re.compile(r"^Image_(\d{2})([LR])_1stHO\.png$", re.IGNORECASE)
+_CHASE_JPEG_MASK_RE = re.compile(r"^Image_(\d{2})([LR])_1stHO\.jpe?g$", re.IGNORECASE)
 
 GAZE_LABELS_FILE = "labels.csv"
 GAZE_COLUMNS = ("file", "x_cm", "y_cm")
@@ -204,7 +206,10 @@ def _chase_files(root: Path) -> dict[str, tuple[Path, Path]]:
         raise DatasetError(f"CHASE_DB1 root {root} does not exist or is not a directory; {expected}")
     images: dict[str, Path] = {}
     masks: dict[str, Path] = {}
+    jpeg_masks: dict[str, Path] = {}  # never read (lossy), but named when the PNG is missing
     for path in sorted(root.rglob("*")):
+        if (jpeg := _CHASE_JPEG_MASK_RE.match(path.name)) is not None:
+            jpeg_masks[f"Image_{jpeg.group(1)}{jpeg.group(2).upper()}"] = path
         image_match, mask_match = _CHASE_IMAGE_RE.match(path.name), _CHASE_MASK_RE.match(path.name)
         match, found = (image_match, images) if image_match else (mask_match, masks)
         if match is None or not path.is_file():
@@ -216,10 +221,13 @@ def _chase_files(root: Path) -> dict[str, tuple[Path, Path]]:
         found[key] = path
     if not images:
         raise DatasetError(f"CHASE_DB1 root {root} contains no images; {expected} (flat or in subfolders)")
-    missing = [images[k] for k in sorted(images) if k not in masks]
+    missing = [k for k in sorted(images) if k not in masks]
     if missing:
-        raise DatasetError(f"CHASE_DB1 image {missing[0]} has no first-observer mask "
-                           f"{missing[0].stem}_1stHO.png under {root}"
+        first = missing[0]
+        jpeg_note = (f"; found {jpeg_masks[first].name}, but JPEG is lossy (vessel edges blur into levels between "
+                     "0 and 255): use the release's PNG mask" if first in jpeg_masks else "")
+        raise DatasetError(f"CHASE_DB1 image {images[first]} has no first-observer mask "
+                           f"{images[first].stem}_1stHO.png under {root}{jpeg_note}"
                            + (f" (and {len(missing) - 1} more images lack theirs)" if len(missing) > 1 else ""))
     return {k: (images[k], masks[k]) for k in sorted(images)}
 
@@ -278,7 +286,7 @@ def load_chase_db1(root: Path | str, size: int | None = None, split: str = "all"
         pairs = [found[stem] for stem in wanted]
     images, masks = [], []
     for image_path, mask_path in pairs:
-        image, mask = _read_image(image_path, "RGB"), _read_mask(mask_path)
+        image, mask = read_image(image_path, "RGB", colour=True), read_two_level_mask(mask_path)
         if image.size != mask.size:
             raise DatasetError(f"CHASE_DB1 image {image_path} is {image.size[0]}x{image.size[1]} but its mask "
                                f"{mask_path.name} is {mask.size[0]}x{mask.size[1]}; replace the mismatched file")
@@ -286,30 +294,11 @@ def load_chase_db1(root: Path | str, size: int | None = None, split: str = "all"
             image = image.resize((size, size), Image.Resampling.BILINEAR)
             mask = mask.resize((size, size), Image.Resampling.NEAREST)
         images.append(np.asarray(image, dtype=np.uint8))
-        masks.append(_binarize(np.asarray(mask)))
+        masks.append(np.asarray(mask, dtype=np.uint8))
     ids = tuple(image_path.stem for image_path, _ in pairs)
     stacked_images = _stack_same_size(images, ids, root, "CHASE_DB1")
     return SegmentationDataset("chase_db1", TASK_BINARY_SEGMENTATION, str(root), stacked_images,
                                np.stack(masks), ids)
-
-
-def _read_image(path: Path, mode: str) -> Image.Image:
-    try:
-        with Image.open(path) as img:
-            return img.convert(mode)
-    except OSError as exc:
-        raise DatasetError(f"cannot read image {path} ({exc}); re-download or replace the file") from exc
-
-
-def _read_mask(path: Path) -> Image.Image:
-    # 1-bit masks become 0/255 in "L", so one threshold rule covers 1-bit and 8-bit files.
-    return _read_image(path, "L")
-
-
-def _binarize(mask: np.ndarray) -> np.ndarray:
-    """{0, 1} from an 8-bit mask: > 127 for 0/255 masks, > 0 for masks already stored as 0/1."""
-    threshold = 0 if mask.max(initial=0) <= 1 else 127
-    return (mask > threshold).astype(np.uint8)
 
 
 def _stack_same_size(images: Sequence[np.ndarray], ids: Sequence[str], root: Path, what: str) -> np.ndarray:
@@ -358,7 +347,7 @@ def load_gaze_dir(root: Path | str, size: int | None = 96) -> GazeDataset:
                                "numbers (centimetres on the screen)") from None
         if not all(np.isfinite(point)):
             raise DatasetError(f"{labels} line {line}: gaze point {point} is not finite")
-        image = _read_image(image_path, "L")
+        image = read_image(image_path, "L")
         if size is not None:
             image = image.resize((size, size), Image.Resampling.BILINEAR)
         images.append(np.asarray(image, dtype=np.uint8)[..., np.newaxis])
