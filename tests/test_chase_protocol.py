@@ -11,11 +11,18 @@ import pytest
 from PIL import Image
 
 from pytest_edgehil.errors import DatasetError
-from pytest_edgehil.results.gate import context_flags
 from pytest_edgehil.measure.datasets import load_chase_db1
+from pytest_edgehil.results.gate import context_flags
 from pytest_edgehil.results.store import ResultRecord, load_results
 
-from .chase_layout import STEMS, TEST_STEMS, litert_probabilities, mann_whitney_auc, pixel_accuracy, write_chase_db1
+from .chase_layout import (
+    STEMS,
+    TEST_STEMS,
+    litert_probabilities,
+    mann_whitney_auc,
+    pixel_accuracy,
+    write_chase_db1,
+)
 from .conftest import MODELS, REPO
 
 SIZE = 128  # qsegment's input
