@@ -54,6 +54,21 @@ def test_a_deterministic_value_at_zero_is_judged_not_left_unknown(metric: str, d
     assert c.blocking == (status is GateStatus.REGRESSED)
 
 
+def test_an_accuracy_loss_rising_from_zero_is_shown_not_blocking(tmp_path: Path) -> None:
+    """int8 TinyTracker loses no accuracy (quantization_loss_cm 0); a model that loses 0.01 cm is 100 %
+    within its 0.16 cm budget, but unboundedly worse relative to 0: the gate shows it and does not block (the
+    gaze errors it is the difference of are gated themselves)."""
+    c = compare_records(task("quantization_loss_cm", 0.0, "lower"), task("quantization_loss_cm", 0.01, "lower"),
+                        ACCURACY_1)
+    assert c.status is GateStatus.REGRESSED and not c.gated and not c.blocking
+    base = save(tmp_path / "base.json", [task("quantization_loss_cm", 0.0, "lower")])
+    new = save(tmp_path / "new.json", [task("quantization_loss_cm", 0.01, "lower")])
+    assert main(["compare", str(base), str(new), "--history", "off"]) == EXIT_OK
+    # The gaze error itself still gates.
+    gaze = compare_records(task("gaze_error_cm", 1.154, "lower"), task("gaze_error_cm", 1.30, "lower"), ACCURACY_1)
+    assert gaze.blocking
+
+
 def test_edgehil_compare_fails_a_score_that_fell_to_zero(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     base = save(tmp_path / "base.json", [task("top1", 0.72, "higher")])
     new = save(tmp_path / "new.json", [task("top1", 0.0, "higher")])

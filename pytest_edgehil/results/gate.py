@@ -60,7 +60,7 @@ from pytest_edgehil.results.session_stats import (
     session_tests,
 )
 from pytest_edgehil.results.store import ResultRecord, RunInfo
-from pytest_edgehil.results.vocabulary import Direction, Family, how_to_declare
+from pytest_edgehil.results.vocabulary import UNGATED_METRICS, Direction, Family, how_to_declare
 
 __all__ = [
     "DEFAULT_FAIL_ON",
@@ -170,7 +170,7 @@ def _start(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> tuple[Comp
     family = spec.family
     comparison = Comparison(pair=new.pair, metric=new.metric, unit=new.unit, family=family,
                             direction=spec.direction or base_spec.direction, status=GateStatus.UNKNOWN,
-                            blocking=False, gated=family in fail_on.thresholds,
+                            blocking=False, gated=family in fail_on.thresholds and new.metric not in UNGATED_METRICS,
                             threshold=fail_on.thresholds.get(family, REPORT_THRESHOLD),
                             base_value=base.value, new_value=new.value, flags=tuple(context_flags(base, new)),
                             base_unit=base.unit if base.unit != new.unit else None)
@@ -390,7 +390,7 @@ def _one_sided(b: ResultRecord | None, n: ResultRecord | None, fail_on: FailOn) 
     assert record is not None
     spec = record.spec
     family = spec.family
-    gated = family in fail_on.thresholds
+    gated = family in fail_on.thresholds and record.metric not in UNGATED_METRICS
     status = GateStatus.MISSING if n is None else GateStatus.NEW
     return Comparison(
         pair=record.pair, metric=record.metric, unit=record.unit, family=family, direction=spec.direction,
