@@ -22,7 +22,7 @@ _MIN_STEP_REL = 0.02
 # Half-width of the region searched around a predicted edge: at least this many samples ...
 _REGION_SAMPLES = 3
 # ... and at least this long, so that a smeared step (RC and front end, τ of a few µs) has settled inside it.
-_SETTLE_S = 20e-6
+SETTLE_S = 20e-6
 
 
 def cumulative_energy(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -45,7 +45,7 @@ class EdgeLocator:
 
     def __init__(self, p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, noise: float) -> None:
         self.p, self.bounds, self.cum, self.dt, self.noise = p, bounds, cum, dt, noise
-        self.half_max = max(_REGION_SAMPLES * dt, _SETTLE_S + dt)
+        self.half_max = max(_REGION_SAMPLES * dt, SETTLE_S + dt)
         # Outside the RUN's first and last edge the trace holds whatever the board did before and after
         # (idle, another RUN's steps): a region widened for settling does not reach further out there.
         self.outer_half = np.inf
@@ -83,7 +83,7 @@ class EdgeLocator:
         """(centroid s, cumulative energy J up to it, its 1-sigma J, the centroid's own 1-sigma s from the noise)
         of edge k, or None without a clear step.
 
-        The region reaches _SETTLE_S past the edge: a supply path that smears a step over longer (a 50 µs
+        The region reaches SETTLE_S past the edge: a supply path that smears a step over longer (a 50 µs
         decoupling RC) is not seen through here; docs/measurement.md lists what that costs.
         """
         j0, j_pred, j1, _ = self._region(dev, k, offset, ratio, widen)

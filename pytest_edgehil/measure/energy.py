@@ -291,8 +291,11 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     timing_list = list(timings)
     inference_w = inference_windows_s(timing_list)
     end_to_end_w = end_to_end_windows_s(timing_list)
+    # Each edge's kind (readout start, inference start, inference end, retrieval end): the edges of one kind
+    # share what lies beside them, so the locator judges and prices them together (`edge_pricing`).
+    kinds = np.concatenate([np.broadcast_to([1, 2], inference_w.shape), np.broadcast_to([0, 3], end_to_end_w.shape)])
     fit = locate_edges(t, p, np.concatenate([inference_w, end_to_end_w]).reshape(-1), origin_u_s=origin_u_s,
-                       stamp_u_s=device_tick_s(timing_list))
+                       stamp_u_s=device_tick_s(timing_list), kinds=kinds.reshape(-1))
     if not fit.clock_pinned:  # windows placed by the device's timer alone: its envelope checks that clock
         check_clock_within(t, p, float(end_to_end_w[-1, 1] - end_to_end_w[0, 0]), CLOCK_TOLERANCE)
     else:  # a pinned map is still checked against the RUN's envelope, where a wrong ratio shows most

@@ -33,7 +33,14 @@ from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError, WindowMisplaced
 from pytest_edgehil.measure.clock_map import fit_map, weighted_map
-from pytest_edgehil.measure.edge_locator import EdgeLocator, cumulative_energy, noise_w, step_aware_cumulative
+from pytest_edgehil.measure.edge_locator import (
+    SETTLE_S,
+    EdgeLocator,
+    cumulative_energy,
+    noise_w,
+    step_aware_cumulative,
+)
+from pytest_edgehil.measure.edge_pricing import priced_by_kind
 from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, settling_tau_s, supply_tau_s
 
 # A located edge this far (in sample intervals, or µs) from the fitted clock map means a misplaced window.
@@ -93,6 +100,9 @@ class EdgeFit:
     # by located edges (0 where located): what `uncertainty_refusal` holds each window to.
     drift_j: np.ndarray | None = None
     clock_pinned: bool = True  # the located edges fit the clock map's ratio (else the device's timer placed it)
+    # Worst-case systematic part (J) of each located edge's cumulative energy as `edge_pricing` priced it
+    # (included in edge_u_j): what the sample noise does not average away over many inferences.
+    bias_j: np.ndarray | None = None
 
     @property
     def sampling_known(self) -> bool:
@@ -101,7 +111,7 @@ class EdgeFit:
 
 
 def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLike, *,
-                 origin_u_s: float = 0.0, stamp_u_s: float = 0.0) -> EdgeFit:
+                 origin_u_s: float = 0.0, stamp_u_s: float = 0.0, kinds: ArrayLike | None = None) -> EdgeFit:
     """Place every device edge (device seconds since the first trigger, any order) on the trace.
 
     `origin_u_s`: how far (s) the trace's t = 0 may sit from the device's time 0 beyond the trigger's own
@@ -109,12 +119,15 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     stage, as FastLog's, is off by that stage's clock error): the first searches are widened by it.
     `stamp_u_s`: the device timer's tick (`device_windows.device_tick_s`): an edge the trace does not show is
     placed by a stamp only that exact, which its drift bound (`EdgeFit.drift_j`) includes.
+    `kinds`: one small integer per device edge naming the stage boundary it is (the same for the same
+    boundary of every inference; coincident edges combine theirs): located edges are priced by kind
+    (`edge_pricing`), so that a kind whose centroids a stage's inner structure biases is placed by the map.
     Raises MeasurementError when an edge falls outside the trace (more pre-trigger or post-trigger samples
     are needed), WindowMisplaced when a located edge sits off the fitted clock map.
     """
     t = np.asarray(time_s, dtype=np.float64)
     p = np.asarray(power_w, dtype=np.float64)
-    dev = _distinct(np.asarray(device_edges_s, dtype=np.float64))
+    dev, kind = _distinct(np.asarray(device_edges_s, dtype=np.float64), kinds)
     bounds, cum, dt = cumulative_energy(t, p)
     noise = noise_w(p)
     n = dev.size
@@ -165,6 +178,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     usable = np.ones(n, dtype=bool)
     step = np.zeros(n)
     edge_u = np.full(n, noise * dt * np.sqrt(2.0))
+    centroid_u = np.zeros(n)
     fit_x, fit_y = [], []
     settle_tau = np.full(n, np.nan)
     for k in range(n):
@@ -177,7 +191,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
                 # it are refused (window_energies).
                 settle_tau[k] = tau_s
                 continue
-            position[k], cumulative[k], edge_u[k] = hit[:3]
+            position[k], cumulative[k], edge_u[k], centroid_u[k] = hit
             located[k] = True
             fit_x.append(float(dev[k]))
             fit_y.append(hit[0])
@@ -243,13 +257,20 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
             "trace holds the RUN it was fetched for; then the device's own timing: a clock further than 0.5 % "
             "off the analyzer's (an internal RC oscillator) or a timer coarser than the stages it stamps")
+    bias_j = np.zeros(n)
+    if precise:  # located edges priced by kind from their best position and flat side (edge_pricing)
+        repriced = priced_by_kind(p, bounds, cum, dt, dev, position, centroid_u, located, kind, stamp_u_s,
+                                  max(SETTLE_COVER * tau_s, SETTLE_S), noise)
+        if repriced is not None:
+            done, position[done], cumulative[done], priced_u, bias_j[done] = repriced
+            edge_u[done] = np.hypot(priced_u, drift_j[done])  # an unpinned clock's drift still applies
     # The largest power next to each edge (one sample either side): what a point-sampling digitizer could
     # misprice there, per sample (point_sampling.unclassified_refusal).
     j = np.clip(np.floor((position - bounds[0]) / dt).astype(np.int64), 0, p.size - 1)
     level = np.max(np.abs(np.stack([p[np.clip(j + d, 0, p.size - 1)] for d in (-1, 0, 1)])), axis=0)
     return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
                    noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled,
-                   located_steps, level, drift_j, drift_rel == 0)
+                   located_steps, level, drift_j, drift_rel == 0, bias_j)
 
 
 def _pinned(fit_x: list[float], ratio_u: float) -> bool:
@@ -275,12 +296,21 @@ def _supply_tau(trace: EdgeLocator, dev: np.ndarray, fit_x: list[float], fit_y: 
 _SAME_EDGE_S = 1e-9
 
 
-def _distinct(edges_s: np.ndarray) -> np.ndarray:
-    e = np.sort(edges_s.reshape(-1))
+def _distinct(edges_s: np.ndarray, kinds: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct edges, their kind): coincident edges of different kinds (a retrieval's end that is
+    the next readout's start) get a kind of their own, the bit mask of theirs (kind 0 when none given)."""
+    flat = edges_s.reshape(-1)
+    labels = np.zeros(flat.size, dtype=np.int64) if kinds is None else np.asarray(kinds, dtype=np.int64).reshape(-1)
+    if labels.shape != flat.shape:
+        raise MeasurementError(f"edge kinds {labels.shape} must match the device edges {flat.shape}, one per edge")
+    order = np.argsort(flat, kind="stable")
+    e, bits = flat[order], np.left_shift(1, labels[order])
     if e.size == 0:
-        return e
-    keep = np.concatenate([[True], np.diff(e) > _SAME_EDGE_S])
-    return e[keep]
+        return e, bits
+    group = np.cumsum(np.concatenate([[True], np.diff(e) > _SAME_EDGE_S])) - 1
+    mask = np.zeros(int(group[-1]) + 1, dtype=np.int64)
+    np.bitwise_or.at(mask, group, bits)
+    return e[np.concatenate([[0], np.flatnonzero(np.diff(group)) + 1])], mask
 
 
 def edge_index(device_s: np.ndarray, values_s: np.ndarray) -> np.ndarray:

@@ -1,0 +1,259 @@
+"""Each located stage edge priced from its best position and its flat side, not from its centroid alone.
+
+The energy centroid (`edge_locator`) prices an edge exactly when both stages beside it are flat over its
+level regions. A stage that is not flat biases it: with A the flat side's level, B the other's as read
+from its far samples and B̄ its true mean over the part of the region it covers (length L_in), the
+cumulative energy errs by A/(A − B)·(B̄ − B)·L_in. On MLPerf Tiny's hardware plan (40.96 µs on an
+N6705C) the region reaches 115 µs into Q-Segment's 0.23 ms inference, whose per-op power varies by ±5 %:
+A/(A − B) = 1.35 beside the IMX500's 4× readout, so up to 3 % per window, +0.4 % median, silently.
+
+Where the error comes from, in position terms: the centroid c of such an edge sits off the true edge by
+(B̄ − B)·L_in/(A − B), and it does so differently at every phase of the edge against the sample grid.
+So its *kind* (the same stage boundary in every inference: inference start, inference end, readout
+start) scatters about the device's clock map more than its own noise explains. Every edge kind's
+centroids are compared with the map (`edge_positions`): a kind whose scatter exceeds what its noise and
+the device's stamps explain is *suspect*, and its edges are placed by the map fitted to the other kinds,
+to within the device's stamp (its timer tick, 0.25 µs on the IMX500: ±0.125 µs). Trusted kinds combine
+their centroid and the map, weighted by their variances (a coarse timer leaves the centroid; a coarse
+sample interval, whose centroids are noisy, leaves the map fitted over hundreds of edges).
+
+Every edge is then priced from the side whose level is flat and low (`price_edges`): with b a sample
+boundary at least the supply path's settling away from the edge on that side and L that side's level
+read from the samples just beyond b, the energy up to the edge is Y(b) + L·(x − b) (before) or
+Y(b) − L·(b − x) (after). A unit-gain filter delays energy uniformly once settled, so Y(b) is exact at a
+settled boundary whatever the supply path. The error, per edge (what `price_edges` states):
+
+- position: L·δx with δx the position's own 1-sigma (stamp and map, or the shrunk centroid), plus
+  L·`systematic_s` where the trusted kinds' mean offsets disagree beyond their noise;
+- level: the side's noise over its m samples times |x − b|, and a gradient the side shows across its
+  kind (near sample against far, over every edge of the kind) extrapolated over |x − b|;
+- noise: the samples between b and the edge.
+
+On the IMX500 twin at 40.96 µs this is ≈ 0.25 % (1σ) of Q-Segment's window, nearly all of it sample
+noise the window cannot avoid (an estimator given the true edges and levels shows 0.18-0.24 %), and the
+median error over ≈ 580 inferences is within ±0.03 % (was +0.4 %). Pure functions on arrays; seconds,
+watts, joules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# A kind's centroids scatter beyond prediction when their variance exceeds this multiple of what the
+# region's noise and the device's stamps explain (the noise model is the trace's one per-sample figure:
+# on the IMX500 twin it predicts 0.67-1.3 of the scatter of clean kinds, 2.5-7.6 of the biased ones) ...
+_SCATTER_RATIO = 1.6
+# ... by more than this many standard errors of a variance estimate (sqrt(2/n)).
+_SCATTER_SIGMAS = 4.0
+# A kind needs this many located edges to be judged; fewer are trusted as they are.
+_MIN_KIND_EDGES = 4
+# Mean offsets of trusted kinds further apart than this many standard errors are a systematic of the map.
+_OFFSET_SIGMAS = 3.0
+# Levels are read from this many samples beyond the pricing boundary (fewer where the stage is short).
+_LEVEL_SAMPLES = 2
+
+
+@dataclass(frozen=True)
+class EdgePositions:
+    """Where each edge is on the trace axis (s) and how well that is known.
+
+    `position_s`, `position_u_s` (1-sigma, random per edge) per edge; `systematic_s` a bound shared by every
+    edge (the trusted kinds' mean offsets where they disagree beyond their noise); `stamp_u_s` the device
+    stamps' scatter about the map (at least the tick over √12); `suspect` per edge: its kind's centroids are
+    biased, so the map placed it. `offset_s`, `ratio`: the map fitted to the trusted kinds.
+    """
+
+    position_s: np.ndarray
+    position_u_s: np.ndarray
+    systematic_s: float
+    stamp_u_s: float
+    suspect: np.ndarray
+    offset_s: float
+    ratio: float
+
+
+def _weighted_line(x: np.ndarray, y: np.ndarray, var: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(offset, ratio, [variance of the line at x̄, variance of the ratio, x̄]) of y ≈ offset + ratio·x,
+    each point weighted by 1/var (its own variance, s²)."""
+    w = 1.0 / var
+    xm = float(np.sum(w * x) / np.sum(w))
+    sxx = float(np.sum(w * (x - xm) ** 2))
+    ratio = float(np.sum(w * (x - xm) * y) / sxx) if sxx > 0 else 1.0
+    at_mean = float(np.sum(w * (y - ratio * (x - xm))) / np.sum(w))
+    return at_mean - ratio * xm, ratio, np.array([1.0 / float(np.sum(w)), 1.0 / sxx if sxx > 0 else 0.0, xm])
+
+
+def edge_positions(dev: np.ndarray, centroid_s: np.ndarray, centroid_u_s: np.ndarray, located: np.ndarray,
+                   kinds: np.ndarray, tick_s: float) -> EdgePositions | None:
+    """Best positions of the located edges (device seconds `dev`, their centroids and centroid 1-sigma, s;
+    `kinds` one label per edge, the same for the same stage boundary of every inference; `tick_s` the
+    device timer's tick). None when fewer than 3 edges were located (nothing to fit a map to).
+    """
+    idx = np.flatnonzero(located)
+    if idx.size < 3:
+        return None
+    res_kinds = [k for k in np.unique(kinds[idx])]
+    floor_var = tick_s ** 2 / 12.0
+    # The stamps' own scatter: the best-measured kind's variance beyond its centroid noise, at least the tick's.
+    excess: list[tuple[float, float]] = []  # (standard error of the variance, excess variance)
+    for k in res_kinds:
+        sel = idx[kinds[idx] == k]
+        if sel.size >= _MIN_KIND_EDGES:
+            seen = float(np.var(_detrended(dev[sel], centroid_s[sel])))
+            excess.append((seen * np.sqrt(2.0 / sel.size), seen - float(np.mean(centroid_u_s[sel] ** 2))))
+    stamp_var = max(floor_var, min(excess)[1]) if excess else floor_var
+    suspect_kinds = []
+    for k in res_kinds:
+        sel = idx[kinds[idx] == k]
+        if sel.size < _MIN_KIND_EDGES:
+            continue
+        predicted = float(np.mean(centroid_u_s[sel] ** 2)) + stamp_var
+        seen = float(np.var(_detrended(dev[sel], centroid_s[sel])))
+        if seen > predicted * max(_SCATTER_RATIO, 1.0 + _SCATTER_SIGMAS * np.sqrt(2.0 / sel.size)):
+            suspect_kinds.append(k)
+    suspect = np.isin(kinds, suspect_kinds)
+    trusted = idx[~suspect[idx]]
+    if trusted.size < 3:  # every kind scatters: nothing clean to fit; the stamps' scatter takes it all
+        trusted, suspect = idx, np.zeros_like(suspect)
+        stamp_var = max(stamp_var, float(np.var(_detrended(dev[idx], centroid_s[idx]))))
+    var = centroid_u_s[trusted] ** 2 + stamp_var
+    offset, ratio, cov = _weighted_line(dev[trusted], centroid_s[trusted], var)
+    res = centroid_s[trusted] - (offset + ratio * dev[trusted])
+    chi2 = float(np.mean(res ** 2 / var))
+    map_var = max(1.0, chi2) * (cov[0] + (dev - cov[2]) ** 2 * cov[1])
+    # Trusted kinds must agree on the map's offset; where they do not beyond their noise, the difference is
+    # a systematic nothing in the trace can settle.
+    systematic = 0.0
+    for k in np.unique(kinds[trusted]):
+        sel = kinds[trusted] == k
+        mean, se = float(np.mean(res[sel])), float(np.sqrt(np.mean(var[sel]) / np.count_nonzero(sel)))
+        if abs(mean) > _OFFSET_SIGMAS * se:
+            systematic = max(systematic, abs(mean))
+    mapped = offset + ratio * dev
+    # Trusted located edges: centroid and map combined by inverse variance; others: the map and the stamp.
+    shrink = np.zeros(dev.size)
+    blend = located & ~suspect
+    total_var = stamp_var + centroid_u_s[blend] ** 2
+    shrink[blend] = np.divide(stamp_var, total_var, out=np.ones_like(total_var), where=total_var > 0)
+    position = mapped + shrink * np.where(located, centroid_s - mapped, 0.0)
+    position_var = np.where(blend, shrink * centroid_u_s ** 2, stamp_var) + map_var
+    return EdgePositions(position, np.sqrt(position_var), systematic, float(np.sqrt(stamp_var)), suspect,
+                         offset, ratio)
+
+
+def _detrended(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y minus its least-squares line in x (a kind's centroids about its own clock map)."""
+    if x.size < 3 or np.ptp(x) == 0:
+        return y - np.mean(y)
+    slope, intercept = np.polyfit(x - x.mean(), y, 1)
+    return np.asarray(y - intercept - slope * (x - x.mean()))
+
+
+@dataclass(frozen=True)
+class PricedEdges:
+    """Per edge: cumulative energy up to it (J), its 1-sigma (J) including `bound_j`, the worst-case
+    systematic part (J: the map's shared offset and a side's gradient), the side priced from (−1 before,
+    +1 after, 0 left to the centroid)."""
+
+    cumulative_j: np.ndarray
+    u_j: np.ndarray
+    bound_j: np.ndarray
+    side: np.ndarray
+
+
+def _side_cells(bounds: np.ndarray, dt: float, x: float, side: int, guard_s: float,
+                limit_s: float) -> tuple[int, int] | None:
+    """(boundary index b, level samples m) for pricing an edge at x from `side`: b at least `guard_s` from
+    x, the m samples beyond it ending at least `guard_s` short of the neighbouring edge at `limit_s`."""
+    cells = bounds.size - 1
+    if side < 0:
+        j = int(np.floor((x - guard_s - bounds[0]) / dt + 1e-9))
+        room_s = bounds[j] - (limit_s + guard_s) if 0 <= j <= cells else -np.inf
+        m = min(_LEVEL_SAMPLES, j, int(np.floor(room_s / dt + 1e-9)) if np.isfinite(room_s) else cells)
+    else:
+        j = int(np.ceil((x + guard_s - bounds[0]) / dt - 1e-9))
+        room_s = (limit_s - guard_s) - bounds[j] if 0 <= j <= cells else -np.inf
+        m = min(_LEVEL_SAMPLES, cells - j, int(np.floor(room_s / dt + 1e-9)) if np.isfinite(room_s) else cells)
+    return (j, m) if m >= 1 and 0 <= j <= cells else None
+
+
+def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, pos: EdgePositions,
+                priced: np.ndarray, kinds: np.ndarray, guard_s: float, noise_w: float) -> PricedEdges:
+    """Cumulative energy up to each edge where `priced` (located, not refused), from `pos` and the side of
+    its kind that prices it best (module doc); elsewhere the arrays hold NaN and side 0.
+
+    `bounds`, `cum`: the trace's sample boundaries and cumulative energy (`edge_locator.cumulative_energy`);
+    `guard_s`: the supply path's settling, kept between an edge and the boundary it is priced from. An
+    edge whose kind's better side is too short there is priced from its other side, or left (NaN).
+    """
+    n = pos.position_s.size
+    x = pos.position_s
+    prev_edge = np.concatenate([[-np.inf], x[:-1]])
+    next_edge = np.concatenate([x[1:], [np.inf]])
+    cumulative, u, bound = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    side_of = np.zeros(n, dtype=np.int64)
+    for kind in np.unique(kinds[priced]):
+        members = np.flatnonzero(priced & (kinds == kind))
+        by_side: dict[int, dict[int, tuple[float, float, float]]] = {}
+        cost: dict[int, float] = {}
+        for side in (-1, 1):
+            rows = []
+            for k in members:
+                limit = float(prev_edge[k] if side < 0 else next_edge[k])
+                cells = _side_cells(bounds, dt, float(x[k]), side, guard_s, limit)
+                if cells is not None:
+                    rows.append((int(k), *cells))
+            if rows:
+                by_side[side] = _priced_from(p, bounds, cum, dt, pos, rows, side, noise_w)
+                # A systematic part does not average out over a RUN's inferences as noise does: it weighs
+                # as if at 3 sigma.
+                cost[side] = float(np.mean([row[1] + 3.0 * row[2] for row in by_side[side].values()]))
+        for side in sorted(cost, key=cost.__getitem__):  # the kind's cheaper side first, the other for the rest
+            for k, (value, u_k, bound_k) in by_side[side].items():
+                if side_of[k] == 0:
+                    cumulative[k], u[k], bound[k], side_of[k] = value, u_k, bound_k, side
+    return PricedEdges(cumulative, u, bound, side_of)
+
+
+def _priced_from(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, pos: EdgePositions,
+                 rows: list[tuple[int, int, int]], side: int, noise_w: float) -> dict[int, tuple[float, float, float]]:
+    """{edge: (cumulative J, 1-sigma J, systematic bound J)} for each (edge, b, m) priced from `side`; the
+    side's gradient is read over the whole kind (its near level sample against its far one)."""
+    near_far = [p[j - 1] - p[j - 2] if side < 0 else p[j] - p[j + 1] for _, j, m in rows if m >= 2]
+    gradient_w_per_s = 0.0
+    if len(near_far) >= 2:
+        d = np.asarray(near_far)
+        # Only what stands out of the noise: a flat side reads 0.
+        standing = abs(float(np.mean(d))) - _OFFSET_SIGMAS * float(np.std(d)) / np.sqrt(d.size)
+        gradient_w_per_s = max(0.0, standing) / dt
+    out = {}
+    for k, j, m in rows:
+        xk = float(pos.position_s[k])
+        level = float(np.mean(p[j - m:j] if side < 0 else p[j:j + m]))
+        reach = abs(xk - bounds[j])
+        # The level's centre sits m·dt/2 beyond b, the priced stretch's centre reach/2 on the edge's side.
+        bias = gradient_w_per_s * (m * dt / 2 + reach / 2) * reach + abs(level) * pos.systematic_s
+        random = np.sqrt((level * pos.position_u_s[k]) ** 2 + (noise_w / np.sqrt(m) * reach) ** 2
+                         + noise_w ** 2 * dt * max(reach, dt))
+        out[k] = (float(cum[j] + level * (xk - bounds[j])), float(np.hypot(random, bias)), float(bias))
+    return out
+
+
+def priced_by_kind(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, dev: np.ndarray,
+                   centroid_s: np.ndarray, centroid_u_s: np.ndarray, located: np.ndarray, kinds: np.ndarray,
+                   tick_s: float, guard_s: float, noise_w: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(mask of the edges priced, their position s, cumulative energy J, 1-sigma J, systematic bound J):
+    `edge_positions` then `price_edges` for the located edges and the edges of their kinds the locator
+    missed (a stage too short on one side at that edge's phase against the sample grid: their step is
+    there, and the straddling sample's step-aware split misprices it behind a supply path, +1.7 % on
+    Q-Segment at 40.96 µs). None when too few were located."""
+    pos = edge_positions(dev, centroid_s, centroid_u_s, located, kinds, tick_s)
+    if pos is None:
+        return None
+    stepped_kind = np.isin(kinds, kinds[located])
+    priced = price_edges(p, bounds, cum, dt, pos, stepped_kind, kinds, guard_s, noise_w)
+    done = stepped_kind & np.isfinite(priced.cumulative_j)
+    return done, pos.position_s[done], priced.cumulative_j[done], priced.u_j[done], priced.bound_j[done]
