@@ -103,10 +103,23 @@ class EdgeLocator:
         # c = lo + (E − B·(hi − lo))/(A − B): the region's energy E and both levels (m samples each) are noisy,
         # and a level's error moves c by its distance from that end. A small step read across a wide region
         # (a pass-1 search) is microseconds uncertain: Coral's 50 mW steps at the NGM202's 2 µs, ±160 µs, ≈ 7 µs.
-        level_u = self.noise / np.sqrt(m)
-        c_u = np.sqrt((self.noise * dt) ** 2 * (j1 - j0) + (level_u * (c - lo_b)) ** 2
-                      + (level_u * (hi_b - c)) ** 2) / abs(a_w - b_w)
-        return float(c), float(self.cum[j0] + a_w * (c - lo_b)), float(u), float(c_u)
+        return float(c), float(self.cum[j0] + a_w * (c - lo_b)), float(u), centroid_u_s(
+            self.noise, dt, j1 - j0, m, float(c - lo_b), a_w - b_w)
+
+
+def centroid_u_s(noise_w: float, dt: float, cells: int, m: int, from_lo_s: float, step_w: float) -> float:
+    """1-sigma error (s) of a centroid from independent per-sample noise `noise_w` (W), by linear propagation.
+
+    c = lo + (Σ y_j·dt − B·L) / (A − B) over `cells` samples (L = cells·dt), A the mean of the first `m`,
+    B of the last `m`: every sample moves c by dt/(A − B), the level samples also through A and B (the
+    level samples are part of the sum: their terms are added before squaring, not as separate errors).
+    `from_lo_s` is c − lo, `step_w` A − B. Measured on the IMX500 twin at 40.96 µs: 0.27 µs predicted
+    against 0.28 µs seen about the clock map (flat stages both sides, the device's 0.25 µs tick included).
+    """
+    gain = np.full(cells, dt / step_w)
+    gain[:m] -= from_lo_s / (m * step_w)
+    gain[cells - m:] -= (cells * dt - from_lo_s) / (m * step_w)
+    return float(noise_w * np.sqrt(np.sum(gain ** 2)))
 
 
 def step_aware_cumulative(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, x: float, dt: float) -> float:

@@ -47,6 +47,9 @@ import numpy as np
 _SCATTER_RATIO = 1.6
 # ... by more than this many standard errors of a variance estimate (sqrt(2/n)).
 _SCATTER_SIGMAS = 4.0
+# Trusted kinds that disagree on the map's offset: the most scattered is suspect when its scatter ratio is
+# this many times the least scattered one's (a biased kind scatters with the phase of its edges).
+_ATTRIBUTE_MARGIN = 1.25
 # A kind needs this many located edges to be judged; fewer are trusted as they are.
 _MIN_KIND_EDGES = 4
 # Mean offsets of trusted kinds further apart than this many standard errors are a systematic of the map.
@@ -90,47 +93,52 @@ def edge_positions(dev: np.ndarray, centroid_s: np.ndarray, centroid_u_s: np.nda
     """Best positions of the located edges (device seconds `dev`, their centroids and centroid 1-sigma, s;
     `kinds` one label per edge, the same for the same stage boundary of every inference; `tick_s` the
     device timer's tick). None when fewer than 3 edges were located (nothing to fit a map to).
+
+    A kind is suspect when its centroids scatter about their own line beyond what their noise and the
+    stamps explain (`_SCATTER_RATIO`); where the trusted kinds then still disagree on the map's offset, the
+    most scattered of them is suspect too if it scatters clearly more than the least (`_ATTRIBUTE_MARGIN`),
+    else their disagreement is kept as `systematic_s` (nothing in the trace says which is right).
     """
     idx = np.flatnonzero(located)
     if idx.size < 3:
         return None
-    res_kinds = [k for k in np.unique(kinds[idx])]
-    floor_var = tick_s ** 2 / 12.0
+    members = {int(k): idx[kinds[idx] == k] for k in np.unique(kinds[idx])}
+    judged = {k: sel for k, sel in members.items() if sel.size >= _MIN_KIND_EDGES}
+    seen = {k: float(np.var(_detrended(dev[sel], centroid_s[sel]))) for k, sel in judged.items()}
+    noise_var = {k: float(np.mean(centroid_u_s[sel] ** 2)) for k, sel in judged.items()}
     # The stamps' own scatter: the best-measured kind's variance beyond its centroid noise, at least the tick's.
-    excess: list[tuple[float, float]] = []  # (standard error of the variance, excess variance)
-    for k in res_kinds:
-        sel = idx[kinds[idx] == k]
-        if sel.size >= _MIN_KIND_EDGES:
-            seen = float(np.var(_detrended(dev[sel], centroid_s[sel])))
-            excess.append((seen * np.sqrt(2.0 / sel.size), seen - float(np.mean(centroid_u_s[sel] ** 2))))
-    stamp_var = max(floor_var, min(excess)[1]) if excess else floor_var
-    suspect_kinds = []
-    for k in res_kinds:
-        sel = idx[kinds[idx] == k]
-        if sel.size < _MIN_KIND_EDGES:
+    stamp_var = tick_s ** 2 / 12.0
+    if judged:
+        best = min(judged, key=lambda k: seen[k] / np.sqrt(judged[k].size))
+        stamp_var = max(stamp_var, seen[best] - noise_var[best])
+    ratio_of = {k: seen[k] / (noise_var[k] + stamp_var) if noise_var[k] + stamp_var > 0 else np.inf
+                for k in judged}
+    suspect_kinds = {k for k, r in ratio_of.items()
+                     if r > max(_SCATTER_RATIO, 1.0 + _SCATTER_SIGMAS * np.sqrt(2.0 / judged[k].size))}
+    while True:
+        suspect = np.isin(kinds, sorted(suspect_kinds))
+        trusted = idx[~suspect[idx]]
+        if trusted.size < 3:  # every kind scatters: nothing clean to fit; the stamps' scatter takes it all
+            trusted, suspect = idx, np.zeros_like(suspect)
+            stamp_var = max(stamp_var, float(np.var(_detrended(dev[idx], centroid_s[idx]))))
+        var = centroid_u_s[trusted] ** 2 + stamp_var
+        offset, ratio, cov = _weighted_line(dev[trusted], centroid_s[trusted], var)
+        res = centroid_s[trusted] - (offset + ratio * dev[trusted])
+        # Trusted kinds must agree on the map's offset, to within their own scatter.
+        offsets = {}
+        for k in np.unique(kinds[trusted]):
+            sel = kinds[trusted] == k
+            spread = max(float(np.mean(var[sel])), seen.get(int(k), 0.0))
+            offsets[int(k)] = (abs(float(np.mean(res[sel]))), float(np.sqrt(spread / np.count_nonzero(sel))))
+        disagree = [k for k, (mean, se) in offsets.items() if mean > _OFFSET_SIGMAS * se]
+        candidates = sorted((ratio_of[k], k) for k in offsets if k in ratio_of)
+        if disagree and len(candidates) >= 2 and candidates[-1][0] > _ATTRIBUTE_MARGIN * candidates[0][0]:
+            suspect_kinds.add(candidates[-1][1])
             continue
-        predicted = float(np.mean(centroid_u_s[sel] ** 2)) + stamp_var
-        seen = float(np.var(_detrended(dev[sel], centroid_s[sel])))
-        if seen > predicted * max(_SCATTER_RATIO, 1.0 + _SCATTER_SIGMAS * np.sqrt(2.0 / sel.size)):
-            suspect_kinds.append(k)
-    suspect = np.isin(kinds, suspect_kinds)
-    trusted = idx[~suspect[idx]]
-    if trusted.size < 3:  # every kind scatters: nothing clean to fit; the stamps' scatter takes it all
-        trusted, suspect = idx, np.zeros_like(suspect)
-        stamp_var = max(stamp_var, float(np.var(_detrended(dev[idx], centroid_s[idx]))))
-    var = centroid_u_s[trusted] ** 2 + stamp_var
-    offset, ratio, cov = _weighted_line(dev[trusted], centroid_s[trusted], var)
-    res = centroid_s[trusted] - (offset + ratio * dev[trusted])
+        systematic = max((offsets[k][0] for k in disagree), default=0.0)
+        break
     chi2 = float(np.mean(res ** 2 / var))
     map_var = max(1.0, chi2) * (cov[0] + (dev - cov[2]) ** 2 * cov[1])
-    # Trusted kinds must agree on the map's offset; where they do not beyond their noise, the difference is
-    # a systematic nothing in the trace can settle.
-    systematic = 0.0
-    for k in np.unique(kinds[trusted]):
-        sel = kinds[trusted] == k
-        mean, se = float(np.mean(res[sel])), float(np.sqrt(np.mean(var[sel]) / np.count_nonzero(sel)))
-        if abs(mean) > _OFFSET_SIGMAS * se:
-            systematic = max(systematic, abs(mean))
     mapped = offset + ratio * dev
     # Trusted located edges: centroid and map combined by inverse variance; others: the map and the stamp.
     shrink = np.zeros(dev.size)
@@ -153,13 +161,16 @@ def _detrended(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PricedEdges:
-    """Per edge: cumulative energy up to it (J), its 1-sigma (J) including `bound_j`, the worst-case
-    systematic part (J: the map's shared offset and a side's gradient), the side priced from (−1 before,
-    +1 after, 0 left to the centroid)."""
+    """Per edge, NaN (side 0) where not priced: cumulative energy up to it (J), its random 1-sigma (J:
+    position, level noise, the samples between the edge and its boundary), the worst-case bias of its
+    side's level (J: a gradient the kind's side shows), the level it was priced at (W, `level_w`), and the
+    side (−1 before, +1 after). The map's shared offset error (`EdgePositions.systematic_s`) is not in
+    them: it moves every edge alike, so a window carries it as (its end's level − its start's)·systematic."""
 
     cumulative_j: np.ndarray
     u_j: np.ndarray
-    bound_j: np.ndarray
+    bias_j: np.ndarray
+    level_w: np.ndarray
     side: np.ndarray
 
 
@@ -181,8 +192,8 @@ def _side_cells(bounds: np.ndarray, dt: float, x: float, side: int, guard_s: flo
 
 def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, pos: EdgePositions,
                 priced: np.ndarray, kinds: np.ndarray, guard_s: float, noise_w: float) -> PricedEdges:
-    """Cumulative energy up to each edge where `priced` (located, not refused), from `pos` and the side of
-    its kind that prices it best (module doc); elsewhere the arrays hold NaN and side 0.
+    """Cumulative energy up to each edge where `priced`, from `pos` and the side of its kind that prices it
+    best (module doc); elsewhere the arrays hold NaN and side 0.
 
     `bounds`, `cum`: the trace's sample boundaries and cumulative energy (`edge_locator.cumulative_energy`);
     `guard_s`: the supply path's settling, kept between an edge and the boundary it is priced from. An
@@ -192,35 +203,38 @@ def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, p
     x = pos.position_s
     prev_edge = np.concatenate([[-np.inf], x[:-1]])
     next_edge = np.concatenate([x[1:], [np.inf]])
-    cumulative, u, bound = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    side_of = np.zeros(n, dtype=np.int64)
+    out = PricedEdges(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
+                      np.zeros(n, dtype=np.int64))
     for kind in np.unique(kinds[priced]):
         members = np.flatnonzero(priced & (kinds == kind))
-        by_side: dict[int, dict[int, tuple[float, float, float]]] = {}
+        by_side: dict[int, dict[int, tuple[float, float, float, float]]] = {}
         cost: dict[int, float] = {}
         for side in (-1, 1):
             rows = []
-            for k in members:
-                limit = float(prev_edge[k] if side < 0 else next_edge[k])
-                cells = _side_cells(bounds, dt, float(x[k]), side, guard_s, limit)
+            for member in map(int, members):
+                limit = float(prev_edge[member] if side < 0 else next_edge[member])
+                cells = _side_cells(bounds, dt, float(x[member]), side, guard_s, limit)
                 if cells is not None:
-                    rows.append((int(k), *cells))
+                    rows.append((member, *cells))
             if rows:
                 by_side[side] = _priced_from(p, bounds, cum, dt, pos, rows, side, noise_w)
-                # A systematic part does not average out over a RUN's inferences as noise does: it weighs
-                # as if at 3 sigma.
-                cost[side] = float(np.mean([row[1] + 3.0 * row[2] for row in by_side[side].values()]))
+                # What does not average out over a RUN's inferences (a side's gradient, the map's shared
+                # offset at this side's level) weighs as if at 3 sigma.
+                cost[side] = float(np.mean([u_k + 3.0 * (bias + abs(level) * pos.systematic_s)
+                                            for _, u_k, bias, level in by_side[side].values()]))
         for side in sorted(cost, key=cost.__getitem__):  # the kind's cheaper side first, the other for the rest
-            for k, (value, u_k, bound_k) in by_side[side].items():
-                if side_of[k] == 0:
-                    cumulative[k], u[k], bound[k], side_of[k] = value, u_k, bound_k, side
-    return PricedEdges(cumulative, u, bound, side_of)
+            for k, row in by_side[side].items():
+                if out.side[k] == 0:
+                    out.cumulative_j[k], out.u_j[k], out.bias_j[k], out.level_w[k] = row
+                    out.side[k] = side
+    return out
 
 
 def _priced_from(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, pos: EdgePositions,
-                 rows: list[tuple[int, int, int]], side: int, noise_w: float) -> dict[int, tuple[float, float, float]]:
-    """{edge: (cumulative J, 1-sigma J, systematic bound J)} for each (edge, b, m) priced from `side`; the
-    side's gradient is read over the whole kind (its near level sample against its far one)."""
+                 rows: list[tuple[int, int, int]], side: int, noise_w: float
+                 ) -> dict[int, tuple[float, float, float, float]]:
+    """{edge: (cumulative J, random 1-sigma J, bias bound J, level W)} for each (edge, b, m) priced from
+    `side`; the side's gradient is read over the whole kind (its near level sample against its far one)."""
     near_far = [p[j - 1] - p[j - 2] if side < 0 else p[j] - p[j + 1] for _, j, m in rows if m >= 2]
     gradient_w_per_s = 0.0
     if len(near_far) >= 2:
@@ -234,19 +248,32 @@ def _priced_from(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, 
         level = float(np.mean(p[j - m:j] if side < 0 else p[j:j + m]))
         reach = abs(xk - bounds[j])
         # The level's centre sits m·dt/2 beyond b, the priced stretch's centre reach/2 on the edge's side.
-        bias = gradient_w_per_s * (m * dt / 2 + reach / 2) * reach + abs(level) * pos.systematic_s
+        bias = gradient_w_per_s * (m * dt / 2 + reach / 2) * reach
         random = np.sqrt((level * pos.position_u_s[k]) ** 2 + (noise_w / np.sqrt(m) * reach) ** 2
                          + noise_w ** 2 * dt * max(reach, dt))
-        out[k] = (float(cum[j] + level * (xk - bounds[j])), float(np.hypot(random, bias)), float(bias))
+        out[k] = (float(cum[j] + level * (xk - bounds[j])), float(random), float(bias), level)
     return out
+
+
+@dataclass(frozen=True)
+class KindPricing:
+    """What `priced_by_kind` hands the locator: `done` the edges it priced, and for those (in order) their
+    position (s), cumulative energy (J), random 1-sigma (J), bias bound (J) and level (W); `systematic_s`
+    the map's shared offset bound (s)."""
+
+    done: np.ndarray
+    position_s: np.ndarray
+    cumulative_j: np.ndarray
+    u_j: np.ndarray
+    bias_j: np.ndarray
+    level_w: np.ndarray
+    systematic_s: float
 
 
 def priced_by_kind(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, dev: np.ndarray,
                    centroid_s: np.ndarray, centroid_u_s: np.ndarray, located: np.ndarray, kinds: np.ndarray,
-                   tick_s: float, guard_s: float, noise_w: float
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(mask of the edges priced, their position s, cumulative energy J, 1-sigma J, systematic bound J):
-    `edge_positions` then `price_edges` for the located edges and the edges of their kinds the locator
+                   tick_s: float, guard_s: float, noise_w: float) -> KindPricing | None:
+    """`edge_positions` then `price_edges` for the located edges and the edges of their kinds the locator
     missed (a stage too short on one side at that edge's phase against the sample grid: their step is
     there, and the straddling sample's step-aware split misprices it behind a supply path, +1.7 % on
     Q-Segment at 40.96 µs). None when too few were located."""
@@ -255,5 +282,6 @@ def priced_by_kind(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float
         return None
     stepped_kind = np.isin(kinds, kinds[located])
     priced = price_edges(p, bounds, cum, dt, pos, stepped_kind, kinds, guard_s, noise_w)
-    done = stepped_kind & np.isfinite(priced.cumulative_j)
-    return done, pos.position_s[done], priced.cumulative_j[done], priced.u_j[done], priced.bound_j[done]
+    done = stepped_kind & (priced.side != 0)
+    return KindPricing(done, pos.position_s[done], priced.cumulative_j[done], priced.u_j[done],
+                       priced.bias_j[done], priced.level_w[done], pos.systematic_s)

@@ -43,8 +43,9 @@ from pytest_edgehil.measure.point_sampling import (
     unclassified_refusal,
 )
 from pytest_edgehil.measure.run_envelope import check_clock_within, check_map_against_envelope
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, edge_index, locate_edges, window_energies
-from pytest_edgehil.measure.uncertainty_refusal import uncertainty_refusal
+from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, edge_index, locate_edges
+from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
+from pytest_edgehil.measure.window_energies import window_energies
 
 # The device's windows (device_windows) stay importable from here, where callers have long found them.
 __all__ = ["RESOLVE_FIX", "EnergySamples", "active_window_s", "device_tick_s", "end_to_end_windows_s",
@@ -272,7 +273,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     """Energy of every inference (inference stage and end to end) of a RUN from one trace and its timings.
 
     The windows are placed from the trace (`trace_windows.locate_edges`: each edge's energy centroid, the
-    device/analyzer clock ratio fitted over the run), not from the device's timer alone. Raises
+    device/analyzer clock ratio fitted over the run), not from the device's timer alone; each located edge
+    is priced from its flat side at its best position, its kind judged over the run (`edge_pricing`). Raises
     MeasurementError when a window lies outside the trace, CannotResolve when a window holds fewer than
     two samples or an edge of it sits beside a stage shorter than two samples, WindowMisplaced when an
     edge in the trace is off the fitted device clock.
@@ -283,7 +285,10 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     located steps to tell the sampling model (≤ 3 inferences) is held to point sampling's worst case at
     0.5 % the same way (`point_sampling.unclassified_refusal`). `point_error_rel=None` turns both checks off
     (to test the pricing itself against its closed-form bound). Windows whose edges the trace does not show and an
-    unpinned clock places (`uncertainty_refusal.MAX_DRIFT_REL`) are refused the same way: inference windows by `inference_refusal`, end-to-end by CannotResolve.
+    unpinned clock places (`uncertainty_refusal.MAX_DRIFT_REL`), and windows whose edges' pricing carries a
+    systematic bound over it (`uncertainty_refusal.pricing_refusal`: stage power not flat beside them, edge
+    kinds that disagree on the clock map), are refused the same way: inference windows by
+    `inference_refusal`, end-to-end by CannotResolve.
     `origin_u_s`: how far t = 0 may be from the device's time 0 (`trace_windows.locate_edges`).
     """
     t, p = _as_trace(time_s, power_w)
@@ -302,8 +307,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
         check_map_against_envelope(t, p, float(end_to_end_w[-1, 1] - end_to_end_w[0, 0]), fit.clock_ratio,
                                    fit.clock_ratio_u)
     n = len(timing_list)
-    inference_j, inference_u, _ = window_energies(
-        fit, inference_w, [f"inference window {i}" for i in range(n)], RESOLVE_FIX)
+    inference_names = [f"inference window {i}" for i in range(n)]
+    inference_j, inference_u, _ = window_energies(fit, inference_w, inference_names, RESOLVE_FIX)
     end_to_end_names = [f"end-to-end window {i}" for i in range(n)]
     end_to_end_j, end_to_end_u, _ = window_energies(fit, end_to_end_w, end_to_end_names, RESOLVE_FIX)
     ends = edge_index(fit.device_s, inference_w)
@@ -311,18 +316,18 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     trace_s = fit.centroid_s[ends[:, 1]] - fit.centroid_s[ends[:, 0]]
     refusal = None
     if point_error_rel is not None:
-        inference_names = [f"inference window {i}" for i in range(n)]
         e2e_refusal = (point_sampling_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names, point_error_rel)
                        or unclassified_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names))
         if e2e_refusal is not None:
             raise e2e_refusal
         refusal = (point_sampling_refusal(fit, inference_w, inference_j, inference_names, point_error_rel)
                    or unclassified_refusal(fit, inference_w, inference_j, inference_names))
-    e2e_placement = uncertainty_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names)
+    e2e_placement = (uncertainty_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names)
+                     or pricing_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names))
     if e2e_placement is not None:
         raise e2e_placement
-    refusal = refusal or uncertainty_refusal(fit, inference_w, inference_j,
-                                             [f"inference window {i}" for i in range(n)])
+    refusal = (refusal or uncertainty_refusal(fit, inference_w, inference_j, inference_names)
+               or pricing_refusal(fit, inference_w, inference_j, inference_names))
     if refusal is not None:
         inference_j = inference_u = trace_s = np.zeros(0)
         inference_w = inference_w[:0]

@@ -25,13 +25,12 @@ Pure functions on arrays; trace time in seconds, t = 0 at the analyzer's trigger
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from pytest_edgehil.errors import CannotResolve, MeasurementError, WindowMisplaced
+from pytest_edgehil.errors import MeasurementError, WindowMisplaced
 from pytest_edgehil.measure.clock_map import fit_map, weighted_map
 from pytest_edgehil.measure.edge_locator import (
     SETTLE_S,
@@ -100,9 +99,12 @@ class EdgeFit:
     # by located edges (0 where located): what `uncertainty_refusal` holds each window to.
     drift_j: np.ndarray | None = None
     clock_pinned: bool = True  # the located edges fit the clock map's ratio (else the device's timer placed it)
-    # Worst-case systematic part (J) of each located edge's cumulative energy as `edge_pricing` priced it
-    # (included in edge_u_j): what the sample noise does not average away over many inferences.
+    # Located edges priced by kind (`edge_pricing`): the bias bound of each one's level (J, 0 elsewhere), the
+    # level it was priced at (W, 0 elsewhere), and the clock map's offset bound shared by all (s). A window's
+    # systematic part is `window_systematic_j`; edge_u_j holds the random part only.
     bias_j: np.ndarray | None = None
+    priced_level_w: np.ndarray | None = None
+    map_systematic_s: float = 0.0
 
     @property
     def sampling_known(self) -> bool:
@@ -188,7 +190,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             if tau_s > 0 and trace.reach_s(dev, k, ratio) < SETTLE_STAGE_TAUS / 2 * tau_s + dt:
                 # A neighbouring stage is too short for the step to settle where its level is read: its
                 # centroid and energy would be wrong, and so would a map fitted to it. Windows that use
-                # it are refused (window_energies).
+                # it are refused (window_energies.window_energies).
                 settle_tau[k] = tau_s
                 continue
             position[k], cumulative[k], edge_u[k], centroid_u[k] = hit
@@ -257,20 +259,23 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
             "trace holds the RUN it was fetched for; then the device's own timing: a clock further than 0.5 % "
             "off the analyzer's (an internal RC oscillator) or a timer coarser than the stages it stamps")
-    bias_j = np.zeros(n)
+    bias_j, priced_level = np.zeros(n), np.zeros(n)
+    systematic_s = 0.0
     if precise:  # located edges priced by kind from their best position and flat side (edge_pricing)
-        repriced = priced_by_kind(p, bounds, cum, dt, dev, position, centroid_u, located, kind, stamp_u_s,
-                                  max(SETTLE_COVER * tau_s, SETTLE_S), noise)
-        if repriced is not None:
-            done, position[done], cumulative[done], priced_u, bias_j[done] = repriced
-            edge_u[done] = np.hypot(priced_u, drift_j[done])  # an unpinned clock's drift still applies
+        by_kind = priced_by_kind(p, bounds, cum, dt, dev, position, centroid_u, located, kind, stamp_u_s,
+                                 max(SETTLE_COVER * tau_s, SETTLE_S), noise)
+        if by_kind is not None:
+            done, systematic_s = by_kind.done, by_kind.systematic_s
+            position[done], cumulative[done], bias_j[done] = by_kind.position_s, by_kind.cumulative_j, by_kind.bias_j
+            priced_level[done] = by_kind.level_w
+            edge_u[done] = np.hypot(by_kind.u_j, drift_j[done])  # an unpinned clock's drift still applies
     # The largest power next to each edge (one sample either side): what a point-sampling digitizer could
     # misprice there, per sample (point_sampling.unclassified_refusal).
     j = np.clip(np.floor((position - bounds[0]) / dt).astype(np.int64), 0, p.size - 1)
     level = np.max(np.abs(np.stack([p[np.clip(j + d, 0, p.size - 1)] for d in (-1, 0, 1)])), axis=0)
     return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
                    noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled,
-                   located_steps, level, drift_j, drift_rel == 0, bias_j)
+                   located_steps, level, drift_j, drift_rel == 0, bias_j, priced_level, systematic_s)
 
 
 def _pinned(fit_x: list[float], ratio_u: float) -> bool:
@@ -357,43 +362,3 @@ def _map_anchor(xs: list[float], ys: list[float], dt: float, ratio: float) -> tu
             return float(np.mean(xs)), gap if gap > 3 * fitted_u else 0.0
         return float(np.mean(xs)), min(_PASS1_TOLERANCE, gap + 3 * fitted_u)
     return float(np.mean(xs)), _PASS1_TOLERANCE
-
-
-def window_energies(fit: EdgeFit, windows_dev_s: np.ndarray, names: Sequence[str],
-                    fix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(energy J, 1-sigma uncertainty J, trace length s) of each [d0, d1] device-time window (shape (m, 2)).
-
-    Raises CannotResolve naming the first window that holds fewer than two samples or whose edge sits
-    beside a stage shorter than two samples; `fix` is the advice it carries.
-    """
-    idx = edge_index(fit.device_s, windows_dev_s)
-    i0, i1 = idx[:, 0], idx[:, 1]
-    length_s = fit.position_s[i1] - fit.position_s[i0]
-    dt = fit.sample_interval_s
-    for w in range(len(names)):
-        interval = (float(fit.position_s[i0[w]]), float(fit.position_s[i1[w]]))
-        if length_s[w] < 2 * dt:
-            raise CannotResolve(names[w], interval, dt, "the window holds fewer than two samples", fix)
-        unsettled = [float(fit.settle_tau_s[i]) for i in (i0[w], i1[w]) if not np.isnan(fit.settle_tau_s[i])]
-        if unsettled:
-            raise CannotResolve(
-                names[w], interval, dt,
-                f"the power step at its edge settles with a time constant of ≈ {max(unsettled) * 1e6:.3g} µs "
-                f"(a first-order approach seen in the trace), and a stage beside that edge is shorter than "
-                f"{SETTLE_STAGE_TAUS:g} time constants, so the step never settles where its level could be read: "
-                "the supply path between analyzer and load (board decoupling, the analyzer's front end) smears "
-                "the window's edges",
-                "measure at the board's load side or with a wider analyzer front end, or measure the stage's "
-                "energy with a stage-only loop (many back-to-back inferences in one window, as MLPerf Tiny "
-                "does) so the edges matter once per run")
-        if not (fit.usable[i0[w]] and fit.usable[i1[w]]):
-            raise CannotResolve(names[w], interval, dt,
-                                "an edge of it lies beside a stage shorter than two samples, so the trace "
-                                "cannot say where the power steps", fix)
-    energy = fit.cumulative_j[i1] - fit.cumulative_j[i0]
-    cells = length_s / dt
-    noise_j = fit.noise_w * dt * np.sqrt(cells)
-    clock_j = np.abs(energy) * fit.clock_ratio_u  # a ratio error stretches the window
-    u = np.sqrt(noise_j ** 2 + fit.edge_u_j[i0] ** 2 + fit.edge_u_j[i1] ** 2 + clock_j ** 2)
-    return energy, u, length_s
-

@@ -1,10 +1,16 @@
-"""The refusal of windows the trace cannot check: edges it does not show, placed by an unpinned clock.
+"""The refusal of windows the trace cannot check: edges it does not show, placed by an unpinned clock; and
+edges priced beside stage power that is not flat, on a clock map its edge kinds disagree on.
 
 An edge the trace shows is placed by its own power step. One it does not show sits where the clock map
 puts it, and if no located edges pinned the map's ratio, the device's timer is all there is: an RC
 oscillator 0.2 % off drifts a window 0.76 ms over a 0.4 s run (+240 % on TinyTracker's inference, silent,
 before this check). `trace_windows.locate_edges` bounds each such edge's energy (`EdgeFit.drift_j`); a
 window whose bound is a sizeable part of it is a plausible-looking wrong number: refused instead.
+
+A located edge is priced from its flat side at its best position (`edge_pricing`); what that cannot average
+away over a RUN (a side's level gradient, edge kinds that disagree on the map's offset with nothing to tell
+which is right) is the window's systematic bound (`window_energies.window_systematic_j`): over the same
+1 %, refused by `pricing_refusal`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import numpy as np
 from pytest_edgehil.errors import CannotResolve
 from pytest_edgehil.measure.point_sampling import windows_over
 from pytest_edgehil.measure.trace_windows import EdgeFit, edge_index
+from pytest_edgehil.measure.window_energies import window_systematic_j
 
 # A window whose edges, placed by a clock the trace did not pin, may be off by more than this fraction
 # of its energy (worst case) is refused: the 1 % the meter promises (docs/measurement.md).
@@ -44,3 +51,29 @@ def uncertainty_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.nd
         f"device's clock puts them, and the located ones do not pin that clock), so they may be off by up to "
         f"{rel[w]:.1%} of its energy, over the {max_rel:.0%} a figure may carry ({bad.size} of {len(names)} "
         "windows are refused)", PLACEMENT_FIX)
+
+
+PRICING_FIX = ("use a finer sample interval (SENS:SWE:TINT; where the digitizer's memory sets it, as for MLPerf "
+               "Tiny's 10 s window on an N6705C, fewer points per capture: shorter windows, more of them) so that "
+               "each edge's neighbouring samples are flat, or measure the stage's energy with a stage-only loop "
+               "(many back-to-back inferences in one window, as MLPerf Tiny does) so the edges matter once per run")
+
+
+def pricing_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarray, names: Sequence[str],
+                    max_rel: float = MAX_DRIFT_REL) -> CannotResolve | None:
+    """The refusal of the first window whose systematic bound (its edges' level biases and the clock map's
+    shared offset bound, `window_systematic_j`) exceeds `max_rel` of its energy, else None."""
+    if len(names) == 0:
+        return None
+    idx = edge_index(fit.device_s, windows_dev_s)
+    rel, bad = windows_over(window_systematic_j(fit, idx), energy_j, max_rel)
+    if bad.size == 0:
+        return None
+    w = int(bad[0])
+    i0, i1 = idx[w]
+    return CannotResolve(
+        names[w], (float(fit.position_s[i0]), float(fit.position_s[i1])), fit.sample_interval_s,
+        f"its edges are priced beside stage power that is not flat within a sample (their kinds' centroids "
+        f"disagree on the device clock's offset by up to {fit.map_systematic_s * 1e6:.3g} µs, and nothing in "
+        f"the trace says which is right), so it may be off by up to {rel[w]:.1%} of its energy, over the "
+        f"{max_rel:.0%} a figure may carry ({bad.size} of {len(names)} windows are refused)", PRICING_FIX)
