@@ -125,6 +125,7 @@ class CannotResolve(MeasurementError):
         self.window = window
         self.interval_s = interval_s
         self.sample_interval_s = sample_interval_s
+        self.reason = reason
         self.fix = fix
         t0, t1 = interval_s
         super().__init__(f"cannot resolve {window} [{t0 * 1e3:.4f}, {t1 * 1e3:.4f}] ms "

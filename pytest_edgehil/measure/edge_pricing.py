@@ -41,123 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# A kind's centroids scatter beyond prediction when their variance exceeds this multiple of what the
-# region's noise and the device's stamps explain (the noise model is the trace's one per-sample figure:
-# on the IMX500 twin it predicts 0.67-1.3 of the scatter of clean kinds, 2.5-7.6 of the biased ones) ...
-_SCATTER_RATIO = 1.6
-# ... by more than this many standard errors of a variance estimate (sqrt(2/n)).
-_SCATTER_SIGMAS = 4.0
-# Trusted kinds that disagree on the map's offset: the most scattered is suspect when its scatter ratio is
-# this many times the least scattered one's (a biased kind scatters with the phase of its edges).
-_ATTRIBUTE_MARGIN = 1.25
-# A kind needs this many located edges to be judged; fewer are trusted as they are.
-_MIN_KIND_EDGES = 4
-# Mean offsets of trusted kinds further apart than this many standard errors are a systematic of the map.
-_OFFSET_SIGMAS = 3.0
+from pytest_edgehil.measure.edge_kinds import OFFSET_SIGMAS, EdgePositions, edge_positions
+
 # Levels are read from this many samples beyond the pricing boundary (fewer where the stage is short).
 _LEVEL_SAMPLES = 2
-
-
-@dataclass(frozen=True)
-class EdgePositions:
-    """Where each edge is on the trace axis (s) and how well that is known.
-
-    `position_s`, `position_u_s` (1-sigma, random per edge) per edge; `systematic_s` a bound shared by every
-    edge (the trusted kinds' mean offsets where they disagree beyond their noise); `stamp_u_s` the device
-    stamps' scatter about the map (at least the tick over √12); `suspect` per edge: its kind's centroids are
-    biased, so the map placed it. `offset_s`, `ratio`: the map fitted to the trusted kinds.
-    """
-
-    position_s: np.ndarray
-    position_u_s: np.ndarray
-    systematic_s: float
-    stamp_u_s: float
-    suspect: np.ndarray
-    offset_s: float
-    ratio: float
-
-
-def _weighted_line(x: np.ndarray, y: np.ndarray, var: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """(offset, ratio, [variance of the line at x̄, variance of the ratio, x̄]) of y ≈ offset + ratio·x,
-    each point weighted by 1/var (its own variance, s²)."""
-    w = 1.0 / var
-    xm = float(np.sum(w * x) / np.sum(w))
-    sxx = float(np.sum(w * (x - xm) ** 2))
-    ratio = float(np.sum(w * (x - xm) * y) / sxx) if sxx > 0 else 1.0
-    at_mean = float(np.sum(w * (y - ratio * (x - xm))) / np.sum(w))
-    return at_mean - ratio * xm, ratio, np.array([1.0 / float(np.sum(w)), 1.0 / sxx if sxx > 0 else 0.0, xm])
-
-
-def edge_positions(dev: np.ndarray, centroid_s: np.ndarray, centroid_u_s: np.ndarray, located: np.ndarray,
-                   kinds: np.ndarray, tick_s: float) -> EdgePositions | None:
-    """Best positions of the located edges (device seconds `dev`, their centroids and centroid 1-sigma, s;
-    `kinds` one label per edge, the same for the same stage boundary of every inference; `tick_s` the
-    device timer's tick). None when fewer than 3 edges were located (nothing to fit a map to).
-
-    A kind is suspect when its centroids scatter about their own line beyond what their noise and the
-    stamps explain (`_SCATTER_RATIO`); where the trusted kinds then still disagree on the map's offset, the
-    most scattered of them is suspect too if it scatters clearly more than the least (`_ATTRIBUTE_MARGIN`),
-    else their disagreement is kept as `systematic_s` (nothing in the trace says which is right).
-    """
-    idx = np.flatnonzero(located)
-    if idx.size < 3:
-        return None
-    members = {int(k): idx[kinds[idx] == k] for k in np.unique(kinds[idx])}
-    judged = {k: sel for k, sel in members.items() if sel.size >= _MIN_KIND_EDGES}
-    seen = {k: float(np.var(_detrended(dev[sel], centroid_s[sel]))) for k, sel in judged.items()}
-    noise_var = {k: float(np.mean(centroid_u_s[sel] ** 2)) for k, sel in judged.items()}
-    # The stamps' own scatter: the best-measured kind's variance beyond its centroid noise, at least the tick's.
-    stamp_var = tick_s ** 2 / 12.0
-    if judged:
-        best = min(judged, key=lambda k: seen[k] / np.sqrt(judged[k].size))
-        stamp_var = max(stamp_var, seen[best] - noise_var[best])
-    ratio_of = {k: seen[k] / (noise_var[k] + stamp_var) if noise_var[k] + stamp_var > 0 else np.inf
-                for k in judged}
-    suspect_kinds = {k for k, r in ratio_of.items()
-                     if r > max(_SCATTER_RATIO, 1.0 + _SCATTER_SIGMAS * np.sqrt(2.0 / judged[k].size))}
-    while True:
-        suspect = np.isin(kinds, sorted(suspect_kinds))
-        trusted = idx[~suspect[idx]]
-        if trusted.size < 3:  # every kind scatters: nothing clean to fit; the stamps' scatter takes it all
-            trusted, suspect = idx, np.zeros_like(suspect)
-            stamp_var = max(stamp_var, float(np.var(_detrended(dev[idx], centroid_s[idx]))))
-        var = centroid_u_s[trusted] ** 2 + stamp_var
-        offset, ratio, cov = _weighted_line(dev[trusted], centroid_s[trusted], var)
-        res = centroid_s[trusted] - (offset + ratio * dev[trusted])
-        # Trusted kinds must agree on the map's offset, to within their own scatter.
-        offsets = {}
-        for k in np.unique(kinds[trusted]):
-            sel = kinds[trusted] == k
-            spread = max(float(np.mean(var[sel])), seen.get(int(k), 0.0))
-            offsets[int(k)] = (abs(float(np.mean(res[sel]))), float(np.sqrt(spread / np.count_nonzero(sel))))
-        disagree = [k for k, (mean, se) in offsets.items() if mean > _OFFSET_SIGMAS * se]
-        candidates = sorted((ratio_of[k], k) for k in offsets if k in ratio_of)
-        if disagree and len(candidates) >= 2 and candidates[-1][0] > _ATTRIBUTE_MARGIN * candidates[0][0]:
-            suspect_kinds.add(candidates[-1][1])
-            continue
-        systematic = max((offsets[k][0] for k in disagree), default=0.0)
-        break
-    chi2 = float(np.mean(res ** 2 / var))
-    map_var = max(1.0, chi2) * (cov[0] + (dev - cov[2]) ** 2 * cov[1])
-    mapped = offset + ratio * dev
-    # Trusted located edges: centroid and map combined by inverse variance; others: the map and the stamp.
-    shrink = np.zeros(dev.size)
-    blend = located & ~suspect
-    total_var = stamp_var + centroid_u_s[blend] ** 2
-    shrink[blend] = np.divide(stamp_var, total_var, out=np.ones_like(total_var), where=total_var > 0)
-    position = mapped + shrink * np.where(located, centroid_s - mapped, 0.0)
-    position_var = np.where(blend, shrink * centroid_u_s ** 2, stamp_var) + map_var
-    return EdgePositions(position, np.sqrt(position_var), systematic, float(np.sqrt(stamp_var)), suspect,
-                         offset, ratio)
-
-
-def _detrended(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """y minus its least-squares line in x (a kind's centroids about its own clock map)."""
-    if x.size < 3 or np.ptp(x) == 0:
-        return y - np.mean(y)
-    slope, intercept = np.polyfit(x - x.mean(), y, 1)
-    return np.asarray(y - intercept - slope * (x - x.mean()))
-
 
 @dataclass(frozen=True)
 class PricedEdges:
@@ -191,13 +78,20 @@ def _side_cells(bounds: np.ndarray, dt: float, x: float, side: int, guard_s: flo
 
 
 def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, pos: EdgePositions,
-                priced: np.ndarray, kinds: np.ndarray, guard_s: float, noise_w: float) -> PricedEdges:
+                priced: np.ndarray, kinds: np.ndarray, step_w: np.ndarray, guard_s: float,
+                noise_w: float) -> PricedEdges:
     """Cumulative energy up to each edge where `priced`, from `pos` and the side of its kind that prices it
     best (module doc); elsewhere the arrays hold NaN and side 0.
 
     `bounds`, `cum`: the trace's sample boundaries and cumulative energy (`edge_locator.cumulative_energy`);
-    `guard_s`: the supply path's settling, kept between an edge and the boundary it is priced from. An
-    edge whose kind's better side is too short there is priced from its other side, or left (NaN).
+    `step_w`: each edge's power step (W); `guard_s`: the supply path's settling, kept between an edge and
+    the boundary it is priced from. An edge whose kind's better side is too short there is priced from its
+    other side, or left (NaN).
+
+    A suspect kind whose centroids sit off the map by δ on average (`EdgePositions.kind_offset_s`) leaves,
+    at each edge, energy |step|·δ that flat levels at its position do not account for. A side whose level
+    slopes across the kind explains up to its own bias; the rest lies within about a sample of the edge, on
+    a side nothing in the trace tells (a spike as an inference starts, say), and is each such edge's bias.
     """
     n = pos.position_s.size
     x = pos.position_s
@@ -222,11 +116,15 @@ def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, p
                 # offset at this side's level) weighs as if at 3 sigma.
                 cost[side] = float(np.mean([u_k + 3.0 * (bias + abs(level) * pos.systematic_s)
                                             for _, u_k, bias, level in by_side[side].values()]))
+        excess_j = abs(pos.kind_offset_s.get(int(kind), 0.0)) * float(np.mean(np.abs(step_w[members])))
+        explained_j = max((float(np.mean([row[2] for row in rows.values()])) for rows in by_side.values()),
+                          default=0.0)
+        unexplained_j = max(0.0, excess_j - explained_j)
         for side in sorted(cost, key=cost.__getitem__):  # the kind's cheaper side first, the other for the rest
-            for k, row in by_side[side].items():
+            for k, (value, u_k, bias_k, level_k) in by_side[side].items():
                 if out.side[k] == 0:
-                    out.cumulative_j[k], out.u_j[k], out.bias_j[k], out.level_w[k] = row
-                    out.side[k] = side
+                    out.cumulative_j[k], out.u_j[k], out.level_w[k] = value, u_k, level_k
+                    out.bias_j[k], out.side[k] = bias_k + unexplained_j, side
     return out
 
 
@@ -240,7 +138,7 @@ def _priced_from(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, 
     if len(near_far) >= 2:
         d = np.asarray(near_far)
         # Only what stands out of the noise: a flat side reads 0.
-        standing = abs(float(np.mean(d))) - _OFFSET_SIGMAS * float(np.std(d)) / np.sqrt(d.size)
+        standing = abs(float(np.mean(d))) - OFFSET_SIGMAS * float(np.std(d)) / np.sqrt(d.size)
         gradient_w_per_s = max(0.0, standing) / dt
     out = {}
     for k, j, m in rows:
@@ -272,7 +170,7 @@ class KindPricing:
 
 def priced_by_kind(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, dev: np.ndarray,
                    centroid_s: np.ndarray, centroid_u_s: np.ndarray, located: np.ndarray, kinds: np.ndarray,
-                   tick_s: float, guard_s: float, noise_w: float) -> KindPricing | None:
+                   step_w: np.ndarray, tick_s: float, guard_s: float, noise_w: float) -> KindPricing | None:
     """`edge_positions` then `price_edges` for the located edges and the edges of their kinds the locator
     missed (a stage too short on one side at that edge's phase against the sample grid: their step is
     there, and the straddling sample's step-aware split misprices it behind a supply path, +1.7 % on
@@ -281,7 +179,7 @@ def priced_by_kind(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float
     if pos is None:
         return None
     stepped_kind = np.isin(kinds, kinds[located])
-    priced = price_edges(p, bounds, cum, dt, pos, stepped_kind, kinds, guard_s, noise_w)
+    priced = price_edges(p, bounds, cum, dt, pos, stepped_kind, kinds, step_w, guard_s, noise_w)
     done = stepped_kind & (priced.side != 0)
     return KindPricing(done, pos.position_s[done], priced.cumulative_j[done], priced.u_j[done],
                        priced.bias_j[done], priced.level_w[done], pos.systematic_s)

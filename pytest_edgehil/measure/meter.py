@@ -77,9 +77,9 @@ class EnergyMeasurement:
     def _require_inference(self) -> None:
         if self.refusal is not None:
             raise self.refusal
-        for window in self.windows:  # a point-sampled trace too coarse for the inference stage
+        for window in self.windows:  # a trace that cannot price the inference stage to 1 %
             if window.inference_refusal is not None:
-                raise window.inference_refusal
+                raise _naming(window.inference_refusal, self.instrument)
 
     @property
     def end_to_end_j(self) -> np.ndarray:
@@ -107,6 +107,14 @@ class EnergyMeasurement:
         if name.startswith(("inference", "trace_inference")):
             self._require_inference()
         return summarize(self._pooled(name))
+
+
+def _naming(refusal: CannotResolve, instrument: str) -> CannotResolve:
+    """A window's refusal (worked out from the trace alone) naming the analyzer that took the trace."""
+    if not instrument or instrument in refusal.window:
+        return refusal
+    return CannotResolve(f"{refusal.window} on the {instrument}", refusal.interval_s, refusal.sample_interval_s,
+                         refusal.reason, refusal.fix)
 
 
 # Per-inference windows want this many samples across the shortest stage they must resolve.

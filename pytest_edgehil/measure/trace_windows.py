@@ -262,7 +262,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     bias_j, priced_level = np.zeros(n), np.zeros(n)
     systematic_s = 0.0
     if precise:  # located edges priced by kind from their best position and flat side (edge_pricing)
-        by_kind = priced_by_kind(p, bounds, cum, dt, dev, position, centroid_u, located, kind, stamp_u_s,
+        by_kind = priced_by_kind(p, bounds, cum, dt, dev, position, centroid_u, located, kind, step, stamp_u_s,
                                  max(SETTLE_COVER * tau_s, SETTLE_S), noise)
         if by_kind is not None:
             done, systematic_s = by_kind.done, by_kind.systematic_s

@@ -71,9 +71,12 @@ def pricing_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarra
         return None
     w = int(bad[0])
     i0, i1 = idx[w]
+    shared = (f"; its edge kinds also disagree on the device clock's offset by up to "
+              f"{fit.map_systematic_s * 1e6:.3g} µs, and nothing in the trace says which is right"
+              if fit.map_systematic_s > 0 else "")
     return CannotResolve(
         names[w], (float(fit.position_s[i0]), float(fit.position_s[i1])), fit.sample_interval_s,
-        f"its edges are priced beside stage power that is not flat within a sample (their kinds' centroids "
-        f"disagree on the device clock's offset by up to {fit.map_systematic_s * 1e6:.3g} µs, and nothing in "
-        f"the trace says which is right), so it may be off by up to {rel[w]:.1%} of its energy, over the "
-        f"{max_rel:.0%} a figure may carry ({bad.size} of {len(names)} windows are refused)", PRICING_FIX)
+        f"the stage power beside its edges is not flat within a sample (per-op power as a stage starts or ends, "
+        f"a spike): energy near an edge that flat levels do not account for, on a side the samples cannot "
+        f"tell{shared}; so it may be off by up to {rel[w]:.1%} of its energy, over the {max_rel:.0%} a figure "
+        f"may carry ({bad.size} of {len(names)} windows are refused)", PRICING_FIX)
