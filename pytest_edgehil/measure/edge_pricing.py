@@ -42,9 +42,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_edgehil.measure.edge_kinds import OFFSET_SIGMAS, EdgePositions, edge_positions
+from pytest_edgehil.measure.edge_locator import SETTLE_S
+from pytest_edgehil.measure.settling import SETTLE_COVER
 
-# Levels are read from this many samples beyond the pricing boundary (fewer where the stage is short).
+# Levels are read from at least this many samples beyond the pricing boundary (fewer where the stage is
+# short), at most _MAX_LEVEL_SAMPLES.
 _LEVEL_SAMPLES = 2
+_MAX_LEVEL_SAMPLES = 8
 
 @dataclass(frozen=True)
 class PricedEdges:
@@ -61,32 +65,43 @@ class PricedEdges:
     side: np.ndarray
 
 
-def _side_cells(bounds: np.ndarray, dt: float, x: float, side: int, guard_s: float,
+def _side_cells(bounds: np.ndarray, dt: float, x: float, side: int, delay_s: float, settle_s: float,
                 limit_s: float) -> tuple[int, int] | None:
-    """(boundary index b, level samples m) for pricing an edge at x from `side`: b at least `guard_s` from
-    x, the m samples beyond it ending at least `guard_s` short of the neighbouring edge at `limit_s`."""
+    """(boundary index b, level samples m) for pricing an edge at x from `side`, or None.
+
+    Before: b at least `delay_s` before x (the supply path delays a step's energy by its time constants'
+    sum: a boundary that early has not seen this step), its level samples starting `settle_s` after the
+    previous edge at `limit_s`. After: b at least `settle_s` past x (this step settled), its level samples
+    ending `delay_s` before the next edge. m reaches as far beyond b as b is from x (the level then carries
+    no more noise than the stretch it prices), 2 to _MAX_LEVEL_SAMPLES samples, fewer where the stage is short.
+    """
     cells = bounds.size - 1
     if side < 0:
-        j = int(np.floor((x - guard_s - bounds[0]) / dt + 1e-9))
-        room_s = bounds[j] - (limit_s + guard_s) if 0 <= j <= cells else -np.inf
-        m = min(_LEVEL_SAMPLES, j, int(np.floor(room_s / dt + 1e-9)) if np.isfinite(room_s) else cells)
+        j = int(np.floor((x - delay_s - bounds[0]) / dt + 1e-9))
+        room_s = bounds[j] - (limit_s + settle_s) if 0 <= j <= cells else -np.inf
+        fit = j
     else:
-        j = int(np.ceil((x + guard_s - bounds[0]) / dt - 1e-9))
-        room_s = (limit_s - guard_s) - bounds[j] if 0 <= j <= cells else -np.inf
-        m = min(_LEVEL_SAMPLES, cells - j, int(np.floor(room_s / dt + 1e-9)) if np.isfinite(room_s) else cells)
-    return (j, m) if m >= 1 and 0 <= j <= cells else None
+        j = int(np.ceil((x + settle_s - bounds[0]) / dt - 1e-9))
+        room_s = (limit_s - delay_s) - bounds[j] if 0 <= j <= cells else -np.inf
+        fit = cells - j
+    if not 0 <= j <= cells:
+        return None
+    wanted = min(_MAX_LEVEL_SAMPLES, max(_LEVEL_SAMPLES, int(np.ceil(abs(x - bounds[j]) / dt - 1e-9))))
+    m = min(wanted, fit, int(np.floor(room_s / dt + 1e-9)) if np.isfinite(room_s) else cells)
+    return (j, m) if m >= 1 else None
 
 
 def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, pos: EdgePositions,
-                priced: np.ndarray, kinds: np.ndarray, step_w: np.ndarray, guard_s: float,
+                priced: np.ndarray, kinds: np.ndarray, step_w: np.ndarray, tau_s: float,
                 noise_w: float) -> PricedEdges:
     """Cumulative energy up to each edge where `priced`, from `pos` and the side of its kind that prices it
     best (module doc); elsewhere the arrays hold NaN and side 0.
 
     `bounds`, `cum`: the trace's sample boundaries and cumulative energy (`edge_locator.cumulative_energy`);
-    `step_w`: each edge's power step (W); `guard_s`: the supply path's settling, kept between an edge and
-    the boundary it is priced from. An edge whose kind's better side is too short there is priced from its
-    other side, or left (NaN).
+    `step_w`: each edge's power step (W); `tau_s`: the supply path's time constant as fitted from the trace
+    (0 where it settles within the locator's SETTLE_S): a boundary priced from stays 2 τ (at least
+    2·SETTLE_S/SETTLE_COVER) before an edge and SETTLE_COVER τ (at least SETTLE_S) after one. An edge whose
+    kind's better side is too short there is priced from its other side, or left (NaN).
 
     A suspect kind whose centroids sit off the map by δ on average (`EdgePositions.kind_offset_s`) leaves,
     at each edge, energy |step|·δ that flat levels at its position do not account for. A side whose level
@@ -95,6 +110,8 @@ def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, p
     """
     n = pos.position_s.size
     x = pos.position_s
+    delay_s = max(2.0 * tau_s, 2.0 * SETTLE_S / SETTLE_COVER)
+    settle_s = max(SETTLE_COVER * tau_s, SETTLE_S)
     prev_edge = np.concatenate([[-np.inf], x[:-1]])
     next_edge = np.concatenate([x[1:], [np.inf]])
     out = PricedEdges(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
@@ -107,7 +124,7 @@ def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, p
             rows = []
             for member in map(int, members):
                 limit = float(prev_edge[member] if side < 0 else next_edge[member])
-                cells = _side_cells(bounds, dt, float(x[member]), side, guard_s, limit)
+                cells = _side_cells(bounds, dt, float(x[member]), side, delay_s, settle_s, limit)
                 if cells is not None:
                     rows.append((member, *cells))
             if rows:
@@ -170,7 +187,7 @@ class KindPricing:
 
 def priced_by_kind(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, dev: np.ndarray,
                    centroid_s: np.ndarray, centroid_u_s: np.ndarray, located: np.ndarray, kinds: np.ndarray,
-                   step_w: np.ndarray, tick_s: float, guard_s: float, noise_w: float) -> KindPricing | None:
+                   step_w: np.ndarray, tick_s: float, tau_s: float, noise_w: float) -> KindPricing | None:
     """`edge_positions` then `price_edges` for the located edges and the edges of their kinds the locator
     missed (a stage too short on one side at that edge's phase against the sample grid: their step is
     there, and the straddling sample's step-aware split misprices it behind a supply path, +1.7 % on
@@ -179,7 +196,7 @@ def priced_by_kind(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float
     if pos is None:
         return None
     stepped_kind = np.isin(kinds, kinds[located])
-    priced = price_edges(p, bounds, cum, dt, pos, stepped_kind, kinds, step_w, guard_s, noise_w)
+    priced = price_edges(p, bounds, cum, dt, pos, stepped_kind, kinds, step_w, tau_s, noise_w)
     done = stepped_kind & (priced.side != 0)
     return KindPricing(done, pos.position_s[done], priced.cumulative_j[done], priced.u_j[done],
                        priced.bias_j[done], priced.level_w[done], pos.systematic_s)

@@ -33,7 +33,6 @@ from numpy.typing import ArrayLike
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
 from pytest_edgehil.measure.clock_map import fit_map, weighted_map
 from pytest_edgehil.measure.edge_locator import (
-    SETTLE_S,
     EdgeLocator,
     cumulative_energy,
     noise_w,
@@ -263,7 +262,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     systematic_s = 0.0
     if precise:  # located edges priced by kind from their best position and flat side (edge_pricing)
         by_kind = priced_by_kind(p, bounds, cum, dt, dev, position, centroid_u, located, kind, step, stamp_u_s,
-                                 max(SETTLE_COVER * tau_s, SETTLE_S), noise)
+                                 tau_s, noise)
         if by_kind is not None:
             done, systematic_s = by_kind.done, by_kind.systematic_s
             position[done], cumulative[done], bias_j[done] = by_kind.position_s, by_kind.cumulative_j, by_kind.bias_j
