@@ -5,36 +5,33 @@ level regions. A stage that is not flat biases it: with A the flat side's level,
 from its far samples and B̄ its true mean over the part of the region it covers (length L_in), the
 cumulative energy errs by A/(A − B)·(B̄ − B)·L_in. On MLPerf Tiny's hardware plan (40.96 µs on an
 N6705C) the region reaches 115 µs into Q-Segment's 0.23 ms inference, whose per-op power varies by ±5 %:
-A/(A − B) = 1.35 beside the IMX500's 4× readout, so up to 3 % per window, +0.4 % median, silently.
-
-Where the error comes from, in position terms: the centroid c of such an edge sits off the true edge by
-(B̄ − B)·L_in/(A − B), and it does so differently at every phase of the edge against the sample grid.
-So its *kind* (the same stage boundary in every inference: inference start, inference end, readout
-start) scatters about the device's clock map more than its own noise explains. Every edge kind's
-centroids are compared with the map (`edge_positions`): a kind whose scatter exceeds what its noise and
-the device's stamps explain is *suspect*, and its edges are placed by the map fitted to the other kinds,
-to within the device's stamp (its timer tick, 0.25 µs on the IMX500: ±0.125 µs). Trusted kinds combine
-their centroid and the map, weighted by their variances (a coarse timer leaves the centroid; a coarse
-sample interval, whose centroids are noisy, leaves the map fitted over hundreds of edges).
+A/(A − B) = 1.35 beside the IMX500's 4× readout, so up to 3 % per window, +0.4 % median, silently. In
+position terms the centroid sits (B̄ − B)·L_in/(A − B) off the true edge, differently at every phase of
+the edge against the sample grid: `edge_kinds` finds such kinds by their scatter about the device's clock
+map and places their edges by the map fitted to the others, to within the device's stamps (a 0.25 µs
+tick on the IMX500: ±0.125 µs); a trusted kind's centroid and the map are combined.
 
 Every edge is then priced from the side whose level is flat and low (`price_edges`): with b a sample
-boundary at least the supply path's settling away from the edge on that side and L that side's level
-read from the samples just beyond b, the energy up to the edge is Y(b) + L·(x − b) (before) or
-Y(b) − L·(b − x) (after). A unit-gain filter delays energy uniformly once settled, so Y(b) is exact at a
-settled boundary whatever the supply path. The error, per edge (what `price_edges` states):
+boundary on that side and L that side's level read from the samples just beyond b, the energy up to the
+edge at x is Y(b) + L·(x − b) (before) or Y(b) − L·(b − x) (after). A unit-gain filter (decoupling RC,
+front end) delays a step's energy by its time constants' sum and has settled 7 τ later: Y(b) is exact at a
+boundary 2 τ before an edge or 7 τ after it. The error, per edge (what `price_edges` states):
 
-- position: L·δx with δx the position's own 1-sigma (stamp and map, or the shrunk centroid), plus
-  L·`systematic_s` where the trusted kinds' mean offsets disagree beyond their noise;
-- level: the side's noise over its m samples times |x − b|, and a gradient the side shows across its
-  kind (near sample against far, over every edge of the kind) extrapolated over |x − b|;
+- position: L·δx, δx the position's 1-sigma (stamps and map, or the combined centroid); the map's shared
+  offset bound (`EdgePositions.systematic_s`) at the difference of a window's two levels;
+- level: the side's noise over its m samples times |x − b|, and a gradient the side shows across its kind
+  (near sample against far, over every edge of the kind) extrapolated over |x − b|;
+- energy near the edge that flat levels at x do not account for: a suspect kind's mean offset from the map
+  times its step, less what a sloped side explains; it lies within about a sample of the edge, on a side
+  the samples cannot tell (a spike as the stage starts), and is a bound, not noise;
 - noise: the samples between b and the edge.
 
-On the IMX500 twin at 40.96 µs this is ≈ 0.25 % (1σ) of Q-Segment's window, nearly all of it sample
-noise the window cannot avoid (an estimator given the true edges and levels shows 0.18-0.24 %), and the
-median error over ≈ 580 inferences is within ±0.03 % (was +0.4 %). Pure functions on arrays; seconds,
-watts, joules.
+Measured on the IMX500 twin at 40.96 µs, 20 benches each (tests/test_bench_physics.py): Q-Segment's 0.23 ms
+window states ≈ 0.36 % (1σ), worst 0.81 % (2.2 σ) over ≈ 11 700 inferences, every bench's median within
+±0.052 % (was +0.4 %, 3 % worst); TinyTracker's 0.86 ms ≈ 0.18 %, worst 0.28 %, medians within ±0.011 %. Most
+of Q-Segment's spread is sample noise the window cannot avoid: an estimator given the true edges and levels
+shows 0.18-0.24 % (1σ). Pure functions on arrays; seconds, watts, joules.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,6 +47,7 @@ from pytest_edgehil.measure.settling import SETTLE_COVER
 _LEVEL_SAMPLES = 2
 _MAX_LEVEL_SAMPLES = 8
 
+
 @dataclass(frozen=True)
 class PricedEdges:
     """Per edge, NaN (side 0) where not priced: cumulative energy up to it (J), its random 1-sigma (J:
@@ -63,6 +61,7 @@ class PricedEdges:
     bias_j: np.ndarray
     level_w: np.ndarray
     side: np.ndarray
+    checked: np.ndarray  # the edge's kind was priced from both sides, so a shift of the map shows in its bias
 
 
 def _side_cells(bounds: np.ndarray, dt: float, x: float, side: int, delay_s: float, settle_s: float,
@@ -103,10 +102,10 @@ def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, p
     2·SETTLE_S/SETTLE_COVER) before an edge and SETTLE_COVER τ (at least SETTLE_S) after one. An edge whose
     kind's better side is too short there is priced from its other side, or left (NaN).
 
-    A suspect kind whose centroids sit off the map by δ on average (`EdgePositions.kind_offset_s`) leaves,
-    at each edge, energy |step|·δ that flat levels at its position do not account for. A side whose level
-    slopes across the kind explains up to its own bias; the rest lies within about a sample of the edge, on
-    a side nothing in the trace tells (a spike as an inference starts, say), and is each such edge's bias.
+    Energy near an edge that flat levels at its position do not account for (`_excess_j`: a spike as an
+    inference starts, or the map off the kind's true edges) lies within about a sample of it, on a side
+    nothing in the trace tells. A side whose level slopes across the kind explains up to its own bias; the
+    rest is each of the kind's edges' bias.
     """
     n = pos.position_s.size
     x = pos.position_s
@@ -115,7 +114,7 @@ def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, p
     prev_edge = np.concatenate([[-np.inf], x[:-1]])
     next_edge = np.concatenate([x[1:], [np.inf]])
     out = PricedEdges(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
-                      np.zeros(n, dtype=np.int64))
+                      np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool))
     for kind in np.unique(kinds[priced]):
         members = np.flatnonzero(priced & (kinds == kind))
         by_side: dict[int, dict[int, tuple[float, float, float, float]]] = {}
@@ -133,7 +132,8 @@ def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, p
                 # offset at this side's level) weighs as if at 3 sigma.
                 cost[side] = float(np.mean([u_k + 3.0 * (bias + abs(level) * pos.systematic_s)
                                             for _, u_k, bias, level in by_side[side].values()]))
-        excess_j = abs(pos.kind_offset_s.get(int(kind), 0.0)) * float(np.mean(np.abs(step_w[members])))
+        excess_j, checked = _excess_j(by_side, pos.kind_offset_s.get(int(kind), 0.0), step_w[members])
+        out.checked[members] = checked
         explained_j = max((float(np.mean([row[2] for row in rows.values()])) for rows in by_side.values()),
                           default=0.0)
         unexplained_j = max(0.0, excess_j - explained_j)
@@ -143,6 +143,24 @@ def price_edges(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, p
                     out.cumulative_j[k], out.u_j[k], out.level_w[k] = value, u_k, level_k
                     out.bias_j[k], out.side[k] = bias_k + unexplained_j, side
     return out
+
+
+def _excess_j(by_side: dict[int, dict[int, tuple[float, float, float, float]]], kind_offset_s: float,
+              steps_w: np.ndarray) -> tuple[float, bool]:
+    """(energy J at each of a kind's edges that flat levels at its position do not account for, whether it
+    was read from both sides). Priced from after less priced from before is the energy between the two
+    boundaries beyond what each side's level gives its stretch: zero for flat stages and a right position
+    (a supply path's smear included: both boundaries are settled), the spike's energy for a spike, and
+    step·δ where the map is δ off. Its mean over the kind, past 3 standard errors, is the excess. A kind
+    priced from one side only: its centroids' mean offset from the map times its step (which a centroid's
+    misread level also moves, so only where nothing better is seen)."""
+    both = sorted(set(by_side.get(-1, {})) & set(by_side.get(1, {})))
+    if len(both) >= 2:
+        gap = np.array([by_side[1][k][0] - by_side[-1][k][0] for k in both])
+        return max(0.0, abs(float(np.mean(gap))) - OFFSET_SIGMAS * float(np.std(gap)) / np.sqrt(gap.size)), True
+    steps = np.abs(steps_w)
+    steps = steps[steps > 0]  # an edge whose region held too few samples reads no step
+    return abs(kind_offset_s) * (float(np.mean(steps)) if steps.size else 0.0), False
 
 
 def _priced_from(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, pos: EdgePositions,
@@ -198,5 +216,8 @@ def priced_by_kind(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float
     stepped_kind = np.isin(kinds, kinds[located])
     priced = price_edges(p, bounds, cum, dt, pos, stepped_kind, kinds, step_w, tau_s, noise_w)
     done = stepped_kind & (priced.side != 0)
+    # A shift of the map shows in the excess of every kind read from both sides; where one was not, the trusted
+    # kinds' disagreement on the map's offset stands as a bound of its own.
+    systematic_s = 0.0 if np.all(priced.checked[done]) else pos.systematic_s
     return KindPricing(done, pos.position_s[done], priced.cumulative_j[done], priced.u_j[done],
-                       priced.bias_j[done], priced.level_w[done], pos.systematic_s)
+                       priced.bias_j[done], priced.level_w[done], systematic_s)
