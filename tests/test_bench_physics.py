@@ -156,8 +156,8 @@ def test_imx500_inference_windows_on_the_hardware_plan_at_the_n6705cs_interval(m
     1.2 % on TinyTracker, silently. Edge kinds whose centroids scatter are now placed by the clock map and
     priced from their flat side (measure/edge_pricing.py). Over 20 benches each: every inference within 4 of
     its stated σ, the median (what a budget reads) within 0.15 %, and a σ that says something (under 0.5 %;
-    the 0.23 ms window's own sample noise at 40.96 µs is ≈ 0.2 %). Measured 2026-12: worst 2.2 σ, median
-    within 0.052 %, σ ≈ 0.36 % (Q-Segment), 1.6 σ, 0.011 %, 0.18 % (TinyTracker)."""
+    the 0.23 ms window's own sample noise at 40.96 µs is ≈ 0.2 %). Measured: worst 2.2 σ, medians within
+    0.053 %, σ ≈ 0.36 % (Q-Segment); 1.8 σ, 0.011 %, 0.16 % (TinyTracker)."""
     for seed in range(20):
         m, truth_j, _, _, _, _ = measure({}, model=model, plan=HARDWARE_PLAN, seed=seed)
         assert m.sample_interval_s == pytest.approx(40.96e-6)  # the guide's grid: 21 µs needed, 40.96 µs run

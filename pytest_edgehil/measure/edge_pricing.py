@@ -17,20 +17,22 @@ edge at x is Y(b) + L·(x − b) (before) or Y(b) − L·(b − x) (after). A un
 front end) delays a step's energy by its time constants' sum and has settled 7 τ later: Y(b) is exact at a
 boundary 2 τ before an edge or 7 τ after it. The error, per edge (what `price_edges` states):
 
-- position: L·δx, δx the position's 1-sigma (stamps and map, or the combined centroid); the map's shared
-  offset bound (`EdgePositions.systematic_s`) at the difference of a window's two levels;
+- position: L·δx, δx the position's 1-sigma (stamps and map, or the combined centroid);
 - level: the side's noise over its m samples times |x − b|, and a gradient the side shows across its kind
   (near sample against far, over every edge of the kind) extrapolated over |x − b|;
-- energy near the edge that flat levels at x do not account for: a suspect kind's mean offset from the map
-  times its step, less what a sloped side explains; it lies within about a sample of the edge, on a side
-  the samples cannot tell (a spike as the stage starts), and is a bound, not noise;
+- energy near the edge that flat levels at x do not account for (`_excess_j`: priced from after less
+  priced from before, over the kind), less what a sloped side explains: it lies within about a sample of
+  the edge, on a side the samples cannot tell (a spike as the stage starts; the map off the kind's edges),
+  and is a bound, not noise; where a kind is priced from one side only, the map's shared offset bound
+  (`EdgePositions.systematic_s`) at the difference of a window's two levels stands instead;
 - noise: the samples between b and the edge.
 
 Measured on the IMX500 twin at 40.96 µs, 20 benches each (tests/test_bench_physics.py): Q-Segment's 0.23 ms
 window states ≈ 0.36 % (1σ), worst 0.81 % (2.2 σ) over ≈ 11 700 inferences, every bench's median within
-±0.052 % (was +0.4 %, 3 % worst); TinyTracker's 0.86 ms ≈ 0.18 %, worst 0.28 %, medians within ±0.011 %. Most
-of Q-Segment's spread is sample noise the window cannot avoid: an estimator given the true edges and levels
-shows 0.18-0.24 % (1σ). Pure functions on arrays; seconds, watts, joules.
+±0.053 % (was +0.4 %, 3 % worst); TinyTracker's 0.86 ms ≈ 0.16 %, worst 0.28 % (1.8 σ), medians within
+±0.011 % (was +0.4 % median, 1.2 % worst). Most of Q-Segment's spread is sample noise the window cannot
+avoid: an estimator given the true edges and levels shows 0.18-0.24 % (1σ). Pure functions on arrays;
+seconds, watts, joules.
 """
 from __future__ import annotations
 
