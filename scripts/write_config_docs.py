@@ -77,7 +77,9 @@ MEANINGS: dict[str, str] = {
     "DeviceTable.analyzer": "VISA resource of the power analyzer on this board's supply (docs/instruments.md)",
     "DeviceTable.analyzer_channel": "the analyzer channel feeding the board",
     "DeviceTable.supply_v": "supply voltage in volts (default: the kind's `supply_v`)",
-    "DeviceTable.current_range_a": "the largest current the board draws, in A (picks the analyzer's range)",
+    "DeviceTable.current_range_a": "the largest current the board draws, in A (picks the analyzer's range, the "
+                                   "smallest that holds it: its offset is in every figure's uncertainty; on a "
+                                   "simulated device, its twin's too)",
     "DeviceTable.faults": "faults the twin injects on its link (simulated devices only; docs/faults.md)",
     "DeviceTable.twin_analyzer": "a simulated device's analyzer twin speaks this driver's SCPI dialect "
                                  "(default keysight-n6705c)",

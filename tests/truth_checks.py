@@ -7,14 +7,26 @@ limit is taken off is the meter's own (method) error, which the tests hold to it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 
+from pytest_edgehil.sim.bench_physics import BenchPhysics
 
-def method_error(measured_j: ArrayLike, truth_j: ArrayLike, instrument_j: ArrayLike) -> np.ndarray:
-    """max(|measured − truth| − instrument limit, 0) / truth, per window (the limit must be stated for each)."""
+
+def method_error(measured_j: ArrayLike, truth_j: ArrayLike, instrument_j: ArrayLike, *,
+                 instrument_errors: bool = True) -> np.ndarray:
+    """max(|measured − truth| − instrument limit, 0) / truth, per window (the limit must be stated for each);
+    with `instrument_errors` False (an exact twin instrument) the plain relative error."""
     measured = np.asarray(measured_j, dtype=np.float64)
     truth = np.asarray(truth_j, dtype=np.float64)
     limit = np.asarray(instrument_j, dtype=np.float64)
     assert limit.shape == measured.shape, f"instrument limits {limit.shape} not stated per window {measured.shape}"
-    return np.maximum(np.abs(measured - truth) - limit, 0.0) / np.abs(truth)
+    return np.maximum(np.abs(measured - truth) - (limit if instrument_errors else 0.0), 0.0) / np.abs(truth)
+
+
+def has_instrument_errors(physics: Mapping[str, Any] | None) -> bool:
+    """Whether a lab's `[physics]` table leaves the twins' instrument errors on (the default; off when ideal)."""
+    return BenchPhysics.from_table(physics).instrument_accuracy_rel > 0
