@@ -8,6 +8,7 @@ Expected values come from the documents (typed here from the data sheets' tables
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -280,3 +281,20 @@ def test_the_n6705c_twin_averages_one_conversion_every_5_12_us(interval_s, step_
     expected = inference_w + after_fraction * (after_w - inference_w)
     assert sample == pytest.approx(expected, rel=1e-4)
     assert trace.power_w[trace.trigger_index + 21] == pytest.approx(after_w, rel=1e-4)
+
+
+def test_the_energy_suite_skips_a_figure_its_instrument_cannot_state_within_the_budget(edgehil_project):
+    """A lab that puts the IMX500 on the N6781A's 3 A range, and a Q-Segment budget tolerating 1 % in inference
+    power: the inference tests skip with the refusal naming the instrument, the range and the fix; end to end
+    (its 0.43 % within 1 %) is measured and recorded with its stated uncertainty."""
+    lab = edgehil_project.makefile(".toml", lab='[devices.imx500]\nkind = "imx500"\nsimulated = true\n'
+                                   'current_range_a = 0.5\n')
+    budgets = edgehil_project.makefile(".toml", budgets='[[budget]]\nmodel = "qsegment"\ndevice = "imx500"\n'
+                                       '[budget.limits]\ninference_mw = { published = 70.0, tolerance = 0.01 }\n')
+    edgehil_project.makepyfile(test_energy_suite=(Path(__file__).resolve().parent.parent / "suites" /
+                                                  "test_energy.py").read_text(encoding="utf-8"))
+    result = edgehil_project.runpytest_subprocess("--device=imx500", f"--lab={lab}", f"--budgets={budgets}",
+                                                  "-k", "qsegment", "-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)  # -k qsegment: the inference and end-to-end energy tests
+    result.stdout.fnmatch_lines(["*refused by the meter: cannot resolve inference window*Keysight N6705C + N6781A*"
+                                 "on the 3 A range*program the 0.1 A range*"])

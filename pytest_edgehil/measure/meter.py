@@ -80,12 +80,18 @@ class EnergyMeasurement:
         self._require_inference()
         return self._pooled("inference_j")
 
-    def _require_inference(self) -> None:
+    @property
+    def inference_refused(self) -> CannotResolve | None:
+        """Why per-inference figures are not given (the analyzer's limits, or a window's: a point-sampled
+        trace too coarse for the stage, an instrument too coarse for its budget), None where they are."""
         if self.refusal is not None:
-            raise self.refusal
-        for window in self.windows:  # a point-sampled trace too coarse for the inference stage
-            if window.inference_refusal is not None:
-                raise window.inference_refusal
+            return self.refusal
+        return next((w.inference_refusal for w in self.windows if w.inference_refusal is not None), None)
+
+    def _require_inference(self) -> None:
+        refused = self.inference_refused
+        if refused is not None:
+            raise refused
 
     @property
     def end_to_end_j(self) -> np.ndarray:

@@ -261,8 +261,7 @@ def uncertainty_context(measurement: EnergyMeasurement) -> dict[str, object]:
         context["instrument_accuracy"] = measurement.accuracy.describe()
         if measurement.accuracy.range_a is not None:
             context["current_range_a"] = measurement.accuracy.range_a
-    refused = measurement.refusal is not None or any(w.inference_refusal is not None for w in measurement.windows)
-    for name in ("end_to_end", *(() if refused else ("inference",))):
+    for name in ("end_to_end", *(() if measurement.inference_refused else ("inference",))):
         for key, value in ((f"{name}_u_rel", measurement.uncertainty_rel(f"{name}_j")),
                            (f"{name}_instrument_rel", measurement.instrument_rel(f"{name}_j"))):
             if not math.isnan(value):
