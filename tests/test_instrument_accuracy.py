@@ -8,8 +8,8 @@ Expected values come from the documents (typed here from the data sheets' tables
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
