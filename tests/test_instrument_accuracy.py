@@ -296,5 +296,5 @@ def test_the_energy_suite_skips_a_figure_its_instrument_cannot_state_within_the_
     result = edgehil_project.runpytest_subprocess("--device=imx500", f"--lab={lab}", f"--budgets={budgets}",
                                                   "-k", "qsegment", "-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(passed=1, skipped=1)  # -k qsegment: the inference and end-to-end energy tests
-    result.stdout.fnmatch_lines(["*refused by the meter: cannot resolve inference window*Keysight N6705C + N6781A*"
-                                 "on the 3 A range*program the 0.1 A range*"])
+    result.stdout.fnmatch_lines([("*refused by the meter: cannot resolve inference window*Keysight N6705C + N6781A*"
+                                 "on the 3 A range*program the 0.1 A range*")])
