@@ -42,7 +42,9 @@ class InstrumentErrors:
     drift_amplitude_a: np.ndarray | None = None  # per range, each tone's amplitude
     drift_hz: np.ndarray | None = None
     drift_phase: np.ndarray | None = None
-    scale: float = 1.0  # the fraction of the data sheet the draw used: the drifting offset stays within it
+    # The drifting offset is held within this × the range's offset figure: the data sheet (1), or a draw asked
+    # beyond it (`instrument_accuracy_rel` > 1, an instrument out of its specification).
+    scale: float = 1.0
 
     @classmethod
     def exact(cls) -> InstrumentErrors:
