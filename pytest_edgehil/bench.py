@@ -148,7 +148,9 @@ class Bench:
             twin, twin_resource, twin_supply_v, twin_range_a = start_analyzer_twin(
                 dut.twin, seed=self.seed, dialect=config.twin_analyzer or "keysight-n6705c")
             self._analyzer_twins[config.name] = twin  # owned from here on: close() stops it
-            settings = SupplySettings(twin_resource, 1, twin_supply_v, twin_range_a)
+            # A lab file's `current_range_a` is the range the twin runs on too (the range it would pick else).
+            range_a = config.current_range_a if config.current_range_a is not None else twin_range_a
+            settings = SupplySettings(twin_resource, 1, twin_supply_v, range_a)
             return open_analyzer(settings.resource, channel=settings.channel), settings
         return self._open_hw_analyzer(config)
 

@@ -77,7 +77,9 @@ MEANINGS: dict[str, str] = {
     "DeviceTable.analyzer": "VISA resource of the power analyzer on this board's supply (docs/instruments.md)",
     "DeviceTable.analyzer_channel": "the analyzer channel feeding the board",
     "DeviceTable.supply_v": "supply voltage in volts (default: the kind's `supply_v`)",
-    "DeviceTable.current_range_a": "the largest current the board draws, in A (picks the analyzer's range)",
+    "DeviceTable.current_range_a": "the largest current the board draws, in A (picks the analyzer's range, the "
+                                   "smallest that holds it: its offset is in every figure's uncertainty; on a "
+                                   "simulated device, its twin's too)",
     "DeviceTable.faults": "faults the twin injects on its link (simulated devices only; docs/faults.md)",
     "DeviceTable.twin_analyzer": "a simulated device's analyzer twin speaks this driver's SCPI dialect "
                                  "(default keysight-n6705c)",
@@ -101,14 +103,19 @@ MEANINGS: dict[str, str] = {
     "PhysicsTable.timer_resolution_s": "tick of the device's stage-edge timer (default 0.25e-6)",
     "PhysicsTable.trigger_latency_s": "GPIO write to analyzer trigger: t = 0 lags the true edge (default 2e-6)",
     "PhysicsTable.trigger_jitter_s": "Gaussian jitter of each trigger (default 0.2e-6)",
-    "PhysicsTable.sampling": "`integrating`: each sample the mean over its interval (default); `point`: the "
-                             "value at the instant",
+    "PhysicsTable.sampling": "`instrument`: as the analyzer's data sheet says (default; the N6781A averages a "
+                             "conversion every 5.12 µs, the others integrate); `integrating`: each sample the mean "
+                             "over its interval; `point`: the value at the instant",
     "PhysicsTable.front_end_bandwidth_hz": "the analyzer front end's first-order low-pass (default 200e3; 0: none)",
     "PhysicsTable.decoupling_tau_s": "RC between analyzer and load (default 3e-6)",
     "PhysicsTable.layer_power_rel": "inference power varies by op type within the stage by ± this (default 0.05)",
     "PhysicsTable.session_drift_rel": "σ of one power factor drawn per bench session (default 0.015)",
     "PhysicsTable.load_ripple_rel": "amplitude of a periodic part of the load's power, × its idle power (default 0)",
     "PhysicsTable.load_ripple_hz": "rate of that periodic part: a DC-DC's power-save bursts, a timer, a PWM (default 1e3)",
+    "PhysicsTable.instrument_accuracy_rel": "the analyzer's own offset and gain errors, drawn per session within this "
+                                            "× its data sheet (default 1; 0: an exact instrument)",
+    "PhysicsTable.instrument_drift_rel": "1/f drift of the current offset, rms this × the range's offset figure "
+                                         "(default 0)",
     "KindTable.display_name": "the board's name in headers and HELLO",
     "KindTable.ram_bytes": "activation memory (tensor arena) a model may use, bytes (0: unknown)",
     "KindTable.flash_bytes": "model storage, bytes (0: unknown)",

@@ -14,8 +14,9 @@ import pytest
 @pytest.mark.edgehil_metrics("inference_mj", "inference_mw", unbudgeted=True)
 def test_ab_inference_energy(edgehil_ab_energy, edgehil_record, pytestconfig):
     ab = edgehil_ab_energy
-    if any(m.refusal is not None for m in ab.candidate + ab.baseline):
-        pytest.skip(f"refused by the meter: {(ab.candidate + ab.baseline)[0].refusal}")
+    refused = next((m.inference_refused for m in ab.candidate + ab.baseline if m.inference_refused is not None), None)
+    if refused is not None:
+        pytest.skip(f"refused by the meter: {refused}")
     source = str(pytestconfig.getoption("--edgehil-ab"))
     for metric, scale, attribute in (("inference_mj", 1e3, "inference_j"), ("inference_mw", 1e3, "inference_power_w")):
         edgehil_record.check_paired(

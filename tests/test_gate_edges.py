@@ -254,3 +254,13 @@ def test_a_comparison_across_two_boards_of_one_kind_says_so() -> None:
     flags = compare_records(base, new, FailOn.parse("energy:5%")).flags
     assert "board serial number differs: CORAL-0001 → CORAL-0002" in flags
     assert not compare_records(base, base, FailOn.parse("energy:5%")).flags
+
+
+def test_a_comparison_across_two_current_ranges_says_so() -> None:
+    """An N6781A reads ±(0.025 % + 10 µA) on its 100 mA range and ±(0.03 % + 250 µA) on its 3 A range: the same
+    board measured on each differs by up to their offsets (1.2 % of a 21 mA inference), which a comparison
+    would pass off as a change of the model."""
+    base, new = (dataclasses.replace(record(exact(1.0)), context={"model_sha256": "a" * 64, "current_range_a": r})
+                 for r in (0.1, 3.0))
+    assert "current range differs: 0.1 → 3.0" in compare_records(base, new, FailOn.parse("energy:5%")).flags
+    assert not compare_records(base, base, FailOn.parse("energy:5%")).flags

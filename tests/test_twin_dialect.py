@@ -21,6 +21,7 @@ from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
 from pytest_edgehil.instruments.scpi_header import short_command
 from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
 from pytest_edgehil.sim.instrument_rounding import INTERVAL_ROUNDING
+from pytest_edgehil.sim.instrument_specs import TWIN_SPECS
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 from pytest_edgehil.sim.twin_dialect import COMMON_HEADERS, DRIVERS, TwinDialect
 
@@ -49,12 +50,13 @@ def valid_values(setting: Setting) -> list[Value]:
 
 def as_stored(driver: type[ScpiAnalyzer], setting: Setting, value: Value) -> Value:
     """What the instrument stores: its interval rounding (the twin's, from the manual: these values lie on
-    the grid, tests/contract checks the rounding itself) and its range choice (the driver's declarations)."""
+    the grid, tests/contract checks the rounding itself) and its range choice (the twin's data-sheet table)."""
     if setting.name == driver.roles.interval:
         rounding = INTERVAL_ROUNDING.get(driver.__name__)
         return rounding(value, {}) if rounding is not None else value
     if setting.name == driver.roles.current_range:
-        return driver.select_current_range(float(value))
+        spec = TWIN_SPECS.get(driver.__name__)
+        return value if spec is None or spec.autoranging else spec.range_holding(float(value))
     return value
 
 

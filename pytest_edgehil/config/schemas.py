@@ -142,13 +142,15 @@ class PhysicsTable(StrictModel):
     timer_resolution_s: NonNegative | None = None
     trigger_latency_s: NonNegative | None = None
     trigger_jitter_s: NonNegative | None = None
-    sampling: Literal["integrating", "point"] | None = None
+    sampling: Literal["instrument", "integrating", "point"] | None = None
     front_end_bandwidth_hz: NonNegative | None = None
     decoupling_tau_s: NonNegative | None = None
     layer_power_rel: Annotated[float, Field(ge=0, lt=1)] | None = None
     session_drift_rel: Annotated[float, Field(ge=0, lt=0.5)] | None = None
     load_ripple_rel: Annotated[float, Field(ge=0, lt=1)] | None = None
     load_ripple_hz: Annotated[float, Field(gt=0)] | None = None
+    instrument_accuracy_rel: NonNegative | None = None
+    instrument_drift_rel: NonNegative | None = None
 
 
 class LabFile(StrictModel):

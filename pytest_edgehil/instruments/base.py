@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from pytest_edgehil.errors import InstrumentError, MeasurementError
+from pytest_edgehil.errors import ConfigError, InstrumentError, MeasurementError
+from pytest_edgehil.instruments.accuracy import AccuracySpec, CaptureAccuracy
 
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the package supports Python 3.10 at runtime
@@ -87,6 +88,11 @@ class PowerAnalyzer(abc.ABC):
     #: starts when armed (NGM202 FastLog), the host's latency between arm() and the device's RUN, which
     #: the capture must hold on top of the run (`measure.meter.plan_acquisition` adds it).
     start_latency_s: ClassVar[float] = 0.0
+    #: The data sheet's DC accuracy per current range and for voltage (`instruments.accuracy`), declared by
+    #: each driver beside its other settings; None: undeclared, and the meter states no figure from it.
+    accuracy: ClassVar[AccuracySpec | None] = None
+    #: Whether the trace's voltage is read by the instrument (else it is the programmed voltage).
+    voltage_measured: ClassVar[bool] = True
 
     idn: str
     resource: str
@@ -121,6 +127,20 @@ class PowerAnalyzer(abc.ABC):
         """
         raise InstrumentError(f"{self.model} at {self.resource}: this driver cannot power a board; power it "
                               "otherwise and leave `analyzer` out of its lab-file table, or use a supported driver")
+
+    def capture_accuracy(self) -> CaptureAccuracy:
+        """The accuracy of the capture as configured: the declared spec, the range in use (None: each sample
+        on its own range) and which voltage figure applies. ConfigError for a driver that declares none."""
+        return CaptureAccuracy(self.declared_accuracy(), self.model, None, self.voltage_measured)
+
+    @classmethod
+    def declared_accuracy(cls) -> AccuracySpec:
+        """`accuracy`, or ConfigError naming the driver: a figure whose instrument error is unknown is not stated."""
+        if cls.accuracy is None:
+            raise ConfigError(f"{cls.model} ({cls.__name__}) declares no measurement accuracy, so no energy it "
+                              "measures can carry an uncertainty; declare `accuracy` from its data sheet "
+                              "(instruments.accuracy.AccuracySpec, docs/extending.md)")
+        return cls.accuracy
 
     def supported_sample_interval_s(self, requested_s: float) -> float:
         """The interval this instrument would actually sample at for a request: the nearest one it

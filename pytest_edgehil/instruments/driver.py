@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_edgehil.errors import ConfigError, InstrumentError, InstrumentTimeout
+from pytest_edgehil.instruments.accuracy import CaptureAccuracy
 from pytest_edgehil.instruments.base import TRIGGER_SOURCES, PowerAnalyzer, Trace
 from pytest_edgehil.instruments.dialect import (
     BYTE_ORDER_SETTING,
@@ -140,6 +141,15 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
 
     def supported_sample_interval_s(self, requested_s: float) -> float:
         return self.interval_rule.supported_s(requested_s)
+
+    def capture_accuracy(self) -> CaptureAccuracy:
+        """As `PowerAnalyzer.capture_accuracy`, on the range the instrument read back at `configure` and with
+        the voltage figure of what it digitized (InstrumentError before a capture is configured)."""
+        spec = self.declared_accuracy()
+        if self.capture is None:
+            raise InstrumentError(f"{self.model} at {self.resource}: capture_accuracy() before configure()")
+        range_a = None if spec.autoranging else self.capture.current_range_a
+        return CaptureAccuracy(spec, self.model, range_a, self.capture.digitize_voltage and self.voltage_measured)
 
     def set_transfer_format(self, data_format: str) -> None:
         """Switch between binary ("REAL") and text ("ASC") array transfers."""

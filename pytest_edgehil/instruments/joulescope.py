@@ -18,11 +18,22 @@ from typing import Any
 import numpy as np
 
 from pytest_edgehil.errors import InstrumentError, InstrumentTimeout, MeasurementError
+from pytest_edgehil.instruments.accuracy import Accuracy, AccuracySpec, CurrentRange
 from pytest_edgehil.instruments.base import Trace
 from pytest_edgehil.instruments.monitor import PowerMonitor, import_library
 
 FULL_RATE_HZ = 1_000_000  # JS220 output rate (record.py's default for a js220)
 START_TIMEOUT_S = 2.0
+#: The JS220's current ranges, A (its shunts: 1.11 Ω is the 18 mA range, 11.11 Ω the 1.8 mA one, Jetperch's
+#: forum answers); it autoranges sample by sample.
+CURRENT_RANGES_A = (18e-6, 180e-6, 1.8e-3, 18e-3, 180e-3, 10.0)
+# The JS220 User's Guide (Rev 1.3, 2022-10-25) has a specifications section, but its accuracy table was not
+# readable in the copies searched: conservative, ±(0.5 % + 0.1 % of range) per range and ±(0.5 % + 5 mV) for the
+# voltage it measures. Replace them with the guide's table.
+ACCURACY = AccuracySpec(
+    current_ranges=tuple(CurrentRange(r, Accuracy(0.005, 0.001 * r)) for r in CURRENT_RANGES_A),
+    voltage=Accuracy(0.005, 5e-3), voltage_setpoint=Accuracy(0.005, 5e-3), autoranging=True,
+    source="conservative: the JS220 User's Guide accuracy table was not readable", conservative=True)
 
 
 class Joulescope(PowerMonitor):
@@ -34,6 +45,7 @@ class Joulescope(PowerMonitor):
     voltage_range_v = (0.0, 15.0)  # inline: the lab's supply passes through it
     max_current_a = 10.0
     digital_inputs = 4
+    accuracy = ACCURACY
 
     def __init__(self, address: str, *, trigger_gpi: int = 0) -> None:
         """`address`: the device's serial number, or "" / "any" for the only JS220 attached."""

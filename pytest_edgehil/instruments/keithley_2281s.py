@@ -13,6 +13,7 @@ Its buffer starts at the trigger: no pre-trigger samples.
 
 from __future__ import annotations
 
+from pytest_edgehil.instruments.accuracy import Accuracy, AccuracySpec, CurrentRange
 from pytest_edgehil.instruments.dialect import CaptureRoles, FetchQuery, LineCycles
 from pytest_edgehil.instruments.driver import ScpiAnalyzer
 from pytest_edgehil.instruments.registry import register_analyzer
@@ -25,6 +26,16 @@ LINE_CYCLES = LineCycles(line_frequency_hz=50.0, min_nplc=0.05)  # fastest buffe
 MAX_POINTS = 2500  # the buffer's capacity: "2,500 readings" (Reference Manual p. 7-178, :DATA[n]:CLEar:AUTO)
 #: `:SENSe[n]:<function>:NPLCycles`, Reference Manual p. 7-120: 0.002 to 12 at 50 Hz (15 at 60 Hz), default 1.
 MANUAL_NPLC = (0.002, 12.0)
+#: `:SENSe[n]:CONCurrent[:DC]:RANGe`, Reference Manual p. 7-121: 10 mA, 100 mA, 1 A and 10 A; its autorange
+#: (p. 7-122) is on by default and this driver never turns it off, so each reading is on the range that holds it.
+MEASUREMENT_RANGES_A = (0.01, 0.1, 1.0, 10.0)
+# The 2281S's accuracy table was not in the sources searched: conservative figures, ±(0.1 % + 0.05 % of range)
+# per range, ±(0.05 % + 5 mV) for voltage. Replace them with the data sheet's.
+ACCURACY = AccuracySpec(
+    current_ranges=tuple(CurrentRange(r, Accuracy(0.001, 0.0005 * r)) for r in MEASUREMENT_RANGES_A),
+    voltage=Accuracy(0.0005, 5e-3), voltage_setpoint=Accuracy(0.0005, 5e-3), autoranging=True,
+    source="conservative: the 2281S accuracy table was not found; ranges from its Reference Manual p. 7-121",
+    conservative=True)
 
 # Model 2281S-20-6 Reference Manual (077114601, March 2019), checked line by line in docs/instruments.md.
 # confirmed=False: the command's own page was not in the manual text we could check (pymeasure's 2281S
@@ -58,6 +69,7 @@ class Keithley2281S(ScpiAnalyzer):
     reference_idn = IDN
     settings = SETTINGS
     interval_rule = LINE_CYCLES
+    accuracy = ACCURACY
     roles = CaptureRoles(interval="nplc", current_range="current_limit_a", fixed=(("function", "POWER"),))
     start_commands = ("TRACe:CLEar", "INITiate[:IMMediate]")  # a fresh buffer for every capture
     stop_command = "ABORt"

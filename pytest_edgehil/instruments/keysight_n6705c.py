@@ -19,6 +19,7 @@ its values, and reads `SENS:SWE:TINT?` back, refusing a capture the instrument r
 
 from __future__ import annotations
 
+from pytest_edgehil.instruments.accuracy import Accuracy, AccuracySpec, CurrentRange
 from pytest_edgehil.instruments.dialect import CaptureRoles, FetchQuery, IntervalGrid
 from pytest_edgehil.instruments.driver import ScpiAnalyzer
 from pytest_edgehil.instruments.registry import register_analyzer
@@ -40,6 +41,20 @@ INTERVALS = IntervalGrid(steps=((10.24e-6, 5.12e-6), (20.48e-6, 10.24e-6), (4000
 MIN_TINT_BOTH_FUNCTIONS_S = 10.24e-6
 MAX_POINTS = 524288  # 512 Ki points per measured function
 CURRENT_RANGES_A = (0.001, 0.1, 3.0)  # N6781A current measurement ranges
+# N6781A measurement accuracy: N6700 Specifications Guide (N6700-90001) and the N6780 series SMU data sheet
+# (5990-5829EN), "Performance specifications", measurement accuracy (1 year, 23 °C ± 5 °C): current
+# 1 mA range 0.025 % + 100 nA, 100 mA range 0.025 % + 10 µA, 3 A range 0.03 % + 250 µA; voltage (20 V)
+# 0.025 % + 1.8 mV, as measured and as programmed. The guide's p. 52, "Measurement Accuracy and Resolution
+# (with shorter measurement intervals)", adds noise at short intervals (one conversion at 5.12 µs): random
+# per sample, it is in the trace's own noise, which the meter estimates; it averages out over a window and is
+# not added here. The accuracy rows were not in the copies searched when this was written: the figures are
+# the data sheet's as quoted, to check against your edition.
+ACCURACY = AccuracySpec(
+    current_ranges=(CurrentRange(0.001, Accuracy(0.00025, 100e-9)), CurrentRange(0.1, Accuracy(0.00025, 10e-6)),
+                    CurrentRange(3.0, Accuracy(0.0003, 250e-6))),
+    voltage=Accuracy(0.00025, 1.8e-3), voltage_setpoint=Accuracy(0.00025, 1.8e-3),
+    source="N6700 Specifications Guide (N6700-90001) / N6780 SMU data sheet (5990-5829EN), N6781A measurement "
+           "accuracy; rows unverified here")
 MAX_VOLTAGE_V = 20.0
 DIGITAL_PINS = 7  # the rear digital port: pins 1-7
 OUTPUTS = 4  # mainframe slots; a level trigger source names the output it watches
@@ -109,6 +124,7 @@ class KeysightN6705C(ScpiAnalyzer):
     settings = SETTINGS
     interval_rule = INTERVALS
     current_ranges_a = CURRENT_RANGES_A
+    accuracy = ACCURACY
     roles = CaptureRoles(interval="sample_interval_s", pretrigger="offset_points", pretrigger_sign=-1,
                          digitize_current="digitize_current", digitize_voltage="digitize_voltage",
                          min_interval_both_s=MIN_TINT_BOTH_FUNCTIONS_S,

@@ -27,11 +27,21 @@ from pytest_edgehil.errors import (
 )
 from pytest_edgehil.instruments import lpm01a_limits as limits
 from pytest_edgehil.instruments import lpm01a_protocol as proto
+from pytest_edgehil.instruments.accuracy import Accuracy, AccuracySpec, CurrentRange
 from pytest_edgehil.instruments.base import Trace
 from pytest_edgehil.instruments.monitor import PowerMonitor
 
 BAUD = 3_686_400
 REPLY_TIMEOUT_S = 2.0
+# UM2243 Rev 2, section 10 "Dynamic current measurement principle": 100 nA to 50 mA "with an accuracy in the
+# range of 2 %", taken as ±(2 % + 100 nA) (the floor its range starts at), one range as far as the host sees
+# (the firmware switches its five shunts itself). Its output voltage accuracy was not found: conservative
+# ±(0.5 % + 10 mV); the trace carries the programmed voltage (the board reports current only).
+ACCURACY = AccuracySpec(
+    current_ranges=(CurrentRange(limits.DYNAMIC_RANGE_A[1], Accuracy(0.02, limits.DYNAMIC_RANGE_A[0])),),
+    voltage=Accuracy(0.005, 10e-3), voltage_setpoint=Accuracy(0.005, 10e-3), autoranging=True,
+    source="UM2243 Rev 2 section 10 (dynamic mode: 2 %); output voltage conservative (not found)",
+    conservative=True)
 
 
 class LPM01A(PowerMonitor):
@@ -42,6 +52,8 @@ class LPM01A(PowerMonitor):
     keeps_pretrigger = False
     voltage_range_v = proto.VOLTAGE_RANGE_V
     max_current_a = limits.DYNAMIC_RANGE_A[1]
+    accuracy = ACCURACY
+    voltage_measured = False  # the trace's voltage is the programmed one
     digital_inputs = 0
 
     def __init__(self, port: str) -> None:

@@ -20,11 +20,21 @@ from typing import Any
 import numpy as np
 
 from pytest_edgehil.errors import InstrumentError, MeasurementError
+from pytest_edgehil.instruments.accuracy import Accuracy, AccuracySpec, CurrentRange
 from pytest_edgehil.instruments.base import Trace
 from pytest_edgehil.instruments.monitor import PowerMonitor, import_library
 
 RATES_HZ = (50_000, 4_000, 1_000)
 DEFAULT_PORT = 1905
+# Otii Arc main channel: ±(0.1 % + 50 nA) for low currents (Qoitech, "How accurate is your low current
+# measurement?", 2021-02-22; the Ace: ±(0.05 % + 25 nA), so the Arc's figures hold for either); the low range
+# reaches about 19 mA (Elektor's review: 5 nA resolution below 20 mA, 82 µA up to 2.7 A, 1.5 mA to 5 A). The
+# high ranges' accuracy and the voltage's were not found: conservative ±(0.5 % + 0.5 mA), ±(0.5 % + 5 mV).
+ACCURACY = AccuracySpec(
+    current_ranges=(CurrentRange(0.019, Accuracy(0.001, 50e-9)), CurrentRange(5.0, Accuracy(0.005, 0.5e-3))),
+    voltage=Accuracy(0.005, 5e-3), voltage_setpoint=Accuracy(0.005, 5e-3), autoranging=True,
+    source="Qoitech: low range ±(0.1 % + 50 nA); high range and voltage conservative (not found)",
+    conservative=True)
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -46,6 +56,7 @@ class Otii(PowerMonitor):
     voltage_range_v = (0.5, 5.0)  # main output (Arc); set_max_current takes 0.001-5 A
     max_current_a = 5.0
     digital_inputs = 2
+    accuracy = ACCURACY
 
     def __init__(self, address: str, *, trigger_input: str = "i1") -> None:
         module = import_library("otii_tcp_client.otii_client", "otii_tcp_client", self.model)

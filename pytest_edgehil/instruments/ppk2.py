@@ -20,9 +20,21 @@ from typing import Any
 import numpy as np
 
 from pytest_edgehil.errors import InstrumentError, InstrumentTimeout, MeasurementError, StreamGap
+from pytest_edgehil.instruments.accuracy import Accuracy, AccuracySpec, CurrentRange
 from pytest_edgehil.instruments.base import Trace
 from pytest_edgehil.instruments.monitor import PowerMonitor, import_library
-from pytest_edgehil.instruments.ppk2_protocol import SAMPLE_INTERVAL_S, counter_gap
+from pytest_edgehil.instruments.ppk2_protocol import SAMPLE_INTERVAL_S, counter_gap, full_scale_a
+
+# No accuracy figure from Nordic was found (its pages give the range, 200 nA to 1 A, and the resolution):
+# conservative, ±(0.5 % + 0.1 % of range) on each of the five auto-ranged shunts (full scales from the 14-bit
+# codes, the top one at the PPK2's 1 A). The PPK2 reports no voltage: the trace carries the programmed one,
+# good to ±50 mV, the one figure found (a third-party summary, applied-ee.github.io "Power Analyzer Tools").
+_FULL_SCALES_A = (*(full_scale_a(r) for r in range(4)), 1.0)
+ACCURACY = AccuracySpec(
+    current_ranges=tuple(CurrentRange(fs, Accuracy(0.005, 0.001 * fs)) for fs in _FULL_SCALES_A),
+    voltage=Accuracy(0.0, 50e-3), voltage_setpoint=Accuracy(0.0, 50e-3), autoranging=True,
+    source="conservative: no Nordic accuracy figure found; source voltage ±50 mV from a third-party summary",
+    conservative=True)
 
 START_TIMEOUT_S = 2.0  # the stream must begin this soon after AVERAGE_START
 QUIET_S = 0.5  # after AVERAGE_STOP, the stream has ended once nothing arrived for this long
@@ -37,6 +49,8 @@ class PPK2(PowerMonitor):
     voltage_range_v = (0.8, 5.0)
     max_current_a = 1.0
     digital_inputs = 8
+    accuracy = ACCURACY
+    voltage_measured = False  # the trace's voltage is the programmed one
 
     def __init__(self, port: str, *, trigger_bit: int = 0) -> None:
         module = import_library("ppk2_api.ppk2_api", "ppk2-api", self.model)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 
 from pytest_edgehil.errors import ConfigError, InstrumentError, InstrumentTimeout
+from pytest_edgehil.instruments.accuracy import Accuracy, AccuracySpec, CurrentRange
 from pytest_edgehil.instruments.base import Trace
 from pytest_edgehil.instruments.dialect import CaptureRoles, FetchQuery, RateTable
 from pytest_edgehil.instruments.driver import ScpiAnalyzer
@@ -41,6 +42,13 @@ SAMPLE_RATES = {
 #: The most pairs one capture collects (the driver's memory bound: 32 MiB of float64 pairs).
 MAX_POINTS = 4_194_304
 CURRENT_RANGES_A = (0.01, 0.1, 1.0, 10.0)
+# The NGM200 data sheet's readback accuracy was not in the sources searched: conservative figures, looser than
+# the instrument is thought to meet, ±(0.1 % + 0.05 % of range) per range and ±(0.05 % + 5 mV) for voltage
+# (FastLog's pairs carry the measured voltage). Replace them with your edition's table.
+ACCURACY = AccuracySpec(
+    current_ranges=tuple(CurrentRange(r, Accuracy(0.001, 0.0005 * r)) for r in CURRENT_RANGES_A),
+    voltage=Accuracy(0.0005, 5e-3), voltage_setpoint=Accuracy(0.0005, 5e-3),
+    source="conservative: the NGM200 data sheet's readback accuracy was not found", conservative=True)
 CHANNELS = 2
 
 # confirmed=False: not found in the maker's manual text we could check (docs/instruments.md lists
@@ -71,6 +79,7 @@ class RsNgm202(ScpiAnalyzer):
     settings = SETTINGS
     interval_rule = RateTable(SAMPLE_RATES, what="FastLog")
     current_ranges_a = CURRENT_RANGES_A
+    accuracy = ACCURACY
     roles = CaptureRoles(interval="sample_rate", channel_select="channel", fixed=(("target", "SCPI"),),
                          points="", trigger_source="")
     max_points = MAX_POINTS

@@ -239,7 +239,10 @@ class EnergySamples:
 
     `trace_inference_s[i]` is NaN where the trace cannot time inference i (its power does not stand out
     from the neighbouring stages); `trace_latency_note` then says why for the first such inference.
-    `*_u_j` are 1-sigma uncertainties (noise over the window, each edge's placement, the clock fit);
+    `*_u_j` are 1-sigma (standard) uncertainties: the trace's own part (noise over the window, each edge's
+    placement, the clock fit) and, once the meter has stated it (`measure.instrument_accuracy`), the
+    instrument's data-sheet limit as a rectangular distribution's; `*_instrument_j` are those limits
+    themselves (J, the worst case its offset and gain can move each window; empty until stated).
     `clock_ratio` is analyzer seconds per device second as fitted from the trace's edges.
     """
 
@@ -258,6 +261,8 @@ class EnergySamples:
     # Why the inference windows were refused while end to end was measured (a point-sampled trace whose
     # samples cannot price them to 1 %); the inference arrays are then empty. None when measured.
     inference_refusal: CannotResolve | None = None
+    inference_instrument_j: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    end_to_end_instrument_j: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def count(self) -> int:

@@ -10,15 +10,18 @@ taking the median of window medians is what makes the number stable (MLPerf Tiny
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.errors import CannotResolve, StreamGap
+from pytest_edgehil.instruments.accuracy import CaptureAccuracy
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.eembc import ENERGY_MODE
 from pytest_edgehil.link.messages import Result, StageTiming
+from pytest_edgehil.measure.device_windows import end_to_end_windows_s, inference_windows_s
 from pytest_edgehil.measure.digital_windows import (
     WINDOW_SOURCE_DIGITAL,
     WINDOW_SOURCE_RUN_START,
@@ -26,6 +29,7 @@ from pytest_edgehil.measure.digital_windows import (
     energy_from_digital,
 )
 from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_energy_from_trace
+from pytest_edgehil.measure.instrument_accuracy import instrument_refusal, with_instrument
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
 from pytest_edgehil.measure.run_start import record_noise_w, run_start_s, settled_index
 from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
@@ -63,6 +67,8 @@ class EnergyMeasurement:
     idn: str = ""
     instrument: str = ""  # the instrument's model name ("Nordic PPK2", "Keysight N6705C + N6781A")
     window_source: str = ""  # digital_windows.WINDOW_SOURCE_*: where the windows were placed from
+    # The data sheet's accuracy for the captures (the range they ran on): in every window's `*_u_j`.
+    accuracy: CaptureAccuracy | None = None
 
     def _pooled(self, name: str) -> np.ndarray:
         return np.concatenate([getattr(w, name) for w in self.windows])
@@ -74,12 +80,20 @@ class EnergyMeasurement:
         self._require_inference()
         return self._pooled("inference_j")
 
-    def _require_inference(self) -> None:
+    @property
+    def inference_refused(self) -> CannotResolve | None:
+        """Why per-inference figures are not given (the analyzer's limits, or a window's: a point-sampled
+        trace too coarse for the stage, an instrument too coarse for its budget), None where they are."""
         if self.refusal is not None:
-            raise self.refusal
-        for window in self.windows:  # a trace that cannot price the inference stage to 1 %
-            if window.inference_refusal is not None:
-                raise _naming(window.inference_refusal, self.instrument)
+            return self.refusal
+        # A trace that cannot price the inference stage to 1 %, named with the analyzer that took it.
+        return next((_naming(w.inference_refusal, self.instrument) for w in self.windows
+                     if w.inference_refusal is not None), None)
+
+    def _require_inference(self) -> None:
+        refused = self.inference_refused
+        if refused is not None:
+            raise refused
 
     @property
     def end_to_end_j(self) -> np.ndarray:
@@ -102,6 +116,22 @@ class EnergyMeasurement:
     def window_medians(self, name: str) -> np.ndarray:
         """The median of each window: what a between-window (between-session) comparison should use."""
         return np.array([float(np.median(getattr(w, name))) for w in self.windows])
+
+    def uncertainty_rel(self, name: str) -> float:
+        """The stated standard uncertainty of figure `name` ("inference_j", "end_to_end_j"), relative: the
+        median window's `*_u_j` over its energy (the instrument's part does not average down over windows,
+        so no single window's is reduced by their number). NaN where nothing was measured."""
+        energy, u = self._pooled(name), self._pooled(name.replace("_j", "_u_j"))
+        if energy.size == 0 or u.shape != energy.shape:
+            return float("nan")
+        return float(np.median(u / np.abs(energy)))
+
+    def instrument_rel(self, name: str) -> float:
+        """The instrument's data-sheet limit on figure `name`, relative to it (median window; NaN if none)."""
+        energy, limit = self._pooled(name), self._pooled(name.replace("_j", "_instrument_j"))
+        if energy.size == 0 or limit.shape != energy.shape:
+            return float("nan")
+        return float(np.median(limit / np.abs(energy)))
 
     def summary(self, name: str) -> SampleSummary:
         if name.startswith(("inference", "trace_inference")):
@@ -167,24 +197,31 @@ def inference_refusal(timing: StageTiming, dt_s: float, analyzer: PowerAnalyzer)
 
 
 def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: float, current_range_a: float,
-                   plan: EnergyPlan | None = None) -> EnergyMeasurement:
+                   plan: EnergyPlan | None = None, max_instrument_rel: float | None = None) -> EnergyMeasurement:
     """Measure the active model's energy per inference on `dut` with `analyzer` (model and input already set).
 
     Per-inference windows where the analyzer resolves them; otherwise (too slow, no pre-trigger) one run
     window per acquisition, end-to-end energy only, and `inference_j` raises the CannotResolve saying why.
+    Every window's uncertainty holds the analyzer's data-sheet accuracy on the range it ran on
+    (`measure.instrument_accuracy`; ConfigError for a driver that declares none). `max_instrument_rel`: the
+    tolerance the figures' budget allows; inference windows whose instrument limit exceeds it are refused
+    like a point-sampled trace's (`inference_j` raises the CannotResolve), end-to-end ones raise it. None:
+    stated, never refused.
     """
     plan = plan or EnergyPlan.simulated()
     if ENERGY_MODE in dut.hello.capabilities:  # MLPerf Tiny energy-mode firmware: its timestamp GPIO's windows
         from pytest_edgehil.measure.timestamp_energy import measure_timestamp_energy
 
-        return measure_timestamp_energy(dut, analyzer, supply_v=supply_v, current_range_a=current_range_a, plan=plan)
+        return measure_timestamp_energy(dut, analyzer, supply_v=supply_v, current_range_a=current_range_a, plan=plan,
+                                        max_instrument_rel=max_instrument_rel)
     probe = dut.client.run(1).timings[0]  # learn the inference period to size the acquisition
     runs, dt_s, points, pre = plan_acquisition(probe, analyzer, plan)
     refusal = inference_refusal(probe, dt_s, analyzer)
     analyzer.configure(voltage_v=supply_v, current_range_a=current_range_a, sample_interval_s=dt_s,
                        points=points, pretrigger_points=pre)
+    accuracy = analyzer.capture_accuracy()
     measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal,
-                                    instrument=analyzer.model)
+                                    instrument=analyzer.model, accuracy=accuracy)
     for _ in range(plan.windows):
         result, trace = _capture_window(dut, analyzer, runs, plan)
         if trace.digital is not None:  # the trigger line is in the stream: windows from its edges
@@ -204,9 +241,49 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
             else:
                 measurement.windows.append(energy_from_trace(time_s, power_w, result.timings, origin_u_s=origin_u_s))
             measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
+        measurement.windows[-1] = stated(measurement.windows[-1], trace, accuracy, result.timings,
+                                         max_rel=max_instrument_rel)
         measurement.timings.append(tuple(result.timings))
         measurement.last_trace = trace
     return measurement
+
+
+def stated(samples: EnergySamples, trace: Trace, accuracy: CaptureAccuracy, timings: Sequence[StageTiming], *,
+           max_rel: float | None) -> EnergySamples:
+    """One window's samples with the instrument's accuracy stated (`instrument_accuracy.with_instrument`) and,
+    where `max_rel` is given, its windows refused past it: inference windows as `inference_refusal`, an
+    end-to-end window by raising the CannotResolve."""
+    voltage_v = float(np.mean(trace.voltage_v, dtype=np.float64))
+    samples = with_instrument(samples, accuracy, voltage_v)
+    if max_rel is None:
+        return samples
+    peak_a = float(np.max(np.abs(trace.current_a))) if trace.current_a.size else 0.0
+    dt = trace.sample_interval_s
+    e2e = samples.end_to_end_j
+    e2e_w = end_to_end_windows_s(timings) if e2e.size == len(timings) else _spans(e2e, samples.end_to_end_power_w)
+    refusal = instrument_refusal([f"end-to-end window {i}" for i in range(e2e.size)], e2e_w, e2e,
+                                 samples.end_to_end_instrument_j, accuracy, max_rel=max_rel, voltage_v=voltage_v,
+                                 peak_current_a=peak_a, sample_interval_s=dt)
+    if refusal is not None:
+        raise refusal
+    inf = samples.inference_j
+    if inf.size == 0:
+        return samples
+    inf_w = inference_windows_s(timings) if inf.size == len(timings) else _spans(inf, samples.inference_power_w)
+    refusal = instrument_refusal([f"inference window {i}" for i in range(inf.size)], inf_w, inf,
+                                 samples.inference_instrument_j, accuracy, max_rel=max_rel, voltage_v=voltage_v,
+                                 peak_current_a=peak_a, sample_interval_s=dt)
+    if refusal is None:
+        return samples
+    empty = np.zeros(0)
+    return replace(samples, inference_j=empty, inference_power_w=empty, trace_inference_s=empty, inference_u_j=empty,
+                   inference_instrument_j=empty, inference_refusal=refusal)
+
+
+def _spans(energy_j: np.ndarray, power_w: np.ndarray) -> np.ndarray:
+    """[0, length] per window where no device windows are at hand (a run window, a timestamp window)."""
+    length = np.divide(energy_j, power_w, out=np.zeros_like(energy_j), where=power_w != 0)
+    return np.stack([np.zeros_like(length), length], axis=1)
 
 
 # How far a device's clock may be off (the tolerance trace_windows allows, an RC oscillator's): it bounds where

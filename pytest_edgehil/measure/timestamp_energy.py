@@ -35,7 +35,8 @@ _MARGIN_S = 5e-3
 
 
 def measure_timestamp_energy(dut: DeviceUnderTest, monitor: PowerAnalyzer, *, supply_v: float,
-                             current_range_a: float, plan: EnergyPlan) -> EnergyMeasurement:
+                             current_range_a: float, plan: EnergyPlan,
+                             max_instrument_rel: float | None = None) -> EnergyMeasurement:
     """Energy per inference of `dut` (EembcClient in energy mode) from timestamp-delimited windows.
 
     Returns an EnergyMeasurement with one value per window (`window_source` says the timestamp GPIO).
@@ -43,7 +44,7 @@ def measure_timestamp_energy(dut: DeviceUnderTest, monitor: PowerAnalyzer, *, su
     `timestamp_hold_us` (default: the reference's 1 µs) is shorter than two sample intervals or a capture
     shows fewer than two timestamp edges, WindowMisplaced when it shows more.
     """
-    from pytest_edgehil.measure.meter import EnergyMeasurement
+    from pytest_edgehil.measure.meter import EnergyMeasurement, stated
 
     client: EembcClient = dut.client  # type: ignore[assignment]  # the bench gives energy-mode boards one
     if getattr(monitor, "digital_inputs", 0) < 1:
@@ -63,11 +64,13 @@ def measure_timestamp_energy(dut: DeviceUnderTest, monitor: PowerAnalyzer, *, su
     if plan.min_window_s > 0:  # size N from one inference's window, on the monitor's own clock
         probe, _ = _window(client, monitor, 1, plan)
         count = max(count, math.ceil(plan.min_window_s / float(probe.trace_inference_s[0])))
+    accuracy = monitor.capture_accuracy()
     measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=monitor.idn, instrument=monitor.model,
-                                    window_source=WINDOW_SOURCE_TIMESTAMP)
+                                    window_source=WINDOW_SOURCE_TIMESTAMP, accuracy=accuracy)
     for _ in range(plan.windows):
         samples, trace = _window(client, monitor, count, plan)
-        measurement.windows.append(samples)
+        # The firmware times nothing itself: no device windows (the refusal's windows are [0, length]).
+        measurement.windows.append(stated(samples, trace, accuracy, (), max_rel=max_instrument_rel))
         measurement.timings.append(())
         measurement.last_trace = trace
     return measurement

@@ -7,6 +7,7 @@ in every pytest run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -197,9 +198,20 @@ def edgehil_energy_plan(pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTes
                       runs_per_window=int(pytestconfig.getini("edgehil_energy_runs") or base.runs_per_window))
 
 
+# The figures an energy measurement yields; their budgets' tolerance is what its instrument's accuracy may take.
+ENERGY_METRICS = ("inference_mj", "inference_mw", "end_to_end_mj", "end_to_end_mw")
+
+
+def energy_tolerance(pair: Pair) -> float | None:
+    """The smallest relative tolerance the pair's budget gives an energy or power figure; None without one."""
+    limits = pair.budget.limits if pair.budget else {}
+    tolerances = [limits[m].tolerance for m in ENERGY_METRICS if m in limits and limits[m].tolerance is not None]
+    return min(tolerances) if tolerances else None  # type: ignore[type-var]
+
+
 @pytest.fixture
 def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTest,
-                   edgehil_bench: Bench, edgehil_energy_plan: EnergyPlan) -> EnergyMeasurement:
+                   edgehil_bench: Bench, edgehil_energy_plan: EnergyPlan, edgehil_pair: Pair) -> EnergyMeasurement:
     """Energy per inference of the pair's model on its device, measured once per pair and session.
 
     Where the data cannot give the figure — the meter's CannotResolve (a window the trace cannot resolve) or
@@ -207,7 +219,10 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
     refusal as the reason, never an error. A monitor that cannot power the board is a ConfigError at
     bring-up instead (a wiring to change: docs/instruments.md). A board with no analyzer wired whose agent
     serves on-board counters (`energy_read`) is measured through them: end-to-end energy over many
-    inferences (`measure.onboard_energy`); per-inference energy then skips with the reason."""
+    inferences (`measure.onboard_energy`); per-inference energy then skips with the reason. A figure its
+    instrument's data-sheet accuracy cannot state to within its budget's tolerance is such a refusal too
+    (`measure_energy(max_instrument_rel=...)`), naming the instrument, its range and the fix. The records carry
+    the instrument's accuracy and each figure's stated uncertainty (relative) in their context."""
     from pytest_edgehil.errors import CannotResolve, MonitorLimit, SupplyPathTooSlow
     from pytest_edgehil.measure.meter import measure_energy
     from pytest_edgehil.measure.onboard_energy import has_onboard_counters, measure_onboard_energy
@@ -223,7 +238,8 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
                 cache[key] = measure_onboard_energy(edgehil_dut, edgehil_energy_plan)
             else:
                 cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
-                                            current_range_a=supply.current_range_a, plan=edgehil_energy_plan)
+                                            current_range_a=supply.current_range_a, plan=edgehil_energy_plan,
+                                            max_instrument_rel=energy_tolerance(edgehil_pair))
         except (MonitorLimit, CannotResolve, SupplyPathTooSlow) as exc:  # what the data cannot give: a typed refusal
             cache[key] = exc
     measurement = cache[key]
@@ -233,8 +249,24 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
         pytest.skip(f"refused by the meter: {measurement}")
     request.node.stash.setdefault(context_key, {}).update(
         instrument_idn=measurement.idn, sample_interval_s=measurement.sample_interval_s,
-        instrument=measurement.instrument, window_source=measurement.window_source)
+        instrument=measurement.instrument, window_source=measurement.window_source, **uncertainty_context(measurement))
     return measurement
+
+
+def uncertainty_context(measurement: EnergyMeasurement) -> dict[str, object]:
+    """What a record says of its figure's uncertainty: the instrument's accuracy and range, and each figure's
+    stated standard uncertainty and instrument limit, relative (`EnergyMeasurement.uncertainty_rel`)."""
+    context: dict[str, object] = {}
+    if measurement.accuracy is not None:
+        context["instrument_accuracy"] = measurement.accuracy.describe()
+        if measurement.accuracy.range_a is not None:
+            context["current_range_a"] = measurement.accuracy.range_a
+    for name in ("end_to_end", *(() if measurement.inference_refused else ("inference",))):
+        for key, value in ((f"{name}_u_rel", measurement.uncertainty_rel(f"{name}_j")),
+                           (f"{name}_instrument_rel", measurement.instrument_rel(f"{name}_j"))):
+            if not math.isnan(value):
+                context[key] = value
+    return context
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ class Recorder:
         if trace is None or not energy.timings:
             return
         timings = energy.timings[-1]
-        name, label = ("inference_j", "inference") if energy.refusal is None else ("end_to_end_j", "end-to-end")
+        name, label = ("inference_j", "inference") if energy.inference_refused is None else ("end_to_end_j", "end-to-end")
         s = energy.summary(name)
         caption = (f"analyzer {energy.idn or 'unknown'}; sample interval {energy.sample_interval_s * 1e6:.3g} µs; "
                    f"{label} energy median {s.median * 1e3:.4g} mJ, 95 % CI {s.ci_low * 1e3:.4g}–"

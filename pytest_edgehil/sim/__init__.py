@@ -73,26 +73,39 @@ def sim_comports() -> list[ListPortInfo]:
 # N6705C (its programming guide: a trigger before the WTG-meas bit is set is ignored), so a driver that
 # starts the device before the bit is up misses the first inference on the simulated bench too.
 ARM_LATENCY_S = 0.005
+# A board's peak stage current times this is what its range must hold: the session's power drift (±6 % at most,
+# `bench_physics.session_factor`) and a peak of the layer structure.
+PEAK_HEADROOM = 1.1
+LIMIT_HEADROOM = 1.25  # ... and an output's current limit, where the setting is one (the 2281S), this above that
 
 
 def start_analyzer_twin(device_twin: DeviceTwin, *, seed: int = 0,
                         dialect: str = "keysight-n6705c") -> tuple[AnalyzerTwin, str, float, float]:
     """Start the SCPI analyzer twin on `device_twin`'s supply, served over TCP for pyvisa-py.
 
-    Returns (twin, VISA resource, supply voltage V, current range A): the range is 1.25 × the profile's
-    peak stage power over the supply voltage, so no stage clips. It shares the device twin's bench physics
-    and speaks `dialect` (one of `analyzer_twin.DIALECTS`). The caller owns the twin.
+    Returns (twin, VISA resource, supply voltage V, current range A): the range a lab writes for the board,
+    the smallest of the instrument's data-sheet ranges (`instrument_specs`) that holds its peak stage current
+    with 10 % headroom (the session's drift, ±6 % at most, and the layer structure's peaks), or, where the
+    setting is the output's current limit (an autoranging 2281S), 1.25 × that. The smallest range,
+    as a lab would choose: a larger range's offset is the larger (an N6781A's 3 A range reads ±250 µA, its
+    100 mA range ±10 µA), and the former 1.25 × 1.1 × peak (0.111 A for the IMX500's 81 mA) put the IMX500
+    on the 3 A range. It shares the device twin's bench physics and speaks `dialect` (one of
+    `analyzer_twin.DIALECTS`). The caller owns the twin.
     """
     from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
+    from pytest_edgehil.sim.instrument_specs import TWIN_SPECS
 
     profile = device_twin.profile
     twin = AnalyzerTwin(device_twin.timeline, seed=seed, dialect=dialect, physics=device_twin.physics,
                         arm_latency_s=ARM_LATENCY_S)
     resource = twin.start()
-    # Headroom for the session's drift and the layer structure's peaks.
     frame_w = [f.readout_w for f in profile.frame_readout.values()]
-    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w, *frame_w) * 1.1
-    return twin, resource, profile.supply_v, 1.25 * peak_w / profile.supply_v
+    peak_w = max(profile.power.readout_w, profile.power.inference_w, profile.power.retrieval_w, *frame_w)
+    needed_a = PEAK_HEADROOM * peak_w / profile.supply_v
+    spec = TWIN_SPECS[twin.dialect.driver.__name__]
+    # An autoranging instrument's setting is its output's current limit (the 2281S): a limit must not trip.
+    range_a = LIMIT_HEADROOM * needed_a if spec.autoranging else spec.range_holding(needed_a)
+    return twin, resource, profile.supply_v, range_a
 
 
 def start_monitor_twin(device_twin: DeviceTwin | EembcTwin, kind: str, *, seed: int = 0) -> tuple[SerialTwin, str, float, float]:

@@ -26,6 +26,7 @@ from pytest_edgehil.sim.bench_physics import (
     analog_samples,
     trigger_delay_s,
 )
+from pytest_edgehil.sim.instrument_errors import InstrumentErrors
 from pytest_edgehil.sim.scpi_status import OPC_BIT, StatusRegisters
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, overload_and_pin
@@ -105,7 +106,8 @@ class Digitizer:
     def __init__(self, timeline: ActivityTimeline, *, status: StatusRegisters, lock: threading.RLock,
                  closed: threading.Event, physics: BenchPhysics, seed: int, noise_rel: float,
                  adc_bits: int, grace_s: float, external_polarity: Callable[[], str | None],
-                 arm_latency_s: float = 0.0) -> None:
+                 arm_latency_s: float = 0.0, errors: InstrumentErrors | None = None,
+                 conversion_s: float | None = None) -> None:
         self.timeline = timeline
         self.status = status
         self.physics = physics
@@ -116,6 +118,8 @@ class Digitizer:
         # Real seconds from INITiate until the trigger system is ready (the N6705C's WTG-meas bit set):
         # "a few milliseconds" in its programming guide; a trigger before then is ignored.
         self.arm_latency_s = arm_latency_s
+        self.errors = errors or InstrumentErrors.exact()  # the instrument's own offset and gain (this session's)
+        self.conversion_s = conversion_s  # its ADC's conversion interval, where its data sheet gives one
         self.current: Acquisition | None = None
         self.data: Capture | None = None
         self.last_capture: CaptureWindow | None = None
@@ -283,7 +287,8 @@ class Digitizer:
         # Only the spans the samples can see (the filters' settling included), not every span since start-up.
         history_s = analog_history_start_s(window.t0_s, window.sample_interval_s, window.points, self.physics)
         power_w = analog_samples(self.timeline.spans_from(history_s), self.timeline.idle_power_w, window.t0_s,
-                                 window.sample_interval_s, window.points, self.physics, self.timeline.ripple)
+                                 window.sample_interval_s, window.points, self.physics, self.timeline.ripple,
+                                 conversion_s=self.conversion_s)
         current_a, voltage_v = self._readings(power_w, acquisition, window, rng)
         if acquisition.clip_overload is not None:
             current_a = overload_and_pin(current_a, full_scale_a=plan.current_full_scale_a,
@@ -303,14 +308,16 @@ class Digitizer:
         an output step fired the capture, at the old voltage before the step and the new one from it
         on (the device draws nothing while the output is at 0 V)."""
         plan = acquisition.plan
-        parts: list[tuple[np.ndarray, float]] = [(power_w, plan.voltage_v)]
+        instants_s = window.t0_s + np.arange(power_w.size) * window.sample_interval_s
+        parts: list[tuple[np.ndarray, np.ndarray, float]] = [(power_w, instants_s, plan.voltage_v)]
         if acquisition.voltage_step is not None:
             step_s, before_v, after_v = acquisition.voltage_step
             k = int(np.clip(np.ceil((step_s - window.t0_s) / window.sample_interval_s - 1e-9), 0, power_w.size))
-            parts = [(power_w[:k], before_v), (power_w[k:], after_v)]
+            parts = [(power_w[:k], instants_s[:k], before_v), (power_w[k:], instants_s[k:], after_v)]
         readings = [digitize(part, voltage_v=volts, current_full_scale_a=plan.current_full_scale_a,
                              voltage_full_scale_v=plan.voltage_full_scale_v, rng=rng,
-                             noise_rel=self.noise_rel, adc_bits=self.adc_bits) for part, volts in parts]
+                             noise_rel=self.noise_rel, adc_bits=self.adc_bits, errors=self.errors, instants_s=at_s)
+                    for part, at_s, volts in parts]
         return (np.concatenate([current for current, _ in readings]).astype(np.float32),
                 np.concatenate([volts for _, volts in readings]).astype(np.float32))
 

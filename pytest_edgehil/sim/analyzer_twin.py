@@ -35,6 +35,8 @@ from pytest_edgehil.sim.analyzer_faults import (
 )
 from pytest_edgehil.sim.bench_physics import BenchPhysics
 from pytest_edgehil.sim.fastlog_stream import FastLogStream
+from pytest_edgehil.sim.instrument_errors import InstrumentErrors
+from pytest_edgehil.sim.instrument_specs import TWIN_SPECS
 from pytest_edgehil.sim.scpi_server import Reply, ScpiCommand, ScpiServer, parse_line
 from pytest_edgehil.sim.scpi_status import StatusRegisters, StatusTree
 from pytest_edgehil.sim.timeline import ActivityTimeline
@@ -77,6 +79,10 @@ class AnalyzerTwin:
             # Manual p. 7-120) cannot point-sample, whatever the bench's digitizers do: its aperture is its
             # interval. A point-sampled 2281S would be a bench no lab has (it gave the run window 1.1 %).
             self.physics = replace(self.physics, sampling="integrating")
+        # The instrument's own errors, drawn for this session within its data sheet (`sim.instrument_specs`).
+        spec = TWIN_SPECS.get(self.dialect.driver.__name__)
+        self.instrument_errors = InstrumentErrors.draw(spec, seed, scale=self.physics.instrument_accuracy_rel,
+                                                       drift_rel=self.physics.instrument_drift_rel)
         self.commands: list[str] = []
         self.resource = ""
         chunk_s = self.dialect.driver.chunk_period_s
@@ -87,10 +93,11 @@ class AnalyzerTwin:
         self._digitizer = Digitizer(timeline, status=self.status, lock=self._lock, closed=self._closed,
                                     physics=self.physics, seed=seed, noise_rel=noise_rel, adc_bits=adc_bits,
                                     grace_s=grace_s, external_polarity=lambda: self._commands.external_polarity(),
-                                    arm_latency_s=arm_latency_s)
+                                    arm_latency_s=arm_latency_s, errors=self.instrument_errors,
+                                    conversion_s=spec.conversion_s if spec is not None else None)
         self._stream = None if chunk_s is None else FastLogStream(
             timeline, lock=self._lock, closed=self._closed, physics=self.physics, seed=seed, noise_rel=noise_rel,
-            adc_bits=adc_bits, grace_s=grace_s, chunk_s=chunk_s, status=self.status)
+            adc_bits=adc_bits, grace_s=grace_s, chunk_s=chunk_s, status=self.status, errors=self.instrument_errors)
         self._commands = CommandSet(self.dialect, timeline=timeline, status=self.status,
                                     digitizer=self._digitizer, faults=self.faults, stream=self._stream)
         self._server = ScpiServer(self._handle, name=f"analyzer-twin-{dialect}", on_line=self._on_line)

@@ -10,15 +10,18 @@ set in the lab file's `[physics]` table (`BenchPhysics.from_table`; keys are the
 | `timer_resolution_s` | 0.25e-6 | the device stamps stage edges on a timer of this tick (4 MHz) |
 | `trigger_latency_s` | 2e-6 | GPIO write to analyzer trigger: the trace's t = 0 lags the true edge by this ... |
 | `trigger_jitter_s` | 0.2e-6 | ... plus this much Gaussian jitter per trigger |
-| `sampling` | "integrating" | each sample the mean over its interval; "point": the value at the sample instant |
+| `sampling` | "instrument" | as the instrument's data sheet says (`sim.instrument_specs`: the N6781A averages one conversion every 5.12 µs over each sample, the others integrate); "integrating": each sample the mean over its interval; "point": the value at the sample instant |
 | `front_end_bandwidth_hz` | 200e3 | the analyzer's analog front end, a first-order low-pass (0: none) |
 | `decoupling_tau_s` | 3e-6 | the RC between analyzer and load (sense/cable resistance × board capacitance) |
 | `layer_power_rel` | 0.05 | inference power varies by op type within the stage (± this, duration-weighted mean kept) |
 | `session_drift_rel` | 0.015 | each bench session draws one power factor, N(1, σ): board-to-board, temperature |
 | `load_ripple_rel` | 0 | a periodic part of the load's power, this × its idle power in amplitude (`timeline.LoadRipple`) ... |
 | `load_ripple_hz` | 1000 | ... at this rate: a DC-DC converter's power-save bursts, a timer interrupt, an LED's PWM |
+| `instrument_accuracy_rel` | 1 | the analyzer's own offset and gain errors, drawn per session within this × its data sheet (`sim.instrument_errors`; 0: an exact instrument) |
+| `instrument_drift_rel` | 0 | 1/f drift of the current offset, rms this × the range's offset figure (held within the figure) |
 
-`BenchPhysics.ideal()` turns everything off (the twins as they were: one clock, flat stages, exact means).
+`BenchPhysics.ideal()` turns everything off (the twins as they were: one clock, flat stages, exact means, exact
+instruments).
 The truth the meter is checked against is always the load's own energy (`ActivityTimeline.energy_between`
 over the true spans); the effects change what the device reports and what the analyzer samples.
 """
@@ -36,7 +39,7 @@ from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.sim.supply_path import filtered_samples, reach_s, ripple_samples
 from pytest_edgehil.sim.timeline import LoadRipple, StageSpan
 
-SAMPLING_MODELS = ("integrating", "point")
+SAMPLING_MODELS = ("instrument", "integrating", "point")
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,15 @@ class BenchPhysics:
     timer_resolution_s: float = 0.25e-6
     trigger_latency_s: float = 2e-6
     trigger_jitter_s: float = 0.2e-6
-    sampling: str = "integrating"
+    sampling: str = "instrument"
     front_end_bandwidth_hz: float = 200e3
     decoupling_tau_s: float = 3e-6
     layer_power_rel: float = 0.05
     session_drift_rel: float = 0.015
     load_ripple_rel: float = 0.0
     load_ripple_hz: float = 1e3
+    instrument_accuracy_rel: float = 1.0
+    instrument_drift_rel: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLING_MODELS:
@@ -75,7 +80,8 @@ class BenchPhysics:
         """No effect at all: one shared clock, exact sample means, flat stages, no drift."""
         return cls(clock_ppm=0.0, timer_resolution_s=0.0, trigger_latency_s=0.0, trigger_jitter_s=0.0,
                    sampling="integrating", front_end_bandwidth_hz=0.0, decoupling_tau_s=0.0,
-                   layer_power_rel=0.0, session_drift_rel=0.0, load_ripple_rel=0.0)
+                   layer_power_rel=0.0, session_drift_rel=0.0, load_ripple_rel=0.0, instrument_accuracy_rel=0.0,
+                   instrument_drift_rel=0.0)
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any] | None) -> BenchPhysics:
@@ -164,19 +170,46 @@ def analog_history_start_s(t0_s: float, sample_interval_s: float, points: int, p
     return t0_s - sample_interval_s / 2 - reach_s(physics.filter_taus_s)
 
 
+def conversions_per_sample(physics: BenchPhysics, sample_interval_s: float, conversion_s: float | None) -> int:
+    """How a sample is read: 0 = the mean over its interval (an integrating converter); n >= 1 = the mean of n
+    point conversions spread evenly over it (1: the value at its instant). `conversion_s`: the instrument's
+    conversion interval where its data sheet gives one (`sim.instrument_specs`), used when `physics.sampling`
+    is "instrument"; "integrating" and "point" override it."""
+    if physics.sampling == "integrating":
+        return 0
+    if physics.sampling == "point":
+        return 1
+    if conversion_s is None:
+        return 0
+    return max(1, round(sample_interval_s / conversion_s))
+
+
 def analog_samples(spans: list[StageSpan], idle_power_w: float, t0_s: float, sample_interval_s: float,
-                   points: int, physics: BenchPhysics, ripple: LoadRipple | None = None) -> np.ndarray:
+                   points: int, physics: BenchPhysics, ripple: LoadRipple | None = None, *,
+                   conversion_s: float | None = None) -> np.ndarray:
     """Power per sample as the analyzer sees it: the load's power (its stages, plus `ripple`, the timeline's
-    periodic part) through the supply path's low-passes, then integrated over each sample interval or taken at
-    its instant (`physics.sampling`).
+    periodic part) through the supply path's low-passes, then integrated over each sample interval, taken at
+    its instant, or averaged from conversions (`conversions_per_sample`).
 
     In closed form (`sim.supply_path`): exact for the piecewise-constant load, within 1e-6 W of a
     1/1024-sample grid where the former 1/14-sample grid was off by up to 13 mW (tests/test_supply_path.py).
     """
-    point_sampled = physics.sampling != "integrating"
-    power_w = filtered_samples(spans, idle_power_w, t0_s, sample_interval_s, points, physics.filter_taus_s,
-                               point_sampled=point_sampled)
+    n = conversions_per_sample(physics, sample_interval_s, conversion_s)
+    # n conversions per sample: point samples at the centres of n equal parts of each interval, averaged.
+    dt = sample_interval_s / max(n, 1)
+    first_s = t0_s - sample_interval_s / 2 + dt / 2 if n > 1 else t0_s
+    count = points * max(n, 1)
+    power_w = filtered_samples(spans, idle_power_w, first_s, dt, count, physics.filter_taus_s, point_sampled=n >= 1)
     if ripple is not None:
-        power_w += ripple_samples(ripple, t0_s, sample_interval_s, points, physics.filter_taus_s,
-                                  point_sampled=point_sampled)
-    return power_w
+        power_w += ripple_samples(ripple, first_s, dt, count, physics.filter_taus_s, point_sampled=n >= 1)
+    return power_w.reshape(points, n).mean(axis=1) if n > 1 else power_w
+
+
+def sampled_ripple(ripple: LoadRipple, t0_s: float, sample_interval_s: float, points: int, physics: BenchPhysics, *,
+                   conversion_s: float | None = None) -> np.ndarray:
+    """The load's ripple alone as the samples see it (`analog_samples`' ripple term; a stream's idle tail)."""
+    n = conversions_per_sample(physics, sample_interval_s, conversion_s)
+    dt = sample_interval_s / max(n, 1)
+    first_s = t0_s - sample_interval_s / 2 + dt / 2 if n > 1 else t0_s
+    values = ripple_samples(ripple, first_s, dt, points * max(n, 1), physics.filter_taus_s, point_sampled=n >= 1)
+    return values.reshape(points, n).mean(axis=1) if n > 1 else values

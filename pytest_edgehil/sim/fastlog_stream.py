@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_samples
+from pytest_edgehil.sim.bench_physics import BenchPhysics, analog_samples, sampled_ripple
+from pytest_edgehil.sim.instrument_errors import InstrumentErrors
 from pytest_edgehil.sim.scpi_status import StatusRegisters
-from pytest_edgehil.sim.supply_path import ripple_samples
 from pytest_edgehil.sim.timeline import ActivityTimeline
 from pytest_edgehil.sim.trace_synthesis import CaptureWindow, digitize, overload_and_pin
 from pytest_edgehil.sim.twin_dialect import CapturePlan
@@ -51,7 +51,7 @@ class FastLogStream:
 
     def __init__(self, timeline: ActivityTimeline, *, lock: threading.RLock, closed: threading.Event,
                  physics: BenchPhysics, seed: int, noise_rel: float, adc_bits: int, grace_s: float,
-                 chunk_s: float, status: StatusRegisters) -> None:
+                 chunk_s: float, status: StatusRegisters, errors: InstrumentErrors | None = None) -> None:
         self.timeline = timeline
         self.physics = physics
         self.seed = seed
@@ -60,6 +60,7 @@ class FastLogStream:
         self.grace_s = grace_s
         self.chunk_s = chunk_s
         self.status = status
+        self.errors = errors or InstrumentErrors.exact()  # the instrument's own offset and gain (this session's)
         self.ready: Chunk | None = None
         self.served: list[Chunk] = []  # the chunks FLOG:DATA? returned since the last FLOG 1, in order
         self.lost = 0  # chunks overwritten unread (or dropped by the lost-chunk fault)
@@ -136,8 +137,7 @@ class FastLogStream:
         if active:
             power_w[:active] = analog_samples(spans, idle_w, t0_s, dt, active, self.physics)
         if self.timeline.ripple is not None:  # the load's periodic part runs on through the idle tail too
-            power_w += ripple_samples(self.timeline.ripple, t0_s, dt, points, self.physics.filter_taus_s,
-                                      point_sampled=self.physics.sampling != "integrating")
+            power_w += sampled_ripple(self.timeline.ripple, t0_s, dt, points, self.physics)
         return power_w
 
     def _run(self, plan: CapturePlan, start_s: float, stop: threading.Event, stream: int,
@@ -165,7 +165,8 @@ class FastLogStream:
             current_a, voltage_v = digitize(
                 power_w, voltage_v=plan.voltage_v, current_full_scale_a=plan.current_full_scale_a,
                 voltage_full_scale_v=plan.voltage_full_scale_v, rng=np.random.default_rng([self.seed, stream, k]),
-                noise_rel=self.noise_rel, adc_bits=self.adc_bits)
+                noise_rel=self.noise_rel, adc_bits=self.adc_bits, errors=self.errors,
+                instants_s=t0_s + np.arange(points) * dt)
             if clip_overload is not None:
                 current_a = overload_and_pin(current_a, full_scale_a=plan.current_full_scale_a, overload=clip_overload)
             pairs = np.stack([voltage_v, current_a], axis=1).reshape(-1).astype(np.float32)

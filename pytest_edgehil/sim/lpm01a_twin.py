@@ -6,7 +6,8 @@ It refuses what the board refuses (the firmware's `help`, `instruments/lpm01a_li
 taken), an ASCII acquisition its UART cannot carry (past 10 kHz, or at 10 kHz for longer than 1 s), an
 unknown command (`error <command>: <reason>`); every reply line behind the board's prompt. An infinite
 acquisition is taken but not modelled: `start` refuses it. Samples are the analyzer twin's synthesis
-(bench physics, trigger latency) with relative noise, coded in the chosen format. `commands` logs every line.
+(bench physics, trigger latency) with relative noise and the board's own errors (`sim.instrument_errors`,
+within `instrument_specs.LPM01A`), coded in the chosen format. `commands` logs every line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 from pytest_edgehil.instruments import lpm01a_limits as limits
 from pytest_edgehil.instruments import lpm01a_protocol as proto
 from pytest_edgehil.sim.bench_physics import BenchPhysics, trigger_delay_s
+from pytest_edgehil.sim.instrument_errors import InstrumentErrors
+from pytest_edgehil.sim.instrument_specs import TWIN_SPECS
 from pytest_edgehil.sim.monitor_pty import SerialTwin, monitor_samples
 from pytest_edgehil.sim.timeline import ActivityTimeline
 
@@ -32,6 +35,9 @@ class LPM01ATwin(SerialTwin):
         self.physics = physics or BenchPhysics.ideal()
         self.seed = seed
         self.noise_rel = noise_rel
+        self.instrument_errors = InstrumentErrors.draw(TWIN_SPECS["lpm01a"], seed,
+                                                       scale=self.physics.instrument_accuracy_rel,
+                                                       drift_rel=self.physics.instrument_drift_rel)
         self.commands: list[str] = []
         self.values = {"volt": 3.3, "freq": 100.0, "acqtime": 1.0}  # V, Hz, s
         self.settings = {"format": "ascii_dec", "trigsrc": "sw", "acqmode": "dyn", "output": "current"}
@@ -116,7 +122,8 @@ class LPM01ATwin(SerialTwin):
         self.timeline.wait_until_covered(trigger_s + points * dt, GRACE_S)
         power_w, _ = monitor_samples(self.timeline, self.physics, trigger_s, dt, points,
                                      np.random.default_rng([self.seed, capture]), self.noise_rel)
-        current_a = power_w / self.values["volt"]
+        output_v = self.instrument_errors.output_voltage_v(self.values["volt"])
+        current_a = self.instrument_errors.read_current_a(power_w / output_v, trigger_s + np.arange(points) * dt, None)
         if self.settings["format"] == "bin_hexa":
             data = proto.encode_binary(current_a)
         else:

@@ -5,8 +5,10 @@ The device twin runs on a virtual clock, so the stream follows it: after AVERAGE
 sample whose interval the timeline has covered, and on AVERAGE_STOP it finishes with `tail_s` of idle
 (the time a real host takes between the RUN's reply and its STOP command) and falls silent; it starts
 `lead_s` before the device's present, so the host sees samples as soon as it has started the stream. Samples are
-the analyzer twin's synthesis (bench physics, integrating or point sampling), with relative noise, each
-coded on the range the PPK2's auto-ranging would pick.
+the analyzer twin's synthesis (bench physics, integrating or point sampling), with relative noise and the
+PPK2's own offset and gain errors (`sim.instrument_errors`, drawn within `instrument_specs.PPK2`; its output
+sits off the programmed voltage as much as that table allows), each coded on the range the PPK2's
+auto-ranging would pick.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 
 from pytest_edgehil.instruments import ppk2_protocol as proto
 from pytest_edgehil.sim.bench_physics import BenchPhysics
+from pytest_edgehil.sim.instrument_errors import InstrumentErrors
+from pytest_edgehil.sim.instrument_specs import TWIN_SPECS
 from pytest_edgehil.sim.monitor_pty import SerialTwin, monitor_samples
 from pytest_edgehil.sim.timeline import ActivityTimeline
 
@@ -38,6 +42,9 @@ class PPK2Twin(SerialTwin):
         self.tail_s = tail_s
         self.lead_s = lead_s
         self.logic_bit = logic_bit
+        self.instrument_errors = InstrumentErrors.draw(TWIN_SPECS["ppk2"], seed,
+                                                       scale=self.physics.instrument_accuracy_rel,
+                                                       drift_rel=self.physics.instrument_drift_rel)
         self.commands: list[tuple[int, ...]] = []
         self.voltage_mv = 0
         self.dut_power = False
@@ -110,7 +117,12 @@ class PPK2Twin(SerialTwin):
             rng = np.random.default_rng([self.seed, capture, chunk])
             power_w, line = monitor_samples(self.timeline, self.physics, t0_s + sent * dt, dt, count, rng,
                                             self.noise_rel)
-            current_a = power_w / volts if volts > 0 and self.dut_power else np.zeros(count)
+            output_v = self.instrument_errors.output_voltage_v(volts)
+            if output_v > 0 and self.dut_power:
+                instants_s = t0_s + (sent + np.arange(count)) * dt
+                current_a = self.instrument_errors.read_current_a(power_w / output_v, instants_s, None)
+            else:
+                current_a = np.zeros(count)
             logic = line.astype(np.uint32) << self.logic_bit
             if not self.write(proto.encode_samples(current_a, logic, counter_start=sent)):
                 return

@@ -5,7 +5,8 @@ an integrating ADC would give. For a step-wise power function the samples are th
 smoothed by one sample period, so the trapezoidal rule over the samples reproduces the true energy
 of any span whose edges sit at least dt/2 inside the window: the truth is plain
 `ActivityTimeline.energy_between` (no ramps to account for). On top: Gaussian noise (seeded),
-current = P / V at the programmed voltage, and quantization to range / 2**adc_bits.
+current = P / V at the output's voltage, the instrument's own offset and gain errors
+(`sim.instrument_errors`: none unless given), and quantization to range / 2**adc_bits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_edgehil.sim.instrument_errors import InstrumentErrors
 from pytest_edgehil.sim.timeline import StageSpan
 
 
@@ -71,11 +73,18 @@ def mean_power_per_sample(spans: list[StageSpan], idle_power_w: float, t0_s: flo
 
 def digitize(power_w: np.ndarray, *, voltage_v: float, current_full_scale_a: float,
              voltage_full_scale_v: float, rng: np.random.Generator, noise_rel: float,
-             adc_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """(current_a, voltage_v) as float32 readings of a supply at `voltage_v` delivering `power_w`."""
-    current_a = power_w / voltage_v if voltage_v > 0 else np.zeros_like(power_w)
+             adc_bits: int, errors: InstrumentErrors | None = None,
+             instants_s: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(current_a, voltage_v) as float32 readings of a supply programmed to `voltage_v` delivering `power_w`,
+    read with `errors` (the instrument's own; none by default) at `instants_s` (s, for its drift)."""
+    errors = errors or InstrumentErrors.exact()
+    output_v = errors.output_voltage_v(voltage_v)  # where the output really is: the load's current follows it
+    current_a = power_w / output_v if output_v > 0 else np.zeros_like(power_w)
     current_a = current_a * (1.0 + noise_rel * rng.standard_normal(current_a.size))
-    volts = voltage_v * (1.0 + 0.1 * noise_rel * rng.standard_normal(current_a.size))
+    if not errors.exact_instrument:
+        at_s = instants_s if instants_s is not None else np.zeros(current_a.size)
+        current_a = errors.read_current_a(current_a, at_s, current_full_scale_a)
+    volts = errors.read_voltage_v(output_v) * (1.0 + 0.1 * noise_rel * rng.standard_normal(current_a.size))
     current_lsb = current_full_scale_a / 2**adc_bits
     voltage_lsb = voltage_full_scale_v / 2**adc_bits
     # A real ADC saturates a little past full scale rather than reporting any value.

@@ -20,6 +20,7 @@ from pytest_edgehil.instruments.rs_ngm202 import RsNgm202
 from pytest_edgehil.instruments.scpi import Setting, SettingTable, Value
 from pytest_edgehil.instruments.scpi_header import Header, parse_header, split_header
 from pytest_edgehil.sim.instrument_rounding import INTERVAL_ROUNDING
+from pytest_edgehil.sim.instrument_specs import TWIN_SPECS
 from pytest_edgehil.sim.scpi_server import split_args
 
 #: Twin dialect name -> the driver whose declarations it speaks.
@@ -170,13 +171,16 @@ class TwinDialect:
     def normalize(self, setting: Setting, value: Value, state: Mapping[str, Value]) -> Value:
         """What the instrument stores for an accepted value, given its other settings (`state`): its
         interval rounding as its manual states it (`instrument_rounding`, never the driver's planning
-        grid), its range choice."""
+        grid), its range choice: the smallest of its data sheet's ranges that holds the request
+        (`instrument_specs`, never the driver's list; an autoranging instrument's setting, the 2281S's
+        current limit, is stored as sent)."""
         roles = self.driver.roles
         if setting.name == roles.interval:
             rounding = INTERVAL_ROUNDING.get(self.driver.__name__)
             return rounding(value, state) if rounding is not None else value
         if setting.name == roles.current_range:
-            return self.driver.select_current_range(float(value))
+            spec = TWIN_SPECS.get(self.driver.__name__)
+            return value if spec is None or spec.autoranging else spec.range_holding(float(value))
         return value
 
     def plan(self, state: dict[str, Value]) -> CapturePlan:
