@@ -157,8 +157,8 @@ def test_imx500_inference_windows_on_the_hardware_plan_at_the_n6705cs_interval(m
     inference start 115 µs into a stage whose per-op power varies by ±5 %: +0.4 % median, ≈ 3 % worst,
     1.2 % on TinyTracker, silently. Edge kinds whose centroids scatter are now placed by the clock map and
     priced from their flat side (measure/edge_pricing.py). Over 20 benches each: every inference within 4 of
-    its stated σ, the median (what a budget reads) within 0.15 %, and a σ that says something (under 0.5 %;
-    the 0.23 ms window's own sample noise at 40.96 µs is ≈ 0.2 %). Measured: worst 2.2 σ, medians within
+    its stated σ, the median (what a budget reads) within 0.15 %, and a σ that says something (under 0.6 %;
+    the 0.23 ms window's own sample noise at 40.96 µs is ≈ 0.2 %, the instrument's accuracy ≈ 0.09 %). Measured: worst 2.2 σ, medians within
     0.053 %, σ ≈ 0.36 % (Q-Segment); 1.8 σ, 0.011 %, 0.16 % (TinyTracker)."""
     for seed in range(20):
         m, truth_j, _, _, _, _ = measure({}, model=model, plan=HARDWARE_PLAN, seed=seed)
@@ -170,7 +170,8 @@ def test_imx500_inference_windows_on_the_hardware_plan_at_the_n6705cs_interval(m
         assert z.max() <= 4.0, f"seed {seed}: inference {int(z.argmax())} off by {z.max():.2f} of its stated σ"
         median_err = float(np.median(err_j / truth_j))
         assert abs(median_err) < 0.0015, f"seed {seed}: median inference energy {median_err:+.3%} off"
-        assert np.median(last.inference_u_j / last.inference_j) < 0.005
+        # The σ includes the N6781A's data-sheet accuracy on its 100 mA range (B/√3 ≈ 0.09 %) in quadrature.
+        assert np.median(last.inference_u_j / last.inference_j) < 0.006
 
 
 def test_a_refused_inference_window_names_the_analyzer():
