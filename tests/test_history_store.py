@@ -11,6 +11,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -388,3 +390,28 @@ def test_a_store_refused_at_start_up_leaves_the_results_file_as_it_was(edgehil_p
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert out.read_bytes() == before
     assert not list(edgehil_project.path.glob(".D.json.*"))  # no journal left beside it
+
+
+def test_a_store_created_while_another_process_writes_it_waits_its_turn(tmp_path: Path) -> None:
+    """Two runs creating one store at once: switching the new file to WAL needs it unlocked, and SQLite
+    answers "database is locked" at once, with no busy wait, while the other writes it (a CI failure:
+    HistoryError 'cannot read it'). The store now waits for the other's transaction, then opens."""
+    db = tmp_path / "new.sqlite"
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # the other run, writing the brand-new file (rollback journal)
+    committed = threading.Event()
+
+    def commit_later() -> None:
+        time.sleep(0.3)
+        other.execute("COMMIT")
+        committed.set()
+
+    thread = threading.Thread(target=commit_later)
+    thread.start()
+    try:
+        with History(db) as history:
+            assert committed.is_set()  # it waited for the other's transaction instead of failing
+            assert history.latest(10) == []
+    finally:
+        thread.join()
+        other.close()

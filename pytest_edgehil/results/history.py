@@ -27,9 +27,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import sqlite3
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +69,24 @@ def _json(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_refuse_constant)
 
 
+def _until_unlocked(statement: Callable[[], object]) -> None:
+    """Run `statement`, again every 0.5-3 ms (jittered) while the store is locked, for up to BUSY_TIMEOUT_S.
+
+    SQLite's own busy wait does not cover everything (a journal-mode switch fails at once), and it backs off
+    to 100 ms sleeps: a process writing one transaction after another (`edgehil history import` of many
+    nights) takes the lock again in each short gap, and a waiting run starved past its timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.0005, 0.003))
+
+
 class History:
     """An open history store. `create` False: a missing file is an error instead of a new, empty store.
 
@@ -83,7 +103,9 @@ class History:
             # isolation_level None: transactions are begun explicitly, IMMEDIATE (the write lock first).
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         with self._guard("cannot read it"):
-            self._db.execute("PRAGMA journal_mode=WAL")
+            # Switching a new store to WAL needs it unlocked, and SQLite answers "locked" at once, without
+            # waiting, while another process writes it: two runs creating one store at once (a CI failure).
+            _until_unlocked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._ensure_schema()
 
     def close(self) -> None:
@@ -118,7 +140,12 @@ class History:
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         with self._guard("cannot write it"):
-            self._db.execute("BEGIN IMMEDIATE")
+            # Polled by _until_unlocked, not by SQLite's backing-off busy wait: fair to a waiting run.
+            self._db.execute("PRAGMA busy_timeout = 1")
+            try:
+                _until_unlocked(lambda: self._db.execute("BEGIN IMMEDIATE"))
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             try:
                 yield
             except BaseException:
