@@ -207,7 +207,9 @@ def test_drift_within_a_run_falls_back_to_window_medians_and_asks_for_a_rerun() 
     base = drifting([1.00, 1.04, 1.08], seed=14)
     new = drifting([1.04, 1.08, 1.12], seed=15)
     pooled = ratio_test(base, new)
-    assert pooled.method == "per-inference" and pooled.ratio > 1.03 and pooled.p_greater < 1e-3
+    # Significant at the α a cross-session comparison is judged at (it asked p < 1e-3, which 1 seed pair in
+    # 150 misses: p up to 0.0011; none comes near 0.005).
+    assert pooled.method == "per-inference" and pooled.ratio > 1.03 and pooled.p_greater < ALPHA_SESSIONS
     c = compare_records(record("inference_mj", base), record("inference_mj", new), DEFAULT)
     assert c.method.startswith("session medians")
     assert c.status is GateStatus.UNKNOWN and not c.blocking and "drifted" in c.note and "rerun" in c.note
