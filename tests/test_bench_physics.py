@@ -309,7 +309,9 @@ def test_a_coarse_device_timer_is_refused_not_measured(tick_s, model):
     # A 50-100 µs device timer stamps the 0.23 / 0.86 ms inference edges that coarsely; where the trace
     # does not show an edge, the stamp is all the meter has. Those windows were +12 % to +124 % with a
     # stated uncertainty under 1 % (a sweep by a helper); the tick is now part of each such edge's bound.
-    for seed in (1, 2):
+    # Seed 34: an edge predicted a tick off was located inside the locator's level samples, m samples from
+    # where it is, and passed as located (TinyTracker +4.0 % silent at 0.11 %; tests/test_edge_locator.py).
+    for seed in (1, 2, 34):
         assert _refused_or_within({"ideal": True, "timer_resolution_s": tick_s}, model=model, seed=seed) == "refused"
 
 

@@ -159,7 +159,10 @@ def test_short_or_point_sampled_runs_are_within_half_a_percent_or_refused(powers
     1.3 % silently before). Every number returned, for either sampling model, every seed and sample phase
     tried, is within 0.5 % of the truth; the rest is a typed refusal that says why."""
     refusals = 0
-    for seed, phase, sampling in itertools.product(range(3), (0.0, 0.37, 0.81), ("point", "integrating")):
+    # Ten seeds (seed 5 had an exact clock refused as WindowMisplaced: run_envelope's end of an integrating
+    # record read 10 samples early; seeds 0-2 never showed it).
+    cases = list(itertools.product(range(10), (0.0, 0.37, 0.81), ("point", "integrating")))
+    for seed, phase, sampling in cases:
         timeline, timings, first_trigger_s, end_s = simulated_run(powers_w, runs=runs, seed=seed)
         time_s = np.arange(-1.5e-3, end_s - first_trigger_s + 0.2e-3, DT_S) + phase * DT_S
         sample = sample_timeline if sampling == "point" else _cell_means
@@ -182,7 +185,7 @@ def test_short_or_point_sampled_runs_are_within_half_a_percent_or_refused(powers
     if runs <= 3 and powers_w[2] < powers_w[1] / 2:
         # Too few steps to tell the sampling model, and the IMX500's 4x steps could break 0.5 % under point
         # sampling: refused whichever way it was sampled (Coral's 5 % steps may be priced: checked above).
-        assert refusals == 18
+        assert refusals == len(cases)
 
 
 def test_a_run_too_short_to_tell_the_sampling_model_is_refused_by_name():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -59,18 +60,44 @@ def test_a_lock_directory_that_is_a_planted_symlink_is_refused(tmp_path):
     assert not any((tmp_path / "elsewhere").iterdir())
 
 
-def test_a_lock_directory_this_user_cannot_write_says_whose_it_is_and_what_to_set(tmp_path):
-    locked = tmp_path / "theirs"
+NOT_WRITABLE = r"not writable by this user.*chmod 1777.*EDGEHIL_LOCK_DIR"
+
+UNPRIVILEGED = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+from pathlib import Path
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.locks import ResourceLock
+os.setgroups([]); os.setgid(65534); os.setuid(65534)  # everything is imported: from here on, nobody
+try:
+    ResourceLock("device 'x'", "device-x", directory=Path(sys.argv[1])).acquire()
+except ConfigError as exc:
+    print("REFUSED", exc, flush=True)
+    sys.exit(3)
+print("HELD", flush=True)
+"""
+
+
+def test_a_lock_directory_this_user_cannot_write_says_whose_it_is_and_what_to_set(request):
+    """As root (CI runs as root) every directory is writable: the same refusal is then seen by an
+    unprivileged account (nobody, switched to with setuid, as above) in a directory root owns. It used to
+    skip as root, so CI never ran it."""
+    base = Path(tempfile.mkdtemp(prefix="edgehil-theirs-"))  # pytest's tmp_path sits under a 0700 directory
+    os.chmod(base, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    locked = base / "theirs"
     locked.mkdir(mode=0o755)
-    lock = ResourceLock("device 'x'", "device-x", directory=locked)
     os.chmod(locked, 0o555)  # as a directory of another user looks to this one (we own it, so chmod it back)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as root: every directory is writable")
-        with pytest.raises(ConfigError, match=r"not writable by this user.*chmod 1777.*EDGEHIL_LOCK_DIR"):
-            lock.acquire()
-    finally:
-        os.chmod(locked, 0o755)
+    request.addfinalizer(lambda: os.chmod(locked, 0o755))
+    if hasattr(os, "getuid") and os.getuid() == 0:
+        other = subprocess.run([sys.executable, "-c", UNPRIVILEGED, str(locked), str(REPO)], check=False,
+                               capture_output=True, text=True, timeout=WAIT_S)
+        assert other.returncode == 3 and other.stdout.startswith("REFUSED"), other.stdout + other.stderr
+        assert re.search(NOT_WRITABLE, other.stdout, re.DOTALL), other.stdout
+    else:
+        with pytest.raises(ConfigError, match=NOT_WRITABLE):
+            ResourceLock("device 'x'", "device-x", directory=locked).acquire()
+    assert not any(locked.iterdir())
 
 
 CONTENDER = """

@@ -159,14 +159,17 @@ def test_lpm01a_run_window_on_its_twin_within_half_a_percent():
         m = measure_energy(dut, monitor, supply_v=supply.supply_v, current_range_a=0.045,
                            plan=EnergyPlan(windows=1, runs_per_window=3))
         edges, timeline = dut.twin.last_run_edges_s, dut.twin.timeline
-        # The run window runs from the first inference's retrieval end to the last one's.
-        truth_j = timeline.energy_between(edges[0][3], edges[-1][3]) / (len(edges) - 1)
+        # The run window runs from the second inference's retrieval end to the last one's (n - 2 inferences,
+        # as its note says). The truth was taken from the first one's end: the mean of two inferences against
+        # the meter's one, off by their jitter (up to 2.9 %, beyond 0.5 % for 9 seeds in 20; seed 5 passed).
+        truth_j = timeline.energy_between(edges[1][3], edges[-1][3]) / (len(edges) - 2)
         commands = list(bench.monitor_twins["cortex-m4"].commands)
     finally:
         bench.close()
     assert m.window_source == "trigger start + clock fit" and m.instrument == "ST X-NUCLEO-LPM01A"
     assert m.refusal is not None and "pre-trigger" in str(m.refusal)
     last = m.windows[-1]
+    assert f"over {len(edges) - 2} back-to-back inferences" in last.trace_latency_note
     assert method_error(last.end_to_end_j, [truth_j], last.end_to_end_instrument_j).max() < 0.005
     assert "trigsrc d7" in commands and "format bin_hexa" in commands  # 100 kS/s is past ASCII's 10 kHz
 

@@ -195,3 +195,34 @@ def test_a_trace_plots_axes_map_its_own_pixels_back_to_mw() -> None:
     lowest = rows.start + np.nonzero(line[rows, left + 2:right - 2].any(axis=1))[0].max() + 0.5
     mw_per_px = (axes.y_lim[1] - axes.y_lim[0]) / (box[3] - box[1])
     assert abs(mw_at_row(lowest, box, list(axes.y_lim)) - 70.0) <= 1.5 * mw_per_px
+
+
+@pytest.mark.parametrize("phase_ms", [0.0, 0.05, 0.11, 0.17])
+def test_each_inference_window_stays_shaded_beside_its_retrieval(phase_ms: float) -> None:
+    """Without a browser. A 0.23 ms inference and the 0.24 ms retrieval after it are both widened to the
+    minimum shown width (0.4 % of the plot: 0.72 ms here), centred 0.235 ms apart; the retrieval, shaded
+    after it, covered the inference's own columns and left its shade only as a 0.235 ms sliver (≈ 1 px)
+    beside them, which anti-aliasing could blank: the screenshot test found an inference window not shaded
+    for another seed. Over its own columns every inference window must show the inference colour down most
+    of the frame (the legend covers some): red well above blue (the retrieval's purple over the orange
+    reads R - B ≈ 36, the orange over either ≥ 70, worked from the colours and alpha 0.45)."""
+    time_s = np.linspace(-0.02, 0.16, 1800)
+    inference_s = [(t0, t0 + 0.23e-3) for t0 in np.arange(8) * 0.0185 + phase_ms * 1e-3]
+    stages = {"readout": [(t0 - 1.2e-3, t0) for t0, _ in inference_s], "inference": inference_s,
+              "retrieval": [(t1, t1 + 0.24e-3) for _, t1 in inference_s]}
+    from pytest_edgehil.results.report import Trace
+
+    plot = trace_figure(Trace(pair=PAIR, time_s=time_s.tolist(), power_w=[0.26] * time_s.size,
+                              windows_s=inference_s, backend="SIMULATED", stages_s=stages))
+    image = np.asarray(png_of(plot.uri), dtype=float)
+    (axes,) = plot.axes
+    at = {"left": 0.0, "top": 0.0, "width": plot.size_px[0], "height": plot.size_px[1],
+          "naturalWidth": plot.size_px[0], "naturalHeight": plot.size_px[1]}
+    box = to_screen(list(axes.box_px), at)
+    rows = slice(math.ceil(box[1]) + 2, math.floor(box[3]) - 1)
+    shaded = image[..., 0] - image[..., 2] > 50
+    for t0, t1 in inference_s:  # the columns the window covers (the trigger's dotted line crosses the first)
+        c0 = math.floor(column_of(t0 * 1e3, box, list(axes.x_lim)))
+        c1 = math.floor(column_of(t1 * 1e3, box, list(axes.x_lim)))
+        coverage = shaded[rows, c0:c1 + 1].mean(axis=0)
+        assert coverage.max() > 0.5, f"inference window at {t0 * 1e3:.2f} ms is not shaded ({coverage})"

@@ -20,8 +20,11 @@ import numpy as np
 
 from pytest_edgehil.errors import InstrumentReplyError
 
-# SCPI-99 §7.2.1.5: NaN is 9.91E37, +/-INF is +/-9.9E37. Anything this large is a sentinel.
+# SCPI-99 §7.2.1.5: NaN is 9.91E37, +/-INF is +/-9.9E37. No reading of ours is this large: a number as
+# large is refused; it is named a sentinel only when it is one of these values (a byte-swapped float32
+# takes any magnitude up to 3.4E38).
 SCPI_SENTINEL = 9.9e37
+SCPI_SENTINELS = (9.9e37, 9.91e37)
 # A SCPI error number is a 16-bit signed integer (SCPI-99 §21.8; device-specific ones are positive).
 ERROR_CODE_RANGE = (-32768, 32767)
 # The widest status register a SCPI instrument has (SCPI-99 §9: 16-bit condition registers).
@@ -270,7 +273,11 @@ def check_plausible(values: np.ndarray, *, full_scale: float, what: str, where: 
 def _name_impossible(values: np.ndarray, magnitude: np.ndarray, *, full_scale: float, what: str, where: str,
                      hint: str, what_cmd: str) -> None:
     """The full checks of `check_plausible`, run when its fast path saw something: raise naming it."""
-    sentinel = magnitude >= SCPI_SENTINEL
+    # The exact sentinel values (to float32's rounding), not all values this large: a byte-order mistake
+    # decodes 0.66 % of 1-90 mA currents past 9.9E37, and "check the range" was then the wrong advice.
+    sentinel = np.zeros(values.shape, dtype=bool)
+    for value in SCPI_SENTINELS:
+        sentinel |= np.isclose(magnitude, value, rtol=1e-6, atol=0.0)
     if sentinel.any():
         raise reply_error(where, what_cmd, repr(float(values[sentinel][0])),
                           f"holds SCPI's INF/NaN sentinel in {int(sentinel.sum())} of {values.size} {what} samples",

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 # The largest share of a timed window that the print of its first m-lap-us- line may take (it is timed
 # with the inferences on the reference firmware): windows last at least 100 times that print.
 LAP_PRINT_SHARE = 0.01
+# The widest m-lap-us- value: th_timestamp() prints an unsigned long of µs, on a 32-bit MCU up to 2^32 - 1
+# (ten digits). Windows are sized on this width: sized on the probe's own value, they lost their share as
+# the timer gained digits (a 7-digit probe, then 8 digits after 10 s: 1.05 % instead of 1 %).
+LAP_TIMER_MAX_US = 2**32 - 1
 _MAX_SIZING_PROBES = 6
 
 
@@ -172,7 +176,8 @@ class EembcClient:
         The reference th_timestamp() reads the µs timer and then prints its m-lap-us- line, on most ports
         through a blocking UART: the first line's print (about 1.6 ms at 115200 baud) is inside every
         window. The reference runner makes it negligible with windows of >= 10 s; here a window lasts at
-        least `1 / LAP_PRINT_SHARE` times that print, so it adds at most `LAP_PRINT_SHARE` to a sample. The
+        least `1 / LAP_PRINT_SHARE` times the print of the widest lap value (`LAP_TIMER_MAX_US`: the timer
+        gains digits as the session goes on), so it adds at most `LAP_PRINT_SHARE` to a sample. The
         print runs at the firmware's baud: the port's, or behind an IO manager the board side's, taken as the
         reference energy build's 9600 (`eembc.IO_BOARD_BAUD`; a faster one only lengthens the windows).
         ProtocolError when `_MAX_SIZING_PROBES` windows do not get there (a timer that does not advance)."""
@@ -182,7 +187,7 @@ class EembcClient:
         per_window = 1
         for _ in range(_MAX_SIZING_PROBES):
             reply = eembc.parse_infer(self._checked(f"infer {per_window} 0"), per_window, self.results_print)
-            print_us = eembc.line_print_us(f"m-lap-us-{reply.laps_us[0]}", print_baud)
+            print_us = eembc.line_print_us(f"m-lap-us-{max(reply.laps_us[0], LAP_TIMER_MAX_US)}", print_baud)
             wanted_us = print_us / LAP_PRINT_SHARE
             if reply.elapsed_us >= wanted_us:
                 self._window_inferences = per_window

@@ -363,8 +363,9 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
 def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any]) -> EnergySamples:
     """End-to-end energy per inference as one long window over back-to-back inferences, divided by their
     number (MLPerf Tiny's way): for an analyzer too slow for per-inference windows, or one that keeps no
-    pre-trigger samples. The window runs from the end of the first inference's retrieval to the end of
-    the last one's, so it needs no sample from before the trigger; its two edges matter once per RUN.
+    pre-trigger samples. The window runs from the end of the second inference's retrieval to the end of
+    the last one's (n - 2 inferences of a RUN of n), so it needs no sample from before the trigger; its two
+    edges matter once per RUN.
 
     Returns one end-to-end value (and its uncertainty); `inference_j` is empty, `trace_latency_note` says
     why. Raises CannotResolve when the RUN has fewer than 2 inferences or the window holds < 2 samples.

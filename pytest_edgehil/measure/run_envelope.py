@@ -38,9 +38,15 @@ def run_end_s(time_s: np.ndarray, power_w: np.ndarray, *, noise_w: float | None 
         return None  # a spike, not a stage: no RUN end to read
     before_w = float(np.median(p[j - 2:j + 1]))
     half_w = 0.5 * (before_w + idle_w)
+    # The crossing lies after the last sample on the stage's side of the half level. The last sample away
+    # from idle need not be on it: an integrating digitizer's last cell may hold a sliver of the stage, a mean
+    # past the departure threshold but short of the half level; interpolated from there to the idle sample
+    # after it (both below the half level), the crossing was extrapolated up to 15 samples early.
     k = j
+    while k > 0 and (p[k] - half_w) * (before_w - idle_w) <= 0:
+        k -= 1
     while k + 1 < p.size and (p[k + 1] - half_w) * (before_w - idle_w) > 0:
-        k += 1
+        k += 1  # a step barely past the threshold: samples within it may still be past the half level
     if k + 1 >= p.size or p[k + 1] == p[k]:
         return float(t[k])
     return float(t[k] + (half_w - p[k]) / (p[k + 1] - p[k]) * (t[k + 1] - t[k]))
