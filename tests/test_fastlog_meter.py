@@ -133,6 +133,27 @@ def test_windows_placed_by_an_unchecked_clock_are_refused_not_measured(rc_clock_
     with pytest.raises((CannotResolve, WindowMisplaced), match=r"window \d+ .*not visible in the trace|disagree"):
         energy_from_trace(time_s - 0.3e-3, power_w, timings, origin_u_s=0.0)
 
+@pytest.mark.xfail(strict=True, reason=(
+    "open: seed 24 of the same bench (seeds 0-39 but 24 refuse it as WindowMisplaced) measures the record "
+    "placed 0.3 ms off silently: inference +284 %, end to end +3.7 % (its edges matched to the wrong device "
+    "edges; on a shifted-seed run alike the fitted ratio was 0.9985 against the true 0.9980); fix or refuse, "
+    "then drop this"))
+def test_windows_placed_by_an_unchecked_clock_are_refused_for_another_seed_too():
+    """test_windows_placed_by_an_unchecked_clock_are_refused_not_measured on the bench of seed 24 (found by
+    running the suite with every seeded generator shifted: the refusal held only for some seeds)."""
+    bench, dut, analyzer, supply = _ngm202_bench({"ideal": True, "clock_ppm": 2000.0}, "tinytracker", seed=24)
+    try:
+        plan = EnergyPlan(windows=1, runs_per_window=20)
+        m = measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a, plan=plan)
+        timings, trace = m.timings[-1], m.last_trace
+        _, _, points, pre = plan_acquisition(timings[0], analyzer, plan)
+        time_s, power_w = _placed_in_stream(trace.time_s, trace.power_w, timings[0], pre, points, analyzer)
+        with pytest.raises((CannotResolve, WindowMisplaced)):
+            energy_from_trace(time_s - 0.3e-3, power_w, timings, origin_u_s=0.0)
+    finally:
+        bench.close()
+
+
 def test_the_record_handed_to_the_locator_opens_at_idle():
     # A FastLog record starts as it is armed, while the previous command still drains through the supply path
     # (behind a 1 µs RC: 251 mW falling to the 12 mW idle over ~10 samples). A triggered capture's pre-trigger

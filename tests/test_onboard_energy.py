@@ -158,9 +158,12 @@ def test_per_inference_energy_is_refused_with_the_reason(board):
 
 
 def test_a_run_too_short_for_the_counter_is_refused_naming_it_and_the_n_needed(board):
+    # Asked to 0.01 %, the 1 ms counter needs windows of 20 s: 3 inferences (a few ms idle) stay far short
+    # however loaded the host. At the default 1 % (0.2 s) they passed it on a loaded CI machine (2 busy loops
+    # beside 2 xdist workers) and were measured, rightly, instead of refused.
     with pytest.raises(CannotResolve, match=r"intel-rapl:0:package-0 window.*updates every \d+(\.\d+)? ms.*"
-                                            r"run at least \d+ inferences"):
-        measure_onboard_energy(board.dut(), PLAN, runs=3)
+                                            r"0\.01% of the energy unresolved.*run at least \d+ inferences"):
+        measure_onboard_energy(board.dut(), PLAN, runs=3, rel=1e-4)
 
 
 def test_a_window_the_agent_marked_unusable_is_refused():

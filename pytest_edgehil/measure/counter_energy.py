@@ -100,6 +100,6 @@ def energy_per_inference_j(counter: CounterSpec, start: CounterReading, end: Cou
         raise CannotResolve(f"{counter.name} window", (start.time_s, end.time_s), counter.update_s,
                             f"the counter updates every {counter.update_s * 1e3:.3g} ms in steps of "
                             f"{counter.resolution_uj:g} µJ; {count} inference(s) over {window_s * 1e3:.4g} ms "
-                            f"at {mean_w:.3g} W leave more than {rel:.0%} of the energy unresolved",
+                            f"at {mean_w:.3g} W leave more than {rel * 100:.3g}% of the energy unresolved",
                             f"run at least {needed_n} inferences (>= {needed_s:.3g} s) per window")
     return energy_uj * 1e-6 / count
