@@ -227,6 +227,19 @@ def test_a_slow_supply_path_is_corrected_for(physics, dialect):
     assert method_error(last.end_to_end_j, truth_e2e_j, last.end_to_end_instrument_j, instrument_errors=on).max() < 0.005
 
 
+@pytest.mark.xfail(strict=True, raises=WindowMisplaced, reason=(
+    "open: a false refusal. Seed 9 of 40 (10 µs RC, NGM202, otherwise ideal) is refused as WindowMisplaced: "
+    "a small step (267 to 256 mW) read over the 70-sample settled region lands 12.6 µs "
+    "from where the 21-sample first pass put it, 10.3 µs off the map against a 10 µs tolerance (its noise "
+    "sigma 2.8 µs; the level after it still declines); fix or refuse rightly, then drop this"))
+def test_a_slow_supply_path_is_corrected_for_another_seed_too():
+    m, truth_j, truth_e2e_j, _, _, _ = measure({"ideal": True, "decoupling_tau_s": 10e-6}, dialect="rs-ngm202",
+                                               seed=9)
+    last = m.windows[-1]
+    assert np.abs(last.inference_j / truth_j - 1).max() < 0.005
+    assert np.abs(last.end_to_end_j / truth_e2e_j - 1).max() < 0.005
+
+
 def test_a_supply_path_too_slow_for_the_window_is_a_typed_refusal():
     """A 50 µs decoupling RC gave 210 % on Q-Segment's 0.23 ms window, silently: its steps cannot settle
     within the stages beside them (7 τ = 350 µs), so the window is refused, naming the settling."""
