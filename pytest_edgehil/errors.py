@@ -192,3 +192,8 @@ class InstrumentBusy(InstrumentError, ResourceBusy):
 class StreamGap(InstrumentError):
     """A streamed record (the NGM202's FastLog) lost a chunk: the data have a gap, so no trace is given
     rather than a silently shorter one."""
+
+
+class RenamedMetricWarning(DeprecationWarning):
+    """A budget table names a metric by its old name (`model_kb`, `peak_activation_kb`): it is read under
+    the new name (`model_kib`, `peak_activation_kib`, the same KiB figure); rename the key."""

@@ -111,7 +111,7 @@ def test_inspect_refuses_a_file_its_card_does_not_describe(tmp_path: Path,
 def test_init_does_not_copy_a_shipped_model_that_differs_from_its_card(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # A damaged installation: the kit's model file is not the one its card describes.
-    import pytest_edgehil.starter as starter
+    from pytest_edgehil import starter
 
     fake_root = tmp_path / "shipped"
     tflite, _ = catalog_copy(fake_root)

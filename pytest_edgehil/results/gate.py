@@ -60,7 +60,14 @@ from pytest_edgehil.results.session_stats import (
     session_tests,
 )
 from pytest_edgehil.results.store import ResultRecord, RunInfo
-from pytest_edgehil.results.vocabulary import UNGATED_METRICS, Direction, Family, how_to_declare
+from pytest_edgehil.results.vocabulary import (
+    UNGATED_METRICS,
+    Direction,
+    Family,
+    current_name,
+    how_to_declare,
+    lookup,
+)
 
 __all__ = [
     "DEFAULT_FAIL_ON",
@@ -321,8 +328,10 @@ def _index(records: Iterable[ResultRecord], side: str) -> tuple[dict[tuple[str, 
     by_key: dict[tuple[str, str], ResultRecord] = {}
     notes: list[str] = []
     for record in records:
+        if current_name(record.metric) != record.metric:  # a baseline from before a rename: same figure
+            record = replace(record, metric=current_name(record.metric), unit=lookup(current_name(record.metric)).unit)
         if record.key in by_key:
-            # The footprint suite records model_kb from two tests: equal values, compare the first.
+            # The footprint suite records model_kib from two tests: equal values, compare the first.
             first = by_key[record.key]
             if first.value != record.value or first.raw != record.raw:
                 notes.append(f"{side}: {record.pair} {record.metric} recorded twice with different values "
