@@ -281,15 +281,18 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
             note = "; ".join(filter(None, [note, f"drift estimated from {test.sessions} sessions only"]))
         method = (f"session medians ({test.sessions} baseline sessions, drift σ {test.drift_rel:.1%}"
                   f"{' assumed' if test.assumed else ''})")
-        # Over several sessions the ratio divides by their centre, not by the latest one's value: show that
-        # centre as the baseline, or "259.9 → 254.1 mW, ratio 0.999" reads as a 2 % change that is not one.
+        # Show the figures the ratio divides, not the records' values: over several sessions the baseline is
+        # their centre (else "259.9 → 254.1 mW, ratio 0.999" reads as a 2 % change that is not one), and a
+        # record whose value is another statistic of its samples (a mean) is shown by its samples' median.
         several = test.sessions >= 2 and math.isfinite(test.base_level)
         if several:
             method += f"; baseline: the geometric mean of the {test.sessions} session medians"
+        shown = math.isfinite(test.base_level) and math.isfinite(test.ratio)
         comparison = _evolve(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
                              p_value=p_worse if comparison.direction else None, method=method,
                              n_base=test.sessions, n_new=1,
-                             base_value=test.base_level if several else comparison.base_value)
+                             base_value=test.base_level if shown else comparison.base_value,
+                             new_value=test.base_level * test.ratio if shown else comparison.new_value)
     else:
         latest = bases[-1]
         exact = comparison.family in _EXACT_FAMILIES
