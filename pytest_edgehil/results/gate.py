@@ -287,12 +287,12 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
         several = test.sessions >= 2 and math.isfinite(test.base_level)
         if several:
             method += f"; baseline: the geometric mean of the {test.sessions} session medians"
-        shown = math.isfinite(test.base_level) and math.isfinite(test.ratio)
+        base_median = test.base_level if several else float(np.median(bases[-1].raw or [math.nan]))
         comparison = _evolve(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
                              p_value=p_worse if comparison.direction else None, method=method,
                              n_base=test.sessions, n_new=1,
-                             base_value=test.base_level if shown else comparison.base_value,
-                             new_value=test.base_level * test.ratio if shown else comparison.new_value)
+                             base_value=base_median if math.isfinite(base_median) else comparison.base_value,
+                             new_value=float(np.median(new.raw or [math.nan])))
     else:
         latest = bases[-1]
         exact = comparison.family in _EXACT_FAMILIES
