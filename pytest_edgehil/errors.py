@@ -78,6 +78,16 @@ class ModelError(EdgeHILError):
     """A model file could not be read, analysed or run."""
 
 
+class ModelCardMismatch(ModelError):
+    """A model file's bytes are not the ones its card's `sha256` states: figures measured with it would be
+    reported under a card (metrics, provenance) that describes another file. `model`, `path`, `stated`
+    and `actual` (SHA-256 hex) say which."""
+
+    def __init__(self, message: str, *, model: str = "", path: str = "", stated: str = "", actual: str = "") -> None:
+        super().__init__(message)
+        self.model, self.path, self.stated, self.actual = model, path, stated, actual
+
+
 class InstrumentError(EdgeHILError):
     """A power analyzer could not be reached, configured or read."""
 
@@ -182,3 +192,8 @@ class InstrumentBusy(InstrumentError, ResourceBusy):
 class StreamGap(InstrumentError):
     """A streamed record (the NGM202's FastLog) lost a chunk: the data have a gap, so no trace is given
     rather than a silently shorter one."""
+
+
+class RenamedMetricWarning(DeprecationWarning):
+    """A budget table names a metric by its old name (`model_kb`, `peak_activation_kb`): it is read under
+    the new name (`model_kib`, `peak_activation_kib`, the same KiB figure); rename the key."""

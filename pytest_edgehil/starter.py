@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_edgehil.config.tomlfile import read_toml
-from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.config.catalog import CARD_FIX, card_from_data, check_card_hash
+from pytest_edgehil.config.tomlfile import parse_json, read_toml
+from pytest_edgehil.errors import ConfigError, ModelCardMismatch
 from pytest_edgehil.resources import STARTER_KIT, shipped_files
 
 PYTEST_INI = """\
@@ -87,13 +88,34 @@ def existing_pytest_config(directory: Path) -> str | None:
 
 def _plan(dest: Path) -> tuple[list[tuple[str, bytes]], str | None]:
     """(relative path, content) of every file to be in dest, and the existing pytest config if any."""
-    files = [(rel, path.read_bytes()) for item in STARTER_KIT for rel, path in shipped_files(item)]
+    shipped = [(rel, path, path.read_bytes()) for item in STARTER_KIT for rel, path in shipped_files(item)]
+    _check_model_hashes(shipped, dest)
+    files = [(rel, data) for rel, _, data in shipped]
     config = existing_pytest_config(dest) if dest.is_dir() else None
     if config == "pytest.ini" and (dest / config).read_bytes() == PYTEST_INI.encode():
         config = None  # ours, from an earlier init: part of the kit, reported as up to date
     if config is None:
         files.append(("pytest.ini", PYTEST_INI.encode()))
     return files, config
+
+
+def _check_model_hashes(shipped: list[tuple[str, Path, bytes]], dest: Path) -> None:
+    """ModelCardMismatch, before anything is written, for a shipped model whose card states another hash
+    (a damaged installation): the kit would carry a model its card does not describe."""
+    content = {rel: data for rel, _, data in shipped}
+    for rel, source, data in shipped:
+        card_rel = rel[:-len(".tflite")] + ".json" if rel.endswith(".tflite") else None
+        if card_rel is None or card_rel not in content:
+            continue
+        card_path = source.with_suffix(".json")
+        card = card_from_data(parse_json(content[card_rel].decode("utf-8"), "model card", str(card_path),
+                                         CARD_FIX), card_path)
+        try:
+            check_card_hash(Path(rel).stem, source, data, card)
+        except ModelCardMismatch as exc:
+            raise ModelCardMismatch(f"edgehil init: the installed kit is damaged, nothing was written to {dest}: "
+                                    f"{exc}; reinstall pytest-edgehil", model=exc.model, path=exc.path,
+                                    stated=exc.stated, actual=exc.actual) from exc
 
 
 def write_starter_kit(dest: Path, force: bool = False) -> StarterKit:

@@ -7,13 +7,13 @@ import pytest
 from pytest_edgehil.config.kinds import get_device_kind
 
 
-@pytest.mark.edgehil_metrics("model_kb", "peak_activation_kb", unbudgeted=True)
+@pytest.mark.edgehil_metrics("model_kib", "peak_activation_kib", unbudgeted=True)
 def test_model_fits_device(edgehil_pair, edgehil_bench, edgehil_model_info, edgehil_record):
     dut = edgehil_bench.device(edgehil_pair.device)  # capacities only; the model is loaded below
     # What the figures rest on (a batch taken as 1, shapes LiteRT sized) travels with the records.
     notes = {"model_notes": "; ".join(edgehil_model_info.notes)} if edgehil_model_info.notes else None
-    edgehil_record.check("model_kb", edgehil_model_info.size_bytes / 1024, context=notes)
-    edgehil_record.check("peak_activation_kb", edgehil_model_info.peak_activation_bytes / 1024, context=notes)
+    edgehil_record.check("model_kib", edgehil_model_info.size_bytes / 1024, context=notes)
+    edgehil_record.check("peak_activation_kib", edgehil_model_info.peak_activation_bytes / 1024, context=notes)
     # 0 in HELLO is "not reported" (MLPerf Tiny firmware says nothing of its memory): the kind's figure
     # stands in, and a size neither gives is not checked.
     kind = get_device_kind(edgehil_pair.kind)
@@ -32,7 +32,7 @@ def test_model_fits_device(edgehil_pair, edgehil_bench, edgehil_model_info, edge
                     "none (its kinds-file entry: flash_bytes, ram_bytes): the model is not checked against it")
 
 
-@pytest.mark.edgehil_metrics("model_kb", unbudgeted=True)
+@pytest.mark.edgehil_metrics("model_kib", unbudgeted=True)
 def test_device_accepts_model(edgehil_dut, edgehil_model):
     # The `edgehil_dut` fixture uploaded the model: a refusal would have raised DeviceRejected there.
     assert edgehil_dut.loaded_sha256 == edgehil_model.info.sha256, "device reports another model active"

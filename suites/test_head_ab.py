@@ -11,15 +11,14 @@ latency rounds interleaved (base, head, head, base, ...) so the board's level is
   paper's +5.5 % is 1.055);
 * `head_extra_params`: parameters the head adds (deployed graphs, from the .tflite files);
 * `head_fps_ratio`: end-to-end frames per second of the head over the base (paired rounds; the paper's
-  25 -> 20 fps is 0.8), with both sides' `base_fps` / `head_fps` recorded beside it.
+  25 -> 20 fps is 0.8), the median of the per-round ratios, with both sides' `base_fps` / `head_fps`
+  recorded beside it.
 
 The budgets (fixtures/budgets.toml) carry the paper's figures as `published`; docs/gate.md says which
 the stand-ins reproduce. Skips for any model other than lowres_seg, or when the base is not shipped.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -66,13 +65,13 @@ def test_head_against_base(edgehil_dut, edgehil_model, base_model, edgehil_recor
                 fps_rounds[name].append(1e3 / float(np.median(ms)))
     finally:
         edgehil_dut.ensure_model(edgehil_model.data, edgehil_model.name)
-    # Each round's ratio is one paired difference; their geometric mean is the cost.
-    log_ratios = np.log(np.array(fps_rounds["head"]) / np.array(fps_rounds["base"]))
+    # Each round's ratio is one paired difference; their median is the cost (the statistic the gate
+    # compares across sessions, so the recorded value and the gate's figure are one number).
+    round_ratios = np.array(fps_rounds["head"]) / np.array(fps_rounds["base"])
     edgehil_record.check("base_fps", float(np.median(fps_rounds["base"])), samples=fps_rounds["base"])
     edgehil_record.check("head_fps", float(np.median(fps_rounds["head"])), samples=fps_rounds["head"])
     edgehil_record.check("base_binary_accuracy", accuracy["base"], samples=len(images))
     edgehil_record.check("head_extra_params", edgehil_model.info.parameters - base_model.info.parameters)
-    # head fps / base fps, per round and overall (geometric mean): 0.8 is the paper's 25 -> 20 fps.
-    edgehil_record.check("head_fps_ratio", math.exp(float(np.mean(log_ratios))),
-                         samples=np.exp(log_ratios).tolist())
+    # head fps / base fps, per round and overall (median, with its CI): 0.8 is the paper's 25 -> 20 fps.
+    edgehil_record.check_median("head_fps_ratio", round_ratios.tolist())
     edgehil_record.check("head_quality_ratio", accuracy["head"] / accuracy["base"], samples=len(images))

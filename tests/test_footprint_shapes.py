@@ -164,9 +164,9 @@ def test_a_batch_only_model_by_path_needs_no_card_and_its_footprint_record_says_
                                        "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     records = {r.metric: r for r in load_results(saved).records}
-    assert records["peak_activation_kb"].value == pytest.approx(CONV_PEAK / 1024)
-    assert "batch 1" in str((records["peak_activation_kb"].context or {}).get("model_notes")), records
-    assert json.dumps(records["model_kb"].context)  # plain data: survives the results file
+    assert records["peak_activation_kib"].value == pytest.approx(CONV_PEAK / 1024)
+    assert "batch 1" in str((records["peak_activation_kib"].context or {}).get("model_notes")), records
+    assert json.dumps(records["model_kib"].context)  # plain data: survives the results file
 
 
 def test_a_twin_runs_a_batch_only_model_at_batch_1_without_set_input() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,11 +25,20 @@ def project(pytester: pytest.Pytester, candidate: Path) -> Path:
     """A project whose catalog's `qsegment` is `candidate`; returns its models directory."""
     models = pytester.path / "models"
     models.mkdir()
-    shutil.copy(candidate, models / "qsegment.tflite")
-    shutil.copy(MODELS / "qsegment.json", models / "qsegment.json")
+    install(candidate, models)
     pytester.makeini(f"[pytest]\nedgehil_models_dir = {models}\n")
     pytester.makepyfile(test_ab=AB_SUITE)
     return models
+
+
+def install(candidate: Path, models: Path) -> None:
+    """`candidate` as the catalog's `qsegment`, its card's sha256 and size updated as a developer who
+    changed the model does (a card stating another file's hash is refused: test_model_card_hash.py)."""
+    data = candidate.read_bytes()
+    (models / "qsegment.tflite").write_bytes(data)
+    card = json.loads((MODELS / "qsegment.json").read_text(encoding="utf-8"))
+    card.update(sha256=hashlib.sha256(data).hexdigest(), file_bytes=len(data))
+    (models / "qsegment.json").write_text(json.dumps(card), encoding="utf-8")
 
 
 def run_ab(pytester: pytest.Pytester, source: str, *extra: str) -> pytest.RunResult:
@@ -65,7 +76,7 @@ def test_baseline_from_a_git_revision(pytester: pytest.Pytester) -> None:
     git("init", "-q")
     git("-c", "user.name=t", "-c", "user.email=t@example.com", "add", "models")
     git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "narrow")
-    shutil.copy(WIDE, models / "qsegment.tflite")  # the change under test, not committed
+    install(WIDE, models)  # the change under test, not committed
     result = run_ab(pytester, "git:HEAD")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*candidate vs git:HEAD*", "FAIL qsegment-imx500 inference_mj*"])

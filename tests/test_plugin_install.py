@@ -118,13 +118,14 @@ def test_marked_test_whose_metric_nobody_budgets_names_the_metric_and_the_fix(ed
 
 
 def test_a_metric_budgeted_only_for_kinds_the_lab_lacks_names_those_entries_not_a_missing_limit(edgehil_project):
-    # The shipped table budgets model_kb for tinytracker on imx500; a rack of coral boards has no such pair.
+    # The shipped table budgets model_kib for tinytracker on imx500; a rack of coral boards has no such pair.
     # "no pair in the N budget entries has a limit for model_kb" sent a new lab to add a limit that exists.
+    # The marker names the metric's old name (model_kb): it selects, and the reason names, model_kib.
     edgehil_project.makefile(".toml", rack='[lab]\nname = "rack"\n[devices.coral]\nsimulated = true\n')
     edgehil_project.makepyfile(test_marked=MARKED_TEST.format(metric="model_kb"))
     result = edgehil_project.runpytest("-rs", "--lab=rack.toml")
     result.assert_outcomes(skipped=1)
-    reason = ("*no pair in lab 'rack' has a limit for model_kb: the budget entries that do (tinytracker-imx500) "
+    reason = ("*no pair in lab 'rack' has a limit for model_kib: the budget entries that do (tinytracker-imx500) "
               "are for device kinds the lab lacks (imx500; its devices: coral); add such a device*")
     result.stdout.fnmatch_lines([reason])
     assert "add a limit for one of these metrics" not in result.stdout.str()

@@ -31,7 +31,7 @@ TYPICAL = {"inference_ms": 0.86, "end_to_end_ms": 18.97, "readout_ms": 17.86, "r
            "trace_inference_ms": 0.87, "fps": 52.7, "inference_mj": 0.058, "end_to_end_mj": 4.8,
            "inference_mw": 68.4, "end_to_end_mw": 259.1, "roc_auc": 0.975, "binary_accuracy": 0.95,
            "chase_roc_auc": 0.97, "chase_binary_accuracy": 0.973, "gaze_error_cm": 1.1,
-           "quantization_loss_cm": 0.05, "quantization_gap_cm": 0.12, "model_kb": 616.2, "peak_activation_kb": 108.0, "parameters": 150000.0,
+           "quantization_loss_cm": 0.05, "quantization_gap_cm": 0.12, "model_kib": 616.2, "peak_activation_kib": 108.0, "parameters": 150000.0,
            "macs": 5.2e7, "base_fps": 44.5, "head_fps": 44.4, "base_binary_accuracy": 0.997,
            "head_quality_ratio": 0.999, "head_extra_params": 120.0, "head_fps_ratio": 0.998}
 assert set(TYPICAL) == set(BUILT_IN_METRICS)
@@ -90,7 +90,7 @@ def test_pairs_are_rows_grouped_by_device_with_families_as_columns_and_units_in_
     assert all(b["device"] == PAIRS[b["pair"]][1] for b in blocks.values())
     assert all(b["family"] == lookup(b["metric"]).family.value for b in blocks.values())
     # One column per family present, in the vocabulary's reading order, the units of its metrics in the header.
-    assert parsed.family_heads == ["latencyms", "throughputfps, x", "energymJ", "powermW", "footprintKB, MAC",
+    assert parsed.family_heads == ["latencyms", "throughputfps, x", "energymJ", "powermW", "footprintKiB, MAC",
                                    "accuracycm, x"]
     # The published figure beside the measured value, and the budget with its margin.
     rec = next(r for r in read_results(tmp_path / "n0.json").records

@@ -58,7 +58,7 @@ def _names_the_suites_record() -> set[str]:
 
 def test_every_metric_the_suites_and_budgets_use_is_built_in_with_a_known_direction() -> None:
     used = _names_the_suites_record() | {m for e in load_budgets(BUDGETS) for m in e.limits}
-    assert {"inference_ms", "fps", "inference_mw", "roc_auc", "model_kb"} <= used  # the scan found them
+    assert {"inference_ms", "fps", "inference_mw", "roc_auc", "model_kib"} <= used  # the scan found them
     assert used <= set(BUILT_IN_METRICS), f"add {sorted(used - set(BUILT_IN_METRICS))} to the vocabulary"
     unknown = [m for m in BUILT_IN_METRICS if lookup(m).direction is None]
     assert not unknown, f"built-in metrics without a direction: {unknown}"

@@ -7,16 +7,17 @@ OpenHTF's marginal limits make a drift visible before it fails.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.config.tomlfile import read_toml
-from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.errors import ConfigError, RenamedMetricWarning
 
 # Units, families and directions are the metric vocabulary's (one table for budgets, gate and report).
-from pytest_edgehil.results.vocabulary import MetricSpec, lookup, resolve, unit_of
+from pytest_edgehil.results.vocabulary import MetricSpec, current_name, lookup, resolve, unit_of
 
 if TYPE_CHECKING:
     from pytest_edgehil.config.schemas import LimitTable
@@ -144,6 +145,23 @@ def _limit(metric: str, table: LimitTable, marginal: float, where: str) -> Limit
     return limit
 
 
+def _renamed(limits: dict[str, LimitTable], where: str) -> dict[str, LimitTable]:
+    """`limits` with each renamed built-in metric under its new name (RenamedMetricWarning saying so); both
+    names in one entry is a ConfigError (which bound was meant cannot be told)."""
+    out: dict[str, LimitTable] = {}
+    for metric, table in limits.items():
+        new = current_name(metric)
+        if new != metric:
+            if new in limits:
+                raise ConfigError(f"{where}: both {metric} and {new} are given; they are one metric ({new} in "
+                                  f"KiB, {metric} its old name): keep {new} only")
+            warnings.warn(RenamedMetricWarning(
+                f"{where}: {metric} is now called {new} (the same figure: bytes / 1024, KiB, as before); "
+                f"the limit is applied to {new} unchanged. Rename the key to {new}"), stacklevel=2)
+        out[new] = table
+    return out
+
+
 def budgets_from_data(data: Any, path: Path) -> list[BudgetEntry]:
     """Budget entries from a parsed budget table; every problem is a ConfigError naming the file, the
     `[[budget]] #N (model-device)` entry and the key."""
@@ -156,7 +174,7 @@ def budgets_from_data(data: Any, path: Path) -> list[BudgetEntry]:
     seen: dict[str, int] = {}
     for i, raw in enumerate(table.budget):
         where = f"budget table {path}: {budget_label(i, raw.model_dump())}"
-        limits = {m: _limit(m, v, table.defaults.marginal, where) for m, v in raw.limits.items()}
+        limits = {m: _limit(m, v, table.defaults.marginal, where) for m, v in _renamed(raw.limits, where).items()}
         model = raw.model
         if model.endswith(".tflite") and not Path(model).is_absolute():
             model = str(Path(path).parent / model)  # a model path in a budget is relative to the table

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.config.tomlfile import parse_json, read_text
-from pytest_edgehil.errors import ConfigError, ModelError
+from pytest_edgehil.errors import ConfigError, ModelCardMismatch, ModelError
 
 if TYPE_CHECKING:  # the model analysis (numpy, flatbuffers) is imported when a model's info is first asked for
     from pytest_edgehil.model.info import ModelInfo
@@ -23,7 +25,11 @@ class CatalogModel:
 
     @cached_property
     def data(self) -> bytes:
-        return self.path.read_bytes()
+        """The file's bytes, once they match the card's `sha256` (when it states one): every path that
+        analyses, uploads or copies a catalog model reads them here. ModelCardMismatch otherwise."""
+        data = self.path.read_bytes()
+        check_card_hash(self.name, self.path, data, self.card)
+        return data
 
     @property
     def card_path(self) -> Path:
@@ -63,6 +69,8 @@ class CatalogModel:
         except OSError as exc:
             raise ModelError(f"model file {self.path} cannot be read ({exc.strerror or exc}); check the path "
                              "and its permissions") from exc
+        except ModelCardMismatch:
+            raise  # names the model, the file and both hashes already
         except ModelError as exc:
             raise ModelError(f"model file {self.path}: {exc}. Refused at start-up: nothing was sent to any "
                              "device") from exc
@@ -163,6 +171,25 @@ class ModelCatalog:
             raise ConfigError(f"model {name_or_path!r} is not in {self.models_dir}; known models: "
                               f"{', '.join(self.names()) or '(none)'}; or pass --model PATH.tflite")
         return CatalogModel(name_or_path, path, _read_card(path.with_suffix(".json")))
+
+
+def check_card_hash(name: str, path: Path, data: bytes, card: Mapping[str, Any]) -> None:
+    """Raise ModelCardMismatch when `card` states a `sha256` that is not the SHA-256 of `data` (the bytes
+    of the model file at `path`). A card without one checks nothing (a user's own card may omit it)."""
+    stated = card.get("sha256")
+    if stated is None:
+        return
+    actual = hashlib.sha256(data).hexdigest()
+    if actual == stated:
+        return
+    card_path = path.with_suffix(".json")
+    size = f"; the card states {card['file_bytes']:,} bytes" if card.get("file_bytes") is not None else ""
+    raise ModelCardMismatch(
+        f"model {name!r}: file {path} ({len(data):,} bytes{size}) has SHA-256 {actual}, but its card {card_path} "
+        f"states {stated}: the card's metrics and provenance describe another file. Restore the file the card "
+        f"describes (re-copy or re-export it), or, if this file is the intended model, update the card's "
+        f"`sha256` (and `file_bytes`) to it",
+        model=name, path=str(path), stated=str(stated), actual=actual)
 
 
 CARD_FIX = "fix the card (its keys are listed in docs/config-files.md) or delete it: a model needs no card"

@@ -127,6 +127,12 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
     if (table.protocol == "eembc") != (table.firmware_model is not None):
         raise ConfigError(f"{where}: [devices.{name}]: `protocol = \"eembc\"` and `firmware_model` go together: the "
                           "MLPerf Tiny reference firmware has its model compiled in; name it (a catalog model)")
+    if table.firmware_model is not None:
+        from pytest_edgehil.link.eembc import UNSUPPORTED_FIRMWARE  # text constants only: no I/O imported
+
+        if table.firmware_model in UNSUPPORTED_FIRMWARE:
+            raise ConfigError(f"{where}: [devices.{name}]: firmware_model = {table.firmware_model!r}: "
+                              f"{UNSUPPORTED_FIRMWARE[table.firmware_model]}")
     if table.protocol != "eembc" and (table.eembc_mode != "performance" or table.timestamp_hold_us is not None
                                       or table.eembc_results_print is not None or table.eembc_io_manager):
         raise ConfigError(f"{where}: [devices.{name}]: `eembc_mode`, `timestamp_hold_us`, `eembc_results_print` and "

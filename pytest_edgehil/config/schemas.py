@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from pytest_edgehil.config.budgets import DEFAULT_MARGINAL_REL
 from pytest_edgehil.config.schema import StrictModel, describe_input
 from pytest_edgehil.config.suggest import closest
-from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, Direction, Family, lookup
+from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, RENAMED_METRICS, Direction, Family, lookup
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 # labgrid's rule for tag keys (labgrid.remote.common.TAG_KEY, anchored here); place names and tag values
@@ -243,7 +243,8 @@ def check_metric_names(limits: dict[str, LimitTable]) -> list[str]:
     problems = []
     for metric, limit in limits.items():
         spec = lookup(metric)
-        declared = metric in BUILT_IN_METRICS or spec.origin == "registered" or limit.direction is not None
+        declared = (metric in BUILT_IN_METRICS or metric in RENAMED_METRICS  # an old name: renamed on load
+                    or spec.origin == "registered" or limit.direction is not None)
         hint = None if declared else closest(metric, BUILT_IN_METRICS, cutoff=TYPO_CUTOFF)
         if hint is not None:
             problems.append(

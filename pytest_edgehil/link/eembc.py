@@ -50,7 +50,7 @@ _RESULTS = re.compile(r"^m-results-\[(.*)\]$")
 
 # How a reference port's th_results() prints each value (mlcommons/tiny benchmark/reference_submissions/
 # PORT/submitter_implemented.cpp), 3 decimals either way. ROUNDED: printf "%0.3f" (image_classification,
-# person_detection, anomaly_detection). TRUNCATED: keyword_spotting's digits ("Some platforms don't implement
+# person_detection; anomaly_detection prints one score so: UNSUPPORTED_FIRMWARE). TRUNCATED: keyword_spotting's digits ("Some platforms don't implement
 # floating point formatting"): "0.%d" of (int)(x*10), then "%d" of (int)(x*100) % 10 and (int)(x*1000) % 10,
 # i.e. x cut (not rounded) to 3 decimals for 0 <= x; 1.0 prints "0.1000"; a negative x prints no number.
 ROUNDED, TRUNCATED = "rounded", "truncated"
@@ -58,6 +58,19 @@ RESULTS_PRINTS = (ROUNDED, TRUNCATED)
 #: Each reference firmware's print, by the model version its `profile%` names (internally_implemented.h).
 REFERENCE_RESULTS_PRINT = {"kws01": TRUNCATED, "vww01": ROUNDED, "ic01": ROUNDED, "ad01": ROUNDED}
 RESULT_STEP = 1e-3  # the last printed decimal
+# Reference firmware this host cannot run, by the model version `profile%` names, and why. ad01 (anomaly
+# detection, ToyADMOS): mlcommons/tiny benchmark/reference_submissions/anomaly_detection/
+# submitter_implemented.cpp reads float32 features in th_load_tensor (kInputSize * sizeof(float), quantized on
+# the board) and th_results() prints one value, "m-results-[%0.3f]" of the mean squared error between the
+# 640 dequantized outputs and that input. The host sends the model's own input tensor and needs the output
+# tensor (to check it against LiteRT and to score it), so neither side of the exchange fits.
+UNSUPPORTED_FIRMWARE = {
+    "ad01": ("MLPerf Tiny's anomaly-detection firmware (ad01) is not supported: its reference th_load_tensor() "
+             "takes float32 features (4 bytes each, quantized on the board) where the host sends the model's input "
+             "tensor, and its th_results() prints one anomaly score (m-results-[%0.3f], the mean squared error "
+             "of the 640 dequantized outputs against the input), not the output tensor the host checks and "
+             "scores. Measure the anomaly-detection model with the pytest-edgehil device protocol instead"),
+}
 _ROUNDED_VALUE = re.compile(r"^-?(?:[0-9]+\.[0-9]{3}|nan|inf)$")  # what "%0.3f" can print, all of it
 _TRUNCATED_VALUE = re.compile(r"^0\.([0-9]+)([0-9])([0-9])$")  # "0." (int)(x*10), then two single digits
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")

@@ -99,6 +99,9 @@ class EembcClient:
             raise ProtocolError(f"device {self.name!r} on {self.port}: {exc}. An EEMBC IO manager (MLPerf Tiny's "
                                 "interface board) answers name% itself and profile% with m-ready alone: for a "
                                 "board behind one, set `eembc_io_manager = true`") from exc
+        if ident.model in eembc.UNSUPPORTED_FIRMWARE:
+            raise DeviceRejected(f"device {self.name!r} on {self.port}: profile% names model {ident.model!r}. "
+                                 f"{eembc.UNSUPPORTED_FIRMWARE[ident.model]}", code=ErrorCode.NO_MODEL)
         if ident.model != self.model_name:
             raise DeviceError(f"device {self.name!r} on {self.port}: its firmware holds model {ident.model!r} "
                               f"(profile% m-model-[…]), the lab file's `firmware_model` says {self.model_name!r}; "

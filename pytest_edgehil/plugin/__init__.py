@@ -41,7 +41,7 @@ from pytest_edgehil.plugin.short_errors import short_longrepr, wants_short
 
 # Both stdlib-only (the option's help needs the default and the families, not the gate's statistics).
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON
-from pytest_edgehil.results.vocabulary import Family
+from pytest_edgehil.results.vocabulary import Family, current_name
 
 REPORTER_NAME = "edgehil-reporter"
 
@@ -197,7 +197,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None or "edgehil_pair" not in metafunc.fixturenames:
         return
     s = metafunc.config.stash[run_key].session
-    metrics = tuple(marker.args)
+    metrics = tuple(current_name(m) for m in marker.args)  # an old name (model_kb) selects its new one
     unbudgeted = bool(marker.kwargs.get("unbudgeted", False))
     pairs = [p for p in s.pairs if (not metrics or p.has_any(metrics)) or (p.budget is None and unbudgeted)]
     if not pairs:

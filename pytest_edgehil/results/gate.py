@@ -60,7 +60,14 @@ from pytest_edgehil.results.session_stats import (
     session_tests,
 )
 from pytest_edgehil.results.store import ResultRecord, RunInfo
-from pytest_edgehil.results.vocabulary import UNGATED_METRICS, Direction, Family, how_to_declare
+from pytest_edgehil.results.vocabulary import (
+    UNGATED_METRICS,
+    Direction,
+    Family,
+    current_name,
+    how_to_declare,
+    lookup,
+)
 
 __all__ = [
     "DEFAULT_FAIL_ON",
@@ -274,15 +281,18 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
             note = "; ".join(filter(None, [note, f"drift estimated from {test.sessions} sessions only"]))
         method = (f"session medians ({test.sessions} baseline sessions, drift σ {test.drift_rel:.1%}"
                   f"{' assumed' if test.assumed else ''})")
-        # Over several sessions the ratio divides by their centre, not by the latest one's value: show that
-        # centre as the baseline, or "259.9 → 254.1 mW, ratio 0.999" reads as a 2 % change that is not one.
+        # Show the figures the ratio divides, not the records' values: over several sessions the baseline is
+        # their centre (else "259.9 → 254.1 mW, ratio 0.999" reads as a 2 % change that is not one), and a
+        # record whose value is another statistic of its samples (a mean) is shown by its samples' median.
         several = test.sessions >= 2 and math.isfinite(test.base_level)
         if several:
             method += f"; baseline: the geometric mean of the {test.sessions} session medians"
+        base_median = test.base_level if several else float(np.median(bases[-1].raw or [math.nan]))
         comparison = _evolve(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
                              p_value=p_worse if comparison.direction else None, method=method,
                              n_base=test.sessions, n_new=1,
-                             base_value=test.base_level if several else comparison.base_value)
+                             base_value=base_median if math.isfinite(base_median) else comparison.base_value,
+                             new_value=float(np.median(new.raw or [math.nan])))
     else:
         latest = bases[-1]
         exact = comparison.family in _EXACT_FAMILIES
@@ -321,8 +331,10 @@ def _index(records: Iterable[ResultRecord], side: str) -> tuple[dict[tuple[str, 
     by_key: dict[tuple[str, str], ResultRecord] = {}
     notes: list[str] = []
     for record in records:
+        if current_name(record.metric) != record.metric:  # a baseline from before a rename: same figure
+            record = replace(record, metric=current_name(record.metric), unit=lookup(current_name(record.metric)).unit)
         if record.key in by_key:
-            # The footprint suite records model_kb from two tests: equal values, compare the first.
+            # The footprint suite records model_kib from two tests: equal values, compare the first.
             first = by_key[record.key]
             if first.value != record.value or first.raw != record.raw:
                 notes.append(f"{side}: {record.pair} {record.metric} recorded twice with different values "

@@ -8,7 +8,7 @@ Where a metric's facts come from, first match wins:
 
 1. `register_metric(name, ...)`: an explicit declaration (a conftest, a plugin of the user's own).
 2. The built-in names the reference suites record (`roc_auc`, `gaze_error_cm`, `fps`, …).
-3. A unit suffix (`_ms`, `_mj`, `_mw`, `_kb`, …): the unit and family are what the suffix says; a cost
+3. A unit suffix (`_ms`, `_mj`, `_mw`, `_kib`, `_kb`, …): the unit and family are what the suffix says; a cost
    (time, energy, power, memory, operations) is lower-is-better by definition of a cost.
 4. Anything else (`top1`, `map50`) is a unitless task metric of the accuracy family whose direction is
    *unknown*: it comes from its budget (`min` only ⇒ higher is better, `max` only ⇒ lower is better,
@@ -81,6 +81,7 @@ _SUFFIXES: tuple[tuple[str, str, Family, Direction | None], ...] = (
     ("_uj", "µJ", Family.ENERGY, Direction.LOWER),
     ("_mw", "mW", Family.POWER, Direction.LOWER),
     ("_fps", "fps", Family.THROUGHPUT, Direction.HIGHER),
+    ("_kib", "KiB", Family.FOOTPRINT, Direction.LOWER),  # 1024 bytes: what device flash and RAM are sized in
     ("_kb", "KB", Family.FOOTPRINT, Direction.LOWER),
     ("_bytes", "B", Family.FOOTPRINT, Direction.LOWER),
     ("_macs", "MAC", Family.FOOTPRINT, Direction.LOWER),
@@ -121,9 +122,20 @@ BUILT_IN_METRICS: tuple[str, ...] = (
     "inference_ms", "end_to_end_ms", "readout_ms", "retrieval_ms", "trace_inference_ms", "fps",
     "inference_mj", "end_to_end_mj", "inference_mw", "end_to_end_mw",
     "roc_auc", "binary_accuracy", "chase_roc_auc", "chase_binary_accuracy",
-    "gaze_error_cm", "quantization_loss_cm", "quantization_gap_cm", "model_kb", "peak_activation_kb", "parameters", "macs",
+    "gaze_error_cm", "quantization_loss_cm", "quantization_gap_cm", "model_kib", "peak_activation_kib", "parameters", "macs",
     "base_fps", "head_fps", "base_binary_accuracy", "head_quality_ratio", "head_extra_params", "head_fps_ratio",
 )
+
+# Old name -> new name of built-in metrics that were renamed. The footprint suite divided bytes by 1024
+# and called the result `model_kb` in "KB"; the figure is KiB and the names now say so. A budget table or
+# a baseline results file with an old name is read under the new one (the numbers are the same KiB).
+RENAMED_METRICS: dict[str, str] = {"model_kb": "model_kib", "peak_activation_kb": "peak_activation_kib"}
+
+
+def current_name(metric: str) -> str:
+    """`metric`'s name today: the new name of a renamed built-in metric, else `metric` itself."""
+    return RENAMED_METRICS.get(metric, metric)
+
 
 _registered: dict[str, MetricSpec] = {}
 
