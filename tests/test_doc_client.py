@@ -29,7 +29,7 @@ COBS_EXAMPLES = [
     (b"\x00", b"\x01\x01"), (b"\x00\x00", b"\x01\x01\x01"), (b"\x00\x11\x00", b"\x01\x02\x11\x01"),
     (b"\x11\x22\x00\x33", b"\x03\x11\x22\x02\x33"), (b"\x11\x22\x33\x44", b"\x05\x11\x22\x33\x44"),
     (b"\x11\x00\x00\x00", b"\x02\x11\x01\x01\x01"), (bytes(range(1, 255)), b"\xff" + bytes(range(1, 255))),
-    (bytes(range(0, 255)), b"\x01\xff" + bytes(range(1, 255))),
+    (bytes(range(255)), b"\x01\xff" + bytes(range(1, 255))),
     (bytes(range(1, 256)), b"\xff" + bytes(range(1, 255)) + b"\x02\xff"),
     (bytes(range(2, 256)) + b"\x00", b"\xff" + bytes(range(2, 256)) + b"\x01\x01"),
     (bytes(range(3, 256)) + b"\x00\x01", b"\xfe" + bytes(range(3, 256)) + b"\x02\x01"),
@@ -74,6 +74,7 @@ def test_the_twin_answers_a_client_built_from_the_document(twin: tuple[DeviceTwi
     assert len(timings) == 3 and timings[0][0] == 0.0
     # The host's codec reads the very bytes the same way, and encodes the document client's requests alike.
     (frame,) = FrameDecoder().feed(client.received[-1])
+    assert isinstance(frame, p.Frame)
     result = frame.message()
     assert isinstance(result, p.Result)
     assert [tuple(vars(t).values()) for t in result.timings] == [tuple(t) for t in timings]

@@ -67,6 +67,26 @@ def check_timings(timings: Sequence[StageTiming], count: int, *, device: str, po
                 "to back, so the firmware's trigger timestamps are wrong (timer wrap?). The value was not "
                 "recorded; check the firmware's stage timer.")
         previous_start = timing.start_us
+    _check_pulses_apart(timings, device=device, port=port, command=command)
+
+
+def _check_pulses_apart(timings: Sequence[StageTiming], *, device: str, port: str, command: str) -> None:
+    """One trigger line is high from `start_us` for `inference_us` (docs/protocol.md, RESULT): the next
+    inference cannot rise before it falls. Stamps on a timer of tick T may each be a tick off, so an overlap
+    up to two ticks (the step every value is a multiple of) is the timer's, not the firmware's; more is
+    refused (InvalidPayload): per-inference stamps (every `start_us` 0) would put every energy window over
+    the first inference."""
+    slack_us = 2 * _tick_us(timings) + 1e-6  # + 1 ps: the float sums of a twin's exact stamps
+    for index in range(1, len(timings)):
+        before, timing = timings[index - 1], timings[index]
+        fall_us = before.start_us + before.inference_us
+        if timing.start_us + slack_us < fall_us:
+            raise InvalidPayload(
+                f"device {device!r} on {port}: {command} reply, inference {index + 1} of {len(timings)} starts "
+                f"(trigger rises) at {timing.start_us!r} µs, while inference {index}'s pulse is still high (it "
+                f"rose at {before.start_us!r} µs and falls at {fall_us!r} µs): one trigger line cannot do that. "
+                "`start_us` counts from the RUN's first trigger edge, not from each inference's own start. "
+                "The value was not recorded; fix the firmware's stamps (docs/protocol.md, RESULT), then rerun.")
 
 
 def _tick_us(timings: Sequence[StageTiming]) -> float:
