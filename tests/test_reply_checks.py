@@ -111,6 +111,36 @@ def test_trigger_pulses_that_overlap_are_refused_naming_both() -> None:
         client.run(1)  # one inference has no neighbour to overlap; the link is fine
 
 
+def inference_times(*inference_us: float) -> Callable[[p.Message], list[p.Message]]:
+    """Firmware whose RUN n reports these inference stage times, back to back on a 1 ms timer."""
+    def handler(message: p.Message) -> list[p.Message]:
+        if isinstance(message, p.Run):
+            timings = tuple(p.StageTiming(2000.0 * i, 1000.0, us, 0.0) for i, us in enumerate(inference_us))
+            return [p.Result(timings, (np.ones(2, np.int8),), bytes(32))]
+        return [p.Ack(message.msg_type)]
+    return handler
+
+
+def test_a_run_whose_every_inference_took_no_time_is_refused() -> None:
+    """A RESULT that says every inference of the RUN took 0 µs: nothing ran (the firmware answered without
+    invoking the model), or its timer cannot resolve one inference. A 0 µs latency would pass any budget."""
+    with (serve_pty(inference_times(0.0, 0.0, 0.0), name="fw0") as endpoint,
+          DeviceClient(endpoint.port, name="cm4-1", timeout_s=5) as client):
+        with pytest.raises(InvalidPayload) as caught:
+            client.run(3)
+        message = str(caught.value)
+        assert "'cm4-1'" in message and endpoint.port in message and "inference_us" in message
+        assert "all 3" in message and "not recorded" in message and "timer" in message
+
+
+def test_a_coarse_timer_s_zero_among_ticks_is_a_measurement() -> None:
+    """A 1 ms timer reads a 0.4 ms inference as 0 or 1000 µs: a mean over many is right, so zeros among
+    ticks pass (docs/protocol.md: every value finite and >= 0)."""
+    with (serve_pty(inference_times(0.0, 1000.0, 0.0), name="fw0") as endpoint,
+          DeviceClient(endpoint.port, name="cm4-1", timeout_s=5) as client):
+        assert [t.inference_us for t in client.run(3).timings] == [0.0, 1000.0, 0.0]
+
+
 # -- a raw responder: hand-made reply frames the package's encoder would refuse to build ------------------
 @contextmanager
 def raw_responder(reply: Callable[[p.Frame], bytes]) -> Iterator[str]:

@@ -62,7 +62,7 @@ from pytest_edgehil.link.messages import (
     SelectModel,
     SetInput,
 )
-from pytest_edgehil.link.replies import check_result, check_within_round_trip
+from pytest_edgehil.link.replies import check_inferences_ran, check_result, check_within_round_trip
 from pytest_edgehil.link.run_wait import RunWait
 from pytest_edgehil.link.traffic_log import TrafficLog
 
@@ -206,6 +206,7 @@ class DeviceClient(DevicePort):
         result = self._expect(command, frame, Result)
         self._check_model(command, result.model_sha256)
         result = check_result(result, count, device=self.name, port=self.port, command=command)
+        check_inferences_ran(result.timings, device=self.name, port=self.port, command=command)
         if self._real_clock:
             check_within_round_trip(result.timings, round_trip_s, device=self.name, port=self.port,
                                     command=command)
