@@ -203,7 +203,7 @@ def test_twin_answers_a_zero_dim_huge_header_with_an_error_and_keeps_serving() -
         port = serial.serial_for_url(twin.port, timeout=2)
         try:
             port.write(request.encode())
-            decoder, frames = p.FrameDecoder(), []
+            decoder, frames = p.FrameDecoder(), list[p.Frame]()
             while not frames:
                 chunk = port.read(1)
                 assert chunk, "the twin went silent: its serving thread died"
