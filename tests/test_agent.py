@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,6 +158,38 @@ def test_a_second_host_is_refused_while_one_is_connected(agent, token_file):
         first.hello()
         with pytest.raises(AuthRefused, match="busy"):
             DeviceClient(agent.url, name="b", handshake=agent_handshake(token, timeout_s=10, name="b")).open()
+
+
+def _agent_side_timers(port: int) -> list[tuple[int, int]]:
+    """(timer_active, remaining 1/100 s) of each established TCP socket whose local port is `port`, read from
+    /proc/net/tcp (the kernel's proc_net_tcp.txt: timer 2 is a keepalive or delayed-ACK timer)."""
+    timers = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, timer = fields[1], fields[3], fields[5]
+        if int(local.split(":")[1], 16) == port and state == "01":
+            active, when = timer.split(":")
+            timers.append((int(active, 16), int(when, 16)))
+    return timers
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the kernel's TCP timers from /proc/net/tcp")
+def test_the_agent_probes_a_silent_host_so_a_dead_one_does_not_hold_the_board(agent, token_file):
+    """A host that vanishes without closing (powered off, its network gone) sends no FIN: an agent blocked
+    in recv would hold the board 'busy' for every later host until restarted. TCP keepalive on the host's
+    connection finds such a peer: its timer must run on the agent's side of an idle connection, due within
+    a minute (a delayed ACK, the other timer 2, is due within 0.2 s)."""
+    token = read_token(token_file, what="test")
+    with DeviceClient(agent.url, name="a", handshake=agent_handshake(token, timeout_s=10, name="a")) as host:
+        host.hello()
+        port = int(agent.url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            timers = _agent_side_timers(port)
+            if timers and all(active == 2 and 100 <= when <= 6000 for active, when in timers):
+                break
+            time.sleep(0.05)
+        assert timers and all(active == 2 and 100 <= when <= 6000 for active, when in timers), timers
 
 
 def test_a_port_where_no_agent_answers_times_out_naming_it():

@@ -88,7 +88,9 @@ def test_silent_device_times_out_naming_port_baud_command_and_fix():
 
 
 def test_noise_without_frames_times_out_suggesting_a_baud_mismatch():
-    noise = bytes(range(0x41, 0x61)) * 2  # no 0x00: never a frame delimiter
+    # What a wrong baud rate makes of bytes: no text (readable lines are a console or banner, named as such), and
+    # no 0x00, so never a frame delimiter.
+    noise = bytes(range(0x81, 0xA1)) * 2
     with (raw_noise_device(noise) as port, DeviceClient(port, name="cam0", timeout_s=0.3, retries=0) as client,
           pytest.raises(DeviceTimeout) as excinfo):
         client.hello()

@@ -56,7 +56,8 @@ class LiteRTFirmware:
             self.inputs[message.index] = message.tensor
             return [p.Ack(message.msg_type)]
         if isinstance(message, p.Run):
-            return [p.Result((timing,) * message.count, self._infer([]), self.sha)]
+            timings = tuple(p.StageTiming(10.0 * i, 1.0, 2.0, 3.0) for i in range(message.count))
+            return [p.Result(timings, self._infer([]), self.sha)]
         if isinstance(message, p.Eval):
             return [p.Result((timing,), self._infer(list(message.inputs)), self.sha)]
         if isinstance(message, p.EvalBatch):
@@ -126,3 +127,28 @@ def test_outputs_the_model_has_pass_and_equal_litert_s(tinytracker, mode):
     runner, spec = ModelRunner(tinytracker.data), tinytracker.info.outputs[0]
     expected = np.stack([spec.dequantize(runner.run_raw([to_model_input(tinytracker, x)])[0]) for x in images])
     np.testing.assert_array_equal(got, expected)
+
+
+def _with_non_finite(value: float) -> Callable[[Outputs, int], Outputs]:
+    def mutate(outputs: Outputs, n: int) -> Outputs:
+        if n != 3:
+            return outputs
+        bad = outputs[0].copy()
+        bad.flat[1] = value
+        return (bad, *outputs[1:])
+    return mutate
+
+
+@pytest.mark.parametrize("mode", ["run", "eval", "batch"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_a_float_output_that_is_nan_or_infinite_is_refused_naming_the_device(mode, value):
+    """A float model's output holding NaN or ±inf (a firmware fault: an uninitialised buffer, a division by a
+    zero scale) is no score: refused at the link, naming the device, the port, the image and the value,
+    not left for a metric to refuse without saying which board sent it."""
+    model = ModelCatalog(MODELS).get("tinytracker_float")
+    assert model.info.outputs[0].dtype == np.float32
+    with pytest.raises(InvalidPayload) as refused:
+        _outputs(model, mode, _with_non_finite(value), _images(model))
+    text = str(refused.value)
+    assert "'lite-board' on /dev/" in text and "tinytracker_float" in text and "output 0" in text
+    assert repr(float(value)) in text and "1 of 2" in text  # the value, and how many of the output's elements

@@ -73,9 +73,12 @@ def test_the_issue_s_negative_inference_reads_as_milliseconds_too() -> None:
 
 
 def test_trigger_offsets_running_backwards_are_refused() -> None:
-    with serve_pty(result_with(start_us=0.0), name="fw0") as endpoint, \
+    def coarse(message: p.Message) -> list[p.Message]:  # a 1 ms timer: 230 µs reads 1000 or 0
+        tick = p.StageTiming(start_us=0.0, readout_us=18000.0, inference_us=1000.0, retrieval_us=0.0)
+        return [p.Result((tick, tick), (np.ones(1, np.int8),), bytes(32))]
+    with serve_pty(coarse, name="fw0") as endpoint, \
             DeviceClient(endpoint.port, name="dut", timeout_s=5) as client:
-        client.run(2)  # equal offsets are fine (a device timer with coarse resolution)
+        client.run(2)  # equal offsets are fine from a timer as coarse as the run
     def backwards(message: p.Message) -> list[p.Message]:
         late = p.StageTiming(**{**GOOD.__dict__, "start_us": 500.0})
         return [p.Result((late, GOOD), (np.ones(1, np.int8),), bytes(32))]
@@ -83,6 +86,59 @@ def test_trigger_offsets_running_backwards_are_refused() -> None:
           DeviceClient(endpoint.port, name="dut", timeout_s=5) as client,
           pytest.raises(InvalidPayload, match=r"inference 2 of 2 starts at 0\.0 µs, before the previous")):
         client.run(2)
+
+
+def per_inference_stamps(message: p.Message) -> list[p.Message]:
+    """Firmware that stamps each inference from its own start, not from the RUN's first trigger edge."""
+    if isinstance(message, p.Run):
+        timings = tuple(p.StageTiming(0.0, 17900.0 + i, 230.0 + i, 240.0) for i in range(message.count))
+        return [p.Result(timings, (np.ones(2, np.int8),), bytes(32))]
+    return [p.Ack(message.msg_type)]
+
+
+def test_trigger_pulses_that_overlap_are_refused_naming_both() -> None:
+    """docs/protocol.md: one trigger line is high from `start_us` for `inference_us`; it cannot rise again
+    while high. Three inferences all stamped at 0 µs (each timed from its own start) put three 230 µs pulses on
+    one instant: the host would place every energy window over the first inference."""
+    with (serve_pty(per_inference_stamps, name="fw0") as endpoint,
+          DeviceClient(endpoint.port, name="coral0", timeout_s=5) as client):
+        with pytest.raises(InvalidPayload) as caught:
+            client.run(3)
+        message = str(caught.value)
+        assert "'coral0'" in message and endpoint.port in message and "inference 2 of 3" in message
+        assert "0.0 µs" in message and "230.0 µs" in message  # its rise, and the previous pulse's fall
+        assert "RUN's first trigger" in message and "not recorded" in message
+        client.run(1)  # one inference has no neighbour to overlap; the link is fine
+
+
+def inference_times(*inference_us: float) -> Callable[[p.Message], list[p.Message]]:
+    """Firmware whose RUN n reports these inference stage times, back to back on a 1 ms timer."""
+    def handler(message: p.Message) -> list[p.Message]:
+        if isinstance(message, p.Run):
+            timings = tuple(p.StageTiming(2000.0 * i, 1000.0, us, 0.0) for i, us in enumerate(inference_us))
+            return [p.Result(timings, (np.ones(2, np.int8),), bytes(32))]
+        return [p.Ack(message.msg_type)]
+    return handler
+
+
+def test_a_run_whose_every_inference_took_no_time_is_refused() -> None:
+    """A RESULT that says every inference of the RUN took 0 µs: nothing ran (the firmware answered without
+    invoking the model), or its timer cannot resolve one inference. A 0 µs latency would pass any budget."""
+    with (serve_pty(inference_times(0.0, 0.0, 0.0), name="fw0") as endpoint,
+          DeviceClient(endpoint.port, name="cm4-1", timeout_s=5) as client):
+        with pytest.raises(InvalidPayload) as caught:
+            client.run(3)
+        message = str(caught.value)
+        assert "'cm4-1'" in message and endpoint.port in message and "inference_us" in message
+        assert "all 3" in message and "not recorded" in message and "timer" in message
+
+
+def test_a_coarse_timer_s_zero_among_ticks_is_a_measurement() -> None:
+    """A 1 ms timer reads a 0.4 ms inference as 0 or 1000 µs: a mean over many is right, so zeros among
+    ticks pass (docs/protocol.md: every value finite and >= 0)."""
+    with (serve_pty(inference_times(0.0, 1000.0, 0.0), name="fw0") as endpoint,
+          DeviceClient(endpoint.port, name="cm4-1", timeout_s=5) as client):
+        assert [t.inference_us for t in client.run(3).timings] == [0.0, 1000.0, 0.0]
 
 
 # -- a raw responder: hand-made reply frames the package's encoder would refuse to build ------------------
@@ -147,7 +203,7 @@ def test_twin_answers_a_zero_dim_huge_header_with_an_error_and_keeps_serving() -
         port = serial.serial_for_url(twin.port, timeout=2)
         try:
             port.write(request.encode())
-            decoder, frames = p.FrameDecoder(), []
+            decoder, frames = p.FrameDecoder(), list[p.Frame]()
             while not frames:
                 chunk = port.read(1)
                 assert chunk, "the twin went silent: its serving thread died"

@@ -41,16 +41,20 @@ def kpi_ms(kpi: bytes | bytearray | Sequence[int] | tuple[float, float]) -> tupl
 
 def kpi_timings(kpis: Sequence[bytes | Sequence[int] | tuple[float, float] | None]) -> tuple[StageTiming, ...]:
     """One StageTiming per frame (µs): readout = DSP runtime, inference = DNN runtime, retrieval = 0;
-    `start_us` back to back (the sensor's frame instants are not in the KPI). ProtocolError on a bad KPI
+    frames laid back to back as docs/protocol.md places stages (each DSP before its own DNN; the sensor's
+    frame instants are not in the KPI). ProtocolError on a bad KPI
     or a frame without one (None: the network was not ready for that frame)."""
     timings: list[StageTiming] = []
-    start_us = 0.0
+    fall_us = 0.0  # where the previous frame's DNN ended; its DSP (readout) follows, then the rise
     for i, kpi in enumerate(kpis):
         if kpi is None:
             raise ProtocolError(f"IMX500 frame {i} carries no CnnKpiInfo: the network firmware was still loading "
                                 "or the frame dropped its tensor; discard frames until get_kpi_info() returns a pair")
         dnn_ms, dsp_ms = kpi_ms(kpi)
+        # docs/protocol.md: a readout ends at its own rise, so each frame rises its own DSP time after the
+        # previous DNN ends (the first at 0: its readout lies before the first trigger).
+        start_us = fall_us + dsp_ms * 1e3 if timings else 0.0
         timings.append(StageTiming(start_us=start_us, readout_us=dsp_ms * 1e3, inference_us=dnn_ms * 1e3,
                                    retrieval_us=0.0))
-        start_us += (dnn_ms + dsp_ms) * 1e3
+        fall_us = start_us + dnn_ms * 1e3
     return tuple(timings)

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("pytest_edgehil.agent")
 DEFAULT_PORT = 4000
 AUTH_TIMEOUT_S = 10.0  # a peer that does not finish the handshake in this time is dropped
+# TCP keepalive on a host's connection: after this long silent, probe every KEEPALIVE_INTERVAL_S, and drop it
+# after KEEPALIVE_PROBES unanswered (25 s in all). A host that vanished without closing (powered off, its
+# network gone) sends no FIN; without probes the agent waits in recv for ever and refuses every later host
+# as "busy". A live host's kernel answers the probes, however long the host itself is idle.
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES = 10, 5, 3
 # Requests whose replies `_frames` keeps for retransmissions: the last one. A backend offering EVAL must
 # not let the host keep more in flight than this (HELLO `pipeline=N`, N <= REPLY_CACHE): after a corrupt
 # reply the host resends every request still waiting, and one whose reply is no longer cached would run
@@ -98,6 +103,7 @@ class AgentServer:
                 return
             try:
                 self.sessions += 1
+                _keep_alive(conn)
                 conn.sendall(ok_line)
                 conn.settimeout(None)
                 self._frames(conn, peer)
@@ -170,6 +176,17 @@ class AgentServer:
         except Exception as exc:  # an agent answers INTERNAL rather than dropping the host
             log.exception("edgehil agent: backend failed on %s", type(message).__name__)
             return p.Error(p.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+
+def _keep_alive(conn: socket.socket) -> None:
+    """Probe the host's side of `conn` when it falls silent (KEEPALIVE_*); the timing options where the
+    platform has them (Linux, macOS name the idle one TCP_KEEPALIVE), else the system's defaults."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    idle = getattr(socket, "TCP_KEEPIDLE", getattr(socket, "TCP_KEEPALIVE", None))
+    for option, value in ((idle, KEEPALIVE_IDLE_S), (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL_S),
+                          (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_PROBES)):
+        if option is not None:
+            conn.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def _read_line(conn: socket.socket) -> str:

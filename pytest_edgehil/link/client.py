@@ -62,7 +62,7 @@ from pytest_edgehil.link.messages import (
     SelectModel,
     SetInput,
 )
-from pytest_edgehil.link.replies import check_result, check_within_round_trip
+from pytest_edgehil.link.replies import check_inferences_ran, check_result, check_within_round_trip
 from pytest_edgehil.link.run_wait import RunWait
 from pytest_edgehil.link.traffic_log import TrafficLog
 
@@ -117,6 +117,9 @@ class DeviceClient(DevicePort):
         # Whether RUN timings are on a real clock, bounded by the round trip (docs/protocol.md, RESULT): set
         # by a HELLO without the twins' `simulated` capability (a twin's timings are simulated, not slept).
         self._real_clock = False
+        # Whether the device acknowledged `_expected_model` as active (LOAD_END or SELECT_MODEL ACKed), so that
+        # a later NO_MODEL means it lost it (a reset), not that it never took it.
+        self._model_acked = False
 
     # -- state ------------------------------------------------------------------------------------------
     @property
@@ -150,11 +153,13 @@ class DeviceClient(DevicePort):
         # RUN must then be refused rather than measure it.
         self._expected_model = digest
         self._model_names[digest] = name
+        self._model_acked = False
         self.run_wait.forget()
         self._ack("load_model (LOAD_BEGIN)", LoadBegin(len(data), digest, name))
         for offset in range(0, len(data), chunk_size):
             self._ack(f"load_model (LOAD_CHUNK at {offset})", LoadChunk(offset, data[offset:offset + chunk_size]))
         self._ack("load_model (LOAD_END)", LoadEnd(digest))
+        self._model_acked = True
         return digest.hex()
 
     def select_model(self, sha256_hex: str) -> None:
@@ -166,8 +171,10 @@ class DeviceClient(DevicePort):
         if len(digest) != 32:
             raise ConfigError(f"select_model: {sha256_hex!r} is not a SHA-256 hex digest (64 hex characters)")
         self._expected_model = digest  # even if refused: the old model is not what the host asked for
+        self._model_acked = False
         self.run_wait.forget()
         self._ack("select_model", SelectModel(digest))
+        self._model_acked = True
 
     def set_input(self, index: int, tensor: np.ndarray) -> None:
         self._ack(f"set_input({index})", SetInput(index, np.asarray(tensor)))
@@ -199,6 +206,7 @@ class DeviceClient(DevicePort):
         result = self._expect(command, frame, Result)
         self._check_model(command, result.model_sha256)
         result = check_result(result, count, device=self.name, port=self.port, command=command)
+        check_inferences_ran(result.timings, device=self.name, port=self.port, command=command)
         if self._real_clock:
             check_within_round_trip(result.timings, round_trip_s, device=self.name, port=self.port,
                                     command=command)
@@ -213,6 +221,7 @@ class DeviceClient(DevicePort):
 
     def reset(self) -> None:
         self.run_wait.forget()
+        self._model_acked = False  # RESET drops the active model: NO_MODEL is then the answer
         self._ack("reset", Reset())
 
     def _check_model(self, command: str, found: bytes) -> None:
@@ -250,6 +259,12 @@ class DeviceClient(DevicePort):
                             f"{exc}") from exc
         if isinstance(message, Error):
             hint = ERROR_HINTS.get(message.code, "see the device's text")
+            if message.code == ErrorCode.NO_MODEL and self._model_acked and self._expected_model is not None:
+                hint = (f"it had acknowledged {self._model_names.get(self._expected_model, 'the model')!r} "
+                        f"(SHA-256 {self._expected_model.hex()[:16]}…) as active, so it lost it since: the board "
+                        "reset (watchdog, brown-out, its reset button, or another program on the port) and its "
+                        "RAM, inputs included, is gone. Select the model again and resend the inputs (the plugin "
+                        "re-selects it before each test), then rerun")
             raise DeviceRejected(f"device {self.name!r} on {self.port} rejected {command}: {message.code_name}: "
                                  f"{message.text} ({hint})", code=int(message.code))
         if not isinstance(message, cls):

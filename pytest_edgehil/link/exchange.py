@@ -49,6 +49,7 @@ class Exchange:
         self.started_s = time.monotonic()  # when the wait for the reply starts (pipelining moves it)
         self.bytes_received = 0
         self.preview = bytearray()
+        self.tail = bytearray()  # the last TAIL_BYTES received: a boot banner after half a reply ends here
         self.corrupt = 0
         self.stale = 0
         self.stale_seqs: list[int] = []  # the first few, for the error message
@@ -108,6 +109,7 @@ class Exchange:
                 data = c._read_some(min(deadline, resend_at) if self.sent < self.attempts else deadline)
                 self.bytes_received += len(data)
                 self.preview += data[:PREVIEW_BYTES - len(self.preview)]
+                self.tail = (self.tail + data)[-TAIL_BYTES:]
                 items = c._decoder.feed(data) if data else []
                 if data and stream_s and c._decoder.pending_bytes:  # a frame still arriving
                     later = min(time.monotonic() + self.slice_s, latest)
@@ -209,6 +211,12 @@ class Exchange:
         elif self.kept:
             fix = (f"The device answered {self.kept} later requests in flight but not this one: it hung in this "
                    "request, or lost it and every retransmission; reset the device.")
+        elif (text := line_text(self.preview, self.tail)) is not None and not self.stale:
+            # Readable lines are printed at the right rate: a wrong one garbles them (bench-facts).
+            fix = (f"The line carries text ({text!r}), printed at the right baud rate: a boot banner (the board "
+                   f"reset during {self.command}; what it held in RAM, its active model and inputs, is gone) or a "
+                   "console or log on the protocol UART. Reset the board and rerun; if it persists, move the "
+                   "firmware's console off this port.")
         elif self.corrupt and not self.stale:
             fix = (f"Bytes arrived but never a valid frame: suspect a baud rate mismatch (host uses "
                    f"{c.baudrate}) or firmware that does not speak this protocol.")
@@ -224,3 +232,25 @@ class Exchange:
         return DeviceTimeout(
             f"device {c.name!r} on {c.port} at {c.baudrate} baud did not answer {self.command} (seq "
             f"{self.frame.seq}) within {waited} ({self.sent} transmissions); {got}. {fix}")
+
+
+# Fewer readable bytes than this can be garbage by chance (each byte printable with p = 0.38).
+TEXT_MIN_BYTES = 8
+TAIL_BYTES = 64
+TAIL_TEXT_MIN_BYTES = 16  # a printable run ending the bytes received: 0.38^16 ≈ 2e-7 for garbage
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+
+
+def line_text(received: bytes | bytearray, tail: bytes | bytearray = b"") -> str | None:
+    """The text on the line, frame delimiters aside: `received` (the first bytes) when it is all printable
+    ASCII and CR/LF/tab, at least TEXT_MIN_BYTES of it (eight random bytes pass with p = 0.38^8 ≈ 4e-4), else
+    the printable run that ends `tail` (the last bytes) when it is at least TAIL_TEXT_MIN_BYTES long (a board
+    that reset while writing a reply: half a frame, then its banner); else None."""
+    data = bytes(received).replace(b"\x00", b"")
+    if len(data) >= TEXT_MIN_BYTES and set(data) <= _TEXT_BYTES:
+        return data.decode("ascii")
+    last = bytes(tail).replace(b"\x00", b"")
+    start = len(last)
+    while start > 0 and last[start - 1] in _TEXT_BYTES:
+        start -= 1
+    return last[start:].decode("ascii") if len(last) - start >= TAIL_TEXT_MIN_BYTES else None

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pytest_edgehil.errors import InvalidPayload
 from pytest_edgehil.link.messages import Result, StageTiming
 
-__all__ = ["ROUND_TRIP_CLOCK_TOLERANCE", "STAGE_FIELDS", "check_result", "check_timings", "check_within_round_trip"]
+__all__ = ["ROUND_TRIP_CLOCK_TOLERANCE", "STAGE_FIELDS", "check_inferences_ran", "check_result", "check_timings",
+           "check_within_round_trip"]
 
 # How much faster than the host's clock a board's timer may run (an RC oscillator is within 1 %), and the
 # least slack for the host's own clock and scheduling: below these a RESULT's span cannot exceed its round trip.
@@ -67,6 +68,39 @@ def check_timings(timings: Sequence[StageTiming], count: int, *, device: str, po
                 "to back, so the firmware's trigger timestamps are wrong (timer wrap?). The value was not "
                 "recorded; check the firmware's stage timer.")
         previous_start = timing.start_us
+    _check_pulses_apart(timings, device=device, port=port, command=command)
+
+
+def _check_pulses_apart(timings: Sequence[StageTiming], *, device: str, port: str, command: str) -> None:
+    """One trigger line is high from `start_us` for `inference_us` (docs/protocol.md, RESULT): the next
+    inference cannot rise before it falls. Stamps on a timer of tick T may each be a tick off, so an overlap
+    up to two ticks (the step every value is a multiple of) is the timer's, not the firmware's; more is
+    refused (InvalidPayload): per-inference stamps (every `start_us` 0) would put every energy window over
+    the first inference."""
+    slack_us = 2 * _tick_us(timings) + 1e-6  # + 1 ps: the float sums of a twin's exact stamps
+    for index in range(1, len(timings)):
+        before, timing = timings[index - 1], timings[index]
+        fall_us = before.start_us + before.inference_us
+        if timing.start_us + slack_us < fall_us:
+            raise InvalidPayload(
+                f"device {device!r} on {port}: {command} reply, inference {index + 1} of {len(timings)} starts "
+                f"(trigger rises) at {timing.start_us!r} µs, while inference {index}'s pulse is still high (it "
+                f"rose at {before.start_us!r} µs and falls at {fall_us!r} µs): one trigger line cannot do that. "
+                "`start_us` counts from the RUN's first trigger edge, not from each inference's own start. "
+                "The value was not recorded; fix the firmware's stamps (docs/protocol.md, RESULT), then rerun.")
+
+
+def check_inferences_ran(timings: Sequence[StageTiming], *, device: str, port: str, command: str) -> None:
+    """A RUN's latency figures need an inference stage: when every `inference_us` is 0, nothing ran (firmware
+    that answers without invoking the model) or the timer cannot resolve one inference, and 0 µs would pass
+    any latency budget. InvalidPayload then. Zeros among non-zero ticks are a coarse timer's honest reading
+    (their mean is right), and pass. Checked on RUN only: EVAL's outputs are what an evaluation takes."""
+    if timings and all(t.inference_us == 0.0 for t in timings):
+        raise InvalidPayload(
+            f"device {device!r} on {port}: {command} reply says all {len(timings)} inferences took inference_us = "
+            "0.0 µs: either nothing ran (the firmware answered without invoking the model) or its stage timer "
+            "cannot resolve one inference. The value was not recorded, since 0 µs would pass any latency budget. "
+            "Check that the firmware runs the model on RUN and times it with a µs (or finer) timer, then rerun.")
 
 
 def _tick_us(timings: Sequence[StageTiming]) -> float:

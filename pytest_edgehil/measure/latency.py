@@ -128,8 +128,8 @@ def _uint8_table(spec: TensorSpec, lo: float, hi: float) -> tuple[np.ndarray, in
 
 def check_outputs(dut: DeviceUnderTest, model: CatalogModel, result: Result, what: str) -> Result:
     """`result` (of one inference of `model`, `what` names it: "run(1)", "image 7") if its outputs are the
-    model's: as many, each of its output spec's dtype and shape. InvalidPayload naming the device, port,
-    output, what came and what the model has otherwise.
+    model's: as many, each of its output spec's dtype and shape, float ones finite. InvalidPayload naming the
+    device, port, output, what came and what the model has otherwise.
 
     Why: a CRC proves the bytes arrived as sent, not that the firmware packed the model's outputs. An int8
     output labelled uint8 dequantizes 256 x scale off wherever it is negative; a dropped element shifts
@@ -145,6 +145,14 @@ def check_outputs(dut: DeviceUnderTest, model: CatalogModel, result: Result, wha
             if raw.dtype != spec.dtype or tuple(raw.shape) != tuple(spec.shape):
                 problem = (f"output {index} is {raw.dtype.name}{list(raw.shape)}; the model's output {index} "
                            f"({spec.name!r}) is {np.dtype(spec.dtype).name}{list(spec.shape)}")
+                break
+            if raw.dtype.kind == "f" and not np.all(finite := np.isfinite(raw)):
+                # No score: a firmware fault (an unset buffer, a zero scale); a metric would refuse it too,
+                # without naming the board that sent it.
+                first = raw.flat[int(np.argmin(finite.ravel()))]
+                problem = (f"output {index} ({spec.name!r}) holding {int(raw.size - finite.sum())} of {raw.size} "
+                           f"elements NaN or infinite (first: {float(first)!r}); compare with the model on the "
+                           "host (LiteRT) on the same input")
                 break
     if problem:
         raise InvalidPayload(
