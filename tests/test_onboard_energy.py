@@ -151,7 +151,7 @@ def test_a_power_only_rail_integrated_by_the_trapezoid_rule_is_within_its_stated
 
 def test_per_inference_energy_is_refused_with_the_reason(board):
     measurement = measure_onboard_energy(board.dut(), PLAN)
-    with pytest.raises(CannotResolve, match=r"on-board counter intel-rapl:0:package-0 updates every 1(\.\d+)? ms.*"
+    with pytest.raises(CannotResolve, match=r"on-board counter intel-rapl:0:package-0 updates every \d+(\.\d+)? ms.*"
                                              r"per-inference and per-stage energy need a digitizing analyzer"):
         _ = measurement.inference_j
     assert np.isfinite(measurement.end_to_end_j).all() and measurement.end_to_end_power_w[0] > IDLE_W
@@ -189,7 +189,7 @@ def test_the_energy_suite_runs_on_the_agent_end_to_end_only(board, edgehil_proje
                                        "-rs")
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(["*qsegment-agent*energy*end_to_end_mj*mJ*HW*",
-                                 "*SKIPPED*on-board counter intel-rapl:0:package-0 updates every 1*ms*"])
+                                 "*SKIPPED*on-board counter intel-rapl:0:package-0 updates every *ms*"])
 
 
 class PreemptedReader:
