@@ -303,7 +303,7 @@ class Farm:
                 f"places than the farm at {self.address} has ({len(holders)}). Select fewer of them (--device), "
                 "add a place with these tags, or run them under pytest-xdist with --dist loadgroup, where each "
                 "worker reserves a place of its own (docs/lab-farm.md)")
-        token = self._call(self._reserve(wanted), "create a reservation")
+        token = self._create_reservation(wanted)
         place: str | None = None
         acquired: str | None = None  # set once AcquirePlace succeeded: only then is the place ours to release
         asked: concurrent.futures.Future[None] | None = None  # AcquirePlace, once sent
@@ -343,6 +343,30 @@ class Farm:
                 acquired = self._granted(asked, place)
             self._give_back(acquired, token)
             raise
+
+    def _create_reservation(self, wanted: dict[str, str]) -> str:
+        """The token of a new reservation for `wanted`. On the way out of an interrupt (Ctrl-C, SIGTERM) or a
+        timeout while the request was in flight, a reservation the coordinator created meanwhile is cancelled:
+        kept, it would be allocated to a run that is gone, refusing the place to the next run for the 60 s it
+        takes to lapse. Raises as `_result`, or DeviceError naming the command when that cancel fails."""
+        asked = asyncio.run_coroutine_threadsafe(self._reserve(wanted), self._loop)
+        try:
+            return self._result(asked, "create a reservation", cancel=False)
+        except BaseException:
+            token = self._created(asked)
+            if token is not None:
+                self._give_back(None, token)
+            raise
+
+    @staticmethod
+    def _created(asked: concurrent.futures.Future[str]) -> str | None:
+        """The token of the CreateReservation request in `asked` once the coordinator answers it (bounded:
+        an interrupt or a timeout left that unknown); None when it was refused or is still unanswered (then
+        there is no token to cancel, and an unpolled reservation lapses at the coordinator after 60 s)."""
+        try:
+            return asked.result(RPC_TIMEOUT_S)
+        except BaseException:  # noqa: BLE001 - refused, unanswered or interrupted again: nothing to cancel
+            return None
 
     @staticmethod
     def _granted(asked: concurrent.futures.Future[None], place: str) -> str | None:

@@ -430,6 +430,27 @@ def test_a_run_cancelled_while_the_coordinator_grants_its_place_releases_it(rack
 
 
 @needs_farm
+def test_a_run_cancelled_while_the_coordinator_creates_its_reservation_cancels_it(rack, monkeypatch):
+    # SIGTERM/Ctrl-C lands between the coordinator creating the reservation and the run recording its token:
+    # the coordinator keeps it (allocated to the run's identity, refreshed by nobody) and the next run finds
+    # the place "reserved for" a run that is gone. The run must cancel it on the way out.
+    farm = rack.farm
+    created = farm._reserve
+
+    async def created_then_cancelled(wanted: dict[str, str]) -> str:
+        token = await created(wanted)
+        os.kill(os.getpid(), signal.SIGINT)  # the run is cancelled before the token is back
+        await asyncio.sleep(2)
+        return token
+
+    monkeypatch.setattr(farm, "_reserve", created_then_cancelled)
+    with pytest.raises(KeyboardInterrupt):
+        farm.acquire(CORAL_1)
+    monkeypatch.undo()
+    assert farm.reservations() == [] and rack.place_holder() == "free"
+
+
+@needs_farm
 def test_a_board_republished_on_a_new_port_by_its_exporter_is_found_again_through_the_place(rack):
     # An exporter that restarts (its host rebooted) or a USB-CDC board that re-enumerates gets a new ser2net
     # TCP port from labgrid's exporter: the run finds the board again where the place now says it is.
