@@ -212,7 +212,7 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
                     coordinator=lab_file.lab.coordinator)
     farm_devices = [name for name, dev in devices.items() if dev.in_farm]
     if farm_devices:  # labgrid is an optional extra: a lab that needs it says so at start-up, with the fix
-        from pytest_edgehil.farm import check_farm_lab
+        from pytest_edgehil.farm_places import check_farm_lab
 
         check_farm_lab(lab, farm_devices, f"lab file {path}")
     return lab
