@@ -12,8 +12,9 @@ the session's teardown) the place is released and the reservation cancelled.
 
 labgrid is an optional extra (`pytest-edgehil[labgrid]`), imported only here (`farm_places` checks that it
 is installed) and only when a lab names places. What a lab's farm device asks for and what its place gives
-it (filter, URL, wiring from tags) are in `farm_places`. Its client is asyncio; it runs on a private event loop in a daemon thread so the gRPC stream
-(place and resource updates, keepalives) lives while tests run, and this module's calls stay blocking.
+it (filter, URL, wiring from tags) are in `farm_places`. labgrid's client is asyncio; it runs on a private
+event loop in a daemon thread so the gRPC stream (place and resource updates, keepalives) lives while tests
+run, and this module's calls stay blocking.
 The labgrid identity is `HOST/USER` (labgrid's `LG_HOSTNAME`/`LG_USERNAME` override them; a CI job sets
 `LG_USERNAME` to name itself). A process killed with SIGKILL leaves its place acquired: the coordinator
 keeps acquisitions across disconnects, by design (docs/lab-farm.md gives the command that clears it).
