@@ -13,7 +13,6 @@ locked the same way. Twins are private to the process that starts them and take 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +23,7 @@ import serial
 from pytest_edgehil.bring_up import check_identity, power_board
 from pytest_edgehil.config.kinds import get_device_kind
 from pytest_edgehil.config.lab import DeviceConfig, LabConfig
+from pytest_edgehil.config.port_identity import port_identity
 from pytest_edgehil.device_under_test import DeviceUnderTest, resolve_port
 from pytest_edgehil.eembc_device import bring_up_eembc
 from pytest_edgehil.errors import (
@@ -367,15 +367,11 @@ class Bench:
 def device_lock(config: DeviceConfig, port: str, *, owner: str | None = None) -> ResourceLock:
     """The cross-process lock of a real board: named by its USB serial number when the lab gives one
     (stable across re-enumeration), else by the resolved port path, so two lab files naming one board
-    under different names still share one lock."""
-    identity = f"usb-{config.usb_serial}" if config.usb_serial else _port_identity(port)
+    under different names still share one lock (`port_identity`: a by-id link and its node, `localhost` and
+    `127.0.0.1`)."""
+    identity = f"usb-{config.usb_serial}" if config.usb_serial else port_identity(port)
     return ResourceLock(f"device {config.name!r} on {port}", lock_name("device", identity), busy_error=DeviceBusy,
                         owner=owner or default_owner())
-
-
-def _port_identity(port: str) -> str:
-    # /dev/serial/by-id/… links and /dev/ttyACM0 are one board: lock the device node they resolve to.
-    return os.path.realpath(port) if "://" not in port else port
 
 
 def _close_quietly(client: DeviceClient | None, twin: DeviceTwin | None, lock: ResourceLock | None = None) -> None:

@@ -10,9 +10,11 @@ carry the power wiring (`analyzer`, `analyzer_channel`, `supply_v`, `current_ran
 farm's configuration, not in every lab file. At session end (also after Ctrl-C: `Bench.close` runs in
 the session's teardown) the place is released and the reservation cancelled.
 
-labgrid is an optional extra (`pytest-edgehil[labgrid]`), imported only here and only when a lab names
-places. Its client is asyncio; it runs on a private event loop in a daemon thread so the gRPC stream
-(place and resource updates, keepalives) lives while tests run, and this module's calls stay blocking.
+labgrid is an optional extra (`pytest-edgehil[labgrid]`), imported only here (`farm_places` checks that it
+is installed) and only when a lab names places. What a lab's farm device asks for and what its place gives
+it (filter, URL, wiring from tags) are in `farm_places`. labgrid's client is asyncio; it runs on a private
+event loop in a daemon thread so the gRPC stream (place and resource updates, keepalives) lives while tests
+run, and this module's calls stay blocking.
 The labgrid identity is `HOST/USER` (labgrid's `LG_HOSTNAME`/`LG_USERNAME` override them; a CI job sets
 `LG_USERNAME` to name itself). A process killed with SIGKILL leaves its place acquired: the coordinator
 keeps acquisitions across disconnects, by design (docs/lab-farm.md gives the command that clears it).
@@ -22,116 +24,39 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from pytest_edgehil.config.lab import DeviceConfig, LabConfig
+from pytest_edgehil.config.lab import DeviceConfig
 from pytest_edgehil.errors import ConfigError, DeviceBusy, DeviceError
 
-INSTALL = "pip install 'pytest-edgehil[labgrid]'"
-COORDINATOR_ENV = "LG_COORDINATOR"  # labgrid's own variable for the coordinator address
-DEFAULT_PORT = 20408  # labgrid's default coordinator port
+# What a lab's farm device asks for and what its place gives it live in farm_places; importable from here,
+# where they were first (bench, device_under_test and users' code import them from pytest_edgehil.farm).
+from pytest_edgehil.farm_places import (
+    COORDINATOR_ENV,
+    DEFAULT_PORT,
+    INSTALL,
+    PlaceLease,
+    apply_place,
+    check_farm_lab,
+    coordinator_address,
+    describe_filter,
+    place_filter,
+    require_labgrid,
+    serial_url,
+)
+
+__all__ = ["COORDINATOR_ENV", "DEFAULT_PORT", "INSTALL", "Farm", "PlaceLease", "apply_place", "check_farm_lab",
+           "coordinator_address", "describe_filter", "place_filter", "require_labgrid", "serial_url"]
+
 POLL_S = 0.25  # how often a waiting reservation is polled (the coordinator refreshes it on each poll)
 PROGRESS_EVERY_S = 10.0  # how often a waiting bring-up says what it waits for
 RPC_TIMEOUT_S = 15.0  # one coordinator call; the coordinator answers in milliseconds on a LAN
 PORT_WAIT_S = 15.0  # the exporter starts ser2net when the place is acquired, then publishes its TCP port
 
 T = TypeVar("T")
-
-
-def require_labgrid(what: str) -> None:
-    """Raise ConfigError with the install command when labgrid's client cannot be imported."""
-    try:
-        import labgrid.remote.client  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(f"{what} names labgrid places, but labgrid is not installed ({exc}); install it with "
-                          f"{INSTALL} (docs/lab-farm.md)") from None
-
-
-def coordinator_address(lab: LabConfig) -> str:
-    """`[lab] coordinator`, else $LG_COORDINATOR, as "HOST:PORT" (default port 20408). Raises ConfigError."""
-    address = lab.coordinator or os.environ.get(COORDINATOR_ENV, "").strip()
-    if not address:
-        raise ConfigError(f"lab {lab.name!r} names labgrid places but no coordinator: set `coordinator = "
-                          f"\"HOST:PORT\"` in its [lab] table or the {COORDINATOR_ENV} environment variable")
-    return address if ":" in address.rsplit("]", 1)[-1] else f"{address}:{DEFAULT_PORT}"
-
-
-def check_farm_lab(lab: LabConfig, farm_devices: list[str], where: str) -> None:
-    """Start-up checks of a lab naming places: labgrid importable, a coordinator given. Raises ConfigError."""
-    require_labgrid(f"{where}: [devices.{farm_devices[0]}]" if len(farm_devices) == 1
-                    else f"{where}: devices {', '.join(farm_devices)}")
-    try:
-        coordinator_address(lab)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def place_filter(config: DeviceConfig) -> dict[str, str]:
-    """The reservation filter of a farm device: its tags, or labgrid's `name` filter for a named place."""
-    return {"name": config.place} if config.place is not None else dict(config.place_tags)
-
-
-def describe_filter(config: DeviceConfig) -> str:
-    return f"place {config.place!r}" if config.place is not None else \
-        "a place tagged " + ", ".join(f"{k}={v}" for k, v in config.place_tags)
-
-
-def serial_url(params: Mapping[str, Any], place: str) -> str:
-    """A pyserial URL for a NetworkSerialPort's parameters (host, port, protocol: rfc2217 or raw)."""
-    host, port, protocol = params.get("host"), params.get("port"), params.get("protocol") or "rfc2217"
-    if not host or not port:
-        raise DeviceError(f"place {place!r}: its NetworkSerialPort has no TCP port yet (host {host!r}, port "
-                          f"{port!r}); the exporter starts ser2net when the place is acquired: check the exporter's "
-                          "log and that ser2net is installed on its host")
-    if protocol == "rfc2217":
-        # As labgrid's own SerialDriver opens it: ser2net on a port without modem lines (a pty, many USB-CDC
-        # boards) never acknowledges DTR/RTS changes, and pyserial would refuse the open waiting for that.
-        return f"rfc2217://{host}:{port}?ign_set_control"
-    if protocol == "raw":
-        return f"socket://{host}:{port}"
-    raise ConfigError(f"place {place!r}: NetworkSerialPort protocol {protocol!r} is neither 'rfc2217' nor 'raw'")
-
-
-@dataclass(frozen=True)
-class PlaceLease:
-    """A place this session acquired: what to open, who we are to the coordinator, and the place's tags."""
-
-    place: str
-    host: str  # the exporter host serving the board's serial port
-    url: str  # pyserial URL of the place's NetworkSerialPort
-    token: str  # the reservation, cancelled at release
-    owner: str  # our labgrid identity, HOST/USER
-    tags: tuple[tuple[str, str], ...]
-
-
-def _number(tags: Mapping[str, str], key: str, place: str, convert: Callable[[str], T]) -> T | None:
-    if key not in tags:
-        return None
-    try:
-        return convert(tags[key])
-    except ValueError:
-        raise ConfigError(f"place {place!r}: tag {key}={tags[key]!r} is not a number; fix it with "
-                          f"`labgrid-client -p {place} set-tags {key}=VALUE`") from None
-
-
-def apply_place(config: DeviceConfig, lease: PlaceLease) -> DeviceConfig:
-    """The device config with the place's port, and its power wiring from the place's tags where the lab
-    file gives none (`analyzer`, `analyzer_channel`, `supply_v`, `current_range_a`; the lab file wins)."""
-    tags = dict(lease.tags)
-    analyzer, channel = config.analyzer, config.analyzer_channel
-    if analyzer is None and tags.get("analyzer"):
-        analyzer = tags["analyzer"]
-        channel = _number(tags, "analyzer_channel", lease.place, int) or 1
-    supply_v = config.supply_v if config.supply_v is not None else _number(tags, "supply_v", lease.place, float)
-    current = config.current_range_a if config.current_range_a is not None else \
-        _number(tags, "current_range_a", lease.place, float)
-    return replace(config, port=lease.url, analyzer=analyzer, analyzer_channel=channel, supply_v=supply_v,
-                   current_range_a=current)
 
 
 class Farm:
@@ -303,7 +228,7 @@ class Farm:
                 f"places than the farm at {self.address} has ({len(holders)}). Select fewer of them (--device), "
                 "add a place with these tags, or run them under pytest-xdist with --dist loadgroup, where each "
                 "worker reserves a place of its own (docs/lab-farm.md)")
-        token = self._call(self._reserve(wanted), "create a reservation")
+        token = self._create_reservation(wanted)
         place: str | None = None
         acquired: str | None = None  # set once AcquirePlace succeeded: only then is the place ours to release
         asked: concurrent.futures.Future[None] | None = None  # AcquirePlace, once sent
@@ -343,6 +268,30 @@ class Farm:
                 acquired = self._granted(asked, place)
             self._give_back(acquired, token)
             raise
+
+    def _create_reservation(self, wanted: dict[str, str]) -> str:
+        """The token of a new reservation for `wanted`. On the way out of an interrupt (Ctrl-C, SIGTERM) or a
+        timeout while the request was in flight, a reservation the coordinator created meanwhile is cancelled:
+        kept, it would be allocated to a run that is gone, refusing the place to the next run for the 60 s it
+        takes to lapse. Raises as `_result`, or DeviceError naming the command when that cancel fails."""
+        asked = asyncio.run_coroutine_threadsafe(self._reserve(wanted), self._loop)
+        try:
+            return self._result(asked, "create a reservation", cancel=False)
+        except BaseException:
+            token = self._created(asked)
+            if token is not None:
+                self._give_back(None, token)
+            raise
+
+    @staticmethod
+    def _created(asked: concurrent.futures.Future[str]) -> str | None:
+        """The token of the CreateReservation request in `asked` once the coordinator answers it (bounded:
+        an interrupt or a timeout left that unknown); None when it was refused or is still unanswered (then
+        there is no token to cancel, and an unpolled reservation lapses at the coordinator after 60 s)."""
+        try:
+            return asked.result(RPC_TIMEOUT_S)
+        except BaseException:  # noqa: BLE001 - refused, unanswered or interrupted again: nothing to cancel
+            return None
 
     @staticmethod
     def _granted(asked: concurrent.futures.Future[None], place: str) -> str | None:

@@ -145,7 +145,7 @@ def test_an_aborted_fetch_is_answered_with_one_error_and_the_session_stays_in_st
     # SCPI-99/IEEE 488.2: a query that has no data to send (its acquisition aborted) queues -230 and sends
     # nothing; ABORt itself queues nothing and clears nothing (only *CLS and reading empty the queue). So
     # the raw sequence leaves exactly one -230, read once; what clears it is the driver's recovery (*CLS,
-    # tests/test_analyzer_faults.py::test_a_fetch_left_waiting_for_a_trigger_is_released_...).
+    # tests/analyzer_faults/test_link_faults.py::test_a_fetch_left_waiting_for_a_trigger_is_released_...).
     with AnalyzerTwin(timeline) as twin:
         handle = manager.open_resource(twin.resource, read_termination="\n", write_termination="\n",
                                        timeout=300)

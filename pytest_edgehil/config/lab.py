@@ -7,13 +7,13 @@ silently replaced by a twin: if it cannot be reached the run fails, naming the p
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.config.kinds import ENTRY_POINT_GROUP, device_kinds, get_device_kind, register_lab_kinds
+from pytest_edgehil.config.port_identity import port_identity
 from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
@@ -218,7 +218,7 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
                     coordinator=lab_file.lab.coordinator)
     farm_devices = [name for name, dev in devices.items() if dev.in_farm]
     if farm_devices:  # labgrid is an optional extra: a lab that needs it says so at start-up, with the fix
-        from pytest_edgehil.farm import check_farm_lab
+        from pytest_edgehil.farm_places import check_farm_lab
 
         check_farm_lab(lab, farm_devices, f"lab file {path}")
     return lab
@@ -273,14 +273,15 @@ def select_devices(lab: LabConfig, selection: str | None) -> list[str]:
 
 
 def _board_keys(dev: DeviceConfig) -> list[tuple[str, str]]:
-    """What identifies the board a hardware device opens: its port (a local path with its links resolved, so
-    a /dev/serial/by-id name equals its device node), its USB serial number, or its labgrid place (one
-    process holds a place for its whole session: a second device of the run would wait for the first)."""
+    """What identifies the board a hardware device opens: its port (`port_identity`: a local path with its
+    links resolved, so a /dev/serial/by-id name equals its device node; a network port's TCP endpoint, so
+    `localhost` equals `127.0.0.1`), its USB serial number, or its labgrid place (one process holds a place
+    for its whole session: a second device of the run would wait for the first)."""
     keys = [("usb_serial", repr(dev.usb_serial))] if dev.usb_serial else []
     if dev.place:
         keys.append(("place", repr(dev.place)))
     if dev.port:
-        keys.append(("port", dev.port if "://" in dev.port else os.path.realpath(dev.port)))
+        keys.append(("port", port_identity(dev.port)))
     return keys
 
 

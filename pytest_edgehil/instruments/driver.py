@@ -1,5 +1,6 @@
 """What every SCPI power-analyzer driver shares: an explicit state machine over the capture roles it
 declares, status polling while armed, array fetches checked before a Trace is built, and a checked close.
+What a status reading means, and what to check when a wait ends in it, is `acquisition_state`.
 Settings are applied one by one with the error queue drained after each (`scpi_instrument.ScpiInstrument`,
 the base class); the fetched arrays are checked by `fetched_trace.checked_trace`.
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from pytest_edgehil.errors import ConfigError, InstrumentError, InstrumentTimeout
 from pytest_edgehil.instruments.accuracy import CaptureAccuracy
+from pytest_edgehil.instruments.acquisition_state import ARMING, COMPLETE, STUCK_HINTS, acquisition_state
 from pytest_edgehil.instruments.base import TRIGGER_SOURCES, PowerAnalyzer, Trace
 from pytest_edgehil.instruments.dialect import (
     BYTE_ORDER_SETTING,
@@ -259,7 +261,7 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
         uncaptured: the capture fires on a later one and the device-timed windows land a period late (4x
         energies, no error). InstrumentTimeout after `arm_timeout_s`, the acquisition stopped."""
         deadline = time.monotonic() + self.arm_timeout_s
-        while self.acquisition_status() in ("complete", "arming"):  # not yet waiting nor measuring
+        while self.acquisition_status() in (COMPLETE, ARMING):  # not yet waiting nor measuring
             if time.monotonic() >= deadline:
                 self.abort()
                 query = short_command(self.status_query).format(channel=self.channel)
@@ -284,39 +286,24 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
 
     def acquisition_status(self) -> str:
         """'waiting for trigger', 'measuring', 'complete' or (where the register has an idle bit) 'arming',
-        from the instrument's status register. Without an idle bit, neither waiting nor measuring reads as
-        complete; with one, only the idle state is complete (a capture between INITiate and its trigger
-        layer is neither idle nor waiting)."""
+        from the instrument's status register (`acquisition_state.acquisition_state`)."""
         command = short_command(self.status_query).format(channel=self.channel)
         bits = self.link.query_checked(command, lambda text: parse_status(text, resource=self.resource,
                                                                           command=command))
-        if bits & self.waiting_bit:
-            return "waiting for trigger"
-        if bits & self.measuring_bit:
-            return "measuring"
-        if self.idle_bit and not bits & self.idle_bit:
-            return "arming"
-        return "complete"
+        return acquisition_state(bits, waiting_bit=self.waiting_bit, measuring_bit=self.measuring_bit,
+                                 idle_bit=self.idle_bit)
 
     def wait_complete(self, timeout_s: float) -> None:
         self._require("wait_complete", "armed", "complete")
         deadline = time.monotonic() + timeout_s
         while True:
             status = self.acquisition_status()
-            if status == "complete":
+            if status == COMPLETE:
                 self._state = "complete"
                 return
             if time.monotonic() >= deadline:
-                hints = {"waiting for trigger": "check the trigger cabling from the device's trigger pin to the "
-                         "analyzer's trigger input, that the device raises its trigger line (trigger enabled "
-                         "in firmware), and the VISA connection (pyvisa-info)",
-                         "arming": "it never reached its trigger layer: check SYST:ERR? and the trigger "
-                         "settings (arm and trigger sources)",
-                         "measuring": "the capture is longer than the timeout allows: reduce points or the "
-                         "sample interval, or wait longer"}
-                hint = hints[status]
                 raise InstrumentTimeout(f"{self.model} at {self.resource} ch{self.channel}: acquisition "
-                                        f"still {status} after {timeout_s:g} s; {hint}")
+                                        f"still {status} after {timeout_s:g} s; {STUCK_HINTS[status]}")
             time.sleep(self.poll_interval_s)
 
     def fetch_trace(self) -> Trace:

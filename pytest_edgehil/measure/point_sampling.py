@@ -8,7 +8,7 @@ for windows too short to carry it, instead of a silent number (issue 10). Pure f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -37,6 +37,22 @@ def windows_over(bound_j: np.ndarray, energy_j: np.ndarray, max_rel: float) -> t
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(bound_j > 0, bound_j / np.abs(energy_j), 0.0)
     return rel, np.flatnonzero(~(rel <= max_rel))
+
+
+def first_window_over(fit: EdgeFit, idx: np.ndarray, bound_j: np.ndarray, energy_j: np.ndarray,
+                      names: Sequence[str], max_rel: float, reason: Callable[[float, int], str],
+                      fix: str) -> CannotResolve | None:
+    """The refusal of the first window whose bound (`bound_j`, J, one per window) exceeds `max_rel` of its
+    |energy| (`windows_over`), else None: named, placed at its edges (`idx`: the window's start and end
+    edge indices into `fit`) and with `fit`'s sample interval; its text is `reason(that window's bound over
+    its energy, how many windows are refused)`, its remedy `fix`."""
+    rel, bad = windows_over(bound_j, energy_j, max_rel)
+    if bad.size == 0:
+        return None
+    w = int(bad[0])
+    i0, i1 = idx[w]
+    return CannotResolve(names[w], (float(fit.position_s[i0]), float(fit.position_s[i1])), fit.sample_interval_s,
+                         reason(float(rel[w]), int(bad.size)), fix)
 
 
 def point_sampling_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarray, names: Sequence[str],
@@ -94,20 +110,13 @@ def unclassified_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.n
     if fit.sampling_known or len(names) == 0 or fit.edge_level_w is None:
         return None
     idx = edge_index(fit.device_s, windows_dev_s)
-    i0, i1 = idx[:, 0], idx[:, 1]
-    dt = fit.sample_interval_s
     # A located edge is priced from its centroid (off by up to a sample of the level beside it); one placed
     # by the map is priced step-aware (off by up to a sample of its step, nothing where there is no step).
     per_edge_w = np.where(fit.located, fit.edge_level_w, np.abs(fit.step_w))
-    edge_j = (per_edge_w[i0] + per_edge_w[i1]) * dt
-    bound_rel, bad = windows_over(edge_j, energy_j, max_error_rel)
-    if bad.size == 0:
-        return None
-    w = int(bad[0])
-    return CannotResolve(
-        names[w], (float(fit.position_s[i0[w]]), float(fit.position_s[i1[w]])), dt,
+    edge_j = (per_edge_w[idx[:, 0]] + per_edge_w[idx[:, 1]]) * fit.sample_interval_s
+    return first_window_over(fit, idx, edge_j, energy_j, names, max_error_rel, lambda rel, refused: (
         f"the run has only {fit.located_steps} located power steps of its {fit.device_s.size} stage edges, too "
         f"few (< 12) to tell whether the "
         f"analyzer integrates each sample or point-samples it; if it point-samples, each edge may be priced up "
-        f"to one sample of the power beside it off: up to {bound_rel[w]:.2%} of this window, over the "
-        f"{max_error_rel:.1%} allowed ({bad.size} of {len(names)} windows are refused)", UNCLASSIFIED_FIX)
+        f"to one sample of the power beside it off: up to {rel:.2%} of this window, over the "
+        f"{max_error_rel:.1%} allowed ({refused} of {len(names)} windows are refused)"), UNCLASSIFIED_FIX)

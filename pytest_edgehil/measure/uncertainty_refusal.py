@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pytest_edgehil.errors import CannotResolve
-from pytest_edgehil.measure.point_sampling import windows_over
+from pytest_edgehil.measure.point_sampling import first_window_over, windows_over
 from pytest_edgehil.measure.trace_windows import EdgeFit, edge_index
 from pytest_edgehil.measure.window_energies import window_systematic_j
 
@@ -66,17 +66,11 @@ def pricing_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarra
     if len(names) == 0:
         return None
     idx = edge_index(fit.device_s, windows_dev_s)
-    rel, bad = windows_over(window_systematic_j(fit, idx), energy_j, max_rel)
-    if bad.size == 0:
-        return None
-    w = int(bad[0])
-    i0, i1 = idx[w]
     shared = (f"; its edge kinds also disagree on the device clock's offset by up to "
               f"{fit.map_systematic_s * 1e6:.3g} µs, and nothing in the trace says which is right"
               if fit.map_systematic_s > 0 else "")
-    return CannotResolve(
-        names[w], (float(fit.position_s[i0]), float(fit.position_s[i1])), fit.sample_interval_s,
+    return first_window_over(fit, idx, window_systematic_j(fit, idx), energy_j, names, max_rel, lambda rel, refused: (
         f"the stage power beside its edges is not flat within a sample (per-op power as a stage starts or ends, "
         f"a spike): energy near an edge that flat levels do not account for, on a side the samples cannot "
-        f"tell{shared}; so it may be off by up to {rel[w]:.1%} of its energy, over the {max_rel:.0%} a figure "
-        f"may carry ({bad.size} of {len(names)} windows are refused)", PRICING_FIX)
+        f"tell{shared}; so it may be off by up to {rel:.1%} of its energy, over the {max_rel:.0%} a figure "
+        f"may carry ({refused} of {len(names)} windows are refused)"), PRICING_FIX)

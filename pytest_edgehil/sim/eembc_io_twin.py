@@ -17,61 +17,26 @@ The runner's side of it is `IOManager.send_command` (benchmark/runner/io_manager
 from __future__ import annotations
 
 import os
-import select
-import threading
 import tty
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from typing import Self
+from pytest_edgehil.sim.eembc_pty import EembcPty
 
 INTERFACE_NAME = "tinyML Enhanced Interface Board"  # InterfaceMenu::Name
 
 
-class IoManagerTwin:
+class IoManagerTwin(EembcPty):
     """The interface board: its host side is `port` (a pty), its board side the serial device `dut_port`."""
 
     def __init__(self, dut_port: str) -> None:
         self.commands: list[str] = []  # what the host sent, without the "%"
         self._dut = os.open(dut_port, os.O_RDWR | os.O_NOCTTY)
         tty.setraw(self._dut)
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._master)  # raw at once: bytes written before the host opens the port are kept
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
-        self._stop_r, self._stop_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name=f"eembc-io-twin:{self.port}", daemon=True)
-        self._thread.start()
+        super().__init__("eembc-io-twin", owned_fds=(self._dut,))
+        self.start()
 
-    def close(self) -> None:
-        os.write(self._stop_w, b"x")
-        self._thread.join(timeout=5)
-        for fd in (self._master, self._slave, self._dut, self._stop_r, self._stop_w):
-            os.close(fd)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _serve(self) -> None:
-        pending = bytearray()
-        while True:
-            chunk = self._read(self._master)
-            if chunk is None:
-                return
-            pending += chunk
-            while b"%" in pending:
-                cmd, _, rest = bytes(pending).partition(b"%")
-                pending[:] = rest
-                text = cmd.decode("ascii", "replace")
-                self.commands.append(text)
-                if not self._handle(text):
-                    return
-
-    def _handle(self, text: str) -> bool:
+    def on_command(self, text: str) -> bool:
         """One host command; False once the twin is closing."""
+        self.commands.append(text)
         if text == "dut" or text.startswith("dut "):
             args = text[4:]
             self._host(f"m-dut-passthrough({args})", "m-ready")
@@ -90,23 +55,13 @@ class IoManagerTwin:
             while b"\r\n" in pending:
                 line, _, rest = bytes(pending).partition(b"\r\n")
                 pending[:] = rest
-                os.write(self._master, b"[dut]: " + line + b"\r\n")  # the bytes as they came (std::string)
+                self.write(b"[dut]: " + line + b"\r\n")  # the bytes as they came (std::string)
                 if line == b"m-ready":
                     return True
-            chunk = self._read(self._dut)
+            chunk = self.read(self._dut)
             if chunk is None:
                 return False
             pending += chunk
 
-    def _read(self, fd: int) -> bytes | None:
-        """What `fd` has, waiting for it; None once closing (or the fd is gone)."""
-        ready, _, _ = select.select([fd, self._stop_r], [], [])
-        if self._stop_r in ready:
-            return None
-        try:
-            return os.read(fd, 65536)
-        except OSError:
-            return None
-
     def _host(self, *lines: str) -> None:
-        os.write(self._master, "".join(line + "\r\n" for line in lines).encode("ascii", "replace"))
+        self.write("".join(line + "\r\n" for line in lines).encode("ascii", "replace"))

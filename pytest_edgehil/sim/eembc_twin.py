@@ -39,11 +39,7 @@ checked against.
 from __future__ import annotations
 
 import math
-import os
-import select
-import threading
 import time
-import tty
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,12 +50,11 @@ from pytest_edgehil.model.info import analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics, load_ripple
 from pytest_edgehil.sim.eembc_io_twin import IoManagerTwin
+from pytest_edgehil.sim.eembc_pty import EembcPty
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 from pytest_edgehil.sim.twin_timing import float_compute
 
 if TYPE_CHECKING:
-    from typing import Self
-
     from pytest_edgehil.sim.profile import DeviceProfile
 
 REFERENCE_HOLD_S = 1e-6  # th_timestamp: "Hold low for at least 1us" (the reference port's comment)
@@ -68,7 +63,7 @@ TH_RESULTS = ("image_classification", "person_detection", "keyword_spotting")
 RESULTS_PRINT_S = 1e-3  # the results line leaves the UART after the second timestamp: idle, outside the window
 
 
-class EembcTwin:
+class EembcTwin(EembcPty):
     """Reference firmware with `model_bytes` compiled in, named `model_name` in `profile%`."""
 
     def __init__(self, model_bytes: bytes, model_name: str, *, device_name: str = "twin",
@@ -107,13 +102,8 @@ class EembcTwin:
         self._buffer = bytearray()
         self._expected = self._received = 0
         self.commands: list[str] = []
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._master)  # raw at once: bytes written before the host opens the port are kept
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
-        self._stop_r, self._stop_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name=f"eembc-twin:{self.port}", daemon=True)
-        self._thread.start()
+        super().__init__("eembc-twin")
+        self.start()
         # io_manager: the host reaches the firmware through an EEMBC IO manager twin, on its port
         self.io_manager = IoManagerTwin(self.port) if io_manager else None
         if self.io_manager is not None:
@@ -122,33 +112,13 @@ class EembcTwin:
     def close(self) -> None:
         if self.io_manager is not None:
             self.io_manager.close()
-        os.write(self._stop_w, b"x")
-        self._thread.join(timeout=5)
-        for fd in (self._master, self._slave, self._stop_r, self._stop_w):
-            os.close(fd)
+        super().close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _serve(self) -> None:
-        pending = bytearray()
-        while True:
-            ready, _, _ = select.select([self._master, self._stop_r], [], [])
-            if self._stop_r in ready:
-                return
-            try:
-                pending += os.read(self._master, 65536)
-            except OSError:
-                return
-            while b"%" in pending:
-                cmd, _, rest = bytes(pending).partition(b"%")
-                pending[:] = rest
-                text = cmd.decode("ascii", "replace").strip()[:CMD_SIZE]  # the firmware's buffer keeps 80
-                self.commands.append(text)
-                self._send(self._answer(text.split()) + ["m-ready"])
+    def on_command(self, text: str) -> bool:
+        text = text.strip()[:CMD_SIZE]  # the firmware's buffer keeps 80
+        self.commands.append(text)
+        self._send(self._answer(text.split()) + ["m-ready"])
+        return True
 
     def _send(self, lines: list[str]) -> None:
         data = bytearray()
@@ -159,7 +129,7 @@ class EembcTwin:
             data += raw
         if self.garble:
             data = bytearray(b | 0x80 for b in data)
-        os.write(self._master, bytes(data))
+        self.write(bytes(data))
 
     def _answer(self, tokens: list[str]) -> list[str]:
         if not tokens:
