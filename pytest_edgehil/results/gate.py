@@ -258,7 +258,9 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
         status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, threshold, tested=True,
                                alpha=ALPHA_SESSIONS)
         if status is GateStatus.UNKNOWN and test.assumed:
-            note += (f"; a single-session baseline cannot rule out {test.allowance(ALPHA_SESSIONS):.1%} drift "
+            which = ("a single-session baseline" if test.sessions == 1 else
+                     f"the baseline's {test.sessions} sessions have identical medians (no drift measured) and")
+            note += (f"; {which} cannot rule out {test.allowance(ALPHA_SESSIONS):.1%} drift "
                      f"between sessions (σ {test.drift_rel:.1%} assumed): compare with ≥ {MIN_SESSIONS} "
                      "baseline sessions (a directory of results files), or run A/B in one session (--edgehil-ab)")
         elif status is GateStatus.UNKNOWN:

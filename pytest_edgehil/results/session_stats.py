@@ -32,6 +32,7 @@ from pytest_edgehil.results.gate_stats import CONFIDENCE, RatioTest, ratio_test
 
 ASSUMED_DRIFT_REL = 0.015  # σ of the session factor assumed when the baseline holds one session
 MIN_SESSIONS = 5  # a baseline with fewer sessions is reported as weak evidence of the drift
+IDENTICAL_LOG_SPREAD = 1e-12  # session medians within float round-off of each other: no spread measured
 MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)  # se(median) ≈ 1.2533·σ/√n for normal samples
 
 
@@ -137,8 +138,9 @@ def session_test(base_sessions: Sequence[Sequence[float]], new: Sequence[float],
 
     k ≥ 2 sessions: d = log median(new) − mean of the baseline's log medians, se = s·√(1 + 1/k) with s the
     sd of the baseline's log medians (floored at the new session's own standard error), Student t with
-    k − 1 degrees of freedom. k = 1: se² = se_base² + se_new² + 2·σ² with σ = `assumed_drift_rel`
-    (log scale), normal. Raises ValueError without a baseline session.
+    k − 1 degrees of freedom. k = 1, or k sessions with identical medians (no drift measured): se² =
+    se_base² + se_new² + 2·σ² with σ = `assumed_drift_rel` (log scale), normal, `assumed` True. Raises
+    ValueError without a baseline session.
     """
     return session_tests([(base_sessions, new)], assumed_drift_rel=assumed_drift_rel)[0]
 
@@ -170,7 +172,9 @@ def _session_test(base_logs: np.ndarray, new_log: float, se_base: float, se_new:
         return SessionTest(math.nan, math.nan, math.nan, 1.0, 1.0, k, math.nan, k == 1, math.nan, math.nan)
     base_log = float(base_logs[0]) if k == 1 else float(np.mean(base_logs))
     diff = new_log - base_log
-    if k >= 2:
+    # Sessions whose medians agree exactly (a coarse timer, a quantized reading) estimate no drift: a spread
+    # of 0 would make any change certain, where one such session alone is judged with the assumed drift.
+    if k >= 2 and float(np.ptp(base_logs)) > IDENTICAL_LOG_SPREAD:
         spread = max(float(np.std(base_logs, ddof=1)), se_new)
         se, df, drift, assumed = spread * math.sqrt(1 + 1 / k), float(k - 1), math.expm1(spread), False
     else:
