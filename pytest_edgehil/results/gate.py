@@ -311,8 +311,17 @@ def compare_paired(record: ResultRecord, fail_on: FailOn) -> Comparison | None:
     hib = comparison.direction is Direction.HIGHER
     test = paired_rounds_test(base_rounds, new_rounds)
     p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
+    ci: tuple[float | None, float | None] = (test.ci_low, test.ci_high)
+    if test.n_base < 2:
+        # One round is one paired difference (a paired t on it has 0 df): its samples show how steady each window
+        # was, not how far the board moved between the two, so a bench settling 3 % would pass for a regression.
+        p_worse = p_better = None
+        ci = (None, None)
     status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, comparison.threshold, tested=True)
-    comparison = replace(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
+    if test.n_base < 2 and status is GateStatus.UNKNOWN:
+        note = ("~ past the threshold, but one A/B round cannot tell a change from the board's drift between its "
+                "two windows: run 2 rounds or more (ini edgehil_energy_windows)")
+    comparison = replace(comparison, ratio=test.ratio, ci_low=ci[0], ci_high=ci[1],
                          p_value=p_worse if comparison.direction else None,
                          method=f"A/B paired rounds ({test.n_base} rounds, one session)", n_base=test.n_base,
                          n_new=test.n_new)

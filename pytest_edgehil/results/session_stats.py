@@ -197,8 +197,9 @@ def paired_rounds_test(base_rounds: Sequence[Sequence[float]], new_rounds: Seque
 
     ≥ 2 rounds: Student's paired t over rounds (sd floored at the rounds' own sampling error, so two
     rounds that agree by chance do not make a zero-width interval). One round: the pooled per-inference
-    test (`ratio_test`), valid here because both sides share the session. Raises ValueError when the
-    sides have different numbers of rounds or none.
+    test (`ratio_test`), whose p-value says how the two windows differ, not whether the models do (the
+    board's drift between the windows is in it): the gate shows its ratio and tests nothing
+    (`gate.compare_paired`). Raises ValueError when the sides have different numbers of rounds or none.
     """
     if len(base_rounds) != len(new_rounds) or not base_rounds:
         raise ValueError(f"paired rounds must match: {len(base_rounds)} baseline vs {len(new_rounds)} candidate")
