@@ -38,7 +38,7 @@ def test_one_round_cannot_tell_a_change_from_the_board_settling_between_its_wind
     # The same model on both sides; the bench settles from 1.03 (candidate's window, first) to 1.00.
     c = compare_paired(ab_record([window(1.00)], [window(1.03)]), ENERGY)
     assert c is not None
-    assert math.isclose(c.ratio, 1.03, rel_tol=0.01)  # the estimate is shown ...
+    assert c.ratio is not None and math.isclose(c.ratio, 1.03, rel_tol=0.01)  # the estimate is shown ...
     assert c.status is GateStatus.UNKNOWN and not c.blocking  # ... but not called significant
     assert "one A/B round" in c.note and "edgehil_energy_windows" in c.note
     assert c.p_value is None and c.ci_low is None
@@ -50,7 +50,7 @@ def test_two_rounds_in_abba_order_cancel_the_same_settling() -> None:
     c = compare_paired(ab_record([window(1.02), window(1.01)], [window(1.03), window(1.00)]), ENERGY)
     assert c is not None
     expected = math.exp((math.log(1.03 / 1.02) + math.log(1.00 / 1.01)) / 2)
-    assert math.isclose(c.ratio, expected, rel_tol=1e-9)
+    assert c.ratio is not None and math.isclose(c.ratio, expected, rel_tol=1e-9)
     assert c.status is GateStatus.SAME and not c.blocking
 
 
