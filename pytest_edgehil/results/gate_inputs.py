@@ -51,8 +51,8 @@ def load_baseline(path: Path | str, *, read: Callable[[Path], ResultsFile] = loa
     A session is a run, not a file: copies of one run (the same run id) count once, and the run under
     test, `leave_out`, is no session of its own baseline (`pytest --edgehil-save nightly/today.json`, then
     `edgehil compare nightly/ nightly/today.json`): compared with itself, a regression would pass as
-    drift. A run in a directory that has not finished (no `finished_at`: still measuring into it, or killed
-    before it could finish) is no session either: it is left out, with a sentence appended to `notes`
+    drift. A run in a directory that has not finished (no `finished_at` and not `complete`: still measuring
+    into it, or killed before it could finish) is no session either: it is left out, with a sentence appended to `notes`
     (a file named as the baseline is read as it is, and an unfinished one is INCOMPLETE). Raises
     ConfigError for a missing path, an unreadable file, a directory without results files, or a baseline
     that holds nothing but the run under test and unfinished runs."""
@@ -77,7 +77,7 @@ def baseline_sessions(path: Path | str, *, read: Callable[[Path], ResultsFile] =
     unfinished: list[Path] = []
     for file in files:
         results = read(file)
-        if path.is_dir() and results.run.finished_at is None:
+        if path.is_dir() and results.run.finished_at is None and not results.run.complete:
             # Tonight's run writing into the nightly directory while a branch's gate reads it: not a session
             # yet, and failing every gate as EMPTY or INCOMPLETE until it finishes would be a false refusal.
             unfinished.append(file)
