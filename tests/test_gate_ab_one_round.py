@@ -57,3 +57,12 @@ def test_two_rounds_in_abba_order_cancel_the_same_settling() -> None:
 def test_one_round_still_blocks_nothing_and_two_rounds_still_catch_a_real_regression() -> None:
     c = compare_paired(ab_record([window(1.00), window(1.00)], [window(1.10), window(1.10)]), ENERGY)
     assert c is not None and c.status is GateStatus.REGRESSED and c.blocking
+
+
+def test_rounds_that_agree_exactly_measure_no_spread_and_claim_no_certainty() -> None:
+    """A coarse reading (1 step of 0.1 mJ at 1.0 mJ) gives every sample of each side one value: the rounds'
+    differences are equal, their spread 0, and a paired t of 0 spread is no test (p = 0, a zero-width
+    interval, was REGRESSED). A true +0.2 % reads 1.0 → 1.1 as readily as a true +10 %."""
+    c = compare_paired(ab_record([[1.0] * 5, [1.0] * 5], [[1.1] * 5, [1.1] * 5]), ENERGY)
+    assert c is not None and c.status is GateStatus.UNKNOWN and not c.blocking
+    assert c.p_value is None and "no spread" in c.note

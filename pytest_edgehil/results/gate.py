@@ -288,7 +288,10 @@ def compare_paired(record: ResultRecord, fail_on: FailOn) -> Comparison | None:
     p_better: float | None
     p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
     ci: tuple[float | None, float | None] = (test.ci_low, test.ci_high)
-    if test.n_base < 2:
+    # Rounds whose differences agree exactly (every sample one value of a coarse reading) measure no spread:
+    # a paired t of 0 spread is no test, and the reading's step can make +0.2 % read as +10 %.
+    no_spread = test.n_base >= 2 and test.ci_low == test.ci_high
+    if test.n_base < 2 or no_spread:
         # One round is one paired difference (a paired t on it has 0 df): its samples show how steady each window
         # was, not how far the board moved between the two, so a bench settling 3 % would pass for a regression.
         p_worse = p_better = None
@@ -297,6 +300,9 @@ def compare_paired(record: ResultRecord, fail_on: FailOn) -> Comparison | None:
     if test.n_base < 2 and status is GateStatus.UNKNOWN:
         note = ("~ past the threshold, but one A/B round cannot tell a change from the board's drift between its "
                 "two windows: run 2 rounds or more (ini edgehil_energy_windows)")
+    elif no_spread and status is GateStatus.UNKNOWN:
+        note = ("~ past the threshold, but the rounds agree exactly (no spread measured: a coarse reading?), so "
+                "no test can tell the change from the reading's step: record finer samples")
     comparison = replace(comparison, ratio=test.ratio, ci_low=ci[0], ci_high=ci[1],
                          p_value=p_worse if comparison.direction else None,
                          method=f"A/B paired rounds ({test.n_base} rounds, one session)", n_base=test.n_base,
