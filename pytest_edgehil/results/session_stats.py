@@ -138,9 +138,9 @@ def session_test(base_sessions: Sequence[Sequence[float]], new: Sequence[float],
 
     k ≥ 2 sessions: d = log median(new) − mean of the baseline's log medians, se = s·√(1 + 1/k) with s the
     sd of the baseline's log medians (floored at the new session's own standard error), Student t with
-    k − 1 degrees of freedom. k = 1, or k sessions with identical medians (no drift measured): se² =
-    se_base² + se_new² + 2·σ² with σ = `assumed_drift_rel` (log scale), normal, `assumed` True. Raises
-    ValueError without a baseline session.
+    k − 1 degrees of freedom; sessions with identical medians measure no drift, so s is floored at σ =
+    `assumed_drift_rel` (log scale) and `assumed` is True. k = 1: se² = se_base² + se_new² + 2·σ², normal.
+    Raises ValueError without a baseline session.
     """
     return session_tests([(base_sessions, new)], assumed_drift_rel=assumed_drift_rel)[0]
 
@@ -172,11 +172,16 @@ def _session_test(base_logs: np.ndarray, new_log: float, se_base: float, se_new:
         return SessionTest(math.nan, math.nan, math.nan, 1.0, 1.0, k, math.nan, k == 1, math.nan, math.nan)
     base_log = float(base_logs[0]) if k == 1 else float(np.mean(base_logs))
     diff = new_log - base_log
-    # Sessions whose medians agree exactly (a coarse timer, a quantized reading) estimate no drift: a spread
-    # of 0 would make any change certain, where one such session alone is judged with the assumed drift.
-    if k >= 2 and float(np.ptp(base_logs)) > IDENTICAL_LOG_SPREAD:
+    if k >= 2:
+        # Sessions whose medians agree exactly (a coarse timer, a quantized reading) measure no drift: a spread
+        # of 0 made any change certain (p = 0). Their spread is floored at the assumed drift, named as assumed;
+        # Student's k − 1 degrees of freedom stay, so no verdict is more certain than the measured spread's.
         spread = max(float(np.std(base_logs, ddof=1)), se_new)
-        se, df, drift, assumed = spread * math.sqrt(1 + 1 / k), float(k - 1), math.expm1(spread), False
+        identical = float(np.ptp(base_logs)) <= IDENTICAL_LOG_SPREAD
+        if identical:
+            spread = max(spread, math.log1p(assumed_drift_rel))
+        drift = assumed_drift_rel if identical else math.expm1(spread)
+        se, df, assumed = spread * math.sqrt(1 + 1 / k), float(k - 1), identical
     else:
         sigma = math.log1p(assumed_drift_rel)
         se = math.sqrt(se_base ** 2 + se_new ** 2 + 2 * sigma ** 2)
