@@ -194,24 +194,25 @@ def _run_compare(args: argparse.Namespace) -> int:
     fail_on = FailOn.parse(args.fail_on, option="--fail-on")
     allow = parse_allow(args.allow, option="--allow")
     drift = parse_drift(args.session_drift, "--session-drift")
+    unfinished: list[str] = []
     with open_for_command(args.history) as history:
         # NEW first: saved into the baseline's directory, it is left out of its own baseline.
         if history is None:
             new = load_results(args.new)
-            sessions, left_out = baseline_sessions(args.base, leave_out=new)
+            sessions, left_out = baseline_sessions(args.base, leave_out=new, notes=unfinished)
         else:
             # Through the store: a file it holds is not read again. A baseline file it lacks is imported;
             # NEW is not: a candidate (a branch, a PR) is not history until pytest or a report adds it.
             new = history.load_file(args.new, traces=False, add=False)
             sessions, left_out = baseline_sessions(args.base, read=lambda p: history.load_file(p, traces=False),
-                                                   leave_out=new)
+                                                   leave_out=new, notes=unfinished)
     report = compare_sessions([s.records for s in sessions], new.records, fail_on, base_run=sessions[-1].run,
                               new_run=new.run, assumed_drift_rel=drift)
     skipped = [(f"{', '.join(p.name for p in left_out)} in {args.base} is the run under test (run id "
                 f"{new.run.run_id or '?'}): left out of the baseline, compared with the other {len(sessions)} "
                 "session(s)")] if left_out else []
     report = dataclasses.replace(report, inputs=tuple(check_inputs(sessions, new, allow)),
-                                 run_flags=(*skipped, *report.run_flags))
+                                 run_flags=(*skipped, *unfinished, *report.run_flags))
     if args.json:
         from pytest_edgehil.results.document_text import finite_or_null
 

@@ -415,3 +415,10 @@ def test_a_store_created_while_another_process_writes_it_waits_its_turn(tmp_path
     finally:
         thread.join()
         other.close()
+
+
+def test_a_store_path_that_is_a_directory_says_so_and_names_a_file(tmp_path: Path) -> None:
+    """`--history /srv/lab/` (the lab's folder, not the store's file) read "cannot open it (unable to open database
+    file); check that the directory exists": it does exist, which sent the user the wrong way."""
+    with pytest.raises(HistoryError, match="is a directory.*edgehil-history.sqlite"):
+        History(tmp_path)

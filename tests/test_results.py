@@ -136,7 +136,7 @@ def test_prune_keeps_the_newest_runs_and_never_latest(tmp_path: Path) -> None:
 
 
 def _valid() -> dict[str, object]:
-    return {"format": FORMAT, "schema_version": 1, "run": {"started_at": "x", "backend": "SIMULATED"},
+    return {"format": FORMAT, "schema_version": 1, "run": {"started_at": "2026-11-30T10:00:00+00:00", "backend": "SIMULATED"},
             "records": [{"pair": "p", "metric": "inference_mj", "value": 1.0, "unit": "mJ", "raw": [1.0, 2.0]}]}
 
 

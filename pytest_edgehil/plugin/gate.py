@@ -107,7 +107,8 @@ def register(config: pytest.Config, run: EdgeHILRun) -> None:
             prune = (results_dir, _results_keep(config))
         if not (save or baseline_opt or ab_opt):
             return
-        baseline = load_baseline(Path(baseline_opt)) if baseline_opt else []
+        baseline_notes: list[str] = []  # runs of a baseline directory left out: not finished
+        baseline = load_baseline(Path(baseline_opt), notes=baseline_notes) if baseline_opt else []
         info = info or run_info(config)
         # The history store is checked before the writer exists: a refusal at start-up must leave an
         # earlier run's results file at the --edgehil-save path as it was (the writer replaces it).
@@ -120,6 +121,7 @@ def register(config: pytest.Config, run: EdgeHILRun) -> None:
         raise pytest.UsageError(f"pytest-edgehil: {exc}") from None
     plugin = GatePlugin(info, fail_on=fail_on, writer=writer, baseline=baseline,
                         baseline_path=Path(baseline_opt) if baseline_opt else None, allow=allow,
+                        baseline_notes=tuple(baseline_notes),
                         assumed_drift_rel=drift, ab_source=ab_opt, prune=prune, history=history,
                         history_named=history_named)
     run.listeners.append(plugin.add)
@@ -156,8 +158,9 @@ class GatePlugin:
                  baseline: list[ResultsFile], baseline_path: Path | None, allow: frozenset[str] = frozenset(),
                  assumed_drift_rel: float = ASSUMED_DRIFT_REL, ab_source: str | None = None,
                  prune: tuple[Path, int] | None = None, history: Path | None = None,
-                 history_named: bool = True) -> None:
+                 history_named: bool = True, baseline_notes: tuple[str, ...] = ()) -> None:
         self.run = run
+        self.baseline_notes = baseline_notes
         self.history = history  # the history store the finished run is added to; None: off
         self.history_error: str | None = None
         # Named by --edgehil-history, $EDGEHIL_HISTORY or ini edgehil_history (not the default beside the
@@ -215,7 +218,8 @@ class GatePlugin:
             inputs = check_inputs(self.baseline, new, self.allow, check_new_run=False)
             sessions = f" ({len(self.baseline)} sessions)" if len(self.baseline) > 1 else ""
             self.reports.append((f"edgehil gate vs baseline {self.baseline_path}{sessions}",
-                                 replace(report, inputs=tuple(inputs))))
+                                 replace(report, inputs=tuple(inputs),
+                                         run_flags=(*self.baseline_notes, *report.run_flags))))
         if self.ab_source is not None:
             report = compare_ab(self.records, self.fail_on)
             inputs = [] if report.comparisons else [InputProblem(

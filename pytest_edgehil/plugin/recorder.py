@@ -18,6 +18,7 @@ import pytest
 
 from pytest_edgehil.config.budgets import Limit, Status, Verdict
 from pytest_edgehil.config.pairs import Pair
+from pytest_edgehil.errors import MeasurementError
 from pytest_edgehil.results.records import (
     MAX_TRACE_POINTS,
     TRACE_PROPERTY,
@@ -71,6 +72,12 @@ class Recorder:
         metric = current_name(metric)  # a test written for an old name (model_kb) records the new one
         n = samples if isinstance(samples, int) or samples is None else len(samples)
         raw = None if isinstance(samples, int) or samples is None else [float(x) for x in samples]
+        if raw is not None and not all(map(np.isfinite, raw)):
+            # JSON has no NaN: written as null, which the results file's reader refuses among samples, so one
+            # such sample would leave the whole run's file unreadable. check_median refuses them the same way.
+            bad = sum(1 for x in raw if not np.isfinite(x))
+            raise MeasurementError(f"{metric} on {self.pair.id}: {bad} of {len(raw)} samples are NaN or infinite; "
+                                   "drop failed runs before recording, or record the value alone (samples=N)")
         limit = self.limit(metric)
         verdict = limit.check(value) if limit is not None else None
         # The record carries unit, family and direction (the budget's where the vocabulary has none).

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON, Comparison, FailOn, GateReport, GateStatus
+from pytest_edgehil.results.gate_flags import context_flags, earlier_session_flags, run_flags
 from pytest_edgehil.results.gate_stats import (
     RatioTest,
     block_medians,
@@ -98,35 +99,6 @@ REPORT_THRESHOLD = 0.05  # families that do not gate are still classified at thi
 # Metrics of these families, when recorded without samples, are deterministic (a file size, a score
 # over a fixed evaluation set): compared as values.
 _EXACT_FAMILIES = (Family.FOOTPRINT, Family.ACCURACY)
-_CONTEXT_CHECKS = (("model_sha256", "model SHA-256"), ("device_firmware", "firmware"),
-                   ("protocol_version", "protocol version"), ("sample_interval_s", "sample interval"),
-                   ("instrument_idn", "instrument"), ("device_serial", "board serial number"),
-                   ("eval_split", "evaluation split"),
-                   # Each range has its own offset (an N6781A's: 10 µA at 100 mA, 250 µA at 3 A): a systematic
-                   # difference the gate's noise, estimated within one range, does not hold.
-                   ("current_range_a", "current range"))
-
-
-def context_flags(base: ResultRecord, new: ResultRecord) -> list[str]:
-    """What differs between the two sides' measurement context; empty when like for like. (Another board
-    of the same kind is flagged too: boards of one kind differ by a few % in power, which a pool of lab
-    boards or a replaced one would pass off as a change of the model.)"""
-    flags = []
-    a, b = base.context or {}, new.context or {}
-    for key, label in _CONTEXT_CHECKS:
-        if a.get(key) in (None, "") or b.get(key) in (None, ""):
-            continue
-        x, y = a[key], b[key]
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
-            differs = not math.isclose(float(x), float(y), rel_tol=1e-6)
-        else:
-            differs = str(x) != str(y)
-        if differs:
-            short = (lambda v: str(v)[:12]) if key == "model_sha256" else str
-            flags.append(f"{label} differs: {short(x)} → {short(y)}")
-    return flags
-
-
 def _decide(worse: float, p_worse: float | None, p_better: float | None, cut: float,
             tested: bool, alpha: float = ALPHA) -> tuple[GateStatus, str]:
     """`worse` is the relative change of the value in the worse direction (+0.08: 8 % worse, −0.08: 8 %
@@ -231,6 +203,8 @@ def _compare_many(items: Sequence[tuple[Sequence[ResultRecord], ResultRecord]], 
         comparison, incomparable = _start(bases[-1], new, fail_on)
         for other in bases[:-1]:
             incomparable += [text for text in _start(other, new, fail_on)[1] if text not in incomparable]
+        if len(bases) > 1:
+            comparison = _evolve(comparison, flags=comparison.flags + earlier_session_flags(bases, new))
         started.append((comparison, incomparable))
     # Records with samples on every side are tested across sessions; the others compare values.
     tested = [i for i, ((bases, new), (_, incomparable)) in enumerate(zip(items, started)) if not incomparable
@@ -265,7 +239,9 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
         status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, threshold, tested=True,
                                alpha=ALPHA_SESSIONS)
         if status is GateStatus.UNKNOWN and test.assumed:
-            note += (f"; a single-session baseline cannot rule out {test.allowance(ALPHA_SESSIONS):.1%} drift "
+            which = ("a single-session baseline" if test.sessions == 1 else
+                     f"the baseline's {test.sessions} sessions have identical medians (no drift measured) and")
+            note += (f"; {which} cannot rule out {test.allowance(ALPHA_SESSIONS):.1%} drift "
                      f"between sessions (σ {test.drift_rel:.1%} assumed): compare with ≥ {MIN_SESSIONS} "
                      "baseline sessions (a directory of results files), or run A/B in one session (--edgehil-ab)")
         elif status is GateStatus.UNKNOWN:
@@ -318,9 +294,26 @@ def compare_paired(record: ResultRecord, fail_on: FailOn) -> Comparison | None:
     comparison, _ = _start(base, record, fail_on)
     hib = comparison.direction is Direction.HIGHER
     test = paired_rounds_test(base_rounds, new_rounds)
+    p_worse: float | None
+    p_better: float | None
     p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
+    ci: tuple[float | None, float | None] = (test.ci_low, test.ci_high)
+    # Rounds whose differences agree exactly (every sample one value of a coarse reading) measure no spread:
+    # a paired t of 0 spread is no test, and the reading's step can make +0.2 % read as +10 %.
+    no_spread = test.n_base >= 2 and test.ci_low == test.ci_high
+    if test.n_base < 2 or no_spread:
+        # One round is one paired difference (a paired t on it has 0 df): its samples show how steady each window
+        # was, not how far the board moved between the two, so a bench settling 3 % would pass for a regression.
+        p_worse = p_better = None
+        ci = (None, None)
     status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, comparison.threshold, tested=True)
-    comparison = replace(comparison, ratio=test.ratio, ci_low=test.ci_low, ci_high=test.ci_high,
+    if test.n_base < 2 and status is GateStatus.UNKNOWN:
+        note = ("~ past the threshold, but one A/B round cannot tell a change from the board's drift between its "
+                "two windows: run 2 rounds or more (ini edgehil_energy_windows)")
+    elif no_spread and status is GateStatus.UNKNOWN:
+        note = ("~ past the threshold, but the rounds agree exactly (no spread measured: a coarse reading?), so "
+                "no test can tell the change from the reading's step: record finer samples")
+    comparison = replace(comparison, ratio=test.ratio, ci_low=ci[0], ci_high=ci[1],
                          p_value=p_worse if comparison.direction else None,
                          method=f"A/B paired rounds ({test.n_base} rounds, one session)", n_base=test.n_base,
                          n_new=test.n_new)
@@ -342,22 +335,6 @@ def _index(records: Iterable[ResultRecord], side: str) -> tuple[dict[tuple[str, 
             continue
         by_key[record.key] = record
     return by_key, notes
-
-
-def run_flags(base_run: RunInfo | None, new_run: RunInfo | None) -> list[str]:
-    if base_run is None or new_run is None:
-        return []
-    flags = []
-    if base_run.backend != new_run.backend:
-        flags.append(f"the baseline ran on {base_run.backend}, this run on {new_run.backend}: records of "
-                     "different backends are not compared")
-    if base_run.edgehil_version != new_run.edgehil_version:
-        flags.append(f"pytest-edgehil {base_run.edgehil_version} wrote the baseline, {new_run.edgehil_version} "
-                     "this run")
-    if base_run.git_commit and base_run.git_commit == new_run.git_commit and not new_run.git_dirty:
-        flags.append(f"both runs are of commit {base_run.git_commit[:12]}: this compares the bench with itself "
-                     "(an A/A run; its ratios show the bench's between-session spread)")
-    return flags
 
 
 def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Iterable[ResultRecord], fail_on: FailOn,

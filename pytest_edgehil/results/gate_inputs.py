@@ -42,7 +42,7 @@ def parse_allow(text: str | None, option: str = "--edgehil-allow") -> frozenset[
 
 
 def load_baseline(path: Path | str, *, read: Callable[[Path], ResultsFile] = load_results,
-                  leave_out: ResultsFile | None = None) -> list[ResultsFile]:
+                  leave_out: ResultsFile | None = None, notes: list[str] | None = None) -> list[ResultsFile]:
     """A baseline of one session (a results file) or several (a directory of them: one file per session,
     oldest first by their start time; `latest.json`, a copy of the newest, is skipped), each file read by
     `read` (a history store's `load_file` reads it through the store); `baseline_sessions` also says
@@ -51,13 +51,17 @@ def load_baseline(path: Path | str, *, read: Callable[[Path], ResultsFile] = loa
     A session is a run, not a file: copies of one run (the same run id) count once, and the run under
     test, `leave_out`, is no session of its own baseline (`pytest --edgehil-save nightly/today.json`, then
     `edgehil compare nightly/ nightly/today.json`): compared with itself, a regression would pass as
-    drift. Raises ConfigError for a missing path, an unreadable file, a directory without results files,
-    or a baseline that holds nothing but the run under test."""
-    return baseline_sessions(path, read=read, leave_out=leave_out)[0]
+    drift. A run in a directory that has not finished (no `finished_at` and not `complete`: still measuring
+    into it, or killed before it could finish) is no session either: it is left out, with a sentence appended to `notes`
+    (a file named as the baseline is read as it is, and an unfinished one is INCOMPLETE). Raises
+    ConfigError for a missing path, an unreadable file, a directory without results files, or a baseline
+    that holds nothing but the run under test and unfinished runs."""
+    return baseline_sessions(path, read=read, leave_out=leave_out, notes=notes)[0]
 
 
 def baseline_sessions(path: Path | str, *, read: Callable[[Path], ResultsFile] = load_results,
-                      leave_out: ResultsFile | None = None) -> tuple[list[ResultsFile], list[Path]]:
+                      leave_out: ResultsFile | None = None,
+                      notes: list[str] | None = None) -> tuple[list[ResultsFile], list[Path]]:
     """`load_baseline`, and the files of the run under test it found among the baseline's and left out."""
     path = Path(path)
     if not path.is_dir():
@@ -70,8 +74,17 @@ def baseline_sessions(path: Path | str, *, read: Callable[[Path], ResultsFile] =
     sessions: list[ResultsFile] = []
     seen: set[str] = set()
     left_out: list[Path] = []
+    unfinished: list[Path] = []
     for file in files:
         results = read(file)
+        if path.is_dir() and results.run.finished_at is None and not results.run.complete:
+            # Tonight's run writing into the nightly directory while a branch's gate reads it: not a session
+            # yet, and failing every gate as EMPTY or INCOMPLETE until it finishes would be a false refusal.
+            unfinished.append(file)
+            if notes is not None:
+                notes.append(f"{file.name} in {path} has not finished (still measuring, or killed before it could "
+                             f"finish; started {results.run.started_at}): left out of the baseline")
+            continue
         run_id = results.run.run_id
         if leave_out is not None and ((run_id and run_id == leave_out.run.run_id)
                                       or (leave_out.path is not None and _same_file(file, leave_out.path))):
@@ -82,6 +95,10 @@ def baseline_sessions(path: Path | str, *, read: Callable[[Path], ResultsFile] =
         if run_id:
             seen.add(run_id)
         sessions.append(results)
+    if not sessions and unfinished:
+        raise ConfigError(f"baseline {path} holds no finished session: {', '.join(p.name for p in unfinished)} "
+                          "did not finish (still measuring, or killed); wait for it, or compare with the results "
+                          "of earlier runs")
     if not sessions:
         raise ConfigError(f"baseline {path} holds no session but the run under test ({', '.join(map(str, left_out))}, "
                           f"run id {leave_out.run.run_id if leave_out else '?'}): a run is not its own baseline; "

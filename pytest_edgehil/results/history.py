@@ -99,6 +99,9 @@ class History:
         if not create and not self.path.is_file():
             raise HistoryError(f"history store {self.path} does not exist; give the path of an existing store, "
                                "or run `edgehil history import --history PATH FILE...` to make one")
+        if self.path.is_dir():  # SQLite says only "unable to open database file", as for a missing folder
+            raise HistoryError(f"history store {self.path}: is a directory; name the store's file, e.g. "
+                               f"{self.path / 'edgehil-history.sqlite'}")
         with self._guard("cannot open it"):
             # isolation_level None: transactions are begun explicitly, IMMEDIATE (the write lock first).
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)

@@ -9,6 +9,7 @@ way); an incompatible change raises `schema_version`, which is checked. Imported
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -39,6 +40,23 @@ class RunSchema(_Lenient):
     complete: bool | None = None
     exit_status: int | None = None
     run_id: str | None = None
+
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _instant(cls, value: str | None) -> str | None:
+        """An ISO 8601 time, returned in UTC: the gate takes its latest baseline session and the history store
+        its newest runs by this text, and "09:30-01:00" (10:30 UTC) sorts before "10:00+00:00" as text. A time
+        without an offset is taken as UTC (the plugin has always written UTC)."""
+        if value is None:
+            return None
+        try:
+            instant = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 8601 time (the plugin writes e.g. "
+                             "2026-12-01T10:00:00+00:00)") from None
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=timezone.utc)
+        return instant.astimezone(timezone.utc).isoformat()
 
 
 class RecordSchema(_Lenient):

@@ -32,6 +32,7 @@ from pytest_edgehil.results.gate_stats import CONFIDENCE, RatioTest, ratio_test
 
 ASSUMED_DRIFT_REL = 0.015  # σ of the session factor assumed when the baseline holds one session
 MIN_SESSIONS = 5  # a baseline with fewer sessions is reported as weak evidence of the drift
+IDENTICAL_LOG_SPREAD = 1e-12  # session medians within float round-off of each other: no spread measured
 MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)  # se(median) ≈ 1.2533·σ/√n for normal samples
 
 
@@ -137,8 +138,9 @@ def session_test(base_sessions: Sequence[Sequence[float]], new: Sequence[float],
 
     k ≥ 2 sessions: d = log median(new) − mean of the baseline's log medians, se = s·√(1 + 1/k) with s the
     sd of the baseline's log medians (floored at the new session's own standard error), Student t with
-    k − 1 degrees of freedom. k = 1: se² = se_base² + se_new² + 2·σ² with σ = `assumed_drift_rel`
-    (log scale), normal. Raises ValueError without a baseline session.
+    k − 1 degrees of freedom; sessions with identical medians measure no drift, so s is floored at σ =
+    `assumed_drift_rel` (log scale) and `assumed` is True. k = 1: se² = se_base² + se_new² + 2·σ², normal.
+    Raises ValueError without a baseline session.
     """
     return session_tests([(base_sessions, new)], assumed_drift_rel=assumed_drift_rel)[0]
 
@@ -171,8 +173,15 @@ def _session_test(base_logs: np.ndarray, new_log: float, se_base: float, se_new:
     base_log = float(base_logs[0]) if k == 1 else float(np.mean(base_logs))
     diff = new_log - base_log
     if k >= 2:
+        # Sessions whose medians agree exactly (a coarse timer, a quantized reading) measure no drift: a spread
+        # of 0 made any change certain (p = 0). Their spread is floored at the assumed drift, named as assumed;
+        # Student's k − 1 degrees of freedom stay, so no verdict is more certain than the measured spread's.
         spread = max(float(np.std(base_logs, ddof=1)), se_new)
-        se, df, drift, assumed = spread * math.sqrt(1 + 1 / k), float(k - 1), math.expm1(spread), False
+        identical = float(np.ptp(base_logs)) <= IDENTICAL_LOG_SPREAD
+        if identical:
+            spread = max(spread, math.log1p(assumed_drift_rel))
+        drift = assumed_drift_rel if identical else math.expm1(spread)
+        se, df, assumed = spread * math.sqrt(1 + 1 / k), float(k - 1), identical
     else:
         sigma = math.log1p(assumed_drift_rel)
         se = math.sqrt(se_base ** 2 + se_new ** 2 + 2 * sigma ** 2)
@@ -193,8 +202,9 @@ def paired_rounds_test(base_rounds: Sequence[Sequence[float]], new_rounds: Seque
 
     ≥ 2 rounds: Student's paired t over rounds (sd floored at the rounds' own sampling error, so two
     rounds that agree by chance do not make a zero-width interval). One round: the pooled per-inference
-    test (`ratio_test`), valid here because both sides share the session. Raises ValueError when the
-    sides have different numbers of rounds or none.
+    test (`ratio_test`), whose p-value says how the two windows differ, not whether the models do (the
+    board's drift between the windows is in it): the gate shows its ratio and tests nothing
+    (`gate.compare_paired`). Raises ValueError when the sides have different numbers of rounds or none.
     """
     if len(base_rounds) != len(new_rounds) or not base_rounds:
         raise ValueError(f"paired rounds must match: {len(base_rounds)} baseline vs {len(new_rounds)} candidate")
