@@ -27,11 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import sqlite3
-import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,12 +39,12 @@ import numpy as np
 from pytest_edgehil.errors import HistoryError
 from pytest_edgehil.results import history_schema as hs
 from pytest_edgehil.results.document_text import finite_or_null
+from pytest_edgehil.results.sqlite_lock import BUSY_TIMEOUT_S, until_unlocked
 from pytest_edgehil.results.store import ResultsFile, RunInfo, load_results, utc_now
 
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the package supports Python 3.10 at runtime
 
-BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another's transaction (a run's is well under 1 s)
 _FIX = ("restore it from a backup, or move it aside and rebuild it from the results files with "
         "`edgehil history import --history PATH FILE...`")
 
@@ -67,24 +65,6 @@ def _refuse_constant(name: str) -> Any:
 
 def _json(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_refuse_constant)
-
-
-def _until_unlocked(statement: Callable[[], object]) -> None:
-    """Run `statement`, again every 0.5-3 ms (jittered) while the store is locked, for up to BUSY_TIMEOUT_S.
-
-    SQLite's own busy wait does not cover everything (a journal-mode switch fails at once), and it backs off
-    to 100 ms sleeps: a process writing one transaction after another (`edgehil history import` of many
-    nights) takes the lock again in each short gap, and a waiting run starved past its timeout."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            statement()
-            return
-        except sqlite3.OperationalError as exc:
-            text = str(exc)
-            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
-                raise
-        time.sleep(random.uniform(0.0005, 0.003))
 
 
 class History:
@@ -108,7 +88,7 @@ class History:
         with self._guard("cannot read it"):
             # Switching a new store to WAL needs it unlocked, and SQLite answers "locked" at once, without
             # waiting, while another process writes it: two runs creating one store at once (a CI failure).
-            _until_unlocked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            until_unlocked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._ensure_schema()
 
     def close(self) -> None:
@@ -146,7 +126,7 @@ class History:
             # Polled by _until_unlocked, not by SQLite's backing-off busy wait: fair to a waiting run.
             self._db.execute("PRAGMA busy_timeout = 1")
             try:
-                _until_unlocked(lambda: self._db.execute("BEGIN IMMEDIATE"))
+                until_unlocked(lambda: self._db.execute("BEGIN IMMEDIATE"))
             finally:
                 self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             try:
