@@ -227,12 +227,10 @@ def test_a_slow_supply_path_is_corrected_for(physics, dialect):
     assert method_error(last.end_to_end_j, truth_e2e_j, last.end_to_end_instrument_j, instrument_errors=on).max() < 0.005
 
 
-@pytest.mark.xfail(strict=True, raises=WindowMisplaced, reason=(
-    "open: a false refusal. Seed 9 of 40 (10 µs RC, NGM202, otherwise ideal) is refused as WindowMisplaced: "
-    "a small step (267 to 256 mW) read over the 70-sample settled region lands 12.6 µs "
-    "from where the 21-sample first pass put it, 10.3 µs off the map against a 10 µs tolerance (its noise "
-    "sigma 2.8 µs; the level after it still declines); fix or refuse rightly, then drop this"))
 def test_a_slow_supply_path_is_corrected_for_another_seed_too():
+    # Seed 9 of 40 (10 µs RC, NGM202, otherwise ideal) was refused as WindowMisplaced: a small step (267 to
+    # 256 mW) read over the 70-sample region a 10 µs RC needs sat 10.3 µs off the map against a fixed 10 µs
+    # tolerance, while its centroid's own noise sigma is 2.8 µs; the tolerance now widens to 5 of those.
     m, truth_j, truth_e2e_j, _, _, _ = measure({"ideal": True, "decoupling_tau_s": 10e-6}, dialect="rs-ngm202",
                                                seed=9)
     last = m.windows[-1]
