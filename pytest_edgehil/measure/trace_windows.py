@@ -111,6 +111,9 @@ class EdgeFit:
     priced_level_w: np.ndarray | None = None
     map_systematic_s: float = 0.0
     supply_tau_s: float = 0.0  # the supply path's time constant fitted from the steps (s; 0: settled within a sample)
+    # How far (s) each edge the map placed may be from its true place, worst case (what `drift_j` prices; 0 where
+    # located): what the RUN's envelope is held to at its ends (`run_envelope.check_map_against_envelope`).
+    drift_s: np.ndarray | None = None
 
     @property
     def sampling_known(self) -> bool:
@@ -236,7 +239,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     # How far each edge may move before it crosses a neighbouring one.
     gaps = np.diff(dev)
     room = np.minimum(np.concatenate([[np.inf], gaps]), np.concatenate([gaps, [np.inf]]))
-    drift_j = np.zeros(n)
+    drift_j, drift_bound_s = np.zeros(n), np.zeros(n)
     for k in map(int, np.flatnonzero(~located)):
         position[k] = offset + ratio * dev[k]
         cumulative[k] = step_aware_cumulative(p, bounds, cum, position[k], dt)
@@ -251,7 +254,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             level_w = float(np.max(np.abs(p[j0:j1]))) if j1 > j0 else largest_w
         else:
             level_w = largest_w
-        drift_j[k] = level_w * drift_s
+        drift_j[k], drift_bound_s[k] = level_w * drift_s, drift_s
         edge_u[k] = float(np.hypot(np.hypot(edge_u[k], abs(step[k]) * max(residual, dt / np.sqrt(12.0))),
                                    drift_j[k]))
     # A located edge off the map by more than a few samples, or by more than its own centroid's noise allows
@@ -285,7 +288,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     level = np.max(np.abs(np.stack([p[np.clip(j + d, 0, p.size - 1)] for d in (-1, 0, 1)])), axis=0)
     return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
                    noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled,
-                   located_steps, level, drift_j, drift_rel == 0, bias_j, priced_level, systematic_s, tau_s)
+                   located_steps, level, drift_j, drift_rel == 0, bias_j, priced_level, systematic_s, tau_s,
+                   drift_bound_s)
 
 
 def _pinned(fit_x: list[float], ratio_u: float) -> bool:
