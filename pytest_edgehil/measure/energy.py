@@ -316,13 +316,13 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     # The RUN's envelope (its first step out of idle, its last back) checks the map where a wrong ratio or
     # offset shows most: at the RUN's ends, within what the map's own uncertainty and drift bound allow there.
     drift_s = 0.0 if fit.drift_s is None else float(max(fit.drift_s[0], fit.drift_s[-1]))
-    ends = MapEnds(fit.offset_s, fit.clock_ratio, float(end_to_end_w[0, 0]),
-                   envelope_tolerance_s(fit.sample_interval_s, fit.supply_tau_s, tick_s,
-                                        fit.residual_s + fit.clock_ratio_u * span_s) + drift_s)
+    map_ends = MapEnds(fit.offset_s, fit.clock_ratio, float(end_to_end_w[0, 0]),
+                       envelope_tolerance_s(fit.sample_interval_s, fit.supply_tau_s, tick_s,
+                                            fit.residual_s + fit.clock_ratio_u * span_s) + drift_s)
     if not fit.clock_pinned:  # windows placed by the device's timer alone: its envelope checks that clock
-        check_clock_within(t, p, span_s, CLOCK_TOLERANCE, ends=ends)
+        check_clock_within(t, p, span_s, CLOCK_TOLERANCE, ends=map_ends)
     else:
-        check_map_against_envelope(t, p, span_s, fit.clock_ratio, fit.clock_ratio_u, ends=ends)
+        check_map_against_envelope(t, p, span_s, fit.clock_ratio, fit.clock_ratio_u, ends=map_ends)
     n = len(timing_list)
     inference_names = [f"inference window {i}" for i in range(n)]
     inference_j, inference_u, _ = window_energies(fit, inference_w, inference_names, RESOLVE_FIX)

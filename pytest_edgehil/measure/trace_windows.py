@@ -261,14 +261,14 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     # (_MISPLACED_SIGMAS of it: a small step read across a region widened for a slow supply path is
     # microseconds uncertain, 2.8 µs for a 11 mW step behind a 10 µs RC at 2 µs, and a fixed 10 µs refused
     # one 3.7 σ off), is not where the device says its edge is.
-    tolerance = np.maximum(max(_MISPLACED_SAMPLES * dt, _MISPLACED_MIN_S), _MISPLACED_SIGMAS * centroid_u)
-    off_map = np.abs(position - (offset + ratio * dev)) > tolerance
+    off_map_s = np.maximum(max(_MISPLACED_SAMPLES * dt, _MISPLACED_MIN_S), _MISPLACED_SIGMAS * centroid_u)
+    off_map = np.abs(position - (offset + ratio * dev)) > off_map_s
     if np.any(off_map & located):
         k = int(np.flatnonzero(off_map & located)[0])
         raise WindowMisplaced(
             f"the stage edge at device time {dev[k] * 1e3:.4f} ms shows in the trace at {position[k] * 1e3:.4f} ms, "
             f"{(position[k] - offset - ratio * dev[k]) * 1e6:+.1f} µs from where the fitted device clock puts it "
-            f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {tolerance[k] * 1e6:.1f} µs): the device's "
+            f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {off_map_s[k] * 1e6:.1f} µs): the device's "
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
             "trace holds the RUN it was fetched for; then the device's own timing: a clock further than 0.5 % "
             "off the analyzer's (an internal RC oscillator) or a timer coarser than the stages it stamps")
