@@ -164,7 +164,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         if hit is not None:
             fit_x.append(float(dev[k]))
             fit_y.append(hit[0])
-            fit_u.append(max(hit[3], dt / np.sqrt(12.0)))
+            # Its place against the device's stamp: the centroid's noise and the stamp's own floor to its tick.
+            fit_u.append(float(np.hypot(max(hit[3], dt / np.sqrt(12.0)), stamp_u_s / np.sqrt(12.0))))
             if len(fit_x) < 64 or len(fit_x) % 16 == 0:  # refit often early, then every few edges
                 offset, ratio, ratio_u = weighted_map(fit_x, fit_y, fit_u)
                 # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
@@ -261,7 +262,10 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     # (_MISPLACED_SIGMAS of it: a small step read across a region widened for a slow supply path is
     # microseconds uncertain, 2.8 µs for a 11 mW step behind a 10 µs RC at 2 µs, and a fixed 10 µs refused
     # one 3.7 σ off), is not where the device says its edge is.
-    off_map_s = np.maximum(max(_MISPLACED_SAMPLES * dt, _MISPLACED_MIN_S), _MISPLACED_SIGMAS * centroid_u)
+    # The map runs through the device's stamps, each floored to its timer's tick: a located edge sits up to a
+    # tick off it on that account alone (a 50 µs timer put one 16.8 µs off against 15.4 µs, and a sound
+    # end-to-end figure was refused).
+    off_map_s = np.maximum(max(_MISPLACED_SAMPLES * dt, _MISPLACED_MIN_S), _MISPLACED_SIGMAS * centroid_u) + stamp_u_s
     off_map = np.abs(position - (offset + ratio * dev)) > off_map_s
     if np.any(off_map & located):
         k = int(np.flatnonzero(off_map & located)[0])
