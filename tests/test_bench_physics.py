@@ -227,12 +227,10 @@ def test_a_slow_supply_path_is_corrected_for(physics, dialect):
     assert method_error(last.end_to_end_j, truth_e2e_j, last.end_to_end_instrument_j, instrument_errors=on).max() < 0.005
 
 
-@pytest.mark.xfail(strict=True, raises=WindowMisplaced, reason=(
-    "open: a false refusal. Seed 9 of 40 (10 µs RC, NGM202, otherwise ideal) is refused as WindowMisplaced: "
-    "a small step (267 to 256 mW) read over the 70-sample settled region lands 12.6 µs "
-    "from where the 21-sample first pass put it, 10.3 µs off the map against a 10 µs tolerance (its noise "
-    "sigma 2.8 µs; the level after it still declines); fix or refuse rightly, then drop this"))
 def test_a_slow_supply_path_is_corrected_for_another_seed_too():
+    # Seed 9 of 40 (10 µs RC, NGM202, otherwise ideal) was refused as WindowMisplaced: a small step (267 to
+    # 256 mW) read over the 70-sample region a 10 µs RC needs sat 10.3 µs off the map against a fixed 10 µs
+    # tolerance, while its centroid's own noise sigma is 2.8 µs; the tolerance now widens to 5 of those.
     m, truth_j, truth_e2e_j, _, _, _ = measure({"ideal": True, "decoupling_tau_s": 10e-6}, dialect="rs-ngm202",
                                                seed=9)
     last = m.windows[-1]
@@ -326,6 +324,19 @@ def test_a_coarse_device_timer_is_refused_not_measured(tick_s, model):
     # where it is, and passed as located (TinyTracker +4.0 % silent at 0.11 %; tests/test_edge_locator.py).
     for seed in (1, 2, 34):
         assert _refused_or_within({"ideal": True, "timer_resolution_s": tick_s}, model=model, seed=seed) == "refused"
+
+
+@pytest.mark.parametrize("seed", [9, 29])
+def test_a_coarse_device_timer_leaves_the_end_to_end_figure_measured(seed):
+    # The same 50 µs timer: inference windows refused (above), but the end-to-end ones, whose edges the trace
+    # shows, measured. Seeds 9 and 29 of 30 refused them too (WindowMisplaced): pass 1 pinned the clock from a
+    # few located edges weighed by their centroid noise alone, while each sits up to a tick off the stamps
+    # the map runs through (ratio 0.99864 and 1.00159 fitted for the true 1.00000).
+    m, truth_j, truth_e2e_j, _, _, _ = measure({"ideal": True, "timer_resolution_s": 50e-6}, model="tinytracker",
+                                               seed=seed)
+    last = m.windows[-1]
+    assert np.abs(last.end_to_end_j / truth_e2e_j - 1).max() < 0.005
+    assert last.inference_refusal is not None or np.abs(last.inference_j / truth_j - 1).max() < 0.01
 
 
 def test_the_device_tick_is_read_from_the_stamps():

@@ -133,11 +133,6 @@ def test_windows_placed_by_an_unchecked_clock_are_refused_not_measured(rc_clock_
     with pytest.raises((CannotResolve, WindowMisplaced), match=r"window \d+ .*not visible in the trace|disagree"):
         energy_from_trace(time_s - 0.3e-3, power_w, timings, origin_u_s=0.0)
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: seed 24 of the same bench (seeds 0-39 but 24 refuse it as WindowMisplaced) measures the record "
-    "placed 0.3 ms off silently: inference +284 %, end to end +3.7 % (its edges matched to the wrong device "
-    "edges; on a shifted-seed run alike the fitted ratio was 0.9985 against the true 0.9980); fix or refuse, "
-    "then drop this"))
 def test_windows_placed_by_an_unchecked_clock_are_refused_for_another_seed_too():
     """test_windows_placed_by_an_unchecked_clock_are_refused_not_measured on the bench of seed 24 (found by
     running the suite with every seeded generator shifted: the refusal held only for some seeds)."""

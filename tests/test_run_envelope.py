@@ -4,6 +4,8 @@ computes it again (two medians over the whole record each time: 10-20 ms per mil
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -11,14 +13,16 @@ from pytest_edgehil.errors import WindowMisplaced
 from pytest_edgehil.measure import run_envelope, run_start
 from pytest_edgehil.measure.energy import end_to_end_windows_s, energy_from_trace
 from pytest_edgehil.measure.run_envelope import (
+    MapEnds,
     check_clock_within,
     check_map_against_envelope,
     envelope_ratio,
+    envelope_tolerance_s,
     run_end_s,
 )
 from pytest_edgehil.measure.run_start import record_noise_w, run_start_s
 
-from .test_energy_vs_timeline import sample_timeline, simulated_run
+from .test_energy_vs_timeline import PULSE_S, sample_timeline, simulated_run
 
 DT = 5e-6
 
@@ -98,3 +102,31 @@ def test_the_run_end_of_an_integrating_record_is_read_where_the_last_cell_holds_
     power_w[:20] = idle_w
     found = run_end_s(time_s, power_w)
     assert found is not None and abs(found - end_s) <= 0.09 * dt
+
+
+def test_a_map_a_stage_off_at_the_runs_ends_is_refused_where_the_true_one_passes() -> None:
+    # The trace's axis is the device's (simulated_run: t = 0 at the first trigger, one shared clock), so the
+    # true map is offset 0, ratio 1; one whose every edge sits an inference stage late (edges matched to
+    # the next kind: inference ends taken for inference starts) puts the RUN's ends that far from the
+    # envelope's. The tolerance is the envelope's own reading, 3 samples (no supply path, tick or map error).
+    t, p, timings, span_s = traced_run(3)
+    first_s = float(end_to_end_windows_s(timings)[0, 0])
+    tolerance_s = envelope_tolerance_s(DT, 0.0, 0.0, 0.0)
+    assert tolerance_s == pytest.approx(3 * DT)
+    check_map_against_envelope(t, p, span_s, 1.0, 0.0, ends=MapEnds(0.0, 1.0, first_s, tolerance_s))
+    late = MapEnds(PULSE_S, 1.0, first_s, tolerance_s)
+    with pytest.raises(WindowMisplaced, match=r"matched to the wrong device edges.*origin_u_s") as excinfo:
+        check_map_against_envelope(t, p, span_s, 1.0, 0.0, ends=late)
+    # It names how far: the envelope sits one stage before the map's ends, to the envelope's own reading.
+    named = re.search(r"([+-]\d+\.\d) µs off", str(excinfo.value))
+    assert named is not None
+    off_s = float(named.group(1)) * 1e-6
+    assert abs(off_s + PULSE_S) <= tolerance_s
+    # The same map placing windows by the device's timer (no located edge pinned it) is refused alike.
+    with pytest.raises(WindowMisplaced, match="beyond the 15.0 µs its placement allows"):
+        check_clock_within(t, p, span_s, 5e-3, ends=late)
+
+
+def test_the_ends_tolerance_adds_the_supply_path_the_tick_and_three_map_sigmas() -> None:
+    # Each part by hand: 3 samples of 2 µs, 7 τ of a 10 µs RC, a 1 µs tick, 3 × 0.5 µs of map.
+    assert envelope_tolerance_s(2e-6, 10e-6, 1e-6, 0.5e-6) == pytest.approx(6e-6 + 70e-6 + 1e-6 + 1.5e-6)

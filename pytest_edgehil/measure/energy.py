@@ -42,7 +42,12 @@ from pytest_edgehil.measure.point_sampling import (
     point_sampling_refusal,
     unclassified_refusal,
 )
-from pytest_edgehil.measure.run_envelope import check_clock_within, check_map_against_envelope
+from pytest_edgehil.measure.run_envelope import (
+    MapEnds,
+    check_clock_within,
+    check_map_against_envelope,
+    envelope_tolerance_s,
+)
 from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, edge_index, locate_edges
 from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
 from pytest_edgehil.measure.window_energies import window_energies
@@ -304,13 +309,20 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     # Each edge's kind (readout start, inference start, inference end, retrieval end): the edges of one kind
     # share what lies beside them, so the locator judges and prices them together (`edge_pricing`).
     kinds = np.concatenate([np.broadcast_to([1, 2], inference_w.shape), np.broadcast_to([0, 3], end_to_end_w.shape)])
+    tick_s = device_tick_s(timing_list)
     fit = locate_edges(t, p, np.concatenate([inference_w, end_to_end_w]).reshape(-1), origin_u_s=origin_u_s,
-                       stamp_u_s=device_tick_s(timing_list), kinds=kinds.reshape(-1))
+                       stamp_u_s=tick_s, kinds=kinds.reshape(-1))
+    span_s = float(end_to_end_w[-1, 1] - end_to_end_w[0, 0])
+    # The RUN's envelope (its first step out of idle, its last back) checks the map where a wrong ratio or
+    # offset shows most: at the RUN's ends, within what the map's own uncertainty and drift bound allow there.
+    drift_s = 0.0 if fit.drift_s is None else float(max(fit.drift_s[0], fit.drift_s[-1]))
+    map_ends = MapEnds(fit.offset_s, fit.clock_ratio, float(end_to_end_w[0, 0]),
+                       envelope_tolerance_s(fit.sample_interval_s, fit.supply_tau_s, tick_s,
+                                            fit.residual_s + fit.clock_ratio_u * span_s) + drift_s)
     if not fit.clock_pinned:  # windows placed by the device's timer alone: its envelope checks that clock
-        check_clock_within(t, p, float(end_to_end_w[-1, 1] - end_to_end_w[0, 0]), CLOCK_TOLERANCE)
-    else:  # a pinned map is still checked against the RUN's envelope, where a wrong ratio shows most
-        check_map_against_envelope(t, p, float(end_to_end_w[-1, 1] - end_to_end_w[0, 0]), fit.clock_ratio,
-                                   fit.clock_ratio_u)
+        check_clock_within(t, p, span_s, CLOCK_TOLERANCE, ends=map_ends)
+    else:
+        check_map_against_envelope(t, p, span_s, fit.clock_ratio, fit.clock_ratio_u, ends=map_ends)
     n = len(timing_list)
     inference_names = [f"inference window {i}" for i in range(n)]
     inference_j, inference_u, _ = window_energies(fit, inference_w, inference_names, RESOLVE_FIX)

@@ -13,10 +13,13 @@ Pure functions on arrays; seconds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
 from pytest_edgehil.measure.run_start import idle_level_w, record_noise_w, run_start_s
+from pytest_edgehil.measure.settling import SETTLE_COVER
 
 
 def run_end_s(time_s: np.ndarray, power_w: np.ndarray, *, noise_w: float | None = None) -> float | None:
@@ -52,6 +55,21 @@ def run_end_s(time_s: np.ndarray, power_w: np.ndarray, *, noise_w: float | None 
     return float(t[k] + (half_w - p[k]) / (p[k + 1] - p[k]) * (t[k + 1] - t[k]))
 
 
+def run_envelope_s(time_s: np.ndarray, power_w: np.ndarray, *,
+                   noise_w: float | None = None) -> tuple[float, float] | None:
+    """(trace time s of the RUN's first step out of idle, of its last step back to it), or None when the record
+    does not show both (no idle lead or tail, no step). `noise_w`: as for `envelope_ratio`."""
+    if time_s.size < 2:
+        return None
+    noise = record_noise_w(power_w) if noise_w is None else noise_w
+    try:
+        start_s = run_start_s(time_s, power_w, noise_w=noise)
+    except MeasurementError:
+        return None
+    end_s = run_end_s(time_s, power_w, noise_w=noise)
+    return None if end_s is None else (start_s, end_s)
+
+
 def envelope_ratio(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, *,
                    noise_w: float | None = None) -> tuple[float, float] | None:
     """(trace span / device span of the RUN, its uncertainty) from the first step out of idle and the last
@@ -60,29 +78,28 @@ def envelope_ratio(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float
     `noise_w`: the record's `run_start.record_noise_w` when the caller has it; else it is computed once
     here for both ends (two medians over the whole record: 10-20 ms per million samples).
     """
-    if device_span_s <= 0 or time_s.size < 2:
+    if device_span_s <= 0:
         return None
-    noise = record_noise_w(power_w) if noise_w is None else noise_w
-    try:
-        start_s = run_start_s(time_s, power_w, noise_w=noise)
-    except MeasurementError:
-        return None
-    end_s = run_end_s(time_s, power_w, noise_w=noise)
-    if end_s is None:
+    ends = run_envelope_s(time_s, power_w, noise_w=noise_w)
+    if ends is None:
         return None
     dt = float(time_s[1] - time_s[0])
-    return (end_s - start_s) / device_span_s, 2 * dt / device_span_s
+    return (ends[1] - ends[0]) / device_span_s, 2 * dt / device_span_s
 
 
 def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, tolerance: float,
-                       *, run: str = "the RUN", noise_w: float | None = None) -> None:
+                       *, run: str = "the RUN", noise_w: float | None = None, ends: MapEnds | None = None) -> None:
     """Raise WindowMisplaced when the RUN's envelope shows the device's clock further off the analyzer's
     than `tolerance` (the drift the unpinned windows were bounded by); nothing when it cannot tell.
-    `noise_w`: as for `envelope_ratio`."""
-    found = envelope_ratio(time_s, power_w, device_span_s, noise_w=noise_w)
+    `noise_w`: as for `envelope_ratio`. With `ends`, also where the map puts the RUN's first and last edge
+    against the envelope (as `check_map_against_envelope` does): the drift bound the windows carry need not
+    be the whole `tolerance` (a few located edges that fit a line loosely bound it by their own ratio), and a
+    0.2 % clock under a bound of 0.03 % left end-to-end windows 0.2 % off with 0.01-0.04 % stated."""
+    found = run_envelope_s(time_s, power_w, noise_w=noise_w) if device_span_s > 0 else None
     if found is None:
         return
-    ratio, ratio_u = found
+    start_s, end_s = found
+    ratio, ratio_u = (end_s - start_s) / device_span_s, 2 * float(time_s[1] - time_s[0]) / device_span_s
     if abs(ratio - 1.0) > tolerance + 3 * ratio_u:
         raise WindowMisplaced(
             f"{run} lasts {ratio * device_span_s * 1e3:.4f} ms in the trace but {device_span_s * 1e3:.4f} ms by the "
@@ -91,19 +108,56 @@ def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: f
             "the board's clock source (an internal RC oscillator; a crystal is within 0.01 %), or make the stage "
             "edges visible (a finer sample interval, the trigger line wired) so the clock is fitted; if the clock is "
             "right, the record does not hold the whole RUN (its start or end lies outside it)")
+    _check_ends(start_s, end_s, device_span_s, ends, run)
+
+
+# The envelope's ends are read to this many sample intervals (a half-level crossing of integrated or point samples).
+ENVELOPE_SAMPLES = 3.0
+
+
+@dataclass(frozen=True)
+class MapEnds:
+    """Where a clock map (trace_t = offset_s + ratio · device_t) puts the RUN's first edge (its first
+    readout's start, `first_device_s` on the device's axis) and, the device's span later, its last (the last
+    retrieval's end), and how far (s) the RUN's envelope may sit from those places (`envelope_tolerance_s`)."""
+
+    offset_s: float
+    ratio: float
+    first_device_s: float
+    tolerance_s: float
+
+
+def envelope_tolerance_s(sample_interval_s: float, supply_tau_s: float, tick_s: float, map_u_s: float) -> float:
+    """How far (s) a sound RUN's envelope may sit from where its clock map puts the RUN's first and last edge.
+
+    Each end is a half-level crossing read to a sample or two (`ENVELOPE_SAMPLES` of them), behind a supply
+    path of time constant `supply_tau_s` that lags it by up to a few τ (the last step's level is read in its
+    decay, ≤ ln(2·step/threshold) τ ≈ 4.6 τ: SETTLE_COVER τ covers it); the device stamps its edges to its
+    timer's tick `tick_s`; and the map itself is known to `map_u_s` (1σ, taken three times). A map matched to
+    the wrong device edges is off by a whole stage (0.23 ms and more on the modelled boards) at the ends.
+    """
+    return ENVELOPE_SAMPLES * sample_interval_s + SETTLE_COVER * supply_tau_s + tick_s + 3.0 * map_u_s
 
 
 def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_span_s: float, ratio: float,
-                               ratio_u: float, *, run: str = "the RUN", noise_w: float | None = None) -> None:
+                               ratio_u: float, *, run: str = "the RUN", noise_w: float | None = None,
+                               ends: MapEnds | None = None) -> None:
     """Raise WindowMisplaced when the clock map's `ratio` (fitted to located edges) disagrees with the ratio
     the RUN's envelope shows: its first step out of idle and its last step back (`run_end_s`) over the
     device's own span. A map fitted to mismatched edges (a clock past the locator's 0.5 % search: a 0.8 %
     fast board pinned 0.9954 against the true 0.9921, and the last end-to-end window came out −2.6 %) is
-    caught here. Nothing when the record does not show both ends. `noise_w`: as for `envelope_ratio`."""
-    found = envelope_ratio(time_s, power_w, device_span_s, noise_w=noise_w)
+    caught here. Nothing when the record does not show both ends. `noise_w`: as for `envelope_ratio`.
+
+    With `ends`, also where the map puts the RUN's first and last edge against where the envelope shows
+    them (`MapEnds.tolerance_s`): a map whose located edges are each another kind's (a record placed 0.3 ms
+    off, a 0.2 % clock: inference ends matched as inference starts) can fit a ratio within the slack below
+    (0.99741 against the true 0.99800, 4 edges 6 µs about it) and measure +284 % on every inference window,
+    yet it puts the RUN's ends a stage (0.7-0.9 ms) from the envelope's."""
+    found = run_envelope_s(time_s, power_w, noise_w=noise_w) if device_span_s > 0 else None
     if found is None:
         return
-    envelope, envelope_u = found
+    start_s, end_s = found
+    envelope, envelope_u = (end_s - start_s) / device_span_s, 2 * float(time_s[1] - time_s[0]) / device_span_s
     # 0.1 % of slack: a slow supply path moves the two half-level crossings a little apart (10 µs RC on the
     # NGM202: 2.4e-4), while edges matched wrongly past the 0.5 % search are off by more (0.8 % clock: 3.3e-3).
     allowed = 3 * (envelope_u + ratio_u) + 1e-3
@@ -114,3 +168,26 @@ def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_s
             "they were matched to the wrong device edges, and the windows drift along the RUN. The device's "
             "clock is likely further off than the 0.5 % the locator searches (an internal RC oscillator): check "
             "the board's clock source, or make the stage edges visible so the clock is fitted")
+    _check_ends(start_s, end_s, device_span_s, ends, run)
+
+
+def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnds | None, run: str) -> None:
+    """Raise WindowMisplaced when the RUN's envelope (`start_s`, `end_s`) sits further from where the map puts
+    its first and last edge than `ends.tolerance_s`; nothing without `ends`."""
+    if ends is None:
+        return
+    first_s = ends.offset_s + ends.ratio * ends.first_device_s
+    last_s = first_s + ends.ratio * device_span_s
+    off_s = max((start_s - first_s, end_s - last_s), key=abs)
+    if abs(off_s) > ends.tolerance_s:
+        raise WindowMisplaced(
+            f"{run} shows in the trace from {start_s * 1e3:.4f} to {end_s * 1e3:.4f} ms (its first step out of idle, "
+            f"its last step back), but the clock map that places its windows (ratio {ends.ratio:.6f}, offset "
+            f"{ends.offset_s * 1e6:.2f} µs) puts its first readout's start at {first_s * 1e3:.4f} ms and its last "
+            f"retrieval's end at {last_s * 1e3:.4f} ms, {off_s * 1e6:+.1f} µs off, beyond the "
+            f"{ends.tolerance_s * 1e6:.1f} µs its placement allows: the windows would sit beside the stages they "
+            "mean (stage edges matched to the wrong device edges, a stage off, or a device clock the trace did not "
+            "pin running further off than assumed). The trace's time origin is further from the device's than the "
+            "locator was told (a record placed by a device-timed stage on a clock far off, a trigger from another "
+            "device), or the device's clock is further off than the 0.5 % the locator searches: check the trigger "
+            "wiring and the board's clock source, and state how far the origin may be off (origin_u_s)")

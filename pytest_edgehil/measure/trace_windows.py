@@ -47,6 +47,9 @@ from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, set
 # A located edge this far (in sample intervals, or µs) from the fitted clock map means a misplaced window.
 _MISPLACED_SAMPLES = 3.0
 _MISPLACED_MIN_S = 10e-6
+# ... or than this many of its centroid's own standard deviations (noise), where that is wider: 5 σ is
+# passed by chance once in 1.7 million edges (a 10 s hardware window holds about 2000).
+_MISPLACED_SIGMAS = 5.0
 # Pass 1 searches this clock error (0.5 %: an RC oscillator) times the distance from a located edge, until
 # the located edges pin the ratio to _PASS1_RATIO_PINNED.
 _PASS1_TOLERANCE = 5e-3
@@ -107,6 +110,10 @@ class EdgeFit:
     bias_j: np.ndarray | None = None
     priced_level_w: np.ndarray | None = None
     map_systematic_s: float = 0.0
+    supply_tau_s: float = 0.0  # the supply path's time constant fitted from the steps (s; 0: settled within a sample)
+    # How far (s) each edge the map placed may be from its true place, worst case (what `drift_j` prices; 0 where
+    # located): what the RUN's envelope is held to at its ends (`run_envelope.check_map_against_envelope`).
+    drift_s: np.ndarray | None = None
 
     @property
     def sampling_known(self) -> bool:
@@ -157,7 +164,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         if hit is not None:
             fit_x.append(float(dev[k]))
             fit_y.append(hit[0])
-            fit_u.append(max(hit[3], dt / np.sqrt(12.0)))
+            # Its place against the device's stamp: the centroid's noise and the stamp's own floor to its tick.
+            fit_u.append(float(np.hypot(max(hit[3], dt / np.sqrt(12.0)), stamp_u_s / np.sqrt(12.0))))
             if len(fit_x) < 64 or len(fit_x) % 16 == 0:  # refit often early, then every few edges
                 offset, ratio, ratio_u = weighted_map(fit_x, fit_y, fit_u)
                 # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
@@ -232,7 +240,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     # How far each edge may move before it crosses a neighbouring one.
     gaps = np.diff(dev)
     room = np.minimum(np.concatenate([[np.inf], gaps]), np.concatenate([gaps, [np.inf]]))
-    drift_j = np.zeros(n)
+    drift_j, drift_bound_s = np.zeros(n), np.zeros(n)
     for k in map(int, np.flatnonzero(~located)):
         position[k] = offset + ratio * dev[k]
         cumulative[k] = step_aware_cumulative(p, bounds, cum, position[k], dt)
@@ -247,17 +255,24 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             level_w = float(np.max(np.abs(p[j0:j1]))) if j1 > j0 else largest_w
         else:
             level_w = largest_w
-        drift_j[k] = level_w * drift_s
+        drift_j[k], drift_bound_s[k] = level_w * drift_s, drift_s
         edge_u[k] = float(np.hypot(np.hypot(edge_u[k], abs(step[k]) * max(residual, dt / np.sqrt(12.0))),
                                    drift_j[k]))
-    tolerance = max(_MISPLACED_SAMPLES * dt, _MISPLACED_MIN_S)
-    off_map = np.abs(position - (offset + ratio * dev)) > tolerance
+    # A located edge off the map by more than a few samples, or by more than its own centroid's noise allows
+    # (_MISPLACED_SIGMAS of it: a small step read across a region widened for a slow supply path is
+    # microseconds uncertain, 2.8 µs for a 11 mW step behind a 10 µs RC at 2 µs, and a fixed 10 µs refused
+    # one 3.7 σ off), is not where the device says its edge is.
+    # The map runs through the device's stamps, each floored to its timer's tick: a located edge sits up to a
+    # tick off it on that account alone (a 50 µs timer put one 16.8 µs off against 15.4 µs, and a sound
+    # end-to-end figure was refused).
+    off_map_s = np.maximum(max(_MISPLACED_SAMPLES * dt, _MISPLACED_MIN_S), _MISPLACED_SIGMAS * centroid_u) + stamp_u_s
+    off_map = np.abs(position - (offset + ratio * dev)) > off_map_s
     if np.any(off_map & located):
         k = int(np.flatnonzero(off_map & located)[0])
         raise WindowMisplaced(
             f"the stage edge at device time {dev[k] * 1e3:.4f} ms shows in the trace at {position[k] * 1e3:.4f} ms, "
             f"{(position[k] - offset - ratio * dev[k]) * 1e6:+.1f} µs from where the fitted device clock puts it "
-            f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {tolerance * 1e6:.1f} µs): the device's "
+            f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {off_map_s[k] * 1e6:.1f} µs): the device's "
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
             "trace holds the RUN it was fetched for; then the device's own timing: a clock further than 0.5 % "
             "off the analyzer's (an internal RC oscillator) or a timer coarser than the stages it stamps")
@@ -277,7 +292,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     level = np.max(np.abs(np.stack([p[np.clip(j + d, 0, p.size - 1)] for d in (-1, 0, 1)])), axis=0)
     return EdgeFit(dev, position, cumulative, located, usable, step, edge_u, ratio, ratio_u, offset, residual,
                    noise, dt, stepped, np.where(stepped, centroid, np.nan), settle_tau, point_sampled,
-                   located_steps, level, drift_j, drift_rel == 0, bias_j, priced_level, systematic_s)
+                   located_steps, level, drift_j, drift_rel == 0, bias_j, priced_level, systematic_s, tau_s,
+                   drift_bound_s)
 
 
 def _pinned(fit_x: list[float], ratio_u: float) -> bool:

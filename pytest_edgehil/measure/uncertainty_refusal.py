@@ -45,12 +45,30 @@ def uncertainty_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.nd
     w = int(bad[0])
     i0, i1 = idx[w]
     unlocated = int(np.count_nonzero(~fit.located))
+    interval = (float(fit.position_s[i0]), float(fit.position_s[i1]))
+    tail = (f"so they may be off by up to {rel[w]:.1%} of its energy, over the {max_rel:.0%} a figure may carry "
+            f"({bad.size} of {len(names)} windows are refused)")
+    if fit.clock_pinned and fit.drift_s is not None:
+        # The located edges pin the map: what is left of the bound is the stamps' own tick (each unlocated
+        # edge's drift is exactly that), which no clock fit or wiring removes.
+        tick_s = float(max(fit.drift_s[i0], fit.drift_s[i1]))
+        return CannotResolve(
+            names[w], interval, fit.sample_interval_s,
+            f"the trace does not locate its edges at this sample interval ({unlocated} of {fit.device_s.size} stage "
+            f"edges are not), so they sit where the device's stamps put them, and the device's timer floors each "
+            f"stamp to its {tick_s * 1e6:.3g} µs tick (the located edges pin the clock itself); at the power beside "
+            f"them a tick is a sizeable part of a {(interval[1] - interval[0]) * 1e6:.4g} µs window, {tail}",
+            TICK_FIX)
     return CannotResolve(
-        names[w], (float(fit.position_s[i0]), float(fit.position_s[i1])), fit.sample_interval_s,
+        names[w], interval, fit.sample_interval_s,
         f"its edges are not visible in the trace ({unlocated} of {fit.device_s.size} stage edges sit where the "
-        f"device's clock puts them, and the located ones do not pin that clock), so they may be off by up to "
-        f"{rel[w]:.1%} of its energy, over the {max_rel:.0%} a figure may carry ({bad.size} of {len(names)} "
-        "windows are refused)", PLACEMENT_FIX)
+        f"device's clock puts them, and the located ones do not pin that clock), {tail}", PLACEMENT_FIX)
+
+
+TICK_FIX = ("use a finer sample interval (SENS:SWE:TINT; for a long window on an N6705C, fewer points per capture: "
+            "shorter windows, more of them) so the trace locates every edge itself, or a finer device timer; or "
+            "measure the stage's energy with a stage-only loop (many back-to-back inferences in one window, as "
+            "MLPerf Tiny does) so the edges matter once per run")
 
 
 PRICING_FIX = ("use a finer sample interval (SENS:SWE:TINT; where the digitizer's memory sets it, as for MLPerf "
