@@ -29,16 +29,16 @@ HARDWARE_PLAN = EnergyPlan(windows=1, runs_per_window=1, min_window_s=10.0, time
 
 
 def measure(physics: dict, *, model: str = "qsegment", dialect: str = "keysight-n6705c",
-            plan: EnergyPlan | None = None, seed: int = 7):
+            plan: EnergyPlan | None = None, seed: int = 7, device: str = "imx500"):
     """(measurement, true inference J per inference of the last window, true end-to-end J, true inference s)."""
     lab = replace(simulated_lab(), physics=physics)
-    lab.devices["imx500"] = replace(lab.devices["imx500"], twin_analyzer=dialect)
+    lab.devices[device] = replace(lab.devices[device], twin_analyzer=dialect)
     bench = Bench(lab, seed=seed)
     try:
-        dut = bench.device("imx500")
+        dut = bench.device(device)
         entry = CATALOG.get(model)
         dut.ensure_model(entry.data, entry.name)
-        analyzer, supply = bench.analyzer("imx500")
+        analyzer, supply = bench.analyzer(device)
         m = measure_energy(dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a,
                            plan=plan or EnergyPlan(windows=2, runs_per_window=10))
         timeline, edges = dut.twin.timeline, np.array(dut.twin.last_run_edges_s)
@@ -91,6 +91,22 @@ def test_keithley_refuses_per_inference_windows_and_measures_run_windows():
     # One run window per acquisition: end-to-end energy over inferences 2..n, divided by their number.
     truth_j = timeline.energy_between(edges[1, 3], edges[-1, 3]) / (len(edges) - 2)
     assert m.end_to_end_j.size == 1
+    assert m.end_to_end_j[0] == pytest.approx(truth_j, rel=0.005)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "open: a silent error. On the Coral twin (readout and retrieval at one power, inference 5 % above it) "
+    "the 2281S's 1 ms readings carry only 50 mW inference steps inside the RUN, and the clock fit of "
+    "Q-Segment's run window lands on 1.0033 on an ideal bench (no clock error): +0.70 % against the twin's "
+    "truth (seeds 1-3: +0.49 to +0.72 %; TinyTracker +0.07 to +0.15 %), past the 0.5 % this run window is "
+    "promised (docs/measurement.md); the RUN's envelope (idle to 0.95 W and back) may pin it. Fix or "
+    "refuse, then drop this"))
+def test_the_keithley_run_window_on_a_board_with_flat_stages_is_within_half_a_percent():
+    m, _, _, _, timeline, edges = measure({"ideal": True}, dialect="keithley-2281s", device="coral", seed=1,
+                                          plan=EnergyPlan(windows=1, runs_per_window=10))
+    # The truth as for the IMX500 above: the twin's energy over inferences 2..n, divided by their number.
+    truth_j = timeline.energy_between(edges[1, 3], edges[-1, 3]) / (len(edges) - 2)
+    assert m.windows[-1].clock_ratio == pytest.approx(1.0, abs=0.001)  # an ideal bench's clocks agree
     assert m.end_to_end_j[0] == pytest.approx(truth_j, rel=0.005)
 
 

@@ -37,6 +37,21 @@ def test_describe_names_everything_a_reader_needs():
         assert part in text
 
 
+def test_a_failure_on_a_published_figure_names_the_figure_and_the_distance_from_it():
+    # A budget `{ published = 10.0, tolerance = 0.05 }` failed with "… vs budget ≤ 10.5 mJ — margin -15.7%":
+    # the paper's 10 mJ the limit stands for was not in the message. 12.15 mJ is +21.5 % from 10 mJ (by hand).
+    lower = Limit("end_to_end_mj", max=10.5, published=10.0, tolerance=0.05, source="vendor app note")
+    text = lower.check(12.15).describe(device="coral", model="my_net", backend="SIMULATED", samples=30)
+    assert "vs budget ≤ 10.5 mJ (published 10 mJ, +21.5% from it)" in text
+    # A higher-is-better figure stated as its own bound (CHASE_DB1 AUC): 0.95 is -2.0 % from 0.9697.
+    higher = Limit("chase_roc_auc", min=0.9697, published=0.9697)
+    text = higher.check(0.95).describe(device="imx500", model="qsegment", backend="SIMULATED")
+    assert "vs budget ≥ 0.9697 (published 0.9697, -2.0% from it)" in text
+    # Without a published figure the message is as before.
+    plain = Limit("inference_ms", max=5.0).check(5.728).describe(device="coral", model="m", backend="SIMULATED")
+    assert "published" not in plain
+
+
 def test_bare_number_is_refused_so_direction_is_explicit(tmp_path):
     path = tmp_path / "b.toml"
     path.write_text('[[budget]]\nmodel = "m"\ndevice = "imx500"\n[budget.limits]\ninference_ms = 1.0\n')

@@ -98,6 +98,25 @@ def test_a_given_but_empty_device_selection_is_refused_not_taken_for_all(given: 
         select_devices(simulated_lab(), given)
 
 
+def test_all_mixed_with_names_is_refused_as_such_not_as_an_unknown_device() -> None:
+    # `--device=all,coral` said "--device all: not in lab …; known devices: … (or 'all')": it refused 'all'
+    # while offering it. The message says that 'all' stands alone.
+    with pytest.raises(ConfigError) as info:
+        select_devices(simulated_lab(), "all,coral")
+    message = str(info.value)
+    assert "not in lab" not in message
+    assert "'all' selects every device" in message and "alone" in message
+
+
+def test_a_device_name_in_the_wrong_case_is_pointed_at_its_lab_name() -> None:
+    # `--device=Coral` listed every device but did not say which one was meant.
+    with pytest.raises(ConfigError, match=r"--device Coral: not in lab .*did you mean 'coral'\?"):
+        select_devices(simulated_lab(), "Coral")
+    with pytest.raises(ConfigError) as info:
+        select_devices(simulated_lab(), "nonsense")
+    assert "did you mean" not in str(info.value)  # nothing close: no guess
+
+
 def test_the_device_kind_entry_point_group_keeps_its_public_name() -> None:
     # Labs' own packages register boards under this group in their pyproject; renaming it silently
     # drops their kinds (the layout move once rewrote it to a module path).

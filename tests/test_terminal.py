@@ -43,6 +43,18 @@ def test_latency_split_is_one_line_per_pair_with_the_published_total():
     assert latency_split_lines([rec("model_kb", 600.0, unit="KB")]) == []
 
 
+def test_latency_split_takes_the_traces_inference_where_the_device_timer_did_not_time_it():
+    # TinyTracker on the Coral (no inference_ms budget) read "readout 6.11 + inference ? + retrieval 0.30 =
+    # 34.36 ms" while its summary showed trace_inference_ms 27.97 ms: the split names that figure and its source.
+    records = [rec("readout_ms", 6.105), rec("retrieval_ms", 0.3008), rec("trace_inference_ms", 27.97),
+               rec("end_to_end_ms", 34.36, published=34.4)]
+    assert latency_split_lines(records) == [
+        "p-d: readout 6.11 + inference 27.97 (power trace) + retrieval 0.30 = 34.36 ms (published 34.4)"]
+    # The device timer's figure, where there is one, is the split's (the trace's is its cross-check).
+    both = [*records, rec("inference_ms", 27.95)]
+    assert latency_split_lines(both)[0].startswith("p-d: readout 6.11 + inference 27.95 + retrieval 0.30")
+
+
 def _summary_value(out: str, metric: str) -> float:
     match = re.search(rf"^tinytracker-imx500\s+\w+\s+{metric}\s+([0-9.]+) ms", out, re.MULTILINE)
     assert match, f"no summary row for {metric}:\n{out}"

@@ -93,7 +93,16 @@ class Verdict:
 
         value = format_against(self.value, self.limit.min, self.limit.max)
         return (f"{model} on {device} ({backend}): {self.limit.metric} = {value}{unit} "
-                f"vs budget {self.limit.bound_text} — margin {self.margin_rel:+.1%}{n}{src}")
+                f"vs budget {self.limit.bound_text}{self._published_text(unit)} — margin {self.margin_rel:+.1%}{n}{src}")
+
+    def _published_text(self, unit: str) -> str:
+        """` (published 10 mJ, +21.5% from it)`: the figure a limit derives from is what a reader checks a
+        failure against, so it is named with the value's distance from it (empty without one)."""
+        published = self.limit.published
+        if published is None:
+            return ""
+        distance = f", {self.value / published - 1:+.1%} from it" if published else ""
+        return f" (published {published:g}{unit}{distance})"
 
 
 @dataclass(frozen=True)

@@ -264,12 +264,26 @@ def select_devices(lab: LabConfig, selection: str | None) -> list[str]:
         _check_one_board_each(lab, names)
         return names
     names = [s.strip() for s in selection.split(",") if s.strip()]
+    if "all" in names and "all" not in lab.devices:
+        raise ConfigError(f"--device {selection}: 'all' selects every device of lab {lab.name!r} and stands "
+                          f"alone; give --device=all, or device names ({', '.join(lab.devices)})")
     unknown = [n for n in names if n not in lab.devices]
     if unknown:
-        raise ConfigError(f"--device {','.join(unknown)}: not in lab {lab.name!r}; "
+        raise ConfigError(f"--device {','.join(unknown)}: not in lab {lab.name!r}{_close_names(unknown, lab)}; "
                           f"known devices: {', '.join(lab.devices)} (or 'all')")
     _check_one_board_each(lab, names)
     return names
+
+
+def _close_names(unknown: list[str], lab: LabConfig) -> str:
+    """` (did you mean 'coral'?)` for a name that differs from a lab device's only in case or a typo."""
+    by_lower = {name.lower(): name for name in lab.devices}
+    guesses = []
+    for name in unknown:
+        close = by_lower.get(name.lower()) or closest(name, lab.devices)
+        if close:
+            guesses.append(repr(close))
+    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
 
 
 def _board_keys(dev: DeviceConfig) -> list[tuple[str, str]]:

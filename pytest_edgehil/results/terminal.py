@@ -15,6 +15,7 @@ from pytest_edgehil.results.summary import format_against, format_value
 # The on-device stages of one frame, in the order they happen (measure/latency.py records each).
 LATENCY_STAGES = (("readout", "readout_ms"), ("inference", "inference_ms"), ("retrieval", "retrieval_ms"))
 END_TO_END = "end_to_end_ms"
+TRACE_INFERENCE = "trace_inference_ms"  # the inference stage timed on the power trace (measure/energy.py)
 _STATUS_WORD = {"marginal": "MARGINAL", "fail": "OVER BUDGET"}
 
 
@@ -61,18 +62,23 @@ def latency_split_lines(records: Iterable[MetricRecord]) -> list[str]:
 
     Each figure is that stage's median over the runs; the total is the measured end-to-end median (the
     medians of the parts need not add up to it exactly), with the budget's published figure when it has
-    one. A pair with fewer than two of these figures is left out; a stage it did not measure reads `?`.
+    one. A pair with fewer than two of these figures is left out; a stage it did not measure reads `?`,
+    except an inference the device timer did not time but the power trace did (`trace_inference_ms`, a
+    pair with no inference budget), which is shown with its source.
     """
     by_pair: dict[str, dict[str, MetricRecord]] = {}
+    traced: dict[str, MetricRecord] = {}
     for r in records:
         if r.metric == END_TO_END or r.metric in {m for _, m in LATENCY_STAGES}:
             by_pair.setdefault(r.pair, {})[r.metric] = r
+        elif r.metric == TRACE_INFERENCE:
+            traced[r.pair] = r
     lines = []
     for pair in sorted(by_pair):
         found = by_pair[pair]
         if len(found) < 2:
             continue  # one latency figure (inference alone) is no split: the table row says it all
-        stages = " + ".join(f"{name} {_ms(found[m].value) if m in found else '?'}" for name, m in LATENCY_STAGES)
+        stages = " + ".join(f"{name} {_stage_text(found, traced.get(pair), m)}" for name, m in LATENCY_STAGES)
         total = found.get(END_TO_END)
         line = f"{pair}: {stages}"
         if total is not None:
@@ -83,3 +89,12 @@ def latency_split_lines(records: Iterable[MetricRecord]) -> list[str]:
             line += " ms (end to end not measured)"
         lines.append(line)
     return lines
+
+
+def _stage_text(found: dict[str, MetricRecord], traced: MetricRecord | None, metric: str) -> str:
+    """One stage's figure in the split: the device timer's, else for the inference the trace's, else `?`."""
+    if metric in found:
+        return _ms(found[metric].value)
+    if metric == "inference_ms" and traced is not None:
+        return f"{_ms(traced.value)} (power trace)"
+    return "?"
