@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,18 @@ edgehil_models_dir = fixtures/models
 """
 
 NEXT_COMMAND = "pytest suites/ --device=coral"
+
+
+def pytest_command(path: str | None = None) -> str:
+    """How to start this environment's pytest from a new shell: `pytest` where the one first on PATH (`path`,
+    default $PATH) is this interpreter's, else this interpreter with `-m pytest`. `edgehil init` run as
+    `.venv/bin/edgehil` in a shell without the venv activated said `pytest …`, which is not installed there
+    (or is another environment's, without this plugin)."""
+    found = shutil.which("pytest", path=path)
+    here = Path(sys.executable).parent
+    if found is not None and Path(found).resolve().parent == here.resolve():
+        return "pytest"
+    return f"{sys.executable} -m pytest"
 
 
 @dataclass
@@ -169,7 +182,7 @@ def _summary(kit: StarterKit) -> list[str]:
         lines.append(f"  pytest.ini not written: {kit.pytest_config} already configures pytest here, so this "
                      "directory is the rootdir the plugin reads fixtures/ from")
     where = "" if kit.dest.resolve() == Path.cwd().resolve() else f"cd {kit.dest} && "
-    lines += ["next:", f"  {where}{NEXT_COMMAND}",
+    lines += ["next:", f"  {where}{NEXT_COMMAND.replace('pytest', pytest_command(), 1)}",
               "  (--device=all for every simulated board; --lab=… for real hardware, see lab.example-hw.toml)"]
     return lines
 
