@@ -139,7 +139,7 @@ class CannotResolve(MeasurementError):
         self.fix = fix
         t0, t1 = interval_s
         super().__init__(f"cannot resolve {window} [{t0 * 1e3:.4f}, {t1 * 1e3:.4f}] ms "
-                         f"({(t1 - t0) * 1e6:.1f} µs) at a {sample_interval_s * 1e6:.3g} µs sample interval: "
+                         f"({(t1 - t0) * 1e6:.1f} µs) at a {sample_interval_s * 1e6:.4g} µs sample interval: "
                          f"{reason}; {fix}")
 
 

@@ -398,7 +398,7 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
     return EnergySamples(
         inference_j=np.zeros(0), end_to_end_j=energy / count, inference_power_w=np.zeros(0),
         end_to_end_power_w=np.asarray(energy / length_s), trace_inference_s=np.zeros(0), sample_interval_s=dt_s,
-        trace_latency_note=(f"per-inference windows refused at a {dt_s * 1e6:.3g} µs sample interval: the "
+        trace_latency_note=(f"per-inference windows refused at a {dt_s * 1e6:.4g} µs sample interval: the "
                             f"end-to-end energy is one window over {count} back-to-back inferences / {count}"),
         inference_u_j=np.zeros(0), end_to_end_u_j=u / count, clock_ratio=fit.clock_ratio,
         clock_ratio_u=fit.clock_ratio_u, offset_s=fit.offset_s)

@@ -184,7 +184,7 @@ def inference_refusal(timing: StageTiming, dt_s: float, analyzer: PowerAnalyzer)
     window = (0.0, timing.inference_us * 1e-6)
     if shortest_us * 1e-6 < 2 * dt_s:
         return CannotResolve("inference window", window, dt_s,
-                             f"{analyzer.model} samples no faster than every {dt_s * 1e6:.3g} µs, and the "
+                             f"{analyzer.model} samples no faster than every {dt_s * 1e6:.4g} µs, and the "
                              f"{'inference' if timing.inference_us <= timing.retrieval_us else 'retrieval'} "
                              f"stage ({shortest_us:.0f} µs) is shorter than two samples",
                              "use a digitizing analyzer (N6705C/N678xA, NGM202) for per-inference and "

@@ -52,7 +52,7 @@ def stage_window_energies_j(time_s: ArrayLike, power_w: ArrayLike, windows_s: Ar
         i = int(np.argmax(bad))
         w0, w1 = windows[i]
         raise MeasurementError(
-            f"window [{w0 * 1e3:.4f}, {w1 * 1e3:.4f}] ms needs at least 2 samples of {dt * 1e6:.3g} µs and one "
+            f"window [{w0 * 1e3:.4f}, {w1 * 1e3:.4f}] ms needs at least 2 samples of {dt * 1e6:.4g} µs and one "
             f"whole sample outside each edge within the trace [{t[0] * 1e3:.4f}, {t[-1] * 1e3:.4f}] ms; "
             "acquire more pre-trigger (or post-trigger) points, or sample faster")
     prefix = np.concatenate([[0.0], np.cumsum(p - p[0])])  # offset keeps round-off near window scale

@@ -49,7 +49,7 @@ def hold_refusal(hold_s: float, sample_interval_s: float) -> CannotResolve | Non
         return None
     seen = min(1.0, hold_s / sample_interval_s)
     return CannotResolve("timestamp pulse", (0.0, hold_s), sample_interval_s,
-                         f"th_timestamp() holds the timestamp line low for {hold_s * 1e6:.3g} µs, shorter than "
+                         f"th_timestamp() holds the timestamp line low for {hold_s * 1e6:.4g} µs, shorter than "
                          f"{MIN_HOLD_SAMPLES} sample intervals: each pulse is seen with probability "
                          f"{seen:.2g}, so a window edge would be missed or misplaced", HOLD_FIX)
 

@@ -56,7 +56,7 @@ def uncertainty_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.nd
             names[w], interval, fit.sample_interval_s,
             f"the trace does not locate its edges at this sample interval ({unlocated} of {fit.device_s.size} stage "
             f"edges are not), so they sit where the device's stamps put them, and the device's timer floors each "
-            f"stamp to its {tick_s * 1e6:.3g} µs tick (the located edges pin the clock itself); at the power beside "
+            f"stamp to its {tick_s * 1e6:.4g} µs tick (the located edges pin the clock itself); at the power beside "
             f"them a tick is a sizeable part of a {(interval[1] - interval[0]) * 1e6:.4g} µs window, {tail}",
             TICK_FIX)
     return CannotResolve(
@@ -85,7 +85,7 @@ def pricing_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarra
         return None
     idx = edge_index(fit.device_s, windows_dev_s)
     shared = (f"; its edge kinds also disagree on the device clock's offset by up to "
-              f"{fit.map_systematic_s * 1e6:.3g} µs, and nothing in the trace says which is right"
+              f"{fit.map_systematic_s * 1e6:.4g} µs, and nothing in the trace says which is right"
               if fit.map_systematic_s > 0 else "")
     return first_window_over(fit, idx, window_systematic_j(fit, idx), energy_j, names, max_rel, lambda rel, refused: (
         f"the stage power beside its edges is not flat within a sample (per-op power as a stage starts or ends, "

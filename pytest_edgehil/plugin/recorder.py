@@ -142,7 +142,7 @@ class Recorder:
         timings = energy.timings[-1]
         name, label = ("inference_j", "inference") if energy.inference_refused is None else ("end_to_end_j", "end-to-end")
         s = energy.summary(name)
-        caption = (f"analyzer {energy.idn or 'unknown'}; sample interval {energy.sample_interval_s * 1e6:.3g} µs; "
+        caption = (f"analyzer {energy.idn or 'unknown'}; sample interval {energy.sample_interval_s * 1e6:.4g} µs; "
                    f"{label} energy median {s.median * 1e3:.4g} mJ, 95 % CI {s.ci_low * 1e3:.4g}–"
                    f"{s.ci_high * 1e3:.4g} mJ (n={s.n})")
         self.attach_trace(trace.time_s, trace.power_w, inference_windows_s(timings),
