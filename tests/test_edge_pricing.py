@@ -169,7 +169,7 @@ def test_energy_a_sample_cannot_place_is_refused():
     refusal = samples.inference_refusal
     assert isinstance(refusal, CannotResolve) and samples.count == 0
     text = str(refusal)
-    assert refusal.window.startswith("inference window") and "20.5 µs sample interval" in text
+    assert refusal.window.startswith("inference window") and "20.48 µs sample interval" in text
     assert "not flat within a sample" in text and "over the 1% a figure may carry" in text
     assert "finer sample interval" in refusal.fix and "stage-only loop" in refusal.fix
 

@@ -171,7 +171,7 @@ def _refuse_slow_opening(t: np.ndarray, p: np.ndarray, idle_w: float, threshold_
     if shortest_stage is not None:
         name, stage_s = shortest_stage
         allowed_s = stage_s / SETTLE_STAGE_TAUS
-        message += (f"; this RUN's shortest stage ({name}, {stage_s * 1e6:.4g} µs) needs τ ≤ {allowed_s * 1e6:.4g} µs "
+        message += (f"; this RUN's shortest stage ({name}, {stage_s * 1e6:.4g} µs) needs τ ≤ {allowed_s * 1e6:.3g} µs "
                     f"(a front end of ≥ {_bandwidth_hz(allowed_s) / 1e3:.3g} kHz)")
     if allowed_s is None or tau_s > allowed_s:
         message += (". Use a faster analyzer front end (the N6705C/N678xA digitizer, trigger line wired), a smaller "

@@ -85,7 +85,7 @@ def pricing_refusal(fit: EdgeFit, windows_dev_s: np.ndarray, energy_j: np.ndarra
         return None
     idx = edge_index(fit.device_s, windows_dev_s)
     shared = (f"; its edge kinds also disagree on the device clock's offset by up to "
-              f"{fit.map_systematic_s * 1e6:.4g} µs, and nothing in the trace says which is right"
+              f"{fit.map_systematic_s * 1e6:.3g} µs, and nothing in the trace says which is right"
               if fit.map_systematic_s > 0 else "")
     return first_window_over(fit, idx, window_systematic_j(fit, idx), energy_j, names, max_rel, lambda rel, refused: (
         f"the stage power beside its edges is not flat within a sample (per-op power as a stage starts or ends, "

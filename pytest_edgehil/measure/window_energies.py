@@ -38,7 +38,7 @@ def window_energies(fit: EdgeFit, windows_dev_s: np.ndarray, names: Sequence[str
         if unsettled:
             raise CannotResolve(
                 names[w], interval, dt,
-                f"the power step at its edge settles with a time constant of ≈ {max(unsettled) * 1e6:.4g} µs "
+                f"the power step at its edge settles with a time constant of ≈ {max(unsettled) * 1e6:.3g} µs "
                 f"(a first-order approach seen in the trace), and a stage beside that edge is shorter than "
                 f"{SETTLE_STAGE_TAUS:g} time constants, so the step never settles where its level could be read: "
                 "the supply path between analyzer and load (board decoupling, the analyzer's front end) smears "
