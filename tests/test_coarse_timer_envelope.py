@@ -18,7 +18,7 @@ from .test_bench_physics import measure
 TIMER_100US = {"ideal": True, "timer_resolution_s": 100e-6}
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(40))
 def test_end_to_end_is_the_runs_envelope_over_its_inferences(seed):
     m, _, _, _, timeline, edges = measure(TIMER_100US, seed=seed)
     last = m.windows[-1]
