@@ -300,7 +300,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     unpinned clock places (`uncertainty_refusal.MAX_DRIFT_REL`), and windows whose edges' pricing carries a
     systematic bound over it (`uncertainty_refusal.pricing_refusal`: stage power not flat beside them, edge
     kinds that disagree on the clock map), are refused the same way: inference windows by
-    `inference_refusal`, end-to-end by CannotResolve.
+    `inference_refusal`, end-to-end by CannotResolve, unless the RUN's envelope stands in for end-to-end
+    windows the device's stamps cannot place (`envelope_window`: one value, the envelope's energy / n).
     `origin_u_s`: how far t = 0 may be from the device's time 0 (`trace_windows.locate_edges`).
     """
     t, p = _as_trace(time_s, power_w)
@@ -355,23 +356,16 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     end_to_end_s = end_to_end_w[:, 1] - end_to_end_w[:, 0]
     if envelope is not None:
         end_to_end_j, end_to_end_u = np.array([envelope.energy_j]), np.array([envelope.u_j])
-        end_to_end_s, note = np.array([envelope.window_s]), envelope.note
+        end_to_end_s, note = np.array([envelope.window_s]), "; ".join(filter(None, (note, envelope.note)))
     return EnergySamples(
         inference_j=inference_j,
         end_to_end_j=end_to_end_j,
         # Mean power over the device's own stage time (the latency the same record reports).
         inference_power_w=np.asarray(mean_power_w(inference_j, inference_w[:, 1] - inference_w[:, 0])),
         end_to_end_power_w=np.asarray(mean_power_w(end_to_end_j, end_to_end_s)),
-        trace_inference_s=trace_s,
-        sample_interval_s=fit.sample_interval_s,
-        trace_latency_note=note,
-        inference_u_j=inference_u,
-        end_to_end_u_j=end_to_end_u,
-        clock_ratio=fit.clock_ratio,
-        clock_ratio_u=fit.clock_ratio_u,
-        offset_s=fit.offset_s,
-        inference_refusal=refusal,
-    )
+        trace_inference_s=trace_s, sample_interval_s=fit.sample_interval_s, trace_latency_note=note,
+        inference_u_j=inference_u, end_to_end_u_j=end_to_end_u, clock_ratio=fit.clock_ratio,
+        clock_ratio_u=fit.clock_ratio_u, offset_s=fit.offset_s, inference_refusal=refusal)
 
 
 def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any]) -> EnergySamples:
