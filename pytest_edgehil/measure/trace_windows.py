@@ -205,6 +205,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             # The RUN's outer edge, predicted from a stamp up to a coarse tick off: look where the envelope is.
             hit = envelope_edge_hit(trace, t, p, dev, k, offset, ratio,
                                     envelope_tolerance_s(dt, tau_s, stamp_u_s, 0.0))
+            if hit is not None:  # its stages' samples as seen there (the stamp may put it off the record)
+                usable[k], step[k], step_floor[k] = trace.usable(dev, k, hit[0] - ratio * dev[k], ratio)
         if hit is not None:
             if tau_s > 0 and trace.reach_s(dev, k, ratio) < SETTLE_STAGE_TAUS / 2 * tau_s + dt:
                 # A neighbouring stage is too short for the step to settle where its level is read: its
