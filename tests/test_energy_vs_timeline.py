@@ -135,7 +135,7 @@ def test_energy_from_trace_marks_untimeable_inferences():
     samples = energy_from_trace(time_s, sample_timeline(timeline, time_s, first_trigger_s), timings)
     np.testing.assert_allclose(samples.inference_j, [0.5 * t.inference_us * 1e-6 for t in timings], rtol=1e-9)
     assert np.isnan(samples.trace_inference_s).all()
-    assert "inference 0" in samples.trace_latency_note and "no distinct" in samples.trace_latency_note
+    assert "inference start" in samples.trace_latency_note and "no distinct" in samples.trace_latency_note
 
 
 def test_energy_from_trace_refuses_a_trace_that_misses_the_first_readout():

@@ -68,15 +68,21 @@ class EdgeLocator:
         gap_hi = (dev[k + 1] - dev[k]) * ratio if k < dev.size - 1 else np.inf
         return float(min(gap_lo, gap_hi) / 2)
 
-    def usable(self, dev: np.ndarray, k: int, offset: float, ratio: float) -> tuple[bool, float]:
-        """(whether both neighbouring stages hold two samples, the step seen across the edge)."""
+    def min_step_w(self, a_w: float, b_w: float) -> float:
+        """The smallest step (W) between levels `a_w` and `b_w` that counts as a stage edge."""
+        return max(_MIN_STEP_SIGMAS * self.noise, _MIN_STEP_REL * max(abs(a_w), abs(b_w)))
+
+    def usable(self, dev: np.ndarray, k: int, offset: float, ratio: float) -> tuple[bool, float, float]:
+        """(whether both neighbouring stages hold two samples, the step seen across the edge, the smallest
+        step that would count as an edge there: `min_step_w`; 0 and 0 where no level can be read)."""
         j0, j_pred, j1, gap = self._region(dev, k, offset, ratio, 0.0)
         if j_pred - j0 < 2 or j1 - j_pred < 2:
             # Fewer than two whole samples of a neighbouring stage: nothing to read its level from; at
             # the trace's own ends the edge is still priced by the map.
-            return bool(gap >= 2 * self.dt and 2 < j_pred < self.p.size - 2), 0.0
+            return bool(gap >= 2 * self.dt and 2 < j_pred < self.p.size - 2), 0.0, 0.0
         m = max(1, min(2, int(j_pred - j0) // 2, int(j1 - j_pred) // 2))
-        return True, float(np.mean(self.p[j1 - m:j1]) - np.mean(self.p[j0:j0 + m]))
+        a_w, b_w = float(np.mean(self.p[j0:j0 + m])), float(np.mean(self.p[j1 - m:j1]))
+        return True, b_w - a_w, self.min_step_w(a_w, b_w)
 
     def locate(self, dev: np.ndarray, k: int, offset: float, ratio: float,
                widen: float) -> tuple[float, float, float, float] | None:
@@ -93,7 +99,7 @@ class EdgeLocator:
         m = max(1, min(2, int(j_pred - j0) // 2, int(j1 - j_pred) // 2))
         a_w = float(np.mean(p[j0:j0 + m]))
         b_w = float(np.mean(p[j1 - m:j1]))
-        if abs(b_w - a_w) < max(_MIN_STEP_SIGMAS * self.noise, _MIN_STEP_REL * max(abs(a_w), abs(b_w))):
+        if abs(b_w - a_w) < self.min_step_w(a_w, b_w):
             return None  # no step: the edge moves no energy, the map's position is as good as any
         lo_b, hi_b = self.bounds[j0], self.bounds[j1]
         c = lo_b + (self.cum[j1] - self.cum[j0] - b_w * (hi_b - lo_b)) / (a_w - b_w)

@@ -37,6 +37,7 @@ from pytest_edgehil.measure.device_windows import (
     inference_windows_s,
     stage_windows_s,
 )
+from pytest_edgehil.measure.envelope_window import envelope_end_to_end
 from pytest_edgehil.measure.point_sampling import (
     POINT_ERROR_REL,
     point_sampling_refusal,
@@ -48,7 +49,8 @@ from pytest_edgehil.measure.run_envelope import (
     check_map_against_envelope,
     envelope_tolerance_s,
 )
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, edge_index, locate_edges
+from pytest_edgehil.measure.trace_latency import trace_inference_s
+from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, locate_edges
 from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
 from pytest_edgehil.measure.window_energies import window_energies
 
@@ -298,7 +300,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     unpinned clock places (`uncertainty_refusal.MAX_DRIFT_REL`), and windows whose edges' pricing carries a
     systematic bound over it (`uncertainty_refusal.pricing_refusal`: stage power not flat beside them, edge
     kinds that disagree on the clock map), are refused the same way: inference windows by
-    `inference_refusal`, end-to-end by CannotResolve.
+    `inference_refusal`, end-to-end by CannotResolve, unless the RUN's envelope stands in for end-to-end
+    windows the device's stamps cannot place (`envelope_window`: one value, the envelope's energy / n).
     `origin_u_s`: how far t = 0 may be from the device's time 0 (`trace_windows.locate_edges`).
     """
     t, p = _as_trace(time_s, power_w)
@@ -328,9 +331,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     inference_j, inference_u, _ = window_energies(fit, inference_w, inference_names, RESOLVE_FIX)
     end_to_end_names = [f"end-to-end window {i}" for i in range(n)]
     end_to_end_j, end_to_end_u, _ = window_energies(fit, end_to_end_w, end_to_end_names, RESOLVE_FIX)
-    ends = edge_index(fit.device_s, inference_w)
-    # The trace's own latency: from one power step's centroid to the other's (a common delay cancels).
-    trace_s = fit.centroid_s[ends[:, 1]] - fit.centroid_s[ends[:, 0]]
+    # The trace's own latency: from one power step's centroid to the other's, where the stage stands out.
+    trace_s, note = trace_inference_s(fit, inference_w)
     refusal = None
     if point_error_rel is not None:
         e2e_refusal = (point_sampling_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names, point_error_rel)
@@ -341,35 +343,29 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
                    or unclassified_refusal(fit, inference_w, inference_j, inference_names))
     e2e_placement = (uncertainty_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names)
                      or pricing_refusal(fit, end_to_end_w, end_to_end_j, end_to_end_names))
-    if e2e_placement is not None:
+    # Windows the stamps cannot place inside a RUN the trace shows: end to end from its envelope instead.
+    envelope = None if e2e_placement is None else envelope_end_to_end(fit, end_to_end_w, RESOLVE_FIX)
+    if e2e_placement is not None and envelope is None:
         raise e2e_placement
     refusal = (refusal or uncertainty_refusal(fit, inference_w, inference_j, inference_names)
                or pricing_refusal(fit, inference_w, inference_j, inference_names))
     if refusal is not None:
         inference_j = inference_u = trace_s = np.zeros(0)
         inference_w = inference_w[:0]
-    timed = ~np.isnan(trace_s)
-    note = ""
-    if not timed.all():
-        i = int(np.flatnonzero(~timed)[0])
-        note = (f"inference {i}: found no distinct edge: the inference stage does not stand out in power "
-                "from its neighbours, so the trace cannot time it (its energy is still measured)")
+        note = ""
+    end_to_end_s = end_to_end_w[:, 1] - end_to_end_w[:, 0]
+    if envelope is not None:
+        end_to_end_j, end_to_end_u = np.array([envelope.energy_j]), np.array([envelope.u_j])
+        end_to_end_s, note = np.array([envelope.window_s]), "; ".join(filter(None, (note, envelope.note)))
     return EnergySamples(
         inference_j=inference_j,
         end_to_end_j=end_to_end_j,
         # Mean power over the device's own stage time (the latency the same record reports).
         inference_power_w=np.asarray(mean_power_w(inference_j, inference_w[:, 1] - inference_w[:, 0])),
-        end_to_end_power_w=np.asarray(mean_power_w(end_to_end_j, end_to_end_w[:, 1] - end_to_end_w[:, 0])),
-        trace_inference_s=trace_s,
-        sample_interval_s=fit.sample_interval_s,
-        trace_latency_note=note,
-        inference_u_j=inference_u,
-        end_to_end_u_j=end_to_end_u,
-        clock_ratio=fit.clock_ratio,
-        clock_ratio_u=fit.clock_ratio_u,
-        offset_s=fit.offset_s,
-        inference_refusal=refusal,
-    )
+        end_to_end_power_w=np.asarray(mean_power_w(end_to_end_j, end_to_end_s)),
+        trace_inference_s=trace_s, sample_interval_s=fit.sample_interval_s, trace_latency_note=note,
+        inference_u_j=inference_u, end_to_end_u_j=end_to_end_u, clock_ratio=fit.clock_ratio,
+        clock_ratio_u=fit.clock_ratio_u, offset_s=fit.offset_s, inference_refusal=refusal)
 
 
 def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any]) -> EnergySamples:

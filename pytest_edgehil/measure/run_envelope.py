@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
+from pytest_edgehil.measure.edge_locator import EdgeLocator
 from pytest_edgehil.measure.run_start import idle_level_w, record_noise_w, run_start_s
 from pytest_edgehil.measure.settling import SETTLE_COVER
 
@@ -191,3 +192,24 @@ def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnd
             "locator was told (a record placed by a device-timed stage on a clock far off, a trigger from another "
             "device), or the device's clock is further off than the 0.5 % the locator searches: check the trigger "
             "wiring and the board's clock source, and state how far the origin may be off (origin_u_s)")
+
+
+def envelope_edge_hit(trace: EdgeLocator, time_s: np.ndarray, power_w: np.ndarray, dev: np.ndarray, k: int,
+                      offset_s: float, ratio: float, tolerance_s: float) -> tuple[float, float, float, float] | None:
+    """The RUN's first (k = 0) or last (k = dev.size − 1) edge located around where the envelope shows it
+    (`EdgeLocator.locate`'s tuple), or None where the envelope is not seen or sits further than `tolerance_s`
+    from where the map (`offset_s`, `ratio`) puts the edge.
+
+    The map places an edge from the device's stamp; a coarse timer floors that stamp by up to its tick, and
+    the locator's region (± 20 µs and a few samples) then misses the step or holds it among the samples it
+    reads a level from. Behind a 100 µs timer Q-Segment's last step back to idle was missed on every seed, and
+    with it the only edge that closes the RUN (`envelope_window`). The step out of idle or back to it is the
+    tallest in the RUN and the envelope shows it to a sample or two: the region centred there holds it.
+    """
+    ends = run_envelope_s(time_s, power_w, noise_w=trace.noise)
+    if ends is None or k not in (0, dev.size - 1):
+        return None
+    seen_s = ends[0] if k == 0 else ends[1]
+    if abs(seen_s - (offset_s + ratio * dev[k])) > tolerance_s:
+        return None
+    return trace.locate(dev, k, seen_s - ratio * dev[k], ratio, 0.0)
