@@ -96,6 +96,30 @@ class InstrumentTimeout(InstrumentError):
     """An instrument did not answer, or an armed acquisition never triggered."""
 
 
+class TriggerTimeout(InstrumentTimeout):
+    """An armed acquisition waited out its whole timeout still waiting for its trigger: no trigger edge
+    reached the analyzer's trigger input (unwired line, wrong pin or source, firmware not raising it).
+
+    `resource` names the analyzer (VISA resource and channel), `timeout_s` how long it waited (s)."""
+
+    def __init__(self, message: str, *, resource: str = "", timeout_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.resource = resource
+        self.timeout_s = timeout_s
+
+
+class TriggerTimedOutEarlier(TriggerTimeout):
+    """Raised at once, without arming: an earlier test of this session already waited out a TriggerTimeout
+    on the same device and analyzer, and every later acquisition there would wait out the same timeout
+    (plugin/trigger_faults.py). `device` and `first_test` (node id) say where."""
+
+    def __init__(self, message: str, *, resource: str = "", timeout_s: float = 0.0, device: str = "",
+                 first_test: str = "") -> None:
+        super().__init__(message, resource=resource, timeout_s=timeout_s)
+        self.device = device
+        self.first_test = first_test
+
+
 class ScpiError(InstrumentError):
     """The instrument's error queue (SYST:ERR?) reported an error; the text is the instrument's own."""
 

@@ -19,9 +19,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pytest_edgehil.errors import ConfigError, InstrumentError, InstrumentTimeout
+from pytest_edgehil.errors import ConfigError, InstrumentError, InstrumentTimeout, TriggerTimeout
 from pytest_edgehil.instruments.accuracy import CaptureAccuracy
-from pytest_edgehil.instruments.acquisition_state import ARMING, COMPLETE, STUCK_HINTS, acquisition_state
+from pytest_edgehil.instruments.acquisition_state import (
+    ARMING,
+    COMPLETE,
+    STUCK_HINTS,
+    WAITING,
+    acquisition_state,
+)
 from pytest_edgehil.instruments.base import TRIGGER_SOURCES, PowerAnalyzer, Trace
 from pytest_edgehil.instruments.dialect import (
     BYTE_ORDER_SETTING,
@@ -302,8 +308,11 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
                 self._state = "complete"
                 return
             if time.monotonic() >= deadline:
-                raise InstrumentTimeout(f"{self.model} at {self.resource} ch{self.channel}: acquisition "
-                                        f"still {status} after {timeout_s:g} s; {STUCK_HINTS[status]}")
+                message = (f"{self.model} at {self.resource} ch{self.channel}: acquisition still {status} after "
+                           f"{timeout_s:g} s; {STUCK_HINTS[status]}")
+                if status == WAITING:  # armed and ready, and no edge came: the trigger's own fault
+                    raise TriggerTimeout(message, resource=f"{self.resource} ch{self.channel}", timeout_s=timeout_s)
+                raise InstrumentTimeout(message)
             time.sleep(self.poll_interval_s)
 
     def fetch_trace(self) -> Trace:

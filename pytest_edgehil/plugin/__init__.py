@@ -317,7 +317,8 @@ class EdgeHILReporter:
         from pytest_edgehil.results.terminal import latency_split_lines
 
         terminalreporter.write_sep("=", f"edgehil summary ({self.run.session.backend_label})")
-        for line in summary_lines(records):
+        origins = [t.nodeid for t in self.run.tests for _ in t.records]  # `run.records`' order: each row's test
+        for line in summary_lines(records, origins):
             terminalreporter.write_line(line)
         split = latency_split_lines(records)
         if split:

@@ -222,11 +222,14 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
     inferences (`measure.onboard_energy`); per-inference energy then skips with the reason. A figure its
     instrument's data-sheet accuracy cannot state to within its budget's tolerance is such a refusal too
     (`measure_energy(max_instrument_rel=...)`), naming the instrument, its range and the fix. The records carry
-    the instrument's accuracy and each figure's stated uncertainty (relative) in their context."""
+    the instrument's accuracy and each figure's stated uncertainty (relative) in their context. A trigger that
+    never came (TriggerTimeout) is waited for once per device and analyzer in a session: later tests fail at
+    once with TriggerTimedOutEarlier (`plugin/trigger_faults.py`)."""
     from pytest_edgehil.errors import CannotResolve, MonitorLimit, SupplyPathTooSlow
     from pytest_edgehil.measure.meter import measure_energy
     from pytest_edgehil.measure.onboard_energy import has_onboard_counters, measure_onboard_energy
     from pytest_edgehil.plugin.recorder import context_key
+    from pytest_edgehil.plugin.trigger_faults import trigger_once
 
     key = (edgehil_dut.name, edgehil_dut.loaded_sha256)
     cache = pytestconfig.stash[run_key].energy_cache
@@ -237,9 +240,10 @@ def edgehil_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, 
             if analyzer is None or supply is None:
                 cache[key] = measure_onboard_energy(edgehil_dut, edgehil_energy_plan)
             else:
-                cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
-                                            current_range_a=supply.current_range_a, plan=edgehil_energy_plan,
-                                            max_instrument_rel=energy_tolerance(edgehil_pair))
+                with trigger_once(request.session, edgehil_dut.name, analyzer_name(supply), request.node.nodeid):
+                    cache[key] = measure_energy(edgehil_dut, analyzer, supply_v=supply.supply_v,
+                                                current_range_a=supply.current_range_a, plan=edgehil_energy_plan,
+                                                max_instrument_rel=energy_tolerance(edgehil_pair))
         except (MonitorLimit, CannotResolve, SupplyPathTooSlow) as exc:  # what the data cannot give: a typed refusal
             cache[key] = exc
     measurement = cache[key]
@@ -270,20 +274,28 @@ def uncertainty_context(measurement: EnergyMeasurement) -> dict[str, object]:
 
 
 @pytest.fixture
-def edgehil_ab_energy(pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTest,
+def edgehil_ab_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Config, edgehil_dut: DeviceUnderTest,
                       edgehil_analyzer: tuple[PowerAnalyzer, SupplySettings], edgehil_energy_plan: EnergyPlan,
                       edgehil_model: CatalogModel) -> ABEnergy:
     """The pair's model and its `--edgehil-ab` baseline measured interleaved on the pair's device, one
     window each per round (AB, BA, …; as many rounds as the energy plan has windows). Skips without
-    --edgehil-ab; a ConfigError (a missing baseline model) fails the test naming the file."""
+    --edgehil-ab; a ConfigError (a missing baseline model) fails the test naming the file. A missing trigger
+    is waited for once per device and analyzer, as for `edgehil_energy`."""
     from pytest_edgehil.measure.interleave import ABModel, measure_energy_ab
     from pytest_edgehil.plugin.gate import ab_source_key
+    from pytest_edgehil.plugin.trigger_faults import trigger_once
 
     source = pytestconfig.stash.get(ab_source_key, None)
     if source is None:
         pytest.skip("same-session A/B needs --edgehil-ab=DIR or --edgehil-ab=git:REV (the baseline's models)")
     baseline = source.model_bytes(edgehil_model.path, edgehil_model.name)
     analyzer, supply = edgehil_analyzer
-    return measure_energy_ab(edgehil_dut, analyzer, supply_v=supply.supply_v, current_range_a=supply.current_range_a,
-                             baseline=ABModel(edgehil_model.name, baseline),
-                             candidate=ABModel(edgehil_model.name, edgehil_model.data), plan=edgehil_energy_plan)
+    with trigger_once(request.session, edgehil_dut.name, analyzer_name(supply), request.node.nodeid):
+        return measure_energy_ab(edgehil_dut, analyzer, supply_v=supply.supply_v,
+                                 current_range_a=supply.current_range_a, baseline=ABModel(edgehil_model.name, baseline),
+                                 candidate=ABModel(edgehil_model.name, edgehil_model.data), plan=edgehil_energy_plan)
+
+
+def analyzer_name(supply: SupplySettings) -> str:
+    """The analyzer as the trigger rule keys and names it: its resource and channel."""
+    return f"{supply.resource} ch{supply.channel}"

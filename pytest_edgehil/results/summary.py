@@ -3,9 +3,10 @@ metric order the HTML report shares with it, so the two read alike."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from pytest_edgehil.results.records import MetricRecord
+from pytest_edgehil.results.records import MetricRecord, paired_rounds
 from pytest_edgehil.results.vocabulary import FAMILY_ORDER, Family
 
 _MARK = {"pass": "ok", "marginal": "MARGINAL", "fail": "FAIL", "info": "-"}
@@ -46,17 +47,39 @@ def metric_order(records: Sequence[MetricRecord]) -> list[str]:
     return sorted(family, key=lambda m: (FAMILY_ORDER.index(family[m]), m))
 
 
-def summary_lines(records: Iterable[MetricRecord]) -> list[str]:
+def summary_lines(records: Iterable[MetricRecord], origins: Sequence[str] | None = None) -> list[str]:
+    """The table's lines: a header, a rule, one row per record (by pair, then `metric_order`).
+
+    `origins`: the node id of the test that made each record, one per record in the same order. Where the
+    table holds one pair's metric more than once (an `--edgehil-ab` test beside the energy suite: two
+    measurements, both kept), a last column `from` names each row's test, without its parameter id (the
+    pair column has it), and `(A/B candidate)` on a same-session A/B record, the candidate's side (the
+    baseline's figures are in the A/B gate's table). ValueError when `origins` does not match `records`.
+    """
     records = list(records)
+    if origins is not None and len(origins) != len(records):
+        raise ValueError(f"summary_lines: {len(origins)} origins for {len(records)} records; give one node id "
+                         "per record")
     position = {m: i for i, m in enumerate(metric_order(records))}
-    rows = [("pair", "family", "metric", "value", "published", "budget", "margin", "verdict", "backend")]
-    for r in sorted(records, key=lambda r: (r.pair, position[r.metric])):
+    seen = Counter((r.pair, r.metric) for r in records)
+    labelled = origins is not None and any(n > 1 for n in seen.values())
+    rows = [("pair", "family", "metric", "value", "published", "budget", "margin", "verdict", "backend")
+            + (("from",) if labelled else ())]
+    for i in sorted(range(len(records)), key=lambda i: (records[i].pair, position[records[i].metric])):
+        r = records[i]
         value = format_against(r.value, r.limit_min, r.limit_max) + (f" {r.unit}" if r.unit else "")
         published = f"{r.published:g}" + (f" {r.unit}" if r.unit else "") if r.published is not None else ""
         margin = f"{r.margin_rel:+.1%}" if r.margin_rel is not None else ""
-        rows.append((r.pair, family_of(r).value, r.metric, value, published, r.bound or "(none)", margin,
-                     _MARK.get(r.status, r.status), r.backend))
+        row = (r.pair, family_of(r).value, r.metric, value, published, r.bound or "(none)", margin,
+               _MARK.get(r.status, r.status), r.backend)
+        rows.append(row + ((_origin(r, origins[i]),) if labelled and origins is not None else ()))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return lines
+
+
+def _origin(record: MetricRecord, nodeid: str) -> str:
+    """`test_ab.py::test_ab_inference_energy (A/B candidate)`: the test without its parameter id, and the side."""
+    test = nodeid.partition("[")[0]
+    return test + (" (A/B candidate)" if paired_rounds(record) is not None else "")
