@@ -390,7 +390,6 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
                             "a run window needs at least three inferences", "run more inferences per window")
     stages = stage_windows_s(timing_list)
     window = run_window_energy(t, p, float(end_to_end_w[1, 1]), float(end_to_end_w[-1, 1]),
-                               last_stage_s=float(np.diff(stages["retrieval"][-1])[0]),
                                next_stage_s=float(np.diff(stages["readout"][2])[0]),
                                tick_s=device_tick_s(timing_list), fix=RESOLVE_FIX)
     count = len(timing_list) - 2
