@@ -373,13 +373,10 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
     """End-to-end energy per inference as one long window over back-to-back inferences, divided by their
     number (MLPerf Tiny's way): for an analyzer too slow for per-inference windows, or one that keeps no
     pre-trigger samples. The window runs from the end of the second inference's retrieval to the end of
-    the last one's (n - 2 inferences of a RUN of n), so it needs no sample from before the trigger; its two
-    edges matter once per RUN: the RUN's last step back to idle, located in the trace, and the start placed
-    by the clock the trigger and that step give (`run_window`).
-
-    Returns one end-to-end value (and its uncertainty); `inference_j` is empty, `trace_latency_note` says
-    why. Raises CannotResolve when the RUN has fewer than 3 inferences, the window holds < 2 samples or the
-    RUN's end does not show; WindowMisplaced when that end is off the device's clock by more than 0.5 %.
+    the last one's (n - 2 of n), needing no sample before the trigger: its end at the RUN's last step back to
+    idle, its start placed from the trigger by the device's clock (`run_window`). One end-to-end value and
+    its uncertainty; `inference_j` empty, `trace_latency_note` says why. Raises CannotResolve (fewer than 3
+    inferences, < 2 samples, the RUN's end not shown) and WindowMisplaced (that end 0.5 % off the device's clock).
     """
     t, p = _as_trace(time_s, power_w)
     timing_list = list(timings)

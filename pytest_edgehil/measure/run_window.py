@@ -36,7 +36,8 @@ _MIN_STEP_REL = 0.02
 @dataclass(frozen=True)
 class RunWindow:
     """One run window's energy (J) and 1-σ uncertainty (J), its length on the trace (s), and the clock ratio
-    (analyzer s per device s) and its 1-σ the trigger and the RUN's end give."""
+    (analyzer s per device s) that placed its start with its 1-σ: the device's clock, 1, within the 0.5 % the
+    meter allows (checked against the RUN's end, which pins it no closer than a reading over the RUN)."""
 
     energy_j: float
     u_j: float
