@@ -49,6 +49,7 @@ from pytest_edgehil.measure.run_envelope import (
     check_map_against_envelope,
     envelope_tolerance_s,
 )
+from pytest_edgehil.measure.run_window import run_window_energy
 from pytest_edgehil.measure.trace_latency import trace_inference_s
 from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, locate_edges
 from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
@@ -372,11 +373,10 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
     """End-to-end energy per inference as one long window over back-to-back inferences, divided by their
     number (MLPerf Tiny's way): for an analyzer too slow for per-inference windows, or one that keeps no
     pre-trigger samples. The window runs from the end of the second inference's retrieval to the end of
-    the last one's (n - 2 inferences of a RUN of n), so it needs no sample from before the trigger; its two
-    edges matter once per RUN.
-
-    Returns one end-to-end value (and its uncertainty); `inference_j` is empty, `trace_latency_note` says
-    why. Raises CannotResolve when the RUN has fewer than 2 inferences or the window holds < 2 samples.
+    the last one's (n - 2 of n), needing no sample before the trigger: its end at the RUN's last step back to
+    idle, its start placed from the trigger by the device's clock (`run_window`). One end-to-end value and
+    its uncertainty; `inference_j` empty, `trace_latency_note` says why. Raises CannotResolve (fewer than 3
+    inferences, < 2 samples, the RUN's end not shown) and WindowMisplaced (that end 0.5 % off the device's clock).
     """
     t, p = _as_trace(time_s, power_w)
     timing_list = list(timings)
@@ -385,16 +385,16 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
     if len(timing_list) < 3:
         raise CannotResolve("run window", (0.0, float(end_to_end_w[-1, 1])), dt_s,
                             "a run window needs at least three inferences", "run more inferences per window")
-    edges = end_to_end_w[1:, 1]
-    fit = locate_edges(t, p, edges)
-    run_w = np.array([[edges[0], edges[-1]]])
-    energy, u, _ = window_energies(fit, run_w, ["run window (end-to-end, back-to-back inferences)"], RESOLVE_FIX)
-    count = len(edges) - 1
-    length_s = float(edges[-1] - edges[0])
+    stages = stage_windows_s(timing_list)
+    window = run_window_energy(t, p, float(end_to_end_w[1, 1]), float(end_to_end_w[-1, 1]),
+                               next_stage_s=float(np.diff(stages["readout"][2])[0]),
+                               tick_s=device_tick_s(timing_list), fix=RESOLVE_FIX)
+    count = len(timing_list) - 2
     return EnergySamples(
-        inference_j=np.zeros(0), end_to_end_j=energy / count, inference_power_w=np.zeros(0),
-        end_to_end_power_w=np.asarray(energy / length_s), trace_inference_s=np.zeros(0), sample_interval_s=dt_s,
+        inference_j=np.zeros(0), end_to_end_j=np.array([window.energy_j / count]), inference_power_w=np.zeros(0),
+        end_to_end_power_w=np.array([window.energy_j / window.length_s]), trace_inference_s=np.zeros(0),
+        sample_interval_s=dt_s,
         trace_latency_note=(f"per-inference windows refused at a {dt_s * 1e6:.4g} µs sample interval: the "
                             f"end-to-end energy is one window over {count} back-to-back inferences / {count}"),
-        inference_u_j=np.zeros(0), end_to_end_u_j=u / count, clock_ratio=fit.clock_ratio,
-        clock_ratio_u=fit.clock_ratio_u, offset_s=fit.offset_s)
+        inference_u_j=np.zeros(0), end_to_end_u_j=np.array([window.u_j / count]), clock_ratio=window.clock_ratio,
+        clock_ratio_u=window.clock_ratio_u, offset_s=0.0)
