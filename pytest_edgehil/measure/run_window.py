@@ -122,6 +122,8 @@ def _run_end(p: np.ndarray, bounds: np.ndarray, cum: np.ndarray, dt: float, end_
             f"{bound_s * 1e3:.3g} ms), but the device puts its last retrieval's end at {end_dev_s * 1e3:.4f} ms: its "
             f"clock runs {(end_dev_s / end_s - 1) * 100:+.2f} % against the analyzer, beyond the {CLOCK_TOLERANCE:.1%} "
             "the meter allows where it places the window's start by that clock. Check that the trigger line belongs "
-            "to this device and that the record holds the RUN it was fetched for; then the board's clock source")
+            "to this device and that the record holds the RUN it was fetched for; then the board's clock source: a timer on an "
+            "RC oscillator (±1-2 %) needs a crystal-clocked timer, or a digitizing analyzer (N6705C/N678xA, NGM202) "
+            "whose located edges fit the clock")
     # A sliver of the step in the next reading, below the threshold, is at most that threshold's energy.
     return end_s, end_j, abs(idle_w) * bound_s + threshold_w * dt
