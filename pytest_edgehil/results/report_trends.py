@@ -18,7 +18,7 @@ from html import escape
 from pytest_edgehil.results.records import MetricRecord
 from pytest_edgehil.results.report_runs import ResultsRun, utc_label
 from pytest_edgehil.results.store import ResultRecord
-from pytest_edgehil.results.summary import format_value
+from pytest_edgehil.results.summary import format_value, origin_label
 
 MAX_TREND_TICKS = 8
 MIN_TREND_SPAN_REL = 0.10  # a y axis spans at least 10 % of the level: the gate's thresholds are 5-10 %
@@ -33,6 +33,30 @@ WIDTH, LEFT, RIGHT = 506, 58, 8
 TITLE_H, ROW_H, ROW_GAP, AXIS_H = 22, 86, 8, 30
 
 Table = Mapping[tuple[str, str], ResultRecord]
+
+
+def trend_tables(runs: Sequence[ResultsRun]) -> list[dict[tuple[str, str], ResultRecord]]:
+    """Each run's records keyed by (trend row, metric). A row is a pair; where any run shown recorded a
+    pair's metric from more than one test with different values (an `--edgehil-ab` test beside the energy
+    suite), that metric's rows are `pair · test` in every run (`summary.origin_label`), so each row follows
+    one test's measurement rather than whichever record came first that night. Equal values from two tests
+    (the footprint suite's `model_kib`) stay one row."""
+    grouped = [run.all_by_pair_metric() for run in runs]
+    split = {key for table in grouped for key, group in table.items()
+             if len({_origin(r) for r in group}) > 1 and len({r.value for r in group}) > 1}
+    tables: list[dict[tuple[str, str], ResultRecord]] = []
+    for table in grouped:
+        rows: dict[tuple[str, str], ResultRecord] = {}
+        for (pair, metric), group in table.items():
+            for record in group:
+                row = f"{pair} · {_origin(record)}" if (pair, metric) in split else pair
+                rows.setdefault((row, metric), record)
+        tables.append(rows)
+    return tables
+
+
+def _origin(record: ResultRecord) -> str:
+    return origin_label(record, record.test or "(test not recorded)")
 
 
 def run_labels(runs: Sequence[ResultsRun]) -> list[str]:
@@ -128,7 +152,7 @@ def _row(pair: str, metric: str, tables: Sequence[Table], top: float, x_of: list
 def trend_plot(metric: str, unit: str, runs: Sequence[ResultsRun], tables: Sequence[Table] | None = None,
                pairs: Sequence[str] | None = None) -> str:
     """One metric across runs (oldest first), a row per pair on its own y scale, CI bars where recorded;
-    SVG markup to place inline in the page. `tables`: each run's `by_pair_metric()`, when the caller has
+    SVG markup to place inline in the page. `tables`: `trend_tables(runs)`, when the caller has
     them already, and `pairs` the pairs that recorded the metric (the report computes both once for all
 metrics).
 
@@ -138,7 +162,7 @@ metrics).
     compares with) as a dashed line, and the published figure as a dotted one; the axis always holds the
     budget and spans at least 10 % of the level, so noise does not read as a trend.
     """
-    tables = [run.by_pair_metric() for run in runs] if tables is None else tables
+    tables = trend_tables(runs) if tables is None else tables
     if pairs is None:
         pairs = sorted({pair for table in tables for pair, m in table if m == metric})
     height = TITLE_H + len(pairs) * (ROW_H + ROW_GAP) + AXIS_H
