@@ -71,7 +71,7 @@ def test_the_counts_and_the_over_budget_line_count_each_record(tmp_path) -> None
     page = unescape(build_report_html([run]))
     counts = re.search(r'<p class="counts">(.*?)</p>', page)
     assert counts is not None
-    shown = dict((label, int(n)) for n, label in re.findall(r"<span>(\d+) ([^<]+)</span>", counts.group(1)))
+    shown = {label: int(n) for n, label in re.findall(r"<span>(\d+) ([^<]+)</span>", counts.group(1))}
     assert sum(shown.values()) == len(run.records)
     assert shown["FAIL"] == 1
     assert f"over budget: {PAIR} inference_mj (suites/test_ab.py::test_ab_inference_energy (A/B candidate))" in page
