@@ -12,6 +12,8 @@ timeout means the stream never began (source mode, USB), not a missing trigger, 
 
 from __future__ import annotations
 
+import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -21,6 +23,8 @@ from pytest_edgehil.instruments.lpm01a import LPM01A
 from pytest_edgehil.plugin.trigger_faults import trigger_once
 from pytest_edgehil.sim.lpm01a_twin import LPM01ATwin
 from pytest_edgehil.sim.timeline import ActivityTimeline
+
+from .conftest import MODELS, REPO
 
 TIMEOUT_S = 0.3
 
@@ -114,3 +118,68 @@ def test_a_capture_that_stops_part_way_is_not_blamed_on_the_trigger() -> None:
         twin.close()
     assert twin.stalled and not isinstance(excinfo.value, TriggerTimeout)
     assert "no end mark" in str(excinfo.value) and "stopped part-way" in str(excinfo.value)
+
+
+# The energy suite on a Cortex-M4 twin measured by the LPM01A twin whose D7 never rises; the plan waits
+# 0.5 s. At the end, how many captures the board was asked to start.
+UNWIRED_CONFTEST = '''
+
+import json as _json
+import time as _time
+
+from pytest_edgehil.measure.meter import EnergyPlan as _Plan
+
+_TWINS = {}
+
+
+class _Unwired:
+    """The device twin's timeline as the LPM01A twin sees it, with no trigger edge ever reaching D7."""
+
+    def __init__(self, timeline):
+        self._timeline = timeline
+
+    def wait_for_trigger(self, after_s, timeout_s):
+        _time.sleep(timeout_s)
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self._timeline, name)
+
+
+@pytest.fixture
+def edgehil_analyzer(edgehil_analyzer, edgehil_bench, edgehil_pair):
+    twin = edgehil_bench.monitor_twins.get(edgehil_pair.device)
+    if twin is not None and edgehil_pair.device not in _TWINS:
+        twin.timeline = _Unwired(twin.timeline)
+        _TWINS[edgehil_pair.device] = twin
+    return edgehil_analyzer
+
+
+@pytest.fixture
+def edgehil_energy_plan():
+    return _Plan(windows=2, runs_per_window=3, timeout_s=0.5)
+
+
+def pytest_sessionfinish(session):
+    with open("captures.json", "w") as f:
+        _json.dump({name: twin.captures for name, twin in _TWINS.items()}, f)
+'''
+
+
+def test_the_plugin_waits_for_the_lpm01a_trigger_once_per_session(pytester: pytest.Pytester) -> None:
+    suites = REPO / "suites"
+    pytester.makeini(f"[pytest]\nedgehil_models_dir = {MODELS}\n")
+    pytester.makefile(".toml", lab='[devices.cortex-m4]\nkind = "cortex-m4"\nsimulated = true\n'
+                                   'twin_monitor = "lpm01a"\n')
+    pytester.makeconftest((suites / "conftest.py").read_text(encoding="utf-8") + UNWIRED_CONFTEST)
+    pytester.makepyfile(test_energy=(suites / "test_energy.py").read_text(encoding="utf-8"))
+    result = pytester.runpytest("test_energy.py", "--lab=lab.toml", f"--budgets={REPO / 'fixtures' / 'budgets.toml'}",
+                                "--model=lowres_seg", "-p", "no:cacheprovider", "-v")
+    words = dict(re.findall(r"^test_energy\.py::(\S+) (PASSED|FAILED|ERROR|SKIPPED)", result.stdout.str(), re.MULTILINE))
+    measured = {test: word for test, word in words.items() if test.endswith("[lowres_seg-cortex-m4]")}
+    assert len(measured) >= 2 and set(measured.values()) == {"ERROR"}, words
+    assert json.loads((pytester.path / "captures.json").read_text(encoding="utf-8")) == {"cortex-m4": 1}
+    text = result.stdout.str()
+    assert "TriggerTimeout: ST X-NUCLEO-LPM01A" in text and "Arduino pin D7" in text
+    later = [line for line in result.stdout.lines if line.startswith("TriggerTimedOutEarlier: device 'cortex-m4'")]
+    assert len(later) == len(measured) - 1 and all("Arduino pin D7" in line for line in later), later
