@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from pytest_edgehil.results.records import ab_context
-from pytest_edgehil.results.report import build_report_html, read_results
+from pytest_edgehil.results.history import History
+from pytest_edgehil.results.report import build_report_html, read_results, write_report
 from pytest_edgehil.results.report_runs import ResultsRun
 from pytest_edgehil.results.summary import format_value
 
@@ -77,23 +78,32 @@ def test_the_counts_and_the_over_budget_line_count_each_record(tmp_path) -> None
     assert f"over budget: {PAIR} inference_mj (suites/test_ab.py::test_ab_inference_energy (A/B candidate))" in page
 
 
-def test_trend_rows_follow_each_test_across_nights(tmp_path) -> None:
+@pytest.mark.parametrize("through", ["files", "history"])
+def test_trend_rows_follow_each_test_across_nights(tmp_path, through: str) -> None:
+    """Through a history store too, which reads the older runs without their context (the A/B mark's
+    source): one test's row must not break in two there."""
     runs = [_night_with_duplicate(tmp_path, night, 0.0114 + 0.0001 * night, 0.0131 + 0.0001 * night)
             for night in range(3)]
-    page = build_report_html(runs)
+    if through == "files":
+        page = build_report_html(runs)
+    else:
+        out = tmp_path / "report.html"
+        with History(tmp_path / "history.sqlite") as history:
+            write_report([tmp_path / f"night-{night}.json" for night in range(3)], out, history=history)
+        page = out.read_text(encoding="utf-8")
     svg = re.search(r'<svg class="trend" data-metric="inference_mj".*?</svg>', page)
     assert svg is not None
     rows = {unescape(pair): body for pair, body in re.findall(r'<g class="trend-row" data-pair="([^"]+)"(.*?)</g>',
                                                                svg.group(0))}
-    assert set(rows) == {f"{PAIR} · suites/test_ab.py::test_ab_inference_energy (A/B candidate)",
+    assert set(rows) == {f"{PAIR} · suites/test_ab.py::test_ab_inference_energy",
                          f"{PAIR} · suites/test_energy.py::test_inference_energy"}
     for pair, body in rows.items():
         y_min = float(re.search(r'data-y-min="([^"]+)"', f'data-pair="x"{body}').group(1))
         y_max = float(re.search(r'data-y-max="([^"]+)"', f'data-pair="x"{body}').group(1))
-        expected = [0.0131 + 0.0001 * n for n in range(3)] if "A/B" in pair else [0.0114 + 0.0001 * n for n in range(3)]
+        expected = [0.0131 + 0.0001 * n for n in range(3)] if "test_ab" in pair else [0.0114 + 0.0001 * n for n in range(3)]
         assert y_min < min(expected) and max(expected) < y_max, (pair, y_min, y_max)
         # The other test's values lie off this row's axis: the row is one test's series, not a mix.
-        other = [0.0114 + 0.0001 * n for n in range(3)] if "A/B" in pair else [0.0131 + 0.0001 * n for n in range(3)]
+        other = [0.0114 + 0.0001 * n for n in range(3)] if "test_ab" in pair else [0.0131 + 0.0001 * n for n in range(3)]
         assert all(not y_min <= v <= y_max for v in other), (pair, y_min, y_max)
 
 

@@ -18,7 +18,7 @@ from html import escape
 from pytest_edgehil.results.records import MetricRecord
 from pytest_edgehil.results.report_runs import ResultsRun, utc_label
 from pytest_edgehil.results.store import ResultRecord
-from pytest_edgehil.results.summary import format_value, origin_label
+from pytest_edgehil.results.summary import format_value
 
 MAX_TREND_TICKS = 8
 MIN_TREND_SPAN_REL = 0.10  # a y axis spans at least 10 % of the level: the gate's thresholds are 5-10 %
@@ -38,7 +38,7 @@ Table = Mapping[tuple[str, str], ResultRecord]
 def trend_tables(runs: Sequence[ResultsRun]) -> list[dict[tuple[str, str], ResultRecord]]:
     """Each run's records keyed by (trend row, metric). A row is a pair; where any run shown recorded a
     pair's metric from more than one test with different values (an `--edgehil-ab` test beside the energy
-    suite), that metric's rows are `pair · test` in every run (`summary.origin_label`), so each row follows
+    suite), that metric's rows are `pair · test` in every run (its node id without parameters), so each row follows
     one test's measurement rather than whichever record came first that night. Equal values from two tests
     (the footprint suite's `model_kib`) stay one row."""
     grouped = [run.all_by_pair_metric() for run in runs]
@@ -56,7 +56,9 @@ def trend_tables(runs: Sequence[ResultsRun]) -> list[dict[tuple[str, str], Resul
 
 
 def _origin(record: ResultRecord) -> str:
-    return origin_label(record, record.test or "(test not recorded)")
+    """The test without its parameter id. Not `summary.origin_label`'s A/B mark: a history store reads the
+    older runs without their context, where the mark comes from, and one test's row would break in two."""
+    return (record.test or "(test not recorded)").partition("[")[0]
 
 
 def run_labels(runs: Sequence[ResultsRun]) -> list[str]:
