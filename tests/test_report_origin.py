@@ -18,8 +18,8 @@ from html import unescape
 import numpy as np
 import pytest
 
-from pytest_edgehil.results.records import ab_context
 from pytest_edgehil.results.history import History
+from pytest_edgehil.results.records import ab_context
 from pytest_edgehil.results.report import build_report_html, read_results, write_report
 from pytest_edgehil.results.report_runs import ResultsRun
 from pytest_edgehil.results.summary import format_value
