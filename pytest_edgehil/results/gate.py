@@ -43,7 +43,7 @@ import numpy as np
 
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON, Comparison, FailOn, GateReport, GateStatus
 from pytest_edgehil.results.gate_flags import context_flags, earlier_session_flags, run_flags
-from pytest_edgehil.results.gate_origins import ab_notes, index_sides
+from pytest_edgehil.results.gate_origins import ab_notes, index_sides, split_ab
 from pytest_edgehil.results.gate_stats import (
     RatioTest,
     block_medians,
@@ -326,12 +326,10 @@ def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Itera
     per session); nothing on either side goes unreported. A/B records (`paired_rounds`) are not
     cross-session measurements: they are left to `compare_ab`, and a note says so. A pair × metric two
     tests recorded with different values is compared test by test (`gate_origins.index_sides`)."""
-    base_sessions = [list(records) for records in base_sessions]
-    new = list(new)
-    names = ["baseline"] * len(base_sessions) + ["this run"]
-    ab_keys, ab_texts = ab_notes([*base_sessions, new], names)
-    indexed, notes = index_sides([[r for r in records if paired_rounds(r) is None]
-                                  for records in [*base_sessions, new]], names)
+    plain, ab = zip(*(split_ab(records) for records in [*base_sessions, new]))
+    names = ["baseline"] * (len(plain) - 1) + ["this run"]
+    ab_keys, ab_texts = ab_notes(ab, names)
+    indexed, notes = index_sides(plain, names)
     *sessions, new_by_key = indexed
     notes += ab_texts
     keys = set(new_by_key).union(*(by_key.keys() for by_key in sessions))
@@ -350,7 +348,8 @@ def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Itera
             continue
         slots.append(_one_sided(bs[-1] if bs else None, n, fail_on))
     compared = iter(_compare_many(both, fail_on, assumed_drift_rel))
-    comparisons = [_evolve(c if c is not None else next(compared), origin=origin) for c, origin in zip(slots, origins)]
+    comparisons = [c if c is not None else next(compared) for c in slots]
+    comparisons = [_evolve(c, origin=origin) if origin else c for c, origin in zip(comparisons, origins)]
     return GateReport(comparisons, fail_on, tuple(run_flags(base_run, new_run)), tuple(notes))
 
 

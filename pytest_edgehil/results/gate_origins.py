@@ -39,7 +39,7 @@ def _differ(a: ResultRecord, b: ResultRecord) -> bool:
 
 def _repeated_by_tests(records: Sequence[ResultRecord]) -> bool:
     """Whether one side's records of a pair × metric are two measurements: two tests, different figures."""
-    return len({r.test for r in records}) > 1 and any(_differ(records[0], r) for r in records[1:])
+    return len(records) > 1 and len({r.test for r in records}) > 1 and any(_differ(records[0], r) for r in records[1:])
 
 
 def index_sides(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -> tuple[list[dict[Key, ResultRecord]], list[str]]:
@@ -51,8 +51,13 @@ def index_sides(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -
     grouped: list[dict[tuple[str, str], list[ResultRecord]]] = []
     for records in sides:
         table: dict[tuple[str, str], list[ResultRecord]] = {}
-        for record in map(current, records):
-            table.setdefault((record.pair, record.metric), []).append(record)
+        for record in records:
+            record = current(record)
+            key = (record.pair, record.metric)
+            if key in table:
+                table[key].append(record)
+            else:
+                table[key] = [record]
         grouped.append(table)
     by_test = {key for table in grouped for key, records in table.items() if _repeated_by_tests(records)}
     indexed: list[dict[Key, ResultRecord]] = []
@@ -61,9 +66,12 @@ def index_sides(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -
     for table, side in zip(grouped, names):
         index: dict[Key, ResultRecord] = {}
         for (pair, metric), records in table.items():
+            split = (pair, metric) in by_test
+            if len(records) == 1 and not split:  # the common case (a night of 5,000 records): nothing to note
+                index[(pair, metric, "")] = records[0]
+                continue
             for record in records:
-                key = (pair, metric, record.test if (pair, metric) in by_test else "")
-                first = index.setdefault(key, record)
+                first = index.setdefault((pair, metric, record.test if split else ""), record)
                 if first is not record and _differ(first, record):
                     notes.append(f"{side}: {pair} {metric} recorded twice with different values ({first.test or '?'} "
                                  f"and {record.test or '?'}); compared the first")
@@ -71,13 +79,22 @@ def index_sides(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -
     return indexed, notes
 
 
+def split_ab(records: Iterable[ResultRecord]) -> tuple[list[ResultRecord], list[ResultRecord]]:
+    """(plain records, same-session A/B records): one `paired_rounds` per record."""
+    plain: list[ResultRecord] = []
+    ab: list[ResultRecord] = []
+    for record in records:
+        (plain if paired_rounds(record) is None else ab).append(record)
+    return plain, ab
+
+
 def ab_notes(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -> tuple[set[tuple[str, str]], list[str]]:
-    """The pair × metrics that a side holds as same-session A/B records, which the cross-session gate
-    leaves to the A/B gate, and one note per side that held any, naming them."""
+    """The pair × metrics of each side's A/B records (`split_ab`), which the cross-session gate leaves to
+    the A/B gate, and one note per side that held any, naming them."""
     keys: set[tuple[str, str]] = set()
     notes = []
     for records, side in zip(sides, names):
-        ab = sorted({(r.test, r.pair, current_name(r.metric)) for r in records if paired_rounds(r) is not None})
+        ab = sorted({(r.test, r.pair, current_name(r.metric)) for r in records})
         if ab:
             keys |= {(pair, metric) for _, pair, metric in ab}
             what = "; ".join(f"{pair} {metric} from {test or '?'}" for test, pair, metric in ab)
