@@ -108,7 +108,7 @@ class PageParser(HTMLParser):
         self.tags: list[str] = []
         self.images: list[dict[str, str]] = []
         self.urls: list[str] = []
-        self.blocks: list[dict] = []  # {"pair", "metric", "family", "device", "class", "text"}
+        self.blocks: list[dict] = []  # {"pair", "metric", "family", "device", "class", "text", "origin"}
         self.family_heads: list[str] = []  # the table's column headers, text included (units)
         self._device = self._pair = self._family = ""
         self._block: dict | None = None
@@ -141,7 +141,8 @@ class PageParser(HTMLParser):
             self._block_depth += 1
         elif tag == "div" and "data-metric" in attr and self._pair:
             self._block = {"pair": self._pair, "metric": attr["data-metric"], "family": self._family,
-                           "device": self._device, "class": attr.get("class", "").split(), "text": ""}
+                           "device": self._device, "class": attr.get("class", "").split(), "text": "",
+                           "origin": attr.get("data-origin", "")}
             self._block_depth = 1
 
     def handle_endtag(self, tag):

@@ -237,8 +237,14 @@ def test_missing_and_new_pairs_are_reported_and_missing_can_be_made_to_fail() ->
 
 
 def test_duplicate_records_with_different_values_are_noted() -> None:
+    # Two tests' different figures are compared test by test (tests/test_gate_origins.py), with a note.
     base = [record("model_kb", value=600.0), replace(record("model_kb", value=610.0), test="t2")]
     report = compare_results(base, [record("model_kb", value=600.0)], DEFAULT)
+    assert sorted((c.origin, c.status) for c in report.comparisons) == [("", GateStatus.SAME), ("t2", GateStatus.MISSING)]
+    assert "more than one test" in report.duplicate_notes[0]
+    # One test recording two figures has no test to tell them by: the first is compared, and said so.
+    twice = [record("model_kb", value=600.0), record("model_kb", value=610.0)]
+    report = compare_results(twice, [record("model_kb", value=600.0)], DEFAULT)
     assert len(report.comparisons) == 1 and "recorded twice" in report.duplicate_notes[0]
 
 

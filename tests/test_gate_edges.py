@@ -164,9 +164,13 @@ def test_a_metric_recorded_by_two_tests_with_different_values_is_a_named_input_p
     assert main(["compare", str(base), str(new), "--history", "off"]) == EXIT_REGRESSION
     out = capsys.readouterr().out
     assert "FAIL INPUT DUPLICATES" in out and "qsegment-coral top1" in out and "qsegment-coral-test]" in out
-    assert "edgehil gate FAILED: input duplicates" in out
-    # Allowed, the old behaviour (the first compared, a note), and equal values are no problem at all.
-    assert main(["compare", str(base), str(new), "--history", "off", "--allow", "duplicates"]) == EXIT_OK
+    # Refused as an input problem, and the split that fell is a verdict of its own (its test's baseline).
+    assert "edgehil gate FAILED: 1 blocking, input duplicates" in out
+    # Allowed, each split is compared with its own baseline (not the first record: the order tests finished
+    # in): the test split's fall blocks, named by its test; equal values are no problem at all.
+    assert main(["compare", str(base), str(new), "--history", "off", "--allow", "duplicates"]) == EXIT_REGRESSION
+    allowed = capsys.readouterr().out
+    assert "FAIL qsegment-coral top1 (from test_dup.py::test_top1[qsegment-coral-test])" in allowed
     twice = save(tmp_path / "twice.json", [split("val", 0.80), split("test", 0.80)])
     assert not check_inputs(load_baseline(twice), load_results(twice))
 

@@ -235,6 +235,24 @@ def test_registering_the_same_idn_patterns_twice_is_rejected() -> None:
         unregister_analyzer(First)
 
 
+def test_a_driver_module_imported_again_replaces_its_own_entry() -> None:
+    """pytester's in-process runs drop the modules a run imported; the next run imports a driver module
+    afresh and its decorator runs again. Refused as a duplicate, every energy test of the second run
+    errored ("already taken by Keithley2281S"). The same module and class name is the same driver."""
+    def define() -> type:
+        return register_analyzer(r"ACME", r"PM9001")(type("Reimported", (KeysightN6705C,), {"__module__": "acme.pm"}))
+
+    first = define()
+    again: type | None = None
+    try:
+        again = define()
+        assert again is not first and driver_for_idn("ACME,PM9001,1,1") is again
+    finally:
+        for driver in (first, again):
+            if driver is not None:
+                unregister_analyzer(driver)
+
+
 def test_connection_failure_names_the_resource_and_what_to_check() -> None:
     resource = "TCPIP::127.0.0.1::1::SOCKET"  # nothing listens on port 1
     with pytest.raises(InstrumentError) as info:

@@ -8,7 +8,9 @@ timings (clock fit), and per-inference windows are refused (the first readout is
 end-to-end energy comes from one run window. Dynamic mode measures 100 nA to 50 mA at up to 100 kS/s, for
 100 µs to 100 s per acquisition, and the board sources 1.8-3.3 V (`lpm01a_limits`, with its sources): a plan
 outside that is refused with MonitorLimit before anything is sent, a capture outside the range with
-MeasurementError, never integrated.
+MeasurementError, never integrated. A capture from which nothing at all arrived is a trigger that never came
+(TriggerTimeout: the board sends nothing until D7 rises), waited for once per device in a pytest session
+(plugin/trigger_faults.py); one that stops part-way is a plain InstrumentTimeout.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pytest_edgehil.errors import (
     InstrumentTimeout,
     MeasurementError,
     MonitorLimit,
+    TriggerTimeout,
 )
 from pytest_edgehil.instruments import lpm01a_limits as limits
 from pytest_edgehil.instruments import lpm01a_protocol as proto
@@ -130,6 +133,11 @@ class LPM01A(PowerMonitor):
             raise InstrumentError(f"{self.model} at {self.resource}: wait_complete() before configure()")
         volts, dt, points, fmt = self._plan
         deadline = time.monotonic() + timeout_s
+        if not self._first_bytes(deadline):
+            raise TriggerTimeout(f"{self.model} at {self.resource}: nothing arrived within {timeout_s:g} s of "
+                                 "`start` (trigsrc d7): no rising edge reached D7; check the wire from the device's "
+                                 "trigger pin to the board's Arduino pin D7 and that the firmware raises it",
+                                 resource=self.resource, timeout_s=timeout_s)
         if fmt == "bin_hexa":
             raw, tail = self._read_binary(deadline, timeout_s)
             try:
@@ -170,6 +178,16 @@ class LPM01A(PowerMonitor):
                                    "integrated")
         self._trace = Trace(current_a, np.full(points, volts), dt, 0, self.idn)
 
+    def _first_bytes(self, deadline: float) -> bool:
+        """Wait until the acquisition's first byte is readable (left in the port for the readers); False
+        at `deadline` with none. Why before reading: the board sends nothing between `start` and the
+        trigger, so silence is the trigger's fault, and a capture that stops part-way is not."""
+        while self._serial.in_waiting == 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
     def _read_binary(self, deadline: float, timeout_s: float) -> tuple[bytes, str]:
         """The `bin_hexa` stream up to its end mark, and the text read after it. Its length is not known
         beforehand: the board puts timestamps and flags among the samples when it sends them."""
@@ -177,7 +195,8 @@ class LPM01A(PowerMonitor):
         while end < 0:
             if time.monotonic() > deadline:
                 raise InstrumentTimeout(f"{self.model} at {self.resource}: {len(buf)} bytes and no end mark "
-                                        f"within {timeout_s:g} s; did the trigger line (D7) fire?")
+                                        f"within {timeout_s:g} s: the capture started (D7 fired) and stopped "
+                                        "part-way; check the USB link and capture again")
             start = max(0, len(buf) - len(proto.STREAM_END) + 1)
             buf += self._serial.read(65536)
             end = buf.find(proto.STREAM_END, start)

@@ -50,8 +50,13 @@ def register_analyzer(manufacturer_pattern: str, model_pattern: str) -> Callable
     """Class decorator: use this driver for instruments whose IDN matches both patterns."""
 
     def decorate(cls: A) -> A:
-        for entry in _REGISTRY:
+        for i, entry in enumerate(_REGISTRY):
             if (entry.manufacturer_pattern, entry.model_pattern) == (manufacturer_pattern, model_pattern):
+                if (entry.driver.__module__, entry.driver.__qualname__) == (cls.__module__, cls.__qualname__):
+                    # The same driver's module imported again (pytest's in-process runs drop the modules a
+                    # run imported, and the next run imports them afresh): the new class replaces the old.
+                    _REGISTRY[i] = DriverEntry(manufacturer_pattern, model_pattern, cls)
+                    return cls
                 raise ConfigError(f"analyzer driver {cls.__name__} registers {manufacturer_pattern!r} / "
                                   f"{model_pattern!r}, already taken by {entry.driver.__name__}")
         _REGISTRY.append(DriverEntry(manufacturer_pattern, model_pattern, cls))

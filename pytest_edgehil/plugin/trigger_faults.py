@@ -30,6 +30,7 @@ class TimedOutTrigger:
     analyzer: str  # VISA resource (and channel, where the driver names it)
     test: str  # node id of the test that waited it out
     timeout_s: float
+    said: str = ""  # the first TriggerTimeout's own text: the instrument's words and its fix (D7 on an LPM01A)
 
 
 # (device, analyzer resource) → its first trigger timeout in this session.
@@ -50,7 +51,8 @@ def trigger_once(session: pytest.Session, device: str, analyzer: str, test: str)
     try:
         yield
     except TriggerTimeout as exc:
-        seen.setdefault((device, analyzer), TimedOutTrigger(device, exc.resource or analyzer, test, exc.timeout_s))
+        seen.setdefault((device, analyzer), TimedOutTrigger(device, exc.resource or analyzer, test, exc.timeout_s,
+                                                            str(exc)))
         raise
 
 
@@ -58,8 +60,8 @@ def timed_out_earlier(first: TimedOutTrigger) -> TriggerTimedOutEarlier:
     """The error of a later test: device, analyzer, the first test, what it saw, what to do."""
     return TriggerTimedOutEarlier(
         f"device {first.device!r}: its analyzer {first.analyzer} saw no trigger within {first.timeout_s:g} s in "
-        f"{first.test} earlier in this session, so this test fails without arming it again (it would wait out "
-        "the same timeout). Check the trigger wiring from the device's trigger pin to the analyzer's trigger "
-        "input, the analyzer's trigger source (TRIG:SOUR EXT and its trigger-input pin) and that the firmware "
-        "raises the line; then rerun (docs/faults.md, \"A trigger that never comes\")",
+        f"{first.test} earlier in this session" + (f" ({first.said})" if first.said else "")
+        + ", so this test fails without arming it again (it would wait out the same timeout). Check the trigger "
+        "wiring from the device's trigger pin to the analyzer's trigger input, the analyzer's trigger source "
+        "(TRIG:SOUR EXT and its trigger-input pin) and that the firmware raises the line; then rerun (docs/faults.md, \"A trigger that never comes\")",
         resource=first.analyzer, timeout_s=first.timeout_s, device=first.device, first_test=first.test)

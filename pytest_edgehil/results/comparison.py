@@ -103,6 +103,9 @@ class Comparison:
     flags: tuple[str, ...] = ()
     note: str = ""
     base_unit: str | None = None  # the baseline's unit when it is not `unit` (then never compared)
+    # The test (node id) whose record this is, where the run held the pair × metric more than once
+    # (results/gate_origins.py); "" otherwise.
+    origin: str = ""
 
     @property
     def base_unit_text(self) -> str:
@@ -134,7 +137,7 @@ class Comparison:
     def describe(self) -> str:
         """One sentence naming the pair, the metric, the values, the ratio, its CI and the evidence."""
         unit = f" {self.unit}" if self.unit else ""
-        head = f"{self.pair} {self.metric}"
+        head = f"{self.pair} {self.metric}" + (f" (from {self.origin})" if self.origin else "")
         if self.status is GateStatus.MISSING:
             return f"{head}: in the baseline ({fmt(self.base_value)}{self.base_unit_text}) but not measured in this run"
         if self.status is GateStatus.NEW:
@@ -216,7 +219,9 @@ class GateReport:
         return f"edgehil gate {verdict} ({counts or 'nothing compared'}; fail on {self.fail_on.describe()})"
 
     def table_lines(self) -> list[str]:
-        rows = [("pair", "metric", "baseline", "new", "ratio [95 % CI]", "p", "verdict", "flags")]
+        labelled = any(c.origin for c in self.comparisons)  # a column only where a run repeated a pair × metric
+        rows = [("pair", "metric", "baseline", "new", "ratio [95 % CI]", "p", "verdict", "flags")
+                + (("from",) if labelled else ())]
         order = {s: i for i, s in enumerate(_ATTENTION_ORDER)}
         for c in sorted(self.comparisons, key=lambda c: (not c.blocking, order[c.status], c.pair, c.metric)):
             unit = f" {c.unit}" if c.unit else ""
@@ -227,7 +232,8 @@ class GateReport:
                 verdict += " (not gated)"
             rows.append((c.pair, c.metric, fmt(c.base_value) + (c.base_unit_text if c.base_value is not None else ""),
                          fmt(c.new_value) + (unit if c.new_value is not None else ""), c.ratio_text(),
-                         "" if c.p_value is None else f"{c.p_value:.2g}", verdict, "; ".join(c.flags)))
+                         "" if c.p_value is None else f"{c.p_value:.2g}", verdict, "; ".join(c.flags))
+                        + ((c.origin,) if labelled else ()))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -249,7 +255,7 @@ class GateReport:
                 "inputs": [{"kind": i.kind, "text": i.text, "blocking": i.blocking} for i in self.inputs],
                 "comparisons": [{**{k: getattr(c, k) for k in (
                     "pair", "metric", "unit", "base_value", "new_value", "ratio", "ci_low", "ci_high", "p_value",
-                    "method", "n_base", "n_new", "note", "blocking", "gated", "threshold")},
+                    "method", "n_base", "n_new", "note", "blocking", "gated", "threshold", "origin")},
                     "base_unit": c.unit if c.base_unit is None else c.base_unit,
                     "family": c.family.value, "direction": c.direction.value if c.direction else None,
                     "status": c.status.value, "flags": list(c.flags)}

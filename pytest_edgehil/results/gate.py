@@ -43,6 +43,7 @@ import numpy as np
 
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON, Comparison, FailOn, GateReport, GateStatus
 from pytest_edgehil.results.gate_flags import context_flags, earlier_session_flags, run_flags
+from pytest_edgehil.results.gate_origins import ab_notes, index_sides, split_ab
 from pytest_edgehil.results.gate_stats import (
     RatioTest,
     block_medians,
@@ -65,9 +66,7 @@ from pytest_edgehil.results.vocabulary import (
     UNGATED_METRICS,
     Direction,
     Family,
-    current_name,
     how_to_declare,
-    lookup,
 )
 
 __all__ = [
@@ -320,38 +319,29 @@ def compare_paired(record: ResultRecord, fail_on: FailOn) -> Comparison | None:
     return _finish(comparison, status, note, fail_on, record.metric)
 
 
-def _index(records: Iterable[ResultRecord], side: str) -> tuple[dict[tuple[str, str], ResultRecord], list[str]]:
-    by_key: dict[tuple[str, str], ResultRecord] = {}
-    notes: list[str] = []
-    for record in records:
-        if current_name(record.metric) != record.metric:  # a baseline from before a rename: same figure
-            record = replace(record, metric=current_name(record.metric), unit=lookup(current_name(record.metric)).unit)
-        if record.key in by_key:
-            # The footprint suite records model_kib from two tests: equal values, compare the first.
-            first = by_key[record.key]
-            if first.value != record.value or first.raw != record.raw:
-                notes.append(f"{side}: {record.pair} {record.metric} recorded twice with different values "
-                             f"({first.test or '?'} and {record.test or '?'}); compared the first")
-            continue
-        by_key[record.key] = record
-    return by_key, notes
-
-
 def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Iterable[ResultRecord], fail_on: FailOn,
                      *, base_run: RunInfo | None = None, new_run: RunInfo | None = None,
                      assumed_drift_rel: float = ASSUMED_DRIFT_REL) -> GateReport:
     """Compare every pair × metric of `new` with the baseline sessions (oldest first, one list of records
     per session); nothing on either side goes unreported. A/B records (`paired_rounds`) are not
-    cross-session measurements: they are left to `compare_ab`."""
-    sessions = [_index([r for r in records if paired_rounds(r) is None], "baseline") for records in base_sessions]
-    new_by_key, notes_n = _index([r for r in new if paired_rounds(r) is None], "this run")
-    notes = [note for _, session_notes in sessions for note in session_notes] + notes_n
-    keys = set(new_by_key).union(*(by_key.keys() for by_key, _ in sessions))
+    cross-session measurements: they are left to `compare_ab`, and a note says so. A pair × metric two
+    tests recorded with different values is compared test by test (`gate_origins.index_sides`)."""
+    plain, ab = zip(*(split_ab(records) for records in [*base_sessions, new]))
+    names = ["baseline"] * (len(plain) - 1) + ["this run"]
+    ab_keys, ab_texts = ab_notes(ab, names)
+    indexed, notes = index_sides(plain, names)
+    *sessions, new_by_key = indexed
+    notes += ab_texts
+    keys = set(new_by_key).union(*(by_key.keys() for by_key in sessions))
     both: list[tuple[list[ResultRecord], ResultRecord]] = []
     slots: list[Comparison | None] = []
+    origins: list[str] = []
     for key in sorted(keys):
-        bs = [by_key[key] for by_key, _ in sessions if key in by_key]
+        bs = [by_key[key] for by_key in sessions if key in by_key]
         n = new_by_key.get(key)
+        # Named where the pair × metric is keyed by test, or where an A/B record of it was left out: which
+        # of this run's records the verdict is about.
+        origins.append(key[2] or ((n or bs[-1]).test if key[:2] in ab_keys else ""))
         if bs and n is not None:
             both.append((bs, n))
             slots.append(None)  # filled below, all such pairs compared in one batch
@@ -359,6 +349,7 @@ def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Itera
         slots.append(_one_sided(bs[-1] if bs else None, n, fail_on))
     compared = iter(_compare_many(both, fail_on, assumed_drift_rel))
     comparisons = [c if c is not None else next(compared) for c in slots]
+    comparisons = [_evolve(c, origin=origin) if origin else c for c, origin in zip(comparisons, origins)]
     return GateReport(comparisons, fail_on, tuple(run_flags(base_run, new_run)), tuple(notes))
 
 
@@ -372,8 +363,9 @@ def compare_results(base: Iterable[ResultRecord], new: Iterable[ResultRecord], f
 
 def compare_ab(records: Iterable[ResultRecord], fail_on: FailOn) -> GateReport:
     """The same-session A/B gate: one verdict per A/B record (candidate vs baseline model, paired rounds)."""
-    by_key, notes = _index([r for r in records if paired_rounds(r) is not None], "this run")
-    comparisons = [c for c in (compare_paired(r, fail_on) for _, r in sorted(by_key.items())) if c is not None]
+    (by_key,), notes = index_sides([[r for r in records if paired_rounds(r) is not None]], ["this run"])
+    comparisons = [_evolve(c, origin=key[2]) for key, r in sorted(by_key.items())
+                   if (c := compare_paired(r, fail_on)) is not None]
     return GateReport(comparisons, fail_on, (), tuple(notes))
 
 

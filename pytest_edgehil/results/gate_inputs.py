@@ -9,8 +9,9 @@ would make a pass meaningless — each a named verdict that fails the gate unles
 * `model-changed`: an A/A comparison (both runs of one clean commit) in which a pair's model SHA-256
   differs: the "same code" ran a different model, so the A/A spread it shows is not the bench's.
 * `duplicates`: one pair × metric recorded by several tests with different values (a test parametrized
-  over evaluation splits or input sizes): the gate compares one value per pair × metric, and would compare
-  the first and pass over a regression in another.
+  over evaluation splits or input sizes): the verdict table shows one line per pair × metric and test, and
+  a name of its own per value is what keeps a history readable. Allowed, each test's value is compared
+  with the same test's in the baseline (`gate_origins.py`), never "the first", which is test-order luck.
 
 No pytest; reading files goes through `store.load_results`.
 """
@@ -160,7 +161,8 @@ def recorded_twice(results: ResultsFile) -> list[str]:
             more = f" and {len(records) - 3} more" if len(records) > 3 else ""
             texts.append(f"{pair} {metric} recorded {len(records)} times with different values ({shown}{more}): "
                          f"the gate compares one value per pair × metric; record each under a name of its own "
-                         f"(e.g. {metric}_<split>), or allow duplicates to compare the first{_repeat_hint(records)}")
+                         f"(e.g. {metric}_<split>), or allow duplicates to compare each test's value with the same test's in the "
+                         f"baseline{_repeat_hint(records)}")
     return texts
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.document_text import write_atomically
+from pytest_edgehil.results.records import AB_CONTEXT
 from pytest_edgehil.results.report_gate import GATE_CSS, gate_html
 from pytest_edgehil.results.report_plots import (
     MIN_WINDOW_SPAN_FRACTION,
@@ -41,7 +42,7 @@ from pytest_edgehil.results.report_runs import (
     read_results,
 )
 from pytest_edgehil.results.report_table import STATUS_LABELS, STATUSES, TABLE_CSS, table_html
-from pytest_edgehil.results.report_trends import trend_plot
+from pytest_edgehil.results.report_trends import trend_plot, trend_tables
 from pytest_edgehil.results.store import ResultRecord
 from pytest_edgehil.results.summary import format_value, metric_order
 
@@ -85,14 +86,15 @@ def _header_html(newest: ResultsRun, runs: Sequence[ResultsRun], ordered_by_time
 
 
 def _table_html(newest: ResultsRun) -> str:
-    return table_html(newest) + _context_html(list(newest.by_pair_metric().values()))
+    return table_html(newest) + _context_html(newest.records)
 
 
 def _context_html(records: Sequence[ResultRecord]) -> str:
-    """What makes each pair's numbers comparable (model hash, firmware, instrument), folded away."""
+    """What makes each pair's numbers comparable (model hash, firmware, instrument), folded away. An A/B
+    record's paired rounds (its `ab` key) are the A/B gate's samples, not context: left out."""
     by_pair: dict[str, dict[str, object]] = {}
     for rec in records:
-        by_pair.setdefault(rec.pair, {}).update(rec.context or {})
+        by_pair.setdefault(rec.pair, {}).update({k: v for k, v in (rec.context or {}).items() if k != AB_CONTEXT})
     rows = "".join(f"<tr><td>{escape(pair)}</td><td>{escape(key)}</td><td>{escape(str(value))}</td></tr>"
                    for pair, ctx in sorted(by_pair.items()) for key, value in sorted(ctx.items()))
     if not rows:
@@ -156,7 +158,7 @@ def _trends_html(runs: Sequence[ResultsRun]) -> str:
             if left_out else "")
     records = [r for run in kept for r in run.records]
     unit = {r.metric: r.unit for r in records}
-    tables = [run.by_pair_metric() for run in kept]  # once for all metrics, not once per metric
+    tables = trend_tables(kept)  # once for all metrics, not once per metric
     pairs: dict[str, set[str]] = {}
     for table in tables:
         for pair, metric in table:
@@ -225,7 +227,7 @@ def _run_report(args: argparse.Namespace) -> int:
         last = args.last if args.last is not None else (None if args.results else DEFAULT_LAST)
         runs = write_report([Path(p) for p in args.results], Path(args.html), history=history, last=last)
     newest = order_runs(runs)[-1]
-    fails = sum(r.status == "fail" for r in newest.by_pair_metric().values())
+    fails = sum(r.status == "fail" for r in newest.records)
     print(f"wrote {args.html}: {len(runs)} run(s), newest {newest.label} ({newest.backend}), "
           f"{len({r.pair for r in newest.records})} pairs, {fails} over budget")
     return 0

@@ -54,10 +54,19 @@ class ResultsRun:
         return utc_label(self.started, self.source)
 
     def by_pair_metric(self) -> dict[tuple[str, str], ResultRecord]:
-        """(pair, metric) -> record; of a metric recorded twice for a pair the first counts, as in the gate."""
+        """(pair, metric) -> record; of a metric recorded twice for a pair the first. For what needs one
+        record per key only (the header's pair count); the table shows every record (`all_by_pair_metric`)."""
         table: dict[tuple[str, str], ResultRecord] = {}
         for record in self.records:
             table.setdefault((record.pair, record.metric), record)
+        return table
+
+    def all_by_pair_metric(self) -> dict[tuple[str, str], list[ResultRecord]]:
+        """(pair, metric) -> every record of it, in the run's order. Two records of one key are two
+        measurements (an `--edgehil-ab` test beside the energy suite): both are shown, labelled by test."""
+        table: dict[tuple[str, str], list[ResultRecord]] = {}
+        for record in self.records:
+            table.setdefault((record.pair, record.metric), []).append(record)
         return table
 
 

@@ -5,7 +5,10 @@ a column per metric showed 7 of them, the rest behind a horizontal scroll (with 
 column per family (six at most, in the vocabulary's reading order) fits any screen from ~1000 px; in it
 each metric is a small block: name, value, the published figure beside it, the budget, the margin and
 the verdict colour. Within one device group every row lists the same metrics in the same order (a
-metric a pair lacks shows as "—"), so the blocks line up down the group. HTML only; no matplotlib.
+metric a pair lacks shows as "—"), so the blocks line up down the group. A metric a pair recorded more
+than once (an `--edgehil-ab` test beside the energy suite: two measurements with two values) shows one
+block per record, each labelled with the test it came from, as the terminal summary's `from` column does:
+showing one of them would hide the other's value and verdict. HTML only; no matplotlib.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from html import escape
 from pytest_edgehil.results.records import MetricRecord
 from pytest_edgehil.results.report_runs import ResultsRun
 from pytest_edgehil.results.store import ResultRecord
-from pytest_edgehil.results.summary import family_of, format_against, format_value, metric_order
+from pytest_edgehil.results.summary import family_of, format_against, format_value, metric_order, origin_label
 from pytest_edgehil.results.vocabulary import FAMILY_ORDER
 
 STATUSES = ("pass", "marginal", "fail", "info")  # info: measured, no budget to check against
@@ -34,7 +37,7 @@ td.family-cell{border:1px solid #d8dde3;padding:.2rem;vertical-align:top}
 .m{padding:.2rem .3rem;margin:.12rem 0;border-radius:.2rem;overflow-wrap:anywhere}
 .m .name{font-size:.72rem;color:#2d3640} .m .value{font-weight:600;font-size:.88rem}
 .m .vs,.m .ci{font-size:.7rem;color:#3d4650} .m .verdict{font-size:.68rem;font-weight:700;letter-spacing:.03em}
-.m.absent{color:#99a;background:#fff;font-size:.72rem}
+.m.absent{color:#99a;background:#fff;font-size:.72rem} .m .from{font-size:.68rem;color:#3d4650;font-style:italic}
 .pass{background:#e3f4e8} .marginal{background:#fff0c2} .fail{background:#f9d3cf} .info{background:#f4f5f7}
 .m.fail .verdict{color:#a02418} .m.marginal .verdict{color:#7a5200}
 .legend span{display:inline-block;padding:.1rem .5rem;margin-right:.4rem;border:1px solid #d8dde3;font-size:.8rem}
@@ -45,8 +48,9 @@ def _with_unit(value: float, unit: str) -> str:
     return format_value(value) + (f" {unit}" if unit else "")
 
 
-def metric_html(rec: MetricRecord | None, metric: str) -> str:
-    """One metric's block: name, value, published figure, budget, margin, verdict (colour and word)."""
+def metric_html(rec: MetricRecord | None, metric: str, origin: str = "") -> str:
+    """One metric's block: name, value, published figure, budget, margin, verdict (colour and word);
+    `origin` (`summary.origin_label`), where the pair recorded the metric more than once: which test it is."""
     if rec is None:
         return f'<div class="m absent" data-metric="{escape(metric)}">{escape(metric)} —</div>'
     status = rec.status if rec.status in STATUSES else "info"
@@ -60,6 +64,8 @@ def metric_html(rec: MetricRecord | None, metric: str) -> str:
     parts = [f'<div class="name">{escape(rec.metric)}</div>',
              f'<div class="value">{escape(shown)}</div>',
              f'<div class="vs">{escape(" · ".join(vs))}</div>']
+    if origin:
+        parts.insert(1, f'<div class="from">from {escape(origin)}</div>')
     if rec.ci_low is not None and rec.ci_high is not None:
         parts.append(f'<div class="ci">95 % CI {format_value(rec.ci_low)}–{format_value(rec.ci_high)}</div>')
     if status != "info":
@@ -67,8 +73,27 @@ def metric_html(rec: MetricRecord | None, metric: str) -> str:
     title = f"n={rec.samples}" if rec.samples is not None else ""
     if rec.source:
         title += f"; budget source: {rec.source}"
-    return (f'<div class="m {status}" data-metric="{escape(rec.metric)}" title="{escape(title.strip("; "))}">'
+    tag = f' data-origin="{escape(origin)}"' if origin else ""
+    return (f'<div class="m {status}" data-metric="{escape(rec.metric)}"{tag} title="{escape(title.strip("; "))}">'
             f'{"".join(parts)}</div>')
+
+
+def _blocks(records: Sequence[ResultRecord] | None, metric: str) -> str:
+    """The blocks of one pair's metric: "—" when absent, one per record, labelled when there are several."""
+    if not records:
+        return metric_html(None, metric)
+    if len(records) == 1:
+        return metric_html(records[0], metric)
+    return "".join(metric_html(r, metric, _origin(r)) for r in records)
+
+
+def _origin(record: ResultRecord) -> str:
+    return origin_label(record, record.test or "(test not recorded)")  # files from before records named it
+
+
+def _named(record: ResultRecord, repeated: bool) -> str:
+    """`pair metric`, with the test it came from where the pair recorded the metric more than once."""
+    return f"{record.pair} {record.metric}" + (f" ({_origin(record)})" if repeated else "")
 
 
 def _families(records: Sequence[MetricRecord]) -> list[tuple[str, list[str], list[str]]]:
@@ -94,9 +119,10 @@ def _device_label(records: Sequence[ResultRecord]) -> str:
 
 
 def table_html(newest: ResultsRun) -> str:
-    """Counts, legend and the grouped table of the newest run (the first record of a pair × metric counts)."""
-    latest = newest.by_pair_metric()
-    records = list(latest.values())
+    """Counts, legend and the grouped table of the newest run: every record, counted and shown (a pair ×
+    metric recorded twice is two measurements, each block labelled with its test)."""
+    latest = newest.all_by_pair_metric()
+    records = [r for group in latest.values() for r in group]
     if not records:
         return '<p class="note">The newest results file holds no records.</p>'
     families = _families(records)
@@ -112,13 +138,13 @@ def table_html(newest: ResultsRun) -> str:
             model = next(r.model for r in group if r.pair == pair)
             cells = "".join(
                 f'<td class="family-cell" data-family="{f}">'
-                + "".join(metric_html(latest.get((pair, m)), m) for m in metrics if m in group_metrics) + "</td>"
+                + "".join(_blocks(latest.get((pair, m)), m) for m in metrics if m in group_metrics) + "</td>"
                 for f, metrics, _ in families)
             rows.append(f'<tr data-pair="{escape(pair)}"><th class="pair" scope="row">{escape(model or pair)}'
                         f'<span class="id">{escape(pair)}</span></th>{cells}</tr>')
         bodies.append(f'<tbody data-device="{escape(device)}">{"".join(rows)}</tbody>')
     counts = {s: sum(r.status == s for r in records) for s in STATUSES}
-    failing = sorted(f"{r.pair} {r.metric}" for r in records if r.status == "fail")
+    failing = sorted(_named(r, len(latest[r.key]) > 1) for r in records if r.status == "fail")
     count_html = "".join(f"<span>{counts[s]} {STATUS_LABELS[s]}</span>" for s in STATUSES)
     fail_html = f'<p class="note">over budget: {escape(", ".join(failing))}</p>' if failing else ""
     legend = "".join(f'<span class="{s}">{STATUS_LABELS[s]}</span>' for s in STATUSES)

@@ -35,6 +35,32 @@ TITLE_H, ROW_H, ROW_GAP, AXIS_H = 22, 86, 8, 30
 Table = Mapping[tuple[str, str], ResultRecord]
 
 
+def trend_tables(runs: Sequence[ResultsRun]) -> list[dict[tuple[str, str], ResultRecord]]:
+    """Each run's records keyed by (trend row, metric). A row is a pair; where any run shown recorded a
+    pair's metric from more than one test with different values (an `--edgehil-ab` test beside the energy
+    suite), that metric's rows are `pair · test` in every run (its node id without parameters), so each row follows
+    one test's measurement rather than whichever record came first that night. Equal values from two tests
+    (the footprint suite's `model_kib`) stay one row."""
+    grouped = [run.all_by_pair_metric() for run in runs]
+    split = {key for table in grouped for key, group in table.items()
+             if len({_origin(r) for r in group}) > 1 and len({r.value for r in group}) > 1}
+    tables: list[dict[tuple[str, str], ResultRecord]] = []
+    for table in grouped:
+        rows: dict[tuple[str, str], ResultRecord] = {}
+        for (pair, metric), group in table.items():
+            for record in group:
+                row = f"{pair} · {_origin(record)}" if (pair, metric) in split else pair
+                rows.setdefault((row, metric), record)
+        tables.append(rows)
+    return tables
+
+
+def _origin(record: ResultRecord) -> str:
+    """The test without its parameter id. Not `summary.origin_label`'s A/B mark: a history store reads the
+    older runs without their context, where the mark comes from, and one test's row would break in two."""
+    return (record.test or "(test not recorded)").partition("[")[0]
+
+
 def run_labels(runs: Sequence[ResultsRun]) -> list[str]:
     """Tick labels: date and minute, with seconds only when two runs would otherwise read the same."""
     labels = [run.label for run in runs]
@@ -128,7 +154,7 @@ def _row(pair: str, metric: str, tables: Sequence[Table], top: float, x_of: list
 def trend_plot(metric: str, unit: str, runs: Sequence[ResultsRun], tables: Sequence[Table] | None = None,
                pairs: Sequence[str] | None = None) -> str:
     """One metric across runs (oldest first), a row per pair on its own y scale, CI bars where recorded;
-    SVG markup to place inline in the page. `tables`: each run's `by_pair_metric()`, when the caller has
+    SVG markup to place inline in the page. `tables`: `trend_tables(runs)`, when the caller has
     them already, and `pairs` the pairs that recorded the metric (the report computes both once for all
 metrics).
 
@@ -138,7 +164,7 @@ metrics).
     compares with) as a dashed line, and the published figure as a dotted one; the axis always holds the
     budget and spans at least 10 % of the level, so noise does not read as a trend.
     """
-    tables = [run.by_pair_metric() for run in runs] if tables is None else tables
+    tables = trend_tables(runs) if tables is None else tables
     if pairs is None:
         pairs = sorted({pair for table in tables for pair, m in table if m == metric})
     height = TITLE_H + len(pairs) * (ROW_H + ROW_GAP) + AXIS_H

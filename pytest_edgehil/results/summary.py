@@ -72,14 +72,16 @@ def summary_lines(records: Iterable[MetricRecord], origins: Sequence[str] | None
         margin = f"{r.margin_rel:+.1%}" if r.margin_rel is not None else ""
         row = (r.pair, family_of(r).value, r.metric, value, published, r.bound or "(none)", margin,
                _MARK.get(r.status, r.status), r.backend)
-        rows.append(row + ((_origin(r, origins[i]),) if labelled and origins is not None else ()))
+        rows.append(row + ((origin_label(r, origins[i]),) if labelled and origins is not None else ()))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return lines
 
 
-def _origin(record: MetricRecord, nodeid: str) -> str:
-    """`test_ab.py::test_ab_inference_energy (A/B candidate)`: the test without its parameter id, and the side."""
+def origin_label(record: MetricRecord, nodeid: str) -> str:
+    """`test_ab.py::test_ab_inference_energy (A/B candidate)`: the test without its parameter id, and the side.
+
+    The terminal summary and the HTML report (`report_table.py`) label a repeated pair × metric with it."""
     test = nodeid.partition("[")[0]
     return test + (" (A/B candidate)" if paired_rounds(record) is not None else "")

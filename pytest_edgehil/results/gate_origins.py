@@ -1,0 +1,103 @@
+"""Which record the gate compares where a run holds one pair's metric more than once.
+
+Two tests may record the same pair × metric. The footprint suite records `model_kib` from two tests with
+equal values: one figure, compared once. Two tests with different values are two measurements (another
+window, another loop): comparing "the first" let the record order decide, and that order is the order
+tests finished in, which pytest-xdist changes from run to run. So such a pair × metric is keyed by test
+(its pytest node id) on every side the gate reads, the baseline sessions included: each test's figure is
+compared with the same test's in the baseline, a test the baseline lacks is NEW, one this run lacks is
+MISSING, and each of these comparisons names its test (`Comparison.origin`).
+
+Same-session A/B records (`paired_rounds`) are split off before this: the A/B gate judges them. A run
+that holds both (an `--edgehil-ab` test beside the energy suite) has its energy suite's record compared
+across sessions; that comparison names its test too, and a note says where the A/B record went.
+No pytest, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from pytest_edgehil.results.records import paired_rounds
+from pytest_edgehil.results.store import ResultRecord
+from pytest_edgehil.results.vocabulary import current_name, lookup
+
+# (pair, metric, test): test is "" unless the pair × metric is keyed by test (see the module's docstring).
+Key = tuple[str, str, str]
+
+
+def current(record: ResultRecord) -> ResultRecord:
+    """The record under its metric's current name (a baseline from before a rename holds the same figure)."""
+    name = current_name(record.metric)
+    return record if name == record.metric else replace(record, metric=name, unit=lookup(name).unit)
+
+
+def _differ(a: ResultRecord, b: ResultRecord) -> bool:
+    return a.value != b.value or a.raw != b.raw
+
+
+def _repeated_by_tests(records: Sequence[ResultRecord]) -> bool:
+    """Whether one side's records of a pair × metric are two measurements: two tests, different figures."""
+    return len(records) > 1 and len({r.test for r in records}) > 1 and any(_differ(records[0], r) for r in records[1:])
+
+
+def index_sides(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -> tuple[list[dict[Key, ResultRecord]], list[str]]:
+    """Each side's records (A/B records removed by the caller) by `Key`, and notes on what was not compared.
+
+    `names` says each side in notes ("baseline", "this run"). A pair × metric that any side holds from two
+    tests with different figures is keyed by test on every side; otherwise the test part is "" and the
+    first record counts (a later one with another figure is named in a note: one test recorded it twice)."""
+    grouped: list[dict[tuple[str, str], list[ResultRecord]]] = []
+    for records in sides:
+        table: dict[tuple[str, str], list[ResultRecord]] = {}
+        for record in records:
+            record = current(record)
+            key = (record.pair, record.metric)
+            if key in table:
+                table[key].append(record)
+            else:
+                table[key] = [record]
+        grouped.append(table)
+    by_test = {key for table in grouped for key, records in table.items() if _repeated_by_tests(records)}
+    indexed: list[dict[Key, ResultRecord]] = []
+    notes = [f"{pair} {metric} is recorded by more than one test with different values: each test's figure is "
+             "compared with the same test's in the baseline" for pair, metric in sorted(by_test)]
+    for table, side in zip(grouped, names):
+        index: dict[Key, ResultRecord] = {}
+        for (pair, metric), records in table.items():
+            split = (pair, metric) in by_test
+            if len(records) == 1 and not split:  # the common case (a night of 5,000 records): nothing to note
+                index[(pair, metric, "")] = records[0]
+                continue
+            for record in records:
+                first = index.setdefault((pair, metric, record.test if split else ""), record)
+                if first is not record and _differ(first, record):
+                    notes.append(f"{side}: {pair} {metric} recorded twice with different values ({first.test or '?'} "
+                                 f"and {record.test or '?'}); compared the first")
+        indexed.append(index)
+    return indexed, notes
+
+
+def split_ab(records: Iterable[ResultRecord]) -> tuple[list[ResultRecord], list[ResultRecord]]:
+    """(plain records, same-session A/B records): one `paired_rounds` per record."""
+    plain: list[ResultRecord] = []
+    ab: list[ResultRecord] = []
+    for record in records:
+        (plain if paired_rounds(record) is None else ab).append(record)
+    return plain, ab
+
+
+def ab_notes(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -> tuple[set[tuple[str, str]], list[str]]:
+    """The pair × metrics of each side's A/B records (`split_ab`), which the cross-session gate leaves to
+    the A/B gate, and one note per side that held any, naming them."""
+    keys: set[tuple[str, str]] = set()
+    notes = []
+    for records, side in zip(sides, names):
+        ab = sorted({(r.test, r.pair, current_name(r.metric)) for r in records})
+        if ab:
+            keys |= {(pair, metric) for _, pair, metric in ab}
+            what = "; ".join(f"{pair} {metric} from {test or '?'}" for test, pair, metric in ab)
+            notes.append(f"{side}: same-session A/B records ({what}) are judged by the A/B gate (--edgehil-ab), "
+                         "not against the baseline")
+    return keys, notes
