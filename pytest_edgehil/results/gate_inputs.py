@@ -19,12 +19,12 @@ No pytest; reading files goes through `store.load_results`.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pytest_edgehil.errors import ConfigError
 from pytest_edgehil.results.comparison import InputProblem
+from pytest_edgehil.results.gate_origins import REPEAT_ID
 from pytest_edgehil.results.records import paired_rounds
 from pytest_edgehil.results.store import ResultRecord, ResultsFile, load_results
 
@@ -166,13 +166,9 @@ def recorded_twice(results: ResultsFile) -> list[str]:
     return texts
 
 
-# pytest-repeat's `--count N` ids a test's repeats "[1-3]", "[2-3]", ... (alone or after its parameters).
-_REPEAT_ID = re.compile(r"[\[-]\d+-\d+\]$")
-
-
 def _repeat_hint(records: list[ResultRecord]) -> str:
     """Why the same test recorded several times, when its ids are pytest-repeat's."""
-    if all(r.test and _REPEAT_ID.search(r.test) for r in records):
+    if all(r.test and REPEAT_ID.search(r.test) for r in records):
         return (" (these are pytest-repeat's `--count` repeats of one test: each records its own value; take "
                 "more rounds inside the test for more samples, or run without --count)")
     return ""

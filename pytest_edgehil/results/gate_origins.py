@@ -16,12 +16,27 @@ No pytest, no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from pytest_edgehil.results.records import paired_rounds
 from pytest_edgehil.results.store import ResultRecord
 from pytest_edgehil.results.vocabulary import current_name, lookup
+
+# pytest-repeat's `--count N` ids a test's repeats "[1-3]", "[2-3]", ... (alone or after its parameters).
+REPEAT_ID = re.compile(r"(?:\[|-)\d+-\d+\]$")
+
+
+def test_of(record: ResultRecord) -> str:
+    """The test a record comes from, a pytest-repeat repeat read as its test: `--count 3` measures one test
+    three times, and keyed by "[…-1-3]" none of them matched the baseline's run without --count (the
+    baseline's record went MISSING, the repeats NEW, and a +50 % passed)."""
+    match = REPEAT_ID.search(record.test)
+    if match is None:
+        return record.test
+    return record.test[:match.start()] + ("" if match.group().startswith("[") else "]")
+
 
 # (pair, metric, test): test is "" unless the pair × metric is keyed by test (see the module's docstring).
 Key = tuple[str, str, str]
@@ -39,7 +54,7 @@ def _differ(a: ResultRecord, b: ResultRecord) -> bool:
 
 def _repeated_by_tests(records: Sequence[ResultRecord]) -> bool:
     """Whether one side's records of a pair × metric are two measurements: two tests, different figures."""
-    return len(records) > 1 and len({r.test for r in records}) > 1 and any(_differ(records[0], r) for r in records[1:])
+    return len(records) > 1 and len({test_of(r) for r in records}) > 1 and any(_differ(records[0], r) for r in records[1:])
 
 
 def index_sides(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -> tuple[list[dict[Key, ResultRecord]], list[str]]:
@@ -71,7 +86,7 @@ def index_sides(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -
                 index[(pair, metric, "")] = records[0]
                 continue
             for record in records:
-                first = index.setdefault((pair, metric, record.test if split else ""), record)
+                first = index.setdefault((pair, metric, test_of(record) if split else ""), record)
                 if first is not record and _differ(first, record):
                     notes.append(f"{side}: {pair} {metric} recorded twice with different values ({first.test or '?'} "
                                  f"and {record.test or '?'}); compared the first")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.results.gate_origins import current
 from pytest_edgehil.results.store import ResultRecord, ResultsFile, load_results
 
 if TYPE_CHECKING:
@@ -110,7 +111,8 @@ def results_run(results: ResultsFile, source: str, where: Path | str) -> Results
     run = results.run
     return ResultsRun(source=source, started=_parse_started(run.started_at), backend=run.backend,
                       git_commit=run.git_commit, edgehil_version=run.edgehil_version, complete=run.complete,
-                      records=tuple(results.records),
+                      # A night from before a metric's rename (model_kb) on the trend of its new name.
+                      records=tuple(current(r) for r in results.records),
                       traces=tuple(trace_from_dict(t, where, run.backend) for t in results.traces),
                       run_id=run.run_id)
 
