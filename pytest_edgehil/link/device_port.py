@@ -147,8 +147,8 @@ class DevicePort:
             # Under pytest the plugin finds the board again before the device's next test; a script
             # does it itself.
             raise DeviceError(f"device {self.name!r}: {command} called after port {self.port} was lost "
-                              f"({self._lost}). In a pytest run the plugin finds the board again (by "
-                              "`usb_serial`) before its next test; a script calls DeviceUnderTest.recover() "
+                              f"({self._lost}). In a pytest run the plugin finds the board again ("
+                              f"{_found_by(self.port)}) before its next test; a script calls DeviceUnderTest.recover() "
                               "or Bench.reconnect(name) (DeviceClient.reopen(new_port) for a bare client)")
         if self._serial is None:
             raise DeviceError(f"DeviceClient {self.name!r} ({self.port}): {command} called while the client "
@@ -306,3 +306,11 @@ def _open_advice(port: str) -> str:
                 "that the host is reachable from here, and the lab file's `port`.")
     return ("Check the cable, that the port exists and no other program holds it, and the lab file's "
             "`port`/`usb_serial`.")
+
+
+def _found_by(port: str) -> str:
+    """How the plugin reaches a lost board again: a network agent at its URL, a USB board by `usb_serial`."""
+    if "://" in port:
+        return f"by reconnecting to {port}: check that the board's agent is running"
+    return "by `usb_serial`"
+
