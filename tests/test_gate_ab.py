@@ -41,6 +41,14 @@ def install(candidate: Path, models: Path) -> None:
     (models / "qsegment.json").write_text(json.dumps(card), encoding="utf-8")
 
 
+def shipped_baseline(pytester: pytest.Pytester) -> Path:
+    """A `--edgehil-ab` baseline folder ("main-models") holding the shipped `qsegment`; returns it."""
+    folder = pytester.path / "main-models"
+    folder.mkdir()
+    shutil.copy(MODELS / "qsegment.tflite", folder / "qsegment.tflite")
+    return folder
+
+
 def run_ab(pytester: pytest.Pytester, source: str, *extra: str) -> pytest.RunResult:
     return pytester.runpytest("--device=imx500", f"--model={pytester.path / 'models' / 'qsegment.tflite'}",
                               f"--edgehil-ab={source}", "-p", "no:cacheprovider", *extra)
@@ -48,9 +56,7 @@ def run_ab(pytester: pytest.Pytester, source: str, *extra: str) -> pytest.RunRes
 
 def test_a_heavier_candidate_fails_the_ab_gate_and_the_same_model_passes(pytester: pytest.Pytester) -> None:
     project(pytester, WIDE)
-    narrow = pytester.path / "main-models"
-    narrow.mkdir()
-    shutil.copy(MODELS / "qsegment.tflite", narrow / "qsegment.tflite")
+    narrow = shipped_baseline(pytester)
     out = pytester.path / "ab.json"
     result = run_ab(pytester, str(narrow), f"--edgehil-save={out}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED

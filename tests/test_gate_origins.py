@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from pytest_edgehil.results.records import ab_context
 
 from .conftest import MODELS, REPO
 from .test_gate import record
-from .test_gate_ab import project, run_ab
+from .test_gate_ab import project, run_ab, shipped_baseline
 
 DEFAULT = FailOn.parse(DEFAULT_FAIL_ON)
 LOOP = "suites/test_energy.py::test_inference_energy[qsegment-imx500]"
@@ -93,9 +92,7 @@ def test_compare_on_an_ab_run_beside_the_energy_suite_names_the_compared_test(
     first = pytester.runpytest("test_energy.py", "--device=imx500", f"--model={models}", "-p", "no:cacheprovider",
                                f"--edgehil-save={base}")
     assert first.ret == pytest.ExitCode.OK
-    main_models = pytester.path / "main-models"
-    main_models.mkdir()
-    shutil.copy(MODELS / "qsegment.tflite", main_models / "qsegment.tflite")
+    main_models = shipped_baseline(pytester)
     new = pytester.path / "new.json"
     assert run_ab(pytester, str(main_models), f"--edgehil-save={new}").ret == pytest.ExitCode.OK
     saved = json.loads(Path(new).read_text(encoding="utf-8"))["records"]

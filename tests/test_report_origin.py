@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import replace
 from html import unescape
 
@@ -26,7 +25,7 @@ from pytest_edgehil.results.summary import format_value
 
 from .conftest import MODELS, REPO
 from .report_support import make_night, make_record, parse, save
-from .test_gate_ab import project, run_ab
+from .test_gate_ab import project, run_ab, shipped_baseline
 
 ENERGY_SUITE = (REPO / "suites" / "test_energy.py").read_text(encoding="utf-8")
 PAIR = "qsegment-imx500"
@@ -110,9 +109,7 @@ def test_trend_rows_follow_each_test_across_nights(tmp_path, through: str) -> No
 def test_an_ab_run_beside_the_energy_suite_shows_both_energies_in_the_report(pytester: pytest.Pytester) -> None:
     project(pytester, MODELS / "qsegment.tflite")
     pytester.makepyfile(test_energy=ENERGY_SUITE)
-    base = pytester.path / "main-models"
-    base.mkdir()
-    shutil.copy(MODELS / "qsegment.tflite", base / "qsegment.tflite")
+    base = shipped_baseline(pytester)
     out = pytester.path / "run.json"
     result = run_ab(pytester, str(base), f"--edgehil-save={out}")
     assert result.ret == pytest.ExitCode.OK

@@ -9,7 +9,6 @@ so both stay, each row naming its test, and the A/B row which side it is.
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
@@ -17,7 +16,7 @@ from pytest_edgehil.results.records import MetricRecord, ab_context
 from pytest_edgehil.results.summary import summary_lines
 
 from .conftest import MODELS, REPO
-from .test_gate_ab import project, run_ab
+from .test_gate_ab import project, run_ab, shipped_baseline
 
 ENERGY_SUITE = (REPO / "suites" / "test_energy.py").read_text(encoding="utf-8")
 
@@ -29,9 +28,7 @@ def _rows(lines: list[str], pair: str, metric: str) -> list[list[str]]:
 def test_an_ab_run_beside_the_energy_suite_labels_each_duplicate_row(pytester: pytest.Pytester) -> None:
     project(pytester, MODELS / "qsegment.tflite")
     pytester.makepyfile(test_energy=ENERGY_SUITE)
-    base = pytester.path / "main-models"
-    base.mkdir()
-    shutil.copy(MODELS / "qsegment.tflite", base / "qsegment.tflite")
+    base = shipped_baseline(pytester)
     result = run_ab(pytester, str(base))
     assert result.ret == pytest.ExitCode.OK
     lines = result.stdout.lines
