@@ -180,7 +180,7 @@ def check_card_hash(name: str, path: Path, data: bytes, card: Mapping[str, Any])
     if stated is None:
         return
     actual = hashlib.sha256(data).hexdigest()
-    if actual == stated:
+    if actual == str(stated).lower():  # hex in either case: Windows' tools print upper case
         return
     card_path = path.with_suffix(".json")
     size = f"; the card states {card['file_bytes']:,} bytes" if card.get("file_bytes") is not None else ""

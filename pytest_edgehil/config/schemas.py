@@ -391,7 +391,7 @@ class ModelCard(StrictModel):
     upsampling_head: dict[str, Any] | None = None
     float_of: NonEmpty | None = None
     file_bytes: Count | None = None
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     metrics: dict[str, Finite] | None = None
     metrics_how: str | None = None
     # Compiled files per device kind, relative to the card (Edge TPU model, IMX500 package, TensorRT engine):
