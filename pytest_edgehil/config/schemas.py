@@ -183,6 +183,7 @@ class KindTable(StrictModel):
     flash_bytes: Count = 0
     default_baud: Annotated[int, Field(gt=0, le=MAX_BAUD)] = 115200
     supply_v: Annotated[float, Field(gt=0)] | None = None
+    float_compute: bool = True  # false: the board runs quantized (integer) models only
 
 
 class KindsFile(StrictModel):
