@@ -86,6 +86,16 @@ class CatalogModel:
                                  f"over the {MAX_PAYLOAD // (1024 * 1024)} MiB one SET_INPUT frame carries; measure "
                                  f"a smaller input shape (its card {self.card_path}, `input.shape`) or a smaller "
                                  "model. Refused at start-up: nothing was sent to any device")
+        # One RESULT carries every output of a RUN's last inference beside its stage times: outputs larger
+        # than a frame could never come back (the device would fail every RUN, reading as a firmware fault).
+        out_bytes = sum(spec.size_bytes for spec in info.outputs) if info.resolved else 0
+        if out_bytes > MAX_PAYLOAD - 1024:
+            listed = ", ".join(f"output {spec.name!r} {'x'.join(str(d) for d in spec.shape)} ({spec.size_bytes:,} "
+                               "bytes)" for spec in info.outputs)
+            raise ModelError(f"model file {self.path}: {listed}: {out_bytes:,} bytes of outputs, over the "
+                             f"{MAX_PAYLOAD // (1024 * 1024)} MiB one RESULT frame carries back; measure a model "
+                             "with smaller outputs (or a smaller input shape, its card's `input.shape`). Refused "
+                             "at start-up: nothing was sent to any device")
         if not info.resolved:
             example = ", ".join("N" if d < 0 else str(d) for d in next(iter(info.dynamic_inputs.values())))
             raise ModelError(f"model file {self.path}: {info.dynamic_text()}, so it has no size to time or "

@@ -60,8 +60,12 @@ def edgehil_pair(request: pytest.FixtureRequest) -> Pair:
 
 @pytest.fixture
 def edgehil_model(edgehil_pair: Pair, edgehil_session: EdgeHILSession) -> CatalogModel:
-    """The pair's model from the catalog (bytes, card, static analysis on demand)."""
-    return edgehil_session.catalog.get(edgehil_pair.model)
+    """The pair's model from the catalog (bytes, card, static analysis on demand), checked as the models
+    named with --model are at start-up (`CatalogModel.check`: a damaged file, a dynamic input without a size,
+    an input or outputs over one frame): a ModelError here, before its device is touched."""
+    model = edgehil_session.catalog.get(edgehil_pair.model)
+    model.check()
+    return model
 
 
 @pytest.fixture
