@@ -31,6 +31,8 @@ class DeviceConfig:
     simulated: bool
     port: str | None = None  # pyserial URL or device path: /dev/ttyACM0, socket://host:port, rfc2217://…
     usb_serial: str | None = None  # preferred over `port`: USB-CDC boards re-enumerate on reset
+    # The board's own serial number, as its firmware reports it in HELLO; None: not checked (bring_up).
+    device_serial: str | None = None
     baud: int = 115200
     analyzer: str | None = None  # VISA resource string of the power analyzer on this board's supply
     analyzer_channel: int = 1
@@ -133,6 +135,10 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
         if table.firmware_model in UNSUPPORTED_FIRMWARE:
             raise ConfigError(f"{where}: [devices.{name}]: firmware_model = {table.firmware_model!r}: "
                               f"{UNSUPPORTED_FIRMWARE[table.firmware_model]}")
+    if table.protocol == "eembc" and table.device_serial is not None:
+        raise ConfigError(f"{where}: [devices.{name}]: `device_serial` is checked against the serial number the "
+                          "board reports in HELLO, and MLPerf Tiny reference firmware reports none; drop it (the "
+                          "port's `usb_serial` still finds this board)")
     if table.protocol != "eembc" and (table.eembc_mode != "performance" or table.timestamp_hold_us is not None
                                       or table.eembc_results_print is not None or table.eembc_io_manager):
         raise ConfigError(f"{where}: [devices.{name}]: `eembc_mode`, `timestamp_hold_us`, `eembc_results_print` and "
@@ -176,6 +182,7 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
             raise ConfigError(f"{where}: [devices.{name}.faults]: {exc}") from None
     return DeviceConfig(
         name=name, kind=kind.name, simulated=table.simulated, port=table.port, usb_serial=table.usb_serial,
+        device_serial=table.device_serial,
         baud=table.baud if table.baud is not None else kind.default_baud, analyzer=table.analyzer,
         analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
         faults=faults,
@@ -238,8 +245,9 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
         for name, dev in lab.devices.items():
             if not has_twin(dev.kind):
                 raise ConfigError(f"--backend sim: device {name!r} (kind {dev.kind!r}) has no twin to simulate it")
-            # A twin is never reserved through a farm: --backend sim drops the place as it drops the port.
-            devices[name] = replace(dev, simulated=True, place=None, place_tags=())
+            # A twin is never reserved through a farm: --backend sim drops the place as it drops the port,
+            # and the board's serial number (the twin standing in for it reports its own).
+            devices[name] = replace(dev, simulated=True, place=None, place_tags=(), device_serial=None)
         return replace(lab, devices=devices)
     if backend == "hw":
         simulated = [name for name, dev in lab.devices.items() if dev.simulated]
