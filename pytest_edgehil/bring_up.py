@@ -13,6 +13,7 @@ kind swapped between their ports would otherwise be measured, recorded and gated
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pytest_edgehil.errors import DeviceError, EdgeHILError, InstrumentError, WrongBoard
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from pytest_edgehil.config.lab import DeviceConfig, LabConfig
     from pytest_edgehil.instruments.base import PowerAnalyzer
     from pytest_edgehil.link.messages import HelloReply
+    from pytest_edgehil.results.store import ResultRecord
 
 # How simulated firmware identifies itself: the twins' firmware string ("cm4-twin 1.0.0") and USB serial
 # number ("SIM-1A2B3C4D"), and the capability a twin may declare.
@@ -87,6 +89,21 @@ def wrong_serial_message(config: DeviceConfig, port: str, seen: str, lab: LabCon
             f"and gated under {config.name!r}, so nothing is measured on it. Put the cables back (the board with "
             f"serial {config.device_serial!r} on {port}), or, if this board now is {config.name!r}, set "
             f"device_serial = {seen!r} in [devices.{config.name}]")
+
+
+def unchecked_serial_lines(records: Iterable[ResultRecord], lab: LabConfig) -> list[str]:
+    """For the run summary: one line per hardware device whose records carry the serial number its board
+    reported (`context.device_serial`, from HELLO) while its lab entry states no `device_serial`, giving the
+    line to add. Read from the records, so it works under xdist, where the controller has no bench."""
+    seen: dict[str, str] = {}
+    for record in records:
+        serial = str((record.context or {}).get("device_serial") or "")
+        dev = lab.devices.get(record.device)
+        if serial and dev is not None and not dev.simulated and dev.device_serial is None:
+            seen.setdefault(record.device, serial)
+    return [f"edgehil: [devices.{name}] states no device_serial; its board reported {serial!r}: add "
+            f"device_serial = \"{serial}\" to it so that another board on its port is refused (docs/lab.md)"
+            for name, serial in seen.items()]
 
 
 def power_board(config: DeviceConfig, analyzer: PowerAnalyzer, supply: SupplySettings) -> None:

@@ -72,7 +72,8 @@ def test_boards_swapped_between_ports_are_refused_naming_entry_port_both_serials
     serial = {k: hello_of(t).serial_number for k, t in boards.items()}
     # The cables are swapped: board b answers on the port the lab gives coral-a, and board a on coral-b's.
     ports = {"a": boards["b"].port, "b": boards["a"].port}
-    result, lab = run(edgehil_project, lab_text(ports, serial), "--device=all")
+    saved = edgehil_project.path / "results.json"
+    result, lab = run(edgehil_project, lab_text(ports, serial), "--device=all", f"--edgehil-save={saved}")
     out = result.stdout.str()
     assert result.ret != 0, out
     outcomes = result.parseoutcomes()
@@ -83,8 +84,7 @@ def test_boards_swapped_between_ports_are_refused_naming_entry_port_both_serials
             f"({serial['b']!r} is the device_serial of [devices.coral-b]: the boards are swapped") in out
     assert f"device 'coral-b' on {ports['b']} is another board: it reports serial number {serial['a']!r}" in out
     assert "Put the cables back" in out and f"set device_serial = {serial['b']!r} in [devices.coral-a]" in out
-    assert not list((edgehil_project.path / "edgehil-results").glob("*.json")) or all(
-        not json.loads(f.read_text())["records"] for f in (edgehil_project.path / "edgehil-results").glob("*.json"))
+    assert not saved.exists() or not json.loads(saved.read_text())["records"]  # nothing measured under either name
 
 
 def test_each_board_on_its_own_port_passes_with_its_serial_checked(edgehil_project, boards):
@@ -93,6 +93,7 @@ def test_each_board_on_its_own_port_passes_with_its_serial_checked(edgehil_proje
     result, _ = run(edgehil_project, lab_text(ports, serial), "--device=all")
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) == 2 and "errors" not in outcomes and "failed" not in outcomes, result.stdout.str()
+    assert "states no device_serial" not in result.stdout.str()  # stated: no hint to state it
 
 
 def test_without_device_serial_a_swap_is_measured_as_before_and_the_gate_flags_the_other_board(edgehil_project, boards):
@@ -112,7 +113,8 @@ def test_without_device_serial_a_swap_is_measured_as_before_and_the_gate_flags_t
     assert (new_rec.context or {}).get("device_serial") == serial["b"]
     assert f"board serial number differs: {serial['a']} → {serial['b']}" in context_flags(old_rec, new_rec)
     # The run summary shows the serial the board reported and how to have it checked.
-    assert f"device_serial = \"{serial['b']}\"" in swapped.stdout.str()
+    assert (f"[devices.coral-a] states no device_serial; its board reported {serial['b']!r}: add "
+            f"device_serial = \"{serial['b']}\"") in swapped.stdout.str()
 
 
 # ---------------------------------------------------------------------------------------- unit level
