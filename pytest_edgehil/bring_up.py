@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pytest_edgehil.config.lab import DeviceConfig, LabConfig
     from pytest_edgehil.instruments.base import PowerAnalyzer
     from pytest_edgehil.link.messages import HelloReply
-    from pytest_edgehil.results.store import ResultRecord
+    from pytest_edgehil.results.records import MetricRecord
 
 # How simulated firmware identifies itself: the twins' firmware string ("cm4-twin 1.0.0") and USB serial
 # number ("SIM-1A2B3C4D"), and the capability a twin may declare.
@@ -91,7 +91,7 @@ def wrong_serial_message(config: DeviceConfig, port: str, seen: str, lab: LabCon
             f"device_serial = {seen!r} in [devices.{config.name}]")
 
 
-def unchecked_serial_lines(records: Iterable[ResultRecord], lab: LabConfig) -> list[str]:
+def unchecked_serial_lines(records: Iterable[MetricRecord], lab: LabConfig) -> list[str]:
     """For the run summary: one line per hardware device whose records carry the serial number its board
     reported (`context.device_serial`, from HELLO) while its lab entry states no `device_serial`, giving the
     line to add. Read from the records, so it works under xdist, where the controller has no bench."""

@@ -19,6 +19,7 @@ from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pytest_edgehil.config.schema import EntryNamer
     from pytest_edgehil.config.schemas import DeviceTable
 
 
@@ -212,6 +213,13 @@ def selected_names(selection: str | None) -> set[str] | None:
     return None if not names or "all" in names else names
 
 
+def _entry_namer(name: str) -> EntryNamer:
+    """Errors of one `[devices.NAME]` table validated on its own, labelled as inside the file."""
+    def namer(loc: tuple[int | str, ...], data: Any) -> tuple[str, tuple[int | str, ...]]:
+        return f"[devices.{name}]", loc
+    return namer
+
+
 def lab_from_data(data: Any, path: Path, *, selected: Collection[str] | None = None) -> LabConfig:
     """A `LabConfig` from a parsed lab file; every problem is a ConfigError naming the entry and key.
 
@@ -230,7 +238,7 @@ def lab_from_data(data: Any, path: Path, *, selected: Collection[str] | None = N
                 continue
             try:  # the entry alone: its schema errors are then its own, not the file's
                 validate(DeviceTable, raw, what="lab file", source=str(path), fix=LAB_FIX,
-                         entry=lambda loc, _, name=name: (f"[devices.{name}]", loc))
+                         entry=_entry_namer(str(name)))
             except ConfigError as exc:
                 unusable[str(name)] = str(exc)
         if unusable:
