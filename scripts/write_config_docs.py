@@ -71,8 +71,13 @@ MEANINGS: dict[str, str] = {
     "DeviceTable.simulated": "`true`: the kind's twin on a pseudo-terminal (the kind must have a twin profile)",
     "DeviceTable.port": "pyserial URL or device path (`/dev/ttyACM0`, `socket://host:4000`, `rfc2217://…`); a "
                         "hardware device needs `port` or `usb_serial`",
-    "DeviceTable.usb_serial": "the board's USB serial number; preferred over `port`, since USB-CDC boards come "
-                              "back under a new name after a reset",
+    "DeviceTable.usb_serial": "the serial number in the board's USB descriptor (what `lsusb -v` and "
+                              "/dev/serial/by-id show), used to find its port; preferred over `port`, since "
+                              "USB-CDC boards come back under a new name after a reset",
+    "DeviceTable.device_serial": "the board's own serial number as its firmware reports it in HELLO (the "
+                                 "records' `device_serial`; the run summary prints it while unstated): when "
+                                 "given, a board that reports another is refused before any test "
+                                 "(`WrongBoard`: boards swapped between ports); not for `protocol = \"eembc\"`",
     "DeviceTable.baud": "serial speed (default: the kind's `default_baud`)",
     "DeviceTable.analyzer": "VISA resource of the power analyzer on this board's supply (docs/instruments.md)",
     "DeviceTable.analyzer_channel": "the analyzer channel feeding the board",
