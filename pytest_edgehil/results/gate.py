@@ -43,7 +43,7 @@ import numpy as np
 
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON, Comparison, FailOn, GateReport, GateStatus
 from pytest_edgehil.results.gate_flags import context_flags, earlier_session_flags, run_flags
-from pytest_edgehil.results.gate_origins import ab_notes, index_sides, split_ab
+from pytest_edgehil.results.gate_origins import ab_notes, attach_untested, index_sides, note_renames, split_ab
 from pytest_edgehil.results.gate_stats import (
     RatioTest,
     block_medians,
@@ -63,12 +63,7 @@ from pytest_edgehil.results.session_stats import (
     session_tests,
 )
 from pytest_edgehil.results.store import ResultRecord, RunInfo
-from pytest_edgehil.results.vocabulary import (
-    UNGATED_METRICS,
-    Direction,
-    Family,
-    how_to_declare,
-)
+from pytest_edgehil.results.vocabulary import UNGATED_METRICS, Direction, Family, how_to_declare
 
 __all__ = [
     "DEFAULT_FAIL_ON",
@@ -333,16 +328,18 @@ def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Itera
                      *, base_run: RunInfo | None = None, new_run: RunInfo | None = None,
                      assumed_drift_rel: float = ASSUMED_DRIFT_REL,
                      base_sources: Sequence[str] | None = None) -> GateReport:
-    """Compare every pair × metric of `new` with the baseline sessions (oldest first, one list of records
-    per session, `base_sources` naming each one's file in messages); nothing on either side goes unreported. A/B records (`paired_rounds`) are not
-    cross-session measurements: they are left to `compare_ab`, and a note says so. A pair × metric two
-    tests recorded with different values is compared test by test (`gate_origins.index_sides`)."""
+    """Compare every pair × metric of `new` with the baseline sessions (oldest first, one list of records per
+    session, `base_sources` naming their files); nothing on either side goes unreported. A/B records
+    (`paired_rounds`) are not cross-session measurements: they are left to `compare_ab`, and a note says so.
+    A pair × metric two tests recorded with different values is compared test by test (`gate_origins`)."""
     plain, ab = zip(*(split_ab(records) for records in [*base_sessions, new]))
     names = ["baseline"] * (len(plain) - 1) + ["this run"]
     ab_keys, ab_texts = ab_notes(ab, names)
     indexed, notes = index_sides(plain, names)
     *sessions, new_by_key = indexed
     notes += ab_texts
+    base_sources = base_sources or [""] * len(sessions)
+    attached, untested = attach_untested(sessions, new_by_key, base_sources)
     keys = set(new_by_key).union(*(by_key.keys() for by_key in sessions))
     both: list[tuple[list[ResultRecord], ResultRecord]] = []
     sources: list[list[str]] = []
@@ -351,20 +348,25 @@ def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Itera
     for key in sorted(keys):
         bs = [by_key[key] for by_key in sessions if key in by_key]
         n = new_by_key.get(key)
+        if key[2] and key[:2] in untested and not bs:
+            continue  # named in the UNKNOWN verdict of the baseline's record without a test id
         # Named where the pair × metric is keyed by test, or where an A/B record of it was left out: which
         # of this run's records the verdict is about.
         origins.append(key[2] or ((n or bs[-1]).test if key[:2] in ab_keys else ""))
         if bs and n is not None:
             both.append((bs, n))
-            sources.append([name for name, by_key in zip(base_sources or [""] * len(sessions), sessions)
-                            if key in by_key])
+            sources.append([name for name, by_key in zip(base_sources, sessions) if key in by_key])
             slots.append(None)  # filled below, all such pairs compared in one batch
             continue
-        slots.append(_one_sided(bs[-1] if bs else None, n, fail_on))
+        one = _one_sided(bs[-1] if bs else None, n, fail_on)
+        if key[:2] in untested and not key[2]:  # MISSING said nothing of why: which test it was is unknown
+            one = _evolve(one, status=GateStatus.UNKNOWN, note=untested[key[:2]], blocking=one.gated and fail_on.unknown)
+        slots.append(one)
     compared = iter(_compare_many(both, fail_on, assumed_drift_rel, sources))
     comparisons = [c if c is not None else next(compared) for c in slots]
-    comparisons = [_evolve(c, origin=origin) if origin else c for c, origin in zip(comparisons, origins)]
-    return GateReport(comparisons, fail_on, tuple(run_flags(base_run, new_run)), tuple(notes))
+    comparisons = [_evolve(c, origin=origin, flags=(*attached.get((c.pair, c.metric, origin), ()), *c.flags))
+                   if origin else c for c, origin in zip(comparisons, origins)]
+    return GateReport(note_renames(comparisons), fail_on, tuple(run_flags(base_run, new_run)), tuple(notes))
 
 
 def compare_results(base: Iterable[ResultRecord], new: Iterable[ResultRecord], fail_on: FailOn, *,
