@@ -10,6 +10,7 @@ hand from the values given (1 J = 1000 mJ), not read back from the gate.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, GateStatus, com
 from pytest_edgehil.results.gate_units import align_units
 from pytest_edgehil.results.store import ResultRecord
 
+from .test_gate_plugin import LATENCY_SUITE
 from .test_gate_semantics import exact, record, save
 
 DEFAULT = FailOn.parse(DEFAULT_FAIL_ON)
@@ -143,3 +145,23 @@ def test_units_the_table_does_not_equate_are_refused(base_unit: str, new_unit: s
     (base,), flags, (reason,) = align_units([dataclasses.replace(new, unit=base_unit)], new, ["night1.json"])
     assert base.unit == base_unit and not flags
     assert "night1.json" in reason and reason.startswith("units differ")
+
+
+def test_pytest_gate_converts_a_baseline_saved_in_seconds(edgehil_project: pytest.Pytester) -> None:
+    """The plugin's gate, end to end: a baseline saved by this version, rewritten as a lab's writer in seconds
+    would (each figure / 1000) and 1.3 times faster, against the same run: +30 % in the run's ms, blocking."""
+    edgehil_project.makepyfile(test_lat=LATENCY_SUITE)
+    base = edgehil_project.path / "base.json"
+    run = ["--device=imx500", "--edgehil-seed=5", "-p", "no:cacheprovider"]
+    edgehil_project.runpytest(*run, f"--edgehil-save={base}").assert_outcomes(passed=2)
+    data = json.loads(base.read_text(encoding="utf-8"))
+    for r in data["records"]:
+        r["unit"] = "s"
+        for key in ("value", "median", "ci_low", "ci_high"):
+            r[key] = r[key] / 1000.0 / 1.3
+        r["raw"] = [x / 1000.0 / 1.3 for x in r["raw"]]
+    base.write_text(json.dumps(data), encoding="utf-8")
+    result = edgehil_project.runpytest(*run, f"--edgehil-baseline={base}")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["FAIL qsegment-imx500 inference_ms: * → * ms, ratio 1.30[01]* [[]baseline in s, "
+                                 f"converted to ms ({base})]"])
