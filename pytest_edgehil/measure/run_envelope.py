@@ -194,11 +194,28 @@ def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnd
             "wiring and the board's clock source, and state how far the origin may be off (origin_u_s)")
 
 
-def envelope_edge_hit(trace: EdgeLocator, time_s: np.ndarray, power_w: np.ndarray, dev: np.ndarray, k: int,
+def envelope_clock_prior(ends: tuple[float, float] | None, device_span_s: float, tolerance: float) -> float:
+    """The clock ratio (analyzer s per device s) an edge locator predicts by until located edges pin one: the
+    RUN's envelope's (`ends`, from `run_envelope_s`, over the device's `device_span_s`), else the device's own 1.
+
+    Over the whole RUN the envelope reads the clock to (a tick + a few samples) / span (6e-4 behind a 100 µs
+    timer over Q-Segment's 170 ms RUN), while the device's own clock may be an RC oscillator's `tolerance` off:
+    0.2 % drifts 0.24 ms in 119 ms, a whole 0.23 ms inference, and a search centred by it found each inference's
+    end where its start was stamped (the ratio fitted to those, 0.99975 against the true 0.99800, was refused as
+    a clock beyond 0.5 %). An envelope further off than `tolerance` is not taken: such a RUN is refused by
+    `check_clock_within`, not placed by it."""
+    if ends is None or device_span_s <= 0:
+        return 1.0
+    ratio = (ends[1] - ends[0]) / device_span_s
+    return ratio if abs(ratio - 1.0) <= tolerance else 1.0
+
+
+def envelope_edge_hit(trace: EdgeLocator, dev: np.ndarray, k: int, ends: tuple[float, float] | None,
                       offset_s: float, ratio: float, tolerance_s: float) -> tuple[float, float, float, float] | None:
     """The RUN's first (k = 0) or last (k = dev.size − 1) edge located around where the envelope shows it
-    (`EdgeLocator.locate`'s tuple), or None where the envelope is not seen or sits further than `tolerance_s`
-    from where the map (`offset_s`, `ratio`) puts the edge.
+    (`ends`: `run_envelope_s` of the trace, None where not seen) (`EdgeLocator.locate`'s tuple), or None where
+    the envelope is not seen or sits further than `tolerance_s` from where the map (`offset_s`, `ratio`) puts
+    the edge.
 
     The map places an edge from the device's stamp; a coarse timer floors that stamp by up to its tick, and
     the locator's region (± 20 µs and a few samples) then misses the step or holds it among the samples it
@@ -206,7 +223,6 @@ def envelope_edge_hit(trace: EdgeLocator, time_s: np.ndarray, power_w: np.ndarra
     with it the only edge that closes the RUN (`envelope_window`). The step out of idle or back to it is the
     tallest in the RUN and the envelope shows it to a sample or two: the region centred there holds it.
     """
-    ends = run_envelope_s(time_s, power_w, noise_w=trace.noise)
     if ends is None or k not in (0, dev.size - 1):
         return None
     seen_s = ends[0] if k == 0 else ends[1]

@@ -43,7 +43,12 @@ from pytest_edgehil.measure.edge_locator import (
     step_aware_cumulative,
 )
 from pytest_edgehil.measure.edge_pricing import priced_by_kind
-from pytest_edgehil.measure.run_envelope import envelope_edge_hit, envelope_tolerance_s
+from pytest_edgehil.measure.run_envelope import (
+    envelope_clock_prior,
+    envelope_edge_hit,
+    envelope_tolerance_s,
+    run_envelope_s,
+)
 from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, settling_tau_s, supply_tau_s
 
 # A located edge this far (in sample intervals, or µs) from the fitted clock map means a misplaced window.
@@ -157,11 +162,16 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     trace = EdgeLocator(p, bounds, cum, dt, noise)
     # Pass 1, outward from the trigger: each prediction from the edges located so far, its search widened
     # by a 0.5 % clock tolerance times its distance from the nearest located edge (an RC oscillator's error).
+    # Until those edges pin a ratio, predictions run at the RUN's envelope's (its first step out of idle and
+    # last back, the device's first and last edge): the search is still widened by the full 0.5 %, but centred
+    # where the edge is, not where a clock up to 0.5 % off puts it (`envelope_clock_prior`).
+    ends = run_envelope_s(t, p, noise_w=noise)
+    prior = envelope_clock_prior(ends, float(dev[-1] - dev[0]) if n else 0.0, _PASS1_TOLERANCE)
     order = np.argsort(np.abs(dev), kind="stable")
     fit_x: list[float] = []
     fit_y: list[float] = []
     fit_u: list[float] = []  # each centroid's own uncertainty (s): pass 1 weighs its edges by it
-    offset, ratio, tolerance = 0.0, 1.0, _PASS1_TOLERANCE
+    offset, ratio, tolerance = 0.0, prior, _PASS1_TOLERANCE
     for k in order:
         widen = tolerance * min((abs(dev[k] - x) for x in fit_x[-4:]), default=abs(dev[k])) + (
             0.0 if fit_x else origin_u_s)
@@ -174,16 +184,16 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             if len(fit_x) < 64 or len(fit_x) % 16 == 0:  # refit often early, then every few edges
                 offset, ratio, ratio_u = weighted_map(fit_x, fit_y, fit_u)
                 # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
-                # quantization), keep the device's clock and a wide search.
+                # quantization), keep the prior clock (the envelope's, else the device's) and a wide search.
                 if not _pinned(fit_x, ratio_u):
                     weights = 1.0 / np.square(fit_u)
-                    offset = float(np.sum(weights * np.subtract(fit_y, fit_x)) / np.sum(weights))
-                    ratio, tolerance = 1.0, _PASS1_TOLERANCE
+                    offset = float(np.sum(weights * (np.asarray(fit_y) - prior * np.asarray(fit_x))) / np.sum(weights))
+                    ratio, tolerance = prior, _PASS1_TOLERANCE
                 else:
                     tolerance = 3 * ratio_u
     offset, ratio, ratio_u, _ = fit_map(fit_x, fit_y, dt, gated=False)
     if ratio_u > _PASS1_RATIO_PINNED:
-        offset, ratio = float(np.mean(np.subtract(fit_y, fit_x))) if fit_x else 0.0, 1.0
+        offset, ratio = float(np.mean(np.asarray(fit_y) - prior * np.asarray(fit_x))) if fit_x else 0.0, prior
     # The supply path's settling (measure.settling): the regions reach SETTLE_COVER time constants past
     # each edge, so every step has settled where the locator reads its levels.
     tau_s = _supply_tau(trace, dev, fit_x, fit_y, offset, ratio)
@@ -203,7 +213,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         hit = trace.locate(dev, k, offset, ratio, 0.0)
         if hit is None and k in (0, n - 1) and stamp_u_s > _MISPLACED_SAMPLES * dt:
             # The RUN's outer edge, predicted from a stamp up to a coarse tick off: look where the envelope is.
-            hit = envelope_edge_hit(trace, t, p, dev, k, offset, ratio,
+            hit = envelope_edge_hit(trace, dev, k, ends, offset, ratio,
                                     envelope_tolerance_s(dt, tau_s, stamp_u_s, 0.0))
             if hit is not None:  # its stages' samples as seen there (the stamp may put it off the record)
                 usable[k], step[k], step_floor[k] = trace.usable(dev, k, hit[0] - ratio * dev[k], ratio)
@@ -353,8 +363,6 @@ def edge_index(device_s: np.ndarray, values_s: np.ndarray) -> np.ndarray:
     i = np.clip(np.searchsorted(device_s, v), 1, device_s.size - 1)
     left, right = device_s[i - 1], device_s[i]
     return np.where(np.abs(v - left) <= np.abs(right - v), i - 1, i)
-
-
 
 
 def _quantized(centroids_s: list[float], start_s: float, dt: float, within: float = 0.1) -> bool:
