@@ -32,6 +32,7 @@ from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_
 from pytest_edgehil.measure.instrument_accuracy import instrument_refusal, with_instrument
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
 from pytest_edgehil.measure.run_start import record_noise_w, run_start_s, settled_index
+from pytest_edgehil.measure.run_window import RUN_WINDOW_SOURCE_RUN_START, RUN_WINDOW_SOURCE_TRIGGER
 from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
 
 
@@ -242,7 +243,11 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
                 measurement.windows.append(run_energy_from_trace(time_s, power_w, result.timings))
             else:
                 measurement.windows.append(energy_from_trace(time_s, power_w, result.timings, origin_u_s=origin_u_s))
-            measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
+            if refusal is not None:  # a run window: no clock fitted (`run_window`)
+                measurement.window_source = (RUN_WINDOW_SOURCE_TRIGGER if trace.trigger_located
+                                             else RUN_WINDOW_SOURCE_RUN_START)
+            else:
+                measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
         measurement.windows[-1] = stated(measurement.windows[-1], trace, accuracy, result.timings,
                                          max_rel=max_instrument_rel)
         measurement.timings.append(tuple(result.timings))

@@ -27,6 +27,14 @@ from pytest_edgehil.measure.edge_locator import cumulative_energy, noise_w, step
 from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
 
 RUN_WINDOW_NAME = "run window (end-to-end, back-to-back inferences)"
+# Where a run window's edges come from, as its records say it (`EnergyMeasurement.window_source`): no clock
+# is fitted (the RUN's end pins none closer than a reading over the RUN); the start is the device's account
+# from t = 0 (the analyzer's trigger, or in a trigger-less stream the RUN's first power step), read by its
+# clock within the bound the meter allows, and the end is located in the trace.
+RUN_WINDOW_SOURCE_TRIGGER = (f"run window: start placed from the trigger by the device clock (within "
+                             f"{CLOCK_TOLERANCE * 100:g} %), end at the RUN's last step to idle")
+RUN_WINDOW_SOURCE_RUN_START = (f"run window: start placed from the RUN's first power step by the device clock "
+                               f"(within {CLOCK_TOLERANCE * 100:g} %), end at the RUN's last step to idle")
 # A reading departs from idle when it stands this many noise sigmas and this fraction of the RUN's level off it
 # (as `edge_locator` counts a step).
 _MIN_STEP_SIGMAS = 8.0
