@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.device_windows import (
     device_tick_s,
     end_to_end_windows_s,
@@ -51,7 +52,7 @@ from pytest_edgehil.measure.run_envelope import (
 )
 from pytest_edgehil.measure.run_window import run_window_energy
 from pytest_edgehil.measure.trace_latency import trace_inference_s
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, locate_edges
+from pytest_edgehil.measure.trace_windows import locate_edges
 from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
 from pytest_edgehil.measure.window_energies import window_energies
 

@@ -21,6 +21,7 @@ from pytest_edgehil.instruments.accuracy import CaptureAccuracy
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.eembc import ENERGY_MODE
 from pytest_edgehil.link.messages import Result, StageTiming
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.device_windows import end_to_end_windows_s, inference_windows_s
 from pytest_edgehil.measure.digital_windows import (
     WINDOW_SOURCE_DIGITAL,
@@ -33,7 +34,6 @@ from pytest_edgehil.measure.instrument_accuracy import instrument_refusal, with_
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
 from pytest_edgehil.measure.run_start import record_noise_w, run_start_s, settled_index
 from pytest_edgehil.measure.run_window import RUN_WINDOW_SOURCE_RUN_START, RUN_WINDOW_SOURCE_TRIGGER
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
 
 
 @dataclass(frozen=True)

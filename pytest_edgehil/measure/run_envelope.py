@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.edge_locator import EdgeLocator
 from pytest_edgehil.measure.run_start import idle_level_w, record_noise_w, run_start_s
 from pytest_edgehil.measure.settling import SETTLE_COVER
@@ -109,7 +110,7 @@ def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: f
             "the board's clock source (an internal RC oscillator; a crystal is within 0.01 %), or make the stage "
             "edges visible (a finer sample interval, the trigger line wired) so the clock is fitted; if the clock is "
             "right, the record does not hold the whole RUN (its start or end lies outside it)")
-    _check_ends(start_s, end_s, device_span_s, ends, run)
+    _check_ends(start_s, end_s, device_span_s, ends, run, float(time_s[1] - time_s[0]))
 
 
 # The envelope's ends are read to this many sample intervals (a half-level crossing of integrated or point samples).
@@ -166,13 +167,13 @@ def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_s
         raise WindowMisplaced(
             f"{run} lasts {envelope * device_span_s * 1e3:.4f} ms in the trace, {device_span_s * 1e3:.4f} ms by the "
             f"device's clock (ratio {envelope:.6f}), but the stage edges located in it fit a ratio of {ratio:.6f}: "
-            "they were matched to the wrong device edges, and the windows drift along the RUN. The device's "
-            "clock is likely further off than the 0.5 % the locator searches (an internal RC oscillator): check "
-            "the board's clock source, or make the stage edges visible so the clock is fitted")
-    _check_ends(start_s, end_s, device_span_s, ends, run)
+            "they were matched to the wrong device edges, and the windows drift along the RUN. "
+            + clock_blame(found, device_span_s, float(time_s[1] - time_s[0])))
+    _check_ends(start_s, end_s, device_span_s, ends, run, float(time_s[1] - time_s[0]))
 
 
-def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnds | None, run: str) -> None:
+def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnds | None, run: str,
+                sample_interval_s: float) -> None:
     """Raise WindowMisplaced when the RUN's envelope (`start_s`, `end_s`) sits further from where the map puts
     its first and last edge than `ends.tolerance_s`; nothing without `ends`."""
     if ends is None:
@@ -188,10 +189,36 @@ def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnd
             f"retrieval's end at {last_s * 1e3:.4f} ms, {off_s * 1e6:+.1f} µs off, beyond the "
             f"{ends.tolerance_s * 1e6:.1f} µs its placement allows: the windows would sit beside the stages they "
             "mean (stage edges matched to the wrong device edges, a stage off, or a device clock the trace did not "
-            "pin running further off than assumed). The trace's time origin is further from the device's than the "
-            "locator was told (a record placed by a device-timed stage on a clock far off, a trigger from another "
-            "device), or the device's clock is further off than the 0.5 % the locator searches: check the trigger "
-            "wiring and the board's clock source, and state how far the origin may be off (origin_u_s)")
+            "pin running further off than assumed). The trace's time origin may be further from the device's than "
+            "the locator was told (a record placed by a device-timed stage on a clock far off, a trigger from "
+            "another device): check the trigger wiring, and state how far the origin may be off (origin_u_s). "
+            + clock_blame((start_s, end_s), device_span_s, sample_interval_s))
+
+
+def clock_blame(ends: tuple[float, float] | None, device_span_s: float, sample_interval_s: float,
+                tick_s: float = 0.0) -> str:
+    """What a refusal of misplaced windows says of the device's clock: what the RUN's envelope (`ends`, trace s
+    of its first step out of idle and last back, over the device's `device_span_s`) shows of it, read to
+    `ENVELOPE_SAMPLES` sample intervals at each end and the device's span to its timer's tick `tick_s`. Beyond CLOCK_TOLERANCE: the clock is named. Within it:
+    not the clock (a refusal had blamed "a clock beyond 0.5 %" on a 0.2 % clock behind a 100 µs timer, sending
+    the user to a crystal that would not have helped). Without an envelope: both suspects, the clock unmeasured."""
+    bound = f"{CLOCK_TOLERANCE * 100:g} %"
+    if ends is None or device_span_s <= 0:
+        return (f"The device's own timing: a clock further than {bound} off the analyzer's (an internal RC "
+                "oscillator), or a timer coarser than the stages it stamps; the record shows no RUN envelope to "
+                "tell which")
+    ratio = (ends[1] - ends[0]) / device_span_s
+    read = (2 * ENVELOPE_SAMPLES * sample_interval_s + tick_s) / device_span_s  # how well that shows it
+    seen = f"The RUN's envelope shows the device's clock running {(1 / ratio - 1) * 100:+.2f} % against the analyzer"
+    if abs(ratio - 1.0) > CLOCK_TOLERANCE + read:
+        return (f"{seen}, beyond the {bound} the locator searches (an internal RC oscillator): check the board's "
+                "clock source (a crystal is within 0.01 %), or make the stage edges visible so the clock is fitted")
+    if abs(ratio - 1.0) >= CLOCK_TOLERANCE - read:
+        return (f"{seen}, at the {bound} the locator searches: the clock may be the cause (check the board's "
+                "clock source), or a timer coarser than the stages it stamps")
+    return (f"{seen}, within the {bound} the locator searches, so the clock is not the cause: look at the "
+            "device's timer (a tick coarser than the stages it stamps), stage edges the trace does not show "
+            "distinctly (steps of another stage kind within the search), and the trigger line")
 
 
 def envelope_clock_prior(ends: tuple[float, float] | None, device_span_s: float, tolerance: float) -> float:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_edgehil.errors import CannotResolve, WindowMisplaced
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.edge_locator import cumulative_energy, noise_w, step_aware_cumulative
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
 
 RUN_WINDOW_NAME = "run window (end-to-end, back-to-back inferences)"
 # Where a run window's edges come from, as its records say it (`EnergyMeasurement.window_source`): no clock

@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
-from pytest_edgehil.measure.clock_map import fit_map, weighted_map
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE, fit_map, weighted_map
 from pytest_edgehil.measure.edge_locator import (
     EdgeLocator,
     cumulative_energy,
@@ -44,6 +44,7 @@ from pytest_edgehil.measure.edge_locator import (
 )
 from pytest_edgehil.measure.edge_pricing import priced_by_kind
 from pytest_edgehil.measure.run_envelope import (
+    clock_blame,
     envelope_clock_prior,
     envelope_edge_hit,
     envelope_tolerance_s,
@@ -59,8 +60,7 @@ _MISPLACED_MIN_S = 10e-6
 _MISPLACED_SIGMAS = 5.0
 # Pass 1 searches this clock error (0.5 %: an RC oscillator) times the distance from a located edge, until
 # the located edges pin the ratio to _PASS1_RATIO_PINNED.
-_PASS1_TOLERANCE = 5e-3
-CLOCK_TOLERANCE = _PASS1_TOLERANCE  # the device-clock error the meter allows where no edge pins it
+_PASS1_TOLERANCE = CLOCK_TOLERANCE  # the device-clock error the meter allows where no edge pins it
 _PASS1_RATIO_PINNED = 2e-4
 # ... and, while its searches reach outward, only once this many edges are located: a line through two has
 # no residual to show how far either centroid is off (a small step beside per-op power structure, Coral's
@@ -295,8 +295,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             f"{(position[k] - offset - ratio * dev[k]) * 1e6:+.1f} µs from where the fitted device clock puts it "
             f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {off_map_s[k] * 1e6:.1f} µs): the device's "
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
-            "trace holds the RUN it was fetched for; then the device's own timing: a clock further than 0.5 % "
-            "off the analyzer's (an internal RC oscillator) or a timer coarser than the stages it stamps")
+            "trace holds the RUN it was fetched for. " + clock_blame(ends, float(dev[-1] - dev[0]), dt, stamp_u_s))
     bias_j, priced_level = np.zeros(n), np.zeros(n)
     systematic_s = 0.0
     if precise:  # located edges priced by kind from their best position and flat side (edge_pricing)
