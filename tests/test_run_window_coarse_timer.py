@@ -29,3 +29,17 @@ def test_a_run_window_behind_a_1_ms_timer_is_within_its_stated_uncertainty(clock
     error_j = abs(float(last.end_to_end_j[0]) - truth_j)
     assert error_j <= 3 * float(last.end_to_end_u_j[0]), (error_j / truth_j, last.end_to_end_u_j[0] / truth_j)
     assert error_j <= 0.005 * truth_j
+
+
+def test_a_stage_the_timer_reads_as_0_us_is_refused_naming_the_timer_not_the_analyzer() -> None:
+    # The probe's 0.23 ms inference reads 0 µs behind a 1 ms timer. The per-inference refusal said that stage
+    # (0 µs) "is shorter than two samples" of the N6705C's 5.12 µs and told the user to get a digitizing
+    # analyzer (N6705C/N678xA, NGM202): the one on the bench. The twin's truth: the stage lasts 45 samples.
+    m, _, _, truth_s, _, _ = measure({"ideal": True, "timer_resolution_s": 1e-3}, seed=103,
+                                     plan=EnergyPlan(windows=1, runs_per_window=10))
+    assert float(truth_s.min()) > 2 * m.sample_interval_s  # the stage is resolved by the analyzer
+    refusal = m.refusal
+    assert refusal is not None
+    text = f"{refusal} {refusal.fix}"
+    assert "shorter than two samples" not in text and "digitizing analyzer" not in refusal.fix, text
+    assert "0 µs" in text and "timer" in text and "finer device timer" in refusal.fix

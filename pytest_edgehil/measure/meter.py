@@ -179,15 +179,22 @@ def plan_acquisition(timing: StageTiming, analyzer: PowerAnalyzer, plan: EnergyP
 
 
 def inference_refusal(timing: StageTiming, dt_s: float, analyzer: PowerAnalyzer) -> CannotResolve | None:
-    """Why per-inference windows cannot be measured at `dt_s` on `analyzer`, or None if they can: a stage
-    shorter than two samples, or no pre-trigger samples for the first inference's readout."""
+    """Why per-inference windows cannot be measured at `dt_s` on `analyzer`, or None if they can: a stage the
+    device's timer reads as 0 µs (a tick coarser than it), a stage shorter than two samples, or no pre-trigger
+    samples for the first inference's readout."""
     shortest_us = min(timing.inference_us, timing.retrieval_us)
     window = (0.0, timing.inference_us * 1e-6)
+    stage = "inference" if timing.inference_us <= timing.retrieval_us else "retrieval"
+    if shortest_us <= 0:  # the stage began and ended within one tick: its length is unknown, not short
+        return CannotResolve("inference window", window, dt_s,
+                             f"the device's timer reads the {stage} stage as 0 µs: it ticks coarser than the "
+                             "stage, so no stamp places the stage's edges, whatever the analyzer resolves",
+                             "time the stages with a finer device timer (1 µs or finer) for per-inference and "
+                             "stage energy; end-to-end energy is measured over back-to-back inferences")
     if shortest_us * 1e-6 < 2 * dt_s:
         return CannotResolve("inference window", window, dt_s,
                              f"{analyzer.model} samples no faster than every {dt_s * 1e6:.4g} µs, and the "
-                             f"{'inference' if timing.inference_us <= timing.retrieval_us else 'retrieval'} "
-                             f"stage ({shortest_us:.0f} µs) is shorter than two samples",
+                             f"{stage} stage ({shortest_us:.0f} µs) is shorter than two samples",
                              "use a digitizing analyzer (N6705C/N678xA, NGM202) for per-inference and "
                              "stage energy; this one gives end-to-end energy over back-to-back inferences")
     if not analyzer.keeps_pretrigger:
