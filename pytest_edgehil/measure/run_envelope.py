@@ -98,10 +98,17 @@ def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: f
     be the whole `tolerance` (a few located edges that fit a line loosely bound it by their own ratio), and a
     0.2 % clock under a bound of 0.03 % left end-to-end windows 0.2 % off with 0.01-0.04 % stated."""
     found = run_envelope_s(time_s, power_w, noise_w=noise_w) if device_span_s > 0 else None
-    if found is None:
+    clock_within_envelope(found, float(time_s[1] - time_s[0]), device_span_s, tolerance, run=run, ends=ends)
+
+
+def clock_within_envelope(found: tuple[float, float] | None, sample_interval_s: float, device_span_s: float,
+                          tolerance: float, *, run: str = "the RUN", ends: MapEnds | None = None) -> None:
+    """`check_clock_within` on the RUN's envelope as already read (`run_envelope_s`: trace s of its first step
+    out of idle and last back; None where the record does not show both), so one reading serves every check."""
+    if found is None or device_span_s <= 0:
         return
     start_s, end_s = found
-    ratio, ratio_u = (end_s - start_s) / device_span_s, 2 * float(time_s[1] - time_s[0]) / device_span_s
+    ratio, ratio_u = (end_s - start_s) / device_span_s, 2 * sample_interval_s / device_span_s
     if abs(ratio - 1.0) > tolerance + 3 * ratio_u:
         raise WindowMisplaced(
             f"{run} lasts {ratio * device_span_s * 1e3:.4f} ms in the trace but {device_span_s * 1e3:.4f} ms by the "
@@ -110,7 +117,7 @@ def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: f
             "the board's clock source (an internal RC oscillator; a crystal is within 0.01 %), or make the stage "
             "edges visible (a finer sample interval, the trigger line wired) so the clock is fitted; if the clock is "
             "right, the record does not hold the whole RUN (its start or end lies outside it)")
-    _check_ends(start_s, end_s, device_span_s, ends, run, float(time_s[1] - time_s[0]))
+    _check_ends(start_s, end_s, device_span_s, ends, run, sample_interval_s)
 
 
 # The envelope's ends are read to this many sample intervals (a half-level crossing of integrated or point samples).
@@ -156,10 +163,16 @@ def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_s
     (0.99741 against the true 0.99800, 4 edges 6 µs about it) and measure +284 % on every inference window,
     yet it puts the RUN's ends a stage (0.7-0.9 ms) from the envelope's."""
     found = run_envelope_s(time_s, power_w, noise_w=noise_w) if device_span_s > 0 else None
-    if found is None:
+    map_within_envelope(found, float(time_s[1] - time_s[0]), device_span_s, ratio, ratio_u, run=run, ends=ends)
+
+
+def map_within_envelope(found: tuple[float, float] | None, sample_interval_s: float, device_span_s: float,
+                        ratio: float, ratio_u: float, *, run: str = "the RUN", ends: MapEnds | None = None) -> None:
+    """`check_map_against_envelope` on the RUN's envelope as already read (`run_envelope_s`; None: not seen)."""
+    if found is None or device_span_s <= 0:
         return
     start_s, end_s = found
-    envelope, envelope_u = (end_s - start_s) / device_span_s, 2 * float(time_s[1] - time_s[0]) / device_span_s
+    envelope, envelope_u = (end_s - start_s) / device_span_s, 2 * sample_interval_s / device_span_s
     # 0.1 % of slack: a slow supply path moves the two half-level crossings a little apart (10 µs RC on the
     # NGM202: 2.4e-4), while edges matched wrongly past the 0.5 % search are off by more (0.8 % clock: 3.3e-3).
     allowed = 3 * (envelope_u + ratio_u) + 1e-3
@@ -168,8 +181,8 @@ def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_s
             f"{run} lasts {envelope * device_span_s * 1e3:.4f} ms in the trace, {device_span_s * 1e3:.4f} ms by the "
             f"device's clock (ratio {envelope:.6f}), but the stage edges located in it fit a ratio of {ratio:.6f}: "
             "they were matched to the wrong device edges, and the windows drift along the RUN. "
-            + clock_blame(found, device_span_s, float(time_s[1] - time_s[0])))
-    _check_ends(start_s, end_s, device_span_s, ends, run, float(time_s[1] - time_s[0]))
+            + clock_blame(found, device_span_s, sample_interval_s))
+    _check_ends(start_s, end_s, device_span_s, ends, run, sample_interval_s)
 
 
 def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnds | None, run: str,

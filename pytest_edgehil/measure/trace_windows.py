@@ -48,7 +48,6 @@ from pytest_edgehil.measure.run_envelope import (
     envelope_clock_prior,
     envelope_edge_hit,
     envelope_tolerance_s,
-    run_envelope_s,
 )
 from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, settling_tau_s, supply_tau_s
 
@@ -132,7 +131,8 @@ class EdgeFit:
 
 
 def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLike, *,
-                 origin_u_s: float = 0.0, stamp_u_s: float = 0.0, kinds: ArrayLike | None = None) -> EdgeFit:
+                 origin_u_s: float = 0.0, stamp_u_s: float = 0.0, kinds: ArrayLike | None = None,
+                 envelope_s: tuple[float, float] | None = None) -> EdgeFit:
     """Place every device edge (device seconds since the first trigger, any order) on the trace.
 
     `origin_u_s`: how far (s) the trace's t = 0 may sit from the device's time 0 beyond the trigger's own
@@ -143,6 +143,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     `kinds`: one small integer per device edge naming the stage boundary it is (the same for the same
     boundary of every inference; coincident edges combine theirs): located edges are priced by kind
     (`edge_pricing`), so that a kind whose centroids a stage's inner structure biases is placed by the map.
+    `envelope_s`: the RUN's first step out of idle and last back (`run_envelope_s`; None: not seen): pass 1's
+    clock until edges pin one, and where the RUN's outer edges are searched behind a coarse timer.
     Raises MeasurementError when an edge falls outside the trace (more pre-trigger or post-trigger samples
     are needed), WindowMisplaced when a located edge sits off the fitted clock map.
     """
@@ -162,11 +164,9 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     trace = EdgeLocator(p, bounds, cum, dt, noise)
     # Pass 1, outward from the trigger: each prediction from the edges located so far, its search widened
     # by a 0.5 % clock tolerance times its distance from the nearest located edge (an RC oscillator's error).
-    # Until those edges pin a ratio, predictions run at the RUN's envelope's (its first step out of idle and
-    # last back, the device's first and last edge): the search is still widened by the full 0.5 %, but centred
-    # where the edge is, not where a clock up to 0.5 % off puts it (`envelope_clock_prior`).
-    ends = run_envelope_s(t, p, noise_w=noise)
-    prior = envelope_clock_prior(ends, float(dev[-1] - dev[0]) if n else 0.0, _PASS1_TOLERANCE)
+    # Until they pin a ratio, predictions run at the RUN's envelope's: still widened by the full 0.5 %, but
+    # centred where the edge is, not where a clock up to 0.5 % off puts it (`envelope_clock_prior`).
+    prior = envelope_clock_prior(envelope_s, float(dev[-1] - dev[0]) if n else 0.0, _PASS1_TOLERANCE)
     order = np.argsort(np.abs(dev), kind="stable")
     fit_x: list[float] = []
     fit_y: list[float] = []
@@ -213,7 +213,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         hit = trace.locate(dev, k, offset, ratio, 0.0)
         if hit is None and k in (0, n - 1) and stamp_u_s > _MISPLACED_SAMPLES * dt:
             # The RUN's outer edge, predicted from a stamp up to a coarse tick off: look where the envelope is.
-            hit = envelope_edge_hit(trace, dev, k, ends, offset, ratio,
+            hit = envelope_edge_hit(trace, dev, k, envelope_s, offset, ratio,
                                     envelope_tolerance_s(dt, tau_s, stamp_u_s, 0.0))
             if hit is not None:  # its stages' samples as seen there (the stamp may put it off the record)
                 usable[k], step[k], step_floor[k] = trace.usable(dev, k, hit[0] - ratio * dev[k], ratio)
@@ -295,7 +295,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             f"{(position[k] - offset - ratio * dev[k]) * 1e6:+.1f} µs from where the fitted device clock puts it "
             f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {off_map_s[k] * 1e6:.1f} µs): the device's "
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
-            "trace holds the RUN it was fetched for. " + clock_blame(ends, float(dev[-1] - dev[0]), dt, stamp_u_s))
+            "trace holds the RUN it was fetched for. " + clock_blame(envelope_s, float(dev[-1] - dev[0]), dt, stamp_u_s))
     bias_j, priced_level = np.zeros(n), np.zeros(n)
     systematic_s = 0.0
     if precise:  # located edges priced by kind from their best position and flat side (edge_pricing)
