@@ -190,7 +190,8 @@ def inference_refusal(timing: StageTiming, dt_s: float, analyzer: PowerAnalyzer)
                              f"the device's timer reads the {stage} stage as 0 µs: it ticks coarser than the "
                              "stage, so no stamp places the stage's edges, whatever the analyzer resolves",
                              "time the stages with a finer device timer (1 µs or finer) for per-inference and "
-                             "stage energy; end-to-end energy is measured over back-to-back inferences")
+                             f"stage energy, each stage lasting two samples ({2 * dt_s * 1e6:.4g} µs) of "
+                             f"{analyzer.model}; end-to-end energy is measured over back-to-back inferences")
     if shortest_us * 1e-6 < 2 * dt_s:
         return CannotResolve("inference window", window, dt_s,
                              f"{analyzer.model} samples no faster than every {dt_s * 1e6:.4g} µs, and the "
