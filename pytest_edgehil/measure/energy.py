@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.device_windows import (
     device_tick_s,
     end_to_end_windows_s,
@@ -45,13 +46,14 @@ from pytest_edgehil.measure.point_sampling import (
 )
 from pytest_edgehil.measure.run_envelope import (
     MapEnds,
-    check_clock_within,
-    check_map_against_envelope,
+    clock_within_envelope,
     envelope_tolerance_s,
+    map_within_envelope,
+    run_envelope_s,
 )
 from pytest_edgehil.measure.run_window import run_window_energy
 from pytest_edgehil.measure.trace_latency import trace_inference_s
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, locate_edges
+from pytest_edgehil.measure.trace_windows import locate_edges
 from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
 from pytest_edgehil.measure.window_energies import window_energies
 
@@ -314,8 +316,9 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     # share what lies beside them, so the locator judges and prices them together (`edge_pricing`).
     kinds = np.concatenate([np.broadcast_to([1, 2], inference_w.shape), np.broadcast_to([0, 3], end_to_end_w.shape)])
     tick_s = device_tick_s(timing_list)
+    envelope_s = run_envelope_s(t, p)  # read once: the locator's clock until edges pin one, the checks below
     fit = locate_edges(t, p, np.concatenate([inference_w, end_to_end_w]).reshape(-1), origin_u_s=origin_u_s,
-                       stamp_u_s=tick_s, kinds=kinds.reshape(-1))
+                       stamp_u_s=tick_s, kinds=kinds.reshape(-1), envelope_s=envelope_s)
     span_s = float(end_to_end_w[-1, 1] - end_to_end_w[0, 0])
     # The RUN's envelope (its first step out of idle, its last back) checks the map where a wrong ratio or
     # offset shows most: at the RUN's ends, within what the map's own uncertainty and drift bound allow there.
@@ -324,9 +327,9 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
                        envelope_tolerance_s(fit.sample_interval_s, fit.supply_tau_s, tick_s,
                                             fit.residual_s + fit.clock_ratio_u * span_s) + drift_s)
     if not fit.clock_pinned:  # windows placed by the device's timer alone: its envelope checks that clock
-        check_clock_within(t, p, span_s, CLOCK_TOLERANCE, ends=map_ends)
+        clock_within_envelope(envelope_s, float(t[1] - t[0]), span_s, CLOCK_TOLERANCE, ends=map_ends)
     else:
-        check_map_against_envelope(t, p, span_s, fit.clock_ratio, fit.clock_ratio_u, ends=map_ends)
+        map_within_envelope(envelope_s, float(t[1] - t[0]), span_s, fit.clock_ratio, fit.clock_ratio_u, ends=map_ends)
     n = len(timing_list)
     inference_names = [f"inference window {i}" for i in range(n)]
     inference_j, inference_u, _ = window_energies(fit, inference_w, inference_names, RESOLVE_FIX)

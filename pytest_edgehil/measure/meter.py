@@ -21,6 +21,7 @@ from pytest_edgehil.instruments.accuracy import CaptureAccuracy
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.eembc import ENERGY_MODE
 from pytest_edgehil.link.messages import Result, StageTiming
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.device_windows import end_to_end_windows_s, inference_windows_s
 from pytest_edgehil.measure.digital_windows import (
     WINDOW_SOURCE_DIGITAL,
@@ -32,7 +33,7 @@ from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_
 from pytest_edgehil.measure.instrument_accuracy import instrument_refusal, with_instrument
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
 from pytest_edgehil.measure.run_start import record_noise_w, run_start_s, settled_index
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
+from pytest_edgehil.measure.run_window import RUN_WINDOW_SOURCE_RUN_START, RUN_WINDOW_SOURCE_TRIGGER
 
 
 @dataclass(frozen=True)
@@ -178,15 +179,23 @@ def plan_acquisition(timing: StageTiming, analyzer: PowerAnalyzer, plan: EnergyP
 
 
 def inference_refusal(timing: StageTiming, dt_s: float, analyzer: PowerAnalyzer) -> CannotResolve | None:
-    """Why per-inference windows cannot be measured at `dt_s` on `analyzer`, or None if they can: a stage
-    shorter than two samples, or no pre-trigger samples for the first inference's readout."""
+    """Why per-inference windows cannot be measured at `dt_s` on `analyzer`, or None if they can: a stage the
+    device's timer reads as 0 µs (a tick coarser than it), a stage shorter than two samples, or no pre-trigger
+    samples for the first inference's readout."""
     shortest_us = min(timing.inference_us, timing.retrieval_us)
     window = (0.0, timing.inference_us * 1e-6)
+    stage = "inference" if timing.inference_us <= timing.retrieval_us else "retrieval"
+    if shortest_us <= 0:  # the stage began and ended within one tick: its length is unknown, not short
+        return CannotResolve("inference window", window, dt_s,
+                             f"the device's timer reads the {stage} stage as 0 µs: it ticks coarser than the "
+                             "stage, so no stamp places the stage's edges, whatever the analyzer resolves",
+                             "time the stages with a finer device timer (1 µs or finer) for per-inference and "
+                             f"stage energy, each stage lasting two samples ({2 * dt_s * 1e6:.4g} µs) of "
+                             f"{analyzer.model}; end-to-end energy is measured over back-to-back inferences")
     if shortest_us * 1e-6 < 2 * dt_s:
         return CannotResolve("inference window", window, dt_s,
                              f"{analyzer.model} samples no faster than every {dt_s * 1e6:.4g} µs, and the "
-                             f"{'inference' if timing.inference_us <= timing.retrieval_us else 'retrieval'} "
-                             f"stage ({shortest_us:.0f} µs) is shorter than two samples",
+                             f"{stage} stage ({shortest_us:.0f} µs) is shorter than two samples",
                              "use a digitizing analyzer (N6705C/N678xA, NGM202) for per-inference and "
                              "stage energy; this one gives end-to-end energy over back-to-back inferences")
     if not analyzer.keeps_pretrigger:
@@ -242,7 +251,11 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
                 measurement.windows.append(run_energy_from_trace(time_s, power_w, result.timings))
             else:
                 measurement.windows.append(energy_from_trace(time_s, power_w, result.timings, origin_u_s=origin_u_s))
-            measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
+            if refusal is not None:  # a run window: no clock fitted (`run_window`)
+                measurement.window_source = (RUN_WINDOW_SOURCE_TRIGGER if trace.trigger_located
+                                             else RUN_WINDOW_SOURCE_RUN_START)
+            else:
+                measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
         measurement.windows[-1] = stated(measurement.windows[-1], trace, accuracy, result.timings,
                                          max_rel=max_instrument_rel)
         measurement.timings.append(tuple(result.timings))
