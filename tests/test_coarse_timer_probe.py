@@ -157,3 +157,16 @@ def test_a_run_window_placed_by_a_coarse_timer_states_an_uncertainty_that_holds_
     truth_j = timeline.energy_between(edges[1, 3], edges[-1, 3]) / (n - 2)
     error_j = abs(float(last.end_to_end_j[0]) - truth_j)
     assert error_j <= 3 * float(last.end_to_end_u_j[0]), (error_j / truth_j, last.end_to_end_u_j[0] / truth_j)
+
+
+@pytest.mark.parametrize("seed", [0, 2, 20, 23, 27])
+def test_the_tick_is_read_from_every_run_the_meter_saw_not_one_run_s_stamps(seed: int) -> None:
+    """A RUN whose every stamp happens to be a multiple of 17 ms (a 1 ms timer, Q-Segment's 17 ms period) reads
+    as a 17 ms "tick": the refusal named 16000 or 17000 µs as the timer's tick, and a run window priced a 17 ms
+    start uncertainty (5.4 % stated, for a 0.3 % figure). The tick expected is the twin's 1 ms timer setting."""
+    m, _, _, _, _, _ = measure(TIMER_1MS, seed=seed)
+    refusal = m.inference_refused
+    assert refusal is not None and "1000 µs, the timer's tick" in refusal.reason, refusal and refusal.reason
+    stated = [float(w.end_to_end_u_j[0] / w.end_to_end_j[0]) for w in m.windows]
+    # A 1 ms start uncertainty at ≈ 0.27 W over 8 inferences of ≈ 4.3 mJ: 0.3 %, and nowhere near a 17 ms one.
+    assert max(stated) < 0.01, stated

@@ -369,7 +369,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
         clock_ratio_u=fit.clock_ratio_u, offset_s=fit.offset_s, inference_refusal=refusal)
 
 
-def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any]) -> EnergySamples:
+def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any], *,
+                          tick_s: float | None = None) -> EnergySamples:
     """End-to-end energy per inference as one long window over back-to-back inferences, divided by their
     number (MLPerf Tiny's way): for an analyzer too slow for per-inference windows, or one that keeps no
     pre-trigger samples. The window runs from the end of the second inference's retrieval to the end of
@@ -377,6 +378,8 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
     idle, its start placed from the trigger by the device's clock (`run_window`). One end-to-end value and
     its uncertainty; `inference_j` empty, `trace_latency_note` says why. Raises CannotResolve (fewer than 3
     inferences, < 2 samples, the RUN's end not shown) and WindowMisplaced (that end 0.5 % off the device's clock).
+    `tick_s`: the device timer's tick (s) where the caller knows it better than this RUN's stamps show it
+    (`device_tick_s` of more RUNs); default: theirs.
     """
     t, p = _as_trace(time_s, power_w)
     timing_list = list(timings)
@@ -388,7 +391,7 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
     stages = stage_windows_s(timing_list)
     window = run_window_energy(t, p, float(end_to_end_w[1, 1]), float(end_to_end_w[-1, 1]),
                                next_stage_s=float(np.diff(stages["readout"][2])[0]),
-                               tick_s=device_tick_s(timing_list), fix=RESOLVE_FIX)
+                               tick_s=device_tick_s(timing_list) if tick_s is None else tick_s, fix=RESOLVE_FIX)
     count = len(timing_list) - 2
     return EnergySamples(
         inference_j=np.zeros(0), end_to_end_j=np.array([window.energy_j / count]), inference_power_w=np.zeros(0),

@@ -22,7 +22,7 @@ from pytest_edgehil.instruments.accuracy import CaptureAccuracy
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.eembc import ENERGY_MODE
 from pytest_edgehil.link.messages import Result, StageTiming
-from pytest_edgehil.measure.device_windows import end_to_end_windows_s, inference_windows_s
+from pytest_edgehil.measure.device_windows import device_tick_s, end_to_end_windows_s, inference_windows_s
 from pytest_edgehil.measure.digital_windows import (
     WINDOW_SOURCE_DIGITAL,
     WINDOW_SOURCE_RUN_START,
@@ -234,10 +234,14 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     accuracy = analyzer.capture_accuracy()
     measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal,
                                     instrument=analyzer.model, accuracy=accuracy)
+    stamps = [probe]  # every RUN's: the timer's tick as they all show it (one RUN's can be a multiple of it)
     for _ in range(plan.windows):
         result, trace = _capture_window(dut, analyzer, runs, plan)
+        stamps += result.timings
+        tick_s = device_tick_s(stamps)
         # Its stamps, not only the probe's, may read a stage as 0 µs: untimed, unless the trace shows nothing ran.
-        refusal = refusal or zero_stage_refusal(result.timings, dt_s)
+        zero = zero_stage_refusal(stamps, dt_s, tick_s=tick_s)
+        refusal = zero or refusal
         measurement.refusal = refusal
         seen = functools.partial(check_run_seen, timings=result.timings, device=dut.name, port=dut.port,
                                  command=f"run({runs})")
@@ -257,7 +261,7 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
                 origin_u_s = STREAM_CLOCK_TOLERANCE * result.timings[0].readout_us * 1e-6 + 2 * dt_s
             seen(time_s, power_w, trigger_s=0.0)
             if refusal is not None:
-                measurement.windows.append(run_energy_from_trace(time_s, power_w, result.timings))
+                measurement.windows.append(run_energy_from_trace(time_s, power_w, result.timings, tick_s=tick_s))
             else:
                 measurement.windows.append(energy_from_trace(time_s, power_w, result.timings, origin_u_s=origin_u_s))
             measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START

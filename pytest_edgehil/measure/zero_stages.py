@@ -31,26 +31,29 @@ TIMER_FIX = ("time the stages with a finer timer in the firmware (a µs timer or
              "for per-inference and inference-stage figures; end-to-end energy does not need it")
 
 
-def zero_stage_refusal(timings: Sequence[Any], sample_interval_s: float) -> CannotResolve | None:
-    """Why per-inference windows cannot be placed from `timings` (one RUN's `StageTiming`s), or None: an
-    inference or retrieval stage the device's timer read as 0 µs. The reason names the stage, how many
-    inferences read 0, and the timer's tick (the step every stamp of the RUN is a multiple of,
-    `device_tick_s`); the fix is a finer timer in the firmware. `sample_interval_s`: the analyzer's (s)."""
+def zero_stage_refusal(timings: Sequence[Any], sample_interval_s: float, *,
+                       tick_s: float | None = None) -> CannotResolve | None:
+    """Why per-inference windows cannot be placed from `timings` (`StageTiming`s), or None: an inference or
+    retrieval stage the device's timer read as 0 µs. The reason names the stage, how many inferences read 0,
+    and the timer's tick `tick_s` (s; default: the step every stamp of `timings` is a multiple of,
+    `device_tick_s`, which one RUN can overstate: a 1 ms timer's RUN whose every stamp fell on a multiple of
+    its 17 ms period read 17 ms); the fix is a finer timer in the firmware. `sample_interval_s`: the analyzer's."""
     columns = timing_columns_us(timings)
-    for name, column in (("inference", 2), ("retrieval", 3)):
-        zero = np.flatnonzero(columns[:, column] == 0.0)
-        if zero.size == 0:
-            continue
-        start_s = float(columns[zero[0], 0] + (columns[zero[0], 2] if name == "retrieval" else 0.0)) * 1e-6
-        tick_s = device_tick_s(timings)
-        tick = (f"its stamps are whole multiples of {tick_s * 1e6:.4g} µs, the timer's tick, so a stage shorter "
-                "than that reads 0 or one tick" if tick_s > 0 else "every stamp of the RUN reads 0")
-        return CannotResolve(
-            f"{name} window", (start_s, start_s), sample_interval_s,
-            f"the device's stage timer reads the {name} stage of {zero.size} of {columns.shape[0]} inferences as "
-            f"0 µs: {tick}, and a stage's window cannot be placed from such stamps, at any sample interval. End "
-            "to end is measured over the RUN's back-to-back inferences instead", TIMER_FIX)
-    return None
+    zeros = {name: np.flatnonzero(columns[:, column] == 0.0) for name, column in (("inference", 2), ("retrieval", 3))}
+    read_zero = [name for name, rows in zeros.items() if rows.size]
+    if not read_zero:
+        return None
+    first, row = read_zero[0], int(zeros[read_zero[0]][0])
+    start_s = float(columns[row, 0] + (columns[row, 2] if first == "retrieval" else 0.0)) * 1e-6
+    tick_s = device_tick_s(timings) if tick_s is None else tick_s
+    tick = (f"its stamps are whole multiples of {tick_s * 1e6:.4g} µs, the timer's tick as they show it, so a stage "
+            "shorter than that reads 0 or one tick" if tick_s > 0 else "every stamp reads 0")
+    stages = " and ".join(f"the {name} stage of {zeros[name].size}" for name in read_zero)
+    return CannotResolve(
+        f"{first} window", (start_s, start_s), sample_interval_s,
+        f"the device's stage timer reads {stages} of {columns.shape[0]} inferences as 0 µs: {tick}, and a "
+        "stage's window cannot be placed from such stamps, at any sample interval. End to end is measured over "
+        "the RUN's back-to-back inferences instead", TIMER_FIX)
 
 
 def check_run_seen(time_s: np.ndarray, power_w: np.ndarray, timings: Sequence[Any], *, trigger_s: float,
