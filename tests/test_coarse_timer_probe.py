@@ -6,6 +6,10 @@ latency figure (0 µs passes any budget); it also refused the meter's RUN 1 that
 and the accuracy path's RUN 1 that reads outputs only. The energy figure of such a board (end to end, from
 the RUN's envelope) was refused at that RUN 1 on 21 of seeds 100-129 (ideal IMX500 twin, Q-Segment). Expected values: the twin's
 truth (its energy over the RUN's true first and last edges / n) and the outputs the firmware sent.
+
+The meter's capture RUN is untimed too: a stage read as 0 µs leaves per-inference figures untimed, naming the
+timer's tick (the twin's setting is the expected value), and firmware that ran nothing (the twin's `no-invoke`
+fault: the board idle, its stamps 0) is still refused, from the trace.
 """
 
 from __future__ import annotations
@@ -63,8 +67,8 @@ def test_the_meters_probe_does_not_refuse_a_coarse_timers_end_to_end_figure(seed
 
 
 def test_a_capture_whose_inferences_all_read_zero_ticks_still_measures_end_to_end() -> None:
-    """The capture's RUN 10 read every inference 0 µs (the board's period kept each inside one 1 ms tick; 9 of
-    seeds 100-129) and the all-zero rule refused it; the trace shows the RUN, so end to end stands."""
+    """The capture's RUN 10 read every inference 0 µs (the board's period kept each inside one 1 ms tick; 13 of
+    seeds 100-129, two windows) and the all-zero rule refused it; the trace shows the RUN, so end to end stands."""
     end_to_end_checked(100)
 
 

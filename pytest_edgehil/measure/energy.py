@@ -378,8 +378,7 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
     idle, its start placed from the trigger by the device's clock (`run_window`). One end-to-end value and
     its uncertainty; `inference_j` empty, `trace_latency_note` says why. Raises CannotResolve (fewer than 3
     inferences, < 2 samples, the RUN's end not shown) and WindowMisplaced (that end 0.5 % off the device's clock).
-    `tick_s`: the device timer's tick (s) where the caller knows it better than this RUN's stamps show it
-    (`device_tick_s` of more RUNs); default: theirs.
+    `tick_s`: the device timer's tick (s) as more RUNs' stamps show it (default: this RUN's, `device_tick_s`).
     """
     t, p = _as_trace(time_s, power_w)
     timing_list = list(timings)
@@ -389,9 +388,9 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
         raise CannotResolve("run window", (0.0, float(end_to_end_w[-1, 1])), dt_s,
                             "a run window needs at least three inferences", "run more inferences per window")
     stages = stage_windows_s(timing_list)
+    tick_s = device_tick_s(timing_list) if tick_s is None else tick_s
     window = run_window_energy(t, p, float(end_to_end_w[1, 1]), float(end_to_end_w[-1, 1]),
-                               next_stage_s=float(np.diff(stages["readout"][2])[0]),
-                               tick_s=device_tick_s(timing_list) if tick_s is None else tick_s, fix=RESOLVE_FIX)
+                               next_stage_s=float(np.diff(stages["readout"][2])[0]), tick_s=tick_s, fix=RESOLVE_FIX)
     count = len(timing_list) - 2
     return EnergySamples(
         inference_j=np.zeros(0), end_to_end_j=np.array([window.energy_j / count]), inference_power_w=np.zeros(0),
