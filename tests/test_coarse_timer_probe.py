@@ -24,6 +24,7 @@ from pytest_edgehil.config.lab import simulated_lab
 from pytest_edgehil.errors import CannotResolve, InvalidPayload
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.link.client import DeviceClient
+from pytest_edgehil.measure.energy import energy_from_trace
 from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
 from pytest_edgehil.sim.device_faults import DeviceFault
 from pytest_edgehil.sim.pty_link import serve_pty
@@ -174,3 +175,17 @@ def test_the_tick_is_read_from_every_run_the_meter_saw_not_one_run_s_stamps(seed
     stated = [float(w.end_to_end_u_j[0] / w.end_to_end_j[0]) for w in m.windows]
     # A 1 ms start uncertainty at ≈ 0.27 W over 8 inferences of ≈ 4.3 mJ: 0.3 %, and nowhere near a 17 ms one.
     assert max(stated) < 0.01, stated
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_energy_from_trace_names_the_device_timer_for_a_stage_read_as_0_us(seed: int) -> None:
+    """`energy_from_trace` on a 0.5 ms timer's RUN with inferences read as 0 µs said "the window holds fewer
+    than two samples; use a finer sample interval": no interval places a window the stamps make 0 µs long.
+    The tick expected is the twin's timer setting."""
+    m, _, _, _, _, _ = measure(TIMER_500US, seed=seed)
+    timings = m.timings[-1]
+    assert m.last_trace is not None and any(t.inference_us == 0.0 for t in timings)  # the case itself
+    with pytest.raises(CannotResolve) as caught:
+        energy_from_trace(m.last_trace.time_s, m.last_trace.power_w, timings)
+    assert "inference stage" in caught.value.reason and "500 µs, the timer's tick" in caught.value.reason
+    assert "sample interval (" not in str(caught.value) and "finer timer in the firmware" in caught.value.fix

@@ -54,6 +54,7 @@ from pytest_edgehil.measure.trace_latency import trace_inference_s
 from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, locate_edges
 from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
 from pytest_edgehil.measure.window_energies import window_energies
+from pytest_edgehil.measure.zero_stages import zero_stage_refusal
 
 # The device's windows (device_windows) stay importable from here, where callers have long found them.
 __all__ = ["RESOLVE_FIX", "EnergySamples", "active_window_s", "device_tick_s", "end_to_end_windows_s",
@@ -289,7 +290,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     device/analyzer clock ratio fitted over the run), not from the device's timer alone; each located edge
     is priced from its flat side at its best position, its kind judged over the run (`edge_pricing`). Raises
     MeasurementError when a window lies outside the trace, CannotResolve when a window holds fewer than
-    two samples or an edge of it sits beside a stage shorter than two samples, WindowMisplaced when an
+    two samples, an edge of it sits beside a stage shorter than two samples or the device's timer read a stage
+    as 0 µs (`zero_stages.zero_stage_refusal`, naming its tick), WindowMisplaced when an
     edge in the trace is off the fitted device clock.
 
     A point-sampled trace prices each edge to one sample of its step (`point_sampling`): an end-to-end
@@ -308,6 +310,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     t, p = _as_trace(time_s, power_w)
     _check_increasing(np.diff(t[:2]))
     timing_list = list(timings)
+    if (zero := zero_stage_refusal(timing_list, trace_sample_interval_s(t))) is not None:  # the timer's fault
+        raise zero
     inference_w = inference_windows_s(timing_list)
     end_to_end_w = end_to_end_windows_s(timing_list)
     # Each edge's kind (readout start, inference start, inference end, retrieval end): the edges of one kind
