@@ -400,7 +400,8 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
         inference_j=np.zeros(0), end_to_end_j=np.array([window.energy_j / count]), inference_power_w=np.zeros(0),
         end_to_end_power_w=np.array([window.energy_j / window.length_s]), trace_inference_s=np.zeros(0),
         sample_interval_s=dt_s,
-        trace_latency_note=(f"per-inference windows refused at a {dt_s * 1e6:.4g} µs sample interval: the "
-                            f"end-to-end energy is one window over {count} back-to-back inferences / {count}"),
+        trace_latency_note=(f"per-inference windows not measured (the meter's refusal says why: the analyzer "
+                            f"or the device's timer): the end-to-end energy is one window over {count} back-to-back "
+                            f"inferences / {count}"),
         inference_u_j=np.zeros(0), end_to_end_u_j=np.array([window.u_j / count]), clock_ratio=window.clock_ratio,
         clock_ratio_u=window.clock_ratio_u, offset_s=0.0)
