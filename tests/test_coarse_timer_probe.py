@@ -191,3 +191,14 @@ def test_energy_from_trace_names_the_device_timer_for_a_stage_read_as_0_us(seed:
         energy_from_trace(m.last_trace.time_s, m.last_trace.power_w, timings)
     assert "inference stage" in caught.value.reason and "500 µs, the timer's tick" in caught.value.reason
     assert "sample interval (" not in str(caught.value) and "finer timer in the firmware" in caught.value.fix
+
+
+def test_a_0_us_stage_on_an_analyzer_too_slow_for_a_tick_names_both_fixes() -> None:
+    """On the 2281S (1 ms readings) a stage a 1 ms timer reads as 0 µs is shorter than two readings too: a
+    finer firmware timer alone would leave per-inference windows refused, so the refusal names the analyzer
+    and the timer (it named the timer only). End to end is still checked against the twin's truth."""
+    m, _, _, _, _, _ = measure(TIMER_1MS, seed=0, dialect="keithley-2281s")
+    refusal = m.inference_refused
+    assert refusal is not None and m.sample_interval_s * 2 >= TIMER_1MS["timer_resolution_s"]
+    assert "1000 µs, the timer's tick" in refusal.reason and "Keithley" in refusal.reason, refusal.reason
+    assert "finer timer in the firmware" in refusal.fix and "digitizing analyzer" in refusal.fix, refusal.fix

@@ -203,6 +203,19 @@ def inference_refusal(timing: StageTiming, dt_s: float, analyzer: PowerAnalyzer)
     return None
 
 
+def _timer_refusal(stamps: Sequence[StageTiming], dt_s: float, tick_s: float,
+                   analyzer: PowerAnalyzer) -> CannotResolve | None:
+    """`zero_stages.zero_stage_refusal` of every RUN's `stamps`; where two samples span more than the tick (a
+    stage shorter than the tick is then shorter than two samples too), naming the analyzer and its fix beside."""
+    zero = zero_stage_refusal(stamps, dt_s, tick_s=tick_s)
+    if zero is None or 2 * dt_s < tick_s:
+        return zero
+    return CannotResolve(zero.window, zero.interval_s, dt_s,
+                         f"{zero.reason}; nor does {analyzer.model} resolve it, sampling no faster than every "
+                         f"{dt_s * 1e6:.4g} µs (two samples span more than the tick)",
+                         f"use a digitizing analyzer (N6705C/N678xA, NGM202), and {zero.fix}")
+
+
 def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: float, current_range_a: float,
                    plan: EnergyPlan | None = None, max_instrument_rel: float | None = None) -> EnergyMeasurement:
     """Measure the active model's energy per inference on `dut` with `analyzer` (model and input already set).
@@ -234,14 +247,15 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     accuracy = analyzer.capture_accuracy()
     measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal,
                                     instrument=analyzer.model, accuracy=accuracy)
+    # The analyzer's own refusal stands (a probe stage read as 0 µs says nothing of what the analyzer resolves).
+    analyzer_refusal = refusal if zero_stage_refusal([probe], dt_s) is None else None
     stamps = [probe]  # every RUN's: the timer's tick as they all show it (one RUN's can be a multiple of it)
     for _ in range(plan.windows):
         result, trace = _capture_window(dut, analyzer, runs, plan)
         stamps += result.timings
         tick_s = device_tick_s(stamps)
         # Its stamps, not only the probe's, may read a stage as 0 µs: untimed, unless the trace shows nothing ran.
-        zero = zero_stage_refusal(stamps, dt_s, tick_s=tick_s)
-        refusal = zero or refusal
+        refusal = analyzer_refusal or _timer_refusal(stamps, dt_s, tick_s, analyzer)
         measurement.refusal = refusal
         seen = functools.partial(check_run_seen, timings=result.timings, device=dut.name, port=dut.port,
                                  command=f"run({runs})")
