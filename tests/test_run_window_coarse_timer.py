@@ -42,4 +42,4 @@ def test_a_stage_the_timer_reads_as_0_us_is_refused_naming_the_timer_not_the_ana
     assert refusal is not None
     text = f"{refusal} {refusal.fix}"
     assert "shorter than two samples" not in text and "digitizing analyzer" not in refusal.fix, text
-    assert "0 µs" in text and "timer" in text and "finer device timer" in refusal.fix
+    assert "0 µs" in text and "timer" in text and "finer timer" in refusal.fix

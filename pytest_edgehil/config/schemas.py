@@ -51,7 +51,8 @@ class FaultTable(StrictModel):
 
     kind: NonEmpty
     count: Annotated[int, Field(ge=1)] = 1
-    direction: Literal["", "request", "reply"] = ""
+    after: Annotated[int, Field(ge=0)] = 0
+    direction: Literal["", "request", "reply", "firmware"] = ""
     on: NonEmpty | None = None
     delay_s: Annotated[float, Field(ge=0)] = 0.5
     down_s: Annotated[float, Field(ge=0)] = 0.2
