@@ -308,7 +308,7 @@ class Bench:
                 raise DeviceError(f"device {config.name!r}: cannot open port {port} at {config.baud} baud: {exc}. "
                                   "Check the cable, that no other program holds the port, and the lab file's "
                                   "`port`/`usb_serial`.") from exc
-            check_identity(config, port, hello)
+            check_identity(config, port, hello, self.lab)
             find_port = partial(self._farm.current_url, lease) if lease is not None and self._farm else None
             return DeviceUnderTest(config, port, client, hello, traffic, twin, lock=lock, place=lease,
                                    find_port=find_port)

@@ -207,7 +207,8 @@ def _run_compare(args: argparse.Namespace) -> int:
             sessions, left_out = baseline_sessions(args.base, read=lambda p: history.load_file(p, traces=False),
                                                    leave_out=new, notes=unfinished)
     report = compare_sessions([s.records for s in sessions], new.records, fail_on, base_run=sessions[-1].run,
-                              new_run=new.run, assumed_drift_rel=drift)
+                              new_run=new.run, assumed_drift_rel=drift,
+                              base_sources=[str(s.path or "") for s in sessions])
     skipped = [(f"{', '.join(p.name for p in left_out)} in {args.base} is the run under test (run id "
                 f"{new.run.run_id or '?'}): left out of the baseline, compared with the other {len(sessions)} "
                 "session(s)")] if left_out else []

@@ -74,6 +74,18 @@ class ModelMismatch(DeviceError):
         self.device, self.port, self.expected, self.found = device, port, expected, found
 
 
+class WrongBoard(DeviceError):
+    """The board answering on a device's port is not the one the lab file names: another kind, or (where the
+    lab states the board's `device_serial`) another board of the same kind, e.g. two boards swapped between
+    ports. Refused at bring-up, before any test measures it under the other board's name. `device` (the lab
+    entry), `port`, `expected` and `found` (the kinds, or the serial numbers as HELLO reports them) say which."""
+
+    def __init__(self, message: str, *, device: str = "", port: str = "", expected: str = "",
+                 found: str = "") -> None:
+        super().__init__(message)
+        self.device, self.port, self.expected, self.found = device, port, expected, found
+
+
 class ModelError(EdgeHILError):
     """A model file could not be read, analysed or run."""
 

@@ -71,8 +71,13 @@ MEANINGS: dict[str, str] = {
     "DeviceTable.simulated": "`true`: the kind's twin on a pseudo-terminal (the kind must have a twin profile)",
     "DeviceTable.port": "pyserial URL or device path (`/dev/ttyACM0`, `socket://host:4000`, `rfc2217://…`); a "
                         "hardware device needs `port` or `usb_serial`",
-    "DeviceTable.usb_serial": "the board's USB serial number; preferred over `port`, since USB-CDC boards come "
-                              "back under a new name after a reset",
+    "DeviceTable.usb_serial": "the serial number in the board's USB descriptor (what `lsusb -v` and "
+                              "/dev/serial/by-id show), used to find its port; preferred over `port`, since "
+                              "USB-CDC boards come back under a new name after a reset",
+    "DeviceTable.device_serial": "the board's own serial number as its firmware reports it in HELLO (the "
+                                 "records' `device_serial`; the run summary prints it while unstated): when "
+                                 "given, a board that reports another is refused before any test "
+                                 "(`WrongBoard`: boards swapped between ports); not for `protocol = \"eembc\"`",
     "DeviceTable.baud": "serial speed (default: the kind's `default_baud`)",
     "DeviceTable.analyzer": "VISA resource of the power analyzer on this board's supply (docs/instruments.md)",
     "DeviceTable.analyzer_channel": "the analyzer channel feeding the board",
@@ -92,7 +97,8 @@ MEANINGS: dict[str, str] = {
     "FaultsTable.armed": "faults fired at given frames: one `[[devices.NAME.faults.armed]]` table each",
     "FaultTable.kind": "the fault (docs/faults.md, \"Device link faults\")",
     "FaultTable.count": "how many frames it hits",
-    "FaultTable.direction": "`request` or `reply` (empty: whichever the kind acts on)",
+    "FaultTable.after": "how many matching frames pass before it fires",
+    "FaultTable.direction": "`request`, `reply` or `firmware` (empty: whichever the kind acts on)",
     "FaultTable.on": "only frames of this request type (`RUN`, `LOAD_CHUNK`, …)",
     "FaultTable.delay_s": "as `delay_s` above, for this fault",
     "FaultTable.down_s": "as `down_s` above, for this fault",

@@ -264,6 +264,9 @@ def test_a_twin_s_port_is_listed_under_its_usb_serial_number_while_it_serves():
     (lambda: DeviceFault("hang", direction="reply"), "cannot act in direction 'reply'"),
     (lambda: DeviceFault("delay", direction="request"), "cannot act in direction 'request'"),
     (lambda: DeviceFault("corrupt", count=0), "count must be >= 1"),
+    (lambda: DeviceFault("no-invoke", direction="request"), "cannot act in direction 'request'"),
+    (lambda: DeviceFault("corrupt", direction="firmware"), "cannot act in direction 'firmware'"),
+    (lambda: DeviceFault("hang", after=-1), "after, delay_s and down_s >= 0"),
     (lambda: DeviceFaultPlan(rate=1.5), "rate must be within 0..1"),
     (lambda: DeviceFaultPlan.from_table({"rate": 0.1, "sed": 3}), r"unknown keys \['sed'\]"),
     (lambda: DeviceFaultPlan.from_table({"faults": [{"kind": "hang", "cnt": 2}]}), "cnt"),
@@ -284,6 +287,15 @@ def test_a_plan_from_a_table_arms_its_faults_and_rate():
 
 FRAMES = (("request", "SET_INPUT"), ("request", "RUN"), ("request", "EVAL"), ("request", "EVAL_BATCH"),
           ("request", "HELLO"), ("reply", "RUN"), ("reply", "EVAL_BATCH"))
+
+
+def test_a_firmware_fault_waits_its_after_frames_and_is_never_taken_by_the_line_or_drawn_by_rate():
+    plan = DeviceFaultPlan.from_table({"rate": 1.0, "seed": 3, "faults": [{"kind": "no-invoke", "count": 2, "after": 1}]})
+    assert [f.kind for f in plan.faults] == ["no-invoke"] and plan.faults[0].direction == "firmware"
+    assert plan.take("request", "RUN", 1).kind != "no-invoke"  # the pty link's take: a line fault, drawn by rate
+    assert plan.take("firmware", "SET_INPUT", 2) is None  # no-invoke acts on RUN and EVAL only
+    fired = [plan.take("firmware", request, seq) for seq, request in enumerate(("RUN", "EVAL", "RUN", "RUN"), 3)]
+    assert [f.kind if f else None for f in fired] == [None, "no-invoke", "no-invoke", None]
 
 
 def test_rate_mode_faults_every_frame_at_rate_1_none_at_0_and_repeats_with_its_seed():

@@ -239,17 +239,18 @@ def test_a_change_of_exactly_the_threshold_passes_and_one_just_past_it_does_not(
 # ------------------------------------------------------------------------------------------- units
 
 
-def test_a_baseline_in_other_units_is_shown_in_its_own_unit_and_not_compared(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    # 0.01216 J is 12.16 mJ: printed as "0.01216 mJ → 12.16 mJ" it read as a thousandfold regression.
-    base = save(tmp_path / "base.json", [dataclasses.replace(record(exact(0.01216)), unit="J")])
+def test_a_baseline_in_units_of_another_kind_is_shown_in_its_own_unit_and_not_compared(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # A figure in ms under an energy metric: printed as "12.16 mJ → 12.16 mJ" it read as no change.
+    # (Units of one kind, J against mJ, are converted: tests/test_gate_units.py.)
+    base = save(tmp_path / "base.json", [dataclasses.replace(record(exact(12.16)), unit="ms")])
     new = save(tmp_path / "new.json", [record(exact(12.16))])
     assert main(["compare", str(base), str(new), "--history", "off"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "0.01216 J → 12.16 mJ" in out and "units differ: 'J' → 'mJ'" in out
-    assert "0.01216 mJ" not in out
+    assert "12.16 ms → 12.16 mJ" in out and "in 'ms', this run in 'mJ' (time against energy)" in out
+    assert "12.16 → 12.16 mJ" not in out
     assert main(["compare", str(base), str(new), "--history", "off", "--json"]) == EXIT_OK
     (row,) = json.loads(capsys.readouterr().out)["comparisons"]
-    assert (row["base_unit"], row["unit"], row["status"]) == ("J", "mJ", "UNKNOWN")
+    assert (row["base_unit"], row["unit"], row["status"]) == ("ms", "mJ", "UNKNOWN")
 
 
 def test_a_comparison_across_two_boards_of_one_kind_says_so() -> None:

@@ -268,7 +268,7 @@ def test_loadgroup_keeps_every_device_on_one_worker(edgehil_project):
     result = edgehil_project.runpytest("--device=all", "-n", "2", "--dist", "loadgroup", f"--junitxml={xml}",
                                        "-p", "no:cacheprovider")
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) >= 6 and "failed" not in outcomes and "error" not in outcomes
+    assert outcomes.get("passed", 0) >= 6 and "failed" not in outcomes and "errors" not in outcomes
     seen = workers_by_device(xml)
     assert len(seen) >= 4 and all(len(workers) == 1 for workers in seen.values()), seen
     assert len(set().union(*seen.values())) == 2  # and both workers had devices to run
@@ -286,7 +286,7 @@ def test_plain_n2_on_a_hardware_lab_groups_by_device_instead_of_failing_busy(edg
         # `-n 2` alone means --dist load, which would give one board to both workers: the plugin groups instead.
         result = edgehil_project.runpytest(f"--lab={lab}", "-n", "2", f"--junitxml={xml}", "-p", "no:cacheprovider")
         outcomes = result.parseoutcomes()
-        assert outcomes.get("passed", 0) >= 4 and "error" not in outcomes and "failed" not in outcomes, outcomes
+        assert outcomes.get("passed", 0) >= 4 and "errors" not in outcomes and "failed" not in outcomes, outcomes
         seen = workers_by_device(xml)
         assert set(seen) == {"coral", "imx500"} and all(len(w) == 1 for w in seen.values()), seen
     finally:

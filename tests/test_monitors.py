@@ -15,6 +15,7 @@ from pytest_edgehil.errors import ConfigError, MonitorLimit, WindowMisplaced
 from pytest_edgehil.instruments.monitor import parse_monitor
 from pytest_edgehil.measure.digital_windows import WINDOW_SOURCE_DIGITAL, digital_edges_s, fit_digital_map
 from pytest_edgehil.measure.meter import EnergyPlan, measure_energy
+from pytest_edgehil.measure.run_window import RUN_WINDOW_SOURCE_TRIGGER
 
 from .conftest import MODELS
 from .truth_checks import method_error
@@ -149,7 +150,7 @@ def test_bad_monitor_names_are_config_errors(spec):
 
 def test_lpm01a_run_window_on_its_twin_within_half_a_percent():
     """The LPM01A has no digital channel and no pre-trigger samples: one run window from the D7 trigger
-    (clock fit), per-inference windows refused by name."""
+    (its start placed by the device's clock, no clock fitted), per-inference windows refused by name."""
     bench = _bench("cortex-m4", "lpm01a")
     try:
         dut = bench.device("cortex-m4")
@@ -166,7 +167,7 @@ def test_lpm01a_run_window_on_its_twin_within_half_a_percent():
         commands = list(bench.monitor_twins["cortex-m4"].commands)
     finally:
         bench.close()
-    assert m.window_source == "trigger start + clock fit" and m.instrument == "ST X-NUCLEO-LPM01A"
+    assert m.window_source == RUN_WINDOW_SOURCE_TRIGGER and m.instrument == "ST X-NUCLEO-LPM01A"
     assert m.refusal is not None and "pre-trigger" in str(m.refusal)
     last = m.windows[-1]
     assert f"over {len(edges) - 2} back-to-back inferences" in last.trace_latency_note

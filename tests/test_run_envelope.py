@@ -27,11 +27,12 @@ from .test_energy_vs_timeline import PULSE_S, sample_timeline, simulated_run
 DT = 5e-6
 
 
-def traced_run(seed: int):
-    """(time s, power W, timings, device span s): an IMX500-like RUN of 6 inferences with idle before and
-    after, point samples plus noise (σ 1 mW: 8 σ, not 2 % of the peak, sets the departure threshold)."""
-    timeline, timings, first_trigger_s, end_s = simulated_run((0.012, 0.265, 0.0685, 0.265), runs=6, seed=seed)
-    time_s = np.arange(-1.6e-3, end_s - first_trigger_s + 0.4e-3, DT) + 0.37 * DT
+def traced_run(seed: int, runs: int = 6, tail_s: float = 0.4e-3):
+    """(time s, power W, timings, device span s): an IMX500-like RUN of `runs` inferences (1.7 ms each) with idle
+    before and `tail_s` after (the idle level is read from the record's last 1/64), point samples plus noise
+    (σ 1 mW: 8 σ, not 2 % of the peak, sets the departure threshold)."""
+    timeline, timings, first_trigger_s, end_s = simulated_run((0.012, 0.265, 0.0685, 0.265), runs=runs, seed=seed)
+    time_s = np.arange(-1.6e-3, end_s - first_trigger_s + tail_s, DT) + 0.37 * DT
     power_w = sample_timeline(timeline, time_s, first_trigger_s)
     power_w = power_w + 1e-3 * np.random.default_rng(seed).standard_normal(power_w.size)
     windows = end_to_end_windows_s(timings)

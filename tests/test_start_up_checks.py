@@ -22,6 +22,6 @@ def test_analyzer_without_the_boards_supply_settings_says_which_are_missing(edge
     result = edgehil_project.runpytest("--device=coral", "--model=tinytracker", "-rs",
                                        "--analyzer=TCPIP::127.0.0.1::1::SOCKET")
     outcomes = result.parseoutcomes()
-    assert outcomes.get("error", 0) == 0 and outcomes.get("failed", 0) == 0, result.stdout.str()
+    assert outcomes.get("errors", 0) == 0 and outcomes.get("failed", 0) == 0, result.stdout.str()
     assert "AssertionError" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*no power analyzer wired*current_range_a*"])

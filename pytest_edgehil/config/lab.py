@@ -7,7 +7,7 @@ silently replaced by a twin: if it cannot be reached the run fails, naming the p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pytest_edgehil.config.schema import EntryNamer
     from pytest_edgehil.config.schemas import DeviceTable
 
 
@@ -31,6 +32,8 @@ class DeviceConfig:
     simulated: bool
     port: str | None = None  # pyserial URL or device path: /dev/ttyACM0, socket://host:port, rfc2217://…
     usb_serial: str | None = None  # preferred over `port`: USB-CDC boards re-enumerate on reset
+    # The board's own serial number, as its firmware reports it in HELLO; None: not checked (bring_up).
+    device_serial: str | None = None
     baud: int = 115200
     analyzer: str | None = None  # VISA resource string of the power analyzer on this board's supply
     analyzer_channel: int = 1
@@ -69,6 +72,9 @@ class LabConfig:
     dataset_root: Path | None = None
     physics: dict[str, Any] = field(default_factory=dict)  # `[physics]`: the simulated bench's effects
     coordinator: str | None = None  # `[lab] coordinator`: the labgrid coordinator of `place`/`tags` devices
+    # Entries left out because they are wrong and this run does not select them: name -> the error a run
+    # selecting them stops with (`lab_from_data(selected=...)`). Not in `devices`: nothing can reach them.
+    unusable: dict[str, str] = field(default_factory=dict)
 
     @property
     def all_simulated(self) -> bool:
@@ -133,6 +139,10 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
         if table.firmware_model in UNSUPPORTED_FIRMWARE:
             raise ConfigError(f"{where}: [devices.{name}]: firmware_model = {table.firmware_model!r}: "
                               f"{UNSUPPORTED_FIRMWARE[table.firmware_model]}")
+    if table.protocol == "eembc" and table.device_serial is not None:
+        raise ConfigError(f"{where}: [devices.{name}]: `device_serial` is checked against the serial number the "
+                          "board reports in HELLO, and MLPerf Tiny reference firmware reports none; drop it (the "
+                          "port's `usb_serial` still finds this board)")
     if table.protocol != "eembc" and (table.eembc_mode != "performance" or table.timestamp_hold_us is not None
                                       or table.eembc_results_print is not None or table.eembc_io_manager):
         raise ConfigError(f"{where}: [devices.{name}]: `eembc_mode`, `timestamp_hold_us`, `eembc_results_print` and "
@@ -176,6 +186,7 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
             raise ConfigError(f"{where}: [devices.{name}.faults]: {exc}") from None
     return DeviceConfig(
         name=name, kind=kind.name, simulated=table.simulated, port=table.port, usb_serial=table.usb_serial,
+        device_serial=table.device_serial,
         baud=table.baud if table.baud is not None else kind.default_baud, analyzer=table.analyzer,
         analyzer_channel=table.analyzer_channel, supply_v=table.supply_v, current_range_a=table.current_range_a,
         faults=faults,
@@ -195,11 +206,43 @@ def _token_path(value: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def lab_from_data(data: Any, path: Path) -> LabConfig:
-    """A `LabConfig` from a parsed lab file; every problem is a ConfigError naming the entry and key."""
-    from pytest_edgehil.config.schema import named_tables, validate  # pydantic: loaded on use only
-    from pytest_edgehil.config.schemas import LabFile
+def selected_names(selection: str | None) -> set[str] | None:
+    """The device names `--device` selects, None for every device (`all`, the option not given, or empty:
+    `select_devices` then says what is wrong with it)."""
+    names = {s.strip() for s in (selection or "").split(",") if s.strip()}
+    return None if not names or "all" in names else names
 
+
+def _entry_namer(name: str) -> EntryNamer:
+    """Errors of one `[devices.NAME]` table validated on its own, labelled as inside the file."""
+    def namer(loc: tuple[int | str, ...], data: Any) -> tuple[str, tuple[int | str, ...]]:
+        return f"[devices.{name}]", loc
+    return namer
+
+
+def lab_from_data(data: Any, path: Path, *, selected: Collection[str] | None = None) -> LabConfig:
+    """A `LabConfig` from a parsed lab file; every problem is a ConfigError naming the entry and key.
+
+    `selected`: the device names this run selects (None: all). A `[devices.NAME]` entry outside it that is
+    wrong (a misspelt key, a monitor that cannot power the board) does not stop the run: it is left out of
+    `devices` and its error kept in `unusable`, for the caller to warn about. Labs gate merges per board;
+    one board's broken entry must not refuse the others' sound runs. File-level problems still raise."""
+    from pytest_edgehil.config.schema import named_tables, validate  # pydantic: loaded on use only
+    from pytest_edgehil.config.schemas import DeviceTable, LabFile
+
+    unusable: dict[str, str] = {}
+    raw_devices = data.get("devices") if isinstance(data, Mapping) else None
+    if selected is not None and isinstance(raw_devices, Mapping):
+        for name, raw in raw_devices.items():
+            if name in selected:
+                continue
+            try:  # the entry alone: its schema errors are then its own, not the file's
+                validate(DeviceTable, raw, what="lab file", source=str(path), fix=LAB_FIX,
+                         entry=_entry_namer(str(name)))
+            except ConfigError as exc:
+                unusable[str(name)] = str(exc)
+        if unusable:
+            data = {**data, "devices": {k: v for k, v in raw_devices.items() if k not in unusable}}
     lab_file = validate(LabFile, data, what="lab file", source=str(path), fix=LAB_FIX,
                         entry=named_tables("devices", lambda name, _: f"[devices.{name}]"))
     # The lab's own kinds and twins first: its devices may be of them (docs/extending.md).
@@ -209,13 +252,19 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
         from pytest_edgehil.sim.profile import register_profiles_file  # a lab with twins loads the simulation
 
         register_profiles_file(Path(path).parent / lab_file.lab.profiles, f"lab file {path}: [lab] profiles")
-    devices = {name: _device_from_table(name, table, f"lab file {path}", Path(path).parent)
-               for name, table in lab_file.devices.items()}
+    devices = {}
+    for name, table in lab_file.devices.items():
+        try:
+            devices[name] = _device_from_table(name, table, f"lab file {path}", Path(path).parent)
+        except ConfigError as exc:
+            if selected is None or name in selected:
+                raise
+            unusable[name] = str(exc)
     root = lab_file.lab.dataset_root
     physics = lab_file.physics.model_dump(exclude_none=True)
     lab = LabConfig(name=lab_file.lab.name or Path(path).stem, path=Path(path), devices=devices,
                     dataset_root=(Path(path).parent / root) if root else None, physics=physics,
-                    coordinator=lab_file.lab.coordinator)
+                    coordinator=lab_file.lab.coordinator, unusable=unusable)
     farm_devices = [name for name, dev in devices.items() if dev.in_farm]
     if farm_devices:  # labgrid is an optional extra: a lab that needs it says so at start-up, with the fix
         from pytest_edgehil.farm_places import check_farm_lab
@@ -224,9 +273,17 @@ def lab_from_data(data: Any, path: Path) -> LabConfig:
     return lab
 
 
-def load_lab(path: Path) -> LabConfig:
-    """Read and validate a lab file. Raises ConfigError naming the file, the `[devices.NAME]` entry and key."""
-    return lab_from_data(read_toml(path, "lab file", "pass --lab PATH to an existing file"), Path(path))
+def load_lab(path: Path, *, selected: Collection[str] | None = None) -> LabConfig:
+    """Read and validate a lab file. Raises ConfigError naming the file, the `[devices.NAME]` entry and key;
+    an entry outside `selected` that is wrong is left out instead (`lab_from_data`)."""
+    return lab_from_data(read_toml(path, "lab file", "pass --lab PATH to an existing file"), Path(path),
+                         selected=selected)
+
+
+def unusable_warnings(lab: LabConfig) -> list[str]:
+    """One line per entry left out of this run because it is wrong: its error, and what a run selecting it does."""
+    return [f"{error.rstrip('.')}. [devices.{name}] is not selected by --device, so this run goes on without it; "
+            f"a run that selects {name!r} (or every device) stops with this error" for name, error in lab.unusable.items()]
 
 
 def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
@@ -238,8 +295,9 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
         for name, dev in lab.devices.items():
             if not has_twin(dev.kind):
                 raise ConfigError(f"--backend sim: device {name!r} (kind {dev.kind!r}) has no twin to simulate it")
-            # A twin is never reserved through a farm: --backend sim drops the place as it drops the port.
-            devices[name] = replace(dev, simulated=True, place=None, place_tags=())
+            # A twin is never reserved through a farm: --backend sim drops the place as it drops the port,
+            # and the board's serial number (the twin standing in for it reports its own).
+            devices[name] = replace(dev, simulated=True, place=None, place_tags=(), device_serial=None)
         return replace(lab, devices=devices)
     if backend == "hw":
         simulated = [name for name, dev in lab.devices.items() if dev.simulated]
@@ -264,6 +322,9 @@ def select_devices(lab: LabConfig, selection: str | None) -> list[str]:
         _check_one_board_each(lab, names)
         return names
     names = [s.strip() for s in selection.split(",") if s.strip()]
+    broken = [n for n in names if n in lab.unusable]
+    if broken:  # loaded for another selection: the entry's own error, not "not in lab"
+        raise ConfigError(lab.unusable[broken[0]])
     if "all" in names and "all" not in lab.devices:
         raise ConfigError(f"--device {selection}: 'all' selects every device of lab {lab.name!r} and stands "
                           f"alone; give --device=all, or device names ({', '.join(lab.devices)})")

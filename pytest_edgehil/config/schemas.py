@@ -52,7 +52,8 @@ class FaultTable(StrictModel):
 
     kind: NonEmpty
     count: Annotated[int, Field(ge=1)] = 1
-    direction: Literal["", "request", "reply"] = ""
+    after: Annotated[int, Field(ge=0)] = 0
+    direction: Literal["", "request", "reply", "firmware"] = ""
     on: NonEmpty | None = None
     delay_s: Annotated[float, Field(ge=0)] = 0.5
     down_s: Annotated[float, Field(ge=0)] = 0.2
@@ -78,7 +79,10 @@ class DeviceTable(StrictModel):
     kind: NonEmpty | None = None
     simulated: bool = False
     port: NonEmpty | None = None
-    usb_serial: NonEmpty | None = None
+    usb_serial: NonEmpty | None = None  # the USB descriptor's serial number: finds the port
+    # The board's own serial number as its firmware reports it in HELLO (the records' `device_serial`):
+    # checked at bring-up, so a board swapped onto another entry's port is refused, not measured.
+    device_serial: NonEmpty | None = None
     # default: the kind's default_baud. Bounded by what a UART or USB-CDC line can be set to (the OS
     # takes a C int; 4e9 passed a bare `> 0` and crashed pyserial with OverflowError in every test).
     baud: Annotated[int, Field(gt=0, le=MAX_BAUD)] | None = None

@@ -3,9 +3,9 @@
 No maintained Python library exists for it (the package lists hold none), so the driver speaks the
 protocol itself: `lpm01a_protocol` is the codec the twin shares. The board starts an acquisition on the
 device's trigger line (`trigsrc d7`) and runs it for `acqtime`; it records no digital channel and keeps no
-samples from before the trigger, so the meter places windows from the trigger start and the device's
-timings (clock fit), and per-inference windows are refused (the first readout is never captured): the
-end-to-end energy comes from one run window. Dynamic mode measures 100 nA to 50 mA at up to 100 kS/s, for
+samples from before the trigger, so per-inference windows are refused (the first readout is never captured)
+and the end-to-end energy comes from one run window, its start placed from the trigger by the device's clock
+(no clock fitted: `measure.run_window`). Dynamic mode measures 100 nA to 50 mA at up to 100 kS/s, for
 100 µs to 100 s per acquisition, and the board sources 1.8-3.3 V (`lpm01a_limits`, with its sources): a plan
 outside that is refused with MonitorLimit before anything is sent, a capture outside the range with
 MeasurementError, never integrated. A capture from which nothing at all arrived is a trigger that never came

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pytest_edgehil.errors import DeviceError
+from pytest_edgehil.errors import DeviceError, WrongBoard
 from pytest_edgehil.link.client import DeviceClient
 from pytest_edgehil.link.device_port import POLL_S
 from pytest_edgehil.link.messages import HelloReply
@@ -44,10 +44,11 @@ def reconnect(client: DeviceClient, find_port: Callable[[], str], *, wait_s: flo
     hello = client.hello()
     if expect is not None and (hello.device_kind, hello.serial_number) != (expect.device_kind, expect.serial_number):
         client.close()
-        raise DeviceError(
+        raise WrongBoard(
             f"device {client.name!r}: the board now on {port} is a {hello.device_kind!r} with serial number "
             f"{hello.serial_number!r}, not the {expect.device_kind!r} {expect.serial_number!r} this session was "
             "measuring; refusing to continue on another board. Check the cabling and the lab file's "
-            "`usb_serial`.")
+            "`usb_serial`.", device=client.name, port=port, expected=expect.serial_number,
+            found=hello.serial_number)
     return hello
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# How far (relative) the device's clock may run off the analyzer's where no located edge pins it: an RC
+# oscillator's 0.5 %. The edge locator searches that far, and a run window's start is placed within it.
+CLOCK_TOLERANCE = 5e-3
 # The clock ratio is fitted only once the located edges pin it to better than this; until then the
 # device's clock is taken as true (its own error, tens of ppm, is below what a short fit could tell).
 _RATIO_RESOLUTION = 5e-6

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.device_windows import (
     device_tick_s,
     end_to_end_windows_s,
@@ -45,15 +46,17 @@ from pytest_edgehil.measure.point_sampling import (
 )
 from pytest_edgehil.measure.run_envelope import (
     MapEnds,
-    check_clock_within,
-    check_map_against_envelope,
+    clock_within_envelope,
     envelope_tolerance_s,
+    map_within_envelope,
+    run_envelope_s,
 )
 from pytest_edgehil.measure.run_window import run_window_energy
 from pytest_edgehil.measure.trace_latency import trace_inference_s
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE, locate_edges
+from pytest_edgehil.measure.trace_windows import locate_edges
 from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
 from pytest_edgehil.measure.window_energies import window_energies
+from pytest_edgehil.measure.zero_stages import zero_stage_refusal
 
 # The device's windows (device_windows) stay importable from here, where callers have long found them.
 __all__ = ["RESOLVE_FIX", "EnergySamples", "active_window_s", "device_tick_s", "end_to_end_windows_s",
@@ -289,7 +292,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     device/analyzer clock ratio fitted over the run), not from the device's timer alone; each located edge
     is priced from its flat side at its best position, its kind judged over the run (`edge_pricing`). Raises
     MeasurementError when a window lies outside the trace, CannotResolve when a window holds fewer than
-    two samples or an edge of it sits beside a stage shorter than two samples, WindowMisplaced when an
+    two samples, an edge of it sits beside a stage shorter than two samples or the device's timer read a stage
+    as 0 µs (`zero_stages.zero_stage_refusal`, naming its tick), WindowMisplaced when an
     edge in the trace is off the fitted device clock.
 
     A point-sampled trace prices each edge to one sample of its step (`point_sampling`): an end-to-end
@@ -308,14 +312,17 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     t, p = _as_trace(time_s, power_w)
     _check_increasing(np.diff(t[:2]))
     timing_list = list(timings)
+    if (zero := zero_stage_refusal(timing_list, trace_sample_interval_s(t))) is not None:  # the timer's fault
+        raise zero
     inference_w = inference_windows_s(timing_list)
     end_to_end_w = end_to_end_windows_s(timing_list)
     # Each edge's kind (readout start, inference start, inference end, retrieval end): the edges of one kind
     # share what lies beside them, so the locator judges and prices them together (`edge_pricing`).
     kinds = np.concatenate([np.broadcast_to([1, 2], inference_w.shape), np.broadcast_to([0, 3], end_to_end_w.shape)])
     tick_s = device_tick_s(timing_list)
+    envelope_s = run_envelope_s(t, p)  # read once: the locator's clock until edges pin one, the checks below
     fit = locate_edges(t, p, np.concatenate([inference_w, end_to_end_w]).reshape(-1), origin_u_s=origin_u_s,
-                       stamp_u_s=tick_s, kinds=kinds.reshape(-1))
+                       stamp_u_s=tick_s, kinds=kinds.reshape(-1), envelope_s=envelope_s)
     span_s = float(end_to_end_w[-1, 1] - end_to_end_w[0, 0])
     # The RUN's envelope (its first step out of idle, its last back) checks the map where a wrong ratio or
     # offset shows most: at the RUN's ends, within what the map's own uncertainty and drift bound allow there.
@@ -324,9 +331,9 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
                        envelope_tolerance_s(fit.sample_interval_s, fit.supply_tau_s, tick_s,
                                             fit.residual_s + fit.clock_ratio_u * span_s) + drift_s)
     if not fit.clock_pinned:  # windows placed by the device's timer alone: its envelope checks that clock
-        check_clock_within(t, p, span_s, CLOCK_TOLERANCE, ends=map_ends)
+        clock_within_envelope(envelope_s, float(t[1] - t[0]), span_s, CLOCK_TOLERANCE, ends=map_ends)
     else:
-        check_map_against_envelope(t, p, span_s, fit.clock_ratio, fit.clock_ratio_u, ends=map_ends)
+        map_within_envelope(envelope_s, float(t[1] - t[0]), span_s, fit.clock_ratio, fit.clock_ratio_u, ends=map_ends)
     n = len(timing_list)
     inference_names = [f"inference window {i}" for i in range(n)]
     inference_j, inference_u, _ = window_energies(fit, inference_w, inference_names, RESOLVE_FIX)
@@ -369,7 +376,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
         clock_ratio_u=fit.clock_ratio_u, offset_s=fit.offset_s, inference_refusal=refusal)
 
 
-def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any]) -> EnergySamples:
+def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[Any], *,
+                          tick_s: float | None = None) -> EnergySamples:
     """End-to-end energy per inference as one long window over back-to-back inferences, divided by their
     number (MLPerf Tiny's way): for an analyzer too slow for per-inference windows, or one that keeps no
     pre-trigger samples. The window runs from the end of the second inference's retrieval to the end of
@@ -377,6 +385,7 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
     idle, its start placed from the trigger by the device's clock (`run_window`). One end-to-end value and
     its uncertainty; `inference_j` empty, `trace_latency_note` says why. Raises CannotResolve (fewer than 3
     inferences, < 2 samples, the RUN's end not shown) and WindowMisplaced (that end 0.5 % off the device's clock).
+    `tick_s`: the device timer's tick (s) as more RUNs' stamps show it (default: this RUN's, `device_tick_s`).
     """
     t, p = _as_trace(time_s, power_w)
     timing_list = list(timings)
@@ -386,15 +395,16 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
         raise CannotResolve("run window", (0.0, float(end_to_end_w[-1, 1])), dt_s,
                             "a run window needs at least three inferences", "run more inferences per window")
     stages = stage_windows_s(timing_list)
+    tick_s = device_tick_s(timing_list) if tick_s is None else tick_s
     window = run_window_energy(t, p, float(end_to_end_w[1, 1]), float(end_to_end_w[-1, 1]),
-                               next_stage_s=float(np.diff(stages["readout"][2])[0]),
-                               tick_s=device_tick_s(timing_list), fix=RESOLVE_FIX)
+                               next_stage_s=float(np.diff(stages["readout"][2])[0]), tick_s=tick_s, fix=RESOLVE_FIX)
     count = len(timing_list) - 2
     return EnergySamples(
         inference_j=np.zeros(0), end_to_end_j=np.array([window.energy_j / count]), inference_power_w=np.zeros(0),
         end_to_end_power_w=np.array([window.energy_j / window.length_s]), trace_inference_s=np.zeros(0),
         sample_interval_s=dt_s,
-        trace_latency_note=(f"per-inference windows refused at a {dt_s * 1e6:.4g} µs sample interval: the "
-                            f"end-to-end energy is one window over {count} back-to-back inferences / {count}"),
+        trace_latency_note=(f"per-inference windows not measured (the meter's refusal says why: the analyzer "
+                            f"or the device's timer): the end-to-end energy is one window over {count} back-to-back "
+                            f"inferences / {count}"),
         inference_u_j=np.zeros(0), end_to_end_u_j=np.array([window.u_j / count]), clock_ratio=window.clock_ratio,
         clock_ratio_u=window.clock_ratio_u, offset_s=0.0)

@@ -9,6 +9,7 @@ taking the median of window medians is what makes the number stable (MLPerf Tiny
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -21,18 +22,21 @@ from pytest_edgehil.instruments.accuracy import CaptureAccuracy
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.eembc import ENERGY_MODE
 from pytest_edgehil.link.messages import Result, StageTiming
-from pytest_edgehil.measure.device_windows import end_to_end_windows_s, inference_windows_s
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
+from pytest_edgehil.measure.device_windows import device_tick_s, end_to_end_windows_s, inference_windows_s
 from pytest_edgehil.measure.digital_windows import (
     WINDOW_SOURCE_DIGITAL,
     WINDOW_SOURCE_RUN_START,
     WINDOW_SOURCE_TRIGGER,
+    digital_edges_s,
     energy_from_digital,
 )
 from pytest_edgehil.measure.energy import EnergySamples, energy_from_trace, run_energy_from_trace
 from pytest_edgehil.measure.instrument_accuracy import instrument_refusal, with_instrument
 from pytest_edgehil.measure.metrics import SampleSummary, summarize
 from pytest_edgehil.measure.run_start import record_noise_w, run_start_s, settled_index
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
+from pytest_edgehil.measure.run_window import RUN_WINDOW_SOURCE_RUN_START, RUN_WINDOW_SOURCE_TRIGGER
+from pytest_edgehil.measure.zero_stages import check_run_seen, nothing_timed, zero_stage_refusal
 
 
 @dataclass(frozen=True)
@@ -178,15 +182,19 @@ def plan_acquisition(timing: StageTiming, analyzer: PowerAnalyzer, plan: EnergyP
 
 
 def inference_refusal(timing: StageTiming, dt_s: float, analyzer: PowerAnalyzer) -> CannotResolve | None:
-    """Why per-inference windows cannot be measured at `dt_s` on `analyzer`, or None if they can: a stage
-    shorter than two samples, or no pre-trigger samples for the first inference's readout."""
+    """Why per-inference windows cannot be measured at `dt_s` on `analyzer`, or None if they can: a stage the
+    device's timer reads as 0 µs (its tick is coarser: `zero_stages`), a stage shorter than two samples, or no
+    pre-trigger samples for the first inference's readout."""
+    zero = zero_stage_refusal([timing], dt_s)
+    if zero is not None:  # the device's timer, not the analyzer: no sample interval places a 0 µs window
+        return zero
     shortest_us = min(timing.inference_us, timing.retrieval_us)
     window = (0.0, timing.inference_us * 1e-6)
+    stage = "inference" if timing.inference_us <= timing.retrieval_us else "retrieval"
     if shortest_us * 1e-6 < 2 * dt_s:
         return CannotResolve("inference window", window, dt_s,
                              f"{analyzer.model} samples no faster than every {dt_s * 1e6:.4g} µs, and the "
-                             f"{'inference' if timing.inference_us <= timing.retrieval_us else 'retrieval'} "
-                             f"stage ({shortest_us:.0f} µs) is shorter than two samples",
+                             f"{stage} stage ({shortest_us:.0f} µs) is shorter than two samples",
                              "use a digitizing analyzer (N6705C/N678xA, NGM202) for per-inference and "
                              "stage energy; this one gives end-to-end energy over back-to-back inferences")
     if not analyzer.keeps_pretrigger:
@@ -194,6 +202,19 @@ def inference_refusal(timing: StageTiming, dt_s: float, analyzer: PowerAnalyzer)
                              f"{analyzer.model} keeps no pre-trigger samples, so the first readout is never "
                              "captured", "use an analyzer with pre-trigger samples for per-inference windows")
     return None
+
+
+def _timer_refusal(stamps: Sequence[StageTiming], dt_s: float, tick_s: float,
+                   analyzer: PowerAnalyzer) -> CannotResolve | None:
+    """`zero_stages.zero_stage_refusal` of every RUN's `stamps`; where two samples span more than the tick (a
+    stage shorter than the tick is then shorter than two samples too), naming the analyzer and its fix beside."""
+    zero = zero_stage_refusal(stamps, dt_s, tick_s=tick_s)
+    if zero is None or 2 * dt_s < tick_s:
+        return zero
+    return CannotResolve(zero.window, zero.interval_s, dt_s,
+                         f"{zero.reason}; nor does {analyzer.model} resolve it, sampling no faster than every "
+                         f"{dt_s * 1e6:.4g} µs (two samples span more than the tick)",
+                         f"use a digitizing analyzer (N6705C/N678xA, NGM202), and {zero.fix}")
 
 
 def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: float, current_range_a: float,
@@ -217,6 +238,9 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     # Learn the inference period to size the acquisition; no latency figure comes from it, so a coarse
     # timer's 0 µs inference does not refuse it (`inference_refusal` judges what its stamps can resolve).
     probe = dut.client.run(1, timed=False).timings[0]
+    untimed = nothing_timed(probe, device=dut.name, port=dut.port, command="run(1)")
+    if untimed is not None:
+        raise untimed
     runs, dt_s, points, pre = plan_acquisition(probe, analyzer, plan)
     refusal = inference_refusal(probe, dt_s, analyzer)
     analyzer.configure(voltage_v=supply_v, current_range_a=current_range_a, sample_interval_s=dt_s,
@@ -224,9 +248,21 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
     accuracy = analyzer.capture_accuracy()
     measurement = EnergyMeasurement(sample_interval_s=dt_s, idn=analyzer.idn, refusal=refusal,
                                     instrument=analyzer.model, accuracy=accuracy)
+    # The analyzer's own refusal stands (a probe stage read as 0 µs says nothing of what the analyzer resolves).
+    analyzer_refusal = refusal if zero_stage_refusal([probe], dt_s) is None else None
+    stamps = [probe]  # every RUN's: the timer's tick as they all show it (one RUN's can be a multiple of it)
     for _ in range(plan.windows):
         result, trace = _capture_window(dut, analyzer, runs, plan)
+        stamps += result.timings
+        tick_s = device_tick_s(stamps)
+        # Its stamps, not only the probe's, may read a stage as 0 µs: untimed, unless the trace shows nothing ran.
+        refusal = analyzer_refusal or _timer_refusal(stamps, dt_s, tick_s, analyzer)
+        measurement.refusal = refusal
+        seen = functools.partial(check_run_seen, timings=result.timings, device=dut.name, port=dut.port,
+                                 command=f"run({runs})")
         if trace.digital is not None:  # the trigger line is in the stream: windows from its edges
+            rises, _ = digital_edges_s(trace.time_s, trace.digital)
+            seen(trace.time_s, trace.power_w, trigger_s=float(rises[0]) if rises.size else float(trace.time_s[0]))
             measurement.windows.append(energy_from_digital(trace.time_s, trace.power_w, trace.digital,
                                                            result.timings, per_inference=refusal is None))
             measurement.window_source = WINDOW_SOURCE_DIGITAL
@@ -238,11 +274,16 @@ def measure_energy(dut: DeviceUnderTest, analyzer: PowerAnalyzer, *, supply_v: f
                 time_s, power_w = _placed_in_stream(time_s, power_w, result.timings[0], pre, points, analyzer)
                 # t = 0 is that step plus the device-timed readout: off by the device clock's error on it.
                 origin_u_s = STREAM_CLOCK_TOLERANCE * result.timings[0].readout_us * 1e-6 + 2 * dt_s
+            seen(time_s, power_w, trigger_s=0.0)
             if refusal is not None:
-                measurement.windows.append(run_energy_from_trace(time_s, power_w, result.timings))
+                measurement.windows.append(run_energy_from_trace(time_s, power_w, result.timings, tick_s=tick_s))
             else:
                 measurement.windows.append(energy_from_trace(time_s, power_w, result.timings, origin_u_s=origin_u_s))
-            measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
+            if refusal is not None:  # a run window: no clock fitted (`run_window`)
+                measurement.window_source = (RUN_WINDOW_SOURCE_TRIGGER if trace.trigger_located
+                                             else RUN_WINDOW_SOURCE_RUN_START)
+            else:
+                measurement.window_source = WINDOW_SOURCE_TRIGGER if trace.trigger_located else WINDOW_SOURCE_RUN_START
         measurement.windows[-1] = stated(measurement.windows[-1], trace, accuracy, result.timings,
                                          max_rel=max_instrument_rel)
         measurement.timings.append(tuple(result.timings))
@@ -299,13 +340,17 @@ def _capture_window(dut: DeviceUnderTest, analyzer: PowerAnalyzer, runs: int,
                     plan: EnergyPlan) -> tuple[Result, Trace]:
     """Arm, `RUN runs`, wait, fetch: one window's (run result, trace).
 
+    The RUN is untimed for the link (`DeviceClient.run(timed=False)`): no latency figure comes from it, and a
+    timer coarser than the inference reads every one 0 µs, which the link's all-zero rule would refuse though
+    the trace shows the RUN; the meter judges that from the trace instead (`zero_stages.check_run_seen`).
+
     A streamed record refused for a lost chunk (StreamGap, the NGM202's FastLog: a chunk not read within
     250 ms is overwritten) is discarded whole and the window captured again, up to STREAM_GAP_RETRIES
     times: the gap is the link's, not the device's, and a record with a gap is never integrated. Any
     other error, and the last StreamGap, is raised."""
     for attempt in range(STREAM_GAP_RETRIES + 1):
         analyzer.arm("EXT")
-        result = dut.client.run(runs)
+        result = dut.client.run(runs, timed=False)
         try:
             analyzer.wait_complete(plan.timeout_s)
             return result, analyzer.fetch_trace()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.edge_locator import EdgeLocator
 from pytest_edgehil.measure.run_start import idle_level_w, record_noise_w, run_start_s
 from pytest_edgehil.measure.settling import SETTLE_COVER
@@ -97,10 +98,17 @@ def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: f
     be the whole `tolerance` (a few located edges that fit a line loosely bound it by their own ratio), and a
     0.2 % clock under a bound of 0.03 % left end-to-end windows 0.2 % off with 0.01-0.04 % stated."""
     found = run_envelope_s(time_s, power_w, noise_w=noise_w) if device_span_s > 0 else None
-    if found is None:
+    clock_within_envelope(found, float(time_s[1] - time_s[0]), device_span_s, tolerance, run=run, ends=ends)
+
+
+def clock_within_envelope(found: tuple[float, float] | None, sample_interval_s: float, device_span_s: float,
+                          tolerance: float, *, run: str = "the RUN", ends: MapEnds | None = None) -> None:
+    """`check_clock_within` on the RUN's envelope as already read (`run_envelope_s`: trace s of its first step
+    out of idle and last back; None where the record does not show both), so one reading serves every check."""
+    if found is None or device_span_s <= 0:
         return
     start_s, end_s = found
-    ratio, ratio_u = (end_s - start_s) / device_span_s, 2 * float(time_s[1] - time_s[0]) / device_span_s
+    ratio, ratio_u = (end_s - start_s) / device_span_s, 2 * sample_interval_s / device_span_s
     if abs(ratio - 1.0) > tolerance + 3 * ratio_u:
         raise WindowMisplaced(
             f"{run} lasts {ratio * device_span_s * 1e3:.4f} ms in the trace but {device_span_s * 1e3:.4f} ms by the "
@@ -109,7 +117,7 @@ def check_clock_within(time_s: np.ndarray, power_w: np.ndarray, device_span_s: f
             "the board's clock source (an internal RC oscillator; a crystal is within 0.01 %), or make the stage "
             "edges visible (a finer sample interval, the trigger line wired) so the clock is fitted; if the clock is "
             "right, the record does not hold the whole RUN (its start or end lies outside it)")
-    _check_ends(start_s, end_s, device_span_s, ends, run)
+    _check_ends(start_s, end_s, device_span_s, ends, run, sample_interval_s)
 
 
 # The envelope's ends are read to this many sample intervals (a half-level crossing of integrated or point samples).
@@ -155,10 +163,16 @@ def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_s
     (0.99741 against the true 0.99800, 4 edges 6 µs about it) and measure +284 % on every inference window,
     yet it puts the RUN's ends a stage (0.7-0.9 ms) from the envelope's."""
     found = run_envelope_s(time_s, power_w, noise_w=noise_w) if device_span_s > 0 else None
-    if found is None:
+    map_within_envelope(found, float(time_s[1] - time_s[0]), device_span_s, ratio, ratio_u, run=run, ends=ends)
+
+
+def map_within_envelope(found: tuple[float, float] | None, sample_interval_s: float, device_span_s: float,
+                        ratio: float, ratio_u: float, *, run: str = "the RUN", ends: MapEnds | None = None) -> None:
+    """`check_map_against_envelope` on the RUN's envelope as already read (`run_envelope_s`; None: not seen)."""
+    if found is None or device_span_s <= 0:
         return
     start_s, end_s = found
-    envelope, envelope_u = (end_s - start_s) / device_span_s, 2 * float(time_s[1] - time_s[0]) / device_span_s
+    envelope, envelope_u = (end_s - start_s) / device_span_s, 2 * sample_interval_s / device_span_s
     # 0.1 % of slack: a slow supply path moves the two half-level crossings a little apart (10 µs RC on the
     # NGM202: 2.4e-4), while edges matched wrongly past the 0.5 % search are off by more (0.8 % clock: 3.3e-3).
     allowed = 3 * (envelope_u + ratio_u) + 1e-3
@@ -166,13 +180,13 @@ def check_map_against_envelope(time_s: np.ndarray, power_w: np.ndarray, device_s
         raise WindowMisplaced(
             f"{run} lasts {envelope * device_span_s * 1e3:.4f} ms in the trace, {device_span_s * 1e3:.4f} ms by the "
             f"device's clock (ratio {envelope:.6f}), but the stage edges located in it fit a ratio of {ratio:.6f}: "
-            "they were matched to the wrong device edges, and the windows drift along the RUN. The device's "
-            "clock is likely further off than the 0.5 % the locator searches (an internal RC oscillator): check "
-            "the board's clock source, or make the stage edges visible so the clock is fitted")
-    _check_ends(start_s, end_s, device_span_s, ends, run)
+            "they were matched to the wrong device edges, and the windows drift along the RUN. "
+            + clock_blame(found, device_span_s, sample_interval_s))
+    _check_ends(start_s, end_s, device_span_s, ends, run, sample_interval_s)
 
 
-def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnds | None, run: str) -> None:
+def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnds | None, run: str,
+                sample_interval_s: float) -> None:
     """Raise WindowMisplaced when the RUN's envelope (`start_s`, `end_s`) sits further from where the map puts
     its first and last edge than `ends.tolerance_s`; nothing without `ends`."""
     if ends is None:
@@ -188,17 +202,60 @@ def _check_ends(start_s: float, end_s: float, device_span_s: float, ends: MapEnd
             f"retrieval's end at {last_s * 1e3:.4f} ms, {off_s * 1e6:+.1f} µs off, beyond the "
             f"{ends.tolerance_s * 1e6:.1f} µs its placement allows: the windows would sit beside the stages they "
             "mean (stage edges matched to the wrong device edges, a stage off, or a device clock the trace did not "
-            "pin running further off than assumed). The trace's time origin is further from the device's than the "
-            "locator was told (a record placed by a device-timed stage on a clock far off, a trigger from another "
-            "device), or the device's clock is further off than the 0.5 % the locator searches: check the trigger "
-            "wiring and the board's clock source, and state how far the origin may be off (origin_u_s)")
+            "pin running further off than assumed). The trace's time origin may be further from the device's than "
+            "the locator was told (a record placed by a device-timed stage on a clock far off, a trigger from "
+            "another device): check the trigger wiring, and state how far the origin may be off (origin_u_s). "
+            + clock_blame((start_s, end_s), device_span_s, sample_interval_s))
 
 
-def envelope_edge_hit(trace: EdgeLocator, time_s: np.ndarray, power_w: np.ndarray, dev: np.ndarray, k: int,
+def clock_blame(ends: tuple[float, float] | None, device_span_s: float, sample_interval_s: float,
+                tick_s: float = 0.0) -> str:
+    """What a refusal of misplaced windows says of the device's clock: what the RUN's envelope (`ends`, trace s
+    of its first step out of idle and last back, over the device's `device_span_s`) shows of it, read to
+    `ENVELOPE_SAMPLES` sample intervals at each end and the device's span to its timer's tick `tick_s`. Beyond CLOCK_TOLERANCE: the clock is named. Within it:
+    not the clock (a refusal had blamed "a clock beyond 0.5 %" on a 0.2 % clock behind a 100 µs timer, sending
+    the user to a crystal that would not have helped). Without an envelope: both suspects, the clock unmeasured."""
+    bound = f"{CLOCK_TOLERANCE * 100:g} %"
+    if ends is None or device_span_s <= 0:
+        return (f"The device's own timing: a clock further than {bound} off the analyzer's (an internal RC "
+                "oscillator), or a timer coarser than the stages it stamps; the record shows no RUN envelope to "
+                "tell which")
+    ratio = (ends[1] - ends[0]) / device_span_s
+    read = (2 * ENVELOPE_SAMPLES * sample_interval_s + tick_s) / device_span_s  # how well that shows it
+    seen = f"The RUN's envelope shows the device's clock running {(1 / ratio - 1) * 100:+.2f} % against the analyzer"
+    if abs(ratio - 1.0) > CLOCK_TOLERANCE + read:
+        return (f"{seen}, beyond the {bound} the locator searches (an internal RC oscillator): check the board's "
+                "clock source (a crystal is within 0.01 %), or make the stage edges visible so the clock is fitted")
+    if abs(ratio - 1.0) >= CLOCK_TOLERANCE - read:
+        return (f"{seen}, at the {bound} the locator searches: the clock may be the cause (check the board's "
+                "clock source), or a timer coarser than the stages it stamps")
+    return (f"{seen}, within the {bound} the locator searches, so the clock is not the cause: look at the "
+            "device's timer (a tick coarser than the stages it stamps), stage edges the trace does not show "
+            "distinctly (steps of another stage kind within the search), and the trigger line")
+
+
+def envelope_clock_prior(ends: tuple[float, float] | None, device_span_s: float, tolerance: float) -> float:
+    """The clock ratio (analyzer s per device s) an edge locator predicts by until located edges pin one: the
+    RUN's envelope's (`ends`, from `run_envelope_s`, over the device's `device_span_s`), else the device's own 1.
+
+    Over the whole RUN the envelope reads the clock to (a tick + a few samples) / span (6e-4 behind a 100 µs
+    timer over Q-Segment's 170 ms RUN), while the device's own clock may be an RC oscillator's `tolerance` off:
+    0.2 % drifts 0.24 ms in 119 ms, a whole 0.23 ms inference, and a search centred by it found each inference's
+    end where its start was stamped (the ratio fitted to those, 0.99975 against the true 0.99800, was refused as
+    a clock beyond 0.5 %). An envelope further off than `tolerance` is not taken: such a RUN is refused by
+    `check_clock_within`, not placed by it."""
+    if ends is None or device_span_s <= 0:
+        return 1.0
+    ratio = (ends[1] - ends[0]) / device_span_s
+    return ratio if abs(ratio - 1.0) <= tolerance else 1.0
+
+
+def envelope_edge_hit(trace: EdgeLocator, dev: np.ndarray, k: int, ends: tuple[float, float] | None,
                       offset_s: float, ratio: float, tolerance_s: float) -> tuple[float, float, float, float] | None:
     """The RUN's first (k = 0) or last (k = dev.size − 1) edge located around where the envelope shows it
-    (`EdgeLocator.locate`'s tuple), or None where the envelope is not seen or sits further than `tolerance_s`
-    from where the map (`offset_s`, `ratio`) puts the edge.
+    (`ends`: `run_envelope_s` of the trace, None where not seen) (`EdgeLocator.locate`'s tuple), or None where
+    the envelope is not seen or sits further than `tolerance_s` from where the map (`offset_s`, `ratio`) puts
+    the edge.
 
     The map places an edge from the device's stamp; a coarse timer floors that stamp by up to its tick, and
     the locator's region (± 20 µs and a few samples) then misses the step or holds it among the samples it
@@ -206,7 +263,6 @@ def envelope_edge_hit(trace: EdgeLocator, time_s: np.ndarray, power_w: np.ndarra
     with it the only edge that closes the RUN (`envelope_window`). The step out of idle or back to it is the
     tallest in the RUN and the envelope shows it to a sample or two: the region centred there holds it.
     """
-    ends = run_envelope_s(time_s, power_w, noise_w=trace.noise)
     if ends is None or k not in (0, dev.size - 1):
         return None
     seen_s = ends[0] if k == 0 else ends[1]

@@ -23,10 +23,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_edgehil.errors import CannotResolve, WindowMisplaced
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.edge_locator import cumulative_energy, noise_w, step_aware_cumulative
-from pytest_edgehil.measure.trace_windows import CLOCK_TOLERANCE
 
 RUN_WINDOW_NAME = "run window (end-to-end, back-to-back inferences)"
+# Where a run window's edges come from, as its records say it (`EnergyMeasurement.window_source`): no clock
+# is fitted (the RUN's end pins none closer than a reading over the RUN); the start is the device's account
+# from t = 0 (the analyzer's trigger, or in a trigger-less stream the RUN's first power step), read by its
+# clock within the bound the meter allows, and the end is located in the trace.
+RUN_WINDOW_SOURCE_TRIGGER = (f"run window: start placed from the trigger by the device clock (within "
+                             f"{CLOCK_TOLERANCE * 100:g} %), end at the RUN's last step to idle")
+RUN_WINDOW_SOURCE_RUN_START = (f"run window: start placed from the RUN's first power step by the device clock "
+                               f"(within {CLOCK_TOLERANCE * 100:g} %), end at the RUN's last step to idle")
 # A reading departs from idle when it stands this many noise sigmas and this fraction of the RUN's level off it
 # (as `edge_locator` counts a step).
 _MIN_STEP_SIGMAS = 8.0
@@ -70,11 +78,20 @@ def run_window_energy(time_s: np.ndarray, power_w: np.ndarray, start_dev_s: floa
         raise CannotResolve(RUN_WINDOW_NAME, (start_s, end_s), dt, "the window holds fewer than two samples", fix)
     start_j = step_aware_cumulative(p, bounds, cum, start_s, dt)
     j = int(np.clip(np.floor((start_s - bounds[0]) / dt), 0, p.size - 2))
-    level_w = float(np.max(np.abs(p[j:j + 2])))
-    start_u_s = float(np.hypot(ratio_u * start_dev_s, tick_s / np.sqrt(12.0)))
+    # The start's error budget: the clock's bound over the distance from the trigger, and the stamp's, a
+    # difference of two stamps each floored to the tick (the trigger's and the edge's): within ±tick,
+    # triangular (σ tick/√6). The true start lies anywhere within that reach (and a sample), and moving it
+    # moves the energy by the power where it lands: priced at the largest within reach, not at the two samples
+    # where the stamp put it (behind a 1 ms timer the stamp fell 0.49 ms early in the IMX500's 0.07 W
+    # inference while the missed part was its 0.27 W retrieval: +0.28 % read against 0.09 % stated).
+    reach_s = CLOCK_TOLERANCE * abs(start_dev_s) + tick_s + dt
+    j0 = int(np.clip(np.floor((start_s - reach_s - bounds[0]) / dt), 0, p.size - 2))
+    j1 = int(np.clip(np.floor((start_s + reach_s - bounds[0]) / dt), j0, p.size - 2))
+    level_w = float(np.max(np.abs(p[j0:j1 + 2])))
+    start_u_s = float(np.hypot(ratio_u * start_dev_s, tick_s / np.sqrt(6.0)))
     # Priced step-aware: the straddling reading's part after the start at the next reading's level, exact where
     # the stage after the start fills that reading; a shorter one mixes it with the stage after that.
-    mixed_j = 0.0 if next_stage_s >= 2 * dt else level_w * dt
+    mixed_j = 0.0 if next_stage_s >= 2 * dt else float(np.max(np.abs(p[j:j + 2]))) * dt
     cells = (end_s - start_s) / dt
     u_j = float(np.sqrt((noise_w(p) * dt) ** 2 * cells + end_bound_j ** 2 / 3.0 + (level_w * start_u_s) ** 2
                         + mixed_j ** 2 / 3.0))

@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
-from pytest_edgehil.measure.clock_map import fit_map, weighted_map
+from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE, fit_map, weighted_map
 from pytest_edgehil.measure.edge_locator import (
     EdgeLocator,
     cumulative_energy,
@@ -43,7 +43,12 @@ from pytest_edgehil.measure.edge_locator import (
     step_aware_cumulative,
 )
 from pytest_edgehil.measure.edge_pricing import priced_by_kind
-from pytest_edgehil.measure.run_envelope import envelope_edge_hit, envelope_tolerance_s
+from pytest_edgehil.measure.run_envelope import (
+    clock_blame,
+    envelope_clock_prior,
+    envelope_edge_hit,
+    envelope_tolerance_s,
+)
 from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, settling_tau_s, supply_tau_s
 
 # A located edge this far (in sample intervals, or µs) from the fitted clock map means a misplaced window.
@@ -54,8 +59,7 @@ _MISPLACED_MIN_S = 10e-6
 _MISPLACED_SIGMAS = 5.0
 # Pass 1 searches this clock error (0.5 %: an RC oscillator) times the distance from a located edge, until
 # the located edges pin the ratio to _PASS1_RATIO_PINNED.
-_PASS1_TOLERANCE = 5e-3
-CLOCK_TOLERANCE = _PASS1_TOLERANCE  # the device-clock error the meter allows where no edge pins it
+_PASS1_TOLERANCE = CLOCK_TOLERANCE  # the device-clock error the meter allows where no edge pins it
 _PASS1_RATIO_PINNED = 2e-4
 # ... and, while its searches reach outward, only once this many edges are located: a line through two has
 # no residual to show how far either centroid is off (a small step beside per-op power structure, Coral's
@@ -127,7 +131,8 @@ class EdgeFit:
 
 
 def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLike, *,
-                 origin_u_s: float = 0.0, stamp_u_s: float = 0.0, kinds: ArrayLike | None = None) -> EdgeFit:
+                 origin_u_s: float = 0.0, stamp_u_s: float = 0.0, kinds: ArrayLike | None = None,
+                 envelope_s: tuple[float, float] | None = None) -> EdgeFit:
     """Place every device edge (device seconds since the first trigger, any order) on the trace.
 
     `origin_u_s`: how far (s) the trace's t = 0 may sit from the device's time 0 beyond the trigger's own
@@ -138,6 +143,8 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     `kinds`: one small integer per device edge naming the stage boundary it is (the same for the same
     boundary of every inference; coincident edges combine theirs): located edges are priced by kind
     (`edge_pricing`), so that a kind whose centroids a stage's inner structure biases is placed by the map.
+    `envelope_s`: the RUN's first step out of idle and last back (`run_envelope_s`; None: not seen): pass 1's
+    clock until edges pin one, and where the RUN's outer edges are searched behind a coarse timer.
     Raises MeasurementError when an edge falls outside the trace (more pre-trigger or post-trigger samples
     are needed), WindowMisplaced when a located edge sits off the fitted clock map.
     """
@@ -157,11 +164,14 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     trace = EdgeLocator(p, bounds, cum, dt, noise)
     # Pass 1, outward from the trigger: each prediction from the edges located so far, its search widened
     # by a 0.5 % clock tolerance times its distance from the nearest located edge (an RC oscillator's error).
+    # Until they pin a ratio, predictions run at the RUN's envelope's: still widened by the full 0.5 %, but
+    # centred where the edge is, not where a clock up to 0.5 % off puts it (`envelope_clock_prior`).
+    prior = envelope_clock_prior(envelope_s, float(dev[-1] - dev[0]) if n else 0.0, _PASS1_TOLERANCE)
     order = np.argsort(np.abs(dev), kind="stable")
     fit_x: list[float] = []
     fit_y: list[float] = []
     fit_u: list[float] = []  # each centroid's own uncertainty (s): pass 1 weighs its edges by it
-    offset, ratio, tolerance = 0.0, 1.0, _PASS1_TOLERANCE
+    offset, ratio, tolerance = 0.0, prior, _PASS1_TOLERANCE
     for k in order:
         widen = tolerance * min((abs(dev[k] - x) for x in fit_x[-4:]), default=abs(dev[k])) + (
             0.0 if fit_x else origin_u_s)
@@ -174,16 +184,16 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             if len(fit_x) < 64 or len(fit_x) % 16 == 0:  # refit often early, then every few edges
                 offset, ratio, ratio_u = weighted_map(fit_x, fit_y, fit_u)
                 # Until the ratio is pinned (a short spread of edges cannot tell 0.2 % from a timer's
-                # quantization), keep the device's clock and a wide search.
+                # quantization), keep the prior clock (the envelope's, else the device's) and a wide search.
                 if not _pinned(fit_x, ratio_u):
                     weights = 1.0 / np.square(fit_u)
-                    offset = float(np.sum(weights * np.subtract(fit_y, fit_x)) / np.sum(weights))
-                    ratio, tolerance = 1.0, _PASS1_TOLERANCE
+                    offset = float(np.sum(weights * (np.asarray(fit_y) - prior * np.asarray(fit_x))) / np.sum(weights))
+                    ratio, tolerance = prior, _PASS1_TOLERANCE
                 else:
                     tolerance = 3 * ratio_u
     offset, ratio, ratio_u, _ = fit_map(fit_x, fit_y, dt, gated=False)
     if ratio_u > _PASS1_RATIO_PINNED:
-        offset, ratio = float(np.mean(np.subtract(fit_y, fit_x))) if fit_x else 0.0, 1.0
+        offset, ratio = float(np.mean(np.asarray(fit_y) - prior * np.asarray(fit_x))) if fit_x else 0.0, prior
     # The supply path's settling (measure.settling): the regions reach SETTLE_COVER time constants past
     # each edge, so every step has settled where the locator reads its levels.
     tau_s = _supply_tau(trace, dev, fit_x, fit_y, offset, ratio)
@@ -203,7 +213,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
         hit = trace.locate(dev, k, offset, ratio, 0.0)
         if hit is None and k in (0, n - 1) and stamp_u_s > _MISPLACED_SAMPLES * dt:
             # The RUN's outer edge, predicted from a stamp up to a coarse tick off: look where the envelope is.
-            hit = envelope_edge_hit(trace, t, p, dev, k, offset, ratio,
+            hit = envelope_edge_hit(trace, dev, k, envelope_s, offset, ratio,
                                     envelope_tolerance_s(dt, tau_s, stamp_u_s, 0.0))
             if hit is not None:  # its stages' samples as seen there (the stamp may put it off the record)
                 usable[k], step[k], step_floor[k] = trace.usable(dev, k, hit[0] - ratio * dev[k], ratio)
@@ -285,8 +295,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
             f"{(position[k] - offset - ratio * dev[k]) * 1e6:+.1f} µs from where the fitted device clock puts it "
             f"(ratio {ratio:.8f}, offset {offset * 1e6:.2f} µs; tolerance {off_map_s[k] * 1e6:.1f} µs): the device's "
             "timings and this trace disagree. Check that the trigger line belongs to this device and that the "
-            "trace holds the RUN it was fetched for; then the device's own timing: a clock further than 0.5 % "
-            "off the analyzer's (an internal RC oscillator) or a timer coarser than the stages it stamps")
+            "trace holds the RUN it was fetched for. " + clock_blame(envelope_s, float(dev[-1] - dev[0]), dt, stamp_u_s))
     bias_j, priced_level = np.zeros(n), np.zeros(n)
     systematic_s = 0.0
     if precise:  # located edges priced by kind from their best position and flat side (edge_pricing)
@@ -353,8 +362,6 @@ def edge_index(device_s: np.ndarray, values_s: np.ndarray) -> np.ndarray:
     i = np.clip(np.searchsorted(device_s, v), 1, device_s.size - 1)
     left, right = device_s[i - 1], device_s[i]
     return np.where(np.abs(v - left) <= np.abs(right - v), i - 1, i)
-
-
 
 
 def _quantized(centroids_s: list[float], start_s: float, dt: float, within: float = 0.1) -> bool:

@@ -367,6 +367,11 @@ class EdgeHILReporter:
                 terminalreporter.write_line(f"  {line}")
         for line in self._not_selected_lines():
             terminalreporter.write_line(line)
+        if self.run.session_built:
+            from pytest_edgehil.bring_up import unchecked_serial_lines
+
+            for line in unchecked_serial_lines(records, self.run.session.lab):
+                terminalreporter.write_line(line)
         self._write_unmeasured(terminalreporter)
 
     def _write_unmeasured(self, terminalreporter: pytest.TerminalReporter) -> None:

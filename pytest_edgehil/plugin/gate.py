@@ -214,7 +214,8 @@ class GatePlugin:
         if self.baseline:
             report = compare_sessions([b.records for b in self.baseline], self.records, self.fail_on,
                                       base_run=self.baseline[-1].run, new_run=self.run,
-                                      assumed_drift_rel=self.assumed_drift_rel)
+                                      assumed_drift_rel=self.assumed_drift_rel,
+                                      base_sources=[str(b.path or "") for b in self.baseline])
             inputs = check_inputs(self.baseline, new, self.allow, check_new_run=False)
             sessions = f" ({len(self.baseline)} sessions)" if len(self.baseline) > 1 else ""
             self.reports.append((f"edgehil gate vs baseline {self.baseline_path}{sessions}",

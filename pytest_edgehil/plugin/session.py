@@ -13,7 +13,14 @@ import pytest
 
 from pytest_edgehil.config.budget_layers import load_layered_budgets
 from pytest_edgehil.config.catalog import ModelCatalog
-from pytest_edgehil.config.lab import apply_backend, load_lab, select_devices, simulated_lab
+from pytest_edgehil.config.lab import (
+    apply_backend,
+    load_lab,
+    select_devices,
+    selected_names,
+    simulated_lab,
+    unusable_warnings,
+)
 from pytest_edgehil.config.pairs import check_budget_targets, generate_pairs, is_selected, why_no_pairs
 from pytest_edgehil.config.session import EdgeHILSession
 from pytest_edgehil.errors import ConfigError
@@ -84,7 +91,10 @@ def budget_layer_paths(config: pytest.Config) -> list[Path]:
 def build_session(config: pytest.Config) -> EdgeHILSession:
     """Read and validate everything edgehil needs. Raises ConfigError naming the file or option and the fix."""
     lab_path, explicit = _path_option(config, "--lab", "edgehil_lab", DEFAULT_LAB)
-    lab = load_lab(lab_path) if explicit or lab_path.is_file() else simulated_lab()
+    selection = config.getoption("--device")
+    lab = load_lab(lab_path, selected=selected_names(selection)) if explicit or lab_path.is_file() else simulated_lab()
+    for line in unusable_warnings(lab):  # another board's broken entry: seen in every run, refusing none
+        config.issue_config_time_warning(pytest.PytestConfigWarning(line), stacklevel=2)
     lab = apply_backend(lab, config.getoption("--backend"))
     devices = select_devices(lab, config.getoption("--device"))
     budget_paths = budget_layer_paths(config)

@@ -138,12 +138,14 @@ class Comparison:
         """One sentence naming the pair, the metric, the values, the ratio, its CI and the evidence."""
         unit = f" {self.unit}" if self.unit else ""
         head = f"{self.pair} {self.metric}" + (f" (from {self.origin})" if self.origin else "")
+        note = f"; {self.note}" if self.note else ""
         if self.status is GateStatus.MISSING:
-            return f"{head}: in the baseline ({fmt(self.base_value)}{self.base_unit_text}) but not measured in this run"
+            return f"{head}: in the baseline ({fmt(self.base_value)}{self.base_unit_text}) but not measured in this run{note}"
         if self.status is GateStatus.NEW:
-            return f"{head}: measured in this run ({fmt(self.new_value)}{unit}), not in the baseline"
-        if self.base_unit is not None:  # the values differ in unit: each with its own
-            text = f"{head}: {fmt(self.base_value)}{self.base_unit_text} → {fmt(self.new_value)}{unit}"
+            return f"{head}: measured in this run ({fmt(self.new_value)}{unit}), not in the baseline{note}"
+        if self.base_unit is not None or self.new_value is None:  # each value with its own unit
+            text = (f"{head}: {fmt(self.base_value)}{self.base_unit_text} → {fmt(self.new_value)}"
+                    f"{unit if self.new_value is not None else ''}")
         else:
             text = f"{head}: {fmt(self.base_value)} → {fmt(self.new_value)}{unit}"
         if self.ratio is not None and math.isfinite(self.ratio):

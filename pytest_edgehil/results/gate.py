@@ -43,7 +43,7 @@ import numpy as np
 
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON, Comparison, FailOn, GateReport, GateStatus
 from pytest_edgehil.results.gate_flags import context_flags, earlier_session_flags, run_flags
-from pytest_edgehil.results.gate_origins import ab_notes, index_sides, split_ab
+from pytest_edgehil.results.gate_origins import ab_notes, attach_untested, index_sides, note_renames, split_ab
 from pytest_edgehil.results.gate_stats import (
     RatioTest,
     block_medians,
@@ -53,6 +53,7 @@ from pytest_edgehil.results.gate_stats import (
     hodges_lehmann_shift,
     ratio_test,
 )
+from pytest_edgehil.results.gate_units import UNITS_DIFFER, align_units
 from pytest_edgehil.results.records import paired_rounds
 from pytest_edgehil.results.session_stats import (
     ASSUMED_DRIFT_REL,
@@ -62,12 +63,7 @@ from pytest_edgehil.results.session_stats import (
     session_tests,
 )
 from pytest_edgehil.results.store import ResultRecord, RunInfo
-from pytest_edgehil.results.vocabulary import (
-    UNGATED_METRICS,
-    Direction,
-    Family,
-    how_to_declare,
-)
+from pytest_edgehil.results.vocabulary import UNGATED_METRICS, Direction, Family, how_to_declare
 
 __all__ = [
     "DEFAULT_FAIL_ON",
@@ -155,9 +151,7 @@ def _start(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> tuple[Comp
                             threshold=fail_on.thresholds.get(family, REPORT_THRESHOLD),
                             base_value=base.value, new_value=new.value, flags=tuple(context_flags(base, new)),
                             base_unit=base.unit if base.unit != new.unit else None)
-    incomparable = []
-    if base.unit != new.unit:
-        incomparable.append(f"units differ: {base.unit!r} → {new.unit!r}")
+    incomparable = []  # (units: gate_units.align_units, before this)
     if base.backend and new.backend and base.backend != new.backend:
         incomparable.append(f"backends differ: {base.backend} → {new.backend}")
     if base_spec.direction and spec.direction and base_spec.direction is not spec.direction:
@@ -194,17 +188,26 @@ def compare_records(base: ResultRecord | Sequence[ResultRecord], new: ResultReco
 
 
 def _compare_many(items: Sequence[tuple[Sequence[ResultRecord], ResultRecord]], fail_on: FailOn,
-                  assumed_drift_rel: float) -> list[Comparison]:
+                  assumed_drift_rel: float, sources: Sequence[Sequence[str]] | None = None) -> list[Comparison]:
     """`compare_records` of each (baseline records, new record): the same verdicts, the statistics of all
-    items computed together (`session_tests`, `drifts_past`), not one numpy/scipy round per record."""
+    items computed together (`session_tests`, `drifts_past`), not one numpy/scipy round per record.
+    `sources` names each baseline record's file, for messages. A baseline record in other units of the same
+    dimension is compared in the run's (`gate_units.align_units`)."""
     started = []
-    for bases, new in items:
-        comparison, incomparable = _start(bases[-1], new, fail_on)
+    aligned = []
+    for k, (bases, new) in enumerate(items):
+        bases, unit_flags, incomparable = align_units(bases, new, sources[k] if sources is not None else None)
+        aligned.append((bases, new))
+        comparison, problems = _start(bases[-1], new, fail_on)
+        incomparable += problems
         for other in bases[:-1]:
             incomparable += [text for text in _start(other, new, fail_on)[1] if text not in incomparable]
         if len(bases) > 1:
             comparison = _evolve(comparison, flags=comparison.flags + earlier_session_flags(bases, new))
+        if unit_flags:
+            comparison = _evolve(comparison, flags=unit_flags + comparison.flags)
         started.append((comparison, incomparable))
+    items = aligned
     # Records with samples on every side are tested across sessions; the others compare values.
     tested = [i for i, ((bases, new), (_, incomparable)) in enumerate(zip(items, started)) if not incomparable
               and all(len(b.raw or []) >= 2 for b in bases) and len(items[i][1].raw or []) >= 2]
@@ -230,7 +233,9 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
     if incomparable:
         return _evolve(comparison, blocking=comparison.gated and fail_on.unknown,
                        flags=tuple(incomparable) + comparison.flags,
-                       note="not comparable: rerun both sides on the same bench with the same budgets")
+                       note="not comparable: " + ("record both sides in one unit" if all(
+                           text.startswith(UNITS_DIFFER) for text in incomparable)
+                           else "rerun both sides on the same bench with the same budgets"))
     hib = comparison.direction is Direction.HIGHER  # unknown is oriented as lower here, then overruled
     threshold = comparison.threshold
     if test is not None:
@@ -321,44 +326,55 @@ def compare_paired(record: ResultRecord, fail_on: FailOn) -> Comparison | None:
 
 def compare_sessions(base_sessions: Sequence[Iterable[ResultRecord]], new: Iterable[ResultRecord], fail_on: FailOn,
                      *, base_run: RunInfo | None = None, new_run: RunInfo | None = None,
-                     assumed_drift_rel: float = ASSUMED_DRIFT_REL) -> GateReport:
-    """Compare every pair × metric of `new` with the baseline sessions (oldest first, one list of records
-    per session); nothing on either side goes unreported. A/B records (`paired_rounds`) are not
-    cross-session measurements: they are left to `compare_ab`, and a note says so. A pair × metric two
-    tests recorded with different values is compared test by test (`gate_origins.index_sides`)."""
+                     assumed_drift_rel: float = ASSUMED_DRIFT_REL,
+                     base_sources: Sequence[str] | None = None) -> GateReport:
+    """Compare every pair × metric of `new` with the baseline sessions (oldest first, one list of records per
+    session, `base_sources` naming their files); nothing on either side goes unreported. A/B records
+    (`paired_rounds`) are not cross-session measurements: they are left to `compare_ab`, and a note says so.
+    A pair × metric two tests recorded with different values is compared test by test (`gate_origins`)."""
     plain, ab = zip(*(split_ab(records) for records in [*base_sessions, new]))
     names = ["baseline"] * (len(plain) - 1) + ["this run"]
     ab_keys, ab_texts = ab_notes(ab, names)
     indexed, notes = index_sides(plain, names)
     *sessions, new_by_key = indexed
     notes += ab_texts
+    base_sources = base_sources or [""] * len(sessions)
+    attached, untested = attach_untested(sessions, new_by_key, base_sources)
     keys = set(new_by_key).union(*(by_key.keys() for by_key in sessions))
     both: list[tuple[list[ResultRecord], ResultRecord]] = []
+    sources: list[list[str]] = []
     slots: list[Comparison | None] = []
     origins: list[str] = []
     for key in sorted(keys):
         bs = [by_key[key] for by_key in sessions if key in by_key]
         n = new_by_key.get(key)
+        if key[2] and key[:2] in untested and not bs:
+            continue  # named in the UNKNOWN verdict of the baseline's record without a test id
         # Named where the pair × metric is keyed by test, or where an A/B record of it was left out: which
         # of this run's records the verdict is about.
         origins.append(key[2] or ((n or bs[-1]).test if key[:2] in ab_keys else ""))
         if bs and n is not None:
             both.append((bs, n))
+            sources.append([name for name, by_key in zip(base_sources, sessions) if key in by_key])
             slots.append(None)  # filled below, all such pairs compared in one batch
             continue
-        slots.append(_one_sided(bs[-1] if bs else None, n, fail_on))
-    compared = iter(_compare_many(both, fail_on, assumed_drift_rel))
+        one = _one_sided(bs[-1] if bs else None, n, fail_on)
+        if key[:2] in untested and not key[2]:  # MISSING said nothing of why: which test it was is unknown
+            one = _evolve(one, status=GateStatus.UNKNOWN, note=untested[key[:2]], blocking=one.gated and fail_on.unknown)
+        slots.append(one)
+    compared = iter(_compare_many(both, fail_on, assumed_drift_rel, sources))
     comparisons = [c if c is not None else next(compared) for c in slots]
-    comparisons = [_evolve(c, origin=origin) if origin else c for c, origin in zip(comparisons, origins)]
-    return GateReport(comparisons, fail_on, tuple(run_flags(base_run, new_run)), tuple(notes))
+    comparisons = [_evolve(c, origin=origin, flags=(*attached.get((c.pair, c.metric, origin), ()), *c.flags))
+                   if origin else c for c, origin in zip(comparisons, origins)]
+    return GateReport(note_renames(comparisons), fail_on, tuple(run_flags(base_run, new_run)), tuple(notes))
 
 
 def compare_results(base: Iterable[ResultRecord], new: Iterable[ResultRecord], fail_on: FailOn, *,
                     base_run: RunInfo | None = None, new_run: RunInfo | None = None,
-                    assumed_drift_rel: float = ASSUMED_DRIFT_REL) -> GateReport:
-    """`compare_sessions` with a single-session baseline."""
+                    assumed_drift_rel: float = ASSUMED_DRIFT_REL, base_source: str = "") -> GateReport:
+    """`compare_sessions` with a single-session baseline (`base_source`: its file, for messages)."""
     return compare_sessions([list(base)], new, fail_on, base_run=base_run, new_run=new_run,
-                            assumed_drift_rel=assumed_drift_rel)
+                            assumed_drift_rel=assumed_drift_rel, base_sources=[base_source])
 
 
 def compare_ab(records: Iterable[ResultRecord], fail_on: FailOn) -> GateReport:

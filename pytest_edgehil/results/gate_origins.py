@@ -8,6 +8,14 @@ tests finished in, which pytest-xdist changes from run to run. So such a pair ×
 compared with the same test's in the baseline, a test the baseline lacks is NEW, one this run lacks is
 MISSING, and each of these comparisons names its test (`Comparison.origin`).
 
+A baseline record without a test id (a file written before records carried one, or a lab's own writer) in
+such a pair × metric cannot be matched by test (`attach_untested`): when one test of this run records the
+pair × metric it is taken as that test's, with a flag; when several do, which one the baseline measured
+cannot be told, and the verdict is UNKNOWN naming them and asking for a new baseline (before, MISSING +
+NEW + NEW said nothing of why). A test renamed or re-parametrized beside another test of its pair × metric
+is MISSING under its old id and NEW under the new one: `note_renames` says so on the MISSING verdict, as
+a regression under the new id is not compared.
+
 Same-session A/B records (`paired_rounds`) are split off before this: the A/B gate judges them. A run
 that holds both (an `--edgehil-ab` test beside the energy suite) has its energy suite's record compared
 across sessions; that comparison names its test too, and a note says where the A/B record went.
@@ -20,6 +28,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from pytest_edgehil.results.comparison import Comparison, GateStatus, fmt
 from pytest_edgehil.results.records import paired_rounds
 from pytest_edgehil.results.store import ResultRecord
 from pytest_edgehil.results.vocabulary import current_name, lookup
@@ -116,3 +125,61 @@ def ab_notes(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -> t
             notes.append(f"{side}: same-session A/B records ({what}) are judged by the A/B gate (--edgehil-ab), "
                          "not against the baseline")
     return keys, notes
+
+
+def _files(names: Iterable[str]) -> str:
+    """" in a.json, b.json": where the baseline's records are, for messages; "" when no file is known."""
+    names = [n for n in names if n]
+    return f" in {', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}" if names else ""
+
+
+def attach_untested(sessions: Sequence[dict[Key, ResultRecord]], new_by_key: dict[Key, ResultRecord],
+                    sources: Sequence[str]) -> tuple[dict[Key, tuple[str]], dict[tuple[str, str], str]]:
+    """Baseline records keyed (pair, metric, "") although this run keys that pair × metric by test: their
+    files carry no test id. With one test of this run recording it, each session's record is moved to that
+    test's key (in `sessions`, in place) and the flags for it are returned by key; with several, a note for an
+    UNKNOWN verdict by (pair, metric). `sources` names each session's file."""
+    candidates: dict[tuple[str, str], list[str]] = {}
+    for pair, metric, test in new_by_key:
+        if test:
+            candidates.setdefault((pair, metric), []).append(test)
+    flags: dict[Key, tuple[str]] = {}
+    unknown: dict[tuple[str, str], str] = {}
+    for (pair, metric), tests in candidates.items():
+        untested = [(by_key, name) for by_key, name in zip(sessions, sources) if (pair, metric, "") in by_key]
+        if not untested:
+            continue
+        files = _files(name for _, name in untested)
+        if len(tests) == 1:
+            key = (pair, metric, tests[0])
+            for by_key, _ in untested:
+                if key not in by_key:  # a session holding both keeps its own test's record
+                    by_key[key] = by_key.pop((pair, metric, ""))
+            text = f"baseline record{files} has no test id: taken as this test's, the only one of this run recording it"
+            flags[key] = (text,)
+            continue
+        shown = ", ".join(f"{test} = {fmt(r.value)}{f' {r.unit}' if r.unit else ''}"
+                          for test in sorted(tests) for r in [new_by_key[(pair, metric, test)]])
+        unknown[(pair, metric)] = (f"the baseline's record{files} carries no test id (written before records carried "
+                                   f"one, or by another writer), and this run has {len(tests)} tests recording it "
+                                   f"({shown}): which one the baseline measured cannot be told; re-baseline with "
+                                   "this version of pytest-edgehil (it records each test's id)")
+    return flags, unknown
+
+
+def note_renames(comparisons: Sequence[Comparison]) -> list[Comparison]:
+    """A MISSING test beside NEW tests of its pair × metric: a rename or a new parametrization, whose figure
+    is then compared with nothing (neither verdict blocks by default). The MISSING verdict says so."""
+    new_tests: dict[tuple[str, str], list[str]] = {}
+    for c in comparisons:
+        if c.status is GateStatus.NEW and c.origin:
+            new_tests.setdefault((c.pair, c.metric), []).append(c.origin)
+    noted = []
+    for c in comparisons:
+        tests = new_tests.get((c.pair, c.metric))
+        if c.status is GateStatus.MISSING and c.origin and tests:
+            text = (f"renamed? this run has {', '.join(tests)} recording {c.pair} {c.metric}, which the baseline "
+                    "lacks, so neither is compared: if it is this test, rename it back or re-baseline")
+            c = replace(c, note="; ".join(filter(None, [c.note, text])))
+        noted.append(c)
+    return noted

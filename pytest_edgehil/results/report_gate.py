@@ -40,7 +40,7 @@ def gate_report(baseline: ResultsRun, newest: ResultsRun) -> GateReport:
     from pytest_edgehil.results.gate import compare_results  # scipy: only when a report compares runs
     from pytest_edgehil.results.gate_inputs import check_inputs
 
-    report = compare_results(baseline.records, newest.records, FailOn.parse(DEFAULT_FAIL_ON))
+    report = compare_results(baseline.records, newest.records, FailOn.parse(DEFAULT_FAIL_ON), base_source=baseline.source)
     return dataclasses.replace(report, inputs=tuple(check_inputs([_as_input(baseline)], _as_input(newest))))
 
 

@@ -17,7 +17,11 @@ the wire, not mocks: a flipped bit reaches the host's decoder as a flipped bit. 
 | `bad-version` | reply | the reply frame is stamped with protocol version `version` | any reply |
 | `hang` | request | the inference runs but the request is never answered, nor its retransmissions | a request that runs inferences: RUN, EVAL, EVAL_BATCH |
 | `reboot` | request | the board resets: its pty closes, and after `down_s` it serves on a NEW pty path (a USB-CDC port re-enumerating); RAM state is lost (active model, inputs), flash kept unless `wipe_flash` | any request |
+| `no-invoke` | firmware | the firmware answers without running anything: per inference it pulses its trigger line for `NO_INVOKE_PULSE_S` and stamps its stages around a call that returns at once (a model call stubbed out, an interpreter never allocated whose error is ignored), the board idle throughout; the outputs are zeros | RUN and EVAL |
 
+A `firmware` fault acts in the twin's command handler, not on the line (the pty link never takes one); it
+is armed only (`rate` never draws it). `after` lets that many matching frames pass before a fault fires
+(a board that answers its first RUN soundly and its second from a stub).
 `on` names the request type a fault waits for (`"RUN"`, `"SET_INPUT"`, …; for a reply fault: the request
 being answered); without it a fault acts on its default target. A hang targets every request that runs an
 inference (`INFERENCE_REQUESTS`), pipelined evaluation included: a firmware stuck in an inference is stuck
@@ -43,8 +47,11 @@ from pytest_edgehil.link.messages import Frame, decode_frame
 WIRE_KINDS = ("drop-byte", "corrupt", "drop-frame", "duplicate", "noise")
 REPLY_KINDS = (*WIRE_KINDS, "delay", "stale-seq", "bad-version")
 REQUEST_KINDS = (*WIRE_KINDS, "hang", "reboot")
-FAULT_KINDS = (*REPLY_KINDS, "hang", "reboot")
-DIRECTIONS = ("request", "reply")
+FIRMWARE_KINDS = ("no-invoke",)
+FAULT_KINDS = (*REPLY_KINDS, "hang", "reboot", *FIRMWARE_KINDS)
+DIRECTIONS = ("request", "reply", "firmware")
+# no-invoke: how long the firmware holds its trigger line high around a call that returns at once (s).
+NO_INVOKE_PULSE_S = 2e-6
 # The requests that run an inference (RUN, and pipelined evaluation's EVAL and EVAL_BATCH): where a hang acts
 # unless `on` names one request type.
 INFERENCE_REQUESTS = ("RUN", "EVAL", "EVAL_BATCH")
@@ -66,25 +73,31 @@ class DeviceFault:
     down_s: float = 0.2  # reboot: how long the board is gone before its new port appears
     wipe_flash: bool = False  # reboot: the board loses the models stored in flash too
     version: int = 9  # bad-version: the protocol version stamped on the reply
+    after: int = 0  # how many matching frames pass before this fault fires
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ConfigError(f"device fault {self.kind!r} is unknown; use one of {', '.join(FAULT_KINDS)}")
         if not self.direction:
-            self.direction = "request" if self.kind in ("hang", "reboot") else "reply"
-        allowed = REQUEST_KINDS if self.direction == "request" else REPLY_KINDS
+            self.direction = ("firmware" if self.kind in FIRMWARE_KINDS else
+                              "request" if self.kind in ("hang", "reboot") else "reply")
+        allowed = {"request": REQUEST_KINDS, "reply": REPLY_KINDS, "firmware": FIRMWARE_KINDS}.get(self.direction, ())
         if self.direction not in DIRECTIONS or self.kind not in allowed:
             raise ConfigError(f"device fault {self.kind!r} cannot act in direction {self.direction!r}; "
-                              f"request faults: {', '.join(REQUEST_KINDS)}; reply faults: {', '.join(REPLY_KINDS)}")
-        if self.count < 1 or self.delay_s < 0 or self.down_s < 0 or not 0 <= self.version <= 255:
-            raise ConfigError(f"device fault {self.kind!r}: count must be >= 1, delay_s and down_s >= 0, version "
-                              f"0..255 (got {self.count}, {self.delay_s}, {self.down_s}, {self.version})")
+                              f"request faults: {', '.join(REQUEST_KINDS)}; reply faults: {', '.join(REPLY_KINDS)}; "
+                              f"firmware faults: {', '.join(FIRMWARE_KINDS)}")
+        if self.count < 1 or self.after < 0 or self.delay_s < 0 or self.down_s < 0 or not 0 <= self.version <= 255:
+            raise ConfigError(f"device fault {self.kind!r}: count must be >= 1, after, delay_s and down_s >= 0, "
+                              f"version 0..255 (got {self.count}, {self.after}, {self.delay_s}, {self.down_s}, "
+                              f"{self.version})")
         self.on = (self.on or "").upper() or None
 
     def targets(self, request: str) -> bool:
         """Whether this fault may act on a frame of (or answering) request type `request`."""
         if self.on is not None:
             return self.on == request
+        if self.kind in FIRMWARE_KINDS:
+            return request in ("RUN", "EVAL")
         return self.kind != "hang" or request in INFERENCE_REQUESTS
 
 
@@ -195,6 +208,9 @@ class DeviceFaultPlan:
     def _armed(self, direction: str, request: str) -> DeviceFault | None:
         for fault in self.faults:
             if fault.direction == direction and fault.targets(request):
+                if fault.after > 0:
+                    fault.after -= 1
+                    return None
                 fault.count -= 1
                 if fault.count == 0:
                     self.faults.remove(fault)
@@ -202,7 +218,7 @@ class DeviceFaultPlan:
         return None
 
     def _drawn(self, direction: str, request: str) -> DeviceFault | None:
-        if self.rate <= 0.0 or self._rng.random() >= self.rate:
+        if direction == "firmware" or self.rate <= 0.0 or self._rng.random() >= self.rate:
             return None
         allowed = REQUEST_KINDS if direction == "request" else REPLY_KINDS
         kinds = [k for k in self.kinds if k in allowed and (k != "hang" or request in INFERENCE_REQUESTS)]

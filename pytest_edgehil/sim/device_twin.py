@@ -38,7 +38,7 @@ from pytest_edgehil.link.device_side import (
 from pytest_edgehil.model.info import ModelInfo, analyze_model
 from pytest_edgehil.model.runtime import ModelRunner
 from pytest_edgehil.sim.bench_physics import BenchPhysics
-from pytest_edgehil.sim.device_faults import DeviceFaultPlan
+from pytest_edgehil.sim.device_faults import NO_INVOKE_PULSE_S, DeviceFaultPlan
 from pytest_edgehil.sim.profile import DeviceProfile
 from pytest_edgehil.sim.pty_link import REPLY_CACHE, PtyEndpoint, serve_pty
 from pytest_edgehil.sim.timeline import ActivityTimeline
@@ -199,13 +199,13 @@ class DeviceTwin(TimedTwin):
         return [p.Ack(p.MsgType.SET_INPUT)]
 
     def _run(self, msg: p.Run) -> Sequence[p.Message]:
-        return [self._infer(msg.count)]
+        return [self._infer(msg.count, "RUN")]
 
     def _eval(self, msg: p.Eval) -> Sequence[p.Message]:
         """EVAL: each input as SET_INPUT sets it, then RUN 1; a refused input runs nothing."""
         for index, tensor in msg.inputs:
             self._feed(index, tensor)
-        return [self._infer(1)]
+        return [self._infer(1, "EVAL")]
 
     def _eval_batch(self, msg: p.EvalBatch) -> Sequence[p.Message]:
         """EVAL_BATCH: image by image, its inputs set as SET_INPUT sets them and one inference run; one
@@ -241,16 +241,22 @@ class DeviceTwin(TimedTwin):
             self._reshape(model, index, shape)
         model.inputs[index] = tensor
 
-    def _infer(self, count: int) -> p.Result:
+    def _infer(self, count: int, request: str) -> p.Result:
         """RUN `count`: one real inference gives the outputs (the input does not change within a RUN);
-        the timeline is generated for every one of the `count` inferences."""
+        the timeline is generated for every one of the `count` inferences. A `no-invoke` firmware fault
+        (`sim.device_faults`) answers with zero outputs and idle trigger pulses instead."""
         model = self._require_model()
         if count < 1:
             raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {count}")
         self._require_resolved(model)
         outputs = model.runner.run_raw(model.inputs)
         start_s = self.clock_s
-        timings = self._simulate_runs(model.info, count)
+        fault = self.faults.take("firmware", request, 0) if self.faults.active else None
+        if fault is not None and fault.kind == "no-invoke":
+            outputs = [np.zeros_like(output) for output in outputs]
+            timings = self._simulate_idle_runs(count, NO_INVOKE_PULSE_S)
+        else:
+            timings = self._simulate_runs(model.info, count)
         if self.realtime > 0:
             time.sleep((self.clock_s - start_s) * self.realtime)
         # Protocol v2: the RESULT names the model that ran, so the host can refuse a swapped one.

@@ -127,6 +127,26 @@ class TimedTwin:
                 timeline.set_busy(False)
         return timings
 
+    def _simulate_idle_runs(self, count: int, pulse_s: float) -> list[p.StageTiming]:
+        """`count` trigger pulses of `pulse_s` with the board idle (no readout, inference or retrieval): firmware
+        that answers a RUN without running anything, stamping its stages around calls that return at once.
+        `last_run_edges_s` holds the pulses (readout start = trigger, inference end = fall, end = next rise)."""
+        idle_w, stamp = self.profile.power.idle_w * self.power_factor, self.device_clock.stamp_s
+        timings: list[p.StageTiming] = []
+        self.last_run_edges_s = []
+        first_stamp_s: float | None = None
+        for run_index in range(count):
+            rise_s = self.clock_s
+            self.timeline.extend([StageSpan("idle", rise_s, rise_s + pulse_s, idle_w, True, run_index),
+                                  StageSpan("idle", rise_s + pulse_s, rise_s + 2 * pulse_s, idle_w, False, run_index)])
+            self.clock_s = rise_s + 2 * pulse_s
+            self.last_run_edges_s.append((rise_s, rise_s, rise_s + pulse_s, self.clock_s))
+            s1, s2, s3 = stamp(rise_s), stamp(rise_s + pulse_s), stamp(self.clock_s)
+            first_stamp_s = s1 if first_stamp_s is None else first_stamp_s
+            timings.append(p.StageTiming(start_us=(s1 - first_stamp_s) * 1e6, readout_us=0.0,
+                                         inference_us=(s2 - s1) * 1e6, retrieval_us=(s3 - s2) * 1e6))
+        return timings
+
     def _advance(self, stage: str, duration_s: float, power_w: float, *, trigger_high: bool = False,
                  run_index: int = -1) -> None:
         span = StageSpan(stage, self.clock_s, self.clock_s + duration_s, power_w, trigger_high, run_index)
