@@ -10,9 +10,7 @@ import numpy as np
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.config.catalog import CatalogModel
 from pytest_edgehil.errors import InvalidPayload, ModelError
-from pytest_edgehil.link.framing import MAX_PAYLOAD
-from pytest_edgehil.link.messages import Result, StageTiming, batch_size, pipeline_depth
-from pytest_edgehil.link.payload import TIMING_BYTES
+from pytest_edgehil.link.messages import TIMINGS_PER_RUN, Result, StageTiming, batch_size, pipeline_depth
 from pytest_edgehil.link.pipeline import evaluate
 from pytest_edgehil.model.runtime import TensorSpec
 
@@ -226,17 +224,11 @@ def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.nd
     return spec.dequantize(raws) if spec.quantized else raws.astype(np.float32)  # elementwise: all at once
 
 
-# Inferences per RUN of a latency measurement: their stage times (four float64 each, docs/protocol.md) fill
-# at most half a frame, the other half left to the outputs of the RUN's last inference, which come with
-# them. One RUN of more could never be answered (a RESULT over MAX_PAYLOAD), and a long latency run
-# loses nothing by being split: each inference's stage times are its own, the host's gap between two RUNs
-# is in none of them.
-TIMINGS_PER_RUN = MAX_PAYLOAD // 2 // TIMING_BYTES
-
-
 def stage_timings(dut: DeviceUnderTest, count: int) -> tuple[StageTiming, ...]:
     """`count` back-to-back inferences of the active model and input, with per-stage device timings; over
-    `TIMINGS_PER_RUN`, in RUNs of at most that many (their timings in order)."""
+    `TIMINGS_PER_RUN`, in RUNs of at most that many (their timings in order). A long latency run loses
+    nothing by being split: each inference's stage times are its own, the host's gap between two RUNs is in
+    none of them."""
     timings: list[StageTiming] = []
     while len(timings) < count:
         timings.extend(dut.client.run(min(TIMINGS_PER_RUN, count - len(timings))).timings)
