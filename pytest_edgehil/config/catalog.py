@@ -86,6 +86,10 @@ class CatalogModel:
                                  f"over the {MAX_PAYLOAD // (1024 * 1024)} MiB one SET_INPUT frame carries; measure "
                                  f"a smaller input shape (its card {self.card_path}, `input.shape`) or a smaller "
                                  "model. Refused at start-up: nothing was sent to any device")
+        problem = self._card_shape_problem(info)
+        if problem is not None:
+            raise ModelError(f"model file {self.path}: {problem}: the card describes another model. Correct "
+                             "the card's shape (or leave the key out)")
         # One RESULT carries every output of a RUN's last inference beside its stage times: outputs larger
         # than a frame could never come back (the device would fail every RUN, reading as a firmware fault).
         out_bytes = sum(spec.size_bytes for spec in info.outputs) if info.resolved else 0
@@ -102,6 +106,26 @@ class CatalogModel:
                              f"feed. Give the input shape to measure in its card {self.card_path}: "
                              f'{{"input": {{"shape": [{example}]}}}} with each N the size you feed '
                              "(docs/models.md)")
+
+    def _card_shape_problem(self, info: ModelInfo) -> str | None:
+        """Where the card's `input.shape` / `output.shape` contradict the file (a static input; the output
+        when the model has one or the card names it): a dimension may be -1 (open) or a size-1 one left out."""
+        outputs = info.outputs
+        named = (self.card.get("output") or {}).get("name")
+        output = next((o for o in outputs if o.name == named), None) if named else (outputs[0] if len(outputs) == 1 else None)
+        checks = [("output", output)]
+        if not info.dynamic_inputs and len(info.inputs) == 1:
+            checks.insert(0, ("input", info.inputs[0]))
+        for key, spec in checks:
+            stated = (self.card.get(key) or {}).get("shape")
+            if stated is None or spec is None or not info.resolved:
+                continue
+            actual = tuple(int(d) for d in spec.shape)
+            same_rank = len(stated) == len(actual) and all(int(s) in (a, -1) for s, a in zip(stated, actual))
+            if not same_rank and [d for d in stated if d != 1] != [d for d in actual if d != 1]:
+                return (f"its card {self.card_path} states {key}.shape {list(stated)}, the file's {key} "
+                        f"{spec.name!r} is {list(actual)}")
+        return None
 
     @cached_property
     def scored_output(self) -> int:
