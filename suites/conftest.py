@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pytest_edgehil.config.catalog import CatalogModel
+from pytest_edgehil.errors import ModelError
 from pytest_edgehil.measure.datasets import load_npz_dataset
 from pytest_edgehil.measure.latency import infer_many
 
@@ -28,7 +29,17 @@ def eval_set(edgehil_model: CatalogModel, edgehil_pushed_inputs):
     name = EVAL_SET_BY_TASK.get(edgehil_model.task)
     if name is None:
         pytest.skip(f"model {edgehil_model.name!r} has task {edgehil_model.task!r}: no shipped evaluation set")
-    return load_npz_dataset(DATA_DIR / name, edgehil_model.task)
+    data = load_npz_dataset(DATA_DIR / name, edgehil_model.task)
+    # The card's task picks the set: a model of another task (a classifier carded as a segmenter) would
+    # otherwise be refused per image, without a word of where the images came from.
+    image, model_input = data.images.shape[1:], edgehil_model.info.inputs[0].shape
+    if tuple(d for d in image if d != 1) != tuple(d for d in model_input if d != 1):
+        raise ModelError(f"model {edgehil_model.name!r}: its card {edgehil_model.card_path} says task "
+                         f"{edgehil_model.task!r}, whose evaluation set {DATA_DIR / name} holds images of "
+                         f"{list(image)}, and the model's input is {list(model_input)}: the model is not a "
+                         f"{edgehil_model.task} model of that size. Correct the card's `task`, or score the model "
+                         "on an evaluation set of its own in a test of yours (docs/extending.md)")
+    return data
 
 
 @pytest.fixture

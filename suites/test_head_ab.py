@@ -44,7 +44,8 @@ def base_model(edgehil_model: CatalogModel, edgehil_session) -> CatalogModel:
     return edgehil_session.catalog.get(str(path))
 
 
-@pytest.mark.edgehil_metrics("head_quality_ratio", "head_extra_params", "head_fps_ratio")
+@pytest.mark.edgehil_metrics("head_quality_ratio", "head_extra_params", "head_fps_ratio", "base_fps", "head_fps",
+                                "base_binary_accuracy")
 def test_head_against_base(edgehil_dut, edgehil_model, base_model, edgehil_record, eval_set, latency_runs,
                            device_outputs):
     if ENERGY_MODE in edgehil_dut.hello.capabilities:

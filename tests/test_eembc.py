@@ -285,7 +285,7 @@ def test_the_footprint_suite_checks_an_eembc_board_against_its_kinds_memory(pyte
         result.assert_outcomes(passed=1)
     else:
         result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(["*qsegment needs 393216 bytes of activations; mcu has 196608 bytes of RAM*"])
+        result.stdout.fnmatch_lines(["*does not fit: qsegment on mcu: it needs 393,216 bytes of activations*196,608 bytes of RAM*"])
     result.stdout.no_fnmatch_line("*0 bytes of flash*")
 
 

@@ -21,6 +21,7 @@ ram_bytes = 8_388_608
 flash_bytes = 8_388_608
 default_baud = 115200
 supply_v = 3.3
+float_compute = false
 """
 
 

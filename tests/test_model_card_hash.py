@@ -143,3 +143,16 @@ def test_the_suites_refuse_a_changed_model_at_start_up(tmp_path: Path) -> None:
     assert done.returncode != 0, out[-3000:]
     assert "passed" not in out.splitlines()[-1], out[-3000:]
     assert stated in out and actual in out, out[-3000:]
+
+
+def test_an_upper_case_hex_digest_in_a_card_is_the_same_hash(tmp_path: Path) -> None:
+    """Windows' `certutil -hashfile` and `Get-FileHash` print SHA-256 in upper case: the card is right and
+    was refused by its pattern (a false refusal); a digest of other bytes in upper case is still refused."""
+    data = (SHIPPED / "qsegment.tflite").read_bytes()
+    (tmp_path / "mine.tflite").write_bytes(data)
+    card = tmp_path / "mine.json"
+    card.write_text(json.dumps({"sha256": hashlib.sha256(data).hexdigest().upper()}), encoding="utf-8")
+    assert ModelCatalog(tmp_path).get("mine").data == data
+    card.write_text(json.dumps({"sha256": hashlib.sha256(data + b"x").hexdigest().upper()}), encoding="utf-8")
+    with pytest.raises(ModelCardMismatch):
+        _ = ModelCatalog(tmp_path).get("mine").data

@@ -86,12 +86,46 @@ class CatalogModel:
                                  f"over the {MAX_PAYLOAD // (1024 * 1024)} MiB one SET_INPUT frame carries; measure "
                                  f"a smaller input shape (its card {self.card_path}, `input.shape`) or a smaller "
                                  "model. Refused at start-up: nothing was sent to any device")
+        problem = self._card_shape_problem(info)
+        if problem is not None:
+            raise ModelError(f"model file {self.path}: {problem}: the card describes another model. Correct "
+                             "the card's shape (or leave the key out)")
+        # One RESULT carries every output of a RUN's last inference beside its stage times: outputs larger
+        # than a frame could never come back (the device would fail every RUN, reading as a firmware fault).
+        out_bytes = sum(spec.size_bytes for spec in info.outputs) if info.resolved else 0
+        if out_bytes > MAX_PAYLOAD - 1024:
+            listed = ", ".join(f"output {spec.name!r} {'x'.join(str(d) for d in spec.shape)} ({spec.size_bytes:,} "
+                               "bytes)" for spec in info.outputs)
+            raise ModelError(f"model file {self.path}: {listed}: {out_bytes:,} bytes of outputs, over the "
+                             f"{MAX_PAYLOAD // (1024 * 1024)} MiB one RESULT frame carries back; measure a model "
+                             "with smaller outputs (or a smaller input shape, its card's `input.shape`). Refused "
+                             "at start-up: nothing was sent to any device")
         if not info.resolved:
             example = ", ".join("N" if d < 0 else str(d) for d in next(iter(info.dynamic_inputs.values())))
             raise ModelError(f"model file {self.path}: {info.dynamic_text()}, so it has no size to time or "
                              f"feed. Give the input shape to measure in its card {self.card_path}: "
                              f'{{"input": {{"shape": [{example}]}}}} with each N the size you feed '
                              "(docs/models.md)")
+
+    def _card_shape_problem(self, info: ModelInfo) -> str | None:
+        """Where the card's `input.shape` / `output.shape` contradict the file (a static input; the output
+        when the model has one or the card names it): a dimension may be -1 (open) or a size-1 one left out."""
+        outputs = info.outputs
+        named = (self.card.get("output") or {}).get("name")
+        output = next((o for o in outputs if o.name == named), None) if named else (outputs[0] if len(outputs) == 1 else None)
+        checks = [("output", output)]
+        if not info.dynamic_inputs and len(info.inputs) == 1:
+            checks.insert(0, ("input", info.inputs[0]))
+        for key, spec in checks:
+            stated = (self.card.get(key) or {}).get("shape")
+            if stated is None or spec is None or not info.resolved:
+                continue
+            actual = tuple(int(d) for d in spec.shape)
+            same_rank = len(stated) == len(actual) and all(int(s) in (a, -1) for s, a in zip(stated, actual))
+            if not same_rank and [d for d in stated if d != 1] != [d for d in actual if d != 1]:
+                return (f"its card {self.card_path} states {key}.shape {list(stated)}, the file's {key} "
+                        f"{spec.name!r} is {list(actual)}")
+        return None
 
     @cached_property
     def scored_output(self) -> int:
@@ -180,7 +214,7 @@ def check_card_hash(name: str, path: Path, data: bytes, card: Mapping[str, Any])
     if stated is None:
         return
     actual = hashlib.sha256(data).hexdigest()
-    if actual == stated:
+    if actual == str(stated).lower():  # hex in either case: Windows' tools print upper case
         return
     card_path = path.with_suffix(".json")
     size = f"; the card states {card['file_bytes']:,} bytes" if card.get("file_bytes") is not None else ""

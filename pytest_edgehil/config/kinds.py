@@ -35,6 +35,9 @@ class DeviceKind:
     flash_bytes: int = 0  # model storage; 0: unknown
     default_baud: int = 115200
     supply_v: float | None = None
+    # False: the board runs quantized models only (an NPU with no float path, as the IMX500's DSP): a model
+    # whose conv/matmul ops compute in float has no deployment there, so no figure of it can exist.
+    float_compute: bool = True
 
     @property
     def description(self) -> str:

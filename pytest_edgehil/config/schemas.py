@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pytest_edgehil.config.budgets import DEFAULT_MARGINAL_REL
+from pytest_edgehil.config.metric_hints import built_in_hint
 from pytest_edgehil.config.schema import StrictModel, describe_input
 from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.results.vocabulary import BUILT_IN_METRICS, RENAMED_METRICS, Direction, Family, lookup
@@ -186,6 +187,7 @@ class KindTable(StrictModel):
     flash_bytes: Count = 0
     default_baud: Annotated[int, Field(gt=0, le=MAX_BAUD)] = 115200
     supply_v: Annotated[float, Field(gt=0)] | None = None
+    float_compute: bool = True  # false: the board runs quantized (integer) models only
 
 
 class KindsFile(StrictModel):
@@ -249,10 +251,14 @@ def check_metric_names(limits: dict[str, LimitTable]) -> list[str]:
         spec = lookup(metric)
         declared = (metric in BUILT_IN_METRICS or metric in RENAMED_METRICS  # an old name: renamed on load
                     or spec.origin == "registered" or limit.direction is not None)
-        hint = None if declared else closest(metric, BUILT_IN_METRICS, cutoff=TYPO_CUTOFF)
-        if hint is not None:
+        bounds = {"min": limit.min, "max": limit.max, "published": limit.published}
+        said = None if declared else built_in_hint(metric, bounds, BUILT_IN_METRICS)
+        hint = None if declared or said else closest(metric, BUILT_IN_METRICS, cutoff=TYPO_CUTOFF)
+        if said is None and hint is not None:
+            said = f"did you mean `{hint}`?"
+        if said is not None:
             problems.append(
-                f"unknown metric `{metric}`; did you mean `{hint}`? Built-in metrics: {', '.join(BUILT_IN_METRICS)}. "
+                f"unknown metric `{metric}`; {said} Built-in metrics: {', '.join(BUILT_IN_METRICS)}. "
                 f"If {metric} is a metric of your own, add `direction = \"lower\"` or `\"higher\"` to its limit "
                 f"(or call pytest_edgehil.results.vocabulary.register_metric({metric!r}, ...) in a conftest)")
             continue
@@ -390,7 +396,7 @@ class ModelCard(StrictModel):
     upsampling_head: dict[str, Any] | None = None
     float_of: NonEmpty | None = None
     file_bytes: Count | None = None
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     metrics: dict[str, Finite] | None = None
     metrics_how: str | None = None
     # Compiled files per device kind, relative to the card (Edge TPU model, IMX500 package, TensorRT engine):

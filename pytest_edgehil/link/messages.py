@@ -44,6 +44,7 @@ from pytest_edgehil.link.framing import (
 from pytest_edgehil.link.message_base import MESSAGE_TYPES, Message, register
 from pytest_edgehil.link.payload import (
     DTYPE_CODES,
+    TIMING_BYTES,
     PayloadReader,
     StageTiming,
     decode_tensor,
@@ -225,6 +226,13 @@ class Run(Message):
         (count,) = r.unpack("I", "count")
         r.done()
         return cls(count)
+
+
+# The most inferences one RUN should ask for: their stage times fill at most half a RESULT frame, the
+# other half left to the outputs of the RUN's last inference, which come with them. A RUN of more could
+# never be answered (a RESULT over MAX_PAYLOAD). Latency runs beyond it are split; an energy window is
+# capped at it (measure/meter.py).
+TIMINGS_PER_RUN = MAX_PAYLOAD // 2 // TIMING_BYTES
 
 
 @register(MsgType.RESULT)

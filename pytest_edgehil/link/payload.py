@@ -171,6 +171,7 @@ class StageTiming:
 
 
 _TIMING = struct.Struct("<4d")  # start, readout, inference, retrieval: f64 µs each
+TIMING_BYTES = _TIMING.size  # one StageTiming on the wire (RESULT, BATCH_RESULT)
 
 
 def timing_fields(timings: Iterable[StageTiming]) -> bytes:

@@ -10,7 +10,7 @@ import numpy as np
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.config.catalog import CatalogModel
 from pytest_edgehil.errors import InvalidPayload, ModelError
-from pytest_edgehil.link.messages import Result, StageTiming, batch_size, pipeline_depth
+from pytest_edgehil.link.messages import TIMINGS_PER_RUN, Result, StageTiming, batch_size, pipeline_depth
 from pytest_edgehil.link.pipeline import evaluate
 from pytest_edgehil.model.runtime import TensorSpec
 
@@ -47,12 +47,36 @@ def to_model_input(model: CatalogModel, image: np.ndarray) -> np.ndarray:
         raise ModelError(f"model {model.name!r}: an image of shape {list(pixels.shape)} does not fit its input "
                          f"{spec.describe()} (its shape, with or without the size-1 dimensions); resize or "
                          "convert the images to the model's input size")
+    if pixels.dtype != np.uint8:
+        _check_pixels(model, pixels)
     if pixels.dtype == np.uint8:
         table, offset = _uint8_table(spec, float(lo), float(hi))
         if offset is not None:  # the table is "pixel + offset" in bytes (int8 [0, 1] inputs: -128): one add
             return (pixels + np.uint8(offset)).view(table.dtype).reshape(spec.shape)
         return table[pixels].reshape(spec.shape)
     return _convert(spec, lo, hi, pixels).reshape(spec.shape)
+
+
+def _check_pixels(model: CatalogModel, pixels: np.ndarray) -> None:
+    """ModelError for an image in a dtype other than uint8 whose values are not 8-bit pixel values: NaN or
+    infinite, outside 0…255 (already-quantized int8, a [-1, 1] normalization), or fractions within [0, 1]
+    (an image already divided by 255). Scaled to the card's range as if they were pixels, each would run
+    as another image (nearly black, shifted) and give a plausible wrong score. Fractional values over a
+    wider range (a float image from a bilinear resize) are pixels and pass; so does an all-0/1 image."""
+    if pixels.size == 0:
+        return
+    if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
+        seen = "NaN or infinite values"
+    else:
+        low, high = float(np.min(pixels)), float(np.max(pixels))
+        fractions = pixels.dtype.kind == "f" and high <= 1.0 and not np.all(pixels == np.rint(pixels))
+        if 0 <= low and high <= 255 and not fractions:
+            return
+        seen = f"values in [{low:g}, {high:g}]" + (" (an image scaled to [0, 1]?)" if fractions else "")
+    raise ModelError(f"model {model.name!r}: an image of {pixels.dtype} holds {seen}, not 8-bit pixel values "
+                     "0…255: images are fed as a camera delivers them and the card's `input.range` maps them to "
+                     "the model's input. Pass the pixels (as uint8; an image scaled to [0, 1]: np.rint(x * 255)"
+                     ".astype(np.uint8)); nothing was sent to the device")
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -201,8 +225,14 @@ def infer_many(dut: DeviceUnderTest, model: CatalogModel, images: Iterable[np.nd
 
 
 def stage_timings(dut: DeviceUnderTest, count: int) -> tuple[StageTiming, ...]:
-    """`count` back-to-back inferences of the active model and input, with per-stage device timings."""
-    return tuple(dut.client.run(count).timings)
+    """`count` back-to-back inferences of the active model and input, with per-stage device timings; over
+    `TIMINGS_PER_RUN`, in RUNs of at most that many (their timings in order). A long latency run loses
+    nothing by being split: each inference's stage times are its own, the host's gap between two RUNs is in
+    none of them."""
+    timings: list[StageTiming] = []
+    while len(timings) < count:
+        timings.extend(dut.client.run(min(TIMINGS_PER_RUN, count - len(timings))).timings)
+    return tuple(timings)
 
 
 def timing_arrays_ms(timings: Iterable[StageTiming]) -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ from pytest_edgehil.errors import CannotResolve, StreamGap
 from pytest_edgehil.instruments.accuracy import CaptureAccuracy
 from pytest_edgehil.instruments.base import PowerAnalyzer, Trace
 from pytest_edgehil.link.eembc import ENERGY_MODE
-from pytest_edgehil.link.messages import Result, StageTiming
+from pytest_edgehil.link.messages import TIMINGS_PER_RUN, Result, StageTiming
 from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.device_windows import device_tick_s, end_to_end_windows_s, inference_windows_s
 from pytest_edgehil.measure.digital_windows import (
@@ -167,7 +167,10 @@ def plan_acquisition(timing: StageTiming, analyzer: PowerAnalyzer, plan: EnergyP
     period_s = timing.end_to_end_us * 1e-6
     runs = plan.runs_per_window
     if plan.min_window_s > 0:
-        runs = max(runs, math.ceil(plan.min_window_s / period_s))
+        # MLPerf Tiny's 10 s makes a window's two edges negligible; for a frame so short that 10 s would take
+        # more inferences than one RESULT carries back, TIMINGS_PER_RUN (65,536) of them do the same (the edges
+        # count once per window), and a longer RUN could never be answered.
+        runs = max(runs, min(math.ceil(plan.min_window_s / period_s), TIMINGS_PER_RUN))
     shortest_s = min(timing.inference_us, timing.retrieval_us, timing.readout_us) * 1e-6
     wanted_s = min(plan.sample_interval_s, shortest_s / SAMPLES_PER_STAGE)
     pre_s = (timing.readout_us * 1e-6 * 1.25 + 20 * wanted_s) if analyzer.keeps_pretrigger else 0.0

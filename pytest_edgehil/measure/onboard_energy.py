@@ -22,7 +22,7 @@ import numpy as np
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.errors import CannotResolve, InvalidPayload, MeasurementError, ProtocolError
 from pytest_edgehil.link.energy_messages import CAPABILITY, CounterWindow, EnergyCounters
-from pytest_edgehil.link.messages import StageTiming
+from pytest_edgehil.link.messages import TIMINGS_PER_RUN, StageTiming
 from pytest_edgehil.link.replies import ROUND_TRIP_CLOCK_TOLERANCE, ROUND_TRIP_SLACK_S
 from pytest_edgehil.measure.counter_energy import (
     DEFAULT_REL,
@@ -65,7 +65,10 @@ def runs_for(window: CounterWindow, period_s: float, plan: EnergyPlan, rel: floa
     """Inferences per window: the plan's (runs, min_window_s), and enough for the counter's update period
     (2 update periods under `rel` of the window, with SIZING_MARGIN)."""
     needed_s = SIZING_MARGIN * 2 * window.update_us * 1e-6 / rel
-    return max(plan.runs_per_window, math.ceil(max(plan.min_window_s, needed_s) / period_s))
+    # The plan's 10 s is capped at what one RESULT returns (TIMINGS_PER_RUN, as measure/meter.py does): for a
+    # frame that short, 65,536 inferences already make the window's edges negligible.
+    planned = min(math.ceil(plan.min_window_s / period_s), TIMINGS_PER_RUN)
+    return max(plan.runs_per_window, planned, math.ceil(needed_s / period_s))
 
 
 def counter_window_energy(window: CounterWindow, count: int, *, device: str,

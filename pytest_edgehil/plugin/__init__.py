@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator
+from typing import Any
 
 import pytest
 
@@ -252,6 +253,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = keep
+    run.unmeasured = _unmeasured_line(s, items)
+    if hasattr(config, "workerinput"):  # the controller prints it: it collects nothing itself under xdist
+        config.workeroutput[UNMEASURED_KEY] = run.unmeasured  # type: ignore[attr-defined]
+
+
+UNMEASURED_KEY = "edgehil_unmeasured"
+
+
+def _unmeasured_line(s: EdgeHILSession, items: list[pytest.Item]) -> str:
+    """The line naming limits of the selected pairs that no collected test measures (plugin/unmeasured.py),
+    or "" (also when no edgehil test was collected: a project's unit tests are no budget run)."""
+    from pytest_edgehil.config.pairs import Pair, is_selected
+    from pytest_edgehil.plugin.unmeasured import unmeasured_limits, unmeasured_line
+
+    marked, edgehil_tests = [], False
+    for item in items:
+        marker = item.get_closest_marker("edgehil_metrics")
+        if marker is None:
+            continue
+        edgehil_tests = True  # also a test no pair has a limit for (its one skipped "no-pair" item)
+        callspec = getattr(item, "callspec", None)
+        pair = callspec.params.get("edgehil_pair") if callspec else None
+        if isinstance(pair, Pair):
+            marked.append((pair, tuple(current_name(m) for m in marker.args)))
+    if not edgehil_tests:
+        return ""
+    found = unmeasured_limits([p for p in s.pairs if is_selected(p, s.devices, s.models)], marked)
+    return unmeasured_line(found) if found else ""
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook, on the controller
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """A worker's line of unmeasured limits (each worker collects the same items: the last one stands)."""
+    line = getattr(node, "workeroutput", {}).get(UNMEASURED_KEY, "")
+    run = node.config.stash.get(run_key, None)
+    if line and run is not None:
+        run.unmeasured = line
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called when xdist is installed and schedules
@@ -312,6 +350,7 @@ class EdgeHILReporter:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         records = self.run.records
         if not records:
+            self._write_unmeasured(terminalreporter)
             return
         from pytest_edgehil.results.summary import summary_lines
         from pytest_edgehil.results.terminal import latency_split_lines
@@ -333,6 +372,11 @@ class EdgeHILReporter:
 
             for line in unchecked_serial_lines(records, self.run.session.lab):
                 terminalreporter.write_line(line)
+        self._write_unmeasured(terminalreporter)
+
+    def _write_unmeasured(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.run.unmeasured:
+            terminalreporter.write_line(self.run.unmeasured, yellow=True)
 
     def _not_selected_lines(self) -> list[str]:
         """One line per reason the --device/--model selection left budgeted pairs out, naming them."""

@@ -60,8 +60,12 @@ def edgehil_pair(request: pytest.FixtureRequest) -> Pair:
 
 @pytest.fixture
 def edgehil_model(edgehil_pair: Pair, edgehil_session: EdgeHILSession) -> CatalogModel:
-    """The pair's model from the catalog (bytes, card, static analysis on demand)."""
-    return edgehil_session.catalog.get(edgehil_pair.model)
+    """The pair's model from the catalog (bytes, card, static analysis on demand), checked as the models
+    named with --model are at start-up (`CatalogModel.check`: a damaged file, a dynamic input without a size,
+    an input or outputs over one frame): a ModelError here, before its device is touched."""
+    model = edgehil_session.catalog.get(edgehil_pair.model)
+    model.check()
+    return model
 
 
 @pytest.fixture
@@ -91,6 +95,8 @@ def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_benc
     request.node.stash.setdefault(duts_key, []).append(dut)
     _find_again_if_lost(request, edgehil_bench, name, f"after test {previous}" if previous else "")
     artifact, _ = edgehil_model.artifact_for(dut.config.kind)  # a compiled file where the card has one for the kind
+    if artifact is edgehil_model.data:  # the .tflite itself, not a file compiled for the kind
+        _refuse_float_on_integer_board(edgehil_model, dut)
     try:
         dut.ensure_model(artifact, edgehil_model.name)
     except DeviceError:
@@ -106,6 +112,22 @@ def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_benc
     if dut.place is not None:  # a labgrid farm board: which place, on which exporter host, measured it
         request.node.stash[context_key].update(place=dut.place.place, place_host=dut.place.host)
     return dut
+
+
+def _refuse_float_on_integer_board(model: CatalogModel, dut: DeviceUnderTest) -> None:
+    """ModelError, before any upload, for a model whose conv/matmul ops compute in float on a board of a kind
+    that runs quantized models only (`float_compute = false`): a twin would time it, no such board can."""
+    from pytest_edgehil.config.kinds import get_device_kind
+    from pytest_edgehil.errors import ModelError
+
+    kind = get_device_kind(dut.config.kind)
+    if kind.float_compute or model.info.integer_compute:
+        return
+    raise ModelError(f"model {model.name!r} ({model.path}) computes in {model.info.compute_dtype} (its conv/matmul "
+                     f"ops), and device {dut.name!r} is a {kind.display_name} (kind {kind.name!r}: float_compute = "
+                     "false), which runs quantized models only: no figure of this model on it can exist. Convert it "
+                     "to a full-integer (int8) model, or give its card an `artifacts` entry compiled for the kind, "
+                     "or measure it on a board that computes in float")
 
 
 def _feed_the_cards_size(dut: DeviceUnderTest, model: CatalogModel) -> None:

@@ -54,6 +54,7 @@ class EdgeHILRun:
     on_lock_wait: Callable[[str], None] | None = None  # shows a waiting bring-up on the terminal
     lock_owner: str | None = None  # the pytest command line, written into the lock files
     last_test_of: dict[str, str] = field(default_factory=dict)  # device name → node id of its latest test
+    unmeasured: str = ""  # the line naming budgeted limits no collected test measures (plugin/unmeasured.py)
     _by_nodeid: dict[str, TestRecords] = field(default_factory=dict)
     # Node id → how many of its user properties earlier attempts made (pytest-rerunfailures, see `collect`).
     _superseded: dict[str, int] = field(default_factory=dict)
