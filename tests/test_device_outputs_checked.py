@@ -152,3 +152,17 @@ def test_a_float_output_that_is_nan_or_infinite_is_refused_naming_the_device(mod
     text = str(refused.value)
     assert "'lite-board' on /dev/" in text and "tinytracker_float" in text and "output 0" in text
     assert repr(float(value)) in text and "1 of 2" in text  # the value, and how many of the output's elements
+
+
+@pytest.mark.parametrize("mode", ["eval", "batch"])
+@pytest.mark.parametrize(("model_name", "mutate", "image"), [
+    ("tinytracker", lambda o, n: _as_uint8(o) if n == 4 else o, 5),
+    ("tinytracker_float", _with_non_finite(np.nan), 4),  # NaN in the fourth image only
+])
+def test_a_fault_in_one_image_of_an_evaluation_names_that_image(mode, model_name, mutate, image):
+    """`infer_many` checks the outputs of a whole evaluation at once and, on a fault, image by image: the
+    refusal names the image at fault, not the first image nor the last."""
+    model = ModelCatalog(MODELS).get(model_name)
+    with pytest.raises(InvalidPayload, match=rf"evaluate \(image {image}\) of model") as refused:
+        _outputs(model, mode, mutate, _images(model, n=7))
+    assert "'lite-board' on /dev/" in str(refused.value)

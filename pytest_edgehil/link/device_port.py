@@ -194,6 +194,13 @@ class DevicePort:
         now = time.monotonic()
         deadline, limit = now + self.timeout_s, now + self.write_limit_s(len(wire))
         while view:
+            # The write before took what the port had room for (or none): wait for room before the next one.
+            # Writing again at once is refused nearly always (a pty takes about 4 KB per turn of its reader),
+            # and each refused write is a system call and a hand-over of the interpreter lock to no purpose.
+            readable, _, _ = select.select([fd] if read_replies else [], [fd], [], POLL_S)
+            if readable:
+                data = self._read_fd(fd, time.monotonic())
+                self._backlog += self._decoder.feed(data) if data else []
             try:
                 taken = os.write(fd, view)
             except BlockingIOError:
@@ -206,11 +213,6 @@ class DevicePort:
                 deadline = now + self.timeout_s
             if view and (now >= deadline or now >= limit):
                 raise self.write_stalled(command, len(wire), len(wire) - len(view), trickled=now < deadline)
-            if view and not taken:
-                readable, _, _ = select.select([fd] if read_replies else [], [fd], [], POLL_S)
-                if readable:
-                    data = self._read_fd(fd, time.monotonic())
-                    self._backlog += self._decoder.feed(data) if data else []
 
     def write_limit_s(self, size: int) -> float:
         """The longest a `size`-byte write may take even while the port keeps taking bytes: `timeout_s` plus

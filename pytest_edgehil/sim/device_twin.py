@@ -214,23 +214,43 @@ class DeviceTwin(TimedTwin):
         check_batch(len(msg.images), batch_images(self.profile.ram_bytes, REPLY_CACHE))
         model = self._require_model()
         outputs: list[tuple[np.ndarray, ...]] = []
-        timings: list[p.StageTiming] = []
-        first_trigger_s: float | None = None
+        ran: list[ModelInfo] = []  # the analysis each image ran at (a dynamic model's images may differ in shape)
         start_s = self.clock_s
-        for tensors in msg.images:
-            for index, tensor in zip(msg.indices, tensors):
-                self._feed(index, tensor)
-            self._require_resolved(model)
-            outputs.append(tuple(model.runner.run_raw(model.inputs)))
-            # Timed image by image: a dynamic model's images may differ in shape, hence in MACs and time.
-            (timing,) = self._simulate_runs(model.info, 1)
-            trigger_s = self.device_clock.stamp_s(self.last_run_edges_s[0][1])
-            first_trigger_s = trigger_s if first_trigger_s is None else first_trigger_s
-            timings.append(p.StageTiming((trigger_s - first_trigger_s) * 1e6, timing.readout_us,
-                                         timing.inference_us, timing.retrieval_us))
+        try:
+            for tensors in msg.images:
+                for index, tensor in zip(msg.indices, tensors):
+                    self._feed(index, tensor)
+                self._require_resolved(model)
+                outputs.append(tuple(model.runner.run_raw(model.inputs)))
+                ran.append(model.info)
+        finally:
+            # Timed once the images ran (those before a refused one too, as on a board), each image a RUN 1 of
+            # its own, runs of one analysis at once: the spans and timings of timing image by image.
+            timings = self._time_images(ran)
         if self.realtime > 0:
             time.sleep((self.clock_s - start_s) * self.realtime)
         return [p.BatchResult(model.sha256, msg.payload_crc32, tuple(timings), tuple(outputs))]
+
+    def _time_images(self, ran: list[ModelInfo]) -> list[p.StageTiming]:
+        """One timing per image of an EVAL_BATCH (each analysed as `ran` says), `start_us` from the first
+        image's trigger as RUN N reports it; timed in runs of consecutive images with one analysis."""
+        timings: list[p.StageTiming] = []
+        first_trigger_s: float | None = None
+        start = 0
+        while start < len(ran):
+            end = start + 1
+            while end < len(ran) and ran[end] is ran[start]:
+                end += 1
+            group = self._simulate_runs(ran[start], end - start, each_a_run=True)
+            trigger_s = self.device_clock.stamp_s(self.last_run_edges_s[0][1])
+            first_trigger_s = trigger_s if first_trigger_s is None else first_trigger_s
+            offset_us = (trigger_s - first_trigger_s) * 1e6
+            # Within a run the offsets count from its first trigger; the batch's from the batch's first.
+            timings += group if not offset_us else [
+                p.StageTiming(((self.device_clock.stamp_s(edges[1]) - first_trigger_s) * 1e6), t.readout_us,
+                              t.inference_us, t.retrieval_us) for t, edges in zip(group, self.last_run_edges_s)]
+            start = end
+        return timings
 
     def _feed(self, index: int, tensor: np.ndarray) -> None:
         """Set input `index` (SET_INPUT, EVAL); TwinRefusal for an index, dtype or shape the model refuses."""

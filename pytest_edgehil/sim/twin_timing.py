@@ -42,8 +42,9 @@ class TimedTwin:
         self.power_factor = session_factor(self.physics, np.random.default_rng([seed, 7, zlib.crc32(name.encode())]))
         idle_w = profile.power.idle_w * self.power_factor
         self.timeline = timeline or ActivityTimeline(idle_w, profile.supply_v, ripple=load_ripple(self.physics, idle_w))
-        # True (analyzer-clock) instants of the last RUN's edges: (readout start, trigger, inference end,
-        # retrieval end) per inference. What the meter is checked against; the device reports stamps.
+        # True (analyzer-clock) instants of the last RUN's edges (an EVAL_BATCH's: its images'): (readout
+        # start, trigger, inference end, retrieval end) per inference. What the meter is checked against; the
+        # device reports stamps.
         self.last_run_edges_s: list[tuple[float, float, float, float]] = []
         self.clock_s = 0.0
         self._plan: tuple[ModelInfo, tuple[float, float, float], list[tuple[float, float]], float] | None = None
@@ -84,47 +85,56 @@ class TimedTwin:
             self._plan = (info, nominal, segments, self._readout(info).readout_w)
         return self._plan[1], self._plan[2], self._plan[3]
 
-    def _simulate_runs(self, info: ModelInfo, count: int) -> list[p.StageTiming]:
-        """`count` inferences of `info` on the virtual clock: their spans recorded on the timeline (each
-        inference's at once), the clock advanced, the stage timings the firmware reports returned."""
+    def _simulate_runs(self, info: ModelInfo, count: int, *, each_a_run: bool = False) -> list[p.StageTiming]:
+        """`count` inferences of `info` on the virtual clock: their spans recorded on the timeline (in one
+        step), the clock advanced, the stage timings the firmware reports returned (`start_us` from the first
+        inference's trigger). `each_a_run`: every inference is a RUN 1 of its own (EVAL, EVAL_BATCH: its spans
+        carry run_index 0) rather than inference k of one RUN count (run_index k).
+
+        Computed for all inferences at once with the arithmetic of one inference at a time (tests/test_twin.py
+        holds the step-by-step oracle): the same jitter draws in the same order (`_jittered`), each edge the
+        previous one plus a stage time, summed in the same order, the stamps as `DeviceClock.stamp_s` takes
+        them; so a seed gives the very spans and timings it gave before. Why: a Python step per inference was
+        the twin's largest cost beside LiteRT in an accuracy evaluation."""
         nominal, segments, readout_w = self._stage_plan(info)
         power, factor, stamp = self.profile.power, self.power_factor, self.device_clock.stamp_s
         readout_w, retrieval_w = readout_w * factor, power.retrieval_w * factor
-        inference_w = [power.inference_w * factor * level for _, level in segments]
-        timeline = self.timeline
+        inference = [(fraction, power.inference_w * factor * level) for fraction, level in segments]
+        rel = self.profile.jitter_rel
+        n_r, n_i, n_q = nominal
+        z = self._rng.standard_normal(3 * count).tolist()  # the stream of `count` draws of three (`_jittered`)
+        spans: list[StageSpan] = []
+        edges: list[tuple[float, float, float, float]] = []
         timings: list[p.StageTiming] = []
-        self.last_run_edges_s = []
-        first_stamp_s: float | None = None
-        # One inference's spans go on the timeline in one step; a longer RUN takes real time to record, so a
-        # capture waiting on its spans is told to wait until they are all there.
-        busy = count > 1
-        if busy:
-            timeline.set_busy(True)
-        try:
-            for run_index in range(count):
-                r, i, q = self._jittered(nominal)
-                readout_start_s = self.clock_s
-                trigger_s = readout_start_s + r
-                spans = [StageSpan("readout", readout_start_s, trigger_s, readout_w, False, run_index)]
-                start_s = trigger_s
-                for (fraction, _), power_w in zip(segments, inference_w):  # power varies within the stage
-                    end_s = start_s + i * fraction
-                    spans.append(StageSpan("inference", start_s, end_s, power_w, True, run_index))
-                    start_s = end_s
-                inference_end_s = trigger_s + i  # the segments' round-off must not move the stage's end
-                end_s = inference_end_s + q
-                spans.append(StageSpan("retrieval", inference_end_s, end_s, retrieval_w, False, run_index))
-                timeline.extend(spans)
-                self.clock_s = end_s
-                self.last_run_edges_s.append((readout_start_s, trigger_s, inference_end_s, end_s))
-                # The firmware stamps each edge on its own timer (rate error, resolution) and reports differences.
-                s0, s1, s2, s3 = stamp(readout_start_s), stamp(trigger_s), stamp(inference_end_s), stamp(end_s)
-                first_stamp_s = s1 if first_stamp_s is None else first_stamp_s
-                timings.append(p.StageTiming(start_us=(s1 - first_stamp_s) * 1e6, readout_us=(s1 - s0) * 1e6,
-                                             inference_us=(s2 - s1) * 1e6, retrieval_us=(s3 - s2) * 1e6))
-        finally:
-            if busy:
-                timeline.set_busy(False)
+        clock_s = self.clock_s
+        first_stamp_s = 0.0
+        for k in range(count):
+            z0, z1, z2 = z[3 * k:3 * k + 3]
+            r, i, q = (n_r * min(max(1.0 + rel * z0, 0.5), 1.5), n_i * min(max(1.0 + rel * z1, 0.5), 1.5),
+                       n_q * min(max(1.0 + rel * z2, 0.5), 1.5))
+            run_index = 0 if each_a_run else k
+            readout_start_s = clock_s
+            trigger_s = readout_start_s + r
+            spans.append(StageSpan("readout", readout_start_s, trigger_s, readout_w, False, run_index))
+            start_s = trigger_s
+            for fraction, power_w in inference:  # power varies within the stage
+                end_s = start_s + i * fraction
+                spans.append(StageSpan("inference", start_s, end_s, power_w, True, run_index))
+                start_s = end_s
+            inference_end_s = trigger_s + i  # the segments' round-off must not move the stage's end
+            clock_s = inference_end_s + q
+            spans.append(StageSpan("retrieval", inference_end_s, clock_s, retrieval_w, False, run_index))
+            edges.append((readout_start_s, trigger_s, inference_end_s, clock_s))
+            # The firmware stamps each edge on its own timer (rate error, resolution) and reports differences.
+            s0, s1, s2, s3 = stamp(readout_start_s), stamp(trigger_s), stamp(inference_end_s), stamp(clock_s)
+            if k == 0:
+                first_stamp_s = s1
+            timings.append(p.StageTiming((s1 - first_stamp_s) * 1e6, (s1 - s0) * 1e6, (s2 - s1) * 1e6,
+                                         (s3 - s2) * 1e6))
+        # One step for all of them: a capture waiting on these spans sees none or all (no busy flag needed).
+        self.timeline.extend(spans)
+        self.clock_s = clock_s
+        self.last_run_edges_s = edges
         return timings
 
     def _simulate_idle_runs(self, count: int, pulse_s: float) -> list[p.StageTiming]:
