@@ -22,8 +22,12 @@ __all__ = ["ROUND_TRIP_CLOCK_TOLERANCE", "STAGE_FIELDS", "check_inferences_ran",
 # least slack for the host's own clock and scheduling: below these a RESULT's span cannot exceed its round trip.
 ROUND_TRIP_CLOCK_TOLERANCE = 0.02
 ROUND_TRIP_SLACK_S = 1e-3
-# Every duration/offset a RESULT carries, in µs; each must be finite and >= 0.
+# Every duration/offset a RESULT carries, in µs; each must be finite, >= 0 and below MAX_STAGE_US.
 STAGE_FIELDS = ("start_us", "readout_us", "inference_us", "retrieval_us")
+# 2^53 µs (285 years): past it a float no longer holds every whole µs, and no timer counts that far; such a
+# value is garbage bits or a float packed where the µs counter belongs, and the tick and pulse checks after
+# this one would overflow on it (1.8e305 µs raised a bare OverflowError).
+MAX_STAGE_US = float(2 ** 53)
 
 
 def _bad_timing(device: str, port: str, command: str, index: int, count: int, field: str,
@@ -31,15 +35,15 @@ def _bad_timing(device: str, port: str, command: str, index: int, count: int, fi
     as_ms = f"{value / 1000:.6g} ms" if math.isfinite(value) else str(value)
     return InvalidPayload(
         f"device {device!r} on {port}: {command} reply, inference {index + 1} of {count}: {field} = {value!r} µs "
-        f"({field.removesuffix('_us')} {as_ms}) is not a duration (must be finite and >= 0). The value was "
-        "not recorded. Check the firmware's stage timer (wrap-around, signed/unsigned mix-up) and its RESULT "
+        f"({field.removesuffix('_us')} {as_ms}) is not a duration (must be finite, >= 0 and below 2^53 µs). The "
+        "value was not recorded. Check the firmware's stage timer (wrap-around, signed/unsigned mix-up) and its RESULT "
         "packing against docs/protocol.md, then rerun.")
 
 
 def _check_timing(device: str, port: str, command: str, index: int, count: int, timing: StageTiming) -> None:
     for field in STAGE_FIELDS:
         value = float(getattr(timing, field))
-        if not (math.isfinite(value) and value >= 0.0):
+        if not (math.isfinite(value) and 0.0 <= value < MAX_STAGE_US):
             raise _bad_timing(device, port, command, index, count, field, value)
 
 
