@@ -32,6 +32,7 @@ from pytest_edgehil.link.device_side import (
     ModelUpload,
     batch_images,
     check_batch,
+    check_result_fits,
     checked_input,
     require_upload,
 )
@@ -270,6 +271,7 @@ class DeviceTwin(TimedTwin):
             raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {count}")
         self._require_resolved(model)
         outputs = model.runner.run_raw(model.inputs)
+        check_result_fits(count, outputs)  # a RUN no RESULT could answer is refused before it runs
         start_s = self.clock_s
         fault = self.faults.take("firmware", request, 0) if self.faults.active else None
         if fault is not None and fault.kind == "no-invoke":
