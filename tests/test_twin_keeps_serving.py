@@ -52,7 +52,7 @@ def test_a_run_no_result_frame_carries_is_refused_and_the_next_run_answers() -> 
         before_s = twin.clock_s
         with pytest.raises(DeviceRejected) as refused:
             client.run(count)
-        assert refused.value.code == ErrorCode.BAD_PAYLOAD
+        assert refused.value.code == ErrorCode.UNSUPPORTED
         assert f"{count:,}" in str(refused.value) and f"at most {room:,}" in str(refused.value)
         assert twin.clock_s - before_s < 0.01  # nothing ran: the command's own time only (9 h of 240 ms runs)
         assert len(client.run(3).timings) == 3  # and it keeps serving

@@ -43,7 +43,7 @@ def check_result_fits(count: int, outputs: Sequence[np.ndarray]) -> None:
     """DeviceRefusal unless a RESULT of `count` stage timings and these `outputs` fits one frame (MAX_PAYLOAD,
     docs/protocol.md: model_sha256, count u32, count timings, output count u8, each output's dtype u8, ndim
     u8, dims u32 each and elements). Checked before the RUN runs, as firmware sizes its reply buffer: a RUN
-    it could never answer is not run. BAD_PAYLOAD when fewer inferences would fit (the text says how many),
+    it could never answer is not run. UNSUPPORTED when fewer inferences would fit (the text says how many),
     MODEL_TOO_LARGE when the outputs alone do not."""
     data_bytes = sum(o.nbytes for o in outputs)
     room = (MAX_PAYLOAD - 32 - 4 - 1 - data_bytes - sum(2 + 4 * o.ndim for o in outputs)) // TIMING_BYTES
@@ -53,7 +53,7 @@ def check_result_fits(count: int, outputs: Sequence[np.ndarray]) -> None:
                             f"{[list(o.shape) for o in outputs]}) do not fit one RESULT frame of {MAX_PAYLOAD:,} "
                             "bytes; measure a model with smaller outputs")
     if count > room:
-        raise DeviceRefusal(ErrorCode.BAD_PAYLOAD,
+        raise DeviceRefusal(ErrorCode.UNSUPPORTED,
                             f"RUN {count:,}: one RESULT frame ({MAX_PAYLOAD:,} bytes) carries the stage times of at "
                             f"most {room:,} inferences beside this model's outputs; split it into RUNs of at most "
                             f"{room:,}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from typing_extensions import Self
 
+from pytest_edgehil.config.kinds import get_device_kind
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.link.device_side import (
@@ -309,6 +310,12 @@ class DeviceTwin(TimedTwin):
     # -- model and timing ------------------------------------------------------------------------------
     def _activate(self, model_bytes: bytes, name: str) -> None:
         info = analyze_model(model_bytes, name=name)
+        # The board's own loader refuses what its hardware cannot run (the IMX500's converter and packager
+        # take quantized networks only), by the rule the plugin checks before any upload.
+        reason = get_device_kind(self.profile.kind).refuses(info)
+        if reason is not None:
+            raise TwinRefusal(p.ErrorCode.UNSUPPORTED, f"model {name!r}: {reason}; convert it to a full-integer "
+                                                       "(int8) model")
         if info.resolved:  # a dynamic model is checked against RAM at the shape it is fed
             self._check_ram(info, name)
         runner = ModelRunner(model_bytes)
