@@ -128,7 +128,8 @@ MEANINGS: dict[str, str] = {
     "KindTable.default_baud": "serial speed when the lab's device gives no `baud`",
     "KindTable.supply_v": "nominal supply in volts (a twin needs it; a lab device may give its own)",
     "KindTable.float_compute": "`false`: the board runs quantized (integer) models only (an NPU with no float "
-                               "path, as the IMX500): a model computing in float is refused before its upload",
+                               "path, as the IMX500): a model computing in float is refused before its upload, "
+                               "and by the kind's twin at LOAD",
     "ProfileTable.frame_readout": "per input frame shape `\"HxWxC\"`: the sensor readout of one such frame "
                                   "(its sensor mode): `readout_s`, `readout_w`",
     "ProfileTable.firmware": "the firmware string the twin reports (goes into records' context)",

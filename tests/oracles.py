@@ -4,7 +4,7 @@ Production energy is step-aware (`pytest_edgehil.measure.stage_edges`, used by `
 These read the trace as the piecewise-linear curve through its samples, with window edges between
 samples interpolated linearly, and are exact for power that is linear between samples. The tests use
 them as closed-form checks on ramps and sines, and to show where step-aware edges beat them.
-They share the production validation (`_as_trace`, `_check_windows`), so their error messages are
+They share the production validation (`as_trace`, `check_windows`), so their error messages are
 the ones a user sees from `active_window_s`.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import MeasurementError
-from pytest_edgehil.measure.energy import _as_trace, _check_increasing, _check_windows
+from pytest_edgehil.measure.trace_checks import as_trace, check_increasing, check_windows
 
 __all__ = ["integrate_energy_j", "integration_error_bound_j", "window_energies_j"]
 
@@ -31,8 +31,8 @@ def integrate_energy_j(time_s: ArrayLike, power_w: ArrayLike, t0_s: float, t1_s:
 
     Exact for power that is linear between samples. Cost is proportional to the samples inside the window.
     """
-    t, p = _as_trace(time_s, power_w)
-    (t0_s, t1_s), = _check_windows(t, np.array([[t0_s, t1_s]], dtype=np.float64))
+    t, p = as_trace(time_s, power_w)
+    (t0_s, t1_s), = check_windows(t, np.array([[t0_s, t1_s]], dtype=np.float64))
     # Samples strictly inside the window: t[i0:i1]. Edges are interpolated within [t[i0-1], t[i0]] and
     # [t[i1-1], t[i1]]; t0 >= t[0] and t1 <= t[-1] keep both pairs inside the array.
     i0 = int(np.searchsorted(t, t0_s, side="right"))
@@ -44,7 +44,7 @@ def integrate_energy_j(time_s: ArrayLike, power_w: ArrayLike, t0_s: float, t1_s:
         return 0.5 * (p0 + p1) * (t1_s - t0_s)
     ti, pi = t[i0:i1], p[i0:i1]
     dti = np.diff(ti)
-    _check_increasing(dti)
+    check_increasing(dti)
     # In-place products and numpy's pairwise sum (not BLAS dot: its threads fight on a busy CI box).
     twice_areas_j = pi[:-1] + pi[1:]
     twice_areas_j *= dti
@@ -62,20 +62,20 @@ def window_energies_j(time_s: ArrayLike, power_w: ArrayLike, windows_s: ArrayLik
     The running sum is taken of power minus a reference level, which keeps its magnitude (and so its
     round-off) near a window's own energy even over 10 M samples.
     """
-    t, p = _as_trace(time_s, power_w)
+    t, p = as_trace(time_s, power_w)
     windows = np.asarray(windows_s, dtype=np.float64)
     if windows.size == 0:
         return np.zeros(0)
     if windows.ndim != 2 or windows.shape[1] != 2:
         raise MeasurementError(f"windows_s must have shape (m, 2) rows of [t0_s, t1_s], got {windows.shape}")
-    windows = _check_windows(t, windows)
+    windows = check_windows(t, windows)
     # Only the samples that the windows touch take part in the running sum.
     lo = max(int(np.searchsorted(t, windows[:, 0].min(), side="right")) - 1, 0)
     hi = min(int(np.searchsorted(t, windows[:, 1].max(), side="left")) + 1, t.size)
     hi = max(hi, lo + 2)
     ts, ps = t[lo:hi], p[lo:hi]
     dts = np.diff(ts)
-    _check_increasing(dts)
+    check_increasing(dts)
     ref_w = float(np.mean(ps[:: max(1, ps.size // 4096)]))
     # Twice the trapezoid areas of (power - ref_w), in place to keep passes over 10 M samples few.
     twice_steps_j = ps[:-1] + ps[1:]

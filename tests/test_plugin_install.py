@@ -13,7 +13,8 @@ from .conftest import REPO
 
 HEAVY = ("numpy", "scipy", "sklearn", "matplotlib", "pyvisa", "serial", "hypothesis", "ai_edge_litert",
          "pytest_edgehil.sim", "pytest_edgehil.results", "pytest_edgehil.measure", "pytest_edgehil.bench",
-         "pydantic", "pytest_edgehil.config.schema", "pytest_edgehil.config.schemas")
+         "pydantic", "pytest_edgehil.config.schema", "pytest_edgehil.config.schemas",
+         "pytest_edgehil.config.card_schemas")
 # The option help needs the gate's default and the metric families: two stdlib-only modules.
 LIGHT_RESULTS = ("pytest_edgehil.results", "pytest_edgehil.results.comparison", "pytest_edgehil.results.vocabulary")
 

@@ -12,6 +12,7 @@ from pytest_edgehil.link.messages import ErrorCode, StageTiming
 from pytest_edgehil.sim.bench_physics import BenchPhysics
 from pytest_edgehil.sim.device_twin import DeviceTwin
 from pytest_edgehil.sim.profile import load_profiles
+from pytest_edgehil.sim.timeline import StageSpan
 
 from .conftest import MODELS
 
@@ -197,9 +198,12 @@ def _simulate_step_by_step(twin, info, count):
         readout_start_s = twin.clock_s
         twin._advance("readout", r, readout_w * factor, run_index=run_index)
         trigger_s = twin.clock_s
-        for fraction, level in segments:
+        for fraction, level in segments[:-1]:
             twin._advance("inference", i * fraction, power.inference_w * factor * level, trigger_high=True,
                           run_index=run_index)
+        # The last segment ends where the stage does, whatever the segments' round-off.
+        twin.timeline.append(StageSpan("inference", twin.clock_s, trigger_s + i,
+                                       power.inference_w * factor * segments[-1][1], True, run_index))
         twin.clock_s = trigger_s + i
         inference_end_s = twin.clock_s
         twin._advance("retrieval", q, power.retrieval_w * factor, run_index=run_index)

@@ -231,8 +231,8 @@ CARD_FIX = "fix the card (its keys are listed in docs/config-files.md) or delete
 
 def card_from_data(data: Any, path: Path | str) -> dict[str, Any]:
     """The card as parsed, once it passed the `ModelCard` schema (a JSON object of known, typed keys)."""
+    from pytest_edgehil.config.card_schemas import ModelCard
     from pytest_edgehil.config.schema import validate  # pydantic: loaded on use only
-    from pytest_edgehil.config.schemas import ModelCard
 
     if not isinstance(data, dict):
         raise ConfigError(f"model card {path}: must be a JSON object ({{...}}), got {describe_json(data)}; "

@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pytest_edgehil.model.info import ModelInfo
 
 ENTRY_POINT_GROUP = "pytest_edgehil.devices"  # a public name: labs register their boards here
 KINDS_FILE = Path(__file__).with_name("kinds.toml")
@@ -42,6 +45,20 @@ class DeviceKind:
     @property
     def description(self) -> str:
         return self.display_name
+
+    def refuses(self, info: ModelInfo) -> str | None:
+        """Why a board of this kind cannot run the model `info` describes, or None when it can: a kind that
+        runs quantized models only (`float_compute = false`) and a model whose arithmetic is float
+        (`ModelInfo.float_compute`). The one rule the plugin (before any upload) and the twins (at LOAD,
+        as the board's own loader) apply."""
+        if self.float_compute or not info.float_compute:
+            return None
+        import numpy as np  # loaded with the model analysis already; kinds stay light for the plugin's import
+
+        what = (f"its conv/matmul ops compute in {info.compute_dtype}" if info.compute_dtype != "none"
+                else f"it has no conv/matmul ops and its input is {np.dtype(info.inputs[0].dtype)}")
+        return (f"{what}, and a {self.display_name} (kind {self.name!r}: float_compute = false) runs quantized "
+                "models only")
 
 
 _REGISTRY: dict[str, DeviceKind] = {}

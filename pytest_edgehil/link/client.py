@@ -86,6 +86,7 @@ ERROR_HINTS: dict[int, str] = {
     ErrorCode.BAD_INPUT: "send a tensor with the model's input index, shape and dtype",
     ErrorCode.BUSY: "wait for the running command to finish, or reset the device",
     ErrorCode.INTERNAL: "a firmware fault; read the device's text and reset the device",
+    ErrorCode.UNSUPPORTED: "this board cannot do that as asked; change the request as the device's text says",
 }
 
 

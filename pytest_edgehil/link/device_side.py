@@ -5,12 +5,13 @@ a model upload is checked the same way on both, and both size EVAL_BATCH (`batch
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_edgehil.link.messages import ErrorCode, LoadBegin, LoadChunk, LoadEnd
+from pytest_edgehil.link.messages import MAX_PAYLOAD, TIMING_BYTES, ErrorCode, LoadBegin, LoadChunk, LoadEnd
 
 if TYPE_CHECKING:
     from pytest_edgehil.model.runtime import ModelRunner
@@ -36,6 +37,26 @@ def check_batch(images: int, offered: int) -> None:
     if images > offered:
         raise DeviceRefusal(ErrorCode.BAD_PAYLOAD, f"EVAL_BATCH of {images} images; this device takes {offered} "
                                                    f"per request (HELLO batch={offered})")
+
+
+def check_result_fits(count: int, outputs: Sequence[np.ndarray]) -> None:
+    """DeviceRefusal unless a RESULT of `count` stage timings and these `outputs` fits one frame (MAX_PAYLOAD,
+    docs/protocol.md: model_sha256, count u32, count timings, output count u8, each output's dtype u8, ndim
+    u8, dims u32 each and elements). Checked before the RUN runs, as firmware sizes its reply buffer: a RUN
+    it could never answer is not run. UNSUPPORTED when fewer inferences would fit (the text says how many),
+    MODEL_TOO_LARGE when the outputs alone do not."""
+    data_bytes = sum(o.nbytes for o in outputs)
+    room = (MAX_PAYLOAD - 32 - 4 - 1 - data_bytes - sum(2 + 4 * o.ndim for o in outputs)) // TIMING_BYTES
+    if room < 1:
+        raise DeviceRefusal(ErrorCode.MODEL_TOO_LARGE,
+                            f"the model's outputs ({data_bytes:,} bytes: "
+                            f"{[list(o.shape) for o in outputs]}) do not fit one RESULT frame of {MAX_PAYLOAD:,} "
+                            "bytes; measure a model with smaller outputs")
+    if count > room:
+        raise DeviceRefusal(ErrorCode.UNSUPPORTED,
+                            f"RUN {count:,}: one RESULT frame ({MAX_PAYLOAD:,} bytes) carries the stage times of at "
+                            f"most {room:,} inferences beside this model's outputs; split it into RUNs of at most "
+                            f"{room:,}")
 
 
 def checked_input(runner: ModelRunner, index: int, tensor: np.ndarray) -> np.ndarray:

@@ -78,6 +78,7 @@ class ErrorCode(IntEnum):
     BAD_INPUT = 6
     BUSY = 7
     INTERNAL = 8
+    UNSUPPORTED = 9  # the board cannot do this as asked (a model its hardware cannot run, a reply over one frame)
 
 
 def _empty(cls_name: str, payload: bytes) -> None:

@@ -16,9 +16,9 @@ average and step·dt/2 at worst: about 3 % (up to 6 %) of a 0.23 ms window at 20
 beside the IMX500's 4x readout. The trapezoid integrators are kept in the tests as
 reference oracles (`tests/oracles.py`), not here.
 
-Besides energy, the trace times each inference itself (`active_window_s`, a second latency beside the
-device's timer). Nothing here does I/O or knows about instruments or pytest; the device's per-inference
-timings are duck-typed (attributes `start_us`, `readout_us`, `inference_us`, `retrieval_us`).
+Besides energy, the trace times each inference itself (`active_window.active_window_s`, a second latency
+beside the device's timer); the trace and its windows are checked first (`trace_checks`). Nothing here does
+I/O or knows about instruments or pytest; the device's per-inference timings are duck-typed (attributes `start_us`, `readout_us`, `inference_us`, `retrieval_us`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pytest_edgehil.errors import CannotResolve, MeasurementError
+from pytest_edgehil.measure.active_window import active_window_s
 from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE
 from pytest_edgehil.measure.device_windows import (
     device_tick_s,
@@ -52,83 +53,18 @@ from pytest_edgehil.measure.run_envelope import (
     run_envelope_s,
 )
 from pytest_edgehil.measure.run_window import run_window_energy
+from pytest_edgehil.measure.trace_checks import as_trace, check_increasing, trace_sample_interval_s
 from pytest_edgehil.measure.trace_latency import trace_inference_s
 from pytest_edgehil.measure.trace_windows import locate_edges
 from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
 from pytest_edgehil.measure.window_energies import window_energies
 from pytest_edgehil.measure.zero_stages import zero_stage_refusal
 
-# The device's windows (device_windows) stay importable from here, where callers have long found them.
+# The device's windows (device_windows), the trace's own latency (active_window) and the sample interval
+# (trace_checks) stay importable from here, where callers have long found them.
 __all__ = ["RESOLVE_FIX", "EnergySamples", "active_window_s", "device_tick_s", "end_to_end_windows_s",
            "energy_from_trace", "inference_windows_s", "mean_power_w", "power_from_current_voltage_w",
            "run_energy_from_trace", "stage_windows_s", "trace_sample_interval_s"]
-
-# Edges this close (in sample intervals) outside the trace are float round-off, not a wrong window.
-_EDGE_TOLERANCE_SAMPLES = 1e-6
-# A step between two power levels counts as an edge only if it stands this many noise sigmas tall.
-_MIN_STEP_SIGMAS = 6.0
-
-
-# ---------------------------------------------------------------------------------------- validation
-
-def _as_trace(time_s: ArrayLike, power_w: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(time_s, dtype=np.float64)
-    p = np.asarray(power_w, dtype=np.float64)
-    if t.ndim != 1 or p.shape != t.shape:
-        raise MeasurementError(
-            f"trace arrays must be 1-D and of equal length, got time_s {t.shape} and power_w {p.shape}; "
-            "pass one sample per element (power_w = current_a * voltage_v)")
-    if t.size < 2:
-        raise MeasurementError(f"a trace needs at least 2 samples to integrate, got {t.size}; "
-                               "acquire more points (SENS:SWE:POIN)")
-    if not t[-1] > t[0]:  # O(1) guard; the samples a window uses are checked one by one where they are read
-        _check_increasing(np.array([t[-1] - t[0]]))
-    return t, p
-
-
-def trace_sample_interval_s(time_s: ArrayLike) -> float:
-    """Mean sample interval of a trace (its digitizer setting, for a uniformly sampled trace)."""
-    t = np.asarray(time_s, dtype=np.float64)
-    if t.ndim != 1 or t.size < 2:
-        raise MeasurementError(f"a trace needs at least 2 samples to have a sample interval, got {t.shape}")
-    return float(t[-1] - t[0]) / (t.size - 1)
-
-
-def _check_windows(t: np.ndarray, windows_s: np.ndarray) -> np.ndarray:
-    """Validate [t0, t1] rows against the trace span and resolution; return them clipped to the span."""
-    dt_s = trace_sample_interval_s(t)
-    tol_s = _EDGE_TOLERANCE_SAMPLES * dt_s
-    span = f"[{t[0]:.9g}, {t[-1]:.9g}] s"
-    if windows_s.size == 0:
-        return windows_s.reshape(0, 2)
-    if not np.all(np.isfinite(windows_s)):
-        bad = int(np.flatnonzero(~np.all(np.isfinite(windows_s), axis=1))[0])
-        raise MeasurementError(f"window {bad} {windows_s[bad].tolist()} has a non-finite edge; "
-                               "check the device timings it was built from")
-    outside = (windows_s[:, 0] < t[0] - tol_s) | (windows_s[:, 1] > t[-1] + tol_s)
-    if outside.any():
-        i = int(np.flatnonzero(outside)[0])
-        raise MeasurementError(
-            f"window {i} [{windows_s[i, 0]:.9g}, {windows_s[i, 1]:.9g}] s lies outside the trace span {span} "
-            f"({int(outside.sum())} of {len(windows_s)} windows do); acquire more pre-trigger samples "
-            "(SENS:SWE:OFFS:POIN) or a longer sweep so the trace covers every window")
-    length_s = windows_s[:, 1] - windows_s[:, 0]
-    short = length_s < 2.0 * dt_s * (1.0 - 1e-9)
-    if short.any():
-        i = int(np.flatnonzero(short)[0])
-        raise MeasurementError(
-            f"window {i} [{windows_s[i, 0]:.9g}, {windows_s[i, 1]:.9g}] s is {length_s[i]:.3g} s long, "
-            f"shorter than 2 sample intervals of {dt_s:.3g} s ({int(short.sum())} of {len(windows_s)} "
-            "windows are); the trace cannot resolve it: a faster digitizer setting (shorter SENS:SWE:TINT) "
-            "is needed")
-    return np.clip(windows_s, t[0], t[-1])
-
-
-def _check_increasing(dt_s: np.ndarray) -> None:
-    if dt_s.size and not dt_s.min() > 0:  # a reduction, no temporary; a NaN fails it too
-        i = int(np.flatnonzero(~(dt_s > 0))[0])
-        raise MeasurementError(f"trace time_s must be strictly increasing, but sample {i + 1} (of the ones "
-                               f"read) is not after sample {i}; build it as (arange(n) - trigger_index) * sample_interval_s")
 
 
 # ---------------------------------------------------------------------------------------- integration
@@ -147,99 +83,6 @@ def mean_power_w(energy_j: ArrayLike, window_s: ArrayLike) -> np.ndarray | float
     """Mean power over a window: energy divided by its length (element-wise for arrays)."""
     result = np.asarray(energy_j, dtype=np.float64) / np.asarray(window_s, dtype=np.float64)
     return float(result) if result.ndim == 0 else result
-
-
-# ------------------------------------------------------------------------ latency from the trace
-
-def _best_split(x: np.ndarray) -> tuple[int, float]:
-    """Index s (1..len-1) splitting x into two constant levels with least squared error; and the gain."""
-    n = x.size
-    if n < 2:
-        return 0, -np.inf
-    cs, cs2 = np.cumsum(x), np.cumsum(x * x)
-    left_n = np.arange(1, n, dtype=np.float64)
-    right_n = n - left_n
-    left_s, right_s = cs[:-1], cs[-1] - cs[:-1]
-    sse = (cs2[-1] - left_s ** 2 / left_n - right_s ** 2 / right_n)
-    s = int(np.argmin(sse)) + 1
-    total_sse = cs2[-1] - cs[-1] ** 2 / n
-    return s, float(total_sse - sse[s - 1])
-
-
-def _three_levels(x: np.ndarray) -> tuple[int, int]:
-    """Two change points c1 < c2 splitting x into before / active / after (binary segmentation + refit)."""
-    s, _ = _best_split(x)
-    s_left, gain_left = _best_split(x[:s])
-    s_right, gain_right = _best_split(x[s:])
-    c1, c2 = (s_left, s) if gain_left >= gain_right else (s, s + s_right)
-    for _ in range(2):  # refit each change point with the other held: corrects the greedy first split
-        c1 = _best_split(x[:c2])[0] or c1
-        c2 = c1 + (_best_split(x[c1:])[0] or (c2 - c1))
-    return c1, c2
-
-
-def _crossing_s(t: np.ndarray, p: np.ndarray, level_w: float, near: int | None) -> float | None:
-    """Sub-sample instant where p crosses level_w (nearest to index `near`, else the first); None if none."""
-    above = p > level_w
-    k = np.flatnonzero(above[:-1] != above[1:])
-    if k.size == 0:
-        return None
-    kk = int(k[np.argmin(np.abs(k - near))] if near is not None else k[0])
-    return float(t[kk] + (level_w - p[kk]) / (p[kk + 1] - p[kk]) * (t[kk + 1] - t[kk]))
-
-
-def active_window_s(time_s: ArrayLike, power_w: ArrayLike, t_search0: float, t_search1: float,
-                    level_w: float | None = None) -> float:
-    """Length in seconds of the active stage inside [t_search0, t_search1], measured on the trace itself.
-
-    A second latency measurement beside the device's own timer. Each edge instant is where the power
-    crosses the level halfway between the stage's level and the level next to it, located between the two
-    samples around the crossing by linear interpolation (sub-sample), so a ramped edge is timed exactly
-    and a sharp edge inside a sample interval to within half an interval.
-
-    Without `level_w` the search window is read as three flat levels (before / active / after: e.g.
-    readout, inference, retrieval), found by least-squares change points. The active level may be above
-    *or below* its neighbours (a vision sensor can draw less while inferring than while reading out), and
-    the two neighbours may differ: each edge gets its own halfway level. The search window must hold a
-    few samples of the neighbouring levels on both sides. With `level_w` the active window runs from the
-    first to the last crossing of that fixed level.
-    """
-    t, p = _as_trace(time_s, power_w)
-    (t0_s, t1_s), = _check_windows(t, np.array([[t_search0, t_search1]], dtype=np.float64))
-    i0 = max(int(np.searchsorted(t, t0_s, side="left")), 0)
-    i1 = min(int(np.searchsorted(t, t1_s, side="right")), t.size)
-    ts, ps = t[i0:i1], p[i0:i1]
-    where = f"in the search window [{t0_s:.9g}, {t1_s:.9g}] s"
-    if ts.size < 4:
-        raise MeasurementError(f"{where} there are only {ts.size} samples; widen it to include the "
-                               "neighbouring stages or use a faster digitizer setting")
-    _check_increasing(np.diff(ts))
-    if level_w is not None:
-        rise_s = _crossing_s(ts, ps, level_w, None)
-        fall_s = _crossing_s(ts[::-1], ps[::-1], level_w, None)
-        if rise_s is None or fall_s is None or fall_s <= rise_s:
-            raise MeasurementError(f"{where} the power never crosses {level_w:.6g} W twice; pass a level "
-                                   "between the idle and active power, or widen the window")
-        return fall_s - rise_s
-
-    c1, c2 = _three_levels(ps)
-    before_w, active_w, after_w = (float(np.median(seg)) for seg in (ps[:c1], ps[c1:c2], ps[c2:]))
-    residual_w = ps - np.concatenate([np.full(c1, before_w), np.full(c2 - c1, active_w),
-                                      np.full(ps.size - c2, after_w)])
-    noise_w = 1.4826 * float(np.median(np.abs(residual_w - np.median(residual_w))))
-    floor_w = max(_MIN_STEP_SIGMAS * noise_w, 1e-9 * float(np.max(np.abs(ps))))
-    for name, step_w in (("rising", active_w - before_w), ("falling", active_w - after_w)):
-        if abs(step_w) <= floor_w:
-            raise MeasurementError(
-                f"{where} found no distinct {name} edge: levels before/active/after are "
-                f"{before_w:.6g}/{active_w:.6g}/{after_w:.6g} W against noise {noise_w:.3g} W; the stage "
-                "does not stand out in power here, or the search window cuts it off, so the trace cannot "
-                "time it (widen the window to include its neighbours, or pass level_w)")
-    rise_s = _crossing_s(ts, ps, 0.5 * (before_w + active_w), c1 - 1)
-    fall_s = _crossing_s(ts, ps, 0.5 * (active_w + after_w), c2 - 1)
-    if rise_s is None or fall_s is None or fall_s <= rise_s:  # pragma: no cover - levels imply crossings
-        raise MeasurementError(f"{where} the edges could not be located; widen the window")
-    return fall_s - rise_s
 
 
 # ------------------------------------------------------------------------------------- per run
@@ -309,8 +152,8 @@ def energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterable[A
     windows the device's stamps cannot place (`envelope_window`: one value, the envelope's energy / n).
     `origin_u_s`: how far t = 0 may be from the device's time 0 (`trace_windows.locate_edges`).
     """
-    t, p = _as_trace(time_s, power_w)
-    _check_increasing(np.diff(t[:2]))
+    t, p = as_trace(time_s, power_w)
+    check_increasing(np.diff(t[:2]))
     timing_list = list(timings)
     if (zero := zero_stage_refusal(timing_list, trace_sample_interval_s(t))) is not None:  # the timer's fault
         raise zero
@@ -387,7 +230,7 @@ def run_energy_from_trace(time_s: ArrayLike, power_w: ArrayLike, timings: Iterab
     inferences, < 2 samples, the RUN's end not shown) and WindowMisplaced (that end 0.5 % off the device's clock).
     `tick_s`: the device timer's tick (s) as more RUNs' stamps show it (default: this RUN's, `device_tick_s`).
     """
-    t, p = _as_trace(time_s, power_w)
+    t, p = as_trace(time_s, power_w)
     timing_list = list(timings)
     end_to_end_w = end_to_end_windows_s(timing_list)
     dt_s = trace_sample_interval_s(t)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_edgehil.measure.trace_windows import EdgeFit, edge_index
+from pytest_edgehil.measure.device_edges import edge_index
+from pytest_edgehil.measure.trace_windows import EdgeFit
 from pytest_edgehil.measure.uncertainty_refusal import pricing_refusal, uncertainty_refusal
 from pytest_edgehil.measure.window_energies import window_energies
 

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pytest_edgehil.errors import CannotResolve
-from pytest_edgehil.measure.trace_windows import EdgeFit, edge_index
+from pytest_edgehil.measure.device_edges import edge_index
+from pytest_edgehil.measure.trace_windows import EdgeFit
 
 # A point-sampled window is priced to this relative error or refused (issue 10: no silent error over 1 %).
 POINT_ERROR_REL = 0.01

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_edgehil.measure.trace_windows import EdgeFit, edge_index
+from pytest_edgehil.measure.device_edges import edge_index
+from pytest_edgehil.measure.trace_windows import EdgeFit
 
 # A kind stands out when its median step clears the floor by this many standard errors of the median: a
 # kind whose steps sit at the floor passes by chance with P(z > 3) ≈ 0.13 % per RUN, not one edge in two.

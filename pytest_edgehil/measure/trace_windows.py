@@ -36,6 +36,7 @@ from scipy import stats
 
 from pytest_edgehil.errors import MeasurementError, WindowMisplaced
 from pytest_edgehil.measure.clock_map import CLOCK_TOLERANCE, fit_map, weighted_map
+from pytest_edgehil.measure.device_edges import distinct_edges, edge_index
 from pytest_edgehil.measure.edge_locator import (
     EdgeLocator,
     cumulative_energy,
@@ -50,6 +51,9 @@ from pytest_edgehil.measure.run_envelope import (
     envelope_tolerance_s,
 )
 from pytest_edgehil.measure.settling import SETTLE_COVER, SETTLE_STAGE_TAUS, settling_tau_s, supply_tau_s
+
+# `edge_index` (device_edges) stays importable from here, where the window pricers have long found it.
+__all__ = ["EdgeFit", "edge_index", "locate_edges"]
 
 # A located edge this far (in sample intervals, or µs) from the fitted clock map means a misplaced window.
 _MISPLACED_SAMPLES = 3.0
@@ -150,7 +154,7 @@ def locate_edges(time_s: ArrayLike, power_w: ArrayLike, device_edges_s: ArrayLik
     """
     t = np.asarray(time_s, dtype=np.float64)
     p = np.asarray(power_w, dtype=np.float64)
-    dev, kind = _distinct(np.asarray(device_edges_s, dtype=np.float64), kinds)
+    dev, kind = distinct_edges(np.asarray(device_edges_s, dtype=np.float64), kinds)
     bounds, cum, dt = cumulative_energy(t, p)
     noise = noise_w(p)
     n = dev.size
@@ -333,35 +337,6 @@ def _supply_tau(trace: EdgeLocator, dev: np.ndarray, fit_x: list[float], fit_y: 
         return tau
     each = [settling_tau_s(trace.p, trace.bounds, c, nx, st) for c, st, nx in zip(fit_y, steps, nexts)]
     return float(np.nanmax(each)) if each and not np.all(np.isnan(each)) else 0.0
-
-
-# Device edges closer than this are one edge (a retrieval's end is the next readout's start, to round-off).
-_SAME_EDGE_S = 1e-9
-
-
-def _distinct(edges_s: np.ndarray, kinds: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct edges, their kind): coincident edges of different kinds (a retrieval's end that is
-    the next readout's start) get a kind of their own, the bit mask of theirs (kind 0 when none given)."""
-    flat = edges_s.reshape(-1)
-    labels = np.zeros(flat.size, dtype=np.int64) if kinds is None else np.asarray(kinds, dtype=np.int64).reshape(-1)
-    if labels.shape != flat.shape:
-        raise MeasurementError(f"edge kinds {labels.shape} must match the device edges {flat.shape}, one per edge")
-    order = np.argsort(flat, kind="stable")
-    e, bits = flat[order], np.left_shift(1, labels[order])
-    if e.size == 0:
-        return e, bits
-    group = np.cumsum(np.concatenate([[True], np.diff(e) > _SAME_EDGE_S])) - 1
-    mask = np.zeros(int(group[-1]) + 1, dtype=np.int64)
-    np.bitwise_or.at(mask, group, bits)
-    return e[np.concatenate([[0], np.flatnonzero(np.diff(group)) + 1])], mask
-
-
-def edge_index(device_s: np.ndarray, values_s: np.ndarray) -> np.ndarray:
-    """Index of the nearest distinct edge for each device time in `values_s` (any shape)."""
-    v = np.asarray(values_s, dtype=np.float64)
-    i = np.clip(np.searchsorted(device_s, v), 1, device_s.size - 1)
-    left, right = device_s[i - 1], device_s[i]
-    return np.where(np.abs(v - left) <= np.abs(right - v), i - 1, i)
 
 
 def _quantized(centroids_s: list[float], start_s: float, dt: float, within: float = 0.1) -> bool:

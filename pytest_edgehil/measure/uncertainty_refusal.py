@@ -20,8 +20,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from pytest_edgehil.errors import CannotResolve
+from pytest_edgehil.measure.device_edges import edge_index
 from pytest_edgehil.measure.point_sampling import first_window_over, windows_over
-from pytest_edgehil.measure.trace_windows import EdgeFit, edge_index
+from pytest_edgehil.measure.trace_windows import EdgeFit
 from pytest_edgehil.measure.window_energies import window_systematic_j
 
 # A window whose edges, placed by a clock the trace did not pin, may be off by more than this fraction

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from pytest_edgehil.errors import CannotResolve
+from pytest_edgehil.measure.device_edges import edge_index
 from pytest_edgehil.measure.settling import SETTLE_STAGE_TAUS
-from pytest_edgehil.measure.trace_windows import EdgeFit, edge_index
+from pytest_edgehil.measure.trace_windows import EdgeFit
 
 
 def window_energies(fit: EdgeFit, windows_dev_s: np.ndarray, names: Sequence[str],

@@ -119,6 +119,16 @@ class ModelInfo:
         """Whether the conv/matmul work runs in integer arithmetic (int8 rate on an accelerator)."""
         return self.compute_dtype in INTEGER_COMPUTE
 
+    @property
+    def float_compute(self) -> bool:
+        """Whether the model's arithmetic is float: its conv/matmul ops compute in float (an int8 graph behind
+        float32 I/O, QUANTIZE in front and DEQUANTIZE behind, does not; a hybrid one does). A model without
+        such ops goes by its first input's dtype (nothing else says what its arithmetic is). What a twin times
+        at the float rate and what a quantized-only board refuses (`DeviceKind.refuses`)."""
+        if self.compute_dtype != "none":
+            return not self.integer_compute
+        return bool(self.inputs) and bool(np.issubdtype(np.dtype(self.inputs[0].dtype), np.floating))
+
     def _cost(self, what: str) -> ShapeCost:
         if self.cost is None:
             raise ModelError(f"model {self.name}: {what} depends on the input size, and {self.dynamic_text()}; "

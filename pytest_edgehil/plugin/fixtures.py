@@ -115,19 +115,17 @@ def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_benc
 
 
 def _refuse_float_on_integer_board(model: CatalogModel, dut: DeviceUnderTest) -> None:
-    """ModelError, before any upload, for a model whose conv/matmul ops compute in float on a board of a kind
-    that runs quantized models only (`float_compute = false`): a twin would time it, no such board can."""
+    """ModelError, before any upload, for a model a board of the device's kind cannot run (`DeviceKind.refuses`:
+    float arithmetic on a kind that runs quantized models only): a twin's timing of it is no board's figure."""
     from pytest_edgehil.config.kinds import get_device_kind
     from pytest_edgehil.errors import ModelError
 
-    kind = get_device_kind(dut.config.kind)
-    if kind.float_compute or model.info.integer_compute:
+    reason = get_device_kind(dut.config.kind).refuses(model.info)
+    if reason is None:
         return
-    raise ModelError(f"model {model.name!r} ({model.path}) computes in {model.info.compute_dtype} (its conv/matmul "
-                     f"ops), and device {dut.name!r} is a {kind.display_name} (kind {kind.name!r}: float_compute = "
-                     "false), which runs quantized models only: no figure of this model on it can exist. Convert it "
-                     "to a full-integer (int8) model, or give its card an `artifacts` entry compiled for the kind, "
-                     "or measure it on a board that computes in float")
+    raise ModelError(f"model {model.name!r} ({model.path}): {reason}, so device {dut.name!r} cannot run it and no "
+                     "figure of it there can exist. Convert it to a full-integer (int8) model, or give its card an "
+                     "`artifacts` entry compiled for the kind, or measure it on a board that computes in float")
 
 
 def _feed_the_cards_size(dut: DeviceUnderTest, model: CatalogModel) -> None:

@@ -123,7 +123,7 @@ class Comparison:
         None without a ratio or a known direction."""
         if self.direction is None or self.ratio is None or not math.isfinite(self.ratio) or self.ratio < 0:
             return None  # (a ratio of 0 is 100 % in either direction; +inf, from zero, has no percentage)
-        # The same orientation as the gate's decision (results.gate.worse_fraction): a top1 falling
+        # The same orientation as the gate's decision (results.gate_decision.worse_fraction): a top1 falling
         # 0.72 → 0.60 is 16.7 % worse, not 1/0.833 − 1 = 20 %.
         return 1.0 - self.ratio if self.higher_is_better else self.ratio - 1.0
 

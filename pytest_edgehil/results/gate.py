@@ -1,7 +1,8 @@
 """The merge gate: is a run's energy or latency worse than the baseline's, beyond noise, drift and a threshold?
 
 Pure comparison of result records (no pytest, no I/O; statistics in `gate_stats.py` and
-`session_stats.py`, the verdicts and their table in `comparison.py`). Per pair × metric it gives a
+`session_stats.py`, the verdict from a change and its p-values in `gate_decision.py`, the verdicts and their
+table in `comparison.py`). Per pair × metric it gives a
 `Comparison`: the ratio new/base with a 95 % confidence interval, a one-sided p-value, and a status —
 IMPROVED, SAME, REGRESSED, UNKNOWN, MISSING (only in the baseline) or NEW (only in this run) — plus flags
 when the two sides are not like for like (model SHA-256, firmware, protocol, sample interval, instrument).
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from pytest_edgehil.results.comparison import DEFAULT_FAIL_ON, Comparison, FailOn, GateReport, GateStatus
+from pytest_edgehil.results.gate_decision import ALPHA, decide, worse_fraction
 from pytest_edgehil.results.gate_flags import context_flags, earlier_session_flags, run_flags
 from pytest_edgehil.results.gate_origins import ab_notes, attach_untested, index_sides, note_renames, split_ab
 from pytest_edgehil.results.gate_stats import (
@@ -66,6 +68,8 @@ from pytest_edgehil.results.store import ResultRecord, RunInfo
 from pytest_edgehil.results.vocabulary import UNGATED_METRICS, Direction, Family, how_to_declare
 
 __all__ = [
+    "ALPHA",
+    "ALPHA_SESSIONS",
     "DEFAULT_FAIL_ON",
     "Comparison",
     "FailOn",
@@ -85,60 +89,15 @@ __all__ = [
     "hodges_lehmann_shift",
     "ratio_test",
     "run_flags",
+    "worse_fraction",
 ]
 
-ALPHA = 0.05  # one-sided significance level of a same-session comparison (A/B rounds, pooled samples)
 ALPHA_SESSIONS = 0.005  # across sessions: ≤ 1 % false alarms at the default threshold (docs/gate.md)
 REPORT_THRESHOLD = 0.05  # families that do not gate are still classified at this threshold
 
 # Metrics of these families, when recorded without samples, are deterministic (a file size, a score
 # over a fixed evaluation set): compared as values.
 _EXACT_FAMILIES = (Family.FOOTPRINT, Family.ACCURACY)
-def _decide(worse: float, p_worse: float | None, p_better: float | None, cut: float,
-            tested: bool, alpha: float = ALPHA) -> tuple[GateStatus, str]:
-    """`worse` is the relative change of the value in the worse direction (+0.08: 8 % worse, −0.08: 8 %
-    better, for a top1 falling 0.72 → 0.60 it is +0.167); `cut` the threshold past which it counts."""
-    if math.isnan(worse) or (tested and math.isinf(worse)):
-        return GateStatus.UNKNOWN, "no ratio: a value is missing, zero or of the other sign"
-    if not tested:  # deterministic values: the threshold applies literally
-        if _past(worse, cut):
-            return GateStatus.REGRESSED, ""
-        return (GateStatus.IMPROVED, "") if _past(-worse, cut) else (GateStatus.SAME, "")
-    if p_worse is None or p_better is None:
-        if _past(abs(worse), cut):
-            return GateStatus.UNKNOWN, "~ past the threshold, but recorded without samples to test"
-        return GateStatus.SAME, ""
-    if _past(worse, cut):
-        if p_worse < alpha:
-            return GateStatus.REGRESSED, ""
-        return GateStatus.UNKNOWN, f"~ past the threshold but not significant (p = {p_worse:.2g}): rerun"
-    if _past(-worse, cut):
-        if p_better < alpha:
-            return GateStatus.IMPROVED, "consider refreshing the baseline"
-        return GateStatus.UNKNOWN, f"~ better past the threshold but not significant (p = {p_better:.2g})"
-    if min(p_worse, p_better) < alpha:
-        return GateStatus.SAME, "a significant change, within the threshold"
-    return GateStatus.SAME, ""
-
-
-def _past(change: float, cut: float) -> bool:
-    """Whether a relative change is past the threshold `cut`, which is the largest change that passes
-    (docs/gate.md): a change equal to it up to float round-off passes (top1 0.72 → 0.7128 is 1 % worse, and
-    1 − 0.7128 / 0.72 computes to 0.010000000000000009)."""
-    return change > cut and not math.isclose(change, cut, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def worse_fraction(ratio: float, higher_is_better: bool) -> float:
-    """Relative change new/base − 1 signed so that > 0 is worse (a fall, for a higher-is-better metric);
-    NaN when there is no meaningful ratio (a value missing, or of the other sign). A threshold of 10 % then
-    means what it says in both directions: latency up by more than 10 %, or a score down by more than 10 %.
-    To or from zero is a change too: a ratio of 0 is 100 % (a top1 of 0.72 → 0 is 100 % worse), a ratio of
-    +inf (0 → 3 false alarms) is unbounded, ±inf, past every threshold."""
-    if math.isnan(ratio) or ratio < 0:
-        return math.nan
-    if math.isinf(ratio):
-        return -math.inf if higher_is_better else math.inf
-    return 1.0 - ratio if higher_is_better else ratio - 1.0
 
 
 def _start(base: ResultRecord, new: ResultRecord, fail_on: FailOn) -> tuple[Comparison, list[str]]:
@@ -240,7 +199,7 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
     threshold = comparison.threshold
     if test is not None:
         p_worse, p_better = (test.p_less, test.p_greater) if hib else (test.p_greater, test.p_less)
-        status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, threshold, tested=True,
+        status, note = decide(worse_fraction(test.ratio, hib), p_worse, p_better, threshold, tested=True,
                                alpha=ALPHA_SESSIONS)
         if status is GateStatus.UNKNOWN and test.assumed:
             which = ("a single-session baseline" if test.sessions == 1 else
@@ -280,7 +239,7 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
         # From zero, any rise is unbounded (+inf): a verdict for exact values, not "no ratio" (NaN: none).
         ratio = (new.value / latest.value if latest.value
                  else 1.0 if new.value == 0 else math.inf if new.value > 0 else math.nan)
-        status, note = _decide(worse_fraction(ratio, hib), None, None, threshold, tested=not exact)
+        status, note = decide(worse_fraction(ratio, hib), None, None, threshold, tested=not exact)
         comparison = _evolve(comparison, ratio=ratio, method="values", n_base=len(latest.raw or []),
                              n_new=len(new.raw or []))
     return _finish(comparison, status, note, fail_on, new.metric)
@@ -310,7 +269,7 @@ def compare_paired(record: ResultRecord, fail_on: FailOn) -> Comparison | None:
         # was, not how far the board moved between the two, so a bench settling 3 % would pass for a regression.
         p_worse = p_better = None
         ci = (None, None)
-    status, note = _decide(worse_fraction(test.ratio, hib), p_worse, p_better, comparison.threshold, tested=True)
+    status, note = decide(worse_fraction(test.ratio, hib), p_worse, p_better, comparison.threshold, tested=True)
     if test.n_base < 2 and status is GateStatus.UNKNOWN:
         note = ("~ past the threshold, but one A/B round cannot tell a change from the board's drift between its "
                 "two windows: run 2 rounds or more (ini edgehil_energy_windows)")

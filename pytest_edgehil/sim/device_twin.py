@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from typing_extensions import Self
 
+from pytest_edgehil.config.kinds import get_device_kind
 from pytest_edgehil.errors import ModelError
 from pytest_edgehil.link import messages as p
 from pytest_edgehil.link.device_side import (
@@ -32,6 +33,7 @@ from pytest_edgehil.link.device_side import (
     ModelUpload,
     batch_images,
     check_batch,
+    check_result_fits,
     checked_input,
     require_upload,
 )
@@ -270,6 +272,7 @@ class DeviceTwin(TimedTwin):
             raise TwinRefusal(p.ErrorCode.BAD_PAYLOAD, f"RUN count must be >= 1, got {count}")
         self._require_resolved(model)
         outputs = model.runner.run_raw(model.inputs)
+        check_result_fits(count, outputs)  # a RUN no RESULT could answer is refused before it runs
         start_s = self.clock_s
         fault = self.faults.take("firmware", request, 0) if self.faults.active else None
         if fault is not None and fault.kind == "no-invoke":
@@ -307,6 +310,12 @@ class DeviceTwin(TimedTwin):
     # -- model and timing ------------------------------------------------------------------------------
     def _activate(self, model_bytes: bytes, name: str) -> None:
         info = analyze_model(model_bytes, name=name)
+        # The board's own loader refuses what its hardware cannot run (the IMX500's converter and packager
+        # take quantized networks only), by the rule the plugin checks before any upload.
+        reason = get_device_kind(self.profile.kind).refuses(info)
+        if reason is not None:
+            raise TwinRefusal(p.ErrorCode.UNSUPPORTED, f"model {name!r}: {reason}; convert it to a full-integer "
+                                                       "(int8) model")
         if info.resolved:  # a dynamic model is checked against RAM at the shape it is fed
             self._check_ram(info, name)
         runner = ModelRunner(model_bytes)

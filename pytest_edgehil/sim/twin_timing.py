@@ -100,6 +100,7 @@ class TimedTwin:
         power, factor, stamp = self.profile.power, self.power_factor, self.device_clock.stamp_s
         readout_w, retrieval_w = readout_w * factor, power.retrieval_w * factor
         inference = [(fraction, power.inference_w * factor * level) for fraction, level in segments]
+        inner, last_w = inference[:-1], inference[-1][1]  # the last segment ends where the stage does
         rel = self.profile.jitter_rel
         n_r, n_i, n_q = nominal
         z = self._rng.standard_normal(3 * count).tolist()  # the stream of `count` draws of three (`_jittered`)
@@ -117,11 +118,14 @@ class TimedTwin:
             trigger_s = readout_start_s + r
             spans.append(StageSpan("readout", readout_start_s, trigger_s, readout_w, False, run_index))
             start_s = trigger_s
-            for fraction, power_w in inference:  # power varies within the stage
+            inference_end_s = trigger_s + i  # the segments' round-off must not move the stage's end
+            for fraction, power_w in inner:  # power varies within the stage
                 end_s = start_s + i * fraction
                 spans.append(StageSpan("inference", start_s, end_s, power_w, True, run_index))
                 start_s = end_s
-            inference_end_s = trigger_s + i  # the segments' round-off must not move the stage's end
+            # ... nor leave the last segment ending past it: late on the clock (from ~9e3 s a float ulp is
+            # over the timeline's 1e-12 s) the retrieval would start before it, and the timeline refused it.
+            spans.append(StageSpan("inference", start_s, inference_end_s, last_w, True, run_index))
             clock_s = inference_end_s + q
             spans.append(StageSpan("retrieval", inference_end_s, clock_s, retrieval_w, False, run_index))
             edges.append((readout_start_s, trigger_s, inference_end_s, clock_s))
@@ -168,8 +172,6 @@ class TimedTwin:
 
 
 def float_compute(info: ModelInfo) -> bool:
-    """Whether a twin times `info` at the float rate: its conv/matmul ops compute in float. A model
-    without such ops falls back on its input dtype (nothing else says what its arithmetic is)."""
-    if info.compute_dtype != "none":
-        return not info.integer_compute
-    return bool(info.inputs) and np.issubdtype(np.dtype(info.inputs[0].dtype), np.floating)
+    """Whether a twin times `info` at the float rate (`ModelInfo.float_compute`: its conv/matmul ops compute
+    in float; without such ops, its input dtype)."""
+    return info.float_compute
