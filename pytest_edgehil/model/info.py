@@ -119,6 +119,15 @@ class ModelInfo:
         """Whether the conv/matmul work runs in integer arithmetic (int8 rate on an accelerator)."""
         return self.compute_dtype in INTEGER_COMPUTE
 
+    @property
+    def float_arithmetic(self) -> bool:
+        """Whether the model computes in float: its conv/matmul ops' dtype, or, for a model without such ops
+        (pooling, resizing alone), its input's dtype, as nothing else says what its arithmetic is. What a
+        twin times at the float rate and what a board without a float path refuses."""
+        if self.compute_dtype != "none":
+            return not self.integer_compute
+        return bool(self.inputs) and bool(np.issubdtype(np.dtype(self.inputs[0].dtype), np.floating))
+
     def _cost(self, what: str) -> ShapeCost:
         if self.cost is None:
             raise ModelError(f"model {self.name}: {what} depends on the input size, and {self.dynamic_text()}; "

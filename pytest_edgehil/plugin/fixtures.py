@@ -121,10 +121,12 @@ def _refuse_float_on_integer_board(model: CatalogModel, dut: DeviceUnderTest) ->
     from pytest_edgehil.errors import ModelError
 
     kind = get_device_kind(dut.config.kind)
-    if kind.float_compute or model.info.integer_compute:
+    if kind.float_compute or not model.info.float_arithmetic:
         return
-    raise ModelError(f"model {model.name!r} ({model.path}) computes in {model.info.compute_dtype} (its conv/matmul "
-                     f"ops), and device {dut.name!r} is a {kind.display_name} (kind {kind.name!r}: float_compute = "
+    info = model.info
+    what = (f"{info.compute_dtype} (its conv/matmul ops)" if info.compute_dtype != "none"
+            else f"{info.inputs[0].dtype} (it has no conv/matmul op; its input's dtype)")
+    raise ModelError(f"model {model.name!r} ({model.path}) computes in {what}, and device {dut.name!r} is a {kind.display_name} (kind {kind.name!r}: float_compute = "
                      "false), which runs quantized models only: no figure of this model on it can exist. Convert it "
                      "to a full-integer (int8) model, or give its card an `artifacts` entry compiled for the kind, "
                      "or measure it on a board that computes in float")

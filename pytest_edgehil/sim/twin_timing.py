@@ -168,8 +168,5 @@ class TimedTwin:
 
 
 def float_compute(info: ModelInfo) -> bool:
-    """Whether a twin times `info` at the float rate: its conv/matmul ops compute in float. A model
-    without such ops falls back on its input dtype (nothing else says what its arithmetic is)."""
-    if info.compute_dtype != "none":
-        return not info.integer_compute
-    return bool(info.inputs) and np.issubdtype(np.dtype(info.inputs[0].dtype), np.floating)
+    """Whether a twin times `info` at the float rate (`ModelInfo.float_arithmetic`)."""
+    return info.float_arithmetic
