@@ -117,19 +117,24 @@ def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_benc
 def _refuse_float_on_integer_board(model: CatalogModel, dut: DeviceUnderTest) -> None:
     """ModelError, before any upload, for a model whose conv/matmul ops compute in float on a board of a kind
     that runs quantized models only (`float_compute = false`): a twin would time it, no such board can."""
+    refuse_float_model(model.info, f"model {model.name!r} ({model.path})", dut)
+
+
+def refuse_float_model(info: ModelInfo, what: str, dut: DeviceUnderTest) -> None:
+    """`_refuse_float_on_integer_board` for any model about to be uploaded (`what` names it: the pair's model,
+    an A/B baseline)."""
     from pytest_edgehil.config.kinds import get_device_kind
     from pytest_edgehil.errors import ModelError
 
     kind = get_device_kind(dut.config.kind)
-    if kind.float_compute or not model.info.float_arithmetic:
+    if kind.float_compute or not info.float_arithmetic:
         return
-    info = model.info
-    what = (f"{info.compute_dtype} (its conv/matmul ops)" if info.compute_dtype != "none"
-            else f"{info.inputs[0].dtype} (it has no conv/matmul op; its input's dtype)")
-    raise ModelError(f"model {model.name!r} ({model.path}) computes in {what}, and device {dut.name!r} is a {kind.display_name} (kind {kind.name!r}: float_compute = "
-                     "false), which runs quantized models only: no figure of this model on it can exist. Convert it "
-                     "to a full-integer (int8) model, or give its card an `artifacts` entry compiled for the kind, "
-                     "or measure it on a board that computes in float")
+    arithmetic = (f"{info.compute_dtype} (its conv/matmul ops)" if info.compute_dtype != "none"
+                  else f"{info.inputs[0].dtype} (it has no conv/matmul op; its input's dtype)")
+    raise ModelError(f"{what} computes in {arithmetic}, and device {dut.name!r} is a {kind.display_name} (kind "
+                     f"{kind.name!r}: float_compute = false), which runs quantized models only: no figure of this "
+                     "model on it can exist. Convert it to a full-integer (int8) model, or give its card an "
+                     "`artifacts` entry compiled for the kind, or measure it on a board that computes in float")
 
 
 def _feed_the_cards_size(dut: DeviceUnderTest, model: CatalogModel) -> None:
@@ -306,6 +311,7 @@ def edgehil_ab_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Confi
     --edgehil-ab; a ConfigError (a missing baseline model) fails the test naming the file. A missing trigger
     is waited for once per device and analyzer, as for `edgehil_energy`."""
     from pytest_edgehil.measure.interleave import ABModel, measure_energy_ab
+    from pytest_edgehil.model.info import analyze_model
     from pytest_edgehil.plugin.gate import ab_source_key
     from pytest_edgehil.plugin.trigger_faults import trigger_once
 
@@ -313,6 +319,9 @@ def edgehil_ab_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Confi
     if source is None:
         pytest.skip("same-session A/B needs --edgehil-ab=DIR or --edgehil-ab=git:REV (the baseline's models)")
     baseline = source.model_bytes(edgehil_model.path, edgehil_model.name)
+    # Both sides are uploaded as .tflite bytes (measure_energy_ab): a float baseline is refused as a float model.
+    refuse_float_model(analyze_model(baseline, edgehil_model.name),
+                       f"the --edgehil-ab baseline of model {edgehil_model.name!r} ({source.spec})", edgehil_dut)
     analyzer, supply = edgehil_analyzer
     with trigger_once(request.session, edgehil_dut.name, analyzer_name(supply), request.node.nodeid):
         return measure_energy_ab(edgehil_dut, analyzer, supply_v=supply.supply_v,
