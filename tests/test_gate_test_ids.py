@@ -105,3 +105,21 @@ def test_a_test_renamed_alone_is_still_compared() -> None:
     report = compare_results([energy(WINDOW, 0.016)], [energy(WINDOW + "-v2", 0.016 * 1.3)], DEFAULT)
     (c,) = report.comparisons
     assert c.status is GateStatus.REGRESSED and not report.passed
+
+
+def test_a_baseline_record_without_test_id_is_not_given_to_one_test_where_the_baseline_shows_two() -> None:
+    """An old session without ids beside a newer one where two tests record the pair × metric (the loop test
+    0.011, the window test 0.016), and this run collects the window test alone (+30 %). The id-less 0.011 is
+    the loop test's figure by every sign, yet was taken as the window test's, the only one of this run: the
+    baseline then 'spread 30 %' between sessions and the +30 % passed as UNKNOWN. Expected: the window test is
+    judged on the session that names it (as with that session alone: REGRESSED), the id-less record UNKNOWN."""
+    sessions = [[no_id(0.011)], [energy(LOOP, 0.011), energy(WINDOW, 0.016)]]
+    alone = compare_sessions(sessions[1:], [energy(WINDOW, 0.016 * 1.3)], DEFAULT)
+    expected = next(c for c in alone.comparisons if c.origin == WINDOW)
+    assert expected.status is GateStatus.REGRESSED  # the independent reference: the session naming the test
+    report = compare_sessions(sessions, [energy(WINDOW, 0.016 * 1.3)], DEFAULT, base_sources=["old.json", "night.json"])
+    window = next(c for c in report.comparisons if c.origin == WINDOW)
+    assert (window.status, window.base_value) == (GateStatus.REGRESSED, pytest.approx(expected.base_value))
+    assert window.blocking and not report.passed
+    untested = [c for c in report.comparisons if not c.origin]
+    assert [c.status for c in untested] == [GateStatus.UNKNOWN] and "old.json" in untested[0].note, untested
