@@ -10,7 +10,6 @@ figures expected here are numpy medians of the samples given; the verdicts follo
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
