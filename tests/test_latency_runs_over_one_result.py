@@ -26,6 +26,7 @@ assert RUNS * 4 * 8 > 4 * 1024 * 1024  # over one frame by the protocol's own si
 class _Dut:
     def __init__(self, client: DeviceClient) -> None:
         self.client = client
+        self.name, self.port = "coral", client.port
 
 
 def test_latency_runs_beyond_one_result_frame_are_all_timed() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from pytest_edgehil.config.catalog import CatalogModel
 from pytest_edgehil.errors import InvalidPayload, ModelError
 from pytest_edgehil.link.messages import TIMINGS_PER_RUN, Result, StageTiming, batch_size, pipeline_depth
 from pytest_edgehil.link.pipeline import evaluate
+from pytest_edgehil.measure.timer_resolution import STAGES, check_timer_resolves
 from pytest_edgehil.model.runtime import TensorSpec
 
 
@@ -267,14 +268,18 @@ def _outputs_sound(model: CatalogModel, results: list[Result]) -> bool:
                for j, (dtype, _) in enumerate(specs) if dtype.kind == "f")
 
 
-def stage_timings(dut: DeviceUnderTest, count: int) -> tuple[StageTiming, ...]:
+def stage_timings(dut: DeviceUnderTest, count: int,
+                  stages: Sequence[str] = STAGES) -> tuple[StageTiming, ...]:
     """`count` back-to-back inferences of the active model and input, with per-stage device timings; over
     `TIMINGS_PER_RUN`, in RUNs of at most that many (their timings in order). A long latency run loses
     nothing by being split: each inference's stage times are its own, the host's gap between two RUNs is in
-    none of them."""
+    none of them. TimerTooCoarse where the device's timer is too coarse for one of `stages`, those the caller
+    takes a figure of ("readout", "inference", "retrieval", "end-to-end"; `timer_resolution`)."""
     timings: list[StageTiming] = []
     while len(timings) < count:
         timings.extend(dut.client.run(min(TIMINGS_PER_RUN, count - len(timings))).timings)
+    # Behind a timer coarser than a stage, its median reading is a tick away from the truth (0 ms for 0.23 ms).
+    check_timer_resolves(timings, device=dut.name, port=dut.port, stages=stages)
     return tuple(timings)
 
 
