@@ -159,6 +159,16 @@ class MeasurementError(EdgeHILError):
     """A trace cannot give the asked-for figure (e.g. a window shorter than the sample period)."""
 
 
+class TimerTooCoarse(MeasurementError):
+    """A device's stage timer too coarse for a latency figure: each stage time is two stamps apart, so behind
+    a tick T every reading, and their median, is off by up to T. `device`, `stage` ("inference", ...),
+    `tick_s` and `median_s` (the stage's median reading) say which; never a figure a tick away from the truth."""
+
+    def __init__(self, message: str, *, device: str, stage: str, tick_s: float, median_s: float) -> None:
+        super().__init__(message)
+        self.device, self.stage, self.tick_s, self.median_s = device, stage, tick_s, median_s
+
+
 class CannotResolve(MeasurementError):
     """The data cannot resolve a window: too few samples, or an edge beside a stage shorter than two samples.
 

@@ -34,6 +34,11 @@ def test_a_case_or_space_typo_of_a_built_in_is_pointed_at_it(tmp_path: Path, key
     ("inference_uJ", "max = 2000", "inference_mj = { max = 2 }"),
     ('"inference_µj"', "max = 2000", "inference_mj = { max = 2 }"),
     ("inference_us", "min = 10, max = 150", "inference_ms = { min = 0.01, max = 0.15 }"),
+    # Every digit the user wrote survives: 1,234,567 µs = 1234.567 ms, 0.01234567 s = 12.34567 ms (a 6-digit
+    # format gave 1234.57 and 12.3457, a limit the user would paste in, tighter or looser than theirs).
+    ("inference_us", "max = 1234567", "inference_ms = { max = 1234.567 }"),
+    ("inference_s", "max = 0.01234567", "inference_ms = { max = 12.34567 }"),
+    ("inference_s", "max = 0.1", "inference_ms = { max = 100 }"),
 ])
 def test_another_scale_of_a_built_in_s_unit_is_converted_in_the_message(tmp_path: Path, key: str, bounds: str,
                                                                           converted: str) -> None:

@@ -51,3 +51,20 @@ def test_the_on_board_counter_window_of_a_fast_model_fits_one_result_frame() -> 
     window = CounterWindow("intel-rapl:0", "RAPL package-0", 0, 61.0, 1000.0, 0, 0, 0, 0)
     n = runs_for(window, 50e-6, EnergyPlan.hardware())
     assert n * TIMING <= FRAME // 2 and n * 50e-6 >= 1.0, n
+
+
+def test_a_counter_too_slow_for_one_result_s_inferences_is_refused_before_any_run() -> None:
+    """A counter updating every 100 ms needs 2 × 100 ms / 1 % × 1.25 = 25 s of a 50 µs frame: 500,000
+    inferences, a RESULT of 16 MB no frame carries. Refused naming the counter, not sent as RUN 500,000 (the
+    board's RESULT would fail as a firmware fault)."""
+    import pytest
+
+    from pytest_edgehil.errors import CannotResolve
+    from pytest_edgehil.link.energy_messages import CounterWindow
+    from pytest_edgehil.measure.onboard_energy import runs_for
+
+    window = CounterWindow("hwmon0", "INA power sensor", 0, 61.0, 100_000.0, 0, 0, 0, 0)
+    assert 1.25 * 2 * 0.1 / 0.01 / 50e-6 * TIMING > FRAME // 2
+    with pytest.raises(CannotResolve, match="hwmon0") as caught:
+        runs_for(window, 50e-6, EnergyPlan.hardware())
+    assert "65,536" in str(caught.value) and "100 ms" in str(caught.value), caught.value

@@ -165,3 +165,14 @@ def test_pytest_gate_converts_a_baseline_saved_in_seconds(edgehil_project: pytes
     assert result.ret == 1
     line = f"FAIL qsegment-imx500 inference_ms: * → * ms, ratio 1.30[01]* [[]baseline in s, converted to ms ({base})]"
     result.stdout.fnmatch_lines([line])
+
+
+@pytest.mark.parametrize("base_unit", ["MB", "GB"])
+def test_megabytes_are_as_ambiguous_as_kilobytes_and_refused(base_unit: str) -> None:
+    """JEDEC 100B.01 (memory) reads MB and GB as 2^20 and 2^30 bytes, SI as 10^6 and 10^9: a baseline in MB
+    converted to KiB at 10^6 / 1024 = 976.6 where the writer meant 1024 would move a footprint by 2.4 %, a
+    verdict from a guess. Refused as KB is (the table's own rule); kB (SI's lower-case k) still converts."""
+    new = dataclasses.replace(record(samples(1.0)), unit="KiB")
+    (base,), flags, (reason,) = align_units([dataclasses.replace(new, unit=base_unit)], new, ["night1.json"])
+    assert base.unit == base_unit and not flags
+    assert "night1.json" in reason and reason.startswith("units differ")

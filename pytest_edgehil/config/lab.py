@@ -260,6 +260,7 @@ def lab_from_data(data: Any, path: Path, *, selected: Collection[str] | None = N
             if selected is None or name in selected:
                 raise
             unusable[name] = str(exc)
+    _check_serials_distinct(devices, f"lab file {path}", selected, unusable)
     root = lab_file.lab.dataset_root
     physics = lab_file.physics.model_dump(exclude_none=True)
     lab = LabConfig(name=lab_file.lab.name or Path(path).stem, path=Path(path), devices=devices,
@@ -271,6 +272,29 @@ def lab_from_data(data: Any, path: Path, *, selected: Collection[str] | None = N
 
         check_farm_lab(lab, farm_devices, f"lab file {path}")
     return lab
+
+
+def _check_serials_distinct(devices: dict[str, DeviceConfig], where: str, selected: Collection[str] | None,
+                            unusable: dict[str, str]) -> None:
+    """ConfigError when two entries state one `device_serial` (compared as bring-up compares it): either board
+    would then pass as either entry, and two boards swapped between their ports would go unnoticed. Where
+    neither entry is selected, both are left out of `devices` into `unusable` instead (`lab_from_data`)."""
+    from pytest_edgehil.bring_up import same_serial  # the bring-up's comparison, so the two never disagree
+
+    stated = [(name, dev.device_serial) for name, dev in devices.items() if dev.device_serial is not None]
+    for i, (name, serial) in enumerate(stated):
+        for other, other_serial in stated[i + 1:]:
+            if not same_serial(serial, other_serial):
+                continue
+            error = (f"{where}: [devices.{name}] and [devices.{other}] both state device_serial = {serial!r}: a "
+                     "board's serial number names one board, so neither entry could tell its board from the "
+                     "other's; set each entry's to the serial its own board reports in HELLO (the run summary "
+                     "prints it)")
+            if selected is None or name in selected or other in selected:
+                raise ConfigError(error)
+            for entry in (name, other):
+                unusable[entry] = error
+                devices.pop(entry, None)
 
 
 def load_lab(path: Path, *, selected: Collection[str] | None = None) -> LabConfig:

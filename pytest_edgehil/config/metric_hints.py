@@ -9,12 +9,13 @@ stdlib only; the schema's metric check calls `built_in_hint` before falling back
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from decimal import Decimal
 
 # A suffix in another scale of a built-in's unit → (the built-in's suffix, factor from the one to the other).
-_SCALED_SUFFIXES: Mapping[str, tuple[str, float]] = {
-    "us": ("ms", 1e-3), "s": ("ms", 1e3),
-    "uj": ("mj", 1e-3), "j": ("mj", 1e3),
-    "uw": ("mw", 1e-3), "w": ("mw", 1e3),
+_SCALED_SUFFIXES: Mapping[str, tuple[str, Decimal]] = {
+    "us": ("ms", Decimal("1e-3")), "s": ("ms", Decimal(1000)),
+    "uj": ("mj", Decimal("1e-3")), "j": ("mj", Decimal(1000)),
+    "uw": ("mw", Decimal("1e-3")), "w": ("mw", Decimal(1000)),
 }
 _UNIT_OF_SUFFIX = {"ms": "ms", "mj": "mJ", "mw": "mW"}
 _BOUNDS = ("min", "max", "published")
@@ -38,7 +39,13 @@ def built_in_hint(metric: str, bounds: Mapping[str, float | None], built_ins: Co
     if built_in not in built_ins:
         return None
     given = [(key, value) for key in _BOUNDS if (value := bounds.get(key)) is not None]
-    converted = ", ".join(f"{key} = {value * factor:g}" for key, value in given)
+    converted = ", ".join(f"{key} = {_scaled(value, factor)}" for key, value in given)
     unit = _UNIT_OF_SUFFIX[target]
     return (f"did you mean `{built_in}`? Its limits are written in {unit}: `{built_in} = {{ {converted} }}` "
             "(tolerance, marginal and source as they are).")
+
+
+def _scaled(value: float, factor: Decimal) -> str:
+    """`value` × `factor` in decimal, every digit the user wrote kept (1234567 µs: "1234.567" ms, not a
+    6-digit "1234.57"): the shortest repr of the float, scaled by a power of ten exactly."""
+    return format((Decimal(repr(float(value))) * factor).normalize(), "f")

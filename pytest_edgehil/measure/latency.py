@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from pytest_edgehil.bench import DeviceUnderTest
 from pytest_edgehil.config.catalog import CatalogModel
 from pytest_edgehil.errors import InvalidPayload, ModelError
+from pytest_edgehil.link.framing import MAX_PAYLOAD
 from pytest_edgehil.link.messages import TIMINGS_PER_RUN, Result, StageTiming, batch_size, pipeline_depth
+from pytest_edgehil.link.payload import TIMING_BYTES
 from pytest_edgehil.link.pipeline import evaluate
+from pytest_edgehil.measure.timer_resolution import STAGES, check_timer_resolves
 from pytest_edgehil.model.runtime import TensorSpec
 
 
@@ -267,14 +270,23 @@ def _outputs_sound(model: CatalogModel, results: list[Result]) -> bool:
                for j, (dtype, _) in enumerate(specs) if dtype.kind == "f")
 
 
-def stage_timings(dut: DeviceUnderTest, count: int) -> tuple[StageTiming, ...]:
+def stage_timings(dut: DeviceUnderTest, count: int, stages: Sequence[str] = STAGES, *,
+                  output_bytes: int | None = None) -> tuple[StageTiming, ...]:
     """`count` back-to-back inferences of the active model and input, with per-stage device timings; over
-    `TIMINGS_PER_RUN`, in RUNs of at most that many (their timings in order). A long latency run loses
-    nothing by being split: each inference's stage times are its own, the host's gap between two RUNs is in
-    none of them."""
+    what one RESULT frame carries, in RUNs of at most that many (their timings in order): `TIMINGS_PER_RUN`,
+    or with `output_bytes` (the model's outputs, which each RESULT carries too) what the rest of the frame
+    holds. A long latency run loses nothing by being split: each inference's stage times are its own, the
+    host's gap between two RUNs is in none of them. TimerTooCoarse where the device's timer is too coarse for
+    one of `stages`, those the caller takes a figure of ("readout", "inference", "retrieval", "end-to-end";
+    `timer_resolution`)."""
+    per_run = TIMINGS_PER_RUN
+    if output_bytes is not None:  # 1 KiB for the RESULT's own fields and the outputs' headers
+        per_run = max(1, min(per_run, (MAX_PAYLOAD - 1024 - output_bytes) // TIMING_BYTES))
     timings: list[StageTiming] = []
     while len(timings) < count:
-        timings.extend(dut.client.run(min(TIMINGS_PER_RUN, count - len(timings))).timings)
+        timings.extend(dut.client.run(min(per_run, count - len(timings))).timings)
+    # Behind a timer coarser than a stage, its median reading is a tick away from the truth (0 ms for 0.23 ms).
+    check_timer_resolves(timings, device=dut.name, port=dut.port, stages=stages)
     return tuple(timings)
 
 

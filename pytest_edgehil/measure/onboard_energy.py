@@ -68,7 +68,15 @@ def runs_for(window: CounterWindow, period_s: float, plan: EnergyPlan, rel: floa
     # The plan's 10 s is capped at what one RESULT returns (TIMINGS_PER_RUN, as measure/meter.py does): for a
     # frame that short, 65,536 inferences already make the window's edges negligible.
     planned = min(math.ceil(plan.min_window_s / period_s), TIMINGS_PER_RUN)
-    return max(plan.runs_per_window, planned, math.ceil(needed_s / period_s))
+    needed = math.ceil(needed_s / period_s)
+    if needed > TIMINGS_PER_RUN:  # the counters bracket one RUN, and no RESULT returns a RUN that long
+        raise CannotResolve(
+            "end-to-end window", (0.0, needed_s), window.update_us * 1e-6,
+            f"the on-board counter {window.counter_id} ({window.label}) updates every "
+            f"{window.update_us / 1e3:.3g} ms: within {rel:.0%} it needs {needed_s:.3g} s of inferences, {needed:,} "
+            f"at {period_s * 1e6:.3g} µs each, over the {TIMINGS_PER_RUN:,} one RUN's RESULT returns",
+            "name a faster counter of the board (counter_id), or measure with a power analyzer")
+    return max(plan.runs_per_window, planned, needed)
 
 
 def counter_window_energy(window: CounterWindow, count: int, *, device: str,

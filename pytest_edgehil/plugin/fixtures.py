@@ -117,13 +117,19 @@ def edgehil_dut(request: pytest.FixtureRequest, edgehil_pair: Pair, edgehil_benc
 def _refuse_float_on_integer_board(model: CatalogModel, dut: DeviceUnderTest) -> None:
     """ModelError, before any upload, for a model a board of the device's kind cannot run (`DeviceKind.refuses`:
     float arithmetic on a kind that runs quantized models only): a twin's timing of it is no board's figure."""
+    refuse_float_model(model.info, f"model {model.name!r} ({model.path})", dut)
+
+
+def refuse_float_model(info: ModelInfo, what: str, dut: DeviceUnderTest) -> None:
+    """`_refuse_float_on_integer_board` for any model about to be uploaded (`what` names it: the pair's model,
+    an A/B baseline)."""
     from pytest_edgehil.config.kinds import get_device_kind
     from pytest_edgehil.errors import ModelError
 
-    reason = get_device_kind(dut.config.kind).refuses(model.info)
+    reason = get_device_kind(dut.config.kind).refuses(info)
     if reason is None:
         return
-    raise ModelError(f"model {model.name!r} ({model.path}): {reason}, so device {dut.name!r} cannot run it and no "
+    raise ModelError(f"{what}: {reason}, so device {dut.name!r} cannot run it and no "
                      "figure of it there can exist. Convert it to a full-integer (int8) model, or give its card an "
                      "`artifacts` entry compiled for the kind, or measure it on a board that computes in float")
 
@@ -302,6 +308,7 @@ def edgehil_ab_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Confi
     --edgehil-ab; a ConfigError (a missing baseline model) fails the test naming the file. A missing trigger
     is waited for once per device and analyzer, as for `edgehil_energy`."""
     from pytest_edgehil.measure.interleave import ABModel, measure_energy_ab
+    from pytest_edgehil.model.info import analyze_model
     from pytest_edgehil.plugin.gate import ab_source_key
     from pytest_edgehil.plugin.trigger_faults import trigger_once
 
@@ -309,6 +316,9 @@ def edgehil_ab_energy(request: pytest.FixtureRequest, pytestconfig: pytest.Confi
     if source is None:
         pytest.skip("same-session A/B needs --edgehil-ab=DIR or --edgehil-ab=git:REV (the baseline's models)")
     baseline = source.model_bytes(edgehil_model.path, edgehil_model.name)
+    # Both sides are uploaded as .tflite bytes (measure_energy_ab): a float baseline is refused as a float model.
+    refuse_float_model(analyze_model(baseline, edgehil_model.name),
+                       f"the --edgehil-ab baseline of model {edgehil_model.name!r} ({source.spec})", edgehil_dut)
     analyzer, supply = edgehil_analyzer
     with trigger_once(request.session, edgehil_dut.name, analyzer_name(supply), request.node.nodeid):
         return measure_energy_ab(edgehil_dut, analyzer, supply_v=supply.supply_v,

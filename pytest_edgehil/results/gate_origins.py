@@ -10,7 +10,8 @@ MISSING, and each of these comparisons names its test (`Comparison.origin`).
 
 A baseline record without a test id (a file written before records carried one, or a lab's own writer) in
 such a pair × metric cannot be matched by test (`attach_untested`): when one test of this run records the
-pair × metric it is taken as that test's, with a flag; when several do, which one the baseline measured
+pair × metric it is taken as that test's, with a flag, unless other baseline sessions name another test
+recording it (then it may be that test's figure: UNKNOWN, compared with none); when several do, which one the baseline measured
 cannot be told, and the verdict is UNKNOWN naming them and asking for a new baseline (before, MISSING +
 NEW + NEW said nothing of why). A test renamed or re-parametrized beside another test of its pair × metric
 is MISSING under its old id and NEW under the new one: `note_renames` says so on the MISSING verdict, as
@@ -150,6 +151,16 @@ def attach_untested(sessions: Sequence[dict[Key, ResultRecord]], new_by_key: dic
         if not untested:
             continue
         files = _files(name for _, name in untested)
+        # Tests the baseline's other sessions name for it: a second one there means the id-less record may be
+        # its figure, not this run's one test's (which then is compared with the sessions that name it).
+        named = sorted({key[2] for by_key in sessions for key in by_key if key[:2] == (pair, metric) and key[2]})
+        others = [test for test in named if test not in tests]
+        if len(tests) == 1 and others:
+            unknown[(pair, metric)] = (f"the baseline's record{files} carries no test id, and other baseline sessions "
+                                       f"record {pair} {metric} from {len(named)} tests ({', '.join(named)}): which "
+                                       "one it measured cannot be told, so it is compared with none; re-baseline "
+                                       "with this version of pytest-edgehil (it records each test's id)")
+            continue
         if len(tests) == 1:
             key = (pair, metric, tests[0])
             for by_key, _ in untested:

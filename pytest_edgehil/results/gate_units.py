@@ -48,13 +48,16 @@ _BASES: dict[str, tuple[str, Fraction, dict[str, Fraction]]] = {
     "V": ("voltage", Fraction(1), _SI_PREFIXES),
     "Hz": ("frequency", Fraction(1), _SI_PREFIXES),
     "m": ("length", Fraction(1), _SI_PREFIXES),
-    # Bytes take SI (kB = 1000 B) and binary (KiB = 1024 B) prefixes; "KB" is left out: it means 1000 or
-    # 1024 bytes depending on who wrote it.
-    "B": ("data size", Fraction(1), {**_SI_PREFIXES, **_BINARY_PREFIXES}),
+    # Bytes take SI (kB = 1000 B) and binary (KiB = 1024 B) prefixes; "KB", "MB" and "GB" are left out: JEDEC
+    # (memory sizes) reads them as 2^10, 2^20, 2^30 bytes, SI as powers of 1000, so which one a writer meant
+    # cannot be told (a 2.4 % difference at MB, enough to flip a footprint verdict).
+    "B": ("data size", Fraction(1), {**{p: f for p, f in _SI_PREFIXES.items() if p not in ("M", "G")},
+                                     **_BINARY_PREFIXES}),
     "MAC": ("multiply-accumulates", Fraction(1), _SI_PREFIXES),
     "fps": ("frame rate", Fraction(1), {}),  # frames, not Hz: a frame rate is no frequency of anything else
 }
-READABLE = "SI prefixes (p n µ m c k M G) of s, J, Wh, W, A, V, Hz, m, B and MAC, Ki/Mi/Gi of B, and fps"
+READABLE = ("SI prefixes (p n µ m c k M G) of s, J, Wh, W, A, V, Hz, m and MAC, kB, Ki/Mi/Gi of B, and fps (KB, MB "
+            "and GB are 1000 or 1024 bytes, depending on the writer)")
 
 
 class Unit(NamedTuple):

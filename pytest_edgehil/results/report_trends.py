@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from html import escape
 
+from pytest_edgehil.results.gate_units import convert, parse_unit
 from pytest_edgehil.results.records import MetricRecord
 from pytest_edgehil.results.report_runs import ResultsRun, utc_label
 from pytest_edgehil.results.store import ResultRecord
@@ -52,7 +53,27 @@ def trend_tables(runs: Sequence[ResultsRun]) -> list[dict[tuple[str, str], Resul
                 row = f"{pair} · {_origin(record)}" if (pair, metric) in split else pair
                 rows.setdefault((row, metric), record)
         tables.append(rows)
-    return tables
+    return _in_newest_units(tables)
+
+
+def _in_newest_units(tables: list[dict[tuple[str, str], ResultRecord]]) -> list[dict[tuple[str, str], ResultRecord]]:
+    """Each row's records in the unit of its newest night, where an older night's is of the same dimension
+    (J against mJ: `gate_units`, as the gate compares them); one of another dimension stays as recorded. A
+    row is drawn on one axis titled with one unit: a night in J beside nights in mJ read as a 1000x drop."""
+    newest: dict[tuple[str, str], str] = {}
+    for table in tables:
+        newest.update((key, record.unit) for key, record in table.items())
+    if all(record.unit == newest[key] for table in tables for key, record in table.items()):
+        return tables  # the common case: one unit throughout
+    converted = []
+    for table in tables:
+        rows = dict(table)
+        for key, record in table.items():
+            unit, target = parse_unit(record.unit), parse_unit(newest[key])
+            if record.unit != newest[key] and unit and target and unit.dimension == target.dimension:
+                rows[key] = convert(record, newest[key], unit.factor / target.factor)
+        converted.append(rows)
+    return converted
 
 
 def _origin(record: ResultRecord) -> str:
