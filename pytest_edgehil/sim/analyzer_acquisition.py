@@ -126,7 +126,7 @@ class Digitizer:
         self._lock = lock
         self._closed = closed
         self._external_polarity = external_polarity  # "POS"/"NEG" once EXT can fire, None while not
-        self._opc_pending = False  # *OPC sent while a capture was measuring: set ESR bit 0 at its end
+        self._opc_pending = False  # *OPC sent while a capture was pending: set ESR bit 0 at its end
         self._captures = 0
 
     def status_name(self) -> str:
@@ -165,8 +165,9 @@ class Digitizer:
             self.current.done.set()
 
     def opc(self) -> None:
-        """`*OPC`: set the OPC event bit once no operation is pending."""
-        if self.current is not None and self.current.status == "measuring":
+        """`*OPC`: set the OPC event bit once no operation is pending (an initiated acquisition is one
+        until it completes or is aborted, its wait for the trigger included)."""
+        if self.current is not None and self.current.pending:
             self._opc_pending = True
         else:
             self.status.set_event(OPC_BIT)
@@ -199,8 +200,8 @@ class Digitizer:
             acquisition.voltage_event.set()
 
     def wait(self, *, include_trigger: bool, timeout_s: float | None = None) -> None:
-        """Block (outside the lock) until the capture is done; with `include_trigger` False, only
-        while it is measuring (`*WAI`, `*OPC?`: an untriggered capture is no pending operation); at most
+        """Block (outside the lock) until the capture is done (FETCh, `*WAI`, `*OPC?`); with
+        `include_trigger` False, only while it is measuring (a status query settling); at most
         `timeout_s` if given."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self._closed.is_set() and (deadline is None or time.monotonic() < deadline):

@@ -279,7 +279,9 @@ def test_voltage_level_ignores_the_other_slope_and_steps_that_stay_on_one_side(t
     # Armed for a rising pass through 1.5 V with the output at 3.3 V: switching it off falls through
     # the level (wrong slope), 3.3 V -> 5 V never passes it. Either way the acquisition keeps waiting.
     arm_voltage_trigger(target, output="ON", slope="POSitive")
-    target.check(change)
+    # Not `check`: *OPC? would hold while the acquisition is pending (it is, waiting for its trigger).
+    target.handle.write(change)
+    assert target.handle.query("SYST:ERR?") == '+0,"No error"', change
     for _ in range(5):
         assert int(target.handle.query("STAT:OPER:COND? (@1)")) & 8
     target.check("ABORt:ACQuire (@1)")
