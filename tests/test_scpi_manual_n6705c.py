@@ -202,3 +202,17 @@ def test_the_interval_runs_on_the_guides_grid(session: ManualSession, requested_
     program(session, "*RST", "*CLS", f"SENS:SWE:TINT:RES {resolution}", f"SENS:SWE:TINT {requested_s:.6E},(@1)")
     runs_s = float(session.query("SENS:SWE:TINT? (@1)"))
     assert runs_s == pytest.approx(manual.n6705c_rounded_interval_s(requested_s, resolution), rel=1e-6)
+
+
+# --- One parameter: voltage alone (User's Guide p. 213: 5.12 us with "1 parameter", N678xA SMU; a parameter is
+# a digitized voltage or current, SENS:FUNC:VOLT / SENS:FUNC:CURR) ------------------------------------------
+
+def test_voltage_alone_is_digitized_at_the_one_parameter_interval(session: ManualSession) -> None:
+    program(session, "*RST", "*CLS", "VOLT 3.3,(@1)", "OUTP ON,(@1)", "SENS:FUNC:CURR OFF,(@1)",
+            "SENS:FUNC:VOLT ON,(@1)", "SENS:SWE:POIN 256,(@1)", "SENS:SWE:TINT 5.12E-6,(@1)", "FORM REAL",
+            "TRIG:ACQ:SOUR BUS,(@1)", "INIT:ACQ (@1)", "*TRG")
+    assert float(session.query("SENS:SWE:TINT? (@1)")) == pytest.approx(manual.N6705C_TINT_ONE_PARAMETER_S)
+    volts = session.query_float32_block("FETC:ARR:VOLT? (@1)", big_endian=True)
+    assert session.errors() == []
+    assert volts.size == 256
+    assert np.median(volts) == pytest.approx(3.3, rel=0.01)

@@ -350,8 +350,9 @@ class CommandSet:
         data = self.digitizer.data
         if data is None:
             raise ScpiFault(scpi.DATA_STALE)
-        if "voltage" in fetch.columns and not data.plan.digitize_voltage:
-            raise ScpiFault(scpi.SETTINGS_CONFLICT)
+        if ("voltage" in fetch.columns and not data.plan.digitize_voltage) or (
+                "current" in fetch.columns and not data.plan.digitize_current):
+            raise ScpiFault(scpi.SETTINGS_CONFLICT)  # that function was not digitized
         values = interleave(data, fetch)
         if not binary:
             return scpi.format_ascii_floats(values)
