@@ -96,15 +96,13 @@ def test_opc_query_waits_for_an_initiated_acquisition_to_return_to_idle(
         timeline.append(StageSpan("idle", start + 0.002, start + 0.05, IDLE_W))
 
     player = threading.Thread(target=device, daemon=True)
-    started = time.monotonic()
     player.start()
     assert session.query("*OPC?") == "1"
-    waited_s = time.monotonic() - started
+    # Answered only once the capture was complete (read at once, before anything else can finish it): its data
+    # are there and the trigger system is idle.
+    assert twin.last_capture is not None, "*OPC? answered before the acquisition's trigger came"
     player.join()
-    # Answered only once the capture was complete: the trigger system is idle, its data are there.
     assert not session.status() & manual.N6705C_MEAS_ACTIVE
-    assert twin.last_capture is not None
-    assert waited_s >= 0.25, f"*OPC? answered {waited_s:.3f} s after INIT, before the trigger came"
 
 
 def test_opc_query_does_not_answer_while_a_bus_acquisition_waits_for_its_trigger(session: ManualSession) -> None:
