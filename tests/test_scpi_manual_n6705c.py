@@ -166,6 +166,7 @@ def test_abort_discards_the_capture_and_a_new_init_runs_again(session: ManualSes
 
 
 def test_a_bus_trigger_with_nothing_initiated_is_ignored(session: ManualSession) -> None:
+    # SCPI-99 ch. 21, -211 "Trigger ignored": a *TRG received but ignored, the device not ready for it.
     program(session, *CAPTURE)
     session.write("*TRG")
     assert session.error() == manual.TRIGGER_IGNORED
