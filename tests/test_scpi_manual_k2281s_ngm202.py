@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import pyvisa
 
+from pytest_edgehil.errors import ConfigError
+from pytest_edgehil.instruments.rs_ngm202 import RsNgm202
 from pytest_edgehil.sim.analyzer_twin import AnalyzerTwin
 from pytest_edgehil.sim.timeline import ActivityTimeline, StageSpan
 from tests import scpi_manual_client as manual
@@ -111,3 +113,17 @@ def test_fastlog_data_is_a_definite_block_of_little_endian_voltage_current_pairs
     # The same bytes read big-endian are no voltage near the setpoint (the byte-order slip shows).
     assert np.median(np.frombuffer(payload, dtype=">f4")[0::2]) != pytest.approx(3.3, rel=0.5)
 
+
+
+def test_fastlog_runs_no_faster_than_500_ks_per_s(ngm202: ManualSession) -> None:
+    # Bench facts / R&S's FastLog example: S500K is the fastest rate code; no faster one exists to select.
+    ngm202.write("FLOG:SRAT S1M")
+    assert ngm202.errors() == [manual.ILLEGAL_PARAMETER_VALUE]
+    program(ngm202, "FLOG:SRAT S500K")
+    assert ngm202.query("FLOG:SRAT?") == "S500K"
+
+
+def test_the_ngm202_driver_refuses_an_interval_shorter_than_2_us() -> None:
+    assert RsNgm202.min_sample_interval_s == pytest.approx(1 / 500e3)
+    with pytest.raises(ConfigError, match=r"cannot sample every 1 us.*2 us"):
+        RsNgm202.interval_rule.setting_value(1e-6, where="R&S NGM202")
