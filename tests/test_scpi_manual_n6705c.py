@@ -215,3 +215,26 @@ def test_voltage_alone_is_digitized_at_the_one_parameter_interval(session: Manua
     assert session.errors() == []
     assert volts.size == 256
     assert np.median(volts) == pytest.approx(3.3, rel=0.01)
+
+
+# --- Pre-trigger data (User's Guide p. 213): "If, during a pre-trigger data acquisition, a trigger occurs before the
+# pre-trigger data count is completed, the measurement system ignores this trigger." ------------------------------
+
+def test_a_trigger_before_the_pretrigger_count_is_complete_is_ignored(session: ManualSession) -> None:
+    pre, interval_s = 100_000, 20.48e-6  # 2.048 s of pre-trigger points: a *TRG sent at once comes sooner
+    program(session, *CAPTURE[:-1], f"SENS:SWE:POIN {pre + 1000},(@1)", f"SENS:SWE:OFFS:POIN -{pre},(@1)",
+            "TRIG:ACQ:SOUR BUS,(@1)", "INIT:ACQ (@1)", "*TRG")
+    # Ignored, without an error: still waiting for its trigger.
+    assert session.status() & manual.N6705C_MEAS_ACTIVE
+    session.handle.timeout = 300
+    with pytest.raises(pyvisa.errors.VisaIOError):
+        session.query("*OPC?")  # pending: the acquisition has not been triggered
+    session.handle.timeout = 10000
+    session.write("ABOR:ACQ (@1)")
+    assert session.handle.read().strip() == "1"
+    # Armed again, and triggered once the pre-trigger points have had their time: it completes.
+    program(session, "INIT:ACQ (@1)")
+    time.sleep(pre * interval_s * 1.1)
+    program(session, "*TRG")
+    assert session.query_float32_block("FETC:ARR:CURR? (@1)", big_endian=True).size == pre + 1000
+    assert session.errors() == []
