@@ -260,14 +260,12 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
         self._wait_ready(source)
 
     def _wait_ready(self, source: str) -> None:
-        """Return once the instrument reports the acquisition waiting for (or past) its trigger.
-
-        After INITiate the trigger system takes a few milliseconds to get ready, and a trigger before then is
-        ignored (N6705C guide: test the WTG-meas bit). Started before it, the device's first inference goes
-        uncaptured: the capture fires on a later one and the device-timed windows land a period late (4x
-        energies, no error). InstrumentTimeout after `arm_timeout_s`, the acquisition stopped."""
+        """Return once the instrument reports the acquisition waiting for (or past) its trigger, and its
+        pre-trigger points have had their time. A trigger before either is ignored, so a device started earlier
+        has its first inference uncaptured: the capture fires on a later one and the device-timed windows land a
+        period late (4x energies, no error). InstrumentTimeout after `arm_timeout_s`, the acquisition stopped."""
         deadline = time.monotonic() + self.arm_timeout_s
-        while self.acquisition_status() in (COMPLETE, ARMING):  # not yet waiting nor measuring
+        while (status := self.acquisition_status()) in (COMPLETE, ARMING):  # not yet waiting nor measuring
             if time.monotonic() >= deadline:
                 self.abort()
                 query = short_command(self.status_query).format(channel=self.channel)
@@ -278,6 +276,9 @@ class ScpiAnalyzer(ScpiInstrument, PowerAnalyzer):
                     f"device is not started. Check SYST:ERR? and the trigger settings, or raise arm_timeout_s")
             # Finer than a capture's poll: arming takes a few ms, and every capture waits for it.
             time.sleep(min(self.poll_interval_s, ARM_POLL_S))
+        # N6705C User's Guide p. 213: "a trigger [...] before the pre-trigger data count is completed" is ignored.
+        if status == WAITING and self.capture is not None and self.capture.pretrigger_points:
+            time.sleep(self.capture.pretrigger_points * self.capture.sample_interval_s)
 
     def abort(self) -> None:
         """Stop an armed acquisition; the capture stays configured."""

@@ -142,6 +142,9 @@ class KeysightN6705C(ScpiAnalyzer):
     fetch_hint = ("check FORM:BORD on the instrument against the byte order the driver decodes with "
                   "(is_big_endian={big_endian}) and FORM REAL")
     status_query = "STATus:OPERation:CONDition? (@{channel})"
+    # STAT:OPER:COND? bits (N6705C Operating and Service Guide p. 350, "Operation Status Group"): MEAS-active
+    # is bit 5 (32), "measurement system is initiated"; bit 4 (16) is WTG-tran, the transient system's. Bit 3
+    # WTG-meas (8) is the N6700C-series guide's (p. 309). CV (1) and OFF (4) share the register: read by mask.
     waiting_bit = 8  # WTG-meas
-    measuring_bit = 16  # MEAS-active
+    measuring_bit = 32  # MEAS-active
     max_channel = 4

@@ -40,6 +40,10 @@ class Acquisition:
     plan: CapturePlan
     armed_at_s: float
     index: int
+    # When it became ready for its trigger (real, monotonic s), and where on the timeline the next trigger is
+    # looked for (a trigger ignored moves it on): see `Digitizer._pretrigger_filled`.
+    ready_real_s: float = 0.0
+    search_from_s: float = 0.0
     status: str = "waiting for trigger"
     cancelled: threading.Event = field(default_factory=threading.Event)
     bus_trigger: threading.Event = field(default_factory=threading.Event)
@@ -126,7 +130,7 @@ class Digitizer:
         self._lock = lock
         self._closed = closed
         self._external_polarity = external_polarity  # "POS"/"NEG" once EXT can fire, None while not
-        self._opc_pending = False  # *OPC sent while a capture was measuring: set ESR bit 0 at its end
+        self._opc_pending = False  # *OPC sent while a capture was pending: set ESR bit 0 at its end
         self._captures = 0
 
     def status_name(self) -> str:
@@ -146,7 +150,8 @@ class Digitizer:
         self.data = None
         acquisition = Acquisition(plan, armed_at_s=self.timeline.end_s, index=self._captures,
                                   trigger_lost=trigger_lost, clip_overload=clip_overload,
-                                  status="arming" if self.arm_latency_s > 0 else "waiting for trigger")
+                                  status="arming" if self.arm_latency_s > 0 else "waiting for trigger",
+                                  ready_real_s=time.monotonic(), search_from_s=self.timeline.end_s)
         self.current = acquisition
         threading.Thread(target=self._run, args=(acquisition,), daemon=True,
                          name=f"analyzer-twin-capture-{acquisition.index}").start()
@@ -165,8 +170,9 @@ class Digitizer:
             self.current.done.set()
 
     def opc(self) -> None:
-        """`*OPC`: set the OPC event bit once no operation is pending."""
-        if self.current is not None and self.current.status == "measuring":
+        """`*OPC`: set the OPC event bit once no operation is pending (an initiated acquisition is one
+        until it completes or is aborted, its wait for the trigger included)."""
+        if self.current is not None and self.current.pending:
             self._opc_pending = True
         else:
             self.status.set_event(OPC_BIT)
@@ -176,10 +182,24 @@ class Digitizer:
         acquisition = self.current
         if (acquisition and acquisition.status == "waiting for trigger"
                 and acquisition.plan.trigger_source == "BUS"):
-            acquisition.bus_trigger_s = self.timeline.end_s
-            acquisition.bus_trigger.set()
+            if self._pretrigger_filled(acquisition, self.timeline.end_s):  # else ignored, with no error
+                acquisition.bus_trigger_s = self.timeline.end_s
+                acquisition.bus_trigger.set()
             return True
         return False
+
+    @staticmethod
+    def _pretrigger_filled(acquisition: Acquisition, trigger_s: float) -> bool:
+        """Whether a trigger at `trigger_s` (timeline s) comes after the pre-trigger points have been digitized
+        (N6705C User's Guide p. 213: "If [...] a trigger occurs before the pre-trigger data count is completed,
+        the measurement system ignores this trigger"). The count fills in real time from readiness; the
+        device's own time to its trigger (readout) is on the timeline: the two are added, which errs towards
+        accepting when both clocks run together (a live timeline)."""
+        pre = max(0, -acquisition.plan.trigger_offset_points)
+        if not pre:
+            return True
+        elapsed_s = (time.monotonic() - acquisition.ready_real_s) + max(0.0, trigger_s - acquisition.armed_at_s)
+        return elapsed_s >= pre * acquisition.plan.sample_interval_s * (1 - 1e-9)
 
     def voltage_step(self, before_v: float, after_v: float) -> None:
         """The output voltage stepped from `before_v` to `after_v` now (setpoint, output on/off, *RST):
@@ -199,8 +219,8 @@ class Digitizer:
             acquisition.voltage_event.set()
 
     def wait(self, *, include_trigger: bool, timeout_s: float | None = None) -> None:
-        """Block (outside the lock) until the capture is done; with `include_trigger` False, only
-        while it is measuring (`*WAI`, `*OPC?`: an untriggered capture is no pending operation); at most
+        """Block (outside the lock) until the capture is done (FETCh, `*WAI`, `*OPC?`); with
+        `include_trigger` False, only while it is measuring (a status query settling); at most
         `timeout_s` if given."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self._closed.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -239,20 +259,29 @@ class Digitizer:
             return None
         if plan.trigger_source == "IMM":  # starts as it is armed (the NGM202's manual FastLog)
             return acquisition.armed_at_s
+        if plan.trigger_source == "BUS":  # `bus_trigger` ignored a *TRG that came too soon
+            return acquisition.bus_trigger_s if acquisition.bus_trigger.wait(POLL_S) else None
+        found_s: float | None
         if plan.trigger_source == "EXT":
-            return self._wait_for_edge(acquisition.armed_at_s, POLL_S)
-        if plan.level is not None and plan.level.quantity == "voltage":
-            if acquisition.voltage_event.wait(POLL_S) and acquisition.voltage_step is not None:
-                return acquisition.voltage_step[0]
-            return None
-        if plan.level is not None:
-            crossing_s = level_crossing_s(self.timeline, acquisition.armed_at_s, plan.level.value,
-                                          plan.level.slope, quantity=plan.level.quantity,
-                                          voltage_v=plan.voltage_v)
-            if crossing_s is None:
+            found_s = self._wait_for_edge(acquisition.search_from_s, POLL_S)
+        elif plan.level is not None and plan.level.quantity == "voltage":
+            step = acquisition.voltage_step if acquisition.voltage_event.wait(POLL_S) else None
+            found_s = None if step is None else step[0]
+        elif plan.level is not None:
+            found_s = level_crossing_s(self.timeline, acquisition.search_from_s, plan.level.value,
+                                       plan.level.slope, quantity=plan.level.quantity, voltage_v=plan.voltage_v)
+            if found_s is None:
                 acquisition.cancelled.wait(POLL_S)
-            return crossing_s
-        return acquisition.bus_trigger_s if acquisition.bus_trigger.wait(POLL_S) else None
+        else:  # a source the plan does not know: nothing fires it
+            acquisition.cancelled.wait(POLL_S)
+            return None
+        if found_s is not None and not self._pretrigger_filled(acquisition, found_s):
+            # Ignored: the next edge, crossing or output step fires it.
+            acquisition.search_from_s = found_s + 1e-12
+            acquisition.voltage_event.clear()
+            acquisition.voltage_step = None
+            return None
+        return found_s
 
     def _run(self, acquisition: Acquisition) -> None:
         plan = acquisition.plan
@@ -264,7 +293,8 @@ class Digitizer:
                 if acquisition.cancelled.is_set():
                     acquisition.done.set()
                     return
-                acquisition.armed_at_s = self.timeline.end_s
+                acquisition.armed_at_s = acquisition.search_from_s = self.timeline.end_s
+                acquisition.ready_real_s = time.monotonic()
                 acquisition.status = "waiting for trigger"
         trigger_s: float | None = None
         while trigger_s is None and not acquisition.cancelled.is_set():

@@ -285,7 +285,8 @@ class CommandSet:
         self._check_channels(command.args)
         if self.status.tree is not None:  # ISUMmary<n>:CONDition: bit 12 while a FastLog chunk waits unread
             return str(self.status.tree.condition(self._route_suffix(route, command))).encode()
-        return str(self.status_bits.condition(self.digitizer.status_name())).encode()
+        output_on = self.state[self.dialect.driver.roles.output] == "ON"
+        return str(self.status_bits.condition(self.digitizer.status_name(), output_on=output_on)).encode()
 
     def _status_event(self, route: Route, command: ScpiCommand) -> bytes:
         """ISUMmary<n>:EVENt: bit 12 latched when a FastLog chunk is offered, cleared by the read."""
@@ -349,8 +350,9 @@ class CommandSet:
         data = self.digitizer.data
         if data is None:
             raise ScpiFault(scpi.DATA_STALE)
-        if "voltage" in fetch.columns and not data.plan.digitize_voltage:
-            raise ScpiFault(scpi.SETTINGS_CONFLICT)
+        if ("voltage" in fetch.columns and not data.plan.digitize_voltage) or (
+                "current" in fetch.columns and not data.plan.digitize_current):
+            raise ScpiFault(scpi.SETTINGS_CONFLICT)  # that function was not digitized
         values = interleave(data, fetch)
         if not binary:
             return scpi.format_ascii_floats(values)

@@ -5,7 +5,8 @@ that driver's declarations (`twin_dialect`). What each command does (settings as
 commands, the error queue and status registers) is `analyzer_commands`; the armed capture, its
 trigger (BUS, EXT, level) and its samples are `analyzer_acquisition`; what a capture holds (mean
 power per sample, noise, quantization) is `trace_synthesis`. This module wires them to the server,
-applies faults to replies and does the blocking waits (FETCh, `*WAI`, `*OPC?`) outside the lock. Faults (a reply late, short or garbled, a queued error, a
+applies faults to replies and does the blocking waits (FETCh, `*WAI`, `*OPC?`: until an initiated
+acquisition is idle again) outside the lock. Faults (a reply late, short or garbled, a queued error, a
 lost trigger, a clipped capture) are armed with `inject` or the `faults` argument: `analyzer_faults`.
 """
 
@@ -189,7 +190,11 @@ class AnalyzerTwin:
             else:
                 self._digitizer.wait(include_trigger=True)
         elif key in ("*WAI", "*OPC") and (key == "*WAI" or command.is_query):
-            self._digitizer.wait(include_trigger=False)
+            # An initiated acquisition is a pending operation until its trigger system is idle again, trigger
+            # included (Keysight's *OPC: "all triggered actions are completed and the trigger system returns
+            # to the Idle state"; Keithley's: INITiate is not finished until the instrument is idle): *OPC?
+            # after INIT with a BUS source holds off the *TRG behind it, as on the instruments.
+            self._digitizer.wait(include_trigger=True)
         elif route is not None and route.kind == "status" and command.is_query:
             # Asking for the status ends a measuring capture's virtual time (the host commands the device
             # no more for it): the answer waits for the samples to be computed, as a real capture would

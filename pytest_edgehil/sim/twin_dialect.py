@@ -65,6 +65,7 @@ class CapturePlan:
     voltage_full_scale_v: float
     digitize_voltage: bool
     level: LevelTrigger | None = None  # set when the trigger source is a level (CURR<n>, VOLT<n>)
+    digitize_current: bool = True  # False: voltage alone (one parameter; its FETCh of current is refused)
 
 
 def normalized_args(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -195,19 +196,21 @@ class TwinDialect:
         pretrigger = roles.pretrigger_sign * int(state[roles.pretrigger]) if roles.pretrigger else 0
         if pretrigger >= points:
             raise ScpiFault(scpi.SETTINGS_CONFLICT)
-        digitize_voltage = True
-        if roles.digitize_current and state[roles.digitize_current] != "ON":
+        # Each digitized function is one "parameter" (N6705C User's Guide p. 213): the shortest interval holds
+        # for one, voltage or current; both need the longer one. Neither: nothing to digitize (our reading).
+        digitize_current = not roles.digitize_current or state[roles.digitize_current] == "ON"
+        digitize_voltage = not roles.digitize_voltage or state[roles.digitize_voltage] == "ON"
+        if not (digitize_current or digitize_voltage):
             raise ScpiFault(scpi.SETTINGS_CONFLICT)
-        if roles.digitize_voltage:
-            digitize_voltage = state[roles.digitize_voltage] == "ON"
-            if digitize_voltage and interval_s < roles.min_interval_both_s - 1e-12:
-                raise ScpiFault(scpi.SETTINGS_CONFLICT)  # too fast for both functions on this module
+        if digitize_current and digitize_voltage and roles.digitize_voltage \
+                and interval_s < roles.min_interval_both_s - 1e-12:
+            raise ScpiFault(scpi.SETTINGS_CONFLICT)  # too fast for both functions on this module
         voltage_v = float(state[roles.voltage]) if state[roles.output] == "ON" else 0.0
         source = str(state[roles.trigger_source])
         return CapturePlan(interval_s, points, -pretrigger, source, voltage_v,
                            float(state[roles.current_range]),
                            float(self.settings[roles.voltage].maximum or 20.0), digitize_voltage,
-                           self._level(source, state))
+                           self._level(source, state), digitize_current)
 
     def _level(self, source: str, state: dict[str, Value]) -> LevelTrigger | None:
         """The level trigger a source such as `CURR1` names (its level and slope), None for others."""

@@ -5,6 +5,8 @@ and the digital-port trigger input. Every command is followed by `SYST:ERR?` and
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import pyvisa
@@ -168,6 +170,13 @@ def arm_level_trigger(target: Target, level_a: float) -> None:
                     f"TRIGger:ACQuire:CURRent:LEVel {level_a},(@1)", "TRIGger:ACQuire:CURRent:SLOPe POSitive,(@1)",
                     "TRIGger:ACQuire:SOURce CURRent1,(@1)", "INITiate:ACQuire (@1)"):
         target.check(command)
+    wait_for_the_pretrigger_points()
+
+
+def wait_for_the_pretrigger_points() -> None:
+    """User's Guide p. 213: a trigger before the pre-trigger count is complete is ignored (a one-shot output
+    step would then be lost): the points are given their time before anything may trigger."""
+    time.sleep(LEVEL_PRETRIGGER * INTERVAL_S * 1.5)
 
 
 def test_level_trigger_settings_read_back(target: Target) -> None:
@@ -239,6 +248,7 @@ def arm_voltage_trigger(target: Target, *, output: str, slope: str) -> None:
                     f"TRIGger:ACQuire:VOLTage:SLOPe {slope},(@1)",
                     "TRIGger:ACQuire:SOURce VOLTage1,(@1)", "INITiate:ACQuire (@1)"):
         target.check(command)
+    wait_for_the_pretrigger_points()
 
 
 def fetch_voltage(target: Target) -> np.ndarray:
@@ -279,7 +289,9 @@ def test_voltage_level_ignores_the_other_slope_and_steps_that_stay_on_one_side(t
     # Armed for a rising pass through 1.5 V with the output at 3.3 V: switching it off falls through
     # the level (wrong slope), 3.3 V -> 5 V never passes it. Either way the acquisition keeps waiting.
     arm_voltage_trigger(target, output="ON", slope="POSitive")
-    target.check(change)
+    # Not `check`: *OPC? would hold while the acquisition is pending (it is, waiting for its trigger).
+    target.handle.write(change)
+    assert target.handle.query("SYST:ERR?") == '+0,"No error"', change
     for _ in range(5):
         assert int(target.handle.query("STAT:OPER:COND? (@1)")) & 8
     target.check("ABORt:ACQuire (@1)")
