@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .conftest import MODELS, REPO
+from .conftest import MODELS
+from .latency_project import latency_project
 
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 FLOAT = MODELS / "tinytracker_float.tflite"
@@ -25,19 +26,7 @@ def _has_float_weights() -> bool:
 
 
 def _project(pytester: pytest.Pytester, device: str) -> pytest.Pytester:
-    (pytester.path / "budgets.toml").write_text(
-        f'[[budget]]\nmodel = "tinytracker_float"\ndevice = "{device}"\n[budget.limits]\n'
-        'inference_ms = { max = 1000.0 }\n', encoding="utf-8")
-    pytester.makeini(f"""
-        [pytest]
-        edgehil_models_dir = {MODELS}
-        edgehil_budgets = budgets.toml
-        edgehil_latency_runs = 5
-    """)
-    pytester.makepyfile(test_latency=(REPO / "suites" / "test_latency.py").read_text(encoding="utf-8"))
-    pytester.makeconftest((REPO / "suites" / "conftest.py").read_text(encoding="utf-8").replace(
-        "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
-    return pytester
+    return latency_project(pytester, MODELS, "tinytracker_float", device)
 
 
 def test_a_float_model_on_the_imx500_is_refused_naming_the_kind(pytester: pytest.Pytester) -> None:

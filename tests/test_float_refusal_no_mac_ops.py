@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .conftest import REPO
+from .latency_project import latency_project
 from .test_op_costs import Net, options
 
 litert = pytest.importorskip("ai_edge_litert.interpreter")
@@ -30,19 +30,7 @@ def _project(pytester: pytest.Pytester, dtype: str) -> pytest.Pytester:
     (models / "pool.tflite").write_bytes(_pool_model(dtype))
     details = litert.Interpreter(model_path=str(models / "pool.tflite")).get_tensor_details()
     assert {np.dtype(d["dtype"]) for d in details} == {np.dtype(dtype.lower())}
-    (pytester.path / "budgets.toml").write_text(
-        '[[budget]]\nmodel = "pool"\ndevice = "imx500"\n[budget.limits]\ninference_ms = { max = 1000.0 }\n',
-        encoding="utf-8")
-    pytester.makeini(f"""
-        [pytest]
-        edgehil_models_dir = {models}
-        edgehil_budgets = budgets.toml
-        edgehil_latency_runs = 5
-    """)
-    pytester.makepyfile(test_latency=(REPO / "suites" / "test_latency.py").read_text(encoding="utf-8"))
-    pytester.makeconftest((REPO / "suites" / "conftest.py").read_text(encoding="utf-8").replace(
-        "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
-    return pytester
+    return latency_project(pytester, models, "pool", "imx500")
 
 
 def test_an_int8_model_without_conv_or_matmul_is_measured_on_the_imx500(pytester: pytest.Pytester) -> None:

@@ -20,7 +20,8 @@ from pytest_edgehil.sim.bench_physics import BenchPhysics
 from pytest_edgehil.sim.device_twin import DeviceTwin
 from pytest_edgehil.sim.profile import load_profiles
 
-from .conftest import MODELS, REPO
+from .conftest import MODELS
+from .latency_project import latency_project
 from .tflite_builder import Subgraph, Tensor, build
 
 litert = pytest.importorskip("ai_edge_litert.interpreter")
@@ -76,17 +77,6 @@ def test_the_plugin_measures_an_int8_model_without_conv_ops_on_the_imx500(pytest
     models = pytester.path / "models"
     models.mkdir()
     (models / "relu8.tflite").write_bytes(_int8_relu())
-    (pytester.path / "budgets.toml").write_text(
-        '[[budget]]\nmodel = "relu8"\ndevice = "imx500"\n[budget.limits]\ninference_ms = { max = 1000.0 }\n',
-        encoding="utf-8")
-    pytester.makeini(f"""
-        [pytest]
-        edgehil_models_dir = {models}
-        edgehil_budgets = budgets.toml
-        edgehil_latency_runs = 5
-    """)
-    pytester.makepyfile(test_latency=(REPO / "suites" / "test_latency.py").read_text(encoding="utf-8"))
-    pytester.makeconftest((REPO / "suites" / "conftest.py").read_text(encoding="utf-8").replace(
-        "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
+    latency_project(pytester, models, "relu8", "imx500")
     result = pytester.runpytest("--device=imx500", "-p", "no:cacheprovider", "-k", "inference")
     result.assert_outcomes(passed=1)
