@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -269,3 +270,20 @@ def test_a_comparison_across_two_current_ranges_says_so() -> None:
                  for r in (0.1, 3.0))
     assert "current range differs: 0.1 → 3.0" in compare_records(base, new, FailOn.parse("energy:5%")).flags
     assert not compare_records(base, base, FailOn.parse("energy:5%")).flags
+
+
+def test_two_baseline_sessions_say_what_they_can_call_not_a_runaway_percentage(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two sessions give the drift estimate one degree of freedom: Student's t at α = 0.01 with 1 df is about
+    32, so the smallest change they can call is a factor, not a percentage; the note said "within what that
+    drift can explain (475.6 %)" and, with a wider spread, a 10^9 % figure. It must say it as a factor and
+    name the remedy (more baseline sessions)."""
+    _nights(tmp_path, [0.0114, 0.0114 * 1.06])
+    today = save(tmp_path / "today.json", [record(exact(0.0114 * 1.10))], started_at="2026-11-07T00:00:00+00:00")
+    assert main(["compare", str(tmp_path), str(today), "--history", "off", "--json"]) == EXIT_OK
+    (c,) = json.loads(capsys.readouterr().out)["comparisons"]
+    assert c["status"] == "UNKNOWN"
+    note = c["note"]
+    figures = [float(x.replace(",", "")) for x in re.findall(r"([\d,]+(?:\.\d+)?) ?%", note)]
+    assert all(f < 100 for f in figures), note  # no runaway percentages
+    assert re.search(r"factor|×", note) and "baseline sessions" in note, note

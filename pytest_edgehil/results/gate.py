@@ -185,6 +185,13 @@ def _compare_many(items: Sequence[tuple[Sequence[ResultRecord], ResultRecord]], 
             for i, ((bases, new), (comparison, incomparable)) in enumerate(zip(items, started))]
 
 
+def _change(allowance: float) -> str:
+    """A relative change as it reads: "4.2 %", or beyond +100 % a factor ("a factor of 24.8"): with two
+    baseline sessions Student's t has one degree of freedom (t ≈ 32 at α = 0.01) and the percentage ran to
+    "2383.5 %" or 10^9 %, which says nothing a reader can use."""
+    return f"{allowance:.1%}" if allowance < 1.0 else f"a factor of {1.0 + allowance:.3g}"
+
+
 def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[ResultRecord], new: ResultRecord,
               fail_on: FailOn, test: SessionTest | None, within: float) -> Comparison:
     """The verdict of one item of `_compare_many`, given its session test (None: compared as values) and
@@ -204,12 +211,12 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
         if status is GateStatus.UNKNOWN and test.assumed:
             which = ("a single-session baseline" if test.sessions == 1 else
                      f"the baseline's {test.sessions} sessions have identical medians (no drift measured) and")
-            note += (f"; {which} cannot rule out {test.allowance(ALPHA_SESSIONS):.1%} drift "
+            note += (f"; {which} cannot rule out {_change(test.allowance(ALPHA_SESSIONS))} drift "
                      f"between sessions (σ {test.drift_rel:.1%} assumed): compare with ≥ {MIN_SESSIONS} "
                      "baseline sessions (a directory of results files), or run A/B in one session (--edgehil-ab)")
         elif status is GateStatus.UNKNOWN:
             note += (f"; the baseline's {test.sessions} sessions spread {test.drift_rel:.1%} (σ): this change "
-                     f"is within what that drift can explain ({test.allowance(ALPHA_SESSIONS):.1%})")
+                     f"is within what that drift can explain ({_change(test.allowance(ALPHA_SESSIONS))})")
         if within > threshold:
             note = "; ".join(filter(None, [f"a run drifted {within:.1%} between its own windows", note]))
             # A change no larger than the bench's own wander within one run cannot be told from drift.
@@ -217,7 +224,9 @@ def _conclude(comparison: Comparison, incomparable: list[str], bases: Sequence[R
                 status = GateStatus.UNKNOWN
                 note += "; the change is within that drift: rerun (more windows, a settled bench)"
         if test.sessions < MIN_SESSIONS and not test.assumed:
-            note = "; ".join(filter(None, [note, f"drift estimated from {test.sessions} sessions only"]))
+            few = (f"drift estimated from {test.sessions} sessions only: add baseline sessions (≥ {MIN_SESSIONS}) to "
+                   "call smaller changes")
+            note = "; ".join(filter(None, [note, few]))
         method = (f"session medians ({test.sessions} baseline sessions, drift σ {test.drift_rel:.1%}"
                   f"{' assumed' if test.assumed else ''})")
         # Show the figures the ratio divides, not the records' values: over several sessions the baseline is
