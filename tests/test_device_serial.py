@@ -167,3 +167,12 @@ def test_backend_sim_drops_the_boards_serial_its_twin_reports_its_own(tmp_path):
     lab = lab_from_data({"devices": {"coral-a": {"kind": "coral", "port": "/dev/ttyACM0",
                                                  "device_serial": "C0FFEE"}}}, tmp_path / "lab.toml")
     assert apply_backend(lab, "sim").devices["coral-a"].device_serial is None
+
+
+def test_device_serial_with_farm_tags_is_refused_at_load_naming_the_fix(tmp_path):
+    """Tags let the farm hand out any matching place; a stated serial pins one board, so the run would be
+    refused whenever the coordinator picked another (at random, found by review-s25). Refused at load."""
+    with pytest.raises(ConfigError, match=r"\[devices.coral-a\]: `device_serial` .* `tags` .* `place`"):
+        lab_from_data({"lab": {"coordinator": "ws://coord:20408/ws"},
+                       "devices": {"coral-a": {"kind": "coral", "tags": {"board": "coral"},
+                                               "device_serial": "C0FFEE"}}}, tmp_path / "lab.toml")

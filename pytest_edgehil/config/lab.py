@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Which devices a run selects lives in its own module; re-exported here for callers of `config.lab`.
+from pytest_edgehil.config.device_selection import select_devices
 from pytest_edgehil.config.kinds import ENTRY_POINT_GROUP, device_kinds, get_device_kind, register_lab_kinds
-from pytest_edgehil.config.port_identity import port_identity
 from pytest_edgehil.config.suggest import closest
 from pytest_edgehil.config.tomlfile import read_toml
 from pytest_edgehil.errors import ConfigError
@@ -21,6 +22,9 @@ from pytest_edgehil.errors import ConfigError
 if TYPE_CHECKING:
     from pytest_edgehil.config.schema import EntryNamer
     from pytest_edgehil.config.schemas import DeviceTable
+
+__all__ = ["DeviceConfig", "LabConfig", "apply_backend", "lab_from_data", "load_lab", "select_devices",
+           "selected_names", "simulated_lab", "unusable_warnings"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,11 @@ def _device_from_table(name: str, table: DeviceTable, where: str, base: Path) ->
         if table.firmware_model in UNSUPPORTED_FIRMWARE:
             raise ConfigError(f"{where}: [devices.{name}]: firmware_model = {table.firmware_model!r}: "
                               f"{UNSUPPORTED_FIRMWARE[table.firmware_model]}")
+    if table.tags and table.place is None and table.device_serial is not None:
+        raise ConfigError(f"{where}: [devices.{name}]: `device_serial` pins one board, and `tags` let the farm hand "
+                          "out any place that matches them, so the run would be refused whenever it handed out "
+                          "another. Name the board's `place` instead of `tags`, or drop `device_serial` (each "
+                          "record keeps the serial its board reported)")
     if table.protocol == "eembc" and table.device_serial is not None:
         raise ConfigError(f"{where}: [devices.{name}]: `device_serial` is checked against the serial number the "
                           "board reports in HELLO, and MLPerf Tiny reference firmware reports none; drop it (the "
@@ -332,70 +341,3 @@ def apply_backend(lab: LabConfig, backend: str | None) -> LabConfig:
             )
         return lab  # each device's HELLO is then checked for twin firmware (bring_up.check_identity)
     raise ConfigError(f"--backend must be 'sim' or 'hw', got {backend!r}")
-
-
-def select_devices(lab: LabConfig, selection: str | None) -> list[str]:
-    """Names chosen by `--device NAME[,NAME…]|all` (None, the option not given: all); unknown names are an
-    error listing the known ones, and so is a given but empty selection (`--device=$BOARD` with BOARD unset
-    in a CI job would otherwise run every board of the lab)."""
-    if selection is not None and not selection.replace(",", "").strip():
-        raise ConfigError(f"--device is empty ({selection!r}: a CI variable left unset?); give device names from "
-                          f"lab {lab.name!r} ({', '.join(lab.devices)}) or 'all'")
-    if selection is None or selection == "all":
-        names = list(lab.devices)
-        _check_one_board_each(lab, names)
-        return names
-    names = [s.strip() for s in selection.split(",") if s.strip()]
-    broken = [n for n in names if n in lab.unusable]
-    if broken:  # loaded for another selection: the entry's own error, not "not in lab"
-        raise ConfigError(lab.unusable[broken[0]])
-    if "all" in names and "all" not in lab.devices:
-        raise ConfigError(f"--device {selection}: 'all' selects every device of lab {lab.name!r} and stands "
-                          f"alone; give --device=all, or device names ({', '.join(lab.devices)})")
-    unknown = [n for n in names if n not in lab.devices]
-    if unknown:
-        raise ConfigError(f"--device {','.join(unknown)}: not in lab {lab.name!r}{_close_names(unknown, lab)}; "
-                          f"known devices: {', '.join(lab.devices)} (or 'all')")
-    _check_one_board_each(lab, names)
-    return names
-
-
-def _close_names(unknown: list[str], lab: LabConfig) -> str:
-    """` (did you mean 'coral'?)` for a name that differs from a lab device's only in case or a typo."""
-    by_lower = {name.lower(): name for name in lab.devices}
-    guesses = []
-    for name in unknown:
-        close = by_lower.get(name.lower()) or closest(name, lab.devices)
-        if close:
-            guesses.append(repr(close))
-    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
-
-
-def _board_keys(dev: DeviceConfig) -> list[tuple[str, str]]:
-    """What identifies the board a hardware device opens: its port (`port_identity`: a local path with its
-    links resolved, so a /dev/serial/by-id name equals its device node; a network port's TCP endpoint, so
-    `localhost` equals `127.0.0.1`), its USB serial number, or its labgrid place (one process holds a place
-    for its whole session: a second device of the run would wait for the first)."""
-    keys = [("usb_serial", repr(dev.usb_serial))] if dev.usb_serial else []
-    if dev.place:
-        keys.append(("place", repr(dev.place)))
-    if dev.port:
-        keys.append(("port", port_identity(dev.port)))
-    return keys
-
-
-def _check_one_board_each(lab: LabConfig, names: list[str]) -> None:
-    """ConfigError when two selected hardware devices name one board. Checked on the selection only: a lab
-    may describe one board two ways (e.g. two firmwares) as long as a run uses one of them. Without this
-    the second device's bring-up fails "busy: held by PID ..." naming this very run."""
-    seen: dict[tuple[str, str], str] = {}
-    for name in names:
-        dev = lab.devices[name]
-        if dev.simulated:
-            continue  # each simulated device gets a twin of its own
-        for key in _board_keys(dev):
-            if key in seen:
-                raise ConfigError(f"devices {seen[key]!r} and {name!r} of lab {lab.name!r} both name {key[0]} "
-                                  f"{key[1]}: one board cannot be two devices in one run; select one of them "
-                                  f"(--device), or fix the `{key[0]}` of one in the lab file")
-            seen[key] = name
