@@ -77,7 +77,8 @@ MEANINGS: dict[str, str] = {
     "DeviceTable.device_serial": "the board's own serial number as its firmware reports it in HELLO (the "
                                  "records' `device_serial`; the run summary prints it while unstated): when "
                                  "given, a board that reports another is refused before any test "
-                                 "(`WrongBoard`: boards swapped between ports); not for `protocol = \"eembc\"`",
+                                 "(`WrongBoard`: boards swapped between ports); not for `protocol = \"eembc\"`, nor "
+                                 "with farm `tags` (name the `place`)",
     "DeviceTable.baud": "serial speed (default: the kind's `default_baud`)",
     "DeviceTable.analyzer": "VISA resource of the power analyzer on this board's supply (docs/instruments.md)",
     "DeviceTable.analyzer_channel": "the analyzer channel feeding the board",
