@@ -1,6 +1,7 @@
-"""A pytester project around the shipped latency suite: one budget row (model × device, one `inference_ms`
-limit), the models directory given, the suite's conftest pointed at this checkout. Shared by the tests of
-what the plugin does with a user's model before and while it times it (float refusal, no-MAC models)."""
+"""Pytester projects around the shipped suites: a suite file and suites/conftest.py pointed at this checkout
+(`shipped_suite`), and the latency suite with one budget row (model × device, one `inference_ms` limit) and
+the models directory given (`latency_project`), for the tests of what the plugin does with a user's model
+before and while it times it (float refusal, no-MAC models)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,13 @@ def latency_project(pytester: pytest.Pytester, models: Path, model: str, device:
         edgehil_budgets = budgets.toml
         edgehil_latency_runs = {runs}
     """)
-    pytester.makepyfile(test_latency=(REPO / "suites" / "test_latency.py").read_text(encoding="utf-8"))
+    return shipped_suite(pytester, "test_latency")
+
+
+def shipped_suite(pytester: pytest.Pytester, suite: str) -> pytest.Pytester:
+    """`pytester` holding suites/`suite`.py as it ships, and suites/conftest.py with its repository root
+    pointed at this checkout (the fixtures' models, budgets and datasets)."""
+    pytester.makepyfile(**{suite: (REPO / "suites" / f"{suite}.py").read_text(encoding="utf-8")})
     pytester.makeconftest((REPO / "suites" / "conftest.py").read_text(encoding="utf-8").replace(
         "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
     return pytester

@@ -14,7 +14,8 @@ import shutil
 
 import pytest
 
-from .conftest import MODELS, REPO
+from .conftest import MODELS
+from .latency_project import shipped_suite
 
 
 def test_the_eval_set_the_card_s_task_picked_is_named(pytester: pytest.Pytester) -> None:
@@ -29,9 +30,7 @@ def test_the_eval_set_the_card_s_task_picked_is_named(pytester: pytest.Pytester)
         edgehil_models_dir = {models}
         edgehil_budgets = budgets.toml
     """)
-    pytester.makepyfile(test_accuracy=(REPO / "suites" / "test_accuracy.py").read_text(encoding="utf-8"))
-    pytester.makeconftest((REPO / "suites" / "conftest.py").read_text(encoding="utf-8").replace(
-        "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
+    shipped_suite(pytester, "test_accuracy")
     result = pytester.runpytest("--device=coral", "-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(errors=1, skipped=3)  # refused at the eval_set fixture; gaze, CHASE_DB1: no limit
     out = result.stdout.str()

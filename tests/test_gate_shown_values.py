@@ -18,7 +18,7 @@ import pytest
 from pytest_edgehil.results.gate import DEFAULT_FAIL_ON, FailOn, compare_records
 from pytest_edgehil.results.store import ResultRecord, load_results
 
-from .conftest import REPO
+from .latency_project import shipped_suite
 
 BASE_ROUNDS = [1.0, 1.0, 1.0, 0.5]  # median 1.0, geometric mean 0.5 ** 0.25 = 0.841
 NEW_ROUNDS = [0.9, 0.9, 0.9, 0.9]  # median and geometric mean 0.9
@@ -42,9 +42,7 @@ def test_the_shown_values_are_the_medians_the_ratio_divides() -> None:
 
 def test_the_head_ab_records_the_median_of_its_per_round_ratios(edgehil_project: pytest.Pytester,
                                                                  tmp_path: Path) -> None:
-    edgehil_project.makepyfile(test_head_ab=(REPO / "suites" / "test_head_ab.py").read_text())
-    edgehil_project.makeconftest((REPO / "suites" / "conftest.py").read_text().replace(
-        "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
+    shipped_suite(edgehil_project, "test_head_ab")
     saved = tmp_path / "results.json"
     result = edgehil_project.runpytest("--device=jetson-nano", f"--edgehil-save={saved}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)

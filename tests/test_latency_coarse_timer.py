@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import REPO
+from .latency_project import shipped_suite
 
 LAB = """
 [lab]
@@ -32,9 +33,7 @@ def test_a_stage_shorter_than_the_timer_tick_is_not_recorded_as_0_ms(pytester: p
     (pytester.path / "lab.toml").write_text(LAB, encoding="utf-8")
     pytester.makeini(f"[pytest]\nedgehil_models_dir = {REPO / 'fixtures' / 'models'}\n"
                      f"edgehil_budgets = {REPO / 'fixtures' / 'budgets.toml'}\n")
-    pytester.makepyfile(test_latency=(REPO / "suites" / "test_latency.py").read_text(encoding="utf-8"))
-    pytester.makeconftest((REPO / "suites" / "conftest.py").read_text(encoding="utf-8").replace(
-        "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
+    shipped_suite(pytester, "test_latency")
     result = pytester.runpytest("--lab=lab.toml", "--device=imx500", "-p", "no:cacheprovider",
                                 "-k", "inference_latency and qsegment", "-rA")
     result.assert_outcomes(errors=0, failed=1)  # refused: the suite's test fails with the timer's error
@@ -47,9 +46,7 @@ def test_the_default_twin_timer_resolves_every_shipped_stage(pytester: pytest.Py
     """No false refusal: the twins' 0.25 µs tick against their shortest stage (0.1 ms) is 0.25 %."""
     pytester.makeini(f"[pytest]\nedgehil_models_dir = {REPO / 'fixtures' / 'models'}\n"
                      f"edgehil_budgets = {REPO / 'fixtures' / 'budgets.toml'}\n")
-    pytester.makepyfile(test_latency=(REPO / "suites" / "test_latency.py").read_text(encoding="utf-8"))
-    pytester.makeconftest((REPO / "suites" / "conftest.py").read_text(encoding="utf-8").replace(
-        "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
+    shipped_suite(pytester, "test_latency")
     result = pytester.runpytest("--device=all", "-p", "no:cacheprovider")
     assert "TimerTooCoarse" not in result.stdout.str()
     assert result.parseoutcomes().get("passed", 0) >= 6 and result.ret == 0

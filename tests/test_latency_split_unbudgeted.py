@@ -15,13 +15,11 @@ import pytest
 
 from pytest_edgehil.results.store import load_results
 
-from .conftest import REPO
+from .latency_project import shipped_suite
 
 
 def test_the_split_prints_an_unbudgeted_inference_stage(edgehil_project: pytest.Pytester, tmp_path: Path) -> None:
-    edgehil_project.makepyfile(test_latency=(REPO / "suites" / "test_latency.py").read_text())
-    edgehil_project.makeconftest((REPO / "suites" / "conftest.py").read_text().replace(
-        "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
+    shipped_suite(edgehil_project, "test_latency")
     saved = tmp_path / "results.json"
     result = edgehil_project.runpytest("--device=coral", f"--edgehil-save={saved}", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import REPO
+from .latency_project import shipped_suite
 
 LAB = """
 [lab]
@@ -34,9 +35,7 @@ def test_a_stubbed_model_call_on_a_microsecond_timer_does_not_pass_the_latency_b
     (pytester.path / "lab.toml").write_text(LAB, encoding="utf-8")
     pytester.makeini(f"[pytest]\nedgehil_models_dir = {REPO / 'fixtures' / 'models'}\n"
                      f"edgehil_budgets = {REPO / 'fixtures' / 'budgets.toml'}\n")
-    pytester.makepyfile(test_latency=(REPO / "suites" / "test_latency.py").read_text(encoding="utf-8"))
-    pytester.makeconftest((REPO / "suites" / "conftest.py").read_text(encoding="utf-8").replace(
-        "Path(__file__).resolve().parent.parent", f"Path({str(REPO)!r})"))
+    shipped_suite(pytester, "test_latency")
     result = pytester.runpytest("--lab=lab.toml", "--device=coral", "-p", "no:cacheprovider",
                                 "-k", "inference_latency and qsegment")
     result.assert_outcomes(failed=1)
