@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -168,6 +169,11 @@ class Comparison:
 
 def fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
+
+
+def listed(names: Sequence[str], limit: int = 3) -> str:
+    """The names for a message: the first `limit`, then "and N more" ("a.json, b.json, c.json and 2 more")."""
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 # ----------------------------------------------------------------------------------------------- report

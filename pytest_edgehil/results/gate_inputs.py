@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pytest_edgehil.errors import ConfigError
-from pytest_edgehil.results.comparison import InputProblem
+from pytest_edgehil.results.comparison import InputProblem, listed
 from pytest_edgehil.results.gate_origins import REPEAT_ID
 from pytest_edgehil.results.records import paired_rounds
 from pytest_edgehil.results.store import ResultRecord, ResultsFile, load_results
@@ -137,7 +137,7 @@ def check_inputs(baseline: Sequence[ResultsFile], new: ResultsFile | None, allow
                                             "interrupted or timed out): rerun it to the end")))
         failed = sorted({r.test or r.pair for r in results.records if r.outcome == "failed"})
         if failed and (check_new_run or not is_new):
-            shown = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+            shown = listed(failed)
             problems.append(("failed-tests", (f"{_name(results, side)} holds records of {len(failed)} failed "
                                               f"test(s): {shown}; fix them or rerun before comparing")))
         # The run's own too, inside pytest: its tests passed, yet the gate cannot tell which value to compare.

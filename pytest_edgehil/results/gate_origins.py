@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from pytest_edgehil.results.comparison import Comparison, GateStatus, fmt
+from pytest_edgehil.results.comparison import Comparison, GateStatus, fmt, listed
 from pytest_edgehil.results.records import paired_rounds
 from pytest_edgehil.results.store import ResultRecord
 from pytest_edgehil.results.vocabulary import current_name, lookup
@@ -131,7 +131,7 @@ def ab_notes(sides: Sequence[Iterable[ResultRecord]], names: Sequence[str]) -> t
 def _files(names: Iterable[str]) -> str:
     """" in a.json, b.json": where the baseline's records are, for messages; "" when no file is known."""
     names = [n for n in names if n]
-    return f" in {', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}" if names else ""
+    return f" in {listed(names)}" if names else ""
 
 
 def attach_untested(sessions: Sequence[dict[Key, ResultRecord]], new_by_key: dict[Key, ResultRecord],

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pytest_edgehil.results.comparison import listed
 from pytest_edgehil.results.store import ResultRecord
 
 _SI_PREFIXES: dict[str, Fraction] = {
@@ -105,8 +106,7 @@ UNITS_DIFFER = "units differ"  # how every reason `align_units` gives begins
 
 
 def _listed(names: Sequence[str]) -> str:
-    names = [n for n in names if n]
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return listed([n for n in names if n])
 
 
 def _files(names: Sequence[str]) -> str:
